@@ -1,0 +1,38 @@
+// Package maildir is mailagent's mail storage: Maildir++ folders on disk in
+// the layout and file formats Dovecot 2.3 uses, so that a live Dovecot
+// installation can be served by mailagent (or handed back) without any
+// client downloading its mail again.
+//
+// A Store is rooted at a base directory and shared by every server in a
+// process (SMTP/LMTP delivery, IMAP, POP3): it owns the group commit of
+// directory fsyncs and the in-memory state of open folders, so a change
+// made through one Maildir handle is seen by every other handle at once.
+// Changes made by other processes (Dovecot, a second mailagent node, a
+// manual mv) are picked up by Sync and by watchers within PollInterval.
+//
+// On disk, per user Maildir:
+//
+//	Maildir/{tmp,new,cur}          INBOX
+//	Maildir/.Sent/{tmp,new,cur}    folder "Sent"; "a.b" is ".a.b"
+//	Maildir/.Entw&APw-rfe/         folder "Entwürfe" (modified UTF-7)
+//	<folder>/dovecot-uidlist       UIDs, version 3, dot-locked
+//	<folder>/dovecot-keywords      keyword names for letters a–z
+//	<folder>/mailagent.index       mailagent's cache of the folder listing
+//	Maildir/subscriptions          Dovecot's subscription file, version 2
+//	Maildir/maildirsize            Maildir++ quota
+//
+// Message file names are "<secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<vsize>"
+// with ":2,<flags>" appended in cur/, as Dovecot names them.
+//
+// Standards and formats implemented:
+//   - Maildir (https://cr.yp.to/proto/maildir.html) and Maildir++ folders
+//     and quota (Courier's maildirquota, "maildirsize").
+//   - RFC 3501 §5.1.3 / RFC 9051 §5.1.3: modified UTF-7 folder names.
+//   - RFC 3501 / RFC 9051: flags, keywords, UIDVALIDITY and UIDNEXT semantics.
+//   - RFC 4315 (UIDPLUS): UIDs assigned by append, copy and move.
+//   - RFC 6154 (SPECIAL-USE): \Sent \Drafts \Trash \Junk \Archive folders.
+//   - RFC 9208 (QUOTA): storage and message-count usage and limits.
+//   - RFC 1939 (POP3): UIDL values in Dovecot's default "%08Xu%08Xv" form.
+//   - Dovecot's dovecot-uidlist (version 3), dovecot-keywords,
+//     subscriptions (version 2) and dot-lock files.
+package maildir
