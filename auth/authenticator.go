@@ -1,0 +1,226 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/mailagent/mailagent/store"
+)
+
+// ErrInvalidCredentials is returned for an unknown user, a wrong password
+// and a disabled account alike, so that a client cannot tell which.
+var ErrInvalidCredentials = errors.New("auth: invalid credentials")
+
+// maxUsernameLen is the longest username looked up: an address is at most
+// 254 octets (RFC 5321 path limit), with room for UTF-8 local parts.
+const maxUsernameLen = 320
+
+// UserSource is what an Authenticator needs from the directory. The store
+// package's backends satisfy it.
+type UserSource interface {
+	// LookupUser returns the user, or an error wrapping store.ErrNotFound.
+	LookupUser(ctx context.Context, address string) (*store.User, error)
+	// SetPassword replaces the user's stored hash.
+	SetPassword(ctx context.Context, address, hash string) error
+}
+
+// Authenticator checks usernames and passwords for every protocol. Set its
+// fields before the first call and do not change them afterwards; it is
+// then safe for concurrent use.
+type Authenticator struct {
+	// Users is where users and their hashes are looked up. Required.
+	Users UserSource
+	// Throttle counts failures; nil means NewThrottle with default
+	// settings and Now as its clock.
+	Throttle *Throttle
+	// Argon2 are the parameters of upgraded hashes; zero means
+	// DefaultArgon2Params.
+	Argon2 Argon2Params
+	// KeepLegacyHashes disables rewriting a legacy hash as argon2id after
+	// a successful login, for a directory still shared with a program
+	// that cannot read argon2id.
+	KeepLegacyHashes bool
+	// MaxConcurrent bounds password verifications running at once, since
+	// each argon2id verification holds Argon2.Memory; 0 means twice
+	// GOMAXPROCS. Logins past it wait (or give up with their context).
+	MaxConcurrent int
+	// Authorize decides whether user may act as authzid, a SASL
+	// authorization identity that differs from its own address, and
+	// returns the user to act as. Nil refuses every such request.
+	Authorize func(ctx context.Context, user *store.User, authzid string) (*store.User, error)
+	// Logger receives one record per failed login; nil discards.
+	Logger *slog.Logger
+	// Now is the clock of the default Throttle; nil means time.Now.
+	Now func() time.Time
+	// Sleep waits out the failure delay; nil waits on a timer, returning
+	// early with ctx.Err() when ctx is done. Tests replace it to observe
+	// the delay without waiting.
+	Sleep func(ctx context.Context, d time.Duration) error
+
+	once     sync.Once
+	initErr  error
+	throttle *Throttle
+	params   Argon2Params
+	dummy    string // argon2id hash verified for unknown users
+	sem      chan struct{}
+	log      *slog.Logger
+}
+
+// ErrAuthzRefused is returned when a SASL client asks to act as another
+// identity than its own and Authorize does not allow it.
+var ErrAuthzRefused = errors.New("auth: authorization identity refused")
+
+func (a *Authenticator) init() error {
+	a.once.Do(func() {
+		a.params = a.Argon2
+		if a.params == (Argon2Params{}) {
+			a.params = DefaultArgon2Params()
+		}
+		a.throttle = a.Throttle
+		if a.throttle == nil {
+			a.throttle = NewThrottle(ThrottleConfig{Now: a.Now})
+		}
+		n := a.MaxConcurrent
+		if n <= 0 {
+			n = 2 * runtime.GOMAXPROCS(0)
+		}
+		a.sem = make(chan struct{}, n)
+		a.log = a.Logger
+		if a.log == nil {
+			a.log = slog.New(slog.DiscardHandler)
+		}
+		// The dummy hash has the parameters real hashes converge to, so
+		// an unknown user costs what a known one does.
+		var pw [16]byte
+		_, _ = rand.Read(pw[:])
+		a.dummy, a.initErr = a.params.Hash(hex.EncodeToString(pw[:]))
+		if a.Users == nil && a.initErr == nil {
+			a.initErr = errors.New("auth: Authenticator.Users is nil")
+		}
+	})
+	return a.initErr
+}
+
+// Authenticate checks username and password for a client at remote and
+// returns the user. It returns an error wrapping ErrInvalidCredentials for
+// an unknown user, a wrong password or a disabled account, after the
+// failure delay; a *ThrottledError (errors.Is ErrThrottled) without
+// checking anything when remote's network or the username is locked out;
+// and any other error, such as the directory's, as a temporary failure.
+//
+// A successful login with a hash that needs upgrading rewrites it as
+// argon2id; failing to rewrite it is logged and does not fail the login.
+func (a *Authenticator) Authenticate(ctx context.Context, username, password string, remote net.Addr) (*store.User, error) {
+	if err := a.init(); err != nil {
+		return nil, err
+	}
+	if err := a.throttle.Check(remote, username); err != nil {
+		a.log.Info("login refused: throttled", "user", username, "remote", addrString(remote), "err", err)
+		return nil, err
+	}
+	u, upgrade, reason, err := a.check(ctx, username, password)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		delay := a.throttle.Failure(remote, username)
+		a.log.Info("login failed", "user", username, "remote", addrString(remote), "reason", reason, "delay", delay)
+		if err := a.sleep(ctx, delay); err != nil {
+			return nil, err
+		}
+		return nil, ErrInvalidCredentials
+	}
+	a.throttle.Success(remote, username)
+	if upgrade && !a.KeepLegacyHashes {
+		a.upgrade(ctx, u, password)
+	}
+	return u, nil
+}
+
+// check verifies the password, returning the user, whether its hash needs
+// an upgrade, and for a failure the reason (for the log only). Every path
+// verifies one hash, so that all failures cost the same.
+func (a *Authenticator) check(ctx context.Context, username, password string) (u *store.User, upgrade bool, reason string, err error) {
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false, "", ctx.Err()
+	}
+	defer func() { <-a.sem }()
+
+	hash := a.dummy
+	switch {
+	case username == "" || len(username) > maxUsernameLen:
+		reason = "malformed username"
+	case password == "" || len(password) > MaxPasswordLen:
+		reason = "empty or overlong password"
+	default:
+		u, err = a.Users.LookupUser(ctx, username)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			u, err, reason = nil, nil, "unknown user"
+		case err != nil:
+			return nil, false, "", fmt.Errorf("auth: looking up %q: %w", username, err)
+		default:
+			hash = u.PasswordHash
+		}
+	}
+	ok, upgrade, verr := a.params.Verify(hash, password)
+	switch {
+	case reason != "":
+		return nil, false, reason, nil
+	case verr != nil:
+		a.log.Error("unreadable password hash", "user", u.Address, "err", verr)
+		return nil, false, "unreadable hash", nil
+	case !ok:
+		return nil, false, "wrong password", nil
+	case u.Disabled:
+		return nil, false, "account disabled", nil
+	}
+	return u, upgrade, "", nil
+}
+
+// upgrade rewrites u's hash as argon2id with a's parameters.
+func (a *Authenticator) upgrade(ctx context.Context, u *store.User, password string) {
+	h, err := a.params.Hash(password)
+	if err == nil {
+		err = a.Users.SetPassword(ctx, u.Address, h)
+	}
+	if err != nil {
+		a.log.Warn("password hash upgrade failed", "user", u.Address, "err", err)
+		return
+	}
+	u.PasswordHash = h
+}
+
+func (a *Authenticator) sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	if a.Sleep != nil {
+		return a.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

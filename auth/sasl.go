@@ -1,0 +1,115 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+	"github.com/mailagent/mailagent/store"
+)
+
+// The SASL mechanism names served.
+const (
+	MechPlain = sasl.Plain // RFC 4616
+	MechLogin = sasl.Login // draft-murchison-sasl-login
+)
+
+// ErrUnknownMechanism is returned by NewSASLServer for a mechanism it
+// does not serve.
+var ErrUnknownMechanism = errors.New("auth: unknown SASL mechanism")
+
+// ErrMalformedResponse is returned by a SASL server for a client response
+// that breaks its mechanism's syntax.
+var ErrMalformedResponse = errors.New("auth: malformed SASL response")
+
+// maxSASLField bounds each field of a client response (RFC 4616 allows
+// 255 octets per field; passwords get MaxPasswordLen).
+const maxSASLField = 255
+
+// Mechanisms returns the SASL mechanisms NewSASLServer serves, in the
+// order to advertise them.
+func (a *Authenticator) Mechanisms() []string {
+	return []string{MechPlain, MechLogin}
+}
+
+// NewSASLServer returns the server side of mechanism mech (case
+// insensitive) for one authentication exchange of a client at remote.
+// After the credentials check out, done is called with the user the
+// session acts as, and its error, if any, fails the exchange; errors of
+// Authenticate are returned by the server's Next unchanged, so protocol
+// servers can tell a throttled client (ErrThrottled) from a wrong password
+// (ErrInvalidCredentials) from a temporary failure.
+//
+// It fits go-smtp's AuthSession.Auth and go-imap's
+// imapserver.SessionSASL.Authenticate. Callers must offer it only over
+// TLS: both mechanisms send the password in the clear.
+func (a *Authenticator) NewSASLServer(ctx context.Context, mech string, remote net.Addr, done func(*store.User) error) (sasl.Server, error) {
+	login := func(authzid, username, password string) error {
+		if len(username) > maxSASLField || len(authzid) > maxSASLField || len(password) > MaxPasswordLen {
+			return ErrMalformedResponse
+		}
+		if authzid != "" && !strings.EqualFold(authzid, username) && a.Authorize == nil {
+			return ErrAuthzRefused
+		}
+		u, err := a.Authenticate(ctx, username, password, remote)
+		if err != nil {
+			return err
+		}
+		if authzid != "" && !strings.EqualFold(authzid, username) && !strings.EqualFold(authzid, u.Address) {
+			if u, err = a.Authorize(ctx, u, authzid); err != nil {
+				return fmt.Errorf("%w: %w", ErrAuthzRefused, err)
+			}
+			if u == nil {
+				return ErrAuthzRefused
+			}
+		}
+		if done != nil {
+			return done(u)
+		}
+		return nil
+	}
+	switch strings.ToUpper(mech) {
+	case MechPlain:
+		return sasl.NewPlainServer(login), nil
+	case MechLogin:
+		return &loginServer{authenticate: login}, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownMechanism, mech)
+}
+
+// loginServer is the server side of LOGIN: the server prompts
+// "Username:" and "Password:", and the client answers each. An initial
+// response, which many clients send with AUTH LOGIN, is the username.
+type loginServer struct {
+	authenticate func(authzid, username, password string) error
+	state        int // 0 start, 1 awaiting username, 2 awaiting password, 3 done
+	username     string
+}
+
+// Next implements sasl.Server.
+func (s *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	switch s.state {
+	case 0:
+		if len(response) == 0 {
+			s.state = 1
+			return []byte("Username:"), false, nil
+		}
+		s.state = 1
+		return s.Next(response)
+	case 1:
+		if len(response) > maxSASLField {
+			s.state = 3
+			return nil, true, ErrMalformedResponse
+		}
+		s.username = string(response)
+		s.state = 2
+		return []byte("Password:"), false, nil
+	case 2:
+		s.state = 3
+		return nil, true, s.authenticate("", s.username, string(response))
+	}
+	return nil, true, sasl.ErrUnexpectedClientResponse
+}

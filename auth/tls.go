@@ -1,0 +1,255 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// TLSConfig returns a server *tls.Config that takes its certificate from
+// getCertificate (such as (*CertReloader).GetCertificate) and accepts TLS
+// 1.2 and later only.
+func TLSConfig(getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: getCertificate,
+	}
+}
+
+// CertReloader serves a certificate from a PEM certificate (chain) file
+// and key file and reloads them when either changes, so a renewed
+// certificate is used without a restart. Changes are noticed by the files'
+// modification time and size, looked at most once per CheckInterval.
+type CertReloader struct {
+	certFile, keyFile string
+	interval          time.Duration
+	now               func() time.Time
+	log               *slog.Logger
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	stamp   [2]fileStamp
+	checked time.Time
+}
+
+// CertReloaderOptions tunes a CertReloader. Zero fields take defaults.
+type CertReloaderOptions struct {
+	// CheckInterval is the least time between two looks at the files
+	// (1 s).
+	CheckInterval time.Duration
+	// Now is the clock (time.Now).
+	Now func() time.Time
+	// Logger receives reload failures; nil discards.
+	Logger *slog.Logger
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+// NewCertReloader loads certFile and keyFile and returns a CertReloader
+// serving them, or the loading error.
+func NewCertReloader(certFile, keyFile string, opts CertReloaderOptions) (*CertReloader, error) {
+	r := &CertReloader{certFile: certFile, keyFile: keyFile, interval: opts.CheckInterval, now: opts.Now, log: opts.Logger}
+	if r.interval <= 0 {
+		r.interval = time.Second
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	stamp, err := r.stamps()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.load(stamp); err != nil {
+		return nil, err
+	}
+	r.checked = r.now()
+	return r, nil
+}
+
+func (r *CertReloader) stamps() ([2]fileStamp, error) {
+	var s [2]fileStamp
+	for i, name := range [2]string{r.certFile, r.keyFile} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			return s, fmt.Errorf("auth: %w", err)
+		}
+		s[i] = fileStamp{fi.ModTime(), fi.Size()}
+	}
+	return s, nil
+}
+
+func (r *CertReloader) load(stamp [2]fileStamp) error {
+	c, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	if err != nil {
+		return fmt.Errorf("auth: loading %s and %s: %w", r.certFile, r.keyFile, err)
+	}
+	r.cert, r.stamp = &c, stamp
+	return nil
+}
+
+// GetCertificate returns the current certificate, reloading it first if
+// the files changed. A reload that fails (a renewal caught half-written,
+// a key that does not match) keeps the previous certificate, logs, and is
+// retried at the next check. It suits tls.Config.GetCertificate.
+func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if now.Sub(r.checked) < r.interval {
+		return r.cert, nil
+	}
+	r.checked = now
+	stamp, err := r.stamps()
+	if err != nil {
+		r.log.Warn("certificate check failed, keeping the loaded one", "err", err)
+		return r.cert, nil
+	}
+	if stamp != r.stamp {
+		if err := r.load(stamp); err != nil {
+			r.log.Warn("certificate reload failed, keeping the loaded one", "err", err)
+		}
+	}
+	return r.cert, nil
+}
+
+// Self-signed certificates live this long and are replaced this long
+// before they expire.
+const (
+	selfSignedValidity = 365 * 24 * time.Hour
+	selfSignedRenew    = 30 * 24 * time.Hour
+)
+
+// SelfSigned returns the paths of a self-signed certificate for hostname
+// and its key in dir ("<hostname>.crt", "<hostname>.key"), generating them
+// when missing, unreadable, issued for another name or within 30 days of
+// expiry, and reusing them otherwise so that clients which pinned the
+// certificate keep trusting it across restarts. The key is written with
+// mode 0600; both files are written to a temporary name and renamed, so a
+// crash never leaves half a key.
+func SelfSigned(dir, hostname string) (certFile, keyFile string, err error) {
+	if hostname == "" || filepath.Base(hostname) != hostname || hostname == "." || hostname == ".." {
+		return "", "", fmt.Errorf("auth: invalid host name %q", hostname)
+	}
+	certFile = filepath.Join(dir, hostname+".crt")
+	keyFile = filepath.Join(dir, hostname+".key")
+	if usableSelfSigned(certFile, keyFile, hostname, time.Now()) {
+		return certFile, keyFile, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("auth: %w", err)
+	}
+	certPEM, keyPEM, err := newSelfSigned(hostname, time.Now())
+	if err != nil {
+		return "", "", err
+	}
+	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}
+
+// usableSelfSigned reports whether the pair on disk can be reused.
+func usableSelfSigned(certFile, keyFile, hostname string, now time.Time) bool {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil || c.Leaf == nil {
+		return false
+	}
+	return c.Leaf.VerifyHostname(hostname) == nil && now.Add(selfSignedRenew).Before(c.Leaf.NotAfter)
+}
+
+// newSelfSigned makes an ECDSA P-256 certificate for hostname, usable for
+// TLS server authentication.
+func newSelfSigned(hostname string, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth: generating key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth: generating serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: hostname},
+		DNSNames:              []string{hostname},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(selfSignedValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth: creating certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("auth: encoding key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+// writeFileAtomic writes data to name through a temporary file in the same
+// directory, synced and renamed over name.
+func writeFileAtomic(name string, data []byte, perm os.FileMode) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(perm); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	if err = os.Rename(f.Name(), name); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	return syncDir(filepath.Dir(name))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("auth: syncing %s: %w", dir, err)
+	}
+	return nil
+}
