@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// addressKeys returns the two spellings an address may be stored under:
+// domain in U-labels (what this package writes) and in A-labels (what a
+// hand-written seed row may hold). They are equal for ASCII domains.
+func addressKeys(a Address) (string, string) {
+	return a.String(), a.ASCII()
+}
+
+// cached runs lookup through the cache when there is one. Lookups that
+// fail with anything but ErrNotFound are not cached.
+func (s *SQL) cached(key string, lookup func() (any, error)) (any, error) {
+	if s.cache == nil {
+		return lookup()
+	}
+	v, ok, gen := s.cache.get(key)
+	if ok {
+		if v == nil {
+			return nil, ErrNotFound
+		}
+		return v, nil
+	}
+	v, err := lookup()
+	switch {
+	case err == nil:
+		s.cache.put(key, v, gen)
+	case errors.Is(err, ErrNotFound):
+		s.cache.put(key, nil, gen)
+	}
+	return v, err
+}
+
+// IsLocalDomain reports whether domain is in the domains table. A name
+// that is not a valid domain is not local.
+func (s *SQL) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
+	d, err := ParseDomain(domain)
+	if err != nil {
+		return false, nil
+	}
+	_, err = s.cached("d:"+d, func() (any, error) {
+		var got string
+		err := s.qDomain.QueryRowContext(ctx, d, DomainASCII(d)).Scan(&got)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: domain %s: %w", d, err)
+		}
+		return true, nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// LookupUser returns the user stored under address, matched
+// case-insensitively (ASCII only on SQLite; per the column collation on
+// MySQL). The result is the caller's to modify. An address that does not
+// parse is reported as an error matching both ErrNotFound and
+// *AddressError.
+func (s *SQL) LookupUser(ctx context.Context, address string) (*User, error) {
+	a, err := ParseAddress(address)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	v, err := s.cached("u:"+a.Key(), func() (any, error) {
+		k1, k2 := addressKeys(a)
+		u, err := scanUser(s.qUser.QueryRowContext(ctx, k1, k2))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: user %s: %w", a, err)
+		}
+		return u, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	u := *v.(*User)
+	return &u, nil
+}
+
+// rowScanner is *sql.Row or *sql.Rows.
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+func scanUser(row rowScanner) (*User, error) {
+	var (
+		u                User
+		email, maildir   string
+		disabled         int64
+		created, updated int64
+	)
+	if err := row.Scan(&email, &u.PasswordHash, &maildir, &u.QuotaBytes, &u.QuotaMessages,
+		&disabled, &created, &updated); err != nil {
+		return nil, err
+	}
+	u.Address = email
+	a, err := ParseAddress(email)
+	if err == nil {
+		u.Address = a.String()
+	}
+	u.Maildir = maildir
+	if maildir == "" {
+		u.Maildir = DefaultMaildir(a)
+	}
+	u.Disabled = disabled != 0
+	if created != 0 {
+		u.Created = time.Unix(created, 0).UTC()
+	}
+	if updated != 0 {
+		u.Updated = time.Unix(updated, 0).UTC()
+	}
+	return &u, nil
+}
+
+// DefaultMaildir is the Maildir path of a user whose maildir column is
+// empty: "<domain>/<local>/Maildir" relative to the Maildir base, in
+// lower case, which is where the seed's Dovecot (mail_location =
+// maildir:/home/vmail/%d/%n/Maildir, usernames lower-cased by its
+// default auth_username_format) keeps it. Characters that would make a
+// path element other than a plain name ("/", "\", NUL, a leading dot) are
+// percent-escaped; "%" itself never appears in an accepted address.
+func DefaultMaildir(a Address) string {
+	return pathElem(strings.ToLower(a.Domain)) + "/" + pathElem(strings.ToLower(a.Local)) + "/Maildir"
+}
+
+func pathElem(s string) string {
+	if s == "" {
+		return "%00"
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '/' || c == '\\' || c == 0 || (c == '.' && i == 0) {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// Forwardings returns the destinations of the forwarding whose source is
+// source: an address, or "@domain" for a catch-all. The stored list is
+// split at commas and white space, as Postfix reads it.
+func (s *SQL) Forwardings(ctx context.Context, source string) ([]string, error) {
+	k1, k2, key, err := sourceKeys(source)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	v, err := s.cached("f:"+key, func() (any, error) {
+		var dest string
+		err := s.qForward.QueryRowContext(ctx, k1, k2).Scan(&dest)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: forwarding %s: %w", source, err)
+		}
+		return splitDestinations(dest), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(v.([]string)), nil
+}
+
+// sourceKeys normalises a forwarding source and returns its two stored
+// spellings and its comparison key.
+func sourceKeys(source string) (k1, k2, key string, err error) {
+	if d, ok := strings.CutPrefix(source, "@"); ok {
+		dom, err := ParseDomain(d)
+		if err != nil {
+			return "", "", "", err
+		}
+		return "@" + dom, "@" + DomainASCII(dom), "@" + dom, nil
+	}
+	a, err := ParseAddress(source)
+	if err != nil {
+		return "", "", "", err
+	}
+	k1, k2 = addressKeys(a)
+	return k1, k2, a.Key(), nil
+}
+
+func splitDestinations(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool {
+		return r == ',' || r == ' ' || r == '\t' || r == '\r' || r == '\n'
+	})
+}
+
+// Transport returns the transport(5) spec stored for domain.
+func (s *SQL) Transport(ctx context.Context, domain string) (string, error) {
+	d, err := ParseDomain(domain)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	v, err := s.cached("t:"+d, func() (any, error) {
+		var spec string
+		err := s.qTransport.QueryRowContext(ctx, d, DomainASCII(d)).Scan(&spec)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: transport %s: %w", d, err)
+		}
+		return spec, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}

@@ -1,0 +1,199 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migration is one schema step. Steps only add: new tables, new columns
+// with defaults, wider columns. A database made by the seed's SQL is
+// version 0 with the four tables present; step 1 then creates nothing
+// and the later steps extend what is there, so every row keeps its
+// meaning.
+type migration struct {
+	version int
+	sqlite  []string
+	mysql   []string
+}
+
+// The seed's CREATE TABLE statements, verbatim apart from IF NOT EXISTS,
+// and their SQLite equivalents with case-insensitive keys (MySQL's
+// default collations already compare case-insensitively).
+var migrations = []migration{
+	{
+		version: 1,
+		mysql: []string{
+			"CREATE TABLE IF NOT EXISTS domains (domain varchar(50) NOT NULL, PRIMARY KEY (domain) )",
+			"CREATE TABLE IF NOT EXISTS forwardings (source varchar(80) NOT NULL, destination TEXT NOT NULL, PRIMARY KEY (source) )",
+			"CREATE TABLE IF NOT EXISTS users (email varchar(80) NOT NULL, password varchar(20) NOT NULL, PRIMARY KEY (email) )",
+			"CREATE TABLE IF NOT EXISTS transport ( domain varchar(128) NOT NULL default '', transport varchar(128) NOT NULL default '', UNIQUE KEY domain (domain) )",
+		},
+		sqlite: []string{
+			"CREATE TABLE IF NOT EXISTS domains (domain varchar(50) NOT NULL COLLATE NOCASE, PRIMARY KEY (domain)) WITHOUT ROWID",
+			"CREATE TABLE IF NOT EXISTS forwardings (source varchar(80) NOT NULL COLLATE NOCASE, destination TEXT NOT NULL, PRIMARY KEY (source)) WITHOUT ROWID",
+			"CREATE TABLE IF NOT EXISTS users (email varchar(80) NOT NULL COLLATE NOCASE, password varchar(20) NOT NULL, PRIMARY KEY (email)) WITHOUT ROWID",
+			"CREATE TABLE IF NOT EXISTS transport (domain varchar(128) NOT NULL DEFAULT '' COLLATE NOCASE, transport varchar(128) NOT NULL DEFAULT '', UNIQUE (domain))",
+		},
+	},
+	{
+		// What a mail server needs beyond the seed: a password column
+		// wide enough for argon2id and SHA-crypt hashes (the seed's
+		// varchar(20) holds only a DES crypt), the Maildir path ('' means
+		// "<domain>/<local>/Maildir", the seed's Dovecot mail_location),
+		// quota, a disabled flag and timestamps (Unix seconds, 0 when the
+		// row was written by hand). Addresses grow to RFC 5321's 254
+		// octets.
+		version: 2,
+		mysql: []string{
+			"ALTER TABLE users MODIFY email varchar(255) NOT NULL, MODIFY password varchar(255) NOT NULL," +
+				" ADD COLUMN maildir varchar(1024) NOT NULL DEFAULT ''," +
+				" ADD COLUMN quota_bytes BIGINT NOT NULL DEFAULT 0," +
+				" ADD COLUMN quota_messages BIGINT NOT NULL DEFAULT 0," +
+				" ADD COLUMN disabled TINYINT NOT NULL DEFAULT 0," +
+				" ADD COLUMN created BIGINT NOT NULL DEFAULT 0," +
+				" ADD COLUMN updated BIGINT NOT NULL DEFAULT 0",
+			"ALTER TABLE forwardings MODIFY source varchar(255) NOT NULL",
+			"ALTER TABLE domains MODIFY domain varchar(255) NOT NULL",
+			"ALTER TABLE transport MODIFY domain varchar(255) NOT NULL DEFAULT ''",
+		},
+		sqlite: []string{
+			"ALTER TABLE users ADD COLUMN maildir TEXT NOT NULL DEFAULT ''",
+			"ALTER TABLE users ADD COLUMN quota_bytes INTEGER NOT NULL DEFAULT 0",
+			"ALTER TABLE users ADD COLUMN quota_messages INTEGER NOT NULL DEFAULT 0",
+			"ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0",
+			"ALTER TABLE users ADD COLUMN created INTEGER NOT NULL DEFAULT 0",
+			"ALTER TABLE users ADD COLUMN updated INTEGER NOT NULL DEFAULT 0",
+		},
+	},
+	{
+		// The seed created its tables in the server's default character
+		// set, often latin1, which cannot hold SMTPUTF8 local parts or
+		// U-label domains. utf8mb4_general_ci keeps comparisons
+		// case-insensitive, as they were.
+		version: 3,
+		mysql: []string{
+			"ALTER TABLE domains CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
+			"ALTER TABLE forwardings CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
+			"ALTER TABLE users CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
+			"ALTER TABLE transport CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
+		},
+	},
+}
+
+// SchemaVersion is the schema version this package migrates to.
+const SchemaVersion = 3
+
+// versionTable records applied migrations. It has a mailagent_ prefix
+// because it may share a database with other applications' tables.
+const versionTable = "mailagent_schema"
+
+// SchemaVersion returns the version the database is at.
+func (s *SQL) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	err := s.w.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versionTable).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("store: schema version: %w", err)
+	}
+	return int(v.Int64), nil
+}
+
+func (s *SQL) migrate(ctx context.Context) error {
+	if s.driver == DriverMySQL {
+		return s.migrateMySQL(ctx)
+	}
+	return s.migrateSQLite(ctx)
+}
+
+// migrateSQLite runs all pending steps in one IMMEDIATE transaction:
+// SQLite's DDL is transactional, so a crash leaves the old schema whole,
+// and two processes opening the same file migrate one after the other.
+func (s *SQL) migrateSQLite(ctx context.Context) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versionTable+
+		" (version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)"); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	var cur sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versionTable).Scan(&cur); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if int(cur.Int64) > SchemaVersion {
+		return fmt.Errorf("store: database schema version %d is newer than this program's %d", cur.Int64, SchemaVersion)
+	}
+	for _, m := range migrations {
+		if m.version <= int(cur.Int64) {
+			continue
+		}
+		for _, q := range m.sqlite {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+versionTable+" (version, applied) VALUES (?, ?)",
+			m.version, time.Now().Unix()); err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
+		}
+		s.log.Info("store: schema migrated", "version", m.version)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// migrateMySQL runs pending steps under a named lock, so two processes
+// opening the same database do not both alter it. MySQL commits DDL
+// implicitly; each step is recorded right after its statements, which
+// are written to be harmless when repeated after a crash.
+func (s *SQL) migrateMySQL(ctx context.Context) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer conn.Close()
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('mailagent_migrate', 60)").Scan(&got); err != nil {
+		return fmt.Errorf("store: migrate lock: %w", err)
+	}
+	if got.Int64 != 1 {
+		return fmt.Errorf("store: migrate: could not take the migration lock")
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK('mailagent_migrate')")
+	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versionTable+
+		" (version INT NOT NULL PRIMARY KEY, applied BIGINT NOT NULL)"); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	var cur sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versionTable).Scan(&cur); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if int(cur.Int64) > SchemaVersion {
+		return fmt.Errorf("store: database schema version %d is newer than this program's %d", cur.Int64, SchemaVersion)
+	}
+	for _, m := range migrations {
+		if m.version <= int(cur.Int64) {
+			continue
+		}
+		for _, q := range m.mysql {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				if m.version == 2 && isDuplicateColumn(err) {
+					// A crash after the ALTER and before recording it.
+					continue
+				}
+				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT INTO "+versionTable+" (version, applied) VALUES (?, ?)",
+			m.version, time.Now().Unix()); err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
+		}
+		s.log.Info("store: schema migrated", "version", m.version)
+	}
+	return nil
+}

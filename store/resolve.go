@@ -1,0 +1,331 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Errors of recipient resolution, besides ErrNotFound (no such user or
+// forwarding) and *AddressError (malformed address).
+var (
+	// ErrNotLocal means the address's domain is not a local domain.
+	// An MX answers it with "554 5.7.1 relay access denied".
+	ErrNotLocal = errors.New("store: domain is not local")
+	// ErrDisabled means the mailbox exists but is disabled.
+	ErrDisabled = errors.New("store: mailbox disabled")
+	// ErrLoop means forwardings lead back to an address already being
+	// expanded, with no mailbox in between.
+	ErrLoop = errors.New("store: forwarding loop")
+	// ErrLimit means the expansion is deeper or wider than
+	// ResolveOptions allow. It is a configuration problem: an MTA
+	// should defer (4.x.x), as Postfix does.
+	ErrLimit = errors.New("store: forwarding expansion limit exceeded")
+)
+
+// ResolveOptions tune Resolve. The zero value gives the defaults.
+type ResolveOptions struct {
+	// Delimiters lists the characters that separate a subaddress
+	// ("user+tag@domain"), like Postfix's recipient_delimiter; the local
+	// part is cut at the first of them. Empty means "+".
+	Delimiters string
+	// NoSubaddress turns subaddressing off.
+	NoSubaddress bool
+	// MaxDepth bounds the nesting of forwardings; 0 means 20.
+	MaxDepth int
+	// MaxFanOut bounds the number of destinations one address expands
+	// to, counted over the whole expansion; 0 means 1000 (Postfix's
+	// virtual_alias_expansion_limit).
+	MaxFanOut int
+}
+
+// Mailbox is a local delivery target.
+type Mailbox struct {
+	// Address is the user's address as User.Address gives it.
+	Address string
+	// Maildir is User.Maildir: relative to the Maildir base unless
+	// absolute.
+	Maildir string
+	// QuotaBytes and QuotaMessages are the user's limits; 0 is none.
+	QuotaBytes, QuotaMessages int64
+}
+
+// Failure is one destination of a forwarding that cannot be delivered:
+// an unknown or disabled local user, a loop, a malformed address.
+type Failure struct {
+	Address string
+	Err     error
+}
+
+// Resolution is where mail for one address goes.
+type Resolution struct {
+	// Local are the mailboxes to deliver into, each once.
+	Local []Mailbox
+	// Remote are addresses in other domains to forward to, each once,
+	// in canonical form (Address.String).
+	Remote []string
+	// Failed lists destinations reached through forwardings that cannot
+	// take the mail. The mail is still accepted for the others; an MTA
+	// may bounce these copies, as Postfix does.
+	Failed []Failure
+}
+
+// Resolve resolves address with opts. See Resolve (the function).
+func (s *SQL) Resolve(ctx context.Context, address string) (*Resolution, error) {
+	return Resolve(ctx, s, address, s.opts.Resolve)
+}
+
+// Resolve finds the final destinations of mail for address, the way the
+// seed's Postfix virtual_alias_maps (forwardings, then users mapped to
+// themselves) and virtual_mailbox_maps do.
+//
+// For each address, in this order, the first match wins: a forwarding
+// or a user for the exact address; the same for the address without its
+// subaddress ("user+tag" → "user"); the catch-all forwarding "@domain".
+// So a catch-all never takes mail for an existing user or forwarding.
+// Forwardings are expanded recursively. A destination equal to the
+// forwarding's source is not expanded again but delivered to that
+// user's mailbox (keep a local copy). Addresses already expanded are
+// skipped, so each target receives one copy and loops end. Destinations
+// in non-local domains are returned as Remote and not expanded.
+//
+// Errors: *AddressError for a malformed address; ErrNotLocal when its
+// domain is not local; ErrNotFound for no user, forwarding or catch-all;
+// ErrDisabled for a disabled user; ErrLimit when the expansion exceeds
+// the limits (the whole resolution fails); when forwardings lead
+// nowhere deliverable, the first Failure's error (ErrLoop, ErrNotFound,
+// ErrDisabled...). A Resolution returned with a nil error has at least
+// one Local or Remote target.
+func Resolve(ctx context.Context, d Directory, address string, opts ResolveOptions) (*Resolution, error) {
+	a, err := ParseAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	r := &resolver{
+		d:       d,
+		opts:    opts,
+		res:     &Resolution{},
+		local:   map[string]bool{},
+		done:    map[string]bool{},
+		domains: map[string]bool{},
+	}
+	if r.opts.Delimiters == "" {
+		r.opts.Delimiters = "+"
+	}
+	if r.opts.MaxDepth <= 0 {
+		r.opts.MaxDepth = 20
+	}
+	if r.opts.MaxFanOut <= 0 {
+		r.opts.MaxFanOut = 1000
+	}
+	isLocal, err := r.isLocal(ctx, a.Domain)
+	if err != nil {
+		return nil, err
+	}
+	if !isLocal {
+		return nil, fmt.Errorf("%w: %s", ErrNotLocal, a.Domain)
+	}
+	r.done[a.Key()] = true
+	if err := r.expand(ctx, a, 0, nil); err != nil {
+		return nil, err
+	}
+	if len(r.res.Local) == 0 && len(r.res.Remote) == 0 {
+		if len(r.res.Failed) > 0 {
+			return nil, r.res.Failed[0].Err
+		}
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, a)
+	}
+	return r.res, nil
+}
+
+type resolver struct {
+	d       Directory
+	opts    ResolveOptions
+	res     *Resolution
+	local   map[string]bool // keys of mailboxes in res.Local
+	done    map[string]bool // keys of addresses expanded or sent remote
+	domains map[string]bool
+	fanout  int
+}
+
+func (r *resolver) isLocal(ctx context.Context, domain string) (bool, error) {
+	if v, ok := r.domains[domain]; ok {
+		return v, nil
+	}
+	v, err := r.d.IsLocalDomain(ctx, domain)
+	if err != nil {
+		return false, err
+	}
+	r.domains[domain] = v
+	return v, nil
+}
+
+// match is what an address resolves to at one level.
+type match struct {
+	source string // the forwarding source or user address that matched
+	dests  []string
+	user   *User
+}
+
+// lookup applies the lookup order for one address.
+func (r *resolver) lookup(ctx context.Context, a Address) (*match, error) {
+	keys := []string{a.String()}
+	if base, ok := r.stripSubaddress(a); ok {
+		keys = append(keys, base.String())
+	}
+	for _, k := range keys {
+		dests, err := r.d.Forwardings(ctx, k)
+		if err == nil {
+			return &match{source: k, dests: dests}, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		u, err := r.d.LookupUser(ctx, k)
+		if err == nil {
+			return &match{source: k, user: u}, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	dests, err := r.d.Forwardings(ctx, "@"+a.Domain)
+	if err == nil {
+		return &match{source: "@" + a.Domain, dests: dests}, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: %s", ErrNotFound, a)
+}
+
+func (r *resolver) stripSubaddress(a Address) (Address, bool) {
+	if r.opts.NoSubaddress {
+		return a, false
+	}
+	i := strings.IndexAny(a.Local, r.opts.Delimiters)
+	if i <= 0 {
+		return a, false
+	}
+	return Address{Local: a.Local[:i], Domain: a.Domain}, true
+}
+
+// expand resolves a, a local-domain address. path holds the keys of the
+// addresses being expanded above it, to tell a loop from a duplicate.
+// Errors returned are fatal to the whole resolution; errors of one
+// target are recorded in res.Failed, except at depth 0 where there is
+// only one target.
+func (r *resolver) expand(ctx context.Context, a Address, depth int, path []string) error {
+	if depth > r.opts.MaxDepth {
+		return fmt.Errorf("%w: nesting deeper than %d at %s", ErrLimit, r.opts.MaxDepth, a)
+	}
+	m, err := r.lookup(ctx, a)
+	if err != nil {
+		return r.fail(a, depth, err)
+	}
+	if m.user != nil {
+		return r.deliver(a, depth, m.user)
+	}
+	path = append(path, a.Key())
+	var srcKey string
+	if sa, err := ParseAddress(m.source); err == nil {
+		srcKey = sa.Key()
+	}
+	for _, ds := range m.dests {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.fanout++
+		if r.fanout > r.opts.MaxFanOut {
+			return fmt.Errorf("%w: more than %d destinations for %s", ErrLimit, r.opts.MaxFanOut, a)
+		}
+		da, err := ParseAddress(ds)
+		if err != nil {
+			r.res.Failed = append(r.res.Failed, Failure{Address: ds, Err: err})
+			continue
+		}
+		key := da.Key()
+		if key == a.Key() || key == srcKey {
+			// The list names its own source: a local copy.
+			if err := r.keepCopy(ctx, da, depth); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.done[key] {
+			for _, p := range path {
+				if p == key {
+					r.res.Failed = append(r.res.Failed, Failure{Address: da.String(),
+						Err: fmt.Errorf("%w: %s", ErrLoop, da)})
+					break
+				}
+			}
+			continue
+		}
+		r.done[key] = true
+		local, err := r.isLocal(ctx, da.Domain)
+		if err != nil {
+			return err
+		}
+		if !local {
+			r.res.Remote = append(r.res.Remote, da.String())
+			continue
+		}
+		if err := r.expand(ctx, da, depth+1, path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepCopy delivers to the mailbox of a forwarding's own source.
+func (r *resolver) keepCopy(ctx context.Context, a Address, depth int) error {
+	keys := []string{a.String()}
+	if base, ok := r.stripSubaddress(a); ok {
+		keys = append(keys, base.String())
+	}
+	for _, k := range keys {
+		u, err := r.d.LookupUser(ctx, k)
+		if err == nil {
+			return r.deliver(a, depth+1, u)
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return r.fail(a, depth+1, fmt.Errorf("%w: %s", ErrNotFound, a))
+}
+
+func (r *resolver) deliver(a Address, depth int, u *User) error {
+	if u.Disabled {
+		return r.fail(a, depth, fmt.Errorf("%w: %s", ErrDisabled, u.Address))
+	}
+	key := strings.ToLower(u.Address)
+	if ua, err := ParseAddress(u.Address); err == nil {
+		key = ua.Key()
+	}
+	if r.local[key] {
+		return nil
+	}
+	r.local[key] = true
+	r.res.Local = append(r.res.Local, Mailbox{
+		Address:       u.Address,
+		Maildir:       u.Maildir,
+		QuotaBytes:    u.QuotaBytes,
+		QuotaMessages: u.QuotaMessages,
+	})
+	return nil
+}
+
+// fail records err for a; at depth 0 it is the result of Resolve.
+// Lookup errors other than the per-target ones are always fatal.
+func (r *resolver) fail(a Address, depth int, err error) error {
+	var ae *AddressError
+	perTarget := errors.Is(err, ErrNotFound) || errors.Is(err, ErrDisabled) || errors.As(err, &ae)
+	if depth == 0 || !perTarget {
+		return err
+	}
+	r.res.Failed = append(r.res.Failed, Failure{Address: a.String(), Err: err})
+	return nil
+}

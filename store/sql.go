@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"modernc.org/sqlite"
+)
+
+// Driver names accepted by Open.
+const (
+	// DriverSQLite is the embedded default: modernc.org/sqlite, the DSN a
+	// file path.
+	DriverSQLite = "sqlite"
+	// DriverMySQL is MySQL or MariaDB through github.com/go-sql-driver/mysql,
+	// the DSN in that driver's syntax ("user:pass@tcp(host:3306)/mail").
+	DriverMySQL = "mysql"
+)
+
+// Options configure an SQL directory. The zero value is usable.
+type Options struct {
+	// Logger receives migration and error messages; nil discards them.
+	Logger *slog.Logger
+	// Resolve configures (*SQL).Resolve.
+	Resolve ResolveOptions
+	// BusyTimeout is how long an SQLite statement waits for a lock held by
+	// another connection or process; 0 means 5 seconds.
+	BusyTimeout time.Duration
+	// Readers bounds the SQLite read pool; 0 means 2 × GOMAXPROCS.
+	Readers int
+	// CacheTTL enables a small cache of user, domain and forwarding
+	// lookups: entries live at most this long, and any change made
+	// through this *SQL clears the cache at once. Changes made by another
+	// process (another server, the admin command, plain SQL) become
+	// visible after at most CacheTTL. 0 disables the cache.
+	CacheTTL time.Duration
+	// CacheSize bounds the number of cached entries; 0 means 10,000.
+	CacheSize int
+}
+
+// SQL is the directory kept in SQL tables: the seed installation's
+// domains, forwardings, users and transport tables, extended by
+// migrations. It implements Admin and is safe for concurrent use.
+type SQL struct {
+	driver string
+	w      *sql.DB // writes and migrations; one connection for SQLite
+	r      *sql.DB // reads; the same pool as w for MySQL
+	log    *slog.Logger
+	opts   Options
+	cache  *cache
+
+	qDomain, qUser, qForward, qTransport *sql.Stmt
+}
+
+// Open opens the directory in the database named by dsn and brings its
+// schema up to date: a database made by the seed's CREATE TABLE
+// statements, an older mailagent database and an empty one all work.
+//
+// For DriverSQLite, dsn is a file path; the file is created when missing
+// and put in WAL mode, all writes go through one connection and reads
+// through a pool. For DriverMySQL, dsn is a go-sql-driver DSN; the
+// driver's default utf8mb4 connection character set is kept.
+func Open(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) {
+	s := &SQL{driver: driver}
+	if opts != nil {
+		s.opts = *opts
+	}
+	s.log = s.opts.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var err error
+	switch driver {
+	case DriverSQLite:
+		err = s.openSQLite(dsn)
+	case DriverMySQL:
+		err = s.openMySQL(dsn)
+	default:
+		return nil, fmt.Errorf("store: unknown driver %q (want %q or %q)", driver, DriverSQLite, DriverMySQL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.w.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: open %s: %w", driver, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.opts.CacheTTL > 0 {
+		n := s.opts.CacheSize
+		if n <= 0 {
+			n = 10000
+		}
+		s.cache = newCache(n, s.opts.CacheTTL, time.Now)
+	}
+	return s, nil
+}
+
+func (s *SQL) openSQLite(path string) error {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return fmt.Errorf("store: sqlite path %q must be a plain file path", path)
+	}
+	bt := s.opts.BusyTimeout
+	if bt <= 0 {
+		bt = 5 * time.Second
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(bt.Milliseconds()))
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return fmt.Errorf("store: open sqlite: %w", err)
+	}
+	// One writer: SQLite serialises writers anyway, and a single
+	// connection turns lock contention inside this process into queueing
+	// instead of SQLITE_BUSY.
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	q.Del("_txlock")
+	q.Set("_query_only", "1")
+	r, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("store: open sqlite: %w", err)
+	}
+	n := s.opts.Readers
+	if n <= 0 {
+		n = 2 * runtime.GOMAXPROCS(0)
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s.w, s.r = w, r
+	return nil
+}
+
+func (s *SQL) openMySQL(dsn string) error {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return fmt.Errorf("store: mysql dsn: %w", err)
+	}
+	// Timestamps are stored as Unix seconds, and the driver's default
+	// connection collation is utf8mb4, so SMTPUTF8 addresses round-trip.
+	cfg.ParseTime = false
+	// UPDATE reports matched rows, not changed ones, so setting a value
+	// to what it already is is not mistaken for "no such row".
+	cfg.ClientFoundRows = true
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return fmt.Errorf("store: mysql: %w", err)
+	}
+	db := sql.OpenDB(c)
+	db.SetConnMaxLifetime(5 * time.Minute)
+	db.SetMaxIdleConns(8)
+	s.w, s.r = db, db
+	return nil
+}
+
+// Close closes the database connections.
+func (s *SQL) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.qDomain, s.qUser, s.qForward, s.qTransport} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.r != nil && s.r != s.w {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Driver returns the driver name the directory was opened with.
+func (s *SQL) Driver() string { return s.driver }
+
+const userColumns = "email, password, maildir, quota_bytes, quota_messages, disabled, created, updated"
+
+// prepare prepares the statements of the hot path (every RCPT and login).
+// Addresses and domains are looked up in their Unicode and ASCII forms
+// at once, so rows written by hand with either form are found.
+func (s *SQL) prepare(ctx context.Context) error {
+	var err error
+	p := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = s.r.PrepareContext(ctx, q)
+		return st
+	}
+	s.qDomain = p("SELECT domain FROM domains WHERE domain IN (?, ?) LIMIT 1")
+	s.qUser = p("SELECT " + userColumns + " FROM users WHERE email IN (?, ?) LIMIT 1")
+	s.qForward = p("SELECT destination FROM forwardings WHERE source IN (?, ?) LIMIT 1")
+	s.qTransport = p("SELECT transport FROM transport WHERE domain IN (?, ?) LIMIT 1")
+	if err != nil {
+		return fmt.Errorf("store: prepare: %w", err)
+	}
+	return nil
+}
+
+// isDuplicate reports whether err is a primary or unique key violation.
+func isDuplicate(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		// SQLITE_CONSTRAINT_PRIMARYKEY and SQLITE_CONSTRAINT_UNIQUE.
+		return se.Code() == 1555 || se.Code() == 2067
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062 // ER_DUP_ENTRY
+	}
+	return false
+}
+
+// isDuplicateColumn reports MySQL's ER_DUP_FIELDNAME, raised when a
+// column that a migration adds is already there.
+func isDuplicateColumn(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1060
+}

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// dialect is one database the suite runs against.
+type dialect struct {
+	name string
+	// open returns a fresh, empty database: its driver and DSN, plus a
+	// handle on which raw SQL (the seed's) can be run before Open.
+	open func(t *testing.T) (driver, dsn string, raw *sql.DB)
+}
+
+// dialects returns SQLite always and MariaDB/MySQL when
+// MAILAGENT_MYSQL_DSN is set. Each MySQL test gets a database of its own,
+// dropped at the end.
+func dialects(t *testing.T) []dialect {
+	ds := []dialect{{name: "sqlite", open: func(t *testing.T) (string, string, *sql.DB) {
+		path := filepath.Join(t.TempDir(), "mailagent.db")
+		raw, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { raw.Close() })
+		return DriverSQLite, path, raw
+	}}}
+	base := os.Getenv("MAILAGENT_MYSQL_DSN")
+	if base == "" {
+		return ds
+	}
+	return append(ds, dialect{name: "mysql", open: func(t *testing.T) (string, string, *sql.DB) {
+		cfg, err := mysql.ParseDSN(base)
+		if err != nil {
+			t.Fatalf("MAILAGENT_MYSQL_DSN: %v", err)
+		}
+		b := make([]byte, 6)
+		rand.Read(b)
+		name := "mailagent_test_" + hex.EncodeToString(b)
+		admin := cfg.Clone()
+		admin.DBName = ""
+		root, err := sql.Open("mysql", admin.FormatDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := root.Exec("CREATE DATABASE " + name); err != nil {
+			t.Fatalf("create database: %v", err)
+		}
+		t.Cleanup(func() {
+			root.Exec("DROP DATABASE " + name)
+			root.Close()
+		})
+		cfg.DBName = name
+		raw, err := sql.Open("mysql", cfg.FormatDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { raw.Close() })
+		return DriverMySQL, cfg.FormatDSN(), raw
+	}})
+}
+
+// forEachDialect runs f as a subtest per dialect with a fresh database.
+func forEachDialect(t *testing.T, opts *Options, f func(t *testing.T, s *SQL)) {
+	for _, d := range dialects(t) {
+		t.Run(d.name, func(t *testing.T) {
+			driver, dsn, _ := d.open(t)
+			s, err := Open(context.Background(), driver, dsn, opts)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			f(t, s)
+		})
+	}
+}
+
+func TestOpenFresh(t *testing.T) {
+	forEachDialect(t, nil, func(t *testing.T, s *SQL) {
+		ctx := context.Background()
+		v, err := s.SchemaVersion(ctx)
+		if err != nil || v != SchemaVersion {
+			t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, SchemaVersion)
+		}
+		if err := s.AddDomain(ctx, "Example.ORG"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddUser(ctx, &User{Address: "Alice@example.org", PasswordHash: "{X}y"}); err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.LookupUser(ctx, "alice@EXAMPLE.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Address != "Alice@example.org" || u.Maildir != "example.org/alice/Maildir" || u.PasswordHash != "{X}y" {
+			t.Fatalf("user = %+v", u)
+		}
+		r, err := s.Resolve(ctx, "alice+tag@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Local) != 1 || r.Local[0].Address != "Alice@example.org" {
+			t.Fatalf("resolution = %+v", r)
+		}
+	})
+}
