@@ -238,10 +238,17 @@ func TestSignerBothAlgorithmsVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(tagList(map[string]string{"h": stripFWS(tags["h"])}, "h")); n < 6 {
-			t.Errorf("h=%s: only %d fields signed", tags["h"], n)
+		h := tagList(map[string]string{"h": stripFWS(tags["h"])}, "h")
+		if len(h) < 6 {
+			t.Errorf("h=%s: only %d fields signed", tags["h"], len(h))
 		}
-		if n := strings.Count(strings.ToLower(":"+stripFWS(tags["h"])+":"), ":from:"); n != 2 {
+		n := 0
+		for _, name := range h {
+			if name == "from" {
+				n++
+			}
+		}
+		if n != 2 {
 			t.Errorf("h=%s: From signed %d times, want 2 (oversigned)", tags["h"], n)
 		}
 	}
