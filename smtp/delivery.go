@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -37,6 +38,12 @@ type Envelope struct {
 	// SMTPUTF8 and EightBitMIME record the client's MAIL parameters.
 	SMTPUTF8     bool
 	EightBitMIME bool
+	// Results are the sender-authentication results of the checks run so
+	// far (iprev, SPF, DKIM, DMARC), in the order they ran.
+	Results []AuthResult
+	// Junk is set by a check that judged the message spam: local targets
+	// file it in the Junk folder instead of INBOX.
+	Junk bool
 }
 
 // Body is a message's content (header and body, CRLF line endings) that
@@ -73,14 +80,32 @@ type Delivery interface {
 }
 
 // StatusCollector receives one result per recipient, for LMTP.
+// It has go-smtp's StatusCollector method set, so go-smtp's collector
+// can be passed straight through.
 type StatusCollector interface {
 	SetStatus(rcpt string, err error)
 }
 
 // PartialDelivery is an optional Delivery extension for targets that can
 // succeed for some recipients and fail for others after the body (LMTP's
-// per-recipient replies). The router uses it instead of Body when present.
+// per-recipient replies). Callers use it instead of Body when present.
+//
+// BodyNonAtomic calls status.SetStatus exactly once for every recipient
+// added with AddRecipient. The caller then calls Commit as usual: a
+// recipient given a nil status is delivered once Commit returns nil, and
+// a failing Commit fails every recipient that had a nil status.
 type PartialDelivery interface {
 	Delivery
 	BodyNonAtomic(ctx context.Context, status StatusCollector, body Body)
 }
+
+// BytesBody returns a Body holding b, which must not change afterwards.
+func BytesBody(b []byte) Body { return bytesBody(b) }
+
+type bytesBody []byte
+
+func (b bytesBody) Open() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (b bytesBody) Len() int64 { return int64(len(b)) }

@@ -1,0 +1,160 @@
+package smtp
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// maxHops is the Received count above which a message is taken to be
+// looping (RFC 5321 section 6.3 suggests at least 100; Postfix uses 50).
+const maxHops = 50
+
+// headScanLimit bounds how much of a message is scanned for header
+// fields; a header section longer than this is scanned only that far.
+const headScanLimit = 256 << 10
+
+var errTooManyHops = &Error{Code: 554, EnhancedCode: [3]int{5, 4, 6},
+	Message: "Too many Received header fields: mail loop?"}
+
+// headerInfo is what the servers need to know about a message's header
+// section.
+type headerInfo struct {
+	received  int
+	messageID bool
+	date      bool
+}
+
+// scanHeader reads the header section at the start of msg (up to the
+// first empty line) and counts the fields the servers act on.
+func scanHeader(msg []byte) headerInfo {
+	var h headerInfo
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue
+		}
+		name := strings.TrimRight(string(line[:colon]), " \t")
+		switch {
+		case strings.EqualFold(name, "Received"):
+			h.received++
+		case strings.EqualFold(name, "Message-ID"):
+			h.messageID = true
+		case strings.EqualFold(name, "Date"):
+			h.date = true
+		}
+	}
+	return h
+}
+
+// protocolName is the "with" keyword of RFC 3848 for the session.
+func protocolName(lmtp, esmtp, tls, auth bool) string {
+	p := "SMTP"
+	switch {
+	case lmtp:
+		p = "LMTP"
+	case esmtp:
+		p = "ESMTP"
+	}
+	if tls {
+		p += "S"
+	}
+	if auth {
+		p += "A"
+	}
+	return p
+}
+
+// receivedHeader builds the trace field of RFC 5321 section 4.4, with the
+// TLS version and cipher and the authenticated user in comments. The
+// recipient is named only when there is exactly one, so that a copy does
+// not disclose the other recipients.
+func receivedHeader(hostname, proto string, env *Envelope) string {
+	var b strings.Builder
+	b.WriteString("Received: from ")
+	helo := sanitizeComment(env.Helo)
+	if helo == "" {
+		helo = "unknown"
+	}
+	b.WriteString(helo)
+	if ip := addrIP(env.RemoteAddr); ip != "" {
+		fmt.Fprintf(&b, " ([%s])", ip)
+	}
+	if env.AuthUser != "" {
+		fmt.Fprintf(&b, "\r\n\t(Authenticated sender: %s)", sanitizeComment(env.AuthUser))
+	}
+	fmt.Fprintf(&b, "\r\n\tby %s (mailagent) with %s", hostname, proto)
+	if env.ID != "" {
+		fmt.Fprintf(&b, " id %s", env.ID)
+	}
+	if env.TLS != nil {
+		fmt.Fprintf(&b, "\r\n\t(version=%s cipher=%s)",
+			tlsVersionName(env.TLS.Version), tlsCipherName(env.TLS.CipherSuite))
+	}
+	if len(env.Recipients) == 1 {
+		fmt.Fprintf(&b, "\r\n\tfor <%s>", sanitizeComment(env.Recipients[0]))
+	}
+	b.WriteString(";\r\n\t")
+	b.WriteString(env.Received.Format(time.RFC1123Z))
+	return b.String()
+}
+
+// sanitizeComment keeps client-supplied text from breaking the header
+// field's syntax: no line breaks, no parentheses, no backslashes.
+func sanitizeComment(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r < ' ' || r == 0x7f:
+			return -1
+		case r == '(' || r == ')' || r == '\\':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+func addrIP(a net.Addr) string {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.String()
+	case nil:
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return ""
+}
+
+// newMessageID returns a Message-ID value (with angle brackets) under
+// hostname, unique without coordination (128 random bits).
+func newMessageID(hostname string) string {
+	var r [16]byte
+	_, _ = rand.Read(r[:])
+	return "<" + hex.EncodeToString(r[:]) + "@" + hostname + ">"
+}
+
+// newID returns a short random transaction identifier for logs and the
+// Received field.
+func newID() string {
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	return strings.ToUpper(hex.EncodeToString(r[:]))
+}

@@ -1,0 +1,356 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailagent/mailagent/store"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Close or
+// Shutdown.
+var ErrServerClosed = errors.New("smtp: server closed")
+
+// Role is which of the SMTP roles a Server plays.
+type Role int
+
+const (
+	// MX receives mail from the world for the local domains (port 25):
+	// no AUTH, recipients in local or relayed domains only, the
+	// connect/MAIL/message checks.
+	MX Role = iota
+	// Submission takes mail from authenticated users (587 with STARTTLS,
+	// 465 with ImplicitTLS): AUTH over TLS only, sender ownership,
+	// Message-ID and Date added, signing.
+	Submission
+	// LMTP delivers mail handed over by another MTA (RFC 2033), with a
+	// reply per recipient.
+	LMTP
+)
+
+func (r Role) String() string {
+	switch r {
+	case MX:
+		return "mx"
+	case Submission:
+		return "submission"
+	case LMTP:
+		return "lmtp"
+	}
+	return fmt.Sprintf("Role(%d)", int(r))
+}
+
+// Authenticator serves the SASL exchanges of AUTH; *auth.Authenticator
+// satisfies it. The errors of its servers are classified with errors.Is
+// against auth's ErrInvalidCredentials, ErrAuthzRefused,
+// ErrMalformedResponse (535 5.7.8) and ErrThrottled (454 4.7.0); any
+// other error is a temporary failure.
+type Authenticator interface {
+	// Mechanisms lists the mechanisms to advertise.
+	Mechanisms() []string
+	// NewSASLServer starts an exchange; done is called with the user
+	// once the credentials check out.
+	NewSASLServer(ctx context.Context, mech string, remote net.Addr, done func(*store.User) error) (sasl.Server, error)
+}
+
+// Options configure a Server. Zero values give the defaults noted.
+type Options struct {
+	// Role is the server's role.
+	Role Role
+	// Network and Addr are what ListenAndServe listens on: "tcp" (the
+	// default) or "unix", and an address (default ":25", ":587", ":465"
+	// or ":24" by role and ImplicitTLS).
+	Network, Addr string
+	// Hostname is this host's name, in the greeting and in Received and
+	// Authentication-Results fields. Default os.Hostname().
+	Hostname string
+	// Target receives the accepted mail, normally a *Router. Required.
+	Target Target
+	// TLSConfig enables STARTTLS, or TLS from the first byte with
+	// ImplicitTLS. Submission requires it.
+	TLSConfig   *tls.Config
+	ImplicitTLS bool
+	// Authenticator checks logins (Submission, required there).
+	Authenticator Authenticator
+	// Directory answers which sender addresses a user owns (Submission,
+	// required there): the user's own address and the forwardings that
+	// resolve to the user's mailbox.
+	Directory store.Directory
+	// Resolve tunes that resolution; it should match the Router's.
+	Resolve store.ResolveOptions
+	// Checks are the sender-authentication hooks (MX).
+	Checks Checks
+	// Signer signs submitted mail (Submission), e.g. DKIM.
+	Signer Signer
+	// MaxMessageBytes is advertised in SIZE and enforced (552 5.3.4);
+	// default 50 MiB.
+	MaxMessageBytes int64
+	// MaxRecipients per transaction; default 100 (452 4.5.3 beyond).
+	MaxRecipients int
+	// MaxLineLength bounds command and message lines, CRLF included;
+	// default 4096. A longer line ends the connection.
+	MaxLineLength int
+	// ReadTimeout bounds every read (default 5 minutes, RFC 5321 section
+	// 4.5.3.2); WriteTimeout every reply (default 1 minute).
+	ReadTimeout, WriteTimeout time.Duration
+	// MaxConns bounds concurrent connections (default 1000) and
+	// MaxConnsPerIP those from one address (default 20).
+	MaxConns, MaxConnsPerIP int
+	// MaxAuthFailures ends a connection (421 4.7.0) after that many
+	// failed logins on it; default 3.
+	MaxAuthFailures int
+	// SpoolDir holds messages above 1 MiB while they are received
+	// (unlinked files); default os.TempDir().
+	SpoolDir string
+	// Logger receives connection and transaction logs; nil discards.
+	Logger *slog.Logger
+	// Now is the clock for Received and Date fields; default time.Now.
+	Now func() time.Time
+}
+
+// Server is an SMTP server in one Role, built on go-smtp. Like
+// net/http's Server, it can serve several listeners, and Shutdown ends
+// it gracefully.
+type Server struct {
+	opts Options
+	gs   *gosmtp.Server
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	perIP     map[string]int
+	closed    bool
+	drained   chan struct{} // closed when Shutdown's last connection ends
+}
+
+// NewServer returns a Server for opts.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Target == nil {
+		return nil, errors.New("smtp: Options.Target is required")
+	}
+	if opts.Role == Submission && (opts.TLSConfig == nil || opts.Authenticator == nil || opts.Directory == nil) {
+		return nil, errors.New("smtp: submission requires TLSConfig, Authenticator and Directory")
+	}
+	if opts.ImplicitTLS && opts.TLSConfig == nil {
+		return nil, errors.New("smtp: ImplicitTLS requires TLSConfig")
+	}
+	if opts.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("smtp: hostname: %w", err)
+		}
+		opts.Hostname = h
+	}
+	setDefault(&opts.MaxMessageBytes, 50<<20)
+	setDefault(&opts.MaxRecipients, 100)
+	setDefault(&opts.MaxLineLength, 4096)
+	setDefault(&opts.ReadTimeout, 5*time.Minute)
+	setDefault(&opts.WriteTimeout, time.Minute)
+	setDefault(&opts.MaxConns, 1000)
+	setDefault(&opts.MaxConnsPerIP, 20)
+	setDefault(&opts.MaxAuthFailures, 3)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		opts:      opts,
+		log:       opts.Logger,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+		perIP:     map[string]int{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	gs := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
+	gs.Domain = opts.Hostname
+	gs.LMTP = opts.Role == LMTP
+	if !opts.ImplicitTLS {
+		gs.TLSConfig = opts.TLSConfig
+	}
+	gs.MaxMessageBytes = opts.MaxMessageBytes
+	gs.MaxRecipients = opts.MaxRecipients
+	gs.MaxLineLength = opts.MaxLineLength
+	gs.ReadTimeout = opts.ReadTimeout
+	gs.WriteTimeout = opts.WriteTimeout
+	// The session refuses AUTH before TLS itself, with RFC 4954's 538.
+	gs.AllowInsecureAuth = true
+	gs.EnableSMTPUTF8 = true
+	gs.ErrorLog = logAdapter{s.log}
+	s.gs = gs
+	return s, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Serve accepts connections on l until Close or Shutdown, then returns
+// ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	err := s.gs.Serve(&listener{Listener: l, srv: s})
+	s.mu.Lock()
+	delete(s.listeners, l)
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// ListenAndServe listens on Options.Network and Options.Addr and serves.
+func (s *Server) ListenAndServe() error {
+	network, addr := s.opts.Network, s.opts.Addr
+	if network == "" {
+		network = "tcp"
+	}
+	if addr == "" {
+		switch {
+		case s.opts.Role == LMTP:
+			addr = ":24"
+		case s.opts.Role == Submission && s.opts.ImplicitTLS:
+			addr = ":465"
+		case s.opts.Role == Submission:
+			addr = ":587"
+		default:
+			addr = ":25"
+		}
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+// Close closes the listeners and every connection at once; transactions
+// in flight are aborted (their clients got no 250, nothing is stored).
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	err := s.closeListenersLocked()
+	conns := s.snapshotLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, tells idle clients 421 and
+// disconnects them, lets each transaction in flight finish (its reply
+// is the connection's last) and returns once every connection has
+// ended. When ctx ends first it closes the rest and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	err := s.closeListenersLocked()
+	if s.drained == nil {
+		s.drained = make(chan struct{})
+		if len(s.conns) == 0 {
+			close(s.drained)
+		}
+	}
+	drained := s.drained
+	conns := s.snapshotLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.drain()
+	}
+	select {
+	case <-drained:
+		return err
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+func (s *Server) closeListenersLocked() error {
+	var err error
+	for l := range s.listeners {
+		if e := l.Close(); e != nil && err == nil && !errors.Is(e, net.ErrClosed) {
+			err = e
+		}
+	}
+	return err
+}
+
+func (s *Server) snapshotLocked() []*conn {
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// admit wraps nc, or refuses it when a connection limit is reached.
+func (s *Server) admit(nc net.Conn) (*conn, bool) {
+	ip := addrIP(nc.RemoteAddr())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	if len(s.conns) >= s.opts.MaxConns || (ip != "" && s.perIP[ip] >= s.opts.MaxConnsPerIP) {
+		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
+			"conns", len(s.conns), "from_ip", s.perIP[ip])
+		return nil, false
+	}
+	c := &conn{Conn: nc, srv: s, ip: ip, readTimeout: s.opts.ReadTimeout}
+	c.top = c
+	s.conns[c] = struct{}{}
+	if ip != "" {
+		s.perIP[ip]++
+	}
+	return c, true
+}
+
+// release forgets a closed connection.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if c.ip != "" {
+		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+			delete(s.perIP, c.ip)
+		}
+	}
+	if s.drained != nil && len(s.conns) == 0 {
+		select {
+		case <-s.drained:
+		default:
+			close(s.drained)
+		}
+	}
+}
+
+// logAdapter sends go-smtp's internal error log to slog.
+type logAdapter struct{ l *slog.Logger }
+
+func (a logAdapter) Printf(format string, v ...any) { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a logAdapter) Println(v ...any)               { a.l.Warn(fmt.Sprint(v...)) }

@@ -1,0 +1,443 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/store"
+)
+
+// Replies of the session itself.
+var (
+	errNeedTLS       = &Error{Code: 530, EnhancedCode: [3]int{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+	errNeedAuth      = &Error{Code: 530, EnhancedCode: [3]int{5, 7, 0}, Message: "Authentication required"}
+	errAuthNeedsTLS  = &Error{Code: 538, EnhancedCode: [3]int{5, 7, 11}, Message: "Encryption required for requested authentication mechanism"}
+	errNoAuth        = &Error{Code: 502, EnhancedCode: [3]int{5, 5, 1}, Message: "AUTH not available on this service"}
+	errUnknownMech   = &Error{Code: 504, EnhancedCode: [3]int{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
+	errAuthFailed    = &Error{Code: 535, EnhancedCode: [3]int{5, 7, 8}, Message: "Authentication credentials invalid"}
+	errAuthThrottled = &Error{Code: 454, EnhancedCode: [3]int{4, 7, 0}, Message: "Too many failed logins, try again later"}
+	errAuthTemp      = &Error{Code: 454, EnhancedCode: [3]int{4, 7, 0}, Message: "Temporary authentication failure"}
+	errAuthTooMany   = &Error{Code: 421, EnhancedCode: [3]int{4, 7, 0}, Message: "Too many authentication failures, closing connection"}
+	errShuttingDown  = &Error{Code: 421, EnhancedCode: [3]int{4, 3, 2}, Message: "Service shutting down"}
+	errNullSender    = &Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Null sender not allowed for submission"}
+	errNotOwner      = &Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Sender address not owned by authenticated user"}
+	errLineTooLong   = &Error{Code: 500, EnhancedCode: [3]int{5, 5, 2}, Message: "Line too long"}
+	errTemp          = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary failure, try again later"}
+	errNoStatus      = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery status unknown, try again later"}
+)
+
+// session is one go-smtp session: from HELO/EHLO/LHLO to QUIT, or to
+// STARTTLS, after which go-smtp starts a new one.
+type session struct {
+	srv    *Server
+	c      *conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    *slog.Logger
+	base   Envelope    // what every transaction of the session shares
+	user   *store.User // authenticated user
+
+	env   *Envelope // the transaction in progress; nil between
+	extra []string  // header fields from checks for env
+	d     Delivery
+}
+
+// newSession is go-smtp's Backend: it runs when the client introduces
+// itself.
+func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
+	c := connOf(gc.Conn())
+	if c == nil {
+		return nil, errors.New("smtp: connection was not accepted by this server")
+	}
+	c.setTop(gc.Conn())
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &session{srv: s, c: c, ctx: ctx, cancel: cancel}
+	ss.base = Envelope{RemoteAddr: gc.Conn().RemoteAddr(), Helo: gc.Hostname()}
+	if st, ok := gc.TLSConnectionState(); ok {
+		ss.base.TLS = &st
+	}
+	ss.log = s.log.With("role", s.opts.Role.String(), "remote", gc.Conn().RemoteAddr().String())
+	if s.opts.Role == MX && !c.checked {
+		env := ss.base
+		for _, ch := range s.opts.Checks.Connect {
+			if err := ch.CheckConnect(ctx, &env).apply(&env, &c.extra); err != nil {
+				ss.log.Info("connection refused by check", "helo", env.Helo, "err", err)
+				cancel()
+				c.extra = nil
+				c.endAfterReply()
+				return nil, err
+			}
+		}
+		c.results, c.checked = env.Results, true
+	}
+	return ss, nil
+}
+
+// Mail implements gosmtp.Session.
+func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	srv := ss.srv
+	if srv.opts.Role == Submission {
+		if ss.base.TLS == nil {
+			return errNeedTLS
+		}
+		if ss.user == nil {
+			return errNeedAuth
+		}
+	}
+	ss.endTransaction()
+	if !ss.c.beginTxn() {
+		return errShuttingDown
+	}
+	env := ss.base
+	env.ID = newID()
+	env.From = from
+	env.Received = srv.opts.Now()
+	env.Results = append([]AuthResult(nil), ss.c.results...)
+	if opts != nil {
+		env.SMTPUTF8 = opts.UTF8
+		env.EightBitMIME = opts.Body == gosmtp.Body8BitMIME
+	}
+	extra := append([]string(nil), ss.c.extra...)
+	if ss.user != nil {
+		env.AuthUser = ss.user.Address
+		if err := ss.checkSender(from); err != nil {
+			ss.c.endTxn()
+			return err
+		}
+	}
+	if srv.opts.Role == MX {
+		for _, ch := range srv.opts.Checks.Mail {
+			if err := ch.CheckMail(ss.ctx, &env).apply(&env, &extra); err != nil {
+				ss.log.Info("sender refused by check", "id", env.ID, "from", from, "err", err)
+				ss.c.endTxn()
+				return err
+			}
+		}
+	}
+	ss.env, ss.extra = &env, extra
+	return nil
+}
+
+// checkSender enforces that a submitting user sends only as an address
+// they own: their own, or one whose forwarding resolves to their
+// mailbox (including subaddresses).
+func (ss *session) checkSender(from string) error {
+	if from == "" {
+		return errNullSender
+	}
+	a, err := store.ParseAddress(from)
+	if err != nil {
+		var ae *store.AddressError
+		if errors.As(err, &ae) {
+			return &Error{Code: 553, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address: " + ae.Reason}
+		}
+		return errTemp
+	}
+	u, err := store.ParseAddress(ss.user.Address)
+	if err != nil {
+		return errNotOwner
+	}
+	if a.Key() == u.Key() {
+		return nil
+	}
+	res, err := store.Resolve(ss.ctx, ss.srv.opts.Directory, a.String(), ss.srv.opts.Resolve)
+	switch {
+	case err == nil:
+		for _, mb := range res.Local {
+			if m, err := store.ParseAddress(mb.Address); err == nil && m.Key() == u.Key() {
+				return nil
+			}
+		}
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNotLocal),
+		errors.Is(err, store.ErrDisabled), errors.Is(err, store.ErrLoop):
+	default:
+		ss.log.Warn("sender lookup failed", "from", from, "err", err)
+		return errTemp
+	}
+	ss.log.Info("sender refused: not owned", "user", ss.user.Address, "from", from)
+	return errNotOwner
+}
+
+// Rcpt implements gosmtp.Session.
+func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	if ss.env == nil {
+		return &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "MAIL first"}
+	}
+	if ss.d == nil {
+		d, err := ss.srv.opts.Target.Start(ss.ctx, ss.env)
+		if err != nil {
+			return ss.reply(err)
+		}
+		ss.d = d
+	}
+	if err := ss.d.AddRecipient(ss.ctx, to); err != nil {
+		return ss.reply(err)
+	}
+	ss.env.Recipients = append(ss.env.Recipients, to)
+	return nil
+}
+
+// Data implements gosmtp.Session: 250 only once every copy is durable.
+func (ss *session) Data(r io.Reader) error {
+	msg, closeBody, err := ss.receive(r)
+	if err != nil {
+		ss.endTransaction()
+		return err
+	}
+	defer closeBody()
+	err = ss.d.Body(ss.ctx, msg)
+	if err == nil {
+		err = ss.d.Commit(ss.ctx)
+	}
+	if err != nil {
+		ss.log.Info("message not delivered", "id", ss.env.ID, "err", err)
+		ss.endTransaction()
+		return ss.reply(err)
+	}
+	ss.log.Info("message delivered", "id", ss.env.ID, "from", ss.env.From,
+		"rcpts", len(ss.env.Recipients), "size", msg.Len())
+	ss.d = nil
+	ss.endTransaction()
+	return nil
+}
+
+// LMTPData implements gosmtp.LMTPSession: a status per recipient, each
+// given once that recipient's copies are durable.
+func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
+	msg, closeBody, err := ss.receive(r)
+	if err != nil {
+		ss.endTransaction()
+		return err
+	}
+	defer closeBody()
+	pd, ok := ss.d.(PartialDelivery)
+	if !ok {
+		err = ss.d.Body(ss.ctx, msg)
+		if err == nil {
+			err = ss.d.Commit(ss.ctx)
+		}
+		if err == nil {
+			ss.d = nil
+		}
+		ss.endTransaction()
+		return ss.reply(err)
+	}
+	got := &statusMap{m: map[string]error{}}
+	pd.BodyNonAtomic(ss.ctx, got, msg)
+	cerr := ss.d.Commit(ss.ctx)
+	for _, rcpt := range ss.env.Recipients {
+		err, ok := got.m[rcpt]
+		switch {
+		case !ok:
+			err = errNoStatus
+		case err == nil:
+			err = cerr
+		}
+		if err != nil {
+			ss.log.Info("recipient not delivered", "id", ss.env.ID, "rcpt", rcpt, "err", err)
+			status.SetStatus(rcpt, ss.reply(err))
+		} else {
+			status.SetStatus(rcpt, nil)
+		}
+	}
+	ss.d = nil
+	ss.endTransaction()
+	return nil
+}
+
+// receive reads DATA to its real end, refuses what must not be stored,
+// and returns the message with this server's header fields in front.
+func (ss *session) receive(r io.Reader) (Body, func(), error) {
+	if ss.env == nil || ss.d == nil {
+		return nil, nil, &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "No valid recipients"}
+	}
+	dr := newDataReader(r)
+	sp := newSpool(ss.srv.opts.SpoolDir)
+	_, err := io.Copy(sp, dr)
+	if err == nil {
+		err = dr.err()
+	}
+	if err != nil {
+		sp.Close()
+		var se *Error
+		switch {
+		case errors.As(err, &se):
+			return nil, nil, se
+		case errors.Is(err, gosmtp.ErrTooLongLine):
+			return nil, nil, errLineTooLong
+		}
+		ss.log.Info("DATA not received", "id", ss.env.ID, "err", err)
+		return nil, nil, errTemp
+	}
+	msg, err := ss.prepare(sp)
+	if err != nil {
+		sp.Close()
+		return nil, nil, err
+	}
+	return msg, func() { sp.Close() }, nil
+}
+
+// prepare runs the message checks and adds the header fields of the
+// role: Authentication-Results and the checks' fields (MX), Message-ID,
+// Date and signatures (Submission), and Received (all).
+func (ss *session) prepare(sp *spool) (Body, error) {
+	opts := &ss.srv.opts
+	env := ss.env
+	h := scanHeader(sp.head(headScanLimit))
+	if h.received > maxHops {
+		return nil, errTooManyHops
+	}
+	var msg Body = sp
+	if opts.Role == Submission {
+		var add []string
+		if !h.messageID {
+			add = append(add, "Message-ID: "+newMessageID(opts.Hostname))
+		}
+		if !h.date {
+			add = append(add, "Date: "+env.Received.Format(rfc5322Date))
+		}
+		msg = withHeaders(msg, add...)
+	}
+	proto := protocolName(opts.Role == LMTP, true, env.TLS != nil, env.AuthUser != "")
+	msg = withHeaders(msg, receivedHeader(opts.Hostname, proto, env))
+	if opts.Role == MX {
+		for _, ch := range opts.Checks.Message {
+			if err := ch.CheckMessage(ss.ctx, env, sp).apply(env, &ss.extra); err != nil {
+				ss.log.Info("message refused by check", "id", env.ID, "err", err)
+				return nil, err
+			}
+		}
+		hdrs := ss.extra
+		if len(env.Results) > 0 {
+			hdrs = append([]string{authResultsHeader(opts.Hostname, env.Results)}, hdrs...)
+		}
+		msg = withHeaders(msg, hdrs...)
+	}
+	if opts.Role == Submission && opts.Signer != nil {
+		sig, err := opts.Signer.Sign(ss.ctx, env, msg)
+		if err != nil {
+			ss.log.Warn("signing failed", "id", env.ID, "err", err)
+			return nil, ss.reply(err)
+		}
+		msg = withHeaders(msg, sig...)
+	}
+	return msg, nil
+}
+
+// rfc5322Date is the date-time format of RFC 5322 section 3.3.
+const rfc5322Date = "Mon, 02 Jan 2006 15:04:05 -0700"
+
+// reply turns an error from a target or hook into the reply to send:
+// protocol errors as they are, anything else as a temporary failure
+// whose details stay in the log.
+func (ss *session) reply(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *Error
+	if errors.As(err, &se) {
+		return se
+	}
+	ss.log.Warn("temporary failure", "err", err)
+	return errTemp
+}
+
+// endTransaction discards the transaction in progress, if any.
+func (ss *session) endTransaction() {
+	if ss.d != nil {
+		_ = ss.d.Abort(context.WithoutCancel(ss.ctx))
+		ss.d = nil
+	}
+	if ss.env != nil {
+		ss.env, ss.extra = nil, nil
+		ss.c.endTxn()
+	}
+}
+
+// Reset implements gosmtp.Session.
+func (ss *session) Reset() { ss.endTransaction() }
+
+// Logout implements gosmtp.Session.
+func (ss *session) Logout() error {
+	ss.endTransaction()
+	ss.cancel()
+	return nil
+}
+
+// AuthMechanisms implements gosmtp.AuthSession: PLAIN and LOGIN, and only
+// on a submission server over TLS (RFC 4954 section 4).
+func (ss *session) AuthMechanisms() []string {
+	if ss.srv.opts.Role == Submission && ss.base.TLS != nil {
+		return ss.srv.opts.Authenticator.Mechanisms()
+	}
+	return nil
+}
+
+// Auth implements gosmtp.AuthSession.
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if ss.srv.opts.Role != Submission {
+		return nil, errNoAuth
+	}
+	if ss.base.TLS == nil {
+		return nil, errAuthNeedsTLS
+	}
+	srv, err := ss.srv.opts.Authenticator.NewSASLServer(ss.ctx, mech, ss.base.RemoteAddr, func(u *store.User) error {
+		ss.user = u
+		ss.log.Info("authenticated", "user", u.Address)
+		return nil
+	})
+	if err != nil {
+		return nil, errUnknownMech
+	}
+	return &saslReplies{srv: srv, ss: ss}, nil
+}
+
+// saslReplies turns the errors of auth's SASL servers into replies and
+// counts failed logins on the connection.
+type saslReplies struct {
+	srv sasl.Server
+	ss  *session
+}
+
+func (s *saslReplies) Next(resp []byte) ([]byte, bool, error) {
+	ch, done, err := s.srv.Next(resp)
+	if err == nil {
+		return ch, done, nil
+	}
+	ss := s.ss
+	switch {
+	case errors.Is(err, auth.ErrThrottled):
+		err = ss.loginFailed(errAuthThrottled)
+	case errors.Is(err, auth.ErrInvalidCredentials), errors.Is(err, auth.ErrAuthzRefused),
+		errors.Is(err, auth.ErrMalformedResponse), errors.Is(err, sasl.ErrUnexpectedClientResponse):
+		err = ss.loginFailed(errAuthFailed)
+	default:
+		ss.log.Warn("authentication error", "err", err)
+		err = errAuthTemp
+	}
+	return nil, true, err
+}
+
+// loginFailed counts a failed login on the connection; the last one
+// allowed ends it.
+func (ss *session) loginFailed(reply *Error) error {
+	ss.c.mu.Lock()
+	ss.c.authFails++
+	n := ss.c.authFails
+	ss.c.mu.Unlock()
+	if n >= ss.srv.opts.MaxAuthFailures {
+		ss.c.endAfterReply()
+		return errAuthTooMany
+	}
+	return reply
+}
+
+var (
+	_ gosmtp.LMTPSession = (*session)(nil)
+	_ gosmtp.AuthSession = (*session)(nil)
+)
