@@ -18,9 +18,8 @@ type migration struct {
 	mysql   []string
 }
 
-// The seed's CREATE TABLE statements, verbatim apart from IF NOT EXISTS,
-// and their SQLite equivalents with case-insensitive keys (MySQL's
-// default collations already compare case-insensitively).
+// Step 1 is the seed's CREATE TABLE statements, verbatim apart from IF
+// NOT EXISTS (and, for SQLite, the UNIQUE KEY name it does not parse).
 var migrations = []migration{
 	{
 		version: 1,
@@ -31,10 +30,10 @@ var migrations = []migration{
 			"CREATE TABLE IF NOT EXISTS transport ( domain varchar(128) NOT NULL default '', transport varchar(128) NOT NULL default '', UNIQUE KEY domain (domain) )",
 		},
 		sqlite: []string{
-			"CREATE TABLE IF NOT EXISTS domains (domain varchar(50) NOT NULL COLLATE NOCASE, PRIMARY KEY (domain)) WITHOUT ROWID",
-			"CREATE TABLE IF NOT EXISTS forwardings (source varchar(80) NOT NULL COLLATE NOCASE, destination TEXT NOT NULL, PRIMARY KEY (source)) WITHOUT ROWID",
-			"CREATE TABLE IF NOT EXISTS users (email varchar(80) NOT NULL COLLATE NOCASE, password varchar(20) NOT NULL, PRIMARY KEY (email)) WITHOUT ROWID",
-			"CREATE TABLE IF NOT EXISTS transport (domain varchar(128) NOT NULL DEFAULT '' COLLATE NOCASE, transport varchar(128) NOT NULL DEFAULT '', UNIQUE (domain))",
+			"CREATE TABLE IF NOT EXISTS domains (domain varchar(50) NOT NULL, PRIMARY KEY (domain) )",
+			"CREATE TABLE IF NOT EXISTS forwardings (source varchar(80) NOT NULL, destination TEXT NOT NULL, PRIMARY KEY (source) )",
+			"CREATE TABLE IF NOT EXISTS users (email varchar(80) NOT NULL, password varchar(20) NOT NULL, PRIMARY KEY (email) )",
+			"CREATE TABLE IF NOT EXISTS transport ( domain varchar(128) NOT NULL default '', transport varchar(128) NOT NULL default '', UNIQUE (domain) )",
 		},
 	},
 	{
@@ -58,13 +57,30 @@ var migrations = []migration{
 			"ALTER TABLE domains MODIFY domain varchar(255) NOT NULL",
 			"ALTER TABLE transport MODIFY domain varchar(255) NOT NULL DEFAULT ''",
 		},
+		// SQLite cannot change a column's collation, so its tables are
+		// rebuilt: keys compare case-insensitively (NOCASE, as MySQL's
+		// default collations do) and the keyed tables are clustered on
+		// their key (WITHOUT ROWID), one B-tree search per lookup.
 		sqlite: []string{
-			"ALTER TABLE users ADD COLUMN maildir TEXT NOT NULL DEFAULT ''",
-			"ALTER TABLE users ADD COLUMN quota_bytes INTEGER NOT NULL DEFAULT 0",
-			"ALTER TABLE users ADD COLUMN quota_messages INTEGER NOT NULL DEFAULT 0",
-			"ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0",
-			"ALTER TABLE users ADD COLUMN created INTEGER NOT NULL DEFAULT 0",
-			"ALTER TABLE users ADD COLUMN updated INTEGER NOT NULL DEFAULT 0",
+			"CREATE TABLE domains_v2 (domain TEXT NOT NULL COLLATE NOCASE PRIMARY KEY) WITHOUT ROWID",
+			"INSERT INTO domains_v2 (domain) SELECT domain FROM domains",
+			"DROP TABLE domains",
+			"ALTER TABLE domains_v2 RENAME TO domains",
+			"CREATE TABLE forwardings_v2 (source TEXT NOT NULL COLLATE NOCASE PRIMARY KEY, destination TEXT NOT NULL) WITHOUT ROWID",
+			"INSERT INTO forwardings_v2 (source, destination) SELECT source, destination FROM forwardings",
+			"DROP TABLE forwardings",
+			"ALTER TABLE forwardings_v2 RENAME TO forwardings",
+			"CREATE TABLE users_v2 (email TEXT NOT NULL COLLATE NOCASE PRIMARY KEY, password TEXT NOT NULL," +
+				" maildir TEXT NOT NULL DEFAULT '', quota_bytes INTEGER NOT NULL DEFAULT 0," +
+				" quota_messages INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0," +
+				" created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+			"INSERT INTO users_v2 (email, password) SELECT email, password FROM users",
+			"DROP TABLE users",
+			"ALTER TABLE users_v2 RENAME TO users",
+			"CREATE TABLE transport_v2 (domain TEXT NOT NULL DEFAULT '' COLLATE NOCASE PRIMARY KEY, transport TEXT NOT NULL DEFAULT '') WITHOUT ROWID",
+			"INSERT INTO transport_v2 (domain, transport) SELECT domain, transport FROM transport",
+			"DROP TABLE transport",
+			"ALTER TABLE transport_v2 RENAME TO transport",
 		},
 	},
 	{

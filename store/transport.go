@@ -108,10 +108,11 @@ func splitNextHop(s string, defPort int) (host string, port int, bracketed bool,
 			return "", 0, false, errors.New("junk after ]")
 		}
 		rest = strings.TrimPrefix(rest, ":")
-		if strings.HasPrefix(strings.ToLower(host), "ipv6:") {
+		v6 := strings.HasPrefix(strings.ToLower(host), "ipv6:")
+		if v6 {
 			host = host[5:]
 		}
-		if strings.Contains(host, ":") {
+		if v6 || strings.Contains(host, ":") {
 			ip, err := netip.ParseAddr(host)
 			if err != nil || !ip.Is6() {
 				return "", 0, false, errors.New("invalid IPv6 address")
