@@ -1,0 +1,193 @@
+package auth
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+)
+
+// needProgram returns the path of an outside program, skipping the test
+// when it is missing, unless MAILAGENT_INTEROP=1 demands it.
+func needProgram(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("MAILAGENT_INTEROP") == "1" {
+			t.Fatalf("%s is required with MAILAGENT_INTEROP=1: %v", name, err)
+		}
+		t.Skipf("%s not installed: %v", name, err)
+	}
+	return p
+}
+
+// needMySQL opens MAILAGENT_MYSQL_DSN, skipping when it is unset unless
+// MAILAGENT_INTEROP=1 demands it.
+func needMySQL(t *testing.T) *sql.DB {
+	t.Helper()
+	dsn := os.Getenv("MAILAGENT_MYSQL_DSN")
+	if dsn == "" {
+		if os.Getenv("MAILAGENT_INTEROP") == "1" {
+			t.Fatal("MAILAGENT_MYSQL_DSN is required with MAILAGENT_INTEROP=1")
+		}
+		t.Skip("MAILAGENT_MYSQL_DSN not set")
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		t.Fatalf("MariaDB at MAILAGENT_MYSQL_DSN: %v", err)
+	}
+	return db
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// randomPassword returns printable passwords of varied lengths, crossing
+// the 16-byte and 64-byte boundaries where crypt algorithms repeat
+// digests, with spaces and non-ASCII bytes.
+func randomPasswords(r *rand.Rand) []string {
+	var out []string
+	for _, n := range []int{1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100} {
+		var b strings.Builder
+		for b.Len() < n {
+			switch r.IntN(10) {
+			case 0:
+				b.WriteString("é")
+			case 1:
+				b.WriteByte(' ')
+			default:
+				b.WriteByte(byte('!' + r.IntN(94)))
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+func randomSalt(r *rand.Rand, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = crypt64[r.IntN(64)]
+	}
+	return string(b)
+}
+
+// TestOpenSSLPasswd checks MD5-crypt and SHA-crypt against openssl
+// passwd -1, -5 and -6.
+func TestOpenSSLPasswd(t *testing.T) {
+	openssl := needProgram(t, "openssl")
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, pw := range randomPasswords(r) {
+		for _, c := range []struct {
+			flag    string
+			saltLen int
+		}{{"-1", 8}, {"-5", 16}, {"-6", 16}, {"-6", 3}} {
+			salt := randomSalt(r, c.saltLen)
+			h := run(t, openssl, "passwd", c.flag, "-salt", salt, pw)
+			ok, up, err := VerifyPassword(h, pw)
+			if !ok || !up || err != nil {
+				t.Errorf("openssl passwd %s -salt %s %q = %q: VerifyPassword = %v, %v, %v", c.flag, salt, pw, h, ok, up, err)
+			}
+		}
+	}
+}
+
+// TestLibcCrypt checks DES crypt and bcrypt against the C library's
+// crypt(3), which perl exposes.
+func TestLibcCrypt(t *testing.T) {
+	perl := needProgram(t, "perl")
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, pw := range randomPasswords(r) {
+		for _, setting := range []string{
+			randomSalt(r, 2),
+			"$2b$04$" + randomSalt(r, 21) + "u", // 22 salt characters, last with 4 bits
+		} {
+			h := run(t, perl, "-e", "print crypt($ARGV[0], $ARGV[1])", pw, setting)
+			if !strings.HasPrefix(h, setting[:2]) {
+				t.Fatalf("crypt(%q, %q) = %q", pw, setting, h)
+			}
+			ok, up, err := VerifyPassword(h, pw)
+			if !ok || !up || err != nil {
+				t.Errorf("crypt(%q, %q) = %q: VerifyPassword = %v, %v, %v", pw, setting, h, ok, up, err)
+			}
+			if strings.HasPrefix(h, "$") {
+				continue
+			}
+			if got := desCrypt([]byte(pw), setting); got != h {
+				t.Errorf("desCrypt(%q, %q) = %q, crypt(3) = %q", pw, setting, got, h)
+			}
+		}
+	}
+}
+
+// TestMariaDBEncrypt checks DES crypt against MariaDB's ENCRYPT(), with
+// and without an explicit salt: the function the seed installation stored
+// every password with.
+func TestMariaDBEncrypt(t *testing.T) {
+	db := needMySQL(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	ctx := context.Background()
+	for _, pw := range randomPasswords(r) {
+		salt := randomSalt(r, 2)
+		var salted, unsalted string
+		if err := db.QueryRowContext(ctx, "SELECT ENCRYPT(?, ?), ENCRYPT(?)", pw, salt, pw).Scan(&salted, &unsalted); err != nil {
+			t.Fatal(err)
+		}
+		if got := desCrypt([]byte(pw), salt); got != salted {
+			t.Errorf("ENCRYPT(%q, %q) = %q, desCrypt = %q", pw, salt, salted, got)
+		}
+		for _, h := range []string{salted, unsalted} {
+			if ok, up, err := VerifyPassword(h, pw); !ok || !up || err != nil {
+				t.Errorf("ENCRYPT(%q) = %q: VerifyPassword = %v, %v, %v", pw, h, ok, up, err)
+			}
+		}
+	}
+}
+
+// TestDovecotInterop checks that Dovecot verifies the hashes HashPassword
+// writes, and that VerifyPassword accepts what doveadm writes, for every
+// scheme both know.
+func TestDovecotInterop(t *testing.T) {
+	doveadm := needProgram(t, "doveadm")
+	const pw = "correct horse battery"
+	ours, err := HashPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// doveadm pw -t exits 0 and prints "(verified)" on a match.
+	if out := run(t, doveadm, "pw", "-t", ours, "-p", pw); !strings.Contains(out, "verified") {
+		t.Errorf("doveadm pw -t %q: %s", ours, out)
+	}
+	if err := exec.Command(doveadm, "pw", "-t", ours, "-p", pw+"!").Run(); err == nil {
+		t.Errorf("doveadm accepted a wrong password for %q", ours)
+	}
+	for _, s := range []Scheme{SchemeArgon2ID, SchemeArgon2I, SchemeBcrypt, SchemeSHA512Crypt, SchemeSHA256Crypt, SchemeMD5Crypt, SchemeDESCrypt, SchemePlain} {
+		h := run(t, doveadm, "pw", "-s", string(s), "-p", pw)
+		if !strings.HasPrefix(h, fmt.Sprintf("{%s}", s)) {
+			t.Errorf("doveadm pw -s %s wrote %q", s, h)
+		}
+		ok, up, err := VerifyPassword(h, pw)
+		if !ok || !up || err != nil {
+			t.Errorf("doveadm's %q: VerifyPassword = %v, %v, %v", h, ok, up, err)
+		}
+	}
+}
