@@ -154,7 +154,7 @@ const (
 
 // RecordCheck is the verdict on one record a domain needs.
 type RecordCheck struct {
-	Want    Record   // the record to publish
+	Want    Record // the record to publish
 	Status  CheckStatus
 	Found   []string // what DNS answered, in presentation form
 	Problem string   // what is wrong, for a person to read
