@@ -92,7 +92,7 @@ func propValue(v string) string {
 	plain := v != ""
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>,;:\"[]?=`, c) >= 0 {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>,;:\"/[]?=`, c) >= 0 {
 			plain = false
 			break
 		}
