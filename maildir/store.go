@@ -2,8 +2,11 @@ package maildir
 
 import (
 	"context"
-	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -74,77 +77,161 @@ func DefaultSpecialFolders() []SpecialFolder {
 // concurrent use; one Store should serve the whole process so that
 // handles to the same Maildir share state and notifications.
 type Store struct {
-	base string
-	opts Options
+	base    string
+	opts    Options
+	log     *slog.Logger
+	pid     int
+	host    string // sanitized, as in file names
+	names   *namer
+	syncers syncers
+
+	mu     sync.Mutex
+	users  map[string]*userState // by Maildir path
+	closed bool
 }
 
 // New returns a Store rooted at base (created if missing).
 func New(base string, opts *Options) (*Store, error) {
-	s := &Store{base: base}
+	s := &Store{}
 	if opts != nil {
 		s.opts = *opts
 	}
-	return s, errNotImplemented
+	abs, err := filepath.Abs(base)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, err
+	}
+	s.base = abs
+	s.log = s.opts.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.opts.Hostname == "" {
+		s.opts.Hostname, _ = os.Hostname()
+	}
+	if s.opts.SpecialFolders == nil {
+		s.opts.SpecialFolders = DefaultSpecialFolders()
+	}
+	if s.opts.TmpMaxAge <= 0 {
+		s.opts.TmpMaxAge = 36 * time.Hour
+	}
+	if s.opts.PollInterval <= 0 {
+		s.opts.PollInterval = time.Second
+	}
+	if s.opts.Now == nil {
+		s.opts.Now = time.Now
+	}
+	s.pid = os.Getpid()
+	s.host = sanitizeHost(s.opts.Hostname)
+	s.names = newNamer(s.pid, s.opts.Hostname)
+	s.users = make(map[string]*userState)
+	return s, nil
 }
 
 // UserPath returns the default Maildir path of local@domain:
-// <base>/<domain>/<local>/Maildir, the seed's mail_location. Both parts
-// are refused with a *NameError if they could escape base.
+// <base>/<domain>/<local>/Maildir, the seed's mail_location. Parts that
+// could escape base are refused with a *NameError.
 func (s *Store) UserPath(domain, local string) (string, error) {
-	return "", errNotImplemented
+	for _, p := range []string{domain, local} {
+		if p == "" || p == "." || p == ".." || strings.ContainsAny(p, "/\\\x00") {
+			return "", &NameError{Name: p, Reason: "not usable as a directory name"}
+		}
+		for _, r := range p {
+			if r < 0x20 || r == 0x7f {
+				return "", &NameError{Name: p, Reason: "control character"}
+			}
+		}
+	}
+	return filepath.Join(s.base, domain, local, "Maildir"), nil
+}
+
+// resolve makes path absolute (relative ones are under base) and refuses
+// relative paths that climb out of base.
+func (s *Store) resolve(path string) (string, error) {
+	if path == "" {
+		return "", &NameError{Name: path, Reason: "empty Maildir path"}
+	}
+	if filepath.IsAbs(path) {
+		return filepath.Clean(path), nil
+	}
+	p := filepath.Join(s.base, path)
+	if rel, err := filepath.Rel(s.base, p); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", &NameError{Name: path, Reason: "Maildir path leaves the base directory"}
+	}
+	return p, nil
 }
 
 // Open opens (creating if needed) the Maildir at path, which is absolute
 // or relative to the Store's base. Relative paths that leave base are
 // refused. Close the Maildir when done.
 func (s *Store) Open(ctx context.Context, path string) (*Maildir, error) {
-	return nil, errNotImplemented
+	p, err := s.resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	u := s.users[p]
+	if u == nil {
+		u = newUserState(s, p)
+		s.users[p] = u
+	}
+	u.refs++
+	s.mu.Unlock()
+	m := &Maildir{store: s, u: u, path: p}
+	u.initOnce.Do(func() { u.initErr = u.init(ctx) })
+	if u.initErr != nil {
+		m.Close()
+		return nil, u.initErr
+	}
+	return m, nil
 }
 
-// DeliverOptions tune one delivery. The zero value delivers into new/ with
-// no flags, the current time, and the quota recorded in maildirsize.
-type DeliverOptions struct {
-	// Flags are IMAP flags and keywords for the message; a delivery with
-	// flags goes to cur/ as Dovecot's LDA does.
-	Flags []string
-	// Date is the internal date (file mtime); zero means now.
-	Date time.Time
-	// Quota, when non-nil, is the user's limit (from the directory); it
-	// is written to maildirsize when it differs from what is recorded.
-	Quota *Quota
-	// CreateFolder creates a missing target folder rather than failing
-	// with ErrNoFolder.
-	CreateFolder bool
+// release drops one reference to u and forgets it when unused.
+func (s *Store) release(u *userState) {
+	s.mu.Lock()
+	u.refs--
+	last := u.refs == 0
+	if last && s.users[u.path] == u {
+		delete(s.users, u.path)
+	}
+	s.mu.Unlock()
+	if last {
+		u.shutdown()
+	}
 }
 
-// Delivered describes a message that Deliver made durable.
-type Delivered struct {
-	// Folder is the folder delivered to ("INBOX" for the root).
-	Folder string
-	// Key is the message's unique base name (without ":2," and flags).
-	Key string
-	// Size is the size in bytes; VSize the size with CRLF line endings.
-	Size, VSize int64
+// lookupFolder returns the in-memory state of a folder directory when a
+// Maildir holding it is open, so deliveries can notify its watchers.
+func (s *Store) lookupFolder(maildir, dir string) *folderState {
+	s.mu.Lock()
+	u := s.users[maildir]
+	s.mu.Unlock()
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.folders[dir]
 }
 
-// Deliver stores the message read from r into folder of the Maildir at
-// path (absolute or relative to base), as an MDA does: written to tmp/,
-// fsynced, renamed into new/ (cur/ with flags), and the directory fsynced
-// (shared with concurrent deliveries, see Options.NoGroupCommit). When
-// Deliver returns nil the message survives a crash; when it returns an
-// error nothing of it is visible. Over quota it returns a *QuotaError.
-func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, opts *DeliverOptions) (*Delivered, error) {
-	return nil, errNotImplemented
-}
-
-// CleanTmp removes files older than Options.TmpMaxAge from the tmp/
-// directories of every folder of the Maildir at path. Open runs it too.
-func (s *Store) CleanTmp(ctx context.Context, path string) error {
-	return errNotImplemented
-}
-
-// Close stops background work (polling, fsnotify). Maildirs still open
-// keep working for file operations but no longer get notifications.
+// Close stops background work (polling, fsnotify) and refuses new Opens.
+// Maildirs still open keep working but no longer get notifications.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	users := make([]*userState, 0, len(s.users))
+	for _, u := range s.users {
+		users = append(users, u)
+	}
+	s.mu.Unlock()
+	for _, u := range users {
+		u.shutdown()
+	}
 	return nil
 }

@@ -1,0 +1,309 @@
+package maildir
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DeliverOptions tune one delivery. The zero value delivers into new/ with
+// no flags, the current time, and the quota recorded in maildirsize.
+type DeliverOptions struct {
+	// Flags are IMAP flags and keywords for the message; a delivery with
+	// flags goes to cur/ as Dovecot's LDA does.
+	Flags []string
+	// Date is the internal date (file mtime); zero means now.
+	Date time.Time
+	// Quota, when non-nil, is the user's limit (from the directory); it
+	// is written to maildirsize when it differs from what is recorded.
+	Quota *Quota
+	// CreateFolder creates a missing target folder rather than failing
+	// with ErrNoFolder.
+	CreateFolder bool
+}
+
+// Delivered describes a message that Deliver made durable.
+type Delivered struct {
+	// Folder is the folder delivered to ("INBOX" for the root).
+	Folder string
+	// Key is the message's unique base name (without ":2," and flags).
+	Key string
+	// Size is the size in bytes; VSize the size with CRLF line endings.
+	Size, VSize int64
+}
+
+// Deliver stores the message read from r into folder of the Maildir at
+// path (absolute or relative to base), as an MDA does: written to tmp/,
+// fsynced, renamed into new/ (cur/ with flags), and the directory fsynced
+// (shared with concurrent deliveries, see Options.NoGroupCommit). When
+// Deliver returns nil the message survives a crash; when it returns an
+// error nothing of it is visible. Over quota it returns a *QuotaError.
+func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, opts *DeliverOptions) (*Delivered, error) {
+	if opts == nil {
+		opts = &DeliverOptions{}
+	}
+	root, err := s.resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	name, err := CheckName(folder)
+	if err != nil {
+		return nil, err
+	}
+	dir := folderDir(root, name)
+	if err := s.ensureFolder(root, dir, name, opts.CreateFolder); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var info string
+	if len(opts.Flags) > 0 {
+		info, err = s.infoFor(ctx, dir, opts.Flags)
+		if err != nil {
+			return nil, err
+		}
+	}
+	now := s.opts.Now()
+	key := s.names.next(now)
+	tmp := filepath.Join(dir, "tmp", key)
+	size, vsize, err := s.writeTmp(ctx, tmp, r, opts.Date)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.chargeQuota(ctx, root, opts.Quota, size); err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	base := withSizes(key, size, vsize)
+	sub, final := "new", base
+	if len(opts.Flags) > 0 {
+		sub, final = "cur", base+infoSep+info
+	}
+	if err := s.commitFile(ctx, tmp, filepath.Join(dir, sub), final); err != nil {
+		s.refundQuota(root, size)
+		return nil, err
+	}
+	if st := s.lookupFolder(root, dir); st != nil {
+		st.kick()
+	}
+	return &Delivered{Folder: name, Key: base, Size: size, VSize: vsize}, nil
+}
+
+// folderDir returns the directory of a checked folder name.
+func folderDir(root, name string) string {
+	if name == "INBOX" {
+		return root
+	}
+	return filepath.Join(root, folderDirName(name))
+}
+
+// ensureFolder makes sure the folder's tmp, new and cur exist. INBOX (and
+// with create, any folder) is created durably on first use.
+func (s *Store) ensureFolder(root, dir, name string, create bool) error {
+	if _, err := os.Stat(filepath.Join(dir, "cur")); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if name != "INBOX" && !create {
+		return fmt.Errorf("%w: %s", ErrNoFolder, name)
+	}
+	if name != "INBOX" {
+		if err := s.ensureFolder(root, root, "INBOX", true); err != nil {
+			return err
+		}
+	}
+	return s.mkdirDurable(dir)
+}
+
+// mkdirDurable creates dir with tmp/, new/ and cur/ and fsyncs every
+// directory it created and its parent, up to the Store's base.
+func (s *Store) mkdirDurable(dir string) error {
+	var created []string
+	for p := dir; ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		}
+		created = append(created, p)
+		if p == s.base || p == filepath.Dir(p) {
+			break
+		}
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return err
+		}
+	}
+	toSync := []string{dir}
+	for _, c := range created {
+		toSync = append(toSync, filepath.Dir(c))
+	}
+	for _, p := range toSync {
+		if err := fsyncDir(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTmp writes r to a new file at tmp, fsyncs it and sets its mtime to
+// date, returning its size and its size with CRLF line endings.
+func (s *Store) writeTmp(ctx context.Context, tmp string, r io.Reader, date time.Time) (size, vsize int64, err error) {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, 0, err
+	}
+	fail := func(e error) (int64, int64, error) {
+		f.Close()
+		os.Remove(tmp)
+		return 0, 0, e
+	}
+	cw := &crlfCounter{max: s.opts.MaxMessageSize}
+	bw := bufio.NewWriterSize(io.MultiWriter(f, cw), 64<<10)
+	if _, err := io.Copy(bw, ctxReader{ctx, r}); err != nil {
+		return fail(err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fail(err)
+	}
+	if cw.over {
+		return fail(ErrTooLarge)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return 0, 0, err
+	}
+	if !date.IsZero() {
+		if err := os.Chtimes(tmp, date, date); err != nil {
+			os.Remove(tmp)
+			return 0, 0, err
+		}
+	}
+	return cw.n, cw.n + cw.bareLF, nil
+}
+
+// commitFile renames tmp to dir/final and fsyncs dir (grouped with
+// concurrent commits unless Options.NoGroupCommit). If the fsync fails
+// the file is taken back, so an error means nothing became visible.
+func (s *Store) commitFile(ctx context.Context, tmp, dir, final string) error {
+	dst := filepath.Join(dir, final)
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	var err error
+	if s.opts.NoGroupCommit {
+		err = fsyncDir(dir)
+	} else {
+		// Once renamed the delivery is committed to finishing: a caller
+		// giving up must not leave it visible but not durable.
+		err = s.syncers.syncDir(context.WithoutCancel(ctx), dir)
+	}
+	if err != nil {
+		os.Remove(dst)
+		return err
+	}
+	return nil
+}
+
+// crlfCounter counts bytes and the LFs not preceded by CR, whose sum is
+// the message's size with CRLF line endings (Dovecot's "W=").
+type crlfCounter struct {
+	n, bareLF int64
+	prevCR    bool
+	max       int64
+	over      bool
+}
+
+func (c *crlfCounter) Write(p []byte) (int, error) {
+	for i, b := range p {
+		if b == '\n' {
+			if i == 0 && !c.prevCR || i > 0 && p[i-1] != '\r' {
+				c.bareLF++
+			}
+		}
+	}
+	if len(p) > 0 {
+		c.prevCR = p[len(p)-1] == '\r'
+	}
+	c.n += int64(len(p))
+	if c.max > 0 && c.n > c.max {
+		c.over = true
+		return 0, ErrTooLarge
+	}
+	return len(p), nil
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// CleanTmp removes files older than Options.TmpMaxAge from the tmp/
+// directories of every folder of the Maildir at path. Open runs it too.
+func (s *Store) CleanTmp(ctx context.Context, path string) error {
+	root, err := s.resolve(path)
+	if err != nil {
+		return err
+	}
+	dirs := []string{root}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if _, ok := folderFromDirName(e.Name()); ok && e.IsDir() {
+			dirs = append(dirs, filepath.Join(root, e.Name()))
+		}
+	}
+	cutoff := s.opts.Now().Add(-s.opts.TmpMaxAge)
+	for _, d := range dirs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tmp := filepath.Join(d, "tmp")
+		f, err := os.Open(tmp)
+		if err != nil {
+			continue
+		}
+		names, _ := f.Readdirnames(-1)
+		f.Close()
+		for _, n := range names {
+			if strings.HasPrefix(n, ".") {
+				continue
+			}
+			p := filepath.Join(tmp, n)
+			st, err := os.Lstat(p)
+			if err != nil || st.IsDir() {
+				continue
+			}
+			// Maildir's rule: files are not touched by deliveries after
+			// their creation, so an old ctime means abandoned.
+			if st.ModTime().Before(cutoff) && ctimeOf(st).Before(cutoff) {
+				if err := os.Remove(p); err == nil {
+					s.log.Info("maildir: removed stale tmp file", "path", p)
+				}
+			}
+		}
+	}
+	return nil
+}

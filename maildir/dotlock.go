@@ -1,0 +1,92 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// dotlockStale is how long a dot-lock may sit unchanged before it is taken
+// over; Dovecot uses two minutes for dovecot-uidlist.lock.
+const dotlockStale = 2 * time.Minute
+
+// dotlock is a Dovecot-compatible lock file "<target>.lock", created
+// exclusively and holding "pid:host" so that a lock left by a dead process
+// on this host is broken at once rather than after dotlockStale.
+type dotlock struct {
+	path string
+}
+
+func acquireDotlock(ctx context.Context, target string, pid int, host string) (*dotlock, error) {
+	lp := target + ".lock"
+	wait := 2 * time.Millisecond
+	for {
+		f, err := os.OpenFile(lp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			_, werr := f.WriteString(strconv.Itoa(pid) + ":" + host)
+			cerr := f.Close()
+			if werr != nil || cerr != nil {
+				os.Remove(lp)
+				return nil, fmt.Errorf("maildir: writing %s: %w", lp, errors.Join(werr, cerr))
+			}
+			return &dotlock{path: lp}, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		if dotlockIsStale(lp, pid, host) {
+			os.Remove(lp)
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("maildir: waiting for %s: %w", lp, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(wait*2, 100*time.Millisecond)
+	}
+}
+
+// dotlockIsStale reports whether the lock at lp was left by a process that
+// no longer runs on this host, or has not been touched for dotlockStale.
+func dotlockIsStale(lp string, pid int, host string) bool {
+	st, err := os.Stat(lp)
+	if err != nil {
+		return false // gone already: the next create attempt decides
+	}
+	if time.Since(st.ModTime()) > dotlockStale {
+		return true
+	}
+	data, err := os.ReadFile(lp)
+	if err != nil || len(data) > 512 {
+		return false
+	}
+	p, h, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
+	if !ok || h != host {
+		return false
+	}
+	other, err := strconv.Atoi(p)
+	if err != nil || other <= 0 || other == pid {
+		return false
+	}
+	return errors.Is(syscall.Kill(other, 0), syscall.ESRCH)
+}
+
+func (l *dotlock) release() error {
+	if l == nil {
+		return nil
+	}
+	err := os.Remove(l.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}

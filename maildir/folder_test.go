@@ -1,0 +1,275 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDeliverSnapshotOpen(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	body := msg("one", 300)
+	d := deliver(t, s, m, "INBOX", body)
+	if d.Size != int64(len(body)) || d.VSize != int64(len(body)+strings.Count(body, "\n")) {
+		t.Fatalf("sizes %d/%d for %d bytes", d.Size, d.VSize, len(body))
+	}
+	if got := filesIn(t, m.Path(), "new"); len(got) != 1 || !strings.HasSuffix(got[0], ",W="+itoa(d.VSize)) {
+		t.Fatalf("new/ holds %v", got)
+	}
+	in := folder(t, m, "inbox")
+	snap := snapshot(t, in)
+	if len(snap.Messages) != 1 || snap.Messages[0].UID != 1 || snap.UIDNext != 2 || snap.UIDValidity == 0 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	if got := snap.Messages[0]; got.Size != d.Size || got.VSize != d.VSize || !got.Recent {
+		t.Fatalf("message %+v", got)
+	}
+	// Seen by a session: moved to cur/ with an empty info, as Dovecot does.
+	if got := filesIn(t, m.Path(), "cur"); len(got) != 1 || got[0] != d.Key+":2," {
+		t.Fatalf("cur/ holds %v", got)
+	}
+	fh, _, err := in.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(fh)
+	fh.Close()
+	if string(data) != body {
+		t.Fatal("content differs")
+	}
+	ul, err := os.ReadFile(filepath.Join(m.Path(), "dovecot-uidlist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(ul)), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "3 V") || lines[1] != "1 :"+d.Key {
+		t.Fatalf("dovecot-uidlist:\n%s", ul)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestFlagsAndKeywords(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	deliver(t, s, m, "INBOX", msg("a", 100))
+	deliver(t, s, m, "INBOX", msg("b", 100))
+	in := folder(t, m, "INBOX")
+	snapshot(t, in)
+	got, err := in.StoreFlags(ctx, []uint32{1, 2}, FlagsAdd, []string{FlagSeen, "$Forwarded", "Work"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !slices.Equal(got[0].Flags, []string{`\Seen`, "$Forwarded", "Work"}) {
+		t.Fatalf("flags %v", got)
+	}
+	if _, err := in.StoreFlags(ctx, []uint32{2}, FlagsSet, []string{FlagDeleted, "Work"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.StoreFlags(ctx, []uint32{1}, FlagsRemove, []string{"$Forwarded"}); err != nil {
+		t.Fatal(err)
+	}
+	kw, _ := os.ReadFile(filepath.Join(m.Path(), "dovecot-keywords"))
+	if string(kw) != "0 $Forwarded\n1 Work\n" {
+		t.Fatalf("dovecot-keywords %q", kw)
+	}
+	cur := filesIn(t, m.Path(), "cur")
+	slices.Sort(cur)
+	var infos []string
+	for _, n := range cur {
+		infos = append(infos, n[strings.Index(n, ":2,")+3:])
+	}
+	slices.Sort(infos)
+	if !slices.Equal(infos, []string{"Sb", "Tb"}) {
+		t.Fatalf("infos %v", infos)
+	}
+	// A fresh store (a restart) reads the same flags from the names.
+	s2 := newStoreAt(t, s.base)
+	m2 := openPath(t, s2, m.Path())
+	snap := snapshot(t, folder(t, m2, "INBOX"))
+	if !slices.Equal(snap.Messages[0].Flags, []string{`\Seen`, "Work"}) || !slices.Equal(snap.Messages[1].Flags, []string{`\Deleted`, "Work"}) {
+		t.Fatalf("after restart %+v", snap.Messages)
+	}
+	if _, err := in.StoreFlags(ctx, []uint32{1}, FlagsAdd, []string{"bad(kw"}); !errors.Is(err, ErrInvalidFlag) {
+		t.Fatalf("bad keyword: %v", err)
+	}
+}
+
+func newStoreAt(t testing.TB, base string) *Store {
+	t.Helper()
+	s, err := New(base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func openPath(t testing.TB, s *Store, p string) *Maildir {
+	t.Helper()
+	m, err := s.Open(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestAppendCopyMoveExpunge(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	in := folder(t, m, "INBOX")
+	date := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	uid, err := in.Append(ctx, strings.NewReader(msg("x", 200)), []string{FlagFlagged, "Todo"}, date)
+	if err != nil || uid != 1 {
+		t.Fatalf("append: %d %v", uid, err)
+	}
+	uid2, err := in.Append(ctx, strings.NewReader(msg("y", 200)), nil, time.Time{})
+	if err != nil || uid2 != 2 {
+		t.Fatalf("append: %d %v", uid2, err)
+	}
+	mm, err := in.Message(ctx, 1)
+	if err != nil || !mm.InternalDate.Equal(date) || !slices.Equal(mm.Flags, []string{`\Flagged`, "Todo"}) {
+		t.Fatalf("message %+v %v", mm, err)
+	}
+	arch := folder(t, m, "Archive")
+	res, err := in.Copy(ctx, []uint32{1, 2, 99}, arch)
+	if err != nil || !slices.Equal(res.Source, []uint32{1, 2}) || !slices.Equal(res.Dest, []uint32{1, 2}) {
+		t.Fatalf("copy %+v %v", res, err)
+	}
+	am, _ := arch.Message(ctx, 1)
+	if !slices.Equal(am.Flags, []string{`\Flagged`, "Todo"}) || !am.InternalDate.Equal(date) {
+		t.Fatalf("copied %+v", am)
+	}
+	res, err = in.Move(ctx, []uint32{2}, arch)
+	if err != nil || !slices.Equal(res.Dest, []uint32{3}) {
+		t.Fatalf("move %+v %v", res, err)
+	}
+	snap := snapshot(t, in)
+	if len(snap.Messages) != 1 || snap.Messages[0].UID != 1 {
+		t.Fatalf("after move %+v", snap.Messages)
+	}
+	gone, err := arch.Expunge(ctx, []uint32{1, 3})
+	if err != nil || !slices.Equal(gone, []uint32{1, 3}) {
+		t.Fatalf("expunge %v %v", gone, err)
+	}
+	asnap := snapshot(t, arch)
+	if len(asnap.Messages) != 1 || asnap.Messages[0].UID != 2 || asnap.UIDNext != 4 {
+		t.Fatalf("archive %+v", asnap)
+	}
+	ul, _ := os.ReadFile(filepath.Join(m.Path(), ".Archive", "dovecot-uidlist"))
+	if n := strings.Count(string(ul), "\n"); n != 2 {
+		t.Fatalf("uidlist after expunge:\n%s", ul)
+	}
+	if len(filesIn(t, filepath.Join(m.Path(), ".Archive"), "cur")) != 1 {
+		t.Fatal("expunged files still on disk")
+	}
+}
+
+func TestFolders(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	for _, n := range []string{"Lists", "Lists.go", "Lists.go.dev", "Entwürfe"} {
+		if err := m.CreateFolder(ctx, n); err != nil {
+			t.Fatal(n, err)
+		}
+	}
+	if err := m.CreateFolder(ctx, "Lists"); !errors.Is(err, ErrFolderExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(m.Path(), ".Entw&APw-rfe", "cur")); err != nil {
+		t.Fatal("modified UTF-7 directory missing:", err)
+	}
+	if err := m.Subscribe(ctx, "Lists.go", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RenameFolder(ctx, "Lists", "Groups"); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := m.Folders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range fl {
+		names = append(names, f.Name)
+		switch f.Name {
+		case "Sent":
+			if f.SpecialUse != SpecialSent || !f.Subscribed {
+				t.Errorf("Sent: %+v", f)
+			}
+		case "Groups":
+			if !f.HasChildren {
+				t.Errorf("Groups: %+v", f)
+			}
+		case "Groups.go":
+			if !f.Subscribed {
+				t.Errorf("subscription did not follow the rename: %+v", f)
+			}
+		}
+	}
+	want := []string{"INBOX", "Archive", "Drafts", "Entwürfe", "Groups", "Groups.go", "Groups.go.dev", "Junk", "Sent", "Trash"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("folders %v, want %v", names, want)
+	}
+	subs, _ := os.ReadFile(filepath.Join(m.Path(), "subscriptions"))
+	if !strings.HasPrefix(string(subs), "V\t2\n\n") || !strings.Contains(string(subs), "\nGroups\tgo\n") {
+		t.Fatalf("subscriptions %q", subs)
+	}
+	if err := m.DeleteFolder(ctx, "Groups"); err != nil {
+		t.Fatal(err)
+	}
+	fl, _ = m.Folders(ctx)
+	for _, f := range fl {
+		if f.Name == "Groups" && !f.NonExistent {
+			t.Fatalf("deleted parent listed as existing: %+v", f)
+		}
+	}
+	if err := m.DeleteFolder(ctx, "INBOX"); !errors.Is(err, ErrInbox) {
+		t.Fatalf("delete INBOX: %v", err)
+	}
+	if _, err := m.Folder(ctx, "Groups"); !errors.Is(err, ErrNoFolder) {
+		t.Fatalf("deleted folder opens: %v", err)
+	}
+}
+
+func TestNameSafety(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	for _, n := range []string{"", "..", "a..b", ".a", "a.", "a/b", "../x", "#news", "a\x01b", "a\x7f", "Cafe\u0301", "~x", "a*", "\xff"} {
+		if err := m.CreateFolder(ctx, n); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("CreateFolder(%q) = %v", n, err)
+		}
+		var ne *NameError
+		if _, err := s.Deliver(ctx, m.Path(), n, strings.NewReader("x"), &DeliverOptions{CreateFolder: true}); !errors.As(err, &ne) {
+			t.Errorf("Deliver(%q) = %v", n, err)
+		}
+	}
+	if _, err := s.UserPath("..", "x"); !errors.Is(err, ErrInvalidName) {
+		t.Error("UserPath accepted ..")
+	}
+	if _, err := s.Open(ctx, "../../etc"); !errors.Is(err, ErrInvalidName) {
+		t.Error("Open accepted a path leaving base")
+	}
+	// Invalid modified UTF-7 on disk is not listed.
+	os.MkdirAll(filepath.Join(m.Path(), ".bad&AGE-", "cur"), 0o700)
+	fl, _ := m.Folders(ctx)
+	for _, f := range fl {
+		if strings.Contains(f.Name, "bad") {
+			t.Fatalf("listed %q", f.Name)
+		}
+	}
+}

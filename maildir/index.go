@@ -1,0 +1,224 @@
+package maildir
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+)
+
+// indexName is mailagent's per-folder cache of the listing: what a scan of
+// new/ and cur/ found, with sizes and dates, and the directory stamps it
+// is valid for. It is only a cache: anything wrong with it costs one
+// rescan, never mail.
+const indexName = "mailagent.index"
+
+const indexMagic = "MAILAGENT-INDEX 1\n"
+
+var errBadIndex = errors.New("maildir: corrupt index")
+
+// maxIndexSize bounds what is read of an index.
+const maxIndexSize = 512 << 20
+
+func (f *folderState) marshalIndex() []byte {
+	b := make([]byte, 0, 128+len(f.uids)*80)
+	b = append(b, indexMagic...)
+	b = binary.AppendUvarint(b, uint64(f.uidValidity))
+	b = binary.AppendUvarint(b, uint64(f.nextUID))
+	for _, st := range []fileStamp{f.newStamp, f.curStamp, f.ulStamp, f.kwStamp} {
+		b = binary.AppendVarint(b, st.mtime)
+		b = binary.AppendVarint(b, st.size)
+		b = binary.AppendUvarint(b, st.ino)
+	}
+	b = binary.AppendVarint(b, f.scannedAt)
+	b = appendStr(b, f.guid)
+	b = binary.AppendUvarint(b, uint64(len(f.keywords)))
+	for _, k := range f.keywords {
+		b = appendStr(b, k)
+	}
+	b = binary.AppendUvarint(b, uint64(len(f.uids)))
+	var prev uint32
+	for _, uid := range f.uids {
+		e := f.ents[uid]
+		b = binary.AppendUvarint(b, uint64(uid-prev))
+		prev = uid
+		b = appendStr(b, e.key)
+		b = appendStr(b, e.info)
+		var fl byte
+		if e.inNew {
+			fl |= 1
+		}
+		if e.hasInfo {
+			fl |= 2
+		}
+		if e.recent {
+			fl |= 4
+		}
+		b = append(b, fl)
+		b = binary.AppendUvarint(b, uint64(e.size))
+		b = binary.AppendUvarint(b, uint64(e.vsize))
+		b = binary.AppendVarint(b, e.mtime)
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// indexReader decodes an index; the first error sticks.
+type indexReader struct {
+	b   []byte
+	err error
+}
+
+func (r *indexReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errBadIndex
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *indexReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errBadIndex
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *indexReader) str() string {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)) || n > 4096 {
+		r.err = errBadIndex
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *indexReader) byte1() byte {
+	if r.err != nil || len(r.b) == 0 {
+		r.err = errBadIndex
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+// parseIndex decodes data into f (which must be reset).
+func (f *folderState) parseIndex(data []byte) error {
+	if len(data) < len(indexMagic)+4 || string(data[:len(indexMagic)]) != indexMagic {
+		return errBadIndex
+	}
+	body := data[:len(data)-4]
+	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(data[len(data)-4:]) {
+		return errBadIndex
+	}
+	r := &indexReader{b: body[len(indexMagic):]}
+	uv := r.uvarint()
+	next := r.uvarint()
+	var st [4]fileStamp
+	for i := range st {
+		st[i] = fileStamp{mtime: r.varint(), size: r.varint(), ino: r.uvarint()}
+	}
+	scanned := r.varint()
+	guid := r.str()
+	nk := r.uvarint()
+	if nk > maxKeywords {
+		return errBadIndex
+	}
+	kw := make([]string, 0, nk)
+	for range nk {
+		kw = append(kw, r.str())
+	}
+	n := r.uvarint()
+	if r.err != nil || uv == 0 || uv > 1<<32-1 || next > 1<<32-1 || n > uint64(len(r.b)) {
+		return errBadIndex
+	}
+	var uid uint32
+	for range n {
+		d := r.uvarint()
+		if d == 0 || uint64(uid)+d >= next {
+			return errBadIndex
+		}
+		uid += uint32(d)
+		e := &entry{key: r.str(), info: r.str()}
+		fl := r.byte1()
+		e.inNew, e.hasInfo, e.recent = fl&1 != 0, fl&2 != 0, fl&4 != 0
+		e.size, e.vsize = int64(r.uvarint()), int64(r.uvarint())
+		e.mtime = r.varint()
+		if r.err != nil || !validBase(e.key) {
+			return errBadIndex
+		}
+		if _, dup := f.byKey[e.key]; dup {
+			return errBadIndex
+		}
+		f.add(uid, e)
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return errBadIndex
+	}
+	f.uidValidity, f.nextUID, f.guid = uint32(uv), uint32(next), guid
+	f.newStamp, f.curStamp, f.ulStamp, f.kwStamp = st[0], st[1], st[2], st[3]
+	f.scannedAt = scanned
+	f.keywords = kw
+	f.indexDirty = false
+	return nil
+}
+
+// loadIndex fills the state from the index file; false means no usable
+// index (the state is then empty and a full scan rebuilds it).
+func (f *folderState) loadIndex() bool {
+	p := filepath.Join(f.dir, indexName)
+	st, err := os.Stat(p)
+	if err != nil || st.Size() > maxIndexSize {
+		return false
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return false
+	}
+	if err := f.parseIndex(data); err != nil {
+		f.s.log.Warn("maildir: damaged index, rebuilding", "dir", f.dir)
+		f.reset()
+		return false
+	}
+	// The index is trusted only as far as dovecot-uidlist agrees with it:
+	// the same file it was written with, or at least the same UIDVALIDITY.
+	if ul, ok := statStamp(filepath.Join(f.dir, uidlistName)); !ok || ul != f.ulStamp {
+		u, err := f.readUIDList()
+		if err != nil || u == nil || u.uidValidity != f.uidValidity {
+			f.reset()
+			f.uidValidity, f.nextUID = 0, 0
+			return false
+		}
+		f.nextUID = max(f.nextUID, u.nextUID)
+	}
+	return true
+}
+
+// saveIndex writes the index; failure is logged, not fatal.
+func (f *folderState) saveIndex() {
+	p := filepath.Join(f.dir, indexName)
+	if err := writeFileAtomic(p, f.marshalIndex(), false); err != nil {
+		f.s.log.Warn("maildir: writing index", "dir", f.dir, "err", err)
+		return
+	}
+	f.indexDirty = false
+}

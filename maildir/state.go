@@ -1,0 +1,526 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// trashedDir is where a deleted folder is moved before its removal;
+// Dovecot uses and skips the same name, so a crash leaves nothing listed.
+const trashedDir = ".DOVECOT-TRASHED"
+
+// dirtyWindow: a directory whose mtime was this close to the moment it was
+// scanned may have changed again within the same timestamp tick, so it is
+// scanned again rather than trusted.
+const dirtyWindow = time.Second
+
+// userState is the shared in-memory state of one Maildir.
+type userState struct {
+	s    *Store
+	path string
+	refs int // guarded by Store.mu
+
+	initOnce sync.Once
+	initErr  error
+
+	mu      sync.Mutex
+	folders map[string]*folderState // by directory
+
+	subsMu sync.Mutex // serializes subscription changes in this process
+}
+
+func newUserState(s *Store, p string) *userState {
+	return &userState{s: s, path: p, folders: make(map[string]*folderState)}
+}
+
+// init creates the Maildir and the special folders, and cleans tmp/.
+func (u *userState) init(ctx context.Context) error {
+	s := u.s
+	if err := s.ensureFolder(u.path, u.path, "INBOX", true); err != nil {
+		return err
+	}
+	for _, sf := range s.opts.SpecialFolders {
+		name, err := CheckName(sf.Name)
+		if err != nil || name == "INBOX" {
+			continue
+		}
+		dir := folderDir(u.path, name)
+		if _, err := os.Stat(dir); err == nil {
+			continue
+		}
+		if err := s.mkdirDurable(dir); err != nil {
+			return err
+		}
+		if err := u.subscribe(ctx, name, true); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(u.path, trashedDir)); err != nil {
+		s.log.Warn("maildir: removing deleted folder", "path", u.path, "err", err)
+	}
+	if err := s.CleanTmp(ctx, u.path); err != nil {
+		s.log.Warn("maildir: cleaning tmp", "path", u.path, "err", err)
+	}
+	return nil
+}
+
+// folder returns the state of the folder stored in dir.
+func (u *userState) folder(dir, name string) *folderState {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f := u.folders[dir]
+	if f == nil {
+		f = &folderState{u: u, s: u.s, dir: dir, name: name}
+		u.folders[dir] = f
+	}
+	return f
+}
+
+// forget drops the states of folders whose directories match, after a
+// delete or rename: their handles report ErrNoFolder from then on.
+func (u *userState) forget(match func(dir string) bool) {
+	u.mu.Lock()
+	var gone []*folderState
+	for d, f := range u.folders {
+		if match(d) {
+			gone = append(gone, f)
+			delete(u.folders, d)
+		}
+	}
+	u.mu.Unlock()
+	for _, f := range gone {
+		f.mu.Lock()
+		f.gone = true
+		f.mu.Unlock()
+		f.stopWatching()
+		f.notify([]Event{{Kind: EventReset}})
+	}
+}
+
+// shutdown saves dirty indexes and stops pollers.
+func (u *userState) shutdown() {
+	u.mu.Lock()
+	fs := make([]*folderState, 0, len(u.folders))
+	for _, f := range u.folders {
+		fs = append(fs, f)
+	}
+	u.mu.Unlock()
+	for _, f := range fs {
+		f.stopWatching()
+		f.mu.Lock()
+		if f.loaded && f.indexDirty && !f.gone {
+			f.saveIndex()
+		}
+		f.mu.Unlock()
+	}
+}
+
+// entry is one message of a folder.
+type entry struct {
+	key     string // base name, the dovecot-uidlist key
+	info    string // info letters after ":2,"
+	inNew   bool
+	hasInfo bool
+	recent  bool
+	size    int64
+	vsize   int64
+	mtime   int64 // unix nanoseconds: the internal date
+}
+
+func (e *entry) relPath() string {
+	if e.inNew {
+		if e.hasInfo {
+			return "new/" + e.key + infoSep + e.info
+		}
+		return "new/" + e.key
+	}
+	return "cur/" + e.key + infoSep + e.info
+}
+
+// fileStamp identifies a version of a file or directory cheaply.
+type fileStamp struct {
+	mtime int64
+	size  int64
+	ino   uint64
+}
+
+func stampOf(st fs.FileInfo) fileStamp {
+	return fileStamp{mtime: st.ModTime().UnixNano(), size: st.Size(), ino: inodeOf(st)}
+}
+
+func statStamp(p string) (fileStamp, bool) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return fileStamp{}, false
+	}
+	return stampOf(st), true
+}
+
+// folderState is the shared in-memory state of one folder.
+type folderState struct {
+	u    *userState
+	s    *Store
+	dir  string
+	name string
+
+	mu          sync.Mutex
+	loaded      bool
+	gone        bool
+	uidValidity uint32
+	nextUID     uint32
+	guid        string
+	hdrExtra    []string
+	ents        map[uint32]*entry
+	uids        []uint32 // ascending
+	byKey       map[string]uint32
+	keywords    []string
+	kwStamp     fileStamp
+	newStamp    fileStamp
+	curStamp    fileStamp
+	scannedAt   int64 // unix nanoseconds of the last full scan
+	ulStamp     fileStamp
+	ulDirty     bool // dovecot-uidlist holds records of removed messages
+	indexDirty  bool
+	flagViews   map[string][]string // info letters → IMAP flags
+
+	wmu      sync.Mutex
+	watchers map[*watcher]struct{}
+	poll     *poller
+}
+
+func (f *folderState) reset() {
+	f.ents = make(map[uint32]*entry)
+	f.byKey = make(map[string]uint32)
+	f.uids = nil
+	f.flagViews = nil
+}
+
+// flagsOf returns the IMAP flags of info letters, shared between messages
+// with the same letters (callers must not modify the slice).
+func (f *folderState) flagsOf(info string) []string {
+	if v, ok := f.flagViews[info]; ok {
+		return v
+	}
+	if f.flagViews == nil {
+		f.flagViews = make(map[string][]string)
+	}
+	v := flagsFromInfo(info, f.keywords)
+	sortFlags(v)
+	f.flagViews[info] = v
+	return v
+}
+
+func (f *folderState) message(uid uint32, e *entry) Message {
+	return Message{
+		UID:          uid,
+		Flags:        f.flagsOf(e.info),
+		Size:         e.size,
+		VSize:        e.vsize,
+		InternalDate: time.Unix(0, e.mtime),
+		Key:          e.key,
+		Recent:       e.recent,
+	}
+}
+
+// add records a message under uid; uids above all known ones append.
+func (f *folderState) add(uid uint32, e *entry) {
+	f.ents[uid] = e
+	f.byKey[e.key] = uid
+	if n := len(f.uids); n == 0 || f.uids[n-1] < uid {
+		f.uids = append(f.uids, uid)
+	} else {
+		i, _ := slices.BinarySearch(f.uids, uid)
+		f.uids = slices.Insert(f.uids, i, uid)
+	}
+	f.indexDirty = true
+}
+
+func (f *folderState) remove(uids []uint32) {
+	if len(uids) == 0 {
+		return
+	}
+	drop := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		if e := f.ents[u]; e != nil {
+			delete(f.byKey, e.key)
+			delete(f.ents, u)
+			drop[u] = true
+		}
+	}
+	f.uids = slices.DeleteFunc(f.uids, func(u uint32) bool { return drop[u] })
+	f.ulDirty = true
+	f.indexDirty = true
+}
+
+// sync brings the state up to date with the disk and returns the changes
+// found. It is cheap when neither directory changed: two stats.
+func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
+	if f.gone {
+		return nil, fmt.Errorf("%w: %s", ErrNoFolder, f.name)
+	}
+	fresh := false
+	if !f.loaded {
+		f.reset()
+		fresh = !f.loadIndex()
+		f.loaded = true
+	}
+	now := time.Now().UnixNano()
+	stNew, okN := statStamp(filepath.Join(f.dir, "new"))
+	stCur, okC := statStamp(filepath.Join(f.dir, "cur"))
+	if !okN || !okC {
+		if _, err := os.Stat(f.dir); errors.Is(err, fs.ErrNotExist) {
+			f.gone = true
+			return nil, fmt.Errorf("%w: %s", ErrNoFolder, f.name)
+		}
+		// A folder directory without its subdirectories (created by hand
+		// or half-deleted) is repaired rather than refused.
+		if err := f.s.mkdirDurable(f.dir); err != nil {
+			return nil, err
+		}
+		force = true
+	}
+	if kw, ok := statStamp(filepath.Join(f.dir, keywordsName)); ok && kw != f.kwStamp || !ok && f.kwStamp != (fileStamp{}) {
+		f.keywords = loadKeywords(f.dir)
+		f.kwStamp = kw
+		f.flagViews = nil
+	}
+	newest := max(f.newStamp.mtime, f.curStamp.mtime)
+	scan := force || fresh || stNew.mtime != f.newStamp.mtime || stCur.mtime != f.curStamp.mtime ||
+		f.scannedAt-newest < int64(dirtyWindow)
+	var events []Event
+	if !scan {
+		// Directories unchanged; the UID list may still have been
+		// recreated (new UIDVALIDITY) by another process.
+		if st, ok := statStamp(filepath.Join(f.dir, uidlistName)); ok && st != f.ulStamp {
+			ul, err := f.readUIDList()
+			if err != nil || ul.uidValidity != f.uidValidity {
+				scan = true
+			} else {
+				f.ulStamp = st
+			}
+		} else if !ok {
+			scan = true
+		}
+	}
+	if scan {
+		ev, err := f.scan(ctx, now, stNew, stCur)
+		if err != nil {
+			return nil, err
+		}
+		events = ev
+	}
+	if f.indexDirty && (scan || fresh) {
+		f.saveIndex()
+	}
+	return events, nil
+}
+
+// listing is one directory entry of a message file.
+type listing struct {
+	inNew   bool
+	info    string
+	hasInfo bool
+}
+
+func (f *folderState) readdir() (map[string]listing, error) {
+	out := make(map[string]listing, len(f.ents)+16)
+	for _, sub := range []string{"new", "cur"} { // new first: a file moving to cur is seen at least once
+		d, err := os.Open(filepath.Join(f.dir, sub))
+		if err != nil {
+			return nil, err
+		}
+		names, err := d.Readdirnames(-1)
+		d.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if !validBase(n) {
+				continue
+			}
+			base, info, has := splitFilename(n)
+			if sub == "cur" && !has {
+				has, info = true, ""
+			}
+			if old, dup := out[base]; dup && !old.inNew {
+				continue // the same base twice: keep cur/'s
+			}
+			out[base] = listing{inNew: sub == "new", info: normInfo(info), hasInfo: has}
+		}
+	}
+	return out, nil
+}
+
+// scan reads both directories and reconciles them with the state:
+// flag changes, expunges, and UIDs for new files (under the uidlist lock).
+func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStamp) ([]Event, error) {
+	seen, err := f.readdir()
+	if err != nil {
+		return nil, err
+	}
+	var missing []uint32
+	for _, uid := range f.uids {
+		if _, ok := seen[f.ents[uid].key]; !ok {
+			missing = append(missing, uid)
+		}
+	}
+	if len(missing) > 0 {
+		// A rename in progress can hide a file from one readdir: confirm
+		// with a second one before calling anything expunged.
+		again, err := f.readdir()
+		if err != nil {
+			return nil, err
+		}
+		for k, l := range again {
+			if _, ok := seen[k]; !ok {
+				seen[k] = l
+			}
+		}
+		missing = slices.DeleteFunc(missing, func(u uint32) bool {
+			_, ok := seen[f.ents[u].key]
+			return ok
+		})
+	}
+	var events []Event
+	var changed []uint32
+	for _, uid := range f.uids {
+		e := f.ents[uid]
+		l, ok := seen[e.key]
+		if !ok {
+			continue
+		}
+		if l.info != e.info || l.inNew != e.inNew || l.hasInfo != e.hasInfo {
+			if l.info != e.info {
+				changed = append(changed, uid)
+			}
+			e.info, e.inNew, e.hasInfo = l.info, l.inNew, l.hasInfo
+			f.indexDirty = true
+		}
+	}
+	if len(missing) > 0 {
+		f.remove(missing)
+		events = append(events, Event{Kind: EventExpunged, UIDs: missing})
+	}
+	if len(changed) > 0 {
+		events = append(events, Event{Kind: EventFlags, UIDs: changed})
+	}
+	var unknown []string
+	for k := range seen {
+		if _, ok := f.byKey[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	reset := false
+	if len(unknown) > 0 || f.uidValidity == 0 {
+		added, r, err := f.assignUIDs(ctx, seen, unknown)
+		if err != nil {
+			return nil, err
+		}
+		reset = r
+		if len(added) > 0 {
+			events = append(events, Event{Kind: EventNew, UIDs: added})
+		}
+	} else if f.ulDirty {
+		if err := f.rewriteUIDListLocked(ctx); err != nil {
+			f.s.log.Warn("maildir: rewriting dovecot-uidlist", "dir", f.dir, "err", err)
+		}
+	}
+	f.moveNewToCur()
+	f.newStamp, f.curStamp, f.scannedAt = stNew, stCur, now
+	if reset {
+		return []Event{{Kind: EventReset}}, nil
+	}
+	return events, nil
+}
+
+// moveNewToCur moves messages from new/ to cur/ with an empty info, as
+// Dovecot does once a session has seen them (they stay \Recent).
+func (f *folderState) moveNewToCur() {
+	for _, uid := range f.uids {
+		e := f.ents[uid]
+		if !e.inNew {
+			continue
+		}
+		from := filepath.Join(f.dir, e.relPath())
+		to := filepath.Join(f.dir, "cur", e.key+infoSep+e.info)
+		if err := os.Rename(from, to); err != nil {
+			continue // moved or removed meanwhile: the next scan tells
+		}
+		e.inNew, e.hasInfo = false, true
+		f.indexDirty = true
+	}
+}
+
+// newEntry builds the entry of a file seen in the directory listing.
+func (f *folderState) newEntry(key string, l listing, rec *uidRec) (*entry, bool) {
+	e := &entry{key: key, info: l.info, inNew: l.inNew, hasInfo: l.hasInfo}
+	e.size, e.vsize = parseSizes(key)
+	if rec != nil && (e.size < 0 || e.vsize < 0) {
+		for _, x := range strings.Fields(rec.ext) {
+			var v int64
+			if _, err := fmt.Sscan(x[1:], &v); err != nil || v < 0 {
+				continue
+			}
+			switch {
+			case x[0] == 'S' && e.size < 0:
+				e.size = v
+			case x[0] == 'W' && e.vsize < 0:
+				e.vsize = v
+			}
+		}
+	}
+	p := filepath.Join(f.dir, e.relPath())
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, false
+	}
+	e.mtime = st.ModTime().UnixNano()
+	if e.size < 0 {
+		e.size = st.Size()
+	}
+	if e.vsize < 0 {
+		v, err := crlfSize(p)
+		if err != nil {
+			return nil, false
+		}
+		e.vsize = v
+	}
+	e.recent = l.inNew
+	return e, true
+}
+
+func crlfSize(p string) (int64, error) {
+	fh, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer fh.Close()
+	var c crlfCounter
+	if _, err := io.Copy(&c, fh); err != nil {
+		return 0, err
+	}
+	return c.n + c.bareLF, nil
+}
+
+// sortFlags orders system flags first, then keywords, each alphabetically.
+func sortFlags(v []string) {
+	slices.SortFunc(v, func(a, b string) int {
+		as, bs := strings.HasPrefix(a, `\`), strings.HasPrefix(b, `\`)
+		switch {
+		case as && !bs:
+			return -1
+		case bs && !as:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+}

@@ -1,0 +1,231 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// maxUIDListSize bounds what is read of a dovecot-uidlist (a million
+// messages take about 70 MB).
+const maxUIDListSize = 256 << 20
+
+// readUIDList reads and parses the folder's dovecot-uidlist, recording its
+// stamp. A missing file returns (nil, nil); a damaged one returns what was
+// usable with errBadUIDList.
+func (f *folderState) readUIDList() (*uidlist, error) {
+	p := filepath.Join(f.dir, uidlistName)
+	fh, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		f.ulStamp = fileStamp{}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(fh, maxUIDListSize))
+	if err != nil {
+		return nil, err
+	}
+	f.ulStamp = stampOf(st)
+	ul, err := parseUIDList(data)
+	if err != nil {
+		f.s.log.Warn("maildir: damaged dovecot-uidlist, rebuilding", "dir", f.dir)
+	}
+	return ul, err
+}
+
+func (f *folderState) lockUIDList(ctx context.Context) (*dotlock, error) {
+	return acquireDotlock(ctx, filepath.Join(f.dir, uidlistName), f.s.pid, f.s.host)
+}
+
+// adoptHeader takes UIDVALIDITY, GUID and the next UID from ul; it reports
+// whether the UIDVALIDITY changed, which invalidates every known UID.
+func (f *folderState) adoptHeader(ul *uidlist) bool {
+	reset := f.uidValidity != 0 && ul.uidValidity != f.uidValidity
+	if reset {
+		f.reset()
+		f.nextUID = 0
+	}
+	f.uidValidity, f.guid, f.hdrExtra = ul.uidValidity, ul.guid, ul.hdrExtra
+	f.nextUID = max(f.nextUID, ul.nextUID)
+	return reset
+}
+
+// assignUIDs gives UIDs to the files in unknown: those dovecot-uidlist
+// already names keep theirs, the others get the next free ones, in name
+// (delivery time) order. It returns the UIDs added to the state.
+func (f *folderState) assignUIDs(ctx context.Context, seen map[string]listing, unknown []string) (added []uint32, reset bool, err error) {
+	lock, err := f.lockUIDList(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer lock.release()
+	ul, perr := f.readUIDList()
+	rewrite := perr != nil || f.ulDirty
+	switch {
+	case ul != nil:
+		reset = f.adoptHeader(ul)
+	case f.uidValidity == 0:
+		// A new folder, or a lost file with nothing remembered: a new
+		// UIDVALIDITY, above any a previous file could have had.
+		f.uidValidity = uint32(time.Now().Unix())
+		f.guid = newGUID()
+		f.nextUID = 1
+		rewrite = true
+	default:
+		rewrite = true // file lost or unreadable: the state still knows every UID
+	}
+	if f.nextUID == 0 {
+		f.nextUID = 1
+	}
+	recs := map[string]uint32{}
+	if ul != nil {
+		for _, r := range ul.recs {
+			recs[r.key] = r.uid
+		}
+	}
+	if reset {
+		unknown = unknown[:0]
+		for k := range seen {
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	var fresh []uidRec
+	var extRecs = map[string]*uidRec{}
+	if ul != nil {
+		for i := range ul.recs {
+			extRecs[ul.recs[i].key] = &ul.recs[i]
+		}
+	}
+	for _, k := range unknown {
+		if _, ok := f.byKey[k]; ok {
+			continue
+		}
+		uid, known := recs[k]
+		if known && f.ents[uid] != nil {
+			known = false // the UID is taken by another file: give a new one
+		}
+		e, ok := f.newEntry(k, seen[k], extRecs[k])
+		if !ok {
+			continue // vanished meanwhile
+		}
+		if !known {
+			uid = f.nextUID
+			f.nextUID++
+			fresh = append(fresh, uidRec{uid: uid, key: k})
+		}
+		f.add(uid, e)
+		added = append(added, uid)
+	}
+	slices.Sort(added)
+	if rewrite {
+		err = f.writeUIDList(ul)
+	} else if len(fresh) > 0 {
+		err = f.appendUIDList(fresh)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return added, reset, nil
+}
+
+// appendUIDList appends records to dovecot-uidlist, as Dovecot does for
+// new messages; the header's next UID is then behind, and every reader
+// (Dovecot included) takes the highest UID + 1 instead.
+func (f *folderState) appendUIDList(recs []uidRec) error {
+	p := filepath.Join(f.dir, uidlistName)
+	fh, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return f.writeUIDList(nil)
+	}
+	var b []byte
+	for _, r := range recs {
+		b = appendUIDRecBytes(b, r)
+	}
+	_, err = fh.Write(b)
+	if err == nil {
+		err = fh.Sync()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if st, ok := statStamp(p); ok {
+		f.ulStamp = st
+	}
+	return nil
+}
+
+// writeUIDList rewrites dovecot-uidlist from the state, keeping records of
+// disk that name files present but not yet in the state (another process
+// assigned them after the last scan). The caller holds the lock.
+func (f *folderState) writeUIDList(disk *uidlist) error {
+	u := &uidlist{uidValidity: f.uidValidity, nextUID: f.nextUID, guid: f.guid, hdrExtra: f.hdrExtra}
+	if u.guid == "" {
+		u.guid = newGUID()
+		f.guid = u.guid
+	}
+	recs := make([]uidRec, 0, len(f.uids))
+	for _, uid := range f.uids {
+		recs = append(recs, uidRec{uid: uid, key: f.ents[uid].key})
+	}
+	if disk != nil && len(disk.recs) > 0 {
+		var present map[string]listing
+		for _, r := range disk.recs {
+			if _, ok := f.byKey[r.key]; ok || f.ents[r.uid] != nil {
+				continue
+			}
+			if present == nil {
+				var err error
+				if present, err = f.readdir(); err != nil {
+					return err
+				}
+			}
+			if _, ok := present[r.key]; ok {
+				recs = append(recs, uidRec{uid: r.uid, key: r.key, ext: r.ext})
+			}
+		}
+		slices.SortFunc(recs, func(a, b uidRec) int { return int(int64(a.uid) - int64(b.uid)) })
+	}
+	u.recs = recs
+	p := filepath.Join(f.dir, uidlistName)
+	if err := writeFileAtomic(p, u.marshal(), true); err != nil {
+		return err
+	}
+	if st, ok := statStamp(p); ok {
+		f.ulStamp = st
+	}
+	f.ulDirty = false
+	return nil
+}
+
+// rewriteUIDListLocked drops records of removed messages from the file.
+func (f *folderState) rewriteUIDListLocked(ctx context.Context) error {
+	lock, err := f.lockUIDList(ctx)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+	ul, _ := f.readUIDList()
+	if ul != nil && ul.uidValidity != f.uidValidity {
+		return nil // recreated by someone else: the next scan resets
+	}
+	if ul != nil {
+		f.nextUID = max(f.nextUID, ul.nextUID)
+	}
+	return f.writeUIDList(ul)
+}
