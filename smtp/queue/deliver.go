@@ -1,0 +1,356 @@
+package queue
+
+import (
+	"context"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/outbound"
+)
+
+// activeMsg is a message during one delivery attempt.
+type activeMsg struct {
+	id   string
+	done chan struct{} // closed when the attempt is over
+
+	mu       sync.Mutex
+	m        *meta
+	pending  int // jobs not yet finished
+	results  map[int]outbound.Result
+	hold     bool // administrative requests made during the attempt
+	del      bool
+	finished bool
+}
+
+// job is the part of an attempt that goes through one next hop.
+type job struct {
+	a   *activeMsg
+	idx []int // recipient indexes in a.m
+	msg *outbound.Message
+}
+
+// destination is the line of jobs for one next hop and the workers that
+// carry them, each over one connection reused from job to job.
+type destination struct {
+	key     string
+	hop     outbound.NextHop
+	jobs    []*job
+	workers int
+}
+
+// msgBody is a spooled message as an smtp.Body.
+type msgBody struct {
+	path string
+	size int64
+}
+
+func (b msgBody) Open() (io.ReadCloser, error) { return os.Open(b.path) }
+func (b msgBody) Len() int64                   { return b.size }
+
+// dispatch starts an attempt for each message due now, up to MaxActive
+// messages in progress, and returns how many it started.
+func (q *Queue) dispatch() int {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0
+	}
+	now := q.opts.Now()
+	var started []*activeMsg
+	for len(q.active) < q.opts.MaxActive {
+		id, ok := q.sched.popDue(now)
+		if !ok {
+			break
+		}
+		a := &activeMsg{id: id, done: make(chan struct{}), results: make(map[int]outbound.Result)}
+		q.active[id] = a
+		started = append(started, a)
+	}
+	q.wg.Add(len(started))
+	q.mu.Unlock()
+	for _, a := range started {
+		go q.attempt(a)
+	}
+	return len(started)
+}
+
+// attempt loads a message and hands its queued recipients, grouped by
+// next hop, to the destinations.
+func (q *Queue) attempt(a *activeMsg) {
+	defer q.wg.Done()
+	m, err := q.spool.readMeta(a.id)
+	if err != nil {
+		// Deleted under us, or damaged: leave it to an administrator.
+		q.log.Error("queue: cannot load message", "id", a.id, "err", err)
+		q.mu.Lock()
+		delete(q.active, a.id)
+		q.mu.Unlock()
+		close(a.done)
+		return
+	}
+	a.m = m
+	body := msgBody{path: q.spool.bodyPath(a.id), size: m.Size}
+	type group struct {
+		hop outbound.NextHop
+		idx []int
+	}
+	groups := make(map[string]*group)
+	var order []string
+	for _, i := range m.pending() {
+		rcpt := m.Recipients[i].Addr
+		hop, serr := q.route(q.ctx, rcpt)
+		if serr != nil {
+			a.results[i] = outbound.Result{Recipient: rcpt, Err: serr}
+			continue
+		}
+		key := hop.String()
+		g := groups[key]
+		if g == nil {
+			g = &group{hop: hop}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.idx = append(g.idx, i)
+	}
+	a.pending = len(groups)
+	if a.pending == 0 {
+		q.wg.Add(1)
+		q.finalize(a)
+		return
+	}
+	for _, key := range order {
+		g := groups[key]
+		rcpts := make([]string, len(g.idx))
+		for n, i := range g.idx {
+			rcpts[n] = m.Recipients[i].Addr
+		}
+		q.submit(key, g.hop, &job{a: a, idx: g.idx, msg: &outbound.Message{
+			From: m.From, Recipients: rcpts, Body: body, SMTPUTF8: m.SMTPUTF8,
+		}})
+	}
+}
+
+// route finds a recipient's next hop.
+func (q *Queue) route(ctx context.Context, rcpt string) (outbound.NextHop, *smtp.Error) {
+	spec := ""
+	if q.opts.Route != nil {
+		s, err := q.opts.Route(ctx, rcpt)
+		if err != nil {
+			return outbound.NextHop{}, &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0},
+				Message: "routing " + rcpt + ": " + err.Error()}
+		}
+		spec = s
+	}
+	if spec == "" {
+		d := domainOf(rcpt)
+		if d == "" || strings.ContainsAny(d, "[]") {
+			return outbound.NextHop{}, &smtp.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3},
+				Message: "recipient " + rcpt + " has no domain to deliver to"}
+		}
+		return outbound.NextHop{Protocol: outbound.SMTP, Host: d, MX: true}, nil
+	}
+	hop, err := outbound.ParseNextHop(spec)
+	if err != nil {
+		// A broken transport table is fixed by an administrator:
+		// keep the message meanwhile.
+		return outbound.NextHop{}, &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 5},
+			Message: "bad next hop for " + rcpt + ": " + err.Error()}
+	}
+	return hop, nil
+}
+
+// submit adds a job to its destination, starting a worker when the
+// destination has fewer than PerDestination.
+func (q *Queue) submit(key string, hop outbound.NextHop, j *job) {
+	q.mu.Lock()
+	d := q.dests[key]
+	if d == nil {
+		d = &destination{key: key, hop: hop}
+		q.dests[key] = d
+	}
+	d.jobs = append(d.jobs, j)
+	start := d.workers < q.opts.PerDestination && d.workers < len(d.jobs)
+	if start {
+		d.workers++
+		q.wg.Add(1)
+	}
+	q.mu.Unlock()
+	if start {
+		go q.worker(d)
+	}
+}
+
+// worker carries a destination's jobs over one connection, reopened when
+// it breaks, until the line is empty.
+func (q *Queue) worker(d *destination) {
+	defer q.wg.Done()
+	var cn *outbound.Conn
+	defer func() {
+		if cn != nil {
+			cn.Close()
+		}
+	}()
+	for {
+		q.mu.Lock()
+		if len(d.jobs) == 0 {
+			d.workers--
+			if d.workers == 0 && q.dests[d.key] == d {
+				delete(q.dests, d.key)
+			}
+			q.mu.Unlock()
+			return
+		}
+		j := d.jobs[0]
+		d.jobs[0] = nil
+		d.jobs = d.jobs[1:]
+		q.mu.Unlock()
+		if cn == nil {
+			var err *smtp.Error
+			cn, err = q.opts.Client.Open(q.ctx, d.hop)
+			if err != nil {
+				q.log.Info("queue: next hop unavailable", "hop", d.key, "err", err.Error())
+				// Everything waiting for a destination that cannot be
+				// reached fails alike: one connection attempt, not one
+				// per message.
+				q.mu.Lock()
+				rest := d.jobs
+				d.jobs = nil
+				q.mu.Unlock()
+				for _, r := range append([]*job{j}, rest...) {
+					q.complete(r, failAll(r.msg.Recipients, err))
+				}
+				continue
+			}
+		}
+		q.complete(j, cn.Send(q.ctx, j.msg))
+		if !cn.Usable() {
+			cn.Close()
+			cn = nil
+		}
+	}
+}
+
+func failAll(rcpts []string, err *smtp.Error) []outbound.Result {
+	rs := make([]outbound.Result, len(rcpts))
+	for i, r := range rcpts {
+		rs[i] = outbound.Result{Recipient: r, Err: err}
+	}
+	return rs
+}
+
+// complete records a job's results; the last job of an attempt
+// finalizes it.
+func (q *Queue) complete(j *job, res []outbound.Result) {
+	a := j.a
+	a.mu.Lock()
+	for n, i := range j.idx {
+		if n < len(res) {
+			a.results[i] = res[n]
+		}
+	}
+	a.pending--
+	last := a.pending == 0
+	a.mu.Unlock()
+	if last {
+		q.wg.Add(1)
+		q.finalize(a)
+	}
+}
+
+// finalize applies an attempt's results: delivered and failed recipients
+// are settled, failures reported to the sender, and the message removed
+// or rescheduled.
+func (q *Queue) finalize(a *activeMsg) {
+	defer q.wg.Done()
+	now := q.opts.Now()
+	a.mu.Lock()
+	m := a.m
+	var failed []int
+	for i, r := range a.results {
+		rs := &m.Recipients[i]
+		rs.Last, rs.Remote = now, r.Remote
+		if r.Err == nil {
+			rs.State, rs.Code, rs.Enhanced, rs.Reply = Delivered, 250, [3]int{2, 0, 0}, clean(r.Reply)
+			continue
+		}
+		rs.Code, rs.Enhanced, rs.Reply = r.Err.Code, r.Err.EnhancedCode, clean(r.Err.Message)
+		if r.Err.Code >= 500 {
+			rs.State = Failed
+			failed = append(failed, i)
+		}
+	}
+	slices.Sort(failed)
+	m.Attempts++
+	remaining := m.pending()
+	if len(remaining) > 0 && now.Sub(m.Arrived) >= q.opts.MaxLifetime {
+		for _, i := range remaining {
+			m.Recipients[i].State = Failed
+			failed = append(failed, i)
+		}
+		remaining = nil
+	}
+	warn := len(remaining) > 0 && q.opts.DelayWarning > 0 && !m.Warned && now.Sub(m.Arrived) >= q.opts.DelayWarning
+	a.mu.Unlock()
+	// Notifications are queued without holding the message's lock: the
+	// queue may be their target, and its Commit takes the queue's lock.
+	if len(failed) > 0 {
+		q.notify(m, failed, actionFailed, now)
+	}
+	if warn {
+		q.notify(m, remaining, actionDelayed, now)
+		m.Warned = true
+	}
+	a.mu.Lock()
+	a.finished = true
+	reschedule := false
+	switch {
+	case a.del || len(remaining) == 0:
+		q.removeFiles(a.id)
+		q.log.Info("queue: message done", "id", a.id, "attempts", m.Attempts, "failed", len(failed))
+	default:
+		next := now.Add(q.backoff(m.Attempts))
+		if last := m.Arrived.Add(q.opts.MaxLifetime); next.After(last) {
+			next = last
+			if next.Before(now) {
+				next = now
+			}
+		}
+		m.NextAttempt = next
+		m.Held = m.Held || a.hold
+		if err := q.spool.writeMeta(m); err != nil {
+			// The previous metadata stays: the attempt is repeated
+			// (a recipient may get a second copy, none is lost).
+			q.log.Error("queue: saving message state", "id", a.id, "err", err)
+		}
+		reschedule = !m.Held
+		q.log.Info("queue: message deferred", "id", a.id, "attempts", m.Attempts, "pending", len(remaining), "next", next)
+	}
+	a.mu.Unlock()
+	q.mu.Lock()
+	delete(q.active, a.id)
+	if reschedule {
+		q.sched.set(a.id, m.NextAttempt)
+	}
+	q.mu.Unlock()
+	close(a.done)
+	q.Wake()
+}
+
+// clean makes a server reply fit for one metadata and DSN field.
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxReplyLen {
+		s = s[:maxReplyLen]
+	}
+	return s
+}

@@ -1,0 +1,29 @@
+// Package queue is mailagent's durable outbound mail queue: it accepts
+// messages as an smtp.Target, keeps them in a spool directory until every
+// recipient is delivered or has failed for good, retries temporary
+// failures with exponential backoff, and returns delivery status
+// notifications to the sender.
+//
+// Each message is stored once, as the exact bytes received (a DKIM
+// signature made before queueing stays valid), beside a small metadata
+// file with the envelope and per-recipient state. Both are written to a
+// temporary file, fsynced and renamed into place, and the directory is
+// fsynced before Commit returns, so a message the submitter was told is
+// accepted survives kill -9 and power loss, and a half-written one is
+// never seen. Only the schedule (message id and next attempt time) is
+// kept in memory, so the spool can hold far more messages than memory.
+//
+// Delivery goes through an outbound.Client, recipients grouped by next
+// hop so that one connection carries all recipients of a message for that
+// hop and, in turn, the other messages waiting for it; a limit bounds the
+// connections per next hop.
+//
+// Standards implemented:
+//   - RFC 5321 §4.5.4.1: retry strategy and giving up (default 5 days)
+//   - RFC 3464: multipart/report delivery status notifications, with
+//     RFC 3463 status codes and RFC 6533 utf-8 address types
+//   - RFC 6522: the multipart/report container
+//   - RFC 3834: Auto-Submitted on generated notifications
+//   - RFC 5321 §4.5.5 and §6.1: no notification for the null reverse
+//     path, and notifications sent from it, so bounces cannot loop
+package queue

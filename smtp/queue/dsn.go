@@ -1,0 +1,228 @@
+package queue
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mailagent/mailagent/smtp"
+)
+
+// DSN actions (RFC 3464 §2.3.3).
+const (
+	actionFailed  = "failed"
+	actionDelayed = "delayed"
+)
+
+// maxDSNHeader bounds the original header returned in a notification.
+const maxDSNHeader = 64 << 10
+
+// notify sends the sender a delivery status notification about the
+// recipients idx of m. Nothing is sent for the null reverse path: that is
+// what keeps notifications from looping (RFC 5321 §6.1).
+func (q *Queue) notify(m *meta, idx []int, action string, now time.Time) {
+	if m.From == "" {
+		q.log.Info("queue: no notification for the null sender", "id", m.ID, "action", action)
+		return
+	}
+	hdr, err := readHeader(q.spool.bodyPath(m.ID))
+	if err != nil {
+		q.log.Error("queue: reading header for notification", "id", m.ID, "err", err)
+	}
+	msg := buildDSN(q.opts.Hostname, m, idx, action, hdr, now, m.Arrived.Add(q.opts.MaxLifetime))
+	target := q.opts.Bounces
+	if target == nil {
+		target = q
+	}
+	ctx := context.WithoutCancel(q.ctx)
+	env := &smtp.Envelope{ID: m.ID + "-dsn", From: "", Recipients: []string{m.From}, Received: now,
+		SMTPUTF8: !isASCII(m.From)}
+	if err := deliverTo(ctx, target, env, bytesBody(msg)); err != nil {
+		q.log.Error("queue: notification not delivered", "id", m.ID, "to", m.From, "err", err)
+		return
+	}
+	q.log.Info("queue: notification sent", "id", m.ID, "to", m.From, "action", action, "recipients", len(idx))
+}
+
+// deliverTo runs a whole two-phase delivery into t.
+func deliverTo(ctx context.Context, t smtp.Target, env *smtp.Envelope, body smtp.Body) error {
+	d, err := t.Start(ctx, env)
+	if err != nil {
+		return err
+	}
+	for _, r := range env.Recipients {
+		if err := d.AddRecipient(ctx, r); err != nil {
+			d.Abort(ctx)
+			return err
+		}
+	}
+	if err := d.Body(ctx, body); err != nil {
+		d.Abort(ctx)
+		return err
+	}
+	if err := d.Commit(ctx); err != nil {
+		d.Abort(ctx)
+		return err
+	}
+	return nil
+}
+
+// readHeader returns the header section of a spooled message, up to the
+// empty line, bounded.
+func readHeader(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	br := bufio.NewReader(io.LimitReader(f, maxDSNHeader))
+	var out bytes.Buffer
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(bytes.TrimRight(line, "\r\n")) == 0 && (len(line) > 0 || err != nil) {
+			break
+		}
+		out.Write(bytes.TrimRight(line, "\r\n"))
+		out.WriteString("\r\n")
+		if err != nil {
+			break
+		}
+	}
+	return out.Bytes(), nil
+}
+
+// buildDSN writes an RFC 3464 report: a human-readable part, the
+// machine-readable delivery-status, and the original header.
+func buildDSN(hostname string, m *meta, idx []int, action string, header []byte, now, retryUntil time.Time) []byte {
+	var rb [12]byte
+	rand.Read(rb[:])
+	boundary := "dsn-" + hex.EncodeToString(rb[:])
+	var b bytes.Buffer
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\r\n", args...) }
+	subject := "Undelivered Mail Returned to Sender"
+	if action == actionDelayed {
+		subject = "Delayed Mail (still being retried)"
+	}
+	w("From: Mail Delivery System <MAILER-DAEMON@%s>", hostname)
+	w("To: <%s>", m.From)
+	w("Subject: %s", subject)
+	w("Date: %s", now.Format(time.RFC1123Z))
+	w("Message-ID: <%s.%s@%s>", m.ID, hex.EncodeToString(rb[:4]), hostname)
+	w("Auto-Submitted: auto-replied")
+	w("MIME-Version: 1.0")
+	w("Content-Type: multipart/report; report-type=delivery-status; boundary=\"%s\"", boundary)
+	w("")
+	w("This is a MIME-encapsulated message.")
+	w("")
+	w("--%s", boundary)
+	w("Content-Type: text/plain; charset=utf-8")
+	w("Content-Description: Notification")
+	w("")
+	w("This is the mail system at host %s.", hostname)
+	w("")
+	if action == actionDelayed {
+		w("Your message could not be delivered yet to the recipients below.")
+		w("It is still being retried; you do not need to send it again.")
+	} else {
+		w("Your message could not be delivered to the recipients below.")
+		w("This is a permanent error; the message was not delivered to them.")
+	}
+	w("Queue ID: %s, received %s.", m.ID, m.Arrived.Format(time.RFC1123Z))
+	w("")
+	for _, i := range idx {
+		r := m.Recipients[i]
+		line := "<" + r.Addr + ">: " + replyText(r)
+		if host := remoteHost(r.Remote); host != "" {
+			line = "<" + r.Addr + ">: host " + r.Remote + " said: " + replyText(r)
+		}
+		w("%s", line)
+	}
+	w("")
+	w("--%s", boundary)
+	w("Content-Type: message/delivery-status")
+	w("Content-Description: Delivery report")
+	w("")
+	w("Reporting-MTA: dns; %s", hostname)
+	w("X-Mailagent-Queue-ID: %s", m.ID)
+	w("Arrival-Date: %s", m.Arrived.Format(time.RFC1123Z))
+	for _, i := range idx {
+		r := m.Recipients[i]
+		w("")
+		addrType := "rfc822"
+		if !isASCII(r.Addr) {
+			addrType = "utf-8"
+		}
+		w("Final-Recipient: %s; %s", addrType, r.Addr)
+		w("Action: %s", action)
+		w("Status: %s", statusCode(r, action))
+		if host := remoteHost(r.Remote); host != "" {
+			w("Remote-MTA: dns; %s", host)
+			w("Diagnostic-Code: smtp; %s", replyText(r))
+		} else if r.Reply != "" {
+			w("Diagnostic-Code: X-mailagent; %s", replyText(r))
+		}
+		if !r.Last.IsZero() {
+			w("Last-Attempt-Date: %s", r.Last.Format(time.RFC1123Z))
+		}
+		if action == actionDelayed {
+			w("Will-Retry-Until: %s", retryUntil.Format(time.RFC1123Z))
+		}
+	}
+	w("")
+	w("--%s", boundary)
+	w("Content-Type: text/rfc822-headers")
+	w("Content-Description: Undelivered message headers")
+	w("")
+	b.Write(header)
+	w("")
+	w("--%s--", boundary)
+	return b.Bytes()
+}
+
+// replyText renders a recipient's last reply as "550 5.1.1 text".
+func replyText(r rcptState) string {
+	if r.Code == 0 {
+		return clean(r.Reply)
+	}
+	s := fmt.Sprintf("%d", r.Code)
+	if r.Enhanced[0] > 0 {
+		s += fmt.Sprintf(" %d.%d.%d", r.Enhanced[0], r.Enhanced[1], r.Enhanced[2])
+	}
+	return s + " " + clean(r.Reply)
+}
+
+// statusCode is the RFC 3463 status for a recipient: its reply's enhanced
+// code when it had one, else one derived from the reply code.
+func statusCode(r rcptState, action string) string {
+	if r.Enhanced[0] >= 2 && r.Enhanced[0] <= 5 {
+		return fmt.Sprintf("%d.%d.%d", r.Enhanced[0], r.Enhanced[1], r.Enhanced[2])
+	}
+	switch {
+	case r.Code >= 500:
+		return "5.0.0"
+	case action == actionFailed:
+		// Gave up on temporary failures: delivery time expired.
+		return "4.4.7"
+	default:
+		return "4.0.0"
+	}
+}
+
+// remoteHost extracts the host name from "host[address]".
+func remoteHost(remote string) string {
+	h, _, _ := strings.Cut(remote, "[")
+	return h
+}
+
+// bytesBody is an in-memory smtp.Body.
+type bytesBody []byte
+
+func (b bytesBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+func (b bytesBody) Len() int64                   { return int64(len(b)) }

@@ -1,0 +1,163 @@
+package queue
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where a recipient of a queued message stands.
+type State string
+
+const (
+	// Queued recipients wait for their next attempt.
+	Queued State = "queued"
+	// Delivered recipients were accepted by their next hop.
+	Delivered State = "delivered"
+	// Failed recipients failed for good; the sender was notified.
+	Failed State = "failed"
+)
+
+// metaVersion is the format of the metadata files written; older or newer
+// ones are refused rather than guessed at.
+const metaVersion = 1
+
+// Limits on metadata, far above what any real message needs, so that a
+// damaged file cannot make the queue allocate without bound.
+const (
+	maxMetaSize   = 1 << 20
+	maxRecipients = 1000
+	maxAddressLen = 1024
+	maxReplyLen   = 2048
+)
+
+// meta is the metadata file of one message. It is rewritten whole after
+// every delivery attempt.
+type meta struct {
+	Version     int         `json:"version"`
+	ID          string      `json:"id"`
+	From        string      `json:"from"`
+	Arrived     time.Time   `json:"arrived"`
+	NextAttempt time.Time   `json:"next_attempt"`
+	Attempts    int         `json:"attempts"`
+	Held        bool        `json:"held,omitempty"`
+	Warned      bool        `json:"warned,omitempty"`
+	SMTPUTF8    bool        `json:"smtputf8,omitempty"`
+	Size        int64       `json:"size"`
+	AuthUser    string      `json:"auth_user,omitempty"`
+	Recipients  []rcptState `json:"recipients"`
+}
+
+// rcptState is one recipient's progress.
+type rcptState struct {
+	Addr     string    `json:"addr"`
+	State    State     `json:"state"`
+	Code     int       `json:"code,omitempty"`
+	Enhanced [3]int    `json:"enhanced,omitzero"`
+	Reply    string    `json:"reply,omitempty"`
+	Remote   string    `json:"remote,omitempty"`
+	Last     time.Time `json:"last,omitzero"`
+}
+
+// errCorrupt reports a metadata file that cannot be trusted.
+var errCorrupt = errors.New("queue: corrupt metadata")
+
+func encodeMeta(m *meta) ([]byte, error) {
+	m.Version = metaVersion
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+// decodeMeta parses and validates a metadata file.
+func decodeMeta(b []byte) (*meta, error) {
+	if len(b) > maxMetaSize {
+		return nil, fmt.Errorf("%w: %d bytes", errCorrupt, len(b))
+	}
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
+	if m.Version != metaVersion {
+		return nil, fmt.Errorf("%w: version %d", errCorrupt, m.Version)
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func (m *meta) validate() error {
+	bad := func(what string) error { return fmt.Errorf("%w: %s", errCorrupt, what) }
+	if !validID(m.ID) {
+		return bad("id")
+	}
+	if !validAddr(m.From, true) {
+		return bad("from")
+	}
+	if len(m.Recipients) == 0 || len(m.Recipients) > maxRecipients {
+		return bad("recipient count")
+	}
+	if m.Attempts < 0 || m.Size < 0 || len(m.AuthUser) > maxAddressLen {
+		return bad("counters")
+	}
+	for _, r := range m.Recipients {
+		if !validAddr(r.Addr, false) {
+			return bad("recipient")
+		}
+		switch r.State {
+		case Queued, Delivered, Failed:
+		default:
+			return bad("state")
+		}
+		if r.Code < 0 || r.Code > 599 || len(r.Reply) > maxReplyLen || len(r.Remote) > maxAddressLen {
+			return bad("reply")
+		}
+		for _, n := range r.Enhanced {
+			if n < 0 || n > 999 {
+				return bad("enhanced code")
+			}
+		}
+	}
+	return nil
+}
+
+// validAddr accepts what may appear in an SMTP path: no controls, no
+// angle brackets, bounded length; the empty reverse path when nullOK.
+func validAddr(a string, nullOK bool) bool {
+	if a == "" {
+		return nullOK
+	}
+	if len(a) > maxAddressLen {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if c := a[i]; c < 0x21 || c == 0x7f || c == '<' || c == '>' {
+			return false
+		}
+	}
+	return true
+}
+
+// domainOf returns the lower-cased domain of an address.
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(addr[i+1:])
+}
+
+// pending returns the indexes of recipients still queued.
+func (m *meta) pending() []int {
+	var idx []int
+	for i, r := range m.Recipients {
+		if r.State == Queued {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}

@@ -1,0 +1,279 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/outbound"
+)
+
+// Options configures a Queue. Dir and Client are required.
+type Options struct {
+	// Dir is the spool directory; it is created if missing.
+	Dir string
+	// Client delivers messages.
+	Client *outbound.Client
+	// Route returns the next hop for a recipient in the form
+	// outbound.ParseNextHop reads (a transport table lookup); "" means
+	// the recipient's domain, through its MX hosts. Nil routes every
+	// recipient by its domain.
+	Route func(ctx context.Context, rcpt string) (string, error)
+	// Bounces receives delivery status notifications; the queue itself
+	// when nil. An embedder routes them to local mailboxes for local
+	// senders and to the queue otherwise.
+	Bounces smtp.Target
+	// Hostname names this system in notifications (Reporting-MTA and the
+	// MAILER-DAEMON address); "localhost" if empty.
+	Hostname string
+	// Now is the clock; time.Now if nil. Tests move a fake clock and call
+	// RunDue, or Wake when Run is running.
+	Now func() time.Time
+	// MinBackoff is the delay before the first retry, doubled after each
+	// failed attempt up to MaxBackoff: 5 minutes and 4000 seconds by
+	// default, as Postfix's minimal_backoff_time and maximal_backoff_time.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// MaxLifetime is how long temporary failures are retried before the
+	// message is returned to its sender: 5 days by default.
+	MaxLifetime time.Duration
+	// DelayWarning, when positive, sends the sender one "delayed" notice
+	// once a message has waited that long (Postfix's delay_warning_time).
+	DelayWarning time.Duration
+	// PerDestination bounds the connections open to one next hop at once;
+	// 20 by default, as Postfix's default_destination_concurrency_limit.
+	PerDestination int
+	// MaxActive bounds the messages being delivered at once (and so the
+	// metadata held in memory); 1000 by default.
+	MaxActive int
+	// MaxRecipients bounds the recipients of one message; 1000 by default.
+	MaxRecipients int
+	// Logger receives queue events; nil discards them.
+	Logger *slog.Logger
+}
+
+// ErrClosed is returned by operations on a closed Queue.
+var ErrClosed = errors.New("queue: closed")
+
+// ErrNotFound is returned for a message id that is not queued.
+var ErrNotFound = errors.New("queue: no such message")
+
+// Queue is a durable outbound queue. It implements smtp.Target; Run
+// delivers what it holds.
+type Queue struct {
+	opts  Options
+	log   *slog.Logger
+	spool spool
+
+	ctx    context.Context // cancelled by Close: aborts deliveries
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // delivery goroutines
+
+	mu     sync.Mutex
+	sched  *schedule
+	active map[string]*activeMsg
+	dests  map[string]*destination
+	wake   chan struct{}
+	closed bool
+	down   atomic.Bool // closed, readable without mu
+}
+
+// New opens the spool in opts.Dir, removes what a crash left half-written,
+// and indexes the queued messages. Deliveries start with Run (or RunDue).
+func New(opts Options) (*Queue, error) {
+	if opts.Dir == "" || opts.Client == nil {
+		return nil, errors.New("queue: Dir and Client are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.MinBackoff, 5*time.Minute)
+	def(&opts.MaxBackoff, 4000*time.Second)
+	def(&opts.MaxLifetime, 5*24*time.Hour)
+	if opts.PerDestination <= 0 {
+		opts.PerDestination = 20
+	}
+	if opts.MaxActive <= 0 {
+		opts.MaxActive = 1000
+	}
+	if opts.MaxRecipients <= 0 || opts.MaxRecipients > maxRecipients {
+		opts.MaxRecipients = maxRecipients
+	}
+	q := &Queue{
+		opts:   opts,
+		log:    opts.Logger,
+		spool:  spool{dir: opts.Dir},
+		sched:  newSchedule(),
+		active: make(map[string]*activeMsg),
+		dests:  make(map[string]*destination),
+		wake:   make(chan struct{}, 1),
+	}
+	if q.log == nil {
+		q.log = slog.New(slog.DiscardHandler)
+	}
+	q.ctx, q.cancel = context.WithCancel(context.Background())
+	if err := q.spool.init(); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	err := q.spool.scan(true, func(id string) error {
+		m, err := q.spool.readMeta(id)
+		if err != nil {
+			// Leave the files for an administrator; never guess.
+			q.log.Error("queue: unreadable metadata, message skipped", "id", id, "err", err)
+			return nil
+		}
+		if !m.Held {
+			q.sched.set(id, m.NextAttempt)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return q, nil
+}
+
+// Len returns the number of messages waiting in the schedule (neither
+// held nor being delivered).
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.sched.len()
+}
+
+// Wake makes Run look at the schedule now, e.g. after a fake clock moved.
+func (q *Queue) Wake() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers messages as they fall due until ctx is done or the queue
+// is closed. It returns ctx's error or ErrClosed.
+func (q *Queue) Run(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		q.dispatch()
+		q.mu.Lock()
+		closed := q.closed
+		next, ok := q.sched.next()
+		full := len(q.active) >= q.opts.MaxActive
+		q.mu.Unlock()
+		if closed {
+			return ErrClosed
+		}
+		wait := time.Hour
+		if ok && !full {
+			wait = max(next.Sub(q.opts.Now()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-q.ctx.Done():
+			return ErrClosed
+		case <-q.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// RunDue starts a delivery attempt for every message due now and returns
+// when every attempt in progress has finished. With a fake clock it runs
+// the retry schedule step by step, without Run.
+func (q *Queue) RunDue(ctx context.Context) error {
+	for {
+		started := q.dispatch()
+		q.mu.Lock()
+		var waits []chan struct{}
+		for _, a := range q.active {
+			waits = append(waits, a.done)
+		}
+		q.mu.Unlock()
+		if len(waits) == 0 && started == 0 {
+			return nil
+		}
+		for _, w := range waits {
+			select {
+			case <-w:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		// Messages beyond MaxActive may still be due: go round again.
+		q.mu.Lock()
+		next, ok := q.sched.next()
+		q.mu.Unlock()
+		if !ok || next.After(q.opts.Now()) {
+			return nil
+		}
+	}
+}
+
+// Close aborts deliveries in progress (their recipients stay queued) and
+// waits for them to stop. Messages stay in the spool for the next New.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	q.closed = true
+	q.down.Store(true)
+	q.mu.Unlock()
+	q.cancel()
+	q.wg.Wait()
+	return nil
+}
+
+// Shutdown stops starting deliveries and waits for those in progress to
+// finish, or for ctx; then it closes the queue.
+func (q *Queue) Shutdown(ctx context.Context) error {
+	q.mu.Lock()
+	q.closed = true
+	q.down.Store(true)
+	q.mu.Unlock()
+	q.Wake()
+	done := make(chan struct{})
+	go func() {
+		q.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	q.cancel()
+	q.wg.Wait()
+	return err
+}
+
+// backoff returns the delay after the given number of failed attempts.
+func (q *Queue) backoff(attempts int) time.Duration {
+	d := q.opts.MinBackoff
+	for i := 1; i < attempts && d < q.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, q.opts.MaxBackoff)
+}
+
+// removeFiles deletes a finished message from the spool.
+func (q *Queue) removeFiles(id string) {
+	if err := q.spool.remove(id); err != nil && !errors.Is(err, os.ErrNotExist) {
+		q.log.Error("queue: removing message", "id", id, "err", err)
+	}
+}

@@ -1,0 +1,203 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+
+	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailagent/mailagent/smtp"
+)
+
+var _ smtp.Target = (*Queue)(nil)
+
+// Start implements smtp.Target: it begins a message for the queue. The
+// Delivery returned also has an ID() string method giving the queue id
+// once Commit has returned.
+func (q *Queue) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+	if q.down.Load() {
+		return nil, &smtp.Error{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 3, 2}, Message: "queue is shutting down"}
+	}
+	if env == nil || !validAddr(env.From, true) {
+		return nil, &smtp.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 7}, Message: "invalid sender address"}
+	}
+	return &delivery{q: q, env: env, seen: make(map[string]bool)}, nil
+}
+
+type delivery struct {
+	q     *Queue
+	env   *smtp.Envelope
+	rcpts []string
+	seen  map[string]bool
+	tmp   string // body written so far, in tmp/
+	size  int64
+	id    string
+	done  bool
+}
+
+// AddRecipient implements smtp.Delivery.
+func (d *delivery) AddRecipient(ctx context.Context, rcpt string) error {
+	if !validAddr(rcpt, false) || domainOf(rcpt) == "" {
+		return &smtp.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3}, Message: "invalid recipient address"}
+	}
+	if d.seen[rcpt] {
+		return nil
+	}
+	if len(d.rcpts) >= d.q.opts.MaxRecipients {
+		return &smtp.Error{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 5, 3}, Message: "too many recipients"}
+	}
+	d.seen[rcpt] = true
+	d.rcpts = append(d.rcpts, rcpt)
+	return nil
+}
+
+// Body implements smtp.Delivery: the content is copied, byte for byte,
+// into the spool and fsynced.
+func (d *delivery) Body(ctx context.Context, body smtp.Body) error {
+	if d.tmp != "" {
+		return errors.New("queue: Body called twice")
+	}
+	rc, err := body.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := d.q.spool.createTemp("body")
+	if err != nil {
+		return tempErr("spool: " + err.Error())
+	}
+	n, err := io.Copy(f, ctxReader{ctx, rc})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return tempErr("spool: " + err.Error())
+	}
+	d.tmp, d.size = f.Name(), n
+	return nil
+}
+
+// Commit implements smtp.Delivery: when it returns nil, the message and
+// its recipients are on disk, fsynced, and scheduled for delivery.
+func (d *delivery) Commit(ctx context.Context) error {
+	if d.done {
+		return errors.New("queue: delivery already finished")
+	}
+	if d.tmp == "" || len(d.rcpts) == 0 {
+		return &smtp.Error{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 5, 1}, Message: "no recipients or no content"}
+	}
+	q := d.q
+	now := q.opts.Now()
+	id := newID(now)
+	m := &meta{ID: id, From: d.env.From, Arrived: now, NextAttempt: now, Size: d.size,
+		AuthUser: d.env.AuthUser, SMTPUTF8: d.env.SMTPUTF8 || !isASCII(d.env.From)}
+	for _, r := range d.rcpts {
+		m.Recipients = append(m.Recipients, rcptState{Addr: r, State: Queued})
+		m.SMTPUTF8 = m.SMTPUTF8 || !isASCII(r)
+	}
+	b, err := encodeMeta(m)
+	if err != nil {
+		return tempErr(err.Error())
+	}
+	mf, err := q.spool.createTemp("meta")
+	if err != nil {
+		return tempErr("spool: " + err.Error())
+	}
+	if err := writeSync(mf, b); err != nil {
+		os.Remove(mf.Name())
+		return tempErr("spool: " + err.Error())
+	}
+	// The body first: metadata without a body is removed at start-up,
+	// but only a crash before the directory fsync below can leave one,
+	// and such a message was never acknowledged.
+	if err := os.Rename(d.tmp, q.spool.bodyPath(id)); err != nil {
+		os.Remove(mf.Name())
+		return tempErr("spool: " + err.Error())
+	}
+	d.tmp = ""
+	if err := os.Rename(mf.Name(), q.spool.metaPath(id)); err != nil {
+		os.Remove(mf.Name())
+		os.Remove(q.spool.bodyPath(id))
+		return tempErr("spool: " + err.Error())
+	}
+	if err := syncDir(q.spool.path(msgDir)); err != nil {
+		q.spool.remove(id)
+		return tempErr("spool: " + err.Error())
+	}
+	d.done, d.id = true, id
+	q.mu.Lock()
+	q.sched.set(id, now)
+	q.mu.Unlock()
+	q.Wake()
+	q.log.Info("queue: message queued", "id", id, "from", d.env.From, "rcpts", len(d.rcpts), "size", d.size)
+	return nil
+}
+
+// Abort implements smtp.Delivery.
+func (d *delivery) Abort(ctx context.Context) error {
+	if d.tmp != "" {
+		os.Remove(d.tmp)
+		d.tmp = ""
+	}
+	d.done = true
+	return nil
+}
+
+// ID returns the queue id given by Commit, empty before.
+func (d *delivery) ID() string { return d.id }
+
+// Enqueue queues a message in one call and returns its id: Start, every
+// recipient, Body and Commit. Any refused recipient fails the whole call.
+func (q *Queue) Enqueue(ctx context.Context, env *smtp.Envelope, body smtp.Body) (string, error) {
+	dl, err := q.Start(ctx, env)
+	if err != nil {
+		return "", err
+	}
+	d := dl.(*delivery)
+	for _, r := range env.Recipients {
+		if err := d.AddRecipient(ctx, r); err != nil {
+			d.Abort(ctx)
+			return "", err
+		}
+	}
+	if err := d.Body(ctx, body); err != nil {
+		d.Abort(ctx)
+		return "", err
+	}
+	if err := d.Commit(ctx); err != nil {
+		d.Abort(ctx)
+		return "", err
+	}
+	return d.id, nil
+}
+
+func tempErr(msg string) *smtp.Error {
+	return &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "queue: " + msg}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
