@@ -1,0 +1,347 @@
+// Package config reads fullserver's TOML configuration file.
+//
+// The key names are a published contract: scripts and administrators rely
+// on them. Every key has a default, so an empty file (or none) gives the
+// zero-configuration loopback server. Unknown keys and bad values are
+// refused with the key's name, so a typo never silently falls back to a
+// default.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration. Paths that are empty default to a
+// location inside DataDir (see Resolve).
+type Config struct {
+	// Hostname is the server's name in greetings, Received fields and
+	// the self-signed certificate.
+	Hostname string `toml:"hostname"`
+	// DataDir holds the SQLite directory, Maildirs, queue, DKIM keys and
+	// the self-signed certificate.
+	DataDir string `toml:"data_dir"`
+
+	Listen  Listen  `toml:"listen"`
+	TLS     TLS     `toml:"tls"`
+	Store   Store   `toml:"store"`
+	Maildir Maildir `toml:"maildir"`
+	Limits  Limits  `toml:"limits"`
+	DKIM    DKIM    `toml:"dkim"`
+	Policy  Policy  `toml:"policy"`
+	Queue   Queue   `toml:"queue"`
+	Relay   Relay   `toml:"relay"`
+	DNS     DNS     `toml:"dns"`
+	Log     Log     `toml:"log"`
+}
+
+// Listen holds one "HOST:PORT" per listener; the empty string turns that
+// listener off. LMTP also accepts "unix:/path/to/socket".
+type Listen struct {
+	MX          string `toml:"mx"`
+	Submission  string `toml:"submission"`
+	Submissions string `toml:"submissions"`
+	IMAP        string `toml:"imap"`
+	IMAPS       string `toml:"imaps"`
+	POP3        string `toml:"pop3"`
+	POP3S       string `toml:"pop3s"`
+	LMTP        string `toml:"lmtp"`
+	Metrics     string `toml:"metrics"`
+}
+
+// TLS names the certificate. When both files are empty a self-signed
+// certificate for Hostname is generated in DataDir.
+type TLS struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// AllowInsecureAuth permits passwords before TLS on IMAP and POP3
+	// (loopback development only). Submission never allows it.
+	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
+}
+
+// Store selects the directory backend.
+type Store struct {
+	// Driver is "sqlite" or "mysql".
+	Driver string `toml:"driver"`
+	// DSN is a file path for sqlite (default DATA/mailagent.db) or a
+	// go-sql-driver/mysql DSN such as "mail:secret@tcp(127.0.0.1:3306)/mail".
+	DSN string `toml:"dsn"`
+	// SubaddressDelimiter separates "user" from "tag" in user+tag@domain;
+	// empty turns subaddressing off.
+	SubaddressDelimiter string `toml:"subaddress_delimiter"`
+}
+
+// Maildir places the mailboxes.
+type Maildir struct {
+	// Base is the directory user Maildir paths are relative to (default
+	// DATA/mail); the seed installation's is /home/vmail.
+	Base string `toml:"base"`
+}
+
+// Limits bound what clients may do.
+type Limits struct {
+	MaxMessageBytes     int64 `toml:"max_message_bytes"`
+	MaxRecipients       int   `toml:"max_recipients"`
+	MaxConnections      int   `toml:"max_connections"`
+	MaxConnectionsPerIP int   `toml:"max_connections_per_ip"`
+	MaxAuthFailures     int   `toml:"max_auth_failures"`
+}
+
+// DKIM configures signing of submitted mail.
+type DKIM struct {
+	// Sign turns signing on; keys are read from KeyDir (default
+	// DATA/dkim), made with "fullserver dkim keygen".
+	Sign   bool   `toml:"sign"`
+	KeyDir string `toml:"key_dir"`
+}
+
+// Policy says what inbound checks do with their verdicts.
+type Policy struct {
+	// SPF: "record" (only the header) or "reject" (refuse spf=fail at MAIL).
+	SPF string `toml:"spf"`
+	// DMARC: "follow" (the sender's p=), "record", "junk" or "reject".
+	DMARC string `toml:"dmarc"`
+	// IPRev: "record" or "require" (refuse clients without a PTR).
+	IPRev string `toml:"iprev"`
+}
+
+// Queue tunes outbound delivery.
+type Queue struct {
+	// Dir is the spool (default DATA/queue).
+	Dir string `toml:"dir"`
+	// MinBackoff and MaxBackoff bound the retry interval; MaxAge is when
+	// a message is bounced as undeliverable.
+	MinBackoff Duration `toml:"min_backoff"`
+	MaxBackoff Duration `toml:"max_backoff"`
+	MaxAge     Duration `toml:"max_age"`
+	// PerDestination bounds concurrent connections to one destination.
+	PerDestination int `toml:"per_destination"`
+	// Port is the remote SMTP port (25; other values for test networks).
+	Port int `toml:"port"`
+}
+
+// Relay sends every outbound message through a smart host instead of MX
+// lookups, for servers that cannot use port 25.
+type Relay struct {
+	// Host is "HOST:PORT" ("[HOST]:PORT" also accepted); empty = MX lookup.
+	Host     string `toml:"host"`
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+	// ImplicitTLS uses TLS from the first byte (port 465) instead of
+	// STARTTLS.
+	ImplicitTLS bool `toml:"implicit_tls"`
+}
+
+// DNS selects the resolver.
+type DNS struct {
+	// Resolver is "HOST:PORT" of a DNS server; empty = the system's.
+	Resolver string `toml:"resolver"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Format is "text" or "json".
+	Format string `toml:"format"`
+	// Level is "debug", "info", "warn" or "error".
+	Level string `toml:"level"`
+}
+
+// Duration is a time.Duration written as a string ("5m", "120h").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the zero-configuration settings: everything on
+// loopback, on ports above 1024, under ./data.
+func Default() *Config {
+	return &Config{
+		Hostname: "localhost",
+		DataDir:  "./data",
+		Listen: Listen{
+			MX:          "127.0.0.1:2525",
+			Submission:  "127.0.0.1:2587",
+			Submissions: "127.0.0.1:2465",
+			IMAP:        "127.0.0.1:2143",
+			IMAPS:       "127.0.0.1:2993",
+			POP3:        "127.0.0.1:2110",
+			POP3S:       "127.0.0.1:2995",
+			LMTP:        "127.0.0.1:2424",
+			Metrics:     "127.0.0.1:9425",
+		},
+		Store: Store{Driver: "sqlite", SubaddressDelimiter: "+"},
+		Limits: Limits{
+			MaxMessageBytes:     50 << 20,
+			MaxRecipients:       100,
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 20,
+			MaxAuthFailures:     3,
+		},
+		DKIM:   DKIM{Sign: true},
+		Policy: Policy{SPF: "record", DMARC: "follow", IPRev: "record"},
+		Queue: Queue{
+			MinBackoff:     Duration{5 * time.Minute},
+			MaxBackoff:     Duration{4000 * time.Second},
+			MaxAge:         Duration{5 * 24 * time.Hour},
+			PerDestination: 20,
+			Port:           25,
+		},
+		Log: Log{Format: "text", Level: "info"},
+	}
+}
+
+// Load reads the file at path over the defaults and validates the result.
+// A missing file is an error; use Default for no file.
+func Load(path string) (*Config, error) {
+	c := Default()
+	md, err := toml.DecodeFile(path, c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("%s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks every value and names the key of the first bad one.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t/@") {
+		bad("hostname", "%q is not a host name", c.Hostname)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	for key, addr := range map[string]string{
+		"listen.mx": c.Listen.MX, "listen.submission": c.Listen.Submission,
+		"listen.submissions": c.Listen.Submissions, "listen.imap": c.Listen.IMAP,
+		"listen.imaps": c.Listen.IMAPS, "listen.pop3": c.Listen.POP3,
+		"listen.pop3s": c.Listen.POP3S, "listen.metrics": c.Listen.Metrics,
+		"listen.lmtp": c.Listen.LMTP, "dns.resolver": c.DNS.Resolver,
+	} {
+		if addr == "" || (key == "listen.lmtp" && strings.HasPrefix(addr, "unix:")) {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "%q is not HOST:PORT", addr)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls.cert_file", "cert_file and key_file must be set together")
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+	case "mysql":
+		if c.Store.DSN == "" {
+			bad("store.dsn", "required for the mysql driver")
+		}
+	default:
+		bad("store.driver", "%q is not sqlite or mysql", c.Store.Driver)
+	}
+	if c.Limits.MaxMessageBytes <= 0 {
+		bad("limits.max_message_bytes", "must be positive")
+	}
+	for key, v := range map[string]int{
+		"limits.max_recipients": c.Limits.MaxRecipients, "limits.max_connections": c.Limits.MaxConnections,
+		"limits.max_connections_per_ip": c.Limits.MaxConnectionsPerIP, "limits.max_auth_failures": c.Limits.MaxAuthFailures,
+		"queue.per_destination": c.Queue.PerDestination,
+	} {
+		if v <= 0 {
+			bad(key, "must be positive")
+		}
+	}
+	if c.Queue.Port <= 0 || c.Queue.Port > 65535 {
+		bad("queue.port", "%d is not a port", c.Queue.Port)
+	}
+	if c.Queue.MinBackoff.Duration <= 0 || c.Queue.MaxBackoff.Duration < c.Queue.MinBackoff.Duration {
+		bad("queue.max_backoff", "must be at least min_backoff, and both positive")
+	}
+	if c.Queue.MaxAge.Duration <= 0 {
+		bad("queue.max_age", "must be positive")
+	}
+	oneOf := func(key, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		bad(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+	oneOf("policy.spf", c.Policy.SPF, "record", "reject")
+	oneOf("policy.dmarc", c.Policy.DMARC, "follow", "record", "junk", "reject")
+	oneOf("policy.iprev", c.Policy.IPRev, "record", "require")
+	oneOf("log.format", c.Log.Format, "text", "json")
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	if c.Relay.Host != "" {
+		if _, _, err := net.SplitHostPort(c.Relay.Host); err != nil {
+			bad("relay.host", "%q is not HOST:PORT", c.Relay.Host)
+		}
+	}
+	if (c.Relay.Username == "") != (c.Relay.Password == "") {
+		bad("relay.username", "username and password must be set together")
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+// Path returns p, or DataDir/def when p is empty; relative paths stay
+// relative to the working directory, like DataDir itself.
+func (c *Config) Path(p, def string) string {
+	if p != "" {
+		return p
+	}
+	return filepath.Join(c.DataDir, def)
+}
+
+// StoreDSN is the directory's DSN with the SQLite default applied.
+func (c *Config) StoreDSN() string {
+	if c.Store.Driver == "sqlite" {
+		return c.Path(c.Store.DSN, "mailagent.db")
+	}
+	return c.Store.DSN
+}
+
+// FindFile returns the configuration file to read: explicit when given,
+// else DATA/fullserver.toml when it exists, else "" (use Default).
+func FindFile(explicit, dataDir string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	p := filepath.Join(dataDir, "fullserver.toml")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	return "", nil
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fullserver.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The shipped example documents the defaults: loading it must give exactly
+// Default(), so the two cannot drift apart.
+func TestExampleFileIsTheDefaults(t *testing.T) {
+	c, err := Load("../fullserver.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("example file differs from defaults:\n got %+v\nwant %+v", c, Default())
+	}
+}
+
+func TestLoadOverridesAndTurnsListenersOff(t *testing.T) {
+	c, err := Load(writeConfig(t, `
+hostname = "mail.example.org"
+[listen]
+mx = ":25"
+pop3 = ""
+[store]
+driver = "mysql"
+dsn = "root@tcp(127.0.0.1:3306)/test"
+[queue]
+max_age = "48h"
+[relay]
+host = "[smtp.example.net]:587"
+username = "u"
+password = "p"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Hostname != "mail.example.org" || c.Listen.MX != ":25" || c.Listen.POP3 != "" {
+		t.Errorf("overrides not applied: %+v", c.Listen)
+	}
+	if c.Listen.IMAP != Default().Listen.IMAP {
+		t.Errorf("unset listener lost its default: %q", c.Listen.IMAP)
+	}
+	if c.Queue.MaxAge.Duration != 48*time.Hour {
+		t.Errorf("max_age = %v", c.Queue.MaxAge)
+	}
+	if c.StoreDSN() != "root@tcp(127.0.0.1:3306)/test" {
+		t.Errorf("StoreDSN = %q", c.StoreDSN())
+	}
+}
+
+func TestLoadRefusesWithTheKeyName(t *testing.T) {
+	for _, tc := range []struct{ text, key string }{
+		{"hostnme = \"x\"", "hostnme"},
+		{"[listen]\nimap4 = \":143\"", "listen.imap4"},
+		{"[listen]\nimap = \"143\"", "listen.imap"},
+		{"[store]\ndriver = \"postgres\"", "store.driver"},
+		{"[store]\ndriver = \"mysql\"", "store.dsn"},
+		{"[limits]\nmax_recipients = 0", "limits.max_recipients"},
+		{"[policy]\ndmarc = \"maybe\"", "policy.dmarc"},
+		{"[queue]\nmax_age = \"forever\"", "max_age"},
+		{"[tls]\ncert_file = \"a.pem\"", "tls.cert_file"},
+		{"[log]\nformat = \"xml\"", "log.format"},
+		{"[dns]\nresolver = \"1.1.1.1\"", "dns.resolver"},
+	} {
+		_, err := Load(writeConfig(t, tc.text))
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%q: error %v does not name %s", tc.text, err, tc.key)
+		}
+	}
+}
+
+func TestFindFile(t *testing.T) {
+	dir := t.TempDir()
+	if p, err := FindFile("", dir); err != nil || p != "" {
+		t.Fatalf("no file: %q %v", p, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fullserver.toml"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := FindFile("", dir); p != filepath.Join(dir, "fullserver.toml") {
+		t.Fatalf("data-dir file not found: %q", p)
+	}
+	if p, _ := FindFile("/etc/x.toml", dir); p != "/etc/x.toml" {
+		t.Fatalf("explicit file ignored: %q", p)
+	}
+}
+
+func TestPathDefaultsIntoDataDir(t *testing.T) {
+	c := Default()
+	c.DataDir = "/srv/mail"
+	if got := c.StoreDSN(); got != "/srv/mail/mailagent.db" {
+		t.Errorf("StoreDSN = %q", got)
+	}
+	if got := c.Path("/var/spool/q", "queue"); got != "/var/spool/q" {
+		t.Errorf("explicit path = %q", got)
+	}
+}
