@@ -9,8 +9,9 @@ import (
 const subscriptionsName = "subscriptions"
 
 // subsHeader starts a version-2 subscription file; hierarchy levels of a
-// name are then separated by tabs, and tab, CR, LF and \001 inside a level
-// are escaped as \001 followed by 't', 'r', 'n', '1'.
+// name are then separated by tabs, each level in modified UTF-7 (Dovecot
+// stores the on-disk name), and tab, CR, LF and \001 inside a level are
+// escaped as \001 followed by 't', 'r', 'n', '1'.
 const subsHeader = "V\t2\n\n"
 
 // maxSubscriptions bounds what is read from a subscriptions file.
@@ -26,14 +27,23 @@ func parseSubscriptions(data []byte) []string {
 		if len(line) == 0 || len(out) >= maxSubscriptions {
 			continue
 		}
-		name := string(line)
+		var levels []string
 		if v2 {
-			levels := strings.Split(name, "\t")
-			for i, l := range levels {
-				levels[i] = tabUnescape(l)
-			}
-			name = strings.Join(levels, string(Delimiter))
+			levels = strings.Split(string(line), "\t")
+		} else {
+			levels = strings.Split(string(line), string(Delimiter))
 		}
+		for i, l := range levels {
+			if v2 {
+				l = tabUnescape(l)
+			}
+			// Dovecot writes levels in modified UTF-7; accept UTF-8 too.
+			if dec, err := decodeMUTF7(l); err == nil {
+				l = dec
+			}
+			levels[i] = l
+		}
+		name := strings.Join(levels, string(Delimiter))
 		if isInbox(name) {
 			name = "INBOX"
 		}
@@ -50,7 +60,7 @@ func marshalSubscriptions(names []string) []byte {
 			if i > 0 {
 				b.WriteByte('\t')
 			}
-			b.WriteString(tabEscape(l))
+			b.WriteString(tabEscape(encodeMUTF7(l)))
 		}
 		b.WriteByte('\n')
 	}

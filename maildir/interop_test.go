@@ -1,0 +1,404 @@
+package maildir
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// interopSkip skips a test needing an outside program, or fails it when
+// MAILAGENT_INTEROP=1 says the program must be there.
+func interopSkip(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("MAILAGENT_INTEROP") == "1" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
+
+const dovecotConf = `instance_name = mailagent-test
+base_dir = {{ROOT}}/run
+state_dir = {{ROOT}}/state
+log_path = {{ROOT}}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+mail_location = maildir:~/Maildir
+first_valid_uid = 1
+mail_plugins = quota
+namespace inbox {
+  inbox = yes
+  separator = .
+  prefix =
+  mailbox Sent {
+    special_use = \Sent
+  }
+  mailbox Drafts {
+    special_use = \Drafts
+  }
+  mailbox Trash {
+    special_use = \Trash
+  }
+  mailbox Junk {
+    special_use = \Junk
+  }
+  mailbox Archive {
+    special_use = \Archive
+  }
+}
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%Lu {{ROOT}}/passwd
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%Lu {{ROOT}}/passwd
+  override_fields = uid={{UID}} gid={{GID}} home={{ROOT}}/mail/%d/%n
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = {{PORT}}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+protocol imap {
+  mail_plugins = $mail_plugins imap_quota
+}
+plugin {
+  quota = maildir:User quota
+  quota_rule = *:storage=10240K:messages=100
+}
+`
+
+// startDovecot runs a private Dovecot IMAP server on a free loopback
+// port, serving root/mail/<domain>/<user>/Maildir as the nobody user.
+func startDovecot(t *testing.T, root string) string {
+	t.Helper()
+	bin, err := exec.LookPath("dovecot")
+	if err != nil {
+		if _, err2 := os.Stat("/usr/sbin/dovecot"); err2 != nil {
+			interopSkip(t, "dovecot not installed (apt-get install dovecot-imapd)")
+		}
+		bin = "/usr/sbin/dovecot"
+	}
+	if os.Geteuid() != 0 {
+		interopSkip(t, "the Dovecot interop test runs Dovecot's master and needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		interopSkip(t, "no nobody user for Dovecot's mail processes")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	conf := strings.NewReplacer("{{ROOT}}", root, "{{PORT}}", strconv.Itoa(port),
+		"{{UID}}", nobody.Uid, "{{GID}}", nobody.Gid).Replace(dovecotConf)
+	for _, d := range []string{"run", "state"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustWrite(t, filepath.Join(root, "dovecot.conf"), conf)
+	mustWrite(t, filepath.Join(root, "passwd"), "alice@example.org:{PLAIN}secret::::::\n")
+	cmd := exec.Command(bin, "-F", "-c", filepath.Join(root, "dovecot.conf"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(root, "dovecot.log"))
+			t.Logf("dovecot.log:\n%s", log)
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dovecot did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a port: there is no event to wait for
+	}
+}
+
+func mustWrite(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// chownTree gives the tree to uid:gid so Dovecot's mail process can use it.
+func chownTree(t *testing.T, root string, uid, gid int) {
+	t.Helper()
+	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type imapMsg struct {
+	uid   uint32
+	flags []string
+	size  int64
+	date  time.Time
+}
+
+func fetchAll(t *testing.T, c *imapclient.Client, mailbox string) (*imap.SelectData, []imapMsg) {
+	t.Helper()
+	sel, err := c.Select(mailbox, nil).Wait()
+	if err != nil {
+		t.Fatalf("SELECT %s: %v", mailbox, err)
+	}
+	if sel.NumMessages == 0 {
+		return sel, nil
+	}
+	var set imap.SeqSet
+	set.AddRange(1, 0)
+	bufs, err := c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, InternalDate: true}).Collect()
+	if err != nil {
+		t.Fatalf("FETCH %s: %v", mailbox, err)
+	}
+	var out []imapMsg
+	for _, b := range bufs {
+		var fl []string
+		for _, f := range b.Flags {
+			if f != `\Recent` {
+				fl = append(fl, string(f))
+			}
+		}
+		sortFlags(fl)
+		out = append(out, imapMsg{uid: uint32(b.UID), flags: fl, size: b.RFC822Size, date: b.InternalDate})
+	}
+	return sel, out
+}
+
+func TestDovecotInterop(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	// Dovecot's mail process runs as nobody and must reach the Maildir.
+	for p := root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	addr := startDovecot(t, root)
+	nobody, _ := user.Lookup("nobody")
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+
+	// 1. mailagent writes folders, messages, flags, keywords and quota.
+	s, err := New(filepath.Join(root, "mail"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, _ := s.UserPath("example.org", "alice")
+	m := openPath(t, s, p)
+	for _, n := range []string{"Lists", "Lists.go", "Entwürfe"} {
+		if err := m.CreateFolder(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Subscribe(ctx, n, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.SetQuota(ctx, Quota{Bytes: 10240 * 1024, Messages: 100}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.Deliver(ctx, p, "INBOX", strings.NewReader(msg(fmt.Sprint("m", i), 500+i*100)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := folder(t, m, "INBOX")
+	snapshot(t, in)
+	if _, err := in.StoreFlags(ctx, []uint32{2}, FlagsAdd, []string{FlagSeen, FlagAnswered, "$Label1"}); err != nil {
+		t.Fatal(err)
+	}
+	lg := folder(t, m, "Lists.go")
+	date := time.Date(2021, 6, 7, 8, 9, 10, 0, time.UTC)
+	if _, err := lg.Append(ctx, strings.NewReader(msg("go", 800)), []string{FlagFlagged, "Work", "$Forwarded"}, date); err != nil {
+		t.Fatal(err)
+	}
+	ours := map[string]*Snapshot{}
+	for _, n := range []string{"INBOX", "Lists.go", "Entwürfe"} {
+		ours[n] = snapshot(t, folder(t, m, n))
+	}
+	usage, err := m.Quota(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chownTree(t, filepath.Join(root, "mail"), uid, gid)
+
+	// 2. Dovecot serves the same folders, UIDs, flags, keywords and quota.
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice@example.org", "secret").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	lists, err := c.List("", "*", &imap.ListOptions{ReturnSubscribed: true, ReturnSpecialUse: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*imap.ListData{}
+	for _, l := range lists {
+		got[l.Mailbox] = l
+	}
+	for _, want := range []string{"INBOX", "Lists", "Lists.go", "Entwürfe", "Sent", "Trash", "Drafts", "Junk", "Archive"} {
+		l := got[want]
+		if l == nil {
+			t.Fatalf("Dovecot does not list %q (lists %v)", want, lists)
+		}
+		sub := slices.Contains(l.Attrs, imap.MailboxAttrSubscribed)
+		if want != "INBOX" && !sub {
+			t.Errorf("Dovecot: %q not subscribed: %v", want, l.Attrs)
+		}
+	}
+	for name, snap := range ours {
+		sel, msgs := fetchAll(t, c, name)
+		if sel.UIDValidity != snap.UIDValidity || uint32(sel.UIDNext) != snap.UIDNext {
+			t.Errorf("%s: Dovecot UIDVALIDITY %d UIDNEXT %d, mailagent %d %d", name, sel.UIDValidity, sel.UIDNext, snap.UIDValidity, snap.UIDNext)
+		}
+		if len(msgs) != len(snap.Messages) {
+			t.Fatalf("%s: Dovecot has %d messages, mailagent %d", name, len(msgs), len(snap.Messages))
+		}
+		for i, dm := range msgs {
+			om := snap.Messages[i]
+			if dm.uid != om.UID || !slices.Equal(dm.flags, om.Flags) || dm.size != om.VSize || !dm.date.Equal(om.InternalDate.Truncate(time.Second)) {
+				t.Errorf("%s: Dovecot %+v, mailagent %+v", name, dm, om)
+			}
+		}
+	}
+	qr, err := c.GetQuotaRoot("INBOX").Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var storage, count int64 = -1, -1
+	for _, q := range qr {
+		if r, ok := q.Resources[imap.QuotaResourceStorage]; ok {
+			storage = r.Usage
+		}
+		if r, ok := q.Resources[imap.QuotaResourceMessage]; ok {
+			count = r.Usage
+		}
+	}
+	if storage != (usage.Bytes+1023)/1024 || count != usage.Messages {
+		t.Errorf("Dovecot quota %d KiB/%d messages, mailagent %d bytes/%d", storage, count, usage.Bytes, usage.Messages)
+	}
+
+	// 3. Dovecot appends, flags, expunges and creates; mailagent reads it.
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	body := "Subject: from dovecot\r\n\r\nhello\r\n"
+	ap := c.Append("INBOX", int64(len(body)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen, "Dove"}})
+	ap.Write([]byte(body))
+	ap.Close()
+	apd, err := ap.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one imap.UIDSet
+	one.AddNum(1)
+	if err := c.Store(one, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged, "Work"}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	var three imap.UIDSet
+	three.AddNum(3)
+	if err := c.Store(three, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDExpunge(three).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Neu.Ordner", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Ünïcödé", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe("Ünïcödé").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	_, dmsgs := fetchAll(t, c, "INBOX")
+	c.Logout().Wait()
+
+	if err := in.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshot(t, in)
+	if len(snap.Messages) != len(dmsgs) {
+		t.Fatalf("mailagent sees %d messages, Dovecot %d", len(snap.Messages), len(dmsgs))
+	}
+	for i, dm := range dmsgs {
+		om := snap.Messages[i]
+		if dm.uid != om.UID || !slices.Equal(dm.flags, om.Flags) || dm.size != om.VSize {
+			t.Errorf("after Dovecot's changes: Dovecot %+v, mailagent %+v", dm, om)
+		}
+	}
+	if last := snap.Messages[len(snap.Messages)-1]; last.UID != uint32(apd.UID) || !slices.Equal(last.Flags, []string{`\Seen`, "Dove"}) {
+		t.Errorf("appended by Dovecot: UID %d flags %v, APPENDUID %d", last.UID, last.Flags, apd.UID)
+	}
+	// A fresh store (another process, or a restart) agrees.
+	s2 := newStoreAt(t, filepath.Join(root, "mail"))
+	m2 := openPath(t, s2, p)
+	snap2 := snapshot(t, folder(t, m2, "INBOX"))
+	if len(snap2.Messages) != len(snap.Messages) || snap2.UIDValidity != snap.UIDValidity || snap2.UIDNext != snap.UIDNext {
+		t.Errorf("fresh store: %+v vs %+v", snap2, snap)
+	}
+	fl, err := m2.Folders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]FolderInfo{}
+	for _, f := range fl {
+		have[f.Name] = f
+	}
+	if _, ok := have["Neu.Ordner"]; !ok {
+		t.Errorf("folder created by Dovecot missing: %v", fl)
+	}
+	subsData, _ := os.ReadFile(filepath.Join(p, "subscriptions"))
+	t.Logf("subscriptions %q", subsData)
+	if f, ok := have["Ünïcödé"]; !ok || !f.Subscribed {
+		t.Errorf("Dovecot's Ünïcödé: %+v (folders %v)", f, fl)
+	}
+}
