@@ -68,7 +68,7 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 
 // Start implements Target.
 func (r *Router) Start(ctx context.Context, env *Envelope) (Delivery, error) {
-	return &routed{r: r, env: env, legs: map[string]*leg{}, transports: map[string]*Transport{}}, nil
+	return &routed{r: r, env: env, legs: map[string]*leg{}, transports: map[string]*store.Transport{}}, nil
 }
 
 // routed is one message going through the router. Its Delivery is
@@ -79,7 +79,7 @@ type routed struct {
 	legs       map[string]*leg
 	order      []*leg
 	routes     []route
-	transports map[string]*Transport // by domain; nil entry when none
+	transports map[string]*store.Transport // by domain; nil entry when none
 	committed  bool
 }
 
@@ -135,7 +135,7 @@ func (m *routed) AddRecipient(ctx context.Context, rcpt string) error {
 type target struct {
 	key       string
 	mailbox   string
-	transport *Transport // nil for local and queue
+	transport *store.Transport // nil for local and queue
 	rcpt      string
 }
 
@@ -157,8 +157,10 @@ func (m *routed) resolve(ctx context.Context, rcpt string) ([]target, error) {
 		if terr != nil {
 			return nil, terr
 		}
-		relay := t != nil && (t.Kind == TransportLMTP || t.Kind == TransportSMTP)
-		if m.env.AuthUser == "" && !relay {
+		// A domain in the transport table is one this host relays for
+		// (Postfix's relay_domains with transport_maps); an error entry
+		// refuses it below with its own text.
+		if m.env.AuthUser == "" && t == nil {
 			return nil, errRelayDenied
 		}
 		res = &store.Resolution{Remote: []string{a.String()}}
@@ -203,14 +205,14 @@ func (m *routed) route(ctx context.Context, addr string, local bool) (target, er
 		return target{}, err
 	}
 	switch {
-	case t != nil && t.Kind == TransportError:
+	case t != nil && t.Method == "error":
 		text := t.Text
 		if text == "" {
 			text = "Recipient refused by the transport table"
 		}
 		return target{}, &Error{Code: 550, EnhancedCode: [3]int{5, 0, 0}, Message: text}
-	case t != nil && (t.Kind == TransportLMTP || t.Kind == TransportSMTP && t.Addr != ""):
-		return target{key: "transport\x00" + t.Spec, transport: t, rcpt: addr}, nil
+	case t != nil && (t.Method == "lmtp" || t.Method == "smtp" && t.Host != ""):
+		return target{key: "transport\x00" + t.String(), transport: t, rcpt: addr}, nil
 	case local:
 		return target{key: "local\x00" + addr, mailbox: addr, rcpt: addr}, nil
 	}
@@ -221,12 +223,13 @@ func (m *routed) route(ctx context.Context, addr string, local bool) (target, er
 }
 
 // transport returns the transport table entry for domain, nil if none.
-func (m *routed) transport(ctx context.Context, domain string) (*Transport, error) {
+func (m *routed) transport(ctx context.Context, domain string) (*store.Transport, error) {
 	if t, ok := m.transports[domain]; ok {
 		return t, nil
 	}
 	spec, err := m.r.opts.Directory.Transport(ctx, domain)
-	if errors.Is(err, store.ErrNotFound) {
+	var ae *store.AddressError
+	if errors.Is(err, store.ErrNotFound) || errors.As(err, &ae) {
 		m.transports[domain] = nil
 		return nil, nil
 	}
@@ -234,13 +237,13 @@ func (m *routed) transport(ctx context.Context, domain string) (*Transport, erro
 		m.r.log.Warn("transport lookup failed", "domain", domain, "err", err)
 		return nil, errTempLookup
 	}
-	t, err := ParseTransport(spec)
+	t, err := store.ParseTransport(spec)
 	if err != nil {
 		m.r.log.Error("bad transport table entry", "domain", domain, "err", err)
 		return nil, &Error{Code: 451, EnhancedCode: [3]int{4, 3, 5}, Message: "Transport configuration error"}
 	}
-	m.transports[domain] = &t
-	return &t, nil
+	m.transports[domain] = t
+	return t, nil
 }
 
 // leg returns the leg for t, starting its Delivery when new.
