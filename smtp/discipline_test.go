@@ -132,7 +132,7 @@ func TestBareLineEndingsRefused(t *testing.T) {
 	addr, _ := st.serve(st.options(MX))
 	for _, body := range []string{"line\nline\r\n", "line\rline\r\n", "line\r\n\rx\r\n", "a\x00b\r\n"} {
 		dial(t, "tcp", addr).run(greet + fmt.Sprintf(`
-			` + toAlice + `
+			`+toAlice+`
 			R: %q
 			S: 550 5.6.0
 			C: NOOP

@@ -146,10 +146,10 @@ func TestMXTooManyHops(t *testing.T) {
 		S: 220
 		C: EHLO client.far.example
 		S: 250
-		` + toAlice + `
+		`+toAlice+`
 		R: %q
 		S: 554 5.4.6
-		` + toAlice + `
+		`+toAlice+`
 		R: %q
 		S: 250`, hops+testMessage+".\r\n", hops[:50*len(hops)/51]+testMessage+".\r\n"))
 	if n := len(st.messages("alice@local.example", "")); n != 1 {
