@@ -1,0 +1,299 @@
+// Package mailtest runs complete mailagent stacks in-process for tests of
+// mail flows: a directory in SQLite, Maildirs, the MX, submission and LMTP
+// servers, the outbound queue, IMAP and POP3, all on loopback with
+// temporary directories and a mock DNS, torn down by t.Cleanup.
+//
+// Several servers on one Network exchange mail through MX lookups in the
+// shared mock DNS, with SPF, DKIM, DMARC and iprev records published for
+// each, so cross-domain flows authenticate as they would on the Internet:
+//
+//	net := mailtest.NewNetwork()
+//	a := mailtest.NewServer(t, mailtest.WithDomain("a.test"), mailtest.WithNetwork(net))
+//	b := mailtest.NewServer(t, mailtest.WithDomain("b.test"), mailtest.WithNetwork(net))
+//	a.AddUser("alice@a.test", "pw")
+//	b.AddUser("bob@b.test", "pw")
+//	a.Submit("alice@a.test", "pw", "alice@a.test", []string{"bob@b.test"}, msg)
+//	m := b.WaitMessage("bob@b.test", "INBOX")
+package mailtest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/outbound"
+	"github.com/mailagent/mailagent/smtp/queue"
+	"github.com/mailagent/mailagent/store"
+)
+
+// Server is one mail domain's complete stack. Its fields are the parts,
+// for tests that need to reach past the helpers.
+type Server struct {
+	// Domain is the server's first local domain; Hostname its MX host
+	// name ("mx." + Domain) and IP its address on the Network.
+	Domain, Hostname string
+	IP               net.IP
+	Network          *Network
+
+	Store    *store.SQL
+	Maildirs *maildir.Store
+	Auth     *auth.Authenticator
+	Queue    *queue.Queue
+	Router   *smtp.Router
+	DKIM     []*dnsauth.DKIMKey
+
+	// Listener addresses ("127.0.0.N:port").
+	MXAddr, SubmissionAddr, LMTPAddr string
+
+	// ClientTLS trusts the server's self-signed certificate.
+	ClientTLS *tls.Config
+	// TLS is the servers' configuration.
+	TLS *tls.Config
+
+	t       testing.TB
+	dir     string
+	logger  *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	mx      *smtp.Server
+	closers []func()
+}
+
+type options struct {
+	domain  string
+	network *Network
+	logger  *slog.Logger
+	dmarc   string
+}
+
+// Option configures NewServer.
+type Option func(*options)
+
+// WithDomain sets the server's domain (default "example.test").
+func WithDomain(domain string) Option { return func(o *options) { o.domain = domain } }
+
+// WithNetwork puts the server on n, shared with other servers (default: a
+// network of its own).
+func WithNetwork(n *Network) Option { return func(o *options) { o.network = n } }
+
+// WithLogger sends the stack's logs to l (default: discarded).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithDMARCPolicy publishes p=policy ("none", "quarantine", "reject") in
+// the domain's DMARC record instead of the p=none a new domain starts at.
+func WithDMARCPolicy(policy string) Option { return func(o *options) { o.dmarc = policy } }
+
+// NewServer starts a complete stack and registers its shutdown with
+// t.Cleanup. It fails the test on any set-up error.
+func NewServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	o := options{domain: "example.test"}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.network == nil {
+		o.network = NewNetwork()
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{Domain: o.domain, Hostname: "mx." + o.domain, Network: o.network, t: t, dir: t.TempDir(), logger: o.logger}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	t.Cleanup(s.close)
+	if err := s.start(o); err != nil {
+		t.Fatalf("mailtest: %v", err)
+	}
+	return s
+}
+
+func (s *Server) start(o options) error {
+	ctx := s.ctx
+	ip, err := s.Network.allocate(s.Domain)
+	if err != nil {
+		return err
+	}
+	s.IP = ip
+
+	if s.Store, err = store.Open(ctx, store.DriverSQLite, filepath.Join(s.dir, "mailagent.db"), &store.Options{Logger: s.logger}); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, func() { s.Store.Close() })
+	if err := s.Store.AddDomain(ctx, s.Domain); err != nil {
+		return err
+	}
+	if s.Maildirs, err = maildir.New(filepath.Join(s.dir, "mail"), &maildir.Options{Logger: s.logger, Hostname: s.Hostname}); err != nil {
+		return err
+	}
+	s.closers = append(s.closers, func() { s.Maildirs.Close() })
+	s.Auth = &auth.Authenticator{Users: s.Store, Logger: s.logger, Argon2: testArgon2}
+
+	if err := s.setupTLS(); err != nil {
+		return err
+	}
+	if err := s.publishDNS(o); err != nil {
+		return err
+	}
+
+	client, err := outbound.New(outbound.Options{
+		Hostname: s.Hostname,
+		Resolver: s.Network.Resolver,
+		Dialer:   dialer{n: s.Network, ip: s.IP},
+		// The peers on the network use self-signed certificates;
+		// opportunistic TLS still encrypts.
+		TLSConfig: &tls.Config{InsecureSkipVerify: true},
+		Logger:    s.logger,
+	})
+	if err != nil {
+		return err
+	}
+	bounces := &lateTarget{}
+	if s.Queue, err = queue.New(queue.Options{
+		Dir:        filepath.Join(s.dir, "queue"),
+		Client:     client,
+		Bounces:    bounces,
+		Hostname:   s.Hostname,
+		MinBackoff: 50 * time.Millisecond,
+		MaxBackoff: 200 * time.Millisecond,
+		Logger:     s.logger,
+	}); err != nil {
+		return err
+	}
+	go s.Queue.Run(ctx)
+	s.closers = append(s.closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Queue.Shutdown(sctx)
+	})
+
+	local := &smtp.LocalDelivery{Maildirs: s.Maildirs, Directory: s.Store, Logger: s.logger}
+	if s.Router, err = smtp.NewRouter(smtp.RouterOptions{Directory: s.Store, Local: local, Queue: s.Queue, Logger: s.logger}); err != nil {
+		return err
+	}
+	bounces.t = s.Router
+
+	checks := (&smtp.SenderAuth{Resolver: s.Network.Resolver, Logger: s.logger}).Checks()
+	if s.mx, s.MXAddr, err = s.serve(smtp.Options{Role: smtp.MX, Checks: checks}); err != nil {
+		return err
+	}
+	s.Network.setMX(s.IP, s.MXAddr)
+	if _, s.SubmissionAddr, err = s.serve(smtp.Options{
+		Role: smtp.Submission, Authenticator: s.Auth, Directory: s.Store,
+		Signer: smtp.DKIMSigner{Signer: dnsauth.NewSigner(s.DKIM)},
+	}); err != nil {
+		return err
+	}
+	if _, s.LMTPAddr, err = s.serve(smtp.Options{Role: smtp.LMTP}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// testArgon2 keeps password hashing cheap: tests log in often, and the
+// production parameters cost 64 MiB and tens of milliseconds each.
+var testArgon2 = auth.Argon2Params{Time: 1, Memory: 1024, Threads: 1}
+
+// serve starts one SMTP-family server on the server's address.
+func (s *Server) serve(opts smtp.Options) (*smtp.Server, string, error) {
+	opts.Hostname = s.Hostname
+	opts.Target = s.Router
+	opts.TLSConfig = s.TLS
+	opts.Logger = s.logger
+	opts.SpoolDir = s.dir
+	opts.Resolve = store.ResolveOptions{}
+	srv, err := smtp.NewServer(opts)
+	if err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.IP.String(), "0"))
+	if err != nil {
+		return nil, "", err
+	}
+	go srv.Serve(ln)
+	s.closers = append(s.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv, ln.Addr().String(), nil
+}
+
+func (s *Server) setupTLS() error {
+	certFile, keyFile, err := auth.SelfSigned(filepath.Join(s.dir, "tls"), s.Hostname)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	s.TLS = auth.TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
+	pem, err := os.ReadFile(certFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return errors.New("self-signed certificate not readable")
+	}
+	s.ClientTLS = &tls.Config{RootCAs: pool, ServerName: s.Hostname}
+	return nil
+}
+
+// publishDNS generates the domain's DKIM key and publishes exactly the
+// records dnsauth.Records says the domain needs.
+func (s *Server) publishDNS(o options) error {
+	key, err := dnsauth.GenerateDKIMKey(s.Domain, "mailtest", dnsauth.DKIMAlgoEd25519)
+	if err != nil {
+		return err
+	}
+	s.DKIM = []*dnsauth.DKIMKey{key}
+	recs, err := dnsauth.Records(dnsauth.DomainSetup{Domain: s.Domain, MailHost: s.Hostname, IPs: []net.IP{s.IP}, DKIM: s.DKIM})
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if o.dmarc != "" && r.Type == "TXT" && dnsauth.IsDMARCRecord(r.Value) {
+			r.Value = "v=DMARC1; p=" + o.dmarc + "; rua=mailto:postmaster@" + s.Domain
+		}
+		if err := s.Network.Resolver.AddRecord(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StopMX takes the server off the network for mail from other servers:
+// their deliveries fail temporarily until StartMX.
+func (s *Server) StopMX() {
+	s.Network.mu.Lock()
+	delete(s.Network.mx, s.IP.String())
+	s.Network.mu.Unlock()
+}
+
+// StartMX puts the server back after StopMX.
+func (s *Server) StartMX() { s.Network.setMX(s.IP, s.MXAddr) }
+
+func (s *Server) close() {
+	s.cancel()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// lateTarget lets the queue be built before the router it bounces into.
+type lateTarget struct{ t smtp.Target }
+
+func (l *lateTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+	return l.t.Start(ctx, env)
+}
