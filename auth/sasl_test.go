@@ -16,7 +16,7 @@ import (
 	"github.com/mailagent/mailagent/store"
 )
 
-func saslFixture(t *testing.T) *authFixture {
+func saslFixture(t testing.TB) *authFixture {
 	return newAuthFixture(t, map[string]string{
 		"alice@example.org": mustHash(t, "right"),
 		"bob@example.org":   mustHash(t, "bob pw"),
