@@ -1,0 +1,135 @@
+package maildir
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// crashBody is the deterministic content of delivery n of child c: the
+// parent regenerates it to check that a file is complete.
+func crashBody(c, n int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Subject: crash %d %d\r\n\r\n", c, n)
+	r := rand.New(rand.NewPCG(uint64(c), uint64(n)))
+	lines := 50 + r.IntN(400)
+	for i := range lines {
+		fmt.Fprintf(&b, "%d-%d line %d %x\r\n", c, n, i, r.Uint64())
+	}
+	return b.Bytes()
+}
+
+// TestCrashChild is the delivering child of TestCrashDelivery; it does
+// nothing unless started by it.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv("MAILDIR_CRASH_DIR")
+	if dir == "" {
+		t.Skip("child process of TestCrashDelivery")
+	}
+	child, _ := strconv.Atoi(os.Getenv("MAILDIR_CRASH_CHILD"))
+	s, err := New(filepath.Dir(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				n := i*4 + w
+				d, err := s.Deliver(context.Background(), dir, "INBOX", bytes.NewReader(crashBody(child, n)), nil)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "deliver:", err)
+					os.Exit(3)
+				}
+				mu.Lock()
+				fmt.Fprintf(out, "done %d %s\n", n, d.Key)
+				out.Flush()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestCrashDelivery kills a delivering child with SIGKILL at random
+// points, repeatedly, and checks that every delivery it reported done is
+// in new/ and complete, and that new/ and cur/ hold nothing else.
+func TestCrashDelivery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash loop skipped in -short mode")
+	}
+	base := t.TempDir()
+	dir := filepath.Join(base, "Maildir")
+	done := map[string][]byte{} // key → expected content
+	rounds := 10
+	for round := range rounds {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "MAILDIR_CRASH_DIR="+dir, "MAILDIR_CRASH_CHILD="+strconv.Itoa(round))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killAfter := 1 + rand.IntN(40)
+		sc := bufio.NewScanner(stdout)
+		seen := 0
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) != 3 || f[0] != "done" {
+				continue
+			}
+			n, _ := strconv.Atoi(f[1])
+			done[f[2]] = crashBody(round, n)
+			if seen++; seen == killAfter {
+				cmd.Process.Kill()
+			}
+		}
+		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("round %d: child ended with %v", round, err)
+		}
+	}
+	files := map[string]bool{}
+	for _, sub := range []string{"new", "cur"} {
+		for _, name := range filesIn(t, dir, sub) {
+			base, _, _ := splitFilename(name)
+			files[base] = true
+			data, err := os.ReadFile(filepath.Join(dir, sub, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			size, vsize := parseSizes(base)
+			if size != int64(len(data)) || vsize != size {
+				t.Errorf("%s/%s: %d bytes, name says S=%d W=%d", sub, name, len(data), size, vsize)
+			}
+			if want, ok := done[base]; ok && !bytes.Equal(data, want) {
+				t.Errorf("%s/%s: content differs from what was delivered", sub, name)
+			}
+			if !bytes.HasPrefix(data, []byte("Subject: crash ")) {
+				t.Errorf("%s/%s: not a delivered message", sub, name)
+			}
+		}
+	}
+	for key := range done {
+		if !files[key] {
+			t.Errorf("delivery %s was reported done but is missing", key)
+		}
+	}
+	if len(done) < rounds {
+		t.Fatalf("only %d deliveries in %d rounds", len(done), rounds)
+	}
+	t.Logf("%d rounds, %d acknowledged deliveries, %d files", rounds, len(done), len(files))
+}
