@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Protocol is how a next hop is spoken to.
@@ -94,10 +95,10 @@ func ParseNextHop(s string) (NextHop, error) {
 		// LMTP and implicit TLS name hosts, not mail domains.
 		h.MX = h.Protocol == SMTP
 	}
-	if host == "" || strings.ContainsAny(host, "[]/:") && net.ParseIP(host) == nil {
+	h.Host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if !validHost(h.Host) {
 		return h, fmt.Errorf("outbound: invalid host in %q", orig)
 	}
-	h.Host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if port != "" {
 		n, err := strconv.Atoi(port)
 		if err != nil || n <= 0 || n > 65535 {
@@ -133,4 +134,23 @@ func (h NextHop) String() string {
 		return proto + ":" + host + ":" + strconv.Itoa(h.Port)
 	}
 	return proto + ":" + host
+}
+
+// validHost accepts an IP address or a host name of letters, digits,
+// hyphens, underscores and dots (and UTF-8, for internationalised
+// domains).
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if h == "" || len(h) > 255 || !utf8.ValidString(h) || strings.HasPrefix(h, ".") || strings.HasSuffix(h, ".") || strings.Contains(h, "..") {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c >= 0x80) {
+			return false
+		}
+	}
+	return true
 }

@@ -8,6 +8,8 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -436,4 +438,39 @@ func parseDSN(t *testing.T, data []byte) report {
 		t.Fatalf("parts %v", types)
 	}
 	return rep
+}
+
+// TestDamagedSpool: start-up removes half-written leftovers and skips
+// unreadable metadata without failing.
+func TestDamagedSpool(t *testing.T) {
+	srv := outboundtest.Start(t, outboundtest.Options{})
+	f := newFixture(t, srv.Port, nil)
+	good := f.enqueue(t, "alice@a.test", []string{"bob@b.test"}, signed)
+	f.q.Close()
+	orphanBody := strings.Repeat("1", idLen)
+	orphanMeta := strings.Repeat("2", idLen)
+	damaged := strings.Repeat("3", idLen)
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(f.dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("msg/"+orphanBody+bodyExt, "x")
+	write("msg/"+orphanMeta+metaExt, "{}")
+	write("msg/"+damaged+bodyExt, "x")
+	write("msg/"+damaged+metaExt, `{"version":1,"id":"`+damaged+`","recipients":[{"addr":"a\nb","state":"queued"}]}`)
+	write("tmp/body-123", "partial")
+	f.q = f.open(t, srv.Port, nil)
+	f.runDue(t)
+	if srv.Count() != 1 {
+		t.Fatalf("%d delivered, want the good message only", srv.Count())
+	}
+	for _, gone := range []string{"msg/" + orphanBody + bodyExt, "msg/" + orphanMeta + metaExt, "tmp/body-123", "msg/" + good + metaExt} {
+		if _, err := os.Stat(filepath.Join(f.dir, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s still there", gone)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "msg", damaged+metaExt)); err != nil {
+		t.Errorf("damaged metadata was removed, not kept for an administrator: %v", err)
+	}
 }
