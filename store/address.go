@@ -214,6 +214,9 @@ func parseDomain(s string) (string, error) {
 	if strings.HasSuffix(s, ".") {
 		return "", errString("domain ends with a dot")
 	}
+	if d, ok := plainDomain(s); ok {
+		return d, nil
+	}
 	a, err := idnaProfile.ToASCII(s)
 	if err != nil {
 		return "", errString("invalid domain")
@@ -223,6 +226,50 @@ func parseDomain(s string) (string, error) {
 		return "", errString("invalid domain")
 	}
 	return u, nil
+}
+
+// plainDomain is the fast path of parseDomain for the common case, a
+// host name of ASCII letters, digits and hyphens with no A-label, whose
+// IDNA mapping is just lower-casing. It reports false when the full
+// IDNA processing must decide.
+func plainDomain(s string) (string, bool) {
+	if len(s) > 253 {
+		return "", false
+	}
+	label, upper := 0, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c == '-':
+			// Leading or trailing hyphens, and "??--" (reserved for
+			// A-labels like "xn--"), need the full check.
+			if label == 0 || i+1 == len(s) || s[i+1] == '.' || label == 2 || label == 3 {
+				return "", false
+			}
+		case c == '.':
+			if label == 0 {
+				return "", false
+			}
+			label = 0
+			continue
+		default:
+			return "", false
+		}
+		label++
+		if label > 63 {
+			return "", false
+		}
+	}
+	if label == 0 {
+		return "", false
+	}
+	if upper {
+		s = strings.ToLower(s)
+	}
+	return s, true
 }
 
 func parseDomainOrLiteral(s string) (string, error) {

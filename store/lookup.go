@@ -99,32 +99,39 @@ type rowScanner interface {
 
 func scanUser(row rowScanner) (*User, error) {
 	var (
-		u                User
-		email, maildir   string
-		disabled         int64
-		created, updated int64
+		email, password, maildir string
+		qb, qm, disabled         int64
+		created, updated         int64
 	)
-	if err := row.Scan(&email, &u.PasswordHash, &maildir, &u.QuotaBytes, &u.QuotaMessages,
-		&disabled, &created, &updated); err != nil {
+	if err := row.Scan(&email, &password, &maildir, &qb, &qm, &disabled, &created, &updated); err != nil {
 		return nil, err
 	}
-	u.Address = email
-	a, err := ParseAddress(email)
-	if err == nil {
+	return newUser(email, password, maildir, qb, qm, disabled, created, updated), nil
+}
+
+// newUser builds a User from a users row.
+func newUser(email, password, maildir string, qb, qm, disabled, created, updated int64) *User {
+	u := &User{
+		Address:       email,
+		PasswordHash:  password,
+		Maildir:       maildir,
+		QuotaBytes:    qb,
+		QuotaMessages: qm,
+		Disabled:      disabled != 0,
+	}
+	if a, err := ParseAddress(email); err == nil {
 		u.Address = a.String()
+		if maildir == "" {
+			u.Maildir = DefaultMaildir(a)
+		}
 	}
-	u.Maildir = maildir
-	if maildir == "" {
-		u.Maildir = DefaultMaildir(a)
-	}
-	u.Disabled = disabled != 0
 	if created != 0 {
 		u.Created = time.Unix(created, 0).UTC()
 	}
 	if updated != 0 {
 		u.Updated = time.Unix(updated, 0).UTC()
 	}
-	return &u, nil
+	return u
 }
 
 // DefaultMaildir is the Maildir path of a user whose maildir column is

@@ -119,13 +119,7 @@ func Resolve(ctx context.Context, d Directory, address string, opts ResolveOptio
 	if r.opts.MaxFanOut <= 0 {
 		r.opts.MaxFanOut = 1000
 	}
-	isLocal, err := r.isLocal(ctx, a.Domain)
-	if err != nil {
-		return nil, err
-	}
-	if !isLocal {
-		return nil, fmt.Errorf("%w: %s", ErrNotLocal, a.Domain)
-	}
+	r.step, _ = d.(stepDirectory)
 	r.done[a.Key()] = true
 	if err := r.expand(ctx, a, 0, nil); err != nil {
 		return nil, err
@@ -147,6 +141,7 @@ type resolver struct {
 	done    map[string]bool // keys of addresses expanded or sent remote
 	domains map[string]bool
 	fanout  int
+	step    stepDirectory // nil: one Directory call per lookup
 }
 
 func (r *resolver) isLocal(ctx context.Context, domain string) (bool, error) {
@@ -168,13 +163,44 @@ type match struct {
 	user   *User
 }
 
-// lookup applies the lookup order for one address.
+// lookup applies the lookup order for one address. It returns a nil
+// match and no error when the domain is not local.
 func (r *resolver) lookup(ctx context.Context, a Address) (*match, error) {
-	keys := []string{a.String()}
+	addrs := []Address{a}
 	if base, ok := r.stripSubaddress(a); ok {
-		keys = append(keys, base.String())
+		addrs = append(addrs, base)
 	}
-	for _, k := range keys {
+	if known, ok := r.domains[a.Domain]; ok && !known {
+		return nil, nil
+	}
+	if r.step != nil {
+		res, err := r.step.lookupStep(ctx, addrs)
+		if err != nil {
+			return nil, err
+		}
+		r.domains[a.Domain] = res.local
+		if !res.local {
+			return nil, nil
+		}
+		for _, x := range addrs {
+			k := x.Key()
+			if dests, ok := res.fwd[k]; ok {
+				return &match{source: x.String(), dests: dests}, nil
+			}
+			if u, ok := res.users[k]; ok {
+				return &match{source: x.String(), user: u}, nil
+			}
+		}
+		if dests, ok := res.fwd["@"+a.Domain]; ok {
+			return &match{source: "@" + a.Domain, dests: dests}, nil
+		}
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, a)
+	}
+	if local, err := r.isLocal(ctx, a.Domain); err != nil || !local {
+		return nil, err
+	}
+	for _, x := range addrs {
+		k := x.String()
 		dests, err := r.d.Forwardings(ctx, k)
 		if err == nil {
 			return &match{source: k, dests: dests}, nil
@@ -217,12 +243,19 @@ func (r *resolver) stripSubaddress(a Address) (Address, bool) {
 // target are recorded in res.Failed, except at depth 0 where there is
 // only one target.
 func (r *resolver) expand(ctx context.Context, a Address, depth int, path []string) error {
-	if depth > r.opts.MaxDepth {
-		return fmt.Errorf("%w: nesting deeper than %d at %s", ErrLimit, r.opts.MaxDepth, a)
-	}
 	m, err := r.lookup(ctx, a)
 	if err != nil {
 		return r.fail(a, depth, err)
+	}
+	if m == nil {
+		if depth == 0 {
+			return fmt.Errorf("%w: %s", ErrNotLocal, a.Domain)
+		}
+		r.res.Remote = append(r.res.Remote, a.String())
+		return nil
+	}
+	if depth > r.opts.MaxDepth {
+		return fmt.Errorf("%w: nesting deeper than %d at %s", ErrLimit, r.opts.MaxDepth, a)
 	}
 	if m.user != nil {
 		return r.deliver(a, depth, m.user)
@@ -264,14 +297,6 @@ func (r *resolver) expand(ctx context.Context, a Address, depth int, path []stri
 			continue
 		}
 		r.done[key] = true
-		local, err := r.isLocal(ctx, da.Domain)
-		if err != nil {
-			return err
-		}
-		if !local {
-			r.res.Remote = append(r.res.Remote, da.String())
-			continue
-		}
 		if err := r.expand(ctx, da, depth+1, path); err != nil {
 			return err
 		}

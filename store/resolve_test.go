@@ -38,6 +38,8 @@ func resolveFixture(t *testing.T, s *SQL) {
 		"@other.example":      {"dave@example.org"},
 		"wide@example.org":    {"a1@remote.example", "a2@remote.example", "a3@remote.example", "a4@remote.example"},
 		"c0@example.org":      {"c1@example.org"},
+		"team2@example.org":   {"sales2@example.org"},
+		"sales2@example.org":  {"ext@remote.example"},
 		"c1@example.org":      {"c2@example.org"},
 		"c2@example.org":      {"c3@example.org"},
 		"c3@example.org":      {"c4@example.org"},
@@ -96,6 +98,7 @@ func TestResolve(t *testing.T) {
 		{name: "foreign domain", addr: "someone@remote.example", err: ErrNotLocal},
 		{name: "depth limit", addr: "c0@example.org", opts: ResolveOptions{MaxDepth: 3}, err: ErrLimit},
 		{name: "depth within limit", addr: "c0@example.org", opts: ResolveOptions{MaxDepth: 5}, local: []string{"alice@example.org"}},
+		{name: "remote at the depth limit", addr: "team2@example.org", opts: ResolveOptions{MaxDepth: 1}, remote: []string{"ext@remote.example"}},
 		{name: "fan-out limit", addr: "wide@example.org", opts: ResolveOptions{MaxFanOut: 3}, err: ErrLimit},
 		{name: "fan-out within limit", addr: "wide@example.org", opts: ResolveOptions{MaxFanOut: 4},
 			remote: []string{"a1@remote.example", "a2@remote.example", "a3@remote.example", "a4@remote.example"}},
@@ -105,32 +108,41 @@ func TestResolve(t *testing.T) {
 	}
 	forEachDialect(t, nil, func(t *testing.T, s *SQL) {
 		resolveFixture(t, s)
+		// The SQL directory answers each step in one query; through the
+		// bare Directory interface Resolve makes one call per lookup.
+		// Both must agree.
+		dirs := map[string]Directory{"step": s, "directory": onlyDirectory{s}}
 		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				r, err := Resolve(context.Background(), s, c.addr, c.opts)
-				if c.err != nil {
-					if !errors.Is(err, c.err) {
-						t.Fatalf("Resolve(%s) = %+v, %v; want %v", c.addr, r, err, c.err)
+			for dn, dir := range dirs {
+				t.Run(c.name+"/"+dn, func(t *testing.T) {
+					r, err := Resolve(context.Background(), dir, c.addr, c.opts)
+					if c.err != nil {
+						if !errors.Is(err, c.err) {
+							t.Fatalf("Resolve(%s) = %+v, %v; want %v", c.addr, r, err, c.err)
+						}
+						return
 					}
-					return
-				}
-				if err != nil {
-					t.Fatalf("Resolve(%s): %v", c.addr, err)
-				}
-				var local []string
-				for _, m := range r.Local {
-					local = append(local, m.Address)
-				}
-				slices.Sort(local)
-				remote := slices.Sorted(slices.Values(r.Remote))
-				if fmt.Sprint(local) != fmt.Sprint(c.local) || fmt.Sprint(remote) != fmt.Sprint(c.remote) || len(r.Failed) != c.failed {
-					t.Fatalf("Resolve(%s) = local %q remote %q failed %v; want %q %q %d",
-						c.addr, local, remote, r.Failed, c.local, c.remote, c.failed)
-				}
-			})
+					if err != nil {
+						t.Fatalf("Resolve(%s): %v", c.addr, err)
+					}
+					var local []string
+					for _, m := range r.Local {
+						local = append(local, m.Address)
+					}
+					slices.Sort(local)
+					remote := slices.Sorted(slices.Values(r.Remote))
+					if fmt.Sprint(local) != fmt.Sprint(c.local) || fmt.Sprint(remote) != fmt.Sprint(c.remote) || len(r.Failed) != c.failed {
+						t.Fatalf("Resolve(%s) = local %q remote %q failed %v; want %q %q %d",
+							c.addr, local, remote, r.Failed, c.local, c.remote, c.failed)
+					}
+				})
+			}
 		}
 	})
 }
+
+// onlyDirectory hides every method of *SQL but Directory's.
+type onlyDirectory struct{ Directory }
 
 func TestResolveMailboxFields(t *testing.T) {
 	forEachDialect(t, nil, func(t *testing.T, s *SQL) {

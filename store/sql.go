@@ -59,6 +59,7 @@ type SQL struct {
 	cache  *cache
 
 	qDomain, qUser, qForward, qTransport *sql.Stmt
+	qStep                                [2]*sql.Stmt // for one and two addresses
 }
 
 // Open opens the directory in the database named by dsn and brings its
@@ -176,7 +177,7 @@ func (s *SQL) openMySQL(dsn string) error {
 // Close closes the database connections.
 func (s *SQL) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.qDomain, s.qUser, s.qForward, s.qTransport} {
+	for _, st := range []*sql.Stmt{s.qDomain, s.qUser, s.qForward, s.qTransport, s.qStep[0], s.qStep[1]} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -212,6 +213,9 @@ func (s *SQL) prepare(ctx context.Context) error {
 	s.qUser = p("SELECT " + userColumns + " FROM users WHERE email IN (?, ?) LIMIT 1")
 	s.qForward = p("SELECT destination FROM forwardings WHERE source IN (?, ?) LIMIT 1")
 	s.qTransport = p("SELECT transport FROM transport WHERE domain IN (?, ?) LIMIT 1")
+	for i := range s.qStep {
+		s.qStep[i] = p(stepQuery(i + 1))
+	}
 	if err != nil {
 		return fmt.Errorf("store: prepare: %w", err)
 	}
