@@ -356,6 +356,8 @@ func TestThrottleBoundedMemory(t *testing.T) {
 	locked := tcp("192.0.2.200:1")
 	th.Failure(locked, "x")
 	th.Failure(locked, "x")
+	old := tcp("192.0.2.100:1")
+	th.Failure(old, "x")
 	for i := range 1000 {
 		clock.Advance(time.Millisecond)
 		th.Failure(tcp(netipFrom4(10, 0, byte(i>>8), byte(i))+":1"), "user"+string(rune('a'+i%26)))
@@ -363,9 +365,13 @@ func TestThrottleBoundedMemory(t *testing.T) {
 			t.Fatalf("%d entries, want at most 8", n)
 		}
 	}
-	// The oldest entries went first, so the early lockout was forgotten.
-	if err := th.Check(locked, "x"); err != nil {
-		t.Errorf("oldest entry kept: %v", err)
+	// A flood of failures from other networks forgets old entries but
+	// does not lift a lockout.
+	if err := th.Check(locked, "y"); !errors.Is(err, ErrThrottled) {
+		t.Errorf("lockout flushed by other networks' failures: %v", err)
+	}
+	if d := th.Failure(old, "z"); d != 2*time.Second {
+		t.Errorf("old entry kept: delay %v, want the first failure's", d)
 	}
 }
 

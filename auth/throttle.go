@@ -195,11 +195,7 @@ func (t *Throttle) fail(key string, limit int, now time.Time) int {
 		t.lru.MoveToFront(el)
 		t.forgive(e, now)
 	} else {
-		for len(t.entries) >= t.cfg.MaxEntries {
-			oldest := t.lru.Back()
-			delete(t.entries, oldest.Value.(*throttleEntry).key)
-			t.lru.Remove(oldest)
-		}
+		t.evict(now)
 		e = &throttleEntry{key: key, last: now}
 		t.entries[key] = t.lru.PushFront(e)
 	}
@@ -216,6 +212,26 @@ func (t *Throttle) fail(key string, limit int, now time.Time) int {
 		e.last = e.lockedUntil
 	}
 	return n
+}
+
+// evict makes room for one entry. The least recently failed entry goes,
+// except that a few entries still locked out are passed over, so that an
+// attacker cannot lift a lockout cheaply by failing from many other
+// networks to flush it; memory stays bounded all the same.
+func (t *Throttle) evict(now time.Time) {
+	const lockedSkips = 8
+	skipped := 0
+	for len(t.entries) >= t.cfg.MaxEntries {
+		oldest := t.lru.Back()
+		e := oldest.Value.(*throttleEntry)
+		if skipped < lockedSkips && e.lockedUntil.After(now) {
+			skipped++
+			t.lru.MoveToFront(oldest)
+			continue
+		}
+		delete(t.entries, e.key)
+		t.lru.Remove(oldest)
+	}
 }
 
 // forgive takes from e the failures that quiet time has paid for.
