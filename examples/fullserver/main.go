@@ -1,24 +1,116 @@
 // Command fullserver assembles every mailagent component into one mail
 // server, and administers its directory.
+//
+//	fullserver [-data DIR] [-config FILE] COMMAND [ARGS]
+//
+// Commands are listed in usage; each lives in the file named for it
+// (admin.go holds the directory commands).
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 )
 
 const usage = `usage: fullserver [-data DIR] [-config FILE] COMMAND [ARGS]
 
 Serving is not available yet; the commands below administer the directory.
 
+options:
+  -data DIR      data directory (default ./data; SQLite directory DIR/mailagent.db)
+  -config FILE   configuration file (default DIR/fullserver.toml when present)
+
 commands:
-  domain add|del|list [DOMAIN]
-  user add|del|list|passwd|disable|enable [ADDRESS]
-  alias add|del|list SOURCE [DEST[,DEST...]]
-  transport set|del|list DOMAIN [SPEC]
+  domain add|del DOMAIN
+  domain list
+  user add|del|passwd|disable|enable ADDRESS
+  user list [DOMAIN]
+  user quota ADDRESS BYTES MESSAGES      (0 = no limit)
+  alias add SOURCE DEST[,DEST...]        (SOURCE "@domain" is a catch-all)
+  alias del SOURCE
+  alias list
+  transport set DOMAIN SPEC              (lmtp:HOST:PORT, lmtp:unix:PATH,
+  transport del DOMAIN                    smtp:[HOST]:PORT, error:TEXT)
+  transport list
+
+Passwords are read from standard input, one line, or prompted for
+without echo on a terminal; never from the command line.
 `
 
+// errUsage makes run print the usage after the error.
+var errUsage = errors.New("usage")
+
+// command runs one subcommand with the arguments after its name.
+type command func(ctx context.Context, e *env, args []string) error
+
+// commands maps each subcommand to its function.
+func commands() map[string]command {
+	return map[string]command{
+		"domain":    cmdDomain,
+		"user":      cmdUser,
+		"alias":     cmdAlias,
+		"transport": cmdTransport,
+	}
+}
+
 func main() {
-	fmt.Fprint(os.Stderr, usage)
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: it parses args, runs the command and
+// returns the exit status (0 ok, 1 failure, 2 usage).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fullserver", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dataDir := fs.String("data", "./data", "data directory")
+	configFile := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "fullserver: %s (run without arguments for usage)\n", oneLine(err.Error()))
+		return 2
+	}
+	dataSet := false
+	fs.Visit(func(f *flag.Flag) { dataSet = dataSet || f.Name == "data" })
+	if fs.NArg() == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, ok := commands()[fs.Arg(0)]
+	if !ok {
+		fmt.Fprintf(stderr, "fullserver: unknown command %q (run without arguments for usage)\n", fs.Arg(0))
+		return 2
+	}
+	e := &env{
+		dataDir:    *dataDir,
+		dataSet:    dataSet,
+		configFile: *configFile,
+		stdin:      stdin,
+		stdout:     stdout,
+		stderr:     stderr,
+	}
+	defer e.close()
+	if err := cmd(ctx, e, fs.Args()[1:]); err != nil {
+		if errors.Is(err, errUsage) {
+			fmt.Fprintf(stderr, "fullserver: %s (run without arguments for usage)\n", strings.TrimSuffix(err.Error(), ": usage"))
+			return 2
+		}
+		fmt.Fprintf(stderr, "fullserver: %s\n", oneLine(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+// oneLine keeps an error message on one line, as scripts reading the
+// output expect.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/mailagent/mailagent/examples/fullserver/config"
+	"github.com/mailagent/mailagent/store"
+)
+
+// maxPasswordLine bounds the password line read from standard input.
+const maxPasswordLine = 4096
+
+// env is what every command shares: the flags, the configuration, the
+// directory (opened on first use) and the standard streams.
+type env struct {
+	dataDir    string
+	dataSet    bool // -data given explicitly
+	configFile string
+	stdin      io.Reader
+	stdout     io.Writer
+	stderr     io.Writer
+
+	cfg *config.Config
+	st  *store.SQL
+}
+
+// config loads the configuration file (-config, or DATA/fullserver.toml
+// when present) over the defaults. An explicit -data wins over the
+// file's data_dir.
+func (e *env) config() (*config.Config, error) {
+	if e.cfg != nil {
+		return e.cfg, nil
+	}
+	path, err := config.FindFile(e.configFile, e.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := config.Default()
+	if path != "" {
+		if cfg, err = config.Load(path); err != nil {
+			return nil, err
+		}
+	}
+	if e.dataSet || path == "" {
+		cfg.DataDir = e.dataDir
+	}
+	e.cfg = cfg
+	return cfg, nil
+}
+
+// store opens the directory, creating the data directory and the SQLite
+// database when they do not exist yet.
+func (e *env) store(ctx context.Context) (*store.SQL, error) {
+	if e.st != nil {
+		return e.st, nil
+	}
+	cfg, err := e.config()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Store.Driver == store.DriverSQLite {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	opts := &store.Options{}
+	if d := cfg.Store.SubaddressDelimiter; d == "" {
+		opts.Resolve.NoSubaddress = true
+	} else {
+		opts.Resolve.Delimiters = d
+	}
+	st, err := store.Open(ctx, cfg.Store.Driver, cfg.StoreDSN(), opts)
+	if err != nil {
+		return nil, err
+	}
+	e.st = st
+	return st, nil
+}
+
+func (e *env) close() {
+	if e.st != nil {
+		e.st.Close()
+	}
+}
+
+// readPassword reads a new password: prompted twice without echo when
+// standard input is a terminal, else the first line of standard input.
+func (e *env) readPassword() (string, error) {
+	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(e.stderr, "New password: ")
+		p1, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprint(e.stderr, "Retype password: ")
+		p2, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(p1) != string(p2) {
+			return "", errors.New("passwords do not match")
+		}
+		return checkPassword(string(p1))
+	}
+	r := bufio.NewReaderSize(io.LimitReader(e.stdin, maxPasswordLine+2), maxPasswordLine+2)
+	line, err := r.ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	if !strings.HasSuffix(line, "\n") && len(line) > maxPasswordLine {
+		return "", errors.New("password line too long")
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	return checkPassword(line)
+}
+
+func checkPassword(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("empty password (give it on standard input, one line)")
+	}
+	if strings.ContainsAny(p, "\x00\r\n") {
+		return "", errors.New("password contains a control character")
+	}
+	return p, nil
+}
