@@ -50,26 +50,7 @@ func md5Crypt(pw, salt []byte) string {
 	sum := h.Sum(nil)
 
 	// A thousand rounds, "to slow things down".
-	for i := range 1000 {
-		h.Reset()
-		if i&1 != 0 {
-			h.Write(pw)
-		} else {
-			h.Write(sum)
-		}
-		if i%3 != 0 {
-			h.Write(salt)
-		}
-		if i%7 != 0 {
-			h.Write(pw)
-		}
-		if i&1 != 0 {
-			h.Write(sum)
-		} else {
-			h.Write(pw)
-		}
-		sum = h.Sum(sum[:0])
-	}
+	sum = alternateRounds(h, 1000, sum, pw, salt)
 
 	out := make([]byte, 0, 3+len(salt)+1+22)
 	out = append(out, magic...)

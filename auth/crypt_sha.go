@@ -143,27 +143,7 @@ func shaCrypt(v shaCryptVariant, p shaCryptParams, pw []byte) string {
 	ss := ds[:len(salt)] // salt is at most 16 bytes, the digest 32 or 64
 
 	// Step 21: the rounds.
-	c := a
-	for i := range p.rounds {
-		if i&1 != 0 {
-			h.Write(ps)
-		} else {
-			h.Write(c)
-		}
-		if i%3 != 0 {
-			h.Write(ss)
-		}
-		if i%7 != 0 {
-			h.Write(ps)
-		}
-		if i&1 != 0 {
-			h.Write(c)
-		} else {
-			h.Write(ps)
-		}
-		c = h.Sum(c[:0])
-		h.Reset()
-	}
+	c := alternateRounds(h, p.rounds, a, ps, ss)
 
 	// Step 22: the string.
 	out := make([]byte, 0, 128)
@@ -191,4 +171,32 @@ func shaCryptEncode(out []byte, v shaCryptVariant, c []byte) []byte {
 		return appendCrypt64(out, uint32(c[63]), 2)
 	}
 	return appendCrypt64(out, uint32(c[31])<<8|uint32(c[30]), 3)
+}
+
+// alternateRounds is the stretching loop MD5-crypt introduced and
+// SHA-crypt kept: each round hashes the previous digest c with the
+// password-derived bytes p and salt-derived bytes s in an order that
+// depends on the round number. It returns the last digest, reusing c.
+func alternateRounds(h hash.Hash, rounds int, c, p, s []byte) []byte {
+	for i := range rounds {
+		h.Reset()
+		if i&1 != 0 {
+			h.Write(p)
+		} else {
+			h.Write(c)
+		}
+		if i%3 != 0 {
+			h.Write(s)
+		}
+		if i%7 != 0 {
+			h.Write(p)
+		}
+		if i&1 != 0 {
+			h.Write(c)
+		} else {
+			h.Write(p)
+		}
+		c = h.Sum(c[:0])
+	}
+	return c
 }
