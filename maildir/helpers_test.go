@@ -98,3 +98,5 @@ func waitEvent(t testing.TB, ch <-chan Event, d time.Duration) Event {
 	}
 	return Event{}
 }
+
+func timeUnix(sec int64, usec int) time.Time { return time.Unix(sec, int64(usec)*1000) }
