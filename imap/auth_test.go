@@ -1,0 +1,139 @@
+package imap
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailagent/mailagent/auth"
+)
+
+func TestLoginDisabledBeforeTLS(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.AllowInsecureAuth = false
+	_, addr := st.serve(opts)
+	cl := dial(t, addr)
+	caps := cl.ok("CAPABILITY")
+	wantLine(t, caps, "LOGINDISABLED", "STARTTLS", "IMAP4rev2")
+	if has(caps, "AUTH=PLAIN") {
+		t.Fatalf("AUTH=PLAIN offered before TLS: %q", caps)
+	}
+	cl.expect("NO [PRIVACYREQUIRED]", "LOGIN alice@local.example %q", testPassword)
+	cl.expect("NO [PRIVACYREQUIRED]", "AUTHENTICATE PLAIN %s", plainIR("alice@local.example", testPassword))
+
+	// STARTTLS, then the same login works and LOGINDISABLED is gone.
+	cl.ok("STARTTLS")
+	tc := tls.Client(cl.c, &tls.Config{InsecureSkipVerify: true})
+	must(t, tc.Handshake())
+	cl.c = tc
+	cl.r.Reset(tc)
+	caps = cl.ok("CAPABILITY")
+	if has(caps, "LOGINDISABLED") || has(caps, "STARTTLS") {
+		t.Fatalf("after STARTTLS: %q", caps)
+	}
+	wantLine(t, caps, "AUTH=PLAIN", "AUTH=LOGIN")
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+}
+
+func TestImplicitTLS(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.AllowInsecureAuth = false
+	opts.ImplicitTLS = true
+	_, addr := st.serve(opts)
+	cl := dialTLS(t, addr)
+	caps := cl.ok("CAPABILITY")
+	if has(caps, "STARTTLS") || has(caps, "LOGINDISABLED") {
+		t.Fatalf("implicit TLS capabilities %q", caps)
+	}
+	cl.login("alice@local.example")
+	cl.ok("LOGOUT")
+}
+
+func plainIR(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+}
+
+func TestAuthenticate(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+
+	// SASL-IR.
+	cl := dial(t, addr)
+	lines := cl.ok("AUTHENTICATE PLAIN %s", plainIR("alice@local.example", testPassword))
+	_ = lines
+	cl.ok("SELECT INBOX")
+
+	// PLAIN with a continuation.
+	cl = dial(t, addr)
+	cl.send("p1 AUTHENTICATE PLAIN")
+	if l := cl.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("continuation %q", l)
+	}
+	cl.send(plainIR("bob@local.example", testPassword))
+	if _, st := cl.until("p1"); !strings.HasPrefix(st, "OK") {
+		t.Fatal(st)
+	}
+
+	// LOGIN mechanism.
+	cl = dial(t, addr)
+	cl.send("l1 AUTHENTICATE LOGIN")
+	cl.line()
+	cl.send(base64.StdEncoding.EncodeToString([]byte("alice@local.example")))
+	cl.line()
+	cl.send(base64.StdEncoding.EncodeToString([]byte(testPassword)))
+	if _, st := cl.until("l1"); !strings.HasPrefix(st, "OK") {
+		t.Fatal(st)
+	}
+
+	// Cancelled exchange.
+	cl = dial(t, addr)
+	cl.send("c1 AUTHENTICATE PLAIN")
+	cl.line()
+	cl.send("*")
+	if _, st := cl.until("c1"); !strings.HasPrefix(st, "BAD") {
+		t.Fatal(st)
+	}
+	cl.expect("NO", "AUTHENTICATE CRAM-MD5")
+}
+
+func TestAuthFailures(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.expect("NO [AUTHENTICATIONFAILED]", "LOGIN alice@local.example wrong")
+	cl.expect("NO [AUTHENTICATIONFAILED]", "AUTHENTICATE PLAIN %s", plainIR("alice@local.example", "wrong"))
+	cl.expect("NO [AUTHENTICATIONFAILED]", "LOGIN nobody@local.example wrong")
+	// The third failure ends the connection.
+	if l := cl.line(); !strings.HasPrefix(l, "* BYE") {
+		t.Fatalf("after 3 failures: %q", l)
+	}
+	if st.sleeps.Load() < 3 {
+		t.Fatalf("failure delay applied %d times", st.sleeps.Load())
+	}
+}
+
+func TestAuthThrottled(t *testing.T) {
+	st := newTestStack(t)
+	st.auth.Throttle = auth.NewThrottle(auth.ThrottleConfig{NetworkLimit: 2, UserLimit: 100})
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.expect("NO [AUTHENTICATIONFAILED]", "LOGIN alice@local.example wrong")
+	cl.expect("NO [AUTHENTICATIONFAILED]", "LOGIN alice@local.example wrong")
+	// Locked out now: even the right password gets BYE.
+	cl = dial(t, addr)
+	cl.send("t1 LOGIN alice@local.example " + `"` + testPassword + `"`)
+	var got []string
+	cl.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(cl.r)
+	got = strings.Split(string(b), "\r\n")
+	wantLine(t, got, "* BYE")
+	if has(got, "t1 OK") {
+		t.Fatalf("throttled login succeeded: %q", got)
+	}
+}

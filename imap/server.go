@@ -1,0 +1,423 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-sasl"
+	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/store"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Close or
+// Shutdown.
+var ErrServerClosed = errors.New("imap: server closed")
+
+// Authenticator checks logins; *auth.Authenticator satisfies it. Errors
+// are classified with errors.Is against auth's ErrInvalidCredentials,
+// ErrAuthzRefused and ErrMalformedResponse (NO [AUTHENTICATIONFAILED])
+// and ErrThrottled (BYE); any other error is a temporary failure
+// (NO [UNAVAILABLE]).
+type Authenticator interface {
+	// Authenticate checks a LOGIN command's username and password.
+	Authenticate(ctx context.Context, username, password string, remote net.Addr) (*store.User, error)
+	// Mechanisms lists the SASL mechanisms to advertise.
+	Mechanisms() []string
+	// NewSASLServer starts an AUTHENTICATE exchange; done is called with
+	// the user once the credentials check out.
+	NewSASLServer(ctx context.Context, mech string, remote net.Addr, done func(*store.User) error) (sasl.Server, error)
+}
+
+// Options configure a Server. Zero values give the defaults noted.
+type Options struct {
+	// Network and Addr are what ListenAndServe listens on: "tcp" (the
+	// default) or "unix", and an address (default ":143", or ":993" with
+	// ImplicitTLS).
+	Network, Addr string
+	// Store holds the users' Maildirs. Required.
+	Store *maildir.Store
+	// Authenticator checks logins. Required.
+	Authenticator Authenticator
+	// TLSConfig enables STARTTLS, or TLS from the first byte with
+	// ImplicitTLS.
+	TLSConfig   *tls.Config
+	ImplicitTLS bool
+	// AllowInsecureAuth accepts passwords on connections without TLS.
+	// It exists for loopback development; never set it on a public port.
+	AllowInsecureAuth bool
+	// LoginTimeout bounds each read before authentication (default 1
+	// minute); IdleTimeout each read after it (default 30 minutes, the
+	// least RFC 9051 section 5.4 allows).
+	LoginTimeout, IdleTimeout time.Duration
+	// MaxConns bounds concurrent connections (default 10,000),
+	// MaxConnsPerIP those from one address (default 50) and
+	// MaxConnsPerUser the sessions logged in as one user (default 20,
+	// Dovecot's mail_max_userip_connections is 10 per address).
+	MaxConns, MaxConnsPerIP, MaxConnsPerUser int
+	// MaxAuthFailures ends a connection with BYE after that many failed
+	// logins on it; default 3.
+	MaxAuthFailures int
+	// AppendLimit is the largest message APPEND accepts, advertised as
+	// APPENDLIMIT; default 50 MiB.
+	AppendLimit uint32
+	// Logger receives connection and error logs; nil discards.
+	Logger *slog.Logger
+}
+
+// Server is an IMAP server over a maildir.Store. Like net/http's Server
+// it can serve several listeners, and Shutdown ends it gracefully.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	is   *imapserver.Server
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	perIP     map[string]int
+	perUser   map[string]int
+	mailboxes map[mailboxKey]*mailbox
+	closed    bool
+	drained   chan struct{} // closed when the last connection ends after Shutdown
+	closeOnce sync.Once
+}
+
+// NewServer returns a Server for opts.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Authenticator == nil {
+		return nil, errors.New("imap: Options.Store and Options.Authenticator are required")
+	}
+	if opts.ImplicitTLS && opts.TLSConfig == nil {
+		return nil, errors.New("imap: ImplicitTLS requires TLSConfig")
+	}
+	setDefault(&opts.LoginTimeout, time.Minute)
+	setDefault(&opts.IdleTimeout, 30*time.Minute)
+	setDefault(&opts.MaxConns, 10000)
+	setDefault(&opts.MaxConnsPerIP, 50)
+	setDefault(&opts.MaxConnsPerUser, 20)
+	setDefault(&opts.MaxAuthFailures, 3)
+	setDefault(&opts.AppendLimit, 50<<20)
+	s := &Server{
+		opts:      opts,
+		log:       opts.Logger,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+		perIP:     map[string]int{},
+		perUser:   map[string]int{},
+		mailboxes: map[mailboxKey]*mailbox{},
+		drained:   make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	caps := imap.CapSet{}
+	for _, c := range []imap.Cap{
+		imap.CapIMAP4rev1, imap.CapIMAP4rev2,
+		imap.CapNamespace, imap.CapUIDPlus, imap.CapESearch, imap.CapSearchRes,
+		imap.CapListExtended, imap.CapListStatus, imap.CapMove, imap.CapStatusSize,
+		imap.CapBinary, imap.CapChildren, imap.CapSpecialUse,
+	} {
+		caps[c] = struct{}{}
+	}
+	iopts := &imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         caps,
+		Logger:       logAdapter{s.log},
+		InsecureAuth: opts.AllowInsecureAuth,
+	}
+	if !opts.ImplicitTLS {
+		iopts.TLSConfig = opts.TLSConfig
+	}
+	s.is = imapserver.New(iopts)
+	return s, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Serve accepts connections on l until Close or Shutdown, and then
+// returns ErrServerClosed.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	err := s.is.Serve(&listener{Listener: l, srv: s})
+	s.mu.Lock()
+	delete(s.listeners, l)
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrServerClosed
+	}
+	if err == nil {
+		err = net.ErrClosed
+	}
+	return err
+}
+
+// ListenAndServe listens on Options.Network and Options.Addr and serves.
+func (s *Server) ListenAndServe() error {
+	network, addr := s.opts.Network, s.opts.Addr
+	if network == "" {
+		network = "tcp"
+	}
+	if addr == "" {
+		addr = ":143"
+		if s.opts.ImplicitTLS {
+			addr = ":993"
+		}
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	var err error
+	for l := range s.listeners {
+		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = cerr
+		}
+	}
+	conns := s.snapshotLocked()
+	s.mu.Unlock()
+	s.closeOnce.Do(func() { s.is.Close() })
+	for _, c := range conns {
+		c.Close()
+	}
+	return err
+}
+
+// Shutdown closes the listeners, says BYE to every connection once its
+// current response is written, and waits for the connections to end or
+// ctx to be done; then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := s.snapshotLocked()
+	if len(s.conns) == 0 {
+		s.closeDrainedLocked()
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		if ic := c.imapConn(); ic != nil {
+			go ic.Bye("Server shutting down")
+		} else {
+			c.Close()
+		}
+	}
+	select {
+	case <-s.drained:
+		s.Close()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+func (s *Server) closeDrainedLocked() {
+	select {
+	case <-s.drained:
+	default:
+		close(s.drained)
+	}
+}
+
+func (s *Server) snapshotLocked() []*conn {
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// admit counts a new connection against the limits, or refuses it with a
+// BYE.
+func (s *Server) admit(nc net.Conn) (*conn, bool) {
+	ip := remoteIP(nc.RemoteAddr())
+	s.mu.Lock()
+	reason := ""
+	switch {
+	case s.closed:
+		reason = "Server shutting down"
+	case len(s.conns) >= s.opts.MaxConns:
+		reason = "Too many connections"
+	case s.perIP[ip] >= s.opts.MaxConnsPerIP:
+		reason = "Too many connections from your address"
+	}
+	if reason != "" {
+		s.mu.Unlock()
+		s.log.Info("imap: connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
+		go s.refuse(nc, reason)
+		return nil, false
+	}
+	c := &conn{Conn: nc, srv: s, ip: ip}
+	s.conns[c] = struct{}{}
+	s.perIP[ip]++
+	s.mu.Unlock()
+	return c, true
+}
+
+// refuse says why a connection is not served and closes it.
+func (s *Server) refuse(nc net.Conn, reason string) {
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	w := nc
+	if s.opts.ImplicitTLS {
+		w = tls.Server(nc, s.opts.TLSConfig)
+	}
+	fmt.Fprintf(w, "* BYE [UNAVAILABLE] %s\r\n", reason)
+	w.Close()
+}
+
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+		delete(s.perIP, c.ip)
+	}
+	if s.closed && len(s.conns) == 0 {
+		s.closeDrainedLocked()
+	}
+}
+
+// addUser counts a session logged in as user, refusing it past
+// MaxConnsPerUser.
+func (s *Server) addUser(user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user] >= s.opts.MaxConnsPerUser {
+		return false
+	}
+	s.perUser[user]++
+	return true
+}
+
+func (s *Server) removeUser(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user]--; s.perUser[user] <= 0 {
+		delete(s.perUser, user)
+	}
+}
+
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// listener admits connections and, for implicit TLS, wraps them.
+type listener struct {
+	net.Listener
+	srv *Server
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c, ok := l.srv.admit(nc)
+		if !ok {
+			continue
+		}
+		if l.srv.opts.ImplicitTLS {
+			return tls.Server(c, l.srv.opts.TLSConfig), nil
+		}
+		return c, nil
+	}
+}
+
+// conn is an accepted connection below TLS. It replaces imapserver's
+// fixed read deadlines with the server's: LoginTimeout before
+// authentication, IdleTimeout after.
+type conn struct {
+	net.Conn
+	srv *Server
+	ip  string
+
+	mu     sync.Mutex
+	authed bool
+	ic     *imapserver.Conn
+	once   sync.Once
+}
+
+func (c *conn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		return c.Conn.SetReadDeadline(t)
+	}
+	c.mu.Lock()
+	d := c.srv.opts.LoginTimeout
+	if c.authed {
+		d = c.srv.opts.IdleTimeout
+	}
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(time.Now().Add(d))
+}
+
+func (c *conn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.srv.release(c) })
+	return err
+}
+
+func (c *conn) setAuthed(v bool) {
+	c.mu.Lock()
+	c.authed = v
+	c.mu.Unlock()
+}
+
+func (c *conn) imapConn() *imapserver.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ic
+}
+
+// logAdapter gives imapserver's Printf logging to slog.
+type logAdapter struct{ l *slog.Logger }
+
+func (a logAdapter) Printf(format string, args ...any) {
+	a.l.Warn("imap: " + fmt.Sprintf(format, args...))
+}
