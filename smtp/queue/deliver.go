@@ -103,7 +103,7 @@ func (q *Queue) attempt(a *activeMsg) {
 	var order []string
 	for _, i := range m.pending() {
 		rcpt := m.Recipients[i].Addr
-		hop, serr := q.route(q.ctx, rcpt)
+		hop, serr := q.route(q.ctx, rcpt, m.Recipients[i].Hop)
 		if serr != nil {
 			a.results[i] = outbound.Result{Recipient: rcpt, Err: serr}
 			continue
@@ -135,10 +135,11 @@ func (q *Queue) attempt(a *activeMsg) {
 	}
 }
 
-// route finds a recipient's next hop.
-func (q *Queue) route(ctx context.Context, rcpt string) (outbound.NextHop, *smtp.Error) {
-	spec := ""
-	if q.opts.Route != nil {
+// route finds a recipient's next hop: the one fixed at queueing time, or
+// Options.Route's answer, or the recipient's domain.
+func (q *Queue) route(ctx context.Context, rcpt, fixed string) (outbound.NextHop, *smtp.Error) {
+	spec := fixed
+	if spec == "" && q.opts.Route != nil {
 		s, err := q.opts.Route(ctx, rcpt)
 		if err != nil {
 			return outbound.NextHop{}, &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0},

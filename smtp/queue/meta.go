@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mailagent/mailagent/smtp/outbound"
 )
 
 // State is where a recipient of a queued message stands.
@@ -52,7 +54,10 @@ type meta struct {
 
 // rcptState is one recipient's progress.
 type rcptState struct {
-	Addr     string    `json:"addr"`
+	Addr string `json:"addr"`
+	// Hop is the next hop fixed when the message was queued through
+	// Via; empty to route at each attempt.
+	Hop      string    `json:"hop,omitempty"`
 	State    State     `json:"state"`
 	Code     int       `json:"code,omitempty"`
 	Enhanced [3]int    `json:"enhanced,omitzero"`
@@ -107,6 +112,11 @@ func (m *meta) validate() error {
 	for _, r := range m.Recipients {
 		if !validAddr(r.Addr, false) {
 			return bad("recipient")
+		}
+		if r.Hop != "" {
+			if _, err := outbound.ParseNextHop(r.Hop); err != nil {
+				return bad("next hop")
+			}
 		}
 		switch r.State {
 		case Queued, Delivered, Failed:

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailagent/mailagent/smtp"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
+	"github.com/mailagent/mailagent/store"
 )
 
 // signed stands for a message DKIM-signed before queueing: the queue must
@@ -472,5 +474,33 @@ func TestDamagedSpool(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.dir, "msg", damaged+metaExt)); err != nil {
 		t.Errorf("damaged metadata was removed, not kept for an administrator: %v", err)
+	}
+}
+
+// TestVia: a target fixed to a next hop, as the router's transport table
+// uses it, keeps its hop across a restart.
+func TestVia(t *testing.T) {
+	lmtp := outboundtest.Start(t, outboundtest.Options{LMTP: true, Unix: true})
+	f := newFixture(t, 1, nil)
+	ctx := context.Background()
+	tgt, err := f.q.Transport(ctx, store.Transport{Method: "lmtp", Network: "unix", Path: lmtp.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &smtp.Envelope{From: "alice@a.test", Recipients: []string{"bob@elsewhere.test"}}
+	if err := deliverTo(ctx, tgt, env, bytesBodyT(signed)); err != nil {
+		t.Fatal(err)
+	}
+	f.q.Close()
+	f.q = f.open(t, 1, nil)
+	f.runDue(t)
+	if m := lmtp.Messages(); len(m) != 1 || string(m[0].Data) != signed {
+		t.Fatalf("LMTP got %+v", m)
+	}
+	if _, err := f.q.Via("smtp:[bad"); err == nil {
+		t.Error("Via accepted a bad next hop")
+	}
+	if _, err := f.q.Transport(ctx, store.Transport{Method: "error", Text: "no"}); err == nil {
+		t.Error("Transport accepted an error transport")
 	}
 }

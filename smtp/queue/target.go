@@ -3,11 +3,14 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/outbound"
+	"github.com/mailagent/mailagent/store"
 )
 
 var _ smtp.Target = (*Queue)(nil)
@@ -25,11 +28,55 @@ func (q *Queue) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, e
 	return &delivery{q: q, env: env, seen: make(map[string]bool)}, nil
 }
 
+// Via returns a Target that queues messages for hop (in the form
+// outbound.ParseNextHop reads) whatever their recipients' domains: the
+// queue in front of a transport-table next hop, so that a message is
+// stored before it is acknowledged and retried if the hop is down.
+func (q *Queue) Via(hop string) (smtp.Target, error) {
+	h, err := outbound.ParseNextHop(hop)
+	if err != nil {
+		return nil, err
+	}
+	return viaTarget{q: q, hop: h.String()}, nil
+}
+
+// Transport implements smtp.Transports for the router: every LMTP or
+// SMTP next hop of the transport table is reached through the queue.
+func (q *Queue) Transport(ctx context.Context, t store.Transport) (smtp.Target, error) {
+	var h outbound.NextHop
+	switch {
+	case t.Method == "lmtp" && t.Network == "unix":
+		h = outbound.NextHop{Protocol: outbound.LMTP, Host: t.Path, Unix: true}
+	case t.Method == "lmtp":
+		h = outbound.NextHop{Protocol: outbound.LMTP, Host: t.Host, Port: t.Port}
+	case t.Method == "smtp" && t.Host != "":
+		h = outbound.NextHop{Protocol: outbound.SMTP, Host: t.Host, Port: t.Port, MX: t.MX}
+	default:
+		return nil, fmt.Errorf("queue: no next hop for transport %q", t.Method)
+	}
+	return q.Via(h.String())
+}
+
+type viaTarget struct {
+	q   *Queue
+	hop string
+}
+
+func (v viaTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+	d, err := v.q.Start(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	d.(*delivery).hop = v.hop
+	return d, nil
+}
+
 type delivery struct {
 	q     *Queue
 	env   *smtp.Envelope
 	rcpts []string
 	seen  map[string]bool
+	hop   string // fixed next hop (Via), empty to route per attempt
 	tmp   string // body written so far, in tmp/
 	size  int64
 	id    string
@@ -97,7 +144,7 @@ func (d *delivery) Commit(ctx context.Context) error {
 	m := &meta{ID: id, From: d.env.From, Arrived: now, NextAttempt: now, Size: d.size,
 		AuthUser: d.env.AuthUser, SMTPUTF8: d.env.SMTPUTF8 || !isASCII(d.env.From)}
 	for _, r := range d.rcpts {
-		m.Recipients = append(m.Recipients, rcptState{Addr: r, State: Queued})
+		m.Recipients = append(m.Recipients, rcptState{Addr: r, Hop: d.hop, State: Queued})
 		m.SMTPUTF8 = m.SMTPUTF8 || !isASCII(r)
 	}
 	b, err := encodeMeta(m)
