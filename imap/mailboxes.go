@@ -121,7 +121,7 @@ type listEntry struct {
 // List serves LIST (with LIST-EXTENDED's selection and return options,
 // LIST-STATUS and SPECIAL-USE) and LSUB.
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
-	if len(patterns) == 1 && patterns[0] == "" && !options.SelectSubscribed {
+	if len(patterns) == 0 {
 		// RFC 3501 6.3.8: the hierarchy delimiter and root.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim, Mailbox: ""})
 	}
