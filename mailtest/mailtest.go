@@ -54,7 +54,7 @@ type Server struct {
 	DKIM     []*dnsauth.DKIMKey
 
 	// Listener addresses ("127.0.0.N:port").
-	MXAddr, SubmissionAddr, LMTPAddr string
+	MXAddr, SubmissionAddr, LMTPAddr, IMAPAddr, POP3Addr string
 
 	// ClientTLS trusts the server's self-signed certificate.
 	ClientTLS *tls.Config
@@ -196,7 +196,7 @@ func (s *Server) start(o options) error {
 	if _, s.LMTPAddr, err = s.serve(smtp.Options{Role: smtp.LMTP}); err != nil {
 		return err
 	}
-	return nil
+	return s.startAccess()
 }
 
 // testArgon2 keeps password hashing cheap: tests log in often, and the
@@ -215,17 +215,24 @@ func (s *Server) serve(opts smtp.Options) (*smtp.Server, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	addr, err := s.listenAndServe(srv.Serve, srv.Shutdown)
+	return srv, addr, err
+}
+
+// listenAndServe runs a server on a new port of the server's address and
+// registers its shutdown.
+func (s *Server) listenAndServe(serve func(net.Listener) error, shutdown func(context.Context) error) (string, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.IP.String(), "0"))
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
-	go srv.Serve(ln)
+	go serve(ln)
 	s.closers = append(s.closers, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		shutdown(ctx)
 	})
-	return srv, ln.Addr().String(), nil
+	return ln.Addr().String(), nil
 }
 
 func (s *Server) setupTLS() error {
