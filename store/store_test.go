@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -109,6 +111,75 @@ func TestOpenFresh(t *testing.T) {
 		}
 		if len(r.Local) != 1 || r.Local[0].Address != "Alice@example.org" {
 			t.Fatalf("resolution = %+v", r)
+		}
+	})
+}
+
+// TestOpenConcurrent opens one fresh database from several goroutines at
+// once, as a server and an admin command may: the migrations must run
+// once and every Open succeed.
+func TestOpenConcurrent(t *testing.T) {
+	for _, d := range dialects(t) {
+		t.Run(d.name, func(t *testing.T) {
+			driver, dsn, _ := d.open(t)
+			errs := make(chan error, 4)
+			for range 4 {
+				go func() {
+					s, err := Open(context.Background(), driver, dsn, nil)
+					if err == nil {
+						err = s.AddDomain(context.Background(), "example.org")
+						if errors.Is(err, ErrExists) {
+							err = nil
+						}
+						s.Close()
+					}
+					errs <- err
+				}()
+			}
+			for range 4 {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// TestConcurrentUse runs lookups and writes side by side (for -race),
+// with the cache on, and checks every lookup sees a consistent user.
+func TestConcurrentUse(t *testing.T) {
+	forEachDialect(t, &Options{CacheTTL: time.Minute}, func(t *testing.T, s *SQL) {
+		ctx := context.Background()
+		must(t, s.AddDomain(ctx, "example.org"))
+		must(t, s.AddUser(ctx, &User{Address: "a@example.org", PasswordHash: "h"}))
+		done := make(chan error, 3)
+		for range 2 {
+			go func() {
+				for range 200 {
+					if _, err := s.Resolve(ctx, "a+x@example.org"); err != nil && !errors.Is(err, ErrDisabled) {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+		go func() {
+			for i := range 50 {
+				if err := s.SetDisabled(ctx, "a@example.org", i%2 == 0); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		for range 3 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if u, err := s.LookupUser(ctx, "a@example.org"); err != nil || u.Disabled {
+			t.Fatalf("final state: %+v, %v", u, err)
 		}
 	})
 }
