@@ -71,6 +71,8 @@ type Server struct {
 }
 
 type options struct {
+	driver  string
+	dsn     string
 	domain  string
 	network *Network
 	logger  *slog.Logger
@@ -89,6 +91,13 @@ func WithNetwork(n *Network) Option { return func(o *options) { o.network = n } 
 
 // WithLogger sends the stack's logs to l (default: discarded).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithStore keeps the directory in the given database instead of a
+// temporary SQLite file, e.g. ("mysql", "root@tcp(127.0.0.1:3306)/mail").
+// A database made by the seed installation's SQL is migrated in place.
+func WithStore(driver, dsn string) Option {
+	return func(o *options) { o.driver, o.dsn = driver, dsn }
+}
 
 // WithDMARCPolicy publishes p=policy ("none", "quarantine", "reject") in
 // the domain's DMARC record instead of the p=none a new domain starts at.
@@ -125,11 +134,14 @@ func (s *Server) start(o options) error {
 	}
 	s.IP = ip
 
-	if s.Store, err = store.Open(ctx, store.DriverSQLite, filepath.Join(s.dir, "mailagent.db"), &store.Options{Logger: s.logger}); err != nil {
+	if o.driver == "" {
+		o.driver, o.dsn = store.DriverSQLite, filepath.Join(s.dir, "mailagent.db")
+	}
+	if s.Store, err = store.Open(ctx, o.driver, o.dsn, &store.Options{Logger: s.logger}); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, func() { s.Store.Close() })
-	if err := s.Store.AddDomain(ctx, s.Domain); err != nil {
+	if err := s.Store.AddDomain(ctx, s.Domain); err != nil && !errors.Is(err, store.ErrExists) {
 		return err
 	}
 	if s.Maildirs, err = maildir.New(filepath.Join(s.dir, "mail"), &maildir.Options{Logger: s.logger, Hostname: s.Hostname}); err != nil {
