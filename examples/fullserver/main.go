@@ -39,6 +39,9 @@ commands:
   transport set DOMAIN SPEC              (lmtp:HOST:PORT, lmtp:unix:PATH,
   transport del DOMAIN                    smtp:[HOST]:PORT, error:TEXT)
   transport list
+  dkim keygen DOMAIN [-selector S] [-algo rsa|ed25519]
+  dns records DOMAIN [-host HOST] [-ip IP,...]   (zone-file lines to publish)
+  dns check DOMAIN [-host HOST] [-ip IP,...]     (compare with DNS; exit 1 if wrong)
 
 Passwords are read from standard input, one line, or prompted for
 without echo on a terminal; never from the command line.
@@ -57,6 +60,8 @@ func commands() map[string]command {
 		"user":      cmdUser,
 		"alias":     cmdAlias,
 		"transport": cmdTransport,
+		"dkim":      cmdDKIM,
+		"dns":       cmdDNS,
 	}
 }
 

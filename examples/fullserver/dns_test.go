@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailagent/mailagent/dnsauth"
+)
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestDKIMKeygenAndDNSRecords(t *testing.T) {
+	data := t.TempDir()
+	code, out, errs := runCmd(t, "-data", data, "dkim", "keygen", "a.test", "-selector", "s1", "-algo", "ed25519")
+	if code != 0 {
+		t.Fatalf("keygen: %d %s", code, errs)
+	}
+	if !strings.HasPrefix(out, "s1._domainkey.a.test.\t3600\tIN\tTXT\t\"v=DKIM1; k=ed25519; p=") {
+		t.Errorf("keygen printed %q", out)
+	}
+	fi, err := os.Stat(filepath.Join(data, "dkim", "a.test", "s1.pem"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	// Same selector again: refused, the key is kept.
+	if code, _, errs := runCmd(t, "-data", data, "dkim", "keygen", "a.test", "-selector", "s1"); code != 1 || !strings.Contains(errs, "already exists") {
+		t.Errorf("second keygen: %d %s", code, errs)
+	}
+
+	code, out, errs = runCmd(t, "-data", data, "dns", "records", "a.test", "-host", "mail.a.test", "-ip", "192.0.2.10")
+	if code != 0 {
+		t.Fatalf("records: %d %s", code, errs)
+	}
+	for _, want := range []string{
+		"a.test.\t3600\tIN\tMX\t10 mail.a.test.\n",
+		"mail.a.test.\t3600\tIN\tA\t192.0.2.10\n",
+		"a.test.\t3600\tIN\tTXT\t\"v=spf1 ip4:192.0.2.10 -all\"\n",
+		"s1._domainkey.a.test.\t3600\tIN\tTXT\t\"v=DKIM1; k=ed25519; p=",
+		"_dmarc.a.test.\t3600\tIN\tTXT\t\"v=DMARC1; p=none; rua=mailto:postmaster@a.test\"\n",
+		"10.2.0.192.in-addr.arpa.\t3600\tIN\tPTR\tmail.a.test.\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("records lack %q:\n%s", want, out)
+		}
+	}
+	if code, _, _ := runCmd(t, "-data", data, "dns", "records"); code != 2 {
+		t.Errorf("records without DOMAIN: exit %d, want 2", code)
+	}
+	if code, _, errs := runCmd(t, "-data", data, "dns", "records", "a.test", "-ip", "192.0.2.10"); code != 1 || !strings.Contains(errs, "give -host") {
+		t.Errorf("records with hostname localhost: %d %s", code, errs)
+	}
+}
+
+// The seed installation published an MX whose value is the server's
+// address. "dns check" names that mistake and prints the line to publish.
+func TestDNSCheckSeedWrongMX(t *testing.T) {
+	m := &dnsauth.MockResolver{}
+	m.AddMX("viviansj520.cn", "203.0.113.25", 10) // the seed's mistake
+	m.AddIP("mail.viviansj520.cn", net.ParseIP("203.0.113.25"))
+	m.AddTXT("viviansj520.cn", "v=spf1 ip4:203.0.113.25 -all")
+	m.AddTXT("mail.viviansj520.cn", "v=spf1 ip4:203.0.113.25 -all")
+	m.AddTXT("_dmarc.viviansj520.cn", "v=DMARC1; p=none; rua=mailto:postmaster@viviansj520.cn")
+	m.AddPTR(net.ParseIP("203.0.113.25"), "mail.viviansj520.cn")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- m.Serve(pc) }()
+	defer func() {
+		pc.Close()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	data := t.TempDir()
+	conf := filepath.Join(data, "fullserver.toml")
+	toml := "hostname = \"mail.viviansj520.cn\"\n[dns]\nresolver = \"" + pc.LocalAddr().String() + "\"\n"
+	if err := os.WriteFile(conf, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, "-data", data, "-config", conf, "dns", "check", "viviansj520.cn")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{
+		"wrong   MX    viviansj520.cn",
+		"MX target 203.0.113.25 is an IP address",
+		"publish: viviansj520.cn.\t3600\tIN\tMX\t10 mail.viviansj520.cn.",
+		"ok      A     mail.viviansj520.cn",
+		"ok      PTR   25.113.0.203.in-addr.arpa",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errs, "need attention") {
+		t.Errorf("stderr: %s", errs)
+	}
+
+	// Fixed, the check passes.
+	m.Lock()
+	m.MX["viviansj520.cn"][0].Host = "mail.viviansj520.cn."
+	m.Unlock()
+	if code, out, errs := runCmd(t, "-data", data, "-config", conf, "dns", "check", "viviansj520.cn"); code != 0 {
+		t.Errorf("after the fix: exit %d\n%s%s", code, out, errs)
+	}
+}
