@@ -146,23 +146,23 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// userKeys parses address for a write on the users table.
-func userKeys(address string) (Address, string, string, error) {
+// userKeys parses address for a write on the users table and returns
+// the statement's WHERE clause and its arguments after extra.
+func userKeys(address string, extra ...any) (Address, string, []any, error) {
 	a, err := ParseAddress(address)
 	if err != nil {
-		return Address{}, "", "", err
+		return Address{}, "", nil, err
 	}
-	k1, k2 := addressKeys(a)
-	return a, k1, k2, nil
+	return a, " WHERE email IN " + placeholders(nKeys), append(extra, addressKeys(a)...), nil
 }
 
 // RemoveUser removes a user. Its Maildir is left on disk.
 func (s *SQL) RemoveUser(ctx context.Context, address string) error {
-	a, k1, k2, err := userKeys(address)
+	a, where, args, err := userKeys(address)
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "DELETE FROM users WHERE email IN (?, ?)", k1, k2)
+	res, err := s.exec(ctx, "DELETE FROM users"+where, args...)
 	return affected(res, err, "user "+a.String())
 }
 
@@ -202,47 +202,45 @@ func (s *SQL) ListUsers(ctx context.Context, domain string) ([]*User, error) {
 // SetPassword replaces a user's password hash (as produced by package
 // auth, with its scheme prefix).
 func (s *SQL) SetPassword(ctx context.Context, address, hash string) error {
-	a, k1, k2, err := userKeys(address)
+	a, where, args, err := userKeys(address, hash, time.Now().Unix())
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "UPDATE users SET password = ?, updated = ? WHERE email IN (?, ?)",
-		hash, time.Now().Unix(), k1, k2)
+	res, err := s.exec(ctx, "UPDATE users SET password = ?, updated = ?"+where, args...)
 	return affected(res, err, "user "+a.String())
 }
 
 // SetDisabled disables or enables a user. A disabled user can neither
 // log in nor receive mail; its mailbox is kept.
 func (s *SQL) SetDisabled(ctx context.Context, address string, disabled bool) error {
-	a, k1, k2, err := userKeys(address)
+	a, where, args, err := userKeys(address, boolInt(disabled), time.Now().Unix())
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "UPDATE users SET disabled = ?, updated = ? WHERE email IN (?, ?)",
-		boolInt(disabled), time.Now().Unix(), k1, k2)
+	res, err := s.exec(ctx, "UPDATE users SET disabled = ?, updated = ?"+where, args...)
 	return affected(res, err, "user "+a.String())
 }
 
 // SetQuota sets a user's limits; 0 means no limit.
 func (s *SQL) SetQuota(ctx context.Context, address string, bytes, messages int64) error {
-	a, k1, k2, err := userKeys(address)
+	a, where, args, err := userKeys(address, bytes, messages, time.Now().Unix())
 	if err != nil {
 		return err
 	}
 	if bytes < 0 || messages < 0 {
 		return fmt.Errorf("store: quota of %s: negative limit", a)
 	}
-	res, err := s.exec(ctx, "UPDATE users SET quota_bytes = ?, quota_messages = ?, updated = ? WHERE email IN (?, ?)",
-		bytes, messages, time.Now().Unix(), k1, k2)
+	res, err := s.exec(ctx, "UPDATE users SET quota_bytes = ?, quota_messages = ?, updated = ?"+where, args...)
 	return affected(res, err, "user "+a.String())
 }
 
 // AddForwarding adds a forwarding from source (an address, or "@domain"
 // for a catch-all) to destinations. The source's domain must be local
-// (else ErrNotLocal); each destination must parse. Including source
+// (else ErrNotLocal); each destination must parse. The source is stored
+// in the form Address.Key gives, lower case. Including source
 // among the destinations keeps a copy in source's own mailbox.
 func (s *SQL) AddForwarding(ctx context.Context, source string, destinations []string) error {
-	k1, _, _, err := sourceKeys(source)
+	_, k1, err := sourceKeys(source)
 	if err != nil {
 		return err
 	}
@@ -280,12 +278,12 @@ func (s *SQL) AddForwarding(ctx context.Context, source string, destinations []s
 
 // RemoveForwarding removes the forwarding whose source is source.
 func (s *SQL) RemoveForwarding(ctx context.Context, source string) error {
-	k1, k2, _, err := sourceKeys(source)
+	keys, key, err := sourceKeys(source)
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "DELETE FROM forwardings WHERE source IN (?, ?)", k1, k2)
-	return affected(res, err, "forwarding "+k1)
+	res, err := s.exec(ctx, "DELETE FROM forwardings WHERE source IN "+placeholders(nKeys), keys...)
+	return affected(res, err, "forwarding "+key)
 }
 
 // ListForwardings returns every forwarding, source to destinations.
@@ -301,8 +299,8 @@ func (s *SQL) ListForwardings(ctx context.Context) (map[string][]string, error) 
 		if err := rows.Scan(&src, &dst); err != nil {
 			return nil, fmt.Errorf("store: list forwardings: %w", err)
 		}
-		if k1, _, _, err := sourceKeys(src); err == nil {
-			src = k1
+		if _, key, err := sourceKeys(src); err == nil {
+			src = key
 		}
 		out[src] = splitDestinations(dst)
 	}

@@ -219,3 +219,40 @@ func TestParseTransport(t *testing.T) {
 		}
 	}
 }
+
+// TestLookalikes checks that addresses and domains equal only under a
+// database collation (MySQL's utf8mb4_general_ci equates "e" and "é")
+// do not answer for each other.
+func TestLookalikes(t *testing.T) {
+	forEachDialect(t, nil, func(t *testing.T, s *SQL) {
+		ctx := context.Background()
+		must(t, s.AddDomain(ctx, "bücher.example"))
+		must(t, s.AddDomain(ctx, "example.org"))
+		must(t, s.AddUser(ctx, &User{Address: "josé@example.org", PasswordHash: "h"}))
+		must(t, s.AddForwarding(ctx, "rené@example.org", []string{"josé@example.org"}))
+		must(t, s.SetTransport(ctx, "bücher.example", "lmtp:127.0.0.1:24"))
+		if _, err := s.LookupUser(ctx, "jose@example.org"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("LookupUser(jose) = %v", err)
+		}
+		if _, err := s.Forwardings(ctx, "rene@example.org"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Forwardings(rene) = %v", err)
+		}
+		if ok, err := s.IsLocalDomain(ctx, "bucher.example"); ok || err != nil {
+			t.Errorf("IsLocalDomain(bucher) = %v, %v", ok, err)
+		}
+		if _, err := s.Transport(ctx, "bucher.example"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Transport(bucher) = %v", err)
+		}
+		for _, a := range []string{"jose@example.org", "rene@example.org"} {
+			if _, err := s.Resolve(ctx, a); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Resolve(%s) = %v", a, err)
+			}
+		}
+		if _, err := s.Resolve(ctx, "x@bucher.example"); !errors.Is(err, ErrNotLocal) {
+			t.Errorf("Resolve(x@bucher) = %v", err)
+		}
+		if u, err := s.LookupUser(ctx, "JOSÉ@example.org"); err != nil || u.Address != "josé@example.org" {
+			t.Errorf("LookupUser(JOSÉ) = %+v, %v", u, err)
+		}
+	})
+}

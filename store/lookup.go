@@ -10,11 +10,22 @@ import (
 	"time"
 )
 
-// addressKeys returns the two spellings an address may be stored under:
-// domain in U-labels (what this package writes) and in A-labels (what a
-// hand-written seed row may hold). They are equal for ASCII domains.
-func addressKeys(a Address) (string, string) {
-	return a.String(), a.ASCII()
+// nKeys is the number of spellings addressKeys and sourceKeys return.
+const nKeys = 4
+
+// addressKeys returns the spellings an address may be stored under: the
+// domain in U-labels (what this package writes) or in A-labels (what a
+// hand-written seed row may hold), each with the local part as given and
+// in lower case. The lower-case forms find a stored lower-case non-ASCII
+// local part on SQLite, whose NOCASE collation folds ASCII only.
+func addressKeys(a Address) []any {
+	l := Address{Local: strings.ToLower(a.Local), Domain: a.Domain}
+	return []any{a.String(), a.ASCII(), l.String(), l.ASCII()}
+}
+
+// placeholders returns "(?, ?, …)" with n marks.
+func placeholders(n int) string {
+	return "(?" + strings.Repeat(", ?", n-1) + ")"
 }
 
 // cached runs lookup through the cache when there is one. Lookups that
@@ -50,7 +61,7 @@ func (s *SQL) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
 	_, err = s.cached("d:"+d, func() (any, error) {
 		var got string
 		err := s.qDomain.QueryRowContext(ctx, d, DomainASCII(d)).Scan(&got)
-		if errors.Is(err, sql.ErrNoRows) {
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameDomain(got, d)) {
 			return nil, ErrNotFound
 		}
 		if err != nil {
@@ -65,8 +76,11 @@ func (s *SQL) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
 }
 
 // LookupUser returns the user stored under address, matched
-// case-insensitively (ASCII only on SQLite; per the column collation on
-// MySQL). The result is the caller's to modify. An address that does not
+// case-insensitively: on SQLite, non-ASCII letters of a local part match
+// in any case only when stored in lower case (its NOCASE folds ASCII);
+// on MySQL, as the column's _ci collation folds case, and never across
+// other differences the collation ignores ("jose" is not "josé"). The
+// result is the caller's to modify. An address that does not
 // parse is reported as an error matching both ErrNotFound and
 // *AddressError.
 func (s *SQL) LookupUser(ctx context.Context, address string) (*User, error) {
@@ -75,9 +89,8 @@ func (s *SQL) LookupUser(ctx context.Context, address string) (*User, error) {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	v, err := s.cached("u:"+a.Key(), func() (any, error) {
-		k1, k2 := addressKeys(a)
-		u, err := scanUser(s.qUser.QueryRowContext(ctx, k1, k2))
-		if errors.Is(err, sql.ErrNoRows) {
+		u, err := scanUser(s.qUser.QueryRowContext(ctx, addressKeys(a)...))
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameAddress(u.Address, a)) {
 			return nil, ErrNotFound
 		}
 		if err != nil {
@@ -90,6 +103,20 @@ func (s *SQL) LookupUser(ctx context.Context, address string) (*User, error) {
 	}
 	u := *v.(*User)
 	return &u, nil
+}
+
+// sameDomain reports whether the stored domain is the normalised
+// domain d.
+func sameDomain(stored, d string) bool {
+	n, err := ParseDomain(stored)
+	return err == nil && n == d
+}
+
+// sameAddress reports whether the stored address is a, compared as Key
+// does.
+func sameAddress(stored string, a Address) bool {
+	b, err := ParseAddress(stored)
+	return err == nil && b.Key() == a.Key()
 }
 
 // rowScanner is *sql.Row or *sql.Rows.
@@ -165,13 +192,18 @@ func pathElem(s string) string {
 // source: an address, or "@domain" for a catch-all. The stored list is
 // split at commas and white space, as Postfix reads it.
 func (s *SQL) Forwardings(ctx context.Context, source string) ([]string, error) {
-	k1, k2, key, err := sourceKeys(source)
+	keys, key, err := sourceKeys(source)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	v, err := s.cached("f:"+key, func() (any, error) {
-		var dest string
-		err := s.qForward.QueryRowContext(ctx, k1, k2).Scan(&dest)
+		var src, dest string
+		err := s.qForward.QueryRowContext(ctx, keys...).Scan(&src, &dest)
+		if err == nil {
+			if _, got, perr := sourceKeys(src); perr != nil || got != key {
+				err = sql.ErrNoRows
+			}
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -186,22 +218,23 @@ func (s *SQL) Forwardings(ctx context.Context, source string) ([]string, error) 
 	return slices.Clone(v.([]string)), nil
 }
 
-// sourceKeys normalises a forwarding source and returns its two stored
-// spellings and its comparison key.
-func sourceKeys(source string) (k1, k2, key string, err error) {
+// sourceKeys normalises a forwarding source and returns its stored
+// spellings (nKeys of them) and its comparison key, which is also the
+// form this package stores.
+func sourceKeys(source string) (keys []any, key string, err error) {
 	if d, ok := strings.CutPrefix(source, "@"); ok {
 		dom, err := ParseDomain(d)
 		if err != nil {
-			return "", "", "", err
+			return nil, "", err
 		}
-		return "@" + dom, "@" + DomainASCII(dom), "@" + dom, nil
+		u, a := "@"+dom, "@"+DomainASCII(dom)
+		return []any{u, a, u, a}, u, nil
 	}
 	a, err := ParseAddress(source)
 	if err != nil {
-		return "", "", "", err
+		return nil, "", err
 	}
-	k1, k2 = addressKeys(a)
-	return k1, k2, a.Key(), nil
+	return addressKeys(a), a.Key(), nil
 }
 
 func splitDestinations(s string) []string {
@@ -217,9 +250,9 @@ func (s *SQL) Transport(ctx context.Context, domain string) (string, error) {
 		return "", fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	v, err := s.cached("t:"+d, func() (any, error) {
-		var spec string
-		err := s.qTransport.QueryRowContext(ctx, d, DomainASCII(d)).Scan(&spec)
-		if errors.Is(err, sql.ErrNoRows) {
+		var got, spec string
+		err := s.qTransport.QueryRowContext(ctx, d, DomainASCII(d)).Scan(&got, &spec)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameDomain(got, d)) {
 			return nil, ErrNotFound
 		}
 		if err != nil {

@@ -198,7 +198,10 @@ const userColumns = "email, password, maildir, quota_bytes, quota_messages, disa
 
 // prepare prepares the statements of the hot path (every RCPT and login).
 // Addresses and domains are looked up in their Unicode and ASCII forms
-// at once, so rows written by hand with either form are found.
+// at once, so rows written by hand with either form are found. The key
+// of the row found is checked again in Go (sameDomain, sameAddress):
+// MySQL's _ci collations equate more than case ("jose" = "josé"), which
+// must not make one user's mailbox or one domain answer for another.
 func (s *SQL) prepare(ctx context.Context) error {
 	var err error
 	p := func(q string) *sql.Stmt {
@@ -210,9 +213,9 @@ func (s *SQL) prepare(ctx context.Context) error {
 		return st
 	}
 	s.qDomain = p("SELECT domain FROM domains WHERE domain IN (?, ?) LIMIT 1")
-	s.qUser = p("SELECT " + userColumns + " FROM users WHERE email IN (?, ?) LIMIT 1")
-	s.qForward = p("SELECT destination FROM forwardings WHERE source IN (?, ?) LIMIT 1")
-	s.qTransport = p("SELECT transport FROM transport WHERE domain IN (?, ?) LIMIT 1")
+	s.qUser = p("SELECT " + userColumns + " FROM users WHERE email IN " + placeholders(nKeys) + " LIMIT 1")
+	s.qForward = p("SELECT source, destination FROM forwardings WHERE source IN " + placeholders(nKeys) + " LIMIT 1")
+	s.qTransport = p("SELECT domain, transport FROM transport WHERE domain IN (?, ?) LIMIT 1")
 	for i := range s.qStep {
 		s.qStep[i] = p(stepQuery(i + 1))
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 )
 
 // stepDirectory is implemented by directories that can answer every
@@ -25,10 +24,9 @@ type stepResult struct {
 // stepQuery returns the statement for n addresses (of one domain): each
 // address and the catch-all are looked up in both domain spellings.
 func stepQuery(n int) string {
-	in := func(k int) string { return "(?" + strings.Repeat(", ?", k-1) + ")" }
 	return "SELECT 0, domain, '', '', 0, 0, 0, 0, 0 FROM domains WHERE domain IN (?, ?)" +
-		" UNION ALL SELECT 1, source, destination, '', 0, 0, 0, 0, 0 FROM forwardings WHERE source IN " + in(2*n+2) +
-		" UNION ALL SELECT 2, " + userColumns + " FROM users WHERE email IN " + in(2*n)
+		" UNION ALL SELECT 1, source, destination, '', 0, 0, 0, 0, 0 FROM forwardings WHERE source IN " + placeholders(nKeys*n+2) +
+		" UNION ALL SELECT 2, " + userColumns + " FROM users WHERE email IN " + placeholders(nKeys*n)
 }
 
 // lookupStep implements stepDirectory. addrs share one domain and are
@@ -43,16 +41,14 @@ func (s *SQL) lookupStep(ctx context.Context, addrs []Address) (*stepResult, err
 		key += a.Key() + " "
 	}
 	v, err := s.cached(key, func() (any, error) {
-		args := make([]any, 0, 4*len(addrs)+4)
+		args := make([]any, 0, 2*nKeys*len(addrs)+4)
 		args = append(args, domain, DomainASCII(domain))
 		for _, a := range addrs {
-			k1, k2 := addressKeys(a)
-			args = append(args, k1, k2)
+			args = append(args, addressKeys(a)...)
 		}
 		args = append(args, "@"+domain, "@"+DomainASCII(domain))
 		for _, a := range addrs {
-			k1, k2 := addressKeys(a)
-			args = append(args, k1, k2)
+			args = append(args, addressKeys(a)...)
 		}
 		rows, err := s.qStep[len(addrs)-1].QueryContext(ctx, args...)
 		if err != nil {
@@ -71,9 +67,9 @@ func (s *SQL) lookupStep(ctx context.Context, addrs []Address) (*stepResult, err
 			}
 			switch kind {
 			case 0:
-				res.local = true
+				res.local = res.local || sameDomain(k, domain)
 			case 1:
-				if _, _, sk, err := sourceKeys(k); err == nil {
+				if _, sk, err := sourceKeys(k); err == nil {
 					res.fwd[sk] = splitDestinations(v1)
 				}
 			case 2:
