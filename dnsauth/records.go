@@ -214,6 +214,17 @@ func lookupFailed(c RecordCheck, err error) RecordCheck {
 	return c
 }
 
+// withProblems sets the verdict: wrong with the problems joined, or ok
+// without any.
+func withProblems(c RecordCheck, problems []string) RecordCheck {
+	if len(problems) > 0 {
+		c.Status, c.Problem = CheckWrong, strings.Join(problems, "; ")
+	} else {
+		c.Status = CheckOK
+	}
+	return c
+}
+
 func checkMX(ctx context.Context, r Resolver, s DomainSetup, w Record) RecordCheck {
 	c := RecordCheck{Want: w}
 	mxs, err := r.LookupMX(ctx, s.Domain)
@@ -242,12 +253,7 @@ func checkMX(ctx context.Context, r Resolver, s DomainSetup, w Record) RecordChe
 	if !ours {
 		problems = append(problems, fmt.Sprintf("no MX names %s", s.MailHost))
 	}
-	if len(problems) > 0 {
-		c.Status, c.Problem = CheckWrong, strings.Join(problems, "; ")
-	} else {
-		c.Status = CheckOK
-	}
-	return c
+	return withProblems(c, problems)
 }
 
 func checkAddr(ctx context.Context, r Resolver, w Record) RecordCheck {
@@ -314,12 +320,7 @@ func checkSPFRecord(ctx context.Context, r Resolver, s DomainSetup, w Record) Re
 			problems = append(problems, p)
 		}
 	}
-	if len(problems) > 0 {
-		c.Status, c.Problem = CheckWrong, strings.Join(problems, "; ")
-	} else {
-		c.Status = CheckOK
-	}
-	return c
+	return withProblems(c, problems)
 }
 
 func checkDMARCRecord(ctx context.Context, r Resolver, w Record) RecordCheck {
