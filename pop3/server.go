@@ -1,0 +1,404 @@
+package pop3
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/store"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Close or
+// Shutdown.
+var ErrServerClosed = errors.New("pop3: server closed")
+
+// Authenticator checks logins; *auth.Authenticator satisfies it. Errors
+// are classified with errors.Is against auth's ErrInvalidCredentials,
+// ErrAuthzRefused and ErrMalformedResponse ("-ERR [AUTH]") and
+// ErrThrottled ("-ERR [SYS/TEMP]", then the connection is closed); any
+// other error is a temporary failure ("-ERR [SYS/TEMP]").
+type Authenticator interface {
+	// Authenticate checks USER and PASS.
+	Authenticate(ctx context.Context, username, password string, remote net.Addr) (*store.User, error)
+	// Mechanisms lists the SASL mechanisms to advertise.
+	Mechanisms() []string
+	// NewSASLServer starts an AUTH exchange; done is called with the
+	// user once the credentials check out.
+	NewSASLServer(ctx context.Context, mech string, remote net.Addr, done func(*store.User) error) (sasl.Server, error)
+}
+
+// Options configure a Server. Zero values give the defaults noted.
+type Options struct {
+	// Network and Addr are what ListenAndServe listens on: "tcp" (the
+	// default) and an address (default ":110", or ":995" with
+	// ImplicitTLS).
+	Network, Addr string
+	// Hostname is named in the greeting; default os.Hostname().
+	Hostname string
+	// Maildirs is where users' Maildirs are (store.User.Maildir is
+	// relative to its base). Required.
+	Maildirs *maildir.Store
+	// Authenticator checks logins. Required.
+	Authenticator Authenticator
+	// TLSConfig enables STLS, or TLS from the first byte with
+	// ImplicitTLS (and for ServeTLS).
+	TLSConfig   *tls.Config
+	ImplicitTLS bool
+	// AllowInsecureAuth accepts USER/PASS and AUTH on a connection
+	// without TLS. Passwords then cross the network in the clear; it is
+	// meant for loopback and for networks that are protected otherwise.
+	AllowInsecureAuth bool
+	// UIDLFormat is Dovecot's pop3_uidl_format: the unique-id listing of
+	// a message. Default "%08Xu%08Xv", Dovecot 2.3's. It may use %u (the
+	// IMAP UID), %v (UIDVALIDITY), %f and %g (the Maildir base file
+	// name), %% and Dovecot's width, zero-padding and L, U and X
+	// modifiers; %m (a digest of the header) is not supported.
+	UIDLFormat string
+	// IdleTimeout ends a session that sends nothing for that long
+	// (default 10 minutes, RFC 1939's minimum); nothing is deleted.
+	// WriteTimeout bounds every write of a reply (default 1 minute).
+	IdleTimeout, WriteTimeout time.Duration
+	// MaxConns bounds concurrent connections (default 1000) and
+	// MaxConnsPerIP those from one address (default 20).
+	MaxConns, MaxConnsPerIP int
+	// MaxAuthFailures ends a connection after that many failed logins
+	// on it (default 3); the Authenticator's throttle slows and locks
+	// out guessing across connections.
+	MaxAuthFailures int
+	// Expire, when set, is advertised as RFC 2449's EXPIRE capability:
+	// "NEVER" or a number of days after which retrieved mail may be
+	// deleted by the site's policy. The server itself deletes nothing.
+	Expire string
+	// LoginDelay, when set, is advertised as RFC 2449's LOGIN-DELAY (in
+	// seconds) and enforced: a user logging in again sooner gets
+	// "-ERR [LOGIN-DELAY]".
+	LoginDelay time.Duration
+	// Implementation is advertised as RFC 2449's IMPLEMENTATION
+	// capability; default "mailagent". "-" advertises nothing.
+	Implementation string
+	// Logger receives session logs; nil discards.
+	Logger *slog.Logger
+	// Now is the clock of LOGIN-DELAY; default time.Now.
+	Now func() time.Time
+}
+
+// Server is a POP3 server. Like net/http's Server it can serve several
+// listeners at once (plain ones with STLS and implicit-TLS ones), and
+// Shutdown ends it gracefully.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	uidl uidlFormat
+
+	mu         sync.Mutex
+	listeners  map[net.Listener]struct{}
+	conns      map[*conn]struct{}
+	perIP      map[string]int
+	lastLogin  map[string]time.Time // LOGIN-DELAY bookkeeping
+	closed     bool
+	drained    chan struct{} // closed when Shutdown's last connection ends
+	shutdownCh chan struct{} // closed by Shutdown and Close
+}
+
+// maxLoginDelayEntries bounds the LOGIN-DELAY memory; older entries are
+// dropped first.
+const maxLoginDelayEntries = 100_000
+
+// NewServer returns a Server for opts.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Maildirs == nil || opts.Authenticator == nil {
+		return nil, errors.New("pop3: Options.Maildirs and Options.Authenticator are required")
+	}
+	if opts.ImplicitTLS && opts.TLSConfig == nil {
+		return nil, errors.New("pop3: ImplicitTLS requires TLSConfig")
+	}
+	if opts.Expire != "" && opts.Expire != "NEVER" && strings.Trim(opts.Expire, "0123456789") != "" {
+		return nil, fmt.Errorf("pop3: Options.Expire %q is neither NEVER nor a number of days", opts.Expire)
+	}
+	if opts.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("pop3: hostname: %w", err)
+		}
+		opts.Hostname = h
+	}
+	setDefault(&opts.UIDLFormat, DefaultUIDLFormat)
+	uf, err := parseUIDLFormat(opts.UIDLFormat)
+	if err != nil {
+		return nil, err
+	}
+	setDefault(&opts.IdleTimeout, 10*time.Minute)
+	setDefault(&opts.WriteTimeout, time.Minute)
+	setDefault(&opts.MaxConns, 1000)
+	setDefault(&opts.MaxConnsPerIP, 20)
+	setDefault(&opts.MaxAuthFailures, 3)
+	setDefault(&opts.Implementation, "mailagent")
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		opts:       opts,
+		log:        opts.Logger,
+		uidl:       uf,
+		listeners:  map[net.Listener]struct{}{},
+		conns:      map[*conn]struct{}{},
+		perIP:      map[string]int{},
+		lastLogin:  map[string]time.Time{},
+		shutdownCh: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Serve accepts connections on l until Close or Shutdown, then returns
+// ErrServerClosed. Connections speak TLS from the first byte when
+// Options.ImplicitTLS is set, and are offered STLS otherwise (when
+// Options.TLSConfig is set).
+func (s *Server) Serve(l net.Listener) error {
+	return s.serve(l, s.opts.ImplicitTLS)
+}
+
+// ServeTLS is Serve with TLS from the first byte (POP3S, port 995),
+// whatever Options.ImplicitTLS says. Options.TLSConfig is required.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.opts.TLSConfig == nil {
+		return errors.New("pop3: ServeTLS requires Options.TLSConfig")
+	}
+	return s.serve(l, true)
+}
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: wait, as
+				// net/http does, rather than spin or give up.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept", "err", err, "retry_in", backoff)
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-s.shutdownCh:
+					t.Stop()
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c, ok := s.admit(nc)
+		if !ok {
+			// Best effort: the client learns why before the close.
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			nc.Write([]byte("-ERR [SYS/TEMP] Too many connections\r\n"))
+			nc.Close()
+			continue
+		}
+		go c.serve(implicitTLS)
+	}
+}
+
+// ListenAndServe listens on Options.Network and Options.Addr and serves.
+func (s *Server) ListenAndServe() error {
+	network, addr := s.opts.Network, s.opts.Addr
+	if network == "" {
+		network = "tcp"
+	}
+	if addr == "" {
+		addr = ":110"
+		if s.opts.ImplicitTLS {
+			addr = ":995"
+		}
+	}
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(l)
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// markClosedLocked stops accepting and closes the listeners.
+func (s *Server) markClosedLocked() error {
+	if !s.closed {
+		s.closed = true
+		close(s.shutdownCh)
+	}
+	var err error
+	for l := range s.listeners {
+		if e := l.Close(); e != nil && err == nil && !errors.Is(e, net.ErrClosed) {
+			err = e
+		}
+	}
+	return err
+}
+
+// Close closes the listeners and every connection at once. Sessions in
+// progress end without entering the UPDATE state: nothing is deleted.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	err := s.markClosedLocked()
+	conns := s.snapshotLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, tells each session waiting for
+// a command "-ERR [SYS/TEMP]" and disconnects it (without deleting
+// anything), lets a command in progress finish first, and returns once
+// every connection has ended. When ctx ends first it closes the rest
+// and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	err := s.markClosedLocked()
+	if s.drained == nil {
+		s.drained = make(chan struct{})
+		if len(s.conns) == 0 {
+			close(s.drained)
+		}
+	}
+	drained := s.drained
+	conns := s.snapshotLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.drain()
+	}
+	select {
+	case <-drained:
+		return err
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+func (s *Server) snapshotLocked() []*conn {
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// admit registers nc, or refuses it when a connection limit is reached.
+func (s *Server) admit(nc net.Conn) (*conn, bool) {
+	ip := ""
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		ip = ta.IP.String()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		nc.Close()
+		return nil, false
+	}
+	if len(s.conns) >= s.opts.MaxConns || (ip != "" && s.perIP[ip] >= s.opts.MaxConnsPerIP) {
+		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
+			"conns", len(s.conns), "from_ip", s.perIP[ip])
+		return nil, false
+	}
+	c := newConn(s, nc, ip)
+	s.conns[c] = struct{}{}
+	if ip != "" {
+		s.perIP[ip]++
+	}
+	return c, true
+}
+
+// release forgets an ended connection.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if c.ip != "" {
+		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+			delete(s.perIP, c.ip)
+		}
+	}
+	if s.drained != nil && len(s.conns) == 0 {
+		select {
+		case <-s.drained:
+		default:
+			close(s.drained)
+		}
+	}
+}
+
+// loginAllowed enforces LOGIN-DELAY: it reports whether address may log
+// in now, and records the login when it may.
+func (s *Server) loginAllowed(address string) bool {
+	if s.opts.LoginDelay <= 0 {
+		return true
+	}
+	now := s.opts.Now()
+	key := strings.ToLower(address)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.lastLogin[key]; ok && now.Sub(last) < s.opts.LoginDelay {
+		return false
+	}
+	if len(s.lastLogin) >= maxLoginDelayEntries {
+		for k, t := range s.lastLogin {
+			if now.Sub(t) >= s.opts.LoginDelay {
+				delete(s.lastLogin, k)
+			}
+		}
+		if len(s.lastLogin) >= maxLoginDelayEntries {
+			// Every entry is recent: forgetting one lets that user in
+			// early, which is better than refusing everyone.
+			for k := range s.lastLogin {
+				delete(s.lastLogin, k)
+				break
+			}
+		}
+	}
+	s.lastLogin[key] = now
+	return true
+}
