@@ -122,3 +122,14 @@ func TestStripAuthResults(t *testing.T) {
 }
 
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+
+// A header line longer than the read buffer whose CRLF falls across the
+// buffer's end does not end the header early.
+func TestReadHeaderLongLine(t *testing.T) {
+	long := "X-Long: " + strings.Repeat("a", 4096-len("X-Long: ")-1) + "\r\n"
+	msg := long + "From: a@b.test\r\n\r\nbody\r\n"
+	hdr, err := readHeader(bufio.NewReader(strings.NewReader(msg)))
+	if err != nil || string(hdr) != long+"From: a@b.test\r\n\r\n" {
+		t.Fatalf("header %q, %v", hdr, err)
+	}
+}

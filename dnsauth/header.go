@@ -21,6 +21,7 @@ var ErrHeaderTooLong = errors.New("dnsauth: message header section too long")
 // empty line that ends it (or to EOF for a message without a body).
 func readHeader(br *bufio.Reader) ([]byte, error) {
 	var buf bytes.Buffer
+	lineStart := true // the next read starts a line, not the rest of a long one
 	for {
 		line, err := br.ReadSlice('\n')
 		if buf.Len()+len(line) > MaxHeaderBytes {
@@ -28,6 +29,7 @@ func readHeader(br *bufio.Reader) ([]byte, error) {
 		}
 		buf.Write(line)
 		if err == bufio.ErrBufferFull {
+			lineStart = false
 			continue
 		}
 		if err == io.EOF {
@@ -36,9 +38,10 @@ func readHeader(br *bufio.Reader) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(line) <= 2 && strings.TrimRight(string(line), "\r\n") == "" {
+		if lineStart && (string(line) == "\r\n" || string(line) == "\n") {
 			return buf.Bytes(), nil
 		}
+		lineStart = true
 	}
 }
 
