@@ -22,10 +22,15 @@ var (
 // unread byte is ever taken for a command.
 //
 // go-smtp ends DATA only at CRLF "." CRLF, but hands a bare LF on as
-// content; this reader is where such content is caught. One form stays
-// invisible here: go-smtp drops a CR that directly follows a leading dot
-// ("CRLF . CR x" arrives as "CRLF x"), which is harmless for smuggling
-// since that sequence does not end the message either.
+// content; this reader is where such content is caught. Two quirks of
+// go-smtp's end-of-data scanner matter here. It drops a CR that directly
+// follows a leading dot ("CRLF . CR x" arrives as "CRLF x"), so that one
+// bare CR is invisible; the sequence does not end the message either, so
+// nothing is smuggled. And after a bare CR it does not see the CRLF that
+// follows as a line end, so "CR CRLF . CRLF" does not end DATA: whatever
+// the client sends next is read as content until a later CRLF "." CRLF,
+// and the bare CR then gets the whole merged message refused. No unread
+// byte is ever taken for a command in either case.
 type dataReader struct {
 	r      io.Reader
 	prevCR bool

@@ -294,3 +294,45 @@ func TestShutdownLetsTransactionFinish(t *testing.T) {
 		t.Fatal("server still accepts connections after Shutdown")
 	}
 }
+
+// TestBDAT covers CHUNKING, which go-smtp always offers: the chunks are
+// checked like DATA, and RSET between chunks leaves nothing behind.
+func TestBDAT(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(MX))
+	part1, part2 := "Subject: chunked\r\n\r\n", "in two chunks\r\n"
+	dial(t, "tcp", addr).run(greet + fmt.Sprintf(`
+		H: CHUNKING
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		R: %q
+		S: 250 2.0.0 Continue
+		R: %q
+		S: 250 2.0.0
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		R: %q
+		S: 550 5.6.0
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		R: %q
+		S: 250 2.0.0 Continue
+		C: RSET
+		S: 250
+		C: QUIT
+		S: 221`,
+		fmt.Sprintf("BDAT %d\r\n%s", len(part1), part1),
+		fmt.Sprintf("BDAT %d LAST\r\n%s", len(part2), part2),
+		"BDAT 15 LAST\r\nSubject: x\n\nx\n\n",
+		fmt.Sprintf("BDAT %d\r\n%s", len(part1), part1)))
+	got := st.messages("alice@local.example", "")
+	if len(got) != 1 || !strings.HasSuffix(got[0], part1+part2) {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
@@ -39,11 +40,14 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	log    *slog.Logger
-	base   Envelope    // what every transaction of the session shares
-	user   *store.User // authenticated user
+	base   Envelope // what every transaction of the session shares
 
-	env   *Envelope // the transaction in progress; nil between
-	extra []string  // header fields from checks for env
+	// mu serialises the session's methods: with BDAT (CHUNKING), go-smtp
+	// runs Data in a goroutine of its own while RSET or QUIT may arrive.
+	mu    sync.Mutex
+	user  *store.User // authenticated user
+	env   *Envelope   // the transaction in progress; nil between
+	extra []string    // header fields from checks for env
 	d     Delivery
 }
 
@@ -80,6 +84,8 @@ func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 
 // Mail implements gosmtp.Session.
 func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	srv := ss.srv
 	if srv.opts.Role == Submission {
 		if ss.base.TLS == nil {
@@ -165,6 +171,8 @@ func (ss *session) checkSender(from string) error {
 
 // Rcpt implements gosmtp.Session.
 func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	if ss.env == nil {
 		return &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "MAIL first"}
 	}
@@ -184,6 +192,8 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 
 // Data implements gosmtp.Session: 250 only once every copy is durable.
 func (ss *session) Data(r io.Reader) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	msg, closeBody, err := ss.receive(r)
 	if err != nil {
 		ss.endTransaction()
@@ -209,6 +219,8 @@ func (ss *session) Data(r io.Reader) error {
 // LMTPData implements gosmtp.LMTPSession: a status per recipient, each
 // given once that recipient's copies are durable.
 func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	msg, closeBody, err := ss.receive(r)
 	if err != nil {
 		ss.endTransaction()
@@ -360,10 +372,16 @@ func (ss *session) endTransaction() {
 }
 
 // Reset implements gosmtp.Session.
-func (ss *session) Reset() { ss.endTransaction() }
+func (ss *session) Reset() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.endTransaction()
+}
 
 // Logout implements gosmtp.Session.
 func (ss *session) Logout() error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	ss.endTransaction()
 	ss.cancel()
 	return nil
