@@ -3,6 +3,7 @@ package dnsauth
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"reflect"
@@ -111,6 +112,32 @@ func FuzzReverseName(f *testing.F) {
 			if !ReverseNameIP(back).Equal(ip) {
 				t.Fatalf("%q → %v → %q", name, ip, back)
 			}
+		}
+	})
+}
+
+// Whatever the checks report, the Authentication-Results field stays one
+// well-formed field: no line break a sender could use to inject a field.
+func FuzzAuthResultsHeader(f *testing.F) {
+	f.Add("joe@a.test", "a.test", "sel", "rsa-sha256", "dkim: bad (sig)\r\nX: y", "b.test")
+	f.Add("", "x;y", "s=\"1\"", "", "", "")
+	f.Fuzz(func(t *testing.T, sender, domain, selector, algo, reason, from string) {
+		spf := SPFResult{Status: SPFPass, Identity: "mailfrom", Sender: sender, Domain: domain}
+		dkim := []DKIMResult{{Status: DKIMFail, Domain: domain, Selector: selector, Algorithm: algo, HeaderB: selector, Err: errors.New(reason)}}
+		dmarc := DMARCResult{Status: DMARCFail, Domain: from, Policy: DMARCPolicyReject, Disposition: DMARCPolicyReject}
+		ip := IPRevResult{Status: IPRevPass, IP: net.ParseIP("192.0.2.1"), Names: []string{reason}}
+		h := AuthResults{IPRev: &ip, SPF: &spf, DKIM: dkim, DMARC: &dmarc}.Header("mx.test")
+		body := strings.TrimSuffix(h, "\r\n")
+		for _, line := range strings.Split(body, "\r\n")[1:] {
+			if !strings.HasPrefix(line, "\t") {
+				t.Fatalf("line %q is not a continuation:\n%q", line, h)
+			}
+		}
+		if strings.ContainsAny(strings.ReplaceAll(body, "\r\n\t", ""), "\r\n") {
+			t.Fatalf("bare line break in %q", h)
+		}
+		if AuthServID(strings.TrimPrefix(body, "Authentication-Results: ")) != "mx.test" {
+			t.Fatalf("authserv-id lost in %q", h)
 		}
 	})
 }
