@@ -116,7 +116,17 @@ func (st *testStack) deliver(user, folder, msg string, flags ...string) {
 	local, domain, _ := strings.Cut(user, "@")
 	path, err := st.maildirs.UserPath(domain, local)
 	must(st.t, err)
-	_, err = st.maildirs.Deliver(context.Background(), path, folder, strings.NewReader(msg), &maildir.DeliverOptions{Flags: flags, CreateFolder: true})
+	ctx := context.Background()
+	_, err = st.maildirs.Deliver(ctx, path, folder, strings.NewReader(msg), &maildir.DeliverOptions{Flags: flags, CreateFolder: true})
+	must(st.t, err)
+	// UIDs are given when a message is first seen; look now so that they
+	// follow the order of delivery.
+	md, err := st.maildirs.Open(ctx, path)
+	must(st.t, err)
+	defer md.Close()
+	f, err := md.Folder(ctx, folder)
+	must(st.t, err)
+	_, err = f.Snapshot(ctx)
 	must(st.t, err)
 }
 

@@ -113,6 +113,10 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		<-stop
 		return nil
 	}
+	// Updates queued before IDLE began go out first.
+	if err := s.sel.tracker.Poll(w, true); err != nil {
+		return err
+	}
 	return s.sel.tracker.Idle(w, stop)
 }
 
