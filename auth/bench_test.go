@@ -11,16 +11,26 @@ import (
 // interleaved runs a and b alternately, b.N times each, and reports the
 // time per call of each and their ratio. Alternating keeps the ratio
 // meaningful on a shared machine whose load drifts during a run, which
-// would bias two benchmarks run one after the other.
+// would bias two benchmarks run one after the other; swapping which goes
+// first each iteration cancels what one call leaves for the next (such
+// as garbage to collect).
 func interleaved(tb *testing.B, nameA, nameB string, a, b func()) {
 	var da, db time.Duration
-	for tb.Loop() {
+	timed := func(f func(), d *time.Duration) {
 		t0 := time.Now()
-		a()
-		t1 := time.Now()
-		b()
-		db += time.Since(t1)
-		da += t1.Sub(t0)
+		f()
+		*d += time.Since(t0)
+	}
+	i := 0
+	for tb.Loop() {
+		if i%2 == 0 {
+			timed(a, &da)
+			timed(b, &db)
+		} else {
+			timed(b, &db)
+			timed(a, &da)
+		}
+		i++
 	}
 	n := float64(tb.N)
 	tb.ReportMetric(float64(da.Nanoseconds())/n, nameA+"-ns/op")
