@@ -331,3 +331,5 @@ func tlsClient(t *testing.T, c *testClient, e *testEnv) *testClient {
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+func newStore(base string) (*maildir.Store, error) { return maildir.New(base, nil) }

@@ -1,0 +1,410 @@
+package pop3
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/store"
+)
+
+// interopSkip skips a test needing an outside program, or fails it when
+// MAILAGENT_INTEROP=1 says the program must be there.
+func interopSkip(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("MAILAGENT_INTEROP") == "1" {
+		t.Fatal(why)
+	}
+	t.Skip(why)
+}
+
+func lookPath(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				return filepath.Join(dir, name)
+			}
+		}
+		interopSkip(t, fmt.Sprintf("%s not installed (apt-get install %s)", name, pkg))
+	}
+	return p
+}
+
+// poplibScript logs in with Python's poplib through STLS and AUTH PLAIN
+// (poplib has no AUTH of its own: the command goes through _shortcmd),
+// retrieves and deletes message 1 and prints what it saw as JSON.
+const poplibScript = `
+import base64, json, poplib, ssl, sys
+host, port, cafile, user, pw = sys.argv[1:6]
+p = poplib.POP3(host, int(port), timeout=20)
+out = {"welcome": p.getwelcome().decode()}
+out["capa_before"] = sorted(p.capa().keys())
+ctx = ssl.create_default_context(cafile=cafile)
+p.stls(context=ctx, )
+out["capa_after"] = sorted(p.capa().keys())
+ir = base64.b64encode(b"\0" + user.encode() + b"\0" + pw.encode()).decode()
+out["auth"] = p._shortcmd("AUTH PLAIN " + ir).decode()
+out["stat"] = list(p.stat())
+out["uidl"] = [l.decode() for l in p.uidl()[1]]
+resp, lines, octets = p.retr(1)
+out["retr"] = [l.decode() for l in lines]
+out["octets"] = octets
+out["dele"] = p.dele(1).decode()
+out["quit"] = p.quit().decode()
+print(json.dumps(out))
+`
+
+// TestPythonPoplib: Python's poplib through STLS and SASL PLAIN.
+func TestPythonPoplib(t *testing.T) {
+	py := lookPath(t, "python3", "python3")
+	e := newEnv(t, func(o *Options, _ *auth.Authenticator) { o.AllowInsecureAuth = false })
+	u := e.addUser("u@example.org", "pw")
+	m := "From: a@example.net\nSubject: poplib\n\n.leading dot\nbody\n"
+	e.deliverSeq(u, m, sizedMessage("two", 300))
+	before := e.snapshot(u)
+	_, port, _ := net.SplitHostPort(e.addr)
+	// "localhost", the certificate's name: poplib checks the name it
+	// connected to (it tries ::1 first, refused, then 127.0.0.1).
+	cmd := exec.Command(py, "-c", poplibScript, "localhost", port, filepath.Join(filepath.Dir(e.base), "tls", "localhost.crt"), "u@example.org", "pw")
+	cmd.Stderr = os.Stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python3: %v\n%s", err, raw)
+	}
+	var got struct {
+		Welcome          string
+		CB               []string `json:"capa_before"`
+		CA               []string `json:"capa_after"`
+		Auth, Dele, Quit string
+		Stat             []int
+		UIDL, Retr       []string
+		Octets           int
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	if slices.Contains(got.CB, "USER") || !slices.Contains(got.CB, "STLS") {
+		t.Errorf("CAPA before STLS: %q", got.CB)
+	}
+	if !slices.Contains(got.CA, "SASL") || slices.Contains(got.CA, "STLS") {
+		t.Errorf("CAPA after STLS: %q", got.CA)
+	}
+	if !strings.HasPrefix(got.Auth, "+OK Logged in") {
+		t.Errorf("AUTH PLAIN: %q", got.Auth)
+	}
+	if !slices.Equal(got.Stat, []int{2, len(crlf(m)) + 300}) {
+		t.Errorf("STAT: %v", got.Stat)
+	}
+	wantUIDL := []string{
+		fmt.Sprintf("1 %08x%08x", before.Messages[0].UID, before.UIDValidity),
+		fmt.Sprintf("2 %08x%08x", before.Messages[1].UID, before.UIDValidity),
+	}
+	if !slices.Equal(got.UIDL, wantUIDL) {
+		t.Errorf("UIDL: %q, want %q", got.UIDL, wantUIDL)
+	}
+	// poplib undoes the dot-stuffing; octets counts what it received.
+	if want := strings.Split(strings.TrimSuffix(m, "\n"), "\n"); !slices.Equal(got.Retr, want) {
+		t.Errorf("RETR: %q, want %q", got.Retr, want)
+	}
+	if !strings.HasPrefix(got.Quit, "+OK") || !strings.HasPrefix(got.Dele, "+OK") {
+		t.Errorf("DELE %q, QUIT %q", got.Dele, got.Quit)
+	}
+	if snap := e.snapshot(u); len(snap.Messages) != 1 {
+		t.Errorf("%d messages left, want 1", len(snap.Messages))
+	}
+}
+
+// TestFetchmail: fetchmail retrieves every message through STLS and
+// deletes it; a second run finds nothing.
+func TestFetchmail(t *testing.T) {
+	fm := lookPath(t, "fetchmail", "fetchmail")
+	e := newEnv(t, func(o *Options, _ *auth.Authenticator) { o.AllowInsecureAuth = false })
+	u := e.addUser("u@example.org", "pw")
+	subjects := []string{"first", "second", "third"}
+	for _, s := range subjects {
+		e.deliver(u, "From: a@example.net\nTo: u@example.org\nSubject: "+s+"\n\n.dot line\nbody of "+s+"\n")
+	}
+	home := t.TempDir()
+	host, port, _ := net.SplitHostPort(e.addr)
+	bsmtp := filepath.Join(home, "out.bsmtp")
+	rc := filepath.Join(home, "fetchmailrc")
+	conf := fmt.Sprintf(`set no bouncemail
+poll %s service %s protocol POP3 auth password
+  user "u@example.org" there with password "pw" is "local" here
+  sslproto "tls1.2+" sslcertck sslcertfile "%s" sslcommonname "localhost"
+  bsmtp "%s"
+`, host, port, filepath.Join(filepath.Dir(e.base), "tls", "localhost.crt"), bsmtp)
+	if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (string, int) {
+		cmd := exec.Command(fm, "-f", rc, "--nodetach", "--nosyslog", "-v", "--idfile", filepath.Join(home, "ids"))
+		cmd.Env = append(os.Environ(), "HOME="+home)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	out, code := run()
+	if code != 0 {
+		t.Fatalf("fetchmail exited %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "STLS") {
+		t.Errorf("fetchmail did not use STLS:\n%s", out)
+	}
+	got, err := os.ReadFile(bsmtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range subjects {
+		if strings.Count(string(got), "Subject: "+s+"\r\n") != 1 {
+			t.Errorf("message %q not retrieved once:\n%s", s, got)
+		}
+	}
+	// BSMTP dot-stuffs again: ".dot line" arrived as ".dot line".
+	if strings.Count(string(got), "\r\n..dot line\r\n") != 3 {
+		t.Errorf("dot lines mangled:\n%s", got)
+	}
+	if f := e.files(u); len(f) != 0 {
+		t.Fatalf("fetchmail left %q", f)
+	}
+	out, code = run()
+	if code != 1 { // PS_NOMAIL
+		t.Fatalf("second run exited %d, want 1 (no mail):\n%s", code, out)
+	}
+	if again, _ := os.ReadFile(bsmtp); len(again) != len(got) {
+		t.Errorf("second run retrieved more:\n%s", again[len(got):])
+	}
+}
+
+const dovecotPOP3Conf = `instance_name = mailagent-pop3-test
+base_dir = {{ROOT}}/run
+state_dir = {{ROOT}}/state
+log_path = {{ROOT}}/dovecot.log
+protocols = pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+mail_location = maildir:~/Maildir
+first_valid_uid = 1
+namespace inbox {
+  inbox = yes
+  separator = .
+  prefix =
+}
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%Lu {{ROOT}}/passwd
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%Lu {{ROOT}}/passwd
+  override_fields = uid={{UID}} gid={{GID}} home={{ROOT}}/mail/%d/%n
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = {{PORT}}
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+protocol pop3 {
+  mail_max_userip_connections = 100
+}
+`
+
+// startDovecotPOP3 runs a private Dovecot POP3 server on a free loopback
+// port, serving root/mail/<domain>/<user>/Maildir as the nobody user, and
+// returns its address and the uid/gid its mail processes run as.
+func startDovecotPOP3(t testing.TB, root string, users map[string]string) (addr string, uid, gid int) {
+	t.Helper()
+	bin := "/usr/sbin/dovecot"
+	if p, err := exec.LookPath("dovecot"); err == nil {
+		bin = p
+	}
+	if _, err := os.Stat("/usr/lib/dovecot/pop3"); err != nil {
+		interopSkip(t.(*testing.T), "Dovecot's POP3 server not installed (apt-get install dovecot-pop3d)")
+	}
+	if os.Geteuid() != 0 {
+		interopSkip(t.(*testing.T), "the Dovecot interop test runs Dovecot's master and needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		interopSkip(t.(*testing.T), "no nobody user for Dovecot's mail processes")
+	}
+	uid, _ = strconv.Atoi(nobody.Uid)
+	gid, _ = strconv.Atoi(nobody.Gid)
+	l := listenTB(t)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	for p := root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o755) // the mail processes run as nobody
+	}
+	for _, d := range []string{"run", "state"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := strings.NewReplacer("{{ROOT}}", root, "{{PORT}}", strconv.Itoa(port),
+		"{{UID}}", nobody.Uid, "{{GID}}", nobody.Gid).Replace(dovecotPOP3Conf)
+	var passwd strings.Builder
+	for u, p := range users {
+		fmt.Fprintf(&passwd, "%s:{PLAIN}%s::::::\n", u, p)
+	}
+	writeFile(t, filepath.Join(root, "dovecot.conf"), conf)
+	writeFile(t, filepath.Join(root, "passwd"), passwd.String())
+	cmd := exec.Command(bin, "-F", "-c", filepath.Join(root, "dovecot.conf"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(root, "dovecot.log"))
+			t.Logf("dovecot.log:\n%s", log)
+		}
+	})
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr, uid, gid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dovecot did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a port: there is no event to wait for
+	}
+}
+
+func listenTB(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func writeFile(t testing.TB, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// chownTree gives the tree to uid:gid so that Dovecot's mail process
+// can use it.
+func chownTree(t testing.TB, root string, uid, gid int) {
+	t.Helper()
+	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// popListing logs in at addr and returns the UIDL and LIST listings and
+// the bytes of RETR 1.
+func popListing(t *testing.T, addr, user, pass string) (uidl, list []string, retr string) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := &testClient{t: t, nc: nc, r: bufio.NewReader(nc)}
+	c.expectPrefix("+OK")
+	c.cmd("USER "+user, "+OK")
+	c.cmdPrefix("PASS "+pass, "+OK")
+	c.cmdPrefix("UIDL", "+OK")
+	uidl = c.multi()
+	c.cmdPrefix("LIST", "+OK")
+	list = c.multi()
+	c.cmdPrefix("RETR 1", "+OK")
+	retr = strings.Join(c.multi(), "\r\n")
+	c.cmdPrefix("QUIT", "+OK")
+	return uidl, list, retr
+}
+
+// TestDovecotUIDL: a Maildir first served by Dovecot's POP3 server, with
+// messages delivered by mailagent and files dropped by another MDA (no
+// size fields, CRLF or LF endings), is listed by this server with the
+// same unique-ids, sizes and bytes.
+func TestDovecotUIDL(t *testing.T) {
+	root := t.TempDir()
+	addr, uid, gid := startDovecotPOP3(t, root, map[string]string{"alice@example.org": "secret"})
+	mailBase := filepath.Join(root, "mail")
+	e := newEnv(t, func(o *Options, _ *auth.Authenticator) {})
+	// This server's Maildir base is Dovecot's.
+	ms, err := newStore(mailBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close()
+	e.srv.opts.Maildirs = ms
+	h, _ := testArgon2.Hash("secret")
+	ctx := context.Background()
+	if err := e.dir.AddUser(ctx, &store.User{Address: "alice@example.org", PasswordHash: h}); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := e.dir.LookupUser(ctx, "alice@example.org")
+	for i := range 3 {
+		if _, err := ms.Deliver(ctx, u.Maildir, "INBOX", strings.NewReader(sizedMessage(fmt.Sprint("m", i), 200+i*50)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md := filepath.Join(mailBase, u.Maildir)
+	writeFile(t, filepath.Join(md, "new", "1700000000.M1P1.other"), "Subject: crlf\r\n\r\n.dot\r\nbody\r\n")
+	writeFile(t, filepath.Join(md, "cur", "1700000001.M2P1.other:2,S"), "Subject: lf\n\nbody\n")
+	chownTree(t, mailBase, uid, gid)
+
+	dUIDL, dList, dRetr := popListing(t, addr, "alice@example.org", "secret")
+	if len(dUIDL) != 5 {
+		t.Fatalf("Dovecot lists %q", dUIDL)
+	}
+	oUIDL, oList, oRetr := popListing(t, e.addr, "alice@example.org", "secret")
+	t.Logf("Dovecot's UIDL: %q", dUIDL)
+	if !slices.Equal(dUIDL, oUIDL) {
+		t.Errorf("UIDL differs:\ndovecot:   %q\nmailagent: %q", dUIDL, oUIDL)
+	}
+	if !slices.Equal(dList, oList) {
+		t.Errorf("LIST differs:\ndovecot:   %q\nmailagent: %q", dList, oList)
+	}
+	if dRetr != oRetr {
+		t.Errorf("RETR 1 differs:\ndovecot:   %q\nmailagent: %q", dRetr, oRetr)
+	}
+}
