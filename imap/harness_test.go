@@ -254,3 +254,12 @@ func wantLine(t *testing.T, lines []string, subs ...string) {
 		t.Fatalf("no line with %q in %q", subs, lines)
 	}
 }
+
+func netDial(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
