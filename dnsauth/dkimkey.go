@@ -167,7 +167,11 @@ func SaveDKIMKey(dir string, k *DKIMKey) (string, error) {
 		if errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("%w: %s", ErrDKIMKeyExists, path)
 		}
-		return "", err
+		// A file system without hard links: rename, after the check
+		// above.
+		if err := os.Rename(tmp.Name(), path); err != nil {
+			return "", err
+		}
 	}
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync()
