@@ -53,9 +53,9 @@ func openDir(t *testing.T, dir string) *store.SQL {
 	return st
 }
 
-func TestNoCommandPrintsUsage(t *testing.T) {
+func TestHelpPrintsUsage(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run(context.Background(), nil, strings.NewReader(""), &out, &errb)
+	code := run(context.Background(), []string{"help"}, strings.NewReader(""), &out, &errb)
 	if code != 2 || out.Len() != 0 || !strings.HasPrefix(errb.String(), "usage: fullserver") ||
 		!strings.Contains(errb.String(), "transport set DOMAIN SPEC") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())

@@ -24,6 +24,7 @@ type env struct {
 	dataDir    string
 	dataSet    bool // -data given explicitly
 	configFile string
+	logFormat  string // -log-format, "" for the configuration's
 	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
@@ -71,18 +72,21 @@ func (e *env) store(ctx context.Context) (*store.SQL, error) {
 			return nil, err
 		}
 	}
-	opts := &store.Options{}
-	if d := cfg.Store.SubaddressDelimiter; d == "" {
-		opts.Resolve.NoSubaddress = true
-	} else {
-		opts.Resolve.Delimiters = d
-	}
-	st, err := store.Open(ctx, cfg.Store.Driver, cfg.StoreDSN(), opts)
+	st, err := store.Open(ctx, cfg.Store.Driver, cfg.StoreDSN(), &store.Options{Resolve: resolveOptions(cfg)})
 	if err != nil {
 		return nil, err
 	}
 	e.st = st
 	return st, nil
+}
+
+// resolveOptions are the recipient resolution settings of cfg, the same
+// for the server and the commands.
+func resolveOptions(cfg *config.Config) store.ResolveOptions {
+	if cfg.Store.SubaddressDelimiter == "" {
+		return store.ResolveOptions{NoSubaddress: true}
+	}
+	return store.ResolveOptions{Delimiters: cfg.Store.SubaddressDelimiter}
 }
 
 func (e *env) close() {

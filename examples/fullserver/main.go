@@ -21,13 +21,19 @@ import (
 
 const usage = `usage: fullserver [-data DIR] [-config FILE] COMMAND [ARGS]
 
-Serving is not available yet; the commands below administer the directory.
+Without a command (or with "serve"), runs the mail server: the MX,
+submission, LMTP, IMAP, POP3 and metrics listeners of the configuration
+(by default on 127.0.0.1 ports 2525, 2587, 2465, 2424, 2143, 2993, 2110,
+2995 and 9425), until SIGTERM or Ctrl-C. The commands administer the same
+data directory, also while the server runs.
 
 options:
-  -data DIR      data directory (default ./data; SQLite directory DIR/mailagent.db)
-  -config FILE   configuration file (default DIR/fullserver.toml when present)
+  -data DIR          data directory (default ./data; SQLite directory DIR/mailagent.db)
+  -config FILE       configuration file (default DIR/fullserver.toml when present)
+  -log-format F      server logs as "text" or "json" (default: the configuration's)
 
 commands:
+  serve
   domain add|del DOMAIN
   domain list
   user add|del|passwd|disable|enable ADDRESS
@@ -56,6 +62,7 @@ type command func(ctx context.Context, e *env, args []string) error
 // commands maps each subcommand to its function.
 func commands() map[string]command {
 	return map[string]command{
+		"serve":     cmdServe,
 		"domain":    cmdDomain,
 		"user":      cmdUser,
 		"alias":     cmdAlias,
@@ -79,17 +86,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.SetOutput(io.Discard)
 	dataDir := fs.String("data", "./data", "data directory")
 	configFile := fs.String("config", "", "configuration file")
+	logFormat := fs.String("log-format", "", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "fullserver: %s (run without arguments for usage)\n", oneLine(err.Error()))
 		return 2
 	}
 	dataSet := false
 	fs.Visit(func(f *flag.Flag) { dataSet = dataSet || f.Name == "data" })
-	if fs.NArg() == 0 {
+	name, cmdArgs := "serve", []string(nil)
+	if fs.NArg() > 0 {
+		name, cmdArgs = fs.Arg(0), fs.Args()[1:]
+	}
+	if name == "help" || name == "-h" {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	cmd, ok := commands()[fs.Arg(0)]
+	cmd, ok := commands()[name]
 	if !ok {
 		fmt.Fprintf(stderr, "fullserver: unknown command %q (run without arguments for usage)\n", fs.Arg(0))
 		return 2
@@ -98,12 +110,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		dataDir:    *dataDir,
 		dataSet:    dataSet,
 		configFile: *configFile,
+		logFormat:  *logFormat,
 		stdin:      stdin,
 		stdout:     stdout,
 		stderr:     stderr,
 	}
 	defer e.close()
-	if err := cmd(ctx, e, fs.Args()[1:]); err != nil {
+	if err := cmd(ctx, e, cmdArgs); err != nil {
 		if errors.Is(err, errUsage) {
 			fmt.Fprintf(stderr, "fullserver: %s (run without arguments for usage)\n", strings.TrimSuffix(err.Error(), ": usage"))
 			return 2

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// need returns the path of an outside program, skipping the test when it
+// is missing (failing under MAILAGENT_INTEROP=1, where CI installed it).
+func need(t *testing.T, prog string) string {
+	t.Helper()
+	p, err := exec.LookPath(prog)
+	if err != nil {
+		if os.Getenv("MAILAGENT_INTEROP") == "1" {
+			t.Fatalf("%s not installed (MAILAGENT_INTEROP=1)", prog)
+		}
+		t.Skipf("%s not installed; skipping black-box test", prog)
+	}
+	return p
+}
+
+// TestBlackBox builds the binary and uses it as an administrator would:
+// start it on a fresh data directory, add a domain and a user with the
+// admin commands while it runs, send through submission with swaks
+// (STARTTLS + AUTH), read with Python's imaplib and poplib, check the
+// metrics counted it, then SIGTERM and expect exit status 0.
+func TestBlackBox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	swaks := need(t, "swaks")
+	python := need(t, "python3")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fullserver")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data := filepath.Join(dir, "data")
+	cfgFile := filepath.Join(dir, "fullserver.toml")
+	cfg := fmt.Sprintf(`hostname = "mail.blackbox.test"
+data_dir = %q
+[listen]
+mx = "127.0.0.1:0"
+submission = "127.0.0.1:0"
+submissions = "127.0.0.1:0"
+imap = "127.0.0.1:0"
+imaps = "127.0.0.1:0"
+pop3 = "127.0.0.1:0"
+pop3s = "127.0.0.1:0"
+lmtp = "127.0.0.1:0"
+metrics = "127.0.0.1:0"
+`, data)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := exec.Command(bin, "-config", cfgFile, "-log-format", "json")
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	srv.Stderr = &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		srv.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+
+	// The banner names every listener's real address; it ends with the
+	// client settings line.
+	addrs := map[string]string{}
+	line := regexp.MustCompile(`^\s+(\w+)\s+(127\.0\.0\.1:\d+)$`)
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if m := line.FindStringSubmatch(sc.Text()); m != nil {
+			addrs[m[1]] = m[2]
+		}
+		if strings.HasPrefix(sc.Text(), "Read it:") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	for _, l := range []string{"mx", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics"} {
+		if addrs[l] == "" {
+			t.Fatalf("banner does not show listener %s (got %v)", l, addrs)
+		}
+	}
+
+	admin := func(stdin string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"-config", cfgFile}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("fullserver %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	admin("", "domain", "add", "blackbox.test")
+	admin("s3cret-pass\n", "user", "add", "carol@blackbox.test")
+
+	out, err := exec.Command(swaks, "--server", addrs["submission"], "--tls",
+		"--auth", "PLAIN", "--auth-user", "carol@blackbox.test", "--auth-password", "s3cret-pass",
+		"--from", "carol@blackbox.test", "--to", "carol@blackbox.test",
+		"--header", "Subject: black box", "--body", "through the front door").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+
+	script := `
+import imaplib, poplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+ih, ip, ph, pp = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+m = imaplib.IMAP4(ih, ip); m.starttls(ssl_context=ctx); m.login("carol@blackbox.test", "s3cret-pass")
+typ, data = m.select("INBOX"); assert typ == "OK" and data[0] == b"1", (typ, data)
+typ, data = m.fetch("1", "(BODY.PEEK[])"); body = data[0][1]
+assert b"Subject: black box" in body and b"through the front door" in body, body
+m.logout()
+p = poplib.POP3(ph, pp); p.stls(context=ctx); p.user("carol@blackbox.test"); p.pass_("s3cret-pass")
+count, size = p.stat(); assert count == 1, count
+resp, lines, octets = p.retr(1); assert b"through the front door" in b"\r\n".join(lines)
+p.quit()
+print("read-ok")
+`
+	split := func(a string) (string, string) { i := strings.LastIndexByte(a, ':'); return a[:i], a[i+1:] }
+	ih, ip := split(addrs["imap"])
+	ph, pp := split(addrs["pop3"])
+	out, err = exec.Command(python, "-c", script, ih, ip, ph, pp).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "read-ok") {
+		t.Fatalf("python imaplib/poplib: %v\n%s", err, out)
+	}
+
+	resp, err := http.Get("http://" + addrs["metrics"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"mailagent_messages_received_total 1",
+		"mailagent_messages_delivered_total 1",
+		`mailagent_connections_total{protocol="submission"} 1`,
+		`mailagent_connections_total{protocol="imap"} 1`,
+		`mailagent_connections_total{protocol="pop3"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("server exit after SIGTERM: %v", err)
+		}
+		exited <- nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not exit within 30 s of SIGTERM")
+	}
+	if !strings.Contains(logs.String(), `"msg":"message delivered"`) {
+		t.Errorf("no JSON delivery log line:\n%s", logs.String())
+	}
+}

@@ -1,0 +1,454 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/examples/fullserver/config"
+	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/outbound"
+	"github.com/mailagent/mailagent/smtp/queue"
+	"github.com/mailagent/mailagent/store"
+)
+
+// server is the assembled mail server: every component of mailagent wired
+// as the seed's Postfix + Dovecot + MySQL installation is.
+type server struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	out    io.Writer // the banner
+	stats  *metrics
+	dir    *store.SQL
+	mail   *maildir.Store
+	queue  *queue.Queue
+	certs  *auth.CertReloader
+	tlsCfg *tls.Config
+
+	// shutdowns run in reverse order when the server stops.
+	shutdowns []func(context.Context) error
+	// listening is what the banner reports: name → address.
+	listening [][2]string
+	serveErrs chan error
+}
+
+// cmdServe runs the mail server.
+func cmdServe(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("serve takes no arguments: %w", errUsage)
+	}
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	format := cfg.Log.Format
+	if e.logFormat != "" {
+		format = e.logFormat
+	}
+	log, err := newLogger(e.stderr, format, cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	return runServer(ctx, cfg, log, e.stdout)
+}
+
+// newLogger returns the server's logger: text for people, JSON for log
+// collectors.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: want text or json", format)
+}
+
+// runServer serves until SIGTERM or SIGINT, then drains and returns nil.
+func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	s := &server{cfg: cfg, log: log, out: out, serveErrs: make(chan error, 16)}
+	if err := s.start(ctx); err != nil {
+		s.stop()
+		return err
+	}
+	s.banner()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			s.reload(ctx)
+		case err := <-s.serveErrs:
+			s.log.Error("listener failed", "err", err)
+			s.stop()
+			return err
+		case <-ctx.Done():
+			s.log.Info("shutting down")
+			s.stop()
+			return nil
+		}
+	}
+}
+
+func (s *server) start(ctx context.Context) error {
+	cfg := s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	s.stats = newMetrics()
+	s.log = slog.New(s.stats.handler(s.log.Handler()))
+
+	var err error
+	s.dir, err = store.Open(ctx, cfg.Store.Driver, cfg.StoreDSN(), &store.Options{
+		Logger:   s.log,
+		Resolve:  resolveOptions(cfg),
+		CacheTTL: 5 * time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	s.onStop(func(context.Context) error { return s.dir.Close() })
+	if err := s.firstRun(ctx); err != nil {
+		return err
+	}
+
+	if err := s.setupTLS(); err != nil {
+		return err
+	}
+	s.mail, err = maildir.New(cfg.Path(cfg.Maildir.Base, "mail"), &maildir.Options{
+		Logger: s.log, Hostname: cfg.Hostname, MaxMessageSize: cfg.Limits.MaxMessageBytes,
+	})
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	s.onStop(func(context.Context) error { return s.mail.Close() })
+
+	var resolver dnsauth.Resolver = net.DefaultResolver
+	if cfg.DNS.Resolver != "" {
+		resolver = dnsauth.NewServerResolver(cfg.DNS.Resolver)
+	}
+	resolver = dnsauth.WithTimeout(resolver, 0)
+
+	router, err := s.setupDelivery(ctx, resolver)
+	if err != nil {
+		return err
+	}
+	return s.setupListeners(ctx, router, resolver)
+}
+
+// firstRun creates the domain "localhost" and postmaster@localhost with a
+// generated password, printed once, when the directory is empty.
+func (s *server) firstRun(ctx context.Context) error {
+	domains, err := s.dir.ListDomains(ctx)
+	if err != nil || len(domains) > 0 {
+		return err
+	}
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	password := base64.RawURLEncoding.EncodeToString(b[:])
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return err
+	}
+	if err := s.dir.AddDomain(ctx, "localhost"); err != nil {
+		return err
+	}
+	if err := s.dir.AddUser(ctx, &store.User{Address: "postmaster@localhost", PasswordHash: hash}); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "First run: created domain localhost and user postmaster@localhost\n"+
+		"  password: %s   (shown only now; change it with: fullserver user passwd postmaster@localhost)\n\n", password)
+	return nil
+}
+
+func (s *server) setupTLS() error {
+	certFile, keyFile := s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile
+	if certFile == "" {
+		var err error
+		if certFile, keyFile, err = auth.SelfSigned(filepath.Join(s.cfg.DataDir, "tls"), s.cfg.Hostname); err != nil {
+			return fmt.Errorf("self-signed certificate: %w", err)
+		}
+	}
+	r, err := auth.NewCertReloader(certFile, keyFile, auth.CertReloaderOptions{Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	s.certs = r
+	s.tlsCfg = auth.TLSConfig(r.GetCertificate)
+	return nil
+}
+
+// setupDelivery builds the outbound queue and the router in front of the
+// local Maildirs, the queue and the transports.
+func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (smtp.Target, error) {
+	cfg := s.cfg
+	opts := outbound.Options{
+		Hostname: cfg.Hostname,
+		Resolver: resolver,
+		Port:     cfg.Queue.Port,
+		Logger:   s.log,
+	}
+	if cfg.Relay.Host != "" {
+		scheme := "smtp"
+		if cfg.Relay.ImplicitTLS {
+			scheme = "smtps"
+		}
+		host, port, _ := net.SplitHostPort(cfg.Relay.Host)
+		host = strings.Trim(host, "[]")
+		opts.RelayHost = scheme + ":[" + host + "]:" + port
+		if cfg.Relay.Username != "" {
+			creds := &outbound.Credentials{Username: cfg.Relay.Username, Password: cfg.Relay.Password}
+			opts.Credentials = func(h string) *outbound.Credentials {
+				if strings.EqualFold(h, host) {
+					return creds
+				}
+				return nil
+			}
+		}
+	}
+	client, err := outbound.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("outbound: %w", err)
+	}
+	bounces := &lateTarget{}
+	s.queue, err = queue.New(queue.Options{
+		Dir:            cfg.Path(cfg.Queue.Dir, "queue"),
+		Client:         client,
+		Route:          s.route,
+		Bounces:        bounces,
+		Hostname:       cfg.Hostname,
+		MinBackoff:     cfg.Queue.MinBackoff.Duration,
+		MaxBackoff:     cfg.Queue.MaxBackoff.Duration,
+		MaxLifetime:    cfg.Queue.MaxAge.Duration,
+		PerDestination: cfg.Queue.PerDestination,
+		Logger:         s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	qctx, qcancel := context.WithCancel(context.WithoutCancel(ctx))
+	go s.queue.Run(qctx)
+	s.onStop(func(ctx context.Context) error { defer qcancel(); return s.queue.Shutdown(ctx) })
+	s.stats.watchQueue(s.queue)
+
+	local := &smtp.LocalDelivery{Maildirs: s.mail, Directory: s.dir, Logger: s.log}
+	router, err := smtp.NewRouter(smtp.RouterOptions{
+		Directory: s.dir,
+		Resolve:   resolveOptions(cfg),
+		Local:     s.stats.countDeliveries(local),
+		Queue:     s.queue,
+		// Transport-table next hops go through the queue too, so that a
+		// down LMTP or smart host never loses acknowledged mail.
+		Transports: smtp.TransportsFunc(func(context.Context, store.Transport) (smtp.Target, error) { return s.queue, nil }),
+		Logger:     s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	bounces.t = router
+	return router, nil
+}
+
+// route is the queue's next-hop lookup: the transport table by the
+// recipient's domain, else MX routing.
+func (s *server) route(ctx context.Context, rcpt string) (string, error) {
+	a, err := store.ParseAddress(rcpt)
+	if err != nil {
+		return "", nil
+	}
+	spec, err := s.dir.Transport(ctx, a.Domain)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	return spec, err
+}
+
+func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolver dnsauth.Resolver) error {
+	cfg := s.cfg
+	authn := &auth.Authenticator{Users: s.dir, Logger: s.log}
+	keys, err := dnsauth.LoadDKIMKeys(cfg.Path(cfg.DKIM.KeyDir, "dkim"))
+	if err != nil {
+		return fmt.Errorf("dkim: %w", err)
+	}
+	var signer smtp.Signer
+	if cfg.DKIM.Sign && len(keys) > 0 {
+		signer = smtp.DKIMSigner{Signer: dnsauth.NewSigner(keys)}
+	}
+	sender := &smtp.SenderAuth{
+		Resolver:      resolver,
+		RejectSPFFail: cfg.Policy.SPF == "reject",
+		RequirePTR:    cfg.Policy.IPRev == "require",
+		DMARC:         dmarcMode(cfg.Policy.DMARC),
+		Logger:        s.log,
+	}
+	base := smtp.Options{
+		Hostname:        cfg.Hostname,
+		Target:          router,
+		TLSConfig:       s.tlsCfg,
+		Resolve:         resolveOptions(cfg),
+		MaxMessageBytes: cfg.Limits.MaxMessageBytes,
+		MaxRecipients:   cfg.Limits.MaxRecipients,
+		MaxConns:        cfg.Limits.MaxConnections,
+		MaxConnsPerIP:   cfg.Limits.MaxConnectionsPerIP,
+		MaxAuthFailures: cfg.Limits.MaxAuthFailures,
+		Logger:          s.log,
+	}
+	roles := []struct {
+		name, addr string
+		apply      func(*smtp.Options)
+	}{
+		{"mx", cfg.Listen.MX, func(o *smtp.Options) { o.Role = smtp.MX; o.Checks = sender.Checks() }},
+		{"submission", cfg.Listen.Submission, func(o *smtp.Options) {
+			o.Role, o.Authenticator, o.Directory, o.Signer = smtp.Submission, authn, s.dir, signer
+		}},
+		{"submissions", cfg.Listen.Submissions, func(o *smtp.Options) {
+			o.Role, o.Authenticator, o.Directory, o.Signer, o.ImplicitTLS = smtp.Submission, authn, s.dir, signer, true
+		}},
+		{"lmtp", cfg.Listen.LMTP, func(o *smtp.Options) { o.Role = smtp.LMTP }},
+	}
+	for _, r := range roles {
+		if r.addr == "" {
+			continue
+		}
+		o := base
+		r.apply(&o)
+		srv, err := smtp.NewServer(o)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
+		}
+		ln, err := s.listen(r.name, r.addr)
+		if err != nil {
+			return err
+		}
+		s.serve(r.name, func() error { return srv.Serve(ln) }, srv.Shutdown, smtp.ErrServerClosed)
+	}
+	if err := s.setupAccess(ctx, authn); err != nil {
+		return err
+	}
+	if cfg.Listen.Metrics != "" {
+		ln, err := s.listen("metrics", cfg.Listen.Metrics)
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: s.stats.mux(), ReadHeaderTimeout: 10 * time.Second}
+		s.serve("metrics", func() error { return hs.Serve(ln) }, hs.Shutdown, http.ErrServerClosed)
+	}
+	return nil
+}
+
+func dmarcMode(policy string) dnsauth.DMARCMode {
+	switch policy {
+	case "record":
+		return dnsauth.DMARCRecordOnly
+	case "junk":
+		return dnsauth.DMARCJunkOnFail
+	case "reject":
+		return dnsauth.DMARCRejectOnFail
+	}
+	return dnsauth.DMARCFollowPolicy
+}
+
+// listen opens a listener ("unix:/path" for a Unix socket) and counts its
+// connections for the metrics.
+func (s *server) listen(name, addr string) (net.Listener, error) {
+	network := "tcp"
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", path
+		os.Remove(path)
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen.%s: %w", name, err)
+	}
+	s.listening = append(s.listening, [2]string{name, ln.Addr().String()})
+	return s.stats.countConnections(name, ln), nil
+}
+
+// serve runs a server in the background; closed is the error its Serve
+// returns after a Shutdown.
+func (s *server) serve(name string, run func() error, shutdown func(context.Context) error, closed error) {
+	go func() {
+		if err := run(); err != nil && !errors.Is(err, closed) {
+			s.serveErrs <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+	s.onStop(shutdown)
+}
+
+func (s *server) onStop(f func(context.Context) error) { s.shutdowns = append(s.shutdowns, f) }
+
+// stop shuts everything down in reverse order of start: listeners first
+// (letting transactions in flight finish), then the queue, the stores.
+func (s *server) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := len(s.shutdowns) - 1; i >= 0; i-- {
+		if err := s.shutdowns[i](ctx); err != nil {
+			s.log.Warn("shutdown", "err", err)
+		}
+	}
+	s.shutdowns = nil
+}
+
+// reload is SIGHUP. The certificate files are watched anyway (a renewed
+// certificate is picked up within a second); the directory cache expires
+// within its TTL.
+func (s *server) reload(ctx context.Context) {
+	s.log.Info("reloading on SIGHUP")
+}
+
+func (s *server) banner() {
+	w := s.out
+	fmt.Fprintf(w, "mailagent fullserver %s, data in %s\n", s.cfg.Hostname, s.cfg.DataDir)
+	for _, l := range s.listening {
+		fmt.Fprintf(w, "  %-12s %s\n", l[0], l[1])
+	}
+	addr := func(name string) string {
+		for _, l := range s.listening {
+			if l[0] == name {
+				return l[1]
+			}
+		}
+		return "(off)"
+	}
+	fmt.Fprintf(w, "\nSend a first message:\n"+
+		"  swaks --server %s --tls --auth-user postmaster@localhost --auth-password PASSWORD \\\n"+
+		"        --from postmaster@localhost --to postmaster@localhost\n", addr("submission"))
+	fmt.Fprintf(w, "Read it: IMAP %s (STARTTLS) or %s (TLS); POP3 %s (STLS) or %s (TLS);\n"+
+		"  user postmaster@localhost, the self-signed certificate must be accepted.\n",
+		addr("imap"), addr("imaps"), addr("pop3"), addr("pop3s"))
+}
+
+// lateTarget lets the queue be built before the router it bounces into.
+type lateTarget struct{ t smtp.Target }
+
+func (l *lateTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+	return l.t.Start(ctx, env)
+}
