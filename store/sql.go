@@ -95,6 +95,12 @@ func Open(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) 
 		s.Close()
 		return nil, fmt.Errorf("store: open %s: %w", driver, err)
 	}
+	if driver == DriverSQLite {
+		if err := s.walMode(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -123,7 +129,6 @@ func (s *SQL) openSQLite(path string) error {
 	}
 	q := url.Values{}
 	q.Set("_busy_timeout", fmt.Sprint(bt.Milliseconds()))
-	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
 	q.Set("_txlock", "immediate")
 	w, err := sql.Open("sqlite", path+"?"+q.Encode())
@@ -150,6 +155,42 @@ func (s *SQL) openSQLite(path string) error {
 	r.SetMaxIdleConns(n)
 	s.w, s.r = w, r
 	return nil
+}
+
+// walMode puts the SQLite file in WAL mode (readers do not block the
+// writer nor each other), a setting stored in the file. Changing the
+// journal mode does not wait on the busy timeout, so when another
+// process is setting up the same new file it is retried for as long as
+// the busy timeout.
+func (s *SQL) walMode(ctx context.Context) error {
+	bt := s.opts.BusyTimeout
+	if bt <= 0 {
+		bt = 5 * time.Second
+	}
+	deadline := time.Now().Add(bt)
+	delay := time.Millisecond
+	for {
+		var mode string
+		err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		if err == nil && strings.EqualFold(mode, "wal") {
+			return nil
+		}
+		if err == nil {
+			return fmt.Errorf("store: sqlite: journal mode is %q, WAL unavailable", mode)
+		}
+		var se *sqlite.Error
+		if !errors.As(err, &se) || se.Code()&0xff != 5 || time.Now().After(deadline) { // SQLITE_BUSY
+			return fmt.Errorf("store: sqlite: set WAL mode: %w", err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, 100*time.Millisecond)
+	}
 }
 
 func (s *SQL) openMySQL(dsn string) error {

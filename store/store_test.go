@@ -92,6 +92,15 @@ func TestOpenFresh(t *testing.T) {
 		if err != nil || v != SchemaVersion {
 			t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, SchemaVersion)
 		}
+		if s.Driver() == DriverSQLite {
+			var mode string
+			if err := s.r.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+				t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+			}
+			if _, err := s.r.ExecContext(ctx, "DELETE FROM domains"); err == nil {
+				t.Fatal("read pool accepted a write")
+			}
+		}
 		if err := s.AddDomain(ctx, "Example.ORG"); err != nil {
 			t.Fatal(err)
 		}
