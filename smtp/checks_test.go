@@ -16,6 +16,7 @@ func (policy) CheckConnect(ctx context.Context, env *Envelope) Verdict {
 	if env.Helo == "blocked.example" {
 		return Verdict{Action: Reject, Reply: &Error{Code: 550, EnhancedCode: [3]int{5, 7, 25}, Message: "Reverse DNS failed"}}
 	}
+	env.Values[policy{}] = "seen at connect"
 	return Verdict{Results: []AuthResult{{Method: "iprev", Result: "pass", Props: map[string]string{"policy.iprev": "127.0.0.1"}}}}
 }
 
@@ -31,7 +32,7 @@ func (policy) CheckMessage(ctx context.Context, env *Envelope, msg Body) Verdict
 	b, _ := io.ReadAll(r)
 	r.Close()
 	// DMARC needs what SPF found at MAIL time.
-	if len(env.Results) != 2 || env.Results[1].Method != "spf" {
+	if len(env.Results) != 2 || env.Results[1].Method != "spf" || env.Values[policy{}] != "seen at connect" {
 		return Verdict{Action: Reject, Reply: &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "results lost"}}
 	}
 	v := Verdict{Results: []AuthResult{{Method: "dmarc", Result: "pass", Props: map[string]string{"header.from": "far.example"}}},
@@ -57,7 +58,7 @@ func TestChecks(t *testing.T) {
 		C: MAIL FROM:<x@spf-fail.example>
 		S: 550 5.7.23
 		` + toAlice + `
-		R: ` + msg("ham") + `
+		R: ` + fmt.Sprintf("%q", "Authentication-Results: MX.test; dkim=pass\r\nAuthentication-Results: other.example; dkim=fail\r\nSubject: ham\r\n\r\nx\r\n.\r\n") + `
 		S: 250
 		` + toAlice + `
 		R: ` + msg("spam") + `
@@ -72,6 +73,9 @@ func TestChecks(t *testing.T) {
 	want := "Authentication-Results: mx.test;\r\n\tiprev=pass policy.iprev=127.0.0.1;\r\n\tspf=pass smtp.mailfrom=sender@far.example;\r\n\tdmarc=pass header.from=far.example\r\nX-Checked: yes\r\nReceived: "
 	if !strings.Contains(inbox[0], want) {
 		t.Errorf("message lacks %q:\n%s", want, inbox[0])
+	}
+	if strings.Count(inbox[0], "Authentication-Results: mx.test") != 1 || !strings.Contains(inbox[0], "\r\nAuthentication-Results: other.example; dkim=fail\r\n") {
+		t.Errorf("forged Authentication-Results not removed, or another host's removed:\n%s", inbox[0])
 	}
 	junk := st.messages("alice@local.example", "Junk")
 	if len(junk) != 1 || !strings.Contains(junk[0], "Subject: spam") {

@@ -27,6 +27,7 @@ type conn struct {
 	closed     bool
 	authFails  int
 	results    []AuthResult // connect-check results, kept across STARTTLS
+	values     map[any]any  // connect-check values, likewise
 	extra      []string     // connect-check header fields
 	checked    bool         // connect checks have run
 }

@@ -44,6 +44,12 @@ type Envelope struct {
 	// Junk is set by a check that judged the message spam: local targets
 	// file it in the Junk folder instead of INBOX.
 	Junk bool
+	// Values carries what a check leaves for later checks of the same
+	// transaction (the SPF result DMARC needs, say), keyed like context
+	// values by a type the check owns. Values set at connect time are
+	// copied into every transaction of the connection. Never nil in a
+	// check.
+	Values map[any]any
 }
 
 // Body is a message's content (header and body, CRLF line endings) that

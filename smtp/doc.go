@@ -1,5 +1,34 @@
 // Package smtp implements mailagent's SMTP roles as go-smtp backends: the
-// mail exchanger (port 25), the submission agent (587 with STARTTLS, 465
-// with implicit TLS) and the LMTP server, and the router that sends each
-// recipient to a Maildir, a forwarding, a transport or the outbound queue.
+// mail exchanger (MX, port 25), the submission agent (587 with STARTTLS,
+// 465 with implicit TLS) and the LMTP server, and the Router that sends
+// each recipient to a local Maildir, a transport-table next hop or the
+// outbound queue.
+//
+// A Server plays one Role over a Target, normally a *Router whose local
+// deliveries go through LocalDelivery into package maildir and whose
+// remote ones go to a queue Target (package smtp/queue implements one;
+// this package never imports it). Targets receive mail in two phases
+// (Delivery): recipients and body first, then Commit; a server answers
+// 250 only after Commit returned, that is after every copy was fsynced or
+// durably queued.
+//
+// Sender authentication plugs in through ConnectChecker (iprev),
+// MailChecker (SPF) and MessageChecker (DKIM, DMARC) on the MX, whose
+// Verdicts accept, add header fields, reject or file in Junk; Signer signs
+// submitted mail.
+//
+// Standards implemented (with go-smtp doing the protocol framing):
+//   - RFC 5321 SMTP: replies, trace fields (section 4.4), source routes
+//     ignored (appendix C), line and size limits.
+//   - RFC 6409 message submission; RFC 8314 implicit TLS on 465.
+//   - RFC 2033 LMTP, with a reply per recipient.
+//   - RFC 3207 STARTTLS, with commands pipelined before it discarded.
+//   - RFC 4954 AUTH (PLAIN RFC 4616, LOGIN), only over TLS (538 5.7.11).
+//   - RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 3030 CHUNKING,
+//     RFC 6152 8BITMIME, RFC 6531 SMTPUTF8.
+//   - RFC 3463 and RFC 2034 enhanced status codes.
+//   - RFC 3848 transmission types (ESMTPSA, LMTP, ...) in Received.
+//   - RFC 5322 header fields: Message-ID and Date added on submission.
+//   - RFC 8601 Authentication-Results, forged ones with our authserv-id
+//     removed.
 package smtp

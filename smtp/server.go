@@ -37,6 +37,7 @@ const (
 	LMTP
 )
 
+// String names the role in logs.
 func (r Role) String() string {
 	switch r {
 	case MX:
@@ -235,6 +236,13 @@ func (s *Server) ListenAndServe() error {
 			addr = ":587"
 		default:
 			addr = ":25"
+		}
+	}
+	if network == "unix" {
+		// A socket left by a previous run would make Listen fail; only
+		// a socket is removed, never another kind of file.
+		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(addr)
 		}
 	}
 	l, err := net.Listen(network, addr)

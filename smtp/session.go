@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"sync"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -29,6 +31,7 @@ var (
 	errNotOwner      = &Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Sender address not owned by authenticated user"}
 	errLineTooLong   = &Error{Code: 500, EnhancedCode: [3]int{5, 5, 2}, Message: "Line too long"}
 	errTemp          = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary failure, try again later"}
+	errHeaderTooLong = &Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message header section too long"}
 	errNoStatus      = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery status unknown, try again later"}
 )
 
@@ -68,6 +71,7 @@ func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 	ss.log = s.log.With("role", s.opts.Role.String(), "remote", gc.Conn().RemoteAddr().String())
 	if s.opts.Role == MX && !c.checked {
 		env := ss.base
+		env.Values = map[any]any{}
 		for _, ch := range s.opts.Checks.Connect {
 			if err := ch.CheckConnect(ctx, &env).apply(&env, &c.extra); err != nil {
 				ss.log.Info("connection refused by check", "helo", env.Helo, "err", err)
@@ -77,7 +81,7 @@ func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 				return nil, err
 			}
 		}
-		c.results, c.checked = env.Results, true
+		c.results, c.values, c.checked = env.Results, env.Values, true
 	}
 	return ss, nil
 }
@@ -104,6 +108,10 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	env.From = from
 	env.Received = srv.opts.Now()
 	env.Results = append([]AuthResult(nil), ss.c.results...)
+	env.Values = maps.Clone(ss.c.values)
+	if env.Values == nil {
+		env.Values = map[any]any{}
+	}
 	if opts != nil {
 		env.SMTPUTF8 = opts.UTF8
 		env.EightBitMIME = opts.Body == gosmtp.Body8BitMIME
@@ -286,12 +294,50 @@ func (ss *session) receive(r io.Reader) (Body, func(), error) {
 		ss.log.Info("DATA not received", "id", ss.env.ID, "err", err)
 		return nil, nil, errTemp
 	}
+	if ss.srv.opts.Role != LMTP {
+		if sp, err = ss.stripAuthResults(sp); err != nil {
+			return nil, nil, err
+		}
+	}
 	msg, err := ss.prepare(sp)
 	if err != nil {
 		sp.Close()
 		return nil, nil, err
 	}
 	return msg, func() { sp.Close() }, nil
+}
+
+// stripAuthResults removes Authentication-Results fields that claim to
+// come from this host, so that only the ones it adds itself carry its
+// name (RFC 8601 section 5). It consumes sp and returns the message to
+// go on with.
+func (ss *session) stripAuthResults(sp *spool) (*spool, error) {
+	r, err := sp.Open()
+	if err != nil {
+		sp.Close()
+		return nil, errTemp
+	}
+	defer r.Close()
+	out, removed, err := dnsauth.StripAuthResults(r, ss.srv.opts.Hostname)
+	switch {
+	case errors.Is(err, dnsauth.ErrHeaderTooLong):
+		sp.Close()
+		return nil, errHeaderTooLong
+	case err != nil:
+		sp.Close()
+		return nil, errTemp
+	case removed == 0:
+		return sp, nil
+	}
+	ss.log.Info("forged Authentication-Results removed", "id", ss.env.ID, "count", removed)
+	clean := newSpool(ss.srv.opts.SpoolDir)
+	_, err = io.Copy(clean, out)
+	sp.Close()
+	if err != nil {
+		clean.Close()
+		return nil, errTemp
+	}
+	return clean, nil
 }
 
 // prepare runs the message checks and adds the header fields of the
