@@ -29,6 +29,7 @@ type testStack struct {
 	maildirs *maildir.Store
 	auth     *auth.Authenticator
 	tls      *tls.Config
+	certFile string
 	sleeps   atomic.Int32
 }
 
@@ -71,6 +72,7 @@ func newTestStack(t *testing.T) *testStack {
 		t.Fatal(err)
 	}
 	st.tls = &tls.Config{Certificates: []tls.Certificate{cert}}
+	st.certFile = certFile
 	return st
 }
 
