@@ -256,3 +256,30 @@ func TestLookalikes(t *testing.T) {
 		}
 	})
 }
+
+// FuzzParseTransport checks that parsing never panics and that every
+// accepted spec has a canonical form that parses back to the same value.
+func FuzzParseTransport(f *testing.F) {
+	for _, s := range []string{
+		"lmtp:127.0.0.1:24", "lmtp:unix:/run/lmtp", "smtp:[mx.example]:587", "smtp:",
+		"smtp:[IPv6:2001:db8::1]", "relay:mx.example", "error:gone", "lmtp:inet:h:1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tr, err := ParseTransport(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadTransport) {
+				t.Fatalf("error %v does not wrap ErrBadTransport", err)
+			}
+			return
+		}
+		back, err := ParseTransport(tr.String())
+		if err != nil || *back != *tr {
+			t.Fatalf("%q → %q → %+v, %v; want %+v", s, tr.String(), back, err, tr)
+		}
+		if tr.Network == "tcp" && tr.Host != "" && (tr.Port < 1 || tr.Port > 65535) {
+			t.Fatalf("%q: port %d", s, tr.Port)
+		}
+	})
+}

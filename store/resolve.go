@@ -71,7 +71,10 @@ type Resolution struct {
 	Failed []Failure
 }
 
-// Resolve resolves address with opts. See Resolve (the function).
+// Resolve is the package's Resolve on s with the ResolveOptions given
+// to Open. Each address costs one query (is the domain local, and the
+// forwardings and users under the address, its subaddress-free form and
+// the catch-all), or none when Options.CacheTTL caches it.
 func (s *SQL) Resolve(ctx context.Context, address string) (*Resolution, error) {
 	return Resolve(ctx, s, address, s.opts.Resolve)
 }

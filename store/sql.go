@@ -62,6 +62,9 @@ type SQL struct {
 	qStep                                [2]*sql.Stmt // for one and two addresses
 }
 
+// SQL is the Admin (and so the Directory) the servers use.
+var _ Admin = (*SQL)(nil)
+
 // Open opens the directory in the database named by dsn and brings its
 // schema up to date: a database made by the seed's CREATE TABLE
 // statements, an older mailagent database and an empty one all work.
