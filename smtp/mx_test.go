@@ -156,3 +156,19 @@ func TestMXTooManyHops(t *testing.T) {
 		t.Errorf("alice has %d messages, want 1 (the one with 50 hops)", n)
 	}
 }
+
+func TestNestedMail(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(MX))
+	dial(t, "tcp", addr).run(greet + `
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		C: MAIL FROM:<other@far.example>
+		S: 503 5.5.1
+		C: RSET
+		S: 250
+		C: MAIL FROM:<other@far.example>
+		S: 250`)
+}

@@ -31,6 +31,7 @@ var (
 	errNotOwner      = &Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Sender address not owned by authenticated user"}
 	errLineTooLong   = &Error{Code: 500, EnhancedCode: [3]int{5, 5, 2}, Message: "Line too long"}
 	errTemp          = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary failure, try again later"}
+	errNestedMail    = &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "Nested MAIL command"}
 	errHeaderTooLong = &Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message header section too long"}
 	errNoStatus      = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery status unknown, try again later"}
 )
@@ -99,7 +100,9 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			return errNeedAuth
 		}
 	}
-	ss.endTransaction()
+	if ss.env != nil {
+		return errNestedMail
+	}
 	if !ss.c.beginTxn() {
 		return errShuttingDown
 	}
