@@ -92,20 +92,24 @@ func randomSalt(r *rand.Rand, n int) string {
 }
 
 // TestOpenSSLPasswd checks MD5-crypt and SHA-crypt against openssl
-// passwd -1, -5 and -6.
+// passwd -1, -5 and -6 (one run per setting, hashing every password).
 func TestOpenSSLPasswd(t *testing.T) {
 	openssl := needProgram(t, "openssl")
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, pw := range randomPasswords(r) {
-		for _, c := range []struct {
-			flag    string
-			saltLen int
-		}{{"-1", 8}, {"-5", 16}, {"-6", 16}, {"-6", 3}} {
-			salt := randomSalt(r, c.saltLen)
-			h := run(t, openssl, "passwd", c.flag, "-salt", salt, pw)
-			ok, up, err := VerifyPassword(h, pw)
+	pws := randomPasswords(r)
+	for _, c := range []struct {
+		flag    string
+		saltLen int
+	}{{"-1", 8}, {"-5", 16}, {"-6", 16}, {"-6", 3}} {
+		salt := randomSalt(r, c.saltLen)
+		hashes := strings.Split(run(t, openssl, append([]string{"passwd", c.flag, "-salt", salt}, pws...)...), "\n")
+		if len(hashes) != len(pws) {
+			t.Fatalf("openssl passwd %s: %d hashes for %d passwords", c.flag, len(hashes), len(pws))
+		}
+		for i, h := range hashes {
+			ok, up, err := VerifyPassword(h, pws[i])
 			if !ok || !up || err != nil {
-				t.Errorf("openssl passwd %s -salt %s %q = %q: VerifyPassword = %v, %v, %v", c.flag, salt, pw, h, ok, up, err)
+				t.Errorf("openssl passwd %s -salt %s %q = %q: VerifyPassword = %v, %v, %v", c.flag, salt, pws[i], h, ok, up, err)
 			}
 		}
 	}
@@ -116,22 +120,27 @@ func TestOpenSSLPasswd(t *testing.T) {
 func TestLibcCrypt(t *testing.T) {
 	perl := needProgram(t, "perl")
 	r := rand.New(rand.NewPCG(5, 6))
+	var args []string // password, setting, password, setting...
 	for _, pw := range randomPasswords(r) {
-		for _, setting := range []string{
-			randomSalt(r, 2),
-			"$2b$04$" + randomSalt(r, 21) + "u", // 22 salt characters, last with 4 bits
-		} {
-			h := run(t, perl, "-e", "print crypt($ARGV[0], $ARGV[1])", pw, setting)
-			if !strings.HasPrefix(h, setting[:2]) {
-				t.Fatalf("crypt(%q, %q) = %q", pw, setting, h)
-			}
-			ok, up, err := VerifyPassword(h, pw)
-			if !ok || !up || err != nil {
-				t.Errorf("crypt(%q, %q) = %q: VerifyPassword = %v, %v, %v", pw, setting, h, ok, up, err)
-			}
-			if strings.HasPrefix(h, "$") {
-				continue
-			}
+		args = append(args, pw, randomSalt(r, 2))
+		// 22 salt characters, the last carrying 4 bits.
+		args = append(args, pw, "$2b$04$"+randomSalt(r, 21)+"u")
+	}
+	out := run(t, perl, append([]string{"-e", `while (@ARGV) { my ($p, $s) = splice(@ARGV, 0, 2); print crypt($p, $s), "\n" }`}, args...)...)
+	hashes := strings.Split(out, "\n")
+	if len(hashes) != len(args)/2 {
+		t.Fatalf("perl printed %d hashes for %d passwords", len(hashes), len(args)/2)
+	}
+	for i, h := range hashes {
+		pw, setting := args[2*i], args[2*i+1]
+		if !strings.HasPrefix(h, setting[:2]) {
+			t.Fatalf("crypt(%q, %q) = %q", pw, setting, h)
+		}
+		ok, up, err := VerifyPassword(h, pw)
+		if !ok || !up || err != nil {
+			t.Errorf("crypt(%q, %q) = %q: VerifyPassword = %v, %v, %v", pw, setting, h, ok, up, err)
+		}
+		if !strings.HasPrefix(h, "$") {
 			if got := desCrypt([]byte(pw), setting); got != h {
 				t.Errorf("desCrypt(%q, %q) = %q, crypt(3) = %q", pw, setting, got, h)
 			}
