@@ -47,6 +47,9 @@ func parseCommand(line string) (command, error) {
 		return command{}, errEmptyCommand
 	}
 	kw, rest, _ := strings.Cut(line, " ")
+	if kw == "" {
+		return command{}, errBadKeyword
+	}
 	for i := 0; i < len(kw); i++ {
 		c := kw[i]
 		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
