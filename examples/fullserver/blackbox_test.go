@@ -59,6 +59,10 @@ pop3 = "127.0.0.1:0"
 pop3s = "127.0.0.1:0"
 lmtp = "127.0.0.1:0"
 metrics = "127.0.0.1:0"
+[dns]
+# Nothing answers there: lookups fail temporarily, and nothing leaves
+# this machine.
+resolver = "127.0.0.1:9"
 `, data)
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -104,13 +108,15 @@ metrics = "127.0.0.1:0"
 		}
 	}
 
-	admin := func(stdin string, args ...string) {
+	admin := func(stdin string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"-config", cfgFile}, args...)...)
 		cmd.Stdin = strings.NewReader(stdin)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			t.Fatalf("fullserver %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+		return string(out)
 	}
 	admin("", "domain", "add", "blackbox.test")
 	admin("s3cret-pass\n", "user", "add", "carol@blackbox.test")
@@ -146,6 +152,24 @@ print("read-ok")
 		t.Fatalf("python imaplib/poplib: %v\n%s", err, out)
 	}
 
+	// Mail for another domain waits in the queue (its MX cannot be looked
+	// up); the queue commands act on the running server's queue.
+	out, err = exec.Command(swaks, "--server", addrs["submission"], "--tls",
+		"--auth", "LOGIN", "--auth-user", "carol@blackbox.test", "--auth-password", "s3cret-pass",
+		"--from", "carol@blackbox.test", "--to", "dave@elsewhere.test").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks to a remote domain: %v\n%s", err, out)
+	}
+	list := admin("", "queue", "list")
+	idm := regexp.MustCompile(`(?m)^(\S+)\s+\S+\s+\d+\s+carol@blackbox.test\s+1\s`).FindStringSubmatch(list)
+	if idm == nil {
+		t.Fatalf("queued message not listed:\n%s", list)
+	}
+	admin("", "queue", "hold", idm[1])
+	if list := admin("", "queue", "list"); !strings.Contains(list, "held") {
+		t.Fatalf("hold through the running server not seen:\n%s", list)
+	}
+
 	resp, err := http.Get("http://" + addrs["metrics"] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -153,9 +177,9 @@ print("read-ok")
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		"mailagent_messages_received_total 1",
+		"mailagent_messages_received_total 2",
 		"mailagent_messages_delivered_total 1",
-		`mailagent_connections_total{protocol="submission"} 1`,
+		`mailagent_connections_total{protocol="submission"} 2`,
 		`mailagent_connections_total{protocol="imap"} 1`,
 		`mailagent_connections_total{protocol="pop3"} 1`,
 	} {

@@ -45,6 +45,9 @@ commands:
   transport set DOMAIN SPEC              (lmtp:HOST:PORT, lmtp:unix:PATH,
   transport del DOMAIN                    smtp:[HOST]:PORT, error:TEXT)
   transport list
+  queue list
+  queue show|hold|release|delete ID
+  queue flush [ID...]                    (retry now)
   dkim keygen DOMAIN [-selector S] [-algo rsa|ed25519]
   dns records DOMAIN [-host HOST] [-ip IP,...]   (zone-file lines to publish)
   dns check DOMAIN [-host HOST] [-ip IP,...]     (compare with DNS; exit 1 if wrong)
@@ -67,6 +70,7 @@ func commands() map[string]command {
 		"user":      cmdUser,
 		"alias":     cmdAlias,
 		"transport": cmdTransport,
+		"queue":     cmdQueue,
 		"dkim":      cmdDKIM,
 		"dns":       cmdDNS,
 	}

@@ -158,6 +158,9 @@ func (s *server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.startControl(); err != nil {
+		return err
+	}
 	return s.setupListeners(ctx, router, resolver)
 }
 

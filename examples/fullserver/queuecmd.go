@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mailagent/mailagent/smtp/outbound"
+	"github.com/mailagent/mailagent/smtp/queue"
+)
+
+// controlSocket is where a running server takes queue commands, so that
+// they act on its live queue rather than on the spool under its feet.
+func controlSocket(dataDir string) string { return filepath.Join(dataDir, "control.sock") }
+
+// cmdQueue runs "queue list|show|flush|delete|hold|release": through the
+// running server's control socket when it runs, else on the spool itself.
+func cmdQueue(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("queue needs a subcommand: %w", errUsage)
+	}
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	out, err := controlRequest(ctx, controlSocket(cfg.DataDir), args)
+	if err == nil {
+		_, err = io.WriteString(e.stdout, out)
+		return err
+	}
+	var remote *remoteError
+	if errors.As(err, &remote) {
+		return remote
+	}
+	// No server runs: open the spool directly. Nothing is delivered from
+	// here; flush only makes messages due for the next server start.
+	client, err := outbound.New(outbound.Options{Hostname: cfg.Hostname})
+	if err != nil {
+		return err
+	}
+	q, err := queue.New(queue.Options{Dir: cfg.Path(cfg.Queue.Dir, "queue"), Client: client, Hostname: cfg.Hostname})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	return queueCommand(ctx, q, args, e.stdout)
+}
+
+// queueCommand runs one queue subcommand on q, writing its report to w.
+func queueCommand(ctx context.Context, q *queue.Queue, args []string, w io.Writer) error {
+	sub, rest := args[0], args[1:]
+	needID := func() (string, error) {
+		if len(rest) != 1 {
+			return "", fmt.Errorf("queue %s needs one message ID: %w", sub, errUsage)
+		}
+		return rest[0], nil
+	}
+	switch sub {
+	case "list":
+		if len(rest) != 0 {
+			return fmt.Errorf("queue list takes no arguments: %w", errUsage)
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tARRIVED\tSIZE\tFROM\tPENDING\tSTATE")
+		n := 0
+		err := q.List(ctx, func(i *queue.Info) error {
+			n++
+			pending := 0
+			for _, r := range i.Recipients {
+				if r.State == queue.Queued {
+					pending++
+				}
+			}
+			state := "next " + i.NextAttempt.Format(time.RFC3339)
+			switch {
+			case i.Held:
+				state = "held"
+			case i.Active:
+				state = "delivering"
+			}
+			from := i.From
+			if from == "" {
+				from = "<>"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", i.ID, i.Arrived.Format(time.RFC3339), i.Size, from, pending, state)
+			return nil
+		})
+		tw.Flush()
+		if err == nil {
+			fmt.Fprintf(w, "%d message(s)\n", n)
+		}
+		return err
+	case "show":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		i, err := q.Inspect(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "id: %s\nfrom: <%s>\narrived: %s\nsize: %d\nattempts: %d\nnext attempt: %s\nheld: %v\n",
+			i.ID, i.From, i.Arrived.Format(time.RFC3339), i.Size, i.Attempts, i.NextAttempt.Format(time.RFC3339), i.Held)
+		for _, r := range i.Recipients {
+			fmt.Fprintf(w, "recipient: %s %s", r.Address, r.State)
+			if r.Err != nil {
+				fmt.Fprintf(w, " (%s: %d %d.%d.%d %s)", r.Remote, r.Err.Code,
+					r.Err.EnhancedCode[0], r.Err.EnhancedCode[1], r.Err.EnhancedCode[2], r.Err.Message)
+			}
+			fmt.Fprintln(w)
+		}
+		return nil
+	case "flush":
+		var ids []string
+		if len(rest) > 0 {
+			ids = rest
+		} else if err := q.List(ctx, func(i *queue.Info) error {
+			if !i.Held {
+				ids = append(ids, i.ID)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := q.RetryNow(ctx, id); err != nil {
+				return fmt.Errorf("%s: %w", id, err)
+			}
+		}
+		fmt.Fprintf(w, "%d message(s) due now\n", len(ids))
+		return nil
+	case "hold", "release", "delete":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		op := map[string]func(context.Context, string) error{"hold": q.Hold, "release": q.Release, "delete": q.Delete}[sub]
+		if err := op(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s: %s\n", id, map[string]string{"hold": "held", "release": "released", "delete": "deleted"}[sub])
+		return nil
+	}
+	return fmt.Errorf("unknown queue subcommand %q: %w", sub, errUsage)
+}
+
+// remoteError is a command's failure as the running server reported it.
+type remoteError struct{ msg string }
+
+func (e *remoteError) Error() string { return e.msg }
+
+// controlRequest runs a queue command in the server listening on sock.
+// A server that is not running is an error that is not a *remoteError.
+func controlRequest(ctx context.Context, sock string, args []string) (string, error) {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	body, _ := json.Marshal(args)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://control/queue", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", &remoteError{strings.TrimSpace(string(out))}
+	}
+	return string(out), nil
+}
+
+// startControl serves queue commands on the control socket (mode 0600: the
+// socket's permissions are the access control).
+func (s *server) startControl() error {
+	sock := controlSocket(s.cfg.DataDir)
+	if _, err := controlRequest(context.Background(), sock, []string{"list"}); err == nil {
+		return fmt.Errorf("another server is running on %s", s.cfg.DataDir)
+	}
+	os.Remove(sock)
+	old := syscall.Umask(0o077)
+	ln, err := net.Listen("unix", sock)
+	syscall.Umask(old)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /queue", func(w http.ResponseWriter, r *http.Request) {
+		var args []string
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&args); err != nil || len(args) == 0 {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		var out bytes.Buffer
+		if err := queueCommand(r.Context(), s.queue, args, &out); err != nil {
+			http.Error(w, strings.TrimSuffix(err.Error(), ": usage"), http.StatusConflict)
+			return
+		}
+		w.Write(out.Bytes())
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.serve("control", func() error { return hs.Serve(ln) }, func(ctx context.Context) error {
+		defer os.Remove(sock)
+		return hs.Shutdown(ctx)
+	}, http.ErrServerClosed)
+	return nil
+}
