@@ -90,14 +90,15 @@ func BenchmarkLegacyVsBcrypt10(b *testing.B) {
 
 // BenchmarkUnknownVsWrongPassword runs Authenticate with the default
 // parameters on the SQLite directory: an unknown user must cost what a
-// wrong password does (ratio near 1), so that timing does not tell which
-// addresses exist.
+// wrong password does (ratio near 1), for a user with an argon2id hash
+// and for one with a seed DES crypt hash, so that timing does not tell
+// which addresses exist.
 func BenchmarkUnknownVsWrongPassword(b *testing.B) {
 	h, err := HashPassword("right")
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := openStore(b, map[string]string{"alice@example.org": h})
+	s := openStore(b, map[string]string{"alice@example.org": h, "demons@example.org": "abNANd1rDfiNc"})
 	a := &Authenticator{
 		Users:    s,
 		Throttle: NewThrottle(ThrottleConfig{NetworkLimit: 1 << 30, UserLimit: 1 << 30}),
@@ -111,5 +112,9 @@ func BenchmarkUnknownVsWrongPassword(b *testing.B) {
 			}
 		}
 	}
-	interleaved(b, "unknown", "wrong", fail("nobody@example.org"), fail("alice@example.org"))
+	for _, c := range []struct{ name, user string }{{"Argon2ID", "alice@example.org"}, {"DES", "demons@example.org"}} {
+		b.Run(c.name, func(b *testing.B) {
+			interleaved(b, "unknown", "wrong", fail("nobody@example.org"), fail(c.user))
+		})
+	}
 }
