@@ -25,7 +25,7 @@ var testArgon2 = auth.Argon2Params{Memory: 64, Time: 1, Threads: 1}
 // testEnv is a POP3 server on loopback with a SQLite directory, real
 // Maildirs under a temp dir and a self-signed certificate.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	base    string // Maildir base
 	dbPath  string
 	dir     *store.SQL
@@ -40,7 +40,7 @@ type testEnv struct {
 
 type envOption func(*Options, *auth.Authenticator)
 
-func newEnv(t *testing.T, opts ...envOption) *testEnv {
+func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	root := t.TempDir()
 	e := &testEnv{t: t, base: filepath.Join(root, "mail"), dbPath: filepath.Join(root, "dir.db")}
@@ -110,7 +110,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	return e
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -196,7 +196,7 @@ func (e *testEnv) waitUnlocked(u *store.User) {
 
 // testClient speaks raw POP3 lines.
 type testClient struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	r  *bufio.Reader
 }

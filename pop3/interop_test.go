@@ -22,7 +22,7 @@ import (
 
 // interopSkip skips a test needing an outside program, or fails it when
 // MAILAGENT_INTEROP=1 says the program must be there.
-func interopSkip(t *testing.T, why string) {
+func interopSkip(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv("MAILAGENT_INTEROP") == "1" {
 		t.Fatal(why)
@@ -248,18 +248,18 @@ func startDovecotPOP3(t testing.TB, root string, users map[string]string) (addr 
 		bin = p
 	}
 	if _, err := os.Stat("/usr/lib/dovecot/pop3"); err != nil {
-		interopSkip(t.(*testing.T), "Dovecot's POP3 server not installed (apt-get install dovecot-pop3d)")
+		interopSkip(t, "Dovecot's POP3 server not installed (apt-get install dovecot-pop3d)")
 	}
 	if os.Geteuid() != 0 {
-		interopSkip(t.(*testing.T), "the Dovecot interop test runs Dovecot's master and needs root")
+		interopSkip(t, "the Dovecot interop test runs Dovecot's master and needs root")
 	}
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
-		interopSkip(t.(*testing.T), "no nobody user for Dovecot's mail processes")
+		interopSkip(t, "no nobody user for Dovecot's mail processes")
 	}
 	uid, _ = strconv.Atoi(nobody.Uid)
 	gid, _ = strconv.Atoi(nobody.Gid)
-	l := listenTB(t)
+	l := listen(t)
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	for p := root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
@@ -304,15 +304,6 @@ func startDovecotPOP3(t testing.TB, root string, users map[string]string) (addr 
 		}
 		time.Sleep(20 * time.Millisecond) // polling a port: there is no event to wait for
 	}
-}
-
-func listenTB(t testing.TB) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 func writeFile(t testing.TB, p, s string) {
