@@ -603,3 +603,24 @@ func TestUIDLFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestClose: Close ends sessions at once; a session in TRANSACTION
+// deletes nothing, and Serve and ListenAndServe return ErrServerClosed.
+func TestClose(t *testing.T) {
+	e := newEnv(t, func(o *Options, _ *auth.Authenticator) { o.Addr = "127.0.0.1:0" })
+	u := e.addUser("u@example.org", "pw")
+	e.deliver(u, sizedMessage("a", 100))
+	c := e.login("u@example.org", "pw")
+	c.cmd("DELE 1", "+OK Message 1 deleted.")
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.eof()
+	e.waitUnlocked(u)
+	if f := e.files(u); len(f) != 1 {
+		t.Fatalf("after Close the maildrop holds %q", f)
+	}
+	if err := e.srv.ListenAndServe(); err != ErrServerClosed {
+		t.Fatalf("ListenAndServe after Close: %v", err)
+	}
+}

@@ -189,6 +189,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		l.Close()
 		return ErrServerClosed
 	}
 	s.listeners[l] = struct{}{}
