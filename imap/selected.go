@@ -50,7 +50,9 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	mb.syncLocked(snap)
 	tr := mb.tracker.NewSession()
 	mb.mu.Unlock()
+	s.mu.Lock()
 	s.sel = &selection{mb: mb, folder: f, tracker: tr, readOnly: options.ReadOnly}
+	s.mu.Unlock()
 
 	data := &imap.SelectData{
 		NumMessages: uint32(len(snap.Messages)),
@@ -91,12 +93,15 @@ func (s *session) Unselect() error {
 }
 
 func (s *session) unselect() {
-	if s.sel == nil {
+	s.mu.Lock()
+	sel := s.sel
+	s.sel = nil
+	s.mu.Unlock()
+	if sel == nil {
 		return
 	}
-	s.sel.tracker.Close()
-	s.srv.releaseMailbox(s.sel.mb)
-	s.sel = nil
+	sel.tracker.Close()
+	s.srv.releaseMailbox(sel.mb)
 }
 
 // Poll writes the updates pending for the session.
@@ -108,16 +113,21 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 }
 
 // Idle writes updates as they happen until stop is closed.
+// imapserver runs it on its own goroutine, which may outlive the command
+// when the connection breaks; hence the lock.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if s.sel == nil {
+	s.mu.Lock()
+	sel := s.sel
+	s.mu.Unlock()
+	if sel == nil {
 		<-stop
 		return nil
 	}
 	// Updates queued before IDLE began go out first.
-	if err := s.sel.tracker.Poll(w, true); err != nil {
+	if err := sel.tracker.Poll(w, true); err != nil {
 		return err
 	}
-	return s.sel.tracker.Idle(w, stop)
+	return sel.tracker.Idle(w, stop)
 }
 
 // resolve turns a sequence or UID set into the messages of the client's

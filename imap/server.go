@@ -374,9 +374,13 @@ type conn struct {
 	mu     sync.Mutex
 	authed bool
 	ic     *imapserver.Conn
+	bye    string // said and the connection closed before the next read
 	once   sync.Once
 }
 
+// SetReadDeadline is called by imapserver before each command is read:
+// that is where a pending BYE goes out, after the previous command's
+// tagged reply.
 func (c *conn) SetReadDeadline(t time.Time) error {
 	if t.IsZero() {
 		return c.Conn.SetReadDeadline(t)
@@ -386,8 +390,22 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 	if c.authed {
 		d = c.srv.opts.IdleTimeout
 	}
+	bye, ic := c.bye, c.ic
+	c.bye = ""
 	c.mu.Unlock()
+	if bye != "" && ic != nil {
+		ic.Bye(bye)
+		return net.ErrClosed
+	}
 	return c.Conn.SetReadDeadline(time.Now().Add(d))
+}
+
+// byeAfterReply ends the connection with a BYE once the current command
+// is answered.
+func (c *conn) byeAfterReply(text string) {
+	c.mu.Lock()
+	c.bye = text
+	c.mu.Unlock()
 }
 
 func (c *conn) SetDeadline(t time.Time) error {

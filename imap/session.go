@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -26,7 +27,9 @@ type session struct {
 	failures int
 	user     *store.User
 	md       *maildir.Maildir
-	sel      *selection
+
+	mu  sync.Mutex // guards sel against IDLE's goroutine
+	sel *selection
 }
 
 var (
@@ -116,13 +119,13 @@ func (s *session) authError(username string, err error) error {
 	switch {
 	case errors.Is(err, auth.ErrThrottled):
 		s.srv.log.Info("imap: login throttled", "remote", s.remote.String(), "user", username)
-		go s.ic.Bye("Too many failed logins, try again later")
+		s.nc.byeAfterReply("Too many failed logins, try again later")
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Too many failed logins"}
 	case errors.Is(err, auth.ErrInvalidCredentials), errors.Is(err, auth.ErrAuthzRefused),
 		errors.Is(err, auth.ErrMalformedResponse), errors.Is(err, imapserver.ErrAuthFailed):
 		s.failures++
 		if s.failures >= s.srv.opts.MaxAuthFailures {
-			go s.ic.Bye("Too many failed logins")
+			s.nc.byeAfterReply("Too many failed logins")
 		}
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Authentication failed"}
 	default:
