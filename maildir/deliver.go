@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DeliverOptions tune one delivery. The zero value delivers into new/ with
@@ -74,11 +76,12 @@ func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, o
 	now := s.opts.Now()
 	key := s.names.next(now)
 	tmp := filepath.Join(dir, "tmp", key)
-	size, vsize, err := s.writeTmp(ctx, tmp, r, opts.Date)
+	f, size, vsize, err := s.writeTmpOpen(ctx, tmp, r, opts.Date)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.chargeQuota(ctx, root, opts.Quota, size); err != nil {
+		f.Close()
 		os.Remove(tmp)
 		return nil, err
 	}
@@ -87,7 +90,7 @@ func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, o
 	if len(opts.Flags) > 0 {
 		sub, final = "cur", base+infoSep+info
 	}
-	if err := s.commitFile(ctx, tmp, filepath.Join(dir, sub), final); err != nil {
+	if err := s.commitFile(ctx, f, tmp, filepath.Join(dir, sub), final); err != nil {
 		s.refundQuota(root, size)
 		return nil, err
 	}
@@ -154,55 +157,76 @@ func (s *Store) mkdirDurable(dir string) error {
 	return nil
 }
 
-// writeTmp writes r to a new file at tmp, fsyncs it and sets its mtime to
-// date, returning its size and its size with CRLF line endings.
+// writeTmp writes r to a new file at tmp, makes it durable and sets its
+// mtime to date, returning its size and its size with CRLF line endings.
 func (s *Store) writeTmp(ctx context.Context, tmp string, r io.Reader, date time.Time) (size, vsize int64, err error) {
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, size, vsize, err := s.writeTmpOpen(ctx, tmp, r, date)
 	if err != nil {
 		return 0, 0, err
 	}
-	fail := func(e error) (int64, int64, error) {
+	err = unix.Fdatasync(int(f.Fd()))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, 0, err
+	}
+	return size, vsize, nil
+}
+
+// writeTmpOpen writes r to a new file at tmp with mtime date (if set) and
+// returns it open and not yet synced.
+func (s *Store) writeTmpOpen(ctx context.Context, tmp string, r io.Reader, date time.Time) (f *os.File, size, vsize int64, err error) {
+	f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	fail := func(e error) (*os.File, int64, int64, error) {
 		f.Close()
 		os.Remove(tmp)
-		return 0, 0, e
+		return nil, 0, 0, e
 	}
 	cw := &crlfCounter{max: s.opts.MaxMessageSize}
 	bw := bufio.NewWriterSize(io.MultiWriter(f, cw), 64<<10)
 	if _, err := io.Copy(bw, ctxReader{ctx, r}); err != nil {
+		if cw.over {
+			err = ErrTooLarge
+		}
 		return fail(err)
 	}
 	if err := bw.Flush(); err != nil {
+		if cw.over {
+			err = ErrTooLarge
+		}
 		return fail(err)
-	}
-	if cw.over {
-		return fail(ErrTooLarge)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return 0, 0, err
 	}
 	if !date.IsZero() {
+		// Before the sync, so the internal date is as durable as the data.
 		if err := os.Chtimes(tmp, date, date); err != nil {
-			os.Remove(tmp)
-			return 0, 0, err
+			return fail(err)
 		}
 	}
-	return cw.n, cw.n + cw.bareLF, nil
+	return f, cw.n, cw.n + cw.bareLF, nil
 }
 
-// commitFile renames tmp to dir/final and fsyncs dir (grouped with
-// concurrent commits unless Options.NoGroupCommit). If the fsync fails
-// the file is taken back, so an error means nothing became visible.
-func (s *Store) commitFile(ctx context.Context, tmp, dir, final string) error {
+// commitFile makes the written file f at tmp durable, renames it to
+// dir/final and fsyncs dir, the latter shared with concurrent deliveries
+// (group commit) unless Options.NoGroupCommit. An error means nothing
+// became visible.
+func (s *Store) commitFile(ctx context.Context, f *os.File, tmp, dir, final string) error {
 	dst := filepath.Join(dir, final)
-	if err := os.Rename(tmp, dst); err != nil {
+	err := unix.Fdatasync(int(f.Fd()))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	var err error
 	if s.opts.NoGroupCommit {
 		err = fsyncDir(dir)
 	} else {

@@ -27,7 +27,8 @@ const (
 type Message struct {
 	// UID is the message's IMAP UID, from dovecot-uidlist.
 	UID uint32
-	// Flags holds system flags (FlagSeen...) then keywords, sorted.
+	// Flags holds system flags (FlagSeen...) then keywords, each group
+	// sorted. The slice is shared between messages: do not modify it.
 	Flags []string
 	// Size is the file's size in bytes (",S=" in the name).
 	Size int64
@@ -355,6 +356,7 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 			added = append(added, u)
 		}
 	}
+	st.adoptOwnChange()
 	return uids, []Event{{Kind: EventNew, UIDs: added}}, nil
 }
 
@@ -528,6 +530,7 @@ func (f *Folder) transfer(ctx context.Context, uids []uint32, dest *Folder, move
 	}
 	err = f.do(ctx, false, func(st *folderState) ([]Event, error) {
 		st.remove(res.Source)
+		st.adoptOwnChange()
 		if err := st.rewriteUIDListLocked(ctx); err != nil {
 			return nil, err
 		}
@@ -577,6 +580,7 @@ func (f *Folder) StoreFlags(ctx context.Context, uids []uint32, op FlagOp, flags
 		if len(changed) == 0 {
 			return nil, nil
 		}
+		st.adoptOwnChange()
 		return []Event{{Kind: EventFlags, UIDs: changed}}, nil
 	})
 	return out, err
@@ -664,6 +668,7 @@ func (f *Folder) Expunge(ctx context.Context, uids []uint32) ([]uint32, error) {
 			return nil, nil
 		}
 		st.remove(gone)
+		st.adoptOwnChange()
 		if err := st.rewriteUIDListLocked(ctx); err != nil {
 			f.m.store.log.Warn("maildir: rewriting dovecot-uidlist", "dir", st.dir, "err", err)
 		}

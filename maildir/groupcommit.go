@@ -4,20 +4,27 @@ import (
 	"context"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
-// dirSyncer shares directory fsyncs among concurrent writers (group
-// commit): a caller whose rename completed before an fsync of the
-// directory started is covered by that fsync. A caller that arrives while
-// one is running waits for it and then joins the next, which starts as
-// soon as the running one ends and covers everyone who waited.
-type dirSyncer struct {
-	path string
-	refs int // guarded by syncers.mu
+// maxInFlight is how many fsyncs of one directory may run at once. Two
+// keep the disk busy while a batch forms: a writer finding both slots
+// taken joins the batch that starts when one frees, so under load one
+// fsync covers many renames, and a lone writer never waits for anyone.
+const maxInFlight = 2
 
-	mu      sync.Mutex
-	running *syncRound // the fsync in flight, nil if none
-	next    *syncRound // the round waiting to start after it
+// dirSyncer shares directory fsyncs among concurrent writers (group
+// commit). Every caller is covered by an fsync that started after it
+// called, hence after its rename: either its own, started at once when a
+// slot is free, or the pending batch it joins, which starts later.
+type dirSyncer struct {
+	path  string
+	refs  int // guarded by syncers.mu
+	count *atomic.Int64
+
+	mu       sync.Mutex
+	inFlight int
+	pending  *syncRound // the batch waiting for a slot, nil if none
 }
 
 type syncRound struct {
@@ -29,38 +36,40 @@ type syncRound struct {
 // has completed.
 func (d *dirSyncer) sync(ctx context.Context) error {
 	d.mu.Lock()
-	if d.running == nil {
-		r := &syncRound{done: make(chan struct{})}
-		d.running = r
+	if d.inFlight < maxInFlight && d.pending == nil {
+		d.inFlight++
 		d.mu.Unlock()
+		r := &syncRound{done: make(chan struct{})}
 		d.run(r)
 		return r.err
 	}
-	r := d.next
+	r := d.pending
 	if r == nil {
 		r = &syncRound{done: make(chan struct{})}
-		d.next = r
+		d.pending = r
 	}
 	d.mu.Unlock()
 	select {
 	case <-r.done:
 		return r.err
 	case <-ctx.Done():
-		// The round still runs for the others; this caller gives up.
+		// The batch still runs for the others; this caller gives up.
 		return ctx.Err()
 	}
 }
 
-// run performs round r and then starts the queued round, if any, so there
-// is never more than one fsync per directory at once and the caller of r
-// does not wait for rounds it does not need.
+// run performs round r, then hands its slot to the pending batch, if any.
 func (d *dirSyncer) run(r *syncRound) {
 	r.err = fsyncDir(d.path)
+	d.count.Add(1)
 	close(r.done)
 	d.mu.Lock()
-	n := d.next
-	d.next = nil
-	d.running = n
+	n := d.pending
+	if n != nil {
+		d.pending = nil
+	} else {
+		d.inFlight--
+	}
 	d.mu.Unlock()
 	if n != nil {
 		go d.run(n)
@@ -83,6 +92,8 @@ func fsyncDir(path string) error {
 type syncers struct {
 	mu sync.Mutex
 	m  map[string]*dirSyncer
+	// fsyncs counts directory fsyncs issued, to show the batching.
+	fsyncs atomic.Int64
 }
 
 // get returns the syncer of path; release it with put.
@@ -94,7 +105,7 @@ func (s *syncers) get(path string) *dirSyncer {
 	}
 	d := s.m[path]
 	if d == nil {
-		d = &dirSyncer{path: path}
+		d = &dirSyncer{path: path, count: &s.fsyncs}
 		s.m[path] = d
 	}
 	d.refs++

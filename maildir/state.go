@@ -18,9 +18,12 @@ import (
 // Dovecot uses and skips the same name, so a crash leaves nothing listed.
 const trashedDir = ".DOVECOT-TRASHED"
 
-// dirtyWindow: a directory whose mtime was this close to the moment it was
-// scanned may have changed again within the same timestamp tick, so it is
-// scanned again rather than trusted.
+// dirtyWindow: two changes to a directory within one timestamp tick leave
+// the same mtime, so a directory's mtime proves nothing was missed only
+// once it is this old. Until then the recorded stamps are trusted (a later
+// change moves the mtime and is seen at once), and one more scan follows
+// when the window has passed, to catch a change hidden in the same tick as
+// a known one.
 const dirtyWindow = time.Second
 
 // userState is the shared in-memory state of one Maildir.
@@ -293,9 +296,9 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 		f.kwStamp = kw
 		f.flagViews = nil
 	}
-	newest := max(f.newStamp.mtime, f.curStamp.mtime)
+	settled := max(f.newStamp.mtime, f.curStamp.mtime) + int64(dirtyWindow)
 	scan := force || fresh || stNew.mtime != f.newStamp.mtime || stCur.mtime != f.curStamp.mtime ||
-		f.scannedAt-newest < int64(dirtyWindow)
+		(f.scannedAt < settled && now >= settled)
 	var events []Event
 	if !scan {
 		// Directories unchanged; the UID list may still have been
@@ -434,8 +437,14 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 			f.s.log.Warn("maildir: rewriting dovecot-uidlist", "dir", f.dir, "err", err)
 		}
 	}
-	f.moveNewToCur()
+	moved := f.moveNewToCur()
+	if stNew != f.newStamp || stCur != f.curStamp || f.scannedAt < max(stNew.mtime, stCur.mtime)+int64(dirtyWindow) {
+		f.indexDirty = true // the stamps the index is valid for changed
+	}
 	f.newStamp, f.curStamp, f.scannedAt = stNew, stCur, now
+	if moved {
+		f.adoptOwnChange()
+	}
 	if reset {
 		return []Event{{Kind: EventReset}}, nil
 	}
@@ -444,7 +453,7 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 
 // moveNewToCur moves messages from new/ to cur/ with an empty info, as
 // Dovecot does once a session has seen them (they stay \Recent).
-func (f *folderState) moveNewToCur() {
+func (f *folderState) moveNewToCur() (moved bool) {
 	for _, uid := range f.uids {
 		e := f.ents[uid]
 		if !e.inNew {
@@ -457,7 +466,23 @@ func (f *folderState) moveNewToCur() {
 		}
 		e.inNew, e.hasInfo = false, true
 		f.indexDirty = true
+		moved = true
 	}
+	return moved
+}
+
+// adoptOwnChange records the directories' stamps after a change made by
+// this state (a rename, an unlink, a new file), so the change does not
+// cost a rescan. A foreign change made in the same instant is hidden by
+// it; the scan that sync runs once the dirty window has passed finds it.
+func (f *folderState) adoptOwnChange() {
+	if st, ok := statStamp(filepath.Join(f.dir, "new")); ok {
+		f.newStamp = st
+	}
+	if st, ok := statStamp(filepath.Join(f.dir, "cur")); ok {
+		f.curStamp = st
+	}
+	f.indexDirty = true
 }
 
 // newEntry builds the entry of a file seen in the directory listing.
