@@ -85,30 +85,38 @@ func (a *Authenticator) NewSASLServer(ctx context.Context, mech string, remote n
 // response, which many clients send with AUTH LOGIN, is the username.
 type loginServer struct {
 	authenticate func(authzid, username, password string) error
-	state        int // 0 start, 1 awaiting username, 2 awaiting password, 3 done
+	state        loginState
 	username     string
 }
+
+type loginState int
+
+const (
+	loginStart loginState = iota
+	loginWantUsername
+	loginWantPassword
+	loginDone
+)
 
 // Next implements sasl.Server.
 func (s *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
 	switch s.state {
-	case 0:
+	case loginStart:
+		s.state = loginWantUsername
 		if len(response) == 0 {
-			s.state = 1
 			return []byte("Username:"), false, nil
 		}
-		s.state = 1
 		return s.Next(response)
-	case 1:
+	case loginWantUsername:
 		if len(response) > maxSASLField {
-			s.state = 3
+			s.state = loginDone
 			return nil, true, ErrMalformedResponse
 		}
 		s.username = string(response)
-		s.state = 2
+		s.state = loginWantPassword
 		return []byte("Password:"), false, nil
-	case 2:
-		s.state = 3
+	case loginWantPassword:
+		s.state = loginDone
 		return nil, true, s.authenticate("", s.username, string(response))
 	}
 	return nil, true, sasl.ErrUnexpectedClientResponse
