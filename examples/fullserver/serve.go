@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,7 @@ type server struct {
 	mail   *maildir.Store
 	queue  *queue.Queue
 	certs  *auth.CertReloader
+	signer dkimSigner
 	tlsCfg *tls.Config
 
 	// shutdowns run in reverse order when the server stops.
@@ -296,13 +298,12 @@ func (s *server) route(ctx context.Context, rcpt string) (string, error) {
 func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolver dnsauth.Resolver) error {
 	cfg := s.cfg
 	authn := &auth.Authenticator{Users: s.dir, Logger: s.log}
-	keys, err := dnsauth.LoadDKIMKeys(cfg.Path(cfg.DKIM.KeyDir, "dkim"))
-	if err != nil {
-		return fmt.Errorf("dkim: %w", err)
-	}
 	var signer smtp.Signer
-	if cfg.DKIM.Sign && len(keys) > 0 {
-		signer = smtp.DKIMSigner{Signer: dnsauth.NewSigner(keys)}
+	if cfg.DKIM.Sign {
+		if err := s.signer.load(cfg.Path(cfg.DKIM.KeyDir, "dkim")); err != nil {
+			return err
+		}
+		signer = &s.signer
 	}
 	sender := &smtp.SenderAuth{
 		Resolver:      resolver,
@@ -420,11 +421,37 @@ func (s *server) stop() {
 	s.shutdowns = nil
 }
 
-// reload is SIGHUP. The certificate files are watched anyway (a renewed
-// certificate is picked up within a second); the directory cache expires
-// within its TTL.
+// reload is SIGHUP: DKIM keys made by "dkim keygen" since the start are
+// used from now on. The certificate files are watched anyway (a renewed
+// certificate is picked up within a second), and the directory cache
+// expires within its TTL.
 func (s *server) reload(ctx context.Context) {
 	s.log.Info("reloading on SIGHUP")
+	if s.cfg.DKIM.Sign {
+		if err := s.signer.load(s.cfg.Path(s.cfg.DKIM.KeyDir, "dkim")); err != nil {
+			s.log.Error("DKIM keys not reloaded", "err", err)
+		}
+	}
+}
+
+// dkimSigner signs with the DKIM keys last loaded from the key directory;
+// mail from domains without keys goes out unsigned.
+type dkimSigner struct {
+	signer atomic.Pointer[dnsauth.Signer]
+}
+
+func (d *dkimSigner) load(dir string) error {
+	keys, err := dnsauth.LoadDKIMKeys(dir)
+	if err != nil {
+		return fmt.Errorf("dkim: %w", err)
+	}
+	d.signer.Store(dnsauth.NewSigner(keys))
+	return nil
+}
+
+// Sign implements smtp.Signer.
+func (d *dkimSigner) Sign(ctx context.Context, env *smtp.Envelope, msg smtp.Body) ([]string, error) {
+	return smtp.DKIMSigner{Signer: d.signer.Load()}.Sign(ctx, env, msg)
 }
 
 func (s *server) banner() {
