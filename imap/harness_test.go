@@ -23,7 +23,7 @@ const testPassword = "correct horse battery"
 // testStack is a directory, a Maildir store and an authenticator as an
 // application wires them, on temporary storage.
 type testStack struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	db       *store.SQL
 	maildirs *maildir.Store
@@ -33,7 +33,7 @@ type testStack struct {
 	sleeps   atomic.Int32
 }
 
-func newTestStack(t *testing.T) *testStack {
+func newTestStack(t testing.TB) *testStack {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

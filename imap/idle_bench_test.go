@@ -1,0 +1,128 @@
+package imap
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkIdleHeap measures the server's heap per connection in IDLE
+// with INBOX selected. The clients run in a child process (this test
+// binary in TestIdleClients mode), so that only the server's memory is
+// counted. MAILAGENT_BENCH_IDLE_CONNS sets the number of connections
+// (default 1000).
+func BenchmarkIdleHeap(b *testing.B) {
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("MAILAGENT_BENCH_IDLE_CONNS")); err == nil && v > 0 {
+		n = v
+	}
+	st := newTestStack(b)
+	st.deliver("alice@local.example", "INBOX", testMessage)
+	opts := st.options()
+	opts.MaxConnsPerIP = n + 10
+	opts.MaxConnsPerUser = n + 10
+	opts.MaxConns = n + 10
+	srv, err := NewServer(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	for i := 0; i < b.N; i++ {
+		before := heapInUse()
+		goroutines := runtime.NumGoroutine()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClients$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("MAILAGENT_IDLE_CLIENTS=%s,%d", l.Addr(), n))
+		stdin, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		ready := false
+		for sc.Scan() {
+			if sc.Text() == "READY" {
+				ready = true
+				break
+			}
+		}
+		if !ready {
+			b.Fatal("clients did not get ready")
+		}
+		// Each connection has its serve goroutine and IDLE's once the
+		// server has started both.
+		for deadline := time.Now().Add(time.Minute); runtime.NumGoroutine() < goroutines+2*n; {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d goroutines, want %d", runtime.NumGoroutine(), goroutines+2*n)
+			}
+			runtime.Gosched()
+		}
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/float64(n), "heap-B/conn")
+		b.ReportMetric(float64(n), "conns")
+		stdin.Close()
+		cmd.Wait()
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// TestIdleClients is BenchmarkIdleHeap's client process: it opens the
+// connections, logs each in, selects INBOX and enters IDLE, prints READY
+// and holds them until stdin is closed.
+func TestIdleClients(t *testing.T) {
+	spec := os.Getenv("MAILAGENT_IDLE_CLIENTS")
+	if spec == "" {
+		t.Skip("client process of BenchmarkIdleHeap")
+	}
+	addr, ns, _ := strings.Cut(spec, ",")
+	n, _ := strconv.Atoi(ns)
+	conns := make([]net.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(c)
+		fmt.Fprintf(c, "a LOGIN alice@local.example %q\r\nb SELECT INBOX\r\nc IDLE\r\n", testPassword)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+			if strings.HasPrefix(l, "a NO") || strings.HasPrefix(l, "b NO") || strings.HasPrefix(l, "* BYE") {
+				t.Fatalf("connection %d: %s", i, l)
+			}
+			if strings.HasPrefix(l, "+ ") {
+				break
+			}
+		}
+		conns = append(conns, c)
+	}
+	fmt.Println("READY")
+	io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
