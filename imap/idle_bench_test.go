@@ -125,4 +125,3 @@ func TestIdleClients(t *testing.T) {
 		c.Close()
 	}
 }
-
