@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -306,6 +307,37 @@ func TestThrottleIPv6Prefix(t *testing.T) {
 	}
 	if err := th.Check(tcp("192.0.2.5:9"), "q"); !errors.Is(err, ErrThrottled) {
 		t.Errorf("IPv4-mapped: %v, want throttled", err)
+	}
+}
+
+// Guessing spread over the /64s of one /48, or the addresses of one
+// IPv4 /24, locks out that wider network at WideNetworkLimit.
+func TestThrottleWideNetwork(t *testing.T) {
+	clock := newFakeClock()
+	th := NewThrottle(ThrottleConfig{Now: clock.Now, NetworkLimit: 3, WideNetworkLimit: 8})
+	for i := range 8 {
+		a := tcp(fmt.Sprintf("[2001:db8:0:%x::1]:1", i))
+		if err := th.Check(a, "x"); err != nil {
+			t.Fatalf("failure %d: locked too early: %v", i+1, err)
+		}
+		if d := th.Failure(a, fmt.Sprint("user", i)); d != 2*time.Second {
+			t.Errorf("failure %d delayed %v: the wide network must add no delay", i+1, d)
+		}
+	}
+	if err := th.Check(tcp("[2001:db8:0:ffff::9]:1"), "y"); !errors.Is(err, ErrThrottled) {
+		t.Errorf("same /48: %v, want throttled", err)
+	}
+	if err := th.Check(tcp("[2001:db8:1::1]:1"), "y"); err != nil {
+		t.Errorf("next /48: %v", err)
+	}
+	for i := range 8 {
+		th.Failure(tcp(fmt.Sprintf("198.51.100.%d:1", i)), "v")
+	}
+	if err := th.Check(tcp("198.51.100.200:1"), "w"); !errors.Is(err, ErrThrottled) {
+		t.Errorf("same /24: %v, want throttled", err)
+	}
+	if err := th.Check(tcp("198.51.101.1:1"), "w"); err != nil {
+		t.Errorf("next /24: %v", err)
 	}
 }
 

@@ -41,7 +41,10 @@ func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }
 // NetworkLimit failures for a network, or UserLimit for a username, logins
 // are refused outright for Lockout without checking any password, which
 // is mox's per-IP limit: guessing over many parallel connections, which a
-// delay alone does not slow, stops there.
+// delay alone does not slow, stops there. Failures are also counted per
+// wider network (IPv4 /24, IPv6 /48), which locks out at
+// WideNetworkLimit, so that an attacker holding many addresses of one
+// allocation cannot simply move to the next /64.
 type ThrottleConfig struct {
 	// BaseDelay is the delay after the first failure (2 s).
 	BaseDelay time.Duration
@@ -49,6 +52,10 @@ type ThrottleConfig struct {
 	MaxDelay time.Duration
 	// NetworkLimit is the failures from one network that lock it out (10).
 	NetworkLimit int
+	// WideNetworkLimit is the failures from one IPv4 /24 or IPv6 /48
+	// that lock it out (4 × NetworkLimit). Many users may share such a
+	// network, so it is a multiple of NetworkLimit, and it adds no delay.
+	WideNetworkLimit int
 	// UserLimit is the failures for one username that lock it out (30).
 	// It is higher than NetworkLimit because anyone can make a username
 	// fail, so reaching it also locks out its owner; it stops guessing
@@ -96,6 +103,9 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 	if cfg.NetworkLimit <= 0 {
 		cfg.NetworkLimit = 10
 	}
+	if cfg.WideNetworkLimit <= 0 {
+		cfg.WideNetworkLimit = 4 * cfg.NetworkLimit
+	}
 	if cfg.UserLimit <= 0 {
 		cfg.UserLimit = 30
 	}
@@ -108,11 +118,13 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 	return &Throttle{cfg: cfg, entries: make(map[string]*list.Element)}
 }
 
-// networkKey is the throttling key of a remote address: the IPv4 address,
-// the IPv6 /64, or the address's text for non-IP transports.
-func networkKey(remote net.Addr) string {
+// networkKeys are the throttling keys of a remote address: the network
+// (the IPv4 address, or the IPv6 /64) and the wider network (IPv4 /24,
+// IPv6 /48). A non-IP address (a Unix socket, a test pipe) is one network
+// by its text, with no wider one.
+func networkKeys(remote net.Addr) (network, wide string) {
 	if remote == nil {
-		return "net:"
+		return "net:", ""
 	}
 	var ip netip.Addr
 	switch a := remote.(type) {
@@ -128,14 +140,16 @@ func networkKey(remote net.Addr) string {
 		}
 	}
 	if !ip.IsValid() {
-		return "net:" + remote.String()
+		return "net:" + remote.String(), ""
 	}
-	ip = ip.Unmap()
+	ip = ip.Unmap().WithZone("")
 	if ip.Is6() {
-		p, _ := ip.WithZone("").Prefix(64)
-		return "net:" + p.String()
+		p64, _ := ip.Prefix(64)
+		p48, _ := ip.Prefix(48)
+		return "net:" + p64.String(), "wide:" + p48.String()
 	}
-	return "net:" + ip.String()
+	p24, _ := ip.Prefix(24)
+	return "net:" + ip.String(), "wide:" + p24.String()
 }
 
 // userKey is the throttling key of a username: case-folded, bounded.
@@ -152,8 +166,9 @@ func (t *Throttle) Check(remote net.Addr, username string) error {
 	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	network, wide := networkKeys(remote)
 	var wait time.Duration
-	for _, k := range [2]string{networkKey(remote), userKey(username)} {
+	for _, k := range [3]string{network, wide, userKey(username)} {
 		if el, ok := t.entries[k]; ok {
 			if d := el.Value.(*throttleEntry).lockedUntil.Sub(now); d > wait {
 				wait = d
@@ -172,7 +187,11 @@ func (t *Throttle) Failure(remote net.Addr, username string) time.Duration {
 	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := max(t.fail(networkKey(remote), t.cfg.NetworkLimit, now),
+	network, wide := networkKeys(remote)
+	if wide != "" {
+		t.fail(wide, t.cfg.WideNetworkLimit, now)
+	}
+	n := max(t.fail(network, t.cfg.NetworkLimit, now),
 		t.fail(userKey(username), t.cfg.UserLimit, now))
 	return t.delay(n)
 }
