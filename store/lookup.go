@@ -60,7 +60,11 @@ func (s *SQL) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
 	}
 	_, err = s.cached("d:"+d, func() (any, error) {
 		var got string
-		err := s.qDomain.QueryRowContext(ctx, d, DomainASCII(d)).Scan(&got)
+		row, err := s.queryRow(ctx, "SELECT domain FROM domains WHERE domain", d, DomainASCII(d))
+		if err != nil {
+			return nil, err
+		}
+		err = row.Scan(&got)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameDomain(got, d)) {
 			return nil, ErrNotFound
 		}
@@ -89,7 +93,11 @@ func (s *SQL) LookupUser(ctx context.Context, address string) (*User, error) {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	v, err := s.cached("u:"+a.Key(), func() (any, error) {
-		u, err := scanUser(s.qUser.QueryRowContext(ctx, addressKeys(a)...))
+		row, err := s.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email", addressKeys(a)...)
+		if err != nil {
+			return nil, err
+		}
+		u, err := scanUser(row)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameAddress(u.Address, a)) {
 			return nil, ErrNotFound
 		}
@@ -198,7 +206,11 @@ func (s *SQL) Forwardings(ctx context.Context, source string) ([]string, error) 
 	}
 	v, err := s.cached("f:"+key, func() (any, error) {
 		var src, dest string
-		err := s.qForward.QueryRowContext(ctx, keys...).Scan(&src, &dest)
+		row, err := s.queryRow(ctx, "SELECT source, destination FROM forwardings WHERE source", keys...)
+		if err != nil {
+			return nil, err
+		}
+		err = row.Scan(&src, &dest)
 		if err == nil {
 			if _, got, perr := sourceKeys(src); perr != nil || got != key {
 				err = sql.ErrNoRows
@@ -251,7 +263,11 @@ func (s *SQL) Transport(ctx context.Context, domain string) (string, error) {
 	}
 	v, err := s.cached("t:"+d, func() (any, error) {
 		var got, spec string
-		err := s.qTransport.QueryRowContext(ctx, d, DomainASCII(d)).Scan(&got, &spec)
+		row, err := s.queryRow(ctx, "SELECT domain, transport FROM transport WHERE domain", d, DomainASCII(d))
+		if err != nil {
+			return nil, err
+		}
+		err = row.Scan(&got, &spec)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameDomain(got, d)) {
 			return nil, ErrNotFound
 		}

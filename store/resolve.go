@@ -87,6 +87,8 @@ func (s *SQL) Resolve(ctx context.Context, address string) (*Resolution, error) 
 // or a user for the exact address; the same for the address without its
 // subaddress ("user+tag" → "user"); the catch-all forwarding "@domain".
 // So a catch-all never takes mail for an existing user or forwarding.
+// A subaddress matched through its base address is not carried over to
+// the destinations (Postfix's propagate_unmatched_extensions is off).
 // Forwardings are expanded recursively. A destination equal to the
 // forwarding's source is not expanded again but delivered to that
 // user's mailbox (keep a local copy). Addresses already expanded are

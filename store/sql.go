@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -58,8 +60,12 @@ type SQL struct {
 	opts   Options
 	cache  *cache
 
-	qDomain, qUser, qForward, qTransport *sql.Stmt
-	qStep                                [2]*sql.Stmt // for one and two addresses
+	// stmts holds the prepared statements of the hot path, by query
+	// text. Lookups pass each distinct spelling of a key once, so a
+	// query's shape depends on the key (ASCII or not, lower case or
+	// not): a few dozen shapes at most.
+	stmtMu sync.RWMutex
+	stmts  map[string]*sql.Stmt
 }
 
 // SQL is the Admin (and so the Directory) the servers use.
@@ -108,10 +114,7 @@ func Open(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) 
 		s.Close()
 		return nil, err
 	}
-	if err := s.prepare(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
+	s.stmts = map[string]*sql.Stmt{}
 	if s.opts.CacheTTL > 0 {
 		n := s.opts.CacheSize
 		if n <= 0 {
@@ -221,11 +224,12 @@ func (s *SQL) openMySQL(dsn string) error {
 // Close closes the database connections.
 func (s *SQL) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.qDomain, s.qUser, s.qForward, s.qTransport, s.qStep[0], s.qStep[1]} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
 	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
 	if s.r != nil && s.r != s.w {
 		errs = append(errs, s.r.Close())
 	}
@@ -240,33 +244,54 @@ func (s *SQL) Driver() string { return s.driver }
 
 const userColumns = "email, password, maildir, quota_bytes, quota_messages, disabled, created, updated"
 
-// prepare prepares the statements of the hot path (every RCPT and login).
-// Addresses and domains are looked up in their Unicode and ASCII forms
-// at once, so rows written by hand with either form are found. The key
-// of the row found is checked again in Go (sameDomain, sameAddress):
+// stmt returns the prepared read statement for q, preparing it on first
+// use. Addresses and domains are looked up in their Unicode and ASCII
+// forms at once, so rows written by hand with either form are found. The
+// key of the row found is checked again in Go (sameDomain, sameAddress):
 // MySQL's _ci collations equate more than case ("jose" = "josé"), which
 // must not make one user's mailbox or one domain answer for another.
-func (s *SQL) prepare(ctx context.Context) error {
-	var err error
-	p := func(q string) *sql.Stmt {
-		if err != nil {
-			return nil
-		}
-		var st *sql.Stmt
-		st, err = s.r.PrepareContext(ctx, q)
-		return st
+func (s *SQL) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.stmtMu.RLock()
+	st, ok := s.stmts[q]
+	s.stmtMu.RUnlock()
+	if ok {
+		return st, nil
 	}
-	s.qDomain = p("SELECT domain FROM domains WHERE domain IN (?, ?) LIMIT 1")
-	s.qUser = p("SELECT " + userColumns + " FROM users WHERE email IN " + placeholders(nKeys) + " LIMIT 1")
-	s.qForward = p("SELECT source, destination FROM forwardings WHERE source IN " + placeholders(nKeys) + " LIMIT 1")
-	s.qTransport = p("SELECT domain, transport FROM transport WHERE domain IN (?, ?) LIMIT 1")
-	for i := range s.qStep {
-		s.qStep[i] = p(stepQuery(i + 1))
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[q]; ok {
+		return st, nil
 	}
+	if s.stmts == nil {
+		return nil, errors.New("store: directory closed")
+	}
+	st, err := s.r.PrepareContext(ctx, q)
 	if err != nil {
-		return fmt.Errorf("store: prepare: %w", err)
+		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	return nil
+	s.stmts[q] = st
+	return st, nil
+}
+
+// distinct returns keys without repeats, in order.
+func distinct(keys ...any) []any {
+	out := keys[:0:0]
+	for _, k := range keys {
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// queryRow runs the lookup "prefix IN (keys)" with each distinct key once.
+func (s *SQL) queryRow(ctx context.Context, prefix string, keys ...any) (*sql.Row, error) {
+	keys = distinct(keys...)
+	st, err := s.stmt(ctx, prefix+" IN "+placeholders(len(keys))+" LIMIT 1")
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryRowContext(ctx, keys...), nil
 }
 
 // isDuplicate reports whether err is a primary or unique key violation.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // stepDirectory is implemented by directories that can answer every
@@ -21,19 +22,19 @@ type stepResult struct {
 	users map[string]*User    // by Address.Key
 }
 
-// stepQuery returns the statement for n addresses (of one domain): each
-// address and the catch-all are looked up in both domain spellings.
-func stepQuery(n int) string {
-	return "SELECT 0, domain, '', '', 0, 0, 0, 0, 0 FROM domains WHERE domain IN (?, ?)" +
-		" UNION ALL SELECT 1, source, destination, '', 0, 0, 0, 0, 0 FROM forwardings WHERE source IN " + placeholders(nKeys*n+2) +
-		" UNION ALL SELECT 2, " + userColumns + " FROM users WHERE email IN " + placeholders(nKeys*n)
+// stepQuery returns the statement with nd domain, nf forwarding and nu
+// user keys.
+func stepQuery(nd, nf, nu int) string {
+	return "SELECT 0, domain, '', '', 0, 0, 0, 0, 0 FROM domains WHERE domain IN " + placeholders(nd) +
+		" UNION ALL SELECT 1, source, destination, '', 0, 0, 0, 0, 0 FROM forwardings WHERE source IN " + placeholders(nf) +
+		" UNION ALL SELECT 2, " + userColumns + " FROM users WHERE email IN " + placeholders(nu)
 }
 
 // lookupStep implements stepDirectory. addrs share one domain and are
 // one or two (the address and its subaddress-free form).
 func (s *SQL) lookupStep(ctx context.Context, addrs []Address) (*stepResult, error) {
-	if len(addrs) == 0 || len(addrs) > len(s.qStep) {
-		return nil, fmt.Errorf("store: lookup of %d addresses", len(addrs))
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("store: lookup of no address")
 	}
 	domain := addrs[0].Domain
 	key := "s:"
@@ -41,16 +42,19 @@ func (s *SQL) lookupStep(ctx context.Context, addrs []Address) (*stepResult, err
 		key += a.Key() + " "
 	}
 	v, err := s.cached(key, func() (any, error) {
-		args := make([]any, 0, 2*nKeys*len(addrs)+4)
-		args = append(args, domain, DomainASCII(domain))
+		dk := distinct(domain, DomainASCII(domain))
+		var uk []any
 		for _, a := range addrs {
-			args = append(args, addressKeys(a)...)
+			uk = append(uk, addressKeys(a)...)
 		}
-		args = append(args, "@"+domain, "@"+DomainASCII(domain))
-		for _, a := range addrs {
-			args = append(args, addressKeys(a)...)
+		uk = distinct(uk...)
+		fk := distinct(append(slices.Clone(uk), "@"+domain, "@"+DomainASCII(domain))...)
+		st, err := s.stmt(ctx, stepQuery(len(dk), len(fk), len(uk)))
+		if err != nil {
+			return nil, err
 		}
-		rows, err := s.qStep[len(addrs)-1].QueryContext(ctx, args...)
+		args := append(append(dk, fk...), uk...)
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return nil, fmt.Errorf("store: resolve %s: %w", addrs[0], err)
 		}
