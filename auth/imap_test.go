@@ -3,9 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -64,14 +62,7 @@ func (m imapErrors) Next(r []byte) ([]byte, bool, error) {
 // NewSASLServer's servers.
 func TestIMAPAuthenticate(t *testing.T) {
 	f := saslFixture(t)
-	certFile, keyFile, err := SelfSigned(t.TempDir(), "imap.example.org")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewCertReloader(certFile, keyFile, CertReloaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	serverTLS, clientTLS := selfSignedPair(t, "imap.example.org")
 	authed := make(chan string, 8)
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -79,20 +70,14 @@ func TestIMAPAuthenticate(t *testing.T) {
 		},
 		Caps: imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapSASLIR: {}},
 	})
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", TLSConfig(r.GetCertificate))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	pemBytes, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
-	opts := &imapclient.Options{TLSConfig: &tls.Config{RootCAs: roots, ServerName: "imap.example.org"}}
+	opts := &imapclient.Options{TLSConfig: clientTLS}
 
 	for _, c := range []struct {
 		name     string

@@ -222,32 +222,17 @@ func (s *smtpSession) authedUser(b *smtpBackend) (user string) {
 // password and 535 for a wrong one.
 func TestSMTPSubmissionAuth(t *testing.T) {
 	f := saslFixture(t)
-	certFile, keyFile, err := SelfSigned(t.TempDir(), "mail.example.org")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewCertReloader(certFile, keyFile, CertReloaderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	serverTLS, clientTLS := selfSignedPair(t, "mail.example.org")
 	be := &smtpBackend{a: f.a}
 	srv := smtp.NewServer(be)
 	srv.Domain = "mail.example.org"
-	srv.TLSConfig = TLSConfig(r.GetCertificate)
+	srv.TLSConfig = serverTLS
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-
-	pemBytes, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
-	clientTLS := &tls.Config{RootCAs: roots, ServerName: "mail.example.org"}
 
 	for _, c := range []struct {
 		name     string
@@ -281,6 +266,30 @@ func TestSMTPSubmissionAuth(t *testing.T) {
 	if be.user != "alice@example.org" {
 		t.Errorf("session user %q", be.user)
 	}
+}
+
+// selfSignedPair returns a server configuration serving a SelfSigned
+// certificate for host through a CertReloader, and a client configuration
+// that trusts exactly that certificate.
+func selfSignedPair(t *testing.T, host string) (server, client *tls.Config) {
+	t.Helper()
+	certFile, keyFile, err := SelfSigned(t.TempDir(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewCertReloader(certFile, keyFile, CertReloaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatalf("no certificate in %s", certFile)
+	}
+	return TLSConfig(r.GetCertificate), &tls.Config{RootCAs: roots, ServerName: host}
 }
 
 // TLS below 1.2 is refused by TLSConfig.
