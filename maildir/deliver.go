@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // DeliverOptions tune one delivery. The zero value delivers into new/ with
@@ -164,7 +162,7 @@ func (s *Store) writeTmp(ctx context.Context, tmp string, r io.Reader, date time
 	if err != nil {
 		return 0, 0, err
 	}
-	err = unix.Fdatasync(int(f.Fd()))
+	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -216,7 +214,7 @@ func (s *Store) writeTmpOpen(ctx context.Context, tmp string, r io.Reader, date 
 // became visible.
 func (s *Store) commitFile(ctx context.Context, f *os.File, tmp, dir, final string) error {
 	dst := filepath.Join(dir, final)
-	err := unix.Fdatasync(int(f.Fd()))
+	err := f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
