@@ -92,7 +92,13 @@ func needsContent(o *imap.FetchOptions) bool {
 		len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 }
 
-func (s *session) fetchRefs(w *imapserver.FetchWriter, refs []ref, options *imap.FetchOptions) error {
+func (s *session) fetchRefs(w *imapserver.FetchWriter, refs []ref, options *imap.FetchOptions) (err error) {
+	s.nc.cork()
+	defer func() {
+		if uerr := s.nc.uncork(); err == nil {
+			err = uerr
+		}
+	}()
 	msgs, err := s.messages(refs)
 	if err != nil {
 		return err

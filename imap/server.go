@@ -376,6 +376,85 @@ type conn struct {
 	ic     *imapserver.Conn
 	bye    string // said and the connection closed before the next read
 	once   sync.Once
+
+	wmu   sync.Mutex
+	corks int    // > 0 while a command's responses are gathered
+	wbuf  []byte // gathered responses, from bufPool
+}
+
+// corkSize is how much of a command's responses is gathered before it
+// is written.
+const corkSize = 64 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, corkSize); return &b }}
+
+// cork gathers writes until uncork: imapserver flushes every FETCH
+// response on its own, one system call per message otherwise.
+func (c *conn) cork() {
+	c.wmu.Lock()
+	c.corks++
+	c.wmu.Unlock()
+}
+
+// uncork writes what cork gathered.
+func (c *conn) uncork() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.corks--
+	if c.corks > 0 {
+		return nil
+	}
+	return c.flushLocked(true)
+}
+
+func (c *conn) flushLocked(release bool) error {
+	if c.wbuf == nil {
+		return nil
+	}
+	var err error
+	if len(c.wbuf) > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+		_, err = c.Conn.Write(c.wbuf)
+	}
+	c.wbuf = c.wbuf[:0]
+	if release {
+		bufPool.Put(&c.wbuf)
+		c.wbuf = nil
+	}
+	return err
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.corks == 0 {
+		return c.Conn.Write(p)
+	}
+	if c.wbuf == nil {
+		c.wbuf = *(bufPool.Get().(*[]byte))
+	}
+	if len(c.wbuf)+len(p) > corkSize {
+		if err := c.flushLocked(false); err != nil {
+			return 0, err
+		}
+		if len(p) > corkSize {
+			return c.Conn.Write(p)
+		}
+	}
+	c.wbuf = append(c.wbuf, p...)
+	return len(p), nil
+}
+
+// SetWriteDeadline is skipped while corked: imapserver sets one per
+// response, and the gathered writes get theirs when they go out.
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	corked := c.corks > 0
+	c.wmu.Unlock()
+	if corked {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // SetReadDeadline is called by imapserver before each command is read:
@@ -412,7 +491,7 @@ func (c *conn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
-	return c.Conn.SetWriteDeadline(t)
+	return c.SetWriteDeadline(t)
 }
 
 func (c *conn) Close() error {
