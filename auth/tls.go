@@ -130,6 +130,20 @@ func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 	return r.cert, nil
 }
 
+// Reload reads the files now, whatever their time stamps say (for SIGHUP:
+// a renewal that kept the size and the mtime is still picked up). On
+// failure the previous certificate stays in use and the error is returned.
+func (r *CertReloader) Reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checked = r.now()
+	stamp, err := r.stamps()
+	if err != nil {
+		return err
+	}
+	return r.load(stamp)
+}
+
 // Self-signed certificates live this long and are replaced this long
 // before they expire.
 const (

@@ -132,6 +132,21 @@ func TestCertReloader(t *testing.T) {
 	if n := name(); n != "b.example.org" {
 		t.Errorf("after a broken write: serving %s", n)
 	}
+	// Reload reads the files even when their stamps did not change, and
+	// keeps the previous certificate when they are broken.
+	if err := r.Reload(); err == nil {
+		t.Error("Reload of a broken certificate returned nil")
+	}
+	if n := name(); n != "b.example.org" {
+		t.Errorf("after a failed Reload: serving %s", n)
+	}
+	install(certA, keyA, base.Add(time.Minute))
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n := name(); n != "a.example.org" {
+		t.Errorf("after Reload with unchanged stamps: serving %s", n)
+	}
 	// A mismatched pair is refused at start.
 	if _, err := NewCertReloader(certA, keyB, CertReloaderOptions{}); err == nil {
 		t.Error("mismatched certificate and key accepted")

@@ -421,12 +421,15 @@ func (s *server) stop() {
 	s.shutdowns = nil
 }
 
-// reload is SIGHUP: DKIM keys made by "dkim keygen" since the start are
-// used from now on. The certificate files are watched anyway (a renewed
-// certificate is picked up within a second), and the directory cache
+// reload is SIGHUP: the certificate is read again (it is also watched:
+// a renewal is picked up within a second anyway), and DKIM keys made by
+// "dkim keygen" since the start are used from now on. The directory cache
 // expires within its TTL.
 func (s *server) reload(ctx context.Context) {
 	s.log.Info("reloading on SIGHUP")
+	if err := s.certs.Reload(); err != nil {
+		s.log.Error("certificate not reloaded, keeping the previous one", "err", err)
+	}
 	if s.cfg.DKIM.Sign {
 		if err := s.signer.load(s.cfg.Path(s.cfg.DKIM.KeyDir, "dkim")); err != nil {
 			s.log.Error("DKIM keys not reloaded", "err", err)
