@@ -1,9 +1,12 @@
 package pop3
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -467,7 +470,7 @@ func (c *conn) sendMessage(n int, m *maildir.Message, bodyLines int) bool {
 	if c.msgRd == nil {
 		c.msgRd = newMessageReader()
 	}
-	if err := writeMessage(c.bw, c.msgRd, f, bodyLines); err != nil {
+	if err := writeMessage(c.bw, c.msgRd, c.wholeFile(f, m.Size), bodyLines); err != nil {
 		// The client has part of a message and no way to tell: the
 		// session cannot go on.
 		c.log.Error("reading message", "uid", m.UID, "err", err)
@@ -476,6 +479,33 @@ func (c *conn) sendMessage(n int, m *maildir.Message, bodyLines int) bool {
 	}
 	c.reply(".")
 	return true
+}
+
+// maxSlurp is the largest message read into memory with one read.
+const maxSlurp = 256 << 10
+
+// wholeFile returns a reader of the message file f of expected size.
+// A message up to maxSlurp is read with one read of size+1 bytes into a
+// buffer kept for the session: getting exactly size bytes back is the
+// end of the file, which saves the read that would only return EOF. A
+// file of another size (a name whose S= is wrong) is read to its real
+// end.
+func (c *conn) wholeFile(f *os.File, size int64) io.Reader {
+	if size <= 0 || size > maxSlurp {
+		return f
+	}
+	if int64(cap(c.slurp)) < size+1 {
+		c.slurp = make([]byte, size+1)
+	}
+	buf := c.slurp[:size+1]
+	n, err := f.Read(buf)
+	if err == nil && int64(n) == size {
+		return bytes.NewReader(buf[:n])
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return f // the error comes back from reading f again
+	}
+	return io.MultiReader(bytes.NewReader(buf[:n]), f)
 }
 
 // cmdQUIT in TRANSACTION enters UPDATE (RFC 1939 section 6): the

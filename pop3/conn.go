@@ -41,6 +41,7 @@ type conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	msgRd  *bufio.Reader // reused for message files
+	slurp  []byte        // reused for small message files
 	ctx    context.Context
 	cancel context.CancelFunc
 

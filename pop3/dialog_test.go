@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -622,5 +624,25 @@ func TestClose(t *testing.T) {
 	}
 	if err := e.srv.ListenAndServe(); err != ErrServerClosed {
 		t.Fatalf("ListenAndServe after Close: %v", err)
+	}
+}
+
+// TestWrongSizeInName: a file whose name understates its size (S=) is
+// still sent whole.
+func TestWrongSizeInName(t *testing.T) {
+	e := newEnv(t)
+	u := e.addUser("u@example.org", "pw")
+	body := "Subject: big\n\n" + strings.Repeat("line\n", 100)
+	cur := filepath.Join(e.base, u.Maildir, "cur")
+	if err := os.MkdirAll(cur, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cur, "1700000000.M1P1.other,S=20,W=22:2,"), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := e.login("u@example.org", "pw")
+	c.cmdPrefix("RETR 1", "+OK ")
+	if got := strings.Join(c.multi(), "\r\n") + "\r\n"; got != crlf(body) {
+		t.Fatalf("sent %d octets, want %d", len(got), len(crlf(body)))
 	}
 }
