@@ -181,14 +181,16 @@ func (s *session) fetchContent(rw *imapserver.FetchResponseWriter, uid uint32, o
 		}
 	}
 	for _, bs := range options.BinarySection {
-		if err := writeLiteral(imapserver.ExtractBinarySection(rewind(), bs), func(n int64) io.WriteCloser {
+		rewind()
+		if err := writeLiteral(binarySection(src, bs.Part, bs.Partial), func(n int64) io.WriteCloser {
 			return rw.WriteBinarySection(bs, n)
 		}); err != nil {
 			return err
 		}
 	}
 	for _, bs := range options.BinarySectionSize {
-		rw.WriteBinarySectionSize(bs, imapserver.ExtractBinarySectionSize(rewind(), bs))
+		rewind()
+		rw.WriteBinarySectionSize(bs, uint32(len(binarySection(src, bs.Part, nil))))
 	}
 	return nil
 }

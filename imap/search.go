@@ -3,16 +3,30 @@ package imap
 import (
 	"bytes"
 	"io"
+	"mime"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message"
-	_ "github.com/emersion/go-message/charset" // decode ISO-8859-*, Windows-125x, KOI8, GB/Big5/Shift-JIS... bodies for SEARCH
 	"github.com/emersion/go-message/mail"
 	"github.com/mailagent/mailagent/maildir"
+	"golang.org/x/text/encoding/htmlindex"
 )
+
+// charsetReader decodes text in the charsets of the WHATWG Encoding
+// Standard (ISO-8859-*, Windows-125x, KOI8, GBK/GB18030, Big5,
+// Shift_JIS, EUC-JP, ISO-2022-JP, EUC-KR, UTF-16) to UTF-8 for SEARCH.
+// It is used here only, not installed as go-message's global
+// CharsetReader, which would make BINARY[] sections come out converted.
+func charsetReader(label string, r io.Reader) (io.Reader, error) {
+	e, err := htmlindex.Get(label)
+	if err != nil {
+		return nil, err
+	}
+	return e.NewDecoder().Reader(r), nil
+}
 
 // maxSearchPart bounds how much of one body part SEARCH reads.
 const maxSearchPart = 32 << 20
@@ -243,8 +257,9 @@ func matchFields(fields message.HeaderFields, pattern string) bool {
 	if pattern == "" {
 		return fields.Len() > 0
 	}
+	dec := mime.WordDecoder{CharsetReader: charsetReader}
 	for fields.Next() {
-		v, err := fields.Text()
+		v, err := dec.DecodeHeader(fields.Value())
 		if err != nil {
 			v = fields.Value()
 		}
@@ -278,7 +293,7 @@ func matchEntity(e *message.Entity, pattern string, header bool, depth int) bool
 		}
 		for {
 			p, err := mr.NextPart()
-			if err != nil {
+			if err != nil && !message.IsUnknownCharset(err) {
 				return false
 			}
 			if matchEntity(p, pattern, header, depth+1) {
@@ -286,10 +301,16 @@ func matchEntity(e *message.Entity, pattern string, header bool, depth int) bool
 			}
 		}
 	}
-	t, _, _ := e.Header.ContentType()
+	t, params, _ := e.Header.ContentType()
 	if t != "" && !strings.HasPrefix(t, "text/") && !strings.HasPrefix(t, "message/") {
 		return false
 	}
-	b, _ := io.ReadAll(io.LimitReader(e.Body, maxSearchPart))
+	var body io.Reader = e.Body
+	if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+		if r, err := charsetReader(cs, body); err == nil {
+			body = r
+		}
+	}
+	b, _ := io.ReadAll(io.LimitReader(body, maxSearchPart))
 	return containsFold(string(b), pattern)
 }

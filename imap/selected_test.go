@@ -240,3 +240,45 @@ func TestSearch(t *testing.T) {
 	}
 	cl.ok("NOOP")
 }
+
+// TestSearchCharsets finds words in bodies and header fields written in
+// legacy charsets, and checks that BINARY still returns a part's bytes
+// in its own charset.
+func TestSearchCharsets(t *testing.T) {
+	st := newTestStack(t)
+	msgs := []string{
+		// KOI8-R: "Привет" in the subject (B) and the body.
+		"Subject: =?KOI8-R?B?8NLJ18XU?=\r\nContent-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\xf0\xd2\xc9\xd7\xc5\xd4 \xcd\xc9\xd2\r\n",
+		// Windows-1252: "Café €5" with 0x80 for the euro sign.
+		"Subject: =?windows-1252?Q?Caf=E9?=\r\nContent-Type: text/plain; charset=windows-1252\r\n\r\nCaf\xe9 \x805\r\n",
+		// Shift_JIS: "日本" quoted-printable.
+		"Subject: plain\r\nContent-Type: text/plain; charset=Shift_JIS\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=93=FA=96=7B\r\n",
+		multipartMessage,
+	}
+	for _, m := range msgs {
+		st.deliver("alice@local.example", "INBOX", m)
+	}
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("EXAMINE INBOX")
+	for _, c := range []struct{ query, want string }{
+		{`SUBJECT "привет"`, "* SEARCH 1"},
+		{`BODY "мир"`, "* SEARCH 1"},
+		{`SUBJECT "café"`, "* SEARCH 2"},
+		{`BODY "€5"`, "* SEARCH 2"},
+		{`BODY "日本"`, "* SEARCH 3"},
+		{"TEXT münchen", "* SEARCH 4"},
+	} {
+		lines := cl.ok("SEARCH CHARSET UTF-8 %s", c.query)
+		if len(lines) != 1 || lines[0] != c.want {
+			t.Errorf("SEARCH %s: %q, want %q", c.query, lines, c.want)
+		}
+	}
+	// BINARY decodes the transfer encoding only: ISO-8859-1 bytes stay.
+	lines := cl.ok("FETCH 4 BINARY.PEEK[1]")
+	wantLine(t, lines, "BINARY[1] ~{17}")
+	if !has(lines, "Gr\xfc\xdfe aus M\xfcnchen") {
+		t.Fatalf("BINARY[1] converted the charset: %q", lines)
+	}
+}

@@ -1,0 +1,65 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"io"
+	"mime/quotedprintable"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+)
+
+// binarySection returns RFC 3516's BINARY[part]: the part with its
+// content-transfer-encoding undone and nothing else, so a text part
+// keeps its own charset. go-imap's ExtractBinarySection gives nothing
+// for a part in a charset go-message cannot convert, hence this.
+func binarySection(r io.ReadSeeker, part []int, partial *imap.SectionPartial) []byte {
+	var head, body []byte
+	if len(part) == 0 {
+		head = imapserver.ExtractBodySection(r, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
+		r.Seek(0, io.SeekStart)
+		body = imapserver.ExtractBodySection(r, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText})
+	} else {
+		head = imapserver.ExtractBodySection(r, &imap.FetchItemBodySection{Part: part, Specifier: imap.PartSpecifierMIME})
+		r.Seek(0, io.SeekStart)
+		body = imapserver.ExtractBodySection(r, &imap.FetchItemBodySection{Part: part})
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(head)))
+	if err != nil {
+		return partialOf(body, partial)
+	}
+	var dec io.Reader
+	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+	case "base64":
+		dec = base64.NewDecoder(base64.StdEncoding, bytes.NewReader(body))
+	case "quoted-printable":
+		dec = quotedprintable.NewReader(bytes.NewReader(body))
+	}
+	if dec != nil {
+		// A broken encoding yields what decoded before the damage.
+		b, _ := io.ReadAll(dec)
+		body = b
+	}
+	if len(part) == 0 {
+		body = append(head, body...)
+	}
+	return partialOf(body, partial)
+}
+
+func partialOf(b []byte, p *imap.SectionPartial) []byte {
+	if p == nil {
+		return b
+	}
+	if p.Offset >= int64(len(b)) {
+		return nil
+	}
+	b = b[p.Offset:]
+	if p.Size >= 0 && p.Size < int64(len(b)) {
+		b = b[:p.Size]
+	}
+	return b
+}
