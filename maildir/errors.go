@@ -68,4 +68,3 @@ func (e *QuotaError) Error() string {
 // Is makes errors.Is(err, ErrOverQuota) true.
 func (e *QuotaError) Is(target error) bool { return target == ErrOverQuota }
 
-var errNotImplemented = errors.New("maildir: not implemented yet")

@@ -240,12 +240,17 @@ func (f *Folder) Message(ctx context.Context, uid uint32) (Message, error) {
 }
 
 // Open opens the message uid for reading. The file stays readable after
-// a concurrent flag change or expunge (it is open).
+// a concurrent flag change or expunge (it is open). A UID already known
+// costs no sync: only if its file was renamed or removed meanwhile is the
+// folder rescanned.
 func (f *Folder) Open(ctx context.Context, uid uint32) (*os.File, Message, error) {
+	if err := f.m.check(); err != nil {
+		return nil, Message{}, err
+	}
 	for attempt := 0; ; attempt++ {
 		var p string
 		var msg Message
-		err := f.do(ctx, attempt > 0, func(st *folderState) ([]Event, error) {
+		lookup := func(st *folderState) ([]Event, error) {
 			e := st.ents[uid]
 			if e == nil {
 				return nil, ErrNoMessage
@@ -253,7 +258,18 @@ func (f *Folder) Open(ctx context.Context, uid uint32) (*os.File, Message, error
 			p = filepath.Join(st.dir, e.relPath())
 			msg = st.message(uid, e)
 			return nil, nil
-		})
+		}
+		var err error
+		if attempt == 0 {
+			f.st.mu.Lock()
+			if f.st.loaded && !f.st.gone {
+				_, err = lookup(f.st)
+			}
+			f.st.mu.Unlock()
+		}
+		if attempt > 0 || p == "" {
+			err = f.do(ctx, attempt > 0, lookup)
+		}
 		if err != nil {
 			return nil, Message{}, err
 		}

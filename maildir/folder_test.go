@@ -258,6 +258,9 @@ func TestNameSafety(t *testing.T) {
 			t.Errorf("Deliver(%q) = %v", n, err)
 		}
 	}
+	if got, err := CheckName("inbox.Work"); err != nil || got != "INBOX.Work" {
+		t.Errorf("CheckName(inbox.Work) = %q, %v", got, err)
+	}
 	if _, err := s.UserPath("..", "x"); !errors.Is(err, ErrInvalidName) {
 		t.Error("UserPath accepted ..")
 	}
@@ -271,5 +274,31 @@ func TestNameSafety(t *testing.T) {
 		if strings.Contains(f.Name, "bad") {
 			t.Fatalf("listed %q", f.Name)
 		}
+	}
+}
+
+func TestOpenAfterOutsideRename(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	body := msg("r", 100)
+	deliver(t, s, m, "INBOX", body)
+	in := folder(t, m, "INBOX")
+	snapshot(t, in)
+	name := filesIn(t, m.Path(), "cur")[0]
+	if err := os.Rename(filepath.Join(m.Path(), "cur", name), filepath.Join(m.Path(), "cur", name+"S")); err != nil {
+		t.Fatal(err)
+	}
+	fh, got, err := in.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(fh)
+	fh.Close()
+	if string(data) != body || !got.HasFlag(FlagSeen) {
+		t.Fatalf("opened %q with flags %v", data, got.Flags)
+	}
+	if _, _, err := in.Open(ctx, 2); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("unknown UID: %v", err)
 	}
 }

@@ -20,7 +20,8 @@ var mutf7 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 func isInbox(name string) bool { return strings.EqualFold(name, "INBOX") }
 
 // CheckName validates a folder name as every folder operation does and
-// returns the canonical name ("INBOX" for any spelling of it).
+// returns the canonical name ("INBOX" for any spelling of it, also as the
+// first level of a child's name). The refusals are *NameError values.
 func CheckName(name string) (string, error) {
 	if isInbox(name) {
 		return "INBOX", nil
@@ -57,6 +58,10 @@ func CheckName(name string) (string, error) {
 	}
 	if len(encodeMUTF7(name))+1 > maxNameLen {
 		return bad("too long")
+	}
+	// INBOX is matched without case also as a parent, as Dovecot does.
+	if i := strings.IndexByte(name, Delimiter); i > 0 && isInbox(name[:i]) {
+		name = "INBOX" + name[i:]
 	}
 	return name, nil
 }

@@ -261,3 +261,9 @@ func FuzzIndex(f *testing.F) {
 		}
 	})
 }
+
+func TestUIDL(t *testing.T) {
+	if got := UIDL(0x4f3a2b1c, 7); got != "000000074F3A2B1C" {
+		t.Fatalf("UIDL = %q", got)
+	}
+}
