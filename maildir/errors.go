@@ -67,4 +67,3 @@ func (e *QuotaError) Error() string {
 
 // Is makes errors.Is(err, ErrOverQuota) true.
 func (e *QuotaError) Is(target error) bool { return target == ErrOverQuota }
-
