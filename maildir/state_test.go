@@ -288,3 +288,31 @@ func TestDeliverFlagsAndFolders(t *testing.T) {
 		t.Fatalf("%+v %v", got, err)
 	}
 }
+
+func TestTooLargeAndGroupCommitErrors(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, &Options{MaxMessageSize: 100})
+	m := openUser(t, s)
+	if _, err := s.Deliver(ctx, m.Path(), "INBOX", strings.NewReader(msg("big", 500)), nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized delivery: %v", err)
+	}
+	if got := filesIn(t, m.Path(), "tmp"); len(got) != 0 {
+		t.Fatalf("tmp/ keeps %v", got)
+	}
+	// Every caller sharing a failed directory fsync gets the error.
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() { errs <- s.syncers.syncDir(ctx, filepath.Join(m.Path(), "missing")) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("shared fsync error: %v", err)
+		}
+	}
+	if n := s.syncers.fsyncs.Load(); n < 1 || n > 20 {
+		t.Fatalf("%d fsyncs for 20 callers", n)
+	}
+}
