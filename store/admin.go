@@ -36,7 +36,11 @@ func affected(res sql.Result, err error, what string) error {
 	return nil
 }
 
-// AddDomain adds a local domain, stored in its normalised form.
+// AddDomain adds a local domain, stored in its normalised form. On MySQL
+// a domain equal to an existing one under the table's collation
+// ("bucher.example" beside "bücher.example") is refused with ErrExists,
+// as the seed's schema makes them one key; the same holds for users and
+// forwardings.
 func (s *SQL) AddDomain(ctx context.Context, domain string) error {
 	d, err := ParseDomain(domain)
 	if err != nil {
@@ -171,9 +175,10 @@ func (s *SQL) RemoveUser(ctx context.Context, address string) error {
 func (s *SQL) ListUsers(ctx context.Context, domain string) ([]*User, error) {
 	q := "SELECT " + userColumns + " FROM users"
 	var args []any
+	d := ""
 	if domain != "" {
-		d, err := ParseDomain(domain)
-		if err != nil {
+		var err error
+		if d, err = ParseDomain(domain); err != nil {
 			return nil, err
 		}
 		q += " WHERE email LIKE ? OR email LIKE ?"
@@ -189,6 +194,11 @@ func (s *SQL) ListUsers(ctx context.Context, domain string) ([]*User, error) {
 		u, err := scanUser(rows)
 		if err != nil {
 			return nil, fmt.Errorf("store: list users: %w", err)
+		}
+		// LIKE follows the collation, which on MySQL also equates
+		// "bucher" and "bücher".
+		if d != "" && !strings.HasSuffix(u.Address, "@"+d) {
+			continue
 		}
 		out = append(out, u)
 	}

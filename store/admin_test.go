@@ -251,6 +251,10 @@ func TestLookalikes(t *testing.T) {
 		if _, err := s.Resolve(ctx, "x@bucher.example"); !errors.Is(err, ErrNotLocal) {
 			t.Errorf("Resolve(x@bucher) = %v", err)
 		}
+		must(t, s.AddUser(ctx, &User{Address: "x@bücher.example", PasswordHash: "h"}))
+		if us, err := s.ListUsers(ctx, "bucher.example"); err != nil || len(us) != 0 {
+			t.Errorf("ListUsers(bucher) = %v, %v", us, err)
+		}
 		if u, err := s.LookupUser(ctx, "JOSÉ@example.org"); err != nil || u.Address != "josé@example.org" {
 			t.Errorf("LookupUser(JOSÉ) = %+v, %v", u, err)
 		}
