@@ -3,11 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/store"
@@ -187,4 +193,59 @@ func TestConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	fails(t, flagData, "", 1, "unknown key bogus_key", "domain", "list")
+}
+
+// TestAdminMySQL runs the commands against MariaDB/MySQL named in a
+// configuration file, as an installation moving from the seed does.
+func TestAdminMySQL(t *testing.T) {
+	base := os.Getenv("MAILAGENT_MYSQL_DSN")
+	if base == "" {
+		t.Skip("MAILAGENT_MYSQL_DSN not set")
+	}
+	cfg, err := mysql.ParseDSN(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "mailagent_cmd_" + hex.EncodeToString(b)
+	rootCfg := cfg.Clone()
+	rootCfg.DBName = ""
+	root, err := sql.Open("mysql", rootCfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if _, err := root.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	defer root.Exec("DROP DATABASE " + name)
+	cfg.DBName = name
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "fullserver.toml")
+	body := "[store]\ndriver = \"mysql\"\ndsn = " + strconv.Quote(cfg.FormatDSN()) + "\n"
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, dir, "", "domain", "add", "example.org")
+	ok(t, dir, "pw\n", "user", "add", "alice@example.org")
+	ok(t, dir, "", "alias", "add", "info@example.org", "alice@example.org")
+	if got := ok(t, dir, "", "user", "list"); got != "alice@example.org\texample.org/alice/Maildir\n" {
+		t.Fatalf("user list = %q", got)
+	}
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var hash string
+	if err := db.QueryRow("SELECT password FROM users WHERE email = 'alice@example.org'").Scan(&hash); err != nil {
+		t.Fatal(err)
+	}
+	if good, _, err := auth.VerifyPassword(hash, "pw"); !good || err != nil {
+		t.Fatalf("hash in MySQL %q: %v", hash, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mailagent.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("SQLite file made although the configuration names MySQL: %v", err)
+	}
 }
