@@ -388,6 +388,11 @@ func TestLineLimits(t *testing.T) {
 	c.cmd("NOOP "+strings.Repeat("x", 100_000), "-ERR Command line too long (255 octets at most).")
 	c.cmd("USER "+strings.Repeat("x", 255-len("USER \r\n")), "+OK")
 	c.cmd("USER "+strings.Repeat("x", 256-len("USER \r\n")), "-ERR Command line too long (255 octets at most).")
+	// SASL responses may be longer (RFC 5034), up to maxSASLLine.
+	c.cmd("AUTH PLAIN", "+ ")
+	c.cmd(strings.Repeat("A", maxSASLLine+10), "-ERR [AUTH] Response too long.")
+	c.cmd("AUTH PLAIN", "+ ")
+	c.cmd(base64.StdEncoding.EncodeToString([]byte("\x00u@example.org\x00"+strings.Repeat("p", 1000))), replyAuthFail)
 	c.cmd("USER u@example.org", "+OK")
 	c.cmdPrefix("PASS pw", "+OK Logged in")
 }
@@ -644,5 +649,70 @@ func TestWrongSizeInName(t *testing.T) {
 	c.cmdPrefix("RETR 1", "+OK ")
 	if got := strings.Join(c.multi(), "\r\n") + "\r\n"; got != crlf(body) {
 		t.Fatalf("sent %d octets, want %d", len(got), len(crlf(body)))
+	}
+}
+
+// TestRemovedByAnotherSession: a message expunged by someone else (IMAP,
+// another process) while a session holds its snapshot is refused, and
+// DELE of it still succeeds at QUIT.
+func TestRemovedByAnotherSession(t *testing.T) {
+	e := newEnv(t)
+	u := e.addUser("u@example.org", "pw")
+	e.deliverSeq(u, sizedMessage("a", 100), sizedMessage("b", 100))
+	c := e.login("u@example.org", "pw")
+	ctx := context.Background()
+	md, err := e.ms.Open(ctx, u.Maildir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer md.Close()
+	in, err := md.Folder(ctx, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := e.snapshot(u)
+	if _, err := in.Expunge(ctx, []uint32{snap.Messages[0].UID}); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd("RETR 1", "-ERR Message 1 was removed by another session.")
+	c.cmd("TOP 1 0", "-ERR Message 1 was removed by another session.")
+	c.cmd("DELE 1", "+OK Message 1 deleted.")
+	c.cmd("RETR 2", "+OK 100 octets")
+	c.multi()
+	c.cmd("QUIT", "+OK Logging out, 1 messages left.")
+	c.eof()
+	if f := e.files(u); len(f) != 1 || !strings.HasSuffix(f[0], ":2,S") {
+		t.Fatalf("maildrop holds %q, want message 2 seen", f)
+	}
+}
+
+// TestUIDLAcrossRestarts: the same message has the same UIDL after the
+// server and its maildir.Store are replaced (a restart).
+func TestUIDLAcrossRestarts(t *testing.T) {
+	e := newEnv(t)
+	u := e.addUser("u@example.org", "pw")
+	e.deliverSeq(u, sizedMessage("a", 100), sizedMessage("b", 100))
+	c := e.login("u@example.org", "pw")
+	c.cmd("UIDL", "+OK")
+	before := c.multi()
+	c.cmd("QUIT", "+OK Logging out, 2 messages left.")
+
+	ms, err := newStore(e.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close()
+	srv, err := NewServer(Options{Hostname: "pop.example.org", Maildirs: ms, Authenticator: e.auth, AllowInsecureAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := listen(t)
+	go srv.Serve(l)
+	defer srv.Close()
+	e.addr = l.Addr().String()
+	c = e.login("u@example.org", "pw")
+	c.cmd("UIDL", "+OK")
+	if after := c.multi(); !slices.Equal(before, after) || len(after) != 2 {
+		t.Fatalf("UIDL before a restart %q, after %q", before, after)
 	}
 }
