@@ -325,7 +325,14 @@ func TestDovecotInterop(t *testing.T) {
 		t.Errorf("Dovecot quota %d KiB/%d messages, mailagent %d bytes/%d", storage, count, usage.Bytes, usage.Messages)
 	}
 
-	// 3. Dovecot appends, flags, expunges and creates; mailagent reads it.
+	// 3. Dovecot appends, flags, expunges and creates; mailagent reads it,
+	// and a watcher learns of it without being asked.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	events, err := in.Watch(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -361,6 +368,16 @@ func TestDovecotInterop(t *testing.T) {
 	}
 	_, dmsgs := fetchAll(t, c, "INBOX")
 	c.Logout().Wait()
+
+	deadline := time.After(3 * time.Second)
+	for sawNew := false; !sawNew; {
+		select {
+		case ev := <-events:
+			sawNew = ev.Kind == EventNew && slices.Contains(ev.UIDs, uint32(apd.UID)) || ev.Kind == EventReset
+		case <-deadline:
+			t.Fatal("the watcher did not learn of Dovecot's APPEND within 3 s")
+		}
+	}
 
 	if err := in.Sync(ctx); err != nil {
 		t.Fatal(err)

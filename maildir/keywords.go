@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -155,6 +156,28 @@ func (s *Store) infoFor(ctx context.Context, dir string, flags []string) (string
 	return normInfo(string(letters)), nil
 }
 
+// inheritOwner gives the new file f, about to replace path, the owner and
+// mode of the file it replaces (or the owner of its directory), so that a
+// Maildir shared with Dovecot running as the mail user stays readable by
+// it even when this process runs as root.
+func inheritOwner(f *os.File, path string) error {
+	st, err := os.Stat(path)
+	if err == nil {
+		if err := f.Chmod(st.Mode().Perm()); err != nil {
+			return err
+		}
+	} else if st, err = os.Stat(filepath.Dir(path)); err != nil {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok && s.Uid != 0 {
+		return f.Chown(int(s.Uid), int(s.Gid))
+	}
+	return nil
+}
+
 // writeFileAtomic replaces path with data through a temporary file in the
 // same directory and a rename, so readers see the old or the new content,
 // never a mix; durable also fsyncs the file and the directory.
@@ -165,6 +188,9 @@ func writeFileAtomic(path string, data []byte, durable bool) error {
 		return err
 	}
 	_, err = f.Write(data)
+	if err == nil {
+		err = inheritOwner(f, path)
+	}
 	if err == nil && durable {
 		err = f.Sync()
 	}

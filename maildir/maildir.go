@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -299,7 +300,7 @@ func (m *Maildir) Subscriptions(ctx context.Context) ([]string, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(m.path, subscriptionsName))
+	data, err := readLimited(filepath.Join(m.path, subscriptionsName), maxSubscriptionsSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -321,7 +322,7 @@ func (u *userState) editSubscriptions(ctx context.Context, edit func([]string) (
 	}
 	defer lock.release()
 	var cur []string
-	if data, err := os.ReadFile(p); err == nil {
+	if data, err := readLimited(p, maxSubscriptionsSize); err == nil {
 		cur = parseSubscriptions(data)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -397,4 +398,17 @@ func (m *Maildir) SetQuota(ctx context.Context, limit Quota) error {
 	}
 	_, err := m.store.recalcQuota(ctx, m.path, limit)
 	return err
+}
+
+// maxSubscriptionsSize bounds what is read of a subscriptions file.
+const maxSubscriptionsSize = 4 << 20
+
+// readLimited reads at most limit bytes of the file at p.
+func readLimited(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
 }

@@ -226,6 +226,20 @@ func (f *folderState) rewriteUIDListLocked(ctx context.Context) error {
 	}
 	if ul != nil {
 		f.nextUID = max(f.nextUID, ul.nextUID)
+		if len(ul.recs) == len(f.uids) && ul.nextUID == f.nextUID && recsMatch(ul.recs, f) {
+			f.ulDirty = false // already rewritten (by Dovecot, typically)
+			return nil
+		}
 	}
 	return f.writeUIDList(ul)
+}
+
+// recsMatch reports whether recs are exactly the state's messages.
+func recsMatch(recs []uidRec, f *folderState) bool {
+	for _, r := range recs {
+		if e := f.ents[r.uid]; e == nil || e.key != r.key {
+			return false
+		}
+	}
+	return true
 }
