@@ -94,8 +94,8 @@ func FuzzSession(f *testing.F) {
 		fmt.Fprintf(c, "l LOGIN alice@local.example %q\r\ns SELECT INBOX\r\n", testPassword)
 		readUntil(t, br, "s ")
 		c.Write(data)
-		c.Write([]byte("\r\nDONE\r\nzz NOOP\r\n"))
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.Write([]byte("\r\nDONE\r\nzz LOGOUT\r\n"))
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		io.Copy(io.Discard, br)
 		if n := panics.Load(); n > 0 {
 			t.Fatalf("server panicked on %q", data)
