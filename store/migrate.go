@@ -131,31 +131,9 @@ func (s *SQL) migrateSQLite(ctx context.Context) error {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versionTable+
-		" (version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)"); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	var cur sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versionTable).Scan(&cur); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	if int(cur.Int64) > SchemaVersion {
-		return fmt.Errorf("store: database schema version %d is newer than this program's %d", cur.Int64, SchemaVersion)
-	}
-	for _, m := range migrations {
-		if m.version <= int(cur.Int64) {
-			continue
-		}
-		for _, q := range m.sqlite {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO "+versionTable+" (version, applied) VALUES (?, ?)",
-			m.version, time.Now().Unix()); err != nil {
-			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
-		}
-		s.log.Info("store: schema migrated", "version", m.version)
+	err = s.applyMigrations(ctx, tx, "INTEGER", func(m migration) []string { return m.sqlite })
+	if err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
@@ -181,12 +159,26 @@ func (s *SQL) migrateMySQL(ctx context.Context) error {
 		return fmt.Errorf("store: migrate: could not take the migration lock")
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK('mailagent_migrate')")
-	if _, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versionTable+
-		" (version INT NOT NULL PRIMARY KEY, applied BIGINT NOT NULL)"); err != nil {
+	return s.applyMigrations(ctx, conn, "BIGINT", func(m migration) []string { return m.mysql })
+}
+
+// execQueryer is *sql.Tx or *sql.Conn.
+type execQueryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// applyMigrations creates the version table if needed and runs the
+// steps after the recorded version, recording each. A column that a step
+// adds and that is already there (a crash between the ALTER and its
+// record, on MySQL) is not an error.
+func (s *SQL) applyMigrations(ctx context.Context, db execQueryer, bigint string, stmts func(migration) []string) error {
+	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versionTable+
+		" (version INTEGER NOT NULL PRIMARY KEY, applied "+bigint+" NOT NULL)"); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	var cur sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versionTable).Scan(&cur); err != nil {
+	if err := db.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versionTable).Scan(&cur); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	if int(cur.Int64) > SchemaVersion {
@@ -196,16 +188,12 @@ func (s *SQL) migrateMySQL(ctx context.Context) error {
 		if m.version <= int(cur.Int64) {
 			continue
 		}
-		for _, q := range m.mysql {
-			if _, err := conn.ExecContext(ctx, q); err != nil {
-				if m.version == 2 && isDuplicateColumn(err) {
-					// A crash after the ALTER and before recording it.
-					continue
-				}
+		for _, q := range stmts(m) {
+			if _, err := db.ExecContext(ctx, q); err != nil && !isDuplicateColumn(err) {
 				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 			}
 		}
-		if _, err := conn.ExecContext(ctx, "INSERT INTO "+versionTable+" (version, applied) VALUES (?, ?)",
+		if _, err := db.ExecContext(ctx, "INSERT INTO "+versionTable+" (version, applied) VALUES (?, ?)",
 			m.version, time.Now().Unix()); err != nil {
 			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 		}
