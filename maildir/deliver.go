@@ -143,6 +143,16 @@ func (s *Store) mkdirDurable(dir string) error {
 			return err
 		}
 	}
+	for i := len(created) - 1; i >= 0; i-- { // parents first
+		if err := chownLike(created[i]); err != nil {
+			return err
+		}
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := chownLike(filepath.Join(dir, sub)); err != nil {
+			return err
+		}
+	}
 	toSync := []string{dir}
 	for _, c := range created {
 		toSync = append(toSync, filepath.Dir(c))
@@ -184,6 +194,9 @@ func (s *Store) writeTmpOpen(ctx context.Context, tmp string, r io.Reader, date 
 		f.Close()
 		os.Remove(tmp)
 		return nil, 0, 0, e
+	}
+	if err := chownLike(tmp); err != nil {
+		return fail(err)
 	}
 	cw := &crlfCounter{max: s.opts.MaxMessageSize}
 	bw := bufio.NewWriterSize(io.MultiWriter(f, cw), 64<<10)

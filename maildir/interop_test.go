@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,14 +161,17 @@ func mustWrite(t *testing.T, p, s string) {
 	}
 }
 
-// chownTree gives the tree to uid:gid so Dovecot's mail process can use it.
-func chownTree(t *testing.T, root string, uid, gid int) {
+// checkOwner fails for any file or directory under root not owned by uid.
+func checkOwner(t *testing.T, root string, uid int) {
 	t.Helper()
-	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, uid, gid)
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid {
+			t.Errorf("%s belongs to uid %d, not the mail user %d", p, st.Uid, uid)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -223,6 +227,14 @@ func TestDovecotInterop(t *testing.T) {
 	gid, _ := strconv.Atoi(nobody.Gid)
 
 	// 1. mailagent writes folders, messages, flags, keywords and quota.
+	// The base belongs to the mail user; mailagent, running as root here,
+	// must create everything below it with that owner for Dovecot.
+	if err := os.Mkdir(filepath.Join(root, "mail"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(root, "mail"), uid, gid); err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(filepath.Join(root, "mail"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +276,7 @@ func TestDovecotInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chownTree(t, filepath.Join(root, "mail"), uid, gid)
+	checkOwner(t, filepath.Join(root, "mail"), uid)
 
 	// 2. Dovecot serves the same folders, UIDs, flags, keywords and quota.
 	c, err := imapclient.DialInsecure(addr, nil)

@@ -40,10 +40,12 @@ func (m *Maildir) TryLock() (unlock func(), err error) {
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
-	f, err := os.OpenFile(filepath.Join(m.path, sessionLockName), os.O_RDWR|os.O_CREATE, 0o600)
+	p := filepath.Join(m.path, sessionLockName)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
+	chownLike(p)
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {

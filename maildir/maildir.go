@@ -170,6 +170,9 @@ func (m *Maildir) CreateFolder(ctx context.Context, name string) error {
 	if err := os.WriteFile(filepath.Join(dir, "maildirfolder"), nil, 0o600); err != nil {
 		return err
 	}
+	if err := chownLike(filepath.Join(dir, "maildirfolder")); err != nil {
+		return err
+	}
 	return fsyncDir(dir)
 }
 

@@ -97,6 +97,10 @@ func (s *Store) recalcQuota(ctx context.Context, root string, limit Quota) (Quot
 	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
 		return u, err
 	}
+	if err := chownLike(tmp); err != nil {
+		os.Remove(tmp)
+		return u, err
+	}
 	if err := os.Rename(tmp, filepath.Join(root, maildirsizeName)); err != nil {
 		os.Remove(tmp)
 		return u, err
