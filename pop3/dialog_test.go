@@ -439,7 +439,7 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := &testClient{t: t, nc: nc, r: newReader(nc)}
-	c2.expect("-ERR [SYS/TEMP] Too many connections")
+	c2.expect("-ERR [SYS/TEMP] Too many connections, try again later.")
 	c2.eof()
 	c.cmd("QUIT", "+OK Logging out.")
 	c.eof()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -206,8 +207,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			if s.isClosed() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTemporaryAccept(err) {
 				// Out of file descriptors and the like: wait, as
 				// net/http does, rather than spin or give up.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -223,11 +223,11 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			return err
 		}
 		backoff = 0
-		c, ok := s.admit(nc)
-		if !ok {
+		c, refusal := s.admit(nc)
+		if c == nil {
 			// Best effort: the client learns why before the close.
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write([]byte("-ERR [SYS/TEMP] Too many connections\r\n"))
+			nc.Write([]byte("-ERR [SYS/TEMP] " + refusal + "\r\n"))
 			nc.Close()
 			continue
 		}
@@ -325,8 +325,9 @@ func (s *Server) snapshotLocked() []*conn {
 	return out
 }
 
-// admit registers nc, or refuses it when a connection limit is reached.
-func (s *Server) admit(nc net.Conn) (*conn, bool) {
+// admit registers nc, or refuses it with the reason to give the client
+// when the server is closing or a connection limit is reached.
+func (s *Server) admit(nc net.Conn) (*conn, string) {
 	ip := ""
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		ip = ta.IP.String()
@@ -334,20 +335,35 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		nc.Close()
-		return nil, false
+		return nil, "Server shutting down, try again later."
 	}
 	if len(s.conns) >= s.opts.MaxConns || (ip != "" && s.perIP[ip] >= s.opts.MaxConnsPerIP) {
 		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
 			"conns", len(s.conns), "from_ip", s.perIP[ip])
-		return nil, false
+		return nil, "Too many connections, try again later."
 	}
 	c := newConn(s, nc, ip)
 	s.conns[c] = struct{}{}
 	if ip != "" {
 		s.perIP[ip]++
 	}
-	return c, true
+	return c, ""
+}
+
+// isTemporaryAccept reports an Accept error that passes: the process or
+// system is out of descriptors or memory, or a client gave up before
+// its connection was accepted.
+func isTemporaryAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // release forgets an ended connection.
