@@ -30,7 +30,8 @@ const (
 
 // Options configure an SQL directory. The zero value is usable.
 type Options struct {
-	// Logger receives migration and error messages; nil discards them.
+	// Logger receives a message per schema migration step; nil discards
+	// them. Lookup errors are returned, not logged.
 	Logger *slog.Logger
 	// Resolve configures (*SQL).Resolve.
 	Resolve ResolveOptions
