@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // keywordsName is Dovecot's keyword file in each folder: one "<index>
@@ -154,58 +152,4 @@ func (s *Store) infoFor(ctx context.Context, dir string, flags []string) (string
 		}
 	}
 	return normInfo(string(letters)), nil
-}
-
-// inheritOwner gives the new file f, about to replace path, the owner and
-// mode of the file it replaces (or the owner of its directory), so that a
-// Maildir shared with Dovecot running as the mail user stays readable by
-// it even when this process runs as root.
-func inheritOwner(f *os.File, path string) error {
-	st, err := os.Stat(path)
-	if err == nil {
-		if err := f.Chmod(st.Mode().Perm()); err != nil {
-			return err
-		}
-	} else if st, err = os.Stat(filepath.Dir(path)); err != nil {
-		return nil
-	}
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	if s, ok := st.Sys().(*syscall.Stat_t); ok && s.Uid != 0 {
-		return f.Chown(int(s.Uid), int(s.Gid))
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the
-// same directory and a rename, so readers see the old or the new content,
-// never a mix; durable also fsyncs the file and the directory.
-func writeFileAtomic(path string, data []byte, durable bool) error {
-	tmp := fmt.Sprintf("%s.%d.%d.tmp", path, os.Getpid(), time.Now().UnixNano())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = inheritOwner(f, path)
-	}
-	if err == nil && durable {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if durable {
-		return fsyncDir(filepath.Dir(path))
-	}
-	return nil
 }

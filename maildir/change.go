@@ -1,0 +1,147 @@
+package maildir
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// StoreFlags changes the flags of messages uids and returns them as they
+// are afterwards (missing UIDs are skipped). Each change renames one
+// file: O(1) per message.
+func (f *Folder) StoreFlags(ctx context.Context, uids []uint32, op FlagOp, flags []string) ([]Message, error) {
+	if err := f.m.check(); err != nil {
+		return nil, err
+	}
+	letters, err := f.m.store.infoFor(ctx, f.st.dir, flags)
+	if err != nil {
+		return nil, err
+	}
+	var out []Message
+	err = f.do(ctx, false, func(st *folderState) ([]Event, error) {
+		var changed []uint32
+		for _, uid := range uids {
+			e := st.ents[uid]
+			if e == nil {
+				continue
+			}
+			info := applyFlags(e.info, letters, op)
+			if info != e.info || e.inNew {
+				ok, err := st.rename(ctx, uid, e, info)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
+				changed = append(changed, uid)
+			}
+			out = append(out, st.message(uid, e))
+		}
+		if len(changed) == 0 {
+			return nil, nil
+		}
+		st.adoptOwnChange()
+		return []Event{{Kind: EventFlags, UIDs: changed}}, nil
+	})
+	return out, err
+}
+
+// applyFlags computes the new info letters. Letters that are not IMAP
+// flags (Maildir's P, keywords without a name) survive a set.
+func applyFlags(cur, letters string, op FlagOp) string {
+	switch op {
+	case FlagsAdd:
+		return normInfo(cur + letters)
+	case FlagsRemove:
+		return strings.Map(func(r rune) rune {
+			if strings.ContainsRune(letters, r) {
+				return -1
+			}
+			return r
+		}, cur)
+	default:
+		keep := strings.Map(func(r rune) rune {
+			if r == 'P' {
+				return r
+			}
+			return -1
+		}, cur)
+		return normInfo(keep + letters)
+	}
+}
+
+// rename gives message uid the info letters info (moving it to cur/).
+// If another process renamed or removed the file meanwhile, it rescans
+// once; ok is false when the message is gone.
+func (st *folderState) rename(ctx context.Context, uid uint32, e *entry, info string) (bool, error) {
+	for attempt := 0; ; attempt++ {
+		from := filepath.Join(st.dir, e.relPath())
+		to := filepath.Join(st.dir, "cur", e.key+infoSep+info)
+		err := os.Rename(from, to)
+		if err == nil {
+			e.info, e.inNew, e.hasInfo = info, false, true
+			st.indexDirty = true
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || attempt > 0 {
+			return false, err
+		}
+		evs, err := st.sync(ctx, true)
+		if err != nil {
+			return false, err
+		}
+		st.notify(evs)
+		if e = st.ents[uid]; e == nil {
+			return false, nil
+		}
+	}
+}
+
+// Expunge removes the messages uids and returns the UIDs removed.
+func (f *Folder) Expunge(ctx context.Context, uids []uint32) ([]uint32, error) {
+	var gone []uint32
+	var freed int64
+	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
+		for _, uid := range uids {
+			e := st.ents[uid]
+			if e == nil {
+				continue
+			}
+			err := os.Remove(filepath.Join(st.dir, e.relPath()))
+			if errors.Is(err, fs.ErrNotExist) {
+				// Renamed by a flag change elsewhere? Look again.
+				if evs, serr := st.sync(ctx, true); serr == nil {
+					st.notify(evs)
+				}
+				if e = st.ents[uid]; e == nil {
+					continue
+				}
+				err = os.Remove(filepath.Join(st.dir, e.relPath()))
+			}
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+			gone = append(gone, uid)
+			freed += e.size
+		}
+		if len(gone) == 0 {
+			return nil, nil
+		}
+		st.remove(gone)
+		st.adoptOwnChange()
+		if err := st.rewriteUIDListLocked(ctx); err != nil {
+			f.m.store.log.Warn("maildir: rewriting dovecot-uidlist", "dir", st.dir, "err", err)
+		}
+		return []Event{{Kind: EventExpunged, UIDs: gone}}, nil
+	})
+	if len(gone) > 0 {
+		if qerr := f.m.store.addQuota(f.m.path, -freed, -int64(len(gone))); qerr != nil {
+			f.m.store.log.Warn("maildir: updating maildirsize", "path", f.m.path, "err", qerr)
+		}
+	}
+	return gone, err
+}
