@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"crypto/tls"
 	"encoding/base64"
 	"io"
 	"strings"
@@ -26,11 +25,7 @@ func TestLoginDisabledBeforeTLS(t *testing.T) {
 	cl.expect("NO [PRIVACYREQUIRED]", "AUTHENTICATE PLAIN %s", plainIR("alice@local.example", testPassword))
 
 	// STARTTLS, then the same login works and LOGINDISABLED is gone.
-	cl.ok("STARTTLS")
-	tc := tls.Client(cl.c, &tls.Config{InsecureSkipVerify: true})
-	must(t, tc.Handshake())
-	cl.c = tc
-	cl.r.Reset(tc)
+	cl.startTLS()
 	caps = cl.ok("CAPABILITY")
 	if has(caps, "LOGINDISABLED") || has(caps, "STARTTLS") {
 		t.Fatalf("after STARTTLS: %q", caps)

@@ -143,7 +143,7 @@ func (s *session) fetchContent(rw *imapserver.FetchResponseWriter, uid uint32, o
 		return nil
 	}
 	defer f.Close()
-	src, err := messageSource(f, &m)
+	src, size, err := messageSource(f, &m)
 	if err != nil {
 		return err
 	}
@@ -164,12 +164,14 @@ func (s *session) fetchContent(rw *imapserver.FetchResponseWriter, uid uint32, o
 	}
 	for _, bs := range options.BodySection {
 		if isWholeMessage(bs) {
-			wc := rw.WriteBodySection(bs, m.VSize)
-			_, err := io.CopyN(wc, rewind(), m.VSize)
-			if cerr := wc.Close(); err == nil {
-				err = cerr
+			wc := rw.WriteBodySection(bs, size)
+			if _, err := io.CopyN(wc, rewind(), size); err != nil {
+				// The literal is cut short: the client cannot resync.
+				s.srv.log.Error("imap: reading message", "user", s.user.Address, "uid", uid, "err", err)
+				s.nc.Close()
+				return err
 			}
-			if err != nil {
+			if err := wc.Close(); err != nil {
 				return err
 			}
 			continue
@@ -212,17 +214,24 @@ func isWholeMessage(bs *imap.FetchItemBodySection) bool {
 }
 
 // messageSource returns the message with CRLF line endings, as IMAP
-// sends it: the file itself when it has them (Size equals VSize), a
-// converted copy otherwise.
-func messageSource(f *os.File, m *maildir.Message) (io.ReadSeeker, error) {
-	if m.Size == m.VSize {
-		return f, nil
+// sends it, and its size: the file itself when it has them (its size is
+// the index's VSize), a converted copy otherwise. A file that no longer
+// matches the index is served as it is, so that a literal's announced
+// size is always what follows.
+func messageSource(f *os.File, m *maildir.Message) (io.ReadSeeker, int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	if m.Size == m.VSize && fi.Size() == m.VSize {
+		return f, fi.Size(), nil
 	}
 	b, err := io.ReadAll(f)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return bytes.NewReader(toCRLF(b)), nil
+	b = toCRLF(b)
+	return bytes.NewReader(b), int64(len(b)), nil
 }
 
 // toCRLF turns bare LF line endings into CRLF.

@@ -146,12 +146,7 @@ func dial(t *testing.T, addr string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	cl := &client{t: t, c: c, r: bufio.NewReader(c)}
-	if g := cl.line(); !strings.HasPrefix(g, "* OK") {
-		t.Fatalf("greeting %q", g)
-	}
-	return cl
+	return greeted(t, c)
 }
 
 func dialTLS(t *testing.T, addr string) *client {
@@ -160,6 +155,12 @@ func dialTLS(t *testing.T, addr string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return greeted(t, c)
+}
+
+// greeted wraps a new connection and reads the server's greeting.
+func greeted(t *testing.T, c net.Conn) *client {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	cl := &client{t: t, c: c, r: bufio.NewReader(c)}
 	if g := cl.line(); !strings.HasPrefix(g, "* OK") {
@@ -264,4 +265,14 @@ func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// startTLS runs STARTTLS and continues the dialog over TLS.
+func (cl *client) startTLS() {
+	cl.t.Helper()
+	cl.ok("STARTTLS")
+	tc := tls.Client(cl.c, &tls.Config{InsecureSkipVerify: true})
+	must(cl.t, tc.Handshake())
+	cl.c = tc
+	cl.r.Reset(tc)
 }

@@ -3,7 +3,6 @@ package imap
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"fmt"
 	"io/fs"
 	"os"
@@ -131,11 +130,7 @@ SyncState *
 		t.Fatalf("INBOX has %d local messages after the second sync", n)
 	}
 	cl := dial(t, addr)
-	cl.ok("STARTTLS")
-	tc := tls.Client(cl.c, &tls.Config{InsecureSkipVerify: true})
-	must(t, tc.Handshake())
-	cl.c = tc
-	cl.r.Reset(tc)
+	cl.startTLS()
 	cl.login("alice@local.example")
 	wantLine(t, cl.ok("STATUS Notes (MESSAGES)"), "MESSAGES 1")
 	wantLine(t, cl.ok("STATUS INBOX (MESSAGES)"), "MESSAGES 5")

@@ -2,6 +2,8 @@ package imap
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -281,4 +283,38 @@ func TestSearchCharsets(t *testing.T) {
 	if !has(lines, "Gr\xfc\xdfe aus M\xfcnchen") {
 		t.Fatalf("BINARY[1] converted the charset: %q", lines)
 	}
+}
+
+// TestFetchFromIndex shows that SELECT and a FETCH of UIDs, flags and
+// sizes are answered from maildir's index: the message files are cut to
+// nothing behind its back, and the answers do not change.
+func TestFetchFromIndex(t *testing.T) {
+	st, addr := selectedStack(t)
+	cur := filepath.Join(st.dir, "mail/local.example/alice/Maildir/cur")
+	entries, err := os.ReadDir(cur)
+	must(t, err)
+	for _, e := range entries {
+		must(t, os.Truncate(filepath.Join(cur, e.Name()), 0))
+	}
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	wantLine(t, cl.ok("SELECT INBOX"), "* 3 EXISTS")
+	lines := cl.ok("UID FETCH 1:* (UID FLAGS RFC822.SIZE)")
+	wantLine(t, lines, "UID 1", fmt.Sprintf("RFC822.SIZE %d", len(testMessage)))
+	wantLine(t, lines, "UID 2", fmt.Sprintf("RFC822.SIZE %d", len(multipartMessage)))
+	// Content does come from the file.
+	wantLine(t, cl.ok("FETCH 1 BODY.PEEK[]"), "BODY[] {0}")
+}
+
+func TestEnable(t *testing.T) {
+	_, addr := selectedStack(t)
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	wantLine(t, cl.ok("ENABLE IMAP4rev2"), "* ENABLED IMAP4rev2")
+	lines := cl.ok("SELECT INBOX")
+	if has(lines, "RECENT") {
+		t.Fatalf("IMAP4rev2 SELECT sent RECENT: %q", lines)
+	}
+	// IMAP4rev2 answers SEARCH with ESEARCH.
+	wantLine(t, cl.ok("SEARCH SEEN"), "* ESEARCH", "ALL 1")
 }
