@@ -144,3 +144,20 @@ func TestLoginTimeout(t *testing.T) {
 	cl.c.SetReadDeadline(time.Time{})
 	cl.ok("NOOP")
 }
+
+// TestSilentTLSClient: a client that opens an implicit-TLS connection
+// and never says hello is dropped after the login timeout.
+func TestSilentTLSClient(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.ImplicitTLS = true
+	opts.LoginTimeout = 300 * time.Millisecond
+	_, addr := st.serve(opts)
+	c, err := netDial(addr)
+	must(t, err)
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("silent TLS client not dropped: %v", err)
+	}
+}

@@ -356,6 +356,9 @@ func (l *listener) Accept() (net.Conn, error) {
 		if !ok {
 			continue
 		}
+		// Bounds a TLS handshake too, which reads before imapserver
+		// sets its first deadline.
+		c.Conn.SetReadDeadline(time.Now().Add(l.srv.opts.LoginTimeout))
 		if l.srv.opts.ImplicitTLS {
 			return tls.Server(c, l.srv.opts.TLSConfig), nil
 		}
