@@ -69,7 +69,7 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 		}
 	}
 	if st.uidValidity == 0 {
-		st.uidValidity = uint32(time.Now().Unix())
+		st.uidValidity = st.s.newUIDValidity()
 		st.nextUID = 1
 	}
 	if st.nextUID == 0 {

@@ -302,3 +302,26 @@ func TestOpenAfterOutsideRename(t *testing.T) {
 		t.Fatalf("unknown UID: %v", err)
 	}
 }
+
+func TestRecreatedFolderNewUIDValidity(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	var seen []uint32
+	for range 3 {
+		if err := m.CreateFolder(ctx, "Tmp"); err != nil {
+			t.Fatal(err)
+		}
+		st, err := folder(t, m, "Tmp").Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(seen, st.UIDValidity) {
+			t.Fatalf("UIDVALIDITY %d reused by a recreated folder", st.UIDValidity)
+		}
+		seen = append(seen, st.UIDValidity)
+		if err := m.DeleteFolder(ctx, "Tmp"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

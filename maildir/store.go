@@ -85,9 +85,10 @@ type Store struct {
 	names   *namer
 	syncers syncers
 
-	mu     sync.Mutex
-	users  map[string]*userState // by Maildir path
-	closed bool
+	mu       sync.Mutex
+	users    map[string]*userState // by Maildir path
+	closed   bool
+	lastUIDV uint32 // the last UIDVALIDITY given to a new folder
 }
 
 // New returns a Store rooted at base (created if missing).
@@ -234,4 +235,16 @@ func (s *Store) Close() error {
 		u.shutdown()
 	}
 	return nil
+}
+
+// newUIDValidity returns a UIDVALIDITY for a new (or renumbered) folder:
+// the time, as Dovecot uses, but always above the last one given, so that
+// a folder deleted and created again within a second does not reuse it
+// (RFC 9051 §2.3.1.1).
+func (s *Store) newUIDValidity() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := max(uint32(s.opts.Now().Unix()), s.lastUIDV+1)
+	s.lastUIDV = v
+	return v
 }

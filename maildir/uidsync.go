@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 )
 
 // maxUIDListSize bounds what is read of a dovecot-uidlist (a million
@@ -79,7 +78,7 @@ func (f *folderState) assignUIDs(ctx context.Context, seen map[string]listing, u
 	case f.uidValidity == 0:
 		// A new folder, or a lost file with nothing remembered: a new
 		// UIDVALIDITY, above any a previous file could have had.
-		f.uidValidity = uint32(time.Now().Unix())
+		f.uidValidity = f.s.newUIDValidity()
 		f.guid = newGUID()
 		f.nextUID = 1
 		rewrite = true
