@@ -40,36 +40,37 @@ type mailbox struct {
 }
 
 // openMailbox returns the shared view of the folder name of the Maildir
-// at path, creating it (and its watcher) for the first session.
-func (s *Server) openMailbox(ctx context.Context, path, name string) (*mailbox, error) {
+// at path, creating it (and its watcher) for the first session; then it
+// also returns the Snapshot the view was made from.
+func (s *Server) openMailbox(ctx context.Context, path, name string) (*mailbox, *maildir.Snapshot, error) {
 	key := mailboxKey{path, name}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if mb := s.mailboxes[key]; mb != nil {
 		mb.refs++
-		return mb, nil
+		return mb, nil, nil
 	}
 	md, err := s.opts.Store.Open(ctx, path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := md.Folder(ctx, name)
 	if err != nil {
 		md.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	ch, err := f.Watch(wctx)
 	if err != nil {
 		cancel()
 		md.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	snap, err := f.Snapshot(ctx)
 	if err != nil {
 		cancel()
 		md.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	mb := &mailbox{
 		srv: s, key: key, refs: 1, md: md, folder: f, cancel: cancel, done: make(chan struct{}),
@@ -82,7 +83,7 @@ func (s *Server) openMailbox(ctx context.Context, path, name string) (*mailbox, 
 	}
 	s.mailboxes[key] = mb
 	go mb.watch(wctx, ch)
-	return mb, nil
+	return mb, snap, nil
 }
 
 // releaseMailbox drops a session's reference; the last one stops the

@@ -37,14 +37,15 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, mapError(err)
 	}
-	mb, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name())
+	mb, snap, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name())
 	if err != nil {
 		return nil, mapError(err)
 	}
-	snap, err := f.Snapshot(s.ctx)
-	if err != nil {
-		s.srv.releaseMailbox(mb)
-		return nil, mapError(err)
+	if snap == nil {
+		if snap, err = f.Snapshot(s.ctx); err != nil {
+			s.srv.releaseMailbox(mb)
+			return nil, mapError(err)
+		}
 	}
 	mb.mu.Lock()
 	mb.syncLocked(snap)
