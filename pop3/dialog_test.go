@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -715,4 +716,32 @@ func TestUIDLAcrossRestarts(t *testing.T) {
 	if after := c.multi(); !slices.Equal(before, after) || len(after) != 2 {
 		t.Fatalf("UIDL before a restart %q, after %q", before, after)
 	}
+}
+
+// TestTLSHandshakeFailure: plain text on the implicit-TLS listener and
+// garbage after STLS end those connections only.
+func TestTLSHandshakeFailure(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("u@example.org", "pw")
+	nc, err := netDial(e.tlsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte("USER u@example.org\r\n"))
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(nc); err != nil { // a TLS alert, then EOF
+		t.Fatalf("plain text on the TLS listener: %v", err)
+	}
+
+	c := e.dial()
+	c.cmd("STLS", "+OK Begin TLS negotiation now.")
+	c.send("this is not a ClientHello")
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(c.r); err != nil {
+		t.Fatalf("garbage after STLS: %v", err)
+	}
+
+	c = e.login("u@example.org", "pw")
+	c.cmd("QUIT", "+OK Logging out, 0 messages left.")
 }
