@@ -258,8 +258,11 @@ func (q *Queue) complete(j *job, res []outbound.Result) {
 	last := a.pending == 0
 	a.mu.Unlock()
 	if last {
+		// Off the worker: removing or rewriting the spool files takes
+		// milliseconds on some disks, and the connection can carry the
+		// next message meanwhile.
 		q.wg.Add(1)
-		q.finalize(a)
+		go q.finalize(a)
 	}
 }
 

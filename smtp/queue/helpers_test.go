@@ -3,6 +3,8 @@ package queue
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"sync"
@@ -195,3 +197,13 @@ func portOf(t *testing.T, addr string) int {
 	}
 	return n
 }
+
+func benchClient(b *testing.B, port int) *outbound.Client {
+	c, err := outbound.New(outbound.Options{Hostname: "mta.a.test", Resolver: resolver(), Port: port})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+func tlsClient(pool *x509.CertPool) *tls.Config { return &tls.Config{RootCAs: pool} }
