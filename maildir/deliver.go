@@ -1,7 +1,6 @@
 package maildir
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -199,14 +198,10 @@ func (s *Store) writeTmpOpen(ctx context.Context, tmp string, r io.Reader, date 
 		return fail(err)
 	}
 	cw := &crlfCounter{max: s.opts.MaxMessageSize}
-	bw := bufio.NewWriterSize(io.MultiWriter(f, cw), 64<<10)
-	if _, err := io.Copy(bw, ctxReader{ctx, r}); err != nil {
-		if cw.over {
-			err = ErrTooLarge
-		}
-		return fail(err)
-	}
-	if err := bw.Flush(); err != nil {
+	bp := s.bufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(struct{ io.Writer }{io.MultiWriter(f, cw)}, struct{ io.Reader }{ctxReader{ctx, r}}, *bp)
+	s.bufs.Put(bp)
+	if err != nil {
 		if cw.over {
 			err = ErrTooLarge
 		}

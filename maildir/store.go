@@ -84,6 +84,7 @@ type Store struct {
 	host    string // sanitized, as in file names
 	names   *namer
 	syncers syncers
+	bufs    sync.Pool // *[]byte copy buffers for writing messages
 
 	mu       sync.Mutex
 	users    map[string]*userState // by Maildir path
@@ -128,6 +129,7 @@ func New(base string, opts *Options) (*Store, error) {
 	s.host = sanitizeHost(s.opts.Hostname)
 	s.names = newNamer(s.pid, s.opts.Hostname)
 	s.users = make(map[string]*userState)
+	s.bufs.New = func() any { b := make([]byte, 64<<10); return &b }
 	return s, nil
 }
 
