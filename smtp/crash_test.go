@@ -3,6 +3,7 @@ package smtp
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -17,7 +18,10 @@ import (
 	"github.com/mailagent/mailagent/store"
 )
 
-const crashEnv = "MAILAGENT_SMTP_CRASH_DIR"
+const (
+	crashEnv     = "MAILAGENT_SMTP_CRASH_DIR"
+	crashUserEnv = "MAILAGENT_SMTP_CRASH_USER"
+)
 
 // TestCrashChild is the MX server the crash test runs as a child
 // process and kills; it does nothing in a normal test run.
@@ -31,6 +35,20 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Run by hand as a benchmark target (docs/BENCHMARKS.md), the child
+	// creates the recipient it is told to.
+	if user := os.Getenv(crashUserEnv); user != "" {
+		a, err := store.ParseAddress(user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.AddDomain(ctx, a.Domain); err != nil && !errors.Is(err, store.ErrExists) {
+			t.Fatal(err)
+		}
+		if err := db.AddUser(ctx, &store.User{Address: user, PasswordHash: "x"}); err != nil && !errors.Is(err, store.ErrExists) {
+			t.Fatal(err)
+		}
+	}
 	md, err := maildir.New(filepath.Join(dir, "mail"), &maildir.Options{Hostname: "crash"})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +57,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(Options{Role: MX, Hostname: "mx.test", Target: router, SpoolDir: dir})
+	srv, err := NewServer(Options{Role: MX, Hostname: "mx.test", Target: router, SpoolDir: dir, MaxConnsPerIP: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
