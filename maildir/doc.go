@@ -20,9 +20,18 @@
 //	<folder>/mailagent.index       mailagent's cache of the folder listing
 //	Maildir/subscriptions          Dovecot's subscription file, version 2
 //	Maildir/maildirsize            Maildir++ quota
+//	Maildir/mailagent-session.lock flock(2) target of Maildir.Lock (POP3)
 //
 // Message file names are "<secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<vsize>"
 // with ":2,<flags>" appended in cur/, as Dovecot names them.
+//
+// A delivery is written to tmp/, fsynced, renamed into new/ and the
+// directory fsynced before Deliver returns; concurrent deliveries share
+// directory fsyncs. UIDs are assigned under dovecot-uidlist.lock, by the
+// first sync that sees a new file (or at once by Append, Copy and Move).
+// Opening a folder reads mailagent.index and two directory stamps; only
+// a changed directory is read again, and then without a stat per known
+// file.
 //
 // Standards and formats implemented:
 //   - Maildir (https://cr.yp.to/proto/maildir.html) and Maildir++ folders
