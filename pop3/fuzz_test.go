@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/mailagent/mailagent/maildir"
 )
 
 func FuzzParseCommand(f *testing.F) {
@@ -90,5 +92,21 @@ func FuzzWriteMessage(f *testing.F) {
 		if !bytes.Equal(unstuffed, want) {
 			t.Fatalf("%q sent as %q", msg, got)
 		}
+	})
+}
+
+// FuzzUIDLFormat parses any pop3_uidl_format; one that parses formats a
+// message without panicking.
+func FuzzUIDLFormat(f *testing.F) {
+	for _, s := range []string{DefaultUIDLFormat, "%f", "%{uid}-%{uidvalidity}", "%XU{guid}", "%%", "%m", "%0", "%{", "%70u"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, format string) {
+		uf, err := parseUIDLFormat(format)
+		if err != nil {
+			return
+		}
+		m := maildir.Message{UID: 4294967295, Key: "1700000000.M1P1.host"}
+		uf.format(4294967295, &m)
 	})
 }

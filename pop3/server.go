@@ -80,8 +80,9 @@ type Options struct {
 	// deleted by the site's policy. The server itself deletes nothing.
 	Expire string
 	// LoginDelay, when set, is advertised as RFC 2449's LOGIN-DELAY (in
-	// seconds) and enforced: a user logging in again sooner gets
-	// "-ERR [LOGIN-DELAY]".
+	// seconds) and enforced by this Server, which remembers logins in
+	// memory (not across processes): a user logging in again sooner
+	// gets "-ERR [LOGIN-DELAY]".
 	LoginDelay time.Duration
 	// Implementation is advertised as RFC 2449's IMPLEMENTATION
 	// capability; default "mailagent". "-" advertises nothing.
