@@ -143,7 +143,7 @@ type Result struct {
 
 // Deliver opens a connection to hop, sends m and closes it.
 func (c *Client) Deliver(ctx context.Context, hop NextHop, m *Message) []Result {
-	cn, err := c.Open(ctx, hop)
+	cn, err := c.open(ctx, hop)
 	if err != nil {
 		return failAll(m.Recipients, err, "")
 	}
@@ -167,10 +167,31 @@ type target struct {
 }
 
 // Open connects to the first server of hop that answers, says EHLO (or
-// LHLO), negotiates TLS and authenticates as configured. The error is an
-// *smtp.Error: permanent when the destination cannot ever work (null MX,
-// no such domain), temporary otherwise.
-func (c *Client) Open(ctx context.Context, hop NextHop) (*Conn, *smtp.Error) {
+// LHLO), negotiates TLS and authenticates as configured. A non-nil error
+// is always an *smtp.Error (see AsError): permanent when the destination
+// cannot ever work (null MX, no such domain), temporary otherwise.
+func (c *Client) Open(ctx context.Context, hop NextHop) (*Conn, error) {
+	cn, err := c.open(ctx, hop)
+	if err != nil {
+		return nil, err
+	}
+	return cn, nil
+}
+
+// AsError returns err as an *smtp.Error: itself when it is one, else a
+// temporary local failure carrying its text.
+func AsError(err error) *smtp.Error {
+	if err == nil {
+		return nil
+	}
+	var se *smtp.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	return temporary(4, 0, 0, err.Error())
+}
+
+func (c *Client) open(ctx context.Context, hop NextHop) (*Conn, *smtp.Error) {
 	domain := hop.Host
 	if hop.MX && c.relay != nil {
 		hop = *c.relay

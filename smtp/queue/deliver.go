@@ -211,9 +211,10 @@ func (q *Queue) worker(d *destination) {
 		d.jobs = d.jobs[1:]
 		q.mu.Unlock()
 		if cn == nil {
-			var err *smtp.Error
-			cn, err = q.opts.Client.Open(q.ctx, d.hop)
-			if err != nil {
+			c, oerr := q.opts.Client.Open(q.ctx, d.hop)
+			cn = c
+			if oerr != nil {
+				err := outbound.AsError(oerr)
 				q.log.Info("queue: next hop unavailable", "hop", d.key, "err", err.Error())
 				// Everything waiting for a destination that cannot be
 				// reached fails alike: one connection attempt, not one
