@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -112,7 +113,9 @@ func (s *SQL) ListDomains(ctx context.Context) ([]string, error) {
 
 // AddUser adds a user. The address's domain must be local (else
 // ErrNotLocal); Created and Updated are set to now. An empty Maildir
-// means DefaultMaildir. The given User is not modified.
+// means DefaultMaildir; a relative one must stay below the Maildir base
+// (no ".." element), an absolute one must be clean. The given User is
+// not modified.
 func (s *SQL) AddUser(ctx context.Context, u *User) error {
 	a, err := ParseAddress(u.Address)
 	if err != nil {
@@ -130,6 +133,9 @@ func (s *SQL) AddUser(ctx context.Context, u *User) error {
 	}
 	if u.QuotaBytes < 0 || u.QuotaMessages < 0 {
 		return fmt.Errorf("store: add user %s: negative quota", a)
+	}
+	if m := u.Maildir; m != "" && !filepath.IsLocal(m) && (!filepath.IsAbs(m) || filepath.Clean(m) != m) {
+		return fmt.Errorf("store: add user %s: maildir %q escapes the Maildir base or is not clean", a, m)
 	}
 	now := time.Now().Unix()
 	_, err = s.exec(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -34,6 +34,12 @@ func TestAdmin(t *testing.T) {
 		if err := s.AddUser(ctx, &User{Address: "x@remote.example", PasswordHash: "x"}); !errors.Is(err, ErrNotLocal) {
 			t.Fatalf("user of foreign domain: %v", err)
 		}
+		for _, m := range []string{"../other/Maildir", "a/../../b", "/srv/../etc", "/srv/mail/"} {
+			if err := s.AddUser(ctx, &User{Address: "m@example.org", PasswordHash: "x", Maildir: m}); err == nil {
+				t.Fatalf("maildir %q accepted", m)
+			}
+		}
+		must(t, s.AddUser(ctx, &User{Address: "m@example.org", PasswordHash: "x", Maildir: "custom/m"}))
 		u, err := s.LookupUser(ctx, "alice@example.org")
 		if err != nil {
 			t.Fatal(err)
@@ -67,7 +73,7 @@ func TestAdmin(t *testing.T) {
 			t.Fatalf("ListUsers(domain) = %v, %v", us, err)
 		}
 		us, err = s.ListUsers(ctx, "")
-		if err != nil || len(us) != 2 {
+		if err != nil || len(us) != 3 || us[2].Maildir != "custom/m" {
 			t.Fatalf("ListUsers() = %v, %v", us, err)
 		}
 
@@ -98,6 +104,7 @@ func TestAdmin(t *testing.T) {
 			t.Fatalf("RemoveForwarding twice: %v", err)
 		}
 		must(t, s.RemoveUser(ctx, "alice@example.org"))
+		must(t, s.RemoveUser(ctx, "m@example.org"))
 		if _, err := s.LookupUser(ctx, "alice@example.org"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("removed user found: %v", err)
 		}
