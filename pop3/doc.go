@@ -27,7 +27,11 @@
 // eight lower-case hex digits each, as Dovecot's %X writes them), so a
 // client that leaves mail on the server does not fetch everything again
 // after a move from Dovecot. Options.UIDLFormat takes the other Dovecot
-// variables that a Maildir can answer without reading the message.
+// variables that a Maildir can answer without reading the message (not
+// %m, a digest of the header). UIDLs that Dovecot keeps in
+// dovecot-uidlist's "P" field (pop3_save_uidl, or set by a migration
+// from another server) are not read: such a Maildir must be served with
+// a format that gives the same values.
 //
 // Standards implemented:
 //   - RFC 1939, Post Office Protocol - Version 3 (without APOP).
@@ -37,7 +41,7 @@
 //     255-octet command line.
 //   - RFC 2595, Using TLS with IMAP, POP3 and ACAP: STLS.
 //   - RFC 3206, The SYS and AUTH POP Response Codes: AUTH-RESP-CODE,
-//     [AUTH], [SYS/TEMP] and [SYS/PERM].
+//     the [AUTH] and [SYS/TEMP] codes.
 //   - RFC 5034, The POP3 SASL Authentication Mechanism: AUTH with an
 //     initial response, PLAIN (RFC 4616) and LOGIN through package auth.
 //   - RFC 8314, Cleartext Considered Obsolete: implicit TLS (port 995).
