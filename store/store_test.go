@@ -19,14 +19,14 @@ type dialect struct {
 	name string
 	// open returns a fresh, empty database: its driver and DSN, plus a
 	// handle on which raw SQL (the seed's) can be run before Open.
-	open func(t *testing.T) (driver, dsn string, raw *sql.DB)
+	open func(t testing.TB) (driver, dsn string, raw *sql.DB)
 }
 
 // dialects returns SQLite always and MariaDB/MySQL when
 // MAILAGENT_MYSQL_DSN is set. Each MySQL test gets a database of its own,
 // dropped at the end.
-func dialects(t *testing.T) []dialect {
-	ds := []dialect{{name: "sqlite", open: func(t *testing.T) (string, string, *sql.DB) {
+func dialects(t testing.TB) []dialect {
+	ds := []dialect{{name: "sqlite", open: func(t testing.TB) (string, string, *sql.DB) {
 		path := filepath.Join(t.TempDir(), "mailagent.db")
 		raw, err := sql.Open("sqlite", path)
 		if err != nil {
@@ -39,7 +39,7 @@ func dialects(t *testing.T) []dialect {
 	if base == "" {
 		return ds
 	}
-	return append(ds, dialect{name: "mysql", open: func(t *testing.T) (string, string, *sql.DB) {
+	return append(ds, dialect{name: "mysql", open: func(t testing.TB) (string, string, *sql.DB) {
 		cfg, err := mysql.ParseDSN(base)
 		if err != nil {
 			t.Fatalf("MAILAGENT_MYSQL_DSN: %v", err)
