@@ -745,3 +745,26 @@ func TestTLSHandshakeFailure(t *testing.T) {
 	c = e.login("u@example.org", "pw")
 	c.cmd("QUIT", "+OK Logging out, 0 messages left.")
 }
+
+// TestTemporaryFailures: a directory that fails and a Maildir that cannot
+// be opened are "-ERR [SYS/TEMP]", and the session stays usable.
+func TestTemporaryFailures(t *testing.T) {
+	e := newEnv(t)
+	u := e.addUser("u@example.org", "pw")
+	// A file where the Maildir should be.
+	p := filepath.Join(e.base, u.Maildir)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := e.dial()
+	c.cmd("USER u@example.org", "+OK")
+	c.cmd("PASS pw", "-ERR [SYS/TEMP] Cannot open the mailbox, try again later.")
+	e.dir.Close()
+	c.cmd("USER u@example.org", "+OK")
+	c.cmd("PASS pw", replyTempFail)
+	c.cmd("QUIT", "+OK Logging out.")
+	c.eof()
+}
