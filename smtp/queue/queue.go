@@ -54,6 +54,9 @@ type Options struct {
 	MaxActive int
 	// MaxRecipients bounds the recipients of one message; 1000 by default.
 	MaxRecipients int
+	// MaxMessageBytes bounds the size of one message (552 5.3.4 beyond);
+	// 64 MiB by default.
+	MaxMessageBytes int64
 	// Logger receives queue events; nil discards them.
 	Logger *slog.Logger
 }
@@ -109,6 +112,9 @@ func New(opts Options) (*Queue, error) {
 	}
 	if opts.MaxActive <= 0 {
 		opts.MaxActive = 1000
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = 64 << 20
 	}
 	if opts.MaxRecipients <= 0 || opts.MaxRecipients > maxRecipients {
 		opts.MaxRecipients = maxRecipients

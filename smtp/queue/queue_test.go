@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -502,5 +503,69 @@ func TestVia(t *testing.T) {
 	}
 	if _, err := f.q.Transport(ctx, store.Transport{Method: "error", Text: "no"}); err == nil {
 		t.Error("Transport accepted an error transport")
+	}
+}
+
+// TestPartialRetry: a recipient deferred with 451 is retried alone; the
+// one accepted the first time does not get a second copy.
+func TestPartialRetry(t *testing.T) {
+	var mu sync.Mutex
+	tries := 0
+	srv := outboundtest.Start(t, outboundtest.Options{RcptReply: func(r string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if r == "later@b.test" {
+			tries++
+			if tries == 1 {
+				return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 2, 0}, Message: "greylisted"}
+			}
+		}
+		return nil
+	}})
+	f := newFixture(t, srv.Port, nil)
+	id := f.enqueue(t, "alice@a.test", []string{"now@b.test", "later@b.test"}, signed)
+	f.runDue(t)
+	in, err := f.q.Inspect(context.Background(), id)
+	if err != nil || in.Recipients[0].State != Delivered || in.Recipients[1].State != Queued ||
+		in.Recipients[1].Err.Message != "greylisted" || in.Recipients[1].Remote != "mx.b.test[127.0.0.1]" {
+		t.Fatalf("after first attempt: %+v, %v", in, err)
+	}
+	f.clock.Advance(5 * time.Minute)
+	f.runDue(t)
+	msgs := srv.Messages()
+	if len(msgs) != 2 || strings.Join(msgs[0].To, ",") != "now@b.test" || strings.Join(msgs[1].To, ",") != "later@b.test" {
+		t.Fatalf("deliveries: %+v", msgs)
+	}
+	if ids := f.ids(t); len(ids) != 0 {
+		t.Fatalf("still queued: %v", ids)
+	}
+}
+
+// TestMaxActive: a spool larger than MaxActive drains completely, in
+// rounds of at most MaxActive messages, in one RunDue.
+func TestMaxActive(t *testing.T) {
+	srv := outboundtest.Start(t, outboundtest.Options{Discard: true})
+	f := newFixture(t, srv.Port, func(o *Options) { o.MaxActive = 7; o.PerDestination = 3 })
+	for range 50 {
+		f.enqueue(t, "alice@a.test", []string{"bob@b.test"}, signed)
+	}
+	f.runDue(t)
+	if srv.Count() != 50 || len(f.ids(t)) != 0 {
+		t.Fatalf("delivered %d, queued %d", srv.Count(), len(f.ids(t)))
+	}
+}
+
+func TestSizeLimit(t *testing.T) {
+	f := newFixture(t, 1, func(o *Options) { o.MaxMessageBytes = 100 })
+	_, err := f.q.Enqueue(context.Background(), &smtp.Envelope{From: "a@a.test", Recipients: []string{"b@b.test"}}, bytesBodyT(strings.Repeat("x", 101)))
+	var se *smtp.Error
+	if !errors.As(err, &se) || se.Code != 552 {
+		t.Fatalf("oversized message: %v", err)
+	}
+	if _, err := f.q.Enqueue(context.Background(), &smtp.Envelope{From: "a@a.test", Recipients: []string{"b@b.test"}}, bytesBodyT(strings.Repeat("x", 100))); err != nil {
+		t.Fatalf("message at the limit: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(f.dir, tmpDir)); len(ents) != 0 {
+		t.Fatalf("tmp/ not cleaned: %d", len(ents))
 	}
 }

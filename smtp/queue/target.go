@@ -114,7 +114,13 @@ func (d *delivery) Body(ctx context.Context, body smtp.Body) error {
 	if err != nil {
 		return tempErr("spool: " + err.Error())
 	}
-	n, err := io.Copy(f, ctxReader{ctx, rc})
+	limit := d.q.opts.MaxMessageBytes
+	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, rc}, limit+1))
+	if err == nil && n > limit {
+		f.Close()
+		os.Remove(f.Name())
+		return &smtp.Error{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4}, Message: "message exceeds the queue's size limit"}
+	}
 	if err == nil {
 		err = f.Sync()
 	}
