@@ -14,8 +14,9 @@
 //
 // Sender authentication plugs in through ConnectChecker (iprev),
 // MailChecker (SPF) and MessageChecker (DKIM, DMARC) on the MX, whose
-// Verdicts accept, add header fields, reject or file in Junk; Signer signs
-// submitted mail.
+// Verdicts accept, add header fields, reject or file in Junk; SenderAuth
+// is those hooks wired to package dnsauth (iprev, SPF, DKIM, DMARC).
+// Signer signs submitted mail.
 //
 // Standards implemented (with go-smtp doing the protocol framing):
 //   - RFC 5321 SMTP: replies, trace fields (section 4.4), source routes
@@ -30,5 +31,6 @@
 //   - RFC 3848 transmission types (ESMTPSA, LMTP, ...) in Received.
 //   - RFC 5322 header fields: Message-ID and Date added on submission.
 //   - RFC 8601 Authentication-Results, forged ones with our authserv-id
-//     removed.
+//     removed; through dnsauth, RFC 8601 iprev, RFC 7208 SPF, RFC 6376
+//     DKIM and RFC 7489 DMARC.
 package smtp

@@ -1,0 +1,75 @@
+package smtp
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/mailagent/mailagent/dnsauth"
+)
+
+// TestSenderAuth wires dnsauth's checks into the MX through the hooks,
+// over a mock DNS.
+func TestSenderAuth(t *testing.T) {
+	st := newTestStack(t)
+	dns := &dnsauth.MockResolver{
+		TXT: map[string][]string{
+			"far.example":         {"v=spf1 ip4:127.0.0.1 -all"},
+			"_dmarc.far.example":  {"v=DMARC1; p=reject"},
+			"quar.example":        {"v=spf1 -all"},
+			"_dmarc.quar.example": {"v=DMARC1; p=quarantine"},
+			"spf-fail.example":    {"v=spf1 -all"},
+		},
+		PTR: map[string][]string{"127.0.0.1": {"client.far.example."}},
+		IP:  map[string][]net.IP{"client.far.example": {net.ParseIP("127.0.0.1")}},
+	}
+	sa := &SenderAuth{Resolver: dns, AuthServID: "mx.test", RejectSPFFail: true}
+	o := st.options(MX)
+	o.Checks = Checks{Connect: []ConnectChecker{sa}, Mail: []MailChecker{sa}, Message: []MessageChecker{sa}}
+	addr, _ := st.serve(o)
+	msg := func(from, subject string) string {
+		return fmt.Sprintf("%q", "From: "+from+"\r\nSubject: "+subject+"\r\n\r\nx\r\n.\r\n")
+	}
+	dial(t, "tcp", addr).run(greet + `
+		C: MAIL FROM:<x@spf-fail.example>
+		S: 550 5.7.23
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: ` + msg("sender@far.example", "aligned") + `
+		S: 250
+		C: MAIL FROM:<bounce@other.example>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: ` + msg("ceo@far.example", "forged") + `
+		S: 550 5.7.1
+		C: MAIL FROM:<bounce@other.example>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: ` + msg("news@quar.example", "doubtful") + `
+		S: 250`)
+	inbox := st.messages("alice@local.example", "")
+	if len(inbox) != 1 || !strings.Contains(inbox[0], "Subject: aligned") {
+		t.Fatalf("INBOX: %q", inbox)
+	}
+	hdr, _, _ := strings.Cut(inbox[0], "\r\nReceived: ")
+	for _, want := range []string{"Authentication-Results: mx.test", "iprev=pass", "spf=pass", "dmarc=pass"} {
+		if !strings.Contains(hdr, want) {
+			t.Errorf("header lacks %q:\n%s", want, hdr)
+		}
+	}
+	junk := st.messages("alice@local.example", "Junk")
+	if len(junk) != 1 || !strings.Contains(junk[0], "Subject: doubtful") || !strings.Contains(junk[0], "dmarc=fail") {
+		t.Fatalf("Junk: %q", junk)
+	}
+}
