@@ -16,7 +16,7 @@
 // MailChecker (SPF) and MessageChecker (DKIM, DMARC) on the MX, whose
 // Verdicts accept, add header fields, reject or file in Junk; SenderAuth
 // is those hooks wired to package dnsauth (iprev, SPF, DKIM, DMARC).
-// Signer signs submitted mail.
+// Signer signs submitted mail; DKIMSigner is one over dnsauth's keys.
 //
 // Standards implemented (with go-smtp doing the protocol framing):
 //   - RFC 5321 SMTP: replies, trace fields (section 4.4), source routes

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -140,4 +141,34 @@ func fromDomain(msg Body) (string, error) {
 		lineStart = true
 	}
 	return dnsauth.FromDomain(hdr.Bytes())
+}
+
+// DKIMSigner is the submission server's Signer wired to dnsauth: it
+// signs each message with the keys of its From domain (or the closest
+// parent domain with keys). Mail from a domain without keys, or without
+// a single From address, goes out unsigned.
+type DKIMSigner struct {
+	// Signer holds the keys. Required.
+	Signer *dnsauth.Signer
+	// Logger receives signing failures; nil discards.
+	Logger *slog.Logger
+}
+
+// Sign implements Signer.
+func (s *DKIMSigner) Sign(ctx context.Context, env *Envelope, msg Body) ([]string, error) {
+	r, err := msg.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	sig, err := s.Signer.Sign(ctx, r)
+	switch {
+	case err == nil:
+		return []string{strings.TrimSuffix(sig, "\r\n")}, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case !errors.Is(err, dnsauth.ErrNoDKIMKey) && s.Logger != nil:
+		s.Logger.Warn("message sent unsigned", "id", env.ID, "err", err)
+	}
+	return nil, nil
 }

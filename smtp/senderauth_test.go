@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -71,5 +72,60 @@ func TestSenderAuth(t *testing.T) {
 	junk := st.messages("alice@local.example", "Junk")
 	if len(junk) != 1 || !strings.Contains(junk[0], "Subject: doubtful") || !strings.Contains(junk[0], "dmarc=fail") {
 		t.Fatalf("Junk: %q", junk)
+	}
+}
+
+// TestDKIMSigner signs submitted mail with dnsauth's signer and checks
+// the signature with dnsauth's verifier.
+func TestDKIMSigner(t *testing.T) {
+	st := newTestStack(t)
+	key, err := dnsauth.GenerateDKIMKey("local.example", "sel", "ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := key.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := st.options(Submission)
+	o.Signer = &DKIMSigner{Signer: dnsauth.NewSigner([]*dnsauth.DKIMKey{key})}
+	addr, _ := st.serve(o)
+	dial(t, "tcp", addr).run(tlsLogin("alice@local.example") + `
+		C: MAIL FROM:<alice@local.example>
+		S: 250
+		C: RCPT TO:<bob@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: "From: alice@local.example\r\nSubject: signed\r\n\r\nbody\r\n.\r\n"
+		S: 250
+		C: MAIL FROM:<alice@local.example>
+		S: 250
+		C: RCPT TO:<bob@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: "From: alice@elsewhere.example\r\nSubject: no key\r\n\r\nbody\r\n.\r\n"
+		S: 250`)
+	got := st.messages("bob@local.example", "")
+	if len(got) != 2 {
+		t.Fatalf("bob has %d messages", len(got))
+	}
+	dns := &dnsauth.MockResolver{TXT: map[string][]string{rec.Name: {rec.Value}}}
+	for _, m := range got {
+		// Verify what a receiver gets: the message as it left, from
+		// the signature down.
+		i := strings.Index(m, "DKIM-Signature: ")
+		signed := strings.Contains(m, "Subject: signed")
+		if signed != (i >= 0) {
+			t.Fatalf("signature presence wrong:\n%s", m)
+		}
+		if !signed {
+			continue
+		}
+		res, err := dnsauth.VerifyDKIM(context.Background(), dns, strings.NewReader(m[i:]))
+		if err != nil || len(res) != 1 || res[0].Status != dnsauth.DKIMPass {
+			t.Fatalf("verification: %+v %v\n%s", res, err, m)
+		}
 	}
 }
