@@ -304,10 +304,16 @@ func (q *Queue) finalize(a *activeMsg) {
 	// Notifications are queued without holding the message's lock: the
 	// queue may be their target, and its Commit takes the queue's lock.
 	if len(failed) > 0 {
-		q.notify(m, failed, actionFailed, now)
+		if err := q.notify(m, failed, actionFailed, now); err != nil {
+			// The sender must hear of the failure: keep the recipients
+			// queued, so the next attempt fails them and tries again.
+			for _, i := range failed {
+				m.Recipients[i].State = Queued
+			}
+			remaining = m.pending()
+		}
 	}
-	if warn {
-		q.notify(m, remaining, actionDelayed, now)
+	if warn && q.notify(m, remaining, actionDelayed, now) == nil {
 		m.Warned = true
 	}
 	a.mu.Lock()
@@ -319,11 +325,10 @@ func (q *Queue) finalize(a *activeMsg) {
 		q.log.Info("queue: message done", "id", a.id, "attempts", m.Attempts, "failed", len(failed))
 	default:
 		next := now.Add(q.backoff(m.Attempts))
-		if last := m.Arrived.Add(q.opts.MaxLifetime); next.After(last) {
+		// The last attempt falls at expiry; past it (a notification
+		// that could not be stored), the backoff applies as before.
+		if last := m.Arrived.Add(q.opts.MaxLifetime); next.After(last) && last.After(now) {
 			next = last
-			if next.Before(now) {
-				next = now
-			}
 		}
 		m.NextAttempt = next
 		m.Held = m.Held || a.hold

@@ -27,10 +27,10 @@ const maxDSNHeader = 64 << 10
 // notify sends the sender a delivery status notification about the
 // recipients idx of m. Nothing is sent for the null reverse path: that is
 // what keeps notifications from looping (RFC 5321 §6.1).
-func (q *Queue) notify(m *meta, idx []int, action string, now time.Time) {
+func (q *Queue) notify(m *meta, idx []int, action string, now time.Time) error {
 	if m.From == "" {
 		q.log.Info("queue: no notification for the null sender", "id", m.ID, "action", action)
-		return
+		return nil
 	}
 	hdr, err := readHeader(q.spool.bodyPath(m.ID))
 	if err != nil {
@@ -46,9 +46,10 @@ func (q *Queue) notify(m *meta, idx []int, action string, now time.Time) {
 		SMTPUTF8: !isASCII(m.From)}
 	if err := deliverTo(ctx, target, env, bytesBody(msg)); err != nil {
 		q.log.Error("queue: notification not delivered", "id", m.ID, "to", m.From, "err", err)
-		return
+		return err
 	}
 	q.log.Info("queue: notification sent", "id", m.ID, "to", m.From, "action", action, "recipients", len(idx))
+	return nil
 }
 
 // deliverTo runs a whole two-phase delivery into t.

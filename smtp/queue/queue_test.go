@@ -569,3 +569,45 @@ func TestSizeLimit(t *testing.T) {
 		t.Fatalf("tmp/ not cleaned: %d", len(ents))
 	}
 }
+
+// failingTarget refuses every message, like a full disk.
+type failingTarget struct{}
+
+func (failingTarget) Start(context.Context, *smtp.Envelope) (smtp.Delivery, error) {
+	return nil, &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "no space"}
+}
+
+// TestNotificationNotLost: when the notification cannot be stored, the
+// failed recipient stays queued and is reported at the next attempt.
+func TestNotificationNotLost(t *testing.T) {
+	f := newFixture(t, 1, func(o *Options) { o.Bounces = failingTarget{} })
+	id := f.enqueue(t, "alice@a.test", []string{"x@null.test"}, signed)
+	f.runDue(t)
+	in, err := f.q.Inspect(context.Background(), id)
+	if err != nil || in.Recipients[0].State != Queued || in.Recipients[0].Err.Code != 556 {
+		t.Fatalf("after a lost notification: %+v, %v", in, err)
+	}
+	f.q.Close()
+	f.q = f.open(t, 1, nil)
+	f.clock.Advance(5 * time.Minute)
+	f.runDue(t)
+	if n := len(f.bounces.all()); n != 1 {
+		t.Fatalf("%d notifications after the retry", n)
+	}
+	if ids := f.ids(t); len(ids) != 0 {
+		t.Fatalf("still queued: %v", ids)
+	}
+}
+
+// TestExpiredNotificationRetried: an expired message whose notification
+// cannot be stored is retried on the backoff, not in a tight loop.
+func TestExpiredNotificationRetried(t *testing.T) {
+	f := newFixture(t, portOf(t, deadPort(t)), func(o *Options) { o.Bounces = failingTarget{}; o.MaxLifetime = time.Hour })
+	id := f.enqueue(t, "alice@a.test", []string{"bob@b.test"}, signed)
+	f.clock.Advance(2 * time.Hour)
+	f.runDue(t)
+	in, err := f.q.Inspect(context.Background(), id)
+	if err != nil || in.Attempts != 1 || !in.NextAttempt.Equal(f.clock.Now().Add(5*time.Minute)) {
+		t.Fatalf("expired, notification refused: %+v, %v", in, err)
+	}
+}
