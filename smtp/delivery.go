@@ -29,6 +29,9 @@ type Envelope struct {
 	RemoteAddr net.Addr
 	// Helo is the name the client gave in HELO, EHLO or LHLO.
 	Helo string
+	// Hostname is the receiving server's name (Options.Hostname), the
+	// authserv-id of its Authentication-Results fields.
+	Hostname string
 	// TLS is the connection's TLS state, nil when it was not encrypted.
 	TLS *tls.ConnectionState
 	// AuthUser is the authenticated user (submission), empty otherwise.

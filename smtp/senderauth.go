@@ -20,10 +20,14 @@ import (
 type SenderAuth struct {
 	// Resolver answers the DNS queries. Required.
 	Resolver dnsauth.Resolver
-	// AuthServID names this host in Authentication-Results; it must be
-	// the server's Options.Hostname, whose forged fields the server
-	// removes. Required.
+	// AuthServID names this host in Authentication-Results; empty means
+	// the server's Options.Hostname (Envelope.Hostname), which is also
+	// the name whose forged fields the server removes.
 	AuthServID string
+	// RequirePTR refuses clients whose address has no reverse name at all
+	// (550 5.7.25, RFC 7372), as Postfix's reject_unknown_reverse_client_hostname;
+	// a DNS failure defers them (450 4.7.25). Off, iprev is only recorded.
+	RequirePTR bool
 	// DMARC is the policy for messages failing DMARC; the zero value
 	// follows the sender domain's published policy (reject refuses,
 	// quarantine files in Junk).
@@ -56,8 +60,22 @@ func (a *SenderAuth) CheckConnect(ctx context.Context, env *Envelope) Verdict {
 	if ip == nil {
 		return Verdict{}
 	}
-	env.Values[iprevKey{}] = dnsauth.CheckIPRev(ctx, a.Resolver, ip, env.Helo)
+	r := dnsauth.CheckIPRev(ctx, a.Resolver, ip, env.Helo)
+	env.Values[iprevKey{}] = r
+	if a.RequirePTR {
+		switch {
+		case r.Status == dnsauth.IPRevTempError:
+			return Verdict{Action: Reject, Reply: &Error{Code: 450, EnhancedCode: [3]int{4, 7, 25}, Message: "Reverse DNS lookup failed, try again later"}}
+		case !r.HasPTR:
+			return Verdict{Action: Reject, Reply: &Error{Code: 550, EnhancedCode: [3]int{5, 7, 25}, Message: "Client address has no reverse DNS name"}}
+		}
+	}
 	return Verdict{}
+}
+
+// Checks returns a in every hook of Checks, ready for Options.Checks.
+func (a *SenderAuth) Checks() Checks {
+	return Checks{Connect: []ConnectChecker{a}, Mail: []MailChecker{a}, Message: []MessageChecker{a}}
 }
 
 // CheckMail implements MailChecker: SPF (RFC 7208) for the MAIL FROM
@@ -114,7 +132,11 @@ func (a *SenderAuth) CheckMessage(ctx context.Context, env *Envelope, msg Body) 
 			v.Action = Junk
 		}
 	}
-	v.Headers = []string{strings.TrimSuffix(res.Header(a.AuthServID), "\r\n")}
+	id := a.AuthServID
+	if id == "" {
+		id = env.Hostname
+	}
+	v.Headers = []string{strings.TrimSuffix(res.Header(id), "\r\n")}
 	return v
 }
 
@@ -155,7 +177,7 @@ type DKIMSigner struct {
 }
 
 // Sign implements Signer.
-func (s *DKIMSigner) Sign(ctx context.Context, env *Envelope, msg Body) ([]string, error) {
+func (s DKIMSigner) Sign(ctx context.Context, env *Envelope, msg Body) ([]string, error) {
 	r, err := msg.Open()
 	if err != nil {
 		return nil, err

@@ -25,9 +25,9 @@ func TestSenderAuth(t *testing.T) {
 		PTR: map[string][]string{"127.0.0.1": {"client.far.example."}},
 		IP:  map[string][]net.IP{"client.far.example": {net.ParseIP("127.0.0.1")}},
 	}
-	sa := &SenderAuth{Resolver: dns, AuthServID: "mx.test", RejectSPFFail: true}
+	sa := &SenderAuth{Resolver: dns, RejectSPFFail: true}
 	o := st.options(MX)
-	o.Checks = Checks{Connect: []ConnectChecker{sa}, Mail: []MailChecker{sa}, Message: []MessageChecker{sa}}
+	o.Checks = sa.Checks()
 	addr, _ := st.serve(o)
 	msg := func(from, subject string) string {
 		return fmt.Sprintf("%q", "From: "+from+"\r\nSubject: "+subject+"\r\n\r\nx\r\n.\r\n")
@@ -88,7 +88,7 @@ func TestDKIMSigner(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := st.options(Submission)
-	o.Signer = &DKIMSigner{Signer: dnsauth.NewSigner([]*dnsauth.DKIMKey{key})}
+	o.Signer = DKIMSigner{Signer: dnsauth.NewSigner([]*dnsauth.DKIMKey{key})}
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(tlsLogin("alice@local.example") + `
 		C: MAIL FROM:<alice@local.example>
@@ -128,4 +128,25 @@ func TestDKIMSigner(t *testing.T) {
 			t.Fatalf("verification: %+v %v\n%s", res, err, m)
 		}
 	}
+}
+
+func TestSenderAuthRequirePTR(t *testing.T) {
+	st := newTestStack(t)
+	dns := &dnsauth.MockResolver{}
+	o := st.options(MX)
+	o.Checks = (&SenderAuth{Resolver: dns, RequirePTR: true}).Checks()
+	addr, _ := st.serve(o)
+	dial(t, "tcp", addr).run(`
+		S: 220
+		C: EHLO client.far.example
+		S: 550 5.7.25
+		CLOSED`)
+	dns.Lock()
+	dns.Fail = map[string]error{"127.0.0.1": dnsauth.NewTempError("127.0.0.1")}
+	dns.Unlock()
+	dial(t, "tcp", addr).run(`
+		S: 220
+		C: EHLO client.far.example
+		S: 450 4.7.25
+		CLOSED`)
 }

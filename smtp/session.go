@@ -65,7 +65,7 @@ func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 	c.setTop(gc.Conn())
 	ctx, cancel := context.WithCancel(context.Background())
 	ss := &session{srv: s, c: c, ctx: ctx, cancel: cancel}
-	ss.base = Envelope{RemoteAddr: gc.Conn().RemoteAddr(), Helo: gc.Hostname()}
+	ss.base = Envelope{RemoteAddr: gc.Conn().RemoteAddr(), Helo: gc.Hostname(), Hostname: s.opts.Hostname}
 	if st, ok := gc.TLSConnectionState(); ok {
 		ss.base.TLS = &st
 	}
