@@ -162,7 +162,7 @@ func TestSTARTTLSInjection(t *testing.T) {
 func TestReadTimeout(t *testing.T) {
 	st := newTestStack(t)
 	o := st.options(MX)
-	o.ReadTimeout = 200 * time.Millisecond
+	o.ReadTimeout = time.Second
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(greet + `
 		S: 421 4.4.2
