@@ -112,12 +112,22 @@ func (m *routed) AddRecipient(ctx context.Context, rcpt string) error {
 		m.r.log.Info("recipient refused", "id", m.env.ID, "rcpt", rcpt, "err", err)
 		return err
 	}
-	rt := route{rcpt: rcpt}
-	for _, t := range targets {
+	// Every leg is started before any recipient is added, so that a
+	// target refusing to start leaves no copy of this recipient behind.
+	legs := make([]*leg, len(targets))
+	for i, t := range targets {
 		l, err := m.leg(ctx, t)
 		if err != nil {
+			for _, l := range legs[:i] {
+				m.dropIfEmpty(ctx, l)
+			}
 			return err
 		}
+		legs[i] = l
+	}
+	rt := route{rcpt: rcpt}
+	for i, t := range targets {
+		l := legs[i]
 		if !l.rcpts[t.rcpt] {
 			if err := l.d.AddRecipient(ctx, t.rcpt); err != nil {
 				m.dropIfEmpty(ctx, l)
