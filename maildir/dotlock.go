@@ -74,11 +74,22 @@ func dotlockIsStale(lp string, pid int, host string) bool {
 		return false
 	}
 	other, err := strconv.Atoi(p)
-	if err != nil || other <= 0 || other == pid {
+	if err != nil || other <= 0 {
 		return false
+	}
+	if other == pid {
+		// Our own pid: held by this process unless it predates it (a
+		// previous run that crashed, restarted with the same pid, as
+		// happens to a container's pid 1).
+		return st.ModTime().Before(processStart.Add(-10 * time.Millisecond))
 	}
 	return errors.Is(syscall.Kill(other, 0), syscall.ESRCH)
 }
+
+// processStart is when this process loaded the package, to tell our own
+// locks from those a previous process with the same pid left behind.
+// It is set once and never changed.
+var processStart = time.Now()
 
 func (l *dotlock) release() error {
 	if l == nil {

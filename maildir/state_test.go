@@ -316,3 +316,33 @@ func TestTooLargeAndGroupCommitErrors(t *testing.T) {
 		t.Fatalf("%d fsyncs for 20 callers", n)
 	}
 }
+
+func TestStaleDotlocks(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	deliver(t, s, m, "INBOX", msg("l", 50))
+	lp := filepath.Join(m.Path(), uidlistName+".lock")
+	// Left by a previous run with our pid (a restarted container's pid 1),
+	// and by a dead process on this host: both are broken at once.
+	old := time.Now().Add(-time.Minute)
+	for _, owner := range []string{itoa(int64(os.Getpid())), "999999999"} {
+		mustWriteFile(t, lp, owner+":"+s.host)
+		os.Chtimes(lp, old, old)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := folder(t, m, "INBOX").Snapshot(cctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("lock of %s not broken: %v", owner, err)
+		}
+		deliver(t, s, m, "INBOX", msg("l", 50))
+	}
+	// A live holder elsewhere is waited for.
+	mustWriteFile(t, lp, "1:another-host")
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := folder(t, m, "INBOX").Snapshot(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("live lock: %v", err)
+	}
+	os.Remove(lp)
+}
