@@ -165,8 +165,8 @@ func (q *Queue) route(ctx context.Context, rcpt, fixed string) (outbound.NextHop
 	return hop, nil
 }
 
-// submit adds a job to its destination, starting a worker when the
-// destination has fewer than PerDestination.
+// submit adds a job to its destination and starts workers as the limits
+// allow.
 func (q *Queue) submit(key string, hop outbound.NextHop, j *job) {
 	q.mu.Lock()
 	d := q.dests[key]
@@ -175,13 +175,17 @@ func (q *Queue) submit(key string, hop outbound.NextHop, j *job) {
 		q.dests[key] = d
 	}
 	d.jobs = append(d.jobs, j)
-	start := d.workers < q.opts.PerDestination && d.workers < len(d.jobs)
-	if start {
-		d.workers++
-		q.wg.Add(1)
-	}
+	q.startWorkersLocked(d)
 	q.mu.Unlock()
-	if start {
+}
+
+// startWorkersLocked starts workers for d while it has more jobs than
+// workers, up to PerDestination and MaxConnections. The caller holds mu.
+func (q *Queue) startWorkersLocked(d *destination) {
+	for d.workers < q.opts.PerDestination && d.workers < len(d.jobs) && q.conns < q.opts.MaxConnections {
+		d.workers++
+		q.conns++
+		q.wg.Add(1)
 		go q.worker(d)
 	}
 }
@@ -202,6 +206,20 @@ func (q *Queue) worker(d *destination) {
 			d.workers--
 			if d.workers == 0 && q.dests[d.key] == d {
 				delete(q.dests, d.key)
+			}
+			q.mu.Unlock()
+			if cn != nil {
+				cn.Close()
+				cn = nil
+			}
+			q.mu.Lock()
+			q.conns--
+			// Hand the freed connection to a next hop waiting for one.
+			for _, other := range q.dests {
+				if q.conns >= q.opts.MaxConnections {
+					break
+				}
+				q.startWorkersLocked(other)
 			}
 			q.mu.Unlock()
 			return

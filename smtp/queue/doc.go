@@ -15,8 +15,8 @@
 //
 // Delivery goes through an outbound.Client, recipients grouped by next
 // hop so that one connection carries all recipients of a message for that
-// hop and, in turn, the other messages waiting for it; a limit bounds the
-// connections per next hop.
+// hop and, in turn, the other messages waiting for it; limits bound the
+// connections per next hop and overall, and the messages in delivery.
 //
 // Standards implemented:
 //   - RFC 5321 §4.5.4.1: retry strategy and giving up (default 5 days)

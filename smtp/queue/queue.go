@@ -49,6 +49,10 @@ type Options struct {
 	// PerDestination bounds the connections open to one next hop at once;
 	// 20 by default, as Postfix's default_destination_concurrency_limit.
 	PerDestination int
+	// MaxConnections bounds the connections open at once, over all next
+	// hops; 100 by default, as Postfix's default_process_limit. A next
+	// hop waiting for a connection gets the next one that closes.
+	MaxConnections int
 	// MaxActive bounds the messages being delivered at once (and so the
 	// metadata held in memory); 1000 by default.
 	MaxActive int
@@ -82,6 +86,7 @@ type Queue struct {
 	sched  *schedule
 	active map[string]*activeMsg
 	dests  map[string]*destination
+	conns  int // workers running, each with at most one connection
 	wake   chan struct{}
 	closed bool
 	down   atomic.Bool // closed, readable without mu
@@ -109,6 +114,9 @@ func New(opts Options) (*Queue, error) {
 	def(&opts.MaxLifetime, 5*24*time.Hour)
 	if opts.PerDestination <= 0 {
 		opts.PerDestination = 20
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 100
 	}
 	if opts.MaxActive <= 0 {
 		opts.MaxActive = 1000

@@ -611,3 +611,28 @@ func TestExpiredNotificationRetried(t *testing.T) {
 		t.Fatalf("expired, notification refused: %+v, %v", in, err)
 	}
 }
+
+// TestMaxConnections: with one connection for the whole queue, two next
+// hops are served one after the other, and both get their mail.
+func TestMaxConnections(t *testing.T) {
+	one := outboundtest.Start(t, outboundtest.Options{LMTP: true, Unix: true})
+	two := outboundtest.Start(t, outboundtest.Options{LMTP: true, Unix: true})
+	f := newFixture(t, 1, func(o *Options) {
+		o.MaxConnections = 1
+		o.Route = func(ctx context.Context, rcpt string) (string, error) {
+			if strings.HasPrefix(rcpt, "one") {
+				return "lmtp:unix:" + one.Addr, nil
+			}
+			return "lmtp:unix:" + two.Addr, nil
+		}
+	})
+	for range 5 {
+		f.enqueue(t, "alice@a.test", []string{"one@b.test"}, signed)
+		f.enqueue(t, "alice@a.test", []string{"two@b.test"}, signed)
+	}
+	f.runDue(t)
+	if one.Count() != 5 || two.Count() != 5 || one.Connections() != 1 || two.Connections() != 1 {
+		t.Fatalf("one: %d messages over %d connections, two: %d over %d",
+			one.Count(), one.Connections(), two.Count(), two.Connections())
+	}
+}
