@@ -237,6 +237,23 @@ func (f *Folder) Message(ctx context.Context, uid uint32) (Message, error) {
 	return m, err
 }
 
+// Messages returns the messages uids that exist, in the order asked, after
+// one cheap sync: O(len(uids)), for fetching a few messages of a big
+// folder without a whole Snapshot.
+func (f *Folder) Messages(ctx context.Context, uids []uint32) ([]Message, error) {
+	var out []Message
+	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
+		out = make([]Message, 0, len(uids))
+		for _, uid := range uids {
+			if e := st.ents[uid]; e != nil {
+				out = append(out, st.message(uid, e))
+			}
+		}
+		return nil, nil
+	})
+	return out, err
+}
+
 // Open opens the message uid for reading. The file stays readable after
 // a concurrent flag change or expunge (it is open). A UID already known
 // costs no sync: only if its file was renamed or removed meanwhile is the

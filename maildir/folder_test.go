@@ -325,3 +325,16 @@ func TestRecreatedFolderNewUIDValidity(t *testing.T) {
 		}
 	}
 }
+
+func TestMessages(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	for range 3 {
+		deliver(t, s, m, "INBOX", msg("m", 40))
+	}
+	got, err := folder(t, m, "INBOX").Messages(ctx, []uint32{3, 9, 1})
+	if err != nil || len(got) != 2 || got[0].UID != 3 || got[1].UID != 1 {
+		t.Fatalf("%+v %v", got, err)
+	}
+}
