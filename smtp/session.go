@@ -253,6 +253,9 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 	got := &statusMap{m: map[string]error{}}
 	pd.BodyNonAtomic(ss.ctx, got, msg)
 	cerr := ss.d.Commit(ss.ctx)
+	if cerr != nil {
+		_ = ss.d.Abort(context.WithoutCancel(ss.ctx))
+	}
 	for _, rcpt := range ss.env.Recipients {
 		err, ok := got.m[rcpt]
 		switch {
