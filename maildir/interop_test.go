@@ -372,6 +372,18 @@ func TestDovecotInterop(t *testing.T) {
 	if err := c.Create("Neu.Ordner", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
+	// A folder Dovecot creates and fills alone: mailagent must read its
+	// UIDVALIDITY, UIDs, flags and keywords as Dovecot serves them.
+	for i, fl := range [][]imap.Flag{{imap.FlagAnswered, "Alpha"}, {"Beta", imap.FlagDraft}} {
+		b := fmt.Sprintf("Subject: dovecot %d\r\n\r\nbody\r\n", i)
+		a := c.Append("Neu.Ordner", int64(len(b)), &imap.AppendOptions{Flags: fl})
+		a.Write([]byte(b))
+		a.Close()
+		if _, err := a.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	neuSel, neuMsgs := fetchAll(t, c, "Neu.Ordner")
 	if err := c.Create("Ünïcödé", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -425,8 +437,16 @@ func TestDovecotInterop(t *testing.T) {
 	if _, ok := have["Neu.Ordner"]; !ok {
 		t.Errorf("folder created by Dovecot missing: %v", fl)
 	}
-	subsData, _ := os.ReadFile(filepath.Join(p, "subscriptions"))
-	t.Logf("subscriptions %q", subsData)
+	neu := snapshot(t, folder(t, m2, "Neu.Ordner"))
+	if neu.UIDValidity != neuSel.UIDValidity || neu.UIDNext != uint32(neuSel.UIDNext) || len(neu.Messages) != len(neuMsgs) {
+		t.Fatalf("Dovecot's folder: mailagent %+v, Dovecot %+v", neu, neuSel)
+	}
+	for i, dm := range neuMsgs {
+		om := neu.Messages[i]
+		if dm.uid != om.UID || !slices.Equal(dm.flags, om.Flags) || dm.size != om.VSize || !dm.date.Equal(om.InternalDate.Truncate(time.Second)) {
+			t.Errorf("Dovecot's folder: Dovecot %+v, mailagent %+v", dm, om)
+		}
+	}
 	if f, ok := have["Ünïcödé"]; !ok || !f.Subscribed {
 		t.Errorf("Dovecot's Ünïcödé: %+v (folders %v)", f, fl)
 	}
