@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/smtp"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
@@ -92,16 +91,7 @@ func benchNaive(b *testing.B, msgs [][]byte) {
 	var elapsed time.Duration
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		c, err := gosmtp.Dial(sink.Addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, m := range msgs {
-			if err := c.SendMail("alice@a.test", []string{"bob@b.test"}, strings.NewReader(string(m))); err != nil {
-				b.Fatal(err)
-			}
-		}
-		c.Quit()
+		sendAll(b, sink.Addr, msgs)
 		elapsed += time.Since(start)
 	}
 	reportRate(b, elapsed)
@@ -122,16 +112,7 @@ func benchPostfix(b *testing.B, msgs [][]byte, conns int) {
 		b.StopTimer()
 		base := sink.Count()
 		pf.setQmgr(b, false)
-		c, err := gosmtp.Dial(pf.smtpd)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, m := range msgs {
-			if err := c.SendMail("alice@a.test", []string{"bob@b.test"}, strings.NewReader(string(m))); err != nil {
-				b.Fatal(err)
-			}
-		}
-		c.Quit()
+		sendAll(b, pf.smtpd, msgs)
 		pf.waitQueued(b, benchMessages)
 		b.StartTimer()
 		start := time.Now()

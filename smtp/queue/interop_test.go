@@ -9,9 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // interop skips a test that needs an outside program, or fails it when
@@ -83,11 +81,7 @@ func startDovecot(t *testing.T) (root, addr, sock string) {
 		interop(t, "no mail user: "+err.Error())
 	}
 	root = t.TempDir()
-	// Dovecot's mail processes run as the mail user: let it reach the
-	// instance directory.
-	for d := root; d != filepath.Dir(os.TempDir()) && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	openToMailUser(root)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,39 +102,10 @@ func startDovecot(t *testing.T) (root, addr, sock string) {
 	uid, _ := strconv.Atoi(mailUser.Uid)
 	gid, _ := strconv.Atoi(mailUser.Gid)
 	os.Chown(filepath.Join(root, "mail"), uid, gid)
-	cmd := exec.Command(bin, "-F", "-c", filepath.Join(root, "dovecot.conf"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(root, "dovecot.log"))
-			t.Logf("dovecot.log:\n%s", log)
-		}
-	})
+	runDovecot(t, bin, root)
 	sock = filepath.Join(root, "lmtp.sock")
-	// Dovecot gives no readiness signal: poll its listeners on a deadline.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c1, err1 := net.Dial("tcp", addr)
-		c2, err2 := net.Dial("unix", sock)
-		if err1 == nil {
-			c1.Close()
-		}
-		if err2 == nil {
-			c2.Close()
-		}
-		if err1 == nil && err2 == nil {
-			return root, addr, sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dovecot did not start listening: %v, %v", err1, err2)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitListening(t, "dovecot", addr, sock)
+	return root, addr, sock
 }
 
 // TestDovecotLMTP delivers through the LMTP transport into a real Dovecot

@@ -103,9 +103,7 @@ func postfixMissing() string {
 // test ends; its smtpd listens on a free loopback port.
 func startPostfix(tb testing.TB, cfg postfixConfig) *postfixInstance {
 	root := tb.TempDir()
-	for d := root; d != filepath.Dir(os.TempDir()) && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	openToMailUser(root)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -129,19 +127,8 @@ func startPostfix(tb testing.TB, cfg postfixConfig) *postfixInstance {
 	}
 	pf.postfix(tb, "postfix", "start")
 	tb.Cleanup(func() { exec.Command("postfix", "-c", filepath.Join(root, "etc"), "stop").Run() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		// No readiness signal from Postfix: poll its listener.
-		c, err := net.Dial("tcp", smtpd)
-		if err == nil {
-			c.Close()
-			return pf
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("postfix did not listen: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitListening(tb, "postfix", smtpd)
+	return pf
 }
 
 func (pf *postfixInstance) postfix(tb testing.TB, cmd string, args ...string) {

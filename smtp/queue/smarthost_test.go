@@ -5,12 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,9 +51,7 @@ func startDovecotAuth(t *testing.T, user, pass string) string {
 		interop(t, "dovecot not installed (apt-get install dovecot-core)")
 	}
 	root := t.TempDir()
-	for d := root; d != filepath.Dir(os.TempDir()) && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	openToMailUser(root)
 	for _, d := range []string{"run", "state"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
@@ -66,33 +62,10 @@ func startDovecotAuth(t *testing.T, user, pass string) string {
 	if err := os.WriteFile(filepath.Join(root, "passwd"), []byte(user+":{PLAIN}"+pass+"::::::\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-F", "-c", filepath.Join(root, "dovecot.conf"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(root, "dovecot.log"))
-			t.Logf("dovecot.log:\n%s", log)
-		}
-	})
+	runDovecot(t, bin, root)
 	sock := filepath.Join(root, "auth")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		// No readiness signal: poll the socket.
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-			return sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dovecot auth did not listen: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitListening(t, "dovecot auth", sock)
+	return sock
 }
 
 // TestPostfixSmartHost relays through a real Postfix as the smart host:
