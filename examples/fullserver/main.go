@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	configFile := fs.String("config", "", "configuration file")
 	logFormat := fs.String("log-format", "", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "fullserver: %s (run without arguments for usage)\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "fullserver: %s (see 'fullserver help')\n", oneLine(err.Error()))
 		return 2
 	}
 	dataSet := false
@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmd, ok := commands()[name]
 	if !ok {
-		fmt.Fprintf(stderr, "fullserver: unknown command %q (run without arguments for usage)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "fullserver: unknown command %q (see 'fullserver help')\n", fs.Arg(0))
 		return 2
 	}
 	e := &env{
@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer e.close()
 	if err := cmd(ctx, e, cmdArgs); err != nil {
 		if errors.Is(err, errUsage) {
-			fmt.Fprintf(stderr, "fullserver: %s (run without arguments for usage)\n", strings.TrimSuffix(err.Error(), ": usage"))
+			fmt.Fprintf(stderr, "fullserver: %s (see 'fullserver help')\n", strings.TrimSuffix(err.Error(), ": usage"))
 			return 2
 		}
 		fmt.Fprintf(stderr, "fullserver: %s\n", oneLine(err.Error()))
