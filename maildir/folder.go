@@ -182,8 +182,8 @@ func (f *Folder) Sync(ctx context.Context) error { return f.do(ctx, true, nil) }
 func (f *Folder) Status(ctx context.Context) (Status, error) {
 	var s Status
 	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
-		s.UIDValidity, s.UIDNext, s.Messages = st.uidValidity, st.nextUID, len(st.uids)
-		for _, e := range st.ents {
+		s.UIDValidity, s.UIDNext, s.Messages = st.uidValidity, st.nextUID, len(st.list)
+		for _, e := range st.list {
 			if !strings.ContainsRune(e.info, 'S') {
 				s.Unseen++
 			}
@@ -207,10 +207,9 @@ func (f *Folder) Status(ctx context.Context) (Status, error) {
 func (f *Folder) Snapshot(ctx context.Context) (*Snapshot, error) {
 	var snap *Snapshot
 	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
-		snap = &Snapshot{UIDValidity: st.uidValidity, UIDNext: st.nextUID, Messages: make([]Message, len(st.uids))}
-		for i, uid := range st.uids {
-			e := st.ents[uid]
-			snap.Messages[i] = st.message(uid, e)
+		snap = &Snapshot{UIDValidity: st.uidValidity, UIDNext: st.nextUID, Messages: make([]Message, len(st.list))}
+		for i, e := range st.list {
+			snap.Messages[i] = st.message(e.uid, e)
 			e.recent = false
 		}
 		for _, k := range st.keywords {

@@ -22,7 +22,7 @@ var errBadIndex = errors.New("maildir: corrupt index")
 const maxIndexSize = 512 << 20
 
 func (f *folderState) marshalIndex() []byte {
-	b := make([]byte, 0, 128+len(f.uids)*80)
+	b := make([]byte, 0, 128+len(f.list)*80)
 	b = append(b, indexMagic...)
 	b = binary.AppendUvarint(b, uint64(f.uidValidity))
 	b = binary.AppendUvarint(b, uint64(f.nextUID))
@@ -37,12 +37,11 @@ func (f *folderState) marshalIndex() []byte {
 	for _, k := range f.keywords {
 		b = appendStr(b, k)
 	}
-	b = binary.AppendUvarint(b, uint64(len(f.uids)))
+	b = binary.AppendUvarint(b, uint64(len(f.list)))
 	var prev uint32
-	for _, uid := range f.uids {
-		e := f.ents[uid]
-		b = binary.AppendUvarint(b, uint64(uid-prev))
-		prev = uid
+	for _, e := range f.list {
+		b = binary.AppendUvarint(b, uint64(e.uid-prev))
+		prev = e.uid
 		b = appendStr(b, e.key)
 		b = appendStr(b, e.info)
 		var fl byte
@@ -151,6 +150,9 @@ func (f *folderState) parseIndex(data []byte) error {
 	if r.err != nil || uv == 0 || uv > 1<<32-1 || next > 1<<32-1 || n > uint64(len(r.b)) {
 		return errBadIndex
 	}
+	f.ents = make(map[uint32]*entry, n)
+	f.byKey = make(map[string]uint32, n)
+	f.list = make([]*entry, 0, n)
 	var uid uint32
 	for range n {
 		d := r.uvarint()

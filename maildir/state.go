@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -129,6 +130,7 @@ func (u *userState) shutdown() {
 
 // entry is one message of a folder.
 type entry struct {
+	uid     uint32
 	key     string // base name, the dovecot-uidlist key
 	info    string // info letters after ":2,"
 	inNew   bool
@@ -183,7 +185,7 @@ type folderState struct {
 	guid        string
 	hdrExtra    []string
 	ents        map[uint32]*entry
-	uids        []uint32 // ascending
+	list        []*entry // the same entries, ascending UID
 	byKey       map[string]uint32
 	keywords    []string
 	kwStamp     fileStamp
@@ -203,7 +205,7 @@ type folderState struct {
 func (f *folderState) reset() {
 	f.ents = make(map[uint32]*entry)
 	f.byKey = make(map[string]uint32)
-	f.uids = nil
+	f.list = nil
 	f.flagViews = nil
 }
 
@@ -236,13 +238,14 @@ func (f *folderState) message(uid uint32, e *entry) Message {
 
 // add records a message under uid; uids above all known ones append.
 func (f *folderState) add(uid uint32, e *entry) {
+	e.uid = uid
 	f.ents[uid] = e
 	f.byKey[e.key] = uid
-	if n := len(f.uids); n == 0 || f.uids[n-1] < uid {
-		f.uids = append(f.uids, uid)
+	if n := len(f.list); n == 0 || f.list[n-1].uid < uid {
+		f.list = append(f.list, e)
 	} else {
-		i, _ := slices.BinarySearch(f.uids, uid)
-		f.uids = slices.Insert(f.uids, i, uid)
+		i, _ := slices.BinarySearchFunc(f.list, uid, func(x *entry, u uint32) int { return cmp.Compare(x.uid, u) })
+		f.list = slices.Insert(f.list, i, e)
 	}
 	f.indexDirty = true
 }
@@ -259,7 +262,7 @@ func (f *folderState) remove(uids []uint32) {
 			drop[u] = true
 		}
 	}
-	f.uids = slices.DeleteFunc(f.uids, func(u uint32) bool { return drop[u] })
+	f.list = slices.DeleteFunc(f.list, func(e *entry) bool { return drop[e.uid] })
 	f.ulDirty = true
 	f.indexDirty = true
 }
@@ -371,9 +374,9 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 		return nil, err
 	}
 	var missing []uint32
-	for _, uid := range f.uids {
-		if _, ok := seen[f.ents[uid].key]; !ok {
-			missing = append(missing, uid)
+	for _, e := range f.list {
+		if _, ok := seen[e.key]; !ok {
+			missing = append(missing, e.uid)
 		}
 	}
 	if len(missing) > 0 {
@@ -395,8 +398,8 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 	}
 	var events []Event
 	var changed []uint32
-	for _, uid := range f.uids {
-		e := f.ents[uid]
+	for _, e := range f.list {
+		uid := e.uid
 		l, ok := seen[e.key]
 		if !ok {
 			continue
@@ -454,8 +457,7 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 // moveNewToCur moves messages from new/ to cur/ with an empty info, as
 // Dovecot does once a session has seen them (they stay \Recent).
 func (f *folderState) moveNewToCur() (moved bool) {
-	for _, uid := range f.uids {
-		e := f.ents[uid]
+	for _, e := range f.list {
 		if !e.inNew {
 			continue
 		}

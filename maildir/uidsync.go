@@ -178,9 +178,9 @@ func (f *folderState) writeUIDList(disk *uidlist) error {
 		u.guid = newGUID()
 		f.guid = u.guid
 	}
-	recs := make([]uidRec, 0, len(f.uids))
-	for _, uid := range f.uids {
-		recs = append(recs, uidRec{uid: uid, key: f.ents[uid].key})
+	recs := make([]uidRec, 0, len(f.list))
+	for _, e := range f.list {
+		recs = append(recs, uidRec{uid: e.uid, key: e.key})
 	}
 	if disk != nil && len(disk.recs) > 0 {
 		var present map[string]listing
@@ -225,7 +225,7 @@ func (f *folderState) rewriteUIDListLocked(ctx context.Context) error {
 	}
 	if ul != nil {
 		f.nextUID = max(f.nextUID, ul.nextUID)
-		if len(ul.recs) == len(f.uids) && ul.nextUID == f.nextUID && recsMatch(ul.recs, f) {
+		if len(ul.recs) == len(f.list) && ul.nextUID == f.nextUID && recsMatch(ul.recs, f) {
 			f.ulDirty = false // already rewritten (by Dovecot, typically)
 			return nil
 		}
