@@ -318,6 +318,10 @@ func (q *Queue) finalize(a *activeMsg) {
 		remaining = nil
 	}
 	warn := len(remaining) > 0 && q.opts.DelayWarning > 0 && !m.Warned && now.Sub(m.Arrived) >= q.opts.DelayWarning
+	if a.del {
+		// Deleted during the attempt: nobody is told, as with postsuper -d.
+		failed, warn = nil, false
+	}
 	a.mu.Unlock()
 	// Notifications are queued without holding the message's lock: the
 	// queue may be their target, and its Commit takes the queue's lock.
