@@ -172,8 +172,16 @@ func TestCache(t *testing.T) {
 			if u, _ := s.LookupUser(ctx, "a@example.org"); !u.Disabled {
 				t.Fatal("cache not used")
 			}
-			now = now.Add(2 * time.Hour)
+			// ClearCache shows it at once.
+			s.ClearCache()
 			if u, _ := s.LookupUser(ctx, "a@example.org"); u.Disabled {
+				t.Fatal("ClearCache kept the stale entry")
+			}
+			if _, err := raw.Exec("UPDATE users SET disabled = 1"); err != nil {
+				t.Fatal(err)
+			}
+			now = now.Add(2 * time.Hour)
+			if u, _ := s.LookupUser(ctx, "a@example.org"); !u.Disabled {
 				t.Fatal("expired entry used")
 			}
 		})

@@ -222,6 +222,11 @@ func (s *SQL) openMySQL(dsn string) error {
 	return nil
 }
 
+// ClearCache drops every cached lookup at once, so that changes made by
+// another process (the admin command, plain SQL) are seen before
+// Options.CacheTTL passes: a server calls it on SIGHUP.
+func (s *SQL) ClearCache() { s.cache.clear() }
+
 // Close closes the database connections.
 func (s *SQL) Close() error {
 	var errs []error

@@ -422,11 +422,12 @@ func (s *server) stop() {
 }
 
 // reload is SIGHUP: the certificate is read again (it is also watched:
-// a renewal is picked up within a second anyway), and DKIM keys made by
-// "dkim keygen" since the start are used from now on. The directory cache
-// expires within its TTL.
+// a renewal is picked up within a second anyway), the directory cache is
+// dropped, and DKIM keys made by "dkim keygen" since the start are used
+// from now on.
 func (s *server) reload(ctx context.Context) {
 	s.log.Info("reloading on SIGHUP")
+	s.dir.ClearCache()
 	if err := s.certs.Reload(); err != nil {
 		s.log.Error("certificate not reloaded, keeping the previous one", "err", err)
 	}
