@@ -44,6 +44,7 @@ func FuzzDecodeMeta(f *testing.F) {
 	f.Add([]byte(`{"version":1,"id":"aaaaaaaaaaaaaaaaaaaaaaaa","from":"a@a","arrived":"2026-01-01T00:00:00Z","recipients":[{"addr":"b@b","state":"queued","enhanced":[4,4,1]}]}`))
 	f.Add([]byte(`{"version":1,"id":"0123456789abcdef01234567","recipients":[{"addr":"b@b","state":"failed","code":550,"reply":"no"}],"held":true}`))
 	f.Add([]byte(`{"version":1}`))
+	f.Add([]byte(`{"version":1,"id":"0123456789abcdef01234567","recipients":[{"addr":"b@b","hop":"lmtp:unix:/run/lmtp","state":"queued"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMeta(b)
 		if err != nil {
