@@ -12,6 +12,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/smtp"
+	"golang.org/x/net/idna"
 )
 
 // LookupMX returns the hosts that accept mail for domain, in the order to
@@ -31,6 +32,15 @@ func LookupMX(ctx context.Context, r dnsauth.Resolver, domain string) ([]string,
 	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
 	if domain == "" {
 		return nil, permanent(5, 1, 2, "empty destination domain")
+	}
+	// An internationalised domain (RFC 6531 recipients) is looked up by
+	// its A-labels (RFC 5890).
+	if !isASCII(domain) {
+		a, err := idna.Lookup.ToASCII(domain)
+		if err != nil {
+			return nil, permanent(5, 1, 2, "invalid internationalised domain "+domain+": "+err.Error())
+		}
+		domain = a
 	}
 	mxs, err := r.LookupMX(ctx, domain)
 	if err != nil {

@@ -15,11 +15,12 @@ func TestLookupMX(t *testing.T) {
 	ctx := context.Background()
 	r := &dnsauth.MockResolver{
 		MX: map[string][]*net.MX{
-			"sorted.test": {{Host: "c.sorted.test.", Pref: 30}, {Host: "a.sorted.test.", Pref: 10}, {Host: "b.sorted.test.", Pref: 20}},
-			"null.test":   {{Host: ".", Pref: 0}},
-			"mixed.test":  {{Host: ".", Pref: 0}, {Host: "mx.mixed.test", Pref: 10}},
-			"iplit.test":  {{Host: "192.0.2.1", Pref: 10}},
-			"iplit2.test": {{Host: "[192.0.2.1]", Pref: 10}, {Host: "mx.iplit2.test", Pref: 20}},
+			"sorted.test":        {{Host: "c.sorted.test.", Pref: 30}, {Host: "a.sorted.test.", Pref: 10}, {Host: "b.sorted.test.", Pref: 20}},
+			"null.test":          {{Host: ".", Pref: 0}},
+			"mixed.test":         {{Host: ".", Pref: 0}, {Host: "mx.mixed.test", Pref: 10}},
+			"iplit.test":         {{Host: "192.0.2.1", Pref: 10}},
+			"iplit2.test":        {{Host: "[192.0.2.1]", Pref: 10}, {Host: "mx.iplit2.test", Pref: 20}},
+			"xn--bcher-kva.test": {{Host: "mx.xn--bcher-kva.test", Pref: 10}},
 		},
 		IP:   map[string][]net.IP{"implicit.test": {net.ParseIP("192.0.2.7")}},
 		Fail: map[string]error{"servfail.test": dnsauth.NewTempError("servfail.test")},
@@ -45,6 +46,7 @@ func TestLookupMX(t *testing.T) {
 	check("iplit.test", nil, 550, [3]int{5, 4, 4})
 	check("iplit2.test", []string{"mx.iplit2.test"}, 0, [3]int{})
 	check("nxdomain.test", nil, 550, [3]int{5, 1, 2})
+	check("bücher.test", []string{"mx.xn--bcher-kva.test"}, 0, [3]int{})
 	check("servfail.test", nil, 451, [3]int{4, 4, 3})
 }
 
