@@ -68,6 +68,11 @@ type Options struct {
 	// AppendLimit is the largest message APPEND accepts, advertised as
 	// APPENDLIMIT; default 50 MiB.
 	AppendLimit uint32
+	// KeepOpen is how long a user's Maildir stays open after their last
+	// session ends, so that a client reconnecting (most open and close
+	// connections all day) finds the folder indexes in memory rather
+	// than loading them again; default 1 minute, negative closes at once.
+	KeepOpen time.Duration
 	// Logger receives connection and error logs; nil discards.
 	Logger *slog.Logger
 }
@@ -85,6 +90,7 @@ type Server struct {
 	perIP     map[string]int
 	perUser   map[string]int
 	mailboxes map[mailboxKey]*mailbox
+	kept      map[string]*keptMaildir
 	closed    bool
 	drained   chan struct{} // closed when the last connection ends after Shutdown
 	closeOnce sync.Once
@@ -105,6 +111,7 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.MaxConnsPerUser, 20)
 	setDefault(&opts.MaxAuthFailures, 3)
 	setDefault(&opts.AppendLimit, 50<<20)
+	setDefault(&opts.KeepOpen, time.Minute)
 	s := &Server{
 		opts:      opts,
 		log:       opts.Logger,
@@ -113,6 +120,7 @@ func NewServer(opts Options) (*Server, error) {
 		perIP:     map[string]int{},
 		perUser:   map[string]int{},
 		mailboxes: map[mailboxKey]*mailbox{},
+		kept:      map[string]*keptMaildir{},
 		drained:   make(chan struct{}),
 	}
 	if s.log == nil {
@@ -201,12 +209,54 @@ func (s *Server) Close() error {
 		}
 	}
 	conns := s.snapshotLocked()
+	kept := s.kept
+	s.kept = map[string]*keptMaildir{}
 	s.mu.Unlock()
 	s.closeOnce.Do(func() { s.is.Close() })
 	for _, c := range conns {
 		c.Close()
 	}
+	for _, k := range kept {
+		k.timer.Stop()
+		k.md.Close()
+	}
 	return err
+}
+
+// keptMaildir is a Maildir handle held open after its user's last
+// session, until timer fires.
+type keptMaildir struct {
+	md    *maildir.Maildir
+	timer *time.Timer
+}
+
+// keep holds md open for KeepOpen (or closes it): the store keeps a
+// Maildir's state in memory while a handle to it is open.
+func (s *Server) keep(md *maildir.Maildir) {
+	path := md.Path()
+	s.mu.Lock()
+	if s.opts.KeepOpen < 0 || s.closed {
+		s.mu.Unlock()
+		md.Close()
+		return
+	}
+	if k := s.kept[path]; k != nil {
+		k.timer.Reset(s.opts.KeepOpen)
+		s.mu.Unlock()
+		md.Close()
+		return
+	}
+	k := &keptMaildir{md: md}
+	k.timer = time.AfterFunc(s.opts.KeepOpen, func() {
+		s.mu.Lock()
+		if s.kept[path] == k {
+			delete(s.kept, path)
+		}
+		s.mu.Unlock()
+		md.Close()
+	})
+	s.kept[path] = k
+	s.mu.Unlock()
 }
 
 // Shutdown closes the listeners, says BYE to every connection once its

@@ -62,7 +62,7 @@ func (s *session) Close() error {
 	s.cancel()
 	s.unselect()
 	if s.md != nil {
-		s.md.Close()
+		s.srv.keep(s.md)
 		s.srv.removeUser(s.user.Address)
 		s.md = nil
 	}
