@@ -445,6 +445,10 @@ func (cn *Conn) Send(ctx context.Context, m *Message) []Result {
 		setAll(all, temporary(4, 4, 2, "connection to "+cn.remote+" lost"))
 		return res
 	}
+	if err := ctx.Err(); err != nil {
+		setAll(all, temporary(4, 4, 2, "delivery to "+cn.remote+" interrupted: "+err.Error()))
+		return res
+	}
 	if m.SMTPUTF8 {
 		if ok, _ := cn.gc.Extension("SMTPUTF8"); !ok {
 			code := gosmtp.EnhancedCode{5, 6, 9}
@@ -483,6 +487,13 @@ func (cn *Conn) Send(ctx context.Context, m *Message) []Result {
 		if err := cn.gc.Reset(); err != nil {
 			cn.check(err, "RSET")
 		}
+		return res
+	}
+	if err := ctx.Err(); err != nil {
+		// go-smtp sets its own deadline per command, so a cancelled
+		// ctx is checked between commands too.
+		cn.broken = true
+		setAll(accepted, temporary(4, 4, 2, "delivery to "+cn.remote+" interrupted: "+err.Error()))
 		return res
 	}
 	w, err := cn.gc.Data()

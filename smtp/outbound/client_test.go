@@ -293,3 +293,22 @@ func TestConnReuse(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestSendCancelled(t *testing.T) {
+	srv := outboundtest.Start(t, outboundtest.Options{})
+	c := newClient(t, Options{Resolver: mxResolver(), Port: srv.Port})
+	cn, err := c.Open(ctxT(t), mxHop("b.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := cn.Send(ctx, &Message{From: "a@a.test", Recipients: []string{"bob@b.test"}, Body: bytesBody(testMsg)})
+	if res[0].Err == nil || res[0].Err.Code/100 != 4 {
+		t.Fatalf("cancelled send: %+v", res[0])
+	}
+	if srv.Count() != 0 {
+		t.Fatal("message sent despite the cancelled context")
+	}
+}
