@@ -14,7 +14,9 @@
 //   - RFC 8314: implicit TLS to a submission smart host
 //   - RFC 4954, RFC 4616: AUTH PLAIN (and the LOGIN mechanism) to smart hosts
 //   - RFC 1870: SIZE
-//   - RFC 6152: 8BITMIME (sent when offered)
+//   - RFC 6152: BODY=8BITMIME when the server offers it; an 8-bit
+//     message goes to a server without it unchanged, as Postfix does,
+//     since converting it would break its DKIM signature
 //   - RFC 6531: SMTPUTF8 (a message that needs it fails permanently
 //     when the server lacks it)
 //   - RFC 2033: LMTP client with per-recipient replies
