@@ -105,12 +105,18 @@ func (s *session) unselect() {
 	s.srv.releaseMailbox(sel.mb)
 }
 
-// Poll writes the updates pending for the session.
+// Poll writes the updates pending for the session, in as few writes as
+// they fit.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.sel == nil {
 		return nil
 	}
-	return s.sel.tracker.Poll(w, allowExpunge)
+	s.nc.cork()
+	err := s.sel.tracker.Poll(w, allowExpunge)
+	if uerr := s.nc.uncork(); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // Idle writes updates as they happen until stop is closed.
@@ -277,6 +283,8 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if flags.Silent {
 		return nil
 	}
+	s.nc.cork()
+	defer s.nc.uncork()
 	_, isUID := numSet.(imap.UIDSet)
 	byUID := make(map[uint32]*maildir.Message, len(msgs))
 	for i := range msgs {
