@@ -16,7 +16,7 @@ import (
 type conn struct {
 	net.Conn
 	srv         *Server
-	ip          string
+	free        func() // gives the connection-limit slots back
 	readTimeout time.Duration
 
 	mu         sync.Mutex

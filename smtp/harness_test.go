@@ -120,16 +120,23 @@ func (st *testStack) options(role Role) Options {
 // address; the server is closed when the test ends.
 func (st *testStack) serve(opts Options) (string, *Server) {
 	st.t.Helper()
-	srv, err := NewServer(opts)
-	if err != nil {
-		st.t.Fatal(err)
-	}
 	network, addr := "tcp", "127.0.0.1:0"
 	if opts.Network == "unix" {
 		network, addr = "unix", opts.Addr
 	}
 	l, err := net.Listen(network, addr)
 	if err != nil {
+		st.t.Fatal(err)
+	}
+	return st.serveOn(opts, l)
+}
+
+// serveOn starts a server with opts on l, like serve.
+func (st *testStack) serveOn(opts Options, l net.Listener) (string, *Server) {
+	st.t.Helper()
+	srv, err := NewServer(opts)
+	if err != nil {
+		l.Close()
 		st.t.Fatal(err)
 	}
 	done := make(chan error, 1)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -104,7 +105,10 @@ type Options struct {
 	// 4.5.3.2); WriteTimeout every reply (default 1 minute).
 	ReadTimeout, WriteTimeout time.Duration
 	// MaxConns bounds concurrent connections (default 1000) and
-	// MaxConnsPerIP those from one address (default 20).
+	// MaxConnsPerIP those from one client network (default 20): one
+	// IPv4 address, or one IPv6 /64, since a host picks its addresses
+	// within its /64 at will. Unix-socket clients count only in
+	// MaxConns.
 	MaxConns, MaxConnsPerIP int
 	// MaxAuthFailures ends a connection (421 4.7.0) after that many
 	// failed logins on it; default 3.
@@ -129,7 +133,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	perIP     map[string]int
+	limits    *connlimit.Limiter
 	closed    bool
 	drained   chan struct{} // closed when Shutdown's last connection ends
 }
@@ -168,7 +172,7 @@ func NewServer(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
-		perIP:     map[string]int{},
+		limits:    connlimit.New(opts.MaxConns, opts.MaxConnsPerIP),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -313,29 +317,31 @@ func (s *Server) snapshotLocked() []*conn {
 	return out
 }
 
-// admit wraps nc, or refuses it when a connection limit is reached.
+// admit wraps nc, or refuses it when the server is closed or a
+// connection limit is reached.
 func (s *Server) admit(nc net.Conn) (*conn, bool) {
-	ip := addrIP(nc.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, false
 	}
-	if len(s.conns) >= s.opts.MaxConns || (ip != "" && s.perIP[ip] >= s.opts.MaxConnsPerIP) {
+	// The slot is taken under s.mu, like the conns entry, so that the
+	// two always agree and Shutdown sees every admitted connection.
+	free, err := s.limits.Acquire(nc.RemoteAddr())
+	if err != nil {
+		var le *connlimit.LimitError
+		errors.As(err, &le)
 		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
-			"conns", len(s.conns), "from_ip", s.perIP[ip])
+			"conns", le.Total, "from_ip", le.FromClient)
 		return nil, false
 	}
-	c := &conn{Conn: nc, srv: s, ip: ip, readTimeout: s.opts.ReadTimeout}
+	c := &conn{Conn: nc, srv: s, free: free, readTimeout: s.opts.ReadTimeout}
 	c.top = c
 	s.conns[c] = struct{}{}
-	if ip != "" {
-		s.perIP[ip]++
-	}
 	return c, true
 }
 
-// release forgets a closed connection.
+// release forgets a closed connection and frees its limit slots.
 func (s *Server) release(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -343,11 +349,7 @@ func (s *Server) release(c *conn) {
 		return
 	}
 	delete(s.conns, c)
-	if c.ip != "" {
-		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-			delete(s.perIP, c.ip)
-		}
-	}
+	c.free()
 	if s.drained != nil && len(s.conns) == 0 {
 		select {
 		case <-s.drained:
