@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"slices"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -143,12 +145,17 @@ func (s *session) fetchContent(rw *imapserver.FetchResponseWriter, uid uint32, o
 		return nil
 	}
 	defer f.Close()
-	src, size, err := messageSource(f, &m)
+	src, size, release, err := messageSource(f, &m)
 	if err != nil {
 		return err
 	}
+	defer release()
+	fresh := true
 	rewind := func() io.Reader {
-		src.Seek(0, io.SeekStart)
+		if !fresh {
+			src.Seek(0, io.SeekStart)
+		}
+		fresh = false
 		return src
 	}
 	if options.Envelope {
@@ -213,25 +220,51 @@ func isWholeMessage(bs *imap.FetchItemBodySection) bool {
 		len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0
 }
 
+// smallMessage is the size up to which a message is read into memory
+// with a single read rather than served from its file.
+const smallMessage = 256 << 10
+
+var msgBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
+
 // messageSource returns the message with CRLF line endings, as IMAP
-// sends it, and its size: the file itself when it has them (its size is
-// the index's VSize), a converted copy otherwise. A file that no longer
-// matches the index is served as it is, so that a literal's announced
-// size is always what follows.
-func messageSource(f *os.File, m *maildir.Message) (io.ReadSeeker, int64, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, 0, err
-	}
-	if m.Size == m.VSize && fi.Size() == m.VSize {
-		return f, fi.Size(), nil
+// sends it, and its size. A small message is read at once: asking for
+// one byte more than the index's size and getting exactly the size
+// proves the file complete with one system call. A large one with CRLF
+// endings is served from its file; anything else (LF endings, a file
+// that no longer matches the index) is read and converted, so that a
+// literal's announced size is always what follows. release returns the
+// buffer.
+func messageSource(f *os.File, m *maildir.Message) (src io.ReadSeeker, size int64, release func(), err error) {
+	release = func() {}
+	if m.Size == m.VSize && m.Size <= smallMessage {
+		bp := msgBufPool.Get().(*[]byte)
+		b := slices.Grow((*bp)[:0], int(m.Size)+1)[:m.Size+1]
+		// On a regular file, one read returning less than asked has
+		// reached the end.
+		n, _ := f.Read(b)
+		if int64(n) == m.Size {
+			*bp = b
+			return bytes.NewReader(b[:n]), int64(n), func() { msgBufPool.Put(bp) }, nil
+		}
+		msgBufPool.Put(bp)
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, 0, release, err
+		}
+	} else if m.Size == m.VSize {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, 0, release, err
+		}
+		if fi.Size() == m.VSize {
+			return f, fi.Size(), release, nil
+		}
 	}
 	b, err := io.ReadAll(f)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, release, err
 	}
 	b = toCRLF(b)
-	return bytes.NewReader(b), int64(len(b)), nil
+	return bytes.NewReader(b), int64(len(b)), release, nil
 }
 
 // toCRLF turns bare LF line endings into CRLF.
