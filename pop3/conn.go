@@ -35,7 +35,7 @@ type conn struct {
 	srv    *Server
 	raw    net.Conn // the accepted connection
 	nc     net.Conn // raw behind deadlines, or TLS over that
-	ip     string
+	free   func()   // gives the connection-limit slots back
 	remote net.Addr
 	log    *slog.Logger
 	br     *bufio.Reader
@@ -57,9 +57,9 @@ type conn struct {
 	quit      bool // the session ends after this reply
 }
 
-func newConn(s *Server, nc net.Conn, ip string) *conn {
+func newConn(s *Server, nc net.Conn, free func()) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{srv: s, raw: nc, ip: ip, remote: nc.RemoteAddr(), ctx: ctx, cancel: cancel}
+	c := &conn{srv: s, raw: nc, free: free, remote: nc.RemoteAddr(), ctx: ctx, cancel: cancel}
 	c.log = s.log.With("remote", c.remote.String())
 	c.nc = &deadlineConn{Conn: nc, c: c}
 	// 8 KiB holds a pipelined burst of commands and the longest SASL line.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
+	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
 )
@@ -69,7 +70,9 @@ type Options struct {
 	// WriteTimeout bounds every write of a reply (default 1 minute).
 	IdleTimeout, WriteTimeout time.Duration
 	// MaxConns bounds concurrent connections (default 1000) and
-	// MaxConnsPerIP those from one address (default 20).
+	// MaxConnsPerIP those from one client network (default 20): one
+	// IPv4 address, or one IPv6 /64, since a host picks its addresses
+	// within its /64 at will.
 	MaxConns, MaxConnsPerIP int
 	// MaxAuthFailures ends a connection after that many failed logins
 	// on it (default 3); the Authenticator's throttle slows and locks
@@ -104,7 +107,7 @@ type Server struct {
 	mu         sync.Mutex
 	listeners  map[net.Listener]struct{}
 	conns      map[*conn]struct{}
-	perIP      map[string]int
+	limits     *connlimit.Limiter
 	lastLogin  map[string]time.Time // LOGIN-DELAY bookkeeping
 	closed     bool
 	drained    chan struct{} // closed when Shutdown's last connection ends
@@ -153,7 +156,7 @@ func NewServer(opts Options) (*Server, error) {
 		uidl:       uf,
 		listeners:  map[net.Listener]struct{}{},
 		conns:      map[*conn]struct{}{},
-		perIP:      map[string]int{},
+		limits:     connlimit.New(opts.MaxConns, opts.MaxConnsPerIP),
 		lastLogin:  map[string]time.Time{},
 		shutdownCh: make(chan struct{}),
 	}
@@ -329,25 +332,23 @@ func (s *Server) snapshotLocked() []*conn {
 // admit registers nc, or refuses it with the reason to give the client
 // when the server is closing or a connection limit is reached.
 func (s *Server) admit(nc net.Conn) (*conn, string) {
-	ip := ""
-	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
-		ip = ta.IP.String()
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, "Server shutting down, try again later."
 	}
-	if len(s.conns) >= s.opts.MaxConns || (ip != "" && s.perIP[ip] >= s.opts.MaxConnsPerIP) {
+	// The slot is taken under s.mu, like the conns entry, so that the
+	// two always agree and Shutdown sees every admitted connection.
+	free, err := s.limits.Acquire(nc.RemoteAddr())
+	if err != nil {
+		var le *connlimit.LimitError
+		errors.As(err, &le)
 		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
-			"conns", len(s.conns), "from_ip", s.perIP[ip])
+			"conns", le.Total, "from_ip", le.FromClient)
 		return nil, "Too many connections, try again later."
 	}
-	c := newConn(s, nc, ip)
+	c := newConn(s, nc, free)
 	s.conns[c] = struct{}{}
-	if ip != "" {
-		s.perIP[ip]++
-	}
 	return c, ""
 }
 
@@ -367,7 +368,7 @@ func isTemporaryAccept(err error) bool {
 	return false
 }
 
-// release forgets an ended connection.
+// release forgets an ended connection and frees its limit slots.
 func (s *Server) release(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -375,11 +376,7 @@ func (s *Server) release(c *conn) {
 		return
 	}
 	delete(s.conns, c)
-	if c.ip != "" {
-		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-			delete(s.perIP, c.ip)
-		}
-	}
+	c.free()
 	if s.drained != nil && len(s.conns) == 0 {
 		select {
 		case <-s.drained:
