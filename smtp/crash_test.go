@@ -2,7 +2,11 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mailagent/mailagent/maildir"
@@ -69,9 +72,10 @@ func TestCrashChild(t *testing.T) {
 	t.Fatal(srv.Serve(l))
 }
 
-// TestCrash kills the MX with SIGKILL at random moments under load, 20
-// times, and checks that every message answered 250 is in the Maildir
-// exactly as sent, and that no file there is partial.
+// TestCrash kills the MX with SIGKILL at random moments under load from
+// the load tool (examples/smtpload), 20 times, and checks that every
+// message answered 250 is in the Maildir exactly as sent, and that no
+// file there is partial.
 func TestCrash(t *testing.T) {
 	if os.Getenv(crashEnv) != "" {
 		t.Skip("child process")
@@ -93,18 +97,9 @@ func TestCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	load := buildLoadTool(t)
 
-	var (
-		mu    sync.Mutex
-		acked = map[string]bool{} // Subjects answered 250
-		seq   int
-	)
-	next := func() (string, string) {
-		mu.Lock()
-		defer mu.Unlock()
-		seq++
-		return regenerate(fmt.Sprintf("crash-%d", seq))
-	}
+	acked := map[string]string{} // Message-ID answered 250 → SHA-256 of its body
 	for round := range 20 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
 		cmd.Env = append(os.Environ(), crashEnv+"="+dir)
@@ -124,31 +119,49 @@ func TestCrash(t *testing.T) {
 			t.Fatalf("round %d: child did not start: %q %v", round, line, err)
 		}
 		// Kill after a random number of acknowledgements, while four
-		// clients are at random points of their transactions.
+		// connections are at random points of their transactions. The
+		// tool writes a record line as soon as it reads each 250, to a
+		// pipe on its fd 3; once the server is gone its remaining
+		// messages fail fast, and it exits.
 		killAt := 1 + rand.IntN(12)
-		var n int
-		var once sync.Once
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				crashLoad(addr, next, func(subj string) {
-					mu.Lock()
-					acked[subj] = true
-					n++
-					k := n
-					mu.Unlock()
-					if k >= killAt {
-						once.Do(func() { cmd.Process.Kill() })
-					}
-				})
-			}()
+		rec, recW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
 		}
-		wg.Wait()
-		once.Do(func() { cmd.Process.Kill() })
+		var res bytes.Buffer
+		tool := exec.Command(load, "-addr", addr, "-c", "4", "-n", "60", "-msgs-per-conn", "5",
+			"-size", "7000", "-from", "load@far.example", "-to", "alice@local.example",
+			"-ehlo", "load.far.example", "-timeout", "20s", "-json", "-record", "/dev/fd/3")
+		tool.ExtraFiles = []*os.File{recW}
+		tool.Stdout = &res
+		tool.Stderr = os.Stderr
+		if err := tool.Start(); err != nil {
+			t.Fatal(err)
+		}
+		recW.Close()
+		n := 0
+		sc := bufio.NewScanner(rec)
+		for sc.Scan() {
+			id, hash, ok := strings.Cut(sc.Text(), " ")
+			if !ok {
+				t.Fatalf("round %d: record line %q", round, sc.Text())
+			}
+			acked[id] = hash
+			if n++; n == killAt {
+				cmd.Process.Kill()
+			}
+		}
+		rec.Close()
+		cmd.Process.Kill()
 		cmd.Wait()
-		n = 0
+		var ee *exec.ExitError
+		if err := tool.Wait(); err != nil && !errors.As(err, &ee) {
+			t.Fatalf("round %d: load tool: %v", round, err)
+		}
+		var r struct{ Sent int }
+		if err := json.Unmarshal(res.Bytes(), &r); err != nil || r.Sent != n {
+			t.Fatalf("round %d: load tool reported %q (%v), %d record lines", round, res.String(), err, n)
+		}
 	}
 
 	box := filepath.Join(dir, "mail", u.Maildir)
@@ -163,23 +176,24 @@ func TestCrash(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := string(b)
-			i := strings.Index(s, "\r\nSubject: crash-")
-			if i < 0 {
-				t.Fatalf("%s: not a test message:\n%.300s", e.Name(), s)
+			id, want := crashField(b, "Message-ID"), crashField(b, "X-Smtpload-Body-SHA256")
+			if id == "" || want == "" {
+				t.Fatalf("%s: not a test message:\n%.300s", e.Name(), b)
 			}
-			subj := strings.TrimPrefix(s[i+2:], "Subject: ")
-			subj = subj[:strings.Index(subj, "\r\n")]
-			_, msg := regenerate(subj)
-			if !strings.HasSuffix(s, msg) {
-				t.Fatalf("%s: %s stored damaged or partial", e.Name(), subj)
+			// Every copy carries the hash of its body, acknowledged
+			// or not; the acknowledged ones must also match the
+			// record of what was sent.
+			_, body, _ := bytes.Cut(b, []byte("\r\n\r\n"))
+			sum := sha256.Sum256(body)
+			if got := hex.EncodeToString(sum[:]); got != want || acked[id] != "" && acked[id] != got {
+				t.Fatalf("%s: %s stored damaged or partial", e.Name(), id)
 			}
-			found[subj] = true
+			found[id] = true
 		}
 	}
-	for subj := range acked {
-		if !found[subj] {
-			t.Errorf("%s was acknowledged with 250 but is not in the Maildir", subj)
+	for id := range acked {
+		if !found[id] {
+			t.Errorf("%s was acknowledged with 250 but is not in the Maildir", id)
 		}
 	}
 	t.Logf("%d messages acknowledged, %d stored, over 20 kills", len(acked), len(found))
@@ -188,60 +202,30 @@ func TestCrash(t *testing.T) {
 	}
 }
 
-// regenerate rebuilds the message with a given Subject, as next makes it.
-func regenerate(subj string) (string, string) {
-	body := strings.Repeat(subj+" line of filler text for a body of some size\r\n", 150)
-	return subj, "Subject: " + subj + "\r\nMessage-ID: <" + subj + "@test>\r\n\r\n" + body
+// buildLoadTool builds examples/smtpload into a temporary directory.
+func buildLoadTool(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the crash test builds examples/smtpload: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "smtpload")
+	build := exec.Command(goBin, "build", "-o", bin, "../examples/smtpload")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building examples/smtpload: %v\n%s", err, out)
+	}
+	return bin
 }
 
-// crashLoad sends messages on one connection after another until the
-// server goes away, calling acked for each 250 to DATA.
-func crashLoad(addr string, next func() (string, string), acked func(subj string)) {
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return
+// crashField returns the unfolded value of the first header field name
+// in message b.
+func crashField(b []byte, name string) string {
+	hdr, _, _ := bytes.Cut(b, []byte("\r\n\r\n"))
+	unfolded := strings.NewReplacer("\r\n ", " ", "\r\n\t", " ").Replace(string(hdr))
+	for l := range strings.SplitSeq(unfolded, "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
 		}
-		r := bufio.NewReader(c)
-		reply := func() (string, error) {
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return "", err
-				}
-				if len(l) < 4 || l[3] != '-' {
-					return l, nil
-				}
-			}
-		}
-		cmd := func(s string) (string, error) {
-			if _, err := c.Write([]byte(s)); err != nil {
-				return "", err
-			}
-			return reply()
-		}
-		if _, err := reply(); err != nil {
-			c.Close()
-			return
-		}
-		if _, err := cmd("EHLO load\r\n"); err != nil {
-			c.Close()
-			return
-		}
-		for range 5 {
-			subj, msg := next()
-			steps := []string{"MAIL FROM:<load@far.example>\r\n", "RCPT TO:<alice@local.example>\r\n", "DATA\r\n", msg + ".\r\n"}
-			var l string
-			for _, s := range steps {
-				if l, err = cmd(s); err != nil {
-					c.Close()
-					return
-				}
-			}
-			if strings.HasPrefix(l, "250") {
-				acked(subj)
-			}
-		}
-		c.Close()
 	}
+	return ""
 }
