@@ -10,8 +10,11 @@ import (
 )
 
 // StoreFlags changes the flags of messages uids and returns them as they
-// are afterwards (missing UIDs are skipped). Each change renames one
-// file: O(1) per message.
+// are afterwards (missing UIDs are skipped). Each change renames one file
+// and costs no scan of the folder: O(1) per message. If another process
+// changed the message's flags meanwhile, the change applies on top of its
+// flags (the stale name fails to rename, the folder is rescanned and the
+// operation recomputed).
 func (f *Folder) StoreFlags(ctx context.Context, uids []uint32, op FlagOp, flags []string) ([]Message, error) {
 	if err := f.m.check(); err != nil {
 		return nil, err
@@ -21,32 +24,51 @@ func (f *Folder) StoreFlags(ctx context.Context, uids []uint32, op FlagOp, flags
 		return nil, err
 	}
 	var out []Message
-	err = f.do(ctx, false, func(st *folderState) ([]Event, error) {
+	apply := func(st *folderState) ([]Event, error) {
+		if strings.ContainsFunc(letters, func(r rune) bool { return r >= 'a' && r <= 'z' }) {
+			st.refreshKeywords() // infoFor may just have added some
+		}
+		newOK, curOK := st.unchanged()
 		var changed []uint32
 		for _, uid := range uids {
 			e := st.ents[uid]
 			if e == nil {
 				continue
 			}
-			info := applyFlags(e.info, letters, op)
-			if info != e.info || e.inNew {
-				ok, err := st.rename(ctx, uid, e, info)
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
-					continue
-				}
+			e, ok, err := st.rename(ctx, uid, e, func(cur string) string { return applyFlags(cur, letters, op) })
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			if e != nil {
 				changed = append(changed, uid)
+			} else {
+				e = st.ents[uid]
 			}
 			out = append(out, st.message(uid, e))
 		}
 		if len(changed) == 0 {
 			return nil, nil
 		}
-		st.adoptOwnChange()
+		// Only directories nobody else touched since the last sync keep
+		// their stamps current; the others are rescanned by the next sync.
+		st.adoptIf(newOK, curOK)
 		return []Event{{Kind: EventFlags, UIDs: changed}}, nil
-	})
+	}
+	// A folder already loaded needs no sync first: a stale file name is
+	// found out by the rename itself.
+	st := f.st
+	st.mu.Lock()
+	if st.loaded && !st.gone {
+		evs, err := apply(st)
+		st.mu.Unlock()
+		st.notify(evs)
+		return out, err
+	}
+	st.mu.Unlock()
+	err = f.do(ctx, false, apply)
 	return out, err
 }
 
@@ -74,29 +96,35 @@ func applyFlags(cur, letters string, op FlagOp) string {
 	}
 }
 
-// rename gives message uid the info letters info (moving it to cur/).
-// If another process renamed or removed the file meanwhile, it rescans
-// once; ok is false when the message is gone.
-func (st *folderState) rename(ctx context.Context, uid uint32, e *entry, info string) (bool, error) {
+// rename gives message uid the info letters next(current letters),
+// moving it to cur/. If another process renamed or removed the file
+// meanwhile, it rescans once and recomputes. It returns the entry when it
+// changed (nil when it did not need to), and ok false when the message
+// is gone.
+func (st *folderState) rename(ctx context.Context, uid uint32, e *entry, next func(string) string) (*entry, bool, error) {
 	for attempt := 0; ; attempt++ {
+		info := next(e.info)
+		if info == e.info && !e.inNew {
+			return nil, true, nil
+		}
 		from := filepath.Join(st.dir, e.relPath())
 		to := filepath.Join(st.dir, "cur", e.key+infoSep+info)
 		err := os.Rename(from, to)
 		if err == nil {
 			e.info, e.inNew, e.hasInfo = info, false, true
 			st.indexDirty = true
-			return true, nil
+			return e, true, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) || attempt > 0 {
-			return false, err
+			return nil, false, err
 		}
 		evs, err := st.sync(ctx, true)
 		if err != nil {
-			return false, err
+			return nil, false, err
 		}
 		st.notify(evs)
 		if e = st.ents[uid]; e == nil {
-			return false, nil
+			return nil, false, nil
 		}
 	}
 }

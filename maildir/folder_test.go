@@ -338,3 +338,24 @@ func TestMessages(t *testing.T) {
 		t.Fatalf("%+v %v", got, err)
 	}
 }
+
+func TestStoreFlagsOnTopOfOutsideChange(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	deliver(t, s, m, "INBOX", msg("o", 60))
+	in := folder(t, m, "INBOX")
+	snapshot(t, in)
+	// Another process flags the message; this state has not synced.
+	name := filesIn(t, m.Path(), "cur")[0]
+	if err := os.Rename(filepath.Join(m.Path(), "cur", name), filepath.Join(m.Path(), "cur", name+"F")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := in.StoreFlags(ctx, []uint32{1}, FlagsAdd, []string{FlagSeen})
+	if err != nil || len(got) != 1 || !slices.Equal(got[0].Flags, []string{`\Flagged`, `\Seen`}) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if cur := filesIn(t, m.Path(), "cur"); len(cur) != 1 || !strings.HasSuffix(cur[0], ":2,FS") {
+		t.Fatalf("cur/ %v", cur)
+	}
+}

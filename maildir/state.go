@@ -294,11 +294,7 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 		}
 		force = true
 	}
-	if kw, ok := statStamp(filepath.Join(f.dir, keywordsName)); ok && kw != f.kwStamp || !ok && f.kwStamp != (fileStamp{}) {
-		f.keywords = loadKeywords(f.dir)
-		f.kwStamp = kw
-		f.flagViews = nil
-	}
+	f.refreshKeywords()
 	settled := max(f.newStamp.mtime, f.curStamp.mtime) + int64(dirtyWindow)
 	scan := force || fresh || stNew.mtime != f.newStamp.mtime || stCur.mtime != f.curStamp.mtime ||
 		(f.scannedAt < settled && now >= settled)
@@ -328,6 +324,15 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 		f.saveIndex()
 	}
 	return events, nil
+}
+
+// refreshKeywords reloads dovecot-keywords if it changed.
+func (f *folderState) refreshKeywords() {
+	if kw, ok := statStamp(filepath.Join(f.dir, keywordsName)); ok && kw != f.kwStamp || !ok && f.kwStamp != (fileStamp{}) {
+		f.keywords = loadKeywords(f.dir)
+		f.kwStamp = kw
+		f.flagViews = nil
+	}
 }
 
 // listing is one directory entry of a message file.
@@ -478,10 +483,25 @@ func (f *folderState) moveNewToCur() (moved bool) {
 // cost a rescan. A foreign change made in the same instant is hidden by
 // it; the scan that sync runs once the dirty window has passed finds it.
 func (f *folderState) adoptOwnChange() {
-	if st, ok := statStamp(filepath.Join(f.dir, "new")); ok {
+	f.adoptIf(true, true)
+}
+
+// unchanged reports which of new/ and cur/ still have the stamps the state
+// knows: a change about to be made to those can be adopted afterwards
+// without hiding anyone else's.
+func (f *folderState) unchanged() (newOK, curOK bool) {
+	n, ok1 := statStamp(filepath.Join(f.dir, "new"))
+	c, ok2 := statStamp(filepath.Join(f.dir, "cur"))
+	return ok1 && n == f.newStamp, ok2 && c == f.curStamp
+}
+
+// adoptIf records the stamps of the directories selected (see
+// adoptOwnChange).
+func (f *folderState) adoptIf(newDir, curDir bool) {
+	if st, ok := statStamp(filepath.Join(f.dir, "new")); ok && newDir {
 		f.newStamp = st
 	}
-	if st, ok := statStamp(filepath.Join(f.dir, "cur")); ok {
+	if st, ok := statStamp(filepath.Join(f.dir, "cur")); ok && curDir {
 		f.curStamp = st
 	}
 	f.indexDirty = true
