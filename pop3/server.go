@@ -341,10 +341,8 @@ func (s *Server) admit(nc net.Conn) (*conn, string) {
 	// two always agree and Shutdown sees every admitted connection.
 	free, err := s.limits.Acquire(nc.RemoteAddr())
 	if err != nil {
-		var le *connlimit.LimitError
-		errors.As(err, &le)
 		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
-			"conns", le.Total, "from_ip", le.FromClient)
+			"conns", s.limits.Active(), "from_ip", s.limits.ActiveFrom(nc.RemoteAddr()))
 		return nil, "Too many connections, try again later."
 	}
 	c := newConn(s, nc, free)

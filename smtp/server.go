@@ -329,10 +329,8 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 	// two always agree and Shutdown sees every admitted connection.
 	free, err := s.limits.Acquire(nc.RemoteAddr())
 	if err != nil {
-		var le *connlimit.LimitError
-		errors.As(err, &le)
 		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
-			"conns", le.Total, "from_ip", le.FromClient)
+			"conns", s.limits.Active(), "from_ip", s.limits.ActiveFrom(nc.RemoteAddr()))
 		return nil, false
 	}
 	c := &conn{Conn: nc, srv: s, free: free, readTimeout: s.opts.ReadTimeout}
