@@ -3,6 +3,7 @@ package smtp
 import (
 	"net"
 	"net/netip"
+	"path/filepath"
 	"testing"
 
 	"github.com/mailagent/mailagent/internal/connlimit/connlimittest"
@@ -30,4 +31,18 @@ func TestConnectionLimitsIPv6Network(t *testing.T) {
 	dial(t, "tcp", addr).run("S: 220")
 	dial(t, "tcp", addr).run("S: 421 4.7.0\nCLOSED")
 	dial(t, "tcp", addr).run("S: 220")
+}
+
+// TestConnectionLimitsUnixSocket: clients of a Unix socket, local
+// processes without an address, count against MaxConns only.
+func TestConnectionLimitsUnixSocket(t *testing.T) {
+	st := newTestStack(t)
+	o := st.options(LMTP)
+	o.Network, o.Addr = "unix", filepath.Join(st.dir, "lmtp.sock")
+	o.MaxConns, o.MaxConnsPerIP = 3, 1
+	addr, _ := st.serve(o)
+	for range 3 {
+		dial(t, "unix", addr).run("S: 220")
+	}
+	dial(t, "unix", addr).run("S: 421 4.7.0\nCLOSED")
 }
