@@ -27,8 +27,8 @@
 // (10^6 bytes of message per second), and the nearest-rank p50, p90, p99
 // and maximum latency of a transaction, from MAIL to the reply to the end
 // of DATA, over the acknowledged messages. -json prints it as one JSON
-// object instead. The exit status is 1 when any message failed, 2 for a
-// usage error.
+// object instead. The exit status is 1 when any message failed or the run
+// was interrupted, 2 for a usage error.
 //
 // -record FILE appends, for every message the server acknowledged and as
 // soon as it did, a line "<MESSAGE-ID> SHA256" with the hex SHA-256 of
@@ -49,7 +49,10 @@
 //	go run ./examples/smtpload -addr 127.0.0.1:2525 -to postmaster@localhost \
 //	    -c 8 -n 2000 -size 10240
 //
-// and through its LMTP listener, with a record of what was acknowledged:
+// (the MX checks each sender's SPF and DMARC records through the system's
+// DNS resolver, and that time is part of its latency), and through its
+// LMTP listener, which does no such checks, with a record of what was
+// acknowledged:
 //
 //	go run ./examples/smtpload -addr 127.0.0.1:2424 -lmtp -to postmaster@localhost \
 //	    -c 8 -n 2000 -size 10240 -record acked.txt

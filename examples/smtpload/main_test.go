@@ -106,6 +106,17 @@ func headerValue(b []byte, name string) string {
 // from the first byte when implicitTLS is set, STARTTLS offered always.
 func startSink(t *testing.T, lmtp, implicitTLS bool) (*sink, string) {
 	t.Helper()
+	if implicitTLS {
+		return serveSink(t, lmtp, "tls")
+	}
+	return serveSink(t, lmtp, "tcp")
+}
+
+// serveSink serves a sink on network "tcp" (127.0.0.1:0), "tls" (the
+// same, TLS from the first byte) or "unix" (a socket in a temporary
+// directory, returned as "unix:PATH").
+func serveSink(t *testing.T, lmtp bool, network string) (*sink, string) {
+	t.Helper()
 	certFile, keyFile, err := auth.SelfSigned(t.TempDir(), "localhost")
 	if err != nil {
 		t.Fatal(err)
@@ -123,13 +134,22 @@ func startSink(t *testing.T, lmtp, implicitTLS bool) (*sink, string) {
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
 	var l net.Listener
-	if implicitTLS {
+	addr := ""
+	switch network {
+	case "tls":
 		l, err = tls.Listen("tcp", "127.0.0.1:0", tc)
-	} else {
+	case "unix":
+		path := filepath.Join(t.TempDir(), "lmtp")
+		l, err = net.Listen("unix", path)
+		addr = "unix:" + path
+	default:
 		l, err = net.Listen("tcp", "127.0.0.1:0")
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if addr == "" {
+		addr = l.Addr().String()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -140,7 +160,7 @@ func startSink(t *testing.T, lmtp, implicitTLS bool) (*sink, string) {
 		srv.Close()
 		<-done
 	})
-	return s, l.Addr().String()
+	return s, addr
 }
 
 // checkRecord checks that every line of record names a message the sink
@@ -230,7 +250,13 @@ func TestRunSMTP(t *testing.T) {
 }
 
 func TestRunLMTP(t *testing.T) {
-	s, addr := startSink(t, true, false)
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) { testRunLMTP(t, network) })
+	}
+}
+
+func testRunLMTP(t *testing.T, network string) {
+	s, addr := serveSink(t, true, network)
 	record := filepath.Join(t.TempDir(), "acked")
 	var out, errOut bytes.Buffer
 	code := realMain(context.Background(), []string{
