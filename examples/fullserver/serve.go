@@ -246,7 +246,6 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 	s.queue, err = queue.New(queue.Options{
 		Dir:            cfg.Path(cfg.Queue.Dir, "queue"),
 		Client:         client,
-		Route:          s.route,
 		Bounces:        bounces,
 		Hostname:       cfg.Hostname,
 		MinBackoff:     cfg.Queue.MinBackoff.Duration,
@@ -271,7 +270,7 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 		Queue:     s.queue,
 		// Transport-table next hops go through the queue too, so that a
 		// down LMTP or smart host never loses acknowledged mail.
-		Transports: smtp.TransportsFunc(func(context.Context, store.Transport) (smtp.Target, error) { return s.queue, nil }),
+		Transports: s.queue,
 		Logger:     s.log,
 	})
 	if err != nil {
@@ -279,20 +278,6 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 	}
 	bounces.t = router
 	return router, nil
-}
-
-// route is the queue's next-hop lookup: the transport table by the
-// recipient's domain, else MX routing.
-func (s *server) route(ctx context.Context, rcpt string) (string, error) {
-	a, err := store.ParseAddress(rcpt)
-	if err != nil {
-		return "", nil
-	}
-	spec, err := s.dir.Transport(ctx, a.Domain)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
-	}
-	return spec, err
 }
 
 func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolver dnsauth.Resolver) error {
