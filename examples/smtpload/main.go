@@ -17,10 +17,11 @@
 // field X-Smtpload-Body-SHA256 with the SHA-256 of its body. -size is the
 // size of the whole message — header, blank line and body, as handed to
 // DATA before dot-stuffing — and is met exactly whenever it leaves room
-// for the header (about 400 bytes) and the body's first line; smaller
-// sizes give the smallest message the generator can make. No body line
-// starts with a dot, so the bytes on the wire are the message and the
-// final ".\r\n".
+// for the header and the body's first line (about 380 bytes with the
+// default addresses), except that a single byte left over becomes an
+// empty line of two; smaller sizes give the smallest message the
+// generator can make. No body line starts with a dot, so the bytes on the
+// wire are the message and the final ".\r\n".
 //
 // The report gives the messages acknowledged (sent) and refused or lost
 // (failed, with the first few errors), the elapsed time, msgs/s, MB/s
@@ -140,6 +141,10 @@ func parseFlags(args []string, stderr io.Writer) (cfg *config, jsonOut bool, rec
 	fs.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "deadline of every read and write, and of connecting")
 	fs.BoolVar(&jsonOut, "json", false, "print the result as one JSON object")
 	fs.StringVar(&record, "record", "", "append \"<Message-ID> body-SHA256\" to `FILE` for each acknowledged message")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: smtpload -addr HOST:PORT [-lmtp] [-c N] [-n N] [-size BYTES] [flags]")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, false, "", err
 	}
