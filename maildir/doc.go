@@ -41,7 +41,6 @@
 //   - RFC 4315 (UIDPLUS): UIDs assigned by append, copy and move.
 //   - RFC 6154 (SPECIAL-USE): \Sent \Drafts \Trash \Junk \Archive folders.
 //   - RFC 9208 (QUOTA): storage and message-count usage and limits.
-//   - RFC 1939 (POP3): UIDL values in Dovecot's default "%08Xu%08Xv" form.
 //   - Dovecot's dovecot-uidlist (version 3), dovecot-keywords,
 //     subscriptions (version 2) and dot-lock files.
 package maildir

@@ -44,6 +44,7 @@ type NameError struct {
 	Reason string
 }
 
+// Error implements error.
 func (e *NameError) Error() string {
 	return fmt.Sprintf("maildir: invalid folder name %q: %s", e.Name, e.Reason)
 }
@@ -60,6 +61,7 @@ type QuotaError struct {
 	Size  int64
 }
 
+// Error implements error.
 func (e *QuotaError) Error() string {
 	return fmt.Sprintf("maildir: over quota: %d bytes/%d messages used of %d/%d, message %d bytes",
 		e.Usage.Bytes, e.Usage.Messages, e.Limit.Bytes, e.Limit.Messages, e.Size)

@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strconv"
@@ -178,4 +179,38 @@ func validKeyword(kw string) bool {
 		}
 	}
 	return true
+}
+
+// compareKeys orders base names as Dovecot orders new messages before
+// giving them UIDs: by the seconds, then the microseconds ("M<usecs>")
+// compared as numbers, then by the whole name. A plain string sort would
+// put "M999" after "M1000" and number two deliveries of one second
+// against their order.
+func compareKeys(a, b string) int {
+	as, ar, aok := leadingUint(a)
+	bs, br, bok := leadingUint(b)
+	if !aok || !bok {
+		return strings.Compare(a, b)
+	}
+	if c := cmp.Compare(as, bs); c != 0 {
+		return c
+	}
+	au, _, aok := leadingUint(strings.TrimPrefix(ar, ".M"))
+	bu, _, bok := leadingUint(strings.TrimPrefix(br, ".M"))
+	if aok && bok && strings.HasPrefix(ar, ".M") && strings.HasPrefix(br, ".M") {
+		if c := cmp.Compare(au, bu); c != 0 {
+			return c
+		}
+	}
+	return strings.Compare(a, b)
+}
+
+// leadingUint splits s into its leading decimal number and the rest.
+func leadingUint(s string) (n uint64, rest string, ok bool) {
+	i := 0
+	for i < len(s) && i < 19 && s[i] >= '0' && s[i] <= '9' {
+		n = n*10 + uint64(s[i]-'0')
+		i++
+	}
+	return n, s[i:], i > 0
 }

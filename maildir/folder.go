@@ -3,7 +3,6 @@ package maildir
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -92,12 +91,6 @@ func (s *Snapshot) Find(uid uint32) int {
 		}
 	}
 	return -1
-}
-
-// UIDL returns the POP3 unique-id listing string Dovecot produces with
-// its default pop3_uidl_format "%08Xu%08Xv".
-func UIDL(uidValidity, uid uint32) string {
-	return fmt.Sprintf("%08X%08X", uid, uidValidity)
 }
 
 // FlagOp says how StoreFlags combines the given flags with the current.

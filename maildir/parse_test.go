@@ -262,8 +262,23 @@ func FuzzIndex(f *testing.F) {
 	})
 }
 
-func TestUIDL(t *testing.T) {
-	if got := UIDL(0x4f3a2b1c, 7); got != "000000074F3A2B1C" {
-		t.Fatalf("UIDL = %q", got)
+func TestCompareKeysOrdersByTime(t *testing.T) {
+	keys := []string{
+		"1700000001.M5P1Q9.h",
+		"1700000000.M1000P1Q2.h",
+		"999999999.M1P1Q1.h",
+		"1700000000.M999P1Q1.h",
+		"odd-name",
+	}
+	slices.SortFunc(keys, compareKeys)
+	want := []string{
+		"999999999.M1P1Q1.h",
+		"1700000000.M999P1Q1.h",
+		"1700000000.M1000P1Q2.h",
+		"1700000001.M5P1Q9.h",
+		"odd-name",
+	}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("order %q, want %q", keys, want)
 	}
 }

@@ -100,7 +100,7 @@ func (f *folderState) assignUIDs(ctx context.Context, seen map[string]listing, u
 			unknown = append(unknown, k)
 		}
 	}
-	slices.Sort(unknown)
+	slices.SortFunc(unknown, compareKeys)
 	var fresh []uidRec
 	var extRecs = map[string]*uidRec{}
 	if ul != nil {
