@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -159,5 +160,23 @@ func TestSilentTLSClient(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("silent TLS client not dropped: %v", err)
+	}
+}
+
+// TestNonSyncLiterals: LITERAL- allows non-synchronizing literals up to
+// 4096 bytes; they are read without a continuation request.
+func TestNonSyncLiterals(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	wantLine(t, cl.ok("CAPABILITY"), "LITERAL-")
+	cl.send("a1 LOGIN {19+}\r\nalice@local.example {21+}\r\n" + testPassword)
+	if _, st := cl.until("a1"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("LOGIN with literals: %q", st)
+	}
+	cl.send(fmt.Sprintf("a2 APPEND INBOX {%d+}\r\n%s", len(testMessage), testMessage))
+	lines, tagged := cl.until("a2")
+	if !strings.HasPrefix(tagged, "OK [APPENDUID") || has(lines, "+ ") {
+		t.Fatalf("APPEND with a non-synchronizing literal: %q %q", lines, tagged)
 	}
 }
