@@ -145,7 +145,7 @@ func (s *session) fetchContent(rw *imapserver.FetchResponseWriter, uid uint32, o
 		return nil
 	}
 	defer f.Close()
-	src, size, release, err := messageSource(f, &m)
+	src, size, release, err := messageSource(&s.srv.msgBufs, f, &m)
 	if err != nil {
 		return err
 	}
@@ -224,8 +224,6 @@ func isWholeMessage(bs *imap.FetchItemBodySection) bool {
 // with a single read rather than served from its file.
 const smallMessage = 256 << 10
 
-var msgBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
-
 // messageSource returns the message with CRLF line endings, as IMAP
 // sends it, and its size. A small message is read at once: asking for
 // one byte more than the index's size and getting exactly the size
@@ -234,19 +232,19 @@ var msgBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); retur
 // that no longer matches the index) is read and converted, so that a
 // literal's announced size is always what follows. release returns the
 // buffer.
-func messageSource(f *os.File, m *maildir.Message) (src io.ReadSeeker, size int64, release func(), err error) {
+func messageSource(pool *sync.Pool, f *os.File, m *maildir.Message) (src io.ReadSeeker, size int64, release func(), err error) {
 	release = func() {}
 	if m.Size == m.VSize && m.Size <= smallMessage {
-		bp := msgBufPool.Get().(*[]byte)
+		bp := pool.Get().(*[]byte)
 		b := slices.Grow((*bp)[:0], int(m.Size)+1)[:m.Size+1]
 		// On a regular file, one read returning less than asked has
 		// reached the end.
 		n, _ := f.Read(b)
 		if int64(n) == m.Size {
 			*bp = b
-			return bytes.NewReader(b[:n]), int64(n), func() { msgBufPool.Put(bp) }, nil
+			return bytes.NewReader(b[:n]), int64(n), func() { pool.Put(bp) }, nil
 		}
-		msgBufPool.Put(bp)
+		pool.Put(bp)
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, 0, release, err
 		}

@@ -94,6 +94,9 @@ type Server struct {
 	closed    bool
 	drained   chan struct{} // closed when the last connection ends after Shutdown
 	closeOnce sync.Once
+
+	corkBufs sync.Pool // of *[]byte with corkSize capacity
+	msgBufs  sync.Pool // of *[]byte for messages read whole
 }
 
 // NewServer returns a Server for opts.
@@ -126,6 +129,8 @@ func NewServer(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.corkBufs.New = func() any { b := make([]byte, 0, corkSize); return &b }
+	s.msgBufs.New = func() any { b := make([]byte, 0, 32<<10); return &b }
 	caps := imap.CapSet{}
 	for _, c := range []imap.Cap{
 		imap.CapIMAP4rev1, imap.CapIMAP4rev2,
@@ -432,14 +437,12 @@ type conn struct {
 
 	wmu   sync.Mutex
 	corks int    // > 0 while a command's responses are gathered
-	wbuf  []byte // gathered responses, from bufPool
+	wbuf  []byte // gathered responses, from Server.corkBufs
 }
 
 // corkSize is how much of a command's responses is gathered before it
 // is written.
 const corkSize = 64 << 10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, corkSize); return &b }}
 
 // cork gathers writes until uncork: imapserver flushes every FETCH
 // response on its own, one system call per message otherwise.
@@ -471,7 +474,7 @@ func (c *conn) flushLocked(release bool) error {
 	}
 	c.wbuf = c.wbuf[:0]
 	if release {
-		bufPool.Put(&c.wbuf)
+		c.srv.corkBufs.Put(&c.wbuf)
 		c.wbuf = nil
 	}
 	return err
@@ -484,7 +487,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	if c.wbuf == nil {
-		c.wbuf = *(bufPool.Get().(*[]byte))
+		c.wbuf = *(c.srv.corkBufs.Get().(*[]byte))
 	}
 	if len(c.wbuf)+len(p) > corkSize {
 		if err := c.flushLocked(false); err != nil {
