@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -18,7 +19,8 @@ import (
 // with INBOX selected. The clients run in a child process (this test
 // binary in TestIdleClients mode), so that only the server's memory is
 // counted. MAILAGENT_BENCH_IDLE_CONNS sets the number of connections
-// (default 1000).
+// (default 1000); MAILAGENT_BENCH_IDLE_TLS=1 serves them with implicit
+// TLS.
 func BenchmarkIdleHeap(b *testing.B) {
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("MAILAGENT_BENCH_IDLE_CONNS")); err == nil && v > 0 {
@@ -30,6 +32,8 @@ func BenchmarkIdleHeap(b *testing.B) {
 	opts.MaxConnsPerIP = n + 10
 	opts.MaxConnsPerUser = n + 10
 	opts.MaxConns = n + 10
+	useTLS := os.Getenv("MAILAGENT_BENCH_IDLE_TLS") == "1"
+	opts.ImplicitTLS = useTLS
 	srv, err := NewServer(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -45,7 +49,7 @@ func BenchmarkIdleHeap(b *testing.B) {
 		before := heapInUse()
 		goroutines := runtime.NumGoroutine()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClients$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("MAILAGENT_IDLE_CLIENTS=%s,%d", l.Addr(), n))
+		cmd.Env = append(os.Environ(), fmt.Sprintf("MAILAGENT_IDLE_CLIENTS=%s,%d,%t", l.Addr(), n, useTLS))
 		stdin, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
 		cmd.Stderr = os.Stderr
@@ -95,11 +99,19 @@ func TestIdleClients(t *testing.T) {
 	if spec == "" {
 		t.Skip("client process of BenchmarkIdleHeap")
 	}
-	addr, ns, _ := strings.Cut(spec, ",")
-	n, _ := strconv.Atoi(ns)
+	parts := strings.Split(spec, ",")
+	addr := parts[0]
+	n, _ := strconv.Atoi(parts[1])
+	useTLS := len(parts) > 2 && parts[2] == "true"
 	conns := make([]net.Conn, 0, n)
 	for i := 0; i < n; i++ {
-		c, err := net.Dial("tcp", addr)
+		var c net.Conn
+		var err error
+		if useTLS {
+			c, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		} else {
+			c, err = net.Dial("tcp", addr)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
