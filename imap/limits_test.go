@@ -1,12 +1,17 @@
 package imap
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/connlimit/connlimittest"
 )
 
 func TestHugeLiterals(t *testing.T) {
@@ -178,5 +183,45 @@ func TestNonSyncLiterals(t *testing.T) {
 	lines, tagged := cl.until("a2")
 	if !strings.HasPrefix(tagged, "OK [APPENDUID") || has(lines, "+ ") {
 		t.Fatalf("APPEND with a non-synchronizing literal: %q %q", lines, tagged)
+	}
+}
+
+// Two addresses of one IPv6 /64 are one client for MaxConnsPerIP; another
+// /64 is not.
+func TestConnectionLimitIPv6Network(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.MaxConnsPerIP = 1
+	srv, err := NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.Serve(connlimittest.NewListener(l,
+			netip.MustParseAddrPort("[2001:db8:1:2::1]:1025"),
+			netip.MustParseAddrPort("[2001:db8:1:2:a:b:c:d]:1025"),
+			netip.MustParseAddrPort("[2001:db8:1:3::1]:1025")))
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	// Each dial reads its greeting first, so the server accepts in order.
+	addr := l.Addr().String()
+	if g := dialRaw(t, addr).line(); !strings.HasPrefix(g, "* OK") {
+		t.Fatalf("first connection: %q", g)
+	}
+	if g := dialRaw(t, addr).line(); !strings.HasPrefix(g, "* BYE [UNAVAILABLE] Too many connections from your address") {
+		t.Fatalf("second address of the same /64: %q", g)
+	}
+	if g := dialRaw(t, addr).line(); !strings.HasPrefix(g, "* OK") {
+		t.Fatalf("another /64: %q", g)
 	}
 }

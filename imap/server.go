@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
+	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
 )
@@ -58,7 +59,8 @@ type Options struct {
 	// least RFC 9051 section 5.4 allows).
 	LoginTimeout, IdleTimeout time.Duration
 	// MaxConns bounds concurrent connections (default 10,000),
-	// MaxConnsPerIP those from one address (default 50) and
+	// MaxConnsPerIP those from one client (default 50; an IPv4 address
+	// or an IPv6 /64, see internal/connlimit) and
 	// MaxConnsPerUser the sessions logged in as one user (default 20,
 	// Dovecot's mail_max_userip_connections is 10 per address).
 	MaxConns, MaxConnsPerIP, MaxConnsPerUser int
@@ -87,7 +89,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	perIP     map[string]int
+	limits    *connlimit.Limiter
 	perUser   map[string]int
 	mailboxes map[mailboxKey]*mailbox
 	kept      map[string]*keptMaildir
@@ -120,7 +122,7 @@ func NewServer(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
-		perIP:     map[string]int{},
+		limits:    connlimit.New(opts.MaxConns, opts.MaxConnsPerIP),
 		perUser:   map[string]int{},
 		mailboxes: map[mailboxKey]*mailbox{},
 		kept:      map[string]*keptMaildir{},
@@ -314,16 +316,20 @@ func (s *Server) snapshotLocked() []*conn {
 // admit counts a new connection against the limits, or refuses it with a
 // BYE.
 func (s *Server) admit(nc net.Conn) (*conn, bool) {
-	ip := remoteIP(nc.RemoteAddr())
 	s.mu.Lock()
 	reason := ""
-	switch {
-	case s.closed:
+	var free func()
+	if s.closed {
 		reason = "Server shutting down"
-	case len(s.conns) >= s.opts.MaxConns:
-		reason = "Too many connections"
-	case s.perIP[ip] >= s.opts.MaxConnsPerIP:
-		reason = "Too many connections from your address"
+	} else {
+		var err error
+		free, err = s.limits.Acquire(nc.RemoteAddr())
+		switch {
+		case errors.Is(err, connlimit.ErrPerClient):
+			reason = "Too many connections from your address"
+		case err != nil:
+			reason = "Too many connections"
+		}
 	}
 	if reason != "" {
 		s.mu.Unlock()
@@ -331,9 +337,8 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 		go s.refuse(nc, reason)
 		return nil, false
 	}
-	c := &conn{Conn: nc, srv: s, ip: ip}
+	c := &conn{Conn: nc, srv: s, free: free}
 	s.conns[c] = struct{}{}
-	s.perIP[ip]++
 	s.mu.Unlock()
 	return c, true
 }
@@ -356,9 +361,7 @@ func (s *Server) release(c *conn) {
 		return
 	}
 	delete(s.conns, c)
-	if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-		delete(s.perIP, c.ip)
-	}
+	c.free()
 	if s.closed && len(s.conns) == 0 {
 		s.closeDrainedLocked()
 	}
@@ -382,17 +385,6 @@ func (s *Server) removeUser(user string) {
 	if s.perUser[user]--; s.perUser[user] <= 0 {
 		delete(s.perUser, user)
 	}
-}
-
-func remoteIP(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
 }
 
 // listener admits connections and, for implicit TLS, wraps them.
@@ -426,8 +418,8 @@ func (l *listener) Accept() (net.Conn, error) {
 // authentication, IdleTimeout after.
 type conn struct {
 	net.Conn
-	srv *Server
-	ip  string
+	srv  *Server
+	free func() // gives the connection's place back to the limits
 
 	mu     sync.Mutex
 	authed bool
