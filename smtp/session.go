@@ -246,6 +246,10 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 		}
 		if err == nil {
 			ss.d = nil
+			ss.log.Info("message delivered", "id", ss.env.ID, "from", ss.env.From,
+				"rcpts", len(ss.env.Recipients), "size", msg.Len())
+		} else {
+			ss.log.Info("message not delivered", "id", ss.env.ID, "err", err)
 		}
 		ss.endTransaction()
 		return ss.reply(err)
@@ -256,6 +260,7 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 	if cerr != nil {
 		_ = ss.d.Abort(context.WithoutCancel(ss.ctx))
 	}
+	delivered := 0
 	for _, rcpt := range ss.env.Recipients {
 		err, ok := got.m[rcpt]
 		switch {
@@ -268,8 +273,13 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 			ss.log.Info("recipient not delivered", "id", ss.env.ID, "rcpt", rcpt, "err", err)
 			status.SetStatus(rcpt, ss.reply(err))
 		} else {
+			delivered++
 			status.SetStatus(rcpt, nil)
 		}
+	}
+	if delivered > 0 {
+		ss.log.Info("message delivered", "id", ss.env.ID, "from", ss.env.From,
+			"rcpts", delivered, "size", msg.Len())
 	}
 	ss.d = nil
 	ss.endTransaction()
@@ -293,8 +303,10 @@ func (ss *session) receive(r io.Reader) (Body, func(), error) {
 		var se *Error
 		switch {
 		case errors.As(err, &se):
+			ss.log.Info("message refused", "id", ss.env.ID, "err", se)
 			return nil, nil, se
 		case errors.Is(err, gosmtp.ErrTooLongLine):
+			ss.log.Info("message refused", "id", ss.env.ID, "err", errLineTooLong)
 			return nil, nil, errLineTooLong
 		}
 		ss.log.Info("DATA not received", "id", ss.env.ID, "err", err)

@@ -170,6 +170,30 @@ print("read-ok")
 		t.Fatalf("hold through the running server not seen:\n%s", list)
 	}
 
+	// One delivery over LMTP, and one message refused at the end of DATA
+	// (a bare LF before the final dot, the SMTP-smuggling shape).
+	lmtpScript := `
+import smtplib, socket, sys
+host, port, mxhost, mxport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+l = smtplib.LMTP(host, port); l.sendmail("x@elsewhere.test", ["carol@blackbox.test"], "Subject: lmtp\r\n\r\nvia LMTP\r\n"); l.quit()
+s = socket.create_connection((mxhost, mxport)); f = s.makefile("rb")
+def cmd(line):
+    if line is not None: s.sendall(line)
+    r = f.readline()
+    while r[3:4] == b"-": r = f.readline()
+    return r
+cmd(None); cmd(b"EHLO x\r\n"); cmd(b"MAIL FROM:<x@elsewhere.test>\r\n"); cmd(b"RCPT TO:<carol@blackbox.test>\r\n"); cmd(b"DATA\r\n")
+r = cmd(b"Subject: smuggle\r\n\r\nhi\n.\r\nMAIL FROM:<a@b>\r\n.\r\n")
+assert r.startswith(b"5"), r
+print("lmtp-ok")
+`
+	lh, lp := split(addrs["lmtp"])
+	mh, mp := split(addrs["mx"])
+	out, err = exec.Command(python, "-c", lmtpScript, lh, lp, mh, mp).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "lmtp-ok") {
+		t.Fatalf("python LMTP and smuggling: %v\n%s", err, out)
+	}
+
 	resp, err := http.Get("http://" + addrs["metrics"] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -177,8 +201,9 @@ print("read-ok")
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		"mailagent_messages_received_total 2",
-		"mailagent_messages_delivered_total 1",
+		"mailagent_messages_received_total 3",
+		"mailagent_messages_delivered_total 2",
+		`mailagent_messages_rejected_total{reason="message_content"} 1`,
 		`mailagent_connections_total{protocol="submission"} 2`,
 		`mailagent_connections_total{protocol="imap"} 1`,
 		`mailagent_connections_total{protocol="pop3"} 1`,

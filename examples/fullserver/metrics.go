@@ -39,6 +39,7 @@ var rejections = map[string]string{
 	"sender refused by check":           "sender_check",
 	"sender refused: not owned":         "sender_not_owned",
 	"message refused by check":          "message_check",
+	"message refused":                   "message_content",
 	"connection refused by check":       "connection_check",
 	"connection refused: limit reached": "connection_limit",
 	"message not delivered":             "delivery_failed",
