@@ -67,7 +67,7 @@ func (m *MockResolver) answer(ctx context.Context, query []byte) []byte {
 		var txts []string
 		txts, lerr = m.LookupTXT(ctx, name)
 		for _, s := range txts {
-			bodies = append(bodies, &dnsmessage.TXTResource{TXT: []string{s}})
+			bodies = append(bodies, &dnsmessage.TXTResource{TXT: splitTXT(s)})
 		}
 	case dnsmessage.TypeMX:
 		var mxs []*net.MX
@@ -126,4 +126,16 @@ func (m *MockResolver) answer(ctx context.Context, query []byte) []byte {
 		return nil
 	}
 	return out
+}
+
+// splitTXT cuts a TXT value into the character-strings of at most 255
+// bytes the wire format holds (RFC 1035 section 3.3.14), as a zone file
+// holding an RSA-2048 DKIM key must; resolvers join them again.
+func splitTXT(s string) []string {
+	var out []string
+	for len(s) > 255 {
+		out = append(out, s[:255])
+		s = s[255:]
+	}
+	return append(out, s)
 }

@@ -31,6 +31,8 @@ func serveDNS(t *testing.T, m *MockResolver) string {
 func TestNewServerResolver(t *testing.T) {
 	m := &MockResolver{}
 	m.AddTXT("a.test", "v=spf1 ip4:192.0.2.10 -all")
+	long := "v=DKIM1; k=rsa; p=" + strings.Repeat("A", 392) // an RSA-2048 key's length
+	m.AddTXT("s._domainkey.a.test", long)
 	m.AddMX("a.test", "mail.a.test", 10)
 	m.AddIP("mail.a.test", net.ParseIP("192.0.2.10"), net.ParseIP("2001:db8::10"))
 	m.AddPTR(net.ParseIP("192.0.2.10"), "mail.a.test")
@@ -41,6 +43,11 @@ func TestNewServerResolver(t *testing.T) {
 	txt, err := r.LookupTXT(ctx, "a.test")
 	if err != nil || len(txt) != 1 || txt[0] != "v=spf1 ip4:192.0.2.10 -all" {
 		t.Errorf("TXT: %q, %v", txt, err)
+	}
+	// Longer than one 255-byte character-string: split on the wire,
+	// joined again by the resolver.
+	if txt, err := r.LookupTXT(ctx, "s._domainkey.a.test"); err != nil || len(txt) != 1 || txt[0] != long {
+		t.Errorf("long TXT: %q, %v", txt, err)
 	}
 	mx, err := r.LookupMX(ctx, "a.test")
 	if err != nil || len(mx) != 1 || mx[0].Host != "mail.a.test." || mx[0].Pref != 10 {
