@@ -115,8 +115,12 @@ func queueCommand(ctx context.Context, q *queue.Queue, args []string, w io.Write
 		for _, r := range i.Recipients {
 			fmt.Fprintf(w, "recipient: %s %s", r.Address, r.State)
 			if r.Err != nil {
-				fmt.Fprintf(w, " (%s: %d %d.%d.%d %s)", r.Remote, r.Err.Code,
-					r.Err.EnhancedCode[0], r.Err.EnhancedCode[1], r.Err.EnhancedCode[2], r.Err.Message)
+				fmt.Fprint(w, " (")
+				if r.Remote != "" {
+					fmt.Fprintf(w, "%s said: ", r.Remote)
+				}
+				fmt.Fprintf(w, "%d %d.%d.%d %s)", r.Err.Code,
+					r.Err.EnhancedCode[0], r.Err.EnhancedCode[1], r.Err.EnhancedCode[2], oneLine(r.Err.Message))
 			}
 			fmt.Fprintln(w)
 		}

@@ -135,9 +135,6 @@ func (s *server) start(ctx context.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	s.onStop(func(context.Context) error { return s.dir.Close() })
-	if err := s.firstRun(ctx); err != nil {
-		return err
-	}
 
 	if err := s.setupTLS(); err != nil {
 		return err
@@ -163,7 +160,12 @@ func (s *server) start(ctx context.Context) error {
 	if err := s.startControl(); err != nil {
 		return err
 	}
-	return s.setupListeners(ctx, router, resolver)
+	if err := s.setupListeners(ctx, router, resolver); err != nil {
+		return err
+	}
+	// Only a server that came up creates the first user: a password
+	// "shown only now" must not be printed by a start that then fails.
+	return s.firstRun(ctx)
 }
 
 // firstRun creates the domain "localhost" and postmaster@localhost with a
@@ -446,23 +448,38 @@ func (d *dkimSigner) Sign(ctx context.Context, env *smtp.Envelope, msg smtp.Body
 func (s *server) banner() {
 	w := s.out
 	fmt.Fprintf(w, "mailagent fullserver %s, data in %s\n", s.cfg.Hostname, s.cfg.DataDir)
+	addrs := map[string]string{}
 	for _, l := range s.listening {
 		fmt.Fprintf(w, "  %-12s %s\n", l[0], l[1])
+		addrs[l[0]] = l[1]
 	}
-	addr := func(name string) string {
-		for _, l := range s.listening {
-			if l[0] == name {
-				return l[1]
-			}
+	user := "USER@DOMAIN"
+	if _, err := s.dir.LookupUser(context.Background(), "postmaster@localhost"); err == nil {
+		user = "postmaster@localhost"
+	}
+	switch {
+	case addrs["submission"] != "":
+		fmt.Fprintf(w, "\nSend a first message:\n  swaks --server %s --tls --auth-user %s --auth-password PASSWORD \\\n"+
+			"        --from %s --to %s\n", addrs["submission"], user, user, user)
+	case addrs["submissions"] != "":
+		fmt.Fprintf(w, "\nSend a first message:\n  swaks --server %s --tlsc --auth-user %s --auth-password PASSWORD \\\n"+
+			"        --from %s --to %s\n", addrs["submissions"], user, user, user)
+	}
+	var read []string
+	for _, l := range []struct{ name, how string }{
+		{"imap", "IMAP %s (STARTTLS)"}, {"imaps", "IMAP %s (TLS)"}, {"pop3", "POP3 %s (STLS)"}, {"pop3s", "POP3 %s (TLS)"},
+	} {
+		if a := addrs[l.name]; a != "" {
+			read = append(read, fmt.Sprintf(l.how, a))
 		}
-		return "(off)"
 	}
-	fmt.Fprintf(w, "\nSend a first message:\n"+
-		"  swaks --server %s --tls --auth-user postmaster@localhost --auth-password PASSWORD \\\n"+
-		"        --from postmaster@localhost --to postmaster@localhost\n", addr("submission"))
-	fmt.Fprintf(w, "Read it: IMAP %s (STARTTLS) or %s (TLS); POP3 %s (STLS) or %s (TLS);\n"+
-		"  user postmaster@localhost, the self-signed certificate must be accepted.\n",
-		addr("imap"), addr("imaps"), addr("pop3"), addr("pop3s"))
+	if len(read) > 0 {
+		fmt.Fprintf(w, "Read it: %s; user %s.\n", strings.Join(read, ", "), user)
+	}
+	if s.cfg.TLS.CertFile == "" {
+		fmt.Fprintf(w, "The certificate is self-signed (%s): clients must be told to accept it.\n",
+			filepath.Join(s.cfg.DataDir, "tls"))
+	}
 }
 
 // lateTarget lets the queue be built before the router it bounces into.

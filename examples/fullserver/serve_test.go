@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailagent/mailagent/examples/fullserver/config"
 
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/smtp"
@@ -50,5 +54,26 @@ func TestNewLogger(t *testing.T) {
 	}
 	if _, err := newLogger(&b, "xml", "info"); err == nil {
 		t.Fatal("xml format accepted")
+	}
+}
+
+// A start that fails creates no first user: the password it would print
+// "only now" would be lost.
+func TestFailedStartCreatesNoFirstUser(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.TLS.CertFile = filepath.Join(cfg.DataDir, "missing.crt")
+	cfg.TLS.KeyFile = filepath.Join(cfg.DataDir, "missing.key")
+	var out strings.Builder
+	err := runServer(context.Background(), cfg, slog.New(slog.DiscardHandler), &out)
+	if err == nil || !strings.Contains(err.Error(), "missing.crt") {
+		t.Fatalf("start with a missing certificate: %v", err)
+	}
+	if strings.Contains(out.String(), "password") {
+		t.Fatalf("a failed start printed a password:\n%s", out.String())
+	}
+	st := openDir(t, cfg.DataDir)
+	if ds, err := st.ListDomains(context.Background()); err != nil || len(ds) != 0 {
+		t.Fatalf("domains after a failed start: %v, %v", ds, err)
 	}
 }
