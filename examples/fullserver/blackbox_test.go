@@ -204,6 +204,7 @@ print("lmtp-ok")
 		"mailagent_messages_received_total 3",
 		"mailagent_messages_delivered_total 2",
 		`mailagent_messages_rejected_total{reason="message_content"} 1`,
+		"mailagent_queue_attempts_deferred_total 1",
 		`mailagent_connections_total{protocol="submission"} 2`,
 		`mailagent_connections_total{protocol="imap"} 1`,
 		`mailagent_connections_total{protocol="pop3"} 1`,

@@ -29,6 +29,8 @@ type metrics struct {
 	latency     prometheus.Histogram
 	rejected    *prometheus.CounterVec
 	bounced     prometheus.Counter
+	relayed     prometheus.Counter
+	deferred    prometheus.Counter
 	authFailed  prometheus.Counter
 	queueOldest prometheus.Gauge
 }
@@ -67,6 +69,12 @@ func newMetrics() *metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailagent_messages_rejected_total", Help: "Connections, senders, recipients and messages refused, by reason.",
 		}, []string{"reason"}),
+		relayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mailagent_queue_messages_done_total", Help: "Queued messages finished: every recipient delivered to its next hop or failed for good.",
+		}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mailagent_queue_attempts_deferred_total", Help: "Delivery attempts that left recipients queued for a retry.",
+		}),
 		bounced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mailagent_messages_bounced_total", Help: "Delivery status notifications sent to senders.",
 		}),
@@ -80,7 +88,8 @@ func newMetrics() *metrics {
 	for reason := range rejections {
 		m.rejected.WithLabelValues(rejections[reason])
 	}
-	m.reg.MustRegister(m.conns, m.open, m.received, m.delivered, m.latency, m.rejected, m.bounced, m.authFailed, m.queueOldest)
+	m.reg.MustRegister(m.conns, m.open, m.received, m.delivered, m.latency, m.rejected, m.bounced,
+		m.relayed, m.deferred, m.authFailed, m.queueOldest)
 	return m
 }
 
@@ -142,6 +151,10 @@ func (c *countingHandler) Handle(ctx context.Context, r slog.Record) error {
 		c.m.authFailed.Inc()
 	case "queue: notification sent":
 		c.m.bounced.Inc()
+	case "queue: message done":
+		c.m.relayed.Inc()
+	case "queue: message deferred":
+		c.m.deferred.Inc()
 	default:
 		if reason, ok := rejections[r.Message]; ok {
 			c.m.rejected.WithLabelValues(reason).Inc()
