@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // need returns the path of an outside program, skipping the test when it
@@ -35,89 +30,12 @@ func need(t *testing.T, prog string) string {
 // (STARTTLS + AUTH), read with Python's imaplib and poplib, check the
 // metrics counted it, then SIGTERM and expect exit status 0.
 func TestBlackBox(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
 	swaks := need(t, "swaks")
 	python := need(t, "python3")
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "fullserver")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
-	cfgFile := filepath.Join(dir, "fullserver.toml")
-	cfg := fmt.Sprintf(`hostname = "mail.blackbox.test"
-data_dir = %q
-[listen]
-mx = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-submissions = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-imaps = "127.0.0.1:0"
-pop3 = "127.0.0.1:0"
-pop3s = "127.0.0.1:0"
-lmtp = "127.0.0.1:0"
-metrics = "127.0.0.1:0"
-[dns]
-# Nothing answers there: lookups fail temporarily, and nothing leaves
-# this machine.
-resolver = "127.0.0.1:9"
-`, data)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	srv := exec.Command(bin, "-config", cfgFile, "-log-format", "json")
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs strings.Builder
-	srv.Stderr = &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
-	t.Cleanup(func() {
-		srv.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-
-	// The banner names every listener's real address; it ends with the
-	// client settings line.
-	addrs := map[string]string{}
-	line := regexp.MustCompile(`^\s+(\w+)\s+(127\.0\.0\.1:\d+)$`)
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if m := line.FindStringSubmatch(sc.Text()); m != nil {
-			addrs[m[1]] = m[2]
-		}
-		if strings.HasPrefix(sc.Text(), "Read it:") {
-			break
-		}
-	}
-	go io.Copy(io.Discard, stdout)
-	for _, l := range []string{"mx", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics"} {
-		if addrs[l] == "" {
-			t.Fatalf("banner does not show listener %s (got %v)", l, addrs)
-		}
-	}
-
-	admin := func(stdin string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, append([]string{"-config", cfgFile}, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("fullserver %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	bin := qaBinary(t)
+	srv := qaStart(t, bin, qaConfig(t, t.TempDir(), "[log]\nformat = \"json\""))
+	addrs := srv.addrs
+	admin := func(stdin string, args ...string) string { t.Helper(); return srv.admin(t, stdin, args...) }
 	admin("", "domain", "add", "blackbox.test")
 	admin("s3cret-pass\n", "user", "add", "carol@blackbox.test")
 
@@ -214,19 +132,10 @@ print("lmtp-ok")
 		}
 	}
 
-	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := srv.stop(t); err != nil {
+		t.Fatalf("server exit after SIGTERM: %v", err)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("server exit after SIGTERM: %v", err)
-		}
-		exited <- nil
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not exit within 30 s of SIGTERM")
-	}
-	if !strings.Contains(logs.String(), `"msg":"message delivered"`) {
-		t.Errorf("no JSON delivery log line:\n%s", logs.String())
+	if !strings.Contains(srv.logs.String(), `"msg":"message delivered"`) {
+		t.Errorf("no JSON delivery log line:\n%s", srv.logs.String())
 	}
 }
