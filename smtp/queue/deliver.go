@@ -72,6 +72,7 @@ func (q *Queue) dispatch() int {
 		started = append(started, a)
 	}
 	q.wg.Add(len(started))
+	q.loading += len(started)
 	q.mu.Unlock()
 	for _, a := range started {
 		go q.attempt(a)
@@ -83,6 +84,12 @@ func (q *Queue) dispatch() int {
 // next hop, to the destinations.
 func (q *Queue) attempt(a *activeMsg) {
 	defer q.wg.Done()
+	defer func() {
+		q.mu.Lock()
+		q.loading--
+		q.loaded.Broadcast()
+		q.mu.Unlock()
+	}()
 	m, err := q.spool.readMeta(a.id)
 	if err != nil {
 		// Deleted under us, or damaged: leave it to an administrator.
@@ -202,6 +209,9 @@ func (q *Queue) worker(d *destination) {
 	}()
 	for {
 		q.mu.Lock()
+		for len(d.jobs) == 0 && q.loading > 0 {
+			q.loaded.Wait()
+		}
 		if len(d.jobs) == 0 {
 			d.workers--
 			if d.workers == 0 && q.dests[d.key] == d {

@@ -87,9 +87,15 @@ type Queue struct {
 	active map[string]*activeMsg
 	dests  map[string]*destination
 	conns  int // workers running, each with at most one connection
-	wake   chan struct{}
-	closed bool
-	down   atomic.Bool // closed, readable without mu
+	// loading counts attempts started but not yet handed to their
+	// destinations; loaded is signalled as each one is. A worker whose
+	// line is empty keeps its connection while messages are loading, so
+	// that messages due together share it rather than each opening one.
+	loading int
+	loaded  *sync.Cond
+	wake    chan struct{}
+	closed  bool
+	down    atomic.Bool // closed, readable without mu
 }
 
 // New opens the spool in opts.Dir, removes what a crash left half-written,
@@ -136,6 +142,7 @@ func New(opts Options) (*Queue, error) {
 		dests:  make(map[string]*destination),
 		wake:   make(chan struct{}, 1),
 	}
+	q.loaded = sync.NewCond(&q.mu)
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)
 	}
