@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -239,6 +240,13 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 				return nil
 			}
 		}
+	}
+	if cfg.Relay.CAFile != "" {
+		tc, err := relayTLSConfig(cfg.Relay.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLSConfig = tc
 	}
 	client, err := outbound.New(opts)
 	if err != nil {
@@ -480,6 +488,23 @@ func (s *server) banner() {
 		fmt.Fprintf(w, "The certificate is self-signed (%s): clients must be told to accept it.\n",
 			filepath.Join(s.cfg.DataDir, "tls"))
 	}
+}
+
+// relayTLSConfig trusts the certificates in caFile besides the system's,
+// for a relay host whose certificate a private CA signed.
+func relayTLSConfig(caFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("relay.ca_file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("relay.ca_file: no PEM certificate in %s", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // lateTarget lets the queue be built before the router it bounces into.

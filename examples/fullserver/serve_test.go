@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +15,8 @@ import (
 
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/outbound"
+	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
 
 // Keys made while the server runs are used after a reload (SIGHUP).
@@ -75,5 +81,53 @@ func TestFailedStartCreatesNoFirstUser(t *testing.T) {
 	st := openDir(t, cfg.DataDir)
 	if ds, err := st.ListDomains(context.Background()); err != nil || len(ds) != 0 {
 		t.Fatalf("domains after a failed start: %v, %v", ds, err)
+	}
+}
+
+// A relay whose certificate a private CA signed is trusted once
+// relay.ca_file names that CA, and only then are credentials sent.
+func TestRelayCAFile(t *testing.T) {
+	serverTLS, _ := outboundtest.TLSConfig(t, "127.0.0.1")
+	relay := outboundtest.Start(t, outboundtest.Options{TLS: serverTLS, Users: map[string]string{"u": "p"}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: serverTLS.Certificates[0].Certificate[0]})
+	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	send := func(tc *tls.Config) []outbound.Result {
+		c, err := outbound.New(outbound.Options{
+			Hostname:    "mail.a.test",
+			RelayHost:   fmt.Sprintf("smtp:[127.0.0.1]:%d", relay.Port),
+			TLSConfig:   tc,
+			Credentials: func(string) *outbound.Credentials { return &outbound.Credentials{Username: "u", Password: "p"} },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hop, err := outbound.ParseNextHop(fmt.Sprintf("smtp:[127.0.0.1]:%d", relay.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Deliver(context.Background(), hop, &outbound.Message{
+			From: "alice@a.test", Recipients: []string{"bob@b.test"},
+			Body: smtp.BytesBody([]byte("Subject: via relay\r\n\r\nhi\r\n")),
+		})
+	}
+	if res := send(nil); res[0].Err == nil {
+		t.Fatal("relay with an untrusted certificate accepted")
+	}
+	tc, err := relayTLSConfig(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := send(tc); res[0].Err != nil {
+		t.Fatalf("relay with ca_file: %v", res[0].Err)
+	}
+	msgs := relay.Messages()
+	if len(msgs) != 1 || msgs[0].User != "u" || !msgs[0].TLS {
+		t.Fatalf("relay received %+v", msgs)
+	}
+	if _, err := relayTLSConfig(filepath.Join(t.TempDir(), "none.pem")); err == nil {
+		t.Fatal("missing ca_file accepted")
 	}
 }

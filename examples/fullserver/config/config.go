@@ -138,6 +138,9 @@ type Relay struct {
 	// ImplicitTLS uses TLS from the first byte (port 465) instead of
 	// STARTTLS.
 	ImplicitTLS bool `toml:"implicit_tls"`
+	// CAFile is a PEM file of certificates trusted, besides the system's,
+	// to sign the relay's certificate (a relay with a private CA).
+	CAFile string `toml:"ca_file"`
 }
 
 // DNS selects the resolver.
@@ -306,6 +309,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Relay.Host); err != nil {
 			bad("relay.host", "%q is not HOST:PORT", c.Relay.Host)
 		}
+	}
+	if c.Relay.CAFile != "" && c.Relay.Host == "" {
+		bad("relay.ca_file", "needs relay.host")
 	}
 	if (c.Relay.Username == "") != (c.Relay.Password == "") {
 		bad("relay.username", "username and password must be set together")

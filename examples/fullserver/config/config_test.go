@@ -76,6 +76,7 @@ func TestLoadRefusesWithTheKeyName(t *testing.T) {
 		{"[tls]\ncert_file = \"a.pem\"", "tls.cert_file"},
 		{"[log]\nformat = \"xml\"", "log.format"},
 		{"[dns]\nresolver = \"1.1.1.1\"", "dns.resolver"},
+		{"[relay]\nca_file = \"ca.pem\"", "relay.ca_file"},
 	} {
 		_, err := Load(writeConfig(t, tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
