@@ -1,16 +1,12 @@
 package main
 
 import (
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/go-sql-driver/mysql"
 )
 
 // The seed installation's four tables, exactly as its set-up creates
@@ -63,34 +59,9 @@ func qaDovecotMaildir(t *testing.T, md string) {
 // Dovecot's, and mail through the MX to the forwarding lands in the
 // user's Maildir.
 func TestQAMigrationFromSeedMySQL(t *testing.T) {
-	base := os.Getenv("MAILAGENT_MYSQL_DSN")
-	if base == "" {
-		if os.Getenv("MAILAGENT_INTEROP") == "1" {
-			t.Fatal("MAILAGENT_MYSQL_DSN not set (MAILAGENT_INTEROP=1)")
-		}
-		t.Skip("MAILAGENT_MYSQL_DSN not set")
-	}
+	dsn := tempMySQL(t, "qa_seed_")
 	bin := qaBinary(t)
-	cfg, err := mysql.ParseDSN(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "qa_seed_" + hex.EncodeToString(b)
-	rootCfg := cfg.Clone()
-	rootCfg.DBName = ""
-	root, err := sql.Open("mysql", rootCfg.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	if _, err := root.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	defer root.Exec("DROP DATABASE " + name)
-	cfg.DBName = name
-	db, err := sql.Open("mysql", cfg.FormatDSN())
+	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +87,7 @@ func TestQAMigrationFromSeedMySQL(t *testing.T) {
 	md := filepath.Join(vmail, "migr.test", "olduser", "Maildir")
 	qaDovecotMaildir(t, md)
 	conf := qaConfig(t, dir, "")
-	extra := fmt.Sprintf("[store]\ndriver = \"mysql\"\ndsn = %q\n[maildir]\nbase = %q\n", cfg.FormatDSN(), vmail)
+	extra := fmt.Sprintf("[store]\ndriver = \"mysql\"\ndsn = %q\n[maildir]\nbase = %q\n", dsn, vmail)
 	if err := os.WriteFile(conf, append(qaRead(t, conf), extra...), 0o600); err != nil {
 		t.Fatal(err)
 	}
