@@ -1,0 +1,60 @@
+// Package interop holds the one rule every test that talks to an outside
+// program (Dovecot, Postfix, swaks, python3, MariaDB...) follows: when
+// the program is missing the test is skipped with a message saying so,
+// except under MAILAGENT_INTEROP=1 — set by CI, which installs them all —
+// where a missing program fails the test, so that an interop test can
+// never pass by not running.
+package interop
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Required reports whether MAILAGENT_INTEROP=1 demands the outside
+// programs.
+func Required() bool { return os.Getenv("MAILAGENT_INTEROP") == "1" }
+
+// Require ends the test because something outside it is missing: a skip,
+// or a failure when Required.
+func Require(t testing.TB, format string, args ...any) {
+	t.Helper()
+	why := fmt.Sprintf(format, args...)
+	if Required() {
+		t.Fatalf("%s (required by MAILAGENT_INTEROP=1)", why)
+		return
+	}
+	t.Skipf("%s; skipping interop test", why)
+}
+
+// Program returns the path of the program name, looked up in PATH and in
+// /usr/sbin and /usr/bin (daemons such as dovecot and postfix live in
+// sbin, often not in a test's PATH), or ends the test with Require.
+func Program(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	Require(t, "%s is not installed", name)
+	return ""
+}
+
+// MySQLDSN returns MAILAGENT_MYSQL_DSN, the MariaDB/MySQL server tests
+// may create databases on, or ends the test with Require.
+func MySQLDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("MAILAGENT_MYSQL_DSN")
+	if dsn == "" {
+		Require(t, "MAILAGENT_MYSQL_DSN is not set")
+	}
+	return dsn
+}
