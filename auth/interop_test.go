@@ -5,40 +5,20 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	"github.com/mailagent/mailagent/internal/interop"
 )
-
-// needProgram returns the path of an outside program, skipping the test
-// when it is missing, unless MAILAGENT_INTEROP=1 demands it.
-func needProgram(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MAILAGENT_INTEROP") == "1" {
-			t.Fatalf("%s is required with MAILAGENT_INTEROP=1: %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return p
-}
 
 // needMySQL opens MAILAGENT_MYSQL_DSN, skipping when it is unset unless
 // MAILAGENT_INTEROP=1 demands it.
 func needMySQL(t *testing.T) *sql.DB {
 	t.Helper()
-	dsn := os.Getenv("MAILAGENT_MYSQL_DSN")
-	if dsn == "" {
-		if os.Getenv("MAILAGENT_INTEROP") == "1" {
-			t.Fatal("MAILAGENT_MYSQL_DSN is required with MAILAGENT_INTEROP=1")
-		}
-		t.Skip("MAILAGENT_MYSQL_DSN not set")
-	}
+	dsn := interop.MySQLDSN(t)
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +74,7 @@ func randomSalt(r *rand.Rand, n int) string {
 // TestOpenSSLPasswd checks MD5-crypt and SHA-crypt against openssl
 // passwd -1, -5 and -6 (one run per setting, hashing every password).
 func TestOpenSSLPasswd(t *testing.T) {
-	openssl := needProgram(t, "openssl")
+	openssl := interop.Program(t, "openssl")
 	r := rand.New(rand.NewPCG(3, 4))
 	pws := randomPasswords(r)
 	for _, c := range []struct {
@@ -118,7 +98,7 @@ func TestOpenSSLPasswd(t *testing.T) {
 // TestLibcCrypt checks DES crypt and bcrypt against the C library's
 // crypt(3), which perl exposes.
 func TestLibcCrypt(t *testing.T) {
-	perl := needProgram(t, "perl")
+	perl := interop.Program(t, "perl")
 	r := rand.New(rand.NewPCG(5, 6))
 	var args []string // password, setting, password, setting...
 	for _, pw := range randomPasswords(r) {
@@ -176,7 +156,7 @@ func TestMariaDBEncrypt(t *testing.T) {
 // writes, and that VerifyPassword accepts what doveadm writes, for every
 // scheme both know.
 func TestDovecotInterop(t *testing.T) {
-	doveadm := needProgram(t, "doveadm")
+	doveadm := interop.Program(t, "doveadm")
 	const pw = "correct horse battery"
 	ours, err := HashPassword(pw)
 	if err != nil {

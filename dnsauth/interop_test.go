@@ -11,31 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/interop"
 )
 
 // Cross-checks with the DKIM implementations Debian ships: dkimpy
 // (python3-dkim) and OpenDKIM (opendkim, opendkim-tools). Keys travel
 // through files, never through DNS: dkimpy gets a dnsfunc, OpenDKIM its
 // TestPublicKeys file, we a MockResolver.
-
-// interopTool finds an outside program, skipping the test when it is
-// missing, or failing it when MAILAGENT_INTEROP=1 says it must be there.
-func interopTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
-		if p := filepath.Join(dir, name); fileExists(p) {
-			return p
-		}
-	}
-	if os.Getenv("MAILAGENT_INTEROP") == "1" {
-		t.Fatalf("%s not installed (MAILAGENT_INTEROP=1); apt-get install python3-dkim opendkim opendkim-tools", name)
-	}
-	t.Skipf("%s not installed; apt-get install python3-dkim opendkim opendkim-tools to run this test", name)
-	return ""
-}
 
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
@@ -134,7 +117,7 @@ func recordsJSON(recs []Record) string {
 func TestInteropDkimpyVerifiesOurs(t *testing.T) {
 	// The interpreter python3-dkim is installed for, not whichever
 	// python3 comes first in PATH.
-	py := pythonFor(t, interopTool(t, "dkimverify"))
+	py := pythonFor(t, interop.Program(t, "dkimverify"))
 	msg, recs := signedByUs(t)
 	for idx, algo := range []string{"rsa-sha256", "ed25519-sha256"} {
 		out := run(t, msg, py, "-c", dkimpyVerify, recordsJSON(recs), string(rune('0'+idx)))
@@ -150,7 +133,7 @@ func TestInteropDkimpyVerifiesOurs(t *testing.T) {
 }
 
 func TestInteropOpenDKIMVerifiesOurs(t *testing.T) {
-	opendkim := interopTool(t, "opendkim")
+	opendkim := interop.Program(t, "opendkim")
 	msg, recs := signedByUs(t)
 	dir := t.TempDir()
 	var keys strings.Builder
@@ -185,8 +168,8 @@ func TestInteropOpenDKIMVerifiesOurs(t *testing.T) {
 }
 
 func TestInteropWeVerifyDkimpy(t *testing.T) {
-	dknewkey := interopTool(t, "dknewkey")
-	dkimsign := interopTool(t, "dkimsign")
+	dknewkey := interop.Program(t, "dknewkey")
+	dkimsign := interop.Program(t, "dkimsign")
 	dir := t.TempDir()
 	for _, c := range []struct{ ktype, alg string }{{"rsa", "rsa-sha256"}, {"ed25519", "ed25519-sha256"}} {
 		base := filepath.Join(dir, c.ktype)
@@ -226,9 +209,9 @@ func zoneTXT(line string) string {
 }
 
 func TestInteropWeVerifyOpenDKIM(t *testing.T) {
-	genkey := interopTool(t, "opendkim-genkey")
-	opendkim := interopTool(t, "opendkim")
-	testmsg := interopTool(t, "opendkim-testmsg")
+	genkey := interop.Program(t, "opendkim-genkey")
+	opendkim := interop.Program(t, "opendkim")
+	testmsg := interop.Program(t, "opendkim-testmsg")
 	dir := t.TempDir()
 	run(t, nil, genkey, "--directory="+dir, "--domain=a.test", "--selector=od1", "--bits=2048")
 	zone, err := os.ReadFile(filepath.Join(dir, "od1.txt"))

@@ -11,21 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// needProgram skips the test when an interop program is missing, and
-// fails it when MAILAGENT_INTEROP=1 says the machine must have it.
-func needProgram(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MAILAGENT_INTEROP") == "1" {
-			t.Fatalf("%s not found and MAILAGENT_INTEROP=1", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
+	"github.com/mailagent/mailagent/internal/interop"
+)
 
 // interopServer serves over STARTTLS with passwords refused before TLS,
 // as a public port is configured.
@@ -41,7 +29,7 @@ func interopServer(t *testing.T) (*testStack, string) {
 }
 
 func TestInteropPythonImaplib(t *testing.T) {
-	python := needProgram(t, "python3")
+	python := interop.Program(t, "python3")
 	st, addr := interopServer(t)
 	host, port, _ := strings.Cut(addr, ":")
 	cmd := exec.Command(python, "testdata/imaplib_flow.py", host, port, "alice@local.example", testPassword, st.certFile)
@@ -69,7 +57,7 @@ func TestInteropPythonImaplib(t *testing.T) {
 // TestInteropMbsync syncs alice's folder tree both ways with isync's
 // mbsync, then syncs again and checks that nothing moves.
 func TestInteropMbsync(t *testing.T) {
-	mbsync := needProgram(t, "mbsync")
+	mbsync := interop.Program(t, "mbsync")
 	st, addr := interopServer(t)
 	host, port, _ := strings.Cut(addr, ":")
 	local := filepath.Join(t.TempDir(), "local")
@@ -180,8 +168,8 @@ func listTree(t *testing.T, dir string) string {
 // TestInteropMutt reads INBOX with mutt in batch mode (under script(1)
 // for a terminal) and pipes every message to a file.
 func TestInteropMutt(t *testing.T) {
-	mutt := needProgram(t, "mutt")
-	scriptCmd := needProgram(t, "script")
+	mutt := interop.Program(t, "mutt")
+	scriptCmd := interop.Program(t, "script")
 	st, addr := interopServer(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.txt")

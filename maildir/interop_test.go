@@ -17,17 +17,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/mailagent/mailagent/internal/interop"
 )
-
-// interopSkip skips a test needing an outside program, or fails it when
-// MAILAGENT_INTEROP=1 says the program must be there.
-func interopSkip(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("MAILAGENT_INTEROP") == "1" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
 
 const dovecotConf = `instance_name = mailagent-test
 base_dir = {{ROOT}}/run
@@ -100,16 +91,16 @@ func startDovecot(t *testing.T, root string) string {
 	bin, err := exec.LookPath("dovecot")
 	if err != nil {
 		if _, err2 := os.Stat("/usr/sbin/dovecot"); err2 != nil {
-			interopSkip(t, "dovecot not installed (apt-get install dovecot-imapd)")
+			interop.Require(t, "%s", "dovecot not installed (apt-get install dovecot-imapd)")
 		}
 		bin = "/usr/sbin/dovecot"
 	}
 	if os.Geteuid() != 0 {
-		interopSkip(t, "the Dovecot interop test runs Dovecot's master and needs root")
+		interop.Require(t, "%s", "the Dovecot interop test runs Dovecot's master and needs root")
 	}
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
-		interopSkip(t, "no nobody user for Dovecot's mail processes")
+		interop.Require(t, "%s", "no nobody user for Dovecot's mail processes")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -3,12 +3,12 @@ package mailtest
 import (
 	"database/sql"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/mailagent/mailagent/internal/interop"
 )
 
 // seedSchema is the seed installation's SQL, statement for statement.
@@ -22,13 +22,7 @@ var seedSchema = []string{
 // seedDatabase creates a fresh MariaDB database holding the seed's tables
 // and returns its DSN; it is dropped by t.Cleanup.
 func seedDatabase(t *testing.T) (string, *sql.DB) {
-	dsn := os.Getenv("MAILAGENT_MYSQL_DSN")
-	if dsn == "" {
-		if os.Getenv("MAILAGENT_INTEROP") == "1" {
-			t.Fatal("MAILAGENT_MYSQL_DSN is not set")
-		}
-		t.Skip("MAILAGENT_MYSQL_DSN not set: no MariaDB to test the seed schema against")
-	}
+	dsn := interop.MySQLDSN(t)
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		t.Fatal(err)

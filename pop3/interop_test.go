@@ -17,32 +17,9 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/internal/interop"
 	"github.com/mailagent/mailagent/store"
 )
-
-// interopSkip skips a test needing an outside program, or fails it when
-// MAILAGENT_INTEROP=1 says the program must be there.
-func interopSkip(t testing.TB, why string) {
-	t.Helper()
-	if os.Getenv("MAILAGENT_INTEROP") == "1" {
-		t.Fatal(why)
-	}
-	t.Skip(why)
-}
-
-func lookPath(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		interopSkip(t, fmt.Sprintf("%s not installed (apt-get install %s)", name, pkg))
-	}
-	return p
-}
 
 // poplibScript logs in with Python's poplib through STLS and AUTH PLAIN
 // (poplib has no AUTH of its own: the command goes through _shortcmd),
@@ -70,7 +47,7 @@ print(json.dumps(out))
 
 // TestPythonPoplib: Python's poplib through STLS and SASL PLAIN.
 func TestPythonPoplib(t *testing.T) {
-	py := lookPath(t, "python3", "python3")
+	py := interop.Program(t, "python3")
 	e := newEnv(t, func(o *Options, _ *auth.Authenticator) { o.AllowInsecureAuth = false })
 	u := e.addUser("u@example.org", "pw")
 	m := "From: a@example.net\nSubject: poplib\n\n.leading dot\nbody\n"
@@ -131,7 +108,7 @@ func TestPythonPoplib(t *testing.T) {
 // TestFetchmail: fetchmail retrieves every message through STLS and
 // deletes it; a second run finds nothing.
 func TestFetchmail(t *testing.T) {
-	fm := lookPath(t, "fetchmail", "fetchmail")
+	fm := interop.Program(t, "fetchmail")
 	e := newEnv(t, func(o *Options, _ *auth.Authenticator) { o.AllowInsecureAuth = false })
 	u := e.addUser("u@example.org", "pw")
 	subjects := []string{"first", "second", "third"}
@@ -248,14 +225,14 @@ func startDovecotPOP3(t testing.TB, root string, users map[string]string) (addr 
 		bin = p
 	}
 	if _, err := os.Stat("/usr/lib/dovecot/pop3"); err != nil {
-		interopSkip(t, "Dovecot's POP3 server not installed (apt-get install dovecot-pop3d)")
+		interop.Require(t, "%s", "Dovecot's POP3 server not installed (apt-get install dovecot-pop3d)")
 	}
 	if os.Geteuid() != 0 {
-		interopSkip(t, "the Dovecot interop test runs Dovecot's master and needs root")
+		interop.Require(t, "%s", "the Dovecot interop test runs Dovecot's master and needs root")
 	}
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
-		interopSkip(t, "no nobody user for Dovecot's mail processes")
+		interop.Require(t, "%s", "no nobody user for Dovecot's mail processes")
 	}
 	uid, _ = strconv.Atoi(nobody.Uid)
 	gid, _ = strconv.Atoi(nobody.Gid)

@@ -10,25 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/interop"
 )
 
-// needProgram returns the path of an outside program an interop test
-// runs, skipping the test when it is missing unless MAILAGENT_INTEROP=1
-// demands it.
-func needProgram(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MAILAGENT_INTEROP") == "1" {
-			t.Fatalf("%s not found and MAILAGENT_INTEROP=1: %v", name, err)
-		}
-		t.Skipf("%s not installed (apt-get install %s); skipping interop test", name, name)
-	}
-	return p
-}
-
 func TestInteropSwaks(t *testing.T) {
-	swaks := needProgram(t, "swaks")
+	swaks := interop.Program(t, "swaks")
 	st := newTestStack(t)
 	addr, _ := st.serve(st.options(Submission))
 	host, port, _ := net.SplitHostPort(addr)
@@ -64,12 +51,9 @@ func TestInteropSwaks(t *testing.T) {
 // everything else to our MX (with STARTTLS), as the seed installation's
 // Postfix would, and checks that both kinds of mail land in the Maildir.
 func TestInteropPostfix(t *testing.T) {
-	postfix := needProgram(t, "postfix")
+	postfix := interop.Program(t, "postfix")
 	if os.Geteuid() != 0 {
-		if os.Getenv("MAILAGENT_INTEROP") == "1" {
-			t.Fatal("the Postfix interop test needs root to start a Postfix master")
-		}
-		t.Skip("the Postfix interop test needs root")
+		interop.Require(t, "the Postfix interop test needs root to start a Postfix master")
 	}
 	st := newTestStack(t)
 	lmtpAddr, _ := st.serve(st.options(LMTP))

@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/internal/interop"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -230,18 +231,10 @@ func TestAdminMySQL(t *testing.T) {
 
 // tempMySQL creates a database named prefix plus a random suffix on the
 // server MAILAGENT_MYSQL_DSN names, drops it when the test ends, and
-// returns its DSN. Without the variable the test is skipped, or fails
-// under MAILAGENT_INTEROP=1, where CI provides MariaDB.
+// returns its DSN (see interop.MySQLDSN when there is none).
 func tempMySQL(t *testing.T, prefix string) string {
 	t.Helper()
-	base := os.Getenv("MAILAGENT_MYSQL_DSN")
-	if base == "" {
-		if os.Getenv("MAILAGENT_INTEROP") == "1" {
-			t.Fatal("MAILAGENT_MYSQL_DSN not set (MAILAGENT_INTEROP=1)")
-		}
-		t.Skip("MAILAGENT_MYSQL_DSN not set")
-	}
-	cfg, err := mysql.ParseDSN(base)
+	cfg, err := mysql.ParseDSN(interop.MySQLDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,26 +3,13 @@ package main
 import (
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
-)
 
-// need returns the path of an outside program, skipping the test when it
-// is missing (failing under MAILAGENT_INTEROP=1, where CI installed it).
-func need(t *testing.T, prog string) string {
-	t.Helper()
-	p, err := exec.LookPath(prog)
-	if err != nil {
-		if os.Getenv("MAILAGENT_INTEROP") == "1" {
-			t.Fatalf("%s not installed (MAILAGENT_INTEROP=1)", prog)
-		}
-		t.Skipf("%s not installed; skipping black-box test", prog)
-	}
-	return p
-}
+	"github.com/mailagent/mailagent/internal/interop"
+)
 
 // TestBlackBox builds the binary and uses it as an administrator would:
 // start it on a fresh data directory, add a domain and a user with the
@@ -30,8 +17,8 @@ func need(t *testing.T, prog string) string {
 // (STARTTLS + AUTH), read with Python's imaplib and poplib, check the
 // metrics counted it, then SIGTERM and expect exit status 0.
 func TestBlackBox(t *testing.T) {
-	swaks := need(t, "swaks")
-	python := need(t, "python3")
+	swaks := interop.Program(t, "swaks")
+	python := interop.Program(t, "python3")
 	bin := qaBinary(t)
 	srv := qaStart(t, bin, qaConfig(t, t.TempDir(), "[log]\nformat = \"json\""))
 	addrs := srv.addrs

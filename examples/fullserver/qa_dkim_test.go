@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/mailagent/mailagent/internal/interop"
 )
 
 // qaPythonDKIM returns a Python interpreter that can import dkimpy's
@@ -24,10 +26,7 @@ func qaPythonDKIM(t *testing.T) string {
 		}
 		tried = append(tried, path)
 	}
-	if os.Getenv("MAILAGENT_INTEROP") == "1" {
-		t.Fatalf("no python3 with the dkim module (tried %v; MAILAGENT_INTEROP=1)", tried)
-	}
-	t.Skipf("no python3 with the dkim module (tried %v); skipping", tried)
+	interop.Require(t, "no python3 with the dkim module (tried %v)", tried)
 	return ""
 }
 

@@ -10,17 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// interop skips a test that needs an outside program, or fails it when
-// MAILAGENT_INTEROP=1 says the program must be there.
-func interop(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("MAILAGENT_INTEROP") == "1" {
-		t.Fatalf("interop required (MAILAGENT_INTEROP=1): %s", why)
-	}
-	t.Skipf("skipping interop test: %s", why)
-}
+	"github.com/mailagent/mailagent/internal/interop"
+)
 
 const dovecotConf = `instance_name = mailagent-test
 base_dir = @ROOT@/run
@@ -68,17 +60,17 @@ func startDovecot(t *testing.T) (root, addr, sock string) {
 	t.Helper()
 	bin, err := exec.LookPath("dovecot")
 	if err != nil {
-		interop(t, "dovecot not installed (apt-get install dovecot-lmtpd)")
+		interop.Require(t, "%s", "dovecot not installed (apt-get install dovecot-lmtpd)")
 	}
 	if _, err := os.Stat("/usr/lib/dovecot/lmtp"); err != nil {
-		interop(t, "dovecot-lmtpd not installed")
+		interop.Require(t, "%s", "dovecot-lmtpd not installed")
 	}
 	if os.Geteuid() != 0 {
-		interop(t, "a private Dovecot instance needs root to switch to the mail user")
+		interop.Require(t, "%s", "a private Dovecot instance needs root to switch to the mail user")
 	}
 	mailUser, err := user.Lookup("mail")
 	if err != nil {
-		interop(t, "no mail user: "+err.Error())
+		interop.Require(t, "%s", "no mail user: "+err.Error())
 	}
 	root = t.TempDir()
 	openToMailUser(root)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailagent/mailagent/internal/interop"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
@@ -48,7 +49,7 @@ func startDovecotAuth(t *testing.T, user, pass string) string {
 	t.Helper()
 	bin, err := exec.LookPath("dovecot")
 	if err != nil {
-		interop(t, "dovecot not installed (apt-get install dovecot-core)")
+		interop.Require(t, "%s", "dovecot not installed (apt-get install dovecot-core)")
 	}
 	root := t.TempDir()
 	openToMailUser(root)
@@ -74,7 +75,7 @@ func startDovecotAuth(t *testing.T, user, pass string) string {
 // leaves the message queued with a temporary error.
 func TestPostfixSmartHost(t *testing.T) {
 	if why := postfixMissing(); why != "" {
-		interop(t, why)
+		interop.Require(t, "%s", why)
 	}
 	authSock := startDovecotAuth(t, "relayuser", "s3cret")
 	sink := outboundtest.Start(t, outboundtest.Options{})
