@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/interop/dovecottest"
 )
 
 // benchMessages and benchSize are the maildrop of BenchmarkRETR: 10,000
@@ -26,8 +28,11 @@ const (
 // in the same run. MB/s is message octets per second; x-dovecot is this
 // server's rate over Dovecot's.
 func BenchmarkRETR(b *testing.B) {
-	root := b.TempDir()
-	dovecotAddr, uid, gid := startDovecotPOP3(b, root, map[string]string{"bench@example.org": "secret"})
+	dove := dovecottest.Start(b, dovecottest.Options{
+		Protocols: []string{"pop3"},
+		Users:     map[string]string{"bench@example.org": "secret"},
+	})
+	dovecotAddr := dove.POP3
 	e := newEnv(b)
 	u := e.addUser("bench@example.org", "secret")
 
@@ -49,9 +54,9 @@ func BenchmarkRETR(b *testing.B) {
 		}
 	}
 	e.snapshot(u) // UIDs, dovecot-uidlist
-	dmd := filepath.Join(root, "mail", "example.org", "bench", "Maildir")
+	dmd := filepath.Join(dove.Root, "mail", "example.org", "bench", "Maildir")
 	copyTree(b, md, dmd)
-	chownTree(b, filepath.Join(root, "mail"), uid, gid)
+	dove.ChownTree(b, filepath.Join(dove.Root, "mail"))
 	total := int64(benchMessages * vsize)
 
 	// One session each first: Dovecot builds its index, both set \Seen.

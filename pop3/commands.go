@@ -6,8 +6,11 @@ import "strings"
 const (
 	replyInsecure = "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
 	replyAuthFail = "-ERR [AUTH] Authentication failed."
-	replyThrottle = "-ERR [SYS/TEMP] Too many failed logins, try again later."
-	replyTempFail = "-ERR [SYS/TEMP] Temporary authentication failure, try again later."
+	// replyAuthFailLast answers the failed login that reaches
+	// MaxAuthFailures, after which the server closes the connection.
+	replyAuthFailLast = "-ERR [AUTH] Authentication failed; too many failures, closing the connection."
+	replyThrottle     = "-ERR [SYS/TEMP] Too many failed logins, try again later."
+	replyTempFail     = "-ERR [SYS/TEMP] Temporary authentication failure, try again later."
 )
 
 // command runs one command line.

@@ -350,9 +350,10 @@ func TestAUTH(t *testing.T) {
 	c.cmd("AUTH PLAIN "+plain, "+OK Logged in, maildrop has 0 messages (0 octets).")
 }
 
-// TestAuthFailures: a wrong password is "-ERR [AUTH]", the connection
-// ends after MaxAuthFailures, and once auth's throttle locks the client
-// out it gets "-ERR [SYS/TEMP]" and is disconnected even with the right
+// TestAuthFailures: a wrong password is "-ERR [AUTH]", the failure that
+// reaches MaxAuthFailures gets a final "-ERR [AUTH]" line of its own and
+// the connection ends, and once auth's throttle locks the client out it
+// gets "-ERR [SYS/TEMP]" and is disconnected even with the right
 // password.
 func TestAuthFailures(t *testing.T) {
 	e := newEnv(t, func(o *Options, a *auth.Authenticator) {
@@ -364,7 +365,7 @@ func TestAuthFailures(t *testing.T) {
 	c.cmd("USER u@example.org", "+OK")
 	c.cmd("PASS wrong", replyAuthFail)
 	c.cmd("USER nobody@example.org", "+OK")
-	c.cmd("PASS pw", replyAuthFail)
+	c.cmd("PASS pw", "-ERR [AUTH] Authentication failed; too many failures, closing the connection.")
 	c.eof()
 
 	c = e.dial()
@@ -377,6 +378,37 @@ func TestAuthFailures(t *testing.T) {
 	c = e.dial()
 	c.cmd("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00u@example.org\x00pw")), replyThrottle)
 	c.eof()
+}
+
+// TestThirdAuthFailure: with the default MaxAuthFailures, the third
+// failed login on a connection, by PASS or by AUTH, is answered with the
+// final "-ERR [AUTH] ... closing the connection." line, then EOF; the
+// two before it get Dovecot's plain "-ERR [AUTH] Authentication failed.".
+func TestThirdAuthFailure(t *testing.T) {
+	e := newEnv(t)
+	e.addUser("u@example.org", "pw")
+	const last = "-ERR [AUTH] Authentication failed; too many failures, closing the connection."
+	c := e.dial()
+	for range 2 {
+		c.cmd("USER u@example.org", "+OK")
+		c.cmd("PASS wrong", "-ERR [AUTH] Authentication failed.")
+	}
+	c.cmd("USER u@example.org", "+OK")
+	c.cmd("PASS wrong", last)
+	c.eof()
+
+	c = e.dial()
+	c.cmd("USER u@example.org", "+OK")
+	c.cmd("PASS wrong", "-ERR [AUTH] Authentication failed.")
+	c.cmd("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00u@example.org\x00wrong")), "-ERR [AUTH] Authentication failed.")
+	c.cmd("AUTH PLAIN", "+ ")
+	c.cmd(base64.StdEncoding.EncodeToString([]byte("\x00u@example.org\x00wrong")), last)
+	c.eof()
+
+	// The limit is per connection: a new one logs in.
+	c = e.dial()
+	c.cmd("USER u@example.org", "+OK")
+	c.cmdPrefix("PASS pw", "+OK Logged in")
 }
 
 // TestLineLimits: a command line over 255 octets is refused and the

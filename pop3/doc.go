@@ -41,7 +41,11 @@
 //     255-octet command line.
 //   - RFC 2595, Using TLS with IMAP, POP3 and ACAP: STLS.
 //   - RFC 3206, The SYS and AUTH POP Response Codes: AUTH-RESP-CODE,
-//     the [AUTH] and [SYS/TEMP] codes.
+//     the [AUTH] and [SYS/TEMP] codes. [AUTH] answers wrong credentials,
+//     including the last failure allowed on a connection
+//     (Options.MaxAuthFailures), whose reply says the server is closing
+//     the connection; [SYS/TEMP] answers a throttled client and a
+//     failure of the directory.
 //   - RFC 5034, The POP3 SASL Authentication Mechanism: AUTH with an
 //     initial response, PLAIN (RFC 4616) and LOGIN through package auth.
 //   - RFC 8314, Cleartext Considered Obsolete: implicit TLS (port 995).

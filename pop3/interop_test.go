@@ -8,16 +8,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/internal/interop"
+	"github.com/mailagent/mailagent/internal/interop/dovecottest"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -171,136 +169,9 @@ poll %s service %s protocol POP3 auth password
 	}
 }
 
-const dovecotPOP3Conf = `instance_name = mailagent-pop3-test
-base_dir = {{ROOT}}/run
-state_dir = {{ROOT}}/state
-log_path = {{ROOT}}/dovecot.log
-protocols = pop3
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-mail_location = maildir:~/Maildir
-first_valid_uid = 1
-namespace inbox {
-  inbox = yes
-  separator = .
-  prefix =
-}
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%Lu {{ROOT}}/passwd
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%Lu {{ROOT}}/passwd
-  override_fields = uid={{UID}} gid={{GID}} home={{ROOT}}/mail/%d/%n
-}
-service pop3-login {
-  inet_listener pop3 {
-    address = 127.0.0.1
-    port = {{PORT}}
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-service anvil {
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
-protocol pop3 {
-  mail_max_userip_connections = 100
-}
-`
-
-// startDovecotPOP3 runs a private Dovecot POP3 server on a free loopback
-// port, serving root/mail/<domain>/<user>/Maildir as the nobody user, and
-// returns its address and the uid/gid its mail processes run as.
-func startDovecotPOP3(t testing.TB, root string, users map[string]string) (addr string, uid, gid int) {
-	t.Helper()
-	bin := "/usr/sbin/dovecot"
-	if p, err := exec.LookPath("dovecot"); err == nil {
-		bin = p
-	}
-	if _, err := os.Stat("/usr/lib/dovecot/pop3"); err != nil {
-		interop.Require(t, "%s", "Dovecot's POP3 server not installed (apt-get install dovecot-pop3d)")
-	}
-	if os.Geteuid() != 0 {
-		interop.Require(t, "%s", "the Dovecot interop test runs Dovecot's master and needs root")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		interop.Require(t, "%s", "no nobody user for Dovecot's mail processes")
-	}
-	uid, _ = strconv.Atoi(nobody.Uid)
-	gid, _ = strconv.Atoi(nobody.Gid)
-	l := listen(t)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	for p := root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
-		os.Chmod(p, 0o755) // the mail processes run as nobody
-	}
-	for _, d := range []string{"run", "state"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conf := strings.NewReplacer("{{ROOT}}", root, "{{PORT}}", strconv.Itoa(port),
-		"{{UID}}", nobody.Uid, "{{GID}}", nobody.Gid).Replace(dovecotPOP3Conf)
-	var passwd strings.Builder
-	for u, p := range users {
-		fmt.Fprintf(&passwd, "%s:{PLAIN}%s::::::\n", u, p)
-	}
-	writeFile(t, filepath.Join(root, "dovecot.conf"), conf)
-	writeFile(t, filepath.Join(root, "passwd"), passwd.String())
-	cmd := exec.Command(bin, "-F", "-c", filepath.Join(root, "dovecot.conf"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(root, "dovecot.log"))
-			t.Logf("dovecot.log:\n%s", log)
-		}
-	})
-	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr, uid, gid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dovecot did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a port: there is no event to wait for
-	}
-}
-
 func writeFile(t testing.TB, p, s string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// chownTree gives the tree to uid:gid so that Dovecot's mail process
-// can use it.
-func chownTree(t testing.TB, root string, uid, gid int) {
-	t.Helper()
-	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
-	if err != nil {
 		t.Fatal(err)
 	}
 }
@@ -333,9 +204,11 @@ func popListing(t *testing.T, addr, user, pass string) (uidl, list []string, ret
 // size fields, CRLF or LF endings), is listed by this server with the
 // same unique-ids, sizes and bytes.
 func TestDovecotUIDL(t *testing.T) {
-	root := t.TempDir()
-	addr, uid, gid := startDovecotPOP3(t, root, map[string]string{"alice@example.org": "secret"})
-	mailBase := filepath.Join(root, "mail")
+	dove := dovecottest.Start(t, dovecottest.Options{
+		Protocols: []string{"pop3"},
+		Users:     map[string]string{"alice@example.org": "secret"},
+	})
+	mailBase := filepath.Join(dove.Root, "mail")
 	e := newEnv(t, func(o *Options, _ *auth.Authenticator) {})
 	// This server's Maildir base is Dovecot's.
 	ms, err := newStore(mailBase)
@@ -358,9 +231,9 @@ func TestDovecotUIDL(t *testing.T) {
 	md := filepath.Join(mailBase, u.Maildir)
 	writeFile(t, filepath.Join(md, "new", "1700000000.M1P1.other"), "Subject: crlf\r\n\r\n.dot\r\nbody\r\n")
 	writeFile(t, filepath.Join(md, "cur", "1700000001.M2P1.other:2,S"), "Subject: lf\n\nbody\n")
-	chownTree(t, mailBase, uid, gid)
+	dove.ChownTree(t, mailBase)
 
-	dUIDL, dList, dRetr := popListing(t, addr, "alice@example.org", "secret")
+	dUIDL, dList, dRetr := popListing(t, dove.POP3, "alice@example.org", "secret")
 	if len(dUIDL) != 5 {
 		t.Fatalf("Dovecot lists %q", dUIDL)
 	}
@@ -374,5 +247,32 @@ func TestDovecotUIDL(t *testing.T) {
 	}
 	if dRetr != oRetr {
 		t.Errorf("RETR 1 differs:\ndovecot:   %q\nmailagent: %q", dRetr, oRetr)
+	}
+}
+
+// TestDovecotAuthFailed: a wrong password gets the same reply, response
+// code included, from Dovecot's POP3 server and from this one.
+func TestDovecotAuthFailed(t *testing.T) {
+	dove := dovecottest.Start(t, dovecottest.Options{
+		Protocols: []string{"pop3"},
+		Users:     map[string]string{"alice@example.org": "secret"},
+	})
+	e := newEnv(t)
+	e.addUser("alice@example.org", "secret")
+	var replies []string
+	for _, addr := range []string{dove.POP3, e.addr} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &testClient{t: t, nc: nc, r: bufio.NewReader(nc)}
+		c.expectPrefix("+OK")
+		c.cmd("USER alice@example.org", "+OK")
+		c.send("PASS wrong")
+		replies = append(replies, c.line())
+		nc.Close()
+	}
+	if replies[0] != replies[1] || replies[1] != replyAuthFail {
+		t.Errorf("wrong password: Dovecot %q, mailagent %q", replies[0], replies[1])
 	}
 }

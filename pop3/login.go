@@ -145,7 +145,8 @@ func decodeSASL(s string) ([]byte, error) {
 
 // authFailed answers a failed login. A throttled client is told to come
 // back later and disconnected; a wrong password counts towards
-// MaxAuthFailures.
+// MaxAuthFailures, and the failure that reaches it gets a final reply of
+// its own before the connection is closed.
 func (c *conn) authFailed(who string, err error) {
 	switch {
 	case errors.Is(err, auth.ErrThrottled):
@@ -156,10 +157,12 @@ func (c *conn) authFailed(who string, err error) {
 		errors.Is(err, auth.ErrMalformedResponse), isSASLSyntaxError(err):
 		c.authFails++
 		c.log.Info("login failed", "user", who, "failures", c.authFails)
-		c.reply(replyAuthFail)
 		if c.authFails >= c.srv.opts.MaxAuthFailures {
+			c.reply(replyAuthFailLast)
 			c.quit = true
+			return
 		}
+		c.reply(replyAuthFail)
 	case errors.Is(err, context.Canceled):
 		c.quit = true
 	default:

@@ -76,7 +76,15 @@ type Options struct {
 	MaxConns, MaxConnsPerIP int
 	// MaxAuthFailures ends a connection after that many failed logins
 	// on it (default 3); the Authenticator's throttle slows and locks
-	// out guessing across connections.
+	// out guessing across connections. Every failed login but the last
+	// is answered "-ERR [AUTH] Authentication failed.", Dovecot's reply;
+	// the last one "-ERR [AUTH] Authentication failed; too many
+	// failures, closing the connection.", and the server then closes the
+	// connection. The code stays RFC 3206's AUTH, not SYS/TEMP: the
+	// cause is the credentials, and a client that sees AUTH asks its
+	// user for the password again rather than retrying the same one
+	// later. (Dovecot 2.3 keeps the connection open after any number of
+	// failures and only delays its replies.)
 	MaxAuthFailures int
 	// Expire, when set, is advertised as RFC 2449's EXPIRE capability:
 	// "NEVER" or a number of days after which retrieved mail may be
