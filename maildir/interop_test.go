@@ -3,13 +3,9 @@ package maildir
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,25 +13,13 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/mailagent/mailagent/internal/interop"
+	"github.com/mailagent/mailagent/internal/interop/dovecottest"
 )
 
-const dovecotConf = `instance_name = mailagent-test
-base_dir = {{ROOT}}/run
-state_dir = {{ROOT}}/state
-log_path = {{ROOT}}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-mail_location = maildir:~/Maildir
-first_valid_uid = 1
-mail_plugins = quota
+// dovecotConfig adds to dovecottest's configuration what the Maildir
+// test compares: the special-use folders and Maildir++ quota.
+const dovecotConfig = `mail_plugins = quota
 namespace inbox {
-  inbox = yes
-  separator = .
-  prefix =
   mailbox Sent {
     special_use = \Sent
   }
@@ -52,29 +36,6 @@ namespace inbox {
     special_use = \Archive
   }
 }
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%Lu {{ROOT}}/passwd
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%Lu {{ROOT}}/passwd
-  override_fields = uid={{UID}} gid={{GID}} home={{ROOT}}/mail/%d/%n
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = {{PORT}}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service anvil {
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
 protocol imap {
   mail_plugins = $mail_plugins imap_quota
 }
@@ -83,74 +44,6 @@ plugin {
   quota_rule = *:storage=10240K:messages=100
 }
 `
-
-// startDovecot runs a private Dovecot IMAP server on a free loopback
-// port, serving root/mail/<domain>/<user>/Maildir as the nobody user.
-func startDovecot(t *testing.T, root string) string {
-	t.Helper()
-	bin, err := exec.LookPath("dovecot")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/dovecot"); err2 != nil {
-			interop.Require(t, "%s", "dovecot not installed (apt-get install dovecot-imapd)")
-		}
-		bin = "/usr/sbin/dovecot"
-	}
-	if os.Geteuid() != 0 {
-		interop.Require(t, "%s", "the Dovecot interop test runs Dovecot's master and needs root")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		interop.Require(t, "%s", "no nobody user for Dovecot's mail processes")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := strings.NewReplacer("{{ROOT}}", root, "{{PORT}}", strconv.Itoa(port),
-		"{{UID}}", nobody.Uid, "{{GID}}", nobody.Gid).Replace(dovecotConf)
-	for _, d := range []string{"run", "state"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustWrite(t, filepath.Join(root, "dovecot.conf"), conf)
-	mustWrite(t, filepath.Join(root, "passwd"), "alice@example.org:{PLAIN}secret::::::\n")
-	cmd := exec.Command(bin, "-F", "-c", filepath.Join(root, "dovecot.conf"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(root, "dovecot.log"))
-			t.Logf("dovecot.log:\n%s", log)
-		}
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dovecot did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a port: there is no event to wait for
-	}
-}
-
-func mustWrite(t *testing.T, p, s string) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // checkOwner fails for any file or directory under root not owned by uid.
 func checkOwner(t *testing.T, root string, uid int) {
@@ -207,15 +100,14 @@ func fetchAll(t *testing.T, c *imapclient.Client, mailbox string) (*imap.SelectD
 
 func TestDovecotInterop(t *testing.T) {
 	ctx := context.Background()
-	root := t.TempDir()
-	// Dovecot's mail process runs as nobody and must reach the Maildir.
-	for p := root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
-		os.Chmod(p, 0o755)
-	}
-	addr := startDovecot(t, root)
-	nobody, _ := user.Lookup("nobody")
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
+	// Dovecot's mail processes run as nobody and serve
+	// Root/mail/<domain>/<user>/Maildir.
+	dove := dovecottest.Start(t, dovecottest.Options{
+		Protocols: []string{"imap"},
+		Users:     map[string]string{"alice@example.org": "secret"},
+		Config:    dovecotConfig,
+	})
+	root, addr, uid := dove.Root, dove.IMAP, dove.UID
 
 	// 1. mailagent writes folders, messages, flags, keywords and quota.
 	// The base belongs to the mail user; mailagent, running as root here,
@@ -223,9 +115,7 @@ func TestDovecotInterop(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(root, "mail"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(filepath.Join(root, "mail"), uid, gid); err != nil {
-		t.Fatal(err)
-	}
+	dove.ChownTree(t, filepath.Join(root, "mail"))
 	s, err := New(filepath.Join(root, "mail"), nil)
 	if err != nil {
 		t.Fatal(err)
