@@ -8,28 +8,22 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/interop/dovecottest"
 )
 
 // BenchmarkVersusDovecot times the same client work against this server
 // and against Dovecot serving a copy of the same Maildir, in the same
 // run: LOGIN+SELECT, UID FETCH 1:* (FLAGS UID RFC822.SIZE), and every
 // body (UID FETCH 1:* BODY.PEEK[]). MAILAGENT_BENCH_MESSAGES sets the
-// INBOX size (default 20,000 messages of 10 KB). It needs dovecot and the
-// vmail user (../shared/bench's set-up), and skips without them.
+// INBOX size (default 20,000 messages of 10 KB). It needs Dovecot's IMAP
+// server (see package dovecottest for when it skips).
 func BenchmarkVersusDovecot(b *testing.B) {
-	if _, err := exec.LookPath("dovecot"); err != nil {
-		b.Skip("dovecot not installed")
-	}
-	vmail, err := user.Lookup("vmail")
-	if err != nil {
-		b.Skip("no vmail user")
-	}
 	n := 20000
 	if v, err := strconv.Atoi(os.Getenv("MAILAGENT_BENCH_MESSAGES")); err == nil && v > 0 {
 		n = v
@@ -51,7 +45,7 @@ func BenchmarkVersusDovecot(b *testing.B) {
 	}
 	opts := st.options()
 	_, ours := st.serve(opts)
-	dove := startDovecot(b, path, vmail)
+	dove := startDovecot(b, path)
 
 	// One warm-up round each: both build their indexes.
 	for _, addr := range []string{ours, dove} {
@@ -110,79 +104,22 @@ func fillMaildir(b *testing.B, path string, n, size int) {
 
 // startDovecot runs Dovecot on a copy of the Maildir at src, on a free
 // loopback port, until the benchmark ends.
-func startDovecot(b *testing.B, src string, vmail *user.User) string {
-	dir, err := os.MkdirTemp("", "imapbench-dovecot-")
-	must(b, err)
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	must(b, os.Chmod(dir, 0o755))
-	home := filepath.Join(dir, "home")
+func startDovecot(b *testing.B, src string) string {
+	root := b.TempDir()
+	home := filepath.Join(root, "home")
 	must(b, os.MkdirAll(home, 0o755))
 	if out, err := exec.Command("cp", "-a", src, filepath.Join(home, "Maildir")).CombinedOutput(); err != nil {
 		b.Fatalf("cp: %v %s", err, out)
 	}
 	os.Remove(filepath.Join(home, "Maildir", "mailagent.index"))
-	if out, err := exec.Command("chown", "-R", "vmail:vmail", home).CombinedOutput(); err != nil {
-		b.Fatalf("chown: %v %s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(b, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := fmt.Sprintf(`base_dir = %[1]s/run
-state_dir = %[1]s/state
-log_path = %[1]s/dovecot.log
-instance_name = imapbench-%[2]d
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:~/Maildir
-first_valid_uid = %[3]s
-namespace inbox {
-  inbox = yes
-  separator = .
-}
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%%Lu %[1]s/passwd
-}
-userdb {
-  driver = static
-  args = uid=%[3]s gid=%[4]s home=%[5]s
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = %[2]d
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-`, dir, port, vmail.Uid, vmail.Gid, home)
-	must(b, os.WriteFile(filepath.Join(dir, "dovecot.conf"), []byte(conf), 0o644))
-	must(b, os.WriteFile(filepath.Join(dir, "passwd"), []byte("alice@local.example:{PLAIN}"+testPassword+"::::::\n"), 0o644))
-	cmd := exec.Command("dovecot", "-F", "-c", filepath.Join(dir, "dovecot.conf"))
-	cmd.Stderr = os.Stderr
-	must(b, cmd.Start())
-	b.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
+	d := dovecottest.Start(b, dovecottest.Options{
+		Root:      root,
+		Protocols: []string{"imap"},
+		Users:     map[string]string{"alice@local.example": testPassword},
+		Home:      home,
 	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			b.Fatalf("dovecot did not start: %v\n%s", err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	d.ChownTree(b, home)
+	return d.IMAP
 }
 
 type workResult struct {
