@@ -3,34 +3,13 @@ package queue
 import (
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 )
-
-// runDovecot starts "dovecot -F" on root/dovecot.conf until the test
-// ends, showing its log if the test failed.
-func runDovecot(t *testing.T, bin, root string) {
-	t.Helper()
-	cmd := exec.Command(bin, "-F", "-c", filepath.Join(root, "dovecot.conf"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(root, "dovecot.log"))
-			t.Logf("dovecot.log:\n%s", log)
-		}
-	})
-}
 
 // waitListening polls addresses until each accepts a connection: the
 // outside servers give no readiness signal to wait for.

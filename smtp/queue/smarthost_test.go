@@ -6,68 +6,16 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailagent/mailagent/internal/interop"
+	"github.com/mailagent/mailagent/internal/interop/dovecottest"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
-
-const dovecotAuthConf = `instance_name = mailagent-auth-test
-base_dir = @ROOT@/run
-state_dir = @ROOT@/state
-log_path = @ROOT@/dovecot.log
-protocols = none
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-default_internal_user = dovecot
-default_login_user = dovenull
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u @ROOT@/passwd
-}
-userdb {
-  driver = static
-  args = uid=mail gid=mail home=/nonexistent
-}
-service auth {
-  unix_listener @ROOT@/auth {
-    mode = 0666
-  }
-}
-`
-
-// startDovecotAuth runs a Dovecot instance that only answers SASL
-// requests (Postfix's smtpd_sasl_type = dovecot) on a Unix socket.
-func startDovecotAuth(t *testing.T, user, pass string) string {
-	t.Helper()
-	bin, err := exec.LookPath("dovecot")
-	if err != nil {
-		interop.Require(t, "%s", "dovecot not installed (apt-get install dovecot-core)")
-	}
-	root := t.TempDir()
-	openToMailUser(root)
-	for _, d := range []string{"run", "state"} {
-		os.MkdirAll(filepath.Join(root, d), 0o755)
-	}
-	conf := strings.ReplaceAll(dovecotAuthConf, "@ROOT@", root)
-	if err := os.WriteFile(filepath.Join(root, "dovecot.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "passwd"), []byte(user+":{PLAIN}"+pass+"::::::\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	runDovecot(t, bin, root)
-	sock := filepath.Join(root, "auth")
-	waitListening(t, "dovecot auth", sock)
-	return sock
-}
 
 // TestPostfixSmartHost relays through a real Postfix as the smart host:
 // STARTTLS with a verified certificate, AUTH PLAIN checked by Dovecot,
@@ -77,7 +25,9 @@ func TestPostfixSmartHost(t *testing.T) {
 	if why := postfixMissing(); why != "" {
 		interop.Require(t, "%s", why)
 	}
-	authSock := startDovecotAuth(t, "relayuser", "s3cret")
+	// Dovecot's auth service alone answers Postfix's SASL requests
+	// (smtpd_sasl_type = dovecot) on its socket.
+	authSock := dovecottest.Start(t, dovecottest.Options{Users: map[string]string{"relayuser": "s3cret"}}).AuthSocket
 	sink := outboundtest.Start(t, outboundtest.Options{})
 	tlsCfg, pool := outboundtest.TLSConfig(t, "127.0.0.1")
 	certDir := t.TempDir()
