@@ -8,10 +8,13 @@ package interop
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Required reports whether MAILAGENT_INTEROP=1 demands the outside
@@ -57,4 +60,38 @@ func MySQLDSN(t testing.TB) string {
 		Require(t, "MAILAGENT_MYSQL_DSN is not set")
 	}
 	return dsn
+}
+
+// WaitListening polls each address, TCP "host:port" or a Unix socket
+// path, until it accepts a connection: outside servers give no readiness
+// signal to wait for. The test fails if what has not listened within 30
+// seconds, or at once if exited (the server's process ending; nil when
+// not watched) yields first.
+func WaitListening(tb testing.TB, what string, exited <-chan error, addrs ...string) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range addrs {
+		network := "tcp"
+		if strings.HasPrefix(a, "/") {
+			network = "unix"
+		}
+		for {
+			c, err := net.Dial(network, a)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case werr := <-exited:
+				tb.Fatalf("%s exited before listening on %s: %v", what, a, werr)
+				return
+			default:
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("%s did not listen on %s: %v", what, a, err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // polling: see above
+		}
+	}
 }

@@ -1,6 +1,10 @@
 package interop
 
 import (
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +57,37 @@ func TestMySQLDSN(t *testing.T) {
 	t.Setenv("MAILAGENT_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test")
 	if got := MySQLDSN(&recorder{}); got != "root@tcp(127.0.0.1:3306)/test" {
 		t.Fatalf("DSN = %q", got)
+	}
+}
+
+// TestWaitListening returns once a TCP address and a Unix socket accept
+// connections, and fails at once, without waiting for its deadline, for
+// an address nothing listens on when the server's process has exited.
+func TestWaitListening(t *testing.T) {
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	sock := filepath.Join(t.TempDir(), "s")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	r := &recorder{}
+	WaitListening(r, "server", nil, tl.Addr().String(), sock)
+	if r.failed {
+		t.Fatalf("listening addresses: %s", r.msg)
+	}
+
+	addr := tl.Addr().String()
+	tl.Close()
+	exited := make(chan error, 1)
+	exited <- errors.New("exit status 89")
+	r = &recorder{}
+	WaitListening(r, "server", exited, addr)
+	if !r.failed || !strings.Contains(r.msg, "exited before listening") {
+		t.Fatalf("exited server: failed %v, %q", r.failed, r.msg)
 	}
 }

@@ -1,38 +1,20 @@
 package queue
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailagent/mailagent/internal/interop"
 )
 
-// waitListening polls addresses until each accepts a connection: the
-// outside servers give no readiness signal to wait for.
+// waitListening polls addresses until each accepts a connection.
 func waitListening(tb testing.TB, what string, addrs ...string) {
 	tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for _, a := range addrs {
-		network := "tcp"
-		if strings.HasPrefix(a, "/") {
-			network = "unix"
-		}
-		for {
-			c, err := net.Dial(network, a)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				tb.Fatalf("%s did not listen on %s: %v", what, a, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	interop.WaitListening(tb, what, nil, addrs...)
 }
 
 // openToMailUser lets the unprivileged processes of Dovecot and Postfix

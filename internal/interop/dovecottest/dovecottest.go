@@ -124,7 +124,10 @@ func Start(t testing.TB, opts Options) *Dovecot {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() {
+		exited <- cmd.Wait()
+		close(exited) // the status is read once; the close wakes any other reader
+	}()
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -137,7 +140,7 @@ func Start(t testing.TB, opts Options) *Dovecot {
 			d.logTo(t)
 		}
 	})
-	d.wait(t, exited, waits)
+	interop.WaitListening(t, "dovecot", exited, waits...)
 	return d
 }
 
@@ -218,36 +221,6 @@ service anvil {
 	}
 	b.WriteString(opts.Config)
 	return b.String(), waits
-}
-
-// wait polls each address (TCP "host:port" or a socket path) until it
-// accepts a connection: Dovecot gives no readiness signal to wait for.
-func (d *Dovecot) wait(t testing.TB, exited <-chan error, addrs []string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for _, a := range addrs {
-		network := "tcp"
-		if strings.HasPrefix(a, "/") {
-			network = "unix"
-		}
-		for {
-			c, err := net.Dial(network, a)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case werr := <-exited:
-				d.logTo(t)
-				t.Fatalf("dovecot exited before listening on %s: %v", a, werr)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("dovecot did not listen on %s: %v", a, err)
-			}
-			time.Sleep(20 * time.Millisecond) // polling: see above
-		}
-	}
 }
 
 // ChownTree gives every file and directory below path to the mail user,
