@@ -17,7 +17,13 @@ import (
 // prints the zone-file lines a domain needs, "dns check" compares them
 // with what DNS answers.
 
-// cmdDKIM runs "dkim keygen DOMAIN [-selector S] [-algo rsa|ed25519]".
+// cmdDKIM runs "dkim keygen DOMAIN [-selector S] [-algo rsa|ed25519]
+// [-force]". DOMAIN must be in the domains table: the submission server
+// signs its users' mail, and users belong to local domains, so a key for
+// another name is most often a typo whose record would be published for
+// nothing.
+// -force makes the key anyway (for a domain added later, or signing
+// through another server).
 func cmdDKIM(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] != "keygen" {
 		return fmt.Errorf("dkim: want keygen: %w", errUsage)
@@ -26,9 +32,23 @@ func cmdDKIM(ctx context.Context, e *env, args []string) error {
 	fs.SetOutput(io.Discard)
 	selector := fs.String("selector", "", "selector (default: algorithm and year-month)")
 	algo := fs.String("algo", dnsauth.DKIMAlgoRSA, "rsa or ed25519")
+	force := fs.Bool("force", false, "make the key even if DOMAIN is not a local domain")
 	domain, err := parseDomainFlags(fs, args[1:])
 	if err != nil {
 		return fmt.Errorf("dkim keygen: %v: %w", err, errUsage)
+	}
+	if !*force {
+		st, err := e.store(ctx)
+		if err != nil {
+			return err
+		}
+		local, err := st.IsLocalDomain(ctx, domain)
+		if err != nil {
+			return fmt.Errorf("dkim keygen: %w", err)
+		}
+		if !local {
+			return fmt.Errorf("dkim keygen: %s is not a local domain; add it with 'fullserver domain add %s', or give -force to make the key anyway", domain, domain)
+		}
 	}
 	if *selector == "" {
 		// A new selector per rotation: publish the new key, let both sign,

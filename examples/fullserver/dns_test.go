@@ -19,8 +19,34 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// TestDKIMKeygenForeignDomain: keygen for a domain that is not in the
+// domains table exits 1 with one line saying why and writes no key;
+// -force makes the key; once the domain is added no flag is needed.
+func TestDKIMKeygenForeignDomain(t *testing.T) {
+	dir := t.TempDir()
+	fails(t, dir, "", 1, "fullserver: dkim keygen: other.test is not a local domain; add it with 'fullserver domain add other.test', or give -force",
+		"dkim", "keygen", "other.test", "-algo", "ed25519")
+	if _, err := os.Stat(filepath.Join(dir, "dkim", "other.test")); !os.IsNotExist(err) {
+		t.Fatalf("refused keygen left %v", err)
+	}
+	code, out, errs := fs(t, dir, "", "dkim", "keygen", "-force", "other.test", "-selector", "f1", "-algo", "ed25519")
+	if code != 0 || !strings.HasPrefix(out, "f1._domainkey.other.test.\t") {
+		t.Fatalf("keygen -force: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dkim", "other.test", "f1.pem")); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, dir, "", "domain", "add", "other.test")
+	if code, out, errs := fs(t, dir, "", "dkim", "keygen", "Other.Test", "-selector", "f2", "-algo", "ed25519"); code != 0 || !strings.HasPrefix(out, "f2._domainkey.other.test.\t") {
+		t.Fatalf("keygen of a local domain: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
 func TestDKIMKeygenAndDNSRecords(t *testing.T) {
 	data := t.TempDir()
+	if code, _, errs := runCmd(t, "-data", data, "domain", "add", "a.test"); code != 0 {
+		t.Fatalf("domain add: %d %s", code, errs)
+	}
 	code, out, errs := runCmd(t, "-data", data, "dkim", "keygen", "a.test", "-selector", "s1", "-algo", "ed25519")
 	if code != 0 {
 		t.Fatalf("keygen: %d %s", code, errs)

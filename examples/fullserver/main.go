@@ -48,7 +48,8 @@ commands:
   queue list
   queue show|hold|release|delete ID
   queue flush [ID...]                    (retry now)
-  dkim keygen DOMAIN [-selector S] [-algo rsa|ed25519]
+  dkim keygen DOMAIN [-selector S] [-algo rsa|ed25519] [-force]
+                                         (DOMAIN must be local unless -force)
   dns records DOMAIN [-host HOST] [-ip IP,...]   (zone-file lines to publish)
   dns check DOMAIN [-host HOST] [-ip IP,...]     (compare with DNS; exit 1 if wrong)
 
