@@ -1,56 +1,81 @@
 package imap
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"mime"
+	netmail "net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 	"github.com/mailagent/mailagent/maildir"
-	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/charmap"
 )
-
-// charsetReader decodes text in the charsets of the WHATWG Encoding
-// Standard (ISO-8859-*, Windows-125x, KOI8, GBK/GB18030, Big5,
-// Shift_JIS, EUC-JP, ISO-2022-JP, EUC-KR, UTF-16) to UTF-8 for SEARCH.
-// It is used here only, not installed as go-message's global
-// CharsetReader, which would make BINARY[] sections come out converted.
-func charsetReader(label string, r io.Reader) (io.Reader, error) {
-	e, err := htmlindex.Get(label)
-	if err != nil {
-		return nil, err
-	}
-	return e.NewDecoder().Reader(r), nil
-}
 
 // maxSearchPart bounds how much of one body part SEARCH reads.
 const maxSearchPart = 32 << 20
 
+// maxSearchNesting bounds how deeply NOT and OR keys nest in one SEARCH
+// ("NOT NOT ... ALL", "OR a OR b OR c ..."). Deeper searches are
+// answered BAD [LIMIT]; 64 levels leave room for any search a client
+// composes from a user's terms.
+const maxSearchNesting = 64
+
+var errSearchTooDeep = &imap.Error{
+	Type: imap.StatusResponseTypeBad,
+	Code: imap.ResponseCodeLimit,
+	Text: "SEARCH keys nested deeper than 64 levels",
+}
+
 // Search serves SEARCH and UID SEARCH (with ESEARCH and SEARCHRES, which
 // imapserver formats): every criterion of RFC 3501 and RFC 9051. Text is
-// matched case-insensitively after decoding transfer encodings, RFC 2047
-// words and the parts' charsets to UTF-8.
+// matched after decoding transfer encodings, RFC 2047 words and the
+// parts' charsets to UTF-8, under Unicode simple case folding.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
+	data, err := s.search(kind, criteria, options)
+	if err != nil {
+		if options.ReturnSave {
+			// RFC 5182 section 2.1: a failed SEARCH empties "$".
+			sel.searchRes = imap.UIDSet{}
+		}
+		return nil, err
+	}
+	return data, nil
+}
+
+func (s *session) search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	sel := s.sel
+	if searchTooDeep(criteria, 0) {
+		return nil, errSearchTooDeep
+	}
+	// imapserver admits only UTF-8 and US-ASCII as CHARSET; both are
+	// taken as UTF-8, which must be valid.
+	if err := decodeSearchCriteria(criteria, nil); err != nil {
+		return nil, err
+	}
 	refs := sel.resolve(imap.SeqSet{{Start: 1, Stop: 0}})
 	var maxSeq, maxUID uint32
 	if len(refs) > 0 {
 		maxSeq, maxUID = refs[len(refs)-1].seq, refs[len(refs)-1].uid
 	}
-	c := sel.staticCriteria(criteria, maxSeq, maxUID)
+	c := sel.prepareCriteria(criteria, maxSeq, maxUID)
 	msgs, err := s.messages(refs)
 	if err != nil {
 		return nil, err
 	}
 	var (
-		data   imap.SearchData
-		seqSet imap.SeqSet
-		uidSet imap.UIDSet
+		data              imap.SearchData
+		seqSet            imap.SeqSet
+		uidSet            imap.UIDSet
+		firstUID, lastUID uint32
 	)
 	for _, r := range refs {
 		m := msgs(r.uid)
@@ -70,9 +95,11 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 		if data.Min == 0 || num < data.Min {
 			data.Min = num
+			firstUID = r.uid
 		}
 		if num > data.Max {
 			data.Max = num
+			lastUID = r.uid
 		}
 		data.Count++
 	}
@@ -82,13 +109,50 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data.All = seqSet
 	}
 	if options.ReturnSave {
-		sel.searchRes = uidSet
+		sel.searchRes = savedResult(options, uidSet, firstUID, lastUID)
 	}
 	return &data, nil
 }
 
-// staticCriteria copies criteria with "*" and "$" resolved.
-func (sel *selection) staticCriteria(c *imap.SearchCriteria, maxSeq, maxUID uint32) *imap.SearchCriteria {
+// savedResult is what SEARCHRES keeps as "$" (RFC 5182 section 2.1):
+// with MIN or MAX and neither ALL nor COUNT, only those messages;
+// otherwise every message found.
+func savedResult(options *imap.SearchOptions, all imap.UIDSet, minUID, maxUID uint32) imap.UIDSet {
+	if (!options.ReturnMin && !options.ReturnMax) || options.ReturnAll || options.ReturnCount {
+		return all
+	}
+	var out imap.UIDSet
+	if options.ReturnMin && minUID != 0 {
+		out.AddNum(imap.UID(minUID))
+	}
+	if options.ReturnMax && maxUID != 0 {
+		out.AddNum(imap.UID(maxUID))
+	}
+	return out
+}
+
+// searchTooDeep reports whether NOT and OR nest deeper than
+// maxSearchNesting below c, looking no deeper than that.
+func searchTooDeep(c *imap.SearchCriteria, depth int) bool {
+	if depth > maxSearchNesting {
+		return true
+	}
+	for i := range c.Not {
+		if searchTooDeep(&c.Not[i], depth+1) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if searchTooDeep(&c.Or[i][0], depth+1) || searchTooDeep(&c.Or[i][1], depth+1) {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareCriteria copies criteria with "*" and "$" resolved and the
+// search strings case-folded.
+func (sel *selection) prepareCriteria(c *imap.SearchCriteria, maxSeq, maxUID uint32) *imap.SearchCriteria {
 	out := *c
 	out.SeqNum = nil
 	out.UID = nil
@@ -102,22 +166,40 @@ func (sel *selection) staticCriteria(c *imap.SearchCriteria, maxSeq, maxUID uint
 		}
 		out.UID = append(out.UID, staticUIDSet(set, maxUID))
 	}
+	out.Header = make([]imap.SearchCriteriaHeaderField, len(c.Header))
+	for i, h := range c.Header {
+		out.Header[i] = imap.SearchCriteriaHeaderField{Key: h.Key, Value: foldString(h.Value)}
+	}
+	out.Body = foldAll(c.Body)
+	out.Text = foldAll(c.Text)
 	out.Not = make([]imap.SearchCriteria, len(c.Not))
 	for i := range c.Not {
-		out.Not[i] = *sel.staticCriteria(&c.Not[i], maxSeq, maxUID)
+		out.Not[i] = *sel.prepareCriteria(&c.Not[i], maxSeq, maxUID)
 	}
 	out.Or = make([][2]imap.SearchCriteria, len(c.Or))
 	for i := range c.Or {
 		out.Or[i] = [2]imap.SearchCriteria{
-			*sel.staticCriteria(&c.Or[i][0], maxSeq, maxUID),
-			*sel.staticCriteria(&c.Or[i][1], maxSeq, maxUID),
+			*sel.prepareCriteria(&c.Or[i][0], maxSeq, maxUID),
+			*sel.prepareCriteria(&c.Or[i][1], maxSeq, maxUID),
 		}
 	}
 	return &out
 }
 
+func foldAll(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = foldString(s)
+	}
+	return out
+}
+
 // matchContext is one message under test; its content is read once, on
-// the first criterion that needs it.
+// the first criterion that needs it, and its text decoded once, on the
+// first BODY or TEXT.
 type matchContext struct {
 	s   *session
 	m   *maildir.Message
@@ -126,6 +208,13 @@ type matchContext struct {
 	loaded bool
 	raw    []byte
 	header *mail.Header
+
+	decoded bool
+	// headerText holds the decoded, folded header fields of the message
+	// and of every part and attached message, bodyText the decoded,
+	// folded text parts and attached messages' header fields; pieces
+	// are separated by NUL so that no match spans two of them.
+	headerText, bodyText string
 }
 
 func (mc *matchContext) load() bool {
@@ -133,7 +222,7 @@ func (mc *matchContext) load() bool {
 		return mc.raw != nil
 	}
 	mc.loaded = true
-	f, m, err := mc.s.sel.folder.Open(mc.s.ctx, mc.m.UID)
+	f, _, err := mc.s.sel.folder.Open(mc.s.ctx, mc.m.UID)
 	if err != nil {
 		return false
 	}
@@ -142,15 +231,16 @@ func (mc *matchContext) load() bool {
 	if err != nil {
 		return false
 	}
-	_ = m
+	return mc.setRaw(b)
+}
+
+// setRaw gives the message's content to mc.
+func (mc *matchContext) setRaw(b []byte) bool {
+	mc.loaded = true
+	// A damaged header still gives the fields before the damage.
+	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(b)))
 	mc.raw = b
-	e, err := message.Read(bytes.NewReader(b))
-	if e == nil {
-		mc.raw = nil
-		return false
-	}
-	_ = err // unknown charsets and encodings still leave the raw text
-	mc.header = &mail.Header{Header: e.Header}
+	mc.header = &mail.Header{Header: message.Header{Header: h}}
 	return true
 }
 
@@ -179,6 +269,7 @@ func (mc *matchContext) match(c *imap.SearchCriteria) bool {
 			return false
 		}
 	}
+	// RFC822.SIZE, the size with CRLF line endings.
 	if c.Larger != 0 && m.VSize <= c.Larger {
 		return false
 	}
@@ -196,8 +287,7 @@ func (mc *matchContext) match(c *imap.SearchCriteria) bool {
 		}
 	}
 	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
-		t, err := mc.header.Date()
-		if err != nil || !matchDate(t, c.SentSince, c.SentBefore) {
+		if !matchDate(mc.sentDate(), c.SentSince, c.SentBefore) {
 			return false
 		}
 	}
@@ -222,6 +312,20 @@ func (mc *matchContext) match(c *imap.SearchCriteria) bool {
 		}
 	}
 	return true
+}
+
+// sentDate is the Date header field's date in its own time zone, which
+// SENTBEFORE, SENTON and SENTSINCE compare disregarding time and zone
+// (RFC 3501 section 6.4.4). A message without a readable Date field
+// is dated by its INTERNALDATE, as RFC 5256 section 2.2 does for SORT.
+func (mc *matchContext) sentDate() time.Time {
+	v := strings.TrimSpace(mc.header.Get("Date"))
+	if v != "" {
+		if t, err := netmail.ParseDate(v); err == nil {
+			return t
+		}
+	}
+	return mc.m.InternalDate
 }
 
 func hasFlag(m *maildir.Message, f imap.Flag) bool {
@@ -249,68 +353,117 @@ func matchDate(t, since, before time.Time) bool {
 	return true
 }
 
-func containsFold(s, substr string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(substr))
+// decodeHeaderValue decodes a header field's RFC 2047 words in any
+// charset decodeCharset knows. Raw 8-bit text that is not UTF-8 (RFC
+// 6532 allows UTF-8 only) is read as Windows-1252, what such mail is
+// mostly written in.
+func decodeHeaderValue(v string) string {
+	dec := mime.WordDecoder{CharsetReader: decodeCharset}
+	if d, err := dec.DecodeHeader(v); err == nil {
+		v = d
+	}
+	return legacyToUTF8(v)
 }
 
+// legacyToUTF8 returns s, or s read as Windows-1252 when it is not UTF-8.
+func legacyToUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	if d, err := charmap.Windows1252.NewDecoder().String(s); err == nil {
+		return d
+	}
+	return s
+}
+
+// matchFields reports whether one of fields contains the folded pattern,
+// or, for an empty pattern, whether there is such a field.
 func matchFields(fields message.HeaderFields, pattern string) bool {
 	if pattern == "" {
 		return fields.Len() > 0
 	}
-	dec := mime.WordDecoder{CharsetReader: charsetReader}
 	for fields.Next() {
-		v, err := dec.DecodeHeader(fields.Value())
-		if err != nil {
-			v = fields.Value()
-		}
-		if containsFold(v, pattern) {
+		if strings.Contains(foldString(decodeHeaderValue(fields.Value())), pattern) {
 			return true
 		}
 	}
 	return false
 }
 
-// matchText searches the decoded text parts, and with header the header
-// fields of every part too.
+// matchText searches the decoded text parts for the folded pattern, and
+// with header the header fields of the message and its parts too.
 func (mc *matchContext) matchText(pattern string, header bool) bool {
-	e, _ := message.Read(bytes.NewReader(mc.raw))
-	if e == nil {
-		return containsFold(string(mc.raw), pattern)
+	if !mc.decoded {
+		mc.decoded = true
+		var hb, bb strings.Builder
+		if e, err := message.Read(bytes.NewReader(mc.raw)); e != nil {
+			walkEntity(e, err, &hb, &bb, false, 0)
+		} else {
+			bb.WriteString(legacyToUTF8(string(mc.raw)))
+		}
+		mc.headerText = foldString(hb.String())
+		mc.bodyText = foldString(bb.String())
 	}
-	return matchEntity(e, pattern, header, 0)
+	return strings.Contains(mc.bodyText, pattern) || (header && strings.Contains(mc.headerText, pattern))
 }
 
 // maxSearchDepth bounds MIME nesting followed by SEARCH.
 const maxSearchDepth = 20
 
-func matchEntity(e *message.Entity, pattern string, header bool, depth int) bool {
-	if header && matchFields(e.Header.Fields(), pattern) {
-		return true
+// walkEntity writes e's decoded header fields to hb (and, for a message
+// attached to another, to bb as well: they are part of the outer
+// message's body), and the decoded text of e's text parts and attached
+// messages to bb. err is the error go-message returned with e.
+func walkEntity(e *message.Entity, err error, hb, bb *strings.Builder, attached bool, depth int) {
+	for f := e.Header.Fields(); f.Next(); {
+		line := f.Key() + ": " + decodeHeaderValue(f.Value()) + "\x00"
+		hb.WriteString(line)
+		if attached {
+			bb.WriteString(line)
+		}
+	}
+	if depth >= maxSearchDepth {
+		return
 	}
 	if mr := e.MultipartReader(); mr != nil {
-		if depth >= maxSearchDepth {
-			return false
-		}
 		for {
+			// A part with an unknown charset or encoding comes with
+			// an error; it is searched as it is.
 			p, err := mr.NextPart()
-			if err != nil && !message.IsUnknownCharset(err) {
-				return false
+			if p == nil {
+				return
 			}
-			if matchEntity(p, pattern, header, depth+1) {
-				return true
-			}
+			walkEntity(p, err, hb, bb, false, depth+1)
 		}
 	}
 	t, params, _ := e.Header.ContentType()
-	if t != "" && !strings.HasPrefix(t, "text/") && !strings.HasPrefix(t, "message/") {
-		return false
+	switch {
+	case t == "message/rfc822" || t == "message/global":
+		if inner, err := message.Read(io.LimitReader(e.Body, maxSearchPart)); inner != nil {
+			walkEntity(inner, err, hb, bb, true, depth+1)
+		}
+		return
+	case t != "" && !strings.HasPrefix(t, "text/"):
+		return
 	}
 	var body io.Reader = e.Body
-	if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
-		if r, err := charsetReader(cs, body); err == nil {
+	cs := strings.ToLower(params["charset"])
+	if cs != "" && message.CharsetReader != nil && !message.IsUnknownCharset(err) {
+		// The application installed go-message's charset conversion,
+		// which has already decoded the part.
+		cs = "utf-8"
+	}
+	if cs != "" && cs != "utf-8" && cs != "us-ascii" {
+		if r, err := decodeCharset(cs, body); err == nil {
 			body = r
+			cs = "utf-8"
 		}
 	}
 	b, _ := io.ReadAll(io.LimitReader(body, maxSearchPart))
-	return containsFold(string(b), pattern)
+	if cs == "utf-8" {
+		bb.Write(b)
+	} else {
+		bb.WriteString(legacyToUTF8(string(b)))
+	}
+	bb.WriteByte(0)
 }
