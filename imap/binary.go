@@ -13,11 +13,21 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
+// errUnknownCTE answers BINARY for a part whose content transfer
+// encoding the server cannot undo (RFC 3516 section 4.2).
+var errUnknownCTE = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeUnknownCTE,
+	Text: "Unknown Content-Transfer-Encoding",
+}
+
 // binarySection returns RFC 3516's BINARY[part]: the part with its
 // content-transfer-encoding undone and nothing else, so a text part
 // keeps its own charset. go-imap's ExtractBinarySection gives nothing
-// for a part in a charset go-message cannot convert, hence this.
-func binarySection(r io.ReadSeeker, part []int, partial *imap.SectionPartial) []byte {
+// for a part in a charset go-message cannot convert, hence this. An
+// encoding other than 7bit, 8bit, binary, base64 and quoted-printable
+// gives errUnknownCTE.
+func binarySection(r io.ReadSeeker, part []int, partial *imap.SectionPartial) ([]byte, error) {
 	var head, body []byte
 	if len(part) == 0 {
 		head = imapserver.ExtractBodySection(r, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
@@ -30,14 +40,17 @@ func binarySection(r io.ReadSeeker, part []int, partial *imap.SectionPartial) []
 	}
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(head)))
 	if err != nil {
-		return partialOf(body, partial)
+		return partialOf(body, partial), nil
 	}
 	var dec io.Reader
-	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
+	switch cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))); cte {
 	case "base64":
 		dec = base64.NewDecoder(base64.StdEncoding, bytes.NewReader(body))
 	case "quoted-printable":
 		dec = quotedprintable.NewReader(bytes.NewReader(body))
+	case "", "7bit", "8bit", "binary":
+	default:
+		return nil, errUnknownCTE
 	}
 	if dec != nil {
 		// A broken encoding yields what decoded before the damage.
@@ -47,7 +60,7 @@ func binarySection(r io.ReadSeeker, part []int, partial *imap.SectionPartial) []
 	if len(part) == 0 {
 		body = append(head, body...)
 	}
-	return partialOf(body, partial)
+	return partialOf(body, partial), nil
 }
 
 func partialOf(b []byte, p *imap.SectionPartial) []byte {

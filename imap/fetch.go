@@ -191,7 +191,11 @@ func (s *session) fetchContent(rw *imapserver.FetchResponseWriter, uid uint32, o
 	}
 	for _, bs := range options.BinarySection {
 		rewind()
-		if err := writeLiteral(binarySection(src, bs.Part, bs.Partial), func(n int64) io.WriteCloser {
+		b, err := binarySection(src, bs.Part, bs.Partial)
+		if err != nil {
+			return err
+		}
+		if err := writeLiteral(b, func(n int64) io.WriteCloser {
 			return rw.WriteBinarySection(bs, n)
 		}); err != nil {
 			return err
@@ -199,7 +203,11 @@ func (s *session) fetchContent(rw *imapserver.FetchResponseWriter, uid uint32, o
 	}
 	for _, bs := range options.BinarySectionSize {
 		rewind()
-		rw.WriteBinarySectionSize(bs, uint32(len(binarySection(src, bs.Part, nil))))
+		b, err := binarySection(src, bs.Part, nil)
+		if err != nil {
+			return err
+		}
+		rw.WriteBinarySectionSize(bs, uint32(len(b)))
 	}
 	return nil
 }
