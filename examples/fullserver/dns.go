@@ -119,7 +119,7 @@ func cmdDNS(ctx context.Context, e *env, args []string) error {
 	if cfg.DNS.Resolver != "" {
 		resolver = dnsauth.NewServerResolver(cfg.DNS.Resolver)
 	}
-	resolver = dnsauth.WithTimeout(resolver, 10*time.Second)
+	resolver = dnsauth.WithTimeout(resolver, cfg.DNS.Timeout.Duration)
 	if setup.IPs, err = hostIPs(ctx, resolver, setup.MailHost, *ips); err != nil {
 		return fmt.Errorf("dns %s: %w", verb, err)
 	}

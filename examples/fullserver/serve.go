@@ -152,7 +152,7 @@ func (s *server) start(ctx context.Context) error {
 	if cfg.DNS.Resolver != "" {
 		resolver = dnsauth.NewServerResolver(cfg.DNS.Resolver)
 	}
-	resolver = dnsauth.WithTimeout(resolver, 0)
+	resolver = dnsauth.WithTimeout(resolver, cfg.DNS.Timeout.Duration)
 
 	router, err := s.setupDelivery(ctx, resolver)
 	if err != nil {
@@ -301,7 +301,7 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		signer = &s.signer
 	}
 	sender := &smtp.SenderAuth{
-		Resolver:      resolver,
+		Resolver:      sharedLookups{resolver},
 		RejectSPFFail: cfg.Policy.SPF == "reject",
 		RequirePTR:    cfg.Policy.IPRev == "require",
 		DMARC:         dmarcMode(cfg.Policy.DMARC),
@@ -323,7 +323,7 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		name, addr string
 		apply      func(*smtp.Options)
 	}{
-		{"mx", cfg.Listen.MX, func(o *smtp.Options) { o.Role = smtp.MX; o.Checks = sender.Checks() }},
+		{"mx", cfg.Listen.MX, func(o *smtp.Options) { o.Role = smtp.MX; o.Checks = concurrentChecks{sender, resolver}.checks() }},
 		{"submission", cfg.Listen.Submission, func(o *smtp.Options) {
 			o.Role, o.Authenticator, o.Directory, o.Signer = smtp.Submission, authn, s.dir, signer
 		}},

@@ -147,6 +147,11 @@ type Relay struct {
 type DNS struct {
 	// Resolver is "HOST:PORT" of a DNS server; empty = the system's.
 	Resolver string `toml:"resolver"`
+	// Timeout bounds one lookup (default 5 s, the system resolver's
+	// default wait for an answer, which Postfix's lookups get too). A
+	// resolver that does not answer costs an inbound message about
+	// three of them, and the checks record temperror.
+	Timeout Duration `toml:"timeout"`
 }
 
 // Log configures logging.
@@ -207,6 +212,7 @@ func Default() *Config {
 			PerDestination: 20,
 			Port:           25,
 		},
+		DNS: DNS{Timeout: Duration{5 * time.Second}},
 		Log: Log{Format: "text", Level: "info"},
 	}
 }
@@ -291,6 +297,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.MaxAge.Duration <= 0 {
 		bad("queue.max_age", "must be positive")
+	}
+	if c.DNS.Timeout.Duration <= 0 {
+		bad("dns.timeout", "must be positive")
 	}
 	oneOf := func(key, v string, allowed ...string) {
 		for _, a := range allowed {

@@ -45,6 +45,8 @@ max_age = "48h"
 host = "[smtp.example.net]:587"
 username = "u"
 password = "p"
+[dns]
+timeout = "200ms"
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +59,9 @@ password = "p"
 	}
 	if c.Queue.MaxAge.Duration != 48*time.Hour {
 		t.Errorf("max_age = %v", c.Queue.MaxAge)
+	}
+	if c.DNS.Timeout.Duration != 200*time.Millisecond || Default().DNS.Timeout.Duration != 5*time.Second {
+		t.Errorf("dns.timeout = %v, default %v", c.DNS.Timeout, Default().DNS.Timeout)
 	}
 	if c.StoreDSN() != "root@tcp(127.0.0.1:3306)/test" {
 		t.Errorf("StoreDSN = %q", c.StoreDSN())
@@ -76,6 +81,8 @@ func TestLoadRefusesWithTheKeyName(t *testing.T) {
 		{"[tls]\ncert_file = \"a.pem\"", "tls.cert_file"},
 		{"[log]\nformat = \"xml\"", "log.format"},
 		{"[dns]\nresolver = \"1.1.1.1\"", "dns.resolver"},
+		{"[dns]\ntimeout = \"0s\"", "dns.timeout"},
+		{"[dns]\ntimeout = \"5\"", "timeout"},
 		{"[relay]\nca_file = \"ca.pem\"", "relay.ca_file"},
 	} {
 		_, err := Load(writeConfig(t, tc.text))

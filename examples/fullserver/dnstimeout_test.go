@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/mailagent/mailagent/examples/fullserver/config"
+)
+
+// silentNameServer reads DNS queries on a loopback UDP socket and answers
+// none, as a resolver behind a firewall that drops packets. It returns
+// the socket's address and the questions asked so far ("TXT name.").
+func silentNameServer(t *testing.T) (string, func() map[string]bool) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	asked := map[string]bool{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			if _, err := p.Start(buf[:n]); err != nil {
+				continue
+			}
+			if q, err := p.Question(); err == nil {
+				mu.Lock()
+				asked[strings.TrimPrefix(q.Type.String(), "Type")+" "+strings.ToLower(q.Name.String())] = true
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		<-done
+	})
+	return pc.LocalAddr().String(), func() map[string]bool {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]bool{}
+		for k := range asked {
+			out[k] = true
+		}
+		return out
+	}
+}
+
+// TestMXWithSilentResolver: with a resolver that never answers and
+// dns.timeout = 200ms, a DKIM-signed message to a local user is accepted
+// (250 at the end of DATA) and delivered, its Authentication-Results
+// saying temperror for iprev, SPF, DKIM and DMARC, after the server asked
+// the resolver for each of them.
+func TestMXWithSilentResolver(t *testing.T) {
+	resolver, asked := silentNameServer(t)
+	dir := t.TempDir()
+	ok(t, dir, "", "domain", "add", "b.test")
+	ok(t, dir, "pw-of-u\n", "user", "add", "u@b.test")
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.Hostname = "mx.b.test"
+	cfg.Listen = config.Listen{MX: "127.0.0.1:0"}
+	cfg.DNS.Resolver = resolver
+	cfg.DNS.Timeout = config.Duration{Duration: 200 * time.Millisecond}
+	s := &server{cfg: cfg, log: slog.New(slog.DiscardHandler), out: io.Discard, serveErrs: make(chan error, 16)}
+	err := s.start(context.Background())
+	t.Cleanup(s.stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.listening) != 1 || s.listening[0][0] != "mx" {
+		t.Fatalf("listening on %v", s.listening)
+	}
+
+	// From 127.0.0.2, whose reverse name /etc/hosts does not answer for
+	// 127.0.0.1: the PTR query goes to the silent resolver too.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 10 * time.Second}
+	conn, err := d.Dial("tcp", s.listening[0][1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	c := &qaText{t: t, conn: conn, r: textproto.NewReader(bufio.NewReader(conn))}
+	msg := signedMessage(t, "x@a.test", "a.test", "s1")
+	for _, step := range []struct{ cmd, want string }{
+		{"", "220"},
+		{"EHLO client.a.test", "250"},
+		{"MAIL FROM:<x@a.test>", "250"},
+		{"RCPT TO:<u@b.test>", "250"},
+		{"DATA", "354"},
+		{strings.TrimSuffix(string(msg), "\r\n") + "\r\n.", "250"},
+		{"QUIT", "221"},
+	} {
+		if step.cmd != "" {
+			c.send(step.cmd)
+		}
+		if got := c.reply(); !strings.HasPrefix(got, step.want) {
+			t.Fatalf("%q: %q, want %s", step.cmd, got, step.want)
+		}
+	}
+
+	newDir := filepath.Join(dir, "mail", "b.test", "u", "Maildir", "new")
+	es, err := os.ReadDir(newDir)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("delivered: %v %v", es, err)
+	}
+	b, err := os.ReadFile(filepath.Join(newDir, es[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _, _ := strings.Cut(string(b), "\r\n\r\n")
+	ar := ""
+	for _, f := range strings.Split(strings.ReplaceAll(hdr, "\r\n\t", " "), "\r\n") {
+		if strings.HasPrefix(f, "Authentication-Results:") {
+			ar = f
+		}
+	}
+	for _, want := range []string{"iprev=temperror", "spf=temperror", "dkim=temperror", "dmarc=temperror"} {
+		if !strings.Contains(ar, want) {
+			t.Errorf("Authentication-Results lacks %s:\n%s", want, hdr)
+		}
+	}
+	q := asked()
+	for _, want := range []string{"PTR 2.0.0.127.in-addr.arpa.", "TXT a.test.", "TXT s1._domainkey.a.test.", "TXT _dmarc.a.test."} {
+		if !q[want] {
+			t.Errorf("the resolver was not asked %s (asked %v)", want, q)
+		}
+	}
+}
