@@ -113,7 +113,7 @@ func TestBadMailboxNames(t *testing.T) {
 	for _, name := range cannot {
 		for _, c := range cmds {
 			reply := run(c, name)
-			want := "NO [CANNOT]"
+			want := "NO [CANNOT] Invalid mailbox name: "
 			if c.list {
 				// A pattern matching nothing lists nothing.
 				want = "OK"

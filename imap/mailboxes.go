@@ -19,9 +19,20 @@ func mailboxName(name string) (string, error) {
 	name = strings.TrimSuffix(name, string(delim))
 	n, err := maildir.CheckName(name)
 	if err != nil {
-		return "", mapError(err)
+		return "", folderError(err)
 	}
 	return n, nil
+}
+
+// folderError maps an error of a folder lookup or change: a name the
+// store refuses (it could leave the user's Maildir, or Dovecot could not
+// store it) is NO [CANNOT] with the reason, the rest as mapError does.
+func folderError(err error) error {
+	var ne *maildir.NameError
+	if errors.As(err, &ne) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Invalid mailbox name: " + ne.Reason}
+	}
+	return mapError(err)
 }
 
 // Create serves CREATE.
@@ -33,7 +44,7 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 	if n == "INBOX" {
 		return mapError(maildir.ErrFolderExists)
 	}
-	return mapError(s.md.CreateFolder(s.ctx, n))
+	return folderError(s.md.CreateFolder(s.ctx, n))
 }
 
 // Delete serves DELETE. Children stay, reachable by name, as RFC 3501
@@ -46,7 +57,7 @@ func (s *session) Delete(name string) error {
 	if s.sel != nil && s.sel.folder.Name() == n {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeInUse, Text: "Mailbox is selected"}
 	}
-	return mapError(s.md.DeleteFolder(s.ctx, n))
+	return folderError(s.md.DeleteFolder(s.ctx, n))
 }
 
 // Rename serves RENAME with the children following. Renaming INBOX moves
@@ -64,7 +75,7 @@ func (s *session) Rename(oldName, newName string, options *imap.RenameOptions) e
 		return mapError(maildir.ErrFolderExists)
 	}
 	if from != "INBOX" {
-		return mapError(s.md.RenameFolder(s.ctx, from, to))
+		return folderError(s.md.RenameFolder(s.ctx, from, to))
 	}
 	if err := s.md.CreateFolder(s.ctx, to); err != nil {
 		return mapError(err)
@@ -100,7 +111,7 @@ func (s *session) Subscribe(name string) error {
 	if err != nil {
 		return err
 	}
-	return mapError(s.md.Subscribe(s.ctx, n, true))
+	return folderError(s.md.Subscribe(s.ctx, n, true))
 }
 
 // Unsubscribe serves UNSUBSCRIBE.
@@ -109,7 +120,7 @@ func (s *session) Unsubscribe(name string) error {
 	if err != nil {
 		return err
 	}
-	return mapError(s.md.Subscribe(s.ctx, n, false))
+	return folderError(s.md.Subscribe(s.ctx, n, false))
 }
 
 // listEntry is one name LIST may report.
@@ -221,7 +232,7 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 func (s *session) status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	f, err := s.md.Folder(s.ctx, name)
 	if err != nil {
-		return nil, mapError(err)
+		return nil, folderError(err)
 	}
 	st, err := f.Status(s.ctx)
 	if err != nil {

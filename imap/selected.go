@@ -35,7 +35,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	s.unselect()
 	f, err := s.md.Folder(s.ctx, name)
 	if err != nil {
-		return nil, mapError(err)
+		return nil, folderError(err)
 	}
 	mb, snap, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name())
 	if err != nil {
@@ -346,7 +346,7 @@ func (s *session) destFolder(name string) (*maildir.Folder, error) {
 		if isNoFolder(err) {
 			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTryCreate, Text: "No such mailbox"}
 		}
-		return nil, mapError(err)
+		return nil, folderError(err)
 	}
 	return f, nil
 }
