@@ -63,8 +63,8 @@ func (f *Folder) StoreFlags(ctx context.Context, uids []uint32, op FlagOp, flags
 	st.mu.Lock()
 	if st.loaded && !st.gone {
 		evs, err := apply(st)
-		st.mu.Unlock()
 		st.notify(evs)
+		st.mu.Unlock()
 		return out, err
 	}
 	st.mu.Unlock()

@@ -40,6 +40,9 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if os.Getenv("MAILDIR_CRASH_RENAME") != "" {
+		s.anon.Store(anonOff)
+	}
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
@@ -64,7 +67,10 @@ func TestCrashChild(t *testing.T) {
 
 // TestCrashDelivery kills a delivering child with SIGKILL at random
 // points, repeatedly, and checks that every delivery it reported done is
-// in new/ and complete, and that new/ and cur/ hold nothing else.
+// in new/ and complete, and that new/ and cur/ hold nothing else. The
+// first half of the rounds deliver through unnamed files where the file
+// system has them (after which tmp/ must be empty: the kernel frees an
+// unnamed file whose writer died), the second half through tmp/.
 func TestCrashDelivery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash loop skipped in -short mode")
@@ -76,6 +82,9 @@ func TestCrashDelivery(t *testing.T) {
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "MAILDIR_CRASH_DIR="+dir, "MAILDIR_CRASH_CHILD="+strconv.Itoa(round))
+		if round >= rounds/2 {
+			cmd.Env = append(cmd.Env, "MAILDIR_CRASH_RENAME=1")
+		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -100,6 +109,11 @@ func TestCrashDelivery(t *testing.T) {
 		}
 		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
 			t.Fatalf("round %d: child ended with %v", round, err)
+		}
+		if round == rounds/2-1 && anonWorks(dir) {
+			if left := filesIn(t, dir, "tmp"); len(left) != 0 {
+				t.Fatalf("deliveries through unnamed files left %v in tmp/", left)
+			}
 		}
 	}
 	files := map[string]bool{}
@@ -132,4 +146,14 @@ func TestCrashDelivery(t *testing.T) {
 		t.Fatalf("only %d deliveries in %d rounds", len(done), rounds)
 	}
 	t.Logf("%d rounds, %d acknowledged deliveries, %d files", rounds, len(done), len(files))
+}
+
+// anonWorks reports whether unnamed files can be created in dir/new.
+func anonWorks(dir string) bool {
+	f, err := openAnon(filepath.Join(dir, "new"))
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }

@@ -41,9 +41,12 @@ type Delivered struct {
 // Deliver stores the message read from r into folder of the Maildir at
 // path (absolute or relative to base), as an MDA does: written to tmp/,
 // fsynced, renamed into new/ (cur/ with flags), and the directory fsynced
-// (shared with concurrent deliveries, see Options.NoGroupCommit). When
-// Deliver returns nil the message survives a crash; when it returns an
-// error nothing of it is visible. Over quota it returns a *QuotaError.
+// (shared with concurrent deliveries, see Options.NoGroupCommit). Where
+// the file system supports unnamed files (Linux's O_TMPFILE), the message
+// is written to one created in new/ (cur/) instead and, once fsynced,
+// linked there under its name: tmp/ is skipped with the same guarantees.
+// When Deliver returns nil the message survives a crash; when it returns
+// an error nothing of it is visible. Over quota it returns a *QuotaError.
 func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, opts *DeliverOptions) (*Delivered, error) {
 	if opts == nil {
 		opts = &DeliverOptions{}
@@ -72,6 +75,21 @@ func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, o
 	}
 	now := s.opts.Now()
 	key := s.names.next(now)
+	sub := "new"
+	if len(opts.Flags) > 0 {
+		sub = "cur"
+	}
+	if s.anonEnabled() {
+		d, ok, err := s.deliverAnon(ctx, root, dir, sub, key, info, r, opts)
+		if ok {
+			if err != nil {
+				return nil, err
+			}
+			d.Folder = name
+			s.delivered(root, dir)
+			return d, nil
+		}
+	}
 	tmp := filepath.Join(dir, "tmp", key)
 	f, size, vsize, err := s.writeTmpOpen(ctx, tmp, r, opts.Date)
 	if err != nil {
@@ -83,18 +101,28 @@ func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, o
 		return nil, err
 	}
 	base := withSizes(key, size, vsize)
-	sub, final := "new", base
-	if len(opts.Flags) > 0 {
-		sub, final = "cur", base+infoSep+info
+	final := base
+	if sub == "cur" {
+		final = base + infoSep + info
 	}
 	if err := s.commitFile(ctx, f, tmp, filepath.Join(dir, sub), final); err != nil {
 		s.refundQuota(root, size)
 		return nil, err
 	}
+	s.delivered(root, dir)
+	return &Delivered{Folder: name, Key: base, Size: size, VSize: vsize}, nil
+}
+
+// delivered tells the in-memory state of the folder in dir, if a Maildir
+// holding it is open, that a message file was added: its next sync
+// rescans even if the directory stamps it holds look current (another
+// change of the same instant may have made them so), and its poller, if
+// any, runs that sync now.
+func (s *Store) delivered(root, dir string) {
 	if st := s.lookupFolder(root, dir); st != nil {
+		st.added.Store(true)
 		st.kick()
 	}
-	return &Delivered{Folder: name, Key: base, Size: size, VSize: vsize}, nil
 }
 
 // folderDir returns the directory of a checked folder name.
@@ -197,14 +225,8 @@ func (s *Store) writeTmpOpen(ctx context.Context, tmp string, r io.Reader, date 
 	if err := chownLike(tmp); err != nil {
 		return fail(err)
 	}
-	cw := &crlfCounter{max: s.opts.MaxMessageSize}
-	bp := s.bufs.Get().(*[]byte)
-	_, err = io.CopyBuffer(struct{ io.Writer }{io.MultiWriter(f, cw)}, struct{ io.Reader }{ctxReader{ctx, r}}, *bp)
-	s.bufs.Put(bp)
+	size, vsize, err = s.copyMessage(ctx, f, r)
 	if err != nil {
-		if cw.over {
-			err = ErrTooLarge
-		}
 		return fail(err)
 	}
 	if !date.IsZero() {
@@ -213,7 +235,23 @@ func (s *Store) writeTmpOpen(ctx context.Context, tmp string, r io.Reader, date 
 			return fail(err)
 		}
 	}
-	return f, cw.n, cw.n + cw.bareLF, nil
+	return f, size, vsize, nil
+}
+
+// copyMessage copies r to f, counting its size and its size with CRLF
+// line endings, within Options.MaxMessageSize.
+func (s *Store) copyMessage(ctx context.Context, f *os.File, r io.Reader) (size, vsize int64, err error) {
+	cw := &crlfCounter{max: s.opts.MaxMessageSize}
+	bp := s.bufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(struct{ io.Writer }{io.MultiWriter(f, cw)}, struct{ io.Reader }{ctxReader{ctx, r}}, *bp)
+	s.bufs.Put(bp)
+	if err != nil {
+		if cw.over {
+			err = ErrTooLarge
+		}
+		return 0, 0, err
+	}
+	return cw.n, cw.n + cw.bareLF, nil
 }
 
 // commitFile makes the written file f at tmp durable, renames it to
@@ -233,18 +271,7 @@ func (s *Store) commitFile(ctx context.Context, f *os.File, tmp, dir, final stri
 		os.Remove(tmp)
 		return err
 	}
-	if s.opts.NoGroupCommit {
-		err = fsyncDir(dir)
-	} else {
-		// Once renamed the delivery is committed to finishing: a caller
-		// giving up must not leave it visible but not durable.
-		err = s.syncers.syncDir(context.WithoutCancel(ctx), dir)
-	}
-	if err != nil {
-		os.Remove(dst)
-		return err
-	}
-	return nil
+	return s.syncDelivered(ctx, dir, dst)
 }
 
 // crlfCounter counts bytes and the LFs not preceded by CR, whose sum is

@@ -35,6 +35,22 @@ func chownLike(p string) error {
 	return nil
 }
 
+// chownFileLike gives the new file f in dir the owner of dir, as
+// chownLike does for a path.
+func chownFileLike(f *os.File, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok && s.Uid != 0 {
+		return f.Chown(int(s.Uid), int(s.Gid))
+	}
+	return nil
+}
+
 // inheritOwner gives the new file f, about to replace path, the owner and
 // mode of the file it replaces (or the owner of its directory), so that a
 // Maildir shared with Dovecot running as the mail user stays readable by

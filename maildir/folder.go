@@ -131,6 +131,11 @@ const (
 type Event struct {
 	Kind EventKind
 	UIDs []uint32
+	// Seq numbers the folder's changes in the order they were applied
+	// (per Store, from 1): a watcher receives increasing values, and a
+	// gap means events were dropped (an EventReset says so). An
+	// EventReset carries the Seq of the last change before it.
+	Seq uint64
 }
 
 // Folder is one mailbox. Methods are safe for concurrent use; changes are
@@ -144,8 +149,8 @@ type Folder struct {
 // Name returns the folder's name ("INBOX" for the root).
 func (f *Folder) Name() string { return f.name }
 
-// do runs fn with the folder state locked and up to date, then hands the
-// changes found and made to the watchers.
+// do runs fn with the folder state locked and up to date, and hands the
+// changes found and made to the watchers in the order they were applied.
 func (f *Folder) do(ctx context.Context, force bool, fn func(st *folderState) ([]Event, error)) error {
 	if err := f.m.check(); err != nil {
 		return err
@@ -155,14 +160,15 @@ func (f *Folder) do(ctx context.Context, force bool, fn func(st *folderState) ([
 	}
 	st := f.st
 	st.mu.Lock()
+	defer st.mu.Unlock()
+	// Events go out as soon as their changes are applied, under the lock:
+	// fn may apply and announce more of its own (a rescan on a stale name).
 	evs, err := st.sync(ctx, force)
-	if err == nil && fn != nil {
-		var mine []Event
-		mine, err = fn(st)
-		evs = append(evs, mine...)
-	}
-	st.mu.Unlock()
 	st.notify(evs)
+	if err == nil && fn != nil {
+		evs, err = fn(st)
+		st.notify(evs)
+	}
 	return err
 }
 
@@ -292,12 +298,18 @@ func (f *Folder) Open(ctx context.Context, uid uint32) (*os.File, Message, error
 }
 
 // Watch returns a channel of changes to the folder, closed when ctx is
-// done or the folder is deleted or renamed. Changes through this Store
-// arrive at once, others' within Options.PollInterval (sooner where
-// fsnotify works). An event may repeat what a later Snapshot shows.
+// done, the folder is deleted or renamed, or the Store is closed. Changes
+// through this Store arrive at once, others' within Options.PollInterval
+// (sooner where fsnotify works), in the order they were applied (see
+// Event.Seq). An event may repeat what a later Snapshot shows. After the
+// Store's Close, Watch fails with ErrClosed.
 func (f *Folder) Watch(ctx context.Context) (<-chan Event, error) {
 	if err := f.do(ctx, false, nil); err != nil {
 		return nil, err
 	}
-	return f.st.addWatcher(ctx).ch, nil
+	w, err := f.st.addWatcher(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return w.ch, nil
 }

@@ -359,3 +359,73 @@ func TestStoreFlagsOnTopOfOutsideChange(t *testing.T) {
 		t.Fatalf("cur/ %v", cur)
 	}
 }
+
+// TestOpenWithoutSync: opening a message the folder's state knows costs
+// no sync (no stat of its directories); a file another process renamed
+// since (a flag change) is found by one rescan and opened, and a file
+// removed meanwhile is ErrNoMessage.
+func TestOpenWithoutSync(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	bodies := []string{msg("one", 100), msg("two", 120), msg("three", 140)}
+	for _, b := range bodies[:2] {
+		deliver(t, s, m, "INBOX", b)
+	}
+	in := folder(t, m, "INBOX")
+	snapshot(t, in) // moves both to cur/
+	deliver(t, s, m, "INBOX", bodies[2])
+	other := newStoreAt(t, s.base) // stands for another process
+	om := openPath(t, other, m.Path())
+	snapshot(t, folder(t, om, "INBOX")) // it sees message 3, moves it to cur/
+	snapshot(t, in)                     // this state knows all three in cur/
+	syncs := func() int {
+		in.st.mu.Lock()
+		defer in.st.mu.Unlock()
+		return in.st.syncs
+	}
+	open := func(uid uint32, want string) Message {
+		t.Helper()
+		fh, got, err := in.Open(ctx, uid)
+		if err != nil {
+			t.Fatalf("open %d: %v", uid, err)
+		}
+		defer fh.Close()
+		data, _ := io.ReadAll(fh)
+		if string(data) != want {
+			t.Fatalf("open %d: %q", uid, data)
+		}
+		return got
+	}
+	n := syncs()
+	for range 3 {
+		for uid := uint32(1); uid <= 3; uid++ {
+			open(uid, bodies[uid-1])
+		}
+	}
+	if got := syncs(); got != n {
+		t.Fatalf("%d syncs for opening known messages", got-n)
+	}
+	// Another process flags message 2: its file has a new name.
+	if _, err := folder(t, om, "INBOX").StoreFlags(ctx, []uint32{2}, FlagsAdd, []string{FlagFlagged}); err != nil {
+		t.Fatal(err)
+	}
+	if got := open(2, bodies[1]); !got.HasFlag(FlagFlagged) {
+		t.Fatalf("flags %v after the outside change", got.Flags)
+	}
+	if got := syncs(); got != n+1 {
+		t.Fatalf("%d syncs to find a renamed file, want 1", got-n)
+	}
+	// Another process expunges message 1.
+	if _, err := folder(t, om, "INBOX").Expunge(ctx, []uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := in.Open(ctx, 1); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("open of an expunged message: %v", err)
+	}
+	n = syncs()
+	open(3, bodies[2])
+	if got := syncs(); got != n {
+		t.Fatalf("%d syncs after the rescan", got-n)
+	}
+}

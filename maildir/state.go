@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -104,9 +105,9 @@ func (u *userState) forget(match func(dir string) bool) {
 	for _, f := range gone {
 		f.mu.Lock()
 		f.gone = true
+		f.notify([]Event{{Kind: EventReset}}) // then the channels close
 		f.mu.Unlock()
-		f.stopWatching()
-		f.notify([]Event{{Kind: EventReset}})
+		f.stopWatching(fmt.Errorf("%w: %s", ErrNoFolder, f.name))
 	}
 }
 
@@ -119,7 +120,7 @@ func (u *userState) shutdown() {
 	}
 	u.mu.Unlock()
 	for _, f := range fs {
-		f.stopWatching()
+		f.stopWatching(ErrClosed)
 		f.mu.Lock()
 		if f.loaded && f.indexDirty && !f.gone {
 			f.saveIndex()
@@ -196,10 +197,17 @@ type folderState struct {
 	ulDirty     bool // dovecot-uidlist holds records of removed messages
 	indexDirty  bool
 	flagViews   map[string][]string // info letters → IMAP flags
+	syncs       int                 // sync calls, for tests
+	// added: a delivery through this Store added a file since the last
+	// sync began; set after the file is in place, cleared by sync before
+	// it reads the directories.
+	added atomic.Bool
 
 	wmu      sync.Mutex
 	watchers map[*watcher]struct{}
 	poll     *poller
+	seq      uint64 // the last Event.Seq given
+	watchEnd error  // why watches ended for good (folder gone, Store closed)
 }
 
 func (f *folderState) reset() {
@@ -273,6 +281,7 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 	if f.gone {
 		return nil, fmt.Errorf("%w: %s", ErrNoFolder, f.name)
 	}
+	f.syncs++
 	fresh := false
 	if !f.loaded {
 		f.reset()
@@ -296,7 +305,7 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 	}
 	f.refreshKeywords()
 	settled := max(f.newStamp.mtime, f.curStamp.mtime) + int64(dirtyWindow)
-	scan := force || fresh || stNew.mtime != f.newStamp.mtime || stCur.mtime != f.curStamp.mtime ||
+	scan := f.added.Swap(false) || force || fresh || stNew.mtime != f.newStamp.mtime || stCur.mtime != f.curStamp.mtime ||
 		(f.scannedAt < settled && now >= settled)
 	var events []Event
 	if !scan {

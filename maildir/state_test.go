@@ -346,3 +346,23 @@ func TestStaleDotlocks(t *testing.T) {
 	}
 	os.Remove(lp)
 }
+
+// TestDeliverySeenAtOnce: a delivery through the Store shows in the next
+// Snapshot even when another change of the same instant made the folder
+// state adopt the directories' new stamps (as a scan moving files from
+// new/ to cur/ does while deliveries keep arriving).
+func TestDeliverySeenAtOnce(t *testing.T) {
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	in := folder(t, m, "INBOX")
+	deliver(t, s, m, "INBOX", msg("a", 40))
+	snapshot(t, in)
+	d := deliver(t, s, m, "INBOX", msg("b", 40))
+	in.st.mu.Lock()
+	in.st.adoptOwnChange()
+	in.st.mu.Unlock()
+	snap := snapshot(t, in)
+	if len(snap.Messages) != 2 || snap.Messages[1].Key != d.Key {
+		t.Fatalf("%d messages after two deliveries", len(snap.Messages))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -85,6 +86,9 @@ type Store struct {
 	names   *namer
 	syncers syncers
 	bufs    sync.Pool // *[]byte copy buffers for writing messages
+	// anon says whether deliveries use unnamed files (anonOn...), learnt
+	// from the first attempt and kept for the Store's life.
+	anon atomic.Int32
 
 	mu       sync.Mutex
 	users    map[string]*userState // by Maildir path
@@ -224,7 +228,9 @@ func (s *Store) lookupFolder(maildir, dir string) *folderState {
 }
 
 // Close stops background work (polling, fsnotify) and refuses new Opens.
-// Maildirs still open keep working but no longer get notifications.
+// Maildirs still open keep working but their watches end: every channel
+// Watch returned is closed, no event is sent after Close returns, no
+// goroutine of theirs is left, and new Watch calls fail with ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	s.closed = true

@@ -10,34 +10,44 @@ import (
 
 // watchBuffer is how many events a watcher may fall behind before it gets
 // an EventReset instead.
-const watchBuffer = 256
+var watchBuffer = 256
 
 type watcher struct {
 	ch     chan Event
-	missed bool // events were dropped; owes an EventReset
+	missed bool        // events were dropped; owes an EventReset
+	stop   func() bool // stops the removal on the watch's context
 }
 
 // poller watches a folder for changes by other processes while it has
 // watchers: fsnotify on new/ and cur/ where available, and a periodic
 // cheap check (two directory stats) in any case.
 type poller struct {
-	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	ctx    context.Context // cancelled with stop, ending a refresh early
+	cancel context.CancelFunc
 }
 
-// notify hands events to every watcher without ever blocking the writer.
+// notify numbers events in the folder's sequence and hands them to every
+// watcher without ever blocking the writer. Callers hold f.mu, under
+// which every change is applied, so watchers see the changes in the order
+// they were made.
 func (f *folderState) notify(evs []Event) {
 	if len(evs) == 0 {
 		return
 	}
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
+	for i := range evs {
+		f.seq++
+		evs[i].Seq = f.seq
+	}
 	for w := range f.watchers {
 		for _, ev := range evs {
 			if w.missed {
 				select {
-				case w.ch <- Event{Kind: EventReset}:
+				case w.ch <- Event{Kind: EventReset, Seq: ev.Seq}:
 					w.missed = false
 				default:
 				}
@@ -60,7 +70,7 @@ func (f *folderState) flushMissed() {
 	for w := range f.watchers {
 		if w.missed {
 			select {
-			case w.ch <- Event{Kind: EventReset}:
+			case w.ch <- Event{Kind: EventReset, Seq: f.seq}:
 				w.missed = false
 			default:
 			}
@@ -85,32 +95,43 @@ func (f *folderState) kick() {
 func (f *folderState) refresh(ctx context.Context) {
 	f.mu.Lock()
 	evs, err := f.sync(ctx, false)
+	f.notify(evs)
 	f.mu.Unlock()
 	if err != nil {
 		f.s.log.Debug("maildir: background sync", "dir", f.dir, "err", err)
 	}
-	f.notify(evs)
 	f.flushMissed()
 }
 
-func (f *folderState) addWatcher(ctx context.Context) *watcher {
+// addWatcher registers a watch that lasts until ctx is done, the folder
+// goes or the Store is closed (ErrClosed if it already is).
+func (f *folderState) addWatcher(ctx context.Context) (*watcher, error) {
 	w := &watcher{ch: make(chan Event, watchBuffer)}
 	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.watchEnd != nil {
+		return nil, f.watchEnd
+	}
+	f.s.mu.Lock()
+	closed := f.s.closed
+	f.s.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	if f.watchers == nil {
 		f.watchers = make(map[*watcher]struct{})
 	}
 	f.watchers[w] = struct{}{}
 	if f.poll == nil {
 		p := &poller{kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		p.ctx, p.cancel = context.WithCancel(context.Background())
 		f.poll = p
 		go f.runPoller(p)
 	}
-	f.wmu.Unlock()
-	go func() {
-		<-ctx.Done()
-		f.removeWatcher(w)
-	}()
-	return w
+	// No goroutine waits for ctx: the removal runs when it is done, and
+	// is called off when the watch ends otherwise.
+	w.stop = context.AfterFunc(ctx, func() { f.removeWatcher(w) })
+	return w, nil
 }
 
 func (f *folderState) removeWatcher(w *watcher) {
@@ -120,22 +141,34 @@ func (f *folderState) removeWatcher(w *watcher) {
 		return
 	}
 	delete(f.watchers, w)
-	close(w.ch)
 	var p *poller
 	if len(f.watchers) == 0 {
 		p, f.poll = f.poll, nil
 	}
 	f.wmu.Unlock()
 	if p != nil {
-		close(p.stop)
-		<-p.done
+		p.end()
 	}
+	// Closed last (no sender is left: w is out of the set), so that a
+	// watcher seeing it closed knows the poller it kept running is gone.
+	close(w.ch)
 }
 
-// stopWatching ends every watch of the folder (closing their channels).
-func (f *folderState) stopWatching() {
+// end stops the poller and waits until it has.
+func (p *poller) end() {
+	p.cancel()
+	close(p.stop)
+	<-p.done
+}
+
+// stopWatching ends every watch of the folder for good (closing their
+// channels) and waits for its poller to stop: no event and no goroutine
+// of the folder's watches outlives it. Later watches get err.
+func (f *folderState) stopWatching(err error) {
 	f.wmu.Lock()
+	f.watchEnd = err
 	for w := range f.watchers {
+		w.stop()
 		close(w.ch)
 	}
 	f.watchers = nil
@@ -143,19 +176,13 @@ func (f *folderState) stopWatching() {
 	f.poll = nil
 	f.wmu.Unlock()
 	if p != nil {
-		close(p.stop)
-		<-p.done
+		p.end()
 	}
 }
 
 func (f *folderState) runPoller(p *poller) {
 	defer close(p.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-p.stop
-		cancel()
-	}()
+	ctx := p.ctx
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if fw, err := fsnotify.NewWatcher(); err == nil {
