@@ -1,29 +1,74 @@
 package smtp
 
 import (
+	"bytes"
 	"crypto/tls"
+	"io"
 	"net"
 	"sync"
 	"time"
 )
 
-// conn is every accepted connection, below TLS. It renews the read
-// deadline on each read (so every read, in commands, DATA and the TLS
-// handshake, is bounded), can close the connection right after the next
-// reply, and carries what must outlive a go-smtp session (which STARTTLS
-// replaces): the transaction state Shutdown needs and the count of
-// authentication failures.
+// drainQuitWait bounds how long a connection whose transaction finished
+// during Shutdown waits for the client's next command (QUIT, normally).
+const drainQuitWait = 10 * time.Second
+
+// Replies the connection gives itself, in place of go-smtp's reply to a
+// command it handed go-smtp instead of the client's.
+const (
+	replyStartTLS     = "220 2.0.0 Ready to start TLS\r\n"
+	replyNoTLS        = "502 5.5.1 TLS not supported\r\n"
+	replyTLSActive    = "502 5.5.1 Already running in TLS\r\n"
+	replyTLSSyntax    = "501 5.5.4 Syntax: STARTTLS\r\n"
+	replyShuttingDown = "421 4.3.2 Service shutting down\r\n"
+)
+
+// conn is every accepted connection, and what go-smtp reads and writes:
+// go-smtp only ever sees plaintext, because TLS (STARTTLS and implicit)
+// runs here, below it. Reads go through the scanner (see scanner), which
+// needs the plaintext; writes are watched for the replies that change
+// the framing (354, 334). conn also renews the read deadline on each
+// read (so every read, in commands, DATA and the TLS handshake, is
+// bounded), can close the connection right after the next reply, and
+// carries what must outlive a go-smtp session: the transaction state
+// Shutdown needs and the count of authentication failures.
+//
+// STARTTLS never reaches go-smtp. The connection hands it RSET instead
+// (so that the transaction state is dropped, as RFC 3207 requires),
+// writes 220 in place of RSET's reply, discards whatever the client sent
+// after STARTTLS, and runs the handshake before the next read. The
+// session notices the new TLS state (see session.sync) and asks for
+// EHLO again. STARTTLS is added to the EHLO reply here, since go-smtp,
+// which has no TLS configuration, does not offer it.
 type conn struct {
-	net.Conn
-	srv         *Server
-	free        func() // gives the connection-limit slots back
+	net.Conn // the socket
+	srv      *Server
+	free     func() // gives the connection-limit slots back
+
 	readTimeout time.Duration
+	offerTLS    bool // STARTTLS is offered (TLS configured, not implicit)
+
+	// Read side; only go-smtp's reading goroutine uses these.
+	buf  []byte // input buffer
+	in   []byte // scanned input not yet consumed (in buf)
+	pend []byte // bytes for go-smtp not yet read
+	rerr error  // sticky read error
+
+	wmu sync.Mutex // serialises writes
 
 	mu         sync.Mutex
-	top        net.Conn // what go-smtp reads and writes: conn itself or a *tls.Conn over it
-	closeAfter bool     // close once the next reply is written
-	busy       bool     // between MAIL and the end of the transaction
-	draining   bool     // Shutdown asked this connection to end
+	sc         *scanner
+	tls        *tls.Conn // nil before TLS
+	epoch      int       // counts TLS starts, for the session to notice
+	needHelo   bool      // STARTTLS done, no EHLO since
+	route      bool      // the last MAIL or RCPT line had a source route
+	replace    string    // reply to write instead of go-smtp's next one
+	startTLS   bool      // handshake before the next read
+	ehlo       bool      // the next reply answers EHLO
+	midLine    bool      // the last write ended inside a reply line
+	closeAfter bool      // close once the next reply is written
+	busy       bool      // between MAIL and the end of the transaction
+	draining   bool      // Shutdown asked this connection to end
 	closed     bool
 	authFails  int
 	results    []AuthResult // connect-check results, kept across STARTTLS
@@ -32,28 +77,252 @@ type conn struct {
 	checked    bool         // connect checks have run
 }
 
-func (c *conn) Read(b []byte) (int, error) {
-	if c.readTimeout > 0 {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout)); err != nil {
-			return 0, err
-		}
+func newConn(nc net.Conn, s *Server, free func()) *conn {
+	o := &s.opts
+	pm := o.PostmasterDomain
+	if pm == "" {
+		pm = o.Hostname
 	}
-	return c.Conn.Read(b)
+	c := &conn{
+		Conn:        nc,
+		srv:         s,
+		free:        free,
+		readTimeout: o.ReadTimeout,
+		offerTLS:    o.TLSConfig != nil && !o.ImplicitTLS,
+		buf:         make([]byte, max(2*o.MaxLineLength, 16<<10)),
+		sc:          newScanner(o.MaxLineLength, "postmaster@"+pm),
+	}
+	if o.ImplicitTLS {
+		c.tls = tls.Server(nc, o.TLSConfig)
+	}
+	return c
 }
 
-// Write writes b and, when a reply was marked as the last one, closes
-// the connection after it. go-smtp writes each reply line with one
-// flush, and a *tls.Conn turns a short write into one record, so the
-// first write after closeAfter was set carries that reply.
-func (c *conn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
+// Read hands go-smtp the scanned client input.
+func (c *conn) Read(p []byte) (int, error) {
+	for {
+		if len(c.pend) > 0 {
+			n := copy(p, c.pend)
+			c.pend = c.pend[n:]
+			return n, nil
+		}
+		if c.rerr != nil {
+			return 0, c.rerr
+		}
+		c.mu.Lock()
+		hs := c.startTLS
+		c.mu.Unlock()
+		if hs {
+			c.handshake()
+			continue
+		}
+		if len(c.in) > 0 {
+			c.mu.Lock()
+			used, out, cmd, err := c.sc.next(c.in)
+			if cmd != nil {
+				out = c.commandLocked(cmd, out)
+			}
+			c.mu.Unlock()
+			if err != nil {
+				c.rerr = err
+				continue
+			}
+			if used > 0 {
+				c.in = c.in[used:]
+				c.pend = out
+				continue
+			}
+		}
+		c.rerr = c.fill()
+	}
+}
+
+// commandLocked decides what go-smtp gets for a command line.
+func (c *conn) commandLocked(cmd *command, line []byte) []byte {
+	if cmd.verb == "MAIL" || cmd.verb == "RCPT" {
+		c.route = cmd.route
+	}
+	switch {
+	case c.draining && !c.busy && cmd.verb != "QUIT":
+		// The transaction Shutdown waited for is over: QUIT gets its
+		// 221, anything else is told the server is going away.
+		c.replace = replyShuttingDown
+		return []byte("QUIT\r\n")
+	case !cmd.startTLS:
+		c.ehlo = cmd.verb == "EHLO" || cmd.verb == "LHLO"
+		return line
+	case c.tls != nil:
+		c.replace = replyTLSActive
+	case !c.offerTLS:
+		c.replace = replyNoTLS
+	case cmd.tlsArgs:
+		c.replace = replyTLSSyntax
+	default:
+		c.replace = replyStartTLS
+		return []byte("RSET\r\n")
+	}
+	return []byte("NOOP\r\n")
+}
+
+// fill reads more input, with a fresh deadline.
+func (c *conn) fill() error {
+	if len(c.in) > 0 && &c.in[0] != &c.buf[0] {
+		n := copy(c.buf, c.in)
+		c.in = c.buf[:n]
+	} else if len(c.in) == 0 {
+		c.in = c.buf[:0]
+	}
+	d := c.readTimeout
 	c.mu.Lock()
+	if c.draining && !c.busy && (d <= 0 || d > drainQuitWait) {
+		d = drainQuitWait
+	}
+	var r io.Reader = c.Conn
+	if c.tls != nil {
+		r = c.tls
+	}
+	c.mu.Unlock()
+	if d > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+			return err
+		}
+	}
+	n, err := r.Read(c.buf[len(c.in):cap(c.buf)])
+	c.in = c.buf[:len(c.in)+n]
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// handshake runs the TLS handshake STARTTLS announced. Input the client
+// sent before it is discarded: it was not protected by TLS.
+func (c *conn) handshake() {
+	c.in = c.buf[:0]
+	c.pend = nil
+	t := tls.Server(c.Conn, c.srv.opts.TLSConfig)
+	if c.readTimeout > 0 {
+		_ = c.Conn.SetDeadline(time.Now().Add(c.readTimeout))
+	}
+	err := t.Handshake()
+	_ = c.Conn.SetWriteDeadline(time.Time{})
+	c.mu.Lock()
+	c.startTLS = false
+	if err == nil {
+		c.tls = t
+		c.epoch++
+		c.needHelo = true
+		c.sc = newScanner(c.sc.maxLine, c.sc.postmaster)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.srv.log.Info("TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		c.rerr = io.EOF
+	}
+}
+
+// Write writes go-smtp's replies, with the changes described on conn,
+// and, when a reply was marked as the last one, closes the connection
+// after it. go-smtp writes each reply line with one flush, so a write
+// holds whole lines; a line split over writes is passed on as it is.
+func (c *conn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	out := c.filterLocked(b)
+	w := c.writer()
 	last := c.closeAfter
 	c.mu.Unlock()
+	var err error
+	if len(out) > 0 {
+		_, err = w.Write(out)
+	}
 	if last {
 		c.Close()
 	}
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func (c *conn) writer() io.Writer {
+	if c.tls != nil {
+		return c.tls
+	}
+	return c.Conn
+}
+
+// filterLocked applies the reply changes to b and tells the scanner the
+// replies it needs.
+func (c *conn) filterLocked(b []byte) []byte {
+	orig := b
+	var out []byte
+	changed := false
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line = b[:i+1]
+		}
+		b = b[len(line):]
+		start := !c.midLine
+		c.midLine = line[len(line)-1] != '\n'
+		if !start {
+			out = append(out, line...)
+			continue
+		}
+		code, final := replyCode(line)
+		if c.replace != "" {
+			// A reply given in place of go-smtp's.
+			changed = true
+			if final {
+				out = append(out, c.replace...)
+				if c.replace == replyStartTLS {
+					c.startTLS = true
+				}
+				c.replace = ""
+			}
+			continue
+		}
+		out = append(out, line...)
+		if c.ehlo {
+			c.ehlo = false
+			if code == 250 && !final && c.offerTLS && c.tls == nil {
+				out = append(out, "250-STARTTLS\r\n"...)
+				changed = true
+			}
+		}
+		if final {
+			if code == 250 && (c.sc.verb == "EHLO" || c.sc.verb == "HELO" || c.sc.verb == "LHLO") {
+				c.needHelo = false
+			}
+			c.sc.reply(code)
+		}
+	}
+	if !changed {
+		return orig
+	}
+	return out
+}
+
+// replyCode reads a reply line's code and whether it is the reply's last
+// line.
+func replyCode(line []byte) (int, bool) {
+	if len(line) < 3 {
+		return 0, true
+	}
+	code := 0
+	for _, d := range line[:3] {
+		if d < '0' || d > '9' {
+			return 0, true
+		}
+		code = code*10 + int(d-'0')
+	}
+	return code, len(line) == 3 || line[3] != '-'
 }
 
 // Close closes the connection once and releases its limit slots.
@@ -68,6 +337,48 @@ func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.srv.release(c)
 	return err
+}
+
+// tlsState is the connection's TLS state, nil before TLS.
+func (c *conn) tlsState() *tls.ConnectionState {
+	c.mu.Lock()
+	t := c.tls
+	c.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	st := t.ConnectionState()
+	if !st.HandshakeComplete {
+		return nil
+	}
+	return &st
+}
+
+// tlsEpoch counts the TLS starts of the connection; helloNeeded reports
+// a STARTTLS with no EHLO since.
+func (c *conn) tlsEpoch() (epoch int, helloNeeded bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch, c.needHelo
+}
+
+// sourceRouted reports whether the MAIL or RCPT line being handled had
+// a source route, which go-smtp has removed from the path it passes on.
+func (c *conn) sourceRouted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.route
+}
+
+// dataVerdict is the refusal the message just received deserves for its
+// bytes (bare CR or LF, NUL), or nil.
+func (c *conn) dataVerdict() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := c.sc.verdict(); v != nil {
+		return v
+	}
+	return nil
 }
 
 // endAfterReply marks the next reply as the connection's last.
@@ -90,14 +401,12 @@ func (c *conn) beginTxn() bool {
 	return true
 }
 
-// endTxn marks the transaction finished; when Shutdown is waiting, the
-// reply about to be written is the last.
+// endTxn marks the transaction finished. When Shutdown is waiting, the
+// connection ends at the client's next command: QUIT is answered 221,
+// anything else 421 (see commandLocked).
 func (c *conn) endTxn() {
 	c.mu.Lock()
 	c.busy = false
-	if c.draining {
-		c.closeAfter = true
-	}
 	c.mu.Unlock()
 }
 
@@ -107,33 +416,21 @@ func (c *conn) drain() {
 	c.mu.Lock()
 	c.draining = true
 	idle := !c.busy && !c.closed
-	top := c.top
 	c.mu.Unlock()
 	if idle {
-		_ = top.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = top.Write([]byte("421 4.3.2 Service shutting down\r\n"))
+		c.wmu.Lock()
+		c.mu.Lock()
+		w := c.writer()
+		c.mu.Unlock()
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = w.Write([]byte(replyShuttingDown))
+		c.wmu.Unlock()
 		c.Close()
 	}
 }
 
-// setTop records the connection go-smtp now talks through.
-func (c *conn) setTop(t net.Conn) {
-	c.mu.Lock()
-	c.top = t
-	c.mu.Unlock()
-}
-
-// connOf finds our conn below what go-smtp holds.
-func connOf(nc net.Conn) *conn {
-	if t, ok := nc.(*tls.Conn); ok {
-		nc = t.NetConn()
-	}
-	c, _ := nc.(*conn)
-	return c
-}
-
 // listener applies the connection limits and wraps accepted
-// connections, in TLS too for implicit-TLS servers.
+// connections.
 type listener struct {
 	net.Listener
 	srv *Server
@@ -156,10 +453,10 @@ func (l *listener) Accept() (net.Conn, error) {
 			nc.Close()
 			continue
 		}
-		if l.srv.opts.ImplicitTLS {
-			t := tls.Server(c, l.srv.opts.TLSConfig)
-			c.setTop(t)
-			return t, nil
+		if c.tls != nil && c.readTimeout > 0 {
+			// The handshake runs in the greeting's write: bound its
+			// reads too.
+			_ = nc.SetReadDeadline(time.Now().Add(c.readTimeout))
 		}
 		return c, nil
 	}

@@ -84,8 +84,8 @@ func TestLineLength(t *testing.T) {
 // TestSmuggling sends, for each end-of-data variant that some software
 // accepts, a message in which that variant is followed by a complete
 // second transaction, then the real end of data. Exactly one reply must
-// follow, the smuggled transaction must never run, and at most the
-// outer message may be stored.
+// follow, a refusal; the smuggled transaction must never run, and
+// nothing is stored.
 func TestSmuggling(t *testing.T) {
 	st := newTestStack(t)
 	addr, _ := st.serve(st.options(MX))
@@ -105,20 +105,10 @@ func TestSmuggling(t *testing.T) {
 			}
 			c.run("C: QUIT\nS: 221")
 			got := st.messages("alice@local.example", "")[before:]
-			switch {
-			case strings.HasPrefix(lines[0], "550 5.6.0"):
-				if len(got) != 0 {
-					t.Fatalf("refused message stored: %q", got)
-				}
-			case strings.HasPrefix(lines[0], "250"):
-				// go-smtp drops the CR of "CRLF . CR": the sequence is
-				// ordinary content then, and the smuggled text stays in
-				// the body of the one message.
-				if v != "\r\n.\r" || len(got) != 1 || !strings.Contains(got[0], "Subject: "+subject+"\r\n") {
-					t.Fatalf("accepted %q, stored %q", lines, got)
-				}
-			default:
-				t.Fatalf("reply %q", lines)
+			// Every variant has a bare CR or LF, or a NUL: the whole
+			// message is refused once read to its real end.
+			if !strings.HasPrefix(lines[0], "550 5.6.0") || len(got) != 0 {
+				t.Fatalf("reply %q, stored %q", lines, got)
 			}
 			if n := len(st.messages("bob@local.example", "")); n != 0 {
 				t.Fatalf("smuggled message delivered")
@@ -152,11 +142,17 @@ func TestSTARTTLSInjection(t *testing.T) {
 		R: "STARTTLS\r\nMAIL FROM:<evil@far.example>\r\n"
 		S: 220
 		TLS
+		# RFC 3207: the client introduces itself again.
+		C: MAIL FROM:<sender@far.example>
+		S: 503 5.5.1
 		C: EHLO client.far.example
 		S: 250
 		H: Hello client.far.example
+		N: STARTTLS
 		C: RCPT TO:<alice@local.example>
-		S: 502 5.5.1`)
+		S: 502 5.5.1
+		C: STARTTLS
+		S: 502 5.5.1 Already running in TLS`)
 }
 
 func TestReadTimeout(t *testing.T) {
@@ -279,9 +275,13 @@ func TestShutdownLetsTransactionFinish(t *testing.T) {
 		t.Fatalf("Shutdown returned %v with a transaction in flight", err)
 	default:
 	}
+	// The client finishes and says goodbye: 250, then 221 and a clean
+	// close (not a reset that could lose the 250).
 	busy.run(`
 		R: "second half.\r\n.\r\n"
 		S: 250 2.0.0
+		C: QUIT
+		S: 221
 		CLOSED`)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -292,6 +292,74 @@ func TestShutdownLetsTransactionFinish(t *testing.T) {
 	}
 	if _, err := dialErr(addr); err == nil {
 		t.Fatal("server still accepts connections after Shutdown")
+	}
+}
+
+// TestShutdownAfterTransaction covers the other ends of a transaction
+// that Shutdown waits for: QUIT pipelined with the end of data gets its
+// 221, and a command other than QUIT is told 421.
+func TestShutdownAfterTransaction(t *testing.T) {
+	for _, tc := range []struct{ name, after, want string }{
+		{"pipelined QUIT", "QUIT\r\n", "221 2.0.0"},
+		{"another transaction", "MAIL FROM:<sender@far.example>\r\n", "421 4.3.2"},
+		{"NOOP", "NOOP\r\n", "421 4.3.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newTestStack(t)
+			addr, srv := st.serve(st.options(MX))
+			c := dial(t, "tcp", addr)
+			c.run(greet + toAlice)
+			done := make(chan error, 1)
+			go func() { done <- srv.Shutdown(context.Background()) }()
+			// Shutdown has begun once the server refuses new connections.
+			waitFor(t, func() bool { _, err := dialErr(addr); return err != nil })
+			c.run(fmt.Sprintf(`
+				R: %q
+				S: 250 2.0.0
+				S: %s
+				CLOSED`, testMessage+".\r\n"+tc.after, tc.want))
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if n := len(st.messages("alice@local.example", "")); n != 1 {
+				t.Fatalf("alice has %d messages, want 1", n)
+			}
+		})
+	}
+}
+
+// TestCRBeforeEndOfData sends content whose last line ends CR CRLF, then
+// "." CRLF: the real end of data. The refusal comes at once (the client
+// waits far less than the server's read timeout), nothing is stored,
+// and the connection goes on with a transaction stored exactly once.
+func TestCRBeforeEndOfData(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(MX))
+	for _, tls := range []bool{false, true} {
+		c := dial(t, "tcp", addr)
+		c.run(greet)
+		if tls {
+			c.run("C: STARTTLS\nS: 220\nTLS\nC: EHLO client.far.example\nS: 250")
+		}
+		c.run(toAlice + `
+			R: "Subject: cr\r\n\r\ntext\r\r\n.\r\n"`)
+		_ = c.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		c.run(`S: 550 5.6.0`)
+		_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		c.run(toAlice + fmt.Sprintf(`
+			R: %q
+			S: 250 2.0.0
+			C: QUIT
+			S: 221`, "Subject: second\r\n\r\nclean\r\n.\r\n"))
+	}
+	got := st.messages("alice@local.example", "")
+	if len(got) != 2 {
+		t.Fatalf("alice has %d messages, want 2", len(got))
+	}
+	for _, m := range got {
+		if !strings.HasSuffix(m, "Subject: second\r\n\r\nclean\r\n") {
+			t.Fatalf("stored %q", m)
+		}
 	}
 }
 

@@ -18,9 +18,20 @@
 // is those hooks wired to package dnsauth (iprev, SPF, DKIM, DMARC).
 // Signer signs submitted mail; DKIMSigner is one over dnsauth's keys.
 //
-// Standards implemented (with go-smtp doing the protocol framing):
-//   - RFC 5321 SMTP: replies, trace fields (section 4.4), source routes
-//     ignored (appendix C), line and size limits.
+// go-smtp parses commands and runs the session; below it, each
+// connection runs TLS itself and scans the plaintext (see scanner in
+// scanner.go): DATA ends at the first CRLF "." CRLF on the wire, content
+// with a bare CR, bare LF or NUL is refused (550 5.6.0) after it has
+// been read to that end, and the MAIL and RCPT lines are checked as they
+// arrived.
+//
+// Standards implemented:
+//   - RFC 5321 SMTP: replies, trace fields (section 4.4), line and size
+//     limits, CRLF line endings only (section 2.3.8); source routes
+//     (section 4.1.2, "@a,@b:user@c") refused with 501 5.1.7 in MAIL and
+//     501 5.1.3 in RCPT, as Postfix refuses bad envelope syntax;
+//     RCPT TO:<postmaster> accepted (section 4.5.1) as postmaster@
+//     Options.PostmasterDomain.
 //   - RFC 6409 message submission; RFC 8314 implicit TLS on 465.
 //   - RFC 2033 LMTP, with a reply per recipient.
 //   - RFC 3207 STARTTLS, with commands pipelined before it discarded.

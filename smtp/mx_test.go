@@ -78,11 +78,13 @@ func TestMXRecipientPolicy(t *testing.T) {
 		{`"alice@far.example"@local.example`, "553 5.1.3"},
 		{`"alice%far.example"@local.example`, "553 5.1.3"},
 		{`"far.example!alice"@local.example`, "553 5.1.3"},
-		// go-smtp drops a source route before the backend sees it (RFC
-		// 5321 appendix C: ignore it); what is left is checked like
-		// any address, so the route is never followed.
-		{"@local.example:alice@far.example", "554 5.7.1"},
-		{"@far.example,@local.example:alice%far.example@local.example", "553 5.1.3"},
+		// Source routes, refused as Postfix's strict envelope syntax
+		// refuses an address, whatever the rest of the path.
+		{"@local.example:alice@far.example", "501 5.1.3"},
+		{"@far.example:alice@local.example", "501 5.1.3"},
+		{"@far.example,@local.example:alice@local.example", "501 5.1.3"},
+		{"@far.example,@local.example:alice%far.example@local.example", "501 5.1.3"},
+		{"@[127.0.0.1]:alice@local.example", "501 5.1.3"},
 		{"alice@[127.0.0.1]", "554 5.7.1"},
 	} {
 		t.Run(tc.rcpt, func(t *testing.T) {
@@ -100,6 +102,110 @@ func TestMXRecipientPolicy(t *testing.T) {
 	if q := st.queue.all(); len(q) != 0 {
 		t.Errorf("queued %d messages, want none", len(q))
 	}
+}
+
+// TestSourceRoutes sends each source-route form in MAIL and in RCPT
+// (with and without brackets): each is refused, and the transaction
+// goes on with plain paths.
+func TestSourceRoutes(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(MX))
+	for _, path := range []string{
+		"<@far.example:sender@far.example>",
+		"<@a.example,@b.example:sender@far.example>",
+		"<@local.example:alice@local.example>",
+		"<@[192.0.2.1]:sender@far.example>",
+		"@far.example:sender@far.example",
+		"<@far.example:sender@far.example> SIZE=100",
+	} {
+		t.Run(path, func(t *testing.T) {
+			dial(t, "tcp", addr).run(greet + `
+				C: MAIL FROM:` + path + `
+				S: 501 5.1.7
+				C: MAIL FROM:<sender@far.example>
+				S: 250
+				C: RCPT TO:` + strings.Replace(strings.TrimSuffix(path, " SIZE=100"), "sender@far.example", "alice@local.example", 1) + `
+				S: 501 5.1.3
+				C: RCPT TO:<alice@local.example>
+				S: 250
+				C: DATA
+				S: 354
+				R: ` + fmt.Sprintf("%q", testMessage+".\r\n") + `
+				S: 250
+				C: QUIT
+				S: 221`)
+		})
+	}
+	got := st.messages("alice@local.example", "")
+	if len(got) != 6 {
+		t.Fatalf("alice has %d messages, want 6", len(got))
+	}
+	if q := st.queue.all(); len(q) != 0 {
+		t.Errorf("queued %d messages, want none", len(q))
+	}
+}
+
+// TestPostmaster sends to a bare "postmaster" (RFC 5321 section 4.5.1),
+// in both cases, through the MX and LMTP: it is postmaster@ the
+// configured domain, routed like any recipient (here a forwarding to
+// alice).
+func TestPostmaster(t *testing.T) {
+	st := newTestStack(t)
+	if err := st.db.AddForwarding(context.Background(), "postmaster@local.example", []string{"alice@local.example"}); err != nil {
+		t.Fatal(err)
+	}
+	o := st.options(MX)
+	o.PostmasterDomain = "local.example"
+	mx, _ := st.serve(o)
+	o = st.options(LMTP)
+	o.PostmasterDomain = "local.example"
+	lmtp, _ := st.serve(o)
+	for i, rcpt := range []string{"<postmaster>", "<Postmaster>", " <POSTMASTER>"} {
+		msg := fmt.Sprintf("Subject: to the postmaster %d\r\n\r\nHello.\r\n", i)
+		dial(t, "tcp", mx).run(greet + `
+			C: MAIL FROM:<sender@far.example>
+			S: 250
+			C: RCPT TO:` + rcpt + `
+			S: 250
+			H: postmaster@local.example
+			C: DATA
+			S: 354
+			R: ` + fmt.Sprintf("%q", msg+".\r\n") + `
+			S: 250
+			C: QUIT
+			S: 221`)
+	}
+	dial(t, "tcp", lmtp).run(`
+		S: 220
+		C: LHLO postfix.local
+		S: 250
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: RCPT TO:<postmaster>
+		S: 250
+		C: DATA
+		S: 354
+		R: "Subject: over LMTP\r\n\r\nHello.\r\n.\r\n"
+		S: 250 2.0.0 <postmaster@local.example>
+		C: QUIT
+		S: 221`)
+	got := st.messages("alice@local.example", "")
+	if len(got) != 4 {
+		t.Fatalf("alice has %d messages, want 4", len(got))
+	}
+	for i, m := range got {
+		if !strings.Contains(m, "Delivered-To: alice@local.example\r\n") || !strings.HasSuffix(m, "\r\n\r\nHello.\r\n") {
+			t.Errorf("message %d:\n%s", i, m)
+		}
+	}
+	// Without PostmasterDomain the server's own name is the domain;
+	// mx.test is not local here.
+	plain, _ := st.serve(st.options(MX))
+	dial(t, "tcp", plain).run(greet + `
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: RCPT TO:<postmaster>
+		S: 554 5.7.1`)
 }
 
 func TestMXRelaysForwardingsToQueue(t *testing.T) {

@@ -75,6 +75,13 @@ type Options struct {
 	// Hostname is this host's name, in the greeting and in Received and
 	// Authentication-Results fields. Default os.Hostname().
 	Hostname string
+	// PostmasterDomain is the domain of the postmaster that a recipient
+	// of just "postmaster" (RCPT TO:<postmaster>, any case) is: RFC 5321
+	// section 4.5.1 requires every server to accept it. It becomes
+	// postmaster@PostmasterDomain and is routed like any recipient, so a
+	// forwarding or a mailbox of that address receives it. Default
+	// Hostname, as Postfix appends $myorigin.
+	PostmasterDomain string
 	// Target receives the accepted mail, normally a *Router. Required.
 	Target Target
 	// TLSConfig enables STARTTLS, or TLS from the first byte with
@@ -180,9 +187,9 @@ func NewServer(opts Options) (*Server, error) {
 	gs := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
 	gs.Domain = opts.Hostname
 	gs.LMTP = opts.Role == LMTP
-	if !opts.ImplicitTLS {
-		gs.TLSConfig = opts.TLSConfig
-	}
+	// TLS, STARTTLS included, runs in conn, below go-smtp, so that the
+	// connection's scanner sees the plaintext: go-smtp has no TLS
+	// configuration of its own.
 	gs.MaxMessageBytes = opts.MaxMessageBytes
 	gs.MaxRecipients = opts.MaxRecipients
 	gs.MaxLineLength = opts.MaxLineLength
@@ -333,8 +340,7 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 			"conns", s.limits.Active(), "from_ip", s.limits.ActiveFrom(nc.RemoteAddr()))
 		return nil, false
 	}
-	c := &conn{Conn: nc, srv: s, free: free, readTimeout: s.opts.ReadTimeout}
-	c.top = c
+	c := newConn(nc, s, free)
 	s.conns[c] = struct{}{}
 	return c, true
 }

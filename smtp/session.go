@@ -34,6 +34,15 @@ var (
 	errNestedMail    = &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "Nested MAIL command"}
 	errHeaderTooLong = &Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message header section too long"}
 	errNoStatus      = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery status unknown, try again later"}
+	errHeloFirst     = &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "Send EHLO again after STARTTLS"}
+	// A source route (RFC 5321 section 4.1.2, "@a,@b:user@c") is a way
+	// to make a server relay; go-smtp drops it from the path without a
+	// word, so the session checks the command line as it arrived. The
+	// replies are Postfix's for envelope syntax it refuses
+	// (strict_rfc821_envelopes): 501 with 5.1.7 for the sender and
+	// 5.1.3 for a recipient.
+	errRouteFrom = &Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address syntax: source routes are not accepted"}
+	errRouteTo   = &Error{Code: 501, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address syntax: source routes are not accepted"}
 )
 
 // session is one go-smtp session: from HELO/EHLO/LHLO to QUIT, or to
@@ -41,6 +50,8 @@ var (
 type session struct {
 	srv    *Server
 	c      *conn
+	gc     *gosmtp.Conn
+	epoch  int // the connection's TLS epoch base was taken in
 	ctx    context.Context
 	cancel context.CancelFunc
 	log    *slog.Logger
@@ -58,17 +69,15 @@ type session struct {
 // newSession is go-smtp's Backend: it runs when the client introduces
 // itself.
 func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
-	c := connOf(gc.Conn())
-	if c == nil {
+	c, ok := gc.Conn().(*conn)
+	if !ok {
 		return nil, errors.New("smtp: connection was not accepted by this server")
 	}
-	c.setTop(gc.Conn())
 	ctx, cancel := context.WithCancel(context.Background())
-	ss := &session{srv: s, c: c, ctx: ctx, cancel: cancel}
+	ss := &session{srv: s, c: c, gc: gc, ctx: ctx, cancel: cancel}
 	ss.base = Envelope{RemoteAddr: gc.Conn().RemoteAddr(), Helo: gc.Hostname(), Hostname: s.opts.Hostname}
-	if st, ok := gc.TLSConnectionState(); ok {
-		ss.base.TLS = &st
-	}
+	ss.epoch, _ = c.tlsEpoch()
+	ss.base.TLS = c.tlsState()
 	ss.log = s.log.With("role", s.opts.Role.String(), "remote", gc.Conn().RemoteAddr().String())
 	if s.opts.Role == MX && !c.checked {
 		env := ss.base
@@ -87,10 +96,33 @@ func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 	return ss, nil
 }
 
+// sync catches up with the connection: STARTTLS (which the connection
+// runs, not go-smtp) changes the TLS state and forgets the login, and
+// asks for a new EHLO, whose name go-smtp keeps.
+func (ss *session) sync() error {
+	epoch, needHelo := ss.c.tlsEpoch()
+	if epoch != ss.epoch {
+		ss.epoch = epoch
+		ss.base.TLS = ss.c.tlsState()
+		ss.user = nil
+	}
+	ss.base.Helo = ss.gc.Hostname()
+	if needHelo {
+		return errHeloFirst
+	}
+	return nil
+}
+
 // Mail implements gosmtp.Session.
 func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if err := ss.sync(); err != nil {
+		return err
+	}
+	if ss.c.sourceRouted() {
+		return errRouteFrom
+	}
 	srv := ss.srv
 	if srv.opts.Role == Submission {
 		if ss.base.TLS == nil {
@@ -186,6 +218,9 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	defer ss.mu.Unlock()
 	if ss.env == nil {
 		return &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "MAIL first"}
+	}
+	if ss.c.sourceRouted() {
+		return errRouteTo
 	}
 	if ss.d == nil {
 		d, err := ss.srv.opts.Target.Start(ss.ctx, ss.env)
@@ -292,11 +327,12 @@ func (ss *session) receive(r io.Reader) (Body, func(), error) {
 	if ss.env == nil || ss.d == nil {
 		return nil, nil, &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "No valid recipients"}
 	}
-	dr := newDataReader(r)
+	// The connection's scanner checked the bytes on the wire: it reports
+	// a bare CR or LF, or a NUL, once the data has been read to its end.
 	sp := newSpool(ss.srv.opts.SpoolDir)
-	_, err := io.Copy(sp, dr)
+	_, err := io.Copy(sp, r)
 	if err == nil {
-		err = dr.err()
+		err = ss.c.dataVerdict()
 	}
 	if err != nil {
 		sp.Close()
@@ -454,7 +490,11 @@ func (ss *session) Logout() error {
 // AuthMechanisms implements gosmtp.AuthSession: PLAIN and LOGIN, and only
 // on a submission server over TLS (RFC 4954 section 4).
 func (ss *session) AuthMechanisms() []string {
-	if ss.srv.opts.Role == Submission && ss.base.TLS != nil {
+	ss.mu.Lock()
+	_ = ss.sync()
+	tlsOn := ss.base.TLS != nil
+	ss.mu.Unlock()
+	if ss.srv.opts.Role == Submission && tlsOn {
 		return ss.srv.opts.Authenticator.Mechanisms()
 	}
 	return nil
@@ -465,7 +505,14 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	if ss.srv.opts.Role != Submission {
 		return nil, errNoAuth
 	}
-	if ss.base.TLS == nil {
+	ss.mu.Lock()
+	err := ss.sync()
+	tlsOn := ss.base.TLS != nil
+	ss.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if !tlsOn {
 		return nil, errAuthNeedsTLS
 	}
 	srv, err := ss.srv.opts.Authenticator.NewSASLServer(ss.ctx, mech, ss.base.RemoteAddr, func(u *store.User) error {
