@@ -17,10 +17,12 @@ func waitListening(tb testing.TB, what string, addrs ...string) {
 	interop.WaitListening(tb, what, nil, addrs...)
 }
 
-// openToMailUser lets the unprivileged processes of Dovecot and Postfix
-// reach dir (t.TempDir makes its parents private).
+// openToMailUser lets the unprivileged processes of Postfix reach dir
+// (t.TempDir makes it and its parents below the temporary directory
+// private). The temporary directory itself keeps its mode: making it
+// 0755 would take its sticky bit and everyone else's right to write.
 func openToMailUser(dir string) {
-	for d := dir; d != filepath.Dir(os.TempDir()) && d != "/"; d = filepath.Dir(d) {
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
 }

@@ -27,8 +27,9 @@ import (
 // Options says what the Dovecot instance serves.
 type Options struct {
 	// Root is the instance's directory: dovecot.conf, passwd, dovecot.log,
-	// run/, state/ and the sockets. Empty means a new t.TempDir(). Root
-	// and its parents are made readable by the mail user.
+	// run/, state/ and the sockets. Empty means a new t.TempDir(). Root,
+	// and its parents up to the temporary directory, are opened to the
+	// mail user (mode 0755).
 	Root string
 	// Protocols lists what Dovecot listens for: any of "imap", "pop3"
 	// and "lmtp". None runs only the auth service (Postfix's
@@ -100,9 +101,10 @@ func Start(t testing.TB, opts Options) *Dovecot {
 	if d.Root == "" {
 		d.Root = t.TempDir()
 	}
-	// t.TempDir makes its parents private; the mail processes must
-	// reach below Root.
-	for p := d.Root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+	// t.TempDir makes Root and its parents below the temporary
+	// directory private; the mail processes must reach below Root.
+	os.Chmod(d.Root, 0o755)
+	for p := filepath.Dir(d.Root); strings.HasPrefix(p, os.TempDir()+string(filepath.Separator)); p = filepath.Dir(p) {
 		os.Chmod(p, 0o755)
 	}
 	for _, dir := range []string{"run", "state"} {
