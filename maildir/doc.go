@@ -9,6 +9,8 @@
 // made through one Maildir handle is seen by every other handle at once.
 // Changes made by other processes (Dovecot, a second mailagent node, a
 // manual mv) are picked up by Sync and by watchers within PollInterval.
+// Watchers get a folder's changes in the order they were applied
+// (Event.Seq); the Store's Close ends every watch.
 //
 // On disk, per user Maildir:
 //
@@ -26,8 +28,10 @@
 // with ":2,<flags>" appended in cur/, as Dovecot names them.
 //
 // A delivery is written to tmp/, fsynced, renamed into new/ and the
-// directory fsynced before Deliver returns; concurrent deliveries share
-// directory fsyncs. UIDs are assigned under dovecot-uidlist.lock, by the
+// directory fsynced before Deliver returns; on Linux file systems with
+// O_TMPFILE it is written to an unnamed file in new/ instead, fsynced,
+// and linked under its name there (no tmp/ entry, no rename).
+// Concurrent deliveries share directory fsyncs. UIDs are assigned under dovecot-uidlist.lock, by the
 // first sync that sees a new file (or at once by Append, Copy and Move).
 // Opening a folder reads mailagent.index and two directory stamps; only
 // a changed directory is read again, and then without a stat per known
