@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/mailagent/mailagent/maildir"
 )
 
 // FuzzMessageContent feeds arbitrary bytes through what FETCH and
@@ -25,6 +27,7 @@ func FuzzMessageContent(f *testing.F) {
 	f.Add([]byte(multipartMessage))
 	f.Add([]byte("Subject: bare\n\nLF only\n"))
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nbody\r\n--x--\r\n"))
+	f.Add([]byte("Date: Sun, 01 Mar 2026 23:30:00 -0500\r\nContent-Type: message/rfc822\r\n\r\nSubject: =?ISO-2022-JP?B?GyRCRnxLXDhsGyhC?=\r\nContent-Type: text/plain; charset=iso-8859-2\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=A3=F3d=BC\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		out := toCRLF(data)
 		for i, c := range out {
@@ -52,9 +55,51 @@ func FuzzMessageContent(f *testing.F) {
 			r.Seek(0, io.SeekStart)
 			binarySection(r, part, &imap.SectionPartial{Offset: 1, Size: 5})
 		}
-		mc := &matchContext{raw: out}
+		mc := &matchContext{m: &maildir.Message{}}
+		mc.setRaw(out)
 		mc.matchText("inner", true)
 		mc.matchText("body", false)
+		mc.match(&imap.SearchCriteria{
+			Header:    []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "x"}, {Key: "X-Missing"}},
+			SentSince: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		})
+	})
+}
+
+// FuzzSearchString converts arbitrary bytes from a named charset as
+// SEARCH does with its strings: any result is UTF-8, and case folding
+// is idempotent on it.
+func FuzzSearchString(f *testing.F) {
+	for _, seed := range []struct{ charset, s string }{
+		{"UTF-8", "stra\u00dfe"},
+		{"ISO-8859-1", "K\xf6ln"},
+		{"ISO-2022-JP", "\x1b$B%F%9%H\x1b(B"},
+		{"Shift_JIS", "\x83e\x83X\x83g"},
+		{"GB18030", "\x81\x30\x81\x30"},
+		{"UTF-16", "\x00a"},
+		{"KOI8-R", "\xf0\xd2\xc9\xd7\xc5\xd4"},
+		{"", "\xff"},
+	} {
+		f.Add(seed.charset, []byte(seed.s))
+	}
+	f.Fuzz(func(t *testing.T, charset string, data []byte) {
+		enc, err := searchEncoding(charset)
+		if err != nil {
+			if err != errBadCharset {
+				t.Fatalf("searchEncoding(%q): %v", charset, err)
+			}
+			return
+		}
+		out, err := decodeSearchString(enc, string(data))
+		if err != nil {
+			return
+		}
+		if !utf8.ValidString(out) {
+			t.Fatalf("%q from %s gave invalid UTF-8 %q", data, charset, out)
+		}
+		if f := foldString(out); foldString(f) != f {
+			t.Fatalf("folding %q is not idempotent: %q, %q", out, f, foldString(f))
+		}
 	})
 }
 
@@ -70,6 +115,10 @@ func FuzzSession(f *testing.F) {
 		"a RENAME INBOX &AGE-",
 		"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"*\" \"%\") RETURN (CHILDREN STATUS (SIZE))",
 		"a MOVE $ Trash",
+		"a SEARCH CHARSET UTF-8 TEXT {6+}\r\nstra\xc3\x9f NOT NOT NOT (OR SENTON 1-Mar-2026 LARGER 10)",
+		"a SEARCH RETURN (SAVE MIN) " + strings.Repeat("NOT ", 70) + "ALL",
+		"a CREATE &Jjo",
+		"a SELECT \"~/..\"",
 		"a IDLE\r\nDONE",
 	} {
 		f.Add([]byte(s))
