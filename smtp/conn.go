@@ -89,7 +89,7 @@ func newConn(nc net.Conn, s *Server, free func()) *conn {
 		free:        free,
 		readTimeout: o.ReadTimeout,
 		offerTLS:    o.TLSConfig != nil && !o.ImplicitTLS,
-		buf:         make([]byte, max(2*o.MaxLineLength, 16<<10)),
+		buf:         make([]byte, max(2*o.MaxLineLength, 8<<10)),
 		sc:          newScanner(o.MaxLineLength, "postmaster@"+pm),
 	}
 	if o.ImplicitTLS {

@@ -280,7 +280,20 @@ func (s *scanner) violation(c byte) *Error {
 
 // data scans DATA content: see the type's comment.
 func (s *scanner) data(in []byte) (int, []byte) {
-	for i, c := range in {
+	for i := 0; i < len(in); i++ {
+		if s.match == 0 && (s.drop || !s.prevCR) {
+			// In the middle of a line: skip to the next CR, LF or NUL.
+			k := ordinary(in[i:min(len(in), i+s.maxLine)])
+			s.lineLen += k
+			i += k
+			if s.lineLen >= s.maxLine {
+				return i, nil
+			}
+			if i == len(in) {
+				break
+			}
+		}
+		c := in[i]
 		if !s.drop {
 			if v := s.violation(c); v != nil {
 				// in[i] is the first bad byte: go-smtp has had
@@ -307,6 +320,22 @@ func (s *scanner) data(in []byte) (int, []byte) {
 		return len(in), nil
 	}
 	return len(in), in
+}
+
+// ordinary is the length of the run of bytes at the start of b that are
+// none of CR, LF and NUL.
+func ordinary(b []byte) int {
+	n := len(b)
+	if k := bytes.IndexByte(b, '\n'); k >= 0 {
+		n = k
+	}
+	if k := bytes.IndexByte(b[:n], '\r'); k >= 0 {
+		n = k
+	}
+	if k := bytes.IndexByte(b[:n], 0); k >= 0 {
+		n = k
+	}
+	return n
 }
 
 // advance moves the end-of-data match over c.
