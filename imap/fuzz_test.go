@@ -187,3 +187,31 @@ func (p panicCatcher) Handle(_ context.Context, r slog.Record) error {
 }
 func (p panicCatcher) WithAttrs([]slog.Attr) slog.Handler { return p }
 func (p panicCatcher) WithGroup(string) slog.Handler      { return p }
+
+// FuzzSearchNest feeds arbitrary SEARCH text to searchNest whole and
+// cut in two: the verdict must not depend on where reads end.
+func FuzzSearchNest(f *testing.F) {
+	for _, s := range []string{
+		"RETURN (MIN) CHARSET UTF-8 OR NOT (SEEN) SUBJECT \"a\\\"(\" ALL",
+		strings.Repeat("NOT ", 65) + "ALL",
+		strings.Repeat("(", 70) + strings.Repeat(")", 70),
+		"BODY {5}\r\nHEADER NOT OR NOT ALL",
+	} {
+		f.Add([]byte(s), uint16(len(s)/2))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		var whole, split searchNest
+		want := whole.feed(data)
+		i := min(int(cut), len(data))
+		got := split.feed(data[:i])
+		if got {
+			got = split.feed(data[i:])
+		}
+		if got != want {
+			t.Fatalf("%q: whole %v, cut at %d %v", data, want, i, got)
+		}
+		if whole.n < 0 || whole.n > len(whole.stack) || whole.skip < 0 || whole.args < 0 {
+			t.Fatalf("%q: state %+v", data, whole)
+		}
+	})
+}
