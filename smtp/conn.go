@@ -190,10 +190,7 @@ func (c *conn) fill() error {
 	n, err := r.Read(c.buf[len(c.in):cap(c.buf)])
 	c.in = c.buf[:len(c.in)+n]
 	if n > 0 {
-		return nil
-	}
-	if err == nil {
-		err = io.ErrNoProgress
+		return nil // an error comes back on the next read
 	}
 	return err
 }

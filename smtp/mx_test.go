@@ -145,6 +145,33 @@ func TestSourceRoutes(t *testing.T) {
 	}
 }
 
+// TestPipelining sends a transaction in two writes (RFC 2920): the
+// replies come in order, the source-routed recipient alone is refused,
+// and QUIT sent with the end of data is answered after it.
+func TestPipelining(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(MX))
+	dial(t, "tcp", addr).run(greet + fmt.Sprintf(`
+		R: %q
+		S: 250
+		S: 250
+		S: 501 5.1.3
+		S: 250
+		S: 354
+		R: %q
+		S: 250 2.0.0
+		S: 221
+		CLOSED`,
+		"MAIL FROM:<sender@far.example>\r\nRCPT TO:<alice@local.example>\r\nRCPT TO:<@far.example:bob@local.example>\r\nRCPT TO:<team@local.example>\r\nDATA\r\n",
+		testMessage+".\r\nQUIT\r\n"))
+	if n := len(st.messages("alice@local.example", "")); n != 1 {
+		t.Errorf("alice has %d messages, want 1", n)
+	}
+	if n := len(st.messages("bob@local.example", "")); n != 1 {
+		t.Errorf("bob has %d messages, want 1 (through team)", n)
+	}
+}
+
 // TestPostmaster sends to a bare "postmaster" (RFC 5321 section 4.5.1),
 // in both cases, through the MX and LMTP: it is postmaster@ the
 // configured domain, routed like any recipient (here a forwarding to
