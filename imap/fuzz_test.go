@@ -215,3 +215,27 @@ func FuzzSearchNest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMailboxArg reads arbitrary command lines for mailbox names
+// imapserver would refuse; a name alone, quoted, gets the verdict of
+// validMUTF7.
+func FuzzMailboxArg(f *testing.F) {
+	for _, s := range []string{
+		"a LIST (SUBSCRIBED) \"\" (\"*\" &Jjo) RETURN (CHILDREN)",
+		"a UID MOVE 1:* \"&APw-&APw-\"",
+		"a RENAME \"x\\\"y\" {5}",
+		"a CREATE &2D3eAA-",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		badMailboxArg(data)
+		name := string(data)
+		if strings.ContainsAny(name, "\"\\\r\n") || strings.EqualFold(name, "INBOX") {
+			return
+		}
+		if got := badMailboxArg([]byte(`a CREATE "` + name + `"`)); got != !validMUTF7(name) {
+			t.Fatalf("%q: badMailboxArg %v, validMUTF7 %v", name, got, validMUTF7(name))
+		}
+	})
+}
