@@ -15,6 +15,21 @@
 // SELECT and FETCH of flags, sizes, dates and UIDs are answered from
 // maildir's index; message files are opened only for content.
 //
+// SEARCH decodes what it compares: transfer encodings, RFC 2047 words
+// and body charsets (those of the WHATWG Encoding Standard; 8-bit text
+// without a declared charset is read as Windows-1252), inside attached
+// messages too, and matches under Unicode simple case folding. Search
+// strings must be UTF-8 (BAD [CLIENTBUG] otherwise); imapserver accepts
+// only UTF-8 and US-ASCII as CHARSET and answers others NO [BADCHARSET].
+// NOT and OR may nest 64 levels deep; deeper searches are answered
+// BAD [LIMIT]. SENTBEFORE, SENTON and SENTSINCE take the Date field's
+// date in its own time zone, or INTERNALDATE without a readable Date.
+//
+// A mailbox name the store refuses (one that could leave the user's
+// Maildir: "..", "/", "\", a leading "~" or "#", control characters,
+// wildcards) is answered NO [CANNOT] with the reason, by every command
+// that takes one; LIST and LSUB patterns match nothing then.
+//
 // Standards implemented (with go-imap's wire protocol):
 //   - RFC 3501, IMAP4rev1, and RFC 9051, IMAP4rev2.
 //   - RFC 2177, IDLE; RFC 2342, NAMESPACE; RFC 5161, ENABLE.
