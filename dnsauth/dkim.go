@@ -47,12 +47,25 @@ const DKIMMaxSignatures = 10
 // under ctx. It returns one result per signature, in header order, and no
 // result for an unsigned message; the error is for a message that cannot be
 // read, not for a bad signature.
+//
+// The keys of a message's signatures are looked up concurrently: go-msgauth
+// verifies several signatures in parallel, each fetching its key as it
+// starts, so a slow resolver costs one lookup's time for all of them.
+// VerifyDKIM returns once every lookup has returned; it relies on r to end
+// a lookup when ctx ends. VerifyMessage also looks up the DMARC record at
+// the same time.
 func VerifyDKIM(ctx context.Context, r Resolver, msg io.Reader) ([]DKIMResult, error) {
 	br := bufio.NewReader(msg)
 	hdr, err := readHeader(br)
 	if err != nil {
 		return nil, err
 	}
+	return verifyDKIM(ctx, r, hdr, br)
+}
+
+// verifyDKIM is VerifyDKIM once the header section hdr has been read from
+// msg, which holds the rest of the message.
+func verifyDKIM(ctx context.Context, r Resolver, hdr []byte, body io.Reader) ([]DKIMResult, error) {
 	var results []DKIMResult
 	for _, f := range splitHeader(hdr) {
 		if !strings.EqualFold(f.name, "DKIM-Signature") {
@@ -86,7 +99,11 @@ func VerifyDKIM(ctx context.Context, r Resolver, msg io.Reader) ([]DKIMResult, e
 			return r.LookupTXT(ctx, name)
 		},
 	}
+	br := &eofOnError{r: body}
 	verifs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(hdr), br), opts)
+	if br.err != nil {
+		return nil, br.err
+	}
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
 		return nil, err
 	}
@@ -116,4 +133,25 @@ func VerifyDKIM(ctx context.Context, r Resolver, msg io.Reader) ([]DKIMResult, e
 		}
 	}
 	return results, nil
+}
+
+// eofOnError reads r and ends at its first error, which it keeps in err
+// and reports as io.EOF. go-msgauth, verifying several signatures, copies
+// the body into one pipe per signature and, when the copy fails, returns
+// without closing them, leaving the goroutine verifying each signature
+// blocked for good; an EOF closes them.
+type eofOnError struct {
+	r   io.Reader
+	err error
+}
+
+func (e *eofOnError) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, io.EOF
+	}
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err, err = err, io.EOF
+	}
+	return n, err
 }

@@ -89,7 +89,9 @@ func aligned(authDomain, fromDomain string, mode dmarc.AlignmentMode) bool {
 // record at _dmarc.fromDomain, then at the organizational domain, checks
 // the alignment of the SPF-authenticated domain and of each passing DKIM
 // signature with the From domain, and says what the domain asks done with
-// a failing message. Lookups go through r under ctx.
+// a failing message. Lookups go through r under ctx, one after the other
+// since the second depends on the first; VerifyMessage runs them
+// concurrently with the DKIM key lookups.
 func EvaluateDMARC(ctx context.Context, r Resolver, fromDomain string, spf SPFResult, dkim []DKIMResult) DMARCResult {
 	from := strings.ToLower(strings.TrimSuffix(fromDomain, "."))
 	res := DMARCResult{Status: DMARCNone, Domain: from, Disposition: DMARCPolicyNone}
@@ -98,6 +100,13 @@ func EvaluateDMARC(ctx context.Context, r Resolver, fromDomain string, spf SPFRe
 		return res
 	}
 	rec, at, err := lookupDMARC(ctx, r, from)
+	return evaluateDMARC(from, rec, at, err, spf, dkim)
+}
+
+// evaluateDMARC is EvaluateDMARC once lookupDMARC has answered rec, at and
+// err for the From domain from, normalized and not empty.
+func evaluateDMARC(from string, rec *dmarc.Record, at string, err error, spf SPFResult, dkim []DKIMResult) DMARCResult {
+	res := DMARCResult{Status: DMARCNone, Domain: from, Disposition: DMARCPolicyNone}
 	if err != nil {
 		res.Err = err
 		if isTemporary(err) {

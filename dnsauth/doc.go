@@ -73,12 +73,25 @@
 //   - at MAIL FROM: CheckSPF(ctx, logger, r, ip, helo, mailFrom). A policy
 //     may refuse SPFFail with 550 5.7.23, quoting Explanation;
 //   - at the end of DATA: StripAuthResults(msg, authservID) first, then
-//     VerifyDKIM(ctx, r, msg), FromDomain(header) and EvaluateDMARC(ctx,
-//     r, from, spf, dkim). DMARCResult.Action(mode) says whether to
-//     accept, deliver to Junk, or refuse with 550 and RejectText; the zero
-//     DMARCMode follows the sending domain's policy (p=reject refused,
-//     p=quarantine to Junk, p=none recorded). Then prepend
-//     AuthResults{...}.Header(authservID).
+//     VerifyMessage(ctx, r, msg, &spf), which is VerifyDKIM(ctx, r, msg),
+//     FromDomain(header) and EvaluateDMARC(ctx, r, from, spf, dkim) with
+//     the DMARC lookups made during the DKIM ones.
+//     DMARCResult.Action(mode) says whether to accept, deliver to Junk, or
+//     refuse with 550 and RejectText; the zero DMARCMode follows the
+//     sending domain's policy (p=reject refused, p=quarantine to Junk,
+//     p=none recorded). Then prepend AuthResults{...}.Header(authservID).
+//
+// Within each step the lookups that do not depend on each other run
+// concurrently, so that a slow resolver, or one that drops queries, costs
+// a step about one lookup's time (one WithTimeout timeout) rather than one
+// per lookup: iprev's forward lookups of every reverse name; the keys of
+// every DKIM signature of a message; and, in VerifyMessage, the From
+// domain's DMARC record beside them. Lookups that depend on an earlier
+// answer stay in sequence: the PTR before the forward lookups, the
+// organizational domain's DMARC record after the From domain's, and SPF's
+// terms, evaluated in order by the SPF library. Every check returns only
+// once the lookups it started have returned, and relies on the Resolver
+// to end a lookup when its context ends, as *net.Resolver does.
 //
 // Submission signs before queueing: Signer.Sign(ctx, msg) returns the
 // DKIM-Signature fields to prepend, or ErrNoDKIMKey for a From domain

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 )
 
 // IPRevStatus is the iprev result (RFC 8601 section 3), spelled as in
@@ -39,7 +40,13 @@ const iprevMaxNames = 10
 
 // CheckIPRev checks that the client ip has a reverse name that resolves
 // back to it (RFC 8601 section 3, the Postfix reject_unknown_client_hostname
-// check), and whether helo is that name. Lookups go through r under ctx.
+// check), and whether helo is that name. Lookups go through r under ctx:
+// the PTR lookup first, then the forward lookups of every reverse name (at
+// most iprevMaxNames of them) concurrently, so that a slow resolver costs
+// two lookups' time whatever the number of names. Each forward lookup is
+// one LookupIPAddr, which asks for A and AAAA together on a
+// *net.Resolver. CheckIPRev returns once every lookup it started has
+// returned; it relies on r to end a lookup when ctx ends.
 func CheckIPRev(ctx context.Context, r Resolver, ip net.IP, helo string) IPRevResult {
 	res := IPRevResult{IP: ip}
 	helo = strings.ToLower(strings.TrimSuffix(helo, "."))
@@ -63,9 +70,23 @@ func CheckIPRev(ctx context.Context, r Resolver, ip net.IP, helo string) IPRevRe
 	if len(names) > iprevMaxNames {
 		names = names[:iprevMaxNames]
 	}
+	// The answers are read in the PTR's order once all are in, so that
+	// Names and the error kept do not depend on which answered first.
+	type answer struct {
+		addrs []net.IPAddr
+		err   error
+	}
+	answers := make([]answer, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() {
+			answers[i].addrs, answers[i].err = r.LookupIPAddr(ctx, n)
+		})
+	}
+	wg.Wait()
 	var tempErr error
-	for _, n := range names {
-		addrs, err := r.LookupIPAddr(ctx, n)
+	for i, n := range names {
+		addrs, err := answers[i].addrs, answers[i].err
 		if err != nil {
 			if isTemporary(err) && tempErr == nil {
 				tempErr = err
