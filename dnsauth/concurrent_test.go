@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // countingResolver passes lookups to a Resolver, counting those in flight,
@@ -64,9 +65,18 @@ func (c *countingResolver) LookupAddr(ctx context.Context, addr string) ([]strin
 }
 
 // waitStarted receives the names of the next n lookups, failing the test
-// if the call under test returns (done is closed) first.
+// if the call under test returns (done is closed) first. Lookups made one
+// after the other never get there, the first waiting for the context to
+// end: rather than let the test binary time out, the test fails shortly
+// before its deadline (go test -timeout) with the lookups started so far.
 func waitStarted(t *testing.T, c *countingResolver, n int, done <-chan struct{}) []string {
 	t.Helper()
+	var stuck <-chan time.Time
+	if deadline, ok := t.Deadline(); ok {
+		timer := time.NewTimer(time.Until(deadline) * 9 / 10)
+		defer timer.Stop()
+		stuck = timer.C
+	}
 	var names []string
 	for len(names) < n {
 		select {
@@ -74,6 +84,8 @@ func waitStarted(t *testing.T, c *countingResolver, n int, done <-chan struct{})
 			names = append(names, name)
 		case <-done:
 			t.Fatalf("returned after %d lookups %v, want %d", len(names), names, n)
+		case <-stuck:
+			t.Fatalf("%d lookups %v started by the test's deadline, want %d: not concurrent", len(names), names, n)
 		}
 	}
 	return names
