@@ -14,7 +14,9 @@ import (
 // what is left to measure is the protocol path.
 type discardTarget struct{}
 
-func (discardTarget) Start(context.Context, *Envelope) (Delivery, error) { return discardDelivery{}, nil }
+func (discardTarget) Start(context.Context, *Envelope) (Delivery, error) {
+	return discardDelivery{}, nil
+}
 
 type discardDelivery struct{}
 
