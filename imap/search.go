@@ -197,17 +197,18 @@ func foldAll(ss []string) []string {
 	return out
 }
 
-// matchContext is one message under test; its content is read once, on
-// the first criterion that needs it, and its text decoded once, on the
-// first BODY or TEXT.
+// matchContext is one message under test; its header is read once, on
+// the first criterion that needs it, the whole message once, on the
+// first BODY or TEXT, and its text decoded then.
 type matchContext struct {
 	s   *session
 	m   *maildir.Message
 	seq uint32
 
-	loaded bool
-	raw    []byte
-	header *mail.Header
+	headerRead bool
+	header     *mail.Header // nil if the message could not be read
+	loaded     bool
+	raw        []byte // nil if the message could not be read
 
 	decoded bool
 	// headerText holds the decoded, folded header fields of the message
@@ -217,6 +218,29 @@ type matchContext struct {
 	headerText, bodyText string
 }
 
+// maxSearchHeader bounds how much of a message HEADER and SENT* keys
+// read: go-message's limit on a header.
+const maxSearchHeader = 1 << 20
+
+// loadHeader reads the message's header only: searches of header fields
+// and dates, the most common, need not read what follows.
+func (mc *matchContext) loadHeader() bool {
+	if mc.headerRead {
+		return mc.header != nil
+	}
+	mc.headerRead = true
+	f, _, err := mc.s.sel.folder.Open(mc.s.ctx, mc.m.UID)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	// A damaged header still gives the fields before the damage.
+	h, _ := textproto.ReadHeader(bufio.NewReaderSize(io.LimitReader(f, maxSearchHeader), 8<<10))
+	mc.header = &mail.Header{Header: message.Header{Header: h}}
+	return true
+}
+
+// load reads the whole message.
 func (mc *matchContext) load() bool {
 	if mc.loaded {
 		return mc.raw != nil
@@ -237,10 +261,12 @@ func (mc *matchContext) load() bool {
 // setRaw gives the message's content to mc.
 func (mc *matchContext) setRaw(b []byte) bool {
 	mc.loaded = true
-	// A damaged header still gives the fields before the damage.
-	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(b)))
 	mc.raw = b
-	mc.header = &mail.Header{Header: message.Header{Header: h}}
+	if !mc.headerRead {
+		mc.headerRead = true
+		h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(b)))
+		mc.header = &mail.Header{Header: message.Header{Header: h}}
+	}
 	return true
 }
 
@@ -276,7 +302,12 @@ func (mc *matchContext) match(c *imap.SearchCriteria) bool {
 	if c.Smaller != 0 && m.VSize >= c.Smaller {
 		return false
 	}
-	if len(c.Header) > 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero() || len(c.Body) > 0 || len(c.Text) > 0 {
+	if len(c.Header) > 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		if !mc.loadHeader() {
+			return false
+		}
+	}
+	if len(c.Body) > 0 || len(c.Text) > 0 {
 		if !mc.load() {
 			return false
 		}
