@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,8 +21,15 @@ import (
 // binary in TestIdleClients mode), so that only the server's memory is
 // counted. MAILAGENT_BENCH_IDLE_CONNS sets the number of connections
 // (default 1000); MAILAGENT_BENCH_IDLE_TLS=1 serves them with implicit
-// TLS.
+// TLS. MAILAGENT_BENCH_IDLE_HEAPPROFILE names a file to write a heap
+// profile to while the connections are held, with every allocation
+// sampled.
 func BenchmarkIdleHeap(b *testing.B) {
+	profile := os.Getenv("MAILAGENT_BENCH_IDLE_HEAPPROFILE")
+	if profile != "" {
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+		runtime.MemProfileRate = 1
+	}
 	n := 1000
 	if v, err := strconv.Atoi(os.Getenv("MAILAGENT_BENCH_IDLE_CONNS")); err == nil && v > 0 {
 		n = v
@@ -78,9 +86,26 @@ func BenchmarkIdleHeap(b *testing.B) {
 		after := heapInUse()
 		b.ReportMetric(float64(after-before)/float64(n), "heap-B/conn")
 		b.ReportMetric(float64(n), "conns")
+		if profile != "" {
+			if err := writeHeapProfile(profile); err != nil {
+				b.Fatal(err)
+			}
+		}
 		stdin.Close()
 		cmd.Wait()
 	}
+}
+
+func writeHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func heapInUse() int64 {

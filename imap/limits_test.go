@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -223,5 +225,204 @@ func TestConnectionLimitIPv6Network(t *testing.T) {
 	}
 	if g := dialRaw(t, addr).line(); !strings.HasPrefix(g, "* OK") {
 		t.Fatalf("another /64: %q", g)
+	}
+}
+
+// TestHugeSyncLiteralRefused: a synchronizing literal beyond what a
+// command other than APPEND takes is refused at once, with no
+// continuation request, and the connection goes on; over plain TCP and
+// implicit TLS.
+func TestHugeSyncLiteralRefused(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	tlsOpts := st.options()
+	tlsOpts.ImplicitTLS = true
+	_, tlsAddr := st.serve(tlsOpts)
+	for _, useTLS := range []bool{false, true} {
+		cl := dial(t, addr)
+		if useTLS {
+			cl = dialTLS(t, tlsAddr)
+		}
+		refused := func(tag, cmd string) {
+			t.Helper()
+			cl.send(tag + " " + cmd)
+			l := cl.line()
+			if !strings.HasPrefix(l, tag+" NO [TOOBIG]") {
+				t.Fatalf("TLS %t: %s: got %q, want a tagged NO [TOOBIG] and no continuation request", useTLS, cmd, l)
+			}
+			cl.ok("NOOP")
+		}
+		refused("b1", "LOGIN {4294967295}")
+		refused("b2", "LOGIN alice@local.example {4294967295}")
+		refused("b3", "LOGIN alice@local.example {4097}")
+		cl.login("alice@local.example")
+		refused("b4", "SELECT {4294967295}")
+		refused("b5", "SELECT {99999999999999999999999999}")
+		refused("b6", "CREATE {4294967295}")
+		refused("b7", "APPEND {4294967295}")
+		cl.ok("SELECT INBOX")
+		refused("b8", "SEARCH SUBJECT {4294967295}")
+		refused("b9", "UID SEARCH CHARSET UTF-8 BODY {4294967295}")
+		refused("b10", "SEARCH SUBJECT {4294967295} ")
+	}
+}
+
+// TestPipelinedHugeLiteral: commands sent together with a refused one
+// are answered in order.
+func TestPipelinedHugeLiteral(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.send("p1 NOOP\r\np2 SELECT {4294967295}\r\np3 SELECT INBOX")
+	for _, want := range []string{"p1 OK", "p2 NO [TOOBIG]"} {
+		if l := cl.line(); !strings.HasPrefix(l, want) {
+			t.Fatalf("got %q, want %q", l, want)
+		}
+	}
+	if lines, st := cl.until("p3"); !strings.HasPrefix(st, "OK") || has(lines, "+ ") {
+		t.Fatalf("SELECT after the refused command: %q %q", lines, st)
+	}
+}
+
+// TestLiteralsWithinLimits: synchronizing literals a command takes still
+// get their continuation request and work.
+func TestLiteralsWithinLimits(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	literal := func(s string) {
+		t.Helper()
+		if l := cl.line(); !strings.HasPrefix(l, "+ ") {
+			t.Fatalf("got %q, want a continuation request", l)
+		}
+		fmt.Fprint(cl.c, s)
+	}
+	fmt.Fprintf(cl.c, "l1 LOGIN {%d}\r\n", len("alice@local.example"))
+	literal(fmt.Sprintf("alice@local.example {%d}\r\n", len(testPassword)))
+	literal(testPassword + "\r\n")
+	if _, st := cl.until("l1"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("LOGIN with literals: %q", st)
+	}
+	fmt.Fprint(cl.c, "l2 SELECT {5}\r\n")
+	literal("INBOX\r\n")
+	if _, st := cl.until("l2"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("SELECT with a literal: %q", st)
+	}
+	// The mailbox name as a literal, then the message.
+	fmt.Fprint(cl.c, "l3 APPEND {5}\r\n")
+	literal(fmt.Sprintf("INBOX (\\Seen) {%d}\r\n", len(testMessage)))
+	literal(testMessage + "\r\n")
+	if _, st := cl.until("l3"); !strings.HasPrefix(st, "OK [APPENDUID") {
+		t.Fatalf("APPEND with literals: %q", st)
+	}
+	wantLine(t, cl.ok("SEARCH SUBJECT {5+}\r\nHello"), "* SEARCH 1")
+	cl.ok("NOOP")
+}
+
+// closedWithBye reads what is left of the connection: it must end, with
+// a BYE, and tag's reply (when not empty) must be BAD.
+func closedWithBye(t *testing.T, cl *client, tag string) string {
+	t.Helper()
+	cl.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rest, err := io.ReadAll(cl.r)
+	if err != nil {
+		t.Fatalf("connection not closed: %v (got %q)", err, rest)
+	}
+	if !strings.Contains(string(rest), "* BYE") || (tag != "" && !strings.Contains(string(rest), tag+" BAD")) {
+		t.Fatalf("got %q, want %s BAD and BYE", rest, tag)
+	}
+	return string(rest)
+}
+
+// TestNonSyncLiteralInjection: the bytes of a non-synchronizing literal
+// too large to take are never read as commands: the connection ends
+// before them. The literal holds a CREATE; the folder must not exist.
+func TestNonSyncLiteralInjection(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.AppendLimit = 2000
+	_, addr := st.serve(opts)
+	path, err := st.maildirs.UserPath("local.example", "alice")
+	must(t, err)
+	payload := func(n int) string {
+		p := "Subject: x\r\n\r\n" + strings.Repeat("a", 100) + "\r\nz1 CREATE Injected\r\n"
+		return p + strings.Repeat("b", n-len(p))
+	}
+	for _, c := range []struct{ name, cmd string }{
+		{"APPEND beyond LITERAL-", "APPEND INBOX {%d+}"},
+		{"APPEND beyond APPENDLIMIT", "APPEND INBOX {%d+}"},
+		{"literal8", "APPEND INBOX ~{%d+}"},
+		{"SEARCH", "SEARCH SUBJECT {%d+}"},
+		{"not a literal", "SEARCH SUBJECT {%d-}"},
+		{"after a literal", "SEARCH SUBJECT {1+}\r\nx BODY {%d+}"},
+	} {
+		size := 5000
+		if c.name == "APPEND beyond APPENDLIMIT" {
+			size = 3000
+		}
+		cl := dial(t, addr)
+		cl.login("alice@local.example")
+		cl.ok("SELECT INBOX")
+		cl.send("a9 " + fmt.Sprintf(c.cmd, size) + "\r\n" + payload(size))
+		tag := "a9"
+		if c.name == "after a literal" {
+			tag = "" // part of the command was read: BYE alone
+		}
+		closedWithBye(t, cl, tag)
+		if _, err := os.Stat(filepath.Join(path, ".Injected")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: literal data executed as a command: %v", c.name, err)
+		}
+	}
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	if lines := cl.ok(`LIST "" *`); has(lines, "Injected") {
+		t.Fatalf("literal data executed as a command: %q", lines)
+	}
+	// Before login too.
+	cl = dial(t, addr)
+	cl.send("a1 LOGIN {5000+}\r\n" + payload(5000))
+	closedWithBye(t, cl, "a1")
+}
+
+// TestHugeLiteralInCommandTail: a synchronizing literal too large after
+// another literal of the same command cannot be refused alone (part of
+// the command is read); the connection ends.
+func TestHugeLiteralInCommandTail(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	fmt.Fprintf(cl.c, "t1 LOGIN {%d}\r\n", len("alice@local.example"))
+	if l := cl.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("got %q, want a continuation request", l)
+	}
+	fmt.Fprint(cl.c, "alice@local.example {4294967295}\r\n")
+	if rest := closedWithBye(t, cl, ""); strings.Contains(rest, "+ ") {
+		t.Fatalf("continuation request for a huge literal: %q", rest)
+	}
+}
+
+// TestAppendLimit: APPEND beyond APPENDLIMIT is refused before the
+// message is sent, and the connection goes on.
+func TestAppendLimit(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.AppendLimit = 1000
+	_, addr := st.serve(opts)
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	wantLine(t, cl.ok("CAPABILITY"), "APPENDLIMIT=1000")
+	cl.send("x1 APPEND INBOX {1001}")
+	if l := cl.line(); !strings.HasPrefix(l, "x1 NO [TOOBIG]") {
+		t.Fatalf("got %q, want NO [TOOBIG] and no continuation request", l)
+	}
+	cl.ok("NOOP")
+	cl.send(fmt.Sprintf("x2 APPEND INBOX {%d}", len(testMessage)))
+	if l := cl.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("got %q, want a continuation request", l)
+	}
+	cl.send(testMessage)
+	if _, st := cl.until("x2"); !strings.HasPrefix(st, "OK [APPENDUID") {
+		t.Fatalf("APPEND within the limit: %q", st)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -90,7 +92,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	limits    *connlimit.Limiter
-	perUser   map[string]int
+	perUser   map[string]*loggedIn
 	mailboxes map[mailboxKey]*mailbox
 	kept      map[string]*keptMaildir
 	closed    bool
@@ -99,6 +101,22 @@ type Server struct {
 
 	corkBufs sync.Pool // of *[]byte with corkSize capacity
 	msgBufs  sync.Pool // of *[]byte for messages read whole
+
+	// ctx is the context of every session's storage calls, cancelled by
+	// Close. One context for all sessions rather than one each: a
+	// cancellable context keeps a map of its children and a channel
+	// once used, a few hundred bytes per idle connection.
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+// loggedIn counts the sessions of one user and holds what they share:
+// the part of their store.User that sessions keep (the address) and a
+// handle on their Maildir.
+type loggedIn struct {
+	n    int
+	user *store.User
+	md   *maildir.Maildir // nil until the first session has opened it
 }
 
 // NewServer returns a Server for opts.
@@ -123,7 +141,7 @@ func NewServer(opts Options) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		limits:    connlimit.New(opts.MaxConns, opts.MaxConnsPerIP),
-		perUser:   map[string]int{},
+		perUser:   map[string]*loggedIn{},
 		mailboxes: map[mailboxKey]*mailbox{},
 		kept:      map[string]*keptMaildir{},
 		drained:   make(chan struct{}),
@@ -131,6 +149,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.corkBufs.New = func() any { b := make([]byte, 0, corkSize); return &b }
 	s.msgBufs.New = func() any { b := make([]byte, 0, 32<<10); return &b }
 	caps := imap.CapSet{}
@@ -143,10 +162,12 @@ func NewServer(opts Options) (*Server, error) {
 		caps[c] = struct{}{}
 	}
 	iopts := &imapserver.Options{
-		NewSession:   s.newSession,
-		Caps:         caps,
-		Logger:       logAdapter{s.log},
-		InsecureAuth: opts.AllowInsecureAuth,
+		NewSession: s.newSession,
+		Caps:       caps,
+		Logger:     logAdapter{s.log},
+		// Over implicit TLS imapserver sees a tlsConn, not a *tls.Conn,
+		// but every connection is TLS.
+		InsecureAuth: opts.AllowInsecureAuth || opts.ImplicitTLS,
 	}
 	if !opts.ImplicitTLS {
 		iopts.TLSConfig = opts.TLSConfig
@@ -220,6 +241,7 @@ func (s *Server) Close() error {
 	s.kept = map[string]*keptMaildir{}
 	s.mu.Unlock()
 	s.closeOnce.Do(func() { s.is.Close() })
+	s.stop()
 	for _, c := range conns {
 		c.Close()
 	}
@@ -338,6 +360,10 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 		return nil, false
 	}
 	c := &conn{Conn: nc, srv: s, free: free}
+	if s.opts.ImplicitTLS {
+		c.belowTLS = true
+		c.split = &recordSplitter{}
+	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	return c, true
@@ -367,23 +393,70 @@ func (s *Server) release(c *conn) {
 	}
 }
 
-// addUser counts a session logged in as user, refusing it past
+// addUser counts a session logged in as u, refusing it past
 // MaxConnsPerUser.
-func (s *Server) addUser(user string) bool {
+func (s *Server) addUser(u *store.User) (*loggedIn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.perUser[user] >= s.opts.MaxConnsPerUser {
-		return false
+	li := s.perUser[u.Address]
+	if li == nil {
+		li = &loggedIn{user: &store.User{Address: u.Address}}
+		s.perUser[u.Address] = li
 	}
-	s.perUser[user]++
-	return true
+	if li.n >= s.opts.MaxConnsPerUser {
+		if li.n == 0 {
+			delete(s.perUser, u.Address)
+		}
+		return nil, false
+	}
+	li.n++
+	return li, true
 }
 
+// userMaildir returns the Maildir handle li's sessions share, opening
+// it for the first.
+func (s *Server) userMaildir(ctx context.Context, li *loggedIn, path string) (*maildir.Maildir, error) {
+	s.mu.Lock()
+	md := li.md
+	s.mu.Unlock()
+	if md != nil {
+		return md, nil
+	}
+	md, err := s.opts.Store.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if li.md == nil {
+		li.md = md
+		s.mu.Unlock()
+		return md, nil
+	}
+	shared := li.md
+	s.mu.Unlock()
+	md.Close()
+	return shared, nil
+}
+
+// removeUser ends a session's count; the last session's Maildir handle
+// is kept open for KeepOpen.
 func (s *Server) removeUser(user string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perUser[user]--; s.perUser[user] <= 0 {
-		delete(s.perUser, user)
+	li := s.perUser[user]
+	if li == nil {
+		s.mu.Unlock()
+		return
+	}
+	li.n--
+	if li.n > 0 {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.perUser, user)
+	md := li.md
+	s.mu.Unlock()
+	if md != nil {
+		s.keep(md)
 	}
 }
 
@@ -407,29 +480,78 @@ func (l *listener) Accept() (net.Conn, error) {
 		// sets its first deadline.
 		c.Conn.SetReadDeadline(time.Now().Add(l.srv.opts.LoginTimeout))
 		if l.srv.opts.ImplicitTLS {
-			return tls.Server(c, l.srv.opts.TLSConfig), nil
+			return &tlsConn{Conn: tls.Server(c, l.srv.opts.TLSConfig), c: c}, nil
 		}
 		return c, nil
 	}
 }
 
-// conn is an accepted connection below TLS. It replaces imapserver's
+// conn is an accepted connection, below TLS. It replaces imapserver's
 // fixed read deadlines with the server's: LoginTimeout before
-// authentication, IdleTimeout after.
+// authentication, IdleTimeout after. Its reads go through the guard
+// (guard.go): here on plain connections, in tlsConn over implicit TLS.
 type conn struct {
 	net.Conn
 	srv  *Server
 	free func() // gives the connection's place back to the limits
 
 	mu     sync.Mutex
-	authed bool
 	ic     *imapserver.Conn
 	bye    string // said and the connection closed before the next read
-	once   sync.Once
+	authed bool
 
-	wmu   sync.Mutex
-	corks int    // > 0 while a command's responses are gathered
-	wbuf  []byte // gathered responses, from Server.corkBufs
+	belowTLS bool        // implicit TLS: this carries TLS records, tlsConn the plaintext
+	closed   atomic.Bool // Close has released the connection
+
+	failures int32 // failed logins, counted by the session
+
+	wmu   sync.Mutex // guards the writes, the cork and the guard
+	corks int32      // > 0 while a command's responses are gathered
+	wbuf  *[]byte    // gathered responses, from Server.corkBufs
+	g     guard
+
+	split *recordSplitter // while the client's TLS handshake is read
+}
+
+// tlsConn is an implicit-TLS connection as imapserver sees it: reads go
+// through the guard.
+type tlsConn struct {
+	*tls.Conn
+	c *conn
+}
+
+func (t *tlsConn) Read(p []byte) (int, error) { return t.c.guardedRead(t.Conn, t.Conn, p) }
+
+func (t *tlsConn) Write(p []byte) (int, error) {
+	t.c.wmu.Lock()
+	t.c.g.answered(p)
+	t.c.wmu.Unlock()
+	return t.Conn.Write(p)
+}
+
+// Read reads the plaintext through the guard, or below TLS the records.
+func (c *conn) Read(p []byte) (int, error) {
+	if c.belowTLS {
+		return c.rawRead(p)
+	}
+	return c.guardedRead((*rawConn)(c), c, p)
+}
+
+// rawConn reads what the client sends, the first TLS handshake records
+// cut small (tlsframe.go).
+type rawConn conn
+
+func (r *rawConn) Read(p []byte) (int, error) { return (*conn)(r).rawRead(p) }
+
+func (c *conn) rawRead(p []byte) (int, error) {
+	if s := c.split; s != nil {
+		n, done, err := s.read(c.Conn, p)
+		if done || err != nil {
+			c.split = nil
+		}
+		return n, err
+	}
+	return c.Conn.Read(p)
 }
 
 // corkSize is how much of a command's responses is gathered before it
@@ -444,7 +566,8 @@ func (c *conn) cork() {
 	c.wmu.Unlock()
 }
 
-// uncork writes what cork gathered.
+// uncork writes what cork gathered and gives the buffer back: an idle
+// connection holds none.
 func (c *conn) uncork() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -460,13 +583,13 @@ func (c *conn) flushLocked(release bool) error {
 		return nil
 	}
 	var err error
-	if len(c.wbuf) > 0 {
+	if len(*c.wbuf) > 0 {
 		c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Minute))
-		_, err = c.Conn.Write(c.wbuf)
+		_, err = c.Conn.Write(*c.wbuf)
 	}
-	c.wbuf = c.wbuf[:0]
+	*c.wbuf = (*c.wbuf)[:0]
 	if release {
-		c.srv.corkBufs.Put(&c.wbuf)
+		c.srv.corkBufs.Put(c.wbuf)
 		c.wbuf = nil
 	}
 	return err
@@ -475,13 +598,17 @@ func (c *conn) flushLocked(release bool) error {
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if !c.belowTLS && c.g.answered(p) && len(c.g.held) == 0 {
+		// STARTTLS: the client's TLS handshake comes next.
+		c.split = &recordSplitter{}
+	}
 	if c.corks == 0 {
 		return c.Conn.Write(p)
 	}
 	if c.wbuf == nil {
-		c.wbuf = *(c.srv.corkBufs.Get().(*[]byte))
+		c.wbuf = c.srv.corkBufs.Get().(*[]byte)
 	}
-	if len(c.wbuf)+len(p) > corkSize {
+	if len(*c.wbuf)+len(p) > corkSize {
 		if err := c.flushLocked(false); err != nil {
 			return 0, err
 		}
@@ -489,8 +616,31 @@ func (c *conn) Write(p []byte) (int, error) {
 			return c.Conn.Write(p)
 		}
 	}
-	c.wbuf = append(c.wbuf, p...)
+	*c.wbuf = append(*c.wbuf, p...)
 	return len(p), nil
+}
+
+// guardReply writes a tagged reply of the guard's through w, the writer
+// of imapserver's replies, with imapserver's deadline for responses.
+func (c *conn) guardReply(w io.Writer, tag, text []byte) error {
+	b := make([]byte, 0, len(tag)+len(text))
+	b = append(append(b, tag...), text...)
+	c.Conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := w.Write(b)
+	c.Conn.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// guardBye says BYE and closes the connection. It reads for a moment
+// what the client has sent on before closing, so that the replies reach
+// it rather than a reset for unread data.
+func (c *conn) guardBye(w io.Writer) {
+	c.guardReply(w, []byte("*"), []byte(" BYE Literal too large, closing the connection\r\n"))
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.CopyN(io.Discard, c.Conn, 1<<20)
+	}
+	c.Close()
 }
 
 // SetWriteDeadline is skipped while corked: imapserver sets one per
@@ -544,7 +694,9 @@ func (c *conn) SetDeadline(t time.Time) error {
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.srv.release(c) })
+	if c.closed.CompareAndSwap(false, true) {
+		c.srv.release(c)
+	}
 	return err
 }
 

@@ -2,9 +2,7 @@ package imap
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"net"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -17,16 +15,12 @@ import (
 
 // session is one connection's state above the protocol engine.
 type session struct {
-	srv    *Server
-	ic     *imapserver.Conn
-	nc     *conn
-	remote net.Addr
-	ctx    context.Context
-	cancel context.CancelFunc
+	srv *Server
+	nc  *conn
+	ctx context.Context // Server.ctx
 
-	failures int
-	user     *store.User
-	md       *maildir.Maildir
+	user *store.User
+	md   *maildir.Maildir
 
 	mu  sync.Mutex // guards sel against IDLE's goroutine
 	sel *selection
@@ -41,30 +35,29 @@ var (
 )
 
 func (s *Server) newSession(ic *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	nc := ic.NetConn()
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
+	var c *conn
+	switch nc := ic.NetConn().(type) {
+	case *tlsConn:
+		c = nc.c
+	case *conn:
+		c = nc
 	}
-	c, ok := nc.(*conn)
-	if !ok {
+	if c == nil {
 		return nil, nil, errors.New("imap: connection not accepted by this server")
 	}
 	c.mu.Lock()
 	c.ic = ic
 	c.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	return &session{srv: s, ic: ic, nc: c, remote: c.RemoteAddr(), ctx: ctx, cancel: cancel}, nil, nil
+	return &session{srv: s, nc: c, ctx: s.ctx}, nil, nil
 }
 
 // Close ends the session: the selected mailbox, the Maildir and the
 // user's connection count.
 func (s *session) Close() error {
-	s.cancel()
 	s.unselect()
 	if s.md != nil {
-		s.srv.keep(s.md)
-		s.srv.removeUser(s.user.Address)
 		s.md = nil
+		s.srv.removeUser(s.user.Address)
 	}
 	return nil
 }
@@ -72,7 +65,7 @@ func (s *session) Close() error {
 // Login serves the LOGIN command; imapserver has refused it already
 // before TLS unless AllowInsecureAuth is set.
 func (s *session) Login(username, password string) error {
-	u, err := s.srv.opts.Authenticator.Authenticate(s.ctx, username, password, s.remote)
+	u, err := s.srv.opts.Authenticator.Authenticate(s.ctx, username, password, s.nc.RemoteAddr())
 	if err != nil {
 		return s.authError(username, err)
 	}
@@ -87,7 +80,7 @@ func (s *session) AuthenticateMechanisms() []string {
 // Authenticate serves AUTHENTICATE (with SASL-IR, which imapserver
 // parses).
 func (s *session) Authenticate(mech string) (sasl.Server, error) {
-	srv, err := s.srv.opts.Authenticator.NewSASLServer(s.ctx, mech, s.remote, s.start)
+	srv, err := s.srv.opts.Authenticator.NewSASLServer(s.ctx, mech, s.nc.RemoteAddr(), s.start)
 	if err != nil {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Unsupported authentication mechanism"}
 	}
@@ -118,28 +111,29 @@ func (ss saslServer) Next(resp []byte) ([]byte, bool, error) {
 func (s *session) authError(username string, err error) error {
 	switch {
 	case errors.Is(err, auth.ErrThrottled):
-		s.srv.log.Info("imap: login throttled", "remote", s.remote.String(), "user", username)
+		s.srv.log.Info("imap: login throttled", "remote", s.nc.RemoteAddr().String(), "user", username)
 		s.nc.byeAfterReply("Too many failed logins, try again later")
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Too many failed logins"}
 	case errors.Is(err, auth.ErrInvalidCredentials), errors.Is(err, auth.ErrAuthzRefused),
 		errors.Is(err, auth.ErrMalformedResponse), errors.Is(err, imapserver.ErrAuthFailed):
-		s.failures++
-		if s.failures >= s.srv.opts.MaxAuthFailures {
+		s.nc.failures++
+		if int(s.nc.failures) >= s.srv.opts.MaxAuthFailures {
 			s.nc.byeAfterReply("Too many failed logins")
 		}
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Authentication failed"}
 	default:
-		s.srv.log.Warn("imap: login failed", "remote", s.remote.String(), "err", err)
+		s.srv.log.Warn("imap: login failed", "remote", s.nc.RemoteAddr().String(), "err", err)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Authentication temporarily unavailable"}
 	}
 }
 
 // start opens the user's Maildir after a successful login.
 func (s *session) start(u *store.User) error {
-	if !s.srv.addUser(u.Address) {
+	li, ok := s.srv.addUser(u)
+	if !ok {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Too many connections for this user"}
 	}
-	md, err := s.srv.opts.Store.Open(s.ctx, u.Maildir)
+	md, err := s.srv.userMaildir(s.ctx, li, u.Maildir)
 	if err != nil {
 		s.srv.removeUser(u.Address)
 		s.srv.log.Error("imap: opening maildir", "user", u.Address, "err", err)
@@ -152,9 +146,9 @@ func (s *session) start(u *store.User) error {
 			}
 		}
 	}
-	s.user, s.md = u, md
+	s.user, s.md = li.user, md
 	s.nc.setAuthed(true)
-	s.srv.log.Info("imap: login", "remote", s.remote.String(), "user", u.Address)
+	s.srv.log.Info("imap: login", "remote", s.nc.RemoteAddr().String(), "user", u.Address)
 	return nil
 }
 

@@ -1,0 +1,454 @@
+package imap
+
+import (
+	"bytes"
+	"io"
+	"net"
+)
+
+// The guard sits on the read side of every connection, between the
+// plaintext (after TLS) and imapserver, and follows IMAP's framing:
+// lines, literal headers ({n}, {n+}, ~{n}) and the literal bytes they
+// announce. It exists for two gaps in imapserver:
+//
+//   - A synchronizing literal too large for the command it is part of
+//     (other than APPEND's message) is dropped without a reply, and
+//     imapserver then waits for bytes the client will never send, as
+//     the client waits for a continuation request. The guard answers
+//     such a command itself, NO [TOOBIG], and imapserver never sees it.
+//   - After refusing a non-synchronizing literal, imapserver reads the
+//     literal's bytes as commands: literal data (a message being
+//     appended) would be executed. The guard refuses non-synchronizing
+//     literals beyond LITERAL-'s 4096 bytes with BAD and closes the
+//     connection, as RFC 7888 section 4 allows, before any of it is read.
+//
+// To stay in step with imapserver, the guard holds back what follows a
+// synchronizing literal's header until imapserver has answered it: a
+// continuation request ("+") means the literal's bytes come next,
+// anything else that the command is over. The same goes for STARTTLS,
+// after whose OK the guard steps aside (what follows is TLS).
+//
+// A command's first line is held until it is complete, so that a
+// command can be answered and dropped whole. Lines longer than the read
+// buffer are passed on in parts; a literal too large at the end of such
+// a line, or of a line after a literal, ends the connection, as
+// imapserver has seen part of the command already.
+type guard struct {
+	held []byte // bytes read but not yet passed on
+	lit  int64  // gLiteral: bytes of the literal left; gAwait: its size
+
+	mode    uint8 // gLine, gLiteral, gAwait, gOff
+	await   uint8 // in gAwait: awaitLiteral or awaitStartTLS
+	cmd     uint8 // the command being read: cmdOther, cmdAppend, cmdStartTLS
+	cont    bool  // the line being read follows a literal of its command
+	partial bool  // part of the line being read was passed on already
+}
+
+const (
+	gLine = iota
+	gLiteral
+	gAwait
+	gOff
+)
+
+const (
+	awaitLiteral = iota + 1
+	awaitStartTLS
+)
+
+const (
+	cmdOther = iota
+	cmdAppend
+	cmdStartTLS
+)
+
+// maxLiteral is the largest literal of a command other than APPEND's
+// message: imapserver holds those in memory, up to 4096 bytes; it is
+// also LITERAL-'s limit on non-synchronizing literals (RFC 7888).
+const maxLiteral = 4096
+
+// tailKeep is how much of a line passed on in parts is kept back, to
+// find a literal header at its end.
+const tailKeep = 32
+
+// verdicts of judge.
+const (
+	vLine    = iota // a line without a literal: the command ends
+	vLiteral        // a non-synchronizing literal follows
+	vAwait          // wait for imapserver's answer (sync literal or STARTTLS)
+	vRefuse         // answer NO [TOOBIG] and drop the command
+	vBye            // answer BAD, say BYE and close
+)
+
+// scan is one step of the guard over buf, which starts at a line or
+// literal boundary. It passes on buf[:pass] and keeps buf[keep:] for
+// later (keep >= pass; bytes between them are dropped: the refused
+// command). more asks for more bytes after buf before anything can be
+// passed on. act, when not vLine, is a command to answer: buf[:lineEnd]
+// is its first line, tag its tag, and the scan stopped there.
+type scanResult struct {
+	pass, keep int
+	more       bool
+	act        int
+	lineEnd    int
+	tag        []byte
+}
+
+// scan runs over buf. canGrow says whether more bytes can be read after
+// buf into the same buffer (otherwise a first line that fills it is
+// passed on in parts).
+// appendLimit is APPENDLIMIT.
+func (g *guard) scan(buf []byte, canGrow bool, appendLimit int64) scanResult {
+	pos := 0
+	for pos < len(buf) {
+		switch g.mode {
+		case gOff:
+			return scanResult{pass: len(buf), keep: len(buf)}
+		case gAwait:
+			// Nothing more until imapserver has answered.
+			return scanResult{pass: pos, keep: pos}
+		case gLiteral:
+			k := int(min(g.lit, int64(len(buf)-pos)))
+			pos += k
+			g.lit -= int64(k)
+			if g.lit == 0 {
+				g.mode, g.cont = gLine, true
+			}
+			continue
+		}
+		i := bytes.IndexByte(buf[pos:], '\n')
+		if i < 0 {
+			if pos > 0 {
+				return scanResult{pass: pos, keep: pos}
+			}
+			if canGrow {
+				return scanResult{more: true}
+			}
+			// The line fills the buffer: pass it on but its tail.
+			if !g.cont && !g.partial {
+				g.cmd = classify(buf)
+			}
+			g.partial = true
+			k := max(len(buf)-tailKeep, 0)
+			if k == 0 {
+				k = len(buf)
+			}
+			return scanResult{pass: k, keep: k}
+		}
+		line := buf[pos : pos+i+1]
+		v, size := g.judge(line, appendLimit)
+		switch v {
+		case vRefuse, vBye:
+			if pos > 0 {
+				// Answer once what comes before is answered.
+				return scanResult{pass: pos, keep: pos}
+			}
+			r := scanResult{act: v, lineEnd: len(line)}
+			if !g.cont && !g.partial {
+				r.tag = tagOf(line)
+			}
+			return r
+		}
+		pos += len(line)
+		g.partial = false
+		switch v {
+		case vLine:
+			g.cont, g.cmd = false, cmdOther
+		case vLiteral:
+			g.mode, g.lit = gLiteral, size
+			if size == 0 {
+				g.mode, g.cont = gLine, true
+			}
+		case vAwait:
+			g.mode, g.lit = gAwait, size
+			g.await = awaitLiteral
+			if size < 0 {
+				g.await, g.lit = awaitStartTLS, 0
+			}
+			return scanResult{pass: pos, keep: pos}
+		}
+	}
+	return scanResult{pass: pos, keep: pos}
+}
+
+// judge decides what to do at the end of line. For vLiteral and vAwait
+// it returns the literal's size; -1 with vAwait for STARTTLS. It sets
+// g.cmd on a command's first line.
+func (g *guard) judge(line []byte, appendLimit int64) (int, int64) {
+	first := !g.cont && !g.partial
+	if first {
+		g.cmd = classify(line)
+	}
+	h := literalHeader(line, g.partial)
+	if !h.ok {
+		if first && g.cmd == cmdStartTLS {
+			return vAwait, -1
+		}
+		return vLine, 0
+	}
+	// APPEND's message, unless this literal is the mailbox name right
+	// after the command name.
+	message := g.cmd == cmdAppend && !(first && h.start == appendArgAt(line))
+	switch {
+	case h.minus || (h.binary && !message):
+		// Neither is syntax imapserver reads as a literal; data follows.
+		if h.nonSync {
+			return vBye, 0
+		}
+	case h.nonSync:
+		// imapserver refuses APPEND's message beyond APPENDLIMIT
+		// before reading it, whatever the literal.
+		if h.size > maxLiteral || (message && h.size > appendLimit) {
+			return vBye, 0
+		}
+		return vLiteral, h.size
+	case message:
+		// imapserver applies APPENDLIMIT and answers either way.
+		return vAwait, h.size
+	case h.size > maxLiteral:
+		if first {
+			return vRefuse, 0
+		}
+		return vBye, 0
+	}
+	return vAwait, h.size
+}
+
+// header is a literal header at the end of a line.
+type header struct {
+	ok      bool
+	size    int64 // saturated: any size beyond 1<<40 is 1<<40
+	nonSync bool  // {n+}, LITERAL+ and LITERAL-
+	minus   bool  // {n-}: not IMAP syntax
+	binary  bool  // ~{n}, literal8
+	start   int   // index of '{' or '~'
+}
+
+// literalHeader finds a literal header at the end of line, as
+// imapserver's decoder reads one: "{" digits ["+"] "}" [SP] [CR] LF.
+// When cut (the start of the line was passed on), a run of digits
+// reaching the start of what is left counts as a header of unknown
+// (huge) size.
+func literalHeader(line []byte, cut bool) header {
+	var h header
+	e := len(line) - 1 // the LF
+	if e > 0 && line[e-1] == '\r' {
+		e--
+	}
+	if e > 0 && line[e-1] == ' ' {
+		e--
+	}
+	if e == 0 || line[e-1] != '}' {
+		return h
+	}
+	e--
+	if e > 0 && (line[e-1] == '+' || line[e-1] == '-') {
+		h.nonSync = true
+		h.minus = line[e-1] == '-'
+		e--
+	}
+	d := e
+	for d > 0 && line[d-1] >= '0' && line[d-1] <= '9' {
+		d--
+	}
+	const huge = 1 << 40
+	if d == 0 && cut && e > 0 {
+		h.ok, h.size = true, huge
+		return h
+	}
+	if d == e || d == 0 || line[d-1] != '{' {
+		return header{}
+	}
+	h.ok = true
+	h.start = d - 1
+	for _, c := range line[d:e] {
+		h.size = h.size*10 + int64(c-'0')
+		if h.size > huge {
+			h.size = huge
+			break
+		}
+	}
+	if h.start > 0 && line[h.start-1] == '~' {
+		h.binary = true
+		h.start--
+	}
+	return h
+}
+
+// classify names the command on a command's first line: the word after
+// the tag (after "UID" for UID commands).
+func classify(line []byte) uint8 {
+	_, rest, ok := bytes.Cut(line, []byte{' '})
+	if !ok {
+		return cmdOther
+	}
+	name := word(rest)
+	if bytes.EqualFold(name, []byte("UID")) {
+		name = word(rest[len(name):])
+	}
+	switch {
+	case bytes.EqualFold(name, []byte("APPEND")):
+		return cmdAppend
+	case bytes.EqualFold(name, []byte("STARTTLS")):
+		return cmdStartTLS
+	}
+	return cmdOther
+}
+
+// word is b's first word, after at most one space.
+func word(b []byte) []byte {
+	b, _ = bytes.CutPrefix(b, []byte{' '})
+	if i := bytes.IndexAny(b, " \r\n"); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+// appendArgAt is where an APPEND command's first argument (the mailbox)
+// starts on its first line.
+func appendArgAt(line []byte) int {
+	tag, rest, _ := bytes.Cut(line, []byte{' '})
+	return len(tag) + 1 + len(word(rest)) + 1
+}
+
+// tagOf is the tag of a command's first line, or "*" when it has none
+// that could be one (an atom without '+').
+func tagOf(line []byte) []byte {
+	tag, _, _ := bytes.Cut(line, []byte{' '})
+	if len(tag) == 0 || len(tag) > 64 {
+		return []byte("*")
+	}
+	for _, c := range tag {
+		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`(){%*"\]+`), c) >= 0 {
+			return []byte("*")
+		}
+	}
+	return tag
+}
+
+// answered is called with what imapserver writes: in gAwait, its first
+// write after the line it waits on is the answer. It reports whether
+// STARTTLS was accepted.
+func (g *guard) answered(p []byte) (startTLS bool) {
+	if g.mode != gAwait || len(p) == 0 {
+		return false
+	}
+	switch {
+	case g.await == awaitLiteral && p[0] == '+':
+		g.mode = gLiteral
+		if g.lit == 0 {
+			g.mode, g.cont = gLine, true
+		}
+	case g.await == awaitStartTLS && startTLSOK(p):
+		g.mode = gOff
+		return true
+	default:
+		g.mode, g.cont, g.cmd = gLine, false, cmdOther
+	}
+	g.await = 0
+	return false
+}
+
+// startTLSOK reports whether p is imapserver's reply accepting STARTTLS.
+func startTLSOK(p []byte) bool {
+	const ok = " OK Begin TLS negotiation now\r\n"
+	return bytes.HasSuffix(p, []byte(ok)) && bytes.IndexByte(p, '\n') == len(p)-1 && p[0] != '*' && p[0] != '+'
+}
+
+// unanswered is called when imapserver reads on without answering what
+// the guard waits on: the command is over.
+func (g *guard) unanswered() {
+	if g.mode == gAwait {
+		g.mode, g.cont, g.cmd, g.await = gLine, false, cmdOther, 0
+	}
+}
+
+// keepBack puts b (bytes read but not passed on) before what is held.
+func (g *guard) keepBack(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	h := make([]byte, len(b)+len(g.held))
+	copy(h, b)
+	copy(h[len(b):], g.held)
+	g.held = h
+}
+
+var (
+	tooBig        = []byte(" NO [TOOBIG] Literals are limited to 4096 bytes for this command\r\n")
+	nonSyncTooBig = []byte(" BAD [TOOBIG] Non-synchronizing literals are limited to 4096 bytes\r\n")
+)
+
+// guardedRead is Read through the guard: r reads the connection's
+// plaintext and w writes replies to it.
+func (c *conn) guardedRead(r io.Reader, w io.Writer, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	g := &c.g
+	n := 0            // bytes in p to scan
+	moreHeld := false // bytes held beyond those
+	takeHeld := func() bool {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		g.unanswered()
+		n = copy(p, g.held)
+		g.held = g.held[n:]
+		if len(g.held) == 0 {
+			g.held = nil
+		}
+		moreHeld = g.held != nil
+		return g.mode == gOff
+	}
+	if takeHeld() {
+		if n > 0 {
+			return n, nil
+		}
+		return r.Read(p)
+	}
+	for {
+		if n == 0 {
+			m, err := r.Read(p)
+			if m == 0 {
+				return 0, err
+			}
+			n = m
+		}
+		c.wmu.Lock()
+		res := g.scan(p[:n], !moreHeld && n < len(p), int64(c.srv.opts.AppendLimit))
+		if !res.more && res.act == vLine {
+			g.keepBack(p[res.keep:n])
+		}
+		c.wmu.Unlock()
+		switch res.act {
+		case vRefuse:
+			c.guardReply(w, res.tag, tooBig)
+			c.wmu.Lock()
+			g.cont, g.partial, g.cmd = false, false, cmdOther
+			g.keepBack(p[res.lineEnd:n])
+			c.wmu.Unlock()
+		case vBye:
+			if res.tag != nil {
+				c.guardReply(w, res.tag, nonSyncTooBig)
+			}
+			c.guardBye(w)
+			return 0, net.ErrClosed
+		default:
+			if res.more {
+				m, err := r.Read(p[n:])
+				if m == 0 {
+					return 0, err
+				}
+				n += m
+				continue
+			}
+			if res.pass > 0 {
+				return res.pass, nil
+			}
+		}
+		// Nothing to pass on yet: go on with what is held.
+		if takeHeld() && n > 0 {
+			return n, nil
+		}
+	}
+}
