@@ -56,8 +56,8 @@ const (
 //   - BDAT chunks pass unchanged and are checked for the same bytes.
 //
 // Lines longer than maxLine (CRLF included) end the connection with
-// go-smtp's ErrTooLongLine, in commands and in DATA; input is buffered
-// one line at most.
+// go-smtp's ErrTooLongLine, in commands and in DATA, so a command line
+// held back until its LF never needs more than maxLine bytes.
 type scanner struct {
 	maxLine    int
 	postmaster string // what a bare "postmaster" recipient becomes
