@@ -77,13 +77,17 @@ func CheckIPRev(ctx context.Context, r Resolver, ip net.IP, helo string) IPRevRe
 		err   error
 	}
 	answers := make([]answer, len(names))
-	var wg sync.WaitGroup
-	for i, n := range names {
-		wg.Go(func() {
-			answers[i].addrs, answers[i].err = r.LookupIPAddr(ctx, n)
-		})
+	if len(names) == 1 {
+		answers[0].addrs, answers[0].err = r.LookupIPAddr(ctx, names[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, n := range names {
+			wg.Go(func() {
+				answers[i].addrs, answers[i].err = r.LookupIPAddr(ctx, n)
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	var tempErr error
 	for i, n := range names {
 		addrs, err := answers[i].addrs, answers[i].err

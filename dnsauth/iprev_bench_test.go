@@ -1,0 +1,136 @@
+package dnsauth
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkIPRevSequential is CheckIPRev as it was before its forward lookups
+// ran concurrently, making them one after the other: the baseline of
+// BenchmarkCheckIPRev.
+func checkIPRevSequential(ctx context.Context, r Resolver, ip net.IP, helo string) IPRevResult {
+	res := IPRevResult{IP: ip}
+	helo = strings.ToLower(strings.TrimSuffix(helo, "."))
+	if lit, ok := strings.CutPrefix(helo, "["); ok {
+		lit = strings.TrimPrefix(strings.TrimSuffix(lit, "]"), "ipv6:")
+		res.HELOMatch = net.ParseIP(lit).Equal(ip)
+	}
+	names, err := r.LookupAddr(ctx, ip.String())
+	switch {
+	case err != nil && isNotFound(err):
+		res.Status, res.Err = IPRevFail, err
+		return res
+	case err != nil && isTemporary(err):
+		res.Status, res.Err = IPRevTempError, err
+		return res
+	case err != nil:
+		res.Status, res.Err = IPRevPermError, err
+		return res
+	}
+	res.HasPTR = len(names) > 0
+	if len(names) > iprevMaxNames {
+		names = names[:iprevMaxNames]
+	}
+	var tempErr error
+	for _, n := range names {
+		addrs, err := r.LookupIPAddr(ctx, n)
+		if err != nil {
+			if isTemporary(err) && tempErr == nil {
+				tempErr = err
+			}
+			continue
+		}
+		for _, a := range addrs {
+			if a.IP.Equal(ip) {
+				name := strings.ToLower(strings.TrimSuffix(n, "."))
+				res.Names = append(res.Names, name)
+				if name == helo {
+					res.HELOMatch = true
+				}
+				break
+			}
+		}
+	}
+	switch {
+	case len(res.Names) > 0:
+		res.Status = IPRevPass
+	case tempErr != nil:
+		res.Status, res.Err = IPRevTempError, tempErr
+	default:
+		res.Status = IPRevFail
+	}
+	return res
+}
+
+// latencyResolver answers through Resolver after a fixed delay, the time
+// a lookup takes on the network.
+type latencyResolver struct {
+	Resolver
+	d time.Duration
+}
+
+func (l latencyResolver) wait(ctx context.Context) error {
+	t := time.NewTimer(l.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l latencyResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
+	if err := l.wait(ctx); err != nil {
+		return nil, err
+	}
+	return l.Resolver.LookupAddr(ctx, addr)
+}
+
+func (l latencyResolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	if err := l.wait(ctx); err != nil {
+		return nil, err
+	}
+	return l.Resolver.LookupIPAddr(ctx, host)
+}
+
+// BenchmarkCheckIPRev compares CheckIPRev with the same check making its
+// forward lookups in sequence, for a client with 1 and 4 reverse names,
+// against the in-memory resolver (the cost of the goroutines) and one
+// whose every lookup takes 1ms (the time a session waits).
+func BenchmarkCheckIPRev(b *testing.B) {
+	ctx := context.Background()
+	ip := net.ParseIP("192.0.2.7")
+	for _, n := range []int{1, 4} {
+		m := &MockResolver{}
+		var names []string
+		for i := range n {
+			names = append(names, fmt.Sprintf("h%d.a.test", i))
+			m.AddIP(names[i], ip)
+		}
+		m.AddPTR(ip, names...)
+		for _, rc := range []struct {
+			name string
+			r    Resolver
+		}{{"mock", m}, {"latency1ms", latencyResolver{m, time.Millisecond}}} {
+			b.Run(fmt.Sprintf("names=%d/%s/sequential", n, rc.name), func(b *testing.B) {
+				for b.Loop() {
+					if res := checkIPRevSequential(ctx, rc.r, ip, ""); len(res.Names) != n {
+						b.Fatalf("%s: %v", res.Status, strings.Join(res.Names, " "))
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("names=%d/%s/concurrent", n, rc.name), func(b *testing.B) {
+				for b.Loop() {
+					if res := CheckIPRev(ctx, rc.r, ip, ""); len(res.Names) != n {
+						b.Fatalf("%s: %v", res.Status, strings.Join(res.Names, " "))
+					}
+				}
+			})
+		}
+	}
+}
