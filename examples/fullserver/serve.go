@@ -308,16 +308,17 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		Logger:        s.log,
 	}
 	base := smtp.Options{
-		Hostname:        cfg.Hostname,
-		Target:          router,
-		TLSConfig:       s.tlsCfg,
-		Resolve:         resolveOptions(cfg),
-		MaxMessageBytes: cfg.Limits.MaxMessageBytes,
-		MaxRecipients:   cfg.Limits.MaxRecipients,
-		MaxConns:        cfg.Limits.MaxConnections,
-		MaxConnsPerIP:   cfg.Limits.MaxConnectionsPerIP,
-		MaxAuthFailures: cfg.Limits.MaxAuthFailures,
-		Logger:          s.log,
+		Hostname:         cfg.Hostname,
+		PostmasterDomain: cfg.PostmasterDomain,
+		Target:           router,
+		TLSConfig:        s.tlsCfg,
+		Resolve:          resolveOptions(cfg),
+		MaxMessageBytes:  cfg.Limits.MaxMessageBytes,
+		MaxRecipients:    cfg.Limits.MaxRecipients,
+		MaxConns:         cfg.Limits.MaxConnections,
+		MaxConnsPerIP:    cfg.Limits.MaxConnectionsPerIP,
+		MaxAuthFailures:  cfg.Limits.MaxAuthFailures,
+		Logger:           s.log,
 	}
 	roles := []struct {
 		name, addr string

@@ -26,6 +26,11 @@ type Config struct {
 	// Hostname is the server's name in greetings, Received fields and
 	// the self-signed certificate.
 	Hostname string `toml:"hostname"`
+	// PostmasterDomain is where mail to a bare "postmaster" (RFC 5321
+	// 4.5.1, no domain) goes: postmaster@PostmasterDomain, routed like
+	// any recipient. Empty means Hostname, as Postfix's $myorigin; set it
+	// to a local domain whose postmaster exists.
+	PostmasterDomain string `toml:"postmaster_domain"`
 	// DataDir holds the SQLite directory, Maildirs, queue, DKIM keys and
 	// the self-signed certificate.
 	DataDir string `toml:"data_dir"`
@@ -247,6 +252,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t/@") {
 		bad("hostname", "%q is not a host name", c.Hostname)
+	}
+	if strings.ContainsAny(c.PostmasterDomain, " \t/@") {
+		bad("postmaster_domain", "%q is not a domain", c.PostmasterDomain)
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
