@@ -239,3 +239,25 @@ func FuzzMailboxArg(f *testing.F) {
 		}
 	})
 }
+
+// FuzzConvertSearchCharset rewrites arbitrary commands: a converted
+// command is in UTF-8 and converts to itself.
+func FuzzConvertSearchCharset(f *testing.F) {
+	for _, s := range []string{
+		"a SEARCH CHARSET ISO-8859-1 BODY {4}\r\nK\xf6ln\r\n",
+		"a UID SEARCH RETURN (MIN) CHARSET \"ISO-2022-JP\" SUBJECT \"\x1b$B%F\x1b(B\" TEXT {2+}\r\n\r\n\r\n",
+		"a SEARCH CHARSET {6}\r\nKOI8-R OR \"\\\"\" {9999}\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := convertSearchCharset(data)
+		if err != nil {
+			return
+		}
+		again, err := convertSearchCharset(out)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("%q converted to %q, then to %q, %v", data, out, again, err)
+		}
+	})
+}
