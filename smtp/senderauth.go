@@ -1,8 +1,6 @@
 package smtp
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -111,19 +109,22 @@ func (a *SenderAuth) CheckMessage(ctx context.Context, env *Envelope, msg Body) 
 	}
 	var v Verdict
 	if r, err := msg.Open(); err == nil {
-		dkim, err := dnsauth.VerifyDKIM(ctx, a.Resolver, r)
+		// One call, so that the DMARC record lookups run while the DKIM
+		// keys are looked up: a slow resolver costs the longer of the two.
+		m, err := dnsauth.VerifyMessage(ctx, a.Resolver, r, res.SPF)
 		r.Close()
-		if err != nil {
+		switch {
+		case err != nil:
 			a.logger().Info("DKIM verification not done", "id", env.ID, "err", err)
-		} else {
-			res.DKIM, res.DKIMChecked = dkim, true
+		default:
+			res.DKIM, res.DKIMChecked = m.DKIM, true
+			if m.FromErr != nil {
+				a.logger().Info("no DMARC evaluation: no single From domain", "id", env.ID, "err", m.FromErr)
+			}
+			res.DMARC = m.DMARC
 		}
 	}
-	if from, err := fromDomain(msg); err != nil {
-		a.logger().Info("no DMARC evaluation: no single From domain", "id", env.ID, "err", err)
-	} else if res.SPF != nil && res.DKIMChecked {
-		dm := dnsauth.EvaluateDMARC(ctx, a.Resolver, from, *res.SPF, res.DKIM)
-		res.DMARC = &dm
+	if dm := res.DMARC; dm != nil {
 		switch dm.Action(a.DMARC) {
 		case dnsauth.DMARCReject:
 			text := strings.TrimPrefix(dm.RejectText(), "5.7.1 ")
@@ -138,31 +139,6 @@ func (a *SenderAuth) CheckMessage(ctx context.Context, env *Envelope, msg Body) 
 	}
 	v.Headers = []string{strings.TrimSuffix(res.Header(id), "\r\n")}
 	return v
-}
-
-// fromDomain returns the DMARC author domain of msg.
-func fromDomain(msg Body) (string, error) {
-	r, err := msg.Open()
-	if err != nil {
-		return "", err
-	}
-	defer r.Close()
-	br := bufio.NewReader(r)
-	var hdr bytes.Buffer
-	lineStart := true // a long line comes in pieces; only a whole empty line ends the header
-	for hdr.Len() < dnsauth.MaxHeaderBytes {
-		line, err := br.ReadSlice('\n')
-		hdr.Write(line)
-		if err == bufio.ErrBufferFull {
-			lineStart = false
-			continue
-		}
-		if err != nil || lineStart && len(bytes.TrimRight(line, "\r\n")) == 0 {
-			break
-		}
-		lineStart = true
-	}
-	return dnsauth.FromDomain(hdr.Bytes())
 }
 
 // DKIMSigner is the submission server's Signer wired to dnsauth: it
