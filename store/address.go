@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
@@ -318,17 +319,83 @@ func (a Address) NeedsSMTPUTF8() bool {
 	return false
 }
 
-// Key returns the form used to compare addresses: local part folded to
-// lower case, domain as normalised. Two addresses with the same Key are
+// Key returns the form used to compare addresses: local part case-folded
+// (FoldLocal), domain as normalised. Two addresses with the same Key are
 // the same mailbox for this package.
 func (a Address) Key() string {
-	return strings.ToLower(a.Local) + "@" + a.Domain
+	return FoldLocal(a.Local) + "@" + a.Domain
+}
+
+// Canonical returns the address with its local part case-folded
+// (FoldLocal): the form the directory stores keys in when the case typed
+// differs from it in more than ASCII letters.
+func (a Address) Canonical() Address {
+	return Address{Local: FoldLocal(a.Local), Domain: a.Domain}
+}
+
+// FoldLocal folds the case of a local part with Unicode simple case
+// folding (CaseFolding.txt, statuses C and S): "JOSÉ", "José" and "josé"
+// fold alike, ASCII letters fold to lower case, and nothing else is
+// equated: no accent is removed ("jose" is not "josé"), no letter becomes
+// two ("ß" folds with the capital "ẞ" but never with "ss", which full
+// case folding would do), and the Turkic mappings are left out, as they
+// depend on the language: dotless "ı" and dotted capital "İ" fold only to
+// themselves, never to "i".
+func FoldLocal(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 {
+			return strings.Map(foldRune, s)
+		} else if 'A' <= c && c <= 'Z' {
+			return foldASCII(s)
+		}
+	}
+	return s
+}
+
+// foldASCII lower-cases a string whose first upper-case ASCII letter
+// comes before any non-ASCII byte.
+func foldASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 0x80 {
+			return strings.Map(foldRune, s)
+		}
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// foldRune returns the member of r's simple case folding orbit
+// (unicode.SimpleFold) that stands for the whole orbit: the lower case
+// of its upper case when that is in the orbit (it is for every orbit of
+// more than one letter, which TestFoldRune checks), else r itself.
+func foldRune(r rune) rune {
+	if r < 0x80 {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}
+	c := unicode.ToLower(unicode.ToUpper(r))
+	if c == r {
+		return r
+	}
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f == c {
+			return c
+		}
+	}
+	return r
 }
 
 // DomainASCII returns the A-label form of a normalised domain (the form
 // DNS uses). An address literal or an invalid name is returned unchanged.
 func DomainASCII(domain string) string {
-	if strings.HasPrefix(domain, "[") {
+	if strings.HasPrefix(domain, "[") || isLowerASCII(domain) {
+		// A lower-case ASCII name is already in A-label form: the
+		// conversion would return it unchanged.
 		return domain
 	}
 	a, err := idnaProfile.ToASCII(domain)
@@ -336,6 +403,16 @@ func DomainASCII(domain string) string {
 		return domain
 	}
 	return a
+}
+
+// isLowerASCII reports whether s is ASCII without upper-case letters.
+func isLowerASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || ('A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func quoteLocal(l string) string {

@@ -112,7 +112,10 @@ func (s *SQL) ListDomains(ctx context.Context) ([]string, error) {
 }
 
 // AddUser adds a user. The address's domain must be local (else
-// ErrNotLocal); Created and Updated are set to now. An empty Maildir
+// ErrNotLocal); Created and Updated are set to now. The address is
+// stored as typed, or case-folded with the typed form beside it when it
+// has non-ASCII letters outside their folded case (see storedEmail); it
+// is matched case-insensitively either way. An empty Maildir
 // means DefaultMaildir; a relative one must stay below the Maildir base
 // (no ".." element), an absolute one must be clean. The given User is
 // not modified.
@@ -138,8 +141,9 @@ func (s *SQL) AddUser(ctx context.Context, u *User) error {
 		return fmt.Errorf("store: add user %s: maildir %q escapes the Maildir base or is not clean", a, m)
 	}
 	now := time.Now().Unix()
-	_, err = s.exec(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		a.String(), u.PasswordHash, u.Maildir, u.QuotaBytes, u.QuotaMessages, boolInt(u.Disabled), now, now)
+	email, display := storedEmail(a)
+	_, err = s.exec(ctx, "INSERT INTO users ("+userColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		email, display, u.PasswordHash, u.Maildir, u.QuotaBytes, u.QuotaMessages, boolInt(u.Disabled), now, now)
 	if isDuplicate(err) {
 		return fmt.Errorf("%w: user %s", ErrExists, a)
 	}
@@ -163,7 +167,8 @@ func userKeys(address string, extra ...any) (Address, string, []any, error) {
 	if err != nil {
 		return Address{}, "", nil, err
 	}
-	return a, " WHERE email IN " + placeholders(nKeys), append(extra, addressKeys(a)...), nil
+	keys := addressKeys(a)
+	return a, " WHERE email" + in(uint8(keys.n)), keyArgs(extra, keys.list()), nil
 }
 
 // RemoveUser removes a user. Its Maildir is left on disk.
@@ -197,10 +202,11 @@ func (s *SQL) ListUsers(ctx context.Context, domain string) ([]*User, error) {
 	defer rows.Close()
 	var out []*User
 	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
+		var ur userRow
+		if err := rows.Scan(ur.dest()...); err != nil {
 			return nil, fmt.Errorf("store: list users: %w", err)
 		}
+		u := ur.user("")
 		// LIKE follows the collation, which on MySQL also equates
 		// "bucher" and "bücher".
 		if d != "" && !strings.HasSuffix(u.Address, "@"+d) {
@@ -253,10 +259,10 @@ func (s *SQL) SetQuota(ctx context.Context, address string, bytes, messages int6
 // AddForwarding adds a forwarding from source (an address, or "@domain"
 // for a catch-all) to destinations. The source's domain must be local
 // (else ErrNotLocal); each destination must parse. The source is stored
-// in the form Address.Key gives, lower case. Including source
+// case-folded (Address.Canonical), as Postfix looks sources up. Including source
 // among the destinations keeps a copy in source's own mailbox.
 func (s *SQL) AddForwarding(ctx context.Context, source string, destinations []string) error {
-	_, k1, err := sourceKeys(source)
+	keys, k1, err := sourceKeys(source)
 	if err != nil {
 		return err
 	}
@@ -277,12 +283,12 @@ func (s *SQL) AddForwarding(ctx context.Context, source string, destinations []s
 		}
 		norm = append(norm, a.String())
 	}
-	if _, err := s.Forwardings(ctx, k1); err == nil {
+	if _, err := s.Forwardings(ctx, keys.k[0]); err == nil {
 		return fmt.Errorf("%w: forwarding %s", ErrExists, k1)
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	_, err = s.exec(ctx, "INSERT INTO forwardings (source, destination) VALUES (?, ?)", k1, strings.Join(norm, ","))
+	_, err = s.exec(ctx, "INSERT INTO forwardings (source, destination) VALUES (?, ?)", keys.k[0], strings.Join(norm, ","))
 	if isDuplicate(err) {
 		return fmt.Errorf("%w: forwarding %s", ErrExists, k1)
 	}
@@ -298,7 +304,7 @@ func (s *SQL) RemoveForwarding(ctx context.Context, source string) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "DELETE FROM forwardings WHERE source IN "+placeholders(nKeys), keys...)
+	res, err := s.exec(ctx, "DELETE FROM forwardings WHERE source"+in(uint8(keys.n)), keyArgs(nil, keys.list())...)
 	return affected(res, err, "forwarding "+key)
 }
 
@@ -315,7 +321,7 @@ func (s *SQL) ListForwardings(ctx context.Context) (map[string][]string, error) 
 		if err := rows.Scan(&src, &dst); err != nil {
 			return nil, fmt.Errorf("store: list forwardings: %w", err)
 		}
-		if _, key, err := sourceKeys(src); err == nil {
+		if key, err := sourceKey(src); err == nil {
 			src = key
 		}
 		out[src] = splitDestinations(dst)

@@ -10,17 +10,104 @@ import (
 	"time"
 )
 
-// nKeys is the number of spellings addressKeys and sourceKeys return.
+// nKeys bounds the number of spellings addressKeys and sourceKeys
+// return.
 const nKeys = 4
 
-// addressKeys returns the spellings an address may be stored under: the
-// domain in U-labels (what this package writes) or in A-labels (what a
-// hand-written seed row may hold), each with the local part as given and
-// in lower case. The lower-case forms find a stored lower-case non-ASCII
-// local part on SQLite, whose NOCASE collation folds ASCII only.
-func addressKeys(a Address) []any {
-	l := Address{Local: strings.ToLower(a.Local), Domain: a.Domain}
-	return []any{a.String(), a.ASCII(), l.String(), l.ASCII()}
+// addressKeys returns the spellings an address may be stored under, each
+// once. Keys are compared case-insensitively for ASCII letters by every
+// dialect (SQLite's NOCASE, MySQL's _ci collations), so spellings that
+// differ only there are given once. They are: the canonical form (local
+// part case-folded, see storedEmail), with the domain in U-labels (what
+// this package writes) and in A-labels (what a hand-written row may
+// hold); and when the local part has non-ASCII letters in another case,
+// the address as given, in both forms, for rows written by hand in that
+// case.
+func addressKeys(a Address) keyList {
+	var keys keyList
+	ascii := DomainASCII(a.Domain)
+	fold := FoldLocal(a.Local)
+	for i, l := range [2]string{fold, a.Local} {
+		if i == 1 && asciiFoldEqual(l, fold) {
+			break
+		}
+		q := quoteLocal(l)
+		keys.add(q + "@" + a.Domain)
+		if ascii != a.Domain {
+			keys.add(q + "@" + ascii)
+		}
+	}
+	return keys
+}
+
+// keyList is a short list of keys, without two that are equal but for
+// ASCII case.
+type keyList struct {
+	k [nKeys]string
+	n int
+}
+
+func (l *keyList) add(k string) {
+	for _, x := range l.k[:l.n] {
+		if asciiFoldEqual(x, k) {
+			return
+		}
+	}
+	l.k[l.n] = k
+	l.n++
+}
+
+func (l *keyList) list() []string { return l.k[:l.n] }
+
+// asciiFoldEqual reports whether a and b are equal when ASCII letters
+// are compared case-insensitively and all else byte by byte, as SQLite's
+// NOCASE compares.
+func asciiFoldEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// storedEmail returns what the users table holds for a: the email
+// column, and the display_email column (empty when it would repeat email).
+//
+// SQLite's NOCASE folds ASCII letters only. So that non-ASCII local
+// parts match in any case on SQLite as they do on MySQL (whose _ci
+// collations fold all of Unicode), the email column holds the address
+// as typed only when it differs from its canonical form (local part
+// case-folded, Address.Canonical) in ASCII letters alone, which covers
+// every ASCII address; otherwise email holds the canonical form
+// ("josé@example.org") and display_email the address as typed
+// ("JOSÉ@example.org"), which User.Address returns. This keeps the
+// file a plain SQLite database: the sqlite3 shell, backups and other
+// programs read and write it, which a collation defined only inside
+// this program (modernc.org/sqlite's RegisterCollationUtf8) would
+// prevent (SQLite refuses every write to, and every lookup on, a column
+// whose collation it does not know: "no such collation sequence"). It
+// is also what Postfix expects of its lookup tables, which it queries
+// with case-folded keys. A row written by hand should do the same: an
+// address whose non-ASCII letters are written in another case than the
+// canonical one is found only when looked up in that very case.
+func storedEmail(a Address) (email, display string) {
+	typed := a.String()
+	c := a.Canonical().String()
+	if asciiFoldEqual(typed, c) {
+		return typed, ""
+	}
+	return c, typed
 }
 
 // placeholders returns "(?, ?, …)" with n marks.
@@ -60,7 +147,8 @@ func (s *SQL) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
 	}
 	_, err = s.cached("d:"+d, func() (any, error) {
 		var got string
-		row, err := s.queryRow(ctx, "SELECT domain FROM domains WHERE domain", d, DomainASCII(d))
+		dk := domainKeys(d)
+		row, err := s.queryRow(ctx, stmtDomain, dk.list())
 		if err != nil {
 			return nil, err
 		}
@@ -79,12 +167,10 @@ func (s *SQL) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
 	return err == nil, err
 }
 
-// LookupUser returns the user stored under address, matched
-// case-insensitively: on SQLite, non-ASCII letters of a local part match
-// in any case only when stored in lower case (its NOCASE folds ASCII);
-// on MySQL, as the column's _ci collation folds case, and never across
-// other differences the collation ignores ("jose" is not "josé"). The
-// result is the caller's to modify. An address that does not
+// LookupUser returns the user stored under address, matched with the
+// local part case-folded (Address.Key, FoldLocal) on both dialects, and
+// never across other differences a MySQL collation ignores ("jose" is
+// not "josé"). The result is the caller's to modify. An address that does not
 // parse is reported as an error matching both ErrNotFound and
 // *AddressError.
 func (s *SQL) LookupUser(ctx context.Context, address string) (*User, error) {
@@ -93,12 +179,18 @@ func (s *SQL) LookupUser(ctx context.Context, address string) (*User, error) {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	v, err := s.cached("u:"+a.Key(), func() (any, error) {
-		row, err := s.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email", addressKeys(a)...)
+		keys := addressKeys(a)
+		row, err := s.queryRow(ctx, stmtUser, keys.list())
 		if err != nil {
 			return nil, err
 		}
-		u, err := scanUser(row)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && !sameAddress(u.Address, a)) {
+		var ur userRow
+		err = row.Scan(ur.dest()...)
+		var u *User
+		if err == nil {
+			u = ur.user(a.Key())
+		}
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && u == nil) {
 			return nil, ErrNotFound
 		}
 		if err != nil {
@@ -120,51 +212,63 @@ func sameDomain(stored, d string) bool {
 	return err == nil && n == d
 }
 
-// sameAddress reports whether the stored address is a, compared as Key
-// does.
-func sameAddress(stored string, a Address) bool {
-	b, err := ParseAddress(stored)
-	return err == nil && b.Key() == a.Key()
+// userRow is a users row as userColumns reads it.
+type userRow struct {
+	email, display, password, maildir  string
+	qb, qm, disabled, created, updated int64
 }
 
-// rowScanner is *sql.Row or *sql.Rows.
-type rowScanner interface {
-	Scan(dest ...any) error
+// dest returns the Scan destinations of userColumns.
+func (r *userRow) dest() []any {
+	return []any{&r.email, &r.display, &r.password, &r.maildir, &r.qb, &r.qm, &r.disabled, &r.created, &r.updated}
 }
 
-func scanUser(row rowScanner) (*User, error) {
-	var (
-		email, password, maildir string
-		qb, qm, disabled         int64
-		created, updated         int64
-	)
-	if err := row.Scan(&email, &password, &maildir, &qb, &qm, &disabled, &created, &updated); err != nil {
-		return nil, err
+// user builds the User of the row. When key is not "", it returns nil
+// unless the row's address has that Key: the collation found a row that
+// is not the address looked up.
+func (r *userRow) user(key string) *User {
+	a, err := ParseAddress(r.email)
+	if err != nil {
+		if key != "" {
+			return nil
+		}
+		u := r.userAt(Address{}, r.email)
+		u.Maildir = r.maildir
+		return u
 	}
-	return newUser(email, password, maildir, qb, qm, disabled, created, updated), nil
-}
-
-// newUser builds a User from a users row.
-func newUser(email, password, maildir string, qb, qm, disabled, created, updated int64) *User {
-	u := &User{
-		Address:       email,
-		PasswordHash:  password,
-		Maildir:       maildir,
-		QuotaBytes:    qb,
-		QuotaMessages: qm,
-		Disabled:      disabled != 0,
+	if key != "" && a.Key() != key {
+		return nil
 	}
-	if a, err := ParseAddress(email); err == nil {
-		u.Address = a.String()
-		if maildir == "" {
-			u.Maildir = DefaultMaildir(a)
+	// display_email is the address as typed when email holds its
+	// canonical form (storedEmail); a value that is not the same
+	// address is ignored.
+	if r.display != "" {
+		if d, err := ParseAddress(r.display); err == nil && d.Key() == a.Key() {
+			a = d
 		}
 	}
-	if created != 0 {
-		u.Created = time.Unix(created, 0).UTC()
+	return r.userAt(a, a.String())
+}
+
+// userAt builds the User of the row, whose address is a, as a string
+// str.
+func (r *userRow) userAt(a Address, str string) *User {
+	u := &User{
+		Address:       str,
+		PasswordHash:  r.password,
+		Maildir:       r.maildir,
+		QuotaBytes:    r.qb,
+		QuotaMessages: r.qm,
+		Disabled:      r.disabled != 0,
 	}
-	if updated != 0 {
-		u.Updated = time.Unix(updated, 0).UTC()
+	if r.maildir == "" {
+		u.Maildir = DefaultMaildir(a)
+	}
+	if r.created != 0 {
+		u.Created = time.Unix(r.created, 0).UTC()
+	}
+	if r.updated != 0 {
+		u.Updated = time.Unix(r.updated, 0).UTC()
 	}
 	return u
 }
@@ -183,6 +287,9 @@ func DefaultMaildir(a Address) string {
 func pathElem(s string) string {
 	if s == "" {
 		return "%00"
+	}
+	if s[0] != '.' && !strings.ContainsAny(s, "/\\\x00") {
+		return s
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -206,13 +313,13 @@ func (s *SQL) Forwardings(ctx context.Context, source string) ([]string, error) 
 	}
 	v, err := s.cached("f:"+key, func() (any, error) {
 		var src, dest string
-		row, err := s.queryRow(ctx, "SELECT source, destination FROM forwardings WHERE source", keys...)
+		row, err := s.queryRow(ctx, stmtForwarding, keys.list())
 		if err != nil {
 			return nil, err
 		}
 		err = row.Scan(&src, &dest)
 		if err == nil {
-			if _, got, perr := sourceKeys(src); perr != nil || got != key {
+			if got, perr := sourceKey(src); perr != nil || got != key {
 				err = sql.ErrNoRows
 			}
 		}
@@ -231,22 +338,45 @@ func (s *SQL) Forwardings(ctx context.Context, source string) ([]string, error) 
 }
 
 // sourceKeys normalises a forwarding source and returns its stored
-// spellings (nKeys of them) and its comparison key, which is also the
-// form this package stores.
-func sourceKeys(source string) (keys []any, key string, err error) {
+// spellings (at most nKeys, see addressKeys), the canonical one first,
+// and its comparison key.
+func sourceKeys(source string) (keys keyList, key string, err error) {
 	if d, ok := strings.CutPrefix(source, "@"); ok {
 		dom, err := ParseDomain(d)
 		if err != nil {
-			return nil, "", err
+			return keys, "", err
 		}
-		u, a := "@"+dom, "@"+DomainASCII(dom)
-		return []any{u, a, u, a}, u, nil
+		keys = domainKeys(dom)
+		for i, k := range keys.list() {
+			keys.k[i] = "@" + k
+		}
+		return keys, keys.k[0], nil
 	}
 	a, err := ParseAddress(source)
 	if err != nil {
-		return nil, "", err
+		return keys, "", err
 	}
 	return addressKeys(a), a.Key(), nil
+}
+
+// sourceKey returns the comparison key of a forwarding source: the
+// Address.Key of an address, "@" and the normalised domain of a
+// catch-all.
+func sourceKey(source string) (string, error) {
+	if d, ok := strings.CutPrefix(source, "@"); ok {
+		dom, err := ParseDomain(d)
+		return "@" + dom, err
+	}
+	a, err := ParseAddress(source)
+	return a.Key(), err
+}
+
+// domainKeys returns the spellings a normalised domain may be stored
+// under: its U-labels and, when different, its A-labels.
+func domainKeys(d string) keyList {
+	keys := keyList{k: [nKeys]string{d}, n: 1}
+	keys.add(DomainASCII(d))
+	return keys
 }
 
 func splitDestinations(s string) []string {
@@ -263,7 +393,8 @@ func (s *SQL) Transport(ctx context.Context, domain string) (string, error) {
 	}
 	v, err := s.cached("t:"+d, func() (any, error) {
 		var got, spec string
-		row, err := s.queryRow(ctx, "SELECT domain, transport FROM transport WHERE domain", d, DomainASCII(d))
+		dk := domainKeys(d)
+		row, err := s.queryRow(ctx, stmtTransport, dk.list())
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -16,6 +17,9 @@ type migration struct {
 	version int
 	sqlite  []string
 	mysql   []string
+	// sqliteRows, when set, runs after the SQLite statements, in the
+	// same transaction, for changes to rows that need Go.
+	sqliteRows func(ctx context.Context, db execQueryer, log *slog.Logger) error
 }
 
 // Step 1 is the seed's CREATE TABLE statements, verbatim apart from IF
@@ -96,10 +100,22 @@ var migrations = []migration{
 			"ALTER TABLE transport CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
 		},
 	},
+	{
+		// Unicode case-insensitive keys on SQLite, whose NOCASE folds
+		// only ASCII letters: a key whose non-ASCII letters are not in
+		// their case-folded form is stored folded, and a user's address
+		// as typed is kept in display_email (see storedEmail). MySQL's
+		// _ci collations already fold Unicode: its rows are kept as they
+		// are, and the column is added for the same statements to work.
+		version:    4,
+		mysql:      []string{"ALTER TABLE users ADD COLUMN display_email varchar(255) NOT NULL DEFAULT ''"},
+		sqlite:     []string{"ALTER TABLE users ADD COLUMN display_email TEXT NOT NULL DEFAULT ''"},
+		sqliteRows: foldKeys,
+	},
 }
 
 // SchemaVersion is the schema version this package migrates to.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // versionTable records applied migrations. It has a mailagent_ prefix
 // because it may share a database with other applications' tables.
@@ -165,6 +181,7 @@ func (s *SQL) migrateMySQL(ctx context.Context) error {
 // execQueryer is *sql.Tx or *sql.Conn.
 type execQueryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
@@ -193,11 +210,110 @@ func (s *SQL) applyMigrations(ctx context.Context, db execQueryer, bigint string
 				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 			}
 		}
+		if m.sqliteRows != nil && s.driver == DriverSQLite {
+			if err := m.sqliteRows(ctx, db, s.log); err != nil {
+				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
+			}
+		}
 		if _, err := db.ExecContext(ctx, "INSERT INTO "+versionTable+" (version, applied) VALUES (?, ?)",
 			m.version, time.Now().Unix()); err != nil {
 			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 		}
 		s.log.Info("store: schema migrated", "version", m.version)
+	}
+	return nil
+}
+
+// foldKeys rewrites the keys of SQLite rows that a case-folded lookup
+// would miss: keys whose non-ASCII letters are not in their folded case
+// ("JOSÉ@example.org", "info@BÜCHER.example"). Keys equal to a lookup
+// spelling but for ASCII case, which NOCASE finds, are left as they
+// are, so a database of ASCII addresses is not changed at all. A key
+// whose folded form is already taken by another row is left too, and
+// logged: that row is the one lookups find.
+func foldKeys(ctx context.Context, db execQueryer, log *slog.Logger) error {
+	type change struct{ table, column, old, new, display string }
+	var changes []change
+	scan := func(table, column string, fold func(string) (string, string, bool)) error {
+		rows, err := db.QueryContext(ctx, "SELECT "+column+" FROM "+table)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			if n, display, ok := fold(k); ok {
+				changes = append(changes, change{table, column, k, n, display})
+			}
+		}
+		return rows.Err()
+	}
+	// found reports whether a lookup of key under keys finds stored.
+	found := func(stored string, keys keyList) bool {
+		for _, k := range keys.list() {
+			if asciiFoldEqual(stored, k) {
+				return true
+			}
+		}
+		return false
+	}
+	domain := func(k string) (string, string, bool) {
+		d, err := ParseDomain(k)
+		if err != nil || found(k, domainKeys(d)) {
+			return "", "", false
+		}
+		return d, "", true
+	}
+	if err := scan("domains", "domain", domain); err != nil {
+		return err
+	}
+	if err := scan("transport", "domain", domain); err != nil {
+		return err
+	}
+	err := scan("forwardings", "source", func(k string) (string, string, bool) {
+		keys, _, err := sourceKeys(k)
+		if err != nil {
+			return "", "", false
+		}
+		// keys.k[0] is the canonical form; a lookup searches its
+		// spellings (and those of the address as given, which may be
+		// in another case than this row).
+		if canon, _, err := sourceKeys(keys.k[0]); err != nil || found(k, canon) {
+			return "", "", false
+		}
+		return keys.k[0], "", true
+	})
+	if err != nil {
+		return err
+	}
+	err = scan("users", "email", func(k string) (string, string, bool) {
+		a, err := ParseAddress(k)
+		if err != nil || found(k, addressKeys(a.Canonical())) {
+			return "", "", false
+		}
+		email, display := storedEmail(a)
+		return email, display, true
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		q := "UPDATE OR IGNORE " + c.table + " SET " + c.column + " = ?"
+		args := []any{c.new}
+		if c.table == "users" {
+			q += ", display_email = ?"
+			args = append(args, c.display)
+		}
+		res, err := db.ExecContext(ctx, q+" WHERE "+c.column+" = ?", append(args, c.old)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			log.Warn("store: key not case-folded: its folded form is another row's", "table", c.table, "key", c.old, "folded", c.new)
+		}
 	}
 	return nil
 }

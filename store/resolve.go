@@ -72,9 +72,10 @@ type Resolution struct {
 }
 
 // Resolve is the package's Resolve on s with the ResolveOptions given
-// to Open. Each address costs one query (is the domain local, and the
-// forwardings and users under the address, its subaddress-free form and
-// the catch-all), or none when Options.CacheTTL caches it.
+// to Open. Each address costs one query returning one row (is the
+// domain local, and the forwarding and user under the address, under
+// its subaddress-free form and, when none of these exist, the
+// catch-all), or none when Options.CacheTTL caches it.
 func (s *SQL) Resolve(ctx context.Context, address string) (*Resolution, error) {
 	return Resolve(ctx, s, address, s.opts.Resolve)
 }
@@ -107,14 +108,9 @@ func Resolve(ctx context.Context, d Directory, address string, opts ResolveOptio
 	if err != nil {
 		return nil, err
 	}
-	r := &resolver{
-		d:       d,
-		opts:    opts,
-		res:     &Resolution{},
-		local:   map[string]bool{},
-		done:    map[string]bool{},
-		domains: map[string]bool{},
-	}
+	r := &resolver{d: d, opts: opts}
+	r.res = &r.result
+	r.res.Local = r.firstLocal[:0]
 	if r.opts.Delimiters == "" {
 		r.opts.Delimiters = "+"
 	}
@@ -125,7 +121,6 @@ func Resolve(ctx context.Context, d Directory, address string, opts ResolveOptio
 		r.opts.MaxFanOut = 1000
 	}
 	r.step, _ = d.(stepDirectory)
-	r.done[a.Key()] = true
 	if err := r.expand(ctx, a, 0, nil); err != nil {
 		return nil, err
 	}
@@ -139,25 +134,30 @@ func Resolve(ctx context.Context, d Directory, address string, opts ResolveOptio
 }
 
 type resolver struct {
-	d       Directory
-	opts    ResolveOptions
-	res     *Resolution
-	local   map[string]bool // keys of mailboxes in res.Local
-	done    map[string]bool // keys of addresses expanded or sent remote
-	domains map[string]bool
-	fanout  int
-	step    stepDirectory // nil: one Directory call per lookup
+	d    Directory
+	opts ResolveOptions
+	res  *Resolution
+	// result and firstLocal are res and the first element of
+	// res.Local, allocated with the resolver.
+	result     Resolution
+	firstLocal [1]Mailbox
+	addrs      [2]Address     // lookup's argument to lookupStep
+	local      smallMap[bool] // keys of mailboxes in res.Local
+	done       smallMap[bool] // keys of addresses expanded or sent remote
+	domains    smallMap[bool] // domain → is local
+	fanout     int
+	step       stepDirectory // nil: one Directory call per lookup
 }
 
 func (r *resolver) isLocal(ctx context.Context, domain string) (bool, error) {
-	if v, ok := r.domains[domain]; ok {
+	if v, ok := r.domains.get(domain); ok {
 		return v, nil
 	}
 	v, err := r.d.IsLocalDomain(ctx, domain)
 	if err != nil {
 		return false, err
 	}
-	r.domains[domain] = v
+	r.domains.put(domain, v)
 	return v, nil
 }
 
@@ -166,16 +166,20 @@ type match struct {
 	source string // the forwarding source or user address that matched
 	dests  []string
 	user   *User
+	// key is the Address.Key of the user, or of the forwarding's source
+	// ("" for a catch-all), when known.
+	key string
 }
 
 // lookup applies the lookup order for one address. It returns a nil
 // match and no error when the domain is not local.
 func (r *resolver) lookup(ctx context.Context, a Address) (*match, error) {
-	addrs := []Address{a}
+	r.addrs[0] = a
+	addrs := r.addrs[:1]
 	if base, ok := r.stripSubaddress(a); ok {
 		addrs = append(addrs, base)
 	}
-	if known, ok := r.domains[a.Domain]; ok && !known {
+	if known, ok := r.domains.get(a.Domain); ok && !known {
 		return nil, nil
 	}
 	if r.step != nil {
@@ -183,23 +187,14 @@ func (r *resolver) lookup(ctx context.Context, a Address) (*match, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.domains[a.Domain] = res.local
+		r.domains.put(a.Domain, res.local)
 		if !res.local {
 			return nil, nil
 		}
-		for _, x := range addrs {
-			k := x.Key()
-			if dests, ok := res.fwd[k]; ok {
-				return &match{source: x.String(), dests: dests}, nil
-			}
-			if u, ok := res.users[k]; ok {
-				return &match{source: x.String(), user: u}, nil
-			}
+		if res.m == nil {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, a)
 		}
-		if dests, ok := res.fwd["@"+a.Domain]; ok {
-			return &match{source: "@" + a.Domain, dests: dests}, nil
-		}
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, a)
+		return res.m, nil
 	}
 	if local, err := r.isLocal(ctx, a.Domain); err != nil || !local {
 		return nil, err
@@ -263,12 +258,18 @@ func (r *resolver) expand(ctx context.Context, a Address, depth int, path []stri
 		return fmt.Errorf("%w: nesting deeper than %d at %s", ErrLimit, r.opts.MaxDepth, a)
 	}
 	if m.user != nil {
-		return r.deliver(a, depth, m.user)
+		return r.deliver(a, depth, m.user, m.key)
 	}
-	path = append(path, a.Key())
-	var srcKey string
-	if sa, err := ParseAddress(m.source); err == nil {
-		srcKey = sa.Key()
+	aKey := a.Key()
+	if depth == 0 {
+		r.done.put(aKey, true)
+	}
+	path = append(path, aKey)
+	srcKey := m.key
+	if srcKey == "" && m.source != "" && m.source[0] != '@' {
+		if sa, err := ParseAddress(m.source); err == nil {
+			srcKey = sa.Key()
+		}
 	}
 	for _, ds := range m.dests {
 		if err := ctx.Err(); err != nil {
@@ -284,14 +285,14 @@ func (r *resolver) expand(ctx context.Context, a Address, depth int, path []stri
 			continue
 		}
 		key := da.Key()
-		if key == a.Key() || key == srcKey {
+		if key == aKey || key == srcKey {
 			// The list names its own source: a local copy.
 			if err := r.keepCopy(ctx, da, depth); err != nil {
 				return err
 			}
 			continue
 		}
-		if r.done[key] {
+		if r.done.has(key) {
 			for _, p := range path {
 				if p == key {
 					r.res.Failed = append(r.res.Failed, Failure{Address: da.String(),
@@ -301,7 +302,7 @@ func (r *resolver) expand(ctx context.Context, a Address, depth int, path []stri
 			}
 			continue
 		}
-		r.done[key] = true
+		r.done.put(key, true)
 		if err := r.expand(ctx, da, depth+1, path); err != nil {
 			return err
 		}
@@ -318,7 +319,7 @@ func (r *resolver) keepCopy(ctx context.Context, a Address, depth int) error {
 	for _, k := range keys {
 		u, err := r.d.LookupUser(ctx, k)
 		if err == nil {
-			return r.deliver(a, depth+1, u)
+			return r.deliver(a, depth+1, u, "")
 		}
 		if !errors.Is(err, ErrNotFound) {
 			return err
@@ -327,18 +328,22 @@ func (r *resolver) keepCopy(ctx context.Context, a Address, depth int) error {
 	return r.fail(a, depth+1, fmt.Errorf("%w: %s", ErrNotFound, a))
 }
 
-func (r *resolver) deliver(a Address, depth int, u *User) error {
+// deliver adds u's mailbox to the result. key is u's Address.Key, or ""
+// to compute it.
+func (r *resolver) deliver(a Address, depth int, u *User, key string) error {
 	if u.Disabled {
 		return r.fail(a, depth, fmt.Errorf("%w: %s", ErrDisabled, u.Address))
 	}
-	key := strings.ToLower(u.Address)
-	if ua, err := ParseAddress(u.Address); err == nil {
-		key = ua.Key()
+	if key == "" {
+		key = strings.ToLower(u.Address)
+		if ua, err := ParseAddress(u.Address); err == nil {
+			key = ua.Key()
+		}
 	}
-	if r.local[key] {
+	if r.local.has(key) {
 		return nil
 	}
-	r.local[key] = true
+	r.local.put(key, true)
 	r.res.Local = append(r.res.Local, Mailbox{
 		Address:       u.Address,
 		Maildir:       u.Maildir,
@@ -358,4 +363,47 @@ func (r *resolver) fail(a Address, depth int, err error) error {
 	}
 	r.res.Failed = append(r.res.Failed, Failure{Address: a.String(), Err: err})
 	return nil
+}
+
+// smallMap is a map from strings that keeps its first few entries in an
+// array: most resolutions involve one or two addresses and domains, and
+// need no hash map.
+type smallMap[V any] struct {
+	keys [4]string
+	vals [4]V
+	n    int
+	m    map[string]V
+}
+
+func (m *smallMap[V]) get(k string) (V, bool) {
+	for i := range m.n {
+		if m.keys[i] == k {
+			return m.vals[i], true
+		}
+	}
+	v, ok := m.m[k]
+	return v, ok
+}
+
+func (m *smallMap[V]) has(k string) bool {
+	_, ok := m.get(k)
+	return ok
+}
+
+func (m *smallMap[V]) put(k string, v V) {
+	for i := range m.n {
+		if m.keys[i] == k {
+			m.vals[i] = v
+			return
+		}
+	}
+	if m.n < len(m.keys) {
+		m.keys[m.n], m.vals[m.n] = k, v
+		m.n++
+		return
+	}
+	if m.m == nil {
+		m.m = make(map[string]V)
+	}
+	m.m[k] = v
 }

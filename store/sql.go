@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,12 +60,12 @@ type SQL struct {
 	opts   Options
 	cache  *cache
 
-	// stmts holds the prepared statements of the hot path, by query
-	// text. Lookups pass each distinct spelling of a key once, so a
-	// query's shape depends on the key (ASCII or not, lower case or
-	// not): a few dozen shapes at most.
+	// stmts holds the prepared statements of the hot path, by kind and
+	// number of keys: lookups pass each spelling of a key once, so a
+	// statement's shape depends on the key (ASCII or not, an IDN domain
+	// or not): a few dozen shapes at most.
 	stmtMu sync.RWMutex
-	stmts  map[string]*sql.Stmt
+	stmts  map[stmtKey]*sql.Stmt
 }
 
 // SQL is the Admin (and so the Directory) the servers use.
@@ -115,7 +114,7 @@ func Open(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) 
 		s.Close()
 		return nil, err
 	}
-	s.stmts = map[string]*sql.Stmt{}
+	s.stmts = map[stmtKey]*sql.Stmt{}
 	if s.opts.CacheTTL > 0 {
 		n := s.opts.CacheSize
 		if n <= 0 {
@@ -248,56 +247,96 @@ func (s *SQL) Close() error {
 // Driver returns the driver name the directory was opened with.
 func (s *SQL) Driver() string { return s.driver }
 
-const userColumns = "email, password, maildir, quota_bytes, quota_messages, disabled, created, updated"
+// userColumns are the users columns a lookup reads, in scan order.
+const userColumns = "email, display_email, password, maildir, quota_bytes, quota_messages, disabled, created, updated"
 
-// stmt returns the prepared read statement for q, preparing it on first
-// use. Addresses and domains are looked up in their Unicode and ASCII
-// forms at once, so rows written by hand with either form are found. The
-// key of the row found is checked again in Go (sameDomain, sameAddress):
+// Kinds of prepared lookup statements.
+const (
+	stmtDomain = iota
+	stmtUser
+	stmtForwarding
+	stmtTransport
+	stmtStep
+)
+
+// stmtKey names a prepared lookup statement: its kind and the number of
+// keys of each of its key lists.
+type stmtKey struct {
+	kind uint8
+	n    [3]uint8
+}
+
+// stmt returns the prepared read statement k, preparing it on first use.
+// Addresses and domains are looked up in their Unicode and ASCII forms
+// at once, so rows written by hand with either form are found. The key
+// of the row found is checked again in Go (sameDomain, sameAddress):
 // MySQL's _ci collations equate more than case ("jose" = "josé"), which
 // must not make one user's mailbox or one domain answer for another.
-func (s *SQL) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+func (s *SQL) stmt(ctx context.Context, k stmtKey) (*sql.Stmt, error) {
 	s.stmtMu.RLock()
-	st, ok := s.stmts[q]
+	st, ok := s.stmts[k]
 	s.stmtMu.RUnlock()
 	if ok {
 		return st, nil
 	}
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()
-	if st, ok := s.stmts[q]; ok {
+	if st, ok := s.stmts[k]; ok {
 		return st, nil
 	}
 	if s.stmts == nil {
 		return nil, errors.New("store: directory closed")
 	}
-	st, err := s.r.PrepareContext(ctx, q)
+	st, err := s.r.PrepareContext(ctx, s.query(k))
 	if err != nil {
 		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	s.stmts[q] = st
+	s.stmts[k] = st
 	return st, nil
 }
 
-// distinct returns keys without repeats, in order.
-func distinct(keys ...any) []any {
-	out := keys[:0:0]
-	for _, k := range keys {
-		if !slices.Contains(out, k) {
-			out = append(out, k)
-		}
+// query returns the text of the lookup statement k.
+func (s *SQL) query(k stmtKey) string {
+	switch k.kind {
+	case stmtDomain:
+		return "SELECT domain FROM domains WHERE domain" + in(k.n[0]) + " LIMIT 1"
+	case stmtUser:
+		return "SELECT " + userColumns + " FROM users WHERE email" + in(k.n[0]) + " LIMIT 1"
+	case stmtForwarding:
+		return "SELECT source, destination FROM forwardings WHERE source" + in(k.n[0]) + " LIMIT 1"
+	case stmtTransport:
+		return "SELECT domain, transport FROM transport WHERE domain" + in(k.n[0]) + " LIMIT 1"
 	}
-	return out
+	return s.stepQuery(k.n[0], k.n[1], k.n[2])
 }
 
-// queryRow runs the lookup "prefix IN (keys)" with each distinct key once.
-func (s *SQL) queryRow(ctx context.Context, prefix string, keys ...any) (*sql.Row, error) {
-	keys = distinct(keys...)
-	st, err := s.stmt(ctx, prefix+" IN "+placeholders(len(keys))+" LIMIT 1")
+// in returns the comparison of a column with n keys: "= ?" for one,
+// which SQLite answers with one index search and no temporary table,
+// else "IN (?, ?, …)".
+func in(n uint8) string {
+	if n == 1 {
+		return " = ?"
+	}
+	return " IN " + placeholders(int(n))
+}
+
+// keyArgs appends keys to args as statement arguments.
+func keyArgs(args []any, keys []string) []any {
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	return args
+}
+
+// queryRow runs the lookup statement of kind with keys, each a distinct
+// spelling.
+func (s *SQL) queryRow(ctx context.Context, kind uint8, keys []string) (*sql.Row, error) {
+	st, err := s.stmt(ctx, stmtKey{kind: kind, n: [3]uint8{uint8(len(keys))}})
 	if err != nil {
 		return nil, err
 	}
-	return st.QueryRowContext(ctx, keys...), nil
+	var buf [nKeys]any
+	return st.QueryRowContext(ctx, keyArgs(buf[:0], keys)...), nil
 }
 
 // isDuplicate reports whether err is a primary or unique key violation.
