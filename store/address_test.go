@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -174,4 +175,69 @@ func FuzzParseAddress(f *testing.F) {
 			t.Fatalf("round trip %q → %+v → %+v", s, a, b)
 		}
 	})
+}
+
+// TestFoldRune checks foldRune against Unicode's simple case folding
+// over every code point: each letter folds to a member of its
+// unicode.SimpleFold orbit, and every member of an orbit folds alike, so
+// two local parts fold to the same string exactly when they are equal
+// under simple case folding.
+func TestFoldRune(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if r >= 0xd800 && r < 0xe000 {
+			continue
+		}
+		f := foldRune(r)
+		inOrbit := f == r
+		for o := unicode.SimpleFold(r); o != r; o = unicode.SimpleFold(o) {
+			if o == f {
+				inOrbit = true
+			}
+			if g := foldRune(o); g != f {
+				t.Fatalf("foldRune(%U) = %U but foldRune(%U) = %U, same orbit", r, f, o, g)
+			}
+		}
+		if !inOrbit {
+			t.Fatalf("foldRune(%U) = %U, not in its orbit", r, f)
+		}
+	}
+}
+
+func TestFoldLocal(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"alice", "alice"},
+		{"Alice.Smith", "alice.smith"},
+		{"josé", "josé"},
+		{"José", "josé"},
+		{"JOSÉ", "josé"},
+		{"jOSÉ+Tag", "josé+tag"},
+		// Final sigma folds with sigma: "ΟΔΥΣΣΕΥΣ" is "οδυσσευς".
+		{"ΟΔΥΣΣΕΥΣ", "οδυσσευσ"},
+		{"οδυσσευς", "οδυσσευσ"},
+		// The capital sharp s folds to ß; ß is never "ss" (simple, not
+		// full, case folding), so "STRASSE" is not "straße".
+		{"STRAẞE", "straße"},
+		{"straße", "straße"},
+		{"STRASSE", "strasse"},
+		// Turkic mappings are left out: dotted capital İ and dotless ı
+		// fold only to themselves, so "İpek" is neither "ipek" nor
+		// "IPEK", and "ılgaz" is not "ilgaz"; plain I folds to i.
+		{"İPEK", "İpek"},
+		{"ılgaz", "ılgaz"},
+		{"ILGAZ", "ilgaz"},
+		// Compatibility letters in an orbit with ASCII fold to ASCII.
+		{"\u212Aelvin", "kelvin"},
+		{"ſun", "sun"},
+		// Caseless scripts are unchanged.
+		{"用户", "用户"},
+	}
+	for _, c := range cases {
+		if got := FoldLocal(c.in); got != c.want {
+			t.Errorf("FoldLocal(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// Accents are never removed.
+	if FoldLocal("JOSE") == FoldLocal("josé") {
+		t.Error("JOSE folds like josé")
+	}
 }

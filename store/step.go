@@ -66,7 +66,18 @@ func (s *SQL) stepQuery(nd, nk, nb uint8) string {
 		b.WriteString(" LEFT JOIN forwardings g ON g.source" + in(nb) + " LEFT JOIN users v ON v.email" + in(nb))
 	}
 	// Several rows come only from a key found under several of its
-	// spellings, which are all the same address: any row will do.
+	// spellings, which are all the same address: the one stored under
+	// the canonical spelling is preferred (see first).
+	var order []string
+	if nk > 1 {
+		order = append(order, "f.source = ? DESC", "u.email = ? DESC")
+	}
+	if nb > 1 {
+		order = append(order, "g.source = ? DESC", "v.email = ? DESC")
+	}
+	if order != nil {
+		b.WriteString(" ORDER BY " + strings.Join(order, ", "))
+	}
 	b.WriteString(" LIMIT 1")
 	return b.String()
 }
@@ -118,7 +129,7 @@ type stepState struct {
 	m    match
 	cols [6]string
 	dst  [6]any
-	args [4 + 4*nKeys]any
+	args [8 + 4*nKeys]any
 }
 
 // queryStep runs stepQuery for addrs and applies Resolve's lookup order
@@ -141,11 +152,18 @@ func (s *SQL) queryStep(ctx context.Context, addrs []Address) (*stepResult, erro
 	if dk.n > 1 {
 		args = append(args, "@"+dk.k[1])
 	}
-	for _, k := range keys {
+	var canon [2]int // index in args of each canonical key
+	for i, k := range keys {
 		// Each key is passed twice (forwardings, users): box it once.
 		n := len(args)
+		canon[i] = n
 		args = keyArgs(args, k.list())
 		args = append(args, args[n:]...)
+	}
+	for i, k := range keys {
+		if k.n > 1 {
+			args = append(args, args[canon[i]], args[canon[i]])
+		}
 	}
 	n := 2*len(addrs) + 2
 	cols := state.cols[:n]
