@@ -304,10 +304,14 @@ func (f *Folder) Open(ctx context.Context, uid uint32) (*os.File, Message, error
 // Event.Seq). An event may repeat what a later Snapshot shows. After the
 // Store's Close, Watch fails with ErrClosed.
 func (f *Folder) Watch(ctx context.Context) (<-chan Event, error) {
-	if err := f.do(ctx, false, nil); err != nil {
+	var w *watcher
+	// Registered under the folder lock, right after a sync: the watch
+	// gets every change applied after the state Watch synced to.
+	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
+		var err error
+		w, err = st.addWatcher(ctx)
 		return nil, err
-	}
-	w, err := f.st.addWatcher(ctx)
+	})
 	if err != nil {
 		return nil, err
 	}
