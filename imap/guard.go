@@ -25,8 +25,15 @@ import (
 // To stay in step with imapserver, the guard holds back what follows a
 // synchronizing literal's header until imapserver has answered it: a
 // continuation request ("+") means the literal's bytes come next,
-// anything else that the command is over. The same goes for STARTTLS,
-// after whose OK the guard steps aside (what follows is TLS).
+// anything else that the command is over.
+//
+// STARTTLS is the guard's too: imapserver would read the TLS plaintext
+// itself, out of the guard's sight. The guard answers OK, drops what
+// the client sent on without waiting for it, and the connection goes,
+// below a new tls.Conn, to the protocol engine for TLS connections (see
+// conn.startTLS), where the guard goes on. (Should imapserver still
+// answer a STARTTLS the guard let through, the guard steps aside after
+// its OK.)
 //
 // A command's first line is held until it is complete, so that a
 // command can be answered and dropped whole. Lines longer than the read
@@ -73,12 +80,20 @@ const tailKeep = 32
 
 // verdicts of judge.
 const (
-	vLine    = iota // a line without a literal: the command ends
-	vLiteral        // a non-synchronizing literal follows
-	vAwait          // wait for imapserver's answer (sync literal or STARTTLS)
-	vRefuse         // answer NO [TOOBIG] and drop the command
-	vBye            // answer BAD, say BYE and close
+	vLine     = iota // a line without a literal: the command ends
+	vLiteral         // a non-synchronizing literal follows
+	vAwait           // wait for imapserver's answer (sync literal or STARTTLS)
+	vRefuse          // answer NO [TOOBIG] and drop the command
+	vBye             // answer BAD, say BYE and close
+	vStartTLS        // do STARTTLS
 )
+
+// guardConfig is what the guard needs to know of the server and the
+// connection.
+type guardConfig struct {
+	appendLimit int64 // APPENDLIMIT
+	startTLS    bool  // the guard does STARTTLS
+}
 
 // scan is one step of the guard over buf, which starts at a line or
 // literal boundary. It passes on buf[:pass] and keeps buf[keep:] for
@@ -97,8 +112,7 @@ type scanResult struct {
 // scan runs over buf. canGrow says whether more bytes can be read after
 // buf into the same buffer (otherwise a first line that fills it is
 // passed on in parts).
-// appendLimit is APPENDLIMIT.
-func (g *guard) scan(buf []byte, canGrow bool, appendLimit int64) scanResult {
+func (g *guard) scan(buf []byte, canGrow bool, cfg guardConfig) scanResult {
 	pos := 0
 	for pos < len(buf) {
 		switch g.mode {
@@ -136,9 +150,9 @@ func (g *guard) scan(buf []byte, canGrow bool, appendLimit int64) scanResult {
 			return scanResult{pass: k, keep: k}
 		}
 		line := buf[pos : pos+i+1]
-		v, size := g.judge(line, appendLimit)
+		v, size := g.judge(line, cfg)
 		switch v {
-		case vRefuse, vBye:
+		case vRefuse, vBye, vStartTLS:
 			if pos > 0 {
 				// Answer once what comes before is answered.
 				return scanResult{pass: pos, keep: pos}
@@ -174,7 +188,8 @@ func (g *guard) scan(buf []byte, canGrow bool, appendLimit int64) scanResult {
 // judge decides what to do at the end of line. For vLiteral and vAwait
 // it returns the literal's size; -1 with vAwait for STARTTLS. It sets
 // g.cmd on a command's first line.
-func (g *guard) judge(line []byte, appendLimit int64) (int, int64) {
+func (g *guard) judge(line []byte, cfg guardConfig) (int, int64) {
+	appendLimit := cfg.appendLimit
 	first := !g.cont && !g.partial
 	if first {
 		g.cmd = classify(line)
@@ -182,6 +197,9 @@ func (g *guard) judge(line []byte, appendLimit int64) (int, int64) {
 	h := literalHeader(line, g.partial)
 	if !h.ok {
 		if first && g.cmd == cmdStartTLS {
+			if cfg.startTLS && isStartTLS(line) {
+				return vStartTLS, 0
+			}
 			return vAwait, -1
 		}
 		return vLine, 0
@@ -295,6 +313,16 @@ func classify(line []byte) uint8 {
 	return cmdOther
 }
 
+// isStartTLS reports whether line is a STARTTLS command as imapserver
+// reads one: nothing after the name but CRLF.
+func isStartTLS(line []byte) bool {
+	_, rest, _ := bytes.Cut(line, []byte{' '})
+	rest = rest[len("STARTTLS"):]
+	rest, _ = bytes.CutPrefix(rest, []byte{' '})
+	rest, _ = bytes.CutPrefix(rest, []byte{'\r'})
+	return string(rest) == "\n"
+}
+
 // word is b's first word, after at most one space.
 func word(b []byte) []byte {
 	b, _ = bytes.CutPrefix(b, []byte{' '})
@@ -339,7 +367,7 @@ func (g *guard) answered(p []byte) (startTLS bool) {
 		if g.lit == 0 {
 			g.mode, g.cont = gLine, true
 		}
-	case g.await == awaitStartTLS && startTLSOK(p):
+	case g.await == awaitStartTLS && acceptsStartTLS(p):
 		g.mode = gOff
 		return true
 	default:
@@ -349,10 +377,10 @@ func (g *guard) answered(p []byte) (startTLS bool) {
 	return false
 }
 
-// startTLSOK reports whether p is imapserver's reply accepting STARTTLS.
-func startTLSOK(p []byte) bool {
-	const ok = " OK Begin TLS negotiation now\r\n"
-	return bytes.HasSuffix(p, []byte(ok)) && bytes.IndexByte(p, '\n') == len(p)-1 && p[0] != '*' && p[0] != '+'
+// acceptsStartTLS reports whether p is imapserver's reply accepting
+// STARTTLS.
+func acceptsStartTLS(p []byte) bool {
+	return bytes.HasSuffix(p, startTLSOK) && bytes.IndexByte(p, '\n') == len(p)-1 && p[0] != '*' && p[0] != '+'
 }
 
 // unanswered is called when imapserver reads on without answering what
@@ -375,6 +403,7 @@ func (g *guard) keepBack(b []byte) {
 }
 
 var (
+	startTLSOK    = []byte(" OK Begin TLS negotiation now\r\n")
 	tooBig        = []byte(" NO [TOOBIG] Literals are limited to 4096 bytes for this command\r\n")
 	nonSyncTooBig = []byte(" BAD [TOOBIG] Non-synchronizing literals are limited to 4096 bytes\r\n")
 )
@@ -414,8 +443,9 @@ func (c *conn) guardedRead(r io.Reader, w io.Writer, p []byte) (int, error) {
 			}
 			n = m
 		}
+		cfg := guardConfig{appendLimit: int64(c.srv.opts.AppendLimit), startTLS: c.canStartTLS()}
 		c.wmu.Lock()
-		res := g.scan(p[:n], !moreHeld && n < len(p), int64(c.srv.opts.AppendLimit))
+		res := g.scan(p[:n], !moreHeld && n < len(p), cfg)
 		if !res.more && res.act == vLine {
 			g.keepBack(p[res.keep:n])
 		}
@@ -427,6 +457,12 @@ func (c *conn) guardedRead(r io.Reader, w io.Writer, p []byte) (int, error) {
 			g.cont, g.partial, g.cmd = false, false, cmdOther
 			g.keepBack(p[res.lineEnd:n])
 			c.wmu.Unlock()
+		case vStartTLS:
+			if err := c.guardReply(w, res.tag, startTLSOK); err != nil {
+				return 0, err
+			}
+			c.startTLS()
+			return 0, errHandedOver
 		case vBye:
 			if res.tag != nil {
 				c.guardReply(w, res.tag, nonSyncTooBig)

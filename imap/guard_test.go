@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -133,8 +134,8 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // pieces into buffers of arbitrary sizes, with imapserver's answers to
 // what it waits on chosen by the input too. What it passes on is the
 // input less whole commands it refuses, in order; input with no literal
-// header and no STARTTLS passes unchanged (but for a line cut short by
-// the end of the input).
+// header and no STARTTLS passes unchanged (but for what the end of the
+// input cuts short).
 func FuzzGuard(f *testing.F) {
 	for _, s := range []string{
 		"a1 LOGIN alice pw\r\na2 SELECT INBOX\r\na3 IDLE\r\nDONE\r\n",
@@ -155,6 +156,10 @@ func FuzzGuard(f *testing.F) {
 			bufSize = 4096
 		}
 		srv := &Server{opts: Options{AppendLimit: 2000}}
+		if bufSize%2 == 1 {
+			// The guard does STARTTLS.
+			srv.opts.TLSConfig = &tls.Config{}
+		}
 		c := &conn{Conn: fakeConn{}, srv: srv}
 		r := &chunkReader{data: data, sizes: sizes}
 		var replies bytes.Buffer
@@ -198,13 +203,13 @@ func FuzzGuard(f *testing.F) {
 			}
 			j++
 		}
-		// A line cut short by the end of input is not passed on.
+		// A line cut short by the end of input may not be passed on.
 		whole := data[:bytes.LastIndexByte(data, '\n')+1]
-		if !bytes.ContainsAny(data, "{") && !bytes.Contains(bytes.ToUpper(data), []byte("STARTTLS")) && !bytes.Equal(out, whole) && !bytes.Equal(out, data) {
+		if !bytes.ContainsAny(data, "{") && !bytes.Contains(bytes.ToUpper(data), []byte("STARTTLS")) && (!bytes.HasPrefix(data, out) || len(out) < len(whole)) {
 			t.Fatalf("input without literals changed: %q from %q", out, data)
 		}
 		for _, l := range strings.SplitAfter(replies.String(), "\r\n") {
-			if l != "" && (!strings.HasSuffix(l, "\r\n") || !strings.Contains(l, " [TOOBIG] ") && !strings.HasPrefix(l, "* BYE ")) {
+			if l != "" && (!strings.HasSuffix(l, "\r\n") || !strings.Contains(l, " [TOOBIG] ") && !strings.HasPrefix(l, "* BYE ") && !strings.HasSuffix(l, " OK Begin TLS negotiation now\r\n")) {
 				t.Fatalf("reply %q", l)
 			}
 		}

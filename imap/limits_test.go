@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -424,5 +425,45 @@ func TestAppendLimit(t *testing.T) {
 	cl.send(testMessage)
 	if _, st := cl.until("x2"); !strings.HasPrefix(st, "OK [APPENDUID") {
 		t.Fatalf("APPEND within the limit: %q", st)
+	}
+}
+
+// TestGuardAfterStartTLS: after STARTTLS the connection is guarded the
+// same, without a second greeting; commands sent with STARTTLS, before
+// its OK, are dropped rather than run over TLS.
+func TestGuardAfterStartTLS(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.AllowInsecureAuth = false
+	_, addr := st.serve(opts)
+	path, err := st.maildirs.UserPath("local.example", "alice")
+	must(t, err)
+
+	cl := dial(t, addr)
+	cl.send("s1 STARTTLS\r\ns2 CREATE Pipelined")
+	if l := cl.line(); !strings.HasPrefix(l, "s1 OK") {
+		t.Fatalf("STARTTLS: %q", l)
+	}
+	tc := tls.Client(cl.c, &tls.Config{InsecureSkipVerify: true})
+	must(t, tc.Handshake())
+	cl.c = tc
+	cl.r.Reset(tc)
+	cl.send("n1 NOOP")
+	if l := cl.line(); !strings.HasPrefix(l, "n1 OK") {
+		t.Fatalf("first reply over TLS: %q, want n1's OK and no greeting", l)
+	}
+	cl.login("alice@local.example")
+	if _, err := os.Stat(filepath.Join(path, ".Pipelined")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("command sent before STARTTLS's OK was run: %v", err)
+	}
+	cl.send("h1 SELECT {4294967295}")
+	if l := cl.line(); !strings.HasPrefix(l, "h1 NO [TOOBIG]") {
+		t.Fatalf("huge literal over STARTTLS: %q", l)
+	}
+	cl.ok("SELECT INBOX")
+	cl.send("h2 APPEND INBOX {5000+}\r\nSubject: x\r\n\r\nh3 CREATE Injected\r\n" + strings.Repeat("x", 5000-31))
+	closedWithBye(t, cl, "h2")
+	if _, err := os.Stat(filepath.Join(path, ".Injected")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("literal data executed as a command: %v", err)
 	}
 }

@@ -86,7 +86,11 @@ type Options struct {
 type Server struct {
 	opts Options
 	log  *slog.Logger
-	is   *imapserver.Server
+	is   *imapserver.Server // connections before TLS
+	ist  *imapserver.Server // connections over TLS
+
+	handover     *handoverListener // of ist, for connections after STARTTLS
+	handoverOnce sync.Once
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -161,19 +165,67 @@ func NewServer(opts Options) (*Server, error) {
 	} {
 		caps[c] = struct{}{}
 	}
-	iopts := &imapserver.Options{
-		NewSession: s.newSession,
-		Caps:       caps,
-		Logger:     logAdapter{s.log},
-		// Over implicit TLS imapserver sees a tlsConn, not a *tls.Conn,
-		// but every connection is TLS.
-		InsecureAuth: opts.AllowInsecureAuth || opts.ImplicitTLS,
+	// Two protocol engines: one for connections before TLS, one for
+	// connections over TLS, implicit or after STARTTLS. The second sees
+	// a tlsConn (whose reads go through the guard), not a *tls.Conn, so
+	// it is told that authentication is allowed: all its connections
+	// are TLS. STARTTLS is done by the guard, which hands the connection
+	// over (see conn.Close).
+	plain := &imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         caps,
+		Logger:       logAdapter{s.log},
+		InsecureAuth: opts.AllowInsecureAuth,
 	}
 	if !opts.ImplicitTLS {
-		iopts.TLSConfig = opts.TLSConfig
+		plain.TLSConfig = opts.TLSConfig
 	}
-	s.is = imapserver.New(iopts)
+	s.is = imapserver.New(plain)
+	s.ist = imapserver.New(&imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         caps,
+		Logger:       logAdapter{s.log},
+		InsecureAuth: true,
+	})
+	s.handover = &handoverListener{ch: make(chan net.Conn), done: make(chan struct{}), accepting: make(chan struct{})}
 	return s, nil
+}
+
+// handoverListener passes connections that have done STARTTLS to the
+// protocol engine for TLS connections.
+type handoverListener struct {
+	ch        chan net.Conn
+	done      chan struct{}
+	once      sync.Once
+	accepting chan struct{} // closed at the first Accept
+	accepted  sync.Once
+}
+
+func (l *handoverListener) Accept() (net.Conn, error) {
+	l.accepted.Do(func() { close(l.accepting) })
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoverListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoverListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// handOver gives c to the engine for TLS connections, or closes it when
+// the server is closing.
+func (l *handoverListener) handOver(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
+	}
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -193,7 +245,24 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	err := s.is.Serve(&listener{Listener: l, srv: s})
+	engine := s.is
+	if s.opts.ImplicitTLS {
+		engine = s.ist
+	} else if s.opts.TLSConfig != nil {
+		s.handoverOnce.Do(func() {
+			// Serving has begun once it accepts: Close may wait for it.
+			done := make(chan struct{})
+			go func() {
+				s.ist.Serve(s.handover)
+				close(done)
+			}()
+			select {
+			case <-s.handover.accepting:
+			case <-done:
+			}
+		})
+	}
+	err := engine.Serve(&listener{Listener: l, srv: s})
 	s.mu.Lock()
 	delete(s.listeners, l)
 	closed := s.closed
@@ -240,7 +309,11 @@ func (s *Server) Close() error {
 	kept := s.kept
 	s.kept = map[string]*keptMaildir{}
 	s.mu.Unlock()
-	s.closeOnce.Do(func() { s.is.Close() })
+	s.closeOnce.Do(func() {
+		s.handover.Close()
+		s.is.Close()
+		s.ist.Close()
+	})
 	s.stop()
 	for _, c := range conns {
 		c.Close()
@@ -500,8 +573,9 @@ type conn struct {
 	bye    string // said and the connection closed before the next read
 	authed bool
 
-	belowTLS bool        // implicit TLS: this carries TLS records, tlsConn the plaintext
-	closed   atomic.Bool // Close has released the connection
+	belowTLS     bool          // over TLS: this carries TLS records, tlsConn the plaintext
+	skipGreeting bool          // after STARTTLS: the TLS engine's greeting is not sent
+	flags        atomic.Uint32 // flagHandingOver, flagClosed
 
 	failures int32 // failed logins, counted by the session
 
@@ -513,8 +587,26 @@ type conn struct {
 	split *recordSplitter // while the client's TLS handshake is read
 }
 
-// tlsConn is an implicit-TLS connection as imapserver sees it: reads go
-// through the guard.
+const (
+	flagHandingOver = 1 << iota // STARTTLS: the next Close hands the connection over
+	flagClosed                  // Close has released the connection
+)
+
+// swapFlag changes flag from !to to to and reports whether it did.
+func (c *conn) swapFlag(flag uint32, to bool) bool {
+	for {
+		old := c.flags.Load()
+		if (old&flag != 0) == to {
+			return false
+		}
+		if c.flags.CompareAndSwap(old, old^flag) {
+			return true
+		}
+	}
+}
+
+// tlsConn is a TLS connection (implicit or after STARTTLS) as imapserver
+// sees it: reads go through the guard.
 type tlsConn struct {
 	*tls.Conn
 	c *conn
@@ -524,13 +616,22 @@ func (t *tlsConn) Read(p []byte) (int, error) { return t.c.guardedRead(t.Conn, t
 
 func (t *tlsConn) Write(p []byte) (int, error) {
 	t.c.wmu.Lock()
+	skip := t.c.skipGreeting
+	t.c.skipGreeting = false
 	t.c.g.answered(p)
 	t.c.wmu.Unlock()
+	if skip {
+		return len(p), nil
+	}
 	return t.Conn.Write(p)
 }
 
 // Read reads the plaintext through the guard, or below TLS the records.
 func (c *conn) Read(p []byte) (int, error) {
+	if c.flags.Load()&flagHandingOver != 0 {
+		// The plain engine reads once more before it lets go.
+		return 0, errHandedOver
+	}
 	if c.belowTLS {
 		return c.rawRead(p)
 	}
@@ -692,9 +793,41 @@ func (c *conn) SetDeadline(t time.Time) error {
 	return c.SetWriteDeadline(t)
 }
 
+// errHandedOver ends the plain engine's reading of a connection that
+// has done STARTTLS.
+var errHandedOver = fmt.Errorf("imap: connection handed over after STARTTLS: %w", net.ErrClosed)
+
+// startTLS is the guard's STARTTLS: the OK is written, and the
+// connection goes to the engine for TLS connections once the plain
+// engine lets go of it (its Close). Bytes the client sent after STARTTLS
+// without waiting for the OK are dropped, as they must be.
+func (c *conn) startTLS() {
+	c.wmu.Lock()
+	c.g = guard{}
+	c.belowTLS = true
+	c.split = &recordSplitter{}
+	c.skipGreeting = true
+	c.wmu.Unlock()
+	c.mu.Lock()
+	c.ic = nil
+	c.mu.Unlock()
+	c.swapFlag(flagHandingOver, true)
+}
+
+// canStartTLS reports whether the guard does STARTTLS on c now.
+func (c *conn) canStartTLS() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.srv.opts.TLSConfig != nil && !c.srv.opts.ImplicitTLS && !c.authed && !c.belowTLS
+}
+
 func (c *conn) Close() error {
+	if c.swapFlag(flagHandingOver, false) {
+		c.srv.handover.handOver(&tlsConn{Conn: tls.Server(c, c.srv.opts.TLSConfig), c: c})
+		return nil
+	}
 	err := c.Conn.Close()
-	if c.closed.CompareAndSwap(false, true) {
+	if c.swapFlag(flagClosed, true) {
 		c.srv.release(c)
 	}
 	return err
