@@ -178,31 +178,41 @@ func (s *SQL) LookupUser(ctx context.Context, address string) (*User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	v, err := s.cached("u:"+a.Key(), func() (any, error) {
-		keys := addressKeys(a)
-		row, err := s.queryRow(ctx, stmtUser, keys.list())
-		if err != nil {
-			return nil, err
-		}
-		var ur userRow
-		err = row.Scan(ur.dest()...)
-		var u *User
-		if err == nil {
-			u = ur.user(a.Key())
-		}
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && u == nil) {
-			return nil, ErrNotFound
-		}
-		if err != nil {
-			return nil, fmt.Errorf("store: user %s: %w", a, err)
-		}
-		return u, nil
-	})
+	if s.cache == nil {
+		return s.lookupUser(ctx, a)
+	}
+	v, err := s.cached("u:"+a.Key(), func() (any, error) { return s.lookupUser(ctx, a) })
 	if err != nil {
 		return nil, err
 	}
 	u := *v.(*User)
 	return &u, nil
+}
+
+// lookupUser is LookupUser without the cache.
+func (s *SQL) lookupUser(ctx context.Context, a Address) (*User, error) {
+	keys := addressKeys(a)
+	row, err := s.queryRow(ctx, stmtUser, keys.list())
+	if err != nil {
+		return nil, err
+	}
+	var ur userRow
+	err = row.Scan(ur.dest()...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: user %s: %w", a, err)
+	}
+	// A row stored under the canonical spelling of an unquoted local
+	// part is the address: no need to parse it again.
+	if canon := keys.k[0]; ur.email == canon && ur.display == "" && canon[0] != '"' {
+		return ur.userAt(Address{Local: canon[:len(canon)-len(a.Domain)-1], Domain: a.Domain}, canon), nil
+	}
+	if u := ur.user(a.Key()); u != nil {
+		return u, nil
+	}
+	return nil, ErrNotFound
 }
 
 // sameDomain reports whether the stored domain is the normalised
