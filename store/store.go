@@ -11,7 +11,9 @@
 // Addresses follow RFC 5321 (syntax and limits, section 4.1.2 and
 // 4.5.3.1), RFC 5322 (atoms), RFC 6531 (UTF-8 local parts, SMTPUTF8),
 // RFC 5890-5893 with UTS #46 (IDNA 2008 domains) and RFC 5233
-// (subaddressing). Resolution follows Postfix's virtual(5) lookup order.
+// (subaddressing). Local parts are matched with Unicode simple case
+// folding (FoldLocal) on both SQL dialects. Resolution follows
+// Postfix's virtual(5) lookup order.
 package store
 
 import (
@@ -30,7 +32,8 @@ var ErrExists = errors.New("store: already exists")
 // User is one mailbox owner of a local domain.
 type User struct {
 	// Address is the normalised address (lower-case domain in Unicode
-	// form, local part as stored).
+	// form, local part as typed when the user was added or as the
+	// row holds it).
 	Address string
 	// PasswordHash is the stored hash with its scheme, as auth reads it
 	// ("{ARGON2ID}$argon2id$...", "$6$...", a 13-character DES crypt...).
