@@ -3,6 +3,7 @@ package imap
 import (
 	"bytes"
 	"io"
+	"math"
 	"net"
 )
 
@@ -42,7 +43,10 @@ import (
 // imapserver has seen part of the command already.
 type guard struct {
 	held []byte // bytes read but not yet passed on
-	lit  int64  // gLiteral: bytes of the literal left; gAwait: its size
+	lit  uint32 // gLiteral: bytes of the literal left; gAwait: its size
+	// total counts the bytes of the literals of the command being read
+	// (APPEND's message aside), which imapserver holds in memory.
+	total uint32
 
 	mode    uint8 // gLine, gLiteral, gAwait, gOff
 	await   uint8 // in gAwait: awaitLiteral or awaitStartTLS
@@ -73,6 +77,11 @@ const (
 // message: imapserver holds those in memory, up to 4096 bytes; it is
 // also LITERAL-'s limit on non-synchronizing literals (RFC 7888).
 const maxLiteral = 4096
+
+// maxLiterals bounds the literals of one command (APPEND's message
+// aside): imapserver holds them in memory, and its 50 KiB limit on a
+// command's size does not count them.
+const maxLiterals = 64 << 10
 
 // tailKeep is how much of a line passed on in parts is kept back, to
 // find a literal header at its end.
@@ -122,9 +131,9 @@ func (g *guard) scan(buf []byte, canGrow bool, cfg guardConfig) scanResult {
 			// Nothing more until imapserver has answered.
 			return scanResult{pass: pos, keep: pos}
 		case gLiteral:
-			k := int(min(g.lit, int64(len(buf)-pos)))
+			k := int(min(int64(g.lit), int64(len(buf)-pos)))
 			pos += k
-			g.lit -= int64(k)
+			g.lit -= uint32(k)
 			if g.lit == 0 {
 				g.mode, g.cont = gLine, true
 			}
@@ -169,12 +178,12 @@ func (g *guard) scan(buf []byte, canGrow bool, cfg guardConfig) scanResult {
 		case vLine:
 			g.cont, g.cmd = false, cmdOther
 		case vLiteral:
-			g.mode, g.lit = gLiteral, size
+			g.mode, g.lit = gLiteral, uint32(size)
 			if size == 0 {
 				g.mode, g.cont = gLine, true
 			}
 		case vAwait:
-			g.mode, g.lit = gAwait, size
+			g.mode, g.lit = gAwait, uint32(min(size, math.MaxUint32))
 			g.await = awaitLiteral
 			if size < 0 {
 				g.await, g.lit = awaitStartTLS, 0
@@ -193,6 +202,7 @@ func (g *guard) judge(line []byte, cfg guardConfig) (int, int64) {
 	first := !g.cont && !g.partial
 	if first {
 		g.cmd = classify(line)
+		g.total = 0
 	}
 	h := literalHeader(line, g.partial)
 	if !h.ok {
@@ -216,7 +226,7 @@ func (g *guard) judge(line []byte, cfg guardConfig) (int, int64) {
 	case h.nonSync:
 		// imapserver refuses APPEND's message beyond APPENDLIMIT
 		// before reading it, whatever the literal.
-		if h.size > maxLiteral || (message && h.size > appendLimit) {
+		if h.size > maxLiteral || (message && h.size > appendLimit) || !g.count(h.size, message) {
 			return vBye, 0
 		}
 		return vLiteral, h.size
@@ -228,8 +238,25 @@ func (g *guard) judge(line []byte, cfg guardConfig) (int, int64) {
 			return vRefuse, 0
 		}
 		return vBye, 0
+	case !g.count(h.size, message):
+		// Too much in literals: part of the command is read already.
+		return vBye, 0
 	}
 	return vAwait, h.size
+}
+
+// count adds a literal of size bytes to the command's total, unless it
+// is APPEND's message, and reports whether the total is within
+// maxLiterals.
+func (g *guard) count(size int64, message bool) bool {
+	if message {
+		return true
+	}
+	if int64(g.total)+size > maxLiterals {
+		return false
+	}
+	g.total += uint32(size)
+	return true
 }
 
 // header is a literal header at the end of a line.

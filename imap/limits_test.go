@@ -467,3 +467,25 @@ func TestGuardAfterStartTLS(t *testing.T) {
 		t.Fatalf("literal data executed as a command: %v", err)
 	}
 }
+
+// TestManyLiterals: the literals of one command (APPEND's message aside)
+// are bounded in total, not only one by one: beyond 64 KiB the
+// connection ends.
+func TestManyLiterals(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	search := func(n int) string {
+		var b strings.Builder
+		b.WriteString("SEARCH")
+		for range n {
+			fmt.Fprintf(&b, " BODY {4000+}\r\n%s", strings.Repeat("q", 4000))
+		}
+		return b.String()
+	}
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	wantLine(t, cl.ok("%s", search(15)), "* SEARCH")
+	cl.send("m1 " + search(20))
+	closedWithBye(t, cl, "")
+}
