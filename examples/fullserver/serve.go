@@ -43,6 +43,9 @@ type server struct {
 	certs  *auth.CertReloader
 	signer dkimSigner
 	tlsCfg *tls.Config
+	// resolver answers the server's DNS lookups, through
+	// dnsauth.WithTimeout(dns.timeout); nil: the one cfg.DNS names.
+	resolver dnsauth.Resolver
 
 	// shutdowns run in reverse order when the server stops.
 	shutdowns []func(context.Context) error
@@ -148,9 +151,13 @@ func (s *server) start(ctx context.Context) error {
 	}
 	s.onStop(func(context.Context) error { return s.mail.Close() })
 
-	var resolver dnsauth.Resolver = net.DefaultResolver
-	if cfg.DNS.Resolver != "" {
+	resolver := s.resolver
+	switch {
+	case resolver != nil:
+	case cfg.DNS.Resolver != "":
 		resolver = dnsauth.NewServerResolver(cfg.DNS.Resolver)
+	default:
+		resolver = net.DefaultResolver
 	}
 	resolver = dnsauth.WithTimeout(resolver, cfg.DNS.Timeout.Duration)
 
@@ -300,8 +307,15 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		}
 		signer = &s.signer
 	}
+	// The MX's checks: iprev at EHLO, SPF at MAIL, DKIM and DMARC at the
+	// end of DATA. The library makes the lookups of a step that do not
+	// depend on each other together (the forward lookups of every reverse
+	// name; every signature's key and the From domain's DMARC record, the
+	// organizational domain's following when the From domain has none),
+	// so a resolver that does not answer costs a message three
+	// dns.timeout, and it is accepted with temperror results.
 	sender := &smtp.SenderAuth{
-		Resolver:      sharedLookups{resolver},
+		Resolver:      resolver,
 		RejectSPFFail: cfg.Policy.SPF == "reject",
 		RequirePTR:    cfg.Policy.IPRev == "require",
 		DMARC:         dmarcMode(cfg.Policy.DMARC),
@@ -324,7 +338,7 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		name, addr string
 		apply      func(*smtp.Options)
 	}{
-		{"mx", cfg.Listen.MX, func(o *smtp.Options) { o.Role = smtp.MX; o.Checks = concurrentChecks{sender, resolver}.checks() }},
+		{"mx", cfg.Listen.MX, func(o *smtp.Options) { o.Role = smtp.MX; o.Checks = sender.Checks() }},
 		{"submission", cfg.Listen.Submission, func(o *smtp.Options) {
 			o.Role, o.Authenticator, o.Directory, o.Signer = smtp.Submission, authn, s.dir, signer
 		}},
