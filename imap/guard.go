@@ -382,10 +382,13 @@ func tagOf(line []byte) []byte {
 }
 
 // answered is called with what imapserver writes: in gAwait, its first
-// write after the line it waits on is the answer. It reports whether
-// STARTTLS was accepted.
+// write after the line it waits on that is not an untagged response is
+// the answer, a continuation request or the command's tagged reply. It
+// reports whether STARTTLS was accepted.
 func (g *guard) answered(p []byte) (startTLS bool) {
-	if g.mode != gAwait || len(p) == 0 {
+	if g.mode != gAwait || len(p) == 0 || p[0] == '*' {
+		// Untagged responses (IDLE's last updates, a shutdown's BYE)
+		// answer nothing.
 		return false
 	}
 	switch {

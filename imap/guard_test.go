@@ -102,6 +102,33 @@ func TestRecordSplitter(t *testing.T) {
 	}
 }
 
+// TestGuardAnswer: untagged responses written while the guard waits for
+// imapserver's answer to a literal (IDLE's last updates) are not it.
+func TestGuardAnswer(t *testing.T) {
+	var g guard
+	if r := g.scan([]byte("a1 SELECT {5}\r\n"), true, guardConfig{appendLimit: 100}); r.pass != 15 || g.mode != gAwait {
+		t.Fatalf("scan: %+v, mode %d", r, g.mode)
+	}
+	g.answered([]byte("* 4 EXISTS\r\n"))
+	if g.mode != gAwait {
+		t.Fatalf("untagged response taken for the answer: mode %d", g.mode)
+	}
+	g.answered([]byte("+ Ready for literal data\r\n"))
+	if g.mode != gLiteral || g.lit != 5 {
+		t.Fatalf("continuation request: mode %d, literal %d", g.mode, g.lit)
+	}
+	g.scan([]byte("INBOX"), true, guardConfig{})
+	if g.mode != gLine || !g.cont {
+		t.Fatalf("after the literal: mode %d, cont %t", g.mode, g.cont)
+	}
+	g.scan([]byte("\r\n"), true, guardConfig{})
+	g.scan([]byte("a2 SELECT {5}\r\n"), true, guardConfig{})
+	g.answered([]byte("a2 NO [TOOBIG] No\r\n"))
+	if g.mode != gLine || g.cont {
+		t.Fatalf("refused literal: mode %d, cont %t", g.mode, g.cont)
+	}
+}
+
 // fakeConn stands for the network below a guarded conn in FuzzGuard.
 type fakeConn struct{ net.Conn }
 
@@ -178,13 +205,15 @@ func FuzzGuard(f *testing.F) {
 				break
 			}
 			if c.g.mode == gAwait {
-				a := []byte("* 1 EXISTS\r\n")
+				a := []byte("a1 NO [CANNOT] No\r\n")
 				if len(answers) > 0 {
-					switch answers[i%len(answers)] % 3 {
+					switch answers[i%len(answers)] % 4 {
 					case 0:
 						a = []byte("+ Ready for literal data\r\n")
 					case 1:
 						a = []byte("a1 OK Begin TLS negotiation now\r\n")
+					case 2:
+						a = []byte("* 1 EXISTS\r\n")
 					}
 				}
 				c.wmu.Lock()
