@@ -182,6 +182,8 @@ func FuzzGuard(f *testing.F) {
 		if bufSize < 16 || bufSize > 8192 {
 			bufSize = 4096
 		}
+		gatherSearchCharsets = bufSize%4 < 2
+		defer func() { gatherSearchCharsets = false }()
 		srv := &Server{opts: Options{AppendLimit: 2000}}
 		if bufSize%2 == 1 {
 			// The guard does STARTTLS.
@@ -221,8 +223,12 @@ func FuzzGuard(f *testing.F) {
 				c.wmu.Unlock()
 			}
 		}
-		// out is data less some parts, in order.
+		// out is data less some parts, in order, unless a SEARCH was
+		// converted.
 		j := 0
+		if gatherSearchCharsets && bytes.Contains(bytes.ToUpper(data), []byte("CHARSET")) {
+			out, data = nil, nil
+		}
 		for _, b := range out {
 			for j < len(data) && data[j] != b {
 				j++
@@ -238,7 +244,9 @@ func FuzzGuard(f *testing.F) {
 			t.Fatalf("input without literals changed: %q from %q", out, data)
 		}
 		for _, l := range strings.SplitAfter(replies.String(), "\r\n") {
-			if l != "" && (!strings.HasSuffix(l, "\r\n") || !strings.Contains(l, " [TOOBIG] ") && !strings.HasPrefix(l, "* BYE ") && !strings.HasSuffix(l, " OK Begin TLS negotiation now\r\n")) {
+			if l != "" && (!strings.HasSuffix(l, "\r\n") || !strings.Contains(l, " [TOOBIG] ") && !strings.HasPrefix(l, "* BYE ") &&
+				!strings.HasSuffix(l, " OK Begin TLS negotiation now\r\n") && l != "+ Ready for literal data\r\n" &&
+				!strings.Contains(l, " NO [BADCHARSET") && !strings.Contains(l, " BAD ")) {
 				t.Fatalf("reply %q", l)
 			}
 		}

@@ -489,3 +489,33 @@ func TestManyLiterals(t *testing.T) {
 	cl.send("m1 " + search(20))
 	closedWithBye(t, cl, "")
 }
+
+// TestSearchCharsetGathered: with gatherSearchCharsets, a SEARCH in a
+// legacy charset is gathered whole (the guard sends the continuation
+// requests for its literals), converted to UTF-8 and finds the message;
+// an unknown charset is answered NO [BADCHARSET].
+func TestSearchCharsetGathered(t *testing.T) {
+	gatherSearchCharsets = true
+	t.Cleanup(func() { gatherSearchCharsets = false })
+	st := newTestStack(t)
+	st.deliver("alice@local.example", "INBOX", "Subject: =?UTF-8?Q?K=C3=B6ln?=\r\n\r\nbody\r\n")
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	fmt.Fprint(cl.c, "g1 SEARCH CHARSET {10}\r\n")
+	for _, part := range []string{"ISO-8859-1 SUBJECT {4}\r\n", "K\xf6ln\r\n"} {
+		if l := cl.line(); !strings.HasPrefix(l, "+ ") {
+			t.Fatalf("got %q, want a continuation request", l)
+		}
+		fmt.Fprint(cl.c, part)
+	}
+	lines, tagged := cl.until("g1")
+	if !strings.HasPrefix(tagged, "OK") || !has(lines, "* SEARCH 1") || has(lines, "+ ") {
+		t.Fatalf("SEARCH in ISO-8859-1: %q %q", lines, tagged)
+	}
+	wantLine(t, cl.ok("SEARCH CHARSET ISO-8859-1 SUBJECT \"K\xf6ln\""), "* SEARCH 1")
+	cl.expect("NO [BADCHARSET", "SEARCH CHARSET X-UNKNOWN SUBJECT x")
+	cl.expect("NO [TOOBIG]", "SEARCH CHARSET ISO-8859-1 SUBJECT {5000}")
+	wantLine(t, cl.ok("SEARCH CHARSET UTF-8 SUBJECT \"Köln\""), "* SEARCH 1")
+}

@@ -699,7 +699,7 @@ func (c *conn) flushLocked(release bool) error {
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !c.belowTLS && c.g.answered(p) && len(c.g.held) == 0 {
+	if !c.belowTLS && c.g.answered(p) && c.g.held() == nil {
 		// STARTTLS: the client's TLS handshake comes next.
 		c.split = &recordSplitter{}
 	}
