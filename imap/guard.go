@@ -13,7 +13,7 @@ import (
 // The guard sits on the read side of every connection, between the
 // plaintext (after TLS) and imapserver, and follows IMAP's framing:
 // lines, literal headers ({n}, {n+}, ~{n}) and the literal bytes they
-// announce. It exists for two gaps in imapserver:
+// announce. It exists first for two gaps in imapserver:
 //
 //   - A synchronizing literal too large for the command it is part of
 //     (other than APPEND's message) is dropped without a reply, and
@@ -25,6 +25,11 @@ import (
 //     appended) would be executed. The guard refuses non-synchronizing
 //     literals beyond LITERAL-'s 4096 bytes with BAD and closes the
 //     connection, as RFC 7888 section 4 allows, before any of it is read.
+//
+// It also bounds the literals of one command in total (maxLiterals),
+// which imapserver holds in memory without counting them against its
+// limit on a command's size, and can gather a SEARCH in a charset
+// imapserver refuses, to pass it on converted (gatherSearchCharsets).
 //
 // To stay in step with imapserver, the guard holds back what follows a
 // synchronizing literal's header until imapserver has answered it: a
