@@ -129,7 +129,7 @@ type stepState struct {
 	m    match
 	cols [6]string
 	dst  [6]any
-	args [8 + 4*nKeys]any
+	args [6]any // enough for an ASCII address and its subaddress-free form
 }
 
 // queryStep runs stepQuery for addrs and applies Resolve's lookup order
