@@ -92,13 +92,15 @@ func asciiFoldEqual(a, b string) bool {
 // every ASCII address; otherwise email holds the canonical form
 // ("josé@example.org") and display_email the address as typed
 // ("JOSÉ@example.org"), which User.Address returns. This keeps the
-// file a plain SQLite database: the sqlite3 shell, backups and other
-// programs read and write it, which a collation defined only inside
-// this program (modernc.org/sqlite's RegisterCollationUtf8) would
-// prevent (SQLite refuses every write to, and every lookup on, a column
-// whose collation it does not know: "no such collation sequence"). It
-// is also what Postfix expects of its lookup tables, which it queries
-// with case-folded keys. A row written by hand should do the same: an
+// file a plain SQLite database that the sqlite3 shell, backups and
+// other programs read and write, as administrators of the seed did with
+// its tables. A key column collated by a Go function
+// (modernc.org/sqlite's RegisterCollationUtf8) would not: a program
+// without that function cannot use the table at all (with the sqlite3
+// shell, SELECT, INSERT, UPDATE, PRAGMA integrity_check and VACUUM on
+// it all fail with "no such collation sequence"). Folded keys are also
+// what Postfix expects of its lookup tables, which it queries with
+// case-folded keys. A row written by hand should do the same: an
 // address whose non-ASCII letters are written in another case than the
 // canonical one is found only when looked up in that very case.
 func storedEmail(a Address) (email, display string) {
