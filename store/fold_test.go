@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os/exec"
 	"strings"
 	"testing"
@@ -146,11 +148,15 @@ func TestSeedUnicodeCase(t *testing.T) {
 					t.Fatalf("%s: %v", q, err)
 				}
 			}
-			s, err := Open(ctx, driver, dsn, nil)
+			var log bytes.Buffer
+			s, err := Open(ctx, driver, dsn, &Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
+			if conflict := "key=MÜLLER@example.org folded=müller@example.org"; (driver == DriverSQLite) != strings.Contains(log.String(), conflict) {
+				t.Errorf("migration log %q; want %q on SQLite only", log.String(), conflict)
+			}
 			for in, want := range map[string]string{
 				"josé@example.org":            "JOSÉ@example.org",
 				"José@example.org":            "JOSÉ@example.org",
