@@ -79,22 +79,15 @@ func TestMXWithSilentResolver(t *testing.T) {
 	conn.SetDeadline(time.Now().Add(60 * time.Second))
 	c := &qaText{t: t, conn: conn, r: textproto.NewReader(bufio.NewReader(conn))}
 	msg := signedMessage(t, "x@a.test", dkimKeys(t, "a.test", "s1", "s2")...)
-	for _, step := range []struct{ cmd, want string }{
-		{"", "220"},
-		{"EHLO client.a.test", "250"},
-		{"MAIL FROM:<x@a.test>", "250"},
-		{"RCPT TO:<u@b.test>", "250"},
-		{"DATA", "354"},
-		{strings.TrimSuffix(string(msg), "\r\n") + "\r\n.", "250"},
-		{"QUIT", "221"},
-	} {
-		if step.cmd != "" {
-			c.send(step.cmd)
-		}
-		if got := c.reply(); !strings.HasPrefix(got, step.want) {
-			t.Fatalf("%q: %q, want %s", step.cmd, got, step.want)
-		}
-	}
+	c.dialog(
+		[2]string{"", "220"},
+		[2]string{"EHLO client.a.test", "250"},
+		[2]string{"MAIL FROM:<x@a.test>", "250"},
+		[2]string{"RCPT TO:<u@b.test>", "250"},
+		[2]string{"DATA", "354"},
+		[2]string{strings.TrimSuffix(string(msg), "\r\n") + "\r\n.", "250"},
+		[2]string{"QUIT", "221"},
+	)
 
 	ar := deliveredAuthResults(t, dir)
 	for _, want := range []string{"iprev=temperror", "spf=temperror", "dkim=temperror", "dmarc=temperror"} {

@@ -196,22 +196,15 @@ func TestMXLooksUpTogether(t *testing.T) {
 
 	c := qaDial(t, s.listening[0][1], false)
 	msg := signedMessage(t, "x@a.test", keys...)
-	for _, step := range []struct{ cmd, want string }{
-		{"", "220"},
-		{"EHLO one.a.test", "250"},
-		{"MAIL FROM:<x@a.test>", "250"},
-		{"RCPT TO:<u@b.test>", "250"},
-		{"DATA", "354"},
-		{strings.TrimSuffix(string(msg), "\r\n") + "\r\n.", "250"},
-		{"QUIT", "221"},
-	} {
-		if step.cmd != "" {
-			c.send(step.cmd)
-		}
-		if got := c.reply(); !strings.HasPrefix(got, step.want) {
-			t.Fatalf("%q: %q, want %s", step.cmd, got, step.want)
-		}
-	}
+	c.dialog(
+		[2]string{"", "220"},
+		[2]string{"EHLO one.a.test", "250"},
+		[2]string{"MAIL FROM:<x@a.test>", "250"},
+		[2]string{"RCPT TO:<u@b.test>", "250"},
+		[2]string{"DATA", "354"},
+		[2]string{strings.TrimSuffix(string(msg), "\r\n") + "\r\n.", "250"},
+		[2]string{"QUIT", "221"},
+	)
 
 	g.mu.Lock()
 	gaveUp := slices.Clone(g.gaveUp)

@@ -280,3 +280,17 @@ func (c *qaText) smtp(cmd string) string {
 	c.send(cmd)
 	return c.reply()
 }
+
+// dialog sends each step's command (none for an empty one: the greeting)
+// and fails the test unless the reply starts with the step's code.
+func (c *qaText) dialog(steps ...[2]string) {
+	c.t.Helper()
+	for _, step := range steps {
+		if step[0] != "" {
+			c.send(step[0])
+		}
+		if got := c.reply(); !strings.HasPrefix(got, step[1]) {
+			c.t.Fatalf("%q: %q, want %s", step[0], got, step[1])
+		}
+	}
+}
