@@ -18,12 +18,35 @@
 // SEARCH decodes what it compares: transfer encodings, RFC 2047 words
 // and body charsets (those of the WHATWG Encoding Standard; 8-bit text
 // without a declared charset is read as Windows-1252), inside attached
-// messages too, and matches under Unicode simple case folding. Search
-// strings must be UTF-8 (BAD [CLIENTBUG] otherwise); imapserver accepts
-// only UTF-8 and US-ASCII as CHARSET and answers others NO [BADCHARSET].
-// NOT and OR may nest 64 levels deep; deeper searches are answered
-// BAD [LIMIT]. SENTBEFORE, SENTON and SENTSINCE take the Date field's
-// date in its own time zone, or INTERNALDATE without a readable Date.
+// messages too, and matches under Unicode simple case folding.
+// SEARCH CHARSET takes UTF-8 and US-ASCII, and the legacy charsets mail
+// clients send: ISO-8859-1 to -16, Windows-1250 to -1258, KOI8-R and
+// KOI8-U, ISO-2022-JP, Shift_JIS, EUC-JP, EUC-KR, GB2312, GBK, GB18030
+// and Big5 (and their aliases, and the other charsets of
+// golang.org/x/text but UTF-16 and UTF-32): its strings, quoted or
+// literal, are converted to UTF-8 before the search. Other charsets are
+// answered NO [BADCHARSET (...)] with that list; strings not valid in
+// their charset BAD [CLIENTBUG]. Keys (NOT, OR and parentheses) may
+// nest 64 levels deep; deeper searches are answered BAD [LIMIT], before
+// they are parsed and whether logged in or not. Keys not in RFC 3501 or
+// RFC 9051 (FUZZY, MODSEQ, ...) and dates (as atoms) not in d-Mon-yyyy
+// are answered BAD [CLIENTBUG]. SENTBEFORE, SENTON and SENTSINCE take
+// the Date field's date in its own time zone, or INTERNALDATE without
+// a readable Date.
+//
+// Limits on commands: a command line holds at most 50 KiB. A
+// synchronizing literal over 4096 bytes, other than APPEND's message,
+// is answered NO [TOOBIG] before it is sent (on a command's first line;
+// after an earlier literal of the same command the connection closes).
+// A non-synchronizing literal over 4096 bytes (LITERAL-; APPEND's
+// message too) or over APPENDLIMIT is answered BAD and the connection
+// closes before any of it is read. A command's literals (APPEND's message aside)
+// total at most 64 KiB. A mailbox name that is not valid modified
+// UTF-7 (an unterminated or empty "&" run, ASCII or a lone surrogate
+// encoded, two runs in a row) or holds a control character is answered
+// BAD [CLIENTBUG] when it comes as an atom or a quoted string on the
+// command's first line, and the rest of the command is dropped unread;
+// as a literal it reaches imapserver, which answers NO [SERVERBUG].
 //
 // A mailbox name the store refuses (one that could leave the user's
 // Maildir: "..", "/", "\", a leading "~" or "#", control characters,

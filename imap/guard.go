@@ -28,8 +28,14 @@ import (
 //
 // It also bounds the literals of one command in total (maxLiterals),
 // which imapserver holds in memory without counting them against its
-// limit on a command's size, and can gather a SEARCH in a charset
-// imapserver refuses, to pass it on converted (gatherSearchCharsets).
+// limit on a command's size. It answers itself, and drops, the commands
+// imapserver would answer NO [SERVERBUG] or worse: a mailbox name its
+// decoder refuses (badMailboxArg: BAD [CLIENTBUG]), and a SEARCH nested
+// deeper than maxSearchNesting (BAD [LIMIT]: imapserver's parser
+// recurses once per level, before login too), with an unknown key or a
+// malformed date (BAD [CLIENTBUG]). It gathers every SEARCH command to
+// check it (searchNest) and, in a charset imapserver refuses, to pass
+// it on converted to UTF-8 (convertSearchCharset).
 //
 // To stay in step with imapserver, the guard holds back what follows a
 // synchronizing literal's header until imapserver has answered it: a
@@ -67,11 +73,37 @@ type guard struct {
 // guardBufs are the guard's buffers, allocated only while used.
 type guardBufs struct {
 	held []byte // bytes read but not yet passed on
-	// A SEARCH command in a charset imapserver refuses is gathered
-	// whole (the guard answers its synchronizing literals), converted
-	// to UTF-8 (convertSearchCharset) and passed on. While gathering,
-	// lit holds in gLine the start of the line being read in gather.
+	// A SEARCH command is gathered whole (the guard answers its
+	// synchronizing literals), its nesting and keys checked as it comes
+	// (nest), converted to UTF-8 when in another charset
+	// (convertSearchCharset) and passed on. A command the guard
+	// answers itself while its rest is still to come is read on and
+	// dropped (drop), gather then keeping only the end of the line.
 	gather []byte
+	nest   *searchNest // a SEARCH command's keys, fed as they come
+	tag    []byte      // the gathered command's tag
+	reply  []byte      // the guard's answer, to write at the next stop
+	// subst is passed on in place of a SEARCH too deep whose RETURN
+	// options hold SAVE: the same command, but with the shallowest
+	// nesting Search answers BAD [LIMIT], which also empties "$" as
+	// RFC 5182 asks of a failed SAVE.
+	subst []byte
+	line  int  // bytes of the line being read
+	size  int  // bytes of the command's lines
+	drop  bool // the command is answered: read on and dropped
+	first bool // the line being read is the command's first
+}
+
+// startGather starts gathering (or, with a reply, dropping) the command
+// whose first line starts buf.
+func (g *guard) startGather(buf []byte, search bool, reply []byte) {
+	b := &guardBufs{held: g.held(), gather: make([]byte, 0, 256), first: true}
+	b.tag = append(b.tag, tagOf(buf)...)
+	if search {
+		b.nest = &searchNest{}
+	}
+	b.reply, b.drop = reply, reply != nil
+	g.bufs, g.lit = b, 0
 }
 
 func (g *guard) gathering() bool { return g.bufs != nil && g.bufs.gather != nil }
@@ -141,19 +173,29 @@ const (
 	vRefuse          // answer NO [TOOBIG] and drop the command
 	vBye             // answer BAD, say BYE and close
 	vStartTLS        // do STARTTLS
-	vGather          // gather a SEARCH command to convert its charset
+	vGather          // gather a SEARCH command
 	vContinue        // while gathering: send a continuation request
 	vConvert         // a gathered SEARCH is complete
+	vDrop            // answer BAD [CLIENTBUG] (a mailbox name) and drop the command
+	vAnswer          // write scanResult.reply, the guard's answer to the command
+	vPass            // pass scanResult.reply on in place of the dropped command
 )
 
-// gatherSearchCharsets turns on the conversion of SEARCH commands in a
-// charset imapserver refuses (searchcharset.go): off until SEARCH's
-// dialog tests expect legacy charsets to be taken.
-var gatherSearchCharsets = false
+// maxLine is imapserver's limit on a command line (and on a command's
+// lines in total).
+const maxLine = 50 << 10
 
-// maxGather bounds a gathered SEARCH command: imapserver's 50 KiB for
-// the command and maxLiterals.
-const maxGather = 50<<10 + maxLiterals
+// maxGather bounds a gathered SEARCH command's lines.
+const maxGather = maxLine
+
+// The guard's own answers, after the tag.
+var (
+	searchNestReply = []byte(" BAD [LIMIT] " + errSearchTooDeep.Text + "\r\n")
+	searchUnknown   = []byte(" BAD [CLIENTBUG] Unknown SEARCH key\r\n")
+	searchBadDate   = []byte(" BAD [CLIENTBUG] SEARCH date is not d-Mon-yyyy\r\n")
+	badMailbox      = []byte(" BAD [CLIENTBUG] " + errBadMailboxArgText + "\r\n")
+	lineTooLong     = []byte(" BAD [TOOBIG] Command line too long\r\n")
+)
 
 // guardConfig is what the guard needs to know of the server and the
 // connection.
@@ -174,6 +216,7 @@ type scanResult struct {
 	act        int
 	lineEnd    int
 	tag        []byte
+	reply      []byte // vAnswer's answer; vBye's, when not nonSyncTooBig
 }
 
 // scan runs over buf. canGrow says whether more bytes can be read after
@@ -190,21 +233,18 @@ func (g *guard) scan(buf []byte, canGrow bool, cfg guardConfig) scanResult {
 			return scanResult{pass: pos, keep: pos}
 		case gLiteral:
 			k := int(min(int64(g.lit), int64(len(buf)-pos)))
-			if g.gathering() {
+			if g.gathering() && !g.bufs.drop {
 				g.bufs.gather = append(g.bufs.gather, buf[pos:pos+k]...)
 			}
 			pos += k
 			g.lit -= uint32(k)
 			if g.lit == 0 {
 				g.mode, g.cont = gLine, true
-				if g.gathering() {
-					g.lit = uint32(len(g.bufs.gather))
-				}
 			}
 			continue
 		}
 		if g.gathering() {
-			r, done := g.gatherLine(buf, &pos)
+			r, done := g.gatherLine(buf, &pos, cfg)
 			if done {
 				return r
 			}
@@ -221,6 +261,13 @@ func (g *guard) scan(buf []byte, canGrow bool, cfg guardConfig) scanResult {
 			// The line fills the buffer: pass it on but its tail.
 			if !g.cont && !g.partial {
 				g.cmd = classify(buf)
+				g.total = 0
+				converted := g.converted
+				g.converted = false
+				if g.cmd == cmdSearch && !converted {
+					g.startGather(buf, true, nil)
+					continue
+				}
 			}
 			g.partial = true
 			k := max(len(buf)-tailKeep, 0)
@@ -231,14 +278,15 @@ func (g *guard) scan(buf []byte, canGrow bool, cfg guardConfig) scanResult {
 		}
 		line := buf[pos : pos+i+1]
 		v, size := g.judge(line, cfg)
-		if v == vGather {
+		if v == vGather || v == vDrop {
 			if pos > 0 {
 				return scanResult{pass: pos, keep: pos}
 			}
-			if g.bufs == nil {
-				g.bufs = &guardBufs{}
+			var reply []byte
+			if v == vDrop {
+				reply = badMailbox
 			}
-			g.bufs.gather, g.lit = make([]byte, 0, 256), 0
+			g.startGather(line, v == vGather, reply)
 			continue
 		}
 		switch v {
@@ -289,8 +337,11 @@ func (g *guard) judge(line []byte, cfg guardConfig) (int, int64) {
 		g.total = 0
 		converted := g.converted
 		g.converted = false
-		if gatherSearchCharsets && g.cmd == cmdSearch && !converted && searchCharsetToConvert(line) {
+		if g.cmd == cmdSearch && !converted {
 			return vGather, 0
+		}
+		if badMailboxArg(line) {
+			return vDrop, 0
 		}
 	}
 	h := literalHeader(line, g.partial)
@@ -348,27 +399,97 @@ func (g *guard) count(size int64, message bool) bool {
 	return true
 }
 
-// gatherLine goes on gathering a SEARCH command at buf[*pos], in gLine.
-// It reports done with the scan's result when the scan stops there:
-// the command is complete, too large, or a literal needs a
-// continuation request. Gathered bytes are not passed on.
-func (g *guard) gatherLine(buf []byte, pos *int) (scanResult, bool) {
+// gatherLine goes on gathering (or dropping) a command at buf[*pos], in
+// gLine. It reports done with the scan's result when the scan stops
+// there: the command is complete or dropped, too large, answered, or a
+// literal needs a continuation request. Gathered bytes are not passed
+// on.
+func (g *guard) gatherLine(buf []byte, pos *int, cfg guardConfig) (scanResult, bool) {
+	b := g.bufs
 	i := bytes.IndexByte(buf[*pos:], '\n')
 	end := len(buf)
 	if i >= 0 {
 		end = *pos + i + 1
 	}
-	g.bufs.gather = append(g.bufs.gather, buf[*pos:end]...)
+	chunk := buf[*pos:end]
 	*pos = end
-	stop := scanResult{keep: end, lineEnd: end, tag: tagOf(g.bufs.gather)}
-	if len(g.bufs.gather) > maxGather {
-		stop.act = vBye
+	b.line += len(chunk)
+	b.size += len(chunk)
+	stop := scanResult{keep: end, lineEnd: end, tag: b.tag}
+	if b.line > maxLine || b.size > maxGather {
+		stop.act, stop.reply = vBye, lineTooLong
 		return stop, true
 	}
-	if i < 0 {
-		return scanResult{}, false
+	if !b.drop && b.nest != nil {
+		feed := chunk
+		if b.first && b.line == len(chunk) {
+			feed = chunk[searchArgsAt(chunk):]
+		}
+		switch {
+		case !b.nest.feed(feed):
+			b.reply = searchNestReply
+			if b.first {
+				b.subst = saveSubst(chunk)
+			}
+			if b.subst != nil {
+				b.reply = nil
+			}
+		case b.nest.unknown:
+			b.reply = searchUnknown
+		case b.nest.badDate:
+			b.reply = searchBadDate
+		}
+		if b.reply != nil || b.subst != nil {
+			b.drop = true
+			b.gather = b.gather[:0]
+		}
 	}
-	h := literalHeader(g.bufs.gather[g.lit:], false)
+	b.gather = append(b.gather, chunk...)
+	if b.drop && len(b.gather) > tailKeep {
+		// Only a literal header at the end of the line matters now.
+		b.gather = b.gather[:copy(b.gather, b.gather[len(b.gather)-tailKeep:])]
+	}
+	if i < 0 {
+		return g.answer(stop)
+	}
+	var h header
+	if b.drop {
+		h = literalHeader(b.gather, b.line > len(b.gather))
+		b.gather = b.gather[:0]
+	} else {
+		h = literalHeader(b.gather[len(b.gather)-b.line:], false)
+	}
+	b.line, b.first = 0, false
+	if b.drop {
+		limit := int64(maxLiteral)
+		if g.cmd == cmdAppend {
+			limit = max(limit, cfg.appendLimit)
+		}
+		switch {
+		case !h.ok || !h.nonSync:
+			// The command ends here: a synchronizing literal is not
+			// sent, its command answered.
+			reply, subst := b.reply, b.subst
+			g.endCommand()
+			if subst != nil {
+				stop.act, stop.reply = vPass, subst
+				return stop, true
+			}
+			if reply == nil {
+				return stop, true
+			}
+			stop.act, stop.reply = vAnswer, reply
+			return stop, true
+		case h.minus || h.size > limit:
+			stop.act = vBye
+			return stop, true
+		}
+		g.mode, g.lit = gLiteral, uint32(h.size)
+		if h.size == 0 {
+			g.mode = gLine
+		}
+		return g.answer(stop)
+	}
 	switch {
 	case !h.ok:
 		stop.act = vConvert
@@ -385,13 +506,13 @@ func (g *guard) gatherLine(buf []byte, pos *int) (scanResult, bool) {
 	if !h.nonSync {
 		// The command is passed on at once: imapserver must not ask
 		// for this literal again.
-		brace := bytes.LastIndexByte(g.bufs.gather, '}')
-		g.bufs.gather = append(g.bufs.gather[:brace+1], g.bufs.gather[brace:]...)
-		g.bufs.gather[brace] = '+'
+		brace := bytes.LastIndexByte(b.gather, '}')
+		b.gather = append(b.gather[:brace+1], b.gather[brace:]...)
+		b.gather[brace] = '+'
 		stop.act = vContinue
 	}
 	if h.size == 0 {
-		g.mode, g.lit = gLine, uint32(len(g.bufs.gather))
+		g.mode = gLine
 	}
 	if stop.act != 0 {
 		return stop, true
@@ -399,25 +520,48 @@ func (g *guard) gatherLine(buf []byte, pos *int) (scanResult, bool) {
 	return scanResult{}, false
 }
 
-// searchCharsetToConvert reports whether a SEARCH command's first line
-// names a CHARSET other than UTF-8 and US-ASCII, or one given as a
-// literal.
-func searchCharsetToConvert(line []byte) bool {
-	i := bytes.Index(bytes.ToUpper(line), []byte(" CHARSET "))
-	if i < 0 {
-		return false
+// answer stops the scan at stop to write the guard's pending answer,
+// if there is one.
+func (g *guard) answer(stop scanResult) (scanResult, bool) {
+	if g.bufs.reply == nil {
+		return scanResult{}, false
 	}
-	name := line[i+len(" CHARSET "):]
-	if len(name) > 0 && name[0] == '"' {
-		name = name[1:]
-		if j := bytes.IndexByte(name, '"'); j >= 0 {
-			name = name[:j]
+	stop.act, stop.reply = vAnswer, g.bufs.reply
+	g.bufs.reply = nil
+	return stop, true
+}
+
+// saveSubst is the command to pass on in place of a SEARCH too deep
+// whose first line starts chunk, when its RETURN options hold SAVE.
+func saveSubst(chunk []byte) []byte {
+	at := searchArgsAt(chunk)
+	rest := chunk[at:]
+	if len(rest) < 8 || !bytes.EqualFold(rest[:8], []byte("RETURN (")) {
+		return nil
+	}
+	end := bytes.IndexByte(rest, ')')
+	if end < 0 || !bytes.Contains(bytes.ToUpper(rest[:end]), []byte("SAVE")) {
+		return nil
+	}
+	out := append([]byte(nil), chunk[:at+end+1]...)
+	out = append(out, ' ')
+	out = append(out, bytes.Repeat([]byte("NOT "), maxSearchNesting+1)...)
+	return append(out, "ALL\r\n"...)
+}
+
+// searchArgsAt is where a SEARCH or UID SEARCH command's arguments
+// start on its first line.
+func searchArgsAt(line []byte) int {
+	tag, _, _ := bytes.Cut(line, []byte{' '})
+	at := min(len(tag)+1, len(line))
+	for k := 0; k < 2; k++ {
+		w := word(line[at:])
+		at = min(at+len(w)+1, len(line)) // and the space after it
+		if !bytes.EqualFold(w, []byte("UID")) {
+			break
 		}
-	} else if j := bytes.IndexAny(name, " \r\n"); j >= 0 {
-		name = name[:j]
 	}
-	enc, err := searchEncoding(string(name))
-	return enc != nil || err != nil
+	return at
 }
 
 // header is a literal header at the end of a line.
@@ -588,8 +732,9 @@ func (g *guard) unanswered() {
 func (g *guard) endCommand() {
 	g.mode, g.lit, g.cont, g.partial, g.cmd = gLine, 0, false, false, cmdOther
 	if g.bufs != nil {
-		g.bufs.gather = nil
-		g.setHeld(g.bufs.held)
+		held := g.bufs.held
+		g.bufs = nil
+		g.setHeld(held)
 	}
 }
 
@@ -657,6 +802,19 @@ func (c *conn) guardedRead(r io.Reader, w io.Writer, p []byte) (int, error) {
 			g.endCommand()
 			g.keepBack(p[res.lineEnd:n])
 			c.wmu.Unlock()
+		case vAnswer:
+			if err := c.guardReply(w, res.tag, res.reply); err != nil {
+				return 0, err
+			}
+			c.wmu.Lock()
+			g.keepBack(p[res.keep:n])
+			c.wmu.Unlock()
+		case vPass:
+			c.wmu.Lock()
+			g.converted = true
+			g.keepBack(p[res.keep:n])
+			g.keepBack(res.reply)
+			c.wmu.Unlock()
 		case vContinue:
 			if err := c.guardReply(w, []byte("+"), []byte(" Ready for literal data\r\n")); err != nil {
 				return 0, err
@@ -695,7 +853,11 @@ func (c *conn) guardedRead(r io.Reader, w io.Writer, p []byte) (int, error) {
 			return 0, errHandedOver
 		case vBye:
 			if res.tag != nil {
-				c.guardReply(w, res.tag, nonSyncTooBig)
+				reply := nonSyncTooBig
+				if res.reply != nil {
+					reply = res.reply
+				}
+				c.guardReply(w, res.tag, reply)
 			}
 			c.guardBye(w)
 			return 0, net.ErrClosed

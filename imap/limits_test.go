@@ -490,13 +490,11 @@ func TestManyLiterals(t *testing.T) {
 	closedWithBye(t, cl, "")
 }
 
-// TestSearchCharsetGathered: with gatherSearchCharsets, a SEARCH in a
+// TestSearchCharsetGathered: a SEARCH in a
 // legacy charset is gathered whole (the guard sends the continuation
 // requests for its literals), converted to UTF-8 and finds the message;
 // an unknown charset is answered NO [BADCHARSET].
 func TestSearchCharsetGathered(t *testing.T) {
-	gatherSearchCharsets = true
-	t.Cleanup(func() { gatherSearchCharsets = false })
 	st := newTestStack(t)
 	st.deliver("alice@local.example", "INBOX", "Subject: =?UTF-8?Q?K=C3=B6ln?=\r\n\r\nbody\r\n")
 	_, addr := st.serve(st.options())

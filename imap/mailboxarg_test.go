@@ -48,9 +48,9 @@ func TestValidMUTF7(t *testing.T) {
 }
 
 // TestBadMailboxArgAgreesWithServer sends command lines with good and
-// bad names: badMailboxArg must single out exactly those imapserver
-// answers NO [SERVERBUG], so that a reader in front of it can answer
-// them BAD instead.
+// bad names: the lines badMailboxArg singles out are answered
+// BAD [CLIENTBUG] by the guard, and no line reaches imapserver to be
+// answered NO [SERVERBUG].
 func TestBadMailboxArgAgreesWithServer(t *testing.T) {
 	st := newTestStack(t)
 	st.deliver("alice@local.example", "INBOX", testMessage)
@@ -94,7 +94,10 @@ func TestBadMailboxArgAgreesWithServer(t *testing.T) {
 		} else {
 			_, reply = cl.cmd("%s", l)
 		}
-		server := strings.HasPrefix(reply, "NO [SERVERBUG]")
+		if strings.HasPrefix(reply, "NO [SERVERBUG]") {
+			t.Errorf("%q: %q", l, reply)
+		}
+		server := strings.HasPrefix(reply, "BAD [CLIENTBUG] "+errBadMailboxArgText)
 		if bad != server {
 			t.Errorf("%q: badMailboxArg %v, server %q", l, bad, reply)
 		}

@@ -1,5 +1,10 @@
 package imap
 
+import "time"
+
+// searchDateLayout is IMAP's date, as imapserver reads SEARCH's.
+const searchDateLayout = "2-Jan-2006"
+
 // searchNest follows how deeply a SEARCH command's keys nest while the
 // command's text is read, for a reader in front of imapserver.
 // imapserver's SEARCH parser (imapserver/search.go, readSearchKey)
@@ -27,6 +32,11 @@ type searchNest struct {
 	arg   bool // the skipped list is an argument: its end ends a key
 	ret   bool // RETURN seen: its option list comes next
 	over  bool
+	// unknown: a word where a key goes is neither one of imapserver's
+	// keys (those of RFC 3501 and RFC 9051) nor a sequence set.
+	unknown bool
+	date    bool // the argument being read is a date
+	badDate bool // a date given as an atom is not d-Mon-yyyy
 
 	word  [12]byte // the word being read (its start; longer words are no keyword)
 	wlen  int
@@ -92,6 +102,14 @@ func (s *searchNest) token(w []byte) {
 		return
 	}
 	if s.args > 0 {
+		if s.date {
+			s.date = false
+			if w != nil {
+				if _, err := time.Parse(searchDateLayout, string(w)); err != nil {
+					s.badDate = true
+				}
+			}
+		}
 		s.args--
 		if s.args == 0 {
 			s.done()
@@ -99,7 +117,10 @@ func (s *searchNest) token(w []byte) {
 		return
 	}
 	switch string(w) {
-	case "NOT", "FUZZY":
+	case "NOT":
+		s.push(1)
+	case "FUZZY":
+		s.unknown = true
 		s.push(1)
 	case "OR":
 		s.push(2)
@@ -108,10 +129,22 @@ func (s *searchNest) token(w []byte) {
 	case "HEADER":
 		s.args = 2
 	case "BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO", "KEYWORD", "UNKEYWORD",
-		"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE", "LARGER", "SMALLER",
-		"UID", "CHARSET", "OLDER", "YOUNGER", "FILTER", "MODSEQ":
+		"LARGER", "SMALLER", "UID", "CHARSET":
 		s.args = 1
+	case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE":
+		s.date = true
+		s.args = 1
+	case "OLDER", "YOUNGER", "FILTER", "MODSEQ":
+		// Extensions imapserver does not read.
+		s.unknown = true
+		s.args = 1
+	case "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "RECENT", "SEEN",
+		"UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN", "NEW", "OLD", "$":
+		s.done()
 	default:
+		if w != nil && !isSeqSetWord(w) {
+			s.unknown = true
+		}
 		s.done()
 	}
 }
@@ -168,4 +201,15 @@ func (s *searchNest) done() {
 		}
 		s.n--
 	}
+}
+
+// isSeqSetWord reports whether w (a word's first bytes) can start a
+// sequence set.
+func isSeqSetWord(w []byte) bool {
+	for _, c := range w {
+		if !('0' <= c && c <= '9') && c != ':' && c != '*' && c != ',' {
+			return false
+		}
+	}
+	return len(w) > 0
 }

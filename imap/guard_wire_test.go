@@ -1,0 +1,165 @@
+package imap
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/text/encoding/japanese"
+)
+
+// deepSearches are SEARCH arguments whose command line is just under
+// imapserver's 50 KiB: nesting that would take its recursive parser
+// thousands of levels deep.
+func deepSearches() []string {
+	const n = 50<<10 - 64
+	return []string{
+		strings.Repeat("(", n),
+		strings.Repeat("NOT ", n/4) + "ALL",
+		strings.Repeat("OR ALL ", n/7) + "ALL",
+		"SUBJECT x " + strings.Repeat("(NOT ", n/5),
+	}
+}
+
+// TestDeepSearchAnsweredByGuard: deep SEARCH nesting is answered
+// BAD [LIMIT] before login and after, and the connection stays usable.
+func TestDeepSearchAnsweredByGuard(t *testing.T) {
+	st := newTestStack(t)
+	st.deliver("alice@local.example", "INBOX", testMessage)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	for _, q := range deepSearches() {
+		cl.expect("BAD [LIMIT]", "SEARCH %s", q)
+		cl.expect("BAD [LIMIT]", "UID SEARCH %s", q)
+		cl.ok("NOOP")
+	}
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	for _, q := range deepSearches() {
+		cl.expect("BAD [LIMIT]", "SEARCH %s", q)
+		cl.expect("BAD [LIMIT]", "UID SEARCH RETURN (MIN) %s", q)
+		cl.ok("NOOP")
+	}
+	// 64 levels are taken, with their literals.
+	fmt.Fprintf(cl.c, "d1 SEARCH %sSUBJECT {1+}\r\nx\r\n", strings.Repeat("NOT ", 63))
+	if lines, reply := cl.until("d1"); !strings.HasPrefix(reply, "OK") || !has(lines, "* SEARCH 1") {
+		t.Fatalf("63 NOTs: %q %q", lines, reply)
+	}
+	// Past the limit with a literal: the literal's bytes are dropped.
+	fmt.Fprintf(cl.c, "d2 SEARCH %sSUBJECT {15+}\r\nd3 CREATE Evil\r\n", strings.Repeat("NOT ", 70))
+	if _, reply := cl.until("d2"); !strings.HasPrefix(reply, "BAD [LIMIT]") {
+		t.Fatalf("deep search with a literal: %q", reply)
+	}
+	if lines := cl.ok(`LIST "" *`); has(lines, "Evil") {
+		t.Fatalf("literal data executed as a command: %q", lines)
+	}
+	// A synchronizing literal after the limit is not asked for.
+	fmt.Fprintf(cl.c, "d4 SEARCH %sSUBJECT {5}\r\n", strings.Repeat("NOT ", 70))
+	if lines, reply := cl.until("d4"); !strings.HasPrefix(reply, "BAD [LIMIT]") || len(lines) != 0 {
+		t.Fatalf("deep search with a synchronizing literal: %q %q", lines, reply)
+	}
+	cl.ok("NOOP")
+}
+
+// TestDeepSearchStack: 20 connections each sending 50 KiB of nesting
+// before login do not grow the server's goroutine stacks (imapserver's
+// recursive parser would take some 32 MiB per connection).
+func TestDeepSearchStack(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	var before, after runtime.MemStats
+	cls := make([]*client, 20)
+	for i := range cls {
+		cls[i] = dial(t, addr)
+	}
+	runtime.ReadMemStats(&before)
+	for _, cl := range cls {
+		cl.expect("BAD [LIMIT]", "SEARCH %s", deepSearches()[0])
+		cl.expect("BAD [LIMIT]", "SEARCH %s", deepSearches()[1])
+	}
+	runtime.ReadMemStats(&after)
+	grown := int64(after.StackInuse) - int64(before.StackInuse)
+	t.Logf("stacks in use: %d KiB before, %d KiB after 40 deep searches on 20 connections", before.StackInuse>>10, after.StackInuse>>10)
+	if grown > 8<<20 {
+		t.Fatalf("stacks grew by %d KiB", grown>>10)
+	}
+	for _, cl := range cls {
+		cl.ok("NOOP")
+	}
+}
+
+// TestSearchLegacyCharsetsOnWire: SEARCH CHARSET with strings in the
+// charset named, as quoted strings and as literals, finds a Latin-1
+// quoted-printable body and an ISO-2022-JP encoded Subject.
+func TestSearchLegacyCharsetsOnWire(t *testing.T) {
+	st := newTestStack(t)
+	jis, err := japanese.ISO2022JP.NewEncoder().String("日本語の件名")
+	must(t, err)
+	st.deliver("alice@local.example", "INBOX",
+		"Subject: plain\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nDer B=E4cker aus K=F6ln\r\n")
+	st.deliver("alice@local.example", "INBOX",
+		"Subject: =?ISO-2022-JP?B?"+base64.StdEncoding.EncodeToString([]byte(jis))+"?=\r\n\r\nbody\r\n")
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+
+	wantLine(t, cl.ok("SEARCH CHARSET ISO-8859-1 BODY \"B\xe4cker\""), "* SEARCH 1")
+	wantLine(t, cl.ok("UID SEARCH CHARSET windows-1252 TEXT \"k\xf6ln\""), "* SEARCH 1")
+	fmt.Fprintf(cl.c, "l1 SEARCH CHARSET ISO-8859-1 BODY {4+}\r\nK\xf6ln\r\n")
+	if lines, reply := cl.until("l1"); !strings.HasPrefix(reply, "OK") || !has(lines, "* SEARCH 1") {
+		t.Fatalf("Latin-1 literal: %q %q", lines, reply)
+	}
+	word, err := japanese.ISO2022JP.NewEncoder().String("件名")
+	must(t, err)
+	fmt.Fprintf(cl.c, "l2 SEARCH CHARSET ISO-2022-JP SUBJECT {%d}\r\n", len(word))
+	if l := cl.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("got %q, want a continuation request", l)
+	}
+	fmt.Fprintf(cl.c, "%s\r\n", word)
+	if lines, reply := cl.until("l2"); !strings.HasPrefix(reply, "OK") || !has(lines, "* SEARCH 2") || has(lines, "* SEARCH 1") {
+		t.Fatalf("ISO-2022-JP literal: %q %q", lines, reply)
+	}
+	// ISO-2022-JP's escape sequences are bytes a quoted string holds.
+	wantLine(t, cl.ok("SEARCH CHARSET ISO-2022-JP SUBJECT \"%s\"", word), "* SEARCH 2")
+	lines, reply := cl.cmd("SEARCH CHARSET X-MARTIAN SUBJECT x")
+	if !strings.HasPrefix(reply, "NO [BADCHARSET (UTF-8 US-ASCII ISO-8859-1 ") || !strings.Contains(reply, " ISO-2022-JP ") {
+		t.Fatalf("unknown charset: %q %q", lines, reply)
+	}
+	// A string not valid in its charset.
+	cl.expect("BAD", "SEARCH CHARSET ISO-2022-JP SUBJECT \"\x1b$B\xff\"")
+	cl.ok("NOOP")
+}
+
+// TestBadMailboxAnsweredByGuard: mailbox names imapserver's decoder
+// cannot read are answered BAD [CLIENTBUG], with the rest of the
+// command (a non-synchronizing literal) dropped unread.
+func TestBadMailboxAnsweredByGuard(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	path, err := st.maildirs.UserPath("local.example", "alice")
+	must(t, err)
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	for _, c := range []string{"SELECT &Jjo", "CREATE \"a\x00b\"", "RENAME INBOX &AGE-", `LIST "" "&APw-&APw-"`, "STATUS &2D0- (MESSAGES)"} {
+		cl.expect("BAD [CLIENTBUG] "+errBadMailboxArgText, "%s", c)
+	}
+	msg := "Subject: x\r\n\r\nz1 CREATE Injected\r\n"
+	fmt.Fprintf(cl.c, "b1 APPEND &AGE- {%d+}\r\n%s\r\n", len(msg), msg)
+	if _, reply := cl.until("b1"); !strings.HasPrefix(reply, "BAD [CLIENTBUG]") {
+		t.Fatalf("APPEND: %q", reply)
+	}
+	fmt.Fprintf(cl.c, "b2 APPEND &Jjo (\\Seen) {%d}\r\n", len(msg))
+	if lines, reply := cl.until("b2"); !strings.HasPrefix(reply, "BAD [CLIENTBUG]") || len(lines) != 0 {
+		t.Fatalf("APPEND with a synchronizing literal: %q %q", lines, reply)
+	}
+	cl.ok("NOOP")
+	if _, err := os.Stat(filepath.Join(path, ".Injected")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("literal data executed as a command: %v", err)
+	}
+}
