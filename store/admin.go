@@ -22,19 +22,99 @@ func (s *SQL) exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 	return s.w.ExecContext(ctx, q, args...)
 }
 
-// affected turns "no row changed" into ErrNotFound.
-func affected(res sql.Result, err error, what string) error {
+// inTx runs f in a transaction on the write connection and clears the
+// cache after it, whatever its outcome.
+func (s *SQL) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	defer s.cache.clear()
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// storedKeys returns, exactly as stored, the keys of the rows of table
+// that a lookup by keys accepts: the rows whose column col the column's
+// collation finds equal to one of keys, kept when match accepts their
+// key. The check in Go is what lookups do (sameDomain, Address.Key,
+// sourceKey): MySQL's _ci collations equate more than case ("jose" =
+// "josé", "bucher" = "bücher"), which must not make a write by one
+// address change another's row. On MySQL the rows are locked until tx
+// ends.
+func (s *SQL) storedKeys(ctx context.Context, tx *sql.Tx, table, col string, keys []string, match func(stored string) bool) ([]string, error) {
+	q := "SELECT " + col + " FROM " + table + " WHERE " + col + in(uint8(len(keys)))
+	if s.driver == DriverMySQL {
+		q += " FOR UPDATE"
+	}
+	rows, err := tx.QueryContext(ctx, q, keyArgs(nil, keys)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		if match(k) {
+			out = append(out, k)
+		}
+	}
+	return out, rows.Err()
+}
+
+// exact returns the WHERE clause that names the row whose column col
+// holds key byte for byte, and the statement's arguments: args, then
+// the clause's. SQLite's key columns (NOCASE) cannot hold two keys that
+// differ in ASCII case only, so "=" names one row there. MySQL's
+// collations equate keys that differ in more ("jose" = "josé"), so the
+// key is compared byte for byte too; the first comparison, in the
+// column's collation, lets MySQL search the key's index.
+func (s *SQL) exact(col, key string, args []any) (string, []any) {
+	args = args[:len(args):len(args)]
+	if s.driver == DriverMySQL {
+		return " WHERE " + col + " = ? AND " + col + " COLLATE utf8mb4_bin = ?", append(args, key, key)
+	}
+	return " WHERE " + col + " = ?", append(args, key)
+}
+
+// writeRows runs q, an UPDATE or DELETE without its WHERE clause, with
+// args on each row of table that storedKeys returns, named by its exact
+// key, in one transaction. It returns ErrNotFound when there is none.
+// what names the row in errors.
+func (s *SQL) writeRows(ctx context.Context, what, table, col string, keys []string, match func(string) bool, q string, args ...any) error {
+	errNone := fmt.Errorf("%w: %s", ErrNotFound, what)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stored, err := s.storedKeys(ctx, tx, table, col, keys, match)
+		if err != nil {
+			return err
+		}
+		if len(stored) == 0 {
+			return errNone
+		}
+		for _, k := range stored {
+			where, a := s.exact(col, k, args)
+			if _, err := tx.ExecContext(ctx, q+where, a...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && err != errNone {
 		return fmt.Errorf("store: %s: %w", what, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("store: %s: %w", what, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("%w: %s", ErrNotFound, what)
-	}
-	return nil
+	return err
+}
+
+// isDomain returns a match for storedKeys that accepts the stored
+// spellings of the normalised domain d.
+func isDomain(d string) func(string) bool {
+	return func(stored string) bool { return sameDomain(stored, d) }
 }
 
 // AddDomain adds a local domain, stored in its normalised form. On MySQL
@@ -64,26 +144,70 @@ func (s *SQL) AddDomain(ctx context.Context, domain string) error {
 
 // RemoveDomain removes a local domain. It refuses with ErrNotEmpty while
 // users or forwardings of the domain remain, so mail for them is not
-// suddenly refused as relaying.
+// suddenly refused as relaying. Only the rows of d itself count and go,
+// never those of a domain that MySQL's collation takes for it
+// ("bucher.example" for "bücher.example").
 func (s *SQL) RemoveDomain(ctx context.Context, domain string) error {
 	d, err := ParseDomain(domain)
 	if err != nil {
 		return err
 	}
 	a := DomainASCII(d)
-	var n int
-	err = s.w.QueryRowContext(ctx,
-		"SELECT (SELECT COUNT(*) FROM users WHERE email LIKE ? OR email LIKE ?)"+
-			" + (SELECT COUNT(*) FROM forwardings WHERE source LIKE ? OR source LIKE ?)",
-		"%@"+d, "%@"+a, "%@"+d, "%@"+a).Scan(&n)
-	if err != nil {
+	errNone := fmt.Errorf("%w: domain %s", ErrNotFound, d)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		n, err := countOfDomain(ctx, tx, d, a)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: %s has %d", ErrNotEmpty, d, n)
+		}
+		dk := domainKeys(d)
+		stored, err := s.storedKeys(ctx, tx, "domains", "domain", dk.list(), isDomain(d))
+		if err != nil {
+			return err
+		}
+		if len(stored) == 0 {
+			return errNone
+		}
+		for _, k := range stored {
+			where, args := s.exact("domain", k, nil)
+			if _, err := tx.ExecContext(ctx, "DELETE FROM domains"+where, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && err != errNone && !errors.Is(err, ErrNotEmpty) {
 		return fmt.Errorf("store: remove domain %s: %w", d, err)
 	}
-	if n > 0 {
-		return fmt.Errorf("%w: %s has %d", ErrNotEmpty, d, n)
+	return err
+}
+
+// countOfDomain returns the number of users and forwardings of the
+// normalised domain d, whose A-label form is a. LIKE follows the
+// collation, which on MySQL also equates "bucher" and "bücher": the
+// domain of each row it finds is checked again in Go.
+func countOfDomain(ctx context.Context, tx *sql.Tx, d, a string) (int, error) {
+	rows, err := tx.QueryContext(ctx,
+		"SELECT email FROM users WHERE email LIKE ? OR email LIKE ?"+
+			" UNION ALL SELECT source FROM forwardings WHERE source LIKE ? OR source LIKE ?",
+		"%@"+d, "%@"+a, "%@"+d, "%@"+a)
+	if err != nil {
+		return 0, err
 	}
-	res, err := s.exec(ctx, "DELETE FROM domains WHERE domain IN (?, ?)", d, a)
-	return affected(res, err, "domain "+d)
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return 0, err
+		}
+		if sameDomain(k[strings.LastIndexByte(k, '@')+1:], d) {
+			n++
+		}
+	}
+	return n, rows.Err()
 }
 
 // ListDomains returns the local domains, sorted.
@@ -160,25 +284,28 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// userKeys parses address for a write on the users table and returns
-// the statement's WHERE clause and its arguments after extra.
-func userKeys(address string, extra ...any) (Address, string, []any, error) {
-	a, err := ParseAddress(address)
-	if err != nil {
-		return Address{}, "", nil, err
-	}
+// writeUser runs q, an UPDATE or DELETE of the users table without its
+// WHERE clause, with args on the row of a: the row LookupUser finds for
+// a, whose local part matches a's under Unicode simple case folding
+// (Address.Key) and nothing else a MySQL collation ignores ("jose" is
+// not "josé"). It returns ErrNotFound when there is none.
+func (s *SQL) writeUser(ctx context.Context, a Address, q string, args ...any) error {
+	key := a.Key()
 	keys := addressKeys(a)
-	return a, " WHERE email" + in(uint8(keys.n)), keyArgs(extra, keys.list()), nil
+	return s.writeRows(ctx, "user "+a.String(), "users", "email", keys.list(), func(stored string) bool {
+		sa, err := ParseAddress(stored)
+		return err == nil && sa.Key() == key
+	}, q, args...)
 }
 
-// RemoveUser removes a user. Its Maildir is left on disk.
+// RemoveUser removes a user, matched as LookupUser matches it. Its
+// Maildir is left on disk.
 func (s *SQL) RemoveUser(ctx context.Context, address string) error {
-	a, where, args, err := userKeys(address)
+	a, err := ParseAddress(address)
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "DELETE FROM users"+where, args...)
-	return affected(res, err, "user "+a.String())
+	return s.writeUser(ctx, a, "DELETE FROM users")
 }
 
 // ListUsers returns the users of domain, or of all domains when domain
@@ -222,38 +349,39 @@ func (s *SQL) ListUsers(ctx context.Context, domain string) ([]*User, error) {
 }
 
 // SetPassword replaces a user's password hash (as produced by package
-// auth, with its scheme prefix).
+// auth, with its scheme prefix). The user is matched as LookupUser
+// matches it.
 func (s *SQL) SetPassword(ctx context.Context, address, hash string) error {
-	a, where, args, err := userKeys(address, hash, time.Now().Unix())
+	a, err := ParseAddress(address)
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "UPDATE users SET password = ?, updated = ?"+where, args...)
-	return affected(res, err, "user "+a.String())
+	return s.writeUser(ctx, a, "UPDATE users SET password = ?, updated = ?", hash, time.Now().Unix())
 }
 
-// SetDisabled disables or enables a user. A disabled user can neither
-// log in nor receive mail; its mailbox is kept.
+// SetDisabled disables or enables a user, matched as LookupUser matches
+// it. A disabled user can neither log in nor receive mail; its mailbox
+// is kept.
 func (s *SQL) SetDisabled(ctx context.Context, address string, disabled bool) error {
-	a, where, args, err := userKeys(address, boolInt(disabled), time.Now().Unix())
+	a, err := ParseAddress(address)
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "UPDATE users SET disabled = ?, updated = ?"+where, args...)
-	return affected(res, err, "user "+a.String())
+	return s.writeUser(ctx, a, "UPDATE users SET disabled = ?, updated = ?", boolInt(disabled), time.Now().Unix())
 }
 
-// SetQuota sets a user's limits; 0 means no limit.
+// SetQuota sets a user's limits; 0 means no limit. The user is matched
+// as LookupUser matches it.
 func (s *SQL) SetQuota(ctx context.Context, address string, bytes, messages int64) error {
-	a, where, args, err := userKeys(address, bytes, messages, time.Now().Unix())
+	a, err := ParseAddress(address)
 	if err != nil {
 		return err
 	}
 	if bytes < 0 || messages < 0 {
 		return fmt.Errorf("store: quota of %s: negative limit", a)
 	}
-	res, err := s.exec(ctx, "UPDATE users SET quota_bytes = ?, quota_messages = ?, updated = ?"+where, args...)
-	return affected(res, err, "user "+a.String())
+	return s.writeUser(ctx, a, "UPDATE users SET quota_bytes = ?, quota_messages = ?, updated = ?",
+		bytes, messages, time.Now().Unix())
 }
 
 // AddForwarding adds a forwarding from source (an address, or "@domain"
@@ -298,14 +426,17 @@ func (s *SQL) AddForwarding(ctx context.Context, source string, destinations []s
 	return nil
 }
 
-// RemoveForwarding removes the forwarding whose source is source.
+// RemoveForwarding removes the forwarding whose source is source,
+// matched as Forwardings matches it.
 func (s *SQL) RemoveForwarding(ctx context.Context, source string) error {
 	keys, key, err := sourceKeys(source)
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "DELETE FROM forwardings WHERE source"+in(uint8(keys.n)), keyArgs(nil, keys.list())...)
-	return affected(res, err, "forwarding "+key)
+	return s.writeRows(ctx, "forwarding "+key, "forwardings", "source", keys.list(), func(stored string) bool {
+		k, err := sourceKey(stored)
+		return err == nil && k == key
+	}, "DELETE FROM forwardings")
 }
 
 // ListForwardings returns every forwarding, source to destinations.
@@ -334,7 +465,12 @@ func (s *SQL) ListForwardings(ctx context.Context) (map[string][]string, error) 
 
 // SetTransport sets the transport of domain (which need not be local: a
 // transport entry can route a remote domain to a smart host). spec must
-// parse with ParseTransport and is stored in canonical form.
+// parse with ParseTransport and is stored in canonical form. It replaces
+// the entry of domain, whichever form (U-labels or A-labels) it is
+// stored in. On MySQL, a domain equal to another domain's entry under
+// the table's collation ("bucher.example" beside "bücher.example") is
+// refused with ErrExists rather than changing that entry, as the seed's
+// schema makes them one key.
 func (s *SQL) SetTransport(ctx context.Context, domain, spec string) error {
 	d, err := ParseDomain(domain)
 	if err != nil {
@@ -344,30 +480,40 @@ func (s *SQL) SetTransport(ctx context.Context, domain, spec string) error {
 	if err != nil {
 		return err
 	}
-	q := "INSERT INTO transport (domain, transport) VALUES (?, ?) ON CONFLICT (domain) DO UPDATE SET transport = excluded.transport"
-	if s.driver == DriverMySQL {
-		q = "INSERT INTO transport (domain, transport) VALUES (?, ?) ON DUPLICATE KEY UPDATE transport = VALUES(transport)"
-	}
-	if a := DomainASCII(d); a != d {
-		// Replace a hand-written A-label row rather than add a twin.
-		if _, err := s.exec(ctx, "DELETE FROM transport WHERE domain = ?", a); err != nil {
-			return fmt.Errorf("store: set transport %s: %w", d, err)
+	errTaken := fmt.Errorf("%w: transport %s: another domain's entry has the same key", ErrExists, d)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		dk := domainKeys(d)
+		stored, err := s.storedKeys(ctx, tx, "transport", "domain", dk.list(), isDomain(d))
+		if err != nil {
+			return err
 		}
-	}
-	if _, err := s.exec(ctx, q, d, t.String()); err != nil {
+		for _, k := range stored {
+			where, args := s.exact("domain", k, nil)
+			if _, err := tx.ExecContext(ctx, "DELETE FROM transport"+where, args...); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO transport (domain, transport) VALUES (?, ?)", d, t.String())
+		if isDuplicate(err) {
+			return errTaken
+		}
+		return err
+	})
+	if err != nil && err != errTaken {
 		return fmt.Errorf("store: set transport %s: %w", d, err)
 	}
-	return nil
+	return err
 }
 
-// RemoveTransport removes the transport entry of domain.
+// RemoveTransport removes the transport entry of domain, matched as
+// Transport matches it.
 func (s *SQL) RemoveTransport(ctx context.Context, domain string) error {
 	d, err := ParseDomain(domain)
 	if err != nil {
 		return err
 	}
-	res, err := s.exec(ctx, "DELETE FROM transport WHERE domain IN (?, ?)", d, DomainASCII(d))
-	return affected(res, err, "transport "+d)
+	dk := domainKeys(d)
+	return s.writeRows(ctx, "transport "+d, "transport", "domain", dk.list(), isDomain(d), "DELETE FROM transport")
 }
 
 // ListTransports returns every transport entry, domain to spec.
