@@ -44,9 +44,9 @@
 // total at most 64 KiB. A mailbox name that is not valid modified
 // UTF-7 (an unterminated or empty "&" run, ASCII or a lone surrogate
 // encoded, two runs in a row) or holds a control character is answered
-// BAD [CLIENTBUG] when it comes as an atom or a quoted string on the
-// command's first line, and the rest of the command is dropped unread;
-// as a literal it reaches imapserver, which answers NO [SERVERBUG].
+// BAD [CLIENTBUG], and the rest of the command dropped unread; as a
+// literal too (the command is then read whole before it is passed on),
+// but for APPEND's mailbox, which imapserver answers NO [SERVERBUG].
 //
 // A mailbox name the store refuses (one that could leave the user's
 // Maildir: "..", "/", "\", a leading "~" or "#", control characters,

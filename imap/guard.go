@@ -30,7 +30,9 @@ import (
 // which imapserver holds in memory without counting them against its
 // limit on a command's size. It answers itself, and drops, the commands
 // imapserver would answer NO [SERVERBUG] or worse: a mailbox name its
-// decoder refuses (badMailboxArg: BAD [CLIENTBUG]), and a SEARCH nested
+// decoder refuses (badMailboxArg: BAD [CLIENTBUG]; a command with a
+// literal on its first line, APPEND aside, is gathered whole to check
+// names sent as literals), and a SEARCH nested
 // deeper than maxSearchNesting (BAD [LIMIT]: imapserver's parser
 // recurses once per level, before login too), with an unknown key or a
 // malformed date (BAD [CLIENTBUG]). It gathers every SEARCH command to
@@ -64,7 +66,7 @@ type guard struct {
 
 	mode      uint8 // gLine, gLiteral, gAwait, gOff
 	await     uint8 // in gAwait: awaitLiteral or awaitStartTLS
-	cmd       uint8 // the command being read: cmdOther, cmdAppend, cmdStartTLS, cmdSearch
+	cmd       uint8 // the command being read: cmdOther, cmdAppend, cmdStartTLS, cmdSearch, cmdMailbox
 	cont      bool  // the line being read follows a literal of its command
 	partial   bool  // part of the line being read was passed on already
 	converted bool  // the next command is a converted SEARCH: not gathered again
@@ -149,6 +151,7 @@ const (
 	cmdAppend
 	cmdStartTLS
 	cmdSearch
+	cmdMailbox // a command with mailbox names (badMailboxArg's), APPEND aside
 )
 
 // maxLiteral is the largest literal of a command other than APPEND's
@@ -286,7 +289,7 @@ func (g *guard) scan(buf []byte, canGrow bool, cfg guardConfig) scanResult {
 			if v == vDrop {
 				reply = badMailbox
 			}
-			g.startGather(line, v == vGather, reply)
+			g.startGather(line, g.cmd == cmdSearch, reply)
 			continue
 		}
 		switch v {
@@ -342,6 +345,11 @@ func (g *guard) judge(line []byte, cfg guardConfig) (int, int64) {
 		}
 		if badMailboxArg(line) {
 			return vDrop, 0
+		}
+		if g.cmd == cmdMailbox && !converted && literalHeader(line, false).ok {
+			// A mailbox name may come as a literal: the command is
+			// gathered to check it whole.
+			return vGather, 0
 		}
 	}
 	h := literalHeader(line, g.partial)
@@ -493,6 +501,10 @@ func (g *guard) gatherLine(buf []byte, pos *int, cfg guardConfig) (scanResult, b
 	switch {
 	case !h.ok:
 		stop.act = vConvert
+		if b.nest == nil && badMailboxArg(inlineLiterals(b.gather)) {
+			g.endCommand()
+			stop.act, stop.reply = vAnswer, badMailbox
+		}
 		return stop, true
 	case h.minus || h.binary || h.size > maxLiteral || !g.count(h.size, false):
 		if h.nonSync {
@@ -644,7 +656,47 @@ func classify(line []byte) uint8 {
 	case bytes.EqualFold(name, []byte("SEARCH")):
 		return cmdSearch
 	}
+	for _, m := range mailboxCommands {
+		if bytes.EqualFold(name, []byte(m)) {
+			return cmdMailbox
+		}
+	}
 	return cmdOther
+}
+
+// mailboxCommands are the commands whose mailbox names badMailboxArg
+// checks, APPEND aside (its message is not gathered).
+var mailboxCommands = [...]string{"CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
+	"STATUS", "SELECT", "EXAMINE", "COPY", "MOVE", "LIST", "LSUB"}
+
+// inlineLiterals writes a gathered command (lines, literals after their
+// headers) as one line, each literal as a quoted string, for
+// badMailboxArg. The quoted strings may hold CR, LF and NUL, which
+// badMailboxArg reads as the control characters they are.
+func inlineLiterals(cmd []byte) []byte {
+	out := make([]byte, 0, len(cmd)+16)
+	for len(cmd) > 0 {
+		i := bytes.IndexByte(cmd, '\n')
+		if i < 0 {
+			return append(out, cmd...)
+		}
+		line := cmd[:i+1]
+		h := literalHeader(line, false)
+		if !h.ok || int64(len(cmd)-len(line)) < h.size {
+			return append(out, cmd...)
+		}
+		out = append(out, line[:h.start]...)
+		out = append(out, '"')
+		for _, c := range cmd[len(line) : len(line)+int(h.size)] {
+			if c == '"' || c == '\\' {
+				out = append(out, '\\')
+			}
+			out = append(out, c)
+		}
+		out = append(out, '"')
+		cmd = cmd[len(line)+int(h.size):]
+	}
+	return out
 }
 
 // isStartTLS reports whether line is a STARTTLS command as imapserver

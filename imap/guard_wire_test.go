@@ -159,6 +159,45 @@ func TestBadMailboxAnsweredByGuard(t *testing.T) {
 		t.Fatalf("APPEND with a synchronizing literal: %q %q", lines, reply)
 	}
 	cl.ok("NOOP")
+	// Names sent as literals: the command is gathered whole (the guard
+	// asks for the literals) and checked.
+	for _, c := range []struct{ first, rest, want string }{
+		{"SELECT {4}", "&Jjo", "BAD [CLIENTBUG] " + errBadMailboxArgText},
+		{"RENAME {5+}", "INBOX &AGE-", "BAD [CLIENTBUG] " + errBadMailboxArgText},
+		{"CREATE {4+}", "a\x00bc", "BAD [CLIENTBUG] " + errBadMailboxArgText},
+		{`LIST "" {6}`, "&2D0-*", "BAD [CLIENTBUG] " + errBadMailboxArgText},
+		{"STATUS {4}", "&Jjo (MESSAGES)", "BAD [CLIENTBUG] " + errBadMailboxArgText},
+		{"CREATE {7}", "Good&-1", "OK"},
+		{"RENAME {7}", "Good&-1 {5}\r\nGood2", "OK"},
+		{"SELECT {5}", "inbox", "OK"},
+		{`LIST "" {5}`, "Good*", "OK"},
+	} {
+		fmt.Fprintf(cl.c, "m1 %s\r\n", c.first)
+		rest := c.rest
+		for {
+			if !strings.HasSuffix(c.first, "+}") || rest != c.rest {
+				if l := cl.line(); !strings.HasPrefix(l, "+ ") {
+					t.Fatalf("%s: got %q, want a continuation request", c.first, l)
+				}
+			}
+			part, more, _ := strings.Cut(rest, "\r\n")
+			fmt.Fprintf(cl.c, "%s\r\n", part)
+			if more == "" {
+				break
+			}
+			rest = more
+		}
+		lines, reply := cl.until("m1")
+		if !strings.HasPrefix(reply, c.want) {
+			t.Fatalf("%s %q: %q %q", c.first, c.rest, lines, reply)
+		}
+		if c.first == `LIST "" {5}` && !has(lines, "Good2") {
+			t.Fatalf("LIST: %q", lines)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(path, ".Good2")); err != nil {
+		t.Fatalf("RENAME with literal names: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(path, ".Injected")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("literal data executed as a command: %v", err)
 	}

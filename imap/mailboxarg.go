@@ -16,7 +16,8 @@ import (
 // Decoder.ExpectMailbox and imapserver/list.go readListMailbox) answers
 // those NO [SERVERBUG], before the session is called; a reader in front
 // of it can answer BAD instead (errBadMailboxArg's text). Names sent as
-// literals are not seen here and pass.
+// literals are not seen here and pass: the guard gathers such commands
+// and checks them written on one line (inlineLiterals).
 func badMailboxArg(line []byte) bool {
 	a := argScanner{s: strings.TrimRight(string(line), "\r\n")}
 	a.word() // tag
