@@ -45,8 +45,8 @@
 // UTF-7 (an unterminated or empty "&" run, ASCII or a lone surrogate
 // encoded, two runs in a row) or holds a control character is answered
 // BAD [CLIENTBUG], and the rest of the command dropped unread; as a
-// literal too (the command is then read whole before it is passed on),
-// but for APPEND's mailbox, which imapserver answers NO [SERVERBUG].
+// literal too (the command is then read whole, APPEND's up to its
+// message, before it is passed on).
 //
 // A mailbox name the store refuses (one that could leave the user's
 // Maildir: "..", "/", "\", a leading "~" or "#", control characters,

@@ -30,9 +30,9 @@ import (
 // which imapserver holds in memory without counting them against its
 // limit on a command's size. It answers itself, and drops, the commands
 // imapserver would answer NO [SERVERBUG] or worse: a mailbox name its
-// decoder refuses (badMailboxArg: BAD [CLIENTBUG]; a command with a
-// literal on its first line, APPEND aside, is gathered whole to check
-// names sent as literals), and a SEARCH nested
+// decoder refuses (badMailboxArg: BAD [CLIENTBUG]; a command whose
+// mailbox names may come as literals is gathered whole, APPEND up to
+// its message, to check them), and a SEARCH nested
 // deeper than maxSearchNesting (BAD [LIMIT]: imapserver's parser
 // recurses once per level, before login too), with an unknown key or a
 // malformed date (BAD [CLIENTBUG]). It gathers every SEARCH command to
@@ -346,9 +346,10 @@ func (g *guard) judge(line []byte, cfg guardConfig) (int, int64) {
 		if badMailboxArg(line) {
 			return vDrop, 0
 		}
-		if g.cmd == cmdMailbox && !converted && literalHeader(line, false).ok {
+		if h := literalHeader(line, false); h.ok && !converted &&
+			(g.cmd == cmdMailbox || g.cmd == cmdAppend && h.start == appendArgAt(line)) {
 			// A mailbox name may come as a literal: the command is
-			// gathered to check it whole.
+			// gathered to check it whole (APPEND's up to its message).
 			return vGather, 0
 		}
 	}
@@ -461,18 +462,44 @@ func (g *guard) gatherLine(buf []byte, pos *int, cfg guardConfig) (scanResult, b
 		return g.answer(stop)
 	}
 	var h header
+	message := false // APPEND's message follows
 	if b.drop {
 		h = literalHeader(b.gather, b.line > len(b.gather))
 		b.gather = b.gather[:0]
 	} else {
-		h = literalHeader(b.gather[len(b.gather)-b.line:], false)
+		line := b.gather[len(b.gather)-b.line:]
+		h = literalHeader(line, false)
+		message = g.cmd == cmdAppend && h.ok && !(b.first && h.start == appendArgAt(line))
 	}
 	b.line, b.first = 0, false
-	if b.drop {
-		limit := int64(maxLiteral)
-		if g.cmd == cmdAppend {
-			limit = max(limit, cfg.appendLimit)
+	// As judge: a non-synchronizing literal beyond LITERAL-'s limit, or
+	// APPEND's message beyond APPENDLIMIT, ends the connection.
+	nonSyncTooBig := h.minus || h.size > maxLiteral || (g.cmd == cmdAppend && h.size > cfg.appendLimit)
+	if message {
+		// APPEND's mailbox came as a literal: it is checked, and the
+		// message left to go as imapserver reads it.
+		if !badMailboxArg(inlineLiterals(b.gather)) {
+			stop.act = vConvert
+			return stop, true
 		}
+		if h.nonSync && nonSyncTooBig {
+			stop.act = vBye
+			return stop, true
+		}
+		b.drop, b.reply = true, badMailbox
+		if !h.nonSync {
+			g.endCommand()
+			stop.act, stop.reply = vAnswer, badMailbox
+			return stop, true
+		}
+		b.gather = b.gather[:0]
+		g.mode, g.lit = gLiteral, uint32(h.size)
+		if h.size == 0 {
+			g.mode = gLine
+		}
+		return g.answer(stop)
+	}
+	if b.drop {
 		switch {
 		case !h.ok || !h.nonSync:
 			// The command ends here: a synchronizing literal is not
@@ -488,7 +515,7 @@ func (g *guard) gatherLine(buf []byte, pos *int, cfg guardConfig) (scanResult, b
 			}
 			stop.act, stop.reply = vAnswer, reply
 			return stop, true
-		case h.minus || h.size > limit:
+		case nonSyncTooBig:
 			stop.act = vBye
 			return stop, true
 		}
@@ -665,7 +692,7 @@ func classify(line []byte) uint8 {
 }
 
 // mailboxCommands are the commands whose mailbox names badMailboxArg
-// checks, APPEND aside (its message is not gathered).
+// checks, APPEND aside (cmdAppend, gathered only up to its message).
 var mailboxCommands = [...]string{"CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
 	"STATUS", "SELECT", "EXAMINE", "COPY", "MOVE", "LIST", "LSUB"}
 

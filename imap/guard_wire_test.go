@@ -195,6 +195,31 @@ func TestBadMailboxAnsweredByGuard(t *testing.T) {
 			t.Fatalf("LIST: %q", lines)
 		}
 	}
+	// APPEND's mailbox as a literal: checked before the message is
+	// asked for, or read.
+	fmt.Fprint(cl.c, "m2 APPEND {4}\r\n")
+	if l := cl.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("APPEND: got %q, want a continuation request", l)
+	}
+	fmt.Fprintf(cl.c, "&Jjo (\\Seen) {%d}\r\n", len(msg))
+	if lines, reply := cl.until("m2"); !strings.HasPrefix(reply, "BAD [CLIENTBUG]") || len(lines) != 0 {
+		t.Fatalf("APPEND with a literal name: %q %q", lines, reply)
+	}
+	fmt.Fprintf(cl.c, "m3 APPEND {4+}\r\n&Jjo {%d+}\r\n%s\r\n", len(msg), msg)
+	if _, reply := cl.until("m3"); !strings.HasPrefix(reply, "BAD [CLIENTBUG]") {
+		t.Fatalf("APPEND with a literal name and LITERAL+: %q", reply)
+	}
+	fmt.Fprint(cl.c, "m4 APPEND {5}\r\n")
+	for _, part := range []string{fmt.Sprintf("Good2 {%d}\r\n", len(msg)), msg + "\r\n"} {
+		if l := cl.line(); !strings.HasPrefix(l, "+ ") {
+			t.Fatalf("APPEND: got %q, want a continuation request", l)
+		}
+		fmt.Fprint(cl.c, part)
+	}
+	if _, reply := cl.until("m4"); !strings.HasPrefix(reply, "OK") {
+		t.Fatalf("APPEND to a literal name: %q", reply)
+	}
+	wantLine(t, cl.ok("STATUS Good2 (MESSAGES)"), "MESSAGES 1")
 	if _, err := os.Stat(filepath.Join(path, ".Good2")); err != nil {
 		t.Fatalf("RENAME with literal names: %v", err)
 	}
