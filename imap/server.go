@@ -736,7 +736,7 @@ func (c *conn) guardReply(w io.Writer, tag, text []byte) error {
 // what the client has sent on before closing, so that the replies reach
 // it rather than a reset for unread data.
 func (c *conn) guardBye(w io.Writer) {
-	c.guardReply(w, []byte("*"), []byte(" BYE Literal too large, closing the connection\r\n"))
+	c.guardReply(w, []byte("*"), []byte(" BYE Command or literal too large, closing the connection\r\n"))
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		c.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 		io.CopyN(io.Discard, c.Conn, 1<<20)
