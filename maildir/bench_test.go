@@ -51,8 +51,9 @@ func naiveDeliver(dir string, name string, body []byte) error {
 // all alike. The metrics are the naive loop's and Deliver's time per
 // message, and the ratio naive/variant (above 1 means the variant is
 // faster) for: Deliver as configured by default ("ratio": unnamed files
-// where supported, grouped directory fsyncs), with NoGroupCommit
-// ("ratio-nogroup"), and through tmp/ and a rename, grouped or not
+// where supported, grouped directory fsyncs), with two or eight
+// directory fsyncs in flight instead of four ("ratio-inflight2",
+// "ratio-inflight8"), with NoGroupCommit ("ratio-nogroup"), and through tmp/ and a rename, grouped or not
 // ("ratio-rename", "ratio-rename-nogroup"); then the directory fsyncs per
 // message the default Deliver issued.
 func BenchmarkDeliver(b *testing.B) {
@@ -77,6 +78,10 @@ func BenchmarkDeliver(b *testing.B) {
 				return s
 			}
 			s := newStore(nil, true)
+			inflight2 := newStore(nil, true)
+			inflight2.syncers.limit = 2
+			inflight8 := newStore(nil, true)
+			inflight8.syncers.limit = 8
 			ctx := context.Background()
 			// The same Dovecot-style names as Deliver: name length changes
 			// the directory's size and so the cost of every rename.
@@ -98,6 +103,8 @@ func BenchmarkDeliver(b *testing.B) {
 				}},
 				{metric: "ratio", op: viaStore(s, "Maildir")},
 				{metric: "ratio-nogroup", op: viaStore(newStore(&Options{NoGroupCommit: true}, true), "Plain")},
+				{metric: "ratio-inflight2", op: viaStore(inflight2, "Two")},
+				{metric: "ratio-inflight8", op: viaStore(inflight8, "Eight")},
 				{metric: "ratio-rename", op: viaStore(newStore(nil, false), "Rename")},
 				{metric: "ratio-rename-nogroup", op: viaStore(newStore(&Options{NoGroupCommit: true}, false), "RenamePlain")},
 			}

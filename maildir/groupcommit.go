@@ -7,11 +7,13 @@ import (
 	"sync/atomic"
 )
 
-// maxInFlight is how many fsyncs of one directory may run at once. Two
-// keep the disk busy while a batch forms: a writer finding both slots
-// taken joins the batch that starts when one frees, so under load one
-// fsync covers many renames, and a lone writer never waits for anyone.
-const maxInFlight = 2
+// maxInFlight is how many fsyncs of one directory may run at once. A
+// writer finding every slot taken joins the batch that starts when one
+// frees, so under load one fsync covers many links, and a lone writer
+// never waits for anyone. Four measured best between 8 and 32 concurrent
+// deliverers: with two, 8 deliverers waited for batches longer than
+// their own fsyncs would have taken (docs/BENCHMARKS.md).
+const maxInFlight = 4
 
 // dirSyncer shares directory fsyncs among concurrent writers (group
 // commit). Every caller is covered by an fsync that started after it
@@ -21,6 +23,7 @@ type dirSyncer struct {
 	path  string
 	refs  int // guarded by syncers.mu
 	count *atomic.Int64
+	limit int // fsyncs in flight at most
 
 	mu       sync.Mutex
 	inFlight int
@@ -36,7 +39,7 @@ type syncRound struct {
 // has completed.
 func (d *dirSyncer) sync(ctx context.Context) error {
 	d.mu.Lock()
-	if d.inFlight < maxInFlight && d.pending == nil {
+	if d.inFlight < d.limit && d.pending == nil {
 		d.inFlight++
 		d.mu.Unlock()
 		r := &syncRound{done: make(chan struct{})}
@@ -94,6 +97,8 @@ type syncers struct {
 	m  map[string]*dirSyncer
 	// fsyncs counts directory fsyncs issued, to show the batching.
 	fsyncs atomic.Int64
+	// limit, when not 0, replaces maxInFlight (benchmarks compare).
+	limit int
 }
 
 // get returns the syncer of path; release it with put.
@@ -105,7 +110,10 @@ func (s *syncers) get(path string) *dirSyncer {
 	}
 	d := s.m[path]
 	if d == nil {
-		d = &dirSyncer{path: path, count: &s.fsyncs}
+		d = &dirSyncer{path: path, count: &s.fsyncs, limit: maxInFlight}
+		if s.limit > 0 {
+			d.limit = s.limit
+		}
 		s.m[path] = d
 	}
 	d.refs++
