@@ -22,15 +22,8 @@ func inodeOf(st fs.FileInfo) uint64 {
 // directories mailagent creates must stay usable by Dovecot running as
 // that user. Elsewhere it does nothing.
 func chownLike(p string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	st, err := os.Stat(filepath.Dir(p))
-	if err != nil {
-		return nil
-	}
-	if s, ok := st.Sys().(*syscall.Stat_t); ok && s.Uid != 0 {
-		return os.Lchown(p, int(s.Uid), int(s.Gid))
+	if uid, gid, ok := mailOwner(filepath.Dir(p)); ok {
+		return os.Lchown(p, uid, gid)
 	}
 	return nil
 }
@@ -38,17 +31,26 @@ func chownLike(p string) error {
 // chownFileLike gives the new file f in dir the owner of dir, as
 // chownLike does for a path.
 func chownFileLike(f *os.File, dir string) error {
+	if uid, gid, ok := mailOwner(dir); ok {
+		return f.Chown(uid, gid)
+	}
+	return nil
+}
+
+// mailOwner returns the owner of dir when this process runs as root and
+// dir belongs to another user; ok is false otherwise.
+func mailOwner(dir string) (uid, gid int, ok bool) {
 	if os.Geteuid() != 0 {
-		return nil
+		return 0, 0, false
 	}
 	st, err := os.Stat(dir)
 	if err != nil {
-		return nil
+		return 0, 0, false
 	}
 	if s, ok := st.Sys().(*syscall.Stat_t); ok && s.Uid != 0 {
-		return f.Chown(int(s.Uid), int(s.Gid))
+		return int(s.Uid), int(s.Gid), true
 	}
-	return nil
+	return 0, 0, false
 }
 
 // inheritOwner gives the new file f, about to replace path, the owner and
