@@ -131,9 +131,9 @@ func (s *scanner) next(in []byte) (used int, out []byte, cmd *command, err error
 func (s *scanner) command(line []byte) (*command, []byte) {
 	text := strings.TrimRight(string(line), "\r\n")
 	cmd := &command{}
-	if strings.HasPrefix(strings.ToUpper(text), "STARTTLS") {
+	if rest, ok := cutPrefixFold(text, "STARTTLS"); ok {
 		cmd.verb, cmd.startTLS = "STARTTLS", true
-		cmd.tlsArgs = strings.TrimSpace(text[len("STARTTLS"):]) != ""
+		cmd.tlsArgs = strings.TrimSpace(rest) != ""
 		s.verb = ""
 		return cmd, line
 	}
