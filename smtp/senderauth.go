@@ -113,10 +113,9 @@ func (a *SenderAuth) CheckMessage(ctx context.Context, env *Envelope, msg Body) 
 		// keys are looked up: a slow resolver costs the longer of the two.
 		m, err := dnsauth.VerifyMessage(ctx, a.Resolver, r, res.SPF)
 		r.Close()
-		switch {
-		case err != nil:
+		if err != nil {
 			a.logger().Info("DKIM verification not done", "id", env.ID, "err", err)
-		default:
+		} else {
 			res.DKIM, res.DKIMChecked = m.DKIM, true
 			if m.FromErr != nil {
 				a.logger().Info("no DMARC evaluation: no single From domain", "id", env.ID, "err", m.FromErr)
