@@ -155,6 +155,35 @@ func TestSTARTTLSInjection(t *testing.T) {
 		S: 502 5.5.1 Already running in TLS`)
 }
 
+// TestSTARTTLSRefused covers the replies the connection gives STARTTLS
+// in place of go-smtp's: an argument is a syntax error that leaves
+// STARTTLS available, and a server without TLS neither offers nor
+// starts it. Neither refusal may cost the client its EHLO.
+func TestSTARTTLSRefused(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(MX))
+	dial(t, "tcp", addr).run(greet + `
+		C: STARTTLS now
+		S: 501 5.5.4
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: STARTTLS
+		S: 220
+		TLS`)
+
+	o := st.options(MX)
+	o.TLSConfig = nil
+	addr, _ = st.serve(o)
+	dial(t, "tcp", addr).run(greet + `
+		N: STARTTLS
+		C: STARTTLS
+		S: 502 5.5.1 TLS not supported
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: QUIT
+		S: 221`)
+}
+
 func TestReadTimeout(t *testing.T) {
 	st := newTestStack(t)
 	o := st.options(MX)
