@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"net"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -343,7 +345,7 @@ func (g *guard) judge(line []byte, cfg guardConfig) (int, int64) {
 		if g.cmd == cmdSearch && !converted {
 			return vGather, 0
 		}
-		if badMailboxArg(line) {
+		if (g.cmd == cmdMailbox || g.cmd == cmdAppend) && badMailboxArg(line) {
 			return vDrop, 0
 		}
 		if h := literalHeader(line, false); h.ok && !converted &&
@@ -672,23 +674,35 @@ func classify(line []byte) uint8 {
 		return cmdOther
 	}
 	name := word(rest)
-	if bytes.EqualFold(name, []byte("UID")) {
+	if commandIs(name, "UID") {
 		name = word(rest[len(name):])
 	}
 	switch {
-	case bytes.EqualFold(name, []byte("APPEND")):
+	case commandIs(name, "APPEND"):
 		return cmdAppend
-	case bytes.EqualFold(name, []byte("STARTTLS")):
+	case commandIs(name, "STARTTLS"):
 		return cmdStartTLS
-	case bytes.EqualFold(name, []byte("SEARCH")):
+	case commandIs(name, "SEARCH"):
 		return cmdSearch
 	}
 	for _, m := range mailboxCommands {
-		if bytes.EqualFold(name, []byte(m)) {
+		if commandIs(name, m) {
 			return cmdMailbox
 		}
 	}
 	return cmdOther
+}
+
+// commandIs reports whether name is the command upper (in upper case)
+// as imapserver reads command names: strings.ToUpper, under which "ı"
+// is "I", which bytes.EqualFold does not take for "i".
+func commandIs(name []byte, upper string) bool {
+	for _, c := range name {
+		if c >= utf8.RuneSelf {
+			return strings.ToUpper(string(name)) == upper
+		}
+	}
+	return bytes.EqualFold(name, []byte(upper))
 }
 
 // mailboxCommands are the commands whose mailbox names badMailboxArg

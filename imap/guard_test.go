@@ -49,6 +49,8 @@ func TestClassify(t *testing.T) {
 		"a starttls\n":           cmdStartTLS,
 		"a SELECT {5}\r\n":       cmdMailbox,
 		"a uid move 1 x\r\n":     cmdMailbox,
+		"a lıst \"\" *\r\n":      cmdMailbox, // strings.ToUpper: "LIST"
+		"a ſearch ALL\r\n":       cmdSearch,
 		"a SEARCH ALL\r\n":       cmdSearch,
 		"a LOGIN {5}\r\n":        cmdOther,
 		"APPEND\r\n":             cmdOther,

@@ -166,6 +166,9 @@ func TestBadMailboxAnsweredByGuard(t *testing.T) {
 		{"RENAME {5+}", "INBOX &AGE-", "BAD [CLIENTBUG] " + errBadMailboxArgText},
 		{"CREATE {4+}", "a\x00bc", "BAD [CLIENTBUG] " + errBadMailboxArgText},
 		{`LIST "" {6}`, "&2D0-*", "BAD [CLIENTBUG] " + errBadMailboxArgText},
+		// imapserver reads command names through strings.ToUpper:
+		// "lıst" is LIST.
+		{`lıst "" {6}`, "&2D0-*", "BAD [CLIENTBUG] " + errBadMailboxArgText},
 		{"STATUS {4}", "&Jjo (MESSAGES)", "BAD [CLIENTBUG] " + errBadMailboxArgText},
 		{"CREATE {7}", "Good&-1", "OK"},
 		{"RENAME {7}", "Good&-1 {5}\r\nGood2", "OK"},
