@@ -23,9 +23,8 @@ type watcher struct {
 // cheap check (two directory stats) in any case.
 type poller struct {
 	kick   chan struct{}
-	stop   chan struct{}
 	done   chan struct{}
-	ctx    context.Context // cancelled with stop, ending a refresh early
+	ctx    context.Context // cancelled to stop it, ending a refresh early
 	cancel context.CancelFunc
 }
 
@@ -123,7 +122,7 @@ func (f *folderState) addWatcher(ctx context.Context) (*watcher, error) {
 	}
 	f.watchers[w] = struct{}{}
 	if f.poll == nil {
-		p := &poller{kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		p := &poller{kick: make(chan struct{}, 1), done: make(chan struct{})}
 		p.ctx, p.cancel = context.WithCancel(context.Background())
 		f.poll = p
 		go f.runPoller(p)
@@ -157,7 +156,6 @@ func (f *folderState) removeWatcher(w *watcher) {
 // end stops the poller and waits until it has.
 func (p *poller) end() {
 	p.cancel()
-	close(p.stop)
 	<-p.done
 }
 
@@ -197,7 +195,7 @@ func (f *folderState) runPoller(p *poller) {
 	defer t.Stop()
 	for {
 		select {
-		case <-p.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-p.kick:
