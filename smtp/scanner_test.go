@@ -3,6 +3,7 @@ package smtp
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -252,6 +253,48 @@ func TestScannerCommands(t *testing.T) {
 	}
 	if used, _, _, err := s.next([]byte(strings.Repeat("x", 99))); used != 0 || err != nil {
 		t.Errorf("partial line: used %d, %v", used, err)
+	}
+}
+
+// TestScannerBDATVerdict checks the content rule over BDAT chunks, whose
+// boundaries fall anywhere: a CRLF may be split between two chunks, and
+// a CR ending one chunk is judged by the next chunk's first byte, or by
+// the message's end when that chunk was the LAST (empty chunks too).
+func TestScannerBDATVerdict(t *testing.T) {
+	for _, chunks := range [][]string{
+		{"a\r\nb\r\n"},
+		{"a\r", "\nb\r\n"},
+		{"a\r", "b\r\n"},
+		{"a\r\nb\r"},
+		{"a\r", ""},
+		{"a\r\n", ""},
+		{"a\n"},
+		{"a\r\n\x00\r\n"},
+		{"a\r", "\x00"},
+	} {
+		s := newScanner(100, "")
+		for i, chunk := range chunks {
+			line := "BDAT " + strconv.Itoa(len(chunk))
+			if i == len(chunks)-1 {
+				line += " LAST"
+			}
+			in := []byte(line + "\r\n" + chunk)
+			for len(in) > 0 {
+				used, _, _, err := s.next(in)
+				if err != nil || used == 0 {
+					t.Fatalf("%q: used %d, %v", chunks, used, err)
+				}
+				in = in[used:]
+			}
+			if s.mode != modeCommand {
+				t.Fatalf("%q: chunk %d not ended", chunks, i)
+			}
+			s.reply(250)
+		}
+		want := refLineEndings([]byte(strings.Join(chunks, "")))
+		if got := s.verdict(); (want == nil) != (got == nil) || want != nil && want != error(got) {
+			t.Errorf("%q: verdict %v, want %v", chunks, got, want)
+		}
 	}
 }
 
