@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -207,3 +209,82 @@ func TestTmpCleanupOtherWriters(t *testing.T) {
 		t.Fatalf("delivered message: %q %v", data, err)
 	}
 }
+
+// TestDeliverUnnamedFailures: a delivery through an unnamed file that
+// fails (reader error, too large, over quota, cancelled) closes the file,
+// leaves no message and no quota charged.
+func TestDeliverUnnamedFailures(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("unnamed files (O_TMPFILE) are Linux only")
+	}
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	deliver(t, s, m, "INBOX", "a\n")
+	if s.anon.Load() != anonOn {
+		t.Skip("unnamed files (O_TMPFILE) unsupported on this file system")
+	}
+	var opened []*os.File
+	openAnonFile = func(dir string) (*os.File, error) {
+		f, err := openAnon(dir)
+		if err == nil {
+			opened = append(opened, f)
+		}
+		return f, err
+	}
+	t.Cleanup(func() { openAnonFile = openAnon })
+	ctx := context.Background()
+	lim := Quota{Bytes: 100, Messages: 10}
+	if err := m.SetQuota(ctx, lim); err != nil {
+		t.Fatal(err)
+	}
+	before, err := m.Quota(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cancelled while the message is being read.
+	cancelled, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cancelling := io.MultiReader(strings.NewReader("partial"), readerFunc(func([]byte) (int, error) {
+		cancel()
+		return 0, io.EOF
+	}), strings.NewReader("rest"))
+	readErr := errors.New("connection reset")
+	cases := []struct {
+		name string
+		ctx  context.Context
+		r    io.Reader
+		max  int64
+		want error
+	}{
+		{"reader error", ctx, io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(readErr)), 0, readErr},
+		{"too large", ctx, strings.NewReader(strings.Repeat("z", 60)), 50, ErrTooLarge},
+		{"over quota", ctx, strings.NewReader(strings.Repeat("y", 200)), 0, ErrOverQuota},
+		{"cancelled", cancelled, cancelling, 0, context.Canceled},
+	}
+	for _, c := range cases {
+		opened = nil
+		s.opts.MaxMessageSize = c.max
+		_, err := s.Deliver(c.ctx, m.Path(), "INBOX", c.r, &DeliverOptions{Quota: &lim})
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+		if len(opened) != 1 {
+			t.Errorf("%s: %d unnamed files opened, want 1", c.name, len(opened))
+		}
+		for _, f := range opened {
+			if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+				t.Errorf("%s: unnamed file left open (Close: %v)", c.name, err)
+			}
+		}
+	}
+	if n := len(filesIn(t, m.Path(), "new")) + len(filesIn(t, m.Path(), "cur")) + len(filesIn(t, m.Path(), "tmp")); n != 1 {
+		t.Fatalf("%d files after failed deliveries, want the first message only", n)
+	}
+	if after, _ := m.Quota(ctx); after != before {
+		t.Fatalf("quota %+v after failed deliveries, was %+v", after, before)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
