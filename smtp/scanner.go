@@ -391,10 +391,16 @@ func (s *scanner) terminator() string {
 func (s *scanner) chunk(in []byte) (int, []byte, *command, error) {
 	n := min(int64(len(in)), s.chunkLeft)
 	b := in[:n]
-	for _, c := range b {
-		if v := s.violation(c); v != nil && s.bad == nil {
-			s.bad = v
+	// Once the message is refused, later bytes need no look.
+	for i := 0; i < len(b) && s.bad == nil; i++ {
+		if !s.prevCR {
+			// Skip to the next CR, LF or NUL.
+			if i += ordinary(b[i:]); i == len(b) {
+				break
+			}
 		}
+		c := b[i]
+		s.bad = s.violation(c)
 		s.prevCR = c == '\r'
 	}
 	s.chunkLeft -= n
