@@ -517,3 +517,24 @@ func TestSearchCharsetGathered(t *testing.T) {
 	cl.expect("NO [TOOBIG]", "SEARCH CHARSET ISO-8859-1 SUBJECT {5000}")
 	wantLine(t, cl.ok("SEARCH CHARSET UTF-8 SUBJECT \"Köln\""), "* SEARCH 1")
 }
+
+// TestGatheredSearchTooLong: a SEARCH whose lines are each within
+// maxLine but together beyond maxGather is answered BAD [TOOBIG] by the
+// guard, which closes the connection; as is one line beyond maxLine.
+func TestGatheredSearchTooLong(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	half := strings.Repeat("a", 30<<10) // each line within maxLine, both beyond maxGather
+	for _, c := range []struct{ tag, cmd string }{
+		{"s1", "SEARCH TEXT " + half + " TEXT {1+}\r\nb TEXT " + half},
+		{"s2", "SEARCH SUBJECT " + strings.Repeat("a", maxLine+100)},
+	} {
+		cl := dial(t, addr)
+		cl.login("alice@local.example")
+		cl.ok("SELECT INBOX")
+		cl.send(c.tag + " " + c.cmd)
+		if rest := closedWithBye(t, cl, c.tag); !strings.Contains(rest, c.tag+" BAD [TOOBIG] Command line too long") {
+			t.Fatalf("%s: got %q", c.tag, rest)
+		}
+	}
+}
