@@ -177,10 +177,7 @@ func (c *conn) fill() error {
 	if c.draining && !c.busy && (d <= 0 || d > drainQuitWait) {
 		d = drainQuitWait
 	}
-	var r io.Reader = c.Conn
-	if c.tls != nil {
-		r = c.tls
-	}
+	r := c.stream()
 	c.mu.Unlock()
 	if d > 0 {
 		if err := c.Conn.SetReadDeadline(time.Now().Add(d)); err != nil {
@@ -231,7 +228,7 @@ func (c *conn) Write(b []byte) (int, error) {
 	defer c.wmu.Unlock()
 	c.mu.Lock()
 	out := c.filterLocked(b)
-	w := c.writer()
+	w := c.stream()
 	last := c.closeAfter
 	c.mu.Unlock()
 	var err error
@@ -247,7 +244,9 @@ func (c *conn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (c *conn) writer() io.Writer {
+// stream is what the client's bytes travel through: the TLS connection
+// once there is one, the socket before. c.mu must be held.
+func (c *conn) stream() io.ReadWriter {
 	if c.tls != nil {
 		return c.tls
 	}
@@ -417,7 +416,7 @@ func (c *conn) drain() {
 	if idle {
 		c.wmu.Lock()
 		c.mu.Lock()
-		w := c.writer()
+		w := c.stream()
 		c.mu.Unlock()
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = w.Write([]byte(replyShuttingDown))
