@@ -873,6 +873,8 @@ func (c *conn) guardedRead(r io.Reader, w io.Writer, p []byte) (int, error) {
 		}
 		return r.Read(p)
 	}
+	// Neither changes while imapserver is reading.
+	cfg := guardConfig{appendLimit: int64(c.srv.opts.AppendLimit), startTLS: c.canStartTLS()}
 	for {
 		if n == 0 {
 			m, err := r.Read(p)
@@ -881,7 +883,6 @@ func (c *conn) guardedRead(r io.Reader, w io.Writer, p []byte) (int, error) {
 			}
 			n = m
 		}
-		cfg := guardConfig{appendLimit: int64(c.srv.opts.AppendLimit), startTLS: c.canStartTLS()}
 		c.wmu.Lock()
 		res := g.scan(p[:n], !moreHeld && n < len(p), cfg)
 		if !res.more && res.act == vLine {
