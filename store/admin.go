@@ -90,25 +90,31 @@ func (s *SQL) exact(col, key string, args []any) (string, []any) {
 func (s *SQL) writeRows(ctx context.Context, what, table, col string, keys []string, match func(string) bool, q string, args ...any) error {
 	errNone := fmt.Errorf("%w: %s", ErrNotFound, what)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stored, err := s.storedKeys(ctx, tx, table, col, keys, match)
-		if err != nil {
-			return err
-		}
-		if len(stored) == 0 {
-			return errNone
-		}
-		for _, k := range stored {
-			where, a := s.exact(col, k, args)
-			if _, err := tx.ExecContext(ctx, q+where, a...); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.writeStored(ctx, tx, errNone, table, col, keys, match, q, args...)
 	})
 	if err != nil && err != errNone {
 		return fmt.Errorf("store: %s: %w", what, err)
 	}
 	return err
+}
+
+// writeStored is writeRows within tx: it returns errNone when no row
+// is found (nil: none is fine).
+func (s *SQL) writeStored(ctx context.Context, tx *sql.Tx, errNone error, table, col string, keys []string, match func(string) bool, q string, args ...any) error {
+	stored, err := s.storedKeys(ctx, tx, table, col, keys, match)
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 {
+		return errNone
+	}
+	for _, k := range stored {
+		where, a := s.exact(col, k, args)
+		if _, err := tx.ExecContext(ctx, q+where, a...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // isDomain returns a match for storedKeys that accepts the stored
@@ -163,20 +169,7 @@ func (s *SQL) RemoveDomain(ctx context.Context, domain string) error {
 			return fmt.Errorf("%w: %s has %d", ErrNotEmpty, d, n)
 		}
 		dk := domainKeys(d)
-		stored, err := s.storedKeys(ctx, tx, "domains", "domain", dk.list(), isDomain(d))
-		if err != nil {
-			return err
-		}
-		if len(stored) == 0 {
-			return errNone
-		}
-		for _, k := range stored {
-			where, args := s.exact("domain", k, nil)
-			if _, err := tx.ExecContext(ctx, "DELETE FROM domains"+where, args...); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.writeStored(ctx, tx, errNone, "domains", "domain", dk.list(), isDomain(d), "DELETE FROM domains")
 	})
 	if err != nil && err != errNone && !errors.Is(err, ErrNotEmpty) {
 		return fmt.Errorf("store: remove domain %s: %w", d, err)
@@ -483,17 +476,10 @@ func (s *SQL) SetTransport(ctx context.Context, domain, spec string) error {
 	errTaken := fmt.Errorf("%w: transport %s: another domain's entry has the same key", ErrExists, d)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		dk := domainKeys(d)
-		stored, err := s.storedKeys(ctx, tx, "transport", "domain", dk.list(), isDomain(d))
-		if err != nil {
+		if err := s.writeStored(ctx, tx, nil, "transport", "domain", dk.list(), isDomain(d), "DELETE FROM transport"); err != nil {
 			return err
 		}
-		for _, k := range stored {
-			where, args := s.exact("domain", k, nil)
-			if _, err := tx.ExecContext(ctx, "DELETE FROM transport"+where, args...); err != nil {
-				return err
-			}
-		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO transport (domain, transport) VALUES (?, ?)", d, t.String())
+		_, err := tx.ExecContext(ctx, "INSERT INTO transport (domain, transport) VALUES (?, ?)", d, t.String())
 		if isDuplicate(err) {
 			return errTaken
 		}
