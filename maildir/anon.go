@@ -42,12 +42,9 @@ func (s *Store) deliverAnon(ctx context.Context, root, dir, sub, key, info strin
 		return nil, true, err
 	}
 	s.anon.CompareAndSwap(anonUnknown, anonOn)
-	closed := false
-	defer func() {
-		if !closed {
-			f.Close() // the unnamed file vanishes with its last descriptor
-		}
-	}()
+	// On failure the unnamed file vanishes with its last descriptor; on
+	// success it is closed below, and this second Close does nothing.
+	defer f.Close()
 	if err := chownFileLike(f, subDir); err != nil {
 		return nil, true, err
 	}
@@ -77,7 +74,6 @@ func (s *Store) deliverAnon(ctx context.Context, root, dir, sub, key, info strin
 	if err == nil {
 		err = linkAnon(f, dst)
 		if err == nil {
-			closed = true
 			if err = f.Close(); err != nil {
 				os.Remove(dst)
 			}
