@@ -206,11 +206,10 @@ func (s *scanner) rewritePostmaster(line []byte, rest string) ([]byte, bool) {
 		return nil, false
 	}
 	rest = strings.TrimLeft(rest, " \t")
-	const pm = "<postmaster>"
-	if len(rest) < len(pm) || !strings.EqualFold(rest[:len(pm)], pm) {
+	params, ok := cutPrefixFold(rest, "<postmaster>")
+	if !ok {
 		return nil, false
 	}
-	params := rest[len(pm):]
 	if params != "" && params[0] != ' ' && params[0] != '\t' {
 		return nil, false
 	}
