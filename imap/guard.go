@@ -744,7 +744,12 @@ func inlineLiterals(cmd []byte) []byte {
 // reads one: nothing after the name but CRLF.
 func isStartTLS(line []byte) bool {
 	_, rest, _ := bytes.Cut(line, []byte{' '})
-	rest = rest[len("STARTTLS"):]
+	// After the name, however spelled (classify took it for STARTTLS).
+	i := bytes.IndexAny(rest, " \r\n")
+	if i <= 0 {
+		return false
+	}
+	rest = rest[i:]
 	rest, _ = bytes.CutPrefix(rest, []byte{' '})
 	rest, _ = bytes.CutPrefix(rest, []byte{'\r'})
 	return string(rest) == "\n"

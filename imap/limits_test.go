@@ -432,6 +432,14 @@ func TestAppendLimit(t *testing.T) {
 // same, without a second greeting; commands sent with STARTTLS, before
 // its OK, are dropped rather than run over TLS.
 func TestGuardAfterStartTLS(t *testing.T) {
+	// imapserver reads command names through strings.ToUpper: "ſtarttls"
+	// (U+017F) is STARTTLS too, and must not get past the guard.
+	for _, name := range []string{"STARTTLS", "ſtarttls"} {
+		t.Run(name, func(t *testing.T) { guardAfterStartTLS(t, name) })
+	}
+}
+
+func guardAfterStartTLS(t *testing.T, name string) {
 	st := newTestStack(t)
 	opts := st.options()
 	opts.AllowInsecureAuth = false
@@ -440,7 +448,7 @@ func TestGuardAfterStartTLS(t *testing.T) {
 	must(t, err)
 
 	cl := dial(t, addr)
-	cl.send("s1 STARTTLS\r\ns2 CREATE Pipelined")
+	cl.send("s1 " + name + "\r\ns2 CREATE Pipelined")
 	if l := cl.line(); !strings.HasPrefix(l, "s1 OK") {
 		t.Fatalf("STARTTLS: %q", l)
 	}
