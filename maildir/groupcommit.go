@@ -63,7 +63,7 @@ func (d *dirSyncer) sync(ctx context.Context) error {
 
 // run performs round r, then hands its slot to the pending batch, if any.
 func (d *dirSyncer) run(r *syncRound) {
-	r.err = fsyncDir(d.path)
+	r.err = dirFsync(d.path)
 	d.count.Add(1)
 	close(r.done)
 	d.mu.Lock()
@@ -90,6 +90,9 @@ func fsyncDir(path string) error {
 	}
 	return err
 }
+
+// dirFsync is fsyncDir, replaceable by tests.
+var dirFsync = fsyncDir
 
 // syncers hands out one dirSyncer per directory.
 type syncers struct {
