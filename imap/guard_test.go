@@ -189,6 +189,8 @@ func FuzzGuard(f *testing.F) {
 		"a1 SELECT &Jjo\r\na2 CREATE \"a\x00b\"\r\na3 NOOP\r\n",
 		"a1 APPEND &AGE- {5+}\r\nhello\r\na2 NOOP\r\n",
 		"a1 RENAME &Jjo {3}\r\na2 NOOP\r\n",
+		"a1 \u017ftarttls\r\n\x16\x03\x01\x00\x05hello",
+		"a1 l\u0131st \"\" {4}\r\n&Jjo\r\na2 NOOP\r\n",
 	} {
 		f.Add([]byte(s), []byte{7, 200, 3}, []byte{1, 0}, uint16(4096))
 	}
