@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,12 +221,9 @@ func buildLoadTool(t *testing.T) string {
 // crashField returns the unfolded value of the first header field name
 // in message b.
 func crashField(b []byte, name string) string {
-	hdr, _, _ := bytes.Cut(b, []byte("\r\n\r\n"))
-	unfolded := strings.NewReplacer("\r\n ", " ", "\r\n\t", " ").Replace(string(hdr))
-	for l := range strings.SplitSeq(unfolded, "\r\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
-			return strings.TrimSpace(v)
-		}
+	m, err := mail.ReadMessage(bytes.NewReader(b))
+	if err != nil {
+		return ""
 	}
-	return ""
+	return m.Header.Get(name)
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,14 +93,11 @@ func (s *sinkSession) Auth(string) (sasl.Server, error) {
 // headerValue returns the unfolded, trimmed value of the first field
 // name in message b's header.
 func headerValue(b []byte, name string) string {
-	hdr, _, _ := bytes.Cut(b, []byte("\r\n\r\n"))
-	unfolded := strings.NewReplacer("\r\n ", " ", "\r\n\t", " ").Replace(string(hdr))
-	for l := range strings.SplitSeq(unfolded, "\r\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
-			return strings.TrimSpace(v)
-		}
+	m, err := mail.ReadMessage(bytes.NewReader(b))
+	if err != nil {
+		return ""
 	}
-	return ""
+	return m.Header.Get(name)
 }
 
 // startSink serves a sink on 127.0.0.1:0: LMTP when lmtp is set, TLS
