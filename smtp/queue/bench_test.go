@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailagent/mailagent/internal/interop/postfixtest"
 	"github.com/mailagent/mailagent/smtp"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
@@ -102,9 +103,7 @@ func benchNaive(b *testing.B, msgs [][]byte) {
 // manager is not running, so they wait in the incoming queue; then the
 // queue manager is started and timed until the receiver has them all.
 func benchPostfix(b *testing.B, msgs [][]byte, conns int) {
-	if why := postfixMissing(); why != "" {
-		b.Skip(why)
-	}
+	postfixtest.Check(b)
 	sink := outboundtest.Start(b, outboundtest.Options{Discard: true})
 	pf := startPostfix(b, postfixConfig{sinkPort: sink.Port, conns: conns})
 	var elapsed time.Duration

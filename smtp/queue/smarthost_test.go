@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailagent/mailagent/internal/interop"
 	"github.com/mailagent/mailagent/internal/interop/dovecottest"
+	"github.com/mailagent/mailagent/internal/interop/postfixtest"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
@@ -22,9 +22,7 @@ import (
 // and Postfix passing the message on to a receiver. A wrong password
 // leaves the message queued with a temporary error.
 func TestPostfixSmartHost(t *testing.T) {
-	if why := postfixMissing(); why != "" {
-		interop.Require(t, "%s", why)
-	}
+	postfixtest.Check(t)
 	// Dovecot's auth service alone answers Postfix's SASL requests
 	// (smtpd_sasl_type = dovecot) on its socket.
 	authSock := dovecottest.Start(t, dovecottest.Options{Users: map[string]string{"relayuser": "s3cret"}}).AuthSocket

@@ -28,7 +28,7 @@ import (
 // loopback on its smtpd.
 type Options struct {
 	// Main is appended to main.cf; a parameter set there replaces the
-	// base configuration's.
+	// base configuration's, and a later setting in Main an earlier one.
 	Main string
 	// SMTPDArgs is appended to the smtpd line of master.cf: " -o
 	// name=value" overrides.
@@ -174,22 +174,36 @@ func Start(t testing.TB, opts Options) *Postfix {
 	return p
 }
 
-// mainCF is base without the parameters extra sets, then extra: Postfix
-// warns of every parameter set twice.
+// mainCF is base then extra with each parameter only at its last
+// setting: Postfix warns of every parameter set twice.
 func mainCF(base, extra string) string {
-	set := map[string]bool{}
-	for _, l := range strings.Split(extra, "\n") {
-		if name, _, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "\t") {
-			set[strings.TrimSpace(name)] = true
+	lines := strings.SplitAfter(base+extra, "\n")
+	last := map[string]int{}
+	for i, l := range lines {
+		if name := param(l); name != "" {
+			last[name] = i
 		}
 	}
 	var b strings.Builder
-	for _, l := range strings.SplitAfter(base, "\n") {
-		if name, _, ok := strings.Cut(l, "="); !ok || !set[strings.TrimSpace(name)] {
+	for i, l := range lines {
+		if name := param(l); name == "" || last[name] == i {
 			b.WriteString(l)
 		}
 	}
-	return b.String() + extra
+	return b.String()
+}
+
+// param is the parameter main.cf line l sets, or "" (a comment, a blank
+// or continuation line).
+func param(l string) string {
+	if l == "" || l[0] == ' ' || l[0] == '\t' || l[0] == '#' {
+		return ""
+	}
+	name, _, ok := strings.Cut(l, "=")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(name)
 }
 
 // Run runs a Postfix command (postfix, postqueue, postsuper...) on this
