@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 )
 
 // errAnonUnsupported: this file system or kernel cannot create unnamed
@@ -22,89 +20,69 @@ const (
 // openAnonFile is openAnon, replaceable by tests.
 var openAnonFile = openAnon
 
-// deliverAnon writes the message from r into an unnamed file created in
-// dir/sub and makes it durable. Only after a complete, fsynced file does
-// it get its name in sub/, then the directory is fsynced: one directory
-// entry created per message instead of tmp/'s create plus the rename into
-// new/, with the same guarantees (no reader sees a partial file, a crash
-// leaves no orphan, a delivery that returned is on disk). ok false means
-// unnamed files are not supported here and nothing was read from r.
-func (s *Store) deliverAnon(ctx context.Context, root, dir, sub, key, info string, r io.Reader, opts *DeliverOptions) (d *Delivered, ok bool, err error) {
-	subDir := filepath.Join(dir, sub)
-	f, err := openAnonFile(subDir)
+// stageAnon writes the message from r into an unnamed file created in
+// p.subDir, charges the quota and fsyncs it, leaving it open in p.f for
+// link to give it a name: one directory entry created per message instead
+// of tmp/'s create plus the rename into new/, with the same guarantees (no
+// reader sees a partial file, a crash leaves no orphan). ok false means
+// unnamed files are not supported here and nothing was read from r. On
+// failure the file is closed and nothing is charged.
+func (s *Store) stageAnon(ctx context.Context, p *Staged, r io.Reader, opts *DeliverOptions) (size, vsize int64, ok bool, err error) {
+	f, err := openAnonFile(p.subDir)
 	if err != nil {
 		if errors.Is(err, errAnonUnsupported) {
 			if s.anon.CompareAndSwap(anonUnknown, anonOff) {
-				s.log.Info("maildir: unnamed files (O_TMPFILE) unsupported, delivering through tmp/", "dir", subDir, "err", err)
+				s.log.Info("maildir: unnamed files (O_TMPFILE) unsupported, delivering through tmp/", "dir", p.subDir, "err", err)
 			}
-			return nil, false, nil
+			return 0, 0, false, nil
 		}
-		return nil, true, err
+		return 0, 0, true, err
 	}
 	s.anon.CompareAndSwap(anonUnknown, anonOn)
-	// On failure the unnamed file vanishes with its last descriptor; on
-	// success it is closed below, and this second Close does nothing.
-	defer f.Close()
-	if err := chownFileLike(f, subDir); err != nil {
-		return nil, true, err
-	}
-	size, vsize, err := s.copyMessage(ctx, f, r)
-	if err != nil {
-		return nil, true, err
-	}
-	date := opts.Date
-	if !date.IsZero() {
-		// Before the sync, so the internal date is as durable as the data.
-		if err := chtimesAnon(f, date); err != nil {
-			return nil, true, err
-		}
-	}
-	if err := s.chargeQuota(ctx, root, opts.Quota, size); err != nil {
-		return nil, true, err
-	}
-	base := withSizes(key, size, vsize)
-	final := base
-	if sub == "cur" {
-		final = base + infoSep + info
-	}
-	dst := filepath.Join(subDir, final)
-	// fsync, not fdatasync: for a new file both commit the journal, and
-	// fsync also covers the mtime set above.
-	err = f.Sync()
-	if err == nil {
-		err = linkAnon(f, dst)
-		if err == nil {
-			if err = f.Close(); err != nil {
-				os.Remove(dst)
+	charged := false
+	defer func() {
+		if err != nil {
+			// The unnamed file vanishes with its last descriptor.
+			f.Close()
+			if charged {
+				s.refundQuota(p.root, size)
 			}
 		}
+	}()
+	if err = chownFileLike(f, p.subDir); err != nil {
+		return 0, 0, true, err
 	}
-	if err == nil {
-		err = s.syncDelivered(ctx, subDir, dst)
+	if size, vsize, err = s.copyMessage(ctx, f, r); err != nil {
+		return 0, 0, true, err
 	}
-	if err != nil {
-		s.refundQuota(root, size)
-		return nil, true, err
+	if date := opts.Date; !date.IsZero() {
+		// Before the sync, so the internal date is as durable as the data.
+		if err = chtimesAnon(f, date); err != nil {
+			return 0, 0, true, err
+		}
 	}
-	return &Delivered{Key: base, Size: size, VSize: vsize}, true, nil
+	if err = s.chargeQuota(ctx, p.root, opts.Quota, size); err != nil {
+		return 0, 0, true, err
+	}
+	charged = true
+	// fsync, not fdatasync: for a new file both commit the journal, and
+	// fsync also covers the mtime set above.
+	if err = f.Sync(); err != nil {
+		return 0, 0, true, err
+	}
+	p.f = f
+	return size, vsize, true, nil
 }
 
-// syncDelivered fsyncs dir after the message file dst appeared in it,
-// shared with concurrent deliveries unless Options.NoGroupCommit; on
-// failure it removes dst, so that nothing not durable stays visible.
-func (s *Store) syncDelivered(ctx context.Context, dir, dst string) error {
-	var err error
+// syncDir fsyncs dir after message files were named in it, shared with
+// concurrent deliveries unless Options.NoGroupCommit.
+func (s *Store) syncDir(ctx context.Context, dir string) error {
 	if s.opts.NoGroupCommit {
-		err = fsyncDir(dir)
-	} else {
-		// Once named the delivery is committed to finishing: a caller
-		// giving up must not leave it visible but not durable.
-		err = s.syncers.syncDir(context.WithoutCancel(ctx), dir)
+		return fsyncDir(dir)
 	}
-	if err != nil {
-		os.Remove(dst)
-	}
-	return err
+	// Once named the delivery is committed to finishing: a caller
+	// giving up must not leave it visible but not durable.
+	return s.syncers.syncDir(context.WithoutCancel(ctx), dir)
 }
 
 // anonEnabled reports whether deliveries should try unnamed files.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -47,7 +48,70 @@ type Delivered struct {
 // linked there under its name: tmp/ is skipped with the same guarantees.
 // When Deliver returns nil the message survives a crash; when it returns
 // an error nothing of it is visible. Over quota it returns a *QuotaError.
+//
+// Deliver is Stage followed by Commit; deliveries of one message to
+// several mailboxes that must succeed or fail together use Stage and
+// CommitAll.
 func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, opts *DeliverOptions) (*Delivered, error) {
+	p, err := s.Stage(ctx, path, folder, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := CommitAll(ctx, p); err != nil {
+		return nil, err
+	}
+	return p.Delivered(), nil
+}
+
+// CheckQuota reports whether a message of size bytes would fit the quota
+// of the Maildir at path, limit being the user's (nil: the one recorded):
+// nil if it fits, a *QuotaError if not. A delivery agent asks with size 1
+// before accepting a recipient (is there room at all?), as Dovecot's LMTP
+// does at RCPT; the delivery itself still checks the real size. A Maildir
+// that does not exist yet is empty.
+func (s *Store) CheckQuota(ctx context.Context, path string, limit *Quota, size int64) error {
+	root, err := s.resolve(path)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		if limit != nil && limit.exceeds(QuotaUsage{}, size) {
+			return &QuotaError{Limit: *limit, Size: size}
+		}
+		return nil
+	}
+	return s.fits(ctx, root, limit, size)
+}
+
+// Staged is a message that Stage wrote completely and fsynced, and
+// charged to the quota, but that has no name in the Maildir yet: no
+// reader sees it and a crash leaves nothing of it visible. CommitAll
+// gives it its name; Abort discards it. A Staged is used by one goroutine.
+type Staged struct {
+	s      *Store
+	root   string   // the Maildir
+	dir    string   // the folder's directory
+	subDir string   // new/ or cur/ of dir
+	dst    string   // the file's name in subDir, once linked
+	f      *os.File // the unnamed file (O_TMPFILE), nil when through tmp/
+	tmp    string   // the file in tmp/ when not unnamed
+	d      Delivered
+	linked bool // dst exists
+	done   bool // committed or aborted
+}
+
+// maxAnonHeld bounds the unnamed files a Store keeps staged at once: each
+// holds a file descriptor until it is linked, where a file in tmp/ holds
+// none. Past it, Stage writes through tmp/ (same guarantees, one more
+// directory entry).
+const maxAnonHeld = 256
+
+// Stage writes the message read from r for folder of the Maildir at path,
+// as Deliver does, up to but not including giving it a name: the file is
+// complete, fsynced, with its internal date set and its size charged to
+// the quota (a *QuotaError when over). Nothing is visible until CommitAll.
+// The caller must CommitAll or Abort every Staged it gets.
+func (s *Store) Stage(ctx context.Context, path, folder string, r io.Reader, opts *DeliverOptions) (*Staged, error) {
 	if opts == nil {
 		opts = &DeliverOptions{}
 	}
@@ -73,44 +137,179 @@ func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, o
 			return nil, err
 		}
 	}
-	now := s.opts.Now()
-	key := s.names.next(now)
+	key := s.names.next(s.opts.Now())
 	sub := "new"
 	if len(opts.Flags) > 0 {
 		sub = "cur"
 	}
-	if s.anonEnabled() {
-		d, ok, err := s.deliverAnon(ctx, root, dir, sub, key, info, r, opts)
-		if ok {
-			if err != nil {
-				return nil, err
-			}
-			d.Folder = name
-			s.delivered(root, dir)
-			return d, nil
+	p := &Staged{s: s, root: root, dir: dir, subDir: filepath.Join(dir, sub), d: Delivered{Folder: name}}
+	var size, vsize int64
+	ok := false
+	if s.anonEnabled() && s.anonHeld.Add(1) <= maxAnonHeld {
+		size, vsize, ok, err = s.stageAnon(ctx, p, r, opts)
+		if !ok || err != nil {
+			s.anonHeld.Add(-1)
+		}
+		if err != nil {
+			return nil, err
+		}
+	} else if s.anonEnabled() {
+		s.anonHeld.Add(-1)
+	}
+	if !ok {
+		if size, vsize, err = s.stageTmp(ctx, p, key, r, opts); err != nil {
+			return nil, err
 		}
 	}
-	tmp := filepath.Join(dir, "tmp", key)
-	f, size, vsize, err := s.writeTmpOpen(ctx, tmp, r, opts.Date)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.chargeQuota(ctx, root, opts.Quota, size); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return nil, err
-	}
-	base := withSizes(key, size, vsize)
-	final := base
+	p.d.Key = withSizes(key, size, vsize)
+	p.d.Size, p.d.VSize = size, vsize
+	final := p.d.Key
 	if sub == "cur" {
-		final = base + infoSep + info
+		final += infoSep + info
 	}
-	if err := s.commitFile(ctx, f, tmp, filepath.Join(dir, sub), final); err != nil {
-		s.refundQuota(root, size)
-		return nil, err
+	p.dst = filepath.Join(p.subDir, final)
+	return p, nil
+}
+
+// stageTmp writes the message to tmp/key, fsynced, and charges the
+// quota; on failure nothing remains.
+func (s *Store) stageTmp(ctx context.Context, p *Staged, key string, r io.Reader, opts *DeliverOptions) (size, vsize int64, err error) {
+	tmp := filepath.Join(p.dir, "tmp", key)
+	if size, vsize, err = s.writeTmp(ctx, tmp, r, opts.Date); err != nil {
+		return 0, 0, err
 	}
-	s.delivered(root, dir)
-	return &Delivered{Folder: name, Key: base, Size: size, VSize: vsize}, nil
+	if err := s.chargeQuota(ctx, p.root, opts.Quota, size); err != nil {
+		os.Remove(tmp)
+		return 0, 0, err
+	}
+	p.tmp = tmp
+	return size, vsize, nil
+}
+
+// Delivered describes the message; Key and sizes are set once staged.
+func (p *Staged) Delivered() *Delivered { d := p.d; return &d }
+
+// Abort discards a staged message and refunds its quota. It does nothing
+// after CommitAll returned nil, or a second time.
+func (p *Staged) Abort() {
+	if p.done {
+		return
+	}
+	p.done = true
+	p.discard()
+}
+
+// discard removes whatever exists of the message, named or not, and
+// refunds its quota.
+func (p *Staged) discard() {
+	if p.linked {
+		os.Remove(p.dst)
+		p.linked = false
+	}
+	if p.f != nil {
+		p.f.Close() // an unnamed file vanishes with its last descriptor
+		p.f = nil
+		p.s.anonHeld.Add(-1)
+	}
+	if p.tmp != "" {
+		os.Remove(p.tmp)
+		p.tmp = ""
+	}
+	p.s.refundQuota(p.root, p.d.Size)
+}
+
+// link gives the staged file its name in new/ (cur/): visible from now
+// on, durable only once the directory is fsynced.
+func (p *Staged) link() error {
+	if p.f != nil {
+		if err := linkAnon(p.f, p.dst); err != nil {
+			return err
+		}
+		p.linked = true
+		err := p.f.Close()
+		p.f = nil
+		p.s.anonHeld.Add(-1)
+		return err
+	}
+	if err := os.Rename(p.tmp, p.dst); err != nil {
+		return err
+	}
+	p.tmp, p.linked = "", true
+	return nil
+}
+
+// CommitAll makes every staged message visible and durable, or none: it
+// links them all, then fsyncs each directory that received one (shared
+// with concurrent deliveries, see Options.NoGroupCommit), concurrently.
+// If a link or an fsync fails, every message of the call is removed and
+// its quota refunded, and the error is returned: nothing stays visible
+// that is not durable, and no mailbox keeps a copy the others lost (short
+// of a crash between the first link and the last fsync, which can leave
+// some copies durable and the others never linked).
+func CommitAll(ctx context.Context, staged ...*Staged) error {
+	for _, p := range staged {
+		if p.done {
+			return errors.New("maildir: staged message already committed or aborted")
+		}
+	}
+	var err error
+	for _, p := range staged {
+		if err = p.link(); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = syncStaged(ctx, staged)
+	}
+	for _, p := range staged {
+		p.done = true
+		if err != nil {
+			p.discard()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for _, p := range staged {
+		p.s.delivered(p.root, p.dir)
+	}
+	return nil
+}
+
+// syncStaged fsyncs every distinct directory the linked messages are in,
+// concurrently, and returns the first failure.
+func syncStaged(ctx context.Context, staged []*Staged) error {
+	type dirKey struct {
+		s   *Store
+		dir string
+	}
+	if len(staged) == 1 {
+		return staged[0].s.syncDir(ctx, staged[0].subDir)
+	}
+	seen := make(map[dirKey]bool, len(staged))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for _, p := range staged {
+		k := dirKey{p.s, p.subDir}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := k.s.syncDir(ctx, k.dir); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
 
 // delivered tells the in-memory state of the folder in dir, if a Maildir
@@ -252,26 +451,6 @@ func (s *Store) copyMessage(ctx context.Context, f *os.File, r io.Reader) (size,
 		return 0, 0, err
 	}
 	return cw.n, cw.n + cw.bareLF, nil
-}
-
-// commitFile makes the written file f at tmp durable, renames it to
-// dir/final and fsyncs dir, the latter shared with concurrent deliveries
-// (group commit) unless Options.NoGroupCommit. An error means nothing
-// became visible.
-func (s *Store) commitFile(ctx context.Context, f *os.File, tmp, dir, final string) error {
-	dst := filepath.Join(dir, final)
-	err := f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return s.syncDelivered(ctx, dir, dst)
 }
 
 // crlfCounter counts bytes and the LFs not preceded by CR, whose sum is

@@ -133,6 +133,15 @@ func (s *Store) usage(ctx context.Context, root string, limit *Quota, create boo
 // chargeQuota checks that size more bytes and one more message fit and
 // records them in maildirsize.
 func (s *Store) chargeQuota(ctx context.Context, root string, limit *Quota, size int64) error {
+	if err := s.fits(ctx, root, limit, size); err != nil {
+		return err
+	}
+	return s.addQuota(root, size, 1)
+}
+
+// fits returns a *QuotaError if size more bytes and one more message
+// break the quota, double-checking a stale verdict by recalculating.
+func (s *Store) fits(ctx context.Context, root string, limit *Quota, size int64) error {
 	u, stale, err := s.usage(ctx, root, limit, false)
 	if err != nil {
 		return err
@@ -145,7 +154,7 @@ func (s *Store) chargeQuota(ctx context.Context, root string, limit *Quota, size
 	if u.Limit.exceeds(u, size) {
 		return &QuotaError{Limit: u.Limit, Usage: u, Size: size}
 	}
-	return s.addQuota(root, size, 1)
+	return nil
 }
 
 // addQuota appends a delta line to an existing maildirsize; with no file

@@ -89,6 +89,9 @@ type Store struct {
 	// anon says whether deliveries use unnamed files (anonOn...), learnt
 	// from the first attempt and kept for the Store's life.
 	anon atomic.Int32
+	// anonHeld counts unnamed files staged and not yet linked or
+	// aborted: each holds a descriptor (see maxAnonHeld).
+	anonHeld atomic.Int64
 
 	mu       sync.Mutex
 	users    map[string]*userState // by Maildir path
