@@ -3,10 +3,14 @@ package smtp
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/readclock"
 )
 
 // drainQuitWait bounds how long a connection whose transaction finished
@@ -27,9 +31,11 @@ const (
 // go-smtp only ever sees plaintext, because TLS (STARTTLS and implicit)
 // runs here, below it. Reads go through the scanner (see scanner), which
 // needs the plaintext; writes are watched for the replies that change
-// the framing (354, 334). conn also renews the read deadline on each
-// read (so every read, in commands, DATA and the TLS handshake, is
-// bounded), can close the connection right after the next reply, and
+// the framing (354, 334). conn also sets the read deadline of each read
+// from the connection's readclock (a whole command line within
+// ReadTimeout, DATA and BDAT at MinDataRate, submission's login within
+// LoginTimeout; see deadline.go) and answers its expiry itself, can
+// close the connection right after the next reply, and
 // carries what must outlive a go-smtp session: the transaction state
 // Shutdown needs and the count of authentication failures.
 //
@@ -45,8 +51,7 @@ type conn struct {
 	srv      *Server
 	free     func() // gives the connection-limit slots back
 
-	readTimeout time.Duration
-	offerTLS    bool // STARTTLS is offered (TLS configured, not implicit)
+	offerTLS bool // STARTTLS is offered (TLS configured, not implicit)
 
 	// Read side; only go-smtp's reading goroutine uses these.
 	buf  []byte // input buffer
@@ -70,6 +75,8 @@ type conn struct {
 	busy       bool      // between MAIL and the end of the transaction
 	draining   bool      // Shutdown asked this connection to end
 	closed     bool
+	silent     bool             // a timeout was answered: go-smtp's replies are dropped
+	clock      *readclock.Clock // read deadlines; used by the reading side
 	authFails  int
 	results    []AuthResult // connect-check results, kept across STARTTLS
 	values     map[any]any  // connect-check values, likewise
@@ -84,13 +91,13 @@ func newConn(nc net.Conn, s *Server, free func()) *conn {
 		pm = o.Hostname
 	}
 	c := &conn{
-		Conn:        nc,
-		srv:         s,
-		free:        free,
-		readTimeout: o.ReadTimeout,
-		offerTLS:    o.TLSConfig != nil && !o.ImplicitTLS,
-		buf:         make([]byte, max(2*o.MaxLineLength, 8<<10)),
-		sc:          newScanner(o.MaxLineLength, "postmaster@"+pm),
+		Conn:     nc,
+		srv:      s,
+		free:     free,
+		offerTLS: o.TLSConfig != nil && !o.ImplicitTLS,
+		buf:      make([]byte, max(2*o.MaxLineLength, 8<<10)),
+		sc:       newScanner(o.MaxLineLength, "postmaster@"+pm),
+		clock:    readclock.New(s.readLimits(), time.Now()),
 	}
 	if o.ImplicitTLS {
 		c.tls = tls.Server(nc, o.TLSConfig)
@@ -121,6 +128,11 @@ func (c *conn) Read(p []byte) (int, error) {
 			used, out, cmd, err := c.sc.next(c.in)
 			if cmd != nil {
 				out = c.commandLocked(cmd, out)
+			}
+			if used > 0 && !c.sc.inMessage() {
+				// A command or SASL line is complete; the next one
+				// gets its own time.
+				c.clock.EndLine()
 			}
 			c.mu.Unlock()
 			if err != nil {
@@ -164,7 +176,8 @@ func (c *conn) commandLocked(cmd *command, line []byte) []byte {
 	return []byte("NOOP\r\n")
 }
 
-// fill reads more input, with a fresh deadline.
+// fill reads more input, with the deadline the clock gives. When it
+// expires, the client is told why and the connection ends (expire).
 func (c *conn) fill() error {
 	if len(c.in) > 0 && &c.in[0] != &c.buf[0] {
 		n := copy(c.buf, c.in)
@@ -172,22 +185,38 @@ func (c *conn) fill() error {
 	} else if len(c.in) == 0 {
 		c.in = c.buf[:0]
 	}
-	d := c.readTimeout
+	now := time.Now()
 	c.mu.Lock()
-	if c.draining && !c.busy && (d <= 0 || d > drainQuitWait) {
-		d = drainQuitWait
+	inMessage := c.sc.inMessage()
+	c.clock.SetData(inMessage)
+	d := c.clock.Deadline(now)
+	cause := c.clock.Cause()
+	if c.draining && !c.busy {
+		if q := now.Add(drainQuitWait); d.IsZero() || q.Before(d) {
+			// go-smtp answers this one: 421 4.4.2.
+			d, cause = q, readclock.None
+		}
 	}
 	r := c.stream()
 	c.mu.Unlock()
-	if d > 0 {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(d)); err != nil {
-			return err
-		}
+	if err := c.Conn.SetReadDeadline(d); err != nil {
+		return err
 	}
 	n, err := r.Read(c.buf[len(c.in):cap(c.buf)])
 	c.in = c.buf[:len(c.in)+n]
 	if n > 0 {
+		c.mu.Lock()
+		c.clock.Read(n)
+		c.mu.Unlock()
 		return nil // an error comes back on the next read
+	}
+	switch {
+	case cause != readclock.None && errors.Is(err, os.ErrDeadlineExceeded):
+		c.expire(cause)
+	case inMessage && errors.Is(err, io.EOF):
+		// The client left inside DATA or a BDAT chunk. io.EOF would
+		// let go-smtp take a short last chunk for a whole one.
+		err = io.ErrUnexpectedEOF
 	}
 	return err
 }
@@ -198,9 +227,10 @@ func (c *conn) handshake() {
 	c.in = c.buf[:0]
 	c.pend = nil
 	t := tls.Server(c.Conn, c.srv.opts.TLSConfig)
-	if c.readTimeout > 0 {
-		_ = c.Conn.SetDeadline(time.Now().Add(c.readTimeout))
-	}
+	c.mu.Lock()
+	d := c.clock.Deadline(time.Now())
+	c.mu.Unlock()
+	_ = c.Conn.SetDeadline(d)
 	err := t.Handshake()
 	_ = c.Conn.SetWriteDeadline(time.Time{})
 	c.mu.Lock()
@@ -227,6 +257,10 @@ func (c *conn) Write(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
+	if c.silent {
+		c.mu.Unlock()
+		return len(b), nil
+	}
 	out := c.filterLocked(b)
 	w := c.stream()
 	last := c.closeAfter
@@ -449,10 +483,10 @@ func (l *listener) Accept() (net.Conn, error) {
 			nc.Close()
 			continue
 		}
-		if c.tls != nil && c.readTimeout > 0 {
+		if c.tls != nil {
 			// The handshake runs in the greeting's write: bound its
 			// reads too.
-			_ = nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+			_ = nc.SetReadDeadline(c.clock.Deadline(time.Now()))
 		}
 		return c, nil
 	}

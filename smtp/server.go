@@ -108,9 +108,26 @@ type Options struct {
 	// MaxLineLength bounds command and message lines, CRLF included;
 	// default 4096. A longer line ends the connection.
 	MaxLineLength int
-	// ReadTimeout bounds every read (default 5 minutes, RFC 5321 section
-	// 4.5.3.2); WriteTimeout every reply (default 1 minute).
+	// ReadTimeout bounds the wait for a whole command line, from the
+	// moment the server is ready for it to its CRLF however the bytes
+	// are spread, and any one wait inside DATA or BDAT (default 5
+	// minutes, RFC 5321 section 4.5.3.2's server timeout). WriteTimeout
+	// bounds every reply (default 1 minute). On expiry the client gets
+	// "421 4.4.2" and the connection is closed.
 	ReadTimeout, WriteTimeout time.Duration
+	// MinDataRate is the least average rate, in bytes per second, at
+	// which a message's content (DATA, or the BDAT chunks of a message
+	// with the commands between them) must arrive once DataRateGrace
+	// has passed: each byte received buys 1/MinDataRate seconds, as
+	// Postfix's smtpd_min_data_rate does. Defaults 500 bytes/s and 10
+	// seconds; a negative MinDataRate turns the rate off (ReadTimeout
+	// still bounds each wait).
+	MinDataRate   int64
+	DataRateGrace time.Duration
+	// LoginTimeout bounds the time from connect to a successful AUTH on
+	// Submission, however many other commands come on the way (default
+	// 60 seconds); the client gets "421 4.4.2". Negative turns it off.
+	LoginTimeout time.Duration
 	// MaxConns bounds concurrent connections (default 1000) and
 	// MaxConnsPerIP those from one client network (default 20): one
 	// IPv4 address, or one IPv6 /64, since a host picks its addresses
@@ -168,6 +185,9 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.MaxLineLength, 4096)
 	setDefault(&opts.ReadTimeout, 5*time.Minute)
 	setDefault(&opts.WriteTimeout, time.Minute)
+	setDefault(&opts.MinDataRate, 500)
+	setDefault(&opts.DataRateGrace, 10*time.Second)
+	setDefault(&opts.LoginTimeout, time.Minute)
 	setDefault(&opts.MaxConns, 1000)
 	setDefault(&opts.MaxConnsPerIP, 20)
 	setDefault(&opts.MaxAuthFailures, 3)
@@ -193,7 +213,8 @@ func NewServer(opts Options) (*Server, error) {
 	gs.MaxMessageBytes = opts.MaxMessageBytes
 	gs.MaxRecipients = opts.MaxRecipients
 	gs.MaxLineLength = opts.MaxLineLength
-	gs.ReadTimeout = opts.ReadTimeout
+	// Read deadlines are conn's (see readLimits), never go-smtp's,
+	// which renews one on every line.
 	gs.WriteTimeout = opts.WriteTimeout
 	// The session refuses AUTH before TLS itself, with RFC 4954's 538.
 	gs.AllowInsecureAuth = true

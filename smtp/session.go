@@ -517,6 +517,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	}
 	srv, err := ss.srv.opts.Authenticator.NewSASLServer(ss.ctx, mech, ss.base.RemoteAddr, func(u *store.User) error {
 		ss.user = u
+		ss.c.loggedIn()
 		ss.log.Info("authenticated", "user", u.Address)
 		return nil
 	})
