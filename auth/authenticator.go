@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailagent/mailagent/store"
@@ -39,7 +40,9 @@ type Authenticator struct {
 	// Users is where users and their hashes are looked up. Required.
 	Users UserSource
 	// Throttle counts failures; nil means NewThrottle with default
-	// settings and Now as its clock.
+	// settings and Now as its clock. Give every server of a host the
+	// same Authenticator (or Throttle), so that guessing is counted
+	// across SMTP AUTH, IMAP and POP3 together.
 	Throttle *Throttle
 	// Argon2 are the parameters of upgraded hashes; zero means
 	// DefaultArgon2Params.
@@ -72,7 +75,14 @@ type Authenticator struct {
 	dummy    string // argon2id hash verified for unknown users
 	sem      chan struct{}
 	log      *slog.Logger
+	verified atomic.Uint64
 }
+
+// Verifications reports how many logins have had a password hash
+// verified since the Authenticator was made: attempts the throttle
+// refused are not among them. It is a metric of the work guessing
+// costs, and lets tests check that the throttle holds.
+func (a *Authenticator) Verifications() uint64 { return a.verified.Load() }
 
 // ErrAuthzRefused is returned when a SASL client asks to act as another
 // identity than its own and Authorize does not allow it.
@@ -113,8 +123,10 @@ func (a *Authenticator) init() error {
 // returns the user. It returns an error wrapping ErrInvalidCredentials for
 // an unknown user, a wrong password or a disabled account, after the
 // failure delay; a *ThrottledError (errors.Is ErrThrottled) without
-// checking anything when remote's network or the username is locked out;
-// and any other error, such as the directory's, as a temporary failure.
+// checking anything when the throttle refuses remote's network (the
+// attempt takes its place in the throttle before the password is
+// checked, so parallel attempts count as they start); and any other
+// error, such as the directory's, as a temporary failure.
 //
 // Every attempt verifies one argon2id hash with the Authenticator's
 // parameters, against a dummy for an unknown user and in addition to a
@@ -127,23 +139,25 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password str
 	if err := a.init(); err != nil {
 		return nil, err
 	}
-	if err := a.throttle.Check(remote, username); err != nil {
+	att, err := a.throttle.Begin(remote, username)
+	if err != nil {
 		a.log.Info("login refused: throttled", "user", username, "remote", addrString(remote), "err", err)
 		return nil, err
 	}
 	u, upgrade, reason, err := a.check(ctx, username, password)
 	if err != nil {
+		att.Cancel()
 		return nil, err
 	}
 	if reason != "" {
-		delay := a.throttle.Failure(remote, username)
+		delay := att.Fail()
 		a.log.Info("login failed", "user", username, "remote", addrString(remote), "reason", reason, "delay", delay)
 		if err := a.sleep(ctx, delay); err != nil {
 			return nil, err
 		}
 		return nil, ErrInvalidCredentials
 	}
-	a.throttle.Success(remote, username)
+	att.Succeed()
 	if upgrade && !a.KeepLegacyHashes {
 		a.upgrade(ctx, u, password)
 	}
@@ -154,13 +168,6 @@ func (a *Authenticator) Authenticate(ctx context.Context, username, password str
 // an upgrade, and for a failure the reason (for the log only). Every path
 // verifies one hash, so that all failures cost the same.
 func (a *Authenticator) check(ctx context.Context, username, password string) (u *store.User, upgrade bool, reason string, err error) {
-	select {
-	case a.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, false, "", ctx.Err()
-	}
-	defer func() { <-a.sem }()
-
 	hash := a.dummy
 	switch {
 	case username == "" || len(username) > maxUsernameLen:
@@ -168,6 +175,8 @@ func (a *Authenticator) check(ctx context.Context, username, password string) (u
 	case password == "" || len(password) > MaxPasswordLen:
 		reason = "empty or overlong password"
 	default:
+		// The lookup is made before a verification slot is taken, so
+		// that a slow directory holds no slot that a login could use.
 		u, err = a.Users.LookupUser(ctx, username)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -178,6 +187,13 @@ func (a *Authenticator) check(ctx context.Context, username, password string) (u
 			hash = u.PasswordHash
 		}
 	}
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false, "", ctx.Err()
+	}
+	defer func() { <-a.sem }()
+	a.verified.Add(1)
 	ok, upgrade, verr := a.params.Verify(hash, password)
 	if hash != a.dummy && !a.costsLikeDummy(hash) {
 		// A legacy hash is far cheaper (or dearer) to check than the

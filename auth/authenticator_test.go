@@ -286,72 +286,179 @@ func TestThrottleDelayAndLockout(t *testing.T) {
 	}
 }
 
+// fail records a failed login by user from addr through th and returns
+// its delay; the attempt must be allowed.
+func fail(t *testing.T, th *Throttle, addr, user string) time.Duration {
+	t.Helper()
+	a, err := th.Begin(tcp(addr), user)
+	if err != nil {
+		t.Fatalf("Begin(%s, %s) = %v, want allowed", addr, user, err)
+	}
+	return a.Fail()
+}
+
+// allowed reports whether th lets user from addr start a login; the
+// attempt is cancelled at once.
+func allowed(th *Throttle, addr, user string) bool {
+	a, err := th.Begin(tcp(addr), user)
+	if err != nil {
+		return false
+	}
+	a.Cancel()
+	return true
+}
+
 func TestThrottleIPv6Prefix(t *testing.T) {
 	clock := newFakeClock()
 	th := NewThrottle(ThrottleConfig{Now: clock.Now, NetworkLimit: 3})
 	for _, a := range []string{"[2001:db8::1]:1", "[2001:db8::ffff:2]:2", "[2001:db8::3%eth0]:3"} {
-		if err := th.Check(tcp(a), "x"); err != nil {
-			t.Fatalf("%s locked too early: %v", a, err)
-		}
-		th.Failure(tcp(a), "u-"+a)
+		fail(t, th, a, "u-"+a)
 	}
-	if err := th.Check(tcp("[2001:db8::abcd]:4"), "y"); !errors.Is(err, ErrThrottled) {
-		t.Errorf("same /64: %v, want throttled", err)
+	if allowed(th, "[2001:db8::abcd]:4", "y") {
+		t.Error("same /64 allowed after 3 failures")
 	}
-	if err := th.Check(tcp("[2001:db8:0:1::1]:4"), "y"); err != nil {
-		t.Errorf("next /64: %v", err)
+	if !allowed(th, "[2001:db8:0:1::1]:4", "y") {
+		t.Error("next /64 refused")
 	}
 	// IPv4-mapped IPv6 counts as the IPv4 address.
 	for range 3 {
-		th.Failure(tcp("[::ffff:192.0.2.5]:1"), "z")
+		fail(t, th, "[::ffff:192.0.2.5]:1", "z")
 	}
-	if err := th.Check(tcp("192.0.2.5:9"), "q"); !errors.Is(err, ErrThrottled) {
-		t.Errorf("IPv4-mapped: %v, want throttled", err)
+	if allowed(th, "192.0.2.5:9", "q") {
+		t.Error("IPv4 address allowed after 3 failures as IPv4-mapped IPv6")
+	}
+}
+
+// Attempts take their place before the password is checked: of many
+// begun at once from one network, NetworkLimit are let through, and the
+// rest refused before any password is verified.
+func TestThrottleParallelAttempts(t *testing.T) {
+	clock := newFakeClock()
+	th := NewThrottle(ThrottleConfig{Now: clock.Now})
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		attempts []*Attempt
+	)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if a, err := th.Begin(tcp(fmt.Sprintf("192.0.2.7:%d", 1000+i)), "victim@example.org"); err == nil {
+				mu.Lock()
+				attempts = append(attempts, a)
+				mu.Unlock()
+			} else if !errors.Is(err, ErrThrottled) {
+				t.Errorf("Begin: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(attempts) != 10 {
+		t.Fatalf("%d of 100 parallel attempts let through, want the allowance of 10", len(attempts))
+	}
+	for _, a := range attempts {
+		a.Fail()
+	}
+	if allowed(th, "192.0.2.7:1", "victim@example.org") {
+		t.Error("network allowed after its allowance failed")
+	}
+	if !allowed(th, "192.0.2.8:1", "victim@example.org") {
+		t.Error("the account is refused to another network")
+	}
+}
+
+// A success gives its place back: a network with failures is not locked
+// out by its own good logins.
+func TestThrottleSuccessReturnsPlace(t *testing.T) {
+	clock := newFakeClock()
+	th := NewThrottle(ThrottleConfig{Now: clock.Now})
+	for range 9 {
+		fail(t, th, "192.0.2.1:1", "typo@example.org")
+	}
+	for i := range 50 {
+		a, err := th.Begin(tcp("192.0.2.1:1"), "good@example.org")
+		if err != nil {
+			t.Fatalf("good login %d refused: %v", i, err)
+		}
+		a.Succeed()
+		a.Succeed() // a second end is ignored
+	}
+	a, err := th.Begin(tcp("192.0.2.1:1"), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tenth attempt in flight fills the allowance.
+	if allowed(th, "192.0.2.1:2", "y") {
+		t.Error("attempt beyond the allowance let through while one is in flight")
+	}
+	a.Cancel()
+	if !allowed(th, "192.0.2.1:2", "y") {
+		t.Error("a cancelled attempt kept its place")
 	}
 }
 
 // Guessing spread over the /64s of one /48, or the addresses of one
-// IPv4 /24, locks out that wider network at WideNetworkLimit.
+// IPv4 /24, refuses the networks in it that fail, but never one that
+// has not failed.
 func TestThrottleWideNetwork(t *testing.T) {
 	clock := newFakeClock()
 	th := NewThrottle(ThrottleConfig{Now: clock.Now, NetworkLimit: 3, WideNetworkLimit: 8})
 	for i := range 8 {
-		a := tcp(fmt.Sprintf("[2001:db8:0:%x::1]:1", i))
-		if err := th.Check(a, "x"); err != nil {
-			t.Fatalf("failure %d: locked too early: %v", i+1, err)
-		}
-		if d := th.Failure(a, fmt.Sprint("user", i)); d != 2*time.Second {
+		if d := fail(t, th, fmt.Sprintf("[2001:db8:0:%x::1]:1", i), fmt.Sprint("user", i)); d != 2*time.Second {
 			t.Errorf("failure %d delayed %v: the wide network must add no delay", i+1, d)
 		}
 	}
-	if err := th.Check(tcp("[2001:db8:0:ffff::9]:1"), "y"); !errors.Is(err, ErrThrottled) {
-		t.Errorf("same /48: %v, want throttled", err)
+	if allowed(th, "[2001:db8:0:1::9]:1", "y") {
+		t.Error("a /64 that failed, in a /48 past its limit, allowed")
 	}
-	if err := th.Check(tcp("[2001:db8:1::1]:1"), "y"); err != nil {
-		t.Errorf("next /48: %v", err)
+	a, err := th.Begin(tcp("[2001:db8:0:ffff::9]:1"), "y")
+	if err != nil {
+		t.Fatalf("a /64 that never failed refused: %v", err)
+	}
+	if allowed(th, "[2001:db8:0:ffff::9]:1", "y") {
+		t.Error("a second attempt in flight from a clean /64 of a hot /48 allowed")
+	}
+	a.Succeed()
+	if !allowed(th, "[2001:db8:1::1]:1", "y") {
+		t.Error("next /48 refused")
 	}
 	for i := range 8 {
-		th.Failure(tcp(fmt.Sprintf("198.51.100.%d:1", i)), "v")
+		fail(t, th, fmt.Sprintf("198.51.100.%d:1", i), "v")
 	}
-	if err := th.Check(tcp("198.51.100.200:1"), "w"); !errors.Is(err, ErrThrottled) {
-		t.Errorf("same /24: %v, want throttled", err)
+	if allowed(th, "198.51.100.1:1", "w") {
+		t.Error("a failing address of a /24 past its limit allowed")
 	}
-	if err := th.Check(tcp("198.51.101.1:1"), "w"); err != nil {
-		t.Errorf("next /24: %v", err)
+	if !allowed(th, "198.51.100.200:1", "w") {
+		t.Error("a clean address of the same /24 refused")
 	}
 }
 
+// Failures against one username from many networks slow it, never lock
+// it: its owner logs in from a network that has not failed.
 func TestThrottleUsername(t *testing.T) {
 	clock := newFakeClock()
 	th := NewThrottle(ThrottleConfig{Now: clock.Now, UserLimit: 3})
-	for i := range 3 {
-		th.Failure(tcp("192.0.2."+string(rune('1'+i))+":1"), "Victim@Example.org")
+	// Each network fails once; the delay grows with the username's count.
+	for i, want := range []time.Duration{2, 4, 8, 15, 15} {
+		if d := fail(t, th, fmt.Sprintf("192.0.2.%d:1", i+1), "Victim@Example.org"); d != want*time.Second {
+			t.Errorf("failure %d on the username delayed %v, want %v", i+1, d, want*time.Second)
+		}
 	}
-	if err := th.Check(tcp("198.51.100.1:1"), "victim@example.org"); !errors.Is(err, ErrThrottled) {
-		t.Errorf("username spread over networks: %v, want throttled", err)
+	if !allowed(th, "198.51.100.1:1", "victim@example.org") {
+		t.Error("username past its ceiling refused to a network that never failed")
 	}
-	if err := th.Check(tcp("198.51.100.1:1"), "other@example.org"); err != nil {
-		t.Errorf("other username: %v", err)
+	// A network that failed may have one attempt at a time on it.
+	a, err := th.Begin(tcp("192.0.2.1:1"), "victim@example.org")
+	if err != nil {
+		t.Fatalf("failing network refused its one attempt: %v", err)
+	}
+	if allowed(th, "192.0.2.1:1", "victim@example.org") {
+		t.Error("a second parallel attempt from a failing network on a hot username allowed")
+	}
+	a.Succeed()
+	if !allowed(th, "192.0.2.1:1", "victim@example.org") {
+		t.Error("username refused after its owner's success")
 	}
 }
 
@@ -360,24 +467,28 @@ func TestThrottleUsername(t *testing.T) {
 func TestThrottleForgiveness(t *testing.T) {
 	clock := newFakeClock()
 	th := NewThrottle(ThrottleConfig{Now: clock.Now})
-	ip := tcp("192.0.2.1:1")
+	ip := "192.0.2.1:1"
 	for range 3 {
-		th.Failure(ip, "a")
+		fail(t, th, ip, "a")
 	}
 	clock.Advance(2*time.Minute + 30*time.Second)
-	if d := th.Failure(ip, "b"); d != 4*time.Second {
+	if d := fail(t, th, ip, "b"); d != 4*time.Second {
 		t.Errorf("after 2 forgiven: delay %v, want 4s (second failure)", d)
 	}
 	clock.Advance(time.Hour)
-	if d := th.Failure(ip, "c"); d != 2*time.Second {
+	if d := fail(t, th, ip, "c"); d != 2*time.Second {
 		t.Errorf("after an hour: delay %v, want 2s", d)
 	}
-	th.Failure(ip, "d")
-	th.Success(ip, "d")
-	if d := th.Failure(tcp("198.51.100.1:1"), "d"); d != 2*time.Second {
+	fail(t, th, ip, "d")
+	a, err := th.Begin(tcp(ip), "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Succeed()
+	if d := fail(t, th, "198.51.100.1:1", "d"); d != 2*time.Second {
 		t.Errorf("username after success: %v, want 2s", d)
 	}
-	if d := th.Failure(ip, "e"); d != 8*time.Second {
+	if d := fail(t, th, ip, "e"); d != 8*time.Second {
 		t.Errorf("network after a success: %v, want 8s (not reset)", d)
 	}
 }
@@ -385,25 +496,37 @@ func TestThrottleForgiveness(t *testing.T) {
 func TestThrottleBoundedMemory(t *testing.T) {
 	clock := newFakeClock()
 	th := NewThrottle(ThrottleConfig{Now: clock.Now, MaxEntries: 8, NetworkLimit: 2})
-	locked := tcp("192.0.2.200:1")
-	th.Failure(locked, "x")
-	th.Failure(locked, "x")
-	old := tcp("192.0.2.100:1")
-	th.Failure(old, "x")
+	locked := "192.0.2.200:1"
+	fail(t, th, locked, "x")
+	fail(t, th, locked, "x")
+	old := "192.0.2.100:1"
+	fail(t, th, old, "x")
 	for i := range 1000 {
 		clock.Advance(time.Millisecond)
-		th.Failure(tcp(netipFrom4(10, 0, byte(i>>8), byte(i))+":1"), "user"+string(rune('a'+i%26)))
+		fail(t, th, netipFrom4(10, 0, byte(i>>8), byte(i))+":1", "user"+string(rune('a'+i%26)))
 		if n := th.Len(); n > 8 {
 			t.Fatalf("%d entries, want at most 8", n)
 		}
 	}
 	// A flood of failures from other networks forgets old entries but
 	// does not lift a lockout.
-	if err := th.Check(locked, "y"); !errors.Is(err, ErrThrottled) {
-		t.Errorf("lockout flushed by other networks' failures: %v", err)
+	if allowed(th, locked, "y") {
+		t.Error("lockout flushed by other networks' failures")
 	}
-	if d := th.Failure(old, "z"); d != 2*time.Second {
+	if d := fail(t, th, old, "z"); d != 2*time.Second {
 		t.Errorf("old entry kept: delay %v, want the first failure's", d)
+	}
+	// Successful logins leave nothing behind.
+	th = NewThrottle(ThrottleConfig{Now: clock.Now})
+	for i := range 100000 {
+		a, err := th.Begin(tcp(netipFrom4(10, byte(i>>16), byte(i>>8), byte(i))+":1"), fmt.Sprint("user", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Succeed()
+	}
+	if n := th.Len(); n != 0 {
+		t.Errorf("%d entries remembered after 100,000 successful logins, want 0", n)
 	}
 }
 

@@ -77,7 +77,11 @@ func TestSASLPlain(t *testing.T) {
 	// The refused authorization identity was decided before any
 	// password check: nothing counted against the client but the one
 	// wrong password.
-	if d := f.a.throttle.Failure(remote, "zz"); d != 2*f.a.throttle.cfg.BaseDelay {
+	att, err := f.a.throttle.Begin(remote, "zz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := att.Fail(); d != 2*f.a.throttle.cfg.BaseDelay {
 		t.Errorf("failures counted: next delay %v, want the second failure's", d)
 	}
 	// A malformed response is refused.

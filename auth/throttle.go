@@ -15,11 +15,13 @@ import (
 var ErrThrottled = errors.New("auth: too many failed logins")
 
 // ThrottledError is returned instead of checking a password when the
-// client's network or the username has failed too often recently. Servers
+// client's network has failed too often recently, or has as many
+// attempts in flight as the throttle allows. Servers
 // answer it with a temporary error and usually close the connection:
 // SMTP "421 4.7.0", IMAP "BYE", POP3 "-ERR [SYS/TEMP]".
 type ThrottledError struct {
-	// RetryAfter is how long the lockout still lasts.
+	// RetryAfter is how long the lockout still lasts, or for a refusal
+	// without lockout, when one failure will have been forgiven.
 	RetryAfter time.Duration
 }
 
@@ -33,40 +35,53 @@ func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }
 
 // ThrottleConfig tunes a Throttle. Zero fields take the defaults named.
 //
-// Every failed login adds one failure to the client's network (its IPv4
-// address, or its IPv6 /64, since one host usually owns a whole /64) and
-// to the username tried; one failure is forgiven per Forgive of quiet.
-// The failure reply is delayed by BaseDelay doubled per failure counted,
-// at most MaxDelay, which is Dovecot's auth penalty (2 s up to 15 s). At
-// NetworkLimit failures for a network, or UserLimit for a username, logins
-// are refused outright for Lockout without checking any password, which
-// is mox's per-IP limit: guessing over many parallel connections, which a
-// delay alone does not slow, stops there. Failures are also counted per
-// wider network (IPv4 /24, IPv6 /48), which locks out at
-// WideNetworkLimit, so that an attacker holding many addresses of one
-// allocation cannot simply move to the next /64.
+// A login takes its place in the throttle before its password is
+// checked (Begin), so that attempts made in parallel count as they
+// start, not as they fail: the allowance holds however many connections
+// a guesser opens. A failure is counted against the client's network
+// (its IPv4 address, or its IPv6 /64, since one host usually owns a
+// whole /64), the wider network around it (IPv4 /24, IPv6 /48) and the
+// username tried; one failure is forgiven per Forgive of quiet.
+//
+// The failure reply is delayed by BaseDelay doubled per failure counted
+// for the network or the username, at most MaxDelay, which is Dovecot's
+// auth penalty (2 s up to 15 s). A network with NetworkLimit failures
+// and attempts in flight gets no further attempt until one is forgiven;
+// reaching NetworkLimit failures refuses it for Lockout, which is mox's
+// per-IP limit.
+//
+// Nothing a client does refuses anyone else: a username with UserLimit
+// failures from many networks is slowed (its failures get the longest
+// delay, and a network that has failed may have only one attempt on the
+// throttle in flight), never locked, so that guessing at an account does
+// not lock its owner out; and a wide network with WideNetworkLimit
+// failures refuses only those of its networks that have failed
+// themselves, so that an attacker holding many /64s of one allocation
+// cannot simply move to the next, while a neighbour who never failed
+// logs in as ever.
 type ThrottleConfig struct {
 	// BaseDelay is the delay after the first failure (2 s).
 	BaseDelay time.Duration
 	// MaxDelay caps the delay (15 s).
 	MaxDelay time.Duration
-	// NetworkLimit is the failures from one network that lock it out (10).
+	// NetworkLimit is the failures and attempts in flight from one
+	// network that stop further attempts (10). Reaching it with
+	// failures alone locks the network out for Lockout.
 	NetworkLimit int
 	// WideNetworkLimit is the failures from one IPv4 /24 or IPv6 /48
-	// that lock it out (4 × NetworkLimit). Many users may share such a
-	// network, so it is a multiple of NetworkLimit, and it adds no delay.
+	// past which its networks that have failed are refused
+	// (4 × NetworkLimit). Its count adds no delay.
 	WideNetworkLimit int
-	// UserLimit is the failures for one username that lock it out (30).
-	// It is higher than NetworkLimit because anyone can make a username
-	// fail, so reaching it also locks out its owner; it stops guessing
-	// spread over many networks.
+	// UserLimit is the failures for one username, from any network,
+	// past which it is slowed (30). It never refuses: anyone can make a
+	// username fail.
 	UserLimit int
 	// Forgive is the quiet time after which one failure is forgotten (1 min).
 	Forgive time.Duration
-	// Lockout is how long a network or username stays locked (15 min).
+	// Lockout is how long a network stays locked (15 min).
 	Lockout time.Duration
 	// MaxEntries bounds the networks and usernames remembered (65,536);
-	// past it the least recently failed is forgotten.
+	// past it the least recently used is forgotten.
 	MaxEntries int
 	// Now is the clock (time.Now).
 	Now func() time.Time
@@ -79,12 +94,13 @@ type Throttle struct {
 
 	mu      sync.Mutex
 	entries map[string]*list.Element // of *throttleEntry
-	lru     list.List                // front: most recently failed
+	lru     list.List                // front: most recently used
 }
 
 type throttleEntry struct {
 	key         string
 	failures    int
+	pending     int       // attempts begun and not yet finished
 	last        time.Time // of the last failure, less forgiven periods
 	lockedUntil time.Time
 }
@@ -160,40 +176,137 @@ func userKey(username string) string {
 	return "user:" + strings.ToLower(username)
 }
 
-// Check returns a *ThrottledError when remote's network or username is
-// locked out, and nil otherwise.
-func (t *Throttle) Check(remote net.Addr, username string) error {
-	now := t.cfg.Now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	network, wide := networkKeys(remote)
-	var wait time.Duration
-	for _, k := range [3]string{network, wide, userKey(username)} {
-		if el, ok := t.entries[k]; ok {
-			if d := el.Value.(*throttleEntry).lockedUntil.Sub(now); d > wait {
-				wait = d
-			}
-		}
-	}
-	if wait > 0 {
-		return &ThrottledError{RetryAfter: wait}
-	}
-	return nil
+// Attempt is one login's place in a Throttle, taken by Begin before the
+// password is checked. Exactly one of Fail, Succeed and Cancel ends it;
+// later calls do nothing.
+type Attempt struct {
+	t                   *Throttle
+	network, wide, user string
+	done                bool
 }
 
-// Failure records a failed login and returns how long to delay the
-// failure reply.
-func (t *Throttle) Failure(remote net.Addr, username string) time.Duration {
+// Begin takes a place for a login by username from remote, or returns a
+// *ThrottledError, without a password being checked, when remote's
+// network is locked out or has as many failures and attempts in flight
+// as it may.
+func (t *Throttle) Begin(remote net.Addr, username string) (*Attempt, error) {
+	now := t.cfg.Now()
+	network, wide := networkKeys(remote)
+	user := userKey(username)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ne := t.entry(network, now, true)
+	if d := ne.lockedUntil.Sub(now); d > 0 {
+		return nil, &ThrottledError{RetryAfter: d}
+	}
+	own := ne.failures + ne.pending
+	refuse := own >= t.cfg.NetworkLimit
+	if we := t.entry(wide, now, false); we != nil && own > 0 && we.failures >= t.cfg.WideNetworkLimit {
+		refuse = true
+	}
+	if ue := t.entry(user, now, false); ue != nil && ne.failures > 0 && ne.pending > 0 && ue.failures >= t.cfg.UserLimit {
+		refuse = true
+	}
+	if refuse {
+		t.drop(ne, now)
+		return nil, &ThrottledError{RetryAfter: t.cfg.Forgive}
+	}
+	ne.pending++
+	return &Attempt{t: t, network: network, wide: wide, user: user}, nil
+}
+
+// Fail records the attempt as a failed login and returns how long to
+// delay the failure reply.
+func (a *Attempt) Fail() time.Duration {
+	t := a.t
 	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	network, wide := networkKeys(remote)
-	if wide != "" {
-		t.fail(wide, t.cfg.WideNetworkLimit, now)
+	if !a.finish(now) {
+		return 0
 	}
-	n := max(t.fail(network, t.cfg.NetworkLimit, now),
-		t.fail(userKey(username), t.cfg.UserLimit, now))
+	if a.wide != "" {
+		t.fail(a.wide, 0, now)
+	}
+	n := max(t.fail(a.network, t.cfg.NetworkLimit, now), t.fail(a.user, 0, now))
 	return t.delay(n)
+}
+
+// Succeed records a successful login: its place is given back and the
+// username's failures are forgotten. The network's are not: an attacker
+// holding one valid account must not be able to launder a guessing run
+// from the same network.
+func (a *Attempt) Succeed() {
+	t := a.t
+	now := t.cfg.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !a.finish(now) {
+		return
+	}
+	if el, ok := t.entries[a.user]; ok {
+		delete(t.entries, a.user)
+		t.lru.Remove(el)
+	}
+}
+
+// Cancel gives the attempt's place back without recording anything, for
+// a login that ended without a verdict (a directory error, a closed
+// connection).
+func (a *Attempt) Cancel() {
+	t := a.t
+	now := t.cfg.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a.finish(now)
+}
+
+// finish gives back the attempt's place; it reports false when the
+// attempt had already ended.
+func (a *Attempt) finish(now time.Time) bool {
+	if a.done {
+		return false
+	}
+	a.done = true
+	if el, ok := a.t.entries[a.network]; ok {
+		e := el.Value.(*throttleEntry)
+		e.pending = max(e.pending-1, 0)
+		a.t.drop(e, now)
+	}
+	return true
+}
+
+// entry returns key's entry with forgiven failures taken off, creating it
+// when create is set, and nil otherwise for a key not remembered.
+func (t *Throttle) entry(key string, now time.Time, create bool) *throttleEntry {
+	if key == "" {
+		return nil
+	}
+	if el, ok := t.entries[key]; ok {
+		e := el.Value.(*throttleEntry)
+		t.lru.MoveToFront(el)
+		t.forgive(e, now)
+		return e
+	}
+	if !create {
+		return nil
+	}
+	t.evict(now)
+	e := &throttleEntry{key: key, last: now}
+	t.entries[key] = t.lru.PushFront(e)
+	return e
+}
+
+// drop forgets e when it holds nothing worth remembering, so that the
+// logins that succeed do not crowd out the failures.
+func (t *Throttle) drop(e *throttleEntry, now time.Time) {
+	if e.failures > 0 || e.pending > 0 || e.lockedUntil.After(now) {
+		return
+	}
+	if el, ok := t.entries[e.key]; ok && el.Value == e {
+		delete(t.entries, e.key)
+		t.lru.Remove(el)
+	}
 }
 
 // delay is the penalty after n failures: BaseDelay doubled per further
@@ -206,24 +319,16 @@ func (t *Throttle) delay(n int) time.Duration {
 	return min(d, t.cfg.MaxDelay)
 }
 
-// fail adds a failure to key's entry and returns its count.
+// fail adds a failure to key's entry and returns its count. At limit
+// (0: none) the key is locked out.
 func (t *Throttle) fail(key string, limit int, now time.Time) int {
-	var e *throttleEntry
-	if el, ok := t.entries[key]; ok {
-		e = el.Value.(*throttleEntry)
-		t.lru.MoveToFront(el)
-		t.forgive(e, now)
-	} else {
-		t.evict(now)
-		e = &throttleEntry{key: key, last: now}
-		t.entries[key] = t.lru.PushFront(e)
-	}
+	e := t.entry(key, now, true)
 	e.failures++
 	if e.failures == 1 {
 		e.last = now
 	}
 	n := e.failures
-	if n >= limit {
+	if limit > 0 && n >= limit {
 		e.lockedUntil = now.Add(t.cfg.Lockout)
 		// Start afresh after the lockout rather than locking again on
 		// the first failure after it.
@@ -233,17 +338,18 @@ func (t *Throttle) fail(key string, limit int, now time.Time) int {
 	return n
 }
 
-// evict makes room for one entry. The least recently failed entry goes,
-// except that a few entries still locked out are passed over, so that an
-// attacker cannot lift a lockout cheaply by failing from many other
-// networks to flush it; memory stays bounded all the same.
+// evict makes room for one entry. The least recently used entry goes,
+// except that a few entries still locked out or with attempts in flight
+// are passed over, so that an attacker cannot lift a lockout cheaply by
+// failing from many other networks to flush it; memory stays bounded all
+// the same.
 func (t *Throttle) evict(now time.Time) {
-	const lockedSkips = 8
+	const keptSkips = 8
 	skipped := 0
 	for len(t.entries) >= t.cfg.MaxEntries {
 		oldest := t.lru.Back()
 		e := oldest.Value.(*throttleEntry)
-		if skipped < lockedSkips && e.lockedUntil.After(now) {
+		if skipped < keptSkips && (e.lockedUntil.After(now) || e.pending > 0) {
 			skipped++
 			t.lru.MoveToFront(oldest)
 			continue
@@ -270,22 +376,6 @@ func (t *Throttle) forgive(e *throttleEntry, now time.Time) {
 	}
 	e.failures -= n
 	e.last = e.last.Add(time.Duration(n) * t.cfg.Forgive)
-}
-
-// Success records a successful login: the username's failures are
-// forgotten. The network's are not: an attacker holding one valid account
-// must not be able to launder a guessing run from the same network.
-func (t *Throttle) Success(remote net.Addr, username string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	k := userKey(username)
-	if el, ok := t.entries[k]; ok {
-		if el.Value.(*throttleEntry).lockedUntil.After(t.cfg.Now()) {
-			return
-		}
-		delete(t.entries, k)
-		t.lru.Remove(el)
-	}
 }
 
 // Len reports how many networks and usernames are remembered.

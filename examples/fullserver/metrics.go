@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/smtp"
 	"github.com/mailagent/mailagent/smtp/queue"
 )
@@ -97,6 +98,14 @@ func (m *metrics) mux() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// watchAuth exports how many passwords the Authenticator verified: the
+// work that guessing costs, which the login throttle bounds.
+func (m *metrics) watchAuth(a *auth.Authenticator) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "mailagent_password_verifications_total", Help: "Logins whose password hash was verified (throttled attempts are not).",
+	}, func() float64 { return float64(a.Verifications()) }))
 }
 
 // watchQueue exports the queue's size, and its oldest message's age

@@ -43,6 +43,8 @@ type server struct {
 	certs  *auth.CertReloader
 	signer dkimSigner
 	tlsCfg *tls.Config
+	// auth checks every login, for every listener.
+	auth *auth.Authenticator
 	// resolver answers the server's DNS lookups, through
 	// dnsauth.WithTimeout(dns.timeout); nil: the one cfg.DNS names.
 	resolver dnsauth.Resolver
@@ -299,7 +301,11 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 
 func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolver dnsauth.Resolver) error {
 	cfg := s.cfg
+	// One Authenticator for every listener: its throttle counts a
+	// client's failures across SMTP AUTH, IMAP and POP3 together.
 	authn := &auth.Authenticator{Users: s.dir, Logger: s.log}
+	s.auth = authn
+	s.stats.watchAuth(authn)
 	var signer smtp.Signer
 	if cfg.DKIM.Sign {
 		if err := s.signer.load(cfg.Path(cfg.DKIM.KeyDir, "dkim")); err != nil {

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailagent/mailagent/examples/fullserver/config"
+)
+
+// startAll starts the server in-process with every listener on
+// 127.0.0.1:0, the domain h.test and the user u@h.test (password
+// "pw-of-u"), after edit has changed the configuration. It returns the
+// server and its listeners' addresses by name.
+func startAll(t *testing.T, edit func(*config.Config)) (*server, map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	ok(t, dir, "", "domain", "add", "h.test")
+	ok(t, dir, "pw-of-u\n", "user", "add", "u@h.test")
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.Hostname = "mail.h.test"
+	cfg.DNS.Resolver = "127.0.0.1:9"
+	cfg.Listen = config.Listen{
+		MX: "127.0.0.1:0", Submission: "127.0.0.1:0", Submissions: "127.0.0.1:0",
+		IMAP: "127.0.0.1:0", IMAPS: "127.0.0.1:0", POP3: "127.0.0.1:0", POP3S: "127.0.0.1:0",
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	s := &server{cfg: cfg, log: slog.New(slog.DiscardHandler), out: io.Discard, serveErrs: make(chan error, 16)}
+	err := s.start(context.Background())
+	t.Cleanup(s.stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := map[string]string{}
+	for _, l := range s.listening {
+		addrs[l[0]] = l[1]
+	}
+	return s, addrs
+}
+
+// wire is one client connection from a chosen loopback address, for
+// replies read within a time limit and errors returned rather than
+// failing the test, so that many run in parallel.
+type wire struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// dialWire connects to addr from the address from (any port), with TLS
+// from the first byte when tc is not nil. Every read and write must be
+// done within limit of the dial.
+func dialWire(addr, from string, tc *tls.Config, limit time.Duration) (*wire, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: limit}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(limit))
+	if tc != nil {
+		tconn := tls.Client(conn, tc)
+		if err := tconn.Handshake(); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tconn
+	}
+	return &wire{conn: conn, r: bufio.NewReader(conn)}, nil
+}
+
+// line reads one line without its CRLF.
+func (w *wire) line() (string, error) {
+	l, err := w.r.ReadString('\n')
+	return strings.TrimRight(l, "\r\n"), err
+}
+
+// smtpReply reads an SMTP reply and returns its last line.
+func (w *wire) smtpReply() (string, error) {
+	for {
+		l, err := w.line()
+		if err != nil || len(l) < 4 || l[3] != '-' {
+			return l, err
+		}
+	}
+}
+
+// cmd sends a command line and returns the reply: for SMTP its last
+// line, for IMAP the tagged line of tag "a", for POP3 the status line.
+func (w *wire) cmd(proto, line string) (string, error) {
+	if _, err := io.WriteString(w.conn, line+"\r\n"); err != nil {
+		return "", err
+	}
+	switch proto {
+	case "smtp":
+		return w.smtpReply()
+	case "imap":
+		for {
+			l, err := w.line()
+			if err != nil || strings.HasPrefix(l, "a ") {
+				return l, err
+			}
+		}
+	}
+	return w.line()
+}
+
+// login logs in as user with pass over proto ("smtp": EHLO and AUTH
+// PLAIN, "imap": LOGIN, "pop3": USER and PASS) on a connection whose
+// greeting has not been read, and returns the reply to the password.
+func (w *wire) login(proto, user, pass string) (string, error) {
+	var greet string
+	var err error
+	if proto == "smtp" {
+		greet, err = w.smtpReply()
+	} else {
+		greet, err = w.line()
+	}
+	if err != nil {
+		return "", fmt.Errorf("greeting %q: %w", greet, err)
+	}
+	switch proto {
+	case "smtp":
+		if r, err := w.cmd("smtp", "EHLO client.test"); err != nil || !strings.HasPrefix(r, "250") {
+			return r, fmt.Errorf("EHLO: %q, %v", r, err)
+		}
+		return w.cmd("smtp", "AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)))
+	case "imap":
+		return w.cmd("imap", fmt.Sprintf("a LOGIN %q %q", user, pass))
+	}
+	if r, err := w.cmd("pop3", "USER "+user); err != nil || !strings.HasPrefix(r, "+OK") {
+		return r, fmt.Errorf("USER: %q, %v", r, err)
+	}
+	return w.cmd("pop3", "PASS "+pass)
+}
+
+// loginSucceeded reports whether reply accepts a login over proto.
+func loginSucceeded(proto, reply string) bool {
+	switch proto {
+	case "smtp":
+		return strings.HasPrefix(reply, "235 ")
+	case "imap":
+		return strings.HasPrefix(reply, "a OK")
+	}
+	return strings.HasPrefix(reply, "+OK")
+}
+
+// implicitTLS names the listener of each protocol with TLS from the
+// first byte.
+var implicitTLS = map[string]string{"smtp": "submissions", "imap": "imaps", "pop3": "pop3s"}
+
+// A burst of 100 parallel wrong logins from one address, spread over
+// submission AUTH, IMAP and POP3, has no more passwords verified than
+// the throttle's allowance (10) plus the attempts already running when
+// it ran out; every attempt gets a reply; and all the while the right
+// password from another address (127.0.0.5) logs in on every protocol,
+// however the burst went for the same account.
+func TestLoginThrottleParallelBurst(t *testing.T) {
+	s, addrs := startAll(t, func(c *config.Config) { c.Limits.MaxConnectionsPerIP = 500 })
+	const limit = 60 * time.Second
+	tc := &tls.Config{InsecureSkipVerify: true}
+	goodLogins := func() error {
+		for _, proto := range []string{"smtp", "imap", "pop3"} {
+			w, err := dialWire(addrs[implicitTLS[proto]], "127.0.0.5", tc, limit)
+			if err != nil {
+				return err
+			}
+			r, err := w.login(proto, "u@h.test", "pw-of-u")
+			w.conn.Close()
+			if err != nil || !loginSucceeded(proto, r) {
+				return fmt.Errorf("%s login with the right password from 127.0.0.5: %q, %v", proto, r, err)
+			}
+		}
+		return nil
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		refused = map[string]int{}
+		errs    []error
+	)
+	for i := range 100 {
+		proto := []string{"smtp", "imap", "pop3"}[i%3]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, err := dialWire(addrs[implicitTLS[proto]], "127.0.0.1", tc, limit)
+			if err == nil {
+				var r string
+				r, err = w.login(proto, "u@h.test", fmt.Sprint("wrong-", i))
+				w.conn.Close()
+				if err == nil && loginSucceeded(proto, r) {
+					err = fmt.Errorf("%s: wrong password accepted: %q", proto, r)
+				}
+				mu.Lock()
+				refused[proto]++
+				mu.Unlock()
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	// Meanwhile: the wrong logins are still being answered (their
+	// failure delays run up to 15 s).
+	if err := goodLogins(); err != nil {
+		t.Error("during the burst:", err)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if n := refused["smtp"] + refused["imap"] + refused["pop3"]; n != 100 {
+		t.Errorf("%d of 100 wrong logins answered (%v)", n, refused)
+	}
+	if err := goodLogins(); err != nil {
+		t.Error("after the burst:", err)
+	}
+	// Six right logins were verified besides the burst's.
+	burst := s.auth.Verifications() - 6
+	t.Logf("passwords verified for 100 parallel wrong logins: %d", burst)
+	if burst > 15 {
+		t.Errorf("%d passwords verified for 100 parallel wrong logins, want at most 15 (allowance 10)", burst)
+	}
+	// The address that guessed is refused now, even with the right
+	// password.
+	w, err := dialWire(addrs["imaps"], "127.0.0.1", tc, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.conn.Close()
+	if r, err := w.login("imap", "u@h.test", "pw-of-u"); err != nil || loginSucceeded("imap", r) {
+		t.Errorf("right password from the guessing address after the burst: %q, %v; want refused", r, err)
+	}
+}
