@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/readclock"
 )
 
 // state is a session's RFC 1939 state.
@@ -44,6 +46,7 @@ type conn struct {
 	slurp  []byte        // reused for small message files
 	ctx    context.Context
 	cancel context.CancelFunc
+	clock  *readclock.Clock // read deadlines; the session's goroutine owns it
 
 	mu       sync.Mutex
 	draining bool
@@ -60,6 +63,7 @@ type conn struct {
 func newConn(s *Server, nc net.Conn, free func()) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{srv: s, raw: nc, free: free, remote: nc.RemoteAddr(), ctx: ctx, cancel: cancel}
+	c.clock = readclock.New(readclock.Limits{Line: s.opts.IdleTimeout, Login: s.opts.LoginTimeout}, time.Now())
 	c.log = s.log.With("remote", c.remote.String())
 	c.nc = &deadlineConn{Conn: nc, c: c}
 	// 8 KiB holds a pipelined burst of commands and the longest SASL line.
@@ -68,16 +72,18 @@ func newConn(s *Server, nc net.Conn, free func()) *conn {
 	return c
 }
 
-// deadlineConn bounds every read by IdleTimeout and every write by
-// WriteTimeout, including those of a TLS handshake, and makes reads
-// fail once Shutdown has asked the connection to end.
+// deadlineConn bounds every read by the connection's clock (a whole
+// command or SASL line within IdleTimeout of the server's readiness for
+// it, and everything before login within LoginTimeout of the connect)
+// and every write by WriteTimeout, including those of a TLS handshake,
+// and makes reads fail once Shutdown has asked the connection to end.
 type deadlineConn struct {
 	net.Conn
 	c *conn
 }
 
 func (d *deadlineConn) Read(b []byte) (int, error) {
-	if err := d.Conn.SetReadDeadline(time.Now().Add(d.c.srv.opts.IdleTimeout)); err != nil {
+	if err := d.Conn.SetReadDeadline(d.c.clock.Deadline(time.Now())); err != nil {
 		return 0, err
 	}
 	// Checked after the deadline is set: drain sets the flag and then
@@ -85,7 +91,9 @@ func (d *deadlineConn) Read(b []byte) (int, error) {
 	if d.c.isDraining() {
 		return 0, errDraining
 	}
-	return d.Conn.Read(b)
+	n, err := d.Conn.Read(b)
+	d.c.clock.Read(n)
+	return n, err
 }
 
 func (d *deadlineConn) Write(b []byte) (int, error) {
@@ -158,9 +166,7 @@ func (c *conn) serve(implicitTLS bool) {
 			c.bw.Flush()
 			return
 		case isTimeout(err):
-			c.reply("-ERR Disconnected for inactivity.")
-			c.bw.Flush()
-			c.log.Info("idle timeout", "state", c.state)
+			c.timedOut()
 			return
 		case err != nil:
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -194,10 +200,24 @@ func (c *conn) endSession() {
 	c.drop = nil
 }
 
+// timedOut tells the client which time limit it ran into; the session
+// then ends.
+func (c *conn) timedOut() {
+	if c.clock.Cause() == readclock.Login {
+		c.reply("-ERR Disconnected: no login within %d seconds.", int(c.srv.opts.LoginTimeout/time.Second))
+	} else {
+		c.reply("-ERR Disconnected for inactivity.")
+	}
+	c.bw.Flush()
+	c.log.Info("timeout", "state", c.state, "cause", c.clock.Cause().String())
+}
+
 // readLine reads one line of at most max octets with its line ending
 // (CRLF, or a bare LF from a lenient client) and returns it without.
 // A longer line is read to its end and discarded: errLineTooLong.
+// Either way the line is over: the next gets its own time.
 func (c *conn) readLine(max int) (string, error) {
+	defer c.clock.EndLine()
 	line, err := c.br.ReadSlice('\n')
 	if err == nil && len(line) <= max {
 		n := len(line) - 1

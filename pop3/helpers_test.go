@@ -42,6 +42,28 @@ type envOption func(*Options, *auth.Authenticator)
 
 func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
+	e := newServerEnv(t, opts...)
+	l1 := listen(t)
+	l2 := listen(t)
+	e.addr, e.tlsAddr = l1.Addr().String(), l2.Addr().String()
+	e.served = make(chan error, 2)
+	go func() { e.served <- e.srv.Serve(l1) }()
+	go func() { e.served <- e.srv.ServeTLS(l2) }()
+	t.Cleanup(func() {
+		e.srv.Close()
+		for range 2 {
+			if err := <-e.served; !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve returned %v, want ErrServerClosed", err)
+			}
+		}
+	})
+	return e
+}
+
+// newServerEnv is newEnv without the listeners: the directory, the
+// Maildirs and the Server, not yet serving.
+func newServerEnv(t testing.TB, opts ...envOption) *testEnv {
+	t.Helper()
 	root := t.TempDir()
 	e := &testEnv{t: t, base: filepath.Join(root, "mail"), dbPath: filepath.Join(root, "dir.db")}
 	ctx := context.Background()
@@ -93,20 +115,6 @@ func newEnv(t testing.TB, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l1 := listen(t)
-	l2 := listen(t)
-	e.addr, e.tlsAddr = l1.Addr().String(), l2.Addr().String()
-	e.served = make(chan error, 2)
-	go func() { e.served <- e.srv.Serve(l1) }()
-	go func() { e.served <- e.srv.ServeTLS(l2) }()
-	t.Cleanup(func() {
-		e.srv.Close()
-		for range 2 {
-			if err := <-e.served; !errors.Is(err, ErrServerClosed) {
-				t.Errorf("Serve returned %v, want ErrServerClosed", err)
-			}
-		}
-	})
 	return e
 }
 

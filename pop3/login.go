@@ -115,6 +115,9 @@ func (c *conn) cmdAUTH(cmd command) {
 				c.reply("-ERR [AUTH] Response too long.")
 				return
 			}
+			if isTimeout(err) && !c.isDraining() {
+				c.timedOut()
+			}
 			c.quit = true
 			return
 		}
@@ -200,6 +203,7 @@ func (c *conn) login(u *store.User) {
 	}
 	c.drop = d
 	c.state = stateTransaction
+	c.clock.LoggedIn()
 	c.log.Info("logged in", "user", u.Address, "messages", len(d.msgs))
 	c.reply("+OK Logged in, maildrop has %d messages (%d octets).", d.count(), d.octets())
 }

@@ -65,10 +65,20 @@ type Options struct {
 	// name), %% and Dovecot's width, zero-padding and L, U and X
 	// modifiers; %m (a digest of the header) is not supported.
 	UIDLFormat string
-	// IdleTimeout ends a session that sends nothing for that long
-	// (default 10 minutes, RFC 1939's minimum); nothing is deleted.
+	// IdleTimeout bounds the wait for a whole command (or SASL
+	// response) line, from the moment the server is ready for it to its
+	// CRLF however its bytes are spread (default 10 minutes, RFC 1939's
+	// minimum autologout timer): a client sending a byte now and then
+	// does not keep its connection. The session ends with "-ERR
+	// Disconnected for inactivity."; nothing is deleted.
 	// WriteTimeout bounds every write of a reply (default 1 minute).
 	IdleTimeout, WriteTimeout time.Duration
+	// LoginTimeout bounds the time from connect to a successful login,
+	// however many commands (CAPA, NOOP, failed attempts) come meanwhile
+	// (default 60 seconds); the client is told "-ERR Disconnected: no
+	// login within N seconds." and the connection closed. Negative turns
+	// it off.
+	LoginTimeout time.Duration
 	// MaxConns bounds concurrent connections (default 1000) and
 	// MaxConnsPerIP those from one client network (default 20): one
 	// IPv4 address, or one IPv6 /64, since a host picks its addresses
@@ -151,6 +161,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	setDefault(&opts.IdleTimeout, 10*time.Minute)
 	setDefault(&opts.WriteTimeout, time.Minute)
+	setDefault(&opts.LoginTimeout, time.Minute)
 	setDefault(&opts.MaxConns, 1000)
 	setDefault(&opts.MaxConnsPerIP, 20)
 	setDefault(&opts.MaxAuthFailures, 3)

@@ -37,26 +37,6 @@ func inBubble(t *testing.T, role Role, tune func(*Options), f func(t *testing.T,
 	})
 }
 
-// trickle writes the pieces one every gap, until they are written or
-// the connection fails: a slow client (or a slowloris). The connection
-// is closed, and the writer waited for, when the test ends.
-func trickle(t *testing.T, c net.Conn, pieces []string, gap time.Duration) {
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		c.Close()
-		<-done
-	})
-	go func() {
-		defer close(done)
-		for _, p := range pieces {
-			if _, err := c.Write([]byte(p)); err != nil {
-				return
-			}
-			time.Sleep(gap)
-		}
-	}()
-}
-
 // expectTimeout reads the reply to a client that ran into a limit: a
 // 421 4.4.2 within want (±1 s) of start, then the close.
 func expectTimeout(t *testing.T, c *client, start time.Time, want time.Duration) {
@@ -93,7 +73,7 @@ func TestCommandLineDeadline(t *testing.T) {
 				c := dial()
 				c.run("S: 220")
 				start := time.Now()
-				trickle(t, c.conn, strings.Split("NOOP"+strings.Repeat(" x", 200)+"\r\n", ""), 5*time.Second)
+				memnet.Trickle(t, c.conn, strings.Split("NOOP"+strings.Repeat(" x", 200)+"\r\n", ""), 5*time.Second)
 				expectTimeout(t, c, start, 5*time.Minute)
 			})
 		})
@@ -126,7 +106,7 @@ func TestDataRate(t *testing.T) {
 		head := "Subject: slow\r\n\r\n" + strings.Repeat(strings.Repeat("x", 98)+"\r\n", 100)
 		head = head[:10_000]
 		// 10,000 bytes at once, then one byte every 5 s.
-		trickle(t, c.conn, append([]string{head}, strings.Split(strings.Repeat("y", 1000), "")...), 5*time.Second)
+		memnet.Trickle(t, c.conn, append([]string{head}, strings.Split(strings.Repeat("y", 1000), "")...), 5*time.Second)
 		expectTimeout(t, c, start, 30*time.Second)
 		wantNoMessage(t, st)
 	})
@@ -168,7 +148,7 @@ func TestBDATRate(t *testing.T) {
 		// One byte every 2 s, each in its own chunk: 9 bytes of
 		// command and chunk every 2 s, 4.5 bytes/s. Cut off when they
 		// no longer cover the time: just after 10 s, after 6 chunks.
-		trickle(t, c.conn, slices.Repeat([]string{"BDAT 1\r\nx"}, 100), 2*time.Second)
+		memnet.Trickle(t, c.conn, slices.Repeat([]string{"BDAT 1\r\nx"}, 100), 2*time.Second)
 		for range 6 {
 			c.run("S: 250")
 		}

@@ -9,6 +9,8 @@ package memnet
 import (
 	"net"
 	"sync"
+	"testing"
+	"time"
 )
 
 // Listener is a net.Listener whose connections Dial makes.
@@ -60,3 +62,25 @@ type addr struct{}
 
 func (addr) Network() string { return "pipe" }
 func (addr) String() string  { return "pipe" }
+
+// Trickle writes the pieces to c one every gap, from a goroutine, until
+// they are written or c fails: a slow client, or a slowloris. It clears
+// c's write deadline first. When the test ends, c is closed and the
+// writer waited for, as a synctest bubble requires.
+func Trickle(tb testing.TB, c net.Conn, pieces []string, gap time.Duration) {
+	done := make(chan struct{})
+	tb.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	c.SetWriteDeadline(time.Time{})
+	go func() {
+		defer close(done)
+		for _, p := range pieces {
+			if _, err := c.Write([]byte(p)); err != nil {
+				return
+			}
+			time.Sleep(gap)
+		}
+	}()
+}
