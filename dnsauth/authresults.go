@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/mailagent/mailagent/internal/headerenc"
 )
 
 // AuthResults gathers the checks made on a received message, to be
@@ -29,7 +31,7 @@ func (a AuthResults) Header(authservID string) string {
 	if a.IPRev != nil {
 		p := fmt.Sprintf("iprev=%s policy.iprev=%s", a.IPRev.Status, a.IPRev.IP)
 		if len(a.IPRev.Names) > 0 {
-			p += " (" + commentSafe(a.IPRev.Names[0]) + ")"
+			p += " (" + headerenc.CommentText(a.IPRev.Names[0]) + ")"
 		}
 		parts = append(parts, p)
 	}
@@ -39,7 +41,7 @@ func (a AuthResults) Header(authservID string) string {
 		if a.SPF.Identity == "helo" {
 			ptype, value = "smtp.helo", a.SPF.Domain
 		}
-		parts = append(parts, fmt.Sprintf("spf=%s %s=%s", a.SPF.Status, ptype, propValue(value)))
+		parts = append(parts, fmt.Sprintf("spf=%s %s=%s", a.SPF.Status, ptype, headerenc.Value(value)))
 	}
 	if len(a.DKIM) == 0 && a.DKIMChecked {
 		parts = append(parts, "dkim=none")
@@ -47,19 +49,19 @@ func (a AuthResults) Header(authservID string) string {
 	for _, d := range a.DKIM {
 		p := fmt.Sprintf("dkim=%s", d.Status)
 		if d.Status != DKIMPass && d.Err != nil {
-			p += " (" + commentSafe(d.Err.Error()) + ")"
+			p += " (" + headerenc.CommentText(d.Err.Error()) + ")"
 		}
 		if d.Domain != "" {
-			p += " header.d=" + propValue(d.Domain)
+			p += " header.d=" + headerenc.Value(d.Domain)
 		}
 		if d.Selector != "" {
-			p += " header.s=" + propValue(d.Selector)
+			p += " header.s=" + headerenc.Value(d.Selector)
 		}
 		if d.Algorithm != "" {
-			p += " header.a=" + propValue(d.Algorithm)
+			p += " header.a=" + headerenc.Value(d.Algorithm)
 		}
 		if d.HeaderB != "" {
-			p += " header.b=" + propValue(d.HeaderB)
+			p += " header.b=" + headerenc.Value(d.HeaderB)
 		}
 		parts = append(parts, p)
 	}
@@ -69,12 +71,12 @@ func (a AuthResults) Header(authservID string) string {
 			p += fmt.Sprintf(" (p=%s dis=%s)", a.DMARC.Policy, a.DMARC.Disposition)
 		}
 		if a.DMARC.Domain != "" {
-			p += " header.from=" + propValue(a.DMARC.Domain)
+			p += " header.from=" + headerenc.Value(a.DMARC.Domain)
 		}
 		parts = append(parts, p)
 	}
 	var b strings.Builder
-	b.WriteString("Authentication-Results: " + authservID)
+	b.WriteString("Authentication-Results: " + headerenc.Value(authservID))
 	if len(parts) == 0 {
 		b.WriteString("; none\r\n")
 		return b.String()
@@ -84,35 +86,6 @@ func (a AuthResults) Header(authservID string) string {
 	}
 	b.WriteString("\r\n")
 	return b.String()
-}
-
-// propValue quotes a property value unless it is a plain token or an
-// address (RFC 8601 section 2.2 allows local-part@domain unquoted).
-func propValue(v string) string {
-	plain := v != ""
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>,;:\"/[]?=`, c) >= 0 {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return v
-	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "").Replace(v) + `"`
-}
-
-// commentSafe makes s fit in a comment: no parentheses, backslashes or
-// line ends.
-func commentSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '(', ')', '\\', '\r', '\n':
-			return ' '
-		}
-		return r
-	}, s)
 }
 
 // AuthServID returns the authserv-id of an Authentication-Results value:

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"os"
+
+	"github.com/mailagent/mailagent/internal/headerenc"
 )
 
 // spoolMemLimit is how much of a message is kept in memory before the
@@ -90,13 +92,17 @@ type prefixed struct {
 }
 
 // withHeaders returns body with the header fields hdrs (each without its
-// final CRLF) in front.
+// final CRLF) in front. Each goes through headerenc.Field, so that a
+// field, whoever built it (a check, a signer), is exactly one field.
 func withHeaders(body Body, hdrs ...string) Body {
 	if len(hdrs) == 0 {
 		return body
 	}
 	var b bytes.Buffer
 	for _, h := range hdrs {
+		if h = headerenc.Field(h); h == "" {
+			continue
+		}
 		b.WriteString(h)
 		b.WriteString("\r\n")
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sort"
 	"strings"
+
+	"github.com/mailagent/mailagent/internal/headerenc"
 )
 
 // Action is what a check decides to do with a connection or message.
@@ -112,19 +114,19 @@ func (v Verdict) apply(env *Envelope, extra *[]string) error {
 func authResultsHeader(hostname string, results []AuthResult) string {
 	var b strings.Builder
 	b.WriteString("Authentication-Results: ")
-	b.WriteString(hostname)
+	b.WriteString(headerenc.Value(hostname))
 	if len(results) == 0 {
 		b.WriteString("; none")
 		return b.String()
 	}
 	for _, r := range results {
 		b.WriteString(";\r\n\t")
-		b.WriteString(r.Method)
+		b.WriteString(headerenc.Value(r.Method))
 		b.WriteByte('=')
-		b.WriteString(r.Result)
+		b.WriteString(headerenc.Value(r.Result))
 		if r.Reason != "" {
 			b.WriteString(" reason=")
-			b.WriteString(quoteValue(r.Reason))
+			b.WriteString(headerenc.Value(r.Reason))
 		}
 		keys := make([]string, 0, len(r.Props))
 		for k := range r.Props {
@@ -133,26 +135,10 @@ func authResultsHeader(hostname string, results []AuthResult) string {
 		sort.Strings(keys)
 		for _, k := range keys {
 			b.WriteByte(' ')
-			b.WriteString(k)
+			b.WriteString(headerenc.Value(k))
 			b.WriteByte('=')
-			b.WriteString(quoteValue(r.Props[k]))
+			b.WriteString(headerenc.Value(r.Props[k]))
 		}
 	}
 	return b.String()
-}
-
-// quoteValue returns v as an RFC 2045 token, or a quoted-string when it
-// holds characters a token cannot; CR and LF are dropped so that a
-// result can never start a header field of its own.
-func quoteValue(v string) string {
-	v = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, v)
-	if v != "" && !strings.ContainsAny(v, " \t()<>,;:\\\"/[]?=") {
-		return v
-	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 }

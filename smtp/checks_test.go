@@ -91,7 +91,7 @@ func TestChecks(t *testing.T) {
 
 func TestAuthResultsQuoting(t *testing.T) {
 	got := authResultsHeader("mx.test", []AuthResult{{Method: "spf", Result: "fail", Reason: "not\r\nallowed (here)"}})
-	want := "Authentication-Results: mx.test;\r\n\tspf=fail reason=\"notallowed (here)\""
+	want := "Authentication-Results: mx.test;\r\n\tspf=fail reason=\"not  allowed (here)\""
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}

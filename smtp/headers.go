@@ -9,6 +9,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/headerenc"
 )
 
 // maxHops is the Received count above which a message is taken to be
@@ -86,49 +88,46 @@ func protocolName(lmtp, esmtp, tls, auth bool) string {
 // receivedHeader builds the trace field of RFC 5321 section 4.4, with the
 // TLS version and cipher and the authenticated user in comments. The
 // recipient is named only when there is exactly one, so that a copy does
-// not disclose the other recipients.
+// not disclose the other recipients. Every part from outside goes
+// through headerenc; a HELO name that is not a domain or an address
+// literal is kept in the comment, as Postfix does, with "unknown" in its
+// place.
 func receivedHeader(hostname, proto string, env *Envelope) string {
 	var b strings.Builder
 	b.WriteString("Received: from ")
-	helo := sanitizeComment(env.Helo)
-	if helo == "" {
-		helo = "unknown"
+	ip := addrIP(env.RemoteAddr)
+	var info []string
+	if headerenc.IsDomain(env.Helo) {
+		b.WriteString(env.Helo)
+	} else {
+		b.WriteString("unknown")
+		if env.Helo != "" {
+			info = append(info, "helo="+headerenc.CommentText(env.Helo))
+		}
 	}
-	b.WriteString(helo)
-	if ip := addrIP(env.RemoteAddr); ip != "" {
-		fmt.Fprintf(&b, " ([%s])", ip)
+	if ip != "" {
+		info = append(info, "["+ip+"]")
+	}
+	if len(info) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(info, " "))
 	}
 	if env.AuthUser != "" {
-		fmt.Fprintf(&b, "\r\n\t(Authenticated sender: %s)", sanitizeComment(env.AuthUser))
+		fmt.Fprintf(&b, "\r\n\t(Authenticated sender: %s)", headerenc.CommentText(env.AuthUser))
 	}
-	fmt.Fprintf(&b, "\r\n\tby %s (mailagent) with %s", hostname, proto)
+	fmt.Fprintf(&b, "\r\n\tby %s (mailagent) with %s", headerenc.Domain(hostname), headerenc.Value(proto))
 	if env.ID != "" {
-		fmt.Fprintf(&b, " id %s", env.ID)
+		fmt.Fprintf(&b, " id %s", headerenc.Value(env.ID))
 	}
 	if env.TLS != nil {
 		fmt.Fprintf(&b, "\r\n\t(version=%s cipher=%s)",
 			tlsVersionName(env.TLS.Version), tlsCipherName(env.TLS.CipherSuite))
 	}
 	if len(env.Recipients) == 1 {
-		fmt.Fprintf(&b, "\r\n\tfor <%s>", sanitizeComment(env.Recipients[0]))
+		fmt.Fprintf(&b, "\r\n\tfor %s", headerenc.Path(env.Recipients[0]))
 	}
 	b.WriteString(";\r\n\t")
 	b.WriteString(env.Received.Format(time.RFC1123Z))
 	return b.String()
-}
-
-// sanitizeComment keeps client-supplied text from breaking the header
-// field's syntax: no line breaks, no parentheses, no backslashes.
-func sanitizeComment(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r < ' ' || r == 0x7f:
-			return -1
-		case r == '(' || r == ')' || r == '\\':
-			return '_'
-		}
-		return r
-	}, s)
 }
 
 func addrIP(a net.Addr) string {

@@ -38,7 +38,7 @@ func TestReceivedHeader(t *testing.T) {
 		Received:   time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC),
 	}
 	got := receivedHeader("mx.test", protocolName(false, true, true, true), env)
-	want := "Received: from evil _injected_X-Fake: 1 ([192.0.2.7])\r\n" +
+	want := "Received: from unknown (helo=evil \\(injected\\)  X-Fake: 1 [192.0.2.7])\r\n" +
 		"\t(Authenticated sender: alice@local.example)\r\n" +
 		"\tby mx.test (mailagent) with ESMTPSA id ABC\r\n" +
 		"\t(version=TLS1.3 cipher=TLS_AES_128_GCM_SHA256)\r\n" +
@@ -46,5 +46,13 @@ func TestReceivedHeader(t *testing.T) {
 		"\tFri, 01 Mar 2024 12:00:00 +0000"
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	env.Helo = "client.example"
+	env.Recipients = []string{`a "b"\c@local.example`}
+	got = receivedHeader("mx.test", "ESMTP", env)
+	for _, part := range []string{"from client.example ([192.0.2.7])", `for <"a \"b\"\\c"@local.example>;`} {
+		if !strings.Contains(got, part) {
+			t.Errorf("%q lacks %q", got, part)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mailagent/mailagent/internal/headerenc"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -308,7 +309,7 @@ func (m *routed) legBody(l *leg, body Body) Body {
 	if l.mailbox == "" {
 		return body
 	}
-	return withHeaders(body, "Return-Path: <"+m.env.From+">", "Delivered-To: "+l.mailbox)
+	return withHeaders(body, "Return-Path: "+headerenc.Path(m.env.From), "Delivered-To: "+headerenc.AddrSpec(l.mailbox))
 }
 
 // Body implements Delivery: every leg takes the body or the message

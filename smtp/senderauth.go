@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/internal/headerenc"
 )
 
 // SenderAuth runs dnsauth's sender authentication on an MX: iprev when
@@ -91,9 +92,9 @@ func (a *SenderAuth) CheckMail(ctx context.Context, env *Envelope) Verdict {
 	spf := dnsauth.CheckSPF(ctx, a.logger(), a.Resolver, ip, env.Helo, env.From)
 	res.SPF = &spf
 	if a.RejectSPFFail && spf.Status == dnsauth.SPFFail {
-		msg := "SPF validation failed for " + spf.Domain
+		msg := "SPF validation failed for " + headerenc.Text(spf.Domain)
 		if spf.Explanation != "" {
-			msg += ": " + sanitizeComment(spf.Explanation)
+			msg += ": " + headerenc.Text(spf.Explanation)
 		}
 		return Verdict{Action: Reject, Reply: &Error{Code: 550, EnhancedCode: [3]int{5, 7, 23}, Message: msg}}
 	}

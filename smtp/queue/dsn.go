@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailagent/mailagent/internal/headerenc"
 	"github.com/mailagent/mailagent/smtp"
 )
 
@@ -111,11 +112,11 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 	if action == actionDelayed {
 		subject = "Delayed Mail (still being retried)"
 	}
-	w("From: Mail Delivery System <MAILER-DAEMON@%s>", hostname)
-	w("To: <%s>", m.From)
+	w("From: Mail Delivery System <MAILER-DAEMON@%s>", headerenc.Domain(hostname))
+	w("To: %s", headerenc.Path(m.From))
 	w("Subject: %s", subject)
 	w("Date: %s", now.Format(time.RFC1123Z))
-	w("Message-ID: <%s.%s@%s>", m.ID, hex.EncodeToString(rb[:4]), hostname)
+	w("Message-ID: <%s.%s@%s>", headerenc.Domain(m.ID), hex.EncodeToString(rb[:4]), headerenc.Domain(hostname))
 	w("Auto-Submitted: auto-replied")
 	w("MIME-Version: 1.0")
 	w("Content-Type: multipart/report; report-type=delivery-status; boundary=\"%s\"", boundary)
@@ -126,7 +127,7 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 	w("Content-Type: text/plain; charset=utf-8")
 	w("Content-Description: Notification")
 	w("")
-	w("This is the mail system at host %s.", hostname)
+	w("This is the mail system at host %s.", headerenc.Domain(hostname))
 	w("")
 	if action == actionDelayed {
 		w("Your message could not be delivered yet to the recipients below.")
@@ -135,13 +136,13 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 		w("Your message could not be delivered to the recipients below.")
 		w("This is a permanent error; the message was not delivered to them.")
 	}
-	w("Queue ID: %s, received %s.", m.ID, m.Arrived.Format(time.RFC1123Z))
+	w("Queue ID: %s, received %s.", headerenc.Text(m.ID), m.Arrived.Format(time.RFC1123Z))
 	w("")
 	for _, i := range idx {
 		r := m.Recipients[i]
-		line := "<" + r.Addr + ">: " + replyText(r)
+		line := headerenc.Path(r.Addr) + ": " + replyText(r)
 		if host := remoteHost(r.Remote); host != "" {
-			line = "<" + r.Addr + ">: host " + r.Remote + " said: " + replyText(r)
+			line = headerenc.Path(r.Addr) + ": host " + headerenc.Text(r.Remote) + " said: " + replyText(r)
 		}
 		w("%s", line)
 	}
@@ -150,21 +151,17 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 	w("Content-Type: message/delivery-status")
 	w("Content-Description: Delivery report")
 	w("")
-	w("Reporting-MTA: dns; %s", hostname)
-	w("X-Mailagent-Queue-ID: %s", m.ID)
+	w("Reporting-MTA: dns; %s", headerenc.Domain(hostname))
+	w("X-Mailagent-Queue-ID: %s", headerenc.Text(m.ID))
 	w("Arrival-Date: %s", m.Arrived.Format(time.RFC1123Z))
 	for _, i := range idx {
 		r := m.Recipients[i]
 		w("")
-		addrType := "rfc822"
-		if !isASCII(r.Addr) {
-			addrType = "utf-8"
-		}
-		w("Final-Recipient: %s; %s", addrType, r.Addr)
+		w("Final-Recipient: %s", finalRecipient(r.Addr))
 		w("Action: %s", action)
 		w("Status: %s", statusCode(r, action))
 		if host := remoteHost(r.Remote); host != "" {
-			w("Remote-MTA: dns; %s", host)
+			w("Remote-MTA: dns; %s", headerenc.Domain(host))
 			w("Diagnostic-Code: smtp; %s", replyText(r))
 		} else if r.Reply != "" {
 			w("Diagnostic-Code: X-mailagent; %s", replyText(r))
@@ -187,16 +184,26 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 	return b.Bytes()
 }
 
+// finalRecipient is the value of a Final-Recipient field (RFC 3464
+// section 2.3.2): an ASCII address as an rfc822 addr-spec, any other as
+// RFC 6533's utf-8 address type.
+func finalRecipient(addr string) string {
+	if isASCII(addr) {
+		return "rfc822; " + headerenc.AddrSpec(addr)
+	}
+	return "utf-8; " + headerenc.Unitext(addr)
+}
+
 // replyText renders a recipient's last reply as "550 5.1.1 text".
 func replyText(r rcptState) string {
 	if r.Code == 0 {
-		return clean(r.Reply)
+		return headerenc.Text(clean(r.Reply))
 	}
 	s := fmt.Sprintf("%d", r.Code)
 	if r.Enhanced[0] > 0 {
 		s += fmt.Sprintf(" %d.%d.%d", r.Enhanced[0], r.Enhanced[1], r.Enhanced[2])
 	}
-	return s + " " + clean(r.Reply)
+	return s + " " + headerenc.Text(clean(r.Reply))
 }
 
 // statusCode is the RFC 3463 status for a recipient: its reply's enhanced
