@@ -160,6 +160,11 @@ func (c *conn) commandLocked(cmd *command, line []byte) []byte {
 		// 221, anything else is told the server is going away.
 		c.replace = replyShuttingDown
 		return []byte("QUIT\r\n")
+	case cmd.refuse != "":
+		// A line go-smtp would take but must not: a HELO argument
+		// that cannot be data (it is echoed and written into
+		// headers). go-smtp gets NOOP, which changes nothing.
+		c.replace = cmd.refuse
 	case !cmd.startTLS:
 		c.ehlo = cmd.verb == "EHLO" || cmd.verb == "LHLO"
 		return line

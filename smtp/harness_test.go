@@ -25,7 +25,7 @@ const testPassword = "correct horse battery"
 // testStack is a directory, a Maildir base, an authenticator and a
 // router as an application wires them, on temporary storage.
 type testStack struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	db       *store.SQL
 	maildirs *maildir.Store
@@ -35,7 +35,7 @@ type testStack struct {
 	tls      *tls.Config
 }
 
-func newTestStack(t *testing.T) *testStack {
+func newTestStack(t testing.TB) *testStack {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

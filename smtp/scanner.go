@@ -85,6 +85,7 @@ type command struct {
 	startTLS bool   // a line go-smtp would take for STARTTLS
 	tlsArgs  bool   // STARTTLS with something after it
 	route    bool   // MAIL or RCPT with a source route
+	refuse   string // a reply to give in place of go-smtp's, which must not see the line
 }
 
 func newScanner(maxLine int, postmaster string) *scanner {
@@ -145,10 +146,19 @@ func (s *scanner) command(line []byte) (*command, []byte) {
 		s.chunkOpen = false
 		if rest, ok := cutPrefixFold(arg, "FROM:"); ok {
 			cmd.route = hasSourceRoute(rest)
+			if hasControl(rest) {
+				cmd.refuse = replyLine(errSenderSyntax)
+			}
 		}
 	case "RCPT":
 		if rest, ok := cutPrefixFold(arg, "TO:"); ok {
 			cmd.route = hasSourceRoute(rest)
+			if hasControl(rest) {
+				// go-smtp's parser would refuse some of these with a
+				// reply of its own, and pass others on: all get ours.
+				cmd.refuse = replyLine(errRcptSyntax)
+				return cmd, line
+			}
 			if r, ok := s.rewritePostmaster(line, rest); ok {
 				return cmd, r
 			}
@@ -166,7 +176,12 @@ func (s *scanner) command(line []byte) (*command, []byte) {
 				s.endChunk()
 			}
 		}
-	case "RSET", "HELO", "EHLO", "LHLO":
+	case "HELO", "EHLO", "LHLO":
+		s.chunkOpen = false
+		if !checkHelo(arg) {
+			cmd.refuse = errHeloSyntax
+		}
+	case "RSET":
 		s.chunkOpen = false
 	}
 	return cmd, line

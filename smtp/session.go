@@ -123,6 +123,10 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	if ss.c.sourceRouted() {
 		return errRouteFrom
 	}
+	if e := checkPath(from, true, opts != nil && opts.UTF8); e != nil {
+		ss.log.Info("sender refused: bad address", "from", from, "reply", e.Message)
+		return e
+	}
 	srv := ss.srv
 	if srv.opts.Role == Submission {
 		if ss.base.TLS == nil {
@@ -221,6 +225,10 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	}
 	if ss.c.sourceRouted() {
 		return errRouteTo
+	}
+	if e := checkPath(to, false, ss.env.SMTPUTF8); e != nil {
+		ss.log.Info("recipient refused: bad address", "id", ss.env.ID, "rcpt", to, "reply", e.Message)
+		return e
 	}
 	if ss.d == nil {
 		d, err := ss.srv.opts.Target.Start(ss.ctx, ss.env)
@@ -524,17 +532,22 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	if err != nil {
 		return nil, errUnknownMech
 	}
-	return &saslReplies{srv: srv, ss: ss}, nil
+	return &saslReplies{srv: srv, ss: ss, mech: mech}, nil
 }
 
 // saslReplies turns the errors of auth's SASL servers into replies and
 // counts failed logins on the connection.
 type saslReplies struct {
-	srv sasl.Server
-	ss  *session
+	srv  sasl.Server
+	ss   *session
+	mech string
 }
 
 func (s *saslReplies) Next(resp []byte) ([]byte, bool, error) {
+	if e := checkAuthzid(s.mech, resp); e != nil {
+		s.ss.log.Info("authentication refused: bad authorization identity")
+		return nil, true, e
+	}
 	ch, done, err := s.srv.Next(resp)
 	if err == nil {
 		return ch, done, nil
