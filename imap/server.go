@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
 	"github.com/mailagent/mailagent/internal/connlimit"
+	"github.com/mailagent/mailagent/internal/readclock"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
 )
@@ -56,10 +57,23 @@ type Options struct {
 	// AllowInsecureAuth accepts passwords on connections without TLS.
 	// It exists for loopback development; never set it on a public port.
 	AllowInsecureAuth bool
-	// LoginTimeout bounds each read before authentication (default 1
-	// minute); IdleTimeout each read after it (default 30 minutes, the
-	// least RFC 9051 section 5.4 allows).
+	// LoginTimeout bounds the time from connect to a successful login,
+	// however many commands (CAPABILITY, NOOP, failed attempts) come
+	// meanwhile (default 60 seconds). IdleTimeout bounds the wait for a
+	// whole command line, from the moment the server is ready for it to
+	// its CRLF however its bytes are spread (default 30 minutes, the
+	// least RFC 9051 section 5.4 allows; it is also how long IDLE lasts
+	// without DONE). On expiry the client gets "* BYE" and the
+	// connection is closed.
 	LoginTimeout, IdleTimeout time.Duration
+	// MinDataRate is the least average rate, in bytes per second, at
+	// which a literal (APPEND's message, or any other) must arrive once
+	// DataRateGrace has passed: each byte received buys 1/MinDataRate
+	// seconds; no single wait inside a literal lasts over 5 minutes.
+	// Defaults 500 bytes/s and 10 seconds, as for SMTP's DATA; a
+	// negative MinDataRate turns the rate off.
+	MinDataRate   int64
+	DataRateGrace time.Duration
 	// MaxConns bounds concurrent connections (default 10,000),
 	// MaxConnsPerIP those from one client (default 50; an IPv4 address
 	// or an IPv6 /64, see internal/connlimit) and
@@ -133,6 +147,8 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	setDefault(&opts.LoginTimeout, time.Minute)
 	setDefault(&opts.IdleTimeout, 30*time.Minute)
+	setDefault(&opts.MinDataRate, 500)
+	setDefault(&opts.DataRateGrace, 10*time.Second)
 	setDefault(&opts.MaxConns, 10000)
 	setDefault(&opts.MaxConnsPerIP, 50)
 	setDefault(&opts.MaxConnsPerUser, 20)
@@ -432,7 +448,8 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 		go s.refuse(nc, reason)
 		return nil, false
 	}
-	c := &conn{Conn: nc, srv: s, free: free}
+	c := &conn{Conn: nc, srv: s, free: free, clock: readclock.New(s.readLimits(), time.Now())}
+	c.plainR = clockedReader{c: c, r: (*rawConn)(c)}
 	if s.opts.ImplicitTLS {
 		c.belowTLS = true
 		c.split = &recordSplitter{}
@@ -549,20 +566,20 @@ func (l *listener) Accept() (net.Conn, error) {
 		if !ok {
 			continue
 		}
-		// Bounds a TLS handshake too, which reads before imapserver
-		// sets its first deadline.
-		c.Conn.SetReadDeadline(time.Now().Add(l.srv.opts.LoginTimeout))
+		// Bounds a TLS handshake too, which runs in the greeting's
+		// write, before any read.
+		c.Conn.SetReadDeadline(c.clock.Deadline(time.Now()))
 		if l.srv.opts.ImplicitTLS {
-			return &tlsConn{Conn: tls.Server(c, l.srv.opts.TLSConfig), c: c}, nil
+			return c.newTLSConn(), nil
 		}
 		return c, nil
 	}
 }
 
 // conn is an accepted connection, below TLS. It replaces imapserver's
-// fixed read deadlines with the server's: LoginTimeout before
-// authentication, IdleTimeout after. Its reads go through the guard
-// (guard.go): here on plain connections, in tlsConn over implicit TLS.
+// fixed read deadlines with the connection's clock (see clockedReader).
+// Its reads go through the guard (guard.go): here on plain connections,
+// in tlsConn over TLS.
 type conn struct {
 	net.Conn
 	srv  *Server
@@ -572,6 +589,9 @@ type conn struct {
 	ic     *imapserver.Conn
 	bye    string // said and the connection closed before the next read
 	authed bool
+	clock  *readclock.Clock // read deadlines (deadline.go)
+
+	plainR, tlsR clockedReader // the client's bytes, before and over TLS
 
 	belowTLS     bool          // over TLS: this carries TLS records, tlsConn the plaintext
 	skipGreeting bool          // after STARTTLS: the TLS engine's greeting is not sent
@@ -612,7 +632,14 @@ type tlsConn struct {
 	c *conn
 }
 
-func (t *tlsConn) Read(p []byte) (int, error) { return t.c.guardedRead(t.Conn, t.Conn, p) }
+func (t *tlsConn) Read(p []byte) (int, error) { return t.c.guardedRead(&t.c.tlsR, t.Conn, p) }
+
+// newTLSConn starts TLS on c, as the server.
+func (c *conn) newTLSConn() *tlsConn {
+	t := &tlsConn{Conn: tls.Server(c, c.srv.opts.TLSConfig), c: c}
+	c.tlsR = clockedReader{c: c, r: t.Conn}
+	return t
+}
 
 func (t *tlsConn) Write(p []byte) (int, error) {
 	t.c.wmu.Lock()
@@ -635,7 +662,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.belowTLS {
 		return c.rawRead(p)
 	}
-	return c.guardedRead((*rawConn)(c), c, p)
+	return c.guardedRead(&c.plainR, c, p)
 }
 
 // rawConn reads what the client sends, the first TLS handshake records
@@ -758,16 +785,10 @@ func (c *conn) SetWriteDeadline(t time.Time) error {
 
 // SetReadDeadline is called by imapserver before each command is read:
 // that is where a pending BYE goes out, after the previous command's
-// tagged reply.
-func (c *conn) SetReadDeadline(t time.Time) error {
-	if t.IsZero() {
-		return c.Conn.SetReadDeadline(t)
-	}
+// tagged reply. The deadline itself is the clock's, set at each read
+// (clockedReader); imapserver's is dropped.
+func (c *conn) SetReadDeadline(time.Time) error {
 	c.mu.Lock()
-	d := c.srv.opts.LoginTimeout
-	if c.authed {
-		d = c.srv.opts.IdleTimeout
-	}
 	bye, ic := c.bye, c.ic
 	c.bye = ""
 	c.mu.Unlock()
@@ -775,7 +796,7 @@ func (c *conn) SetReadDeadline(t time.Time) error {
 		ic.Bye(bye)
 		return net.ErrClosed
 	}
-	return c.Conn.SetReadDeadline(time.Now().Add(d))
+	return nil
 }
 
 // byeAfterReply ends the connection with a BYE once the current command
@@ -823,7 +844,7 @@ func (c *conn) canStartTLS() bool {
 
 func (c *conn) Close() error {
 	if c.swapFlag(flagHandingOver, false) {
-		c.srv.handover.handOver(&tlsConn{Conn: tls.Server(c, c.srv.opts.TLSConfig), c: c})
+		c.srv.handover.handOver(c.newTLSConn())
 		return nil
 	}
 	err := c.Conn.Close()
@@ -836,6 +857,9 @@ func (c *conn) Close() error {
 func (c *conn) setAuthed(v bool) {
 	c.mu.Lock()
 	c.authed = v
+	if v {
+		c.clock.LoggedIn()
+	}
 	c.mu.Unlock()
 }
 
