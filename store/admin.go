@@ -46,8 +46,8 @@ func (s *SQL) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 // address change another's row. On MySQL the rows are locked until tx
 // ends.
 func (s *SQL) storedKeys(ctx context.Context, tx *sql.Tx, table, col string, keys []string, match func(stored string) bool) ([]string, error) {
-	q := "SELECT " + col + " FROM " + table + " WHERE " + col + in(uint8(len(keys)))
-	if s.driver == DriverMySQL {
+	q := "SELECT " + col + " FROM " + table + " WHERE " + s.in(col, uint8(len(keys)))
+	if s.driver != DriverSQLite {
 		q += " FOR UPDATE"
 	}
 	rows, err := tx.QueryContext(ctx, q, keyArgs(nil, keys)...)
@@ -71,7 +71,8 @@ func (s *SQL) storedKeys(ctx context.Context, tx *sql.Tx, table, col string, key
 // exact returns the WHERE clause that names the row whose column col
 // holds key byte for byte, and the statement's arguments: args, then
 // the clause's. SQLite's key columns (NOCASE) cannot hold two keys that
-// differ in ASCII case only, so "=" names one row there. MySQL's
+// differ in ASCII case only, so "=" names one row there; PostgreSQL's
+// unique index on the lowered key does the same (see ci). MySQL's
 // collations equate keys that differ in more ("jose" = "josé"), so the
 // key is compared byte for byte too; the first comparison, in the
 // column's collation, lets MySQL search the key's index.
@@ -80,7 +81,7 @@ func (s *SQL) exact(col, key string, args []any) (string, []any) {
 	if s.driver == DriverMySQL {
 		return " WHERE " + col + " = ? AND " + col + " COLLATE utf8mb4_bin = ?", append(args, key, key)
 	}
-	return " WHERE " + col + " = ?", append(args, key)
+	return " WHERE " + s.in(col, 1), append(args, key)
 }
 
 // writeRows runs q, an UPDATE or DELETE without its WHERE clause, with
@@ -161,7 +162,7 @@ func (s *SQL) RemoveDomain(ctx context.Context, domain string) error {
 	a := DomainASCII(d)
 	errNone := fmt.Errorf("%w: domain %s", ErrNotFound, d)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		n, err := countOfDomain(ctx, tx, d, a)
+		n, err := s.countOfDomain(ctx, tx, d, a)
 		if err != nil {
 			return err
 		}
@@ -181,10 +182,10 @@ func (s *SQL) RemoveDomain(ctx context.Context, domain string) error {
 // normalised domain d, whose A-label form is a. LIKE follows the
 // collation, which on MySQL also equates "bucher" and "bücher": the
 // domain of each row it finds is checked again in Go.
-func countOfDomain(ctx context.Context, tx *sql.Tx, d, a string) (int, error) {
+func (s *SQL) countOfDomain(ctx context.Context, tx *sql.Tx, d, a string) (int, error) {
 	rows, err := tx.QueryContext(ctx,
-		"SELECT email FROM users WHERE email LIKE ? OR email LIKE ?"+
-			" UNION ALL SELECT source FROM forwardings WHERE source LIKE ? OR source LIKE ?",
+		"SELECT email FROM users WHERE "+s.like("email")+" OR "+s.like("email")+
+			" UNION ALL SELECT source FROM forwardings WHERE "+s.like("source")+" OR "+s.like("source"),
 		"%@"+d, "%@"+a, "%@"+d, "%@"+a)
 	if err != nil {
 		return 0, err
@@ -312,7 +313,7 @@ func (s *SQL) ListUsers(ctx context.Context, domain string) ([]*User, error) {
 		if d, err = ParseDomain(domain); err != nil {
 			return nil, err
 		}
-		q += " WHERE email LIKE ? OR email LIKE ?"
+		q += " WHERE " + s.like("email") + " OR " + s.like("email")
 		args = []any{"%@" + d, "%@" + DomainASCII(d)}
 	}
 	rows, err := s.r.QueryContext(ctx, q, args...)

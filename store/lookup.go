@@ -112,11 +112,6 @@ func storedEmail(a Address) (email, display string) {
 	return c, typed
 }
 
-// placeholders returns "(?, ?, …)" with n marks.
-func placeholders(n int) string {
-	return "(?" + strings.Repeat(", ?", n-1) + ")"
-}
-
 // cached runs lookup through the cache when there is one. Lookups that
 // fail with anything but ErrNotFound are not cached.
 func (s *SQL) cached(key string, lookup func() (any, error)) (any, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"time"
 )
 
@@ -14,16 +13,19 @@ import (
 // and the later steps extend what is there, so every row keeps its
 // meaning.
 type migration struct {
-	version int
-	sqlite  []string
-	mysql   []string
-	// sqliteRows, when set, runs after the SQLite statements, in the
+	version  int
+	sqlite   []string
+	mysql    []string
+	postgres []string
+	// foldedRows, when set, runs after the statements on the dialects
+	// that store folded keys (SQLite and PostgreSQL, see ci), in the
 	// same transaction, for changes to rows that need Go.
-	sqliteRows func(ctx context.Context, db execQueryer, log *slog.Logger) error
+	foldedRows func(s *SQL, ctx context.Context, db execQueryer) error
 }
 
 // Step 1 is the seed's CREATE TABLE statements, verbatim apart from IF
-// NOT EXISTS (and, for SQLite, the UNIQUE KEY name it does not parse).
+// NOT EXISTS (and, for SQLite and PostgreSQL, the UNIQUE KEY name they
+// do not parse).
 var migrations = []migration{
 	{
 		version: 1,
@@ -34,6 +36,12 @@ var migrations = []migration{
 			"CREATE TABLE IF NOT EXISTS transport ( domain varchar(128) NOT NULL default '', transport varchar(128) NOT NULL default '', UNIQUE KEY domain (domain) )",
 		},
 		sqlite: []string{
+			"CREATE TABLE IF NOT EXISTS domains (domain varchar(50) NOT NULL, PRIMARY KEY (domain) )",
+			"CREATE TABLE IF NOT EXISTS forwardings (source varchar(80) NOT NULL, destination TEXT NOT NULL, PRIMARY KEY (source) )",
+			"CREATE TABLE IF NOT EXISTS users (email varchar(80) NOT NULL, password varchar(20) NOT NULL, PRIMARY KEY (email) )",
+			"CREATE TABLE IF NOT EXISTS transport ( domain varchar(128) NOT NULL default '', transport varchar(128) NOT NULL default '', UNIQUE (domain) )",
+		},
+		postgres: []string{
 			"CREATE TABLE IF NOT EXISTS domains (domain varchar(50) NOT NULL, PRIMARY KEY (domain) )",
 			"CREATE TABLE IF NOT EXISTS forwardings (source varchar(80) NOT NULL, destination TEXT NOT NULL, PRIMARY KEY (source) )",
 			"CREATE TABLE IF NOT EXISTS users (email varchar(80) NOT NULL, password varchar(20) NOT NULL, PRIMARY KEY (email) )",
@@ -86,6 +94,25 @@ var migrations = []migration{
 			"DROP TABLE transport",
 			"ALTER TABLE transport_v2 RENAME TO transport",
 		},
+		// PostgreSQL keeps the tables and adds, for each key, a unique
+		// index on its ASCII-lowered form: the NOCASE keys of SQLite
+		// (see ci), searched by every lookup.
+		postgres: []string{
+			"ALTER TABLE users ALTER COLUMN email TYPE varchar(255), ALTER COLUMN password TYPE varchar(255)," +
+				" ADD COLUMN maildir varchar(1024) NOT NULL DEFAULT ''," +
+				" ADD COLUMN quota_bytes BIGINT NOT NULL DEFAULT 0," +
+				" ADD COLUMN quota_messages BIGINT NOT NULL DEFAULT 0," +
+				" ADD COLUMN disabled SMALLINT NOT NULL DEFAULT 0," +
+				" ADD COLUMN created BIGINT NOT NULL DEFAULT 0," +
+				" ADD COLUMN updated BIGINT NOT NULL DEFAULT 0",
+			"ALTER TABLE forwardings ALTER COLUMN source TYPE varchar(255)",
+			"ALTER TABLE domains ALTER COLUMN domain TYPE varchar(255)",
+			"ALTER TABLE transport ALTER COLUMN domain TYPE varchar(255)",
+			`CREATE UNIQUE INDEX users_email_nocase ON users (lower(email COLLATE "C"))`,
+			`CREATE UNIQUE INDEX forwardings_source_nocase ON forwardings (lower(source COLLATE "C"))`,
+			`CREATE UNIQUE INDEX domains_domain_nocase ON domains (lower(domain COLLATE "C"))`,
+			`CREATE UNIQUE INDEX transport_domain_nocase ON transport (lower(domain COLLATE "C"))`,
+		},
 	},
 	{
 		// The seed created its tables in the server's default character
@@ -107,10 +134,12 @@ var migrations = []migration{
 		// as typed is kept in display_email (see storedEmail). MySQL's
 		// _ci collations already fold Unicode: its rows are kept as they
 		// are, and the column is added for the same statements to work.
+		// PostgreSQL stores keys as SQLite does.
 		version:    4,
 		mysql:      []string{"ALTER TABLE users ADD COLUMN display_email varchar(255) NOT NULL DEFAULT ''"},
 		sqlite:     []string{"ALTER TABLE users ADD COLUMN display_email TEXT NOT NULL DEFAULT ''"},
-		sqliteRows: foldKeys,
+		postgres:   []string{"ALTER TABLE users ADD COLUMN display_email varchar(255) NOT NULL DEFAULT ''"},
+		foldedRows: (*SQL).foldKeys,
 	},
 }
 
@@ -132,8 +161,11 @@ func (s *SQL) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 func (s *SQL) migrate(ctx context.Context) error {
-	if s.driver == DriverMySQL {
+	switch s.driver {
+	case DriverMySQL:
 		return s.migrateMySQL(ctx)
+	case DriverPostgres:
+		return s.migratePostgres(ctx)
 	}
 	return s.migrateSQLite(ctx)
 }
@@ -142,13 +174,32 @@ func (s *SQL) migrate(ctx context.Context) error {
 // SQLite's DDL is transactional, so a crash leaves the old schema whole,
 // and two processes opening the same file migrate one after the other.
 func (s *SQL) migrateSQLite(ctx context.Context) error {
+	return s.migrateInTx(ctx, "", "INTEGER", func(m migration) []string { return m.sqlite })
+}
+
+// migratePostgres does the same on PostgreSQL, whose DDL is
+// transactional too, under a transaction-level advisory lock named
+// after the schema, so two processes opening the same database migrate
+// one after the other.
+func (s *SQL) migratePostgres(ctx context.Context) error {
+	return s.migrateInTx(ctx, "SELECT pg_advisory_xact_lock(hashtext('mailagent_migrate ' || current_schema()))",
+		"BIGINT", func(m migration) []string { return m.postgres })
+}
+
+// migrateInTx runs all pending steps in one transaction, after the
+// statement lock when it is not "".
+func (s *SQL) migrateInTx(ctx context.Context, lock, bigint string, stmts func(migration) []string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	defer tx.Rollback()
-	err = s.applyMigrations(ctx, tx, "INTEGER", func(m migration) []string { return m.sqlite })
-	if err != nil {
+	if lock != "" {
+		if _, err := tx.ExecContext(ctx, lock); err != nil {
+			return fmt.Errorf("store: migrate lock: %w", err)
+		}
+	}
+	if err := s.applyMigrations(ctx, tx, bigint, stmts); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -210,8 +261,8 @@ func (s *SQL) applyMigrations(ctx context.Context, db execQueryer, bigint string
 				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 			}
 		}
-		if m.sqliteRows != nil && s.driver == DriverSQLite {
-			if err := m.sqliteRows(ctx, db, s.log); err != nil {
+		if m.foldedRows != nil && s.driver != DriverMySQL {
+			if err := m.foldedRows(s, ctx, db); err != nil {
 				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 			}
 		}
@@ -224,14 +275,14 @@ func (s *SQL) applyMigrations(ctx context.Context, db execQueryer, bigint string
 	return nil
 }
 
-// foldKeys rewrites the keys of SQLite rows that a case-folded lookup
+// foldKeys rewrites the keys of SQLite and PostgreSQL rows that a case-folded lookup
 // would miss: keys whose non-ASCII letters are not in their folded case
 // ("JOSÉ@example.org", "info@BÜCHER.example"). Keys equal to a lookup
 // spelling but for ASCII case, which NOCASE finds, are left as they
 // are, so a database of ASCII addresses is not changed at all. A key
 // whose folded form is already taken by another row is left too, and
 // logged: that row is the one lookups find.
-func foldKeys(ctx context.Context, db execQueryer, log *slog.Logger) error {
+func (s *SQL) foldKeys(ctx context.Context, db execQueryer) error {
 	type change struct{ table, column, old, new, display string }
 	var changes []change
 	scan := func(table, column string, fold func(string) (string, string, bool)) error {
@@ -301,18 +352,23 @@ func foldKeys(ctx context.Context, db execQueryer, log *slog.Logger) error {
 		return err
 	}
 	for _, c := range changes {
-		q := "UPDATE OR IGNORE " + c.table + " SET " + c.column + " = ?"
+		var taken int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+c.table+" WHERE "+s.in(c.column, 1), c.new).Scan(&taken); err != nil {
+			return err
+		}
+		if taken > 0 {
+			s.log.Warn("store: key not case-folded: its folded form is another row's", "table", c.table, "key", c.old, "folded", c.new)
+			continue
+		}
+		q := "UPDATE " + c.table + " SET " + c.column + " = ?"
 		args := []any{c.new}
 		if c.table == "users" {
 			q += ", display_email = ?"
 			args = append(args, c.display)
 		}
-		res, err := db.ExecContext(ctx, q+" WHERE "+c.column+" = ?", append(args, c.old)...)
-		if err != nil {
+		where, args := s.exact(c.column, c.old, args)
+		if _, err := db.ExecContext(ctx, q+where, args...); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err == nil && n == 0 {
-			log.Warn("store: key not case-folded: its folded form is another row's", "table", c.table, "key", c.old, "folded", c.new)
 		}
 	}
 	return nil

@@ -17,8 +17,9 @@ var seedMySQL = []string{
 	"CREATE TABLE transport ( domain varchar(128) NOT NULL default '', transport varchar(128) NOT NULL default '', UNIQUE KEY domain (domain) );",
 }
 
-// The same tables as SQLite accepts them (it has no UNIQUE KEY name
-// syntax), for a file someone made by hand before mailagent.
+// The same tables as SQLite and PostgreSQL accept them (they have no
+// UNIQUE KEY name syntax), for a database someone made by hand before
+// mailagent.
 var seedSQLite = []string{
 	"CREATE TABLE domains (domain varchar(50) NOT NULL, PRIMARY KEY (domain) );",
 	"CREATE TABLE forwardings (source varchar(80) NOT NULL, destination TEXT NOT NULL, PRIMARY KEY (source) );",
@@ -169,7 +170,8 @@ func TestMySQLUTF8(t *testing.T) {
 	if os.Getenv("MAILAGENT_MYSQL_DSN") == "" {
 		t.Skip("MAILAGENT_MYSQL_DSN not set")
 	}
-	d := dialects(t)[1]
+	ds := dialects(t)
+	d := ds[len(ds)-1]
 	ctx := context.Background()
 	driver, dsn, raw := d.open(t)
 	for _, q := range seedMySQL {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 )
 
@@ -25,6 +26,10 @@ const (
 	// DriverMySQL is MySQL or MariaDB through github.com/go-sql-driver/mysql,
 	// the DSN in that driver's syntax ("user:pass@tcp(host:3306)/mail").
 	DriverMySQL = "mysql"
+	// DriverPostgres is PostgreSQL through github.com/jackc/pgx/v5, the
+	// DSN a URL or key=value string as libpq takes it
+	// ("postgres://mail@127.0.0.1:5432/mail?sslmode=disable").
+	DriverPostgres = "postgres"
 )
 
 // Options configure an SQL directory. The zero value is usable.
@@ -78,7 +83,9 @@ var _ Admin = (*SQL)(nil)
 // For DriverSQLite, dsn is a file path; the file is created when missing
 // and put in WAL mode, all writes go through one connection and reads
 // through a pool. For DriverMySQL, dsn is a go-sql-driver DSN; the
-// driver's default utf8mb4 connection character set is kept.
+// driver's default utf8mb4 connection character set is kept. For
+// DriverPostgres, dsn is a pgx (libpq-style) DSN; the database must be
+// in UTF8, PostgreSQL's default.
 func Open(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) {
 	s := &SQL{driver: driver}
 	if opts != nil {
@@ -94,8 +101,10 @@ func Open(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) 
 		err = s.openSQLite(dsn)
 	case DriverMySQL:
 		err = s.openMySQL(dsn)
+	case DriverPostgres:
+		err = s.openPostgres(dsn)
 	default:
-		return nil, fmt.Errorf("store: unknown driver %q (want %q or %q)", driver, DriverSQLite, DriverMySQL)
+		return nil, fmt.Errorf("store: unknown driver %q (want %q, %q or %q)", driver, DriverSQLite, DriverMySQL, DriverPostgres)
 	}
 	if err != nil {
 		return nil, err
@@ -299,13 +308,13 @@ func (s *SQL) stmt(ctx context.Context, k stmtKey) (*sql.Stmt, error) {
 func (s *SQL) query(k stmtKey) string {
 	switch k.kind {
 	case stmtDomain:
-		return "SELECT domain FROM domains WHERE domain" + in(k.n[0]) + first("domain", k.n[0])
+		return "SELECT domain FROM domains WHERE " + s.in("domain", k.n[0]) + s.first("domain", k.n[0])
 	case stmtUser:
-		return "SELECT " + userColumns + " FROM users WHERE email" + in(k.n[0]) + first("email", k.n[0])
+		return "SELECT " + userColumns + " FROM users WHERE " + s.in("email", k.n[0]) + s.first("email", k.n[0])
 	case stmtForwarding:
-		return "SELECT source, destination FROM forwardings WHERE source" + in(k.n[0]) + first("source", k.n[0])
+		return "SELECT source, destination FROM forwardings WHERE " + s.in("source", k.n[0]) + s.first("source", k.n[0])
 	case stmtTransport:
-		return "SELECT domain, transport FROM transport WHERE domain" + in(k.n[0]) + first("domain", k.n[0])
+		return "SELECT domain, transport FROM transport WHERE " + s.in("domain", k.n[0]) + s.first("domain", k.n[0])
 	}
 	return s.stepQuery(k.n[0], k.n[1], k.n[2])
 }
@@ -315,21 +324,11 @@ func (s *SQL) query(k stmtKey) string {
 // which a further argument repeats), if any. Rows stored under two
 // spellings that fold alike exist only when written by hand on SQLite
 // (foldKeys leaves them and logs them).
-func first(col string, n uint8) string {
+func (s *SQL) first(col string, n uint8) string {
 	if n == 1 {
 		return " LIMIT 1"
 	}
-	return " ORDER BY " + col + " = ? DESC LIMIT 1"
-}
-
-// in returns the comparison of a column with n keys: "= ?" for one,
-// which SQLite answers with one index search and no temporary table,
-// else "IN (?, ?, …)".
-func in(n uint8) string {
-	if n == 1 {
-		return " = ?"
-	}
-	return " IN " + placeholders(int(n))
+	return " ORDER BY " + s.ci(col) + " = " + s.ciArg() + " DESC LIMIT 1"
 }
 
 // keyArgs appends keys to args as statement arguments.
@@ -366,7 +365,8 @@ func isDuplicate(err error) bool {
 	if errors.As(err, &me) {
 		return me.Number == 1062 // ER_DUP_ENTRY
 	}
-	return false
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
 }
 
 // isDuplicateColumn reports MySQL's ER_DUP_FIELDNAME, raised when a

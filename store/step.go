@@ -52,7 +52,7 @@ func (s *SQL) stepQuery(nd, nk, nb uint8) string {
 			join(u+".email", u+".display_email", u+".quota_bytes", u+".quota_messages", u+".disabled", u+".maildir")
 	}
 	var b strings.Builder
-	b.WriteString("SELECT COALESCE((SELECT domain FROM domains WHERE domain" + in(nd) + " LIMIT 1), ''), ")
+	b.WriteString("SELECT COALESCE((SELECT domain FROM domains WHERE " + s.in("domain", nd) + " LIMIT 1), ''), ")
 	b.WriteString(part("f", "u"))
 	none := "f.source IS NULL AND u.email IS NULL"
 	if nb > 0 {
@@ -60,20 +60,21 @@ func (s *SQL) stepQuery(nd, nk, nb uint8) string {
 		none += " AND g.source IS NULL AND v.email IS NULL"
 	}
 	b.WriteString(", COALESCE(CASE WHEN " + none + " THEN (SELECT " + join("source", "destination") +
-		" FROM forwardings WHERE source" + in(nd) + " LIMIT 1) END, '')")
-	b.WriteString(" FROM (SELECT 1) AS one LEFT JOIN forwardings f ON f.source" + in(nk) + " LEFT JOIN users u ON u.email" + in(nk))
+		" FROM forwardings WHERE " + s.in("source", nd) + " LIMIT 1) END, '')")
+	b.WriteString(" FROM (SELECT 1) AS one LEFT JOIN forwardings f ON " + s.in("f.source", nk) + " LEFT JOIN users u ON " + s.in("u.email", nk))
 	if nb > 0 {
-		b.WriteString(" LEFT JOIN forwardings g ON g.source" + in(nb) + " LEFT JOIN users v ON v.email" + in(nb))
+		b.WriteString(" LEFT JOIN forwardings g ON " + s.in("g.source", nb) + " LEFT JOIN users v ON " + s.in("v.email", nb))
 	}
 	// Several rows come only from a key found under several of its
 	// spellings, which are all the same address: the one stored under
 	// the canonical spelling is preferred (see first).
 	var order []string
+	eq := func(col string) string { return s.ci(col) + " = " + s.ciArg() + " DESC" }
 	if nk > 1 {
-		order = append(order, "f.source = ? DESC", "u.email = ? DESC")
+		order = append(order, eq("f.source"), eq("u.email"))
 	}
 	if nb > 1 {
-		order = append(order, "g.source = ? DESC", "v.email = ? DESC")
+		order = append(order, eq("g.source"), eq("v.email"))
 	}
 	if order != nil {
 		b.WriteString(" ORDER BY " + strings.Join(order, ", "))

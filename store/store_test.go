@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/mailagent/mailagent/internal/interop"
 )
 
 // dialect is one database the suite runs against.
@@ -22,9 +26,10 @@ type dialect struct {
 	open func(t testing.TB) (driver, dsn string, raw *sql.DB)
 }
 
-// dialects returns SQLite always and MariaDB/MySQL when
-// MAILAGENT_MYSQL_DSN is set. Each MySQL test gets a database of its own,
-// dropped at the end.
+// dialects returns SQLite always, MariaDB/MySQL when
+// MAILAGENT_MYSQL_DSN is set and PostgreSQL when MAILAGENT_POSTGRES_DSN
+// is set. Each MySQL test gets a database of its own, each PostgreSQL
+// test a schema of its own, dropped at the end.
 func dialects(t testing.TB) []dialect {
 	ds := []dialect{{name: "sqlite", open: func(t testing.TB) (string, string, *sql.DB) {
 		path := filepath.Join(t.TempDir(), "mailagent.db")
@@ -35,6 +40,11 @@ func dialects(t testing.TB) []dialect {
 		t.Cleanup(func() { raw.Close() })
 		return DriverSQLite, path, raw
 	}}}
+	if base := os.Getenv("MAILAGENT_POSTGRES_DSN"); base != "" {
+		ds = append(ds, dialect{name: "postgres", open: func(t testing.TB) (string, string, *sql.DB) {
+			return openTestPostgres(t, base)
+		}})
+	}
 	base := os.Getenv("MAILAGENT_MYSQL_DSN")
 	if base == "" {
 		return ds
@@ -70,19 +80,41 @@ func dialects(t testing.TB) []dialect {
 	}})
 }
 
+// openTestPostgres creates a schema of its own in the database of base
+// and returns a DSN whose search_path is that schema, and a raw handle
+// on it that takes "?" placeholders as the store's statements do.
+func openTestPostgres(t testing.TB, base string) (string, string, *sql.DB) {
+	_, dsn := interop.TempPostgres(t, base, "mailagent_test_")
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
+	t.Cleanup(func() { raw.Close() })
+	return DriverPostgres, dsn, raw
+}
+
 // forEachDialect runs f as a subtest per dialect with a fresh database.
 func forEachDialect(t *testing.T, opts *Options, f func(t *testing.T, s *SQL)) {
 	for _, d := range dialects(t) {
 		t.Run(d.name, func(t *testing.T) {
-			driver, dsn, _ := d.open(t)
-			s, err := Open(context.Background(), driver, dsn, opts)
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			t.Cleanup(func() { s.Close() })
+			s, _ := d.store(t, opts)
 			f(t, s)
 		})
 	}
+}
+
+// store opens a directory on a fresh database of d, closed when the
+// test ends, and returns it with the raw handle on its database.
+func (d dialect) store(t testing.TB, opts *Options) (*SQL, *sql.DB) {
+	t.Helper()
+	driver, dsn, raw := d.open(t)
+	s, err := Open(context.Background(), driver, dsn, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, raw
 }
 
 func TestOpenFresh(t *testing.T) {

@@ -231,12 +231,8 @@ func TestWritesByKey(t *testing.T) {
 		for _, setup := range writeSetups {
 			t.Run(d.name+"/"+setup, func(t *testing.T) {
 				ctx := context.Background()
-				driver, dsn, raw := d.open(t)
-				s, err := Open(ctx, driver, dsn, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
+				s, raw := d.store(t, nil)
+				driver := s.Driver()
 				if driver == DriverMySQL && setup == "both" && !accentSensitive(t, raw) {
 					t.Skip("the server has no accent-sensitive, case-insensitive utf8mb4 collation")
 				}

@@ -55,9 +55,16 @@ func Program(t testing.TB, name string) string {
 // may create databases on, or ends the test with Require.
 func MySQLDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv("MAILAGENT_MYSQL_DSN")
+	return envDSN(t, "MAILAGENT_MYSQL_DSN")
+}
+
+// envDSN returns the environment variable name, or ends the test with
+// Require when it is not set.
+func envDSN(t testing.TB, name string) string {
+	t.Helper()
+	dsn := os.Getenv(name)
 	if dsn == "" {
-		Require(t, "MAILAGENT_MYSQL_DSN is not set")
+		Require(t, "%s is not set", name)
 	}
 	return dsn
 }
