@@ -200,9 +200,26 @@ func TestConfigFile(t *testing.T) {
 // configuration file, as an installation moving from the seed does.
 func TestAdminMySQL(t *testing.T) {
 	dsn := tempMySQL(t, "mailagent_cmd_")
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	testAdminSQL(t, "mysql", dsn, db)
+}
+
+// TestAdminPostgres runs the same commands against PostgreSQL.
+func TestAdminPostgres(t *testing.T) {
+	_, dsn := interop.TempPostgres(t, interop.PostgresDSN(t), "mailagent_cmd_")
+	testAdminSQL(t, "postgres", dsn, interop.OpenPostgres(t, dsn))
+}
+
+// testAdminSQL runs the commands with a configuration naming driver and
+// dsn, and reads what they wrote through db.
+func testAdminSQL(t *testing.T, driver, dsn string, db *sql.DB) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "fullserver.toml")
-	body := "[store]\ndriver = \"mysql\"\ndsn = " + strconv.Quote(dsn) + "\n"
+	body := "[store]\ndriver = " + strconv.Quote(driver) + "\ndsn = " + strconv.Quote(dsn) + "\n"
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -212,20 +229,15 @@ func TestAdminMySQL(t *testing.T) {
 	if got := ok(t, dir, "", "user", "list"); got != "alice@example.org\texample.org/alice/Maildir\n" {
 		t.Fatalf("user list = %q", got)
 	}
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var hash string
 	if err := db.QueryRow("SELECT password FROM users WHERE email = 'alice@example.org'").Scan(&hash); err != nil {
 		t.Fatal(err)
 	}
 	if good, _, err := auth.VerifyPassword(hash, "pw"); !good || err != nil {
-		t.Fatalf("hash in MySQL %q: %v", hash, err)
+		t.Fatalf("hash in %s %q: %v", driver, hash, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "mailagent.db")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("SQLite file made although the configuration names MySQL: %v", err)
+		t.Fatalf("SQLite file made although the configuration names %s: %v", driver, err)
 	}
 }
 

@@ -74,10 +74,12 @@ type TLS struct {
 
 // Store selects the directory backend.
 type Store struct {
-	// Driver is "sqlite" or "mysql".
+	// Driver is "sqlite", "mysql" or "postgres".
 	Driver string `toml:"driver"`
-	// DSN is a file path for sqlite (default DATA/mailagent.db) or a
-	// go-sql-driver/mysql DSN such as "mail:secret@tcp(127.0.0.1:3306)/mail".
+	// DSN is a file path for sqlite (default DATA/mailagent.db), a
+	// go-sql-driver/mysql DSN such as "mail:secret@tcp(127.0.0.1:3306)/mail",
+	// or a PostgreSQL URL or key=value DSN such as
+	// "postgres://mail:secret@127.0.0.1:5432/mail?sslmode=disable".
 	DSN string `toml:"dsn"`
 	// SubaddressDelimiter separates "user" from "tag" in user+tag@domain;
 	// empty turns subaddressing off.
@@ -278,12 +280,12 @@ func (c *Config) Validate() error {
 	}
 	switch c.Store.Driver {
 	case "sqlite":
-	case "mysql":
+	case "mysql", "postgres":
 		if c.Store.DSN == "" {
-			bad("store.dsn", "required for the mysql driver")
+			bad("store.dsn", "required for the %s driver", c.Store.Driver)
 		}
 	default:
-		bad("store.driver", "%q is not sqlite or mysql", c.Store.Driver)
+		bad("store.driver", "%q is not sqlite, mysql or postgres", c.Store.Driver)
 	}
 	if c.Limits.MaxMessageBytes <= 0 {
 		bad("limits.max_message_bytes", "must be positive")
