@@ -477,14 +477,14 @@ func (l *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, ok := l.srv.admit(nc)
-		if !ok {
+		c, refusal := l.srv.admit(nc)
+		if c == nil {
 			if l.srv.opts.ImplicitTLS {
 				nc.Close()
 				continue
 			}
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = nc.Write([]byte("421 4.7.0 Too many connections, try again later\r\n"))
+			_, _ = nc.Write([]byte(refusal))
 			nc.Close()
 			continue
 		}

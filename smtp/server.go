@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/internal/connlimit"
+	"github.com/mailagent/mailagent/internal/unixsock"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -72,6 +74,19 @@ type Options struct {
 	// default) or "unix", and an address (default ":25", ":587", ":465"
 	// or ":24" by role and ImplicitTLS).
 	Network, Addr string
+	// SocketMode, SocketOwner and SocketGroup are the permissions of the
+	// Unix socket ListenAndServe creates, set before it takes a
+	// connection (see internal/unixsock): default 0600 and the server's
+	// user and group. For LMTP they are the trust boundary.
+	SocketMode               os.FileMode
+	SocketOwner, SocketGroup string
+	// LMTPNetworks are the client networks an LMTP server takes TCP
+	// connections from; nil means loopback only (127.0.0.0/8, ::1).
+	// LMTP has no authentication (RFC 2033, and Dovecot's likewise):
+	// who can connect is its boundary. A client from elsewhere is
+	// answered 554 5.7.1 in place of the greeting and disconnected.
+	// Unix-socket clients are let in; the socket's permissions decide.
+	LMTPNetworks []netip.Prefix
 	// Hostname is this host's name, in the greeting and in Received and
 	// Authentication-Results fields. Default os.Hostname().
 	Hostname string
@@ -270,14 +285,14 @@ func (s *Server) ListenAndServe() error {
 			addr = ":25"
 		}
 	}
+	var l net.Listener
+	var err error
 	if network == "unix" {
-		// A socket left by a previous run would make Listen fail; only
-		// a socket is removed, never another kind of file.
-		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			_ = os.Remove(addr)
-		}
+		l, err = unixsock.Listen(addr, unixsock.Options{
+			Mode: s.opts.SocketMode, Owner: s.opts.SocketOwner, Group: s.opts.SocketGroup})
+	} else {
+		l, err = net.Listen(network, addr)
 	}
-	l, err := net.Listen(network, addr)
 	if err != nil {
 		return err
 	}
@@ -345,13 +360,58 @@ func (s *Server) snapshotLocked() []*conn {
 	return out
 }
 
-// admit wraps nc, or refuses it when the server is closed or a
-// connection limit is reached.
-func (s *Server) admit(nc net.Conn) (*conn, bool) {
+// Replies to a connection refused before its greeting.
+const (
+	replyTooManyConns = "421 4.7.0 Too many connections, try again later\r\n"
+	replyNotAllowed   = "554 5.7.1 Access denied\r\n"
+)
+
+// loopback is LMTPNetworks' default.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// clientAllowed reports whether a client at a may connect: anyone but
+// to LMTP, where a TCP client must be in LMTPNetworks.
+func (s *Server) clientAllowed(a net.Addr) bool {
+	if s.opts.Role != LMTP {
+		return true
+	}
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		// A Unix socket: its permissions are the boundary. Any other
+		// kind of connection (an embedder's in-memory listener) is
+		// trusted as its embedder set it up.
+		return true
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	nets := s.opts.LMTPNetworks
+	if nets == nil {
+		nets = loopback
+	}
+	for _, p := range nets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// admit wraps nc, or refuses it, with the reply to write, when the
+// client's network is not allowed, the server is closed or a connection
+// limit is reached.
+func (s *Server) admit(nc net.Conn) (*conn, string) {
+	if !s.clientAllowed(nc.RemoteAddr()) {
+		s.log.Warn("connection refused: client network not allowed", "role", s.opts.Role.String(),
+			"remote", nc.RemoteAddr().String())
+		return nil, replyNotAllowed
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, false
+		return nil, replyTooManyConns
 	}
 	// The slot is taken under s.mu, like the conns entry, so that the
 	// two always agree and Shutdown sees every admitted connection.
@@ -359,11 +419,11 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 	if err != nil {
 		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
 			"conns", s.limits.Active(), "from_ip", s.limits.ActiveFrom(nc.RemoteAddr()))
-		return nil, false
+		return nil, replyTooManyConns
 	}
 	c := newConn(nc, s, free)
 	s.conns[c] = struct{}{}
-	return c, true
+	return c, ""
 }
 
 // release forgets a closed connection and frees its limit slots.

@@ -356,10 +356,11 @@ func (ss *session) receive(r io.Reader) (Body, func(), error) {
 		ss.log.Info("DATA not received", "id", ss.env.ID, "err", err)
 		return nil, nil, errTemp
 	}
-	if ss.srv.opts.Role != LMTP {
-		if sp, err = ss.stripAuthResults(sp); err != nil {
-			return nil, nil, err
-		}
+	// Every inbound path (MX, submission, LMTP) drops the
+	// Authentication-Results fields that claim to be this host's: over
+	// LMTP too, since the MTA in front may not have.
+	if sp, err = ss.stripAuthResults(sp); err != nil {
+		return nil, nil, err
 	}
 	msg, err := ss.prepare(sp)
 	if err != nil {

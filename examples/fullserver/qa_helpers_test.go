@@ -94,7 +94,7 @@ func qaStart(t *testing.T, bin, cfg string) *qaServer {
 			t.Logf("server log:\n%s", s.logs.String())
 		}
 	})
-	listener := regexp.MustCompile(`^\s+(\w+)\s+(127\.0\.0\.1:\d+)$`)
+	listener := regexp.MustCompile(`^\s+(\w+)\s+(127\.0\.0\.1:\d+|/\S+)$`)
 	password := regexp.MustCompile(`^\s+password: (\S+)`)
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {

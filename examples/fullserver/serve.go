@@ -23,6 +23,7 @@ import (
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/examples/fullserver/config"
+	"github.com/mailagent/mailagent/internal/unixsock"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
 	"github.com/mailagent/mailagent/smtp/outbound"
@@ -340,6 +341,8 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		MaxAuthFailures:  cfg.Limits.MaxAuthFailures,
 		Logger:           s.log,
 	}
+	// Validate has checked these.
+	lmtpNets, _ := cfg.Listen.LMTPPrefixes()
 	roles := []struct {
 		name, addr string
 		apply      func(*smtp.Options)
@@ -351,7 +354,7 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		{"submissions", cfg.Listen.Submissions, func(o *smtp.Options) {
 			o.Role, o.Authenticator, o.Directory, o.Signer, o.ImplicitTLS = smtp.Submission, authn, s.dir, signer, true
 		}},
-		{"lmtp", cfg.Listen.LMTP, func(o *smtp.Options) { o.Role = smtp.LMTP }},
+		{"lmtp", cfg.Listen.LMTP, func(o *smtp.Options) { o.Role, o.LMTPNetworks = smtp.LMTP, lmtpNets }},
 	}
 	for _, r := range roles {
 		if r.addr == "" {
@@ -398,12 +401,16 @@ func dmarcMode(policy string) dnsauth.DMARCMode {
 // listen opens a listener ("unix:/path" for a Unix socket) and counts its
 // connections for the metrics.
 func (s *server) listen(name, addr string) (net.Listener, error) {
-	network := "tcp"
+	var ln net.Listener
+	var err error
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, addr = "unix", path
-		os.Remove(path)
+		// Only LMTP listens on a socket: its permissions are LMTP's.
+		mode, _ := s.cfg.Listen.LMTPSocketPerm()
+		ln, err = unixsock.Listen(path, unixsock.Options{
+			Mode: mode, Owner: s.cfg.Listen.LMTPSocketOwner, Group: s.cfg.Listen.LMTPSocketGroup})
+	} else {
+		ln, err = net.Listen("tcp", addr)
 	}
-	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen.%s: %w", name, err)
 	}

@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +62,43 @@ type Listen struct {
 	POP3S       string `toml:"pop3s"`
 	LMTP        string `toml:"lmtp"`
 	Metrics     string `toml:"metrics"`
+	// LMTPNetworks are the networks (CIDR prefixes or single addresses)
+	// LMTP takes TCP clients from; LMTP has no authentication, so who may
+	// connect is its boundary. Default loopback only.
+	LMTPNetworks []string `toml:"lmtp_networks"`
+	// LMTPSocketMode (octal, default "0600"), LMTPSocketOwner and
+	// LMTPSocketGroup (names or numbers, default the server's) are the
+	// permissions of LMTP's Unix socket ("unix:/path").
+	LMTPSocketMode  string `toml:"lmtp_socket_mode"`
+	LMTPSocketOwner string `toml:"lmtp_socket_owner"`
+	LMTPSocketGroup string `toml:"lmtp_socket_group"`
+}
+
+// LMTPPrefixes returns LMTPNetworks parsed; a single address is a
+// prefix of its full length.
+func (l Listen) LMTPPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(l.LMTPNetworks))
+	for _, n := range l.LMTPNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			a, aerr := netip.ParseAddr(n)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a network or an address", n)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// LMTPSocketPerm returns LMTPSocketMode parsed.
+func (l Listen) LMTPSocketPerm() (os.FileMode, error) {
+	m, err := strconv.ParseUint(l.LMTPSocketMode, 8, 32)
+	if err != nil || m > 0o777 || m == 0 {
+		return 0, fmt.Errorf("%q is not an octal file mode", l.LMTPSocketMode)
+	}
+	return os.FileMode(m), nil
 }
 
 // TLS names the certificate. When both files are empty a self-signed
@@ -201,6 +240,9 @@ func Default() *Config {
 			POP3S:       "127.0.0.1:2995",
 			LMTP:        "127.0.0.1:2424",
 			Metrics:     "127.0.0.1:9425",
+
+			LMTPNetworks:   []string{"127.0.0.0/8", "::1/128"},
+			LMTPSocketMode: "0600",
 		},
 		Store: Store{Driver: "sqlite", SubaddressDelimiter: "+"},
 		Limits: Limits{
@@ -274,6 +316,12 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad(key, "%q is not HOST:PORT", addr)
 		}
+	}
+	if _, err := c.Listen.LMTPPrefixes(); err != nil {
+		bad("listen.lmtp_networks", "%v", err)
+	}
+	if _, err := c.Listen.LMTPSocketPerm(); err != nil {
+		bad("listen.lmtp_socket_mode", "%v", err)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls.cert_file", "cert_file and key_file must be set together")

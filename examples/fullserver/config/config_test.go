@@ -85,6 +85,10 @@ func TestLoadRefusesWithTheKeyName(t *testing.T) {
 		{"[dns]\ntimeout = \"0s\"", "dns.timeout"},
 		{"[dns]\ntimeout = \"5\"", "timeout"},
 		{"[relay]\nca_file = \"ca.pem\"", "relay.ca_file"},
+		{"[listen]\nlmtp_networks = [\"10.0.0.0/33\"]", "listen.lmtp_networks"},
+		{"[listen]\nlmtp_networks = [\"localhost\"]", "listen.lmtp_networks"},
+		{"[listen]\nlmtp_socket_mode = \"0999\"", "listen.lmtp_socket_mode"},
+		{"[listen]\nlmtp_socket_mode = \"01777\"", "listen.lmtp_socket_mode"},
 	} {
 		_, err := Load(writeConfig(t, tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
