@@ -36,6 +36,10 @@ type Envelope struct {
 	TLS *tls.ConnectionState
 	// AuthUser is the authenticated user (submission), empty otherwise.
 	AuthUser string
+	// Generated marks a message this system wrote itself (a delivery
+	// status notification): like an authenticated user's, it may go to
+	// any domain.
+	Generated bool
 	// Received is when the transaction started.
 	Received time.Time
 	// SMTPUTF8 and EightBitMIME record the client's MAIL parameters.
@@ -106,6 +110,27 @@ type StatusCollector interface {
 type PartialDelivery interface {
 	Delivery
 	BodyNonAtomic(ctx context.Context, status StatusCollector, body Body)
+}
+
+// Failure is a recipient that was not delivered, and the reply saying
+// why (typically an *Error).
+type Failure struct {
+	Rcpt string
+	Err  error
+}
+
+// Bouncer is implemented by a Target that can notify a sender of
+// recipients that failed after their message was accepted: the queue,
+// with its delivery status notifications (RFC 3464). The Router uses it
+// when it answers 250 for a message some of whose recipients failed for
+// good after DATA (a mailbox over quota with this message, say), as
+// Postfix bounces them.
+type Bouncer interface {
+	// Bounce prepares the notification to env.From that failed were not
+	// delivered, quoting body's header. The Delivery returned has had
+	// its recipient and Body: the caller commits it together with the
+	// message it is accepting, or aborts it with that message.
+	Bounce(ctx context.Context, env *Envelope, body Body, failed []Failure) (Delivery, error)
 }
 
 // BytesBody returns a Body holding b, which must not change afterwards.

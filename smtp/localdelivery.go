@@ -3,101 +3,223 @@ package smtp
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"sync"
 
+	"github.com/mailagent/mailagent/internal/headerenc"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
 )
 
 var (
-	errMailboxFull = &Error{Code: 552, EnhancedCode: [3]int{5, 2, 2}, Message: "Mailbox full"}
-	errTooBig      = &Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message too big for the mailbox"}
-	errLocalTemp   = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Local delivery failed, try again later"}
+	errMailboxFull     = &Error{Code: 552, EnhancedCode: [3]int{5, 2, 2}, Message: "Mailbox full"}
+	errMailboxFullTemp = &Error{Code: 452, EnhancedCode: [3]int{4, 2, 2}, Message: "Mailbox full, try again later"}
+	errTooBig          = &Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message too big for the mailbox"}
+	errNoMailbox       = &Error{Code: 550, EnhancedCode: [3]int{5, 2, 1}, Message: "Mailbox unavailable"}
+	errLocalTemp       = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Local delivery failed, try again later"}
 )
 
+// stageConcurrency bounds how many copies of one message are written at
+// once: each write ends with an fsync, and a few in flight hide most of
+// their latency without flooding the disk.
+const stageConcurrency = 8
+
 // LocalDelivery is the Target that delivers into local users' Maildirs
-// through a maildir.Store. Recipients are user addresses; a message
-// judged Junk goes to the Junk folder. Set the fields before first use.
+// through a maildir.Store, as Dovecot's LDA and LMTP do. Recipients are
+// user addresses; each copy gets Return-Path and Delivered-To header
+// fields; a message judged Junk goes to the Junk folder. Set the fields
+// before first use.
+//
+// Delivery is two-phase. AddRecipient refuses what can be decided per
+// recipient before the message is sent: an unknown or disabled user
+// (550 5.1.1), a mailbox already over quota (552 5.2.2, or 452 4.2.2 with
+// QuotaTempFail). Body (or BodyNonAtomic) writes every copy to an unnamed
+// file (or tmp/) and fsyncs it, charging the quota; Commit names them all
+// in new/ and fsyncs the directories, all or none; Abort discards them.
 type LocalDelivery struct {
 	// Maildirs stores the messages. Required.
 	Maildirs *maildir.Store
 	// Directory finds each user's Maildir path and quota. Required.
 	Directory store.Directory
+	// QuotaTempFail answers a full mailbox with 452 4.2.2 (try again
+	// later) rather than 552 5.2.2, like Dovecot's quota_full_tempfail.
+	// Default false: a full mailbox is a permanent failure, which the
+	// Router turns into a bounce when it is found after DATA.
+	QuotaTempFail bool
 	// Logger receives delivery failures; nil discards.
 	Logger *slog.Logger
+
+	// stage is Maildirs.Stage, replaced by tests to inject failures.
+	stage func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error)
 }
 
 // Start implements Target.
 func (t *LocalDelivery) Start(ctx context.Context, env *Envelope) (Delivery, error) {
-	return &localDelivery{t: t, env: env}, nil
+	return &localDelivery{t: t, env: env, seen: map[string]bool{}}, nil
 }
 
 type localDelivery struct {
-	t     *LocalDelivery
-	env   *Envelope
-	users []*store.User
-	body  Body
+	t      *LocalDelivery
+	env    *Envelope
+	users  []*store.User
+	seen   map[string]bool // recipients added, by address
+	staged []*maildir.Staged
+	done   bool
 }
 
-// AddRecipient implements Delivery: the user must exist and be enabled.
+// AddRecipient implements Delivery: the user must exist, be enabled and
+// have room in the mailbox.
 func (d *localDelivery) AddRecipient(ctx context.Context, rcpt string) error {
+	if d.seen[rcpt] {
+		return nil
+	}
 	u, err := d.t.Directory.LookupUser(ctx, rcpt)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return errUnknownUser
 	case err != nil:
-		d.logger().Warn("user lookup failed", "rcpt", rcpt, "err", err)
+		d.logger().Warn("user lookup failed", "id", d.env.ID, "rcpt", rcpt, "err", err)
 		return errTempLookup
 	case u.Disabled:
 		return errUnknownUser
 	}
+	if err := d.t.Maildirs.CheckQuota(ctx, u.Maildir, quotaOf(u), 1); err != nil {
+		return d.reply(u, err)
+	}
+	d.seen[rcpt] = true
 	d.users = append(d.users, u)
 	return nil
 }
 
-// Body implements Delivery; the copies are written by Commit.
+func quotaOf(u *store.User) *maildir.Quota {
+	return &maildir.Quota{Bytes: u.QuotaBytes, Messages: u.QuotaMessages}
+}
+
+// Body implements Delivery: every copy is written and fsynced, or none is
+// kept and the first failure (a temporary one before a permanent one) is
+// returned.
 func (d *localDelivery) Body(ctx context.Context, body Body) error {
-	d.body = body
+	errs := d.stageAll(ctx, body)
+	var first error
+	for _, err := range errs {
+		if err != nil && (first == nil || !isPermanent(err) && isPermanent(first)) {
+			first = err
+		}
+	}
+	if first != nil {
+		d.abort()
+		return first
+	}
 	return nil
 }
 
-// Commit implements Delivery: maildir's Deliver makes each copy durable
-// (tmp, fsync, rename, directory fsync) before returning.
-func (d *localDelivery) Commit(ctx context.Context) error {
-	if d.body == nil {
-		return errors.New("smtp: local delivery committed without a body")
+// BodyNonAtomic implements PartialDelivery: every copy is written and
+// fsynced, and each recipient's status says whether its copy is ready for
+// Commit. Recipients given an error get nothing.
+func (d *localDelivery) BodyNonAtomic(ctx context.Context, status StatusCollector, body Body) {
+	for i, err := range d.stageAll(ctx, body) {
+		status.SetStatus(d.users[i].Address, err)
 	}
+}
+
+// stageAll writes every recipient's copy concurrently and returns each
+// one's reply, nil for those staged (kept in d.staged).
+func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
 	folder := "INBOX"
 	if d.env.Junk {
 		folder = "Junk"
 	}
-	for _, u := range d.users {
-		r, err := d.body.Open()
-		if err != nil {
-			return err
+	stage := d.t.stage
+	if stage == nil {
+		stage = d.t.Maildirs.Stage
+	}
+	errs := make([]error, len(d.users))
+	staged := make([]*maildir.Staged, len(d.users))
+	sem := make(chan struct{}, stageConcurrency)
+	var wg sync.WaitGroup
+	for i, u := range d.users {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r, err := finalCopy(d.env, u.Address, body).Open()
+			if err != nil {
+				errs[i] = d.reply(u, err)
+				return
+			}
+			defer r.Close()
+			opts := &maildir.DeliverOptions{CreateFolder: true, Quota: quotaOf(u)}
+			staged[i], err = stage(ctx, u.Maildir, folder, r, opts)
+			if err != nil {
+				errs[i] = d.reply(u, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, s := range staged {
+		if s != nil {
+			d.staged = append(d.staged, s)
 		}
-		opts := &maildir.DeliverOptions{
-			CreateFolder: true,
-			Quota:        &maildir.Quota{Bytes: u.QuotaBytes, Messages: u.QuotaMessages},
+	}
+	return errs
+}
+
+// finalCopy is body as a final delivery stores it for mailbox: with the
+// envelope recorded (RFC 5321 section 4.4 Return-Path; Delivered-To as
+// Postfix and Dovecot write it).
+func finalCopy(env *Envelope, mailbox string, body Body) Body {
+	return withHeaders(body, "Return-Path: "+headerenc.Path(env.From), "Delivered-To: "+headerenc.AddrSpec(mailbox))
+}
+
+// reply maps a failure for u to the reply the client gets, logging what
+// it does not say.
+func (d *localDelivery) reply(u *store.User, err error) error {
+	switch {
+	case errors.Is(err, maildir.ErrOverQuota):
+		if d.t.QuotaTempFail {
+			return errMailboxFullTemp
 		}
-		_, err = d.t.Maildirs.Deliver(ctx, u.Maildir, folder, r, opts)
-		r.Close()
-		switch {
-		case err == nil:
-		case errors.Is(err, maildir.ErrOverQuota):
-			return errMailboxFull
-		case errors.Is(err, maildir.ErrTooLarge):
-			return errTooBig
-		default:
-			d.logger().Error("local delivery failed", "id", d.env.ID, "user", u.Address, "err", err)
-			return errLocalTemp
-		}
+		return errMailboxFull
+	case errors.Is(err, maildir.ErrTooLarge):
+		return errTooBig
+	case errors.Is(err, maildir.ErrInvalidName), errors.Is(err, maildir.ErrNoFolder):
+		d.logger().Error("local mailbox unusable", "id", d.env.ID, "user", u.Address, "err", err)
+		return errNoMailbox
+	}
+	d.logger().Error("local delivery failed", "id", d.env.ID, "user", u.Address, "err", err)
+	return errLocalTemp
+}
+
+// Commit implements Delivery: every copy staged is named and its
+// directory fsynced, all or none.
+func (d *localDelivery) Commit(ctx context.Context) error {
+	if d.done {
+		return errors.New("smtp: local delivery already finished")
+	}
+	d.done = true
+	if err := maildir.CommitAll(ctx, d.staged...); err != nil {
+		d.logger().Error("local delivery failed at commit", "id", d.env.ID, "err", err)
+		return errLocalTemp
 	}
 	return nil
 }
 
-// Abort implements Delivery: nothing was written before Commit.
-func (d *localDelivery) Abort(ctx context.Context) error { return nil }
+// Abort implements Delivery: the copies written are discarded.
+func (d *localDelivery) Abort(ctx context.Context) error {
+	if !d.done {
+		d.abort()
+	}
+	d.done = true
+	return nil
+}
+
+func (d *localDelivery) abort() {
+	for _, s := range d.staged {
+		s.Abort()
+	}
+	d.staged = nil
+}
 
 func (d *localDelivery) logger() *slog.Logger {
 	if d.t.Logger == nil {
@@ -105,3 +227,12 @@ func (d *localDelivery) logger() *slog.Logger {
 	}
 	return d.t.Logger
 }
+
+// isPermanent reports whether err is a permanent (5xx) reply; anything
+// that is not a typed reply is a system failure, hence temporary.
+func isPermanent(err error) bool {
+	var se *Error
+	return errors.As(err, &se) && se.Code >= 500
+}
+
+var _ PartialDelivery = (*localDelivery)(nil)

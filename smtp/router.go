@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/mailagent/mailagent/internal/headerenc"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -18,6 +17,7 @@ var (
 	errLoop        = &Error{Code: 554, EnhancedCode: [3]int{5, 4, 6}, Message: "Forwarding loop"}
 	errTempLookup  = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary lookup failure, try again later"}
 	errNoQueue     = &Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: "Remote delivery is not available"}
+	errBounceTemp  = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery failed, try again later"}
 )
 
 // RouterOptions configure a Router.
@@ -27,8 +27,11 @@ type RouterOptions struct {
 	Directory store.Directory
 	// Resolve tunes recipient resolution (subaddress delimiters, limits).
 	Resolve store.ResolveOptions
-	// Local delivers into local mailboxes, one Delivery per mailbox with
-	// the mailbox's address as its only recipient. Required.
+	// Local delivers into local mailboxes: one Delivery per message,
+	// with every local mailbox the message goes to as a recipient. It
+	// records the envelope in each copy (Return-Path, Delivered-To), as
+	// LocalDelivery does. When its Delivery is a PartialDelivery, one
+	// mailbox failing after DATA fails that mailbox alone. Required.
 	Local Target
 	// Queue takes mail for addresses outside the local domains. Nil
 	// refuses such recipients.
@@ -47,9 +50,26 @@ type RouterOptions struct {
 // elsewhere (by the final address's domain, as Postfix's transport_maps)
 // to that transport.
 //
+// Delivery is two-phase across all of them. Body has every leg write its
+// copies without making them visible (the local Maildir files, the
+// queue's spool file); Commit makes them visible only once every leg's
+// first phase succeeded. Over SMTP a message is all or nothing: a
+// temporary or system failure of any copy (disk full, I/O error, a
+// mailbox full with LocalDelivery.QuotaTempFail) refuses the whole
+// message with that 4xx and stores nothing; a permanent failure of some
+// copies found after DATA (a mailbox this message would put over quota)
+// is answered 250 for the message and bounced for those recipients alone,
+// through the Queue's Bouncer, as Postfix does (nothing is sent for the
+// null sender; with no Bouncer the whole message is refused with the
+// permanent reply instead). If every copy failed for good the message is
+// refused with the first reply. Over LMTP (BodyNonAtomic) each recipient
+// gets its own reply and nothing is committed for a recipient whose reply
+// is not 250.
+//
 // Policy follows the envelope: an unauthenticated client (MX, LMTP) may
 // only send to local domains and to domains the transport table relays;
-// an authenticated one (env.AuthUser set) may send anywhere.
+// an authenticated one (env.AuthUser set), or this system's own mail
+// (env.Generated: notifications), may send anywhere.
 type Router struct {
 	opts RouterOptions
 	log  *slog.Logger
@@ -90,23 +110,29 @@ type route struct {
 	dests []dest
 }
 
+// dest is one destination of a recipient: a final address on a leg, or
+// the reply that refused it when the recipient has several.
 type dest struct {
 	leg  *leg
 	rcpt string
+	err  error
 }
 
 // leg is one Delivery of the router's.
 type leg struct {
-	key     string
-	mailbox string // local mailbox address, for Delivered-To; "" otherwise
-	d       Delivery
-	rcpts   map[string]bool
-	status  map[string]error
-	err     error // failure of the whole leg
-	done    bool  // committed or aborted
+	key    string
+	d      Delivery
+	rcpts  map[string]bool
+	status map[string]error // per recipient after Body, for a PartialDelivery
+	err    error            // failure of the whole leg
+	done   bool             // committed or aborted
 }
 
-// AddRecipient implements Delivery.
+// AddRecipient implements Delivery. A recipient with one destination is
+// refused with that destination's reply. One that forwards to several is
+// accepted as long as one destination takes it: the others' replies are
+// kept and count as failures found after DATA (bounced when permanent),
+// as Postfix treats an alias expansion.
 func (m *routed) AddRecipient(ctx context.Context, rcpt string) error {
 	targets, err := m.resolve(ctx, rcpt)
 	if err != nil {
@@ -127,16 +153,27 @@ func (m *routed) AddRecipient(ctx context.Context, rcpt string) error {
 		legs[i] = l
 	}
 	rt := route{rcpt: rcpt}
+	var first error
+	ok := 0
 	for i, t := range targets {
 		l := legs[i]
 		if !l.rcpts[t.rcpt] {
 			if err := l.d.AddRecipient(ctx, t.rcpt); err != nil {
 				m.dropIfEmpty(ctx, l)
-				return err
+				m.r.log.Info("destination refused", "id", m.env.ID, "rcpt", rcpt, "dest", t.rcpt, "err", err)
+				if first == nil {
+					first = err
+				}
+				rt.dests = append(rt.dests, dest{rcpt: t.rcpt, err: err})
+				continue
 			}
 			l.rcpts[t.rcpt] = true
 		}
+		ok++
 		rt.dests = append(rt.dests, dest{leg: l, rcpt: t.rcpt})
+	}
+	if ok == 0 {
+		return first
 	}
 	m.routes = append(m.routes, rt)
 	return nil
@@ -145,7 +182,7 @@ func (m *routed) AddRecipient(ctx context.Context, rcpt string) error {
 // target is one destination of a recipient before its leg exists.
 type target struct {
 	key       string
-	mailbox   string
+	local     bool
 	transport *store.Transport // nil for local and queue
 	rcpt      string
 }
@@ -171,7 +208,7 @@ func (m *routed) resolve(ctx context.Context, rcpt string) ([]target, error) {
 		// A domain in the transport table is one this host relays for
 		// (Postfix's relay_domains with transport_maps); an error entry
 		// refuses it below with its own text.
-		if m.env.AuthUser == "" && t == nil {
+		if m.env.AuthUser == "" && !m.env.Generated && t == nil {
 			return nil, errRelayDenied
 		}
 		res = &store.Resolution{Remote: []string{a.String()}}
@@ -225,7 +262,7 @@ func (m *routed) route(ctx context.Context, addr string, local bool) (target, er
 	case t != nil && (t.Method == "lmtp" || t.Method == "smtp" && t.Host != ""):
 		return target{key: "transport\x00" + t.String(), transport: t, rcpt: addr}, nil
 	case local:
-		return target{key: "local\x00" + addr, mailbox: addr, rcpt: addr}, nil
+		return target{key: "local", local: true, rcpt: addr}, nil
 	}
 	if m.r.opts.Queue == nil {
 		return target{}, errNoQueue
@@ -273,7 +310,7 @@ func (m *routed) leg(ctx context.Context, t target) (*leg, error) {
 		if err != nil {
 			return nil, err
 		}
-	case t.mailbox != "":
+	case t.local:
 		tg = m.r.opts.Local
 	default:
 		tg = m.r.opts.Queue
@@ -282,7 +319,7 @@ func (m *routed) leg(ctx context.Context, t target) (*leg, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &leg{key: t.key, mailbox: t.mailbox, d: d, rcpts: map[string]bool{}}
+	l := &leg{key: t.key, d: d, rcpts: map[string]bool{}}
 	m.legs[t.key] = l
 	m.order = append(m.order, l)
 	return l, nil
@@ -302,47 +339,155 @@ func (m *routed) dropIfEmpty(ctx context.Context, l *leg) {
 	}
 }
 
-// legBody is body as leg delivers it: final delivery into a mailbox
-// records the envelope (RFC 5321 section 4.4 Return-Path; Delivered-To
-// as Postfix and Dovecot write it).
-func (m *routed) legBody(l *leg, body Body) Body {
-	if l.mailbox == "" {
-		return body
+// stage is the first phase: every leg writes its copies concurrently
+// (local copies fsynced, the queue's spool file fsynced) without making
+// any visible. A leg's err is a failure of the whole leg, its status the
+// reply per recipient of a PartialDelivery.
+func (m *routed) stage(ctx context.Context, body Body) {
+	m.eachLeg(func(l *leg) {
+		if pd, ok := l.d.(PartialDelivery); ok {
+			c := &statusMap{m: map[string]error{}}
+			pd.BodyNonAtomic(ctx, c, body)
+			l.status = c.m
+			return
+		}
+		l.err = l.d.Body(ctx, body)
+	})
+	// A leg none of whose recipients is ready is done with.
+	for _, l := range m.order {
+		failed := l.err != nil
+		if l.status != nil {
+			failed = true
+			for r := range l.rcpts {
+				if e, ok := l.status[r]; ok && e == nil {
+					failed = false
+				}
+			}
+		}
+		if failed {
+			_ = l.d.Abort(ctx)
+			l.done = true
+		}
 	}
-	return withHeaders(body, "Return-Path: "+headerenc.Path(m.env.From), "Delivered-To: "+headerenc.AddrSpec(l.mailbox))
 }
 
-// Body implements Delivery: every leg takes the body or the message
-// fails as a whole.
-func (m *routed) Body(ctx context.Context, body Body) error {
-	for _, l := range m.order {
-		if err := l.d.Body(ctx, m.legBody(l, body)); err != nil {
+// result is the reply for d after the first phase, nil if its copy is
+// ready to be committed.
+func (d dest) result() error {
+	switch {
+	case d.err != nil:
+		return d.err
+	case d.leg.err != nil:
+		return d.leg.err
+	case d.leg.status != nil:
+		if err, ok := d.leg.status[d.rcpt]; ok {
 			return err
 		}
+		return errNoStatus
 	}
 	return nil
 }
 
-// Commit implements Delivery. Legs commit concurrently, so that local
-// copies share the Maildir's group commit.
+// Body implements Delivery: the first phase of every leg, then the
+// verdict for the message as a whole (see Router). On success the
+// message, and the notification of any recipient that failed for good,
+// are ready for Commit.
+func (m *routed) Body(ctx context.Context, body Body) error {
+	m.stage(ctx, body)
+	type key struct {
+		l    *leg
+		rcpt string
+	}
+	seen := map[key]bool{}
+	var temp, perm error
+	var failed []Failure
+	ready := 0
+	for _, rt := range m.routes {
+		for _, d := range rt.dests {
+			if seen[key{d.leg, d.rcpt}] {
+				continue
+			}
+			seen[key{d.leg, d.rcpt}] = true
+			err := d.result()
+			switch {
+			case err == nil:
+				ready++
+			case !isPermanent(err):
+				if temp == nil {
+					temp = err
+				}
+			default:
+				if perm == nil {
+					perm = err
+				}
+				failed = append(failed, Failure{Rcpt: d.rcpt, Err: err})
+			}
+		}
+	}
+	if temp != nil {
+		m.abortRest(ctx)
+		return temp
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	for _, f := range failed {
+		m.r.log.Info("recipient failed after DATA", "id", m.env.ID, "rcpt", f.Rcpt, "err", f.Err)
+	}
+	if ready == 0 {
+		m.abortRest(ctx)
+		return perm
+	}
+	if m.env.From == "" {
+		m.r.log.Info("no notification for the null sender", "id", m.env.ID, "failed", len(failed))
+		return nil
+	}
+	b, ok := m.r.opts.Queue.(Bouncer)
+	if !ok {
+		// Nobody to tell the sender: refusing the whole message tells
+		// them, and keeps every recipient's copy or none.
+		m.abortRest(ctx)
+		return perm
+	}
+	d, err := b.Bounce(ctx, m.env, body, failed)
+	switch {
+	case err == nil:
+		l := &leg{key: "dsn", d: d}
+		m.order = append(m.order, l)
+	case isPermanent(err):
+		// The sender cannot be notified (Postfix's double bounce): the
+		// recipients that failed are logged above.
+		m.r.log.Warn("notification refused", "id", m.env.ID, "to", m.env.From, "err", err)
+	default:
+		m.r.log.Warn("notification not prepared", "id", m.env.ID, "to", m.env.From, "err", err)
+		m.abortRest(ctx)
+		return errBounceTemp
+	}
+	return nil
+}
+
+// Commit implements Delivery: the second phase of every leg that has
+// copies ready, concurrently, so that local copies share the Maildir's
+// group commit.
 func (m *routed) Commit(ctx context.Context) error {
 	if m.committed {
 		return nil
 	}
 	m.committed = true
+	var mu sync.Mutex
+	var first error
 	m.eachLeg(func(l *leg) {
-		if l.err == nil {
-			l.err = l.d.Commit(ctx)
+		if err := l.d.Commit(ctx); err != nil {
+			_ = l.d.Abort(ctx)
+			mu.Lock()
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
 		}
 		l.done = true
 	})
-	for _, l := range m.order {
-		if l.err != nil {
-			m.abortRest(ctx)
-			return l.err
-		}
-	}
-	return nil
+	return first
 }
 
 // eachLeg runs f on every leg not yet done, concurrently when there are
@@ -362,34 +507,15 @@ func (m *routed) eachLeg(f func(*leg)) {
 	wg.Wait()
 }
 
-// BodyNonAtomic implements PartialDelivery: each leg is delivered and
-// committed on its own, and each recipient's status is the first
-// failure among its destinations. Commit afterwards has nothing left
-// to do.
+// BodyNonAtomic implements PartialDelivery: the first phase of every leg,
+// and each recipient's status, the first failure among its destinations.
+// Commit then commits what is ready.
 func (m *routed) BodyNonAtomic(ctx context.Context, status StatusCollector, body Body) {
-	m.committed = true
-	m.eachLeg(func(l *leg) {
-		defer func() { l.done = true }()
-		b := m.legBody(l, body)
-		if pd, ok := l.d.(PartialDelivery); ok {
-			c := &statusMap{m: map[string]error{}}
-			pd.BodyNonAtomic(ctx, c, b)
-			l.status = c.m
-		} else if l.err = l.d.Body(ctx, b); l.err != nil {
-			_ = l.d.Abort(ctx)
-			return
-		}
-		if l.err = l.d.Commit(ctx); l.err != nil {
-			_ = l.d.Abort(ctx)
-		}
-	})
+	m.stage(ctx, body)
 	for _, rt := range m.routes {
 		var err error
 		for _, d := range rt.dests {
-			if err = d.leg.err; err != nil {
-				break
-			}
-			if err = d.leg.status[d.rcpt]; err != nil {
+			if err = d.result(); err != nil {
 				break
 			}
 		}
@@ -417,7 +543,7 @@ func (m *routed) Abort(ctx context.Context) error {
 
 func (m *routed) abortRest(ctx context.Context) {
 	for _, l := range m.order {
-		if !l.done || l.err != nil {
+		if !l.done {
 			_ = l.d.Abort(ctx)
 			l.done = true
 		}

@@ -238,17 +238,51 @@ func (t *countingTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.De
 
 type countingDelivery struct {
 	smtp.Delivery
-	m   *metrics
-	env *smtp.Envelope
-	n   int
+	m     *metrics
+	env   *smtp.Envelope
+	n     int
+	rcpts []string
 }
 
 func (d *countingDelivery) AddRecipient(ctx context.Context, rcpt string) error {
 	err := d.Delivery.AddRecipient(ctx, rcpt)
 	if err == nil {
 		d.n++
+		d.rcpts = append(d.rcpts, rcpt)
 	}
 	return err
+}
+
+// BodyNonAtomic passes the per-recipient statuses of the local Delivery
+// through, so that the router can fail one mailbox alone; only the
+// recipients whose copy is ready are counted.
+func (d *countingDelivery) BodyNonAtomic(ctx context.Context, status smtp.StatusCollector, body smtp.Body) {
+	pd, ok := d.Delivery.(smtp.PartialDelivery)
+	if !ok {
+		err := d.Delivery.Body(ctx, body)
+		for _, r := range d.rcpts {
+			status.SetStatus(r, err)
+		}
+		if err != nil {
+			d.n = 0
+		}
+		return
+	}
+	d.n = 0
+	pd.BodyNonAtomic(ctx, countingStatus{d: d, next: status}, body)
+}
+
+// countingStatus counts the recipients given a nil status.
+type countingStatus struct {
+	d    *countingDelivery
+	next smtp.StatusCollector
+}
+
+func (c countingStatus) SetStatus(rcpt string, err error) {
+	if err == nil {
+		c.d.n++
+	}
+	c.next.SetStatus(rcpt, err)
 }
 
 func (d *countingDelivery) Commit(ctx context.Context) error {

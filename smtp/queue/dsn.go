@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,19 +39,87 @@ func (q *Queue) notify(m *meta, idx []int, action string, now time.Time) error {
 		q.log.Error("queue: reading header for notification", "id", m.ID, "err", err)
 	}
 	msg := buildDSN(q.opts.Hostname, m, idx, action, hdr, now, m.Arrived.Add(q.opts.MaxLifetime))
-	target := q.opts.Bounces
-	if target == nil {
-		target = q
-	}
 	ctx := context.WithoutCancel(q.ctx)
-	env := &smtp.Envelope{ID: m.ID + "-dsn", From: "", Recipients: []string{m.From}, Received: now,
-		SMTPUTF8: !isASCII(m.From)}
-	if err := deliverTo(ctx, target, env, bytesBody(msg)); err != nil {
+	env := dsnEnvelope(m, now)
+	if err := deliverTo(ctx, q.bounceTarget(), env, bytesBody(msg)); err != nil {
 		q.log.Error("queue: notification not delivered", "id", m.ID, "to", m.From, "err", err)
 		return err
 	}
 	q.log.Info("queue: notification sent", "id", m.ID, "to", m.From, "action", action, "recipients", len(idx))
 	return nil
+}
+
+// bounceTarget is where notifications go: Options.Bounces, else the
+// queue itself.
+func (q *Queue) bounceTarget() smtp.Target {
+	if q.opts.Bounces != nil {
+		return q.opts.Bounces
+	}
+	return q
+}
+
+// dsnEnvelope is the envelope of a notification about m: from the null
+// sender (so that it is never bounced itself) to m's sender, wherever
+// that is (Generated: a router relays it as it would a user's mail).
+func dsnEnvelope(m *meta, now time.Time) *smtp.Envelope {
+	return &smtp.Envelope{ID: m.ID + "-dsn", From: "", Recipients: []string{m.From}, Received: now,
+		SMTPUTF8: !isASCII(m.From), Generated: true}
+}
+
+var _ smtp.Bouncer = (*Queue)(nil)
+
+// Bounce implements smtp.Bouncer: the notification that failed recipients
+// of the message env and body (which the caller is accepting for its
+// other recipients) were not delivered, written as the queue writes its
+// own (RFC 3464, the original header quoted) and handed to
+// Options.Bounces. The Delivery returned has its recipient and body; the
+// caller commits it together with the message, or aborts it.
+func (q *Queue) Bounce(ctx context.Context, env *smtp.Envelope, body smtp.Body, failed []smtp.Failure) (smtp.Delivery, error) {
+	if env.From == "" || len(failed) == 0 {
+		return nil, errors.New("queue: nothing to bounce")
+	}
+	now := q.opts.Now()
+	arrived := env.Received
+	if arrived.IsZero() {
+		arrived = now
+	}
+	m := &meta{ID: env.ID, From: env.From, Arrived: arrived}
+	idx := make([]int, len(failed))
+	for i, f := range failed {
+		r := rcptState{Addr: f.Rcpt, State: Failed, Code: 554, Enhanced: [3]int{5, 0, 0}, Reply: "delivery failed", Last: now}
+		var se *smtp.Error
+		if errors.As(f.Err, &se) {
+			r.Code, r.Enhanced, r.Reply = se.Code, se.EnhancedCode, se.Message
+		}
+		m.Recipients = append(m.Recipients, r)
+		idx[i] = i
+	}
+	var hdr []byte
+	if rc, err := body.Open(); err == nil {
+		hdr, err = headerOf(rc)
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		return nil, err
+	}
+	msg := buildDSN(q.opts.Hostname, m, idx, actionFailed, hdr, now, now)
+	denv := dsnEnvelope(m, now)
+	d, err := q.bounceTarget().Start(ctx, denv)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.AddRecipient(ctx, env.From); err != nil {
+		d.Abort(ctx)
+		return nil, err
+	}
+	if err := d.Body(ctx, bytesBody(msg)); err != nil {
+		d.Abort(ctx)
+		return nil, err
+	}
+	q.log.Info("queue: notification prepared", "id", m.ID, "to", m.From, "recipients", len(idx))
+	return d, nil
 }
 
 // deliverTo runs a whole two-phase delivery into t.
@@ -84,7 +153,13 @@ func readHeader(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	br := bufio.NewReader(io.LimitReader(f, maxDSNHeader))
+	return headerOf(f)
+}
+
+// headerOf reads the header section of a message from r, up to the empty
+// line, bounded by maxDSNHeader, with CRLF line endings.
+func headerOf(r io.Reader) ([]byte, error) {
+	br := bufio.NewReader(io.LimitReader(r, maxDSNHeader))
 	var out bytes.Buffer
 	for {
 		line, err := br.ReadBytes('\n')
