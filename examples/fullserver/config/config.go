@@ -130,6 +130,9 @@ type Maildir struct {
 	// Base is the directory user Maildir paths are relative to (default
 	// DATA/mail); the seed installation's is /home/vmail.
 	Base string `toml:"base"`
+	// QuotaFullTempfail answers a full mailbox with 452 4.2.2 (try again
+	// later) instead of 552 5.2.2, as Dovecot's quota_full_tempfail.
+	QuotaFullTempfail bool `toml:"quota_full_tempfail"`
 }
 
 // Limits bound what clients may do.
