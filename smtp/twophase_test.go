@@ -1,0 +1,237 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailagent/mailagent/maildir"
+)
+
+// Three recipients, the second (small@, quota 100 bytes) failing.
+var threeRcpts = []string{"alice@local.example", "small@local.example", "bob@local.example"}
+
+// withLocal replaces the stack's router with one over local, keeping the
+// stack's queue stand-in.
+func (st *testStack) withLocal(local *LocalDelivery) {
+	st.t.Helper()
+	r, err := NewRouter(RouterOptions{Directory: st.db, Local: local, Queue: st.queue})
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	st.router = r
+}
+
+// counts is how many messages each of threeRcpts has in INBOX.
+func (st *testStack) counts() string {
+	var out []string
+	for _, u := range threeRcpts {
+		out = append(out, fmt.Sprint(len(st.messages(u, ""))))
+	}
+	return strings.Join(out, ",")
+}
+
+// roomForSmall gives small@ a quota that fits a few small messages.
+func (st *testStack) roomForSmall() {
+	st.t.Helper()
+	if err := st.db.SetQuota(context.Background(), "small@local.example", 10000, 0); err != nil {
+		st.t.Fatal(err)
+	}
+}
+
+// userDir is user's Maildir.
+func (st *testStack) userDir(user string) string {
+	st.t.Helper()
+	u, err := st.db.LookupUser(context.Background(), user)
+	if err != nil {
+		st.t.Fatal(err)
+	}
+	return filepath.Join(st.dir, "mail", u.Maildir)
+}
+
+// mxSend runs an MX transaction from from to threeRcpts with the given
+// replies expected to each RCPT and to the message (dataReply may go on
+// with more script lines checking that reply).
+func (st *testStack) mxSend(addr, from string, rcptReplies []string, dataReply, msg string) {
+	st.t.Helper()
+	c := dial(st.t, "tcp", addr)
+	script := "S: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<" + from + ">\nS: 250\n"
+	for i, r := range threeRcpts {
+		script += "C: RCPT TO:<" + r + ">\nS: " + rcptReplies[i] + "\n"
+	}
+	script += "C: DATA\nS: 354\nR: " + fmt.Sprintf("%q", msg+".\r\n") + "\nS: " + dataReply + "\nC: QUIT\nS: 221"
+	c.run(script)
+}
+
+// TestLocalDeliveryStagesBeforeCommit: after Body every copy is written
+// but none is in new/ or cur/; Commit shows them all; Abort after Body
+// leaves nothing anywhere, tmp/ included, and no quota used.
+func TestLocalDeliveryStagesBeforeCommit(t *testing.T) {
+	st := newTestStack(t)
+	st.roomForSmall()
+	ctx := context.Background()
+	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}
+	body := BytesBody([]byte("Subject: staged\r\n\r\nx\r\n"))
+	start := func() Delivery {
+		d, err := local.Start(ctx, &Envelope{ID: "T1", From: "s@far.example"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range threeRcpts {
+			if err := d.AddRecipient(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Body(ctx, body); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := start()
+	if got := st.counts(); got != "0,0,0" {
+		t.Fatalf("visible after Body: %s", got)
+	}
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.counts(); got != "1,1,1" {
+		t.Fatalf("after Commit: %s", got)
+	}
+	for _, u := range threeRcpts {
+		m := st.messages(u, "")[0]
+		if !strings.HasPrefix(m, "Return-Path: <s@far.example>\r\nDelivered-To: "+u+"\r\nSubject: staged") {
+			t.Fatalf("%s got %q", u, m)
+		}
+	}
+	d = start()
+	if err := d.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.counts(); got != "1,1,1" {
+		t.Fatalf("after Abort: %s", got)
+	}
+	for _, u := range threeRcpts {
+		if left, _ := os.ReadDir(filepath.Join(st.userDir(u), "tmp")); len(left) != 0 {
+			t.Fatalf("%s: tmp/ keeps %d files after Abort", u, len(left))
+		}
+	}
+	m, err := st.maildirs.Open(ctx, st.userDir("small@local.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if u, err := m.Quota(ctx); err != nil || u.Messages != 1 {
+		t.Fatalf("small's quota after one delivery and one abort: %+v %v", u, err)
+	}
+}
+
+// failingReader fails after n bytes, as a disk write error would stop a
+// copy midway.
+type failingReader struct {
+	r io.Reader
+	n int
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("input/output error")
+	}
+	if len(p) > f.n {
+		p = p[:f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n -= n
+	return n, err
+}
+
+// TestWriteErrorRefusesWholeMessage: writing the second copy fails midway
+// over the MX: the message is refused with 451 4.3.0 without the error's
+// text, nobody has it and no temporary file is left; the client's retry
+// then leaves exactly one copy each.
+func TestWriteErrorRefusesWholeMessage(t *testing.T) {
+	st := newTestStack(t)
+	st.roomForSmall()
+	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}
+	small := st.userDir("small@local.example")
+	local.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
+		if filepath.Join(st.dir, "mail", path) == small || path == small {
+			r = &failingReader{r: r, n: 20}
+		}
+		return st.maildirs.Stage(ctx, path, folder, r, opts)
+	}
+	st.withLocal(local)
+	addr, _ := st.serve(st.options(MX))
+	msg := "Subject: three\r\n\r\nhi\r\n"
+	st.mxSend(addr, "s@far.example", []string{"250", "250", "250"}, "451 4.3.0\nN: input/output", msg)
+	if got := st.counts(); got != "0,0,0" {
+		t.Fatalf("stored after 451: %s", got)
+	}
+	for _, u := range threeRcpts {
+		if left, _ := os.ReadDir(filepath.Join(st.userDir(u), "tmp")); len(left) != 0 {
+			t.Fatalf("%s: tmp/ keeps %d files", u, len(left))
+		}
+	}
+	local.stage = nil
+	st.mxSend(addr, "s@far.example", []string{"250", "250", "250"}, "250", msg)
+	if got := st.counts(); got != "1,1,1" {
+		t.Fatalf("after the retry: %s", got)
+	}
+}
+
+// TestQuotaTempFail: with QuotaTempFail a full mailbox is 452 4.2.2 at
+// RCPT, and a message that does not fit it after DATA refuses the whole
+// message with 452 4.2.2, storing nothing; without it the same message
+// is 552 5.2.2 for the whole message when there is no Bouncer to notify
+// the sender, again storing nothing.
+func TestQuotaTempFail(t *testing.T) {
+	big := "Subject: big\r\n\r\n" + strings.Repeat("x", 200) + "\r\n"
+	t.Run("at DATA", func(t *testing.T) {
+		st := newTestStack(t)
+		local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db, QuotaTempFail: true}
+		st.withLocal(local)
+		addr, _ := st.serve(st.options(MX))
+		st.mxSend(addr, "s@far.example", []string{"250", "250", "250"}, "452 4.2.2", big)
+		if got := st.counts(); got != "0,0,0" {
+			t.Fatalf("stored: %s", got)
+		}
+		local.QuotaTempFail = false
+		st.mxSend(addr, "s@far.example", []string{"250", "250", "250"}, "552 5.2.2", big)
+		if got := st.counts(); got != "0,0,0" {
+			t.Fatalf("stored without a Bouncer: %s", got)
+		}
+	})
+	t.Run("at RCPT", func(t *testing.T) {
+		st := newTestStack(t)
+		st.withLocal(&LocalDelivery{Maildirs: st.maildirs, Directory: st.db, QuotaTempFail: true})
+		addr, _ := st.serve(st.options(MX))
+		if _, err := st.maildirs.Deliver(context.Background(), st.userDir("small@local.example"), "INBOX",
+			strings.NewReader(strings.Repeat("f", 100)), &maildir.DeliverOptions{Quota: &maildir.Quota{Bytes: 100}}); err != nil {
+			t.Fatal(err)
+		}
+		st.mxSend(addr, "s@far.example", []string{"250", "452 4.2.2", "250"}, "250", "Subject: small\r\n\r\nx\r\n")
+		if got := st.counts(); got != "1,1,1" {
+			t.Fatalf("stored: %s, want the filler in small's and the message in the others'", got)
+		}
+	})
+}
+
+// TestLateFailureNullSender: a notification (MAIL FROM:<>) whose second
+// recipient is over quota after DATA is accepted for the others, and no
+// notification of the notification is made.
+func TestLateFailureNullSender(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(MX))
+	big := "Subject: big\r\n\r\n" + strings.Repeat("x", 200) + "\r\n"
+	st.mxSend(addr, "", []string{"250", "250", "250"}, "250", big)
+	if got := st.counts(); got != "1,0,1" {
+		t.Fatalf("stored: %s", got)
+	}
+	if n := len(st.queue.all()); n != 0 {
+		t.Fatalf("%d messages queued", n)
+	}
+}
