@@ -57,9 +57,9 @@ func (st *testStack) userDir(user string) string {
 // mxSend runs an MX transaction from from to threeRcpts with the given
 // replies expected to each RCPT and to the message (dataReply may go on
 // with more script lines checking that reply).
-func (st *testStack) mxSend(addr, from string, rcptReplies []string, dataReply, msg string) {
-	st.t.Helper()
-	c := dial(st.t, "tcp", addr)
+func (st *testStack) mxSend(t *testing.T, addr, from string, rcptReplies []string, dataReply, msg string) {
+	t.Helper()
+	c := dial(t, "tcp", addr)
 	script := "S: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<" + from + ">\nS: 250\n"
 	for i, r := range threeRcpts {
 		script += "C: RCPT TO:<" + r + ">\nS: " + rcptReplies[i] + "\n"
@@ -167,7 +167,7 @@ func TestWriteErrorRefusesWholeMessage(t *testing.T) {
 	st.withLocal(local)
 	addr, _ := st.serve(st.options(MX))
 	msg := "Subject: three\r\n\r\nhi\r\n"
-	st.mxSend(addr, "s@far.example", []string{"250", "250", "250"}, "451 4.3.0\nN: input/output", msg)
+	st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "451 4.3.0\nN: input/output", msg)
 	if got := st.counts(); got != "0,0,0" {
 		t.Fatalf("stored after 451: %s", got)
 	}
@@ -177,7 +177,7 @@ func TestWriteErrorRefusesWholeMessage(t *testing.T) {
 		}
 	}
 	local.stage = nil
-	st.mxSend(addr, "s@far.example", []string{"250", "250", "250"}, "250", msg)
+	st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "250", msg)
 	if got := st.counts(); got != "1,1,1" {
 		t.Fatalf("after the retry: %s", got)
 	}
@@ -195,12 +195,12 @@ func TestQuotaTempFail(t *testing.T) {
 		local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db, QuotaTempFail: true}
 		st.withLocal(local)
 		addr, _ := st.serve(st.options(MX))
-		st.mxSend(addr, "s@far.example", []string{"250", "250", "250"}, "452 4.2.2", big)
+		st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "452 4.2.2", big)
 		if got := st.counts(); got != "0,0,0" {
 			t.Fatalf("stored: %s", got)
 		}
 		local.QuotaTempFail = false
-		st.mxSend(addr, "s@far.example", []string{"250", "250", "250"}, "552 5.2.2", big)
+		st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "552 5.2.2", big)
 		if got := st.counts(); got != "0,0,0" {
 			t.Fatalf("stored without a Bouncer: %s", got)
 		}
@@ -213,7 +213,7 @@ func TestQuotaTempFail(t *testing.T) {
 			strings.NewReader(strings.Repeat("f", 100)), &maildir.DeliverOptions{Quota: &maildir.Quota{Bytes: 100}}); err != nil {
 			t.Fatal(err)
 		}
-		st.mxSend(addr, "s@far.example", []string{"250", "452 4.2.2", "250"}, "250", "Subject: small\r\n\r\nx\r\n")
+		st.mxSend(t, addr, "s@far.example", []string{"250", "452 4.2.2", "250"}, "250", "Subject: small\r\n\r\nx\r\n")
 		if got := st.counts(); got != "1,1,1" {
 			t.Fatalf("stored: %s, want the filler in small's and the message in the others'", got)
 		}
@@ -227,7 +227,7 @@ func TestLateFailureNullSender(t *testing.T) {
 	st := newTestStack(t)
 	addr, _ := st.serve(st.options(MX))
 	big := "Subject: big\r\n\r\n" + strings.Repeat("x", 200) + "\r\n"
-	st.mxSend(addr, "", []string{"250", "250", "250"}, "250", big)
+	st.mxSend(t, addr, "", []string{"250", "250", "250"}, "250", big)
 	if got := st.counts(); got != "1,0,1" {
 		t.Fatalf("stored: %s", got)
 	}
