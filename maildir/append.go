@@ -28,11 +28,12 @@ type importFile struct {
 // the uidlist lock, so no other process can number them first. Files that
 // vanished meanwhile are skipped (their UID is 0 in the result).
 func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]uint32, []Event, error) {
-	lock, err := st.lockUIDList(ctx)
+	release, mevs, err := st.lockIndex(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer lock.release()
+	defer release()
+	st.notify(mevs)
 	curDir := filepath.Join(st.dir, "cur")
 	placed := make([]bool, len(files))
 	any := false
@@ -77,13 +78,17 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 	}
 	uids := make([]uint32, len(files))
 	var recs []uidRec
+	mod := st.newModSeq()
+	now := st.s.opts.Now().UnixNano()
 	for i, im := range files {
 		if !placed[i] {
 			continue
 		}
 		uid := st.nextUID
 		st.nextUID++
-		st.add(uid, &entry{key: im.key, info: im.info, hasInfo: true, size: im.size, vsize: im.vsize, mtime: im.mtime})
+		e := &entry{key: im.key, info: im.info, hasInfo: true, size: im.size, vsize: im.vsize, mtime: im.mtime, saveDate: now}
+		st.add(uid, e)
+		st.setModSeq(e, mod)
 		uids[i] = uid
 		recs = append(recs, uidRec{uid: uid, key: im.key})
 	}
@@ -102,7 +107,7 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 		}
 	}
 	st.adoptOwnChange()
-	return uids, []Event{{Kind: EventNew, UIDs: added}}, nil
+	return uids, []Event{{Kind: EventNew, UIDs: added, ModSeq: mod}}, st.saveIndexHeld()
 }
 
 // Append stores a message with flags and internal date (zero: now) and
@@ -274,12 +279,19 @@ func (f *Folder) transfer(ctx context.Context, uids []uint32, dest *Folder, move
 		return res, nil
 	}
 	err = f.do(ctx, false, func(st *folderState) ([]Event, error) {
-		st.remove(res.Source)
-		st.adoptOwnChange()
-		if err := st.rewriteUIDListLocked(ctx); err != nil {
+		release, evs, err := st.lockIndex(ctx)
+		if err != nil {
 			return nil, err
 		}
-		return []Event{{Kind: EventExpunged, UIDs: res.Source}}, nil
+		defer release()
+		st.notify(evs)
+		mod := st.newModSeq()
+		st.remove(res.Source, mod)
+		st.adoptOwnChange()
+		if err := st.rewriteUIDListHeld(); err != nil {
+			return nil, err
+		}
+		return []Event{{Kind: EventExpunged, UIDs: res.Source, ModSeq: mod}}, st.saveIndexHeld()
 	})
 	return res, err
 }

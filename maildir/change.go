@@ -14,25 +14,54 @@ import (
 // and costs no scan of the folder: O(1) per message. If another process
 // changed the message's flags meanwhile, the change applies on top of its
 // flags (the stale name fails to rename, the folder is rescanned and the
-// operation recomputed).
+// operation recomputed). The messages changed get one new modseq.
 func (f *Folder) StoreFlags(ctx context.Context, uids []uint32, op FlagOp, flags []string) ([]Message, error) {
+	out, _, err := f.storeFlags(ctx, uids, op, flags, 0, false)
+	return out, err
+}
+
+// StoreFlagsIf is StoreFlags with CONDSTORE's UNCHANGEDSINCE (RFC 7162
+// §3.1.3): a message whose modseq is above unchangedSince is left alone
+// and its UID returned in failed. The test and the change are one step
+// under the dovecot-uidlist lock, after the changes other writers
+// recorded and the changes on disk the folder's directories show are
+// taken in, so no other mailagent process or node can change a message
+// between them (Dovecot and other outside writers rename without that
+// lock; their changes are seen by the sync before the test).
+func (f *Folder) StoreFlagsIf(ctx context.Context, uids []uint32, op FlagOp, flags []string, unchangedSince uint64) (changed []Message, failed []uint32, err error) {
+	return f.storeFlags(ctx, uids, op, flags, unchangedSince, true)
+}
+
+func (f *Folder) storeFlags(ctx context.Context, uids []uint32, op FlagOp, flags []string, since uint64, cond bool) ([]Message, []uint32, error) {
 	if err := f.m.check(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	letters, err := f.m.store.infoFor(ctx, f.st.dir, flags)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []Message
+	var failed []uint32
 	apply := func(st *folderState) ([]Event, error) {
 		if strings.ContainsFunc(letters, func(r rune) bool { return r >= 'a' && r <= 'z' }) {
 			st.refreshKeywords() // infoFor may just have added some
 		}
 		newOK, curOK := st.unchanged()
+		release, evs, err := st.lockIndex(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		st.notify(evs)
 		var changed []uint32
+		var mod uint64
 		for _, uid := range uids {
 			e := st.ents[uid]
 			if e == nil {
+				continue
+			}
+			if cond && e.modseq > since {
+				failed = append(failed, uid)
 				continue
 			}
 			e, ok, err := st.rename(ctx, uid, e, func(cur string) string { return applyFlags(cur, letters, op) })
@@ -44,6 +73,10 @@ func (f *Folder) StoreFlags(ctx context.Context, uids []uint32, op FlagOp, flags
 			}
 			if e != nil {
 				changed = append(changed, uid)
+				if mod == 0 {
+					mod = st.newModSeq()
+				}
+				st.setModSeq(e, mod)
 			} else {
 				e = st.ents[uid]
 			}
@@ -55,21 +88,23 @@ func (f *Folder) StoreFlags(ctx context.Context, uids []uint32, op FlagOp, flags
 		// Only directories nobody else touched since the last sync keep
 		// their stamps current; the others are rescanned by the next sync.
 		st.adoptIf(newOK, curOK)
-		return []Event{{Kind: EventFlags, UIDs: changed}}, nil
+		ev := []Event{{Kind: EventFlags, UIDs: changed, ModSeq: mod}}
+		return ev, st.appendIndexLog(mod, changed)
 	}
 	// A folder already loaded needs no sync first: a stale file name is
-	// found out by the rename itself.
+	// found out by the rename itself. A conditional store syncs, so that
+	// the modseqs it tests include changes made on disk by others.
 	st := f.st
 	st.mu.Lock()
-	if st.loaded && !st.gone {
+	if st.loaded && !st.gone && !cond {
 		evs, err := apply(st)
 		st.notify(evs)
 		st.mu.Unlock()
-		return out, err
+		return out, nil, err
 	}
 	st.mu.Unlock()
 	err = f.do(ctx, false, apply)
-	return out, err
+	return out, failed, err
 }
 
 // applyFlags computes the new info letters. Letters that are not IMAP
@@ -134,6 +169,12 @@ func (f *Folder) Expunge(ctx context.Context, uids []uint32) ([]uint32, error) {
 	var gone []uint32
 	var freed int64
 	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
+		release, evs, err := st.lockIndex(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		st.notify(evs)
 		for _, uid := range uids {
 			e := st.ents[uid]
 			if e == nil {
@@ -159,12 +200,13 @@ func (f *Folder) Expunge(ctx context.Context, uids []uint32) ([]uint32, error) {
 		if len(gone) == 0 {
 			return nil, nil
 		}
-		st.remove(gone)
+		mod := st.newModSeq()
+		st.remove(gone, mod)
 		st.adoptOwnChange()
-		if err := st.rewriteUIDListLocked(ctx); err != nil {
+		if err := st.rewriteUIDListHeld(); err != nil {
 			f.m.store.log.Warn("maildir: rewriting dovecot-uidlist", "dir", st.dir, "err", err)
 		}
-		return []Event{{Kind: EventExpunged, UIDs: gone}}, nil
+		return []Event{{Kind: EventExpunged, UIDs: gone, ModSeq: mod}}, st.saveIndexHeld()
 	})
 	if len(gone) > 0 {
 		if qerr := f.m.store.addQuota(f.m.path, -freed, -int64(len(gone))); qerr != nil {

@@ -19,7 +19,9 @@
 //	Maildir/.Entw&APw-rfe/         folder "Entwürfe" (modified UTF-7)
 //	<folder>/dovecot-uidlist       UIDs, version 3, dot-locked
 //	<folder>/dovecot-keywords      keyword names for letters a–z
-//	<folder>/mailagent.index       mailagent's cache of the folder listing
+//	<folder>/mailagent.index       mailagent's folder index: the listing,
+//	                               modseqs, expunge records (index.go)
+//	<folder>/mailagent.index.log   flag changes appended since (indexlog.go)
 //	Maildir/subscriptions          Dovecot's subscription file, version 2
 //	Maildir/maildirsize            Maildir++ quota
 //	Maildir/mailagent-session.lock flock(2) target of Maildir.Lock (POP3)
@@ -43,6 +45,9 @@
 //   - RFC 3501 §5.1.3 / RFC 9051 §5.1.3: modified UTF-7 folder names.
 //   - RFC 3501 / RFC 9051: flags, keywords, UIDVALIDITY and UIDNEXT semantics.
 //   - RFC 4315 (UIDPLUS): UIDs assigned by append, copy and move.
+//   - RFC 7162 (CONDSTORE, QRESYNC): a modseq per message, the folder's
+//     HIGHESTMODSEQ, changes and expunges since a modseq, and a
+//     conditional flag store (see modseq.go).
 //   - RFC 6154 (SPECIAL-USE): \Sent \Drafts \Trash \Junk \Archive folders.
 //   - RFC 9208 (QUOTA): storage and message-count usage and limits.
 //   - Dovecot's dovecot-uidlist (version 3), dovecot-keywords,

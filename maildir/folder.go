@@ -40,6 +40,12 @@ type Message struct {
 	// saw it and no Snapshot has reported it yet, Dovecot's notion of
 	// \Recent (the first session to see a message gets it).
 	Recent bool
+	// ModSeq is the message's modification sequence (RFC 7162): the
+	// folder's modseq when it arrived or its flags last changed.
+	ModSeq uint64
+	// SaveDate is when the message entered this folder, in unix
+	// nanoseconds (RFC 8514 SAVEDATE).
+	SaveDate int64
 }
 
 // HasFlag reports whether flag (exact spelling, keywords case-sensitive
@@ -63,6 +69,8 @@ type Status struct {
 	Deleted     int
 	// Size is the sum of message sizes (RFC 8438 STATUS=SIZE uses VSize).
 	Size, VSize int64
+	// HighestModSeq is the folder's highest modification sequence.
+	HighestModSeq uint64
 }
 
 // Snapshot is a consistent view of a folder at one instant.
@@ -74,6 +82,9 @@ type Snapshot struct {
 	// Keywords are the folder's known keywords (dovecot-keywords order),
 	// for IMAP's FLAGS and PERMANENTFLAGS.
 	Keywords []string
+	// HighestModSeq is the folder's highest modification sequence at
+	// the instant of the snapshot.
+	HighestModSeq uint64
 }
 
 // Find returns the index of uid in s.Messages, or -1.
@@ -136,6 +147,9 @@ type Event struct {
 	// gap means events were dropped (an EventReset says so). An
 	// EventReset carries the Seq of the last change before it.
 	Seq uint64
+	// ModSeq is the modification sequence the change was given (the
+	// folder's highest after a merge of other writers' changes).
+	ModSeq uint64
 }
 
 // Folder is one mailbox. Methods are safe for concurrent use; changes are
@@ -182,6 +196,7 @@ func (f *Folder) Status(ctx context.Context) (Status, error) {
 	var s Status
 	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
 		s.UIDValidity, s.UIDNext, s.Messages = st.uidValidity, st.nextUID, len(st.list)
+		s.HighestModSeq = st.highestModSeq
 		for _, e := range st.list {
 			if !strings.ContainsRune(e.info, 'S') {
 				s.Unseen++
@@ -206,7 +221,8 @@ func (f *Folder) Status(ctx context.Context) (Status, error) {
 func (f *Folder) Snapshot(ctx context.Context) (*Snapshot, error) {
 	var snap *Snapshot
 	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
-		snap = &Snapshot{UIDValidity: st.uidValidity, UIDNext: st.nextUID, Messages: make([]Message, len(st.list))}
+		snap = &Snapshot{UIDValidity: st.uidValidity, UIDNext: st.nextUID, Messages: make([]Message, len(st.list)),
+			HighestModSeq: st.highestModSeq}
 		for i, e := range st.list {
 			snap.Messages[i] = st.message(e.uid, e)
 			e.recent = false

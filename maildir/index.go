@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -8,13 +9,25 @@ import (
 	"path/filepath"
 )
 
-// indexName is mailagent's per-folder cache of the listing: what a scan of
-// new/ and cur/ found, with sizes and dates, and the directory stamps it
-// is valid for. It is only a cache: anything wrong with it costs one
-// rescan, never mail.
+// indexName is mailagent's per-folder index: what a scan of new/ and cur/
+// found, with sizes and dates, and the directory stamps it is valid for;
+// per message its modification sequence, save date and where its cached
+// MIME structure is (mailagent.cache); the folder's highest modseq and
+// its expunge records. It is written only under the dovecot-uidlist
+// lock, durably (see modseq.go). Anything wrong with it costs one rescan
+// and a full resynchronisation of CONDSTORE clients, never mail.
+//
+// Version 2 layout (integers are varints, strings length-prefixed):
+//
+//	"MAILAGENT-INDEX 2\n"
+//	uidvalidity nextuid  4×(mtime size ino) of new/ cur/ uidlist keywords
+//	scannedAt guid  nkeywords keyword...
+//	highestmodseq expungefloor cachegen loggen  nexpunged (uid modseq)...
+//	nmessages (uiddelta key info flags size vsize mtime modseq savedate cacheoff)...
+//	crc32 (little endian, of all that precedes)
 const indexName = "mailagent.index"
 
-const indexMagic = "MAILAGENT-INDEX 1\n"
+const indexMagic = "MAILAGENT-INDEX 2\n"
 
 var errBadIndex = errors.New("maildir: corrupt index")
 
@@ -37,6 +50,15 @@ func (f *folderState) marshalIndex() []byte {
 	for _, k := range f.keywords {
 		b = appendStr(b, k)
 	}
+	b = binary.AppendUvarint(b, f.highestModSeq)
+	b = binary.AppendUvarint(b, f.expungeFloor)
+	b = appendStr(b, f.cacheGen)
+	b = appendStr(b, f.logGen)
+	b = binary.AppendUvarint(b, uint64(len(f.expunged)))
+	for _, x := range f.expunged {
+		b = binary.AppendUvarint(b, uint64(x.uid))
+		b = binary.AppendUvarint(b, x.modseq)
+	}
 	b = binary.AppendUvarint(b, uint64(len(f.list)))
 	var prev uint32
 	for _, e := range f.list {
@@ -58,6 +80,9 @@ func (f *folderState) marshalIndex() []byte {
 		b = binary.AppendUvarint(b, uint64(e.size))
 		b = binary.AppendUvarint(b, uint64(e.vsize))
 		b = binary.AppendVarint(b, e.mtime)
+		b = binary.AppendUvarint(b, e.modseq)
+		b = binary.AppendVarint(b, e.saveDate)
+		b = binary.AppendUvarint(b, e.cacheOff)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 }
@@ -146,6 +171,22 @@ func (f *folderState) parseIndex(data []byte) error {
 	for range nk {
 		kw = append(kw, r.str())
 	}
+	highest := r.uvarint()
+	floor := r.uvarint()
+	cacheGen := r.str()
+	logGen := r.str()
+	nx := r.uvarint()
+	if r.err != nil || nx > maxExpungeRecords {
+		return errBadIndex
+	}
+	var expunged []expungeRec
+	for range nx {
+		u, m := r.uvarint(), r.uvarint()
+		if r.err != nil || u == 0 || u > 1<<32-1 || m > highest {
+			return errBadIndex
+		}
+		expunged = append(expunged, expungeRec{uid: uint32(u), modseq: m})
+	}
 	n := r.uvarint()
 	if r.err != nil || uv == 0 || uv > 1<<32-1 || next > 1<<32-1 || n > uint64(len(r.b)) {
 		return errBadIndex
@@ -165,7 +206,8 @@ func (f *folderState) parseIndex(data []byte) error {
 		e.inNew, e.hasInfo, e.recent = fl&1 != 0, fl&2 != 0, fl&4 != 0
 		e.size, e.vsize = int64(r.uvarint()), int64(r.uvarint())
 		e.mtime = r.varint()
-		if r.err != nil || !validBase(e.key) {
+		e.modseq, e.saveDate, e.cacheOff = r.uvarint(), r.varint(), r.uvarint()
+		if r.err != nil || !validBase(e.key) || e.modseq == 0 || e.modseq > highest {
 			return errBadIndex
 		}
 		if _, dup := f.byKey[e.key]; dup {
@@ -180,6 +222,9 @@ func (f *folderState) parseIndex(data []byte) error {
 	f.newStamp, f.curStamp, f.ulStamp, f.kwStamp = st[0], st[1], st[2], st[3]
 	f.scannedAt = scanned
 	f.keywords = kw
+	f.highestModSeq, f.expungeFloor, f.cacheGen, f.expunged = highest, floor, cacheGen, expunged
+	f.logGen, f.logOff = logGen, 0
+	f.rebuildModOrder()
 	f.indexDirty = false
 	return nil
 }
@@ -196,11 +241,13 @@ func (f *folderState) loadIndex() bool {
 	if err != nil {
 		return false
 	}
+	f.idxStamp = stampOf(st)
 	if err := f.parseIndex(data); err != nil {
 		f.s.log.Warn("maildir: damaged index, rebuilding", "dir", f.dir)
 		f.reset()
 		return false
 	}
+	f.replayIndexLog()
 	// The index is trusted only as far as dovecot-uidlist agrees with it:
 	// the same file it was written with, or at least the same UIDVALIDITY.
 	if ul, ok := statStamp(filepath.Join(f.dir, uidlistName)); !ok || ul != f.ulStamp {
@@ -215,12 +262,35 @@ func (f *folderState) loadIndex() bool {
 	return true
 }
 
-// saveIndex writes the index; failure is logged, not fatal.
-func (f *folderState) saveIndex() {
-	p := filepath.Join(f.dir, indexName)
-	if err := writeFileAtomic(p, f.marshalIndex(), false); err != nil {
+// saveIndex writes the index under the dovecot-uidlist lock, after
+// taking in what other writers stored (returned as events); failure is
+// logged, not fatal: the index is rebuilt from the directories.
+func (f *folderState) saveIndex(ctx context.Context) []Event {
+	release, evs, err := f.lockIndex(ctx)
+	if err != nil {
+		f.s.log.Warn("maildir: locking to write index", "dir", f.dir, "err", err)
+		return nil
+	}
+	defer release()
+	if err := f.saveIndexHeld(); err != nil {
 		f.s.log.Warn("maildir: writing index", "dir", f.dir, "err", err)
-		return
+	}
+	return evs
+}
+
+// saveIndexHeld writes the index durably (write, fsync, rename, fsync of
+// the directory: a modseq once reported never goes back) as a new
+// generation with an empty log. The caller holds the dovecot-uidlist
+// lock and has merged what is on disk (lockIndex).
+func (f *folderState) saveIndexHeld() error {
+	p := filepath.Join(f.dir, indexName)
+	f.logGen = newGUID()
+	if err := writeFileAtomic(p, f.marshalIndex(), true); err != nil {
+		return err
+	}
+	if st, ok := statStamp(p); ok {
+		f.idxStamp = st
 	}
 	f.indexDirty = false
+	return f.startIndexLog()
 }

@@ -123,7 +123,7 @@ func (u *userState) shutdown() {
 		f.stopWatching(ErrClosed)
 		f.mu.Lock()
 		if f.loaded && f.indexDirty && !f.gone {
-			f.saveIndex()
+			f.saveIndex(context.Background())
 		}
 		f.mu.Unlock()
 	}
@@ -140,6 +140,14 @@ type entry struct {
 	size    int64
 	vsize   int64
 	mtime   int64 // unix nanoseconds: the internal date
+	// modseq is the modification sequence of the last change.
+	modseq uint64
+	// saveDate is when the message entered the folder (unix
+	// nanoseconds; 0 unknown: it was there before this index).
+	saveDate int64
+	// cacheOff is where the message's cache record starts in
+	// mailagent.cache (0: none).
+	cacheOff uint64
 }
 
 func (e *entry) relPath() string {
@@ -196,8 +204,20 @@ type folderState struct {
 	ulStamp     fileStamp
 	ulDirty     bool // dovecot-uidlist holds records of removed messages
 	indexDirty  bool
-	flagViews   map[string][]string // info letters → IMAP flags
-	syncs       int                 // sync calls, for tests
+	idxStamp    fileStamp // of mailagent.index as last read or written here
+	// highestModSeq is the folder's HIGHESTMODSEQ; byMod orders the
+	// messages by modseq (with stale records, see setModSeq); expunged
+	// lists expunges by ascending modseq, complete above expungeFloor.
+	highestModSeq uint64
+	expungeFloor  uint64
+	byMod         []modRec
+	expunged      []expungeRec
+	cacheGen      string              // identifies the mailagent.cache cacheOff refers to
+	logGen        string              // the index generation mailagent.index.log extends
+	logOff        int64               // how much of that log this state has applied
+	lockDepth     int                 // lockIndex calls holding the dovecot-uidlist lock
+	flagViews     map[string][]string // info letters → IMAP flags
+	syncs         int                 // sync calls, for tests
 	// added: a delivery through this Store added a file since the last
 	// sync began; set after the file is in place, cleared by sync before
 	// it reads the directories.
@@ -215,6 +235,9 @@ func (f *folderState) reset() {
 	f.byKey = make(map[string]uint32)
 	f.list = nil
 	f.flagViews = nil
+	f.byMod = nil
+	f.expunged = nil
+	f.expungeFloor = f.highestModSeq
 }
 
 // flagsOf returns the IMAP flags of info letters, shared between messages
@@ -241,6 +264,8 @@ func (f *folderState) message(uid uint32, e *entry) Message {
 		InternalDate: time.Unix(0, e.mtime),
 		Key:          e.key,
 		Recent:       e.recent,
+		ModSeq:       e.modseq,
+		SaveDate:     e.saveDate,
 	}
 }
 
@@ -258,18 +283,22 @@ func (f *folderState) add(uid uint32, e *entry) {
 	f.indexDirty = true
 }
 
-func (f *folderState) remove(uids []uint32) {
+// remove drops messages uids, recording their expunge at modseq m.
+func (f *folderState) remove(uids []uint32, m uint64) {
 	if len(uids) == 0 {
 		return
 	}
 	drop := make(map[uint32]bool, len(uids))
+	var gone []uint32
 	for _, u := range uids {
 		if e := f.ents[u]; e != nil {
 			delete(f.byKey, e.key)
 			delete(f.ents, u)
 			drop[u] = true
+			gone = append(gone, u)
 		}
 	}
+	f.recordExpunges(gone, m)
 	f.list = slices.DeleteFunc(f.list, func(e *entry) bool { return drop[e.uid] })
 	f.ulDirty = true
 	f.indexDirty = true
@@ -330,7 +359,7 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 		events = ev
 	}
 	if f.indexDirty && (scan || fresh) {
-		f.saveIndex()
+		events = append(events, f.saveIndex(ctx)...)
 	}
 	return events, nil
 }
@@ -381,7 +410,10 @@ func (f *folderState) readdir() (map[string]listing, error) {
 }
 
 // scan reads both directories and reconciles them with the state:
-// flag changes, expunges, and UIDs for new files (under the uidlist lock).
+// flag changes, expunges, and UIDs for new files. Whatever it finds
+// changed gets a new modseq, under the dovecot-uidlist lock, after the
+// modseqs other writers stored are merged (a change another mailagent
+// made and recorded keeps its modseq).
 func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStamp) ([]Event, error) {
 	seen, err := f.readdir()
 	if err != nil {
@@ -411,7 +443,17 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 		})
 	}
 	var events []Event
+	locked := false
+	if len(missing) > 0 || f.uidValidity == 0 || f.ulDirty || f.infoChanged(seen) || len(seen) > len(f.list)-len(missing) {
+		release, evs, err := f.lockIndex(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		events, locked = evs, true
+	}
 	var changed []uint32
+	var mod uint64
 	for _, e := range f.list {
 		uid := e.uid
 		l, ok := seen[e.key]
@@ -421,17 +463,24 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 		if l.info != e.info || l.inNew != e.inNew || l.hasInfo != e.hasInfo {
 			if l.info != e.info {
 				changed = append(changed, uid)
+				if mod == 0 {
+					mod = f.newModSeq()
+				}
+				f.setModSeq(e, mod)
 			}
 			e.info, e.inNew, e.hasInfo = l.info, l.inNew, l.hasInfo
 			f.indexDirty = true
 		}
 	}
 	if len(missing) > 0 {
-		f.remove(missing)
-		events = append(events, Event{Kind: EventExpunged, UIDs: missing})
+		if mod == 0 {
+			mod = f.newModSeq()
+		}
+		f.remove(missing, mod)
+		events = append(events, Event{Kind: EventExpunged, UIDs: missing, ModSeq: mod})
 	}
 	if len(changed) > 0 {
-		events = append(events, Event{Kind: EventFlags, UIDs: changed})
+		events = append(events, Event{Kind: EventFlags, UIDs: changed, ModSeq: mod})
 	}
 	var unknown []string
 	for k := range seen {
@@ -440,17 +489,17 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 		}
 	}
 	reset := false
-	if len(unknown) > 0 || f.uidValidity == 0 {
-		added, r, err := f.assignUIDs(ctx, seen, unknown)
+	if locked && (len(unknown) > 0 || f.uidValidity == 0) {
+		added, r, err := f.assignUIDs(seen, unknown)
 		if err != nil {
 			return nil, err
 		}
 		reset = r
 		if len(added) > 0 {
-			events = append(events, Event{Kind: EventNew, UIDs: added})
+			events = append(events, Event{Kind: EventNew, UIDs: added, ModSeq: f.highestModSeq})
 		}
-	} else if f.ulDirty {
-		if err := f.rewriteUIDListLocked(ctx); err != nil {
+	} else if locked && f.ulDirty {
+		if err := f.rewriteUIDListHeld(); err != nil {
 			f.s.log.Warn("maildir: rewriting dovecot-uidlist", "dir", f.dir, "err", err)
 		}
 	}
@@ -462,10 +511,26 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 	if moved {
 		f.adoptOwnChange()
 	}
+	if locked && f.indexDirty {
+		if err := f.saveIndexHeld(); err != nil {
+			return nil, err
+		}
+	}
 	if reset {
 		return []Event{{Kind: EventReset}}, nil
 	}
 	return events, nil
+}
+
+// infoChanged reports whether a listed file's flags differ from the
+// state's.
+func (f *folderState) infoChanged(seen map[string]listing) bool {
+	for _, e := range f.list {
+		if l, ok := seen[e.key]; ok && l.info != e.info {
+			return true
+		}
+	}
+	return false
 }
 
 // moveNewToCur moves messages from new/ to cur/ with an empty info, as
@@ -551,6 +616,7 @@ func (f *folderState) newEntry(key string, l listing, rec *uidRec) (*entry, bool
 		e.vsize = v
 	}
 	e.recent = l.inNew
+	e.saveDate = f.s.opts.Now().UnixNano()
 	return e, true
 }
 

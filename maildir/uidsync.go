@@ -63,13 +63,9 @@ func (f *folderState) adoptHeader(ul *uidlist) bool {
 
 // assignUIDs gives UIDs to the files in unknown: those dovecot-uidlist
 // already names keep theirs, the others get the next free ones, in name
-// (delivery time) order. It returns the UIDs added to the state.
-func (f *folderState) assignUIDs(ctx context.Context, seen map[string]listing, unknown []string) (added []uint32, reset bool, err error) {
-	lock, err := f.lockUIDList(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	defer lock.release()
+// (delivery time) order, all with one new modseq. It returns the UIDs
+// added to the state. The caller holds the dovecot-uidlist lock.
+func (f *folderState) assignUIDs(seen map[string]listing, unknown []string) (added []uint32, reset bool, err error) {
 	ul, perr := f.readUIDList()
 	rewrite := perr != nil || f.ulDirty
 	switch {
@@ -108,6 +104,7 @@ func (f *folderState) assignUIDs(ctx context.Context, seen map[string]listing, u
 			extRecs[ul.recs[i].key] = &ul.recs[i]
 		}
 	}
+	var mod uint64
 	for _, k := range unknown {
 		if _, ok := f.byKey[k]; ok {
 			continue
@@ -126,6 +123,10 @@ func (f *folderState) assignUIDs(ctx context.Context, seen map[string]listing, u
 			fresh = append(fresh, uidRec{uid: uid, key: k})
 		}
 		f.add(uid, e)
+		if mod == 0 {
+			mod = f.newModSeq()
+		}
+		f.setModSeq(e, mod)
 		added = append(added, uid)
 	}
 	slices.Sort(added)
@@ -212,13 +213,9 @@ func (f *folderState) writeUIDList(disk *uidlist) error {
 	return nil
 }
 
-// rewriteUIDListLocked drops records of removed messages from the file.
-func (f *folderState) rewriteUIDListLocked(ctx context.Context) error {
-	lock, err := f.lockUIDList(ctx)
-	if err != nil {
-		return err
-	}
-	defer lock.release()
+// rewriteUIDListHeld drops records of removed messages from the file.
+// The caller holds the dovecot-uidlist lock.
+func (f *folderState) rewriteUIDListHeld() error {
 	ul, _ := f.readUIDList()
 	if ul != nil && ul.uidValidity != f.uidValidity {
 		return nil // recreated by someone else: the next scan resets
