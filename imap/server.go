@@ -79,7 +79,16 @@ type Options struct {
 	// or an IPv6 /64, see internal/connlimit) and
 	// MaxConnsPerUser the sessions logged in as one user (default 20,
 	// Dovecot's mail_max_userip_connections is 10 per address).
+	// A connection over MaxConns or MaxConnsPerIP is told
+	// "* BYE [UNAVAILABLE]" and closed.
 	MaxConns, MaxConnsPerIP, MaxConnsPerUser int
+	// ConnLimiter, when set, counts the connections in place of
+	// MaxConns and MaxConnsPerIP, so that several servers share one
+	// limit: examples/fullserver and mailtest give every listener of
+	// the process one. Any value with the method
+	// Acquire(net.Addr) (release func(), err error) will do; an error
+	// refuses the connection.
+	ConnLimiter connlimit.Counter
 	// MaxAuthFailures ends a connection with BYE after that many failed
 	// logins on it; default 3.
 	MaxAuthFailures int
@@ -109,7 +118,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	limits    *connlimit.Limiter
+	limits    connlimit.Counter
 	perUser   map[string]*loggedIn
 	mailboxes map[mailboxKey]*mailbox
 	kept      map[string]*keptMaildir
@@ -160,11 +169,14 @@ func NewServer(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
-		limits:    connlimit.New(opts.MaxConns, opts.MaxConnsPerIP),
+		limits:    opts.ConnLimiter,
 		perUser:   map[string]*loggedIn{},
 		mailboxes: map[mailboxKey]*mailbox{},
 		kept:      map[string]*keptMaildir{},
 		drained:   make(chan struct{}),
+	}
+	if s.limits == nil {
+		s.limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

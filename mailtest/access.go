@@ -17,14 +17,14 @@ import (
 
 // startAccess starts the IMAP and POP3 servers (STARTTLS and STLS).
 func (s *Server) startAccess() error {
-	is, err := imap.NewServer(imap.Options{Store: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS, Logger: s.logger})
+	is, err := imap.NewServer(imap.Options{Store: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS, ConnLimiter: s.conns, Logger: s.logger})
 	if err != nil {
 		return err
 	}
 	if s.IMAPAddr, err = s.listenAndServe(is.Serve, is.Shutdown); err != nil {
 		return err
 	}
-	ps, err := pop3.NewServer(pop3.Options{Hostname: s.Hostname, Maildirs: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS, Logger: s.logger})
+	ps, err := pop3.NewServer(pop3.Options{Hostname: s.Hostname, Maildirs: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS, ConnLimiter: s.conns, Logger: s.logger})
 	if err != nil {
 		return err
 	}

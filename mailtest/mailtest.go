@@ -30,6 +30,7 @@ import (
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
 	"github.com/mailagent/mailagent/smtp/outbound"
@@ -68,6 +69,9 @@ type Server struct {
 	cancel  context.CancelFunc
 	mx      *smtp.Server
 	closers []func()
+	// conns counts the connections of all the stack's listeners
+	// together, as examples/fullserver does for a process.
+	conns *connlimit.Limiter
 }
 
 type options struct {
@@ -77,6 +81,8 @@ type options struct {
 	network *Network
 	logger  *slog.Logger
 	dmarc   string
+	// maxConns and maxConnsPerIP are the stack's connection limits.
+	maxConns, maxConnsPerIP int
 }
 
 // Option configures NewServer.
@@ -99,6 +105,15 @@ func WithStore(driver, dsn string) Option {
 	return func(o *options) { o.driver, o.dsn = driver, dsn }
 }
 
+// WithConnectionLimits bounds the connections open at once on all the
+// stack's listeners together (SMTP, submission, LMTP, IMAP, POP3), in
+// total and from one client address (an IPv4 address or IPv6 /64); the
+// default is 1000 for both, since a test's clients all come from the
+// loopback. A connection over a limit gets its protocol's busy reply.
+func WithConnectionLimits(total, perIP int) Option {
+	return func(o *options) { o.maxConns, o.maxConnsPerIP = total, perIP }
+}
+
 // WithDMARCPolicy publishes p=policy ("none", "quarantine", "reject") in
 // the domain's DMARC record instead of the p=none a new domain starts at.
 func WithDMARCPolicy(policy string) Option { return func(o *options) { o.dmarc = policy } }
@@ -107,7 +122,7 @@ func WithDMARCPolicy(policy string) Option { return func(o *options) { o.dmarc =
 // t.Cleanup. It fails the test on any set-up error.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	o := options{domain: "example.test"}
+	o := options{domain: "example.test", maxConns: 1000, maxConnsPerIP: 1000}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -117,7 +132,8 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{Domain: o.domain, Hostname: "mx." + o.domain, Network: o.network, t: t, dir: t.TempDir(), logger: o.logger}
+	s := &Server{Domain: o.domain, Hostname: "mx." + o.domain, Network: o.network, t: t, dir: t.TempDir(), logger: o.logger,
+		conns: connlimit.New(o.maxConns, o.maxConnsPerIP)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	t.Cleanup(s.close)
 	if err := s.start(o); err != nil {
@@ -222,6 +238,7 @@ func (s *Server) serve(opts smtp.Options) (*smtp.Server, string, error) {
 	opts.TLSConfig = s.TLS
 	opts.Logger = s.logger
 	opts.SpoolDir = s.dir
+	opts.ConnLimiter = s.conns
 	opts.Resolve = store.ResolveOptions{}
 	srv, err := smtp.NewServer(opts)
 	if err != nil {

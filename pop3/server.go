@@ -82,8 +82,16 @@ type Options struct {
 	// MaxConns bounds concurrent connections (default 1000) and
 	// MaxConnsPerIP those from one client network (default 20): one
 	// IPv4 address, or one IPv6 /64, since a host picks its addresses
-	// within its /64 at will.
+	// within its /64 at will. A connection over a limit is told
+	// "-ERR [SYS/TEMP]" and closed.
 	MaxConns, MaxConnsPerIP int
+	// ConnLimiter, when set, counts the connections in place of
+	// MaxConns and MaxConnsPerIP, so that several servers share one
+	// limit: examples/fullserver and mailtest give every listener of
+	// the process one. Any value with the method
+	// Acquire(net.Addr) (release func(), err error) will do; an error
+	// refuses the connection.
+	ConnLimiter connlimit.Counter
 	// MaxAuthFailures ends a connection after that many failed logins
 	// on it (default 3); the Authenticator's throttle slows and locks
 	// out guessing across connections. Every failed login but the last
@@ -125,7 +133,7 @@ type Server struct {
 	mu         sync.Mutex
 	listeners  map[net.Listener]struct{}
 	conns      map[*conn]struct{}
-	limits     *connlimit.Limiter
+	limits     connlimit.Counter
 	lastLogin  map[string]time.Time // LOGIN-DELAY bookkeeping
 	closed     bool
 	drained    chan struct{} // closed when Shutdown's last connection ends
@@ -175,9 +183,12 @@ func NewServer(opts Options) (*Server, error) {
 		uidl:       uf,
 		listeners:  map[net.Listener]struct{}{},
 		conns:      map[*conn]struct{}{},
-		limits:     connlimit.New(opts.MaxConns, opts.MaxConnsPerIP),
+		limits:     opts.ConnLimiter,
 		lastLogin:  map[string]time.Time{},
 		shutdownCh: make(chan struct{}),
+	}
+	if s.limits == nil {
+		s.limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -360,8 +371,7 @@ func (s *Server) admit(nc net.Conn) (*conn, string) {
 	// two always agree and Shutdown sees every admitted connection.
 	free, err := s.limits.Acquire(nc.RemoteAddr())
 	if err != nil {
-		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
-			"conns", s.limits.Active(), "from_ip", s.limits.ActiveFrom(nc.RemoteAddr()))
+		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(), "err", err)
 		return nil, "Too many connections, try again later."
 	}
 	c := newConn(s, nc, free)

@@ -147,8 +147,16 @@ type Options struct {
 	// MaxConnsPerIP those from one client network (default 20): one
 	// IPv4 address, or one IPv6 /64, since a host picks its addresses
 	// within its /64 at will. Unix-socket clients count only in
-	// MaxConns.
+	// MaxConns. A connection over a limit is told "421 4.7.0" (closed
+	// without a word on ImplicitTLS) and closed.
 	MaxConns, MaxConnsPerIP int
+	// ConnLimiter, when set, counts the connections in place of
+	// MaxConns and MaxConnsPerIP, so that several servers share one
+	// limit: examples/fullserver and mailtest give every listener of
+	// the process one. Any value with the method
+	// Acquire(net.Addr) (release func(), err error) will do; an error
+	// refuses the connection.
+	ConnLimiter connlimit.Counter
 	// MaxAuthFailures ends a connection (421 4.7.0) after that many
 	// failed logins on it; default 3.
 	MaxAuthFailures int
@@ -172,7 +180,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	limits    *connlimit.Limiter
+	limits    connlimit.Counter
 	closed    bool
 	drained   chan struct{} // closed when Shutdown's last connection ends
 }
@@ -214,7 +222,10 @@ func NewServer(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
-		limits:    connlimit.New(opts.MaxConns, opts.MaxConnsPerIP),
+		limits:    opts.ConnLimiter,
+	}
+	if s.limits == nil {
+		s.limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -417,8 +428,7 @@ func (s *Server) admit(nc net.Conn) (*conn, string) {
 	// two always agree and Shutdown sees every admitted connection.
 	free, err := s.limits.Acquire(nc.RemoteAddr())
 	if err != nil {
-		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(),
-			"conns", s.limits.Active(), "from_ip", s.limits.ActiveFrom(nc.RemoteAddr()))
+		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(), "err", err)
 		return nil, replyTooManyConns
 	}
 	c := newConn(nc, s, free)

@@ -26,8 +26,12 @@ func (s *server) setupAccess(ctx context.Context, authn *auth.Authenticator) err
 			TLSConfig:         s.tlsCfg,
 			ImplicitTLS:       l.implicit,
 			AllowInsecureAuth: cfg.TLS.AllowInsecureAuth,
-			MaxConnsPerIP:     cfg.Limits.MaxConnectionsPerIP,
+			ConnLimiter:       s.conns,
 			MaxAuthFailures:   cfg.Limits.MaxAuthFailures,
+			IdleTimeout:       cfg.Limits.IMAPIdleTimeout.Duration,
+			LoginTimeout:      cfg.Limits.LoginTimeout.Duration,
+			MinDataRate:       cfg.Limits.MinDataRate,
+			DataRateGrace:     cfg.Limits.DataRateGrace.Duration,
 			AppendLimit:       uint32(min(cfg.Limits.MaxMessageBytes, 1<<32-1)),
 			Logger:            s.log,
 		})
@@ -54,9 +58,10 @@ func (s *server) setupAccess(ctx context.Context, authn *auth.Authenticator) err
 			TLSConfig:         s.tlsCfg,
 			ImplicitTLS:       l.implicit,
 			AllowInsecureAuth: cfg.TLS.AllowInsecureAuth,
-			MaxConns:          cfg.Limits.MaxConnections,
-			MaxConnsPerIP:     cfg.Limits.MaxConnectionsPerIP,
+			ConnLimiter:       s.conns,
 			MaxAuthFailures:   cfg.Limits.MaxAuthFailures,
+			IdleTimeout:       cfg.Limits.POP3IdleTimeout.Duration,
+			LoginTimeout:      cfg.Limits.LoginTimeout.Duration,
 			Logger:            s.log,
 		})
 		if err != nil {

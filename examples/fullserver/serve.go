@@ -23,6 +23,7 @@ import (
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/examples/fullserver/config"
+	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/internal/unixsock"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
@@ -52,6 +53,10 @@ type server struct {
 
 	// shutdowns run in reverse order when the server stops.
 	shutdowns []func(context.Context) error
+	// conns counts the connections of every listener together:
+	// limits.max_connections and limits.max_connections_per_ip hold for
+	// the whole process, not for each listener.
+	conns *connlimit.Limiter
 	// listening is what the banner reports: name → address.
 	listening [][2]string
 	serveErrs chan error
@@ -305,6 +310,7 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 	// One Authenticator for every listener: its throttle counts a
 	// client's failures across SMTP AUTH, IMAP and POP3 together.
 	authn := &auth.Authenticator{Users: s.dir, Logger: s.log}
+	s.conns = connlimit.New(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
 	s.auth = authn
 	s.stats.watchAuth(authn)
 	var signer smtp.Signer
@@ -336,9 +342,12 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		Resolve:          resolveOptions(cfg),
 		MaxMessageBytes:  cfg.Limits.MaxMessageBytes,
 		MaxRecipients:    cfg.Limits.MaxRecipients,
-		MaxConns:         cfg.Limits.MaxConnections,
-		MaxConnsPerIP:    cfg.Limits.MaxConnectionsPerIP,
+		ConnLimiter:      s.conns,
 		MaxAuthFailures:  cfg.Limits.MaxAuthFailures,
+		ReadTimeout:      cfg.Limits.SMTPCommandTimeout.Duration,
+		LoginTimeout:     cfg.Limits.LoginTimeout.Duration,
+		MinDataRate:      cfg.Limits.MinDataRate,
+		DataRateGrace:    cfg.Limits.DataRateGrace.Duration,
 		Logger:           s.log,
 	}
 	// Validate has checked these.

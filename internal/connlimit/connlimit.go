@@ -41,6 +41,17 @@ func (e *LimitError) Error() string {
 // Unwrap returns Err.
 func (e *LimitError) Unwrap() error { return e.Err }
 
+// Counter admits and counts connections; *Limiter is one. The servers
+// take one in their Options so that several of them, every listener of
+// a process, share one limit; an embedder may pass its own.
+type Counter interface {
+	// Acquire counts a connection from addr, or refuses it with an
+	// error (a *LimitError wrapping ErrTotal or ErrPerClient tells the
+	// server which busy reply to give). release gives the slot back;
+	// it may be called more than once.
+	Acquire(addr net.Addr) (release func(), err error)
+}
+
 // Limiter counts open connections against a total and a per-client
 // maximum. It is safe for concurrent use; the zero value is not usable,
 // New makes one.

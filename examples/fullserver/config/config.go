@@ -135,13 +135,29 @@ type Maildir struct {
 	QuotaFullTempfail bool `toml:"quota_full_tempfail"`
 }
 
-// Limits bound what clients may do.
+// Limits bound what clients may do. MaxConnections and
+// MaxConnectionsPerIP hold for all listeners together.
 type Limits struct {
 	MaxMessageBytes     int64 `toml:"max_message_bytes"`
 	MaxRecipients       int   `toml:"max_recipients"`
 	MaxConnections      int   `toml:"max_connections"`
 	MaxConnectionsPerIP int   `toml:"max_connections_per_ip"`
 	MaxAuthFailures     int   `toml:"max_auth_failures"`
+	// SMTPCommandTimeout bounds a whole SMTP command line (MX,
+	// submission, LMTP) and any one wait inside DATA or BDAT (5m).
+	SMTPCommandTimeout Duration `toml:"smtp_command_timeout"`
+	// POP3IdleTimeout and IMAPIdleTimeout bound a whole command line
+	// of those protocols (10m and 30m).
+	POP3IdleTimeout Duration `toml:"pop3_idle_timeout"`
+	IMAPIdleTimeout Duration `toml:"imap_idle_timeout"`
+	// LoginTimeout bounds connect to successful login on submission,
+	// IMAP and POP3 (60s).
+	LoginTimeout Duration `toml:"login_timeout"`
+	// MinDataRate is the least average rate, in bytes per second, of
+	// SMTP message content and IMAP literals once DataRateGrace has
+	// passed (500 and 10s).
+	MinDataRate   int64    `toml:"min_data_rate"`
+	DataRateGrace Duration `toml:"data_rate_grace"`
 }
 
 // DKIM configures signing of submitted mail.
@@ -254,6 +270,12 @@ func Default() *Config {
 			MaxConnections:      1000,
 			MaxConnectionsPerIP: 20,
 			MaxAuthFailures:     3,
+			SMTPCommandTimeout:  Duration{5 * time.Minute},
+			POP3IdleTimeout:     Duration{10 * time.Minute},
+			IMAPIdleTimeout:     Duration{30 * time.Minute},
+			LoginTimeout:        Duration{time.Minute},
+			MinDataRate:         500,
+			DataRateGrace:       Duration{10 * time.Second},
 		},
 		DKIM:   DKIM{Sign: true},
 		Policy: Policy{SPF: "record", DMARC: "follow", IPRev: "record"},
@@ -347,6 +369,18 @@ func (c *Config) Validate() error {
 		"queue.per_destination": c.Queue.PerDestination,
 	} {
 		if v <= 0 {
+			bad(key, "must be positive")
+		}
+	}
+	if c.Limits.MinDataRate <= 0 {
+		bad("limits.min_data_rate", "must be positive")
+	}
+	for key, d := range map[string]Duration{
+		"limits.smtp_command_timeout": c.Limits.SMTPCommandTimeout, "limits.pop3_idle_timeout": c.Limits.POP3IdleTimeout,
+		"limits.imap_idle_timeout": c.Limits.IMAPIdleTimeout, "limits.login_timeout": c.Limits.LoginTimeout,
+		"limits.data_rate_grace": c.Limits.DataRateGrace,
+	} {
+		if d.Duration <= 0 {
 			bad(key, "must be positive")
 		}
 	}

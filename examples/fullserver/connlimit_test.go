@@ -1,0 +1,64 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailagent/mailagent/examples/fullserver/config"
+)
+
+// TestMaxConnectionsProcessWide: limits.max_connections is one limit for
+// every listener together. With it at 4 and four connections open on
+// four listeners, a fifth on any listener gets that protocol's busy
+// reply; once one closes, another is let in.
+func TestMaxConnectionsProcessWide(t *testing.T) {
+	_, addrs := startAll(t, func(c *config.Config) {
+		c.Limits.MaxConnections = 4
+		c.Limits.MaxConnectionsPerIP = 100
+	})
+	greeting := map[string]string{"mx": "220 ", "submission": "220 ", "imap": "* OK", "pop3": "+OK"}
+	busy := map[string]string{"mx": "421 4.7.0 ", "submission": "421 4.7.0 ", "imap": "* BYE [UNAVAILABLE] ", "pop3": "-ERR [SYS/TEMP] "}
+	first := func(name string) (*wire, string) {
+		t.Helper()
+		w, err := dialWire(addrs[name], "127.0.0.1", nil, 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { w.conn.Close() })
+		l, err := w.line()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return w, l
+	}
+	held := map[string]*wire{}
+	for _, name := range []string{"mx", "submission", "imap", "pop3"} {
+		w, l := first(name)
+		if !strings.HasPrefix(l, greeting[name]) {
+			t.Fatalf("%s connection %d: %q, want a greeting", name, len(held)+1, l)
+		}
+		held[name] = w
+	}
+	for _, name := range []string{"mx", "submission", "imap", "pop3"} {
+		w, l := first(name)
+		if !strings.HasPrefix(l, busy[name]) {
+			t.Fatalf("%s, fifth connection of the process: %q, want %q", name, l, busy[name])
+		}
+		if l, err := w.line(); err == nil {
+			t.Fatalf("%s: %q after the busy reply, want the close", name, l)
+		}
+	}
+	held["pop3"].conn.Close()
+	// The slot is free once the server has seen the close.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, l := first("imap")
+		if strings.HasPrefix(l, "* OK") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot after a close: %q", l)
+		}
+	}
+}
