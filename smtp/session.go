@@ -3,10 +3,12 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"sync"
+	"syscall"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
@@ -31,6 +33,8 @@ var (
 	errNotOwner      = &Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Sender address not owned by authenticated user"}
 	errLineTooLong   = &Error{Code: 500, EnhancedCode: [3]int{5, 5, 2}, Message: "Line too long"}
 	errTemp          = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary failure, try again later"}
+	errNoStorage     = &Error{Code: 452, EnhancedCode: [3]int{4, 3, 1}, Message: "Insufficient system storage, try again later"}
+	errNotAccepted   = &Error{Code: 421, EnhancedCode: [3]int{4, 3, 0}, Message: "Service not available"}
 	errNestedMail    = &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "Nested MAIL command"}
 	errHeaderTooLong = &Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message header section too long"}
 	errNoStatus      = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery status unknown, try again later"}
@@ -71,14 +75,18 @@ type session struct {
 func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 	c, ok := gc.Conn().(*conn)
 	if !ok {
-		return nil, errors.New("smtp: connection was not accepted by this server")
+		// go-smtp writes a plain error's text to the client.
+		s.log.Error("session on a connection this server did not accept")
+		return nil, errNotAccepted
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ss := &session{srv: s, c: c, gc: gc, ctx: ctx, cancel: cancel}
 	ss.base = Envelope{RemoteAddr: gc.Conn().RemoteAddr(), Helo: gc.Hostname(), Hostname: s.opts.Hostname}
 	ss.epoch, _ = c.tlsEpoch()
 	ss.base.TLS = c.tlsState()
-	ss.log = s.log.With("role", s.opts.Role.String(), "remote", gc.Conn().RemoteAddr().String())
+	// The session ID ties a client's replies to the log lines with
+	// their details.
+	ss.log = s.log.With("session", newID(), "role", s.opts.Role.String(), "remote", gc.Conn().RemoteAddr().String())
 	if s.opts.Role == MX && !c.checked {
 		env := ss.base
 		env.Values = map[any]any{}
@@ -189,7 +197,7 @@ func (ss *session) checkSender(from string) error {
 		if errors.As(err, &ae) {
 			return &Error{Code: 553, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address: " + ae.Reason}
 		}
-		return errTemp
+		return ss.reply(err)
 	}
 	u, err := store.ParseAddress(ss.user.Address)
 	if err != nil {
@@ -353,8 +361,7 @@ func (ss *session) receive(r io.Reader) (Body, func(), error) {
 			ss.log.Info("message refused", "id", ss.env.ID, "err", errLineTooLong)
 			return nil, nil, errLineTooLong
 		}
-		ss.log.Info("DATA not received", "id", ss.env.ID, "err", err)
-		return nil, nil, errTemp
+		return nil, nil, ss.reply(fmt.Errorf("DATA not received: %w", err))
 	}
 	// Every inbound path (MX, submission, LMTP) drops the
 	// Authentication-Results fields that claim to be this host's: over
@@ -378,7 +385,7 @@ func (ss *session) stripAuthResults(sp *spool) (*spool, error) {
 	r, err := sp.Open()
 	if err != nil {
 		sp.Close()
-		return nil, errTemp
+		return nil, ss.reply(err)
 	}
 	defer r.Close()
 	out, removed, err := dnsauth.StripAuthResults(r, ss.srv.opts.Hostname)
@@ -388,7 +395,7 @@ func (ss *session) stripAuthResults(sp *spool) (*spool, error) {
 		return nil, errHeaderTooLong
 	case err != nil:
 		sp.Close()
-		return nil, errTemp
+		return nil, ss.reply(err)
 	case removed == 0:
 		return sp, nil
 	}
@@ -398,7 +405,7 @@ func (ss *session) stripAuthResults(sp *spool) (*spool, error) {
 	sp.Close()
 	if err != nil {
 		clean.Close()
-		return nil, errTemp
+		return nil, ss.reply(err)
 	}
 	return clean, nil
 }
@@ -454,8 +461,10 @@ func (ss *session) prepare(sp *spool) (Body, error) {
 const rfc5322Date = "Mon, 02 Jan 2006 15:04:05 -0700"
 
 // reply turns an error from a target or hook into the reply to send:
-// protocol errors as they are, anything else as a temporary failure
-// whose details stay in the log.
+// protocol errors (*Error, which their makers write for the client) as
+// they are, anything else as a fixed reply of its class. An internal
+// error's text (file paths, system errors) never reaches the client: it
+// goes to the log, whose lines carry the session ID.
 func (ss *session) reply(err error) error {
 	if err == nil {
 		return nil
@@ -464,7 +473,23 @@ func (ss *session) reply(err error) error {
 	if errors.As(err, &se) {
 		return se
 	}
-	ss.log.Warn("temporary failure", "err", err)
+	r := replyClass(err)
+	txn := ""
+	if ss.env != nil {
+		txn = ss.env.ID
+	}
+	ss.log.Warn("temporary failure", "id", txn, "reply", r.Code, "err", err)
+	return r
+}
+
+// replyClass is the fixed reply for an internal error: storage
+// exhausted (RFC 5321's 452, RFC 3463's 4.3.1), or any other local
+// failure (451 4.3.0). Both are temporary: the client keeps the message
+// and tries again.
+func replyClass(err error) *Error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return errNoStorage
+	}
 	return errTemp
 }
 

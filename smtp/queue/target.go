@@ -112,7 +112,7 @@ func (d *delivery) Body(ctx context.Context, body smtp.Body) error {
 	defer rc.Close()
 	f, err := d.q.spool.createTemp("body")
 	if err != nil {
-		return tempErr("spool: " + err.Error())
+		return tempErr("spool", err)
 	}
 	limit := d.q.opts.MaxMessageBytes
 	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, rc}, limit+1))
@@ -129,7 +129,7 @@ func (d *delivery) Body(ctx context.Context, body smtp.Body) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return tempErr("spool: " + err.Error())
+		return tempErr("spool", err)
 	}
 	d.tmp, d.size = f.Name(), n
 	return nil
@@ -155,32 +155,32 @@ func (d *delivery) Commit(ctx context.Context) error {
 	}
 	b, err := encodeMeta(m)
 	if err != nil {
-		return tempErr(err.Error())
+		return tempErr("metadata", err)
 	}
 	mf, err := q.spool.createTemp("meta")
 	if err != nil {
-		return tempErr("spool: " + err.Error())
+		return tempErr("spool", err)
 	}
 	if err := writeSync(mf, b); err != nil {
 		os.Remove(mf.Name())
-		return tempErr("spool: " + err.Error())
+		return tempErr("spool", err)
 	}
 	// The body first: metadata without a body is removed at start-up,
 	// but only a crash before the directory fsync below can leave one,
 	// and such a message was never acknowledged.
 	if err := os.Rename(d.tmp, q.spool.bodyPath(id)); err != nil {
 		os.Remove(mf.Name())
-		return tempErr("spool: " + err.Error())
+		return tempErr("spool", err)
 	}
 	d.tmp = ""
 	if err := os.Rename(mf.Name(), q.spool.metaPath(id)); err != nil {
 		os.Remove(mf.Name())
 		os.Remove(q.spool.bodyPath(id))
-		return tempErr("spool: " + err.Error())
+		return tempErr("spool", err)
 	}
 	if err := syncDir(q.spool.path(msgDir)); err != nil {
 		q.spool.remove(id)
-		return tempErr("spool: " + err.Error())
+		return tempErr("spool", err)
 	}
 	d.done, d.id = true, id
 	q.mu.Lock()
@@ -229,8 +229,12 @@ func (q *Queue) Enqueue(ctx context.Context, env *smtp.Envelope, body smtp.Body)
 	return d.id, nil
 }
 
-func tempErr(msg string) *smtp.Error {
-	return &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "queue: " + msg}
+// tempErr is a failure of the queue's own storage. It is a plain error,
+// not an *smtp.Error, so the server answers it with a fixed reply of
+// its class and keeps the detail (spool paths, system errors) for its
+// log.
+func tempErr(what string, err error) error {
+	return fmt.Errorf("queue: %s: %w", what, err)
 }
 
 func isASCII(s string) bool {
