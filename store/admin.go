@@ -15,26 +15,30 @@ import (
 // forwardings.
 var ErrNotEmpty = errors.New("store: domain still has users or forwardings")
 
-// exec runs a write and clears the cache after it, whatever its outcome:
-// a failed statement may still have changed rows before failing.
+// exec runs a write, bounded by the query timeout, and clears the cache
+// after it, whatever its outcome: a failed statement may still have
+// changed rows before failing.
 func (s *SQL) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	defer s.cache.clear()
-	return s.w.ExecContext(ctx, q, args...)
+	return bounded(s, ctx, func(ctx context.Context) (sql.Result, error) { return s.w.ExecContext(ctx, q, args...) })
 }
 
-// inTx runs f in a transaction on the write connection and clears the
-// cache after it, whatever its outcome.
-func (s *SQL) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+// inTx runs f in a transaction on the write connection, bounded by the
+// query timeout, and clears the cache after it, whatever its outcome.
+func (s *SQL) inTx(ctx context.Context, f func(ctx context.Context, tx *sql.Tx) error) error {
 	defer s.cache.clear()
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := f(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
+	_, err := bounded(s, ctx, func(ctx context.Context) (struct{}, error) {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return struct{}{}, err
+		}
+		defer tx.Rollback()
+		if err := f(ctx, tx); err != nil {
+			return struct{}{}, err
+		}
+		return struct{}{}, tx.Commit()
+	})
+	return err
 }
 
 // storedKeys returns, exactly as stored, the keys of the rows of table
@@ -90,7 +94,7 @@ func (s *SQL) exact(col, key string, args []any) (string, []any) {
 // what names the row in errors.
 func (s *SQL) writeRows(ctx context.Context, what, table, col string, keys []string, match func(string) bool, q string, args ...any) error {
 	errNone := fmt.Errorf("%w: %s", ErrNotFound, what)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.writeStored(ctx, tx, errNone, table, col, keys, match, q, args...)
 	})
 	if err != nil && err != errNone {
@@ -161,7 +165,7 @@ func (s *SQL) RemoveDomain(ctx context.Context, domain string) error {
 	}
 	a := DomainASCII(d)
 	errNone := fmt.Errorf("%w: domain %s", ErrNotFound, d)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		n, err := s.countOfDomain(ctx, tx, d, a)
 		if err != nil {
 			return err
@@ -475,7 +479,7 @@ func (s *SQL) SetTransport(ctx context.Context, domain, spec string) error {
 		return err
 	}
 	errTaken := fmt.Errorf("%w: transport %s: another domain's entry has the same key", ErrExists, d)
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		dk := domainKeys(d)
 		if err := s.writeStored(ctx, tx, nil, "transport", "domain", dk.list(), isDomain(d), "DELETE FROM transport"); err != nil {
 			return err

@@ -112,11 +112,12 @@ func storedEmail(a Address) (email, display string) {
 	return c, typed
 }
 
-// cached runs lookup through the cache when there is one. Lookups that
-// fail with anything but ErrNotFound are not cached.
-func (s *SQL) cached(key string, lookup func() (any, error)) (any, error) {
+// cached runs lookup through the cache when there is one, bounded by
+// the query timeout. Lookups that fail with anything but ErrNotFound are
+// not cached.
+func (s *SQL) cached(ctx context.Context, key string, lookup func(context.Context) (any, error)) (any, error) {
 	if s.cache == nil {
-		return lookup()
+		return bounded(s, ctx, lookup)
 	}
 	v, ok, gen := s.cache.get(key)
 	if ok {
@@ -125,7 +126,7 @@ func (s *SQL) cached(key string, lookup func() (any, error)) (any, error) {
 		}
 		return v, nil
 	}
-	v, err := lookup()
+	v, err := bounded(s, ctx, lookup)
 	switch {
 	case err == nil:
 		s.cache.put(key, v, gen)
@@ -142,7 +143,7 @@ func (s *SQL) IsLocalDomain(ctx context.Context, domain string) (bool, error) {
 	if err != nil {
 		return false, nil
 	}
-	_, err = s.cached("d:"+d, func() (any, error) {
+	_, err = s.cached(ctx, "d:"+d, func(ctx context.Context) (any, error) {
 		var got string
 		dk := domainKeys(d)
 		row, err := s.queryRow(ctx, stmtDomain, dk.list())
@@ -176,9 +177,9 @@ func (s *SQL) LookupUser(ctx context.Context, address string) (*User, error) {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	if s.cache == nil {
-		return s.lookupUser(ctx, a)
+		return bounded(s, ctx, func(ctx context.Context) (*User, error) { return s.lookupUser(ctx, a) })
 	}
-	v, err := s.cached("u:"+a.Key(), func() (any, error) { return s.lookupUser(ctx, a) })
+	v, err := s.cached(ctx, "u:"+a.Key(), func(ctx context.Context) (any, error) { return s.lookupUser(ctx, a) })
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +319,7 @@ func (s *SQL) Forwardings(ctx context.Context, source string) ([]string, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	v, err := s.cached("f:"+key, func() (any, error) {
+	v, err := s.cached(ctx, "f:"+key, func(ctx context.Context) (any, error) {
 		var src, dest string
 		row, err := s.queryRow(ctx, stmtForwarding, keys.list())
 		if err != nil {
@@ -398,7 +399,7 @@ func (s *SQL) Transport(ctx context.Context, domain string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
-	v, err := s.cached("t:"+d, func() (any, error) {
+	v, err := s.cached(ctx, "t:"+d, func(ctx context.Context) (any, error) {
 		var got, spec string
 		dk := domainKeys(d)
 		row, err := s.queryRow(ctx, stmtTransport, dk.list())

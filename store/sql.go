@@ -42,6 +42,14 @@ type Options struct {
 	// BusyTimeout is how long an SQLite statement waits for a lock held by
 	// another connection or process; 0 means 5 seconds.
 	BusyTimeout time.Duration
+	// QueryTimeout bounds every directory lookup and write, from
+	// waiting for a connection to reading the row: a database that does
+	// not answer in time (a table locked by another client, a network
+	// partition) fails the operation with an error wrapping
+	// ErrUnavailable instead of holding the client that asked. 0 means
+	// DefaultQueryTimeout (5 s); negative means no bound but the
+	// caller's context.
+	QueryTimeout time.Duration
 	// Readers bounds the SQLite read pool; 0 means 2 × GOMAXPROCS.
 	Readers int
 	// CacheTTL enables a small cache of user, domain and forwarding
@@ -193,8 +201,7 @@ func (s *SQL) walMode(ctx context.Context) error {
 		if err == nil {
 			return fmt.Errorf("store: sqlite: journal mode is %q, WAL unavailable", mode)
 		}
-		var se *sqlite.Error
-		if !errors.As(err, &se) || se.Code()&0xff != 5 || time.Now().After(deadline) { // SQLITE_BUSY
+		if !isBusy(err) || time.Now().After(deadline) {
 			return fmt.Errorf("store: sqlite: set WAL mode: %w", err)
 		}
 		t := time.NewTimer(delay)

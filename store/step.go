@@ -111,13 +111,13 @@ func (s *SQL) lookupStep(ctx context.Context, addrs []Address) (*stepResult, err
 		return nil, fmt.Errorf("store: lookup of %d addresses", len(addrs))
 	}
 	if s.cache == nil {
-		return s.queryStep(ctx, addrs)
+		return bounded(s, ctx, func(ctx context.Context) (*stepResult, error) { return s.queryStep(ctx, addrs) })
 	}
 	key := "s:" + addrs[0].Key()
 	if len(addrs) > 1 {
 		key += " " + addrs[1].Key()
 	}
-	v, err := s.cached(key, func() (any, error) { return s.queryStep(ctx, addrs) })
+	v, err := s.cached(ctx, key, func(ctx context.Context) (any, error) { return s.queryStep(ctx, addrs) })
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -14,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/examples/fullserver/config"
+	"github.com/mailagent/mailagent/store"
 )
 
 // startAll starts the server in-process with every listener on
@@ -23,11 +26,8 @@ import (
 // server and its listeners' addresses by name.
 func startAll(t *testing.T, edit func(*config.Config)) (*server, map[string]string) {
 	t.Helper()
-	dir := t.TempDir()
-	ok(t, dir, "", "domain", "add", "h.test")
-	ok(t, dir, "pw-of-u\n", "user", "add", "u@h.test")
 	cfg := config.Default()
-	cfg.DataDir = dir
+	cfg.DataDir = t.TempDir()
 	cfg.Hostname = "mail.h.test"
 	cfg.DNS.Resolver = "127.0.0.1:9"
 	cfg.Listen = config.Listen{
@@ -37,8 +37,24 @@ func startAll(t *testing.T, edit func(*config.Config)) (*server, map[string]stri
 	if edit != nil {
 		edit(cfg)
 	}
+	ctx := context.Background()
+	dir, err := store.Open(ctx, cfg.Store.Driver, cfg.StoreDSN(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := auth.HashPassword("pw-of-u")
+	if err == nil {
+		err = dir.AddDomain(ctx, "h.test")
+	}
+	if err == nil {
+		err = dir.AddUser(ctx, &store.User{Address: "u@h.test", PasswordHash: hash})
+	}
+	dir.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &server{cfg: cfg, log: slog.New(slog.DiscardHandler), out: io.Discard, serveErrs: make(chan error, 16)}
-	err := s.start(context.Background())
+	err = s.start(ctx)
 	t.Cleanup(s.stop)
 	if err != nil {
 		t.Fatal(err)
@@ -243,5 +259,91 @@ func TestLoginThrottleParallelBurst(t *testing.T) {
 	defer w.conn.Close()
 	if r, err := w.login("imap", "u@h.test", "pw-of-u"); err != nil || loginSucceeded("imap", r) {
 		t.Errorf("right password from the guessing address after the burst: %q, %v; want refused", r, err)
+	}
+}
+
+// With the users table locked in MariaDB by another client (LOCK TABLES
+// users WRITE), a recipient, a login on submission, IMAP and POP3 each
+// get a temporary reply within about store.query_timeout, never a
+// permanent one and never a hang; once the lock is gone, all work again.
+func TestDirectoryLockIsTemporaryFailure(t *testing.T) {
+	dsn := tempMySQL(t, "mailagent_lock_")
+	const timeout = time.Second
+	_, addrs := startAll(t, func(c *config.Config) {
+		c.Store.Driver, c.Store.DSN = "mysql", dsn
+		c.Store.QueryTimeout = config.Duration{Duration: timeout}
+	})
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "LOCK TABLES users WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	tc := &tls.Config{InsecureSkipVerify: true}
+	// A reply must come within the query timeout plus the work around
+	// it (the TLS handshake, EHLO, the failure's log line).
+	within := timeout + 3*time.Second
+
+	rcpt := func() (string, error) {
+		w, err := dialWire(addrs["mx"], "127.0.0.1", nil, 30*time.Second)
+		if err != nil {
+			return "", err
+		}
+		defer w.conn.Close()
+		if r, err := w.smtpReply(); err != nil || !strings.HasPrefix(r, "220") {
+			return r, fmt.Errorf("greeting: %q, %v", r, err)
+		}
+		for _, c := range []string{"EHLO client.test", "MAIL FROM:<someone@elsewhere.test>"} {
+			if r, err := w.cmd("smtp", c); err != nil || !strings.HasPrefix(r, "250") {
+				return r, fmt.Errorf("%s: %q, %v", c, r, err)
+			}
+		}
+		start := time.Now()
+		r, err := w.cmd("smtp", "RCPT TO:<u@h.test>")
+		if took := time.Since(start); took > within {
+			return r, fmt.Errorf("RCPT answered after %v, want within %v", took, within)
+		}
+		return r, err
+	}
+	if r, err := rcpt(); err != nil || !strings.HasPrefix(r, "451 4.3.0") {
+		t.Errorf("RCPT TO a user while the users table is locked: %q, %v; want 451 4.3.0", r, err)
+	}
+	login := func(proto string) (string, error) {
+		w, err := dialWire(addrs[implicitTLS[proto]], "127.0.0.1", tc, 30*time.Second)
+		if err != nil {
+			return "", err
+		}
+		defer w.conn.Close()
+		start := time.Now()
+		r, err := w.login(proto, "u@h.test", "pw-of-u")
+		if took := time.Since(start); took > within {
+			return r, fmt.Errorf("%s login answered after %v, want within %v", proto, took, within)
+		}
+		return r, err
+	}
+	for proto, want := range map[string]string{"smtp": "454 4.7.0", "imap": "a NO [UNAVAILABLE]", "pop3": "-ERR [SYS/TEMP]"} {
+		if r, err := login(proto); err != nil || !strings.HasPrefix(r, want) {
+			t.Errorf("%s login while the users table is locked: %q, %v; want %s", proto, r, err, want)
+		}
+	}
+
+	if _, err := conn.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := rcpt(); err != nil || !strings.HasPrefix(r, "250") {
+		t.Errorf("RCPT after the lock: %q, %v", r, err)
+	}
+	for _, proto := range []string{"smtp", "imap", "pop3"} {
+		if r, err := login(proto); err != nil || !loginSucceeded(proto, r) {
+			t.Errorf("%s login after the lock: %q, %v", proto, r, err)
+		}
 	}
 }

@@ -139,9 +139,10 @@ func (s *server) start(ctx context.Context) error {
 
 	var err error
 	s.dir, err = store.Open(ctx, cfg.Store.Driver, cfg.StoreDSN(), &store.Options{
-		Logger:   s.log,
-		Resolve:  resolveOptions(cfg),
-		CacheTTL: 5 * time.Second,
+		Logger:       s.log,
+		Resolve:      resolveOptions(cfg),
+		QueryTimeout: cfg.Store.QueryTimeout.Duration,
+		CacheTTL:     5 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("store: %w", err)

@@ -123,6 +123,12 @@ type Store struct {
 	// SubaddressDelimiter separates "user" from "tag" in user+tag@domain;
 	// empty turns subaddressing off.
 	SubaddressDelimiter string `toml:"subaddress_delimiter"`
+	// QueryTimeout bounds every directory lookup (default 5 s): a
+	// database that does not answer in time (a locked table, a lost
+	// network) gets clients a temporary failure (SMTP 451 4.3.0, IMAP
+	// NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]) instead of a hung
+	// connection.
+	QueryTimeout Duration `toml:"query_timeout"`
 }
 
 // Maildir places the mailboxes.
@@ -263,7 +269,7 @@ func Default() *Config {
 			LMTPNetworks:   []string{"127.0.0.0/8", "::1/128"},
 			LMTPSocketMode: "0600",
 		},
-		Store: Store{Driver: "sqlite", SubaddressDelimiter: "+"},
+		Store: Store{Driver: "sqlite", SubaddressDelimiter: "+", QueryTimeout: Duration{5 * time.Second}},
 		Limits: Limits{
 			MaxMessageBytes:     50 << 20,
 			MaxRecipients:       100,
@@ -395,6 +401,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DNS.Timeout.Duration <= 0 {
 		bad("dns.timeout", "must be positive")
+	}
+	if c.Store.QueryTimeout.Duration <= 0 {
+		bad("store.query_timeout", "must be positive")
 	}
 	oneOf := func(key, v string, allowed ...string) {
 		for _, a := range allowed {

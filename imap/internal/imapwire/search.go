@@ -13,36 +13,24 @@ const searchTooDeep = "SEARCH keys nested deeper than %d levels"
 func (r *Reader) search() *Search {
 	s := &Search{}
 	r.sp()
-	// RETURN and CHARSET come first; the word read is otherwise the
-	// first key's name.
-	word := r.leadingWord()
-	if word == "RETURN" {
-		s.ESearch = true
-		r.searchReturn(&s.Return)
-		word = r.leadingWord()
-	}
-	if word == "CHARSET" {
+	s.ESearch = r.searchReturn(&s.Return)
+	if r.peekWord("CHARSET") {
+		r.upperAtom("CHARSET")
 		r.sp()
 		s.Charset = r.charsetName()
 		r.sp()
-		word = ""
 	}
-	s.Criteria = r.searchProgram(word)
+	s.Criteria = r.searchProgram()
 	return s
 }
 
-// leadingWord reads an atom if one comes next (a search key's name, or
-// RETURN or CHARSET), or returns "" for a parenthesis, a number or a set.
-func (r *Reader) leadingWord() string {
-	if c := r.peek(); c == '(' || c == '*' || c == '$' || c >= '0' && c <= '9' {
-		return ""
+// searchReturn reads ESEARCH's "RETURN (...) " if present (RFC 4731,
+// RFC 5182's SAVE) and reports whether it was.
+func (r *Reader) searchReturn(o *imap.SearchOptions) bool {
+	if !r.peekWord("RETURN") {
+		return false
 	}
-	return r.upperAtom("a SEARCH key")
-}
-
-// searchReturn reads ESEARCH's "(...) " after RETURN (RFC 4731, RFC
-// 5182's SAVE).
-func (r *Reader) searchReturn(o *imap.SearchOptions) {
+	r.upperAtom("RETURN")
 	r.sp()
 	n := 0
 	r.list(func() {
@@ -58,7 +46,6 @@ func (r *Reader) searchReturn(o *imap.SearchOptions) {
 			o.ReturnCount = true
 		case "SAVE":
 			o.ReturnSave = true
-			r.save = true
 		default:
 			r.syntax("Unknown SEARCH return option")
 		}
@@ -68,17 +55,24 @@ func (r *Reader) searchReturn(o *imap.SearchOptions) {
 		o.ReturnAll = true
 	}
 	r.sp()
+	return true
+}
+
+// peekWord reports whether the next bytes are word (any case) followed
+// by a space, without reading them.
+func (r *Reader) peekWord(word string) bool {
+	b, err := r.br.Peek(len(word) + 1)
+	if err != nil {
+		return false
+	}
+	return asciiUpper(string(b[:len(word)])) == word && b[len(word)] == ' '
 }
 
 // searchProgram reads 1*(search-key) separated by spaces to the end of
 // the command.
-func (r *Reader) searchProgram(first string) *imap.SearchCriteria {
+func (r *Reader) searchProgram() *imap.SearchCriteria {
 	c := &imap.SearchCriteria{}
-	if first != "" {
-		r.searchKeyNamed(c, first)
-	} else {
-		r.searchKey(c)
-	}
+	r.searchKey(c)
 	for !r.atEOL() {
 		r.sp()
 		r.searchKey(c)
@@ -118,11 +112,7 @@ func (r *Reader) searchKey(c *imap.SearchCriteria) {
 		}
 		return
 	}
-	r.searchKeyNamed(c, r.upperAtom("a SEARCH key"))
-}
-
-// searchKeyNamed reads the rest of the search key named key.
-func (r *Reader) searchKeyNamed(c *imap.SearchCriteria, key string) {
+	key := r.upperAtom("a SEARCH key")
 	header := func(name string) {
 		r.sp()
 		c.Header = append(c.Header, imap.SearchCriteriaHeaderField{Key: name, Value: r.astring("a string")})
@@ -249,13 +239,7 @@ func asciiLower(s string) string {
 func (r *Reader) sort() *Sort {
 	s := &Sort{}
 	r.sp()
-	if r.peek() != '(' {
-		if r.upperAtom("RETURN") != "RETURN" {
-			r.syntax("Expected RETURN or sort keys")
-		}
-		s.ESearch = true
-		r.searchReturn(&s.Return)
-	}
+	s.ESearch = r.searchReturn(&s.Return)
 	reverse := false
 	r.list(func() {
 		key := r.upperAtom("a sort key")
@@ -300,5 +284,5 @@ func (r *Reader) thread() *Thread {
 func (r *Reader) charsetProgram() (string, *imap.SearchCriteria) {
 	charset := r.charsetName()
 	r.sp()
-	return charset, r.searchProgram("")
+	return charset, r.searchProgram()
 }
