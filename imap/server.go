@@ -473,13 +473,11 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 
 // refuse says why a connection is not served and closes it.
 func (s *Server) refuse(nc net.Conn, reason string) {
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	w := nc
+	var tc *tls.Config
 	if s.opts.ImplicitTLS {
-		w = tls.Server(nc, s.opts.TLSConfig)
+		tc = s.opts.TLSConfig
 	}
-	fmt.Fprintf(w, "* BYE [UNAVAILABLE] %s\r\n", reason)
-	w.Close()
+	connlimit.Refuse(nc, tc, "* BYE [UNAVAILABLE] "+reason+"\r\n")
 }
 
 func (s *Server) release(c *conn) {

@@ -259,10 +259,11 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		backoff = 0
 		c, refusal := s.admit(nc)
 		if c == nil {
-			// Best effort: the client learns why before the close.
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write([]byte("-ERR [SYS/TEMP] " + refusal + "\r\n"))
-			nc.Close()
+			var tc *tls.Config
+			if implicitTLS {
+				tc = s.opts.TLSConfig
+			}
+			go connlimit.Refuse(nc, tc, "-ERR [SYS/TEMP] "+refusal+"\r\n")
 			continue
 		}
 		go c.serve(implicitTLS)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/internal/readclock"
 )
 
@@ -479,13 +480,11 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		c, refusal := l.srv.admit(nc)
 		if c == nil {
+			var tc *tls.Config
 			if l.srv.opts.ImplicitTLS {
-				nc.Close()
-				continue
+				tc = l.srv.opts.TLSConfig
 			}
-			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = nc.Write([]byte(refusal))
-			nc.Close()
+			go connlimit.Refuse(nc, tc, refusal)
 			continue
 		}
 		if c.tls != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,8 @@ import (
 // TestMaxConnectionsProcessWide: limits.max_connections is one limit for
 // every listener together. With it at 4 and four connections open on
 // four listeners, a fifth on any listener gets that protocol's busy
-// reply; once one closes, another is let in.
+// reply, over TLS on the implicit-TLS ones; once one closes, another is
+// let in.
 func TestMaxConnectionsProcessWide(t *testing.T) {
 	_, addrs := startAll(t, func(c *config.Config) {
 		c.Limits.MaxConnections = 4
@@ -19,9 +21,16 @@ func TestMaxConnectionsProcessWide(t *testing.T) {
 	})
 	greeting := map[string]string{"mx": "220 ", "submission": "220 ", "imap": "* OK", "pop3": "+OK"}
 	busy := map[string]string{"mx": "421 4.7.0 ", "submission": "421 4.7.0 ", "imap": "* BYE [UNAVAILABLE] ", "pop3": "-ERR [SYS/TEMP] "}
+	for _, p := range []string{"submission", "imap", "pop3"} {
+		busy[p+"s"] = busy[p]
+	}
 	first := func(name string) (*wire, string) {
 		t.Helper()
-		w, err := dialWire(addrs[name], "127.0.0.1", nil, 10*time.Second)
+		var tc *tls.Config
+		if strings.HasSuffix(name, "s") {
+			tc = &tls.Config{InsecureSkipVerify: true}
+		}
+		w, err := dialWire(addrs[name], "127.0.0.1", tc, 10*time.Second)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -40,7 +49,7 @@ func TestMaxConnectionsProcessWide(t *testing.T) {
 		}
 		held[name] = w
 	}
-	for _, name := range []string{"mx", "submission", "imap", "pop3"} {
+	for _, name := range []string{"mx", "submission", "imap", "pop3", "submissions", "imaps", "pop3s"} {
 		w, l := first(name)
 		if !strings.HasPrefix(l, busy[name]) {
 			t.Fatalf("%s, fifth connection of the process: %q, want %q", name, l, busy[name])
