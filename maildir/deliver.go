@@ -145,16 +145,16 @@ func (s *Store) Stage(ctx context.Context, path, folder string, r io.Reader, opt
 	p := &Staged{s: s, root: root, dir: dir, subDir: filepath.Join(dir, sub), d: Delivered{Folder: name}}
 	var size, vsize int64
 	ok := false
-	if s.anonEnabled() && s.anonHeld.Add(1) <= maxAnonHeld {
-		size, vsize, ok, err = s.stageAnon(ctx, p, r, opts)
+	if s.anonEnabled() {
+		if s.anonHeld.Add(1) <= maxAnonHeld {
+			size, vsize, ok, err = s.stageAnon(ctx, p, r, opts)
+		}
 		if !ok || err != nil {
-			s.anonHeld.Add(-1)
+			s.anonHeld.Add(-1) // held only by a staged unnamed file
 		}
 		if err != nil {
 			return nil, err
 		}
-	} else if s.anonEnabled() {
-		s.anonHeld.Add(-1)
 	}
 	if !ok {
 		if size, vsize, err = s.stageTmp(ctx, p, key, r, opts); err != nil {

@@ -247,3 +247,41 @@ func TestCheckQuota(t *testing.T) {
 		t.Fatalf("room left: %v", err)
 	}
 }
+
+// TestStageAnonHeldLimit: with maxAnonHeld unnamed files already staged,
+// the next message is staged through tmp/ (holding no descriptor), and a
+// failed Stage gives its place back.
+func TestStageAnonHeldLimit(t *testing.T) {
+	ctx := context.Background()
+	s, paths := stageStore(t, true)
+	st, err := s.Stage(ctx, paths[0], "INBOX", strings.NewReader("x\r\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.anon.Load() != anonOn {
+		t.Skip("unnamed files (O_TMPFILE) unsupported on this file system")
+	}
+	if _, tmp := visible(t, paths[0]); tmp != 0 || s.anonHeld.Load() != 1 {
+		t.Fatalf("%d tmp files, %d held", tmp, s.anonHeld.Load())
+	}
+	st.Abort()
+	s.anonHeld.Store(maxAnonHeld)
+	st, err = s.Stage(ctx, paths[1], "INBOX", strings.NewReader("x\r\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, tmp := visible(t, paths[1]); tmp != 1 || s.anonHeld.Load() != maxAnonHeld {
+		t.Fatalf("at the limit: %d tmp files, %d held", tmp, s.anonHeld.Load())
+	}
+	if err := CommitAll(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	s.anonHeld.Store(0)
+	big := strings.NewReader(strings.Repeat("y", 20000))
+	if _, err := s.Stage(ctx, paths[2], "INBOX", big, &DeliverOptions{Quota: &Quota{Bytes: 10000}}); !errors.Is(err, ErrOverQuota) {
+		t.Fatalf("over quota: %v", err)
+	}
+	if n := s.anonHeld.Load(); n != 0 {
+		t.Fatalf("%d held after a failed Stage", n)
+	}
+}

@@ -235,3 +235,75 @@ func TestLateFailureNullSender(t *testing.T) {
 		t.Fatalf("%d messages queued", n)
 	}
 }
+
+// failingBody is a queue whose first phase fails, as a full spool would.
+type failingBody struct{ recordingTarget }
+
+func (f *failingBody) Start(ctx context.Context, env *Envelope) (Delivery, error) {
+	d, _ := f.recordingTarget.Start(ctx, env)
+	return failingBodyDelivery{d}, nil
+}
+
+type failingBodyDelivery struct{ Delivery }
+
+func (failingBodyDelivery) Body(ctx context.Context, body Body) error {
+	return &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Queue full, try again later"}
+}
+
+// TestRemoteAndLocalLegsTogether: out@local.example forwards to a remote
+// address (the queue) and to alice. When alice's copy cannot be written
+// the queue keeps nothing, and when the queue's spool cannot take the
+// message alice gets nothing: the whole message is 451 either way.
+func TestRemoteAndLocalLegsTogether(t *testing.T) {
+	msg := "Subject: both\r\n\r\nhi\r\n"
+	dialog := `
+		S: 220
+		C: EHLO client.example
+		S: 250
+		C: MAIL FROM:<s@far.example>
+		S: 250
+		C: RCPT TO:<out@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: ` + fmt.Sprintf("%q", msg+".\r\n") + `
+		S: 451 4.3.0
+		C: QUIT
+		S: 221`
+	t.Run("local fails", func(t *testing.T) {
+		st := newTestStack(t)
+		local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}
+		local.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
+			return st.maildirs.Stage(ctx, path, folder, &failingReader{r: r, n: 10}, opts)
+		}
+		st.withLocal(local)
+		addr, _ := st.serve(st.options(MX))
+		dial(t, "tcp", addr).run(dialog)
+		if n := len(st.queue.all()); n != 0 {
+			t.Fatalf("%d messages queued", n)
+		}
+		if n := len(st.messages("alice@local.example", "")); n != 0 {
+			t.Fatalf("alice has %d messages", n)
+		}
+	})
+	t.Run("queue fails", func(t *testing.T) {
+		st := newTestStack(t)
+		q := &failingBody{}
+		r, err := NewRouter(RouterOptions{Directory: st.db, Local: &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}, Queue: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.router = r
+		addr, _ := st.serve(st.options(MX))
+		dial(t, "tcp", addr).run(dialog)
+		if n := len(q.all()); n != 0 {
+			t.Fatalf("%d messages queued", n)
+		}
+		if n := len(st.messages("alice@local.example", "")); n != 0 {
+			t.Fatalf("alice has %d messages", n)
+		}
+		if left, _ := os.ReadDir(filepath.Join(st.userDir("alice@local.example"), "tmp")); len(left) != 0 {
+			t.Fatalf("alice's tmp/ keeps %d files", len(left))
+		}
+	})
+}
