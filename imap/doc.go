@@ -1,5 +1,10 @@
-// Package imap is mailagent's IMAP server: go-imap's imapserver protocol
-// engine over a maildir.Store, with logins checked by package auth.
+// Package imap is mailagent's IMAP server over a maildir.Store, with
+// logins checked by package auth. Its protocol engine is its own: a
+// streaming command parser and response encoder (internal/imapwire),
+// command dispatch with the IMAP states (not authenticated,
+// authenticated, selected, logout) and each session's view of its
+// selected mailbox. Commands pipelined by a client are read and
+// answered in order, their responses written together.
 //
 // A Server is shaped like net/http's: an Options struct, Serve on any
 // listener, ListenAndServe, Close and a graceful Shutdown. A listener
@@ -27,35 +32,48 @@
 // literal, are converted to UTF-8 before the search. Other charsets are
 // answered NO [BADCHARSET (...)] with that list; strings not valid in
 // their charset BAD [CLIENTBUG]. Keys (NOT, OR and parentheses) may
-// nest 64 levels deep; deeper searches are answered BAD [LIMIT], before
-// they are parsed and whether logged in or not. Keys not in RFC 3501 or
-// RFC 9051 (FUZZY, MODSEQ, ...) and dates (as atoms) not in d-Mon-yyyy
-// are answered BAD [CLIENTBUG]. SENTBEFORE, SENTON and SENTSINCE take
+// nest 64 levels deep; deeper searches are answered BAD [LIMIT] as the
+// parser reaches the limit, whether logged in or not. Keys not in RFC
+// 3501 or RFC 9051 (FUZZY, MODSEQ, ...) and dates not in d-Mon-yyyy are
+// answered BAD [CLIENTBUG]. SENTBEFORE, SENTON and SENTSINCE take
 // the Date field's date in its own time zone, or INTERNALDATE without
 // a readable Date.
 //
-// Limits on commands: a command line holds at most 50 KiB. A
-// synchronizing literal over 4096 bytes, other than APPEND's message,
-// is answered NO [TOOBIG] before it is sent (on a command's first line;
-// after an earlier literal of the same command the connection closes).
-// A non-synchronizing literal over 4096 bytes (LITERAL-; APPEND's
-// message too) or over APPENDLIMIT is answered BAD and the connection
-// closes before any of it is read. A command's literals (APPEND's message aside)
-// total at most 64 KiB. A mailbox name that is not valid modified
-// UTF-7 (an unterminated or empty "&" run, ASCII or a lone surrogate
-// encoded, two runs in a row) or holds a control character is answered
-// BAD [CLIENTBUG], and the rest of the command dropped unread; as a
-// literal too (the command is then read whole, APPEND's up to its
-// message, before it is passed on).
+// Limits on commands, enforced by the parser in one place: a command's
+// bytes outside its literals are at most 50 KiB (over all its lines);
+// beyond, BAD [TOOBIG] and the connection closes. A synchronizing
+// literal over 4096 bytes, other than APPEND's message, is answered NO
+// [TOOBIG] before its continuation request is sent, at any literal of
+// the command: the client waits for the request, so the command ends
+// there. A non-synchronizing literal over 4096 bytes (LITERAL-, RFC
+// 7888; APPEND's message too) or over APPENDLIMIT is answered BAD
+// [TOOBIG] and the connection closes before any of it is read, so its
+// bytes are never taken for commands. A command's literals (APPEND's
+// message aside) total at most 64 KiB. A sequence set holds at most
+// 10,000 ranges. After a refused command its rest is skipped, its
+// non-synchronizing literals included. Command names are ASCII: "ſelect"
+// is not SELECT.
+//
+// Mailbox names are modified UTF-7 (RFC 3501 section 5.1.3) until the
+// client enables UTF8=ACCEPT or IMAP4rev2, and UTF-8 after: then "&" is
+// itself, in names sent and listed. A name that is not valid in its
+// form (modified UTF-7: an unterminated or empty "&" run, ASCII or a
+// lone surrogate encoded, two runs in a row) or holds a control
+// character is answered BAD [CLIENTBUG], literal or not. Flag lists
+// take extra spaces, "( Project_X)", as Dovecot does.
 //
 // A mailbox name the store refuses (one that could leave the user's
 // Maildir: "..", "/", "\", a leading "~" or "#", control characters,
 // wildcards) is answered NO [CANNOT] with the reason, by every command
 // that takes one; LIST and LSUB patterns match nothing then.
 //
-// Standards implemented (with go-imap's wire protocol):
-//   - RFC 3501, IMAP4rev1, and RFC 9051, IMAP4rev2.
-//   - RFC 2177, IDLE; RFC 2342, NAMESPACE; RFC 5161, ENABLE.
+// Standards implemented:
+//   - RFC 3501, IMAP4rev1, and RFC 9051, IMAP4rev2, on one connection
+//     as the client enables them: after ENABLE IMAP4rev2, SELECT sends
+//     no RECENT or UNSEEN and a LIST of the mailbox, SEARCH answers
+//     with ESEARCH, and names are UTF-8.
+//   - RFC 2177, IDLE; RFC 2342, NAMESPACE; RFC 5161, ENABLE; RFC 2971,
+//     ID; RFC 6855, UTF8=ACCEPT.
 //   - RFC 3691, UNSELECT; RFC 4315, UIDPLUS; RFC 6851, MOVE.
 //   - RFC 4959, SASL-IR; RFC 4616, PLAIN; the LOGIN SASL mechanism.
 //   - RFC 5258, LIST-EXTENDED; RFC 5819, LIST-STATUS; RFC 6154,

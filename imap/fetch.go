@@ -6,11 +6,13 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/maildir"
 )
 
@@ -18,17 +20,41 @@ import (
 // the whole index once rather than looking messages up one by one.
 const snapshotThreshold = 32
 
-// Fetch serves FETCH and UID FETCH. Flags, sizes, dates and UIDs come
-// from maildir's index; a message file is opened only for items that need
-// its content.
-func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+// fetchItems is what a FETCH asks for: go-imap's options and the
+// IMAP4rev1 items answered under their own names.
+type fetchItems struct {
+	opts                             imap.FetchOptions
+	rfc822, rfc822Header, rfc822Text bool
+}
+
+// errNotSupported answers FETCH items of extensions not offered.
+var errNotSupported = &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "FETCH item not supported"}
+
+// cmdFetch serves FETCH and UID FETCH. Flags, sizes, dates and UIDs
+// come from maildir's index; a message file is opened only for items
+// that need its content.
+func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
+	a := cmd.Args.(*imapwire.Fetch)
+	if a.SaveDate || a.EmailID || a.ThreadID || a.Preview || a.Options.ModSeq || a.HasChangedSince {
+		return okStatus{}, errNotSupported
+	}
+	items := &fetchItems{opts: a.Options, rfc822: a.RFC822, rfc822Header: a.RFC822Header, rfc822Text: a.RFC822Text}
+	if cmd.UID {
+		items.opts.UID = true
+	}
+	return okStatus{}, c.sess.fetch(c.w, a.Set, items)
+}
+
+func (s *session) fetch(w *imapwire.Writer, set imap.NumSet, items *fetchItems) error {
 	sel := s.sel
-	refs := sel.resolve(numSet)
+	refs := sel.resolve(set)
 	if len(refs) == 0 {
 		return nil
 	}
+	options := &items.opts
 	markSeen := false
 	if !sel.readOnly {
+		markSeen = items.rfc822 || items.rfc822Text
 		for _, bs := range options.BodySection {
 			markSeen = markSeen || !bs.Peek
 		}
@@ -51,15 +77,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			if _, err := s.storeFlags(unseen, maildir.FlagsAdd, []string{maildir.FlagSeen}); err != nil {
 				return err
 			}
-			if !options.Flags {
-				// RFC 3501 6.4.5: the changed flags go with the data.
-				opts := *options
-				opts.Flags = true
-				options = &opts
-			}
+			// RFC 3501 6.4.5: the changed flags go with the data.
+			options.Flags = true
 		}
 	}
-	return s.fetchRefs(w, refs, options)
+	return s.fetchRefs(w, refs, items)
 }
 
 // messages returns a lookup of refs' index entries, from one Snapshot for
@@ -89,67 +111,124 @@ func (s *session) messages(refs []ref) (func(uid uint32) *maildir.Message, error
 	return func(uid uint32) *maildir.Message { return byUID[uid] }, nil
 }
 
-func needsContent(o *imap.FetchOptions) bool {
+func needsContent(it *fetchItems) bool {
+	o := &it.opts
 	return o.Envelope || o.BodyStructure != nil || len(o.BodySection) > 0 ||
-		len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+		len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 ||
+		it.rfc822 || it.rfc822Header || it.rfc822Text
 }
 
-func (s *session) fetchRefs(w *imapserver.FetchWriter, refs []ref, options *imap.FetchOptions) (err error) {
-	s.nc.cork()
-	defer func() {
-		if uerr := s.nc.uncork(); err == nil {
-			err = uerr
-		}
-	}()
+// fetchRefs writes a FETCH response for each of refs.
+func (s *session) fetchRefs(w *imapwire.Writer, refs []ref, items *fetchItems) error {
 	msgs, err := s.messages(refs)
 	if err != nil {
 		return err
 	}
-	content := needsContent(options)
+	options := &items.opts
+	content := needsContent(items)
 	for _, r := range refs {
 		m := msgs(r.uid)
 		if m == nil {
 			continue // expunged by another process; its EXPUNGE follows
 		}
-		rw := w.CreateMessage(r.seq)
-		if options.UID {
-			rw.WriteUID(imap.UID(r.uid))
-		}
-		if options.Flags {
-			rw.WriteFlags(imapFlags(m))
-		}
-		if options.InternalDate {
-			rw.WriteInternalDate(m.InternalDate)
-		}
-		if options.RFC822Size {
-			rw.WriteRFC822Size(m.VSize)
-		}
+		var mc *msgContent
 		if content {
-			if err := s.fetchContent(rw, r.uid, options); err != nil {
-				rw.Close()
+			// Opened and its BINARY parts decoded before the response
+			// begins: an error is then the command's answer.
+			if mc, err = s.openContent(r.uid, items); err != nil {
 				return err
 			}
 		}
-		if err := rw.Close(); err != nil {
-			return err
+		w.Untagged()
+		w.Number(r.seq)
+		w.Atom(" FETCH (")
+		sep := false
+		item := func(name string) {
+			if sep {
+				w.SP()
+			}
+			sep = true
+			w.Atom(name)
 		}
+		if options.UID {
+			item("UID ")
+			w.Number(r.uid)
+		}
+		if options.Flags {
+			item("FLAGS ")
+			w.Flags(imapFlags(m))
+		}
+		if options.InternalDate {
+			item("INTERNALDATE ")
+			w.DateTime(m.InternalDate)
+		}
+		if options.RFC822Size {
+			item("RFC822.SIZE ")
+			w.Number64(uint64(m.VSize))
+		}
+		if content {
+			if sep {
+				w.SP()
+			}
+			err := s.fetchContent(w, r.uid, mc, items)
+			mc.release()
+			if err != nil {
+				return err
+			}
+		}
+		w.Atom(")")
+		w.End()
 	}
 	return nil
 }
 
-// fetchContent writes the items that need the message file.
-func (s *session) fetchContent(rw *imapserver.FetchResponseWriter, uid uint32, options *imap.FetchOptions) error {
+// msgContent is a message's content for FETCH, with its BINARY items
+// decoded.
+type msgContent struct {
+	src      io.ReadSeeker
+	size     int64
+	release  func()
+	binary   [][]byte
+	binSizes []int
+}
+
+// openContent opens a message for the items that need its content. A
+// message expunged meanwhile reads as empty: its EXPUNGE follows.
+func (s *session) openContent(uid uint32, items *fetchItems) (*msgContent, error) {
+	mc := &msgContent{src: bytes.NewReader(nil), release: func() {}}
 	f, m, err := s.sel.folder.Open(s.ctx, uid)
-	if err != nil {
-		// Expunged between the index lookup and now: nothing to send.
-		return nil
+	if err == nil {
+		defer f.Close()
+		if mc.src, mc.size, mc.release, err = messageSource(&s.srv.msgBufs, f, &m); err != nil {
+			return nil, err
+		}
 	}
-	defer f.Close()
-	src, size, release, err := messageSource(&s.srv.msgBufs, f, &m)
-	if err != nil {
-		return err
+	for _, bs := range items.opts.BinarySection {
+		mc.src.Seek(0, io.SeekStart)
+		b, err := binarySection(mc.src, bs.Part, bs.Partial)
+		if err != nil {
+			mc.release()
+			return nil, err
+		}
+		mc.binary = append(mc.binary, b)
 	}
-	defer release()
+	for _, bs := range items.opts.BinarySectionSize {
+		mc.src.Seek(0, io.SeekStart)
+		b, err := binarySection(mc.src, bs.Part, nil)
+		if err != nil {
+			mc.release()
+			return nil, err
+		}
+		mc.binSizes = append(mc.binSizes, len(b))
+	}
+	mc.src.Seek(0, io.SeekStart)
+	return mc, nil
+}
+
+// fetchContent writes the items that need the message's content.
+func (s *session) fetchContent(w *imapwire.Writer, uid uint32, mc *msgContent, items *fetchItems) error {
+	options := &items.opts
+	src, size := mc.src, mc.size
 	fresh := true
 	rewind := func() io.Reader {
 		if !fresh {
@@ -158,67 +237,123 @@ func (s *session) fetchContent(rw *imapserver.FetchResponseWriter, uid uint32, o
 		fresh = false
 		return src
 	}
+	sep := false
+	item := func(name string) {
+		if sep {
+			w.SP()
+		}
+		sep = true
+		w.Atom(name)
+	}
 	if options.Envelope {
+		item("ENVELOPE ")
 		h, err := textproto.ReadHeader(bufio.NewReader(rewind()))
 		if err == nil {
-			rw.WriteEnvelope(imapserver.ExtractEnvelope(h))
+			w.Envelope(imapserver.ExtractEnvelope(h))
 		} else {
-			rw.WriteEnvelope(&imap.Envelope{})
+			w.Envelope(&imap.Envelope{})
 		}
 	}
-	if options.BodyStructure != nil {
-		rw.WriteBodyStructure(imapserver.ExtractBodyStructure(rewind()))
+	if bs := options.BodyStructure; bs != nil {
+		if bs.Extended {
+			item("BODYSTRUCTURE ")
+		} else {
+			item("BODY ")
+		}
+		w.BodyStructure(imapserver.ExtractBodyStructure(rewind()), bs.Extended)
+	}
+	whole := func() error {
+		w.LiteralHeader(size, false)
+		if _, err := io.CopyN(w, rewind(), size); err != nil {
+			// The literal is cut short: the client cannot resync.
+			s.srv.log.Error("imap: reading message", "session", s.nc.id, "user", s.user.Address, "uid", uid, "err", err)
+			s.nc.raw.Close()
+			return err
+		}
+		return nil
+	}
+	if items.rfc822 {
+		item("RFC822 ")
+		if err := whole(); err != nil {
+			return err
+		}
+	}
+	if items.rfc822Header {
+		item("RFC822.HEADER ")
+		w.Literal(imapserver.ExtractBodySection(rewind(), &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader}))
+	}
+	if items.rfc822Text {
+		item("RFC822.TEXT ")
+		w.Literal(imapserver.ExtractBodySection(rewind(), &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText}))
 	}
 	for _, bs := range options.BodySection {
+		item("")
+		writeSectionName(w, bs)
 		if isWholeMessage(bs) {
-			wc := rw.WriteBodySection(bs, size)
-			if _, err := io.CopyN(wc, rewind(), size); err != nil {
-				// The literal is cut short: the client cannot resync.
-				s.srv.log.Error("imap: reading message", "user", s.user.Address, "uid", uid, "err", err)
-				s.nc.Close()
-				return err
-			}
-			if err := wc.Close(); err != nil {
+			if err := whole(); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := writeLiteral(imapserver.ExtractBodySection(rewind(), bs), func(n int64) io.WriteCloser {
-			return rw.WriteBodySection(bs, n)
-		}); err != nil {
-			return err
-		}
+		w.Literal(imapserver.ExtractBodySection(rewind(), bs))
 	}
-	for _, bs := range options.BinarySection {
-		rewind()
-		b, err := binarySection(src, bs.Part, bs.Partial)
-		if err != nil {
-			return err
+	for i, bs := range options.BinarySection {
+		item("BINARY[" + partString(bs.Part) + "]")
+		if bs.Partial != nil {
+			w.Atom("<" + strconv.FormatInt(bs.Partial.Offset, 10) + ">")
 		}
-		if err := writeLiteral(b, func(n int64) io.WriteCloser {
-			return rw.WriteBinarySection(bs, n)
-		}); err != nil {
-			return err
-		}
+		w.SP()
+		w.LiteralHeader(int64(len(mc.binary[i])), true)
+		w.Write(mc.binary[i])
 	}
-	for _, bs := range options.BinarySectionSize {
-		rewind()
-		b, err := binarySection(src, bs.Part, nil)
-		if err != nil {
-			return err
-		}
-		rw.WriteBinarySectionSize(bs, uint32(len(b)))
+	for i, bs := range options.BinarySectionSize {
+		item("BINARY.SIZE[" + partString(bs.Part) + "] ")
+		w.Number(uint32(mc.binSizes[i]))
 	}
 	return nil
 }
 
-func writeLiteral(b []byte, open func(int64) io.WriteCloser) error {
-	wc := open(int64(len(b)))
-	_, err := wc.Write(b)
-	if cerr := wc.Close(); err == nil {
-		err = cerr
+// writeSectionName writes BODY[section]<offset> and a space.
+func writeSectionName(w *imapwire.Writer, bs *imap.FetchItemBodySection) {
+	w.Atom("BODY[")
+	w.Atom(partString(bs.Part))
+	if bs.Specifier != imap.PartSpecifierNone {
+		if len(bs.Part) > 0 {
+			w.Atom(".")
+		}
+		w.Atom(string(bs.Specifier))
+		fields, name := bs.HeaderFields, ".FIELDS"
+		if len(bs.HeaderFieldsNot) > 0 {
+			fields, name = bs.HeaderFieldsNot, ".FIELDS.NOT"
+		}
+		if len(fields) > 0 {
+			w.Atom(name + " (")
+			for i, f := range fields {
+				if i > 0 {
+					w.SP()
+				}
+				w.String(f)
+			}
+			w.Atom(")")
+		}
 	}
-	return err
+	w.Atom("]")
+	if bs.Partial != nil {
+		w.Atom("<" + strconv.FormatInt(bs.Partial.Offset, 10) + ">")
+	}
+	w.SP()
+}
+
+// partString is a part number, "1.2.3".
+func partString(part []int) string {
+	b := make([]byte, 0, 2*len(part))
+	for i, p := range part {
+		if i > 0 {
+			b = append(b, '.')
+		}
+		b = strconv.AppendInt(b, int64(p), 10)
+	}
+	return string(b)
 }
 
 // isWholeMessage reports BODY[] without a part or range, which is

@@ -174,7 +174,7 @@ func readUntil(t *testing.T, br *bufio.Reader, prefix string) {
 	}
 }
 
-// panicCatcher counts log records about panics, which imapserver
+// panicCatcher counts log records about panics, which the server
 // recovers and logs.
 type panicCatcher struct{ n *atomic.Int32 }
 
@@ -187,77 +187,3 @@ func (p panicCatcher) Handle(_ context.Context, r slog.Record) error {
 }
 func (p panicCatcher) WithAttrs([]slog.Attr) slog.Handler { return p }
 func (p panicCatcher) WithGroup(string) slog.Handler      { return p }
-
-// FuzzSearchNest feeds arbitrary SEARCH text to searchNest whole and
-// cut in two: the verdict must not depend on where reads end.
-func FuzzSearchNest(f *testing.F) {
-	for _, s := range []string{
-		"RETURN (MIN) CHARSET UTF-8 OR NOT (SEEN) SUBJECT \"a\\\"(\" ALL",
-		strings.Repeat("NOT ", 65) + "ALL",
-		strings.Repeat("(", 70) + strings.Repeat(")", 70),
-		"BODY {5}\r\nHEADER NOT OR NOT ALL",
-	} {
-		f.Add([]byte(s), uint16(len(s)/2))
-	}
-	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
-		var whole, split searchNest
-		want := whole.feed(data)
-		i := min(int(cut), len(data))
-		got := split.feed(data[:i])
-		if got {
-			got = split.feed(data[i:])
-		}
-		if got != want {
-			t.Fatalf("%q: whole %v, cut at %d %v", data, want, i, got)
-		}
-		if whole.n < 0 || whole.n > len(whole.stack) || whole.skip < 0 || whole.args < 0 {
-			t.Fatalf("%q: state %+v", data, whole)
-		}
-	})
-}
-
-// FuzzMailboxArg reads arbitrary command lines for mailbox names
-// imapserver would refuse; a name alone, quoted, gets the verdict of
-// validMUTF7.
-func FuzzMailboxArg(f *testing.F) {
-	for _, s := range []string{
-		"a LIST (SUBSCRIBED) \"\" (\"*\" &Jjo) RETURN (CHILDREN)",
-		"a UID MOVE 1:* \"&APw-&APw-\"",
-		"a RENAME \"x\\\"y\" {5}",
-		"a CREATE &2D3eAA-",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		badMailboxArg(data)
-		name := string(data)
-		if strings.ContainsAny(name, "\"\\\r\n") || strings.EqualFold(name, "INBOX") {
-			return
-		}
-		if got := badMailboxArg([]byte(`a CREATE "` + name + `"`)); got != !validMUTF7(name) {
-			t.Fatalf("%q: badMailboxArg %v, validMUTF7 %v", name, got, validMUTF7(name))
-		}
-	})
-}
-
-// FuzzConvertSearchCharset rewrites arbitrary commands: a converted
-// command is in UTF-8 and converts to itself.
-func FuzzConvertSearchCharset(f *testing.F) {
-	for _, s := range []string{
-		"a SEARCH CHARSET ISO-8859-1 BODY {4}\r\nK\xf6ln\r\n",
-		"a UID SEARCH RETURN (MIN) CHARSET \"ISO-2022-JP\" SUBJECT \"\x1b$B%F\x1b(B\" TEXT {2+}\r\n\r\n\r\n",
-		"a SEARCH CHARSET {6}\r\nKOI8-R OR \"\\\"\" {9999}\r\n",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		out, err := convertSearchCharset(data)
-		if err != nil {
-			return
-		}
-		again, err := convertSearchCharset(out)
-		if err != nil || !bytes.Equal(again, out) {
-			t.Fatalf("%q converted to %q, then to %q, %v", data, out, again, err)
-		}
-	})
-}

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/mailagent/mailagent/maildir"
 )
 
@@ -15,11 +14,11 @@ import (
 type mailboxKey struct{ path, name string }
 
 // mailbox is the view of one folder shared by every session that has it
-// selected: the UIDs in sequence-number order as the server last
-// announced them, and go-imap's tracker that turns changes into each
-// session's EXISTS, EXPUNGE and FETCH updates. One watcher per mailbox
-// follows maildir's change notification, so the cost of a change does not
-// grow with the number of sessions.
+// selected: its UIDs in order as last seen, which each session compares
+// with what it has told its client to send EXISTS and EXPUNGE, and the
+// flag changes each session has yet to report. One watcher per mailbox
+// follows maildir's change notification, so the cost of a change does
+// not grow with the number of sessions.
 type mailbox struct {
 	srv  *Server
 	key  mailboxKey
@@ -30,10 +29,12 @@ type mailbox struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu          sync.Mutex
+	mu sync.Mutex
+	// uids is never changed in place, only replaced: sessions keep the
+	// slice they last reported as their view, without a copy.
 	uids        []uint32
 	uidValidity uint32
-	tracker     *imapserver.MailboxTracker
+	sessions    map[*selection]struct{}
 	// announced holds flags a session already reported for its own
 	// change, so that maildir's later event for it is not sent twice.
 	announced map[uint32]string
@@ -75,7 +76,7 @@ func (s *Server) openMailbox(ctx context.Context, path, name string) (*mailbox, 
 	mb := &mailbox{
 		srv: s, key: key, refs: 1, md: md, folder: f, cancel: cancel, done: make(chan struct{}),
 		uids: make([]uint32, len(snap.Messages)), uidValidity: snap.UIDValidity,
-		tracker:   imapserver.NewMailboxTracker(uint32(len(snap.Messages))),
+		sessions:  map[*selection]struct{}{},
 		announced: map[uint32]string{},
 	}
 	for i := range snap.Messages {
@@ -167,10 +168,8 @@ func (mb *mailbox) watch(ctx context.Context, ch <-chan maildir.Event) {
 	}
 	if ctx.Err() == nil {
 		mb.mu.Lock()
-		for i := len(mb.uids); i > 0; i-- {
-			mb.tracker.QueueExpunge(uint32(i))
-		}
 		mb.uids = nil
+		mb.notifyLocked()
 		mb.mu.Unlock()
 	}
 }
@@ -187,68 +186,44 @@ func (mb *mailbox) resync(ctx context.Context) {
 	mb.mu.Unlock()
 }
 
-// syncLocked makes the view equal to snap. Sequence numbers can only grow
-// at the end, so a message that appears below the highest UID already
-// announced (another process renumbered the folder) is announced by
-// expunging the messages above it and announcing them again.
+// syncLocked makes the view equal to snap. Each session works out what
+// to tell its client from the difference (selection.poll).
 func (mb *mailbox) syncLocked(snap *maildir.Snapshot) {
 	next := make([]uint32, len(snap.Messages))
 	for i := range snap.Messages {
 		next[i] = snap.Messages[i].UID
 	}
-	old := mb.uids
-	// p: the longest prefix of next that the view keeps, in order.
-	p := 0
-	if snap.UIDValidity == mb.uidValidity {
-		i := 0
-		for _, u := range next {
-			for i < len(old) && old[i] < u {
-				i++
-			}
-			if i == len(old) || old[i] != u {
-				break
-			}
-			p++
-		}
-	} else {
+	if snap.UIDValidity != mb.uidValidity {
 		clear(mb.announced)
 	}
 	mb.uidValidity = snap.UIDValidity
-	keep := next[:p]
-	k := p - 1
-	for i := len(old) - 1; i >= 0; i-- {
-		if k >= 0 && old[i] == keep[k] {
-			k--
-			continue
-		}
-		mb.tracker.QueueExpunge(uint32(i + 1))
+	if !slices.Equal(next, mb.uids) {
+		mb.uids = next
+		mb.notifyLocked()
 	}
-	if added := len(next) - p; added > 0 {
-		// One EXISTS per message keeps go-imap's sequence translation
-		// exact for messages not yet announced to a session; a large
-		// batch is announced at once.
-		if added <= 64 {
-			for n := p + 1; n <= len(next); n++ {
-				mb.tracker.QueueNumMessages(uint32(n))
-			}
-		} else {
-			mb.tracker.QueueNumMessages(uint32(len(next)))
-		}
-	}
-	mb.uids = next
 }
 
 // removeLocked expunges uids from the view (those still in it).
 func (mb *mailbox) removeLocked(uids []uint32) {
 	slices.Sort(uids)
-	for i := len(uids) - 1; i >= 0; i-- {
-		idx, ok := slices.BinarySearch(mb.uids, uids[i])
-		if !ok {
+	next := make([]uint32, 0, len(mb.uids))
+	for _, u := range mb.uids {
+		if _, found := slices.BinarySearch(uids, u); found {
+			delete(mb.announced, u)
 			continue
 		}
-		mb.uids = slices.Delete(mb.uids, idx, idx+1)
-		delete(mb.announced, uids[i])
-		mb.tracker.QueueExpunge(uint32(idx + 1))
+		next = append(next, u)
+	}
+	if len(next) != len(mb.uids) {
+		mb.uids = next
+		mb.notifyLocked()
+	}
+}
+
+// notifyLocked wakes the sessions waiting in IDLE.
+func (mb *mailbox) notifyLocked() {
+	for sel := range mb.sessions {
+		sel.wake()
 	}
 }
 
@@ -258,8 +233,7 @@ func (mb *mailbox) flagsChanged(ctx context.Context, uids []uint32) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	for _, uid := range uids {
-		idx, ok := slices.BinarySearch(mb.uids, uid)
-		if !ok {
+		if _, ok := slices.BinarySearch(mb.uids, uid); !ok {
 			continue
 		}
 		m, err := mb.folder.Message(ctx, uid)
@@ -273,19 +247,33 @@ func (mb *mailbox) flagsChanged(ctx context.Context, uids []uint32) {
 				continue
 			}
 		}
-		mb.tracker.QueueMessageFlags(uint32(idx+1), imap.UID(uid), imapFlags(&m), nil)
+		mb.flagsChangedLocked(uid, nil)
+	}
+}
+
+// flagsChangedLocked records that uid's flags changed for every session
+// but source, which has reported them itself.
+func (mb *mailbox) flagsChangedLocked(uid uint32, source *selection) {
+	for sel := range mb.sessions {
+		if sel == source {
+			continue
+		}
+		if sel.flags == nil {
+			sel.flags = map[uint32]struct{}{}
+		}
+		sel.flags[uid] = struct{}{}
+		sel.wake()
 	}
 }
 
 // storedLocked records flags a session reported for its own change and
-// queues them for the other sessions.
-func (mb *mailbox) storedLocked(m *maildir.Message, source *imapserver.SessionTracker) {
-	idx, ok := slices.BinarySearch(mb.uids, m.UID)
-	if !ok {
+// tells the other sessions.
+func (mb *mailbox) storedLocked(m *maildir.Message, source *selection) {
+	if _, ok := slices.BinarySearch(mb.uids, m.UID); !ok {
 		return
 	}
 	mb.announced[m.UID] = strings.Join(m.Flags, " ")
-	mb.tracker.QueueMessageFlags(uint32(idx+1), imap.UID(m.UID), imapFlags(m), source)
+	mb.flagsChangedLocked(m.UID, source)
 }
 
 // imapFlags returns a message's flags in IMAP's type.

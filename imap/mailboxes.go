@@ -6,6 +6,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/maildir"
 )
 
@@ -35,21 +36,26 @@ func folderError(err error) error {
 	return mapError(err)
 }
 
-// Create serves CREATE.
-func (s *session) Create(name string, options *imap.CreateOptions) error {
-	n, err := mailboxName(name)
+// cmdCreate serves CREATE.
+func (c *conn) cmdCreate(cmd *imapwire.Command) (okStatus, error) {
+	s := c.sess
+	n, err := mailboxName(cmd.Args.(*imapwire.Create).Mailbox)
 	if err != nil {
-		return err
+		return okStatus{}, err
 	}
 	if n == "INBOX" {
-		return mapError(maildir.ErrFolderExists)
+		return okStatus{}, mapError(maildir.ErrFolderExists)
 	}
-	return folderError(s.md.CreateFolder(s.ctx, n))
+	return okStatus{}, folderError(s.md.CreateFolder(s.ctx, n))
 }
 
-// Delete serves DELETE. Children stay, reachable by name, as RFC 3501
+// cmdDelete serves DELETE. Children stay, reachable by name, as RFC 3501
 // 6.3.4 allows.
-func (s *session) Delete(name string) error {
+func (c *conn) cmdDelete(cmd *imapwire.Command) (okStatus, error) {
+	return okStatus{}, c.sess.deleteFolder(cmd.Args.(*imapwire.Mailbox).Name)
+}
+
+func (s *session) deleteFolder(name string) error {
 	n, err := mailboxName(name)
 	if err != nil {
 		return err
@@ -60,9 +66,16 @@ func (s *session) Delete(name string) error {
 	return folderError(s.md.DeleteFolder(s.ctx, n))
 }
 
-// Rename serves RENAME with the children following. Renaming INBOX moves
-// its messages to the new folder and leaves INBOX empty (RFC 3501 6.3.5).
-func (s *session) Rename(oldName, newName string, options *imap.RenameOptions) error {
+// cmdRename serves RENAME.
+func (c *conn) cmdRename(cmd *imapwire.Command) (okStatus, error) {
+	a := cmd.Args.(*imapwire.Rename)
+	return okStatus{}, c.sess.rename(a.From, a.To)
+}
+
+// rename renames a folder with its children following. Renaming INBOX
+// moves its messages to the new folder and leaves INBOX empty (RFC 3501
+// 6.3.5).
+func (s *session) rename(oldName, newName string) error {
 	from, err := mailboxName(oldName)
 	if err != nil {
 		return err
@@ -105,22 +118,14 @@ func (s *session) Rename(oldName, newName string, options *imap.RenameOptions) e
 	return nil
 }
 
-// Subscribe serves SUBSCRIBE; the name need not exist.
-func (s *session) Subscribe(name string) error {
-	n, err := mailboxName(name)
+// cmdSubscribe serves SUBSCRIBE (the name need not exist) and
+// UNSUBSCRIBE.
+func (c *conn) cmdSubscribe(cmd *imapwire.Command) (okStatus, error) {
+	n, err := mailboxName(cmd.Args.(*imapwire.Mailbox).Name)
 	if err != nil {
-		return err
+		return okStatus{}, err
 	}
-	return folderError(s.md.Subscribe(s.ctx, n, true))
-}
-
-// Unsubscribe serves UNSUBSCRIBE.
-func (s *session) Unsubscribe(name string) error {
-	n, err := mailboxName(name)
-	if err != nil {
-		return err
-	}
-	return folderError(s.md.Subscribe(s.ctx, n, false))
+	return okStatus{}, folderError(c.sess.md.Subscribe(c.sess.ctx, n, cmd.Name == "SUBSCRIBE"))
 }
 
 // listEntry is one name LIST may report.
@@ -129,10 +134,58 @@ type listEntry struct {
 	exists bool
 }
 
-// List serves LIST (with LIST-EXTENDED's selection and return options,
-// LIST-STATUS and SPECIAL-USE) and LSUB.
-func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
-	if len(patterns) == 0 {
+// cmdList serves LIST (with LIST-EXTENDED's selection and return
+// options, LIST-STATUS and SPECIAL-USE) and LSUB.
+func (c *conn) cmdList(cmd *imapwire.Command) (okStatus, error) {
+	a := cmd.Args.(*imapwire.List)
+	options := a.Options
+	if a.Lsub {
+		options.SelectSubscribed = true
+	}
+	w := &listWriter{w: c.w, lsub: a.Lsub}
+	return okStatus{}, c.sess.list(w, a.Ref, a.Patterns, &options)
+}
+
+// listWriter writes LIST (or LSUB) responses, with LIST-STATUS's STATUS
+// after each.
+type listWriter struct {
+	w    *imapwire.Writer
+	lsub bool
+}
+
+func (lw *listWriter) WriteList(d *imap.ListData) error {
+	w := lw.w
+	w.Untagged()
+	if lw.lsub {
+		w.Atom("LSUB (")
+	} else {
+		w.Atom("LIST (")
+	}
+	sep := false
+	for _, a := range d.Attrs {
+		if lw.lsub && (a == imap.MailboxAttrSubscribed || a == imap.MailboxAttrNonExistent) {
+			continue
+		}
+		if sep {
+			w.SP()
+		}
+		sep = true
+		w.Atom(string(a))
+	}
+	w.Atom(`) "` + string(delim) + `" `)
+	w.Mailbox(d.Mailbox)
+	if d.ChildInfo != nil && d.ChildInfo.Subscribed && !lw.lsub {
+		w.Atom(` ("CHILDINFO" ("SUBSCRIBED"))`)
+	}
+	w.End()
+	if d.Status != nil {
+		writeStatus(w, d.Status)
+	}
+	return nil
+}
+
+func (s *session) list(w *listWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	if len(patterns) == 1 && patterns[0] == "" {
 		// RFC 3501 6.3.8: the hierarchy delimiter and root.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim, Mailbox: ""})
 	}
@@ -220,13 +273,63 @@ func (s *session) hasSubscribedChild(entries []listEntry, name string) bool {
 	return false
 }
 
-// Status serves STATUS (with STATUS=SIZE and APPENDLIMIT) from the index.
-func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	n, err := mailboxName(name)
+// cmdStatus serves STATUS (with STATUS=SIZE and APPENDLIMIT) from the
+// index.
+func (c *conn) cmdStatus(cmd *imapwire.Command) (okStatus, error) {
+	a := cmd.Args.(*imapwire.Status)
+	n, err := mailboxName(a.Mailbox)
 	if err != nil {
-		return nil, err
+		return okStatus{}, err
 	}
-	return s.status(n, options)
+	if a.Items.HighestModSeq || a.Items.DeletedStorage {
+		return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "STATUS item not supported"}
+	}
+	d, err := c.sess.status(n, &a.Items)
+	if err != nil {
+		return okStatus{}, err
+	}
+	writeStatus(c.w, d)
+	return okStatus{}, nil
+}
+
+// writeStatus writes a STATUS response.
+func writeStatus(w *imapwire.Writer, d *imap.StatusData) {
+	w.Untagged()
+	w.Atom("STATUS ")
+	w.Mailbox(d.Mailbox)
+	w.Atom(" (")
+	sep := ""
+	num := func(name string, v uint64) {
+		w.Atom(sep + name + " ")
+		w.Number64(v)
+		sep = " "
+	}
+	if d.NumMessages != nil {
+		num("MESSAGES", uint64(*d.NumMessages))
+	}
+	if d.NumRecent != nil {
+		num("RECENT", uint64(*d.NumRecent))
+	}
+	if d.UIDNext != 0 {
+		num("UIDNEXT", uint64(d.UIDNext))
+	}
+	if d.UIDValidity != 0 {
+		num("UIDVALIDITY", uint64(d.UIDValidity))
+	}
+	if d.NumUnseen != nil {
+		num("UNSEEN", uint64(*d.NumUnseen))
+	}
+	if d.NumDeleted != nil {
+		num("DELETED", uint64(*d.NumDeleted))
+	}
+	if d.Size != nil {
+		num("SIZE", uint64(*d.Size))
+	}
+	if d.AppendLimit != nil {
+		num("APPENDLIMIT", uint64(*d.AppendLimit))
+	}
+	w.Atom(")")
+	w.End()
 }
 
 func (s *session) status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
@@ -269,31 +372,86 @@ func (s *session) status(name string, options *imap.StatusOptions) (*imap.Status
 	return d, nil
 }
 
-// Append serves APPEND: the message is durable before the OK, with its
-// UID in APPENDUID.
-func (s *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+// cmdAppend serves APPEND: the message is durable before the OK, with
+// its UID in APPENDUID. A refused APPEND still reads its message, which
+// the client sends after a non-synchronizing literal.
+func (c *conn) cmdAppend(cmd *imapwire.Command) (okStatus, error) {
+	s := c.sess
+	a := cmd.Args.(*imapwire.Append)
+	m := a.Message
+	f, err := s.appendTarget(a.Mailbox)
+	if err == nil && m.Catenate {
+		err = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "CATENATE not supported"}
+	}
+	if err != nil {
+		return okStatus{}, c.endAppend(err)
+	}
+	var flags []string
+	for _, fl := range m.Flags {
+		if fl != `\Recent` {
+			flags = append(flags, string(fl))
+		}
+	}
+	uid, err := f.Append(s.ctx, m.Body, flags, m.Date)
+	if err != nil {
+		return okStatus{}, c.endAppend(mapError(err))
+	}
+	if next, err := c.r.NextMessage(); err != nil || next != nil {
+		// MULTIAPPEND is not offered: a second message is refused, but
+		// the first is stored already.
+		return okStatus{}, c.appendRest(err, next)
+	}
+	st, err := f.Status(s.ctx)
+	if err != nil {
+		return okStatus{}, mapError(err)
+	}
+	s.srv.refreshMailbox(s.ctx, s.md.Path(), f.Name())
+	return okStatus{code: "APPENDUID " + itoa(st.UIDValidity) + " " + itoa(uid)}, nil
+}
+
+// appendTarget checks APPEND's mailbox and opens it.
+func (s *session) appendTarget(name string) (*maildir.Folder, error) {
 	n, err := mailboxName(name)
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.destFolder(n)
-	if err != nil {
-		return nil, err
-	}
-	var flags []string
-	for _, fl := range options.Flags {
-		if !strings.EqualFold(string(fl), `\Recent`) {
-			flags = append(flags, string(fl))
+	return s.destFolder(n)
+}
+
+// endAppend reads what is left of a refused APPEND and returns err, or
+// the reader's error when the command could not be read to its end.
+func (c *conn) endAppend(err error) error {
+	for {
+		next, rerr := c.r.NextMessage()
+		if rerr != nil {
+			return c.appendRest(rerr, nil)
+		}
+		if next == nil {
+			return err
 		}
 	}
-	uid, err := f.Append(s.ctx, r, flags, options.Time)
-	if err != nil {
-		return nil, mapError(err)
+}
+
+// appendRest answers what follows an APPEND's message that cannot be
+// taken: a second message (MULTIAPPEND is not offered), or a syntax
+// error after the message.
+func (c *conn) appendRest(err error, next *imapwire.AppendMessage) error {
+	var e *imapwire.Error
+	switch {
+	case errors.As(err, &e):
+		if e.Close {
+			c.bye = "Command or literal too large, closing the connection"
+		}
+		return &imap.Error{Type: e.Type, Code: e.Code, Text: e.Text}
+	case err != nil:
+		c.state = stateLogout
+		return errSilent
 	}
-	st, err := f.Status(s.ctx)
-	if err != nil {
-		return nil, mapError(err)
+	for next != nil && err == nil {
+		next, err = c.r.NextMessage()
 	}
-	s.srv.refreshMailbox(s.ctx, s.md.Path(), f.Name())
-	return &imap.AppendData{UID: imap.UID(uid), UIDValidity: st.UIDValidity}, nil
+	if err != nil {
+		return c.appendRest(err, nil)
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "One message per APPEND"}
 }

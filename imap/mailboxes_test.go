@@ -174,5 +174,5 @@ func TestStatusAppend(t *testing.T) {
 	cl2.login("small@local.example")
 	big := strings.Repeat("x", 3000)
 	cl2.expect("NO [OVERQUOTA]", "APPEND INBOX {%d}\r\n%s", len(big), big)
-	cl2.ok("CHECK")
+	cl2.ok("NOOP")
 }

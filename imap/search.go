@@ -11,10 +11,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/maildir"
 	"golang.org/x/text/encoding/charmap"
 )
@@ -34,32 +34,125 @@ var errSearchTooDeep = &imap.Error{
 	Text: "SEARCH keys nested deeper than 64 levels",
 }
 
-// Search serves SEARCH and UID SEARCH (with ESEARCH and SEARCHRES, which
-// imapserver formats): every criterion of RFC 3501 and RFC 9051. Text is
-// matched after decoding transfer encodings, RFC 2047 words and the
-// parts' charsets to UTF-8, under Unicode simple case folding.
-func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+// cmdSearch serves SEARCH and UID SEARCH (with ESEARCH and SEARCHRES):
+// every criterion of RFC 3501 and RFC 9051. Strings in CHARSET are
+// converted to UTF-8; text is matched after decoding transfer
+// encodings, RFC 2047 words and the parts' charsets to UTF-8, under
+// Unicode simple case folding.
+func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
+	s := c.sess
 	sel := s.sel
-	data, err := s.search(kind, criteria, options)
+	a := cmd.Args.(*imapwire.Search)
+	data, err := s.searchCharset(cmd.UID, a.Charset, a.Criteria, &a.Return)
 	if err != nil {
-		if options.ReturnSave {
+		if a.Return.ReturnSave {
 			// RFC 5182 section 2.1: a failed SEARCH empties "$".
 			sel.searchRes = imap.UIDSet{}
 		}
-		return nil, err
+		return okStatus{}, err
 	}
-	return data, nil
+	w := c.w
+	if !a.ESearch && !c.rev2 {
+		w.Untagged()
+		w.Atom("SEARCH")
+		if nums, ok := numList(data.All); ok {
+			for _, n := range nums {
+				w.SP()
+				w.Number(n)
+			}
+		}
+		w.End()
+		return okStatus{}, nil
+	}
+	o := a.Return
+	if !a.ESearch {
+		o.ReturnAll = true // IMAP4rev2's SEARCH is RETURN (ALL)
+	}
+	if o.ReturnSave && !o.ReturnMin && !o.ReturnMax && !o.ReturnAll && !o.ReturnCount {
+		return okStatus{}, nil // SAVE alone: no ESEARCH (RFC 5182 section 2.4)
+	}
+	w.Untagged()
+	w.Atom("ESEARCH (TAG ")
+	w.String(cmd.Tag)
+	w.Atom(")")
+	if cmd.UID {
+		w.Atom(" UID")
+	}
+	if o.ReturnMin && data.Min != 0 {
+		w.Atom(" MIN ")
+		w.Number(data.Min)
+	}
+	if o.ReturnMax && data.Max != 0 {
+		w.Atom(" MAX ")
+		w.Number(data.Max)
+	}
+	if o.ReturnAll && data.Count > 0 {
+		w.Atom(" ALL ")
+		w.NumSet(data.All)
+	}
+	if o.ReturnCount {
+		w.Atom(" COUNT ")
+		w.Number(data.Count)
+	}
+	w.End()
+	return okStatus{}, nil
 }
 
-func (s *session) search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+// numList lists the numbers of a set without "*".
+func numList(set imap.NumSet) ([]uint32, bool) {
+	switch set := set.(type) {
+	case imap.SeqSet:
+		return set.Nums()
+	case imap.UIDSet:
+		uids, ok := set.Nums()
+		out := make([]uint32, len(uids))
+		for i, u := range uids {
+			out[i] = uint32(u)
+		}
+		return out, ok
+	}
+	return nil, false
+}
+
+// searchCharset converts the criteria's strings from charset and
+// searches.
+func (s *session) searchCharset(uid bool, charset string, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	enc, err := searchEncoding(charset)
+	if err != nil {
+		return nil, err
+	}
+	if err := decodeSearchCriteria(criteria, enc); err != nil {
+		return nil, err
+	}
+	if usesModSeq(criteria) {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "Unknown SEARCH key"}
+	}
+	return s.search(uid, criteria, options)
+}
+
+// usesModSeq reports a MODSEQ key anywhere in c: CONDSTORE is not
+// offered yet.
+func usesModSeq(c *imap.SearchCriteria) bool {
+	if c.ModSeq != nil {
+		return true
+	}
+	for i := range c.Not {
+		if usesModSeq(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if usesModSeq(&c.Or[i][0]) || usesModSeq(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
 	if searchTooDeep(criteria, 0) {
 		return nil, errSearchTooDeep
-	}
-	// imapserver admits only UTF-8 and US-ASCII as CHARSET; both are
-	// taken as UTF-8, which must be valid.
-	if err := decodeSearchCriteria(criteria, nil); err != nil {
-		return nil, err
 	}
 	refs := sel.resolve(imap.SeqSet{{Start: 1, Stop: 0}})
 	var maxSeq, maxUID uint32
@@ -88,7 +181,7 @@ func (s *session) search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 		uidSet.AddNum(imap.UID(r.uid))
 		num := r.seq
-		if kind == imapserver.NumKindUID {
+		if uid {
 			num = r.uid
 		} else {
 			seqSet.AddNum(r.seq)
@@ -103,7 +196,7 @@ func (s *session) search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 		data.Count++
 	}
-	if kind == imapserver.NumKindUID {
+	if uid {
 		data.All = uidSet
 	} else {
 		data.All = seqSet

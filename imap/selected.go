@@ -2,9 +2,10 @@ package imap
 
 import (
 	"slices"
+	"sort"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/maildir"
 )
 
@@ -12,15 +13,31 @@ import (
 type selection struct {
 	mb        *mailbox
 	folder    *maildir.Folder // the session's own handle
-	tracker   *imapserver.SessionTracker
 	readOnly  bool
 	searchRes imap.UIDSet // SEARCHRES's "$"
+
+	// view is the UIDs the client knows, in sequence-number order: the
+	// mailbox's slice as last reported (never changed in place, so
+	// shared without a copy). Only the connection's goroutine uses it.
+	view []uint32
+
+	// Guarded by mb.mu:
+	flags  map[uint32]struct{} // messages whose new flags are not reported yet
+	notify chan struct{}       // signalled on news, for IDLE
+}
+
+// wake signals news to a session in IDLE.
+func (sel *selection) wake() {
+	select {
+	case sel.notify <- struct{}{}:
+	default:
+	}
 }
 
 // ref is one message a command addresses: its sequence number in the
-// client's view, its index in the shared view and its UID.
+// client's view and its UID.
 type ref struct {
-	seq, idx, uid uint32
+	seq, uid uint32
 }
 
 var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "Mailbox is read-only"}
@@ -30,53 +47,91 @@ var systemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged
 // maxKeywords is how many keywords dovecot-keywords can name per folder.
 const maxKeywords = 26
 
-// Select serves SELECT and EXAMINE from maildir's index.
-func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
-	s.unselect()
-	f, err := s.md.Folder(s.ctx, name)
+// cmdSelect serves SELECT and EXAMINE from maildir's index.
+func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
+	a := cmd.Args.(*imapwire.Select)
+	s := c.sess
+	if s.sel != nil {
+		s.unselect()
+		c.state = stateAuth
+		c.w.Status("", imap.StatusResponseTypeOK, "CLOSED", "Previous mailbox is now closed")
+	}
+	f, err := s.md.Folder(s.ctx, a.Mailbox)
 	if err != nil {
-		return nil, folderError(err)
+		return okStatus{}, folderError(err)
 	}
 	mb, snap, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name())
 	if err != nil {
-		return nil, mapError(err)
+		return okStatus{}, mapError(err)
 	}
 	if snap == nil {
 		if snap, err = f.Snapshot(s.ctx); err != nil {
 			s.srv.releaseMailbox(mb)
-			return nil, mapError(err)
+			return okStatus{}, mapError(err)
 		}
 	}
+	sel := &selection{mb: mb, folder: f, readOnly: a.ReadOnly, notify: make(chan struct{}, 1)}
 	mb.mu.Lock()
 	mb.syncLocked(snap)
-	tr := mb.tracker.NewSession()
+	sel.view = mb.uids
+	mb.sessions[sel] = struct{}{}
 	mb.mu.Unlock()
 	s.mu.Lock()
-	s.sel = &selection{mb: mb, folder: f, tracker: tr, readOnly: options.ReadOnly}
+	s.sel = sel
 	s.mu.Unlock()
+	c.state = stateSelected
 
-	data := &imap.SelectData{
-		NumMessages: uint32(len(snap.Messages)),
-		UIDNext:     imap.UID(snap.UIDNext),
-		UIDValidity: snap.UIDValidity,
-	}
-	data.Flags = append(slices.Clone(systemFlags), keywordFlags(snap.Keywords)...)
-	if !options.ReadOnly {
-		data.PermanentFlags = slices.Clone(data.Flags)
-		if len(snap.Keywords) < maxKeywords {
-			data.PermanentFlags = append(data.PermanentFlags, imap.FlagWildcard)
-		}
-	}
+	w := c.w
+	flags := append(slices.Clone(systemFlags), keywordFlags(snap.Keywords)...)
+	w.Untagged()
+	w.Atom("FLAGS ")
+	w.Flags(flags)
+	w.End()
+	w.Untagged()
+	w.Number(uint32(len(sel.view)))
+	w.Atom(" EXISTS")
+	w.End()
+	var recent, unseen uint32
 	for i := range snap.Messages {
 		m := &snap.Messages[i]
-		if data.FirstUnseenSeqNum == 0 && !m.HasFlag(maildir.FlagSeen) {
-			data.FirstUnseenSeqNum = uint32(i + 1)
+		if unseen == 0 && !m.HasFlag(maildir.FlagSeen) {
+			unseen = uint32(i + 1)
 		}
 		if m.Recent {
-			data.NumRecent++
+			recent++
 		}
 	}
-	return data, nil
+	if !c.rev2 {
+		w.Untagged()
+		w.Number(recent)
+		w.Atom(" RECENT")
+		w.End()
+		if unseen != 0 {
+			w.Status("", imap.StatusResponseTypeOK, "UNSEEN "+itoa(unseen), "First unseen")
+		}
+	}
+	if a.ReadOnly {
+		w.Status("", imap.StatusResponseTypeOK, "PERMANENTFLAGS ()", "No permanent flags permitted")
+	} else {
+		perm := flags
+		if len(snap.Keywords) < maxKeywords {
+			perm = append(perm, imap.FlagWildcard)
+		}
+		w.Status("", imap.StatusResponseTypeOK, "PERMANENTFLAGS "+flagList(perm), "Flags permitted")
+	}
+	w.Status("", imap.StatusResponseTypeOK, "UIDVALIDITY "+itoa(snap.UIDValidity), "UIDs valid")
+	w.Status("", imap.StatusResponseTypeOK, "UIDNEXT "+itoa(snap.UIDNext), "Predicted next UID")
+	if c.rev2 {
+		// RFC 9051 section 6.3.2: the mailbox's name as LIST gives it.
+		w.Untagged()
+		w.Atom(`LIST () "` + string(delim) + `" `)
+		w.Mailbox(f.Name())
+		w.End()
+	}
+	if a.ReadOnly {
+		return okStatus{code: "READ-ONLY", text: cmd.Name + " completed"}, nil
+	}
+	return okStatus{code: "READ-WRITE", text: cmd.Name + " completed"}, nil
 }
 
 func keywordFlags(kws []string) []imap.Flag {
@@ -87,10 +142,29 @@ func keywordFlags(kws []string) []imap.Flag {
 	return out
 }
 
-// Unselect serves UNSELECT and the end of CLOSE.
-func (s *session) Unselect() error {
+// flagList is flags as a parenthesized list.
+func flagList(flags []imap.Flag) string {
+	b := []byte{'('}
+	for i, f := range flags {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, f...)
+	}
+	return string(append(b, ')'))
+}
+
+// cmdClose serves CLOSE (which expunges, unless EXAMINEd) and UNSELECT.
+func (c *conn) cmdClose(cmd *imapwire.Command) (okStatus, error) {
+	s := c.sess
+	if cmd.Name == "CLOSE" && !s.sel.readOnly {
+		if _, err := s.expunge(nil); err != nil {
+			return okStatus{}, err
+		}
+	}
 	s.unselect()
-	return nil
+	c.state = stateAuth
+	return okStatus{}, nil
 }
 
 func (s *session) unselect() {
@@ -101,107 +175,178 @@ func (s *session) unselect() {
 	if sel == nil {
 		return
 	}
-	sel.tracker.Close()
+	sel.mb.mu.Lock()
+	delete(sel.mb.sessions, sel)
+	sel.mb.mu.Unlock()
 	s.srv.releaseMailbox(sel.mb)
 }
 
-// Poll writes the updates pending for the session, in as few writes as
-// they fit.
-func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	if s.sel == nil {
+// poll writes what changed in the selected mailbox since the client was
+// last told: EXPUNGE (when allowExpunge; RFC 9051 section 7.5.1 forbids
+// it during FETCH, STORE and SEARCH), EXISTS and flag changes.
+func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
+	sel := s.sel
+	mb := sel.mb
+	mb.mu.Lock()
+	cur := mb.uids
+	var changed []uint32
+	for u := range sel.flags {
+		changed = append(changed, u)
+	}
+	sel.flags = nil
+	mb.mu.Unlock()
+
+	view := sel.view
+	gone, added, below := diffView(view, cur)
+	switch {
+	case allowExpunge:
+		if below {
+			// A message appeared below UIDs the client knows (another
+			// process renumbered the folder): sequence numbers only grow
+			// at the end, so those above it go and come back.
+			gone = gone[:0]
+			low := added[0]
+			for i, u := range view {
+				if _, found := slices.BinarySearch(cur, u); !found || u > low {
+					gone = append(gone, i)
+				}
+			}
+		}
+		for i := len(gone) - 1; i >= 0; i-- {
+			w.Untagged()
+			w.Number(uint32(gone[i] + 1))
+			w.Atom(" EXPUNGE")
+			w.End()
+		}
+		if len(cur) > len(view)-len(gone) {
+			writeExists(w, len(cur))
+		}
+		sel.view = cur
+	case len(gone) == 0 && !below:
+		if len(added) > 0 {
+			writeExists(w, len(cur))
+		}
+		sel.view = cur
+		// Otherwise new messages wait with the expunges: the client's
+		// view stays a version of the mailbox's.
+	}
+	if len(changed) == 0 {
 		return nil
 	}
-	s.nc.cork()
-	err := s.sel.tracker.Poll(w, allowExpunge)
-	if uerr := s.nc.uncork(); err == nil {
-		err = uerr
+	slices.Sort(changed)
+	for _, uid := range changed {
+		i, found := slices.BinarySearch(sel.view, uid)
+		if _, known := slices.BinarySearch(view, uid); !found || !known {
+			continue // expunged, or new to the client, which fetches it
+		}
+		m, err := sel.folder.Message(s.ctx, uid)
+		if err != nil {
+			continue
+		}
+		w.Untagged()
+		w.Number(uint32(i + 1))
+		w.Atom(" FETCH (UID ")
+		w.Number(uid)
+		w.Atom(" FLAGS ")
+		w.Flags(imapFlags(&m))
+		w.Atom(")")
+		w.End()
 	}
-	return err
+	return nil
 }
 
-// Idle writes updates as they happen until stop is closed.
-// imapserver runs it on its own goroutine, which may outlive the command
-// when the connection breaks; hence the lock.
-func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	s.mu.Lock()
-	sel := s.sel
-	s.mu.Unlock()
-	if sel == nil {
-		<-stop
-		return nil
+func writeExists(w *imapwire.Writer, n int) {
+	w.Untagged()
+	w.Number(uint32(n))
+	w.Atom(" EXISTS")
+	w.End()
+}
+
+// diffView compares the client's view with the mailbox's UIDs (both
+// ascending): the indices of view no longer in cur, the UIDs of cur not
+// in view, and whether one of those is below a UID of view.
+func diffView(view, cur []uint32) (gone []int, added []uint32, below bool) {
+	if len(view) == len(cur) && (len(view) == 0 || &view[0] == &cur[0]) {
+		return nil, nil, false // the same slice: nothing changed
 	}
-	// Updates queued before IDLE began go out first.
-	if err := sel.tracker.Poll(w, true); err != nil {
-		return err
+	i, j := 0, 0
+	for i < len(view) || j < len(cur) {
+		switch {
+		case j == len(cur) || (i < len(view) && view[i] < cur[j]):
+			gone = append(gone, i)
+			i++
+		case i == len(view) || cur[j] < view[i]:
+			if i < len(view) {
+				below = true
+			}
+			added = append(added, cur[j])
+			j++
+		default:
+			i++
+			j++
+		}
 	}
-	return sel.tracker.Idle(w, stop)
+	return gone, added, below
 }
 
 // resolve turns a sequence or UID set into the messages of the client's
-// view, in order.
+// view, in order, each once.
 func (sel *selection) resolve(numSet imap.NumSet) []ref {
 	if imap.IsSearchRes(numSet) {
 		numSet = sel.searchRes
 	}
-	mb := sel.mb
-	mb.mu.Lock()
-	defer mb.mu.Unlock()
-	n := uint32(len(mb.uids))
+	view := sel.view
+	n := uint32(len(view))
 	var out []ref
 	switch set := numSet.(type) {
 	case imap.SeqSet:
-		var max uint32
-		for i := n; i > 0; i-- {
-			if c := sel.tracker.EncodeSeqNum(i); c != 0 {
-				max = c
-				break
-			}
+		ranges := make([][2]uint32, len(set))
+		for i, r := range set {
+			ranges[i] = [2]uint32{orMax(r.Start, n), orMax(r.Stop, n)}
 		}
-		set = staticSeqSet(set, max)
-		for i := uint32(1); i <= n; i++ {
-			c := sel.tracker.EncodeSeqNum(i)
-			if c != 0 && set.Contains(c) {
-				out = append(out, ref{c, i - 1, mb.uids[i-1]})
+		for _, r := range mergeRanges(ranges) {
+			for seq := r[0]; seq <= min(r[1], n) && seq != 0; seq++ {
+				out = append(out, ref{seq, view[seq-1]})
+				if seq == n {
+					break
+				}
 			}
 		}
 	case imap.UIDSet:
-		var max uint32
+		var last uint32
 		if n > 0 {
-			max = mb.uids[n-1]
+			last = view[n-1]
 		}
-		set = staticUIDSet(set, max)
-		for i := uint32(1); i <= n; i++ {
-			uid := mb.uids[i-1]
-			if !set.Contains(imap.UID(uid)) {
-				continue
-			}
-			if c := sel.tracker.EncodeSeqNum(i); c != 0 {
-				out = append(out, ref{c, i - 1, uid})
+		ranges := make([][2]uint32, len(set))
+		for i, r := range set {
+			ranges[i] = [2]uint32{orMax(uint32(r.Start), last), orMax(uint32(r.Stop), last)}
+		}
+		for _, r := range mergeRanges(ranges) {
+			lo := sort.Search(len(view), func(i int) bool { return view[i] >= r[0] })
+			for i := lo; i < len(view) && view[i] <= r[1]; i++ {
+				out = append(out, ref{uint32(i + 1), view[i]})
 			}
 		}
 	}
 	return out
 }
 
-// staticSeqSet replaces "*" by max.
-func staticSeqSet(set imap.SeqSet, max uint32) imap.SeqSet {
-	out := make(imap.SeqSet, len(set))
-	for i, r := range set {
-		out[i] = imap.SeqRange{Start: orMax(r.Start, max), Stop: orMax(r.Stop, max)}
-		if out[i].Start > out[i].Stop {
-			out[i].Start, out[i].Stop = out[i].Stop, out[i].Start
+// mergeRanges orders ranges (each made low to high) and merges those
+// that overlap or touch.
+func mergeRanges(ranges [][2]uint32) [][2]uint32 {
+	for i, r := range ranges {
+		if r[0] > r[1] {
+			ranges[i] = [2]uint32{r[1], r[0]}
 		}
 	}
-	return out
-}
-
-func staticUIDSet(set imap.UIDSet, max uint32) imap.UIDSet {
-	out := make(imap.UIDSet, len(set))
-	for i, r := range set {
-		out[i] = imap.UIDRange{Start: imap.UID(orMax(uint32(r.Start), max)), Stop: imap.UID(orMax(uint32(r.Stop), max))}
-		if out[i].Start > out[i].Stop {
-			out[i].Start, out[i].Stop = out[i].Stop, out[i].Start
+	slices.SortFunc(ranges, func(a, b [2]uint32) int { return int(int64(a[0]) - int64(b[0])) })
+	out := ranges[:0]
+	for _, r := range ranges {
+		if k := len(out) - 1; k >= 0 && uint64(r[0]) <= uint64(out[k][1])+1 {
+			out[k][1] = max(out[k][1], r[1])
+			continue
 		}
+		out = append(out, r)
 	}
 	return out
 }
@@ -221,16 +366,31 @@ func refUIDs(refs []ref) []uint32 {
 	return out
 }
 
-// Expunge serves EXPUNGE, UID EXPUNGE and CLOSE. In a read-only mailbox
-// it does nothing, as CLOSE after EXAMINE must not expunge.
-func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
-	sel := s.sel
-	if sel.readOnly {
-		return nil
+// cmdExpunge serves EXPUNGE and UID EXPUNGE; the EXPUNGE responses go
+// out with the mailbox's other news.
+func (c *conn) cmdExpunge(cmd *imapwire.Command) (okStatus, error) {
+	s := c.sess
+	if s.sel.readOnly {
+		return okStatus{}, errReadOnly
 	}
+	var uids *imap.UIDSet
+	if cmd.UID {
+		set := cmd.Args.(*imapwire.Expunge).Set
+		if imap.IsSearchRes(set) {
+			set = s.sel.searchRes
+		}
+		uids = &set
+	}
+	_, err := s.expunge(uids)
+	return okStatus{}, err
+}
+
+// expunge removes the messages marked \Deleted (of uids, if not nil).
+func (s *session) expunge(uids *imap.UIDSet) ([]uint32, error) {
+	sel := s.sel
 	snap, err := sel.folder.Snapshot(s.ctx)
 	if err != nil {
-		return mapError(err)
+		return nil, mapError(err)
 	}
 	var del []uint32
 	for i := range snap.Messages {
@@ -240,85 +400,78 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 		}
 	}
 	if len(del) == 0 {
-		return nil
+		return nil, nil
 	}
 	sel.mb.mu.Lock()
 	defer sel.mb.mu.Unlock()
 	removed, err := sel.folder.Expunge(s.ctx, del)
-	sel.mb.removeLocked(removed)
-	return mapError(err)
+	sel.mb.removeLocked(slices.Clone(removed))
+	return removed, mapError(err)
 }
 
-// Store serves STORE and UID STORE.
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+// cmdStore serves STORE and UID STORE.
+func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
+	s := c.sess
+	a := cmd.Args.(*imapwire.Store)
 	sel := s.sel
 	if sel.readOnly {
-		return errReadOnly
+		return okStatus{}, errReadOnly
 	}
-	refs := sel.resolve(numSet)
+	refs := sel.resolve(a.Set)
 	if len(refs) == 0 {
-		return nil
+		return okStatus{}, nil
 	}
 	op := maildir.FlagsSet
-	switch flags.Op {
+	switch a.Flags.Op {
 	case imap.StoreFlagsAdd:
 		op = maildir.FlagsAdd
 	case imap.StoreFlagsDel:
 		op = maildir.FlagsRemove
 	}
 	var fl []string
-	for _, f := range flags.Flags {
-		if f == `\Recent` || f == `\recent` {
+	for _, f := range a.Flags.Flags {
+		if f == `\Recent` {
 			continue
 		}
 		fl = append(fl, string(f))
 	}
 	if op != maildir.FlagsSet && len(fl) == 0 {
-		return s.storeResponses(w, numSet, refs, flags.Silent)
+		if a.Flags.Silent {
+			return okStatus{}, nil
+		}
+		return okStatus{}, s.fetchRefs(c.w, refs, &fetchItems{opts: imap.FetchOptions{Flags: true, UID: cmd.UID}})
 	}
 	msgs, err := s.storeFlags(refUIDs(refs), op, fl)
 	if err != nil {
-		return err
+		return okStatus{}, err
 	}
-	if flags.Silent {
-		return nil
+	if a.Flags.Silent {
+		return okStatus{}, nil
 	}
-	s.nc.cork()
-	defer s.nc.uncork()
-	_, isUID := numSet.(imap.UIDSet)
 	byUID := make(map[uint32]*maildir.Message, len(msgs))
 	for i := range msgs {
 		byUID[msgs[i].UID] = &msgs[i]
 	}
+	w := c.w
 	for _, r := range refs {
 		m := byUID[r.uid]
 		if m == nil {
 			continue
 		}
-		rw := w.CreateMessage(r.seq)
-		if isUID {
-			rw.WriteUID(imap.UID(r.uid))
+		w.Untagged()
+		w.Number(r.seq)
+		w.Atom(" FETCH (")
+		if cmd.UID {
+			w.Atom("UID ")
+			w.Number(r.uid)
+			w.SP()
 		}
-		rw.WriteFlags(imapFlags(m))
-		if err := rw.Close(); err != nil {
-			return err
-		}
+		w.Atom("FLAGS ")
+		w.Flags(imapFlags(m))
+		w.Atom(")")
+		w.End()
 	}
-	return nil
-}
-
-// storeResponses answers a STORE that changes nothing with the current
-// flags.
-func (s *session) storeResponses(w *imapserver.FetchWriter, numSet imap.NumSet, refs []ref, silent bool) error {
-	if silent {
-		return nil
-	}
-	return s.fetchRefs(w, refs, &imap.FetchOptions{Flags: true, UID: isUIDSet(numSet)})
-}
-
-func isUIDSet(numSet imap.NumSet) bool {
-	_, ok := numSet.(imap.UIDSet)
-	return ok
+	return okStatus{}, nil
 }
 
 // storeFlags changes flags and tells the other sessions, holding the
@@ -333,7 +486,7 @@ func (s *session) storeFlags(uids []uint32, op maildir.FlagOp, flags []string) (
 		return nil, mapError(err)
 	}
 	for i := range msgs {
-		sel.mb.storedLocked(&msgs[i], sel.tracker)
+		sel.mb.storedLocked(&msgs[i], sel)
 	}
 	return msgs, nil
 }
@@ -351,47 +504,55 @@ func (s *session) destFolder(name string) (*maildir.Folder, error) {
 	return f, nil
 }
 
-// Copy serves COPY and UID COPY with UIDPLUS's COPYUID.
-func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
-	refs := s.sel.resolve(numSet)
-	df, err := s.destFolder(dest)
+// cmdCopy serves COPY and UID COPY with UIDPLUS's COPYUID.
+func (c *conn) cmdCopy(cmd *imapwire.Command) (okStatus, error) {
+	s := c.sess
+	a := cmd.Args.(*imapwire.Copy)
+	refs := s.sel.resolve(a.Set)
+	df, err := s.destFolder(a.Mailbox)
 	if err != nil {
-		return nil, err
+		return okStatus{}, err
 	}
 	if len(refs) == 0 {
-		return nil, nil
+		return okStatus{}, nil
 	}
 	res, err := s.sel.folder.Copy(s.ctx, refUIDs(refs), df)
 	if err != nil {
-		return nil, mapError(err)
+		return okStatus{}, mapError(err)
 	}
 	s.srv.refreshMailbox(s.ctx, s.md.Path(), df.Name())
-	return copyData(res), nil
+	return okStatus{code: copyUID(res)}, nil
 }
 
-func copyData(res maildir.CopyResult) *imap.CopyData {
-	d := &imap.CopyData{UIDValidity: res.UIDValidity}
+// copyUID is UIDPLUS's COPYUID response code.
+func copyUID(res maildir.CopyResult) string {
+	var src, dst imap.UIDSet
 	for i := range res.Source {
-		d.SourceUIDs.AddNum(imap.UID(res.Source[i]))
-		d.DestUIDs.AddNum(imap.UID(res.Dest[i]))
+		src.AddNum(imap.UID(res.Source[i]))
+		dst.AddNum(imap.UID(res.Dest[i]))
 	}
-	return d
+	if len(src) == 0 {
+		return ""
+	}
+	return "COPYUID " + itoa(res.UIDValidity) + " " + src.String() + " " + dst.String()
 }
 
-// Move serves MOVE and UID MOVE: COPYUID, then the EXPUNGEs through the
-// view like any other change.
-func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+// cmdMove serves MOVE and UID MOVE: COPYUID, then the EXPUNGEs through
+// the view like any other change.
+func (c *conn) cmdMove(cmd *imapwire.Command) (okStatus, error) {
+	s := c.sess
+	a := cmd.Args.(*imapwire.Copy)
 	sel := s.sel
 	if sel.readOnly {
-		return errReadOnly
+		return okStatus{}, errReadOnly
 	}
-	refs := sel.resolve(numSet)
-	df, err := s.destFolder(dest)
+	refs := sel.resolve(a.Set)
+	df, err := s.destFolder(a.Mailbox)
 	if err != nil {
-		return err
+		return okStatus{}, err
 	}
 	if len(refs) == 0 {
-		return nil
+		return okStatus{}, nil
 	}
 	sel.mb.mu.Lock()
 	res, err := sel.folder.Move(s.ctx, refUIDs(refs), df)
@@ -400,11 +561,35 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	}
 	sel.mb.mu.Unlock()
 	if err != nil {
-		return mapError(err)
+		return okStatus{}, mapError(err)
 	}
 	s.srv.refreshMailbox(s.ctx, s.md.Path(), df.Name())
-	if len(res.Source) == 0 {
-		return nil
+	if code := copyUID(res); code != "" {
+		c.w.Status("", imap.StatusResponseTypeOK, code, "Moved")
 	}
-	return w.WriteCopyData(copyData(res))
+	return okStatus{}, nil
+}
+
+// staticSeqSet replaces "*" by max.
+func staticSeqSet(set imap.SeqSet, max uint32) imap.SeqSet {
+	out := make(imap.SeqSet, len(set))
+	for i, r := range set {
+		out[i] = imap.SeqRange{Start: orMax(r.Start, max), Stop: orMax(r.Stop, max)}
+		if out[i].Start > out[i].Stop {
+			out[i].Start, out[i].Stop = out[i].Stop, out[i].Start
+		}
+	}
+	return out
+}
+
+// staticUIDSet replaces "*" by max.
+func staticUIDSet(set imap.UIDSet, max uint32) imap.UIDSet {
+	out := make(imap.UIDSet, len(set))
+	for i, r := range set {
+		out[i] = imap.UIDRange{Start: imap.UID(orMax(uint32(r.Start), max)), Stop: imap.UID(orMax(uint32(r.Stop), max))}
+		if out[i].Start > out[i].Stop {
+			out[i].Start, out[i].Stop = out[i].Stop, out[i].Start
+		}
+	}
+	return out
 }

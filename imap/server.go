@@ -1,22 +1,17 @@
 package imap
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
 	"github.com/mailagent/mailagent/internal/connlimit"
-	"github.com/mailagent/mailagent/internal/readclock"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
 )
@@ -107,14 +102,8 @@ type Options struct {
 // Server is an IMAP server over a maildir.Store. Like net/http's Server
 // it can serve several listeners, and Shutdown ends it gracefully.
 type Server struct {
-	opts Options
-	log  *slog.Logger
-	is   *imapserver.Server // connections before TLS
-	ist  *imapserver.Server // connections over TLS
-
-	handover     *handoverListener // of ist, for connections after STARTTLS
-	handoverOnce sync.Once
-
+	opts      Options
+	log       *slog.Logger
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -124,10 +113,9 @@ type Server struct {
 	kept      map[string]*keptMaildir
 	closed    bool
 	drained   chan struct{} // closed when the last connection ends after Shutdown
-	closeOnce sync.Once
 
-	corkBufs sync.Pool // of *[]byte with corkSize capacity
-	msgBufs  sync.Pool // of *[]byte for messages read whole
+	writeBufs sync.Pool // of *bufio.Writer, held by a connection only while it answers
+	msgBufs   sync.Pool // of *[]byte for messages read whole
 
 	// ctx is the context of every session's storage calls, cancelled by
 	// Close. One context for all sessions rather than one each: a
@@ -182,78 +170,9 @@ func NewServer(opts Options) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
-	s.corkBufs.New = func() any { b := make([]byte, 0, corkSize); return &b }
+	s.writeBufs.New = func() any { return bufio.NewWriterSize(nil, writeBufSize) }
 	s.msgBufs.New = func() any { b := make([]byte, 0, 32<<10); return &b }
-	caps := imap.CapSet{}
-	for _, c := range []imap.Cap{
-		imap.CapIMAP4rev1, imap.CapIMAP4rev2,
-		imap.CapNamespace, imap.CapUIDPlus, imap.CapESearch, imap.CapSearchRes,
-		imap.CapListExtended, imap.CapListStatus, imap.CapMove, imap.CapStatusSize,
-		imap.CapBinary, imap.CapChildren, imap.CapSpecialUse,
-	} {
-		caps[c] = struct{}{}
-	}
-	// Two protocol engines: one for connections before TLS, one for
-	// connections over TLS, implicit or after STARTTLS. The second sees
-	// a tlsConn (whose reads go through the guard), not a *tls.Conn, so
-	// it is told that authentication is allowed: all its connections
-	// are TLS. STARTTLS is done by the guard, which hands the connection
-	// over (see conn.Close).
-	plain := &imapserver.Options{
-		NewSession:   s.newSession,
-		Caps:         caps,
-		Logger:       logAdapter{s.log},
-		InsecureAuth: opts.AllowInsecureAuth,
-	}
-	if !opts.ImplicitTLS {
-		plain.TLSConfig = opts.TLSConfig
-	}
-	s.is = imapserver.New(plain)
-	s.ist = imapserver.New(&imapserver.Options{
-		NewSession:   s.newSession,
-		Caps:         caps,
-		Logger:       logAdapter{s.log},
-		InsecureAuth: true,
-	})
-	s.handover = &handoverListener{ch: make(chan net.Conn), done: make(chan struct{}), accepting: make(chan struct{})}
 	return s, nil
-}
-
-// handoverListener passes connections that have done STARTTLS to the
-// protocol engine for TLS connections.
-type handoverListener struct {
-	ch        chan net.Conn
-	done      chan struct{}
-	once      sync.Once
-	accepting chan struct{} // closed at the first Accept
-	accepted  sync.Once
-}
-
-func (l *handoverListener) Accept() (net.Conn, error) {
-	l.accepted.Do(func() { close(l.accepting) })
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *handoverListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *handoverListener) Addr() net.Addr { return &net.TCPAddr{} }
-
-// handOver gives c to the engine for TLS connections, or closes it when
-// the server is closing.
-func (l *handoverListener) handOver(c net.Conn) {
-	select {
-	case l.ch <- c:
-	case <-l.done:
-		c.Close()
-	}
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -273,33 +192,30 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
-	engine := s.is
-	if s.opts.ImplicitTLS {
-		engine = s.ist
-	} else if s.opts.TLSConfig != nil {
-		s.handoverOnce.Do(func() {
-			// Serving has begun once it accepts: Close may wait for it.
-			done := make(chan struct{})
-			go func() {
-				s.ist.Serve(s.handover)
-				close(done)
-			}()
-			select {
-			case <-s.handover.accepting:
-			case <-done:
+	var err error
+	for {
+		var nc net.Conn
+		nc, err = l.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// A transient failure to accept: back off as net/http
+				// does rather than spin.
+				time.Sleep(10 * time.Millisecond)
+				continue
 			}
-		})
+			break
+		}
+		if c, ok := s.admit(nc); ok {
+			go c.serve()
+		}
 	}
-	err := engine.Serve(&listener{Listener: l, srv: s})
 	s.mu.Lock()
 	delete(s.listeners, l)
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
 		return ErrServerClosed
-	}
-	if err == nil {
-		err = net.ErrClosed
 	}
 	return err
 }
@@ -337,11 +253,6 @@ func (s *Server) Close() error {
 	kept := s.kept
 	s.kept = map[string]*keptMaildir{}
 	s.mu.Unlock()
-	s.closeOnce.Do(func() {
-		s.handover.Close()
-		s.is.Close()
-		s.ist.Close()
-	})
 	s.stop()
 	for _, c := range conns {
 		c.Close()
@@ -404,11 +315,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		if ic := c.imapConn(); ic != nil {
-			go ic.Bye("Server shutting down")
-		} else {
-			c.Close()
-		}
+		c.shutdown()
 	}
 	select {
 	case <-s.drained:
@@ -460,12 +367,7 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 		go s.refuse(nc, reason)
 		return nil, false
 	}
-	c := &conn{Conn: nc, srv: s, free: free, clock: readclock.New(s.readLimits(), time.Now())}
-	c.plainR = clockedReader{c: c, r: (*rawConn)(c)}
-	if s.opts.ImplicitTLS {
-		c.belowTLS = true
-		c.split = &recordSplitter{}
-	}
+	c := newConn(s, nc, free)
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	return c, true
@@ -558,330 +460,4 @@ func (s *Server) removeUser(user string) {
 	if md != nil {
 		s.keep(md)
 	}
-}
-
-// listener admits connections and, for implicit TLS, wraps them.
-type listener struct {
-	net.Listener
-	srv *Server
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	for {
-		nc, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		c, ok := l.srv.admit(nc)
-		if !ok {
-			continue
-		}
-		// Bounds a TLS handshake too, which runs in the greeting's
-		// write, before any read.
-		c.Conn.SetReadDeadline(c.clock.Deadline(time.Now()))
-		if l.srv.opts.ImplicitTLS {
-			return c.newTLSConn(), nil
-		}
-		return c, nil
-	}
-}
-
-// conn is an accepted connection, below TLS. It replaces imapserver's
-// fixed read deadlines with the connection's clock (see clockedReader).
-// Its reads go through the guard (guard.go): here on plain connections,
-// in tlsConn over TLS.
-type conn struct {
-	net.Conn
-	srv  *Server
-	free func() // gives the connection's place back to the limits
-
-	mu     sync.Mutex
-	ic     *imapserver.Conn
-	bye    string // said and the connection closed before the next read
-	authed bool
-	clock  *readclock.Clock // read deadlines (deadline.go)
-
-	plainR, tlsR clockedReader // the client's bytes, before and over TLS
-
-	belowTLS     bool          // over TLS: this carries TLS records, tlsConn the plaintext
-	skipGreeting bool          // after STARTTLS: the TLS engine's greeting is not sent
-	flags        atomic.Uint32 // flagHandingOver, flagClosed
-
-	failures int32 // failed logins, counted by the session
-
-	wmu   sync.Mutex // guards the writes, the cork and the guard
-	corks int32      // > 0 while a command's responses are gathered
-	wbuf  *[]byte    // gathered responses, from Server.corkBufs
-	g     guard
-
-	split *recordSplitter // while the client's TLS handshake is read
-}
-
-const (
-	flagHandingOver = 1 << iota // STARTTLS: the next Close hands the connection over
-	flagClosed                  // Close has released the connection
-)
-
-// swapFlag changes flag from !to to to and reports whether it did.
-func (c *conn) swapFlag(flag uint32, to bool) bool {
-	for {
-		old := c.flags.Load()
-		if (old&flag != 0) == to {
-			return false
-		}
-		if c.flags.CompareAndSwap(old, old^flag) {
-			return true
-		}
-	}
-}
-
-// tlsConn is a TLS connection (implicit or after STARTTLS) as imapserver
-// sees it: reads go through the guard.
-type tlsConn struct {
-	*tls.Conn
-	c *conn
-}
-
-func (t *tlsConn) Read(p []byte) (int, error) { return t.c.guardedRead(&t.c.tlsR, t.Conn, p) }
-
-// newTLSConn starts TLS on c, as the server.
-func (c *conn) newTLSConn() *tlsConn {
-	t := &tlsConn{Conn: tls.Server(c, c.srv.opts.TLSConfig), c: c}
-	c.tlsR = clockedReader{c: c, r: t.Conn}
-	return t
-}
-
-func (t *tlsConn) Write(p []byte) (int, error) {
-	t.c.wmu.Lock()
-	skip := t.c.skipGreeting
-	t.c.skipGreeting = false
-	t.c.g.answered(p)
-	t.c.wmu.Unlock()
-	if skip {
-		return len(p), nil
-	}
-	return t.Conn.Write(p)
-}
-
-// Read reads the plaintext through the guard, or below TLS the records.
-func (c *conn) Read(p []byte) (int, error) {
-	if c.flags.Load()&flagHandingOver != 0 {
-		// The plain engine reads once more before it lets go.
-		return 0, errHandedOver
-	}
-	if c.belowTLS {
-		return c.rawRead(p)
-	}
-	return c.guardedRead(&c.plainR, c, p)
-}
-
-// rawConn reads what the client sends, the first TLS handshake records
-// cut small (tlsframe.go).
-type rawConn conn
-
-func (r *rawConn) Read(p []byte) (int, error) { return (*conn)(r).rawRead(p) }
-
-func (c *conn) rawRead(p []byte) (int, error) {
-	if s := c.split; s != nil {
-		n, done, err := s.read(c.Conn, p)
-		if done || err != nil {
-			c.split = nil
-		}
-		return n, err
-	}
-	return c.Conn.Read(p)
-}
-
-// corkSize is how much of a command's responses is gathered before it
-// is written.
-const corkSize = 64 << 10
-
-// cork gathers writes until uncork: imapserver flushes every FETCH
-// response on its own, one system call per message otherwise.
-func (c *conn) cork() {
-	c.wmu.Lock()
-	c.corks++
-	c.wmu.Unlock()
-}
-
-// uncork writes what cork gathered and gives the buffer back: an idle
-// connection holds none.
-func (c *conn) uncork() error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.corks--
-	if c.corks > 0 {
-		return nil
-	}
-	return c.flushLocked(true)
-}
-
-func (c *conn) flushLocked(release bool) error {
-	if c.wbuf == nil {
-		return nil
-	}
-	var err error
-	if len(*c.wbuf) > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Minute))
-		_, err = c.Conn.Write(*c.wbuf)
-	}
-	*c.wbuf = (*c.wbuf)[:0]
-	if release {
-		c.srv.corkBufs.Put(c.wbuf)
-		c.wbuf = nil
-	}
-	return err
-}
-
-func (c *conn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if !c.belowTLS && c.g.answered(p) && c.g.held() == nil {
-		// STARTTLS: the client's TLS handshake comes next.
-		c.split = &recordSplitter{}
-	}
-	if c.corks == 0 {
-		return c.Conn.Write(p)
-	}
-	if c.wbuf == nil {
-		c.wbuf = c.srv.corkBufs.Get().(*[]byte)
-	}
-	if len(*c.wbuf)+len(p) > corkSize {
-		if err := c.flushLocked(false); err != nil {
-			return 0, err
-		}
-		if len(p) > corkSize {
-			return c.Conn.Write(p)
-		}
-	}
-	*c.wbuf = append(*c.wbuf, p...)
-	return len(p), nil
-}
-
-// guardReply writes a tagged reply of the guard's through w, the writer
-// of imapserver's replies, with imapserver's deadline for responses.
-func (c *conn) guardReply(w io.Writer, tag, text []byte) error {
-	b := make([]byte, 0, len(tag)+len(text))
-	b = append(append(b, tag...), text...)
-	c.Conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	_, err := w.Write(b)
-	c.Conn.SetWriteDeadline(time.Time{})
-	return err
-}
-
-// guardBye says BYE and closes the connection. It reads for a moment
-// what the client has sent on before closing, so that the replies reach
-// it rather than a reset for unread data.
-func (c *conn) guardBye(w io.Writer) {
-	c.guardReply(w, []byte("*"), []byte(" BYE Command or literal too large, closing the connection\r\n"))
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		io.CopyN(io.Discard, c.Conn, 1<<20)
-	}
-	c.Close()
-}
-
-// SetWriteDeadline is skipped while corked: imapserver sets one per
-// response, and the gathered writes get theirs when they go out.
-func (c *conn) SetWriteDeadline(t time.Time) error {
-	c.wmu.Lock()
-	corked := c.corks > 0
-	c.wmu.Unlock()
-	if corked {
-		return nil
-	}
-	return c.Conn.SetWriteDeadline(t)
-}
-
-// SetReadDeadline is called by imapserver before each command is read:
-// that is where a pending BYE goes out, after the previous command's
-// tagged reply. The deadline itself is the clock's, set at each read
-// (clockedReader); imapserver's is dropped.
-func (c *conn) SetReadDeadline(time.Time) error {
-	c.mu.Lock()
-	bye, ic := c.bye, c.ic
-	c.bye = ""
-	c.mu.Unlock()
-	if bye != "" && ic != nil {
-		ic.Bye(bye)
-		return net.ErrClosed
-	}
-	return nil
-}
-
-// byeAfterReply ends the connection with a BYE once the current command
-// is answered.
-func (c *conn) byeAfterReply(text string) {
-	c.mu.Lock()
-	c.bye = text
-	c.mu.Unlock()
-}
-
-func (c *conn) SetDeadline(t time.Time) error {
-	if err := c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.SetWriteDeadline(t)
-}
-
-// errHandedOver ends the plain engine's reading of a connection that
-// has done STARTTLS.
-var errHandedOver = fmt.Errorf("imap: connection handed over after STARTTLS: %w", net.ErrClosed)
-
-// startTLS is the guard's STARTTLS: the OK is written, and the
-// connection goes to the engine for TLS connections once the plain
-// engine lets go of it (its Close). Bytes the client sent after STARTTLS
-// without waiting for the OK are dropped, as they must be.
-func (c *conn) startTLS() {
-	c.wmu.Lock()
-	c.g = guard{}
-	c.belowTLS = true
-	c.split = &recordSplitter{}
-	c.skipGreeting = true
-	c.wmu.Unlock()
-	c.mu.Lock()
-	c.ic = nil
-	c.mu.Unlock()
-	c.swapFlag(flagHandingOver, true)
-}
-
-// canStartTLS reports whether the guard does STARTTLS on c now.
-func (c *conn) canStartTLS() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.srv.opts.TLSConfig != nil && !c.srv.opts.ImplicitTLS && !c.authed && !c.belowTLS
-}
-
-func (c *conn) Close() error {
-	if c.swapFlag(flagHandingOver, false) {
-		c.srv.handover.handOver(c.newTLSConn())
-		return nil
-	}
-	err := c.Conn.Close()
-	if c.swapFlag(flagClosed, true) {
-		c.srv.release(c)
-	}
-	return err
-}
-
-func (c *conn) setAuthed(v bool) {
-	c.mu.Lock()
-	c.authed = v
-	if v {
-		c.clock.LoggedIn()
-	}
-	c.mu.Unlock()
-}
-
-func (c *conn) imapConn() *imapserver.Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ic
-}
-
-// logAdapter gives imapserver's Printf logging to slog.
-type logAdapter struct{ l *slog.Logger }
-
-func (a logAdapter) Printf(format string, args ...any) {
-	a.l.Warn("imap: " + fmt.Sprintf(format, args...))
 }

@@ -2,18 +2,19 @@ package imap
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-sasl"
 	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
 )
 
-// session is one connection's state above the protocol engine.
+// session is one connection's logged-in state: the user, their Maildir
+// and the selected mailbox.
 type session struct {
 	srv *Server
 	nc  *conn
@@ -22,33 +23,8 @@ type session struct {
 	user *store.User
 	md   *maildir.Maildir
 
-	mu  sync.Mutex // guards sel against IDLE's goroutine
+	mu  sync.Mutex // guards sel against Server's goroutines
 	sel *selection
-}
-
-var (
-	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
-	_ imapserver.SessionSASL        = (*session)(nil)
-	_ imapserver.SessionAppendLimit = (*session)(nil)
-	_ imapserver.SessionNamespace   = (*session)(nil)
-	_ imapserver.SessionMove        = (*session)(nil)
-)
-
-func (s *Server) newSession(ic *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	var c *conn
-	switch nc := ic.NetConn().(type) {
-	case *tlsConn:
-		c = nc.c
-	case *conn:
-		c = nc
-	}
-	if c == nil {
-		return nil, nil, errors.New("imap: connection not accepted by this server")
-	}
-	c.mu.Lock()
-	c.ic = ic
-	c.mu.Unlock()
-	return &session{srv: s, nc: c, ctx: s.ctx}, nil, nil
 }
 
 // Close ends the session: the selected mailbox, the Maildir and the
@@ -62,102 +38,131 @@ func (s *session) Close() error {
 	return nil
 }
 
-// Login serves the LOGIN command; imapserver has refused it already
-// before TLS unless AllowInsecureAuth is set.
-func (s *session) Login(username, password string) error {
-	u, err := s.srv.opts.Authenticator.Authenticate(s.ctx, username, password, s.nc.RemoteAddr())
-	if err != nil {
-		return s.authError(username, err)
+// errPrivacy refuses passwords before TLS.
+var errPrivacy = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "Use TLS before sending a password"}
+
+// cmdLogin serves LOGIN, refused before TLS unless AllowInsecureAuth.
+func (c *conn) cmdLogin(cmd *imapwire.Command) (okStatus, error) {
+	if !c.authAllowed() {
+		return okStatus{}, errPrivacy
 	}
-	return s.start(u)
-}
-
-// AuthenticateMechanisms lists the SASL mechanisms offered.
-func (s *session) AuthenticateMechanisms() []string {
-	return s.srv.opts.Authenticator.Mechanisms()
-}
-
-// Authenticate serves AUTHENTICATE (with SASL-IR, which imapserver
-// parses).
-func (s *session) Authenticate(mech string) (sasl.Server, error) {
-	srv, err := s.srv.opts.Authenticator.NewSASLServer(s.ctx, mech, s.nc.RemoteAddr(), s.start)
+	a := cmd.Args.(*imapwire.Login)
+	u, err := c.srv.opts.Authenticator.Authenticate(c.srv.ctx, a.Username, a.Password, c.raw.RemoteAddr())
 	if err != nil {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Unsupported authentication mechanism"}
+		return okStatus{}, c.authError(a.Username, err)
 	}
-	return saslServer{srv, s}, nil
+	return c.loggedIn(u)
 }
 
-// saslServer maps the errors of a SASL exchange to IMAP responses.
-type saslServer struct {
-	sasl.Server
-	s *session
-}
-
-func (ss saslServer) Next(resp []byte) ([]byte, bool, error) {
-	ch, done, err := ss.Server.Next(resp)
+// cmdAuthenticate serves AUTHENTICATE, with SASL-IR (RFC 4959).
+func (c *conn) cmdAuthenticate(cmd *imapwire.Command) (okStatus, error) {
+	if !c.authAllowed() {
+		return okStatus{}, errPrivacy
+	}
+	a := cmd.Args.(*imapwire.Authenticate)
+	var user *store.User
+	srv, err := c.srv.opts.Authenticator.NewSASLServer(c.srv.ctx, a.Mechanism, c.raw.RemoteAddr(), func(u *store.User) error {
+		user = u
+		return nil
+	})
 	if err != nil {
-		var ie *imap.Error
-		if errors.As(err, &ie) {
-			return nil, false, err
+		return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Unsupported authentication mechanism"}
+	}
+	resp := a.InitialResponse
+	if !a.HasInitial {
+		resp = nil
+	}
+	for {
+		challenge, done, err := srv.Next(resp)
+		if err != nil {
+			return okStatus{}, c.authError("", err)
 		}
-		return nil, false, ss.s.authError("", err)
+		if done {
+			break
+		}
+		c.w.Continue(base64.StdEncoding.EncodeToString(challenge))
+		if err := c.flush(); err != nil {
+			return okStatus{}, errSilent
+		}
+		r, cancelled, err := c.r.ReadSASLResponse()
+		c.startWrite()
+		var e *imapwire.Error
+		switch {
+		case errors.As(err, &e):
+			return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Invalid SASL response"}
+		case err != nil:
+			c.readFailed(err, false)
+			c.state = stateLogout
+			return okStatus{}, errSilent
+		case cancelled:
+			return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "AUTHENTICATE cancelled"}
+		}
+		resp = r
 	}
-	return ch, done, nil
+	if user == nil {
+		return okStatus{}, c.authError("", auth.ErrInvalidCredentials)
+	}
+	return c.loggedIn(user)
 }
 
 // authError answers a failed login: NO [AUTHENTICATIONFAILED], and BYE
 // when the client is throttled or has failed too often on this
 // connection.
-func (s *session) authError(username string, err error) error {
+func (c *conn) authError(username string, err error) error {
 	switch {
 	case errors.Is(err, auth.ErrThrottled):
-		s.srv.log.Info("imap: login throttled", "remote", s.nc.RemoteAddr().String(), "user", username)
-		s.nc.byeAfterReply("Too many failed logins, try again later")
+		c.srv.log.Info("imap: login throttled", "session", c.id, "remote", c.remote(), "user", username)
+		c.bye = "Too many failed logins, try again later"
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Too many failed logins"}
 	case errors.Is(err, auth.ErrInvalidCredentials), errors.Is(err, auth.ErrAuthzRefused),
-		errors.Is(err, auth.ErrMalformedResponse), errors.Is(err, imapserver.ErrAuthFailed):
-		s.nc.failures++
-		if int(s.nc.failures) >= s.srv.opts.MaxAuthFailures {
-			s.nc.byeAfterReply("Too many failed logins")
+		errors.Is(err, auth.ErrMalformedResponse):
+		c.failures++
+		if int(c.failures) >= c.srv.opts.MaxAuthFailures {
+			c.bye = "Too many failed logins"
 		}
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Authentication failed"}
 	default:
-		s.srv.log.Warn("imap: login failed", "remote", s.nc.RemoteAddr().String(), "err", err)
+		c.srv.log.Warn("imap: login failed", "session", c.id, "remote", c.remote(), "err", err)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Authentication temporarily unavailable"}
 	}
 }
 
-// start opens the user's Maildir after a successful login.
-func (s *session) start(u *store.User) error {
-	li, ok := s.srv.addUser(u)
+// loggedIn opens the user's Maildir after a successful login.
+func (c *conn) loggedIn(u *store.User) (okStatus, error) {
+	s := &session{srv: c.srv, nc: c, ctx: c.srv.ctx}
+	li, ok := c.srv.addUser(u)
 	if !ok {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Too many connections for this user"}
+		return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Too many connections for this user"}
 	}
-	md, err := s.srv.userMaildir(s.ctx, li, u.Maildir)
+	md, err := c.srv.userMaildir(s.ctx, li, u.Maildir)
 	if err != nil {
-		s.srv.removeUser(u.Address)
-		s.srv.log.Error("imap: opening maildir", "user", u.Address, "err", err)
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Mailbox unavailable"}
+		c.srv.removeUser(u.Address)
+		c.srv.log.Error("imap: opening maildir", "session", c.id, "user", u.Address, "err", err)
+		return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Mailbox unavailable"}
 	}
 	if want := (maildir.Quota{Bytes: u.QuotaBytes, Messages: u.QuotaMessages}); want != (maildir.Quota{}) {
 		if q, err := md.Quota(s.ctx); err == nil && q.Limit != want {
 			if err := md.SetQuota(s.ctx, want); err != nil {
-				s.srv.log.Warn("imap: setting quota", "user", u.Address, "err", err)
+				c.srv.log.Warn("imap: setting quota", "session", c.id, "user", u.Address, "err", err)
 			}
 		}
 	}
 	s.user, s.md = li.user, md
-	s.nc.setAuthed(true)
-	s.srv.log.Info("imap: login", "remote", s.nc.RemoteAddr().String(), "user", u.Address)
-	return nil
+	c.sess = s
+	c.state = stateAuth
+	c.mu.Lock()
+	c.clock.LoggedIn()
+	c.mu.Unlock()
+	c.srv.log.Info("imap: login", "session", c.id, "remote", c.remote(), "user", u.Address)
+	return okStatus{code: "CAPABILITY " + c.capabilities(), text: "Logged in"}, nil
 }
 
-// AppendLimit is advertised as APPENDLIMIT and enforced on APPEND.
-func (s *session) AppendLimit() uint32 { return s.srv.opts.AppendLimit }
-
-// Namespace reports the single personal namespace of Maildir++.
-func (s *session) Namespace() (*imap.NamespaceData, error) {
-	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: maildir.Delimiter}}}, nil
+// cmdNamespace reports the single personal namespace of Maildir++.
+func (c *conn) cmdNamespace(cmd *imapwire.Command) (okStatus, error) {
+	c.w.Untagged()
+	c.w.Atom(`NAMESPACE (("" "` + string(maildir.Delimiter) + `")) NIL NIL`)
+	c.w.End()
+	return okStatus{}, nil
 }
 
 // mapError turns storage errors into IMAP responses with RFC 5530 codes.

@@ -7,8 +7,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// isTagChar reports whether c may be in a tag: an ASTRING-CHAR but "+".
-func isTagChar(c byte) bool { return isAStringChar(c) && c != '+' }
+// isTagChar reports whether c may be in a tag: an ASCII ASTRING-CHAR
+// but "+".
+func isTagChar(c byte) bool { return isAStringChar(c) && c != '+' && c < 0x80 }
 
 // ReadCommand reads the next command. A command the grammar refuses
 // comes back as an *Error with the rest of the command skipped (or, with
@@ -24,7 +25,7 @@ func (r *Reader) ReadCommand() (cmd *Command, err error) {
 		}
 	}
 	r.Limits.setDefaults()
-	r.tag, r.line, r.lits, r.ended, r.depth = "", 0, 0, false, 0
+	r.tag, r.line, r.lits, r.ended, r.depth, r.save = "", 0, 0, false, 0, false
 	defer r.recover(&err)
 	// Empty lines between commands are skipped, as Dovecot does.
 	for {
@@ -472,7 +473,7 @@ func (r *Reader) appendMessage(multi bool) *AppendMessage {
 	m.Binary = r.maybe('~')
 	m.Size = r.literalHeader(litMessage)
 	r.body = &io.LimitedReader{R: r.br, N: m.Size}
-	m.Body = r.body
+	m.Body = literalData{r, r.body}
 	r.pending = func() any {
 		if utf8 {
 			r.expect(')', "the end of UTF8's literal")
@@ -518,7 +519,7 @@ func (r *Reader) catenatePart(first *bool, multi bool) any {
 		p.Binary = r.maybe('~')
 		p.Size = r.literalHeader(litMessage)
 		r.body = &io.LimitedReader{R: r.br, N: p.Size}
-		p.Body = r.body
+		p.Body = literalData{r, r.body}
 		return p
 	}
 	r.syntax("Unknown CATENATE part")
@@ -531,7 +532,7 @@ func (r *Reader) drainBody() {
 		return
 	}
 	if r.body.N > 0 {
-		if _, err := io.Copy(io.Discard, r.body); err != nil {
+		if _, err := io.Copy(io.Discard, literalData{r, r.body}); err != nil {
 			panic(ioError{err})
 		}
 	}
@@ -859,10 +860,5 @@ func (r *Reader) setQuota() *SetQuota {
 	return q
 }
 
-// charsetName reads a charset: an atom or a quoted string.
-func (r *Reader) charsetName() string {
-	if r.peek() == '"' {
-		return r.quoted()
-	}
-	return r.atom("a charset")
-}
+// charsetName reads a charset: an astring.
+func (r *Reader) charsetName() string { return r.astring("a charset") }

@@ -68,6 +68,9 @@ type Error struct {
 	Code  imap.ResponseCode
 	Text  string
 	Close bool
+	// Save says the command was a SEARCH with RETURN (SAVE): its
+	// failure empties the saved result (RFC 5182 section 2.1).
+	Save bool
 }
 
 func (e *Error) Error() string {
@@ -99,9 +102,11 @@ type Reader struct {
 	line  int   // bytes outside literals read of this command
 	lits  int64 // literal bytes of this command, messages aside
 	ended bool  // the command's last line is read (or its literal refused)
+	save  bool  // the command is a SEARCH with RETURN (SAVE)
 	depth int   // SEARCH nesting
 
 	body    *io.LimitedReader // the APPEND message or CATENATE part being read
+	inLit   bool              // reading a literal's data
 	pending func() any        // what next reads: the next message or part
 	last    any               // what next read
 }
@@ -109,6 +114,24 @@ type Reader struct {
 // NewReader returns a Reader of br. cont is Continue.
 func NewReader(br *bufio.Reader, cont func() error) *Reader {
 	return &Reader{br: br, Continue: cont}
+}
+
+// InLiteral reports whether the Reader is reading a literal's data (its
+// caller, an APPEND message's reader, included): the connection's read
+// deadline is then a data rate's rather than a command line's.
+func (r *Reader) InLiteral() bool { return r.inLit }
+
+// literalData reads a literal's data as InLiteral reports it.
+type literalData struct {
+	r  *Reader
+	lr *io.LimitedReader
+}
+
+func (d literalData) Read(p []byte) (int, error) {
+	d.r.inLit = true
+	n, err := d.lr.Read(p)
+	d.r.inLit = false
+	return n, err
 }
 
 // Buffered reports how many bytes are buffered: pipelined input that a
@@ -152,6 +175,7 @@ func (r *Reader) recover(errp *error) {
 		if e.Tag == "" {
 			e.Tag = r.tag
 		}
+		e.Save = r.save
 		if !e.Close && !r.ended {
 			if err := r.skipRest(); err != nil {
 				var fe *Error
@@ -331,9 +355,13 @@ const (
 // sends the continuation request for a synchronizing literal.
 func (r *Reader) literalHeader(kind literalKind) int64 {
 	r.expect('{', "a literal")
-	// Ten digits at most; sizes past 32 bits are refused below, as
-	// too large rather than as bad syntax.
-	size := int64(r.numberMax(9999999999, "a literal size"))
+	// Sizes past 32 bits are refused below, as too large rather than as
+	// bad syntax.
+	n, huge := r.digits(1<<32-1, "a literal size")
+	size := int64(n)
+	if huge {
+		size = 1 << 32
+	}
 	nonSync := r.maybe('+')
 	if !nonSync && r.peek() == '-' {
 		r.take()
@@ -341,6 +369,9 @@ func (r *Reader) literalHeader(kind literalKind) int64 {
 	}
 	r.expect('}', "the end of a literal size")
 	c := r.take()
+	for c == ' ' {
+		c = r.take() // spaces before the line's end, as Dovecot takes them
+	}
 	if c == '\r' {
 		c = r.take()
 	}
@@ -382,7 +413,10 @@ func (r *Reader) literalHeader(kind literalKind) int64 {
 // literalBytes reads a literal's data whole.
 func (r *Reader) literalBytes(size int64) []byte {
 	b := make([]byte, size)
-	if _, err := io.ReadFull(r.br, b); err != nil {
+	r.inLit = true
+	_, err := io.ReadFull(r.br, b)
+	r.inLit = false
+	if err != nil {
 		panic(ioError{err})
 	}
 	return b

@@ -13,24 +13,36 @@ const searchTooDeep = "SEARCH keys nested deeper than %d levels"
 func (r *Reader) search() *Search {
 	s := &Search{}
 	r.sp()
-	s.ESearch = r.searchReturn(&s.Return)
-	if r.peekWord("CHARSET") {
-		r.upperAtom("CHARSET")
+	// RETURN and CHARSET come first; the word read is otherwise the
+	// first key's name.
+	word := r.leadingWord()
+	if word == "RETURN" {
+		s.ESearch = true
+		r.searchReturn(&s.Return)
+		word = r.leadingWord()
+	}
+	if word == "CHARSET" {
 		r.sp()
 		s.Charset = r.charsetName()
 		r.sp()
+		word = ""
 	}
-	s.Criteria = r.searchProgram()
+	s.Criteria = r.searchProgram(word)
 	return s
 }
 
-// searchReturn reads ESEARCH's "RETURN (...) " if present (RFC 4731,
-// RFC 5182's SAVE) and reports whether it was.
-func (r *Reader) searchReturn(o *imap.SearchOptions) bool {
-	if !r.peekWord("RETURN") {
-		return false
+// leadingWord reads an atom if one comes next (a search key's name, or
+// RETURN or CHARSET), or returns "" for a parenthesis, a number or a set.
+func (r *Reader) leadingWord() string {
+	if c := r.peek(); c == '(' || c == '*' || c == '$' || c >= '0' && c <= '9' {
+		return ""
 	}
-	r.upperAtom("RETURN")
+	return r.upperAtom("a SEARCH key")
+}
+
+// searchReturn reads ESEARCH's "(...) " after RETURN (RFC 4731, RFC
+// 5182's SAVE).
+func (r *Reader) searchReturn(o *imap.SearchOptions) {
 	r.sp()
 	n := 0
 	r.list(func() {
@@ -46,6 +58,7 @@ func (r *Reader) searchReturn(o *imap.SearchOptions) bool {
 			o.ReturnCount = true
 		case "SAVE":
 			o.ReturnSave = true
+			r.save = true
 		default:
 			r.syntax("Unknown SEARCH return option")
 		}
@@ -55,24 +68,17 @@ func (r *Reader) searchReturn(o *imap.SearchOptions) bool {
 		o.ReturnAll = true
 	}
 	r.sp()
-	return true
-}
-
-// peekWord reports whether the next bytes are word (any case) followed
-// by a space, without reading them.
-func (r *Reader) peekWord(word string) bool {
-	b, err := r.br.Peek(len(word) + 1)
-	if err != nil {
-		return false
-	}
-	return asciiUpper(string(b[:len(word)])) == word && b[len(word)] == ' '
 }
 
 // searchProgram reads 1*(search-key) separated by spaces to the end of
 // the command.
-func (r *Reader) searchProgram() *imap.SearchCriteria {
+func (r *Reader) searchProgram(first string) *imap.SearchCriteria {
 	c := &imap.SearchCriteria{}
-	r.searchKey(c)
+	if first != "" {
+		r.searchKeyNamed(c, first)
+	} else {
+		r.searchKey(c)
+	}
 	for !r.atEOL() {
 		r.sp()
 		r.searchKey(c)
@@ -112,7 +118,11 @@ func (r *Reader) searchKey(c *imap.SearchCriteria) {
 		}
 		return
 	}
-	key := r.upperAtom("a SEARCH key")
+	r.searchKeyNamed(c, r.upperAtom("a SEARCH key"))
+}
+
+// searchKeyNamed reads the rest of the search key named key.
+func (r *Reader) searchKeyNamed(c *imap.SearchCriteria, key string) {
 	header := func(name string) {
 		r.sp()
 		c.Header = append(c.Header, imap.SearchCriteriaHeaderField{Key: name, Value: r.astring("a string")})
@@ -239,7 +249,13 @@ func asciiLower(s string) string {
 func (r *Reader) sort() *Sort {
 	s := &Sort{}
 	r.sp()
-	s.ESearch = r.searchReturn(&s.Return)
+	if r.peek() != '(' {
+		if r.upperAtom("RETURN") != "RETURN" {
+			r.syntax("Expected RETURN or sort keys")
+		}
+		s.ESearch = true
+		r.searchReturn(&s.Return)
+	}
 	reverse := false
 	r.list(func() {
 		key := r.upperAtom("a sort key")
@@ -284,5 +300,5 @@ func (r *Reader) thread() *Thread {
 func (r *Reader) charsetProgram() (string, *imap.SearchCriteria) {
 	charset := r.charsetName()
 	r.sp()
-	return charset, r.searchProgram()
+	return charset, r.searchProgram("")
 }

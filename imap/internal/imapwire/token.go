@@ -17,8 +17,10 @@ func isAtomChar(c byte) bool {
 	return c > 0x20 && c < 0x7f
 }
 
-// isAStringChar reports whether c is an ASTRING-CHAR: an ATOM-CHAR or "]".
-func isAStringChar(c byte) bool { return isAtomChar(c) || c == ']' }
+// isAStringChar reports whether c is an ASTRING-CHAR: an ATOM-CHAR or
+// "]"; or an 8-bit byte, as clients send UTF-8 search words and names
+// unquoted and Dovecot takes them.
+func isAStringChar(c byte) bool { return isAtomChar(c) || c == ']' || c >= 0x80 }
 
 // isListChar reports whether c may appear in an unquoted LIST pattern.
 func isListChar(c byte) bool { return isAStringChar(c) || c == '%' || c == '*' }
@@ -78,7 +80,9 @@ func (r *Reader) quoted() string {
 			if c != '"' && c != '\\' {
 				r.syntax("Invalid escape in a quoted string")
 			}
-		case '\r', '\n', 0:
+		case '\r', '\n':
+			// NUL and other controls are read: a mailbox name holding
+			// one is refused as a name, [CLIENTBUG].
 			r.syntax("Unterminated quoted string")
 		}
 		b = append(b, c)
@@ -149,24 +153,33 @@ func (r *Reader) nzNumber() uint32 {
 }
 
 func (r *Reader) numberMax(limit uint64, what string) uint64 {
-	var n uint64
-	digits := 0
+	n, over := r.digits(limit, what)
+	if over {
+		r.syntax("Number too large")
+	}
+	return n
+}
+
+// digits reads a number of at most limit; over reports a larger one,
+// read to its end.
+func (r *Reader) digits(limit uint64, what string) (n uint64, over bool) {
+	count := 0
 	for {
 		c := r.peek()
 		if c < '0' || c > '9' {
 			break
 		}
 		r.take()
-		digits++
-		n = n*10 + uint64(c-'0')
-		if n > limit || digits > 20 {
-			r.syntax("Number too large")
+		count++
+		if !over {
+			n = n*10 + uint64(c-'0')
+			over = n > limit || count > 19
 		}
 	}
-	if digits == 0 {
+	if count == 0 {
 		r.syntax("Expected %s", what)
 	}
-	return n
+	return n, over
 }
 
 // mailbox reads a mailbox name and decodes it: UTF-8 after UTF8=ACCEPT,

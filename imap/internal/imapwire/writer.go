@@ -2,7 +2,6 @@ package imapwire
 
 import (
 	"bufio"
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -31,8 +30,9 @@ func NewWriter(bw *bufio.Writer) *Writer { return &Writer{bw: bw} }
 // Flush writes what is buffered and returns the first write error.
 func (w *Writer) Flush() error { return w.bw.Flush() }
 
-// Reset points the Writer at a new stream (after STARTTLS or COMPRESS).
-func (w *Writer) Reset(wr io.Writer) { w.bw.Reset(wr) }
+// SetBuffer points the Writer at bw: a connection holds a buffer only
+// while it answers.
+func (w *Writer) SetBuffer(bw *bufio.Writer) { w.bw = bw }
 
 // Status writes a status response: tag ("" for "*"), OK, NO, BAD, BYE
 // or PREAUTH, an optional response code (with its arguments, as
@@ -141,7 +141,7 @@ func (w *Writer) NString(s string, ok bool) {
 }
 
 // Mailbox writes a mailbox name: UTF-8 after UTF8=ACCEPT, else modified
-// UTF-7; INBOX as INBOX.
+// UTF-7; INBOX as an atom, others quoted as Dovecot writes them.
 func (w *Writer) Mailbox(name string) {
 	if strings.EqualFold(name, "INBOX") {
 		w.bw.WriteString("INBOX")
@@ -150,7 +150,7 @@ func (w *Writer) Mailbox(name string) {
 	if !w.UTF8 {
 		name = EncodeMUTF7(name)
 	}
-	w.AString(name)
+	w.String(name)
 }
 
 // Literal writes b as a literal "{n}\r\n" and its bytes.

@@ -14,7 +14,7 @@ import (
 )
 
 // deepSearches are SEARCH arguments whose command line is just under
-// imapserver's 50 KiB: nesting that would take its recursive parser
+// the 50 KiB limit: nesting that would take a recursive parser
 // thousands of levels deep.
 func deepSearches() []string {
 	const n = 50<<10 - 64
@@ -26,9 +26,9 @@ func deepSearches() []string {
 	}
 }
 
-// TestDeepSearchAnsweredByGuard: deep SEARCH nesting is answered
-// BAD [LIMIT] before login and after, and the connection stays usable.
-func TestDeepSearchAnsweredByGuard(t *testing.T) {
+// TestDeepSearchRefused: deep SEARCH nesting is answered BAD [LIMIT]
+// before login and after, and the connection stays usable.
+func TestDeepSearchRefused(t *testing.T) {
 	st := newTestStack(t)
 	st.deliver("alice@local.example", "INBOX", testMessage)
 	_, addr := st.serve(st.options())
@@ -136,10 +136,14 @@ func TestSearchLegacyCharsetsOnWire(t *testing.T) {
 	cl.ok("NOOP")
 }
 
-// TestBadMailboxAnsweredByGuard: mailbox names imapserver's decoder
-// cannot read are answered BAD [CLIENTBUG], with the rest of the
-// command (a non-synchronizing literal) dropped unread.
-func TestBadMailboxAnsweredByGuard(t *testing.T) {
+// errBadMailboxArgText is the answer to a mailbox name that is not valid
+// modified UTF-7.
+const errBadMailboxArgText = "Mailbox name is not valid modified UTF-7"
+
+// TestBadMailboxRefused: mailbox names that are not valid modified
+// UTF-7 are answered BAD [CLIENTBUG], with the rest of the command (a
+// non-synchronizing literal) dropped unread.
+func TestBadMailboxRefused(t *testing.T) {
 	st := newTestStack(t)
 	_, addr := st.serve(st.options())
 	path, err := st.maildirs.UserPath("local.example", "alice")
@@ -159,16 +163,12 @@ func TestBadMailboxAnsweredByGuard(t *testing.T) {
 		t.Fatalf("APPEND with a synchronizing literal: %q %q", lines, reply)
 	}
 	cl.ok("NOOP")
-	// Names sent as literals: the command is gathered whole (the guard
-	// asks for the literals) and checked.
+	// Names sent as literals are checked as quoted ones.
 	for _, c := range []struct{ first, rest, want string }{
 		{"SELECT {4}", "&Jjo", "BAD [CLIENTBUG] " + errBadMailboxArgText},
 		{"RENAME {5+}", "INBOX &AGE-", "BAD [CLIENTBUG] " + errBadMailboxArgText},
 		{"CREATE {4+}", "a\x00bc", "BAD [CLIENTBUG] " + errBadMailboxArgText},
 		{`LIST "" {6}`, "&2D0-*", "BAD [CLIENTBUG] " + errBadMailboxArgText},
-		// imapserver reads command names through strings.ToUpper:
-		// "lıst" is LIST.
-		{`lıst "" {6}`, "&2D0-*", "BAD [CLIENTBUG] " + errBadMailboxArgText},
 		{"STATUS {4}", "&Jjo (MESSAGES)", "BAD [CLIENTBUG] " + errBadMailboxArgText},
 		{"CREATE {7}", "Good&-1", "OK"},
 		{"RENAME {7}", "Good&-1 {5}\r\nGood2", "OK"},
