@@ -95,7 +95,7 @@ func TestSeedInstallationLogin(t *testing.T) {
 		t.Fatalf("ENCRYPT('secret') stored %q, not a DES crypt", h)
 	}
 
-	dir, err := store.Open(ctx, store.DriverMySQL, dsn, nil)
+	dir, err := store.Open(ctx, store.DriverMySQL, dsn, &store.Options{Migrate: true})
 	if err != nil {
 		t.Fatalf("store.Open on the seed database: %v", err)
 	}

@@ -100,7 +100,8 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 
 // WithStore keeps the directory in the given database instead of a
 // temporary SQLite file, e.g. ("mysql", "root@tcp(127.0.0.1:3306)/mail").
-// A database made by the seed installation's SQL is migrated in place.
+// A database made by the seed installation's SQL is migrated in place
+// (store.Options.Migrate), so the DSN's user needs the rights to.
 func WithStore(driver, dsn string) Option {
 	return func(o *options) { o.driver, o.dsn = driver, dsn }
 }
@@ -153,7 +154,7 @@ func (s *Server) start(o options) error {
 	if o.driver == "" {
 		o.driver, o.dsn = store.DriverSQLite, filepath.Join(s.dir, "mailagent.db")
 	}
-	if s.Store, err = store.Open(ctx, o.driver, o.dsn, &store.Options{Logger: s.logger}); err != nil {
+	if s.Store, err = store.Open(ctx, o.driver, o.dsn, &store.Options{Logger: s.logger, Migrate: true}); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, func() { s.Store.Close() })

@@ -143,7 +143,7 @@ func TestCache(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			driver, dsn, raw := d.open(t)
-			s, err := Open(ctx, driver, dsn, &Options{CacheTTL: time.Hour})
+			s, err := Open(ctx, driver, dsn, migrating(&Options{CacheTTL: time.Hour}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,7 +14,8 @@ import (
 const benchUsers = 100_000
 
 // BenchmarkDirectory measures the hot path with 100,000 users, on SQLite
-// and, when MAILAGENT_MYSQL_DSN is set, on MySQL. Baseline is a raw
+// and, when MAILAGENT_MYSQL_DSN or MAILAGENT_POSTGRES_DSN is set, on
+// MySQL and PostgreSQL. Baseline is a raw
 // prepared "SELECT password FROM users WHERE email = ?" through
 // database/sql on the same database: the floor any directory on this
 // driver pays. Parallel variants use every GOMAXPROCS core, as a server
@@ -32,7 +33,7 @@ func BenchmarkDirectory(b *testing.B) {
 
 func benchDirectory(b *testing.B, driver, dsn string, raw *sql.DB) {
 	ctx := context.Background()
-	s, err := Open(ctx, driver, dsn, nil)
+	s, err := Open(ctx, driver, dsn, migrating(nil))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func benchDirectory(b *testing.B, driver, dsn string, raw *sql.DB) {
 	insert("forwardings", 1000, func(i int) (string, string) {
 		return fmt.Sprintf("alias%d@example.org", i), fmt.Sprintf("user%d@example.org,user%d@example.org", i, i+1)
 	})
-	cached, err := Open(ctx, driver, dsn, &Options{CacheTTL: time.Minute})
+	cached, err := Open(ctx, driver, dsn, migrating(&Options{CacheTTL: time.Minute}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -124,10 +124,7 @@ func TestSeedUnicodeCase(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			driver, dsn, raw := d.open(t)
-			schema := seedSQLite
-			if driver == DriverMySQL {
-				schema = seedMySQL
-			}
+			schema := seedSchema(driver)
 			rows := []string{
 				"INSERT INTO domains (domain) VALUES ('example.org')",
 				"INSERT INTO domains (domain) VALUES ('BÜCHER.example')",
@@ -151,7 +148,7 @@ func TestSeedUnicodeCase(t *testing.T) {
 				}
 			}
 			var log bytes.Buffer
-			s, err := Open(ctx, driver, dsn, &Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			s, err := Open(ctx, driver, dsn, migrating(&Options{Logger: slog.New(slog.NewTextHandler(&log, nil))}))
 			if err != nil {
 				t.Fatal(err)
 			}

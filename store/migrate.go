@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -13,7 +15,9 @@ import (
 // and the later steps extend what is there, so every row keeps its
 // meaning.
 type migration struct {
-	version  int
+	version int
+	// summary says what the step does, for a migration plan.
+	summary  string
 	sqlite   []string
 	mysql    []string
 	postgres []string
@@ -29,6 +33,7 @@ type migration struct {
 var migrations = []migration{
 	{
 		version: 1,
+		summary: "create the seed's tables domains, forwardings, users and transport where missing",
 		mysql: []string{
 			"CREATE TABLE IF NOT EXISTS domains (domain varchar(50) NOT NULL, PRIMARY KEY (domain) )",
 			"CREATE TABLE IF NOT EXISTS forwardings (source varchar(80) NOT NULL, destination TEXT NOT NULL, PRIMARY KEY (source) )",
@@ -57,6 +62,7 @@ var migrations = []migration{
 		// row was written by hand). Addresses grow to RFC 5321's 254
 		// octets.
 		version: 2,
+		summary: "widen addresses to 255 characters and users.password for modern hashes; add users.maildir, quota_bytes, quota_messages, disabled, created, updated",
 		mysql: []string{
 			"ALTER TABLE users MODIFY email varchar(255) NOT NULL, MODIFY password varchar(255) NOT NULL," +
 				" ADD COLUMN maildir varchar(1024) NOT NULL DEFAULT ''," +
@@ -120,6 +126,7 @@ var migrations = []migration{
 		// U-label domains. utf8mb4_general_ci keeps comparisons
 		// case-insensitive, as they were.
 		version: 3,
+		summary: "convert the tables to utf8mb4 for SMTPUTF8 addresses (MySQL)",
 		mysql: []string{
 			"ALTER TABLE domains CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
 			"ALTER TABLE forwardings CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci",
@@ -136,6 +143,7 @@ var migrations = []migration{
 		// are, and the column is added for the same statements to work.
 		// PostgreSQL stores keys as SQLite does.
 		version:    4,
+		summary:    "add users.display_email; store non-ASCII keys case-folded (SQLite, PostgreSQL)",
 		mysql:      []string{"ALTER TABLE users ADD COLUMN display_email varchar(255) NOT NULL DEFAULT ''"},
 		sqlite:     []string{"ALTER TABLE users ADD COLUMN display_email TEXT NOT NULL DEFAULT ''"},
 		postgres:   []string{"ALTER TABLE users ADD COLUMN display_email varchar(255) NOT NULL DEFAULT ''"},
@@ -152,12 +160,156 @@ const versionTable = "mailagent_schema"
 
 // SchemaVersion returns the version the database is at.
 func (s *SQL) SchemaVersion(ctx context.Context) (int, error) {
-	var v sql.NullInt64
-	err := s.w.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versionTable).Scan(&v)
+	v, err := s.readVersion(ctx, s.w)
 	if err != nil {
 		return 0, fmt.Errorf("store: schema version: %w", err)
 	}
+	return v, nil
+}
+
+// readVersion returns the highest version recorded in the version
+// table, 0 when there is no such table yet (a seed database, or an
+// empty one).
+func (s *SQL) readVersion(ctx context.Context, db execQueryer) (int, error) {
+	if s.driver != DriverSQLite {
+		cur := "DATABASE()"
+		if s.driver == DriverPostgres {
+			cur = "current_schema()"
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "+cur+
+			" AND table_name = '"+versionTable+"'").Scan(&n); err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, nil
+		}
+	}
+	var v sql.NullInt64
+	err := db.QueryRowContext(ctx, "SELECT MAX(version) FROM "+versionTable).Scan(&v)
+	if err != nil {
+		return 0, err
+	}
 	return int(v.Int64), nil
+}
+
+// ErrSchemaBehind is matched by a *SchemaError: the database's schema
+// is older than this program's and Open was not asked to migrate it.
+var ErrSchemaBehind = errors.New("store: database schema is behind")
+
+// SchemaError reports a MySQL or PostgreSQL directory whose schema is
+// older than this program's, opened without Options.Migrate.
+type SchemaError struct {
+	// Have is the database's version (0: none recorded), Want
+	// SchemaVersion.
+	Have, Want int
+}
+
+// Error implements error.
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("store: the directory's schema is at version %d, this program needs %d", e.Have, e.Want)
+}
+
+// Is makes a *SchemaError match ErrSchemaBehind.
+func (e *SchemaError) Is(target error) bool { return target == ErrSchemaBehind }
+
+// ErrMyISAM is wrapped by the error of a MySQL migration refused
+// because directory tables use the MyISAM engine (see
+// Options.ConvertMyISAM).
+var ErrMyISAM = errors.New("store: MyISAM tables")
+
+// checkSchema refuses a schema that is not this program's version.
+func (s *SQL) checkSchema(ctx context.Context) error {
+	v, err := s.readVersion(ctx, s.w)
+	if err != nil {
+		return fmt.Errorf("store: schema version: %w", err)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("store: database schema version %d is newer than this program's %d", v, SchemaVersion)
+	}
+	if v < SchemaVersion {
+		return &SchemaError{Have: v, Want: SchemaVersion}
+	}
+	return nil
+}
+
+// MigrationPlan is what a migration would do to a database.
+type MigrationPlan struct {
+	// From is the database's schema version (0: none recorded), To
+	// SchemaVersion.
+	From, To int
+	// Steps are the pending steps, in order.
+	Steps []MigrationStep
+	// MyISAM lists the directory tables on the MyISAM engine (MySQL).
+	MyISAM []string
+}
+
+// MigrationStep is one pending schema step.
+type MigrationStep struct {
+	Version    int
+	Summary    string
+	Statements []string
+}
+
+// PlanMigration connects to the database and returns what Open with
+// Options.Migrate would do to it, changing nothing. A database user
+// with SELECT rights is enough.
+func PlanMigration(ctx context.Context, driver, dsn string) (*MigrationPlan, error) {
+	s, err := connect(ctx, driver, dsn, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	v, err := s.readVersion(ctx, s.w)
+	if err != nil {
+		return nil, fmt.Errorf("store: schema version: %w", err)
+	}
+	p := &MigrationPlan{From: v, To: SchemaVersion}
+	for _, m := range migrations {
+		// A step with nothing to do on this dialect (MySQL's character
+		// set on PostgreSQL) is only recorded: it is not shown.
+		rows := m.foldedRows != nil && driver != DriverMySQL
+		if m.version > v && (len(s.steps(m)) > 0 || rows) {
+			p.Steps = append(p.Steps, MigrationStep{Version: m.version, Summary: m.summary, Statements: s.steps(m)})
+		}
+	}
+	if driver == DriverMySQL {
+		if p.MyISAM, err = myISAMTables(ctx, s.w); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// myISAMTables returns the directory's tables that use the MyISAM
+// engine, sorted.
+func myISAMTables(ctx context.Context, db execQueryer) ([]string, error) {
+	rows, err := db.QueryContext(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"+
+		" AND engine = 'MyISAM' AND table_name IN ('domains', 'forwardings', 'users', 'transport', '"+versionTable+"') ORDER BY table_name")
+	if err != nil {
+		return nil, fmt.Errorf("store: table engines: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("store: table engines: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// steps returns the statements of m on the directory's dialect.
+func (s *SQL) steps(m migration) []string {
+	switch s.driver {
+	case DriverMySQL:
+		return m.mysql
+	case DriverPostgres:
+		return m.postgres
+	}
+	return m.sqlite
 }
 
 func (s *SQL) migrate(ctx context.Context) error {
@@ -174,7 +326,7 @@ func (s *SQL) migrate(ctx context.Context) error {
 // SQLite's DDL is transactional, so a crash leaves the old schema whole,
 // and two processes opening the same file migrate one after the other.
 func (s *SQL) migrateSQLite(ctx context.Context) error {
-	return s.migrateInTx(ctx, "", "INTEGER", func(m migration) []string { return m.sqlite })
+	return s.migrateInTx(ctx, "")
 }
 
 // migratePostgres does the same on PostgreSQL, whose DDL is
@@ -182,13 +334,12 @@ func (s *SQL) migrateSQLite(ctx context.Context) error {
 // after the schema, so two processes opening the same database migrate
 // one after the other.
 func (s *SQL) migratePostgres(ctx context.Context) error {
-	return s.migrateInTx(ctx, "SELECT pg_advisory_xact_lock(hashtext('mailagent_migrate ' || current_schema()))",
-		"BIGINT", func(m migration) []string { return m.postgres })
+	return s.migrateInTx(ctx, "SELECT pg_advisory_xact_lock(hashtext('mailagent_migrate ' || current_schema()))")
 }
 
 // migrateInTx runs all pending steps in one transaction, after the
 // statement lock when it is not "".
-func (s *SQL) migrateInTx(ctx context.Context, lock, bigint string, stmts func(migration) []string) error {
+func (s *SQL) migrateInTx(ctx context.Context, lock string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
@@ -199,7 +350,7 @@ func (s *SQL) migrateInTx(ctx context.Context, lock, bigint string, stmts func(m
 			return fmt.Errorf("store: migrate lock: %w", err)
 		}
 	}
-	if err := s.applyMigrations(ctx, tx, bigint, stmts); err != nil {
+	if err := s.applyMigrations(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -226,7 +377,29 @@ func (s *SQL) migrateMySQL(ctx context.Context) error {
 		return fmt.Errorf("store: migrate: could not take the migration lock")
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK('mailagent_migrate')")
-	return s.applyMigrations(ctx, conn, "BIGINT", func(m migration) []string { return m.mysql })
+	myisam, err := myISAMTables(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if len(myisam) > 0 && !s.opts.ConvertMyISAM {
+		v, err := s.readVersion(ctx, conn)
+		if err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		if v < SchemaVersion {
+			return fmt.Errorf("%w: %s use MyISAM, whose 1000-byte key limit the migration exceeds (Specified key was too long);"+
+				" convert them to InnoDB first", ErrMyISAM, strings.Join(myisam, ", "))
+		}
+	}
+	if s.opts.ConvertMyISAM {
+		for _, t := range myisam {
+			if _, err := conn.ExecContext(ctx, "ALTER TABLE "+t+" ENGINE=InnoDB"); err != nil {
+				return fmt.Errorf("store: convert %s to InnoDB: %w", t, err)
+			}
+			s.log.Info("store: table converted from MyISAM to InnoDB", "table", t)
+		}
+	}
+	return s.applyMigrations(ctx, conn)
 }
 
 // execQueryer is *sql.Tx or *sql.Conn.
@@ -240,7 +413,11 @@ type execQueryer interface {
 // steps after the recorded version, recording each. A column that a step
 // adds and that is already there (a crash between the ALTER and its
 // record, on MySQL) is not an error.
-func (s *SQL) applyMigrations(ctx context.Context, db execQueryer, bigint string, stmts func(migration) []string) error {
+func (s *SQL) applyMigrations(ctx context.Context, db execQueryer) error {
+	bigint := "BIGINT"
+	if s.driver == DriverSQLite {
+		bigint = "INTEGER"
+	}
 	if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+versionTable+
 		" (version INTEGER NOT NULL PRIMARY KEY, applied "+bigint+" NOT NULL)"); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
@@ -256,7 +433,7 @@ func (s *SQL) applyMigrations(ctx context.Context, db execQueryer, bigint string
 		if m.version <= int(cur.Int64) {
 			continue
 		}
-		for _, q := range stmts(m) {
+		for _, q := range s.steps(m) {
 			if _, err := db.ExecContext(ctx, q); err != nil && !isDuplicateColumn(err) {
 				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 			}

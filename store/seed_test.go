@@ -27,6 +27,14 @@ var seedSQLite = []string{
 	"CREATE TABLE transport ( domain varchar(128) NOT NULL default '', transport varchar(128) NOT NULL default '', UNIQUE (domain) );",
 }
 
+// seedSchema returns the seed's tables as driver takes them.
+func seedSchema(driver string) []string {
+	if driver == DriverMySQL {
+		return seedMySQL
+	}
+	return seedSQLite
+}
+
 // TestSeedDatabase creates the seed's tables and rows the way its
 // administrators did (plain INSERTs, ENCRYPT() for passwords on MySQL),
 // then opens the database with the store: it must migrate and keep
@@ -36,11 +44,8 @@ func TestSeedDatabase(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			ctx := context.Background()
 			driver, dsn, raw := d.open(t)
-			schema := seedSQLite
+			schema := seedSchema(driver)
 			desHash := "ab01FAX.bQRSU" // crypt("secret", "ab"), as ENCRYPT stores it
-			if driver == DriverMySQL {
-				schema = seedMySQL
-			}
 			for _, q := range schema {
 				if _, err := raw.Exec(q); err != nil {
 					t.Fatalf("%s: %v", q, err)
@@ -64,7 +69,7 @@ func TestSeedDatabase(t *testing.T) {
 				}
 			}
 
-			s, err := Open(ctx, driver, dsn, nil)
+			s, err := Open(ctx, driver, dsn, migrating(nil))
 			if err != nil {
 				t.Fatalf("Open seed database: %v", err)
 			}
@@ -131,10 +136,16 @@ func TestSeedDatabase(t *testing.T) {
 			}
 			s.Close()
 
-			// Reopening is a no-op.
-			s2, err := Open(ctx, driver, dsn, nil)
+			// Reopening is a no-op, and the migrated schema is what a
+			// server opening without Migrate accepts.
+			s2, err := Open(ctx, driver, dsn, migrating(nil))
 			if err != nil {
 				t.Fatalf("reopen: %v", err)
+			}
+			s2.Close()
+			s2, err = Open(ctx, driver, dsn, nil)
+			if err != nil {
+				t.Fatalf("open without Migrate after the migration: %v", err)
 			}
 			s2.Close()
 			if driver == DriverMySQL {
@@ -144,7 +155,7 @@ func TestSeedDatabase(t *testing.T) {
 				if _, err := raw.Exec("DELETE FROM mailagent_schema WHERE version >= 2"); err != nil {
 					t.Fatal(err)
 				}
-				s3, err := Open(ctx, driver, dsn, nil)
+				s3, err := Open(ctx, driver, dsn, migrating(nil))
 				if err != nil {
 					t.Fatalf("Open after unrecorded steps: %v", err)
 				}
@@ -157,7 +168,7 @@ func TestSeedDatabase(t *testing.T) {
 			if _, err := raw.Exec("INSERT INTO mailagent_schema (version, applied) VALUES (99, 0)"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Open(ctx, driver, dsn, nil); err == nil || !strings.Contains(err.Error(), "newer") {
+			if _, err := Open(ctx, driver, dsn, migrating(nil)); err == nil || !strings.Contains(err.Error(), "newer") {
 				t.Fatalf("Open of a newer schema: %v, want refusal", err)
 			}
 		})
@@ -183,7 +194,7 @@ func TestMySQLUTF8(t *testing.T) {
 	if _, err := raw.Exec("INSERT INTO domains (domain) VALUES ('example.org')"); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(ctx, driver, dsn, nil)
+	s, err := Open(ctx, driver, dsn, migrating(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

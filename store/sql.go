@@ -60,6 +60,18 @@ type Options struct {
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached entries; 0 means 10,000.
 	CacheSize int
+	// Migrate makes Open bring a MySQL or PostgreSQL schema up to date,
+	// which needs a database user that may CREATE and ALTER tables.
+	// Without it, which is how a server runs on those engines (with the
+	// seed's SELECT, INSERT, UPDATE and DELETE grants only), Open refuses
+	// a schema that is behind with a *SchemaError. SQLite, the embedded
+	// default, always migrates.
+	Migrate bool
+	// ConvertMyISAM lets a MySQL migration convert the directory's
+	// MyISAM tables to InnoDB first: the migration's keys exceed
+	// MyISAM's 1000-byte limit ("Specified key was too long"), so
+	// without it a migration of MyISAM tables is refused (ErrMyISAM).
+	ConvertMyISAM bool
 }
 
 // SQL is the directory kept in SQL tables: the seed installation's
@@ -84,9 +96,11 @@ type SQL struct {
 // SQL is the Admin (and so the Directory) the servers use.
 var _ Admin = (*SQL)(nil)
 
-// Open opens the directory in the database named by dsn and brings its
-// schema up to date: a database made by the seed's CREATE TABLE
-// statements, an older mailagent database and an empty one all work.
+// Open opens the directory in the database named by dsn. On SQLite, and
+// on MySQL and PostgreSQL with Options.Migrate, it brings the schema up
+// to date: a database made by the seed's CREATE TABLE statements, an
+// older mailagent database and an empty one all work. Otherwise it
+// checks that the schema is current (see Options.Migrate).
 //
 // For DriverSQLite, dsn is a file path; the file is created when missing
 // and put in WAL mode, all writes go through one connection and reads
@@ -95,6 +109,32 @@ var _ Admin = (*SQL)(nil)
 // DriverPostgres, dsn is a pgx (libpq-style) DSN; the database must be
 // in UTF8, PostgreSQL's default.
 func Open(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) {
+	s, err := connect(ctx, driver, dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	if driver == DriverSQLite || s.opts.Migrate {
+		err = s.migrate(ctx)
+	} else {
+		err = s.checkSchema(ctx)
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.stmts = map[stmtKey]*sql.Stmt{}
+	if s.opts.CacheTTL > 0 {
+		n := s.opts.CacheSize
+		if n <= 0 {
+			n = 10000
+		}
+		s.cache = newCache(n, s.opts.CacheTTL, time.Now)
+	}
+	return s, nil
+}
+
+// connect opens and pings the database, without looking at its schema.
+func connect(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) {
 	s := &SQL{driver: driver}
 	if opts != nil {
 		s.opts = *opts
@@ -126,18 +166,6 @@ func Open(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) 
 			s.Close()
 			return nil, err
 		}
-	}
-	if err := s.migrate(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.stmts = map[stmtKey]*sql.Stmt{}
-	if s.opts.CacheTTL > 0 {
-		n := s.opts.CacheSize
-		if n <= 0 {
-			n = 10000
-		}
-		s.cache = newCache(n, s.opts.CacheTTL, time.Now)
 	}
 	return s, nil
 }

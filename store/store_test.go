@@ -89,9 +89,22 @@ func openTestPostgres(t testing.TB, base string) (string, string, *sql.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Tests change the schema under the raw handle: no statement cache.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
 	raw := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
 	t.Cleanup(func() { raw.Close() })
 	return DriverPostgres, dsn, raw
+}
+
+// migrating returns opts with Migrate set: the tests' directories are
+// made by Open, as an administrator's migration would make them.
+func migrating(opts *Options) *Options {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Migrate = true
+	return &o
 }
 
 // forEachDialect runs f as a subtest per dialect with a fresh database.
@@ -109,7 +122,7 @@ func forEachDialect(t *testing.T, opts *Options, f func(t *testing.T, s *SQL)) {
 func (d dialect) store(t testing.TB, opts *Options) (*SQL, *sql.DB) {
 	t.Helper()
 	driver, dsn, raw := d.open(t)
-	s, err := Open(context.Background(), driver, dsn, opts)
+	s, err := Open(context.Background(), driver, dsn, migrating(opts))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -166,7 +179,7 @@ func TestOpenConcurrent(t *testing.T) {
 			errs := make(chan error, 4)
 			for range 4 {
 				go func() {
-					s, err := Open(context.Background(), driver, dsn, nil)
+					s, err := Open(context.Background(), driver, dsn, migrating(nil))
 					if err == nil {
 						err = s.AddDomain(context.Background(), "example.org")
 						if errors.Is(err, ErrExists) {
