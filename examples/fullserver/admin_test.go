@@ -223,6 +223,9 @@ func testAdminSQL(t *testing.T, driver, dsn string, db *sql.DB) {
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if out := ok(t, dir, "", "migrate"); !strings.HasSuffix(out, "done: the schema is at version "+strconv.Itoa(store.SchemaVersion)+"\n") {
+		t.Fatalf("migrate printed %q", out)
+	}
 	ok(t, dir, "", "domain", "add", "example.org")
 	ok(t, dir, "pw\n", "user", "add", "alice@example.org")
 	ok(t, dir, "", "alias", "add", "info@example.org", "alice@example.org")

@@ -72,7 +72,7 @@ func (e *env) store(ctx context.Context) (*store.SQL, error) {
 			return nil, err
 		}
 	}
-	st, err := store.Open(ctx, cfg.Store.Driver, cfg.StoreDSN(), &store.Options{Resolve: resolveOptions(cfg), QueryTimeout: cfg.Store.QueryTimeout.Duration})
+	st, err := openDirectory(ctx, cfg, &store.Options{Resolve: resolveOptions(cfg), QueryTimeout: cfg.Store.QueryTimeout.Duration})
 	if err != nil {
 		return nil, err
 	}

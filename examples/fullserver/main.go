@@ -52,6 +52,11 @@ commands:
                                          (DOMAIN must be local unless -force)
   dns records DOMAIN [-host HOST] [-ip IP,...]   (zone-file lines to publish)
   dns check DOMAIN [-host HOST] [-ip IP,...]     (compare with DNS; exit 1 if wrong)
+  migrate [-dsn DSN] [-convert-myisam] [-n]
+                                         (bring a MySQL or PostgreSQL schema up to
+                                          date: prints the steps, then runs them
+                                          with DSN, a user that may CREATE and
+                                          ALTER; -n prints only)
 
 Passwords are read from standard input, one line, or prompted for
 without echo on a terminal; never from the command line.
@@ -74,6 +79,7 @@ func commands() map[string]command {
 		"queue":     cmdQueue,
 		"dkim":      cmdDKIM,
 		"dns":       cmdDNS,
+		"migrate":   cmdMigrate,
 	}
 }
 

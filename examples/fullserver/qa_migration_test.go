@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,6 +91,9 @@ func TestQAMigrationFromSeedMySQL(t *testing.T) {
 	extra := fmt.Sprintf("[store]\ndriver = \"mysql\"\ndsn = %q\n[maildir]\nbase = %q\n", dsn, vmail)
 	if err := os.WriteFile(conf, append(qaRead(t, conf), extra...), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-config", conf, "migrate").CombinedOutput(); err != nil {
+		t.Fatalf("fullserver migrate: %v\n%s", err, out)
 	}
 	s := qaStart(t, bin, conf)
 

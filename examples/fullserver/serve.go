@@ -138,7 +138,7 @@ func (s *server) start(ctx context.Context) error {
 	s.log = slog.New(s.stats.handler(s.log.Handler()))
 
 	var err error
-	s.dir, err = store.Open(ctx, cfg.Store.Driver, cfg.StoreDSN(), &store.Options{
+	s.dir, err = openDirectory(ctx, cfg, &store.Options{
 		Logger:       s.log,
 		Resolve:      resolveOptions(cfg),
 		QueryTimeout: cfg.Store.QueryTimeout.Duration,
