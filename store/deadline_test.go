@@ -59,7 +59,7 @@ func TestQueryTimeoutLockedTable(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			driver, dsn, raw := d.open(t)
 			ctx := context.Background()
-			s, err := Open(ctx, driver, dsn, &Options{QueryTimeout: timeout, BusyTimeout: 30 * time.Second})
+			s, err := Open(ctx, driver, dsn, migrating(&Options{QueryTimeout: timeout, BusyTimeout: 30 * time.Second}))
 			if err != nil {
 				t.Fatal(err)
 			}

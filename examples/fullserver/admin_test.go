@@ -217,12 +217,7 @@ func TestAdminPostgres(t *testing.T) {
 // testAdminSQL runs the commands with a configuration naming driver and
 // dsn, and reads what they wrote through db.
 func testAdminSQL(t *testing.T, driver, dsn string, db *sql.DB) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "fullserver.toml")
-	body := "[store]\ndriver = " + strconv.Quote(driver) + "\ndsn = " + strconv.Quote(dsn) + "\n"
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := storeDir(t, driver, dsn)
 	if out := ok(t, dir, "", "migrate"); !strings.HasSuffix(out, "done: the schema is at version "+strconv.Itoa(store.SchemaVersion)+"\n") {
 		t.Fatalf("migrate printed %q", out)
 	}

@@ -268,6 +268,9 @@ func TestLoginThrottleParallelBurst(t *testing.T) {
 // permanent one and never a hang; once the lock is gone, all work again.
 func TestDirectoryLockIsTemporaryFailure(t *testing.T) {
 	dsn := tempMySQL(t, "mailagent_lock_")
+	if code, out, errs := fs(t, storeDir(t, "mysql", dsn), "", "migrate"); code != 0 {
+		t.Fatalf("migrate: exit %d: %s%s", code, out, errs)
+	}
 	const timeout = time.Second
 	_, addrs := startAll(t, func(c *config.Config) {
 		c.Store.Driver, c.Store.DSN = "mysql", dsn

@@ -23,6 +23,18 @@ func seedTables(driver string) []string {
 	return tables
 }
 
+// storeDir returns a new data directory whose fullserver.toml names the
+// directory driver and dsn.
+func storeDir(t *testing.T, driver, dsn string) string {
+	t.Helper()
+	dir := t.TempDir()
+	body := "[store]\ndriver = " + strconv.Quote(driver) + "\ndsn = " + strconv.Quote(dsn) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "fullserver.toml"), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // TestMigrateMySQL and TestMigratePostgres run the server's directory
 // as the seed's mail_admin user (SELECT, INSERT, UPDATE, DELETE): with
 // the seed's tables, the server and the commands refuse to start in one
@@ -55,11 +67,7 @@ func testMigrate(t *testing.T, driver, root string, db *sql.DB) {
 	}
 	limited, grant := interop.LimitedUser(t, driver, root, db)
 	grant()
-	dir := t.TempDir()
-	body := "[store]\ndriver = " + strconv.Quote(driver) + "\ndsn = " + strconv.Quote(limited) + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "fullserver.toml"), []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := storeDir(t, driver, limited)
 	version := func() int {
 		var v sql.NullInt64
 		if err := db.QueryRow("SELECT MAX(version) FROM mailagent_schema").Scan(&v); err != nil {
@@ -138,11 +146,7 @@ func TestMigrateMyISAM(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	dir := t.TempDir()
-	body := "[store]\ndriver = \"mysql\"\ndsn = " + strconv.Quote(root) + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "fullserver.toml"), []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir := storeDir(t, "mysql", root)
 	engines := func() string {
 		var e string
 		if err := db.QueryRow("SELECT GROUP_CONCAT(DISTINCT engine) FROM information_schema.tables WHERE table_schema = DATABASE()" +
