@@ -99,17 +99,25 @@ func TestCommandLineDeadlineEachLine(t *testing.T) {
 // bytes it sent no longer cover the time (10 s + 20 s), the
 // transaction is abandoned, and nothing is stored.
 func TestDataRate(t *testing.T) {
-	inBubble(t, MX, nil, func(t *testing.T, st *testStack, dial func() *client) {
-		c := dial()
-		c.run("S: 220\nC: EHLO client.example\nS: 250" + toAlice)
-		start := time.Now()
-		head := "Subject: slow\r\n\r\n" + strings.Repeat(strings.Repeat("x", 98)+"\r\n", 100)
-		head = head[:10_000]
-		// 10,000 bytes at once, then one byte every 5 s.
-		memnet.Trickle(t, c.conn, append([]string{head}, strings.Split(strings.Repeat("y", 1000), "")...), 5*time.Second)
-		expectTimeout(t, c, start, 30*time.Second)
-		wantNoMessage(t, st)
-	})
+	for _, role := range []Role{MX, LMTP} {
+		t.Run(role.String(), func(t *testing.T) {
+			inBubble(t, role, nil, func(t *testing.T, st *testStack, dial func() *client) {
+				c := dial()
+				hello := "EHLO"
+				if role == LMTP {
+					hello = "LHLO"
+				}
+				c.run("S: 220\nC: " + hello + " client.example\nS: 250" + toAlice)
+				start := time.Now()
+				head := "Subject: slow\r\n\r\n" + strings.Repeat(strings.Repeat("x", 98)+"\r\n", 100)
+				head = head[:10_000]
+				// 10,000 bytes at once, then one byte every 5 s.
+				memnet.Trickle(t, c.conn, append([]string{head}, strings.Split(strings.Repeat("y", 1000), "")...), 5*time.Second)
+				expectTimeout(t, c, start, 30*time.Second)
+				wantNoMessage(t, st)
+			})
+		})
+	}
 }
 
 // TestDataRateSlowButSteady: a client above the rate is never cut off,
@@ -216,4 +224,21 @@ func TestBDATClientGoneMidChunk(t *testing.T) {
 		}
 	}
 	wantNoMessage(t, st)
+}
+
+// TestSubmissionsLoginTimeout: the login limit holds on implicit TLS
+// (port 465) too, the handshake counting against it.
+func TestSubmissionsLoginTimeout(t *testing.T) {
+	tune := func(o *Options) { o.ImplicitTLS = true }
+	inBubble(t, Submission, tune, func(t *testing.T, st *testStack, dial func() *client) {
+		c := dial()
+		start := time.Now()
+		c.startTLS()
+		c.run("S: 220\nC: EHLO client.example\nS: 250")
+		for range 5 {
+			time.Sleep(10 * time.Second)
+			c.run("C: NOOP\nS: 250")
+		}
+		expectTimeout(t, c, start, 60*time.Second)
+	})
 }
