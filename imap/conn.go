@@ -61,6 +61,7 @@ type conn struct {
 	rev2       bool // ENABLE IMAP4rev2
 	utf8       bool // mailbox names in UTF-8: ENABLE UTF8=ACCEPT or IMAP4rev2
 	utf8Accept bool // ENABLE UTF8=ACCEPT itself
+	condstore  bool // CONDSTORE enabled (RFC 7162 section 3.1): FETCH responses carry MODSEQ
 	failures   int32
 	badCmds    int
 	bye        string // said after the current command's reply, then the connection closes

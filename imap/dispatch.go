@@ -150,7 +150,7 @@ func (c *conn) capabilities() string {
 	}
 	caps = append(caps, "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN",
 		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES",
-		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT",
+		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE",
 		fmt.Sprintf("APPENDLIMIT=%d", c.srv.opts.AppendLimit))
 	return strings.Join(caps, " ")
 }
@@ -225,6 +225,11 @@ func (c *conn) cmdEnable(cmd *imapwire.Command) (okStatus, error) {
 				on = append(on, "IMAP4rev2")
 			}
 			c.utf8 = true
+		case "CONDSTORE":
+			if !c.condstore {
+				c.condstore = true
+				on = append(on, "CONDSTORE")
+			}
 		case "UTF8=ACCEPT":
 			if !c.utf8Accept {
 				c.utf8Accept = true

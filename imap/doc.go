@@ -79,6 +79,11 @@
 //   - RFC 5258, LIST-EXTENDED; RFC 5819, LIST-STATUS; RFC 6154,
 //     SPECIAL-USE; RFC 8438, STATUS=SIZE; RFC 7889, APPENDLIMIT.
 //   - RFC 4731, ESEARCH, and RFC 5182, SEARCHRES.
+//   - RFC 7162, CONDSTORE: modification sequences from maildir's index
+//     (HIGHESTMODSEQ at SELECT and in STATUS, FETCH MODSEQ and
+//     CHANGEDSINCE answered from the index's changes, STORE
+//     UNCHANGEDSINCE with MODIFIED, SEARCH MODSEQ); once enabled, every
+//     FETCH response carries MODSEQ.
 //   - RFC 3516, BINARY; RFC 5530, response codes; RFC 7888, LITERAL-.
 //   - RFC 2595 and RFC 8314, STARTTLS and implicit TLS.
 package imap

@@ -25,6 +25,10 @@ const snapshotThreshold = 32
 type fetchItems struct {
 	opts                             imap.FetchOptions
 	rfc822, rfc822Header, rfc822Text bool
+	// changedSince holds CONDSTORE's CHANGEDSINCE (RFC 7162 section
+	// 3.1.4.1) when hasChangedSince: only messages changed after it.
+	changedSince    uint64
+	hasChangedSince bool
 }
 
 // errNotSupported answers FETCH items of extensions not offered.
@@ -35,19 +39,41 @@ var errNotSupported = &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.R
 // that need its content.
 func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 	a := cmd.Args.(*imapwire.Fetch)
-	if a.SaveDate || a.EmailID || a.ThreadID || a.Preview || a.Options.ModSeq || a.HasChangedSince {
+	if a.SaveDate || a.EmailID || a.ThreadID || a.Preview || a.Vanished {
 		return okStatus{}, errNotSupported
 	}
-	items := &fetchItems{opts: a.Options, rfc822: a.RFC822, rfc822Header: a.RFC822Header, rfc822Text: a.RFC822Text}
+	items := &fetchItems{opts: a.Options, rfc822: a.RFC822, rfc822Header: a.RFC822Header, rfc822Text: a.RFC822Text,
+		changedSince: a.Options.ChangedSince, hasChangedSince: a.HasChangedSince}
 	if cmd.UID {
 		items.opts.UID = true
 	}
+	if a.Options.ModSeq || a.HasChangedSince {
+		c.condstore = true // a CONDSTORE-enabling command (RFC 7162 section 3.1)
+	}
+	// Once CONDSTORE is on, every FETCH response carries MODSEQ (RFC
+	// 7162 section 3.1.4.1).
+	items.opts.ModSeq = c.condstore
 	return okStatus{}, c.sess.fetch(c.w, a.Set, items)
 }
 
 func (s *session) fetch(w *imapwire.Writer, set imap.NumSet, items *fetchItems) error {
 	sel := s.sel
-	refs := sel.resolve(set)
+	var refs []ref
+	if items.hasChangedSince {
+		// From the index's changes, whose cost grows with their number
+		// rather than the folder's size.
+		changed, err := sel.folder.ChangedSince(s.ctx, items.changedSince)
+		if err != nil {
+			return mapError(err)
+		}
+		uids := make([]uint32, len(changed))
+		for i := range changed {
+			uids[i] = changed[i].UID
+		}
+		refs = sel.resolveAmong(set, uids)
+	} else {
+		refs = sel.resolve(set)
+	}
 	if len(refs) == 0 {
 		return nil
 	}
@@ -74,14 +100,20 @@ func (s *session) fetch(w *imapwire.Writer, set imap.NumSet, items *fetchItems) 
 			}
 		}
 		if len(unseen) > 0 {
-			if _, err := s.storeFlags(unseen, maildir.FlagsAdd, []string{maildir.FlagSeen}); err != nil {
+			if _, _, err := s.storeFlags(unseen, maildir.FlagsAdd, []string{maildir.FlagSeen}, 0, false); err != nil {
 				return err
 			}
 			// RFC 3501 6.4.5: the changed flags go with the data.
 			options.Flags = true
 		}
 	}
-	return s.fetchRefs(w, refs, items)
+	if err := s.fetchRefs(w, refs, items); err != nil {
+		return err
+	}
+	if options.Flags {
+		sel.reported(refs)
+	}
+	return nil
 }
 
 // messages returns a lookup of refs' index entries, from one Snapshot for
@@ -165,6 +197,11 @@ func (s *session) fetchRefs(w *imapwire.Writer, refs []ref, items *fetchItems) e
 		if options.RFC822Size {
 			item("RFC822.SIZE ")
 			w.Number64(uint64(m.VSize))
+		}
+		if options.ModSeq {
+			item("MODSEQ (")
+			w.Number64(m.ModSeq)
+			w.Atom(")")
 		}
 		if content {
 			if sep {

@@ -281,7 +281,10 @@ func (c *conn) cmdStatus(cmd *imapwire.Command) (okStatus, error) {
 	if err != nil {
 		return okStatus{}, err
 	}
-	if a.Items.HighestModSeq || a.Items.DeletedStorage {
+	if a.Items.HighestModSeq {
+		c.condstore = true
+	}
+	if a.Items.DeletedStorage {
 		return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "STATUS item not supported"}
 	}
 	d, err := c.sess.status(n, &a.Items)
@@ -328,6 +331,9 @@ func writeStatus(w *imapwire.Writer, d *imap.StatusData) {
 	if d.AppendLimit != nil {
 		num("APPENDLIMIT", uint64(*d.AppendLimit))
 	}
+	if d.HighestModSeq != 0 {
+		num("HIGHESTMODSEQ", d.HighestModSeq)
+	}
 	w.Atom(")")
 	w.End()
 }
@@ -368,6 +374,9 @@ func (s *session) status(name string, options *imap.StatusOptions) (*imap.Status
 	if options.AppendLimit {
 		l := s.srv.opts.AppendLimit
 		d.AppendLimit = &l
+	}
+	if options.HighestModSeq {
+		d.HighestModSeq = st.HighestModSeq
 	}
 	return d, nil
 }

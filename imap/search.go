@@ -43,6 +43,10 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 	s := c.sess
 	sel := s.sel
 	a := cmd.Args.(*imapwire.Search)
+	withModSeq := usesModSeq(a.Criteria)
+	if withModSeq {
+		c.condstore = true
+	}
 	data, err := s.searchCharset(cmd.UID, a.Charset, a.Criteria, &a.Return)
 	if err != nil {
 		if a.Return.ReturnSave {
@@ -60,6 +64,11 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 				w.SP()
 				w.Number(n)
 			}
+		}
+		if withModSeq && data.Count > 0 {
+			w.Atom(" (MODSEQ ")
+			w.Number64(data.ModSeq)
+			w.Atom(")")
 		}
 		w.End()
 		return okStatus{}, nil
@@ -94,6 +103,10 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 		w.Atom(" COUNT ")
 		w.Number(data.Count)
 	}
+	if withModSeq && data.Count > 0 && (o.ReturnAll || o.ReturnCount || o.ReturnMin || o.ReturnMax) {
+		w.Atom(" MODSEQ ")
+		w.Number64(data.ModSeq)
+	}
 	w.End()
 	return okStatus{}, nil
 }
@@ -124,14 +137,11 @@ func (s *session) searchCharset(uid bool, charset string, criteria *imap.SearchC
 	if err := decodeSearchCriteria(criteria, enc); err != nil {
 		return nil, err
 	}
-	if usesModSeq(criteria) {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "Unknown SEARCH key"}
-	}
 	return s.search(uid, criteria, options)
 }
 
-// usesModSeq reports a MODSEQ key anywhere in c: CONDSTORE is not
-// offered yet.
+// usesModSeq reports a MODSEQ key anywhere in c: the answer then
+// carries the highest modseq found (RFC 7162 section 3.1.5).
 func usesModSeq(c *imap.SearchCriteria) bool {
 	if c.ModSeq != nil {
 		return true
@@ -194,6 +204,7 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 			data.Max = num
 			lastUID = r.uid
 		}
+		data.ModSeq = max(data.ModSeq, m.ModSeq)
 		data.Count++
 	}
 	if uid {
@@ -374,6 +385,9 @@ func (mc *matchContext) match(c *imap.SearchCriteria) bool {
 		if !set.Contains(imap.UID(m.UID)) {
 			return false
 		}
+	}
+	if c.ModSeq != nil && m.ModSeq < c.ModSeq.ModSeq {
+		return false // CONDSTORE's MODSEQ key (RFC 7162 section 3.1.5)
 	}
 	if !matchDate(m.InternalDate, c.Since, c.Before) {
 		return false

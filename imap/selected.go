@@ -50,6 +50,12 @@ const maxKeywords = 26
 // cmdSelect serves SELECT and EXAMINE from maildir's index.
 func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	a := cmd.Args.(*imapwire.Select)
+	if a.QResync != nil {
+		return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "QRESYNC not enabled"}
+	}
+	if a.CondStore {
+		c.condstore = true
+	}
 	s := c.sess
 	if s.sel != nil {
 		s.unselect()
@@ -121,6 +127,9 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	}
 	w.Status("", imap.StatusResponseTypeOK, "UIDVALIDITY "+itoa(snap.UIDValidity), "UIDs valid")
 	w.Status("", imap.StatusResponseTypeOK, "UIDNEXT "+itoa(snap.UIDNext), "Predicted next UID")
+	// Modification sequences are kept for every folder (RFC 7162
+	// section 3.1.2.1).
+	w.Status("", imap.StatusResponseTypeOK, "HIGHESTMODSEQ "+itoa(snap.HighestModSeq), "Highest")
 	if c.rev2 {
 		// RFC 9051 section 6.3.2: the mailbox's name as LIST gives it.
 		w.Untagged()
@@ -185,6 +194,7 @@ func (s *session) unselect() {
 // last told: EXPUNGE (when allowExpunge; RFC 9051 section 7.5.1 forbids
 // it during FETCH, STORE and SEARCH), EXISTS and flag changes.
 func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
+	condstore := s.nc.condstore
 	sel := s.sel
 	mb := sel.mb
 	mb.mu.Lock()
@@ -249,10 +259,28 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 		w.Number(uid)
 		w.Atom(" FLAGS ")
 		w.Flags(imapFlags(&m))
+		if condstore {
+			w.Atom(" MODSEQ (")
+			w.Number64(m.ModSeq)
+			w.Atom(")")
+		}
 		w.Atom(")")
 		w.End()
 	}
 	return nil
+}
+
+// reported drops pending flag changes of refs: the client has just been
+// sent their flags.
+func (sel *selection) reported(refs []ref) {
+	sel.mb.mu.Lock()
+	defer sel.mb.mu.Unlock()
+	if len(sel.flags) == 0 {
+		return
+	}
+	for _, r := range refs {
+		delete(sel.flags, r.uid)
+	}
 }
 
 func writeExists(w *imapwire.Writer, n int) {
@@ -326,6 +354,44 @@ func (sel *selection) resolve(numSet imap.NumSet) []ref {
 			for i := lo; i < len(view) && view[i] <= r[1]; i++ {
 				out = append(out, ref{uint32(i + 1), view[i]})
 			}
+		}
+	}
+	return out
+}
+
+// resolveAmong is resolve for the messages of uids (ascending) only.
+func (sel *selection) resolveAmong(numSet imap.NumSet, uids []uint32) []ref {
+	if imap.IsSearchRes(numSet) {
+		numSet = sel.searchRes
+	}
+	view := sel.view
+	n := uint32(len(view))
+	var last uint32
+	if n > 0 {
+		last = view[n-1]
+	}
+	var seqs imap.SeqSet
+	var uidSet imap.UIDSet
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		seqs = staticSeqSet(set, n)
+	case imap.UIDSet:
+		uidSet = staticUIDSet(set, last)
+	}
+	var out []ref
+	for _, uid := range uids {
+		i, found := slices.BinarySearch(view, uid)
+		if !found {
+			continue
+		}
+		seq := uint32(i + 1)
+		if seqs != nil {
+			found = seqs.Contains(seq)
+		} else {
+			found = uidSet.Contains(imap.UID(uid))
+		}
+		if found {
+			out = append(out, ref{seq, uid})
 		}
 	}
 	return out
@@ -435,18 +501,18 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 		}
 		fl = append(fl, string(f))
 	}
+	if a.HasUnchangedSince {
+		c.condstore = true // a CONDSTORE-enabling command
+	}
 	if op != maildir.FlagsSet && len(fl) == 0 {
 		if a.Flags.Silent {
 			return okStatus{}, nil
 		}
-		return okStatus{}, s.fetchRefs(c.w, refs, &fetchItems{opts: imap.FetchOptions{Flags: true, UID: cmd.UID}})
+		return okStatus{}, s.fetchRefs(c.w, refs, &fetchItems{opts: imap.FetchOptions{Flags: true, UID: cmd.UID, ModSeq: c.condstore}})
 	}
-	msgs, err := s.storeFlags(refUIDs(refs), op, fl)
+	msgs, failed, err := s.storeFlags(refUIDs(refs), op, fl, a.UnchangedSince, a.HasUnchangedSince)
 	if err != nil {
 		return okStatus{}, err
-	}
-	if a.Flags.Silent {
-		return okStatus{}, nil
 	}
 	byUID := make(map[uint32]*maildir.Message, len(msgs))
 	for i := range msgs {
@@ -455,9 +521,11 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 	w := c.w
 	for _, r := range refs {
 		m := byUID[r.uid]
-		if m == nil {
+		if m == nil || (a.Flags.Silent && !c.condstore) {
 			continue
 		}
+		// With .SILENT a CONDSTORE client still learns the new modseq
+		// (RFC 7162 section 3.1.3).
 		w.Untagged()
 		w.Number(r.seq)
 		w.Atom(" FETCH (")
@@ -466,10 +534,41 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 			w.Number(r.uid)
 			w.SP()
 		}
-		w.Atom("FLAGS ")
-		w.Flags(imapFlags(m))
+		if !a.Flags.Silent {
+			w.Atom("FLAGS ")
+			w.Flags(imapFlags(m))
+			if c.condstore {
+				w.SP()
+			}
+		}
+		if c.condstore {
+			w.Atom("MODSEQ (")
+			w.Number64(m.ModSeq)
+			w.Atom(")")
+		}
 		w.Atom(")")
 		w.End()
+	}
+	if len(failed) > 0 {
+		// RFC 7162 section 3.1.3: the messages changed since
+		// UNCHANGEDSINCE, by sequence number or UID as the command.
+		var set imap.NumSet
+		if cmd.UID {
+			var uids imap.UIDSet
+			for _, u := range failed {
+				uids.AddNum(imap.UID(u))
+			}
+			set = uids
+		} else {
+			var seqs imap.SeqSet
+			for _, r := range refs {
+				if slices.Contains(failed, r.uid) {
+					seqs.AddNum(r.seq)
+				}
+			}
+			set = seqs
+		}
+		return okStatus{code: "MODIFIED " + set.String(), text: "Conditional STORE failed for some messages"}, nil
 	}
 	return okStatus{}, nil
 }
@@ -477,18 +576,24 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 // storeFlags changes flags and tells the other sessions, holding the
 // view's lock so that maildir's event for the change is recognised as
 // already announced.
-func (s *session) storeFlags(uids []uint32, op maildir.FlagOp, flags []string) ([]maildir.Message, error) {
+// With cond, only messages unchanged since unchangedSince change
+// (CONDSTORE); the others come back in failed.
+func (s *session) storeFlags(uids []uint32, op maildir.FlagOp, flags []string, unchangedSince uint64, cond bool) (msgs []maildir.Message, failed []uint32, err error) {
 	sel := s.sel
 	sel.mb.mu.Lock()
 	defer sel.mb.mu.Unlock()
-	msgs, err := sel.folder.StoreFlags(s.ctx, uids, op, flags)
+	if cond {
+		msgs, failed, err = sel.folder.StoreFlagsIf(s.ctx, uids, op, flags, unchangedSince)
+	} else {
+		msgs, err = sel.folder.StoreFlags(s.ctx, uids, op, flags)
+	}
 	if err != nil {
-		return nil, mapError(err)
+		return nil, nil, mapError(err)
 	}
 	for i := range msgs {
 		sel.mb.storedLocked(&msgs[i], sel)
 	}
-	return msgs, nil
+	return msgs, failed, nil
 }
 
 // destFolder opens the target of COPY, MOVE or APPEND, with TRYCREATE
