@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -17,7 +18,6 @@ var (
 	errMailboxFullTemp = &Error{Code: 452, EnhancedCode: [3]int{4, 2, 2}, Message: "Mailbox full, try again later"}
 	errTooBig          = &Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message too big for the mailbox"}
 	errNoMailbox       = &Error{Code: 550, EnhancedCode: [3]int{5, 2, 1}, Message: "Mailbox unavailable"}
-	errLocalTemp       = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Local delivery failed, try again later"}
 )
 
 // stageConcurrency bounds how many copies of one message are written at
@@ -187,8 +187,10 @@ func (d *localDelivery) reply(u *store.User, err error) error {
 		d.logger().Error("local mailbox unusable", "id", d.env.ID, "user", u.Address, "err", err)
 		return errNoMailbox
 	}
-	d.logger().Error("local delivery failed", "id", d.env.ID, "user", u.Address, "err", err)
-	return errLocalTemp
+	// A system failure (disk full, I/O error) stays an error value: the
+	// server answers it by class (452 4.3.1 for storage exhausted, else
+	// 451 4.3.0) whichever leg hit it, and logs the detail.
+	return fmt.Errorf("local delivery to %s: %w", u.Address, err)
 }
 
 // Commit implements Delivery: every copy staged is named and its
@@ -199,8 +201,7 @@ func (d *localDelivery) Commit(ctx context.Context) error {
 	}
 	d.done = true
 	if err := maildir.CommitAll(ctx, d.staged...); err != nil {
-		d.logger().Error("local delivery failed at commit", "id", d.env.ID, "err", err)
-		return errLocalTemp
+		return fmt.Errorf("local delivery: %w", err)
 	}
 	return nil
 }

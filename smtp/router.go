@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -17,7 +18,6 @@ var (
 	errLoop        = &Error{Code: 554, EnhancedCode: [3]int{5, 4, 6}, Message: "Forwarding loop"}
 	errTempLookup  = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary lookup failure, try again later"}
 	errNoQueue     = &Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: "Remote delivery is not available"}
-	errBounceTemp  = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery failed, try again later"}
 )
 
 // RouterOptions configure a Router.
@@ -459,9 +459,8 @@ func (m *routed) Body(ctx context.Context, body Body) error {
 		// recipients that failed are logged above.
 		m.r.log.Warn("notification refused", "id", m.env.ID, "to", m.env.From, "err", err)
 	default:
-		m.r.log.Warn("notification not prepared", "id", m.env.ID, "to", m.env.From, "err", err)
 		m.abortRest(ctx)
-		return errBounceTemp
+		return fmt.Errorf("notification to %s not prepared: %w", m.env.From, err)
 	}
 	return nil
 }

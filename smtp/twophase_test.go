@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mailagent/mailagent/maildir"
@@ -133,12 +134,16 @@ func TestLocalDeliveryStagesBeforeCommit(t *testing.T) {
 // failingReader fails after n bytes, as a disk write error would stop a
 // copy midway.
 type failingReader struct {
-	r io.Reader
-	n int
+	r   io.Reader
+	n   int
+	err error // default an I/O error
 }
 
 func (f *failingReader) Read(p []byte) (int, error) {
 	if f.n <= 0 {
+		if f.err != nil {
+			return 0, f.err
+		}
 		return 0, errors.New("input/output error")
 	}
 	if len(p) > f.n {
@@ -151,8 +156,9 @@ func (f *failingReader) Read(p []byte) (int, error) {
 
 // TestWriteErrorRefusesWholeMessage: writing the second copy fails midway
 // over the MX: the message is refused with 451 4.3.0 without the error's
-// text, nobody has it and no temporary file is left; the client's retry
-// then leaves exactly one copy each.
+// text, nobody has it and no temporary file is left; a full disk the
+// same with 452 4.3.1; the client's retry then leaves exactly one copy
+// each.
 func TestWriteErrorRefusesWholeMessage(t *testing.T) {
 	st := newTestStack(t)
 	st.roomForSmall()
@@ -175,6 +181,18 @@ func TestWriteErrorRefusesWholeMessage(t *testing.T) {
 		if left, _ := os.ReadDir(filepath.Join(st.userDir(u), "tmp")); len(left) != 0 {
 			t.Fatalf("%s: tmp/ keeps %d files", u, len(left))
 		}
+	}
+	// Storage exhausted is told apart (RFC 3463 4.3.1), still for the
+	// whole message.
+	local.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
+		if filepath.Join(st.dir, "mail", path) == small {
+			r = &failingReader{r: r, n: 20, err: &os.PathError{Op: "write", Path: path, Err: syscall.ENOSPC}}
+		}
+		return st.maildirs.Stage(ctx, path, folder, r, opts)
+	}
+	st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "452 4.3.1\nN: Maildir", msg)
+	if got := st.counts(); got != "0,0,0" {
+		t.Fatalf("stored after 452: %s", got)
 	}
 	local.stage = nil
 	st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "250", msg)
