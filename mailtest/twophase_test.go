@@ -183,9 +183,10 @@ func wantSubjects(t *testing.T, s *Server, address string, want ...string) {
 	}
 }
 
-// bigMessage is about n bytes.
+// bigMessage is about n bytes, from alice, the submitting user (whose
+// From submission checks).
 func bigMessage(subject string, n int) string {
-	return "From: sender\nSubject: " + subject + "\n\n" + strings.Repeat(strings.Repeat("z", 70)+"\n", n/71+1)
+	return "From: alice@a.test\nSubject: " + subject + "\n\n" + strings.Repeat(strings.Repeat("z", 70)+"\n", n/71+1)
 }
 
 // notification returns the DSN that reached address, failing unless it

@@ -30,12 +30,17 @@ type headerInfo struct {
 	received  int
 	messageID bool
 	date      bool
+	// senders are the unfolded values of the From and Sender fields
+	// (names compared without case, white space before the colon
+	// allowed as RFC 5322's obsolete syntax does), in order.
+	senders []string
 }
 
 // scanHeader reads the header section at the start of msg (up to the
 // first empty line) and counts the fields the servers act on.
 func scanHeader(msg []byte) headerInfo {
 	var h headerInfo
+	sender := false // the last field was From or Sender: continuations add to it
 	for len(msg) > 0 {
 		line := msg
 		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
@@ -48,14 +53,21 @@ func scanHeader(msg []byte) headerInfo {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
+			if sender {
+				h.senders[len(h.senders)-1] += string(line)
+			}
 			continue
 		}
+		sender = false
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
 			continue
 		}
 		name := strings.TrimRight(string(line[:colon]), " \t")
 		switch {
+		case strings.EqualFold(name, "From"), strings.EqualFold(name, "Sender"):
+			h.senders = append(h.senders, string(line[colon+1:]))
+			sender = true
 		case strings.EqualFold(name, "Received"):
 			h.received++
 		case strings.EqualFold(name, "Message-ID"):

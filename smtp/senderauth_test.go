@@ -89,6 +89,8 @@ func TestDKIMSigner(t *testing.T) {
 	}
 	o := st.options(Submission)
 	o.Signer = DKIMSigner{Signer: dnsauth.NewSigner([]*dnsauth.DKIMKey{key})}
+	// Alice may send as an address of a domain without keys.
+	o.SendAs = map[string][]string{"alice@local.example": {"alice@elsewhere.example"}}
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(tlsLogin("alice@local.example") + `
 		C: MAIL FROM:<alice@local.example>

@@ -113,8 +113,15 @@ type Options struct {
 	Resolve store.ResolveOptions
 	// Checks are the sender-authentication hooks (MX).
 	Checks Checks
-	// Signer signs submitted mail (Submission), e.g. DKIM.
+	// Signer signs submitted mail (Submission), e.g. DKIM. It runs only
+	// on messages whose From and Sender the user may use.
 	Signer Signer
+	// SendAs grants submitting users addresses beyond their own and the
+	// forwardings that deliver to them: user address → addresses they
+	// may also use, in MAIL FROM and in the From and Sender fields, or
+	// "@domain" for every address of a domain. The same rule covers the
+	// envelope and the header (553 5.7.1 otherwise).
+	SendAs map[string][]string
 	// MaxMessageBytes is advertised in SIZE and enforced (552 5.3.4);
 	// default 50 MiB.
 	MaxMessageBytes int64
@@ -176,6 +183,8 @@ type Server struct {
 	opts Options
 	gs   *gosmtp.Server
 	log  *slog.Logger
+	// sendAs indexes Options.SendAs.
+	sendAs *grants
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -195,6 +204,10 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if opts.ImplicitTLS && opts.TLSConfig == nil {
 		return nil, errors.New("smtp: ImplicitTLS requires TLSConfig")
+	}
+	sendAs, err := newGrants(opts.SendAs)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Hostname == "" {
 		h, err := os.Hostname()
@@ -223,6 +236,7 @@ func NewServer(opts Options) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		limits:    opts.ConnLimiter,
+		sendAs:    sendAs,
 	}
 	if s.limits == nil {
 		s.limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)

@@ -185,43 +185,30 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 }
 
 // checkSender enforces that a submitting user sends only as an address
-// they own: their own, or one whose forwarding resolves to their
-// mailbox (including subaddresses).
+// they may use (see mayUse), and never with the null sender.
 func (ss *session) checkSender(from string) error {
 	if from == "" {
 		return errNullSender
 	}
-	a, err := store.ParseAddress(from)
-	if err != nil {
+	if _, err := store.ParseAddress(from); err != nil {
 		var ae *store.AddressError
 		if errors.As(err, &ae) {
 			return &Error{Code: 553, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address: " + ae.Reason}
 		}
 		return ss.reply(err)
 	}
-	u, err := store.ParseAddress(ss.user.Address)
-	if err != nil {
-		return errNotOwner
+	err := ss.mayUse(from)
+	if err == errNotOwner {
+		ss.log.Info("sender refused: not owned", "user", ss.user.Address, "from", from)
 	}
-	if a.Key() == u.Key() {
-		return nil
-	}
-	res, err := store.Resolve(ss.ctx, ss.srv.opts.Directory, a.String(), ss.srv.opts.Resolve)
-	switch {
-	case err == nil:
-		for _, mb := range res.Local {
-			if m, err := store.ParseAddress(mb.Address); err == nil && m.Key() == u.Key() {
-				return nil
-			}
-		}
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNotLocal),
-		errors.Is(err, store.ErrDisabled), errors.Is(err, store.ErrLoop):
-	default:
-		ss.log.Warn("sender lookup failed", "from", from, "err", err)
-		return errTemp
-	}
-	ss.log.Info("sender refused: not owned", "user", ss.user.Address, "from", from)
-	return errNotOwner
+	return err
+}
+
+// isNoSuchAddress reports the resolution errors that mean an address
+// delivers to no mailbox, as opposed to a directory failure.
+func isNoSuchAddress(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotLocal) ||
+		errors.Is(err, store.ErrDisabled) || errors.Is(err, store.ErrLoop)
 }
 
 // Rcpt implements gosmtp.Session.
@@ -416,11 +403,24 @@ func (ss *session) stripAuthResults(sp *spool) (*spool, error) {
 func (ss *session) prepare(sp *spool) (Body, error) {
 	opts := &ss.srv.opts
 	env := ss.env
-	h := scanHeader(sp.head(headScanLimit))
+	limit := headScanLimit
+	if opts.Role == Submission {
+		// The whole header, as far as the signer would read it: a From
+		// field past the usual scan must not escape the check.
+		limit = dnsauth.MaxHeaderBytes
+	}
+	h := scanHeader(sp.head(limit))
 	if h.received > maxHops {
 		return nil, errTooManyHops
 	}
 	var msg Body = sp
+	if opts.Role == Submission && ss.user != nil {
+		// Before signing: a message whose From the user may not use is
+		// never signed for that From's domain, because it is refused.
+		if err := ss.checkHeaderSenders(h.senders); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Role == Submission {
 		var add []string
 		if !h.messageID {

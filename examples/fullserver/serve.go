@@ -359,10 +359,11 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 	}{
 		{"mx", cfg.Listen.MX, func(o *smtp.Options) { o.Role = smtp.MX; o.Checks = sender.Checks() }},
 		{"submission", cfg.Listen.Submission, func(o *smtp.Options) {
-			o.Role, o.Authenticator, o.Directory, o.Signer = smtp.Submission, authn, s.dir, signer
+			o.Role, o.Authenticator, o.Directory, o.Signer, o.SendAs = smtp.Submission, authn, s.dir, signer, cfg.SendAs
 		}},
 		{"submissions", cfg.Listen.Submissions, func(o *smtp.Options) {
 			o.Role, o.Authenticator, o.Directory, o.Signer, o.ImplicitTLS = smtp.Submission, authn, s.dir, signer, true
+			o.SendAs = cfg.SendAs
 		}},
 		{"lmtp", cfg.Listen.LMTP, func(o *smtp.Options) { o.Role, o.LMTPNetworks = smtp.LMTP, lmtpNets }},
 	}

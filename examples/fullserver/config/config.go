@@ -48,6 +48,12 @@ type Config struct {
 	Relay   Relay   `toml:"relay"`
 	DNS     DNS     `toml:"dns"`
 	Log     Log     `toml:"log"`
+
+	// SendAs grants submitting users addresses beyond their own and the
+	// forwardings that deliver to them, for MAIL FROM and the From and
+	// Sender fields alike: user address → addresses, or "@domain" for a
+	// whole domain (smtp.Options.SendAs).
+	SendAs map[string][]string `toml:"send_as"`
 }
 
 // Listen holds one "HOST:PORT" per listener; the empty string turns that

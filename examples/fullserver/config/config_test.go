@@ -123,3 +123,13 @@ func TestPathDefaultsIntoDataDir(t *testing.T) {
 		t.Errorf("explicit path = %q", got)
 	}
 }
+
+func TestLoadSendAs(t *testing.T) {
+	c, err := Load(writeConfig(t, "[send_as]\n\"alice@example.org\" = [\"ceo@example.org\", \"@lists.example.org\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.SendAs["alice@example.org"]; len(got) != 2 || got[1] != "@lists.example.org" {
+		t.Fatalf("send_as read as %v", c.SendAs)
+	}
+}
