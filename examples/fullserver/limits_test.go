@@ -71,3 +71,43 @@ func TestMaxConnectionsProcessWide(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutKeys: the limits section's time limits reach every
+// listener: with login_timeout and smtp_command_timeout at 1 s, a
+// silent client is told so on each protocol, in about that time.
+func TestTimeoutKeys(t *testing.T) {
+	_, addrs := startAll(t, func(c *config.Config) {
+		c.Limits.LoginTimeout = config.Duration{Duration: time.Second}
+		c.Limits.SMTPCommandTimeout = config.Duration{Duration: time.Second}
+	})
+	want := map[string]string{
+		"mx":         "421 4.4.2 ",
+		"submission": "421 4.4.2 ",
+		"imap":       "* BYE Disconnected: no login within 1 seconds.",
+		"pop3":       "-ERR Disconnected: no login within 1 seconds.",
+	}
+	for name, reply := range want {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			w, err := dialWire(addrs[name], "127.0.0.1", nil, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.conn.Close()
+			if _, err := w.line(); err != nil { // the greeting
+				t.Fatal(err)
+			}
+			l, err := w.line()
+			if err != nil || !strings.HasPrefix(l, reply) {
+				t.Fatalf("got %q, %v; want %q", l, err, reply)
+			}
+			if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
+				t.Fatalf("%q after %v, want about 1 s", l, d)
+			}
+			if l, err := w.line(); err == nil {
+				t.Fatalf("%q after the timeout, want the close", l)
+			}
+		})
+	}
+}
