@@ -20,5 +20,7 @@
 //     ("$2a$", "$2b$", "$2y$") and traditional DES crypt.
 //   - RFC 4422, SASL; RFC 4616, the PLAIN mechanism;
 //     draft-murchison-sasl-login, the LOGIN mechanism.
-//   - RFC 8446 and RFC 5246: TLS 1.3 and 1.2, the minimum accepted.
+//   - RFC 8446 and RFC 5246: TLS 1.3 and 1.2, under Mozilla's server side
+//     TLS profiles (TLSProfile); RFC 7435's opportunistic security for
+//     the MX's broader one.
 package auth

@@ -18,14 +18,78 @@ import (
 	"time"
 )
 
-// TLSConfig returns a server *tls.Config that takes its certificate from
-// getCertificate (such as (*CertReloader).GetCertificate) and accepts TLS
-// 1.2 and later only.
-func TLSConfig(getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
-	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: getCertificate,
+// TLSProfile is a server TLS policy, named after Mozilla's server side
+// TLS recommendations (https://wiki.mozilla.org/Security/Server_Side_TLS).
+type TLSProfile string
+
+const (
+	// TLSModern accepts TLS 1.3 only.
+	TLSModern TLSProfile = "modern"
+	// TLSIntermediate is Mozilla's intermediate profile, for listeners
+	// whose clients are mail programs (submission, IMAP, POP3 and their
+	// implicit-TLS ports): TLS 1.2 and 1.3; in TLS 1.2 only ECDHE key
+	// exchange with AEAD ciphers (AES-128/256-GCM, ChaCha20-Poly1305);
+	// the groups X25519 (also in the post-quantum hybrid X25519MLKEM768
+	// for TLS 1.3), P-256 and P-384.
+	TLSIntermediate TLSProfile = "intermediate"
+	// TLSOld is for the MX (port 25): TLS 1.0 and later with CBC ciphers
+	// and RSA key exchange allowed (no 3DES, no RC4). Sending MTAs use
+	// STARTTLS opportunistically and fall back to cleartext when the
+	// handshake fails (RFC 7435), so refusing an old peer does not
+	// protect its mail: it sends it unencrypted.
+	TLSOld TLSProfile = "old"
+)
+
+// ParseTLSProfile returns the profile named s ("modern", "intermediate"
+// or "old").
+func ParseTLSProfile(s string) (TLSProfile, error) {
+	switch p := TLSProfile(s); p {
+	case TLSModern, TLSIntermediate, TLSOld:
+		return p, nil
 	}
+	return "", fmt.Errorf("auth: TLS profile %q is not modern, intermediate or old", s)
+}
+
+// intermediateSuites are the TLS 1.2 suites of Mozilla's intermediate
+// profile, in its order; TLS 1.3's suites are all AEAD and not
+// configurable.
+var intermediateSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// Config returns a server *tls.Config following the profile, with its
+// certificate from getCertificate (such as
+// (*CertReloader).GetCertificate). An unknown profile is taken as
+// TLSIntermediate.
+func (p TLSProfile) Config(getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+	c := &tls.Config{GetCertificate: getCertificate}
+	switch p {
+	case TLSModern:
+		c.MinVersion = tls.VersionTLS13
+	case TLSOld:
+		c.MinVersion = tls.VersionTLS10
+		// Every suite Go does not list as insecure: with CBC and RSA
+		// key exchange, which Go no longer enables by default.
+		for _, cs := range tls.CipherSuites() {
+			c.CipherSuites = append(c.CipherSuites, cs.ID)
+		}
+	default:
+		c.MinVersion = tls.VersionTLS12
+		c.CipherSuites = intermediateSuites
+		c.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384}
+	}
+	return c
+}
+
+// TLSConfig returns TLSIntermediate.Config(getCertificate): the policy
+// of every listener whose clients are mail programs.
+func TLSConfig(getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *tls.Config {
+	return TLSIntermediate.Config(getCertificate)
 }
 
 // CertReloader serves a certificate from a PEM certificate (chain) file

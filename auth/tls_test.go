@@ -3,8 +3,10 @@ package auth
 import (
 	"bytes"
 	"crypto/tls"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -150,5 +152,89 @@ func TestCertReloader(t *testing.T) {
 	// A mismatched pair is refused at start.
 	if _, err := NewCertReloader(certA, keyB, CertReloaderOptions{}); err == nil {
 		t.Error("mismatched certificate and key accepted")
+	}
+}
+
+// handshakeWith runs a TLS handshake between a server of profile p, with
+// a self-signed ECDSA certificate, and a client configured by client.
+func handshakeWith(t *testing.T, p TLSProfile, client *tls.Config) (tls.ConnectionState, error) {
+	t.Helper()
+	certPEM, keyPEM, err := newSelfSigned("mail.example.org", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := p.Config(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
+	cc, sconn := net.Pipe()
+	defer cc.Close()
+	defer sconn.Close()
+	done := make(chan error, 1)
+	go func() {
+		s := tls.Server(sconn, sc)
+		done <- s.Handshake()
+		sconn.Close()
+	}()
+	c := tls.Client(cc, client)
+	err = c.Handshake()
+	cc.Close()
+	serr := <-done
+	if err == nil {
+		err = serr
+	}
+	return c.ConnectionState(), err
+}
+
+func TestTLSProfiles(t *testing.T) {
+	base := func(f func(c *tls.Config)) *tls.Config {
+		c := &tls.Config{InsecureSkipVerify: true}
+		f(c)
+		return c
+	}
+	tls12 := func(suites ...uint16) *tls.Config {
+		return base(func(c *tls.Config) { c.MaxVersion, c.CipherSuites = tls.VersionTLS12, suites })
+	}
+	clients := map[string]*tls.Config{
+		"ECDHE-ECDSA-AES128-SHA":        tls12(tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA),
+		"ECDHE-ECDSA-AES256-SHA":        tls12(tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA),
+		"ECDHE-ECDSA-AES128-GCM-SHA256": tls12(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
+		"ECDHE-ECDSA-AES256-GCM-SHA384": tls12(tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
+		"ECDHE-ECDSA-CHACHA20-POLY1305": tls12(tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
+		"TLS 1.0":                       base(func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS10 }),
+		"TLS 1.1":                       base(func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS11, tls.VersionTLS11 }),
+		"TLS 1.2 P-521 only": base(func(c *tls.Config) {
+			c.MaxVersion, c.CurvePreferences = tls.VersionTLS12, []tls.CurveID{tls.CurveP521}
+		}),
+		"TLS 1.2 P-384 only": base(func(c *tls.Config) {
+			c.MaxVersion, c.CurvePreferences = tls.VersionTLS12, []tls.CurveID{tls.CurveP384}
+		}),
+		"TLS 1.3": base(func(c *tls.Config) { c.MinVersion = tls.VersionTLS13 }),
+	}
+	want := map[TLSProfile][]string{
+		TLSModern: {"TLS 1.3"},
+		TLSIntermediate: {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+			"ECDHE-ECDSA-CHACHA20-POLY1305", "TLS 1.2 P-384 only", "TLS 1.3"},
+		TLSOld: {"ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-GCM-SHA256",
+			"ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "TLS 1.0", "TLS 1.1",
+			"TLS 1.2 P-521 only", "TLS 1.2 P-384 only", "TLS 1.3"},
+	}
+	for p, accepted := range want {
+		for name, c := range clients {
+			_, err := handshakeWith(t, p, c)
+			if ok := slices.Contains(accepted, name); (err == nil) != ok {
+				t.Errorf("profile %s, client %s: handshake error %v, want accepted %v", p, name, err, ok)
+			}
+		}
+	}
+	if p, err := ParseTLSProfile("intermediate"); err != nil || p != TLSIntermediate {
+		t.Errorf("ParseTLSProfile(intermediate) = %q, %v", p, err)
+	}
+	if _, err := ParseTLSProfile("Intermediate "); err == nil {
+		t.Error("ParseTLSProfile accepted a misspelt name")
+	}
+	if c := TLSConfig(nil); c.MinVersion != tls.VersionTLS12 || len(c.CipherSuites) != 6 {
+		t.Errorf("TLSConfig is not the intermediate profile: %+v", c)
 	}
 }

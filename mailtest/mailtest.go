@@ -59,8 +59,10 @@ type Server struct {
 
 	// ClientTLS trusts the server's self-signed certificate.
 	ClientTLS *tls.Config
-	// TLS is the servers' configuration.
-	TLS *tls.Config
+	// TLS is the servers' configuration (auth.TLSIntermediate), and
+	// MXTLS the MX's (auth.TLSOld), as examples/fullserver has them by
+	// default.
+	TLS, MXTLS *tls.Config
 
 	t       testing.TB
 	dir     string
@@ -212,7 +214,7 @@ func (s *Server) start(o options) error {
 	bounces.t = s.Router
 
 	checks := (&smtp.SenderAuth{Resolver: s.Network.Resolver, Logger: s.logger}).Checks()
-	if s.mx, s.MXAddr, err = s.serve(smtp.Options{Role: smtp.MX, Checks: checks}); err != nil {
+	if s.mx, s.MXAddr, err = s.serve(smtp.Options{Role: smtp.MX, Checks: checks, TLSConfig: s.MXTLS}); err != nil {
 		return err
 	}
 	s.Network.setMX(s.IP, s.MXAddr)
@@ -236,7 +238,9 @@ var testArgon2 = auth.Argon2Params{Time: 1, Memory: 1024, Threads: 1}
 func (s *Server) serve(opts smtp.Options) (*smtp.Server, string, error) {
 	opts.Hostname = s.Hostname
 	opts.Target = s.Router
-	opts.TLSConfig = s.TLS
+	if opts.TLSConfig == nil {
+		opts.TLSConfig = s.TLS
+	}
 	opts.Logger = s.logger
 	opts.SpoolDir = s.dir
 	opts.ConnLimiter = s.conns
@@ -274,7 +278,9 @@ func (s *Server) setupTLS() error {
 	if err != nil {
 		return err
 	}
-	s.TLS = auth.TLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil })
+	get := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }
+	s.TLS = auth.TLSIntermediate.Config(get)
+	s.MXTLS = auth.TLSOld.Config(get)
 	pem, err := os.ReadFile(certFile)
 	if err != nil {
 		return err

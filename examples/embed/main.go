@@ -25,14 +25,17 @@ func main() {
 	check(err)
 	certs, err := auth.NewCertReloader(certFile, keyFile, auth.CertReloaderOptions{})
 	check(err)
-	tlsConfig := auth.TLSConfig(certs.GetCertificate)
+	// Mail programs get Mozilla's intermediate profile; the MX accepts
+	// older peers too, which would otherwise send in cleartext.
+	tlsConfig := auth.TLSIntermediate.Config(certs.GetCertificate)
+	mxTLS := auth.TLSOld.Config(certs.GetCertificate)
 
 	router, err := smtp.NewRouter(smtp.RouterOptions{
 		Directory: dir,
 		Local:     &smtp.LocalDelivery{Maildirs: mail, Directory: dir},
 	})
 	check(err)
-	mx, err := smtp.NewServer(smtp.Options{Role: smtp.MX, Hostname: "mail.example.test", Target: router, TLSConfig: tlsConfig})
+	mx, err := smtp.NewServer(smtp.Options{Role: smtp.MX, Hostname: "mail.example.test", Target: router, TLSConfig: mxTLS})
 	check(err)
 	imapSrv, err := imap.NewServer(imap.Options{Store: mail, Authenticator: &auth.Authenticator{Users: dir}, TLSConfig: tlsConfig})
 	check(err)

@@ -350,3 +350,109 @@ func TestDirectoryLockIsTemporaryFailure(t *testing.T) {
 		}
 	}
 }
+
+// handshake connects to the listener name at addr, asks for TLS the way
+// that listener offers it (STARTTLS, STLS, or from the first byte) and
+// returns the handshake's outcome with client configuration tc.
+func handshake(name, addr string, tc *tls.Config) (tls.ConnectionState, error) {
+	implicit := map[string]bool{"submissions": true, "imaps": true, "pop3s": true}
+	if implicit[name] {
+		w, err := dialWire(addr, "127.0.0.1", tc, 30*time.Second)
+		if err != nil {
+			return tls.ConnectionState{}, err
+		}
+		defer w.conn.Close()
+		return w.conn.(*tls.Conn).ConnectionState(), nil
+	}
+	w, err := dialWire(addr, "127.0.0.1", nil, 30*time.Second)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer w.conn.Close()
+	var r string
+	switch name {
+	case "mx", "submission":
+		if r, err = w.smtpReply(); err == nil {
+			r, err = w.cmd("smtp", "EHLO client.test")
+		}
+		if err == nil {
+			r, err = w.cmd("smtp", "STARTTLS")
+		}
+		if err == nil && !strings.HasPrefix(r, "220") {
+			err = fmt.Errorf("STARTTLS: %q", r)
+		}
+	case "imap":
+		if r, err = w.line(); err == nil {
+			r, err = w.cmd("imap", "a STARTTLS")
+		}
+		if err == nil && !strings.HasPrefix(r, "a OK") {
+			err = fmt.Errorf("STARTTLS: %q", r)
+		}
+	case "pop3":
+		if r, err = w.line(); err == nil {
+			r, err = w.cmd("pop3", "STLS")
+		}
+		if err == nil && !strings.HasPrefix(r, "+OK") {
+			err = fmt.Errorf("STLS: %q", r)
+		}
+	}
+	if err != nil {
+		return tls.ConnectionState{}, fmt.Errorf("before the handshake: %w", err)
+	}
+	tconn := tls.Client(w.conn, tc)
+	if err := tconn.Handshake(); err != nil {
+		return tls.ConnectionState{}, err
+	}
+	return tconn.ConnectionState(), nil
+}
+
+// Every listener whose clients are mail programs follows Mozilla's
+// intermediate profile (TLS 1.2+, ECDHE with AEAD ciphers, X25519, P-256
+// and P-384), and the MX accepts older peers (TLS 1.0, CBC), which would
+// otherwise deliver in cleartext; tls.profile and tls.mx_profile change
+// both.
+func TestTLSProfilesOnTheWire(t *testing.T) {
+	cbcOnly := &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}
+	tls10 := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}
+	p521 := &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
+		CurvePreferences: []tls.CurveID{tls.CurveP521}}
+	gcm12 := &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}}
+	tls13 := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}
+
+	_, addrs := startAll(t, nil)
+	for _, name := range []string{"mx", "submission", "submissions", "imap", "imaps", "pop3", "pop3s"} {
+		mx := name == "mx"
+		for _, c := range []struct {
+			client string
+			tc     *tls.Config
+			ok     bool
+		}{
+			{"TLS 1.2 ECDHE-ECDSA-AES128-SHA only", cbcOnly, mx},
+			{"TLS 1.0", tls10, mx},
+			{"TLS 1.2 P-521 only", p521, mx},
+			{"TLS 1.2 ECDHE-ECDSA-AES128-GCM-SHA256", gcm12, true},
+			{"TLS 1.3", tls13, true},
+		} {
+			_, err := handshake(name, addrs[name], c.tc)
+			if (err == nil) != c.ok {
+				t.Errorf("%s, client %s: handshake error %v, want accepted %v", name, c.client, err, c.ok)
+			}
+			if err != nil && strings.HasPrefix(err.Error(), "before the handshake") {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+
+	// The keys: modern everywhere refuses TLS 1.2, on the MX too.
+	_, addrs = startAll(t, func(c *config.Config) { c.TLS.Profile, c.TLS.MXProfile = "modern", "modern" })
+	for _, name := range []string{"mx", "submissions", "imaps", "pop3s"} {
+		if _, err := handshake(name, addrs[name], gcm12); err == nil {
+			t.Errorf("%s with profile modern accepted TLS 1.2", name)
+		}
+		if st, err := handshake(name, addrs[name], tls13); err != nil || st.Version != tls.VersionTLS13 {
+			t.Errorf("%s with profile modern refused TLS 1.3: %v", name, err)
+		}
+	}
+}

@@ -45,6 +45,8 @@ type server struct {
 	certs  *auth.CertReloader
 	signer dkimSigner
 	tlsCfg *tls.Config
+	// mxTLS is the MX's TLS configuration, of tls.mx_profile.
+	mxTLS *tls.Config
 	// auth checks every login, for every listener.
 	auth *auth.Authenticator
 	// resolver answers the server's DNS lookups, through
@@ -225,7 +227,11 @@ func (s *server) setupTLS() error {
 		return fmt.Errorf("tls: %w", err)
 	}
 	s.certs = r
-	s.tlsCfg = auth.TLSConfig(r.GetCertificate)
+	// Validate has checked the profile names.
+	profile, _ := auth.ParseTLSProfile(s.cfg.TLS.Profile)
+	mxProfile, _ := auth.ParseTLSProfile(s.cfg.TLS.MXProfile)
+	s.tlsCfg = profile.Config(r.GetCertificate)
+	s.mxTLS = mxProfile.Config(r.GetCertificate)
 	return nil
 }
 
@@ -357,7 +363,7 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		name, addr string
 		apply      func(*smtp.Options)
 	}{
-		{"mx", cfg.Listen.MX, func(o *smtp.Options) { o.Role = smtp.MX; o.Checks = sender.Checks() }},
+		{"mx", cfg.Listen.MX, func(o *smtp.Options) { o.Role, o.Checks, o.TLSConfig = smtp.MX, sender.Checks(), s.mxTLS }},
 		{"submission", cfg.Listen.Submission, func(o *smtp.Options) {
 			o.Role, o.Authenticator, o.Directory, o.Signer, o.SendAs = smtp.Submission, authn, s.dir, signer, cfg.SendAs
 		}},

@@ -115,6 +115,15 @@ type TLS struct {
 	// AllowInsecureAuth permits passwords before TLS on IMAP and POP3
 	// (loopback development only). Submission never allows it.
 	AllowInsecureAuth bool `toml:"allow_insecure_auth"`
+	// Profile is the TLS policy (auth.TLSProfile) of submission, IMAP,
+	// POP3 and LMTP and their implicit-TLS ports: "intermediate"
+	// (default, Mozilla's: TLS 1.2+, ECDHE with AEAD ciphers only) or
+	// "modern" (TLS 1.3 only).
+	Profile string `toml:"profile"`
+	// MXProfile is the MX's: "old" (default: TLS 1.0+, CBC allowed,
+	// since a sender refused at STARTTLS sends in cleartext instead,
+	// RFC 7435), "intermediate" or "modern".
+	MXProfile string `toml:"mx_profile"`
 }
 
 // Store selects the directory backend.
@@ -275,6 +284,7 @@ func Default() *Config {
 			LMTPNetworks:   []string{"127.0.0.0/8", "::1/128"},
 			LMTPSocketMode: "0600",
 		},
+		TLS:   TLS{Profile: "intermediate", MXProfile: "old"},
 		Store: Store{Driver: "sqlite", SubaddressDelimiter: "+", QueryTimeout: Duration{5 * time.Second}},
 		Limits: Limits{
 			MaxMessageBytes:     50 << 20,
@@ -419,6 +429,8 @@ func (c *Config) Validate() error {
 		}
 		bad(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
 	}
+	oneOf("tls.profile", c.TLS.Profile, "modern", "intermediate", "old")
+	oneOf("tls.mx_profile", c.TLS.MXProfile, "modern", "intermediate", "old")
 	oneOf("policy.spf", c.Policy.SPF, "record", "reject")
 	oneOf("policy.dmarc", c.Policy.DMARC, "follow", "record", "junk", "reject")
 	oneOf("policy.iprev", c.Policy.IPRev, "record", "require")
