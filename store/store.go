@@ -5,14 +5,15 @@
 // The read side (Directory) is what servers consult on every RCPT and
 // login; the admin side (Admin) is what administration tools change.
 // The SQL backend keeps both in the seed installation's four tables
-// (domains, forwardings, users, transport), in SQLite or MySQL/MariaDB,
-// and migrates a database made by the seed's SQL in place.
+// (domains, forwardings, users, transport), in SQLite, MySQL/MariaDB or
+// PostgreSQL, and migrates a database made by the seed's SQL in place
+// (on MySQL and PostgreSQL only when asked, see Options.Migrate).
 //
 // Addresses follow RFC 5321 (syntax and limits, section 4.1.2 and
 // 4.5.3.1), RFC 5322 (atoms), RFC 6531 (UTF-8 local parts, SMTPUTF8),
 // RFC 5890-5893 with UTS #46 (IDNA 2008 domains) and RFC 5233
 // (subaddressing). Local parts are matched with Unicode simple case
-// folding (FoldLocal) on both SQL dialects. Resolution follows
+// folding (FoldLocal) on every SQL dialect. Resolution follows
 // Postfix's virtual(5) lookup order.
 package store
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/mailagent/mailagent/examples/fullserver/config"
@@ -37,6 +38,13 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 	driver, target := cfg.Store.Driver, cfg.StoreDSN()
 	if *dsn != "" {
 		target = *dsn
+	}
+	if driver == store.DriverSQLite {
+		// Opening an SQLite path creates the file: a mistyped path or
+		// data directory must not leave an empty directory behind.
+		if _, err := os.Stat(target); err != nil {
+			return fmt.Errorf("migrate: no SQLite directory at %s (the server creates and migrates it when it starts): %w", target, err)
+		}
 	}
 	plan, err := store.PlanMigration(ctx, driver, target)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"os"
 	"path/filepath"
@@ -169,5 +170,28 @@ func TestMigrateMyISAM(t *testing.T) {
 	}
 	if got := ok(t, dir, "", "user", "list"); got != "olduser@example.org\texample.org/olduser/Maildir\n" {
 		t.Fatalf("user list = %q", got)
+	}
+}
+
+// TestMigrateSQLite: SQLite migrates itself when opened; migrate on a
+// data directory without a directory database says so and creates
+// nothing, and on one the server made has nothing to do.
+func TestMigrateSQLite(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := fs(t, dir, "", "migrate")
+	if code != 1 || out != "" || !strings.Contains(errs, "no SQLite directory at "+filepath.Join(dir, "mailagent.db")) {
+		t.Fatalf("migrate without a directory: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mailagent.db")); !os.IsNotExist(err) {
+		t.Fatalf("migrate created the database: %v", err)
+	}
+	st, err := store.Open(context.Background(), store.DriverSQLite, filepath.Join(dir, "mailagent.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if got := ok(t, dir, "", "migrate"); got != "directory: sqlite, schema version "+strconv.Itoa(store.SchemaVersion)+", this program's "+
+		strconv.Itoa(store.SchemaVersion)+"\nnothing to do: the schema is at version "+strconv.Itoa(store.SchemaVersion)+"\n" {
+		t.Fatalf("migrate of a current SQLite directory printed %q", got)
 	}
 }
