@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -77,6 +78,7 @@ type conn struct {
 	draining   bool      // Shutdown asked this connection to end
 	closed     bool
 	silent     bool             // a timeout was answered: go-smtp's replies are dropped
+	sessLog    *slog.Logger     // the latest session's logger, with its ID; nil before EHLO
 	clock      *readclock.Clock // read deadlines; used by the reading side
 	authFails  int
 	results    []AuthResult // connect-check results, kept across STARTTLS

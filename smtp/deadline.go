@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/mailagent/mailagent/internal/readclock"
@@ -38,10 +39,22 @@ func (c *conn) expire(cause readclock.Cause) {
 	c.mu.Lock()
 	w := c.stream()
 	c.silent = true
+	log := c.sessLog
 	c.mu.Unlock()
-	c.srv.log.Info("connection timed out", "remote", c.RemoteAddr().String(), "cause", cause.String())
+	if log == nil {
+		log = c.srv.log.With("role", c.srv.opts.Role.String(), "remote", c.RemoteAddr().String())
+	}
+	log.Info("connection timed out", "cause", cause.String())
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
 	_, _ = w.Write([]byte("421 4.4.2 " + c.srv.opts.Hostname + " " + text + "\r\n"))
+}
+
+// setSessionLog makes l, which carries the session ID, the logger of
+// what the connection logs itself.
+func (c *conn) setSessionLog(l *slog.Logger) {
+	c.mu.Lock()
+	c.sessLog = l
+	c.mu.Unlock()
 }
 
 // loggedIn lifts the connection's login time limit.

@@ -87,6 +87,7 @@ func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 	// The session ID ties a client's replies to the log lines with
 	// their details.
 	ss.log = s.log.With("session", newID(), "role", s.opts.Role.String(), "remote", gc.Conn().RemoteAddr().String())
+	c.setSessionLog(ss.log)
 	if s.opts.Role == MX && !c.checked {
 		env := ss.base
 		env.Values = map[any]any{}

@@ -3,6 +3,7 @@ package smtp
 import (
 	"bufio"
 	"encoding/base64"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -240,5 +241,28 @@ func TestSubmissionsLoginTimeout(t *testing.T) {
 			c.run("C: NOOP\nS: 250")
 		}
 		expectTimeout(t, c, start, 60*time.Second)
+	})
+}
+
+// TestTimeoutLoggedWithSession: the log line of a timeout names the
+// session, as the session's other lines do, and the cause, which the
+// reply does not.
+func TestTimeoutLoggedWithSession(t *testing.T) {
+	var buf syncBuffer
+	tune := func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&buf, nil)) }
+	inBubble(t, MX, tune, func(t *testing.T, st *testStack, dial func() *client) {
+		c := dial()
+		c.run("S: 220\nC: EHLO client.example\nS: 250")
+		start := time.Now()
+		expectTimeout(t, c, start, 5*time.Minute)
+		var line string
+		for l := range strings.Lines(buf.String()) {
+			if strings.Contains(l, "connection timed out") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "session=") || !strings.Contains(line, `cause="command line timeout"`) {
+			t.Fatalf("timeout log line %q, want the session ID and the cause", line)
+		}
 	})
 }
