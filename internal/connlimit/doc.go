@@ -1,6 +1,10 @@
-// Package connlimit bounds a server's concurrent connections, in total
-// and per client network; mailagent's SMTP, POP3 and IMAP servers share
-// it.
+// Package connlimit bounds concurrent connections, in total and per
+// client network; mailagent's SMTP, POP3 and IMAP servers use it. One
+// Limiter may count the connections of many servers (a Counter in their
+// Options), which is how a process such as examples/fullserver holds one
+// limit over all its listeners. Refuse gives a connection over a limit
+// its protocol's busy reply, over TLS where the listener speaks TLS from
+// the first byte.
 //
 // A connection counts against its client network: the IPv4 address, or
 // the /64 an IPv6 address lies in. A /64 is the smallest network an IPv6
