@@ -139,9 +139,7 @@ func (f *folderState) appendIndexLog(mod uint64, uids []uint32) error {
 		payload = binary.AppendUvarint(payload, uint64(u))
 		payload = appendStr(payload, f.ents[u].info)
 	}
-	rec := binary.AppendUvarint(nil, uint64(len(payload)))
-	rec = append(rec, payload...)
-	rec = binary.LittleEndian.AppendUint32(rec, crc32.ChecksumIEEE(payload))
+	rec := frameRecord(payload)
 	if _, err := fh.Write(rec); err != nil {
 		return err
 	}
@@ -162,4 +160,13 @@ func (f *folderState) startIndexLog() error {
 	}
 	f.logOff = int64(len(hdr))
 	return nil
+}
+
+// frameRecord frames a record of mailagent.index.log or mailagent.cache:
+// its length, the payload, and the payload's CRC-32, so that a record
+// cut short by a crash is recognised.
+func frameRecord(payload []byte) []byte {
+	rec := binary.AppendUvarint(make([]byte, 0, len(payload)+14), uint64(len(payload)))
+	rec = append(rec, payload...)
+	return binary.LittleEndian.AppendUint32(rec, crc32.ChecksumIEEE(payload))
 }

@@ -2,6 +2,8 @@ package maildir
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -240,11 +242,7 @@ func FuzzSubscriptions(f *testing.F) {
 }
 
 func FuzzIndex(f *testing.F) {
-	st := &folderState{uidValidity: 7, nextUID: 3}
-	st.reset()
-	st.add(1, &entry{key: "a,S=1,W=1", info: "S", size: 1, vsize: 1, mtime: 5})
-	st.add(2, &entry{key: "b", inNew: true, size: 2, vsize: 3})
-	f.Add(st.marshalIndex())
+	f.Add(fuzzIndexSeed().marshalIndex())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g := &folderState{s: &Store{}}
 		g.reset()
@@ -258,6 +256,55 @@ func FuzzIndex(f *testing.F) {
 		again.reset()
 		if err := again.parseIndex(g.marshalIndex()); err != nil || len(again.list) != len(g.list) {
 			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+// fuzzIndexSeed is a folder state with two messages, modseqs, an
+// expunge record and a cache reference.
+func fuzzIndexSeed() *folderState {
+	st := &folderState{uidValidity: 7, nextUID: 4, highestModSeq: 9, expungeFloor: 2, cacheGen: "c", logGen: "l"}
+	st.reset()
+	st.add(1, &entry{key: "a,S=1,W=1", info: "S", size: 1, vsize: 1, mtime: 5, modseq: 4, saveDate: 6, cacheOff: 20})
+	st.add(2, &entry{key: "b", inNew: true, size: 2, vsize: 3, modseq: 9})
+	st.expunged = []expungeRec{{uid: 3, modseq: 8}}
+	return st
+}
+
+// FuzzIndexLog replays arbitrary log records onto a folder state.
+func FuzzIndexLog(f *testing.F) {
+	st := fuzzIndexSeed()
+	st.logGen = "g"
+	st.dir = f.TempDir()
+	st.s = &Store{}
+	if err := st.startIndexLog(); err != nil {
+		f.Fatal(err)
+	}
+	st.ents[2].info = "FT"
+	if err := st.appendIndexLog(10, []uint32{1, 2}); err != nil {
+		f.Fatal(err)
+	}
+	log, err := os.ReadFile(filepath.Join(st.dir, indexLogName))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(log[len(st.indexLogHeader()):])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g := fuzzIndexSeed()
+		g.logGen, g.dir = "g", st.dir
+		p := filepath.Join(st.dir, indexLogName)
+		if err := os.WriteFile(p, append(g.indexLogHeader(), data...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := g.highestModSeq
+		g.replayIndexLog()
+		if g.highestModSeq < before || g.logOff > int64(len(data)+len(g.indexLogHeader())) {
+			t.Fatalf("highest %d (was %d), offset %d", g.highestModSeq, before, g.logOff)
+		}
+		for _, e := range g.list {
+			if e.modseq > g.highestModSeq {
+				t.Fatalf("message %d modseq %d above highest %d", e.uid, e.modseq, g.highestModSeq)
+			}
 		}
 	})
 }
