@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
+	"github.com/mailagent/mailagent/internal/mimetree"
 )
 
 // errUnknownCTE answers BINARY for a part whose content transfer
@@ -23,20 +23,20 @@ var errUnknownCTE = &imap.Error{
 
 // binarySection returns RFC 3516's BINARY[part]: the part with its
 // content-transfer-encoding undone and nothing else, so a text part
-// keeps its own charset. go-imap's ExtractBinarySection gives nothing
-// for a part in a charset go-message cannot convert, hence this. An
-// encoding other than 7bit, 8bit, binary, base64 and quoted-printable
-// gives errUnknownCTE.
-func binarySection(r io.ReadSeeker, part []int, partial *imap.SectionPartial) ([]byte, error) {
-	var head, body []byte
-	if len(part) == 0 {
-		head = imapserver.ExtractBodySection(r, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
-		r.Seek(0, io.SeekStart)
-		body = imapserver.ExtractBodySection(r, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText})
-	} else {
-		head = imapserver.ExtractBodySection(r, &imap.FetchItemBodySection{Part: part, Specifier: imap.PartSpecifierMIME})
-		r.Seek(0, io.SeekStart)
-		body = imapserver.ExtractBodySection(r, &imap.FetchItemBodySection{Part: part})
+// keeps its own charset. An encoding other than 7bit, 8bit, binary,
+// base64 and quoted-printable gives errUnknownCTE.
+func binarySection(r io.ReadSeeker, root *mimetree.Part, part []int, partial *imap.SectionPartial) ([]byte, error) {
+	p := findPart(root, part)
+	if p == nil {
+		return nil, nil
+	}
+	head, err := readRange(r, p.HeaderStart, p.BodyStart)
+	if err != nil {
+		return nil, err
+	}
+	body, err := readRange(r, p.BodyStart, p.End)
+	if err != nil {
+		return nil, err
 	}
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(head)))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
+	"github.com/mailagent/mailagent/internal/mimetree"
 	"github.com/mailagent/mailagent/maildir"
 )
 
@@ -225,8 +226,17 @@ type msgContent struct {
 	src      io.ReadSeeker
 	size     int64
 	release  func()
+	tree     *mimetree.Part // MIME structure, when an item needs it
 	binary   [][]byte
 	binSizes []int
+}
+
+// needsStructure reports items served from the message's MIME structure.
+func needsStructure(it *fetchItems) bool {
+	o := &it.opts
+	return o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 ||
+		it.rfc822Header || it.rfc822Text ||
+		slices.ContainsFunc(o.BodySection, func(bs *imap.FetchItemBodySection) bool { return !isWholeMessage(bs) })
 }
 
 // openContent opens a message for the items that need its content. A
@@ -235,14 +245,27 @@ func (s *session) openContent(uid uint32, items *fetchItems) (*msgContent, error
 	mc := &msgContent{src: bytes.NewReader(nil), release: func() {}}
 	f, m, err := s.sel.folder.Open(s.ctx, uid)
 	if err == nil {
-		defer f.Close()
-		if mc.src, mc.size, mc.release, err = messageSource(&s.srv.msgBufs, f, &m); err != nil {
+		var release func()
+		if mc.src, mc.size, release, err = messageSource(&s.srv.msgBufs, f, &m); err != nil {
+			f.Close()
 			return nil, err
 		}
+		// A large message is served from its file: it stays open until
+		// the response is written.
+		mc.release = func() { release(); f.Close() }
+		if needsStructure(items) {
+			if mc.tree, err = s.structure(uid, f, mc.src); err != nil {
+				mc.release()
+				s.srv.log.Error("imap: reading message structure", "session", s.nc.id, "user", s.user.Address, "uid", uid, "err", err)
+				return nil, err
+			}
+		}
+	}
+	if mc.tree == nil {
+		mc.tree, _ = mimetree.Parse(bytes.NewReader(nil)) // expunged meanwhile
 	}
 	for _, bs := range items.opts.BinarySection {
-		mc.src.Seek(0, io.SeekStart)
-		b, err := binarySection(mc.src, bs.Part, bs.Partial)
+		b, err := binarySection(mc.src, mc.tree, bs.Part, bs.Partial)
 		if err != nil {
 			mc.release()
 			return nil, err
@@ -250,8 +273,7 @@ func (s *session) openContent(uid uint32, items *fetchItems) (*msgContent, error
 		mc.binary = append(mc.binary, b)
 	}
 	for _, bs := range items.opts.BinarySectionSize {
-		mc.src.Seek(0, io.SeekStart)
-		b, err := binarySection(mc.src, bs.Part, nil)
+		b, err := binarySection(mc.src, mc.tree, bs.Part, nil)
 		if err != nil {
 			mc.release()
 			return nil, err
@@ -297,7 +319,7 @@ func (s *session) fetchContent(w *imapwire.Writer, uid uint32, mc *msgContent, i
 		} else {
 			item("BODY ")
 		}
-		w.BodyStructure(imapserver.ExtractBodyStructure(rewind()), bs.Extended)
+		w.BodyStructure(bodyStructure(mc.tree), bs.Extended)
 	}
 	whole := func() error {
 		w.LiteralHeader(size, false)
@@ -315,13 +337,26 @@ func (s *session) fetchContent(w *imapwire.Writer, uid uint32, mc *msgContent, i
 			return err
 		}
 	}
+	section := func(bs *imap.FetchItemBodySection) error {
+		fresh = false
+		b, err := bodySection(src, mc.tree, bs)
+		if err != nil {
+			return err
+		}
+		w.Literal(b)
+		return nil
+	}
 	if items.rfc822Header {
 		item("RFC822.HEADER ")
-		w.Literal(imapserver.ExtractBodySection(rewind(), &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader}))
+		if err := section(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader}); err != nil {
+			return err
+		}
 	}
 	if items.rfc822Text {
 		item("RFC822.TEXT ")
-		w.Literal(imapserver.ExtractBodySection(rewind(), &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText}))
+		if err := section(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierText}); err != nil {
+			return err
+		}
 	}
 	for _, bs := range options.BodySection {
 		item("")
@@ -332,7 +367,9 @@ func (s *session) fetchContent(w *imapwire.Writer, uid uint32, mc *msgContent, i
 			}
 			continue
 		}
-		w.Literal(imapserver.ExtractBodySection(rewind(), bs))
+		if err := section(bs); err != nil {
+			return err
+		}
 	}
 	for i, bs := range options.BinarySection {
 		item("BINARY[" + partString(bs.Part) + "]")

@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/mailagent/mailagent/internal/mimetree"
 	"github.com/mailagent/mailagent/maildir"
 )
 
@@ -39,7 +39,11 @@ func FuzzMessageContent(f *testing.F) {
 			t.Fatal("conversion changed more than line endings")
 		}
 		r := bytes.NewReader(out)
-		imapserver.ExtractBodyStructure(r)
+		tree, err := mimetree.Parse(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodyStructure(tree)
 		for _, bs := range []*imap.FetchItemBodySection{
 			{Specifier: imap.PartSpecifierHeader},
 			{Specifier: imap.PartSpecifierText},
@@ -48,12 +52,12 @@ func FuzzMessageContent(f *testing.F) {
 			{HeaderFields: []string{"Subject"}},
 			{Partial: &imap.SectionPartial{Offset: 3, Size: 10}},
 		} {
-			r.Seek(0, io.SeekStart)
-			imapserver.ExtractBodySection(r, bs)
+			if _, err := bodySection(r, tree, bs); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for _, part := range [][]int{nil, {1}, {2, 1}} {
-			r.Seek(0, io.SeekStart)
-			binarySection(r, part, &imap.SectionPartial{Offset: 1, Size: 5})
+			binarySection(r, tree, part, &imap.SectionPartial{Offset: 1, Size: 5})
 		}
 		mc := &matchContext{m: &maildir.Message{}}
 		mc.setRaw(out)

@@ -1,0 +1,220 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+	"github.com/mailagent/mailagent/internal/mimetree"
+)
+
+// structure returns the MIME structure of message uid (open as fh and
+// served as src): from the folder's cache, or parsed once (linear time,
+// bounded depth and parts) and cached, so that BODYSTRUCTURE and
+// BODY[section] of a hostile message cost its parse once.
+func (s *session) structure(uid uint32, fh *os.File, src io.ReadSeeker) (*mimetree.Part, error) {
+	parse := func() (*mimetree.Part, error) {
+		if _, err := src.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return mimetree.Parse(src)
+	}
+	data, err := s.sel.folder.Cached(s.ctx, uid, fh, func() ([]byte, error) {
+		p, err := parse()
+		if err != nil {
+			return nil, err
+		}
+		return p.Marshal(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p, err := mimetree.Unmarshal(data); err == nil {
+		return p, nil
+	}
+	return parse() // cached by an older version
+}
+
+// bodyStructure converts a parsed structure to go-imap's. A multipart
+// or message part presented as a leaf (below the depth cap, or without
+// parts) is text/plain, as Dovecot shows it.
+func bodyStructure(p *mimetree.Part) imap.BodyStructure {
+	if p.IsMultipart() && len(p.Children) > 0 {
+		bs := &imap.BodyStructureMultiPart{Subtype: p.Subtype}
+		for _, c := range p.Children {
+			bs.Children = append(bs.Children, bodyStructure(c))
+		}
+		bs.Extended = &imap.BodyStructureMultiPartExt{
+			Params:      paramMap(p.Params),
+			Disposition: disposition(p),
+			Language:    p.Language,
+			Location:    p.Location,
+		}
+		return bs
+	}
+	bs := &imap.BodyStructureSinglePart{
+		Type:        p.Type,
+		Subtype:     p.Subtype,
+		Params:      paramMap(p.Params),
+		ID:          p.ID,
+		Description: p.Description,
+		Encoding:    p.Encoding,
+		Size:        uint32(min(p.Size(), 1<<32-1)),
+	}
+	if p.Type == "multipart" || p.Type == "message" && !p.IsMessage() && (p.Subtype == "rfc822" || p.Subtype == "global") {
+		bs.Type, bs.Subtype, bs.Params = "text", "plain", nil
+	}
+	if p.IsMessage() {
+		c := p.Children[0]
+		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
+			Envelope:      envelopeOf(c.Envelope),
+			BodyStructure: bodyStructure(c),
+			NumLines:      p.Lines,
+		}
+	}
+	if bs.Type == "text" {
+		bs.Text = &imap.BodyStructureText{NumLines: p.Lines}
+	}
+	bs.Extended = &imap.BodyStructureSinglePartExt{
+		Disposition: disposition(p),
+		Language:    p.Language,
+		Location:    p.Location,
+	}
+	return bs
+}
+
+func paramMap(ps []mimetree.Param) map[string]string {
+	if len(ps) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(ps))
+	for _, x := range ps {
+		m[x.Name] = x.Value
+	}
+	return m
+}
+
+func disposition(p *mimetree.Part) *imap.BodyStructureDisposition {
+	if p.Disposition == "" {
+		return nil
+	}
+	return &imap.BodyStructureDisposition{Value: p.Disposition, Params: paramMap(p.DispositionParams)}
+}
+
+// envelopeOf builds ENVELOPE from the header fields the parser kept.
+func envelopeOf(fields []mimetree.Field) *imap.Envelope {
+	var h textproto.Header
+	for _, f := range fields {
+		h.Add(f.Key, f.Value)
+	}
+	return imapserver.ExtractEnvelope(h)
+}
+
+// maxSectionPath bounds a section's part numbers: each number goes one
+// level down and no part lies deeper than the parser's depth cap (one
+// more for the "1" of a message that is not multipart), so a longer path
+// names nothing and is not walked. The command parser refuses paths
+// longer than that already.
+const maxSectionPath = mimetree.MaxDepth + 1
+
+// findPart resolves a section's part numbers (RFC 3501 §6.4.5): the
+// parts of a multipart, the message inside a message/rfc822 part, and
+// "1" for the body of a part that is neither. nil: no such part.
+func findPart(root *mimetree.Part, path []int) *mimetree.Part {
+	if len(path) > maxSectionPath {
+		return nil
+	}
+	p := root
+	if !p.IsMultipart() && len(path) > 0 && path[0] == 1 {
+		path = path[1:]
+	}
+	for _, n := range path {
+		if p.IsMessage() {
+			p = p.Children[0]
+		}
+		if !p.IsMultipart() {
+			if n != 1 {
+				return nil
+			}
+			continue
+		}
+		if n < 1 || n > len(p.Children) {
+			return nil
+		}
+		p = p.Children[n-1]
+	}
+	return p
+}
+
+// readRange reads [from, to) of the message.
+func readRange(src io.ReadSeeker, from, to int64) ([]byte, error) {
+	if _, err := src.Seek(from, io.SeekStart); err != nil {
+		return nil, err
+	}
+	b := make([]byte, max(to-from, 0))
+	_, err := io.ReadFull(src, b)
+	return b, err
+}
+
+// bodySection returns BODY[section] from the message's structure; nil
+// when the section does not exist. The header of a part is sent as
+// stored; HEADER.FIELDS (.NOT) filter it.
+func bodySection(src io.ReadSeeker, root *mimetree.Part, bs *imap.FetchItemBodySection) ([]byte, error) {
+	p := findPart(root, bs.Part)
+	if p == nil {
+		return nil, nil
+	}
+	if len(bs.Part) > 0 && (bs.Specifier == imap.PartSpecifierHeader || bs.Specifier == imap.PartSpecifierText) && p.IsMessage() {
+		p = p.Children[0]
+	}
+	var from, to int64
+	switch {
+	case bs.Specifier == imap.PartSpecifierText || bs.Specifier == imap.PartSpecifierNone && len(bs.Part) > 0:
+		from, to = p.BodyStart, p.End
+	case bs.Specifier == imap.PartSpecifierNone:
+		from, to = 0, p.End
+	default: // HEADER, MIME, HEADER.FIELDS
+		from, to = p.HeaderStart, p.BodyStart
+	}
+	b, err := readRange(src, from, to)
+	if err != nil {
+		return nil, err
+	}
+	if len(bs.HeaderFields) > 0 || len(bs.HeaderFieldsNot) > 0 {
+		b = filterHeader(b, bs.HeaderFields, bs.HeaderFieldsNot)
+	}
+	return partialOf(b, bs.Partial), nil
+}
+
+// filterHeader keeps the fields named in keep (all if empty) that are
+// not named in drop.
+func filterHeader(b []byte, keep, drop []string) []byte {
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		return []byte("\r\n")
+	}
+	if len(keep) > 0 {
+		want := make(map[string]bool, len(keep))
+		for _, k := range keep {
+			want[strings.ToLower(k)] = true
+		}
+		for f := h.Fields(); f.Next(); {
+			if !want[strings.ToLower(f.Key())] {
+				f.Del()
+			}
+		}
+	}
+	for _, k := range drop {
+		h.Del(k)
+	}
+	var out bytes.Buffer
+	if err := textproto.WriteHeader(&out, h); err != nil {
+		return []byte("\r\n")
+	}
+	return out.Bytes()
+}
