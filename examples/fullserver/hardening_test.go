@@ -244,6 +244,20 @@ func TestLoginThrottleParallelBurst(t *testing.T) {
 	if err := goodLogins(); err != nil {
 		t.Error("after the burst:", err)
 	}
+	// The metric reports the Authenticator's count.
+	mfs, err := s.stats.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metric float64 = -1
+	for _, mf := range mfs {
+		if mf.GetName() == "mailagent_password_verifications_total" {
+			metric = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if metric != float64(s.auth.Verifications()) {
+		t.Errorf("mailagent_password_verifications_total = %v, want %d", metric, s.auth.Verifications())
+	}
 	// Six right logins were verified besides the burst's.
 	burst := s.auth.Verifications() - 6
 	t.Logf("passwords verified for 100 parallel wrong logins: %d", burst)
