@@ -108,6 +108,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	limits    connlimit.Counter
+	refusals  connlimit.Refusals // the busy replies in progress
 	perUser   map[string]*loggedIn
 	mailboxes map[mailboxKey]*mailbox
 	kept      map[string]*keptMaildir
@@ -364,7 +365,7 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 	if reason != "" {
 		s.mu.Unlock()
 		s.log.Info("imap: connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
-		go s.refuse(nc, reason)
+		s.refuse(nc, reason)
 		return nil, false
 	}
 	c := newConn(s, nc, free)
@@ -373,13 +374,14 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 	return c, true
 }
 
-// refuse says why a connection is not served and closes it.
+// refuse says why a connection is not served and closes it, in the
+// background.
 func (s *Server) refuse(nc net.Conn, reason string) {
 	var tc *tls.Config
 	if s.opts.ImplicitTLS {
 		tc = s.opts.TLSConfig
 	}
-	connlimit.Refuse(nc, tc, "* BYE [UNAVAILABLE] "+reason+"\r\n")
+	s.refusals.Refuse(nc, tc, "* BYE [UNAVAILABLE] "+reason+"\r\n")
 }
 
 func (s *Server) release(c *conn) {

@@ -134,6 +134,7 @@ type Server struct {
 	listeners  map[net.Listener]struct{}
 	conns      map[*conn]struct{}
 	limits     connlimit.Counter
+	refusals   connlimit.Refusals   // the busy replies in progress
 	lastLogin  map[string]time.Time // LOGIN-DELAY bookkeeping
 	closed     bool
 	drained    chan struct{} // closed when Shutdown's last connection ends
@@ -263,7 +264,7 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			if implicitTLS {
 				tc = s.opts.TLSConfig
 			}
-			go connlimit.Refuse(nc, tc, "-ERR [SYS/TEMP] "+refusal+"\r\n")
+			s.refusals.Refuse(nc, tc, "-ERR [SYS/TEMP] "+refusal+"\r\n")
 			continue
 		}
 		go c.serve(implicitTLS)

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/internal/readclock"
 )
 
@@ -486,7 +485,7 @@ func (l *listener) Accept() (net.Conn, error) {
 			if l.srv.opts.ImplicitTLS {
 				tc = l.srv.opts.TLSConfig
 			}
-			go connlimit.Refuse(nc, tc, refusal)
+			l.srv.refusals.Refuse(nc, tc, refusal)
 			continue
 		}
 		if c.tls != nil {

@@ -190,6 +190,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	limits    connlimit.Counter
+	refusals  connlimit.Refusals // the busy replies in progress
 	closed    bool
 	drained   chan struct{} // closed when Shutdown's last connection ends
 }

@@ -69,3 +69,30 @@ func TestRefuseSilentClient(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusalsBounded: with MaxRefusing refusals waiting on silent
+// clients, the next refused connection is closed at once without a
+// reply; once they are over, refusals reply again.
+func TestRefusalsBounded(t *testing.T) {
+	cfg := serverTLS(t)
+	synctest.Test(t, func(t *testing.T) {
+		var r Refusals
+		for range MaxRefusing {
+			client, server := net.Pipe()
+			defer client.Close()
+			r.Refuse(server, cfg, "busy\r\n")
+		}
+		client, server := net.Pipe()
+		r.Refuse(server, nil, "busy\r\n")
+		if b, err := io.ReadAll(client); len(b) != 0 || err != nil {
+			t.Fatalf("refusal past the bound: %q, %v; want a close without a reply", b, err)
+		}
+		time.Sleep(refuseWithin)
+		synctest.Wait()
+		client, server = net.Pipe()
+		r.Refuse(server, nil, "busy\r\n")
+		if b, err := io.ReadAll(client); string(b) != "busy\r\n" || err != nil {
+			t.Fatalf("refusal after the others ended: %q, %v", b, err)
+		}
+	})
+}
