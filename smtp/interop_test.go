@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailagent/mailagent/internal/interop"
 	"github.com/mailagent/mailagent/internal/interop/postfixtest"
+	"github.com/mailagent/mailagent/internal/unixsock"
 )
 
 func TestInteropSwaks(t *testing.T) {
@@ -113,4 +116,66 @@ relay_transport = smtp
 	}
 	check("alice@local.example", "via postfix lmtp", "with LMTP")
 	check("carol@other.example", "via postfix relayhost", "with ESMTPS")
+}
+
+// TestInteropPostfixLMTPUnix: a Postfix in front hands its virtual
+// mailbox domain to our LMTP server over a Unix socket
+// (virtual_transport = lmtp:unix:PATH), the replacement for the seed's
+// pipe to Dovecot's deliver. The socket is Postfix's alone: mode 0600,
+// owned by user postfix.
+func TestInteropPostfixLMTPUnix(t *testing.T) {
+	postfixtest.Check(t)
+	st := newTestStack(t)
+	dir, err := os.MkdirTemp("", "lmtp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil { // Postfix's lmtp runs as postfix
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "mailagent")
+	l, err := unixsock.Listen(sock, unixsock.Options{Mode: 0o600, Owner: "postfix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.serveOn(st.options(LMTP), l)
+	pf := postfixtest.Start(t, postfixtest.Options{
+		Main: fmt.Sprintf(`virtual_mailbox_domains = local.example
+virtual_mailbox_maps = texthash:%s/vmailbox
+virtual_alias_maps =
+virtual_transport = lmtp:unix:%s
+`, "$config_directory", sock),
+		Services: "lmtp      unix  -       -       n       -       -       lmtp\n",
+		Files:    map[string]string{"vmailbox": "alice@local.example OK\n"},
+	})
+	dial(t, "tcp", pf.SMTPD).run(`
+		S: 220
+		C: EHLO client.test
+		S: 250
+		C: MAIL FROM:<sender@postfix.test>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: "Authentication-Results: mx.test; dkim=pass header.d=forged.example\r\nSubject: via postfix lmtp unix\r\n\r\nover a socket\r\n.\r\n"
+		S: 250
+		C: QUIT
+		S: 221`)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if got := st.messages("alice@local.example", ""); len(got) > 0 {
+			m := got[0]
+			if !strings.Contains(m, "Subject: via postfix lmtp unix") || !strings.Contains(m, "with LMTP") ||
+				strings.Contains(m, "forged.example") {
+				t.Fatalf("delivered over the socket:\n%s", m)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the message did not arrive; postfix log:\n%s", pf.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
