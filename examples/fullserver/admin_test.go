@@ -199,12 +199,7 @@ func TestConfigFile(t *testing.T) {
 // TestAdminMySQL runs the commands against MariaDB/MySQL named in a
 // configuration file, as an installation moving from the seed does.
 func TestAdminMySQL(t *testing.T) {
-	dsn := tempMySQL(t, "mailagent_cmd_")
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	dsn, db := tempMySQLDB(t, "mailagent_cmd_")
 	testAdminSQL(t, "mysql", dsn, db)
 }
 
@@ -237,6 +232,19 @@ func testAdminSQL(t *testing.T, driver, dsn string, db *sql.DB) {
 	if _, err := os.Stat(filepath.Join(dir, "mailagent.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("SQLite file made although the configuration names %s: %v", driver, err)
 	}
+}
+
+// tempMySQLDB is tempMySQL with a handle on the database, closed when
+// the test ends.
+func tempMySQLDB(t *testing.T, prefix string) (string, *sql.DB) {
+	t.Helper()
+	dsn := tempMySQL(t, prefix)
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return dsn, db
 }
 
 // tempMySQL creates a database named prefix plus a random suffix on the

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mailagent/mailagent/examples/fullserver/config"
 	"github.com/mailagent/mailagent/internal/interop"
 	"github.com/mailagent/mailagent/store"
 )
@@ -44,12 +47,7 @@ func storeDir(t *testing.T, driver, dsn string) string {
 // prints the steps and runs them; a second migrate has nothing to do;
 // then mail_admin runs the commands.
 func TestMigrateMySQL(t *testing.T) {
-	root := tempMySQL(t, "mailagent_migrate_")
-	db, err := sql.Open("mysql", root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	root, db := tempMySQLDB(t, "mailagent_migrate_")
 	testMigrate(t, "mysql", root, db)
 }
 
@@ -133,12 +131,7 @@ func testMigrate(t *testing.T, driver, root string, db *sql.DB) {
 // refuses, naming -convert-myisam, and changes nothing; with it, the
 // tables are InnoDB and at the current version.
 func TestMigrateMyISAM(t *testing.T) {
-	root := tempMySQL(t, "mailagent_myisam_")
-	db, err := sql.Open("mysql", root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	root, db := tempMySQLDB(t, "mailagent_myisam_")
 	for _, q := range append(append([]string(nil), qaSeedTables...), "INSERT INTO users (email, password) VALUES ('olduser@example.org', 'x')") {
 		if strings.HasPrefix(q, "CREATE") {
 			q += " ENGINE=MyISAM"
@@ -193,5 +186,67 @@ func TestMigrateSQLite(t *testing.T) {
 	if got := ok(t, dir, "", "migrate"); got != "directory: sqlite, schema version "+strconv.Itoa(store.SchemaVersion)+", this program's "+
 		strconv.Itoa(store.SchemaVersion)+"\nnothing to do: the schema is at version "+strconv.Itoa(store.SchemaVersion)+"\n" {
 		t.Fatalf("migrate of a current SQLite directory printed %q", got)
+	}
+}
+
+// TestServeAsMailAdmin starts the whole server on a MySQL and a
+// PostgreSQL directory as a user with the seed's mail_admin grants only,
+// after migrate ran as the owner: logins over submission, IMAP and POP3
+// and a delivery over the MX work, and the MX's recipient check reads
+// the directory.
+func TestServeAsMailAdmin(t *testing.T) {
+	t.Run("mysql", func(t *testing.T) {
+		root, db := tempMySQLDB(t, "mailagent_serve_")
+		serveAsMailAdmin(t, "mysql", root, db)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		_, root := interop.TempPostgres(t, interop.PostgresDSN(t), "mailagent_serve_")
+		serveAsMailAdmin(t, "postgres", root, interop.OpenPostgres(t, root))
+	})
+}
+
+func serveAsMailAdmin(t *testing.T, driver, root string, db *sql.DB) {
+	if code, out, errs := fs(t, storeDir(t, driver, root), "", "migrate"); code != 0 {
+		t.Fatalf("migrate: exit %d: %s%s", code, out, errs)
+	}
+	limited, grant := interop.LimitedUser(t, driver, root, db)
+	grant()
+	s, addrs := startAll(t, func(c *config.Config) { c.Store.Driver, c.Store.DSN = driver, limited })
+	tc := &tls.Config{InsecureSkipVerify: true}
+	for _, proto := range []string{"smtp", "imap", "pop3"} {
+		w, err := dialWire(addrs[implicitTLS[proto]], "127.0.0.1", tc, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := w.login(proto, "u@h.test", "pw-of-u")
+		w.conn.Close()
+		if err != nil || !loginSucceeded(proto, r) {
+			t.Errorf("%s login as a mail_admin-served user: %q, %v", proto, r, err)
+		}
+	}
+	w, err := dialWire(addrs["mx"], "127.0.0.1", nil, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.conn.Close()
+	w.smtpReply()
+	for _, step := range []struct{ cmd, want string }{
+		{"EHLO client.test", "250"},
+		{"MAIL FROM:<a@remote.test>", "250"},
+		{"RCPT TO:<nobody@h.test>", "550"},
+		{"RCPT TO:<U@h.test>", "250"},
+		{"DATA", "354"},
+		{"Subject: hi\r\n\r\nhello\r\n.", "250"},
+	} {
+		if r, err := w.cmd("smtp", step.cmd); err != nil || !strings.HasPrefix(r, step.want) {
+			t.Fatalf("MX %q: %q, %v; want %s", step.cmd, r, err, step.want)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(s.cfg.DataDir, "mail", "h.test", "u", "Maildir", "new", "*"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("delivered files: %v, %v", files, err)
+	}
+	if b, err := os.ReadFile(files[0]); err != nil || !strings.Contains(string(b), "Subject: hi") {
+		t.Fatalf("delivered message: %q, %v", b, err)
 	}
 }
