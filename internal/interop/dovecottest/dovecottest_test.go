@@ -16,7 +16,8 @@ import (
 func TestStart(t *testing.T) {
 	var d *Dovecot
 	t.Run("serve", func(t *testing.T) { d = serve(t) })
-	if t.Failed() {
+	// A skipped subtest (the peer is not installed) leaves nothing to check.
+	if t.Failed() || d == nil {
 		return
 	}
 	for _, a := range []string{d.IMAP, d.POP3, d.LMTP} {

@@ -20,7 +20,8 @@ import (
 func TestStart(t *testing.T) {
 	var p *Postfix
 	t.Run("serve", func(t *testing.T) { p = serve(t) })
-	if t.Failed() {
+	// A skipped subtest (the peer is not installed) leaves nothing to check.
+	if t.Failed() || p == nil {
 		return
 	}
 	if c, err := net.Dial("tcp", p.SMTPD); err == nil {
