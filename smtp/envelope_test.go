@@ -53,6 +53,13 @@ func TestEnvelopeAddressControls(t *testing.T) {
 			S: 250
 			R: "RCPT TO:<alice@local\x00.example>\r\n"
 			S: 553 5.1.3
+			# VRFY and EXPN are not offered: nothing is looked up or echoed.
+			R: "VRFY alice\x00X-Inj@local.example\r\n"
+			S: 252
+			N: X-Inj
+			R: "EXPN team\rX-Inj@local.example\r\n"
+			S: 502
+			N: X-Inj
 			C: QUIT
 			S: 221`)
 	}
