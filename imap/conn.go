@@ -130,7 +130,7 @@ func (c *conn) serve() {
 
 // limits returns the parser's limits for this server.
 func (c *conn) limits() imapwire.Limits {
-	return imapwire.Limits{AppendLimit: int64(c.srv.opts.AppendLimit)}
+	return imapwire.Limits{AppendLimit: int64(c.srv.opts.AppendLimit), LiteralPlus: true}
 }
 
 // remote is the client's address for logs.

@@ -133,7 +133,7 @@ func (c *conn) writeError(cmd *imapwire.Command, err error) {
 
 // capabilities lists what the connection offers in its state.
 func (c *conn) capabilities() string {
-	caps := []string{"IMAP4rev1", "IMAP4rev2", "SASL-IR", "LITERAL-", "ID", "ENABLE", "IDLE"}
+	caps := []string{"IMAP4rev1", "IMAP4rev2", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE"}
 	canTLS := c.srv.opts.TLSConfig != nil && !c.isTLS
 	if c.state == stateNotAuth {
 		if canTLS {

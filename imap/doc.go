@@ -45,10 +45,10 @@
 // literal over 4096 bytes, other than APPEND's message, is answered NO
 // [TOOBIG] before its continuation request is sent, at any literal of
 // the command: the client waits for the request, so the command ends
-// there. A non-synchronizing literal over 4096 bytes (LITERAL-, RFC
-// 7888; APPEND's message too) or over APPENDLIMIT is answered BAD
-// [TOOBIG] and the connection closes before any of it is read, so its
-// bytes are never taken for commands. A command's literals (APPEND's
+// there. Non-synchronizing literals (LITERAL+, RFC 7888) are taken up
+// to the same limits, APPENDLIMIT for a message; one over them is
+// answered BAD [TOOBIG] and the connection closes before any of it is
+// read, so its bytes are never taken for commands. A command's literals (APPEND's
 // message aside) total at most 64 KiB. A sequence set holds at most
 // 10,000 ranges. After a refused command its rest is skipped, its
 // non-synchronizing literals included. Command names are ASCII: "ſelect"
@@ -84,6 +84,6 @@
 //     CHANGEDSINCE answered from the index's changes, STORE
 //     UNCHANGEDSINCE with MODIFIED, SEARCH MODSEQ); once enabled, every
 //     FETCH response carries MODSEQ.
-//   - RFC 3516, BINARY; RFC 5530, response codes; RFC 7888, LITERAL-.
+//   - RFC 3516, BINARY; RFC 5530, response codes; RFC 7888, LITERAL+.
 //   - RFC 2595 and RFC 8314, STARTTLS and implicit TLS.
 package imap

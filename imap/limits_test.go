@@ -33,9 +33,9 @@ func TestHugeLiterals(t *testing.T) {
 		t.Fatalf("refusing huge literals allocated %d bytes", d)
 	}
 	cl.ok("NOOP")
-	// A large non-synchronizing literal (LITERAL- allows 4096 bytes)
-	// is a protocol violation.
-	cl.expect("BAD", "APPEND INBOX {100000+}")
+	// A non-synchronizing message beyond APPENDLIMIT (LITERAL+ allows
+	// up to it) is a protocol violation.
+	cl.expect("BAD [TOOBIG]", "APPEND INBOX {%d+}", 50<<20+1)
 }
 
 func TestLongLineAndNesting(t *testing.T) {
@@ -171,13 +171,14 @@ func TestSilentTLSClient(t *testing.T) {
 	}
 }
 
-// TestNonSyncLiterals: LITERAL- allows non-synchronizing literals up to
-// 4096 bytes; they are read without a continuation request.
+// TestNonSyncLiterals: LITERAL+ (RFC 7888) takes non-synchronizing
+// literals up to the limits: 4096 bytes for strings, APPENDLIMIT for a
+// message. They are read without a continuation request.
 func TestNonSyncLiterals(t *testing.T) {
 	st := newTestStack(t)
 	_, addr := st.serve(st.options())
 	cl := dial(t, addr)
-	wantLine(t, cl.ok("CAPABILITY"), "LITERAL-")
+	wantLine(t, cl.ok("CAPABILITY"), "LITERAL+")
 	cl.send("a1 LOGIN {19+}\r\nalice@local.example {21+}\r\n" + testPassword)
 	if _, st := cl.until("a1"); !strings.HasPrefix(st, "OK") {
 		t.Fatalf("LOGIN with literals: %q", st)
@@ -187,6 +188,17 @@ func TestNonSyncLiterals(t *testing.T) {
 	if !strings.HasPrefix(tagged, "OK [APPENDUID") || has(lines, "+ ") {
 		t.Fatalf("APPEND with a non-synchronizing literal: %q %q", lines, tagged)
 	}
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("y", 98)+"\r\n", 1000)
+	cl.send(fmt.Sprintf("a3 APPEND INBOX {%d+}\r\n%s", len(big), big))
+	if lines, tagged := cl.until("a3"); !strings.HasPrefix(tagged, "OK [APPENDUID") || has(lines, "+ ") {
+		t.Fatalf("APPEND of %d bytes with LITERAL+: %q %q", len(big), lines, tagged)
+	}
+	cl.ok("SELECT INBOX")
+	wantLine(t, cl.ok("FETCH 2 RFC822.SIZE"), fmt.Sprintf("RFC822.SIZE %d", len(big)))
+	// A string beyond 4096 bytes is still refused, and its bytes never
+	// read as commands.
+	cl.send("a4 SEARCH SUBJECT {5000+}\r\n" + strings.Repeat("z", 5000))
+	closedWithBye(t, cl, "a4")
 }
 
 // Two addresses of one IPv6 /64 are one client for MaxConnsPerIP; another
@@ -465,8 +477,15 @@ func TestLimitsAfterStartTLS(t *testing.T) {
 		t.Fatalf("huge literal over STARTTLS: %q", l)
 	}
 	cl.ok("SELECT INBOX")
-	cl.send("h2 APPEND INBOX {5000+}\r\nSubject: x\r\n\r\nh3 CREATE Injected\r\n" + strings.Repeat("x", 5000-31))
-	closedWithBye(t, cl, "h2")
+	// A non-synchronizing message is read as a message (LITERAL+), and
+	// one over APPENDLIMIT ends the connection before it is read.
+	head := "Subject: x\r\n\r\nh3 CREATE Injected\r\n"
+	cl.send("h2 APPEND INBOX {5000+}\r\n" + head + strings.Repeat("x", 5000-len(head)))
+	if _, reply := cl.until("h2"); !strings.HasPrefix(reply, "OK [APPENDUID") {
+		t.Fatalf("APPEND with LITERAL+ over TLS: %q", reply)
+	}
+	cl.send(fmt.Sprintf("h4 APPEND INBOX {%d+}\r\nSubject: x\r\n\r\nh5 CREATE Injected\r\n", 50<<20+1))
+	closedWithBye(t, cl, "h4")
 	if _, err := os.Stat(filepath.Join(path, ".Injected")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("literal data executed as a command: %v", err)
 	}
