@@ -45,8 +45,8 @@ func ExampleAuthenticator() {
 }
 
 // A go-smtp session offers the Authenticator's mechanisms and maps its
-// errors to RFC 4954 replies. The same NewSASLServer call serves go-imap's
-// imapserver.SessionSASL.Authenticate.
+// errors to RFC 4954 replies. The same NewSASLServer call serves package
+// imap's AUTHENTICATE.
 type submissionSession struct {
 	a      *auth.Authenticator
 	remote net.Addr

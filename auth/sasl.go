@@ -43,9 +43,9 @@ func (a *Authenticator) Mechanisms() []string {
 // servers can tell a throttled client (ErrThrottled) from a wrong password
 // (ErrInvalidCredentials) from a temporary failure.
 //
-// It fits go-smtp's AuthSession.Auth and go-imap's
-// imapserver.SessionSASL.Authenticate. Callers must offer it only over
-// TLS: both mechanisms send the password in the clear.
+// It fits go-smtp's AuthSession.Auth and package imap's AUTHENTICATE.
+// Callers must offer it only over TLS: both mechanisms send the password
+// in the clear.
 func (a *Authenticator) NewSASLServer(ctx context.Context, mech string, remote net.Addr, done func(*store.User) error) (sasl.Server, error) {
 	login := func(authzid, username, password string) error {
 		if len(username) > maxSASLField || len(authzid) > maxSASLField || len(password) > MaxPasswordLen {

@@ -1,12 +1,17 @@
 package imap
 
 import (
+	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 	"github.com/mailagent/mailagent/auth"
 )
 
@@ -130,5 +135,44 @@ func TestAuthThrottled(t *testing.T) {
 	wantLine(t, got, "* BYE")
 	if has(got, "t1 OK") {
 		t.Fatalf("throttled login succeeded: %q", got)
+	}
+}
+
+// TestAuthenticateWithGoIMAPClient logs in with go-imap's client over
+// implicit TLS through each SASL mechanism of auth.Authenticator, and
+// checks the RFC 5530 codes of its failures: a wrong password is
+// AUTHENTICATIONFAILED, another user's identity AUTHORIZATIONFAILED.
+func TestAuthenticateWithGoIMAPClient(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.ImplicitTLS = true
+	_, addr := st.serve(opts)
+	for _, c := range []struct {
+		name     string
+		client   sasl.Client
+		wantCode imap.ResponseCode // "" for success
+	}{
+		{"PLAIN", sasl.NewPlainClient("", "alice@local.example", testPassword), ""},
+		{"LOGIN", sasl.NewLoginClient("alice@local.example", testPassword), ""},
+		{"PLAIN wrong", sasl.NewPlainClient("", "alice@local.example", "wrong"), imap.ResponseCodeAuthenticationFailed},
+		{"PLAIN other authzid", sasl.NewPlainClient("bob@local.example", "alice@local.example", testPassword), imap.ResponseCodeAuthorizationFailed},
+	} {
+		cl, err := imapclient.DialTLS(addr, &imapclient.Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		err = cl.Authenticate(c.client)
+		var ie *imap.Error
+		switch {
+		case c.wantCode == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.wantCode == "":
+			if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+				t.Errorf("%s: SELECT after login: %v", c.name, err)
+			}
+		case !errors.As(err, &ie) || ie.Code != c.wantCode:
+			t.Errorf("%s: %v, want NO [%s]", c.name, err, c.wantCode)
+		}
+		cl.Close()
 	}
 }

@@ -19,6 +19,8 @@
 // EXPUNGE and FETCH FLAGS updates with correct sequence numbers.
 // SELECT and FETCH of flags, sizes, dates and UIDs are answered from
 // maildir's index; message files are opened only for content.
+// ENVELOPE's subject and message IDs are the header's (unfolded, encoded
+// words left for the client, as Dovecot gives them).
 //
 // SEARCH decodes what it compares: transfer encodings, RFC 2047 words
 // and body charsets (those of the WHATWG Encoding Standard; 8-bit text

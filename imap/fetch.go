@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/internal/mimetree"
@@ -308,7 +307,7 @@ func (s *session) fetchContent(w *imapwire.Writer, uid uint32, mc *msgContent, i
 		item("ENVELOPE ")
 		h, err := textproto.ReadHeader(bufio.NewReader(rewind()))
 		if err == nil {
-			w.Envelope(imapserver.ExtractEnvelope(h))
+			w.Envelope(envelopeFromHeader(h))
 		} else {
 			w.Envelope(&imap.Envelope{})
 		}

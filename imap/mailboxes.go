@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/maildir"
 )
@@ -256,7 +255,7 @@ func (s *session) list(w *listWriter, ref string, patterns []string, options *im
 
 func matchAny(name, ref string, patterns []string) bool {
 	for _, p := range patterns {
-		if imapserver.MatchList(name, delim, ref, p) {
+		if matchList(name, delim, ref, p) {
 			return true
 		}
 	}

@@ -67,7 +67,7 @@ func TestDeepSearchRefused(t *testing.T) {
 }
 
 // TestDeepSearchStack: 20 connections each sending 50 KiB of nesting
-// before login do not grow the server's goroutine stacks (imapserver's
+// before login do not grow the server's goroutine stacks (an unbounded
 // recursive parser would take some 32 MiB per connection).
 func TestDeepSearchStack(t *testing.T) {
 	st := newTestStack(t)

@@ -120,6 +120,11 @@ func (c *conn) authError(username string, err error) error {
 		if int(c.failures) >= c.srv.opts.MaxAuthFailures {
 			c.bye = "Too many failed logins"
 		}
+		if errors.Is(err, auth.ErrAuthzRefused) {
+			// RFC 5530: the credentials were right, the identity asked
+			// for is not theirs to use.
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed, Text: "Not authorized to act as that user"}
+		}
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Authentication failed"}
 	default:
 		c.srv.log.Warn("imap: login failed", "session", c.id, "remote", c.remote(), "err", err)

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
 	"github.com/mailagent/mailagent/internal/mimetree"
 )
@@ -112,7 +111,7 @@ func envelopeOf(fields []mimetree.Field) *imap.Envelope {
 	for _, f := range fields {
 		h.Add(f.Key, f.Value)
 	}
-	return imapserver.ExtractEnvelope(h)
+	return envelopeFromHeader(h)
 }
 
 // maxSectionPath bounds a section's part numbers: each number goes one
