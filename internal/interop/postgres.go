@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -19,7 +20,7 @@ func PostgresDSN(t testing.TB) string {
 }
 
 // TempPostgres creates a schema named prefix plus a random suffix in the
-// database base names (a URL-form DSN), drops it with everything in it
+// database base names, drops it with everything in it
 // when the test ends, and returns the schema's name and a DSN whose
 // search_path is that schema: tests running at once on one database do
 // not see each other's tables.
@@ -33,13 +34,16 @@ func TempPostgres(t testing.TB, base, prefix string) (schema, dsn string) {
 		t.Fatalf("create schema: %v", err)
 	}
 	t.Cleanup(func() { root.Exec("DROP SCHEMA " + schema + " CASCADE") })
-	return schema, WithPostgresParam(t, base, "search_path", schema)
+	return schema, withPostgresParam(t, base, "search_path", schema)
 }
 
-// WithPostgresParam returns the URL-form DSN with its query parameter
-// key set to value.
-func WithPostgresParam(t testing.TB, dsn, key, value string) string {
+// withPostgresParam returns dsn with its parameter key set to value: a
+// query parameter of a URL, or one more key=value pair.
+func withPostgresParam(t testing.TB, dsn, key, value string) string {
 	t.Helper()
+	if !strings.Contains(dsn, "://") {
+		return dsn + " " + key + "=" + value
+	}
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatalf("PostgreSQL DSN %q is not a URL: %v", dsn, err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -16,8 +17,8 @@ import (
 // of dsn, through root, a handle with the rights to do so on that
 // database; the user is dropped when the test ends. It returns a DSN
 // that logs in as that user. driver is "mysql" (dsn in go-sql-driver
-// form) or "postgres" (a URL whose search_path names the test's
-// schema). On PostgreSQL the grant covers the tables that exist when
+// form) or "postgres" (a URL or key=value DSN whose search_path names
+// the test's schema). On PostgreSQL the grant covers the tables that exist when
 // grant is called, as GRANT … ON ALL TABLES does: call it again after a
 // migration made tables; on MySQL the grant is on the whole database
 // and grant does nothing.
@@ -61,12 +62,16 @@ func LimitedUser(t testing.TB, driver, dsn string, root *sql.DB) (limited string
 			root.Exec("DROP ROLE " + name)
 		})
 		exec("GRANT USAGE ON SCHEMA " + schema + " TO " + name)
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatal(err)
+		limited = dsn + " user=" + name + " password=" + password
+		if strings.Contains(dsn, "://") {
+			u, err := url.Parse(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.User = url.UserPassword(name, password)
+			limited = u.String()
 		}
-		u.User = url.UserPassword(name, password)
-		return u.String(), func() {
+		return limited, func() {
 			exec("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " + schema + " TO " + name)
 		}
 	}
