@@ -112,6 +112,16 @@ type PartialDelivery interface {
 	BodyNonAtomic(ctx context.Context, status StatusCollector, body Body)
 }
 
+// Withdrawer is an optional Delivery extension: between Body (or
+// BodyNonAtomic) and Commit, Withdraw takes back one recipient's copy so
+// that Commit delivers nothing to it. The Router uses it over LMTP, where
+// a recipient that forwards to several destinations and fails for one of
+// them must get none of the others. An error means the copy could not be
+// taken back (the caller then aborts the whole Delivery).
+type Withdrawer interface {
+	Withdraw(ctx context.Context, rcpt string) error
+}
+
 // Failure is a recipient that was not delivered, and the reply saying
 // why (typically an *Error).
 type Failure struct {

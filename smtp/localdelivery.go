@@ -63,8 +63,9 @@ type localDelivery struct {
 	t      *LocalDelivery
 	env    *Envelope
 	users  []*store.User
-	seen   map[string]bool // recipients added, by address
-	staged []*maildir.Staged
+	rcpts  []string          // as added, parallel to users
+	seen   map[string]bool   // recipients added, by address
+	staged []*maildir.Staged // parallel to users, nil where not written
 	done   bool
 }
 
@@ -89,6 +90,7 @@ func (d *localDelivery) AddRecipient(ctx context.Context, rcpt string) error {
 	}
 	d.seen[rcpt] = true
 	d.users = append(d.users, u)
+	d.rcpts = append(d.rcpts, rcpt)
 	return nil
 }
 
@@ -119,7 +121,7 @@ func (d *localDelivery) Body(ctx context.Context, body Body) error {
 // Commit. Recipients given an error get nothing.
 func (d *localDelivery) BodyNonAtomic(ctx context.Context, status StatusCollector, body Body) {
 	for i, err := range d.stageAll(ctx, body) {
-		status.SetStatus(d.users[i].Address, err)
+		status.SetStatus(d.rcpts[i], err)
 	}
 }
 
@@ -157,11 +159,7 @@ func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
 		}()
 	}
 	wg.Wait()
-	for _, s := range staged {
-		if s != nil {
-			d.staged = append(d.staged, s)
-		}
-	}
+	d.staged = staged
 	return errs
 }
 
@@ -200,7 +198,13 @@ func (d *localDelivery) Commit(ctx context.Context) error {
 		return errors.New("smtp: local delivery already finished")
 	}
 	d.done = true
-	if err := maildir.CommitAll(ctx, d.staged...); err != nil {
+	var ready []*maildir.Staged
+	for _, s := range d.staged {
+		if s != nil {
+			ready = append(ready, s)
+		}
+	}
+	if err := maildir.CommitAll(ctx, ready...); err != nil {
 		return fmt.Errorf("local delivery: %w", err)
 	}
 	return nil
@@ -217,9 +221,27 @@ func (d *localDelivery) Abort(ctx context.Context) error {
 
 func (d *localDelivery) abort() {
 	for _, s := range d.staged {
-		s.Abort()
+		if s != nil {
+			s.Abort()
+		}
 	}
 	d.staged = nil
+}
+
+// Withdraw implements Withdrawer: rcpt's copy, written by Body, is
+// discarded and Commit leaves it out.
+func (d *localDelivery) Withdraw(ctx context.Context, rcpt string) error {
+	if d.done {
+		return errors.New("smtp: local delivery already finished")
+	}
+	for i, r := range d.rcpts {
+		if r == rcpt && i < len(d.staged) && d.staged[i] != nil {
+			d.staged[i].Abort()
+			d.staged[i] = nil
+			return nil
+		}
+	}
+	return errors.New("smtp: no copy of " + rcpt + " to withdraw")
 }
 
 func (d *localDelivery) logger() *slog.Logger {
@@ -236,4 +258,7 @@ func isPermanent(err error) bool {
 	return errors.As(err, &se) && se.Code >= 500
 }
 
-var _ PartialDelivery = (*localDelivery)(nil)
+var (
+	_ PartialDelivery = (*localDelivery)(nil)
+	_ Withdrawer      = (*localDelivery)(nil)
+)

@@ -18,6 +18,7 @@ var (
 	errLoop        = &Error{Code: 554, EnhancedCode: [3]int{5, 4, 6}, Message: "Forwarding loop"}
 	errTempLookup  = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary lookup failure, try again later"}
 	errNoQueue     = &Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: "Remote delivery is not available"}
+	errWithdrawn   = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery failed, try again later"}
 )
 
 // RouterOptions configure a Router.
@@ -508,18 +509,77 @@ func (m *routed) eachLeg(f func(*leg)) {
 
 // BodyNonAtomic implements PartialDelivery: the first phase of every leg,
 // and each recipient's status, the first failure among its destinations.
-// Commit then commits what is ready.
+// Commit then commits what is ready, and nothing for a recipient whose
+// status is a failure: the copies written for its other destinations
+// are withdrawn (see Withdrawer), unless another recipient that succeeded
+// shares them; a leg that cannot withdraw one is aborted, and the
+// recipients with copies on it fail too, temporarily.
 func (m *routed) BodyNonAtomic(ctx context.Context, status StatusCollector, body Body) {
 	m.stage(ctx, body)
-	for _, rt := range m.routes {
-		var err error
+	type key struct {
+		l    *leg
+		rcpt string
+	}
+	st := make([]error, len(m.routes))
+	for i, rt := range m.routes {
 		for _, d := range rt.dests {
-			if err = d.result(); err != nil {
+			if st[i] = d.result(); st[i] != nil {
 				break
 			}
 		}
-		status.SetStatus(rt.rcpt, err)
 	}
+	// Statuses only ever turn from nil to a failure, so this ends.
+	for changed := true; changed; {
+		changed = false
+		keep := map[key]bool{}
+		for i, rt := range m.routes {
+			if st[i] == nil {
+				for _, d := range rt.dests {
+					keep[key{d.leg, d.rcpt}] = true
+				}
+			}
+		}
+		for i, rt := range m.routes {
+			if st[i] == nil {
+				continue
+			}
+			for _, d := range rt.dests {
+				if d.leg == nil || d.leg.done || keep[key{d.leg, d.rcpt}] || d.result() != nil || !d.leg.rcpts[d.rcpt] {
+					continue
+				}
+				m.withdraw(ctx, d.leg, d.rcpt)
+			}
+		}
+		for i, rt := range m.routes {
+			if st[i] != nil {
+				continue
+			}
+			for _, d := range rt.dests {
+				if d.leg.done {
+					st[i] = errWithdrawn
+					changed = true
+					break
+				}
+			}
+		}
+	}
+	for i, rt := range m.routes {
+		status.SetStatus(rt.rcpt, st[i])
+	}
+}
+
+// withdraw takes rcpt's copy back from l before Commit, aborting l when
+// it cannot, or when rcpt was its last recipient.
+func (m *routed) withdraw(ctx context.Context, l *leg, rcpt string) {
+	w, ok := l.d.(Withdrawer)
+	if ok && w.Withdraw(ctx, rcpt) == nil {
+		delete(l.rcpts, rcpt)
+		if len(l.rcpts) > 0 {
+			return
+		}
+	}
+	_ = l.d.Abort(ctx)
+	l.done = true
 }
 
 // statusMap collects a leg's per-recipient results.

@@ -325,3 +325,68 @@ func TestRemoteAndLocalLegsTogether(t *testing.T) {
 		}
 	})
 }
+
+// TestLMTPForwardingFailsWhole: over LMTP a recipient that forwards to
+// several destinations and fails for one gets none of the others: team@
+// (alice and bob) with bob's copy failing is 451 and alice gets nothing,
+// unless alice is also a recipient of her own; a remote destination on a
+// queue that cannot take one recipient back fails every recipient with a
+// copy there, temporarily, and nothing is queued.
+func TestLMTPForwardingFailsWhole(t *testing.T) {
+	lmtp := func(t *testing.T, st *testStack, rcpts []string, replies []string) {
+		t.Helper()
+		addr, _ := st.serve(st.options(LMTP))
+		script := "S: 220\nC: LHLO mta.example\nS: 250\nC: MAIL FROM:<s@far.example>\nS: 250\n"
+		for _, r := range rcpts {
+			script += "C: RCPT TO:<" + r + ">\nS: 250\n"
+		}
+		script += "C: DATA\nS: 354\nR: " + fmt.Sprintf("%q", "Subject: fan-out\r\n\r\nhi\r\n.\r\n") + "\n"
+		for i, r := range rcpts {
+			script += "S: " + replies[i] + "\nH: <" + r + ">\n"
+		}
+		dial(t, "tcp", addr).run(script + "C: QUIT\nS: 221")
+	}
+	failFor := func(st *testStack, user string) *LocalDelivery {
+		local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}
+		dir := st.userDir(user)
+		local.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
+			if filepath.Join(st.dir, "mail", path) == dir {
+				r = &failingReader{r: r, n: 10}
+			}
+			return st.maildirs.Stage(ctx, path, folder, r, opts)
+		}
+		st.withLocal(local)
+		return local
+	}
+	count := func(st *testStack, user string) int { return len(st.messages(user, "")) }
+	t.Run("alias alone", func(t *testing.T) {
+		st := newTestStack(t)
+		failFor(st, "bob@local.example")
+		lmtp(t, st, []string{"team@local.example", "carol@other.example"}, []string{"451 4.3.0", "250"})
+		if a, b, c := count(st, "alice@local.example"), count(st, "bob@local.example"), count(st, "carol@other.example"); a != 0 || b != 0 || c != 1 {
+			t.Fatalf("alice %d, bob %d, carol %d; want 0, 0, 1", a, b, c)
+		}
+	})
+	t.Run("alias and its member", func(t *testing.T) {
+		st := newTestStack(t)
+		failFor(st, "bob@local.example")
+		lmtp(t, st, []string{"team@local.example", "alice@local.example"}, []string{"451 4.3.0", "250"})
+		if a, b := count(st, "alice@local.example"), count(st, "bob@local.example"); a != 1 || b != 0 {
+			t.Fatalf("alice %d, bob %d; want 1, 0", a, b)
+		}
+	})
+	t.Run("queue cannot withdraw", func(t *testing.T) {
+		st := newTestStack(t)
+		if err := st.db.AddForwarding(context.Background(), "out2@local.example", []string{"other@far.example"}); err != nil {
+			t.Fatal(err)
+		}
+		failFor(st, "alice@local.example")
+		lmtp(t, st, []string{"out@local.example", "out2@local.example", "carol@other.example"}, []string{"451 4.3.0", "451 4.3.0", "250"})
+		if n := len(st.queue.all()); n != 0 {
+			t.Fatalf("%d messages queued", n)
+		}
+		if a, c := count(st, "alice@local.example"), count(st, "carol@other.example"); a != 0 || c != 1 {
+			t.Fatalf("alice %d, carol %d; want 0, 1", a, c)
+		}
+	})
+}

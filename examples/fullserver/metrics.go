@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -270,6 +271,20 @@ func (d *countingDelivery) BodyNonAtomic(ctx context.Context, status smtp.Status
 	}
 	d.n = 0
 	pd.BodyNonAtomic(ctx, countingStatus{d: d, next: status}, body)
+}
+
+// Withdraw passes the router's withdrawal of one recipient through, and
+// counts it out.
+func (d *countingDelivery) Withdraw(ctx context.Context, rcpt string) error {
+	w, ok := d.Delivery.(smtp.Withdrawer)
+	if !ok {
+		return errors.New("fullserver: delivery cannot withdraw a recipient")
+	}
+	if err := w.Withdraw(ctx, rcpt); err != nil {
+		return err
+	}
+	d.n--
+	return nil
 }
 
 // countingStatus counts the recipients given a nil status.

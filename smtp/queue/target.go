@@ -191,6 +191,24 @@ func (d *delivery) Commit(ctx context.Context) error {
 	return nil
 }
 
+// Withdraw implements smtp.Withdrawer: rcpt is left out of the message
+// Commit queues.
+func (d *delivery) Withdraw(ctx context.Context, rcpt string) error {
+	if d.done {
+		return errors.New("queue: delivery already finished")
+	}
+	for i, r := range d.rcpts {
+		if r == rcpt {
+			d.rcpts = append(d.rcpts[:i], d.rcpts[i+1:]...)
+			delete(d.seen, rcpt)
+			return nil
+		}
+	}
+	return errors.New("queue: no such recipient")
+}
+
+var _ smtp.Withdrawer = (*delivery)(nil)
+
 // Abort implements smtp.Delivery.
 func (d *delivery) Abort(ctx context.Context) error {
 	if d.tmp != "" {
