@@ -62,6 +62,7 @@ type conn struct {
 	utf8       bool // mailbox names in UTF-8: ENABLE UTF8=ACCEPT or IMAP4rev2
 	utf8Accept bool // ENABLE UTF8=ACCEPT itself
 	condstore  bool // CONDSTORE enabled (RFC 7162 section 3.1): FETCH responses carry MODSEQ
+	qresync    bool // QRESYNC enabled (RFC 7162 section 3.2): VANISHED for EXPUNGE
 	failures   int32
 	badCmds    int
 	bye        string // said after the current command's reply, then the connection closes

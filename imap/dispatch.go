@@ -150,7 +150,7 @@ func (c *conn) capabilities() string {
 	}
 	caps = append(caps, "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN",
 		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES",
-		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE",
+		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
 		fmt.Sprintf("APPENDLIMIT=%d", c.srv.opts.AppendLimit))
 	return strings.Join(caps, " ")
 }
@@ -229,6 +229,12 @@ func (c *conn) cmdEnable(cmd *imapwire.Command) (okStatus, error) {
 			if !c.condstore {
 				c.condstore = true
 				on = append(on, "CONDSTORE")
+			}
+		case "QRESYNC":
+			// QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3).
+			if !c.qresync {
+				c.qresync, c.condstore = true, true
+				on = append(on, "QRESYNC")
 			}
 		case "UTF8=ACCEPT":
 			if !c.utf8Accept {

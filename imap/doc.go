@@ -85,7 +85,11 @@
 //     (HIGHESTMODSEQ at SELECT and in STATUS, FETCH MODSEQ and
 //     CHANGEDSINCE answered from the index's changes, STORE
 //     UNCHANGEDSINCE with MODIFIED, SEARCH MODSEQ); once enabled, every
-//     FETCH response carries MODSEQ.
+//     FETCH response carries MODSEQ. QRESYNC (after ENABLE QRESYNC):
+//     SELECT's QRESYNC parameter answers VANISHED (EARLIER) from the
+//     index's expunge records (every absent known UID once those are
+//     gone) and the changed messages, UID FETCH takes VANISHED, and
+//     expunges are reported as VANISHED.
 //   - RFC 3516, BINARY; RFC 5530, response codes; RFC 7888, LITERAL+.
 //   - RFC 2595 and RFC 8314, STARTTLS and implicit TLS.
 package imap

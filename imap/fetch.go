@@ -39,8 +39,19 @@ var errNotSupported = &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.R
 // that need its content.
 func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 	a := cmd.Args.(*imapwire.Fetch)
-	if a.SaveDate || a.EmailID || a.ThreadID || a.Preview || a.Vanished {
+	if a.SaveDate || a.EmailID || a.ThreadID || a.Preview {
 		return okStatus{}, errNotSupported
+	}
+	if a.Vanished {
+		if !c.qresync {
+			return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "ENABLE QRESYNC first"}
+		}
+		// RFC 7162 section 3.2.6: the messages of the set expunged since
+		// CHANGEDSINCE, before the changed ones.
+		set, _ := a.Set.(imap.UIDSet)
+		if err := c.sess.vanishedEarlier(c.w, a.Options.ChangedSince, set, 0); err != nil {
+			return okStatus{}, err
+		}
 	}
 	items := &fetchItems{opts: a.Options, rfc822: a.RFC822, rfc822Header: a.RFC822Header, rfc822Text: a.RFC822Text,
 		changedSince: a.Options.ChangedSince, hasChangedSince: a.HasChangedSince}

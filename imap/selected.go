@@ -50,8 +50,9 @@ const maxKeywords = 26
 // cmdSelect serves SELECT and EXAMINE from maildir's index.
 func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	a := cmd.Args.(*imapwire.Select)
-	if a.QResync != nil {
-		return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "QRESYNC not enabled"}
+	if a.QResync != nil && !c.qresync {
+		// RFC 7162 section 3.2.5: only after ENABLE QRESYNC.
+		return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "ENABLE QRESYNC first"}
 	}
 	if a.CondStore {
 		c.condstore = true
@@ -136,6 +137,11 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 		w.Atom(`LIST () "` + string(delim) + `" `)
 		w.Mailbox(f.Name())
 		w.End()
+	}
+	if q := a.QResync; q != nil && q.UIDValidity == snap.UIDValidity {
+		if err := s.resync(w, q, snap.UIDNext); err != nil {
+			return okStatus{}, err
+		}
 	}
 	if a.ReadOnly {
 		return okStatus{code: "READ-ONLY", text: cmd.Name + " completed"}, nil
@@ -222,11 +228,23 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 				}
 			}
 		}
-		for i := len(gone) - 1; i >= 0; i-- {
+		if s.nc.qresync && len(gone) > 0 {
+			// RFC 7162 section 3.2.10: VANISHED in place of EXPUNGE.
+			var uids imap.UIDSet
+			for _, i := range gone {
+				uids.AddNum(imap.UID(view[i]))
+			}
 			w.Untagged()
-			w.Number(uint32(gone[i] + 1))
-			w.Atom(" EXPUNGE")
+			w.Atom("VANISHED ")
+			w.NumSet(uids)
 			w.End()
+		} else {
+			for i := len(gone) - 1; i >= 0; i-- {
+				w.Untagged()
+				w.Number(uint32(gone[i] + 1))
+				w.Atom(" EXPUNGE")
+				w.End()
+			}
 		}
 		if len(cur) > len(view)-len(gone) {
 			writeExists(w, len(cur))
