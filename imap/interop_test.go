@@ -62,32 +62,7 @@ func TestInteropMbsync(t *testing.T) {
 	host, port, _ := strings.Cut(addr, ":")
 	local := filepath.Join(t.TempDir(), "local")
 	must(t, os.MkdirAll(local, 0o700))
-	conf := filepath.Join(t.TempDir(), "mbsyncrc")
-	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(`IMAPAccount test
-Host %s
-Port %s
-User alice@local.example
-Pass "%s"
-SSLType STARTTLS
-CertificateFile %s
-
-IMAPStore remote
-Account test
-
-MaildirStore local
-Path %s/
-Inbox %s/INBOX
-SubFolders Verbatim
-
-Channel sync
-Far :remote:
-Near :local:
-Patterns *
-Create Both
-Remove Both
-Expunge Both
-SyncState *
-`, host, port, testPassword, st.certFile, local, local)), 0o600))
+	conf := mbsyncrc(t, host, port, local, "SSLType STARTTLS\nCertificateFile "+st.certFile)
 	run := func() string {
 		t.Helper()
 		out, err := exec.Command(mbsync, "-c", conf, "-a").CombinedOutput()
@@ -134,6 +109,39 @@ SyncState *
 	if got := listTree(t, local); got != localBefore {
 		t.Fatalf("local side changed by an idle sync:\n%s\n%s", localBefore, got)
 	}
+}
+
+// mbsyncrc writes an mbsync configuration syncing every folder of alice
+// both ways between the server at host:port and the Maildir local, with
+// security its SSLType (and certificate) lines, and returns its path.
+func mbsyncrc(t *testing.T, host, port, local, security string) string {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "mbsyncrc")
+	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(`IMAPAccount test
+Host %s
+Port %s
+User alice@local.example
+Pass "%s"
+%s
+
+IMAPStore remote
+Account test
+
+MaildirStore local
+Path %s/
+Inbox %s/INBOX
+SubFolders Verbatim
+
+Channel sync
+Far :remote:
+Near :local:
+Patterns *
+Create Both
+Remove Both
+Expunge Both
+SyncState *
+`, host, port, testPassword, security, local, local)), 0o600))
+	return conf
 }
 
 func countFiles(t *testing.T, dir string) int {

@@ -1,0 +1,324 @@
+package imap
+
+import (
+	"fmt"
+	"github.com/mailagent/mailagent/internal/interop"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// The real-client tests share one mailbox: nested folders, a non-ASCII
+// name with "&", system flags and keywords.
+var clientFolders = []string{"INBOX", "Projects", "Projects.2026", "Ärger & Co"}
+
+// clientMessage is the fixture's message n, distinct from every other.
+func clientMessage(n int, what string) string {
+	return fmt.Sprintf("From: Alice <alice@local.example>\r\n"+
+		"To: alice@local.example\r\n"+
+		"Subject: %s %d\r\n"+
+		"Message-ID: <%s.%d@fixture.example>\r\n"+
+		"Date: Mon, 07 Dec 2026 00:%02d:00 +0000\r\n"+
+		"\r\n"+
+		"Message %d, %s.\r\n", what, n, strings.ReplaceAll(what, " ", "-"), n, n%60, n, what)
+}
+
+// fillClientMailbox delivers the fixture for alice: 9 messages in 4
+// folders with \Seen, \Flagged, \Answered and the keywords $Label1 and
+// Project_X.
+func fillClientMailbox(st *testStack) {
+	user := "alice@local.example"
+	flags := [][]string{{`\Seen`}, {`\Seen`, `\Flagged`}, {`\Answered`}, {"$Label1", "Project_X"}, nil}
+	for i, f := range flags {
+		st.deliver(user, "INBOX", clientMessage(i+1, "inbox"), f...)
+	}
+	st.deliver(user, "Projects", clientMessage(6, "projects"), `\Seen`)
+	st.deliver(user, "Projects.2026", clientMessage(7, "nested"))
+	st.deliver(user, "Projects.2026", clientMessage(8, "nested"), `\Flagged`, `\Seen`)
+	st.deliver(user, "Ärger & Co", clientMessage(9, "umlaut"), `\Seen`, "$Label1")
+}
+
+// msgState is one message as both sides must hold it: its bytes and its
+// flags, sorted (\Recent, which is no stored flag, left out).
+type msgState struct {
+	Body  string
+	Flags string
+}
+
+// mailState is a whole account: folder name (UTF-8) to its messages,
+// sorted.
+type mailState map[string][]msgState
+
+func (s mailState) add(folder, body string, flags []string) {
+	fs := slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return strings.EqualFold(f, `\Recent`) })
+	slices.Sort(fs)
+	s[folder] = append(s[folder], msgState{Body: body, Flags: strings.Join(fs, " ")})
+	slices.SortFunc(s[folder], func(a, b msgState) int { return strings.Compare(a.Body+a.Flags, b.Body+b.Flags) })
+}
+
+// systemOnly returns the state with keywords left out, for clients
+// that sync only the system flags.
+func (s mailState) systemOnly() mailState {
+	out := mailState{}
+	for folder, msgs := range s {
+		out[folder] = nil
+		for _, m := range msgs {
+			var fs []string
+			for _, f := range strings.Fields(m.Flags) {
+				if strings.HasPrefix(f, `\`) {
+					fs = append(fs, f)
+				}
+			}
+			out.add(folder, m.Body, fs)
+		}
+	}
+	return out
+}
+
+// keep returns the state of the named folders only.
+func (s mailState) keep(folders ...string) mailState {
+	out := mailState{}
+	for _, f := range folders {
+		out[f] = s[f]
+	}
+	return out
+}
+
+// serverState reads every folder of user through go-imap's client: the
+// bytes of BODY.PEEK[] and the flags.
+func serverState(t *testing.T, addr, user string) mailState {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	must(t, err)
+	defer c.Close()
+	must(t, c.Login(user, testPassword).Wait())
+	boxes, err := c.List("", "*", nil).Collect()
+	must(t, err)
+	s := mailState{}
+	for _, b := range boxes {
+		if slices.Contains(b.Attrs, imap.MailboxAttrNoSelect) {
+			continue
+		}
+		sel, err := c.Select(b.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+		must(t, err)
+		s[b.Mailbox] = nil
+		if sel.NumMessages == 0 {
+			continue
+		}
+		body := &imap.FetchItemBodySection{Peek: true}
+		msgs, err := c.Fetch(seqAll(), &imap.FetchOptions{Flags: true, BodySection: []*imap.FetchItemBodySection{body}}).Collect()
+		must(t, err)
+		for _, m := range msgs {
+			var flags []string
+			for _, f := range m.Flags {
+				flags = append(flags, string(f))
+			}
+			s.add(b.Mailbox, string(m.FindBodySection(body)), flags)
+		}
+	}
+	must(t, c.Logout().Wait())
+	return s
+}
+
+func seqAll() imap.SeqSet {
+	var s imap.SeqSet
+	s.AddRange(1, 0)
+	return s
+}
+
+// maildirLetters are the Maildir info flags and their IMAP names.
+var maildirLetters = map[rune]string{'D': `\Draft`, 'F': `\Flagged`, 'P': "$Forwarded", 'R': `\Answered`, 'S': `\Seen`, 'T': `\Deleted`}
+
+// maildirState reads the client's local Maildirs: dirs maps a folder
+// name to its directory; keywords maps a lowercase info letter to the
+// keyword it stands for (offlineimap's keywordmapping).
+func maildirState(t *testing.T, dirs map[string]string, keywords map[rune]string) mailState {
+	t.Helper()
+	s := mailState{}
+	for folder, dir := range dirs {
+		s[folder] = nil
+		for _, sub := range []string{"new", "cur"} {
+			es, err := os.ReadDir(filepath.Join(dir, sub))
+			if err != nil {
+				t.Fatalf("local folder %s: %v", folder, err)
+			}
+			for _, e := range es {
+				b, err := os.ReadFile(filepath.Join(dir, sub, e.Name()))
+				must(t, err)
+				var flags []string
+				if _, info, ok := strings.Cut(e.Name(), ":2,"); ok {
+					for _, r := range info {
+						if f, ok := maildirLetters[r]; ok {
+							flags = append(flags, f)
+						} else if f, ok := keywords[r]; ok {
+							flags = append(flags, f)
+						}
+					}
+				}
+				s.add(folder, string(b), flags)
+			}
+		}
+	}
+	return s
+}
+
+// mapBodies returns the state with f applied to every message's bytes:
+// a client's documented local form (line ends, its tracking header).
+func (s mailState) mapBodies(f func(string) string) mailState {
+	out := mailState{}
+	for folder, msgs := range s {
+		out[folder] = nil
+		for _, m := range msgs {
+			out.add(folder, f(m.Body), strings.Fields(m.Flags))
+		}
+	}
+	return out
+}
+
+// diffState fails the test when the two sides differ, naming what.
+func diffState(t *testing.T, what string, server, local mailState) {
+	t.Helper()
+	for folder, want := range server {
+		got, ok := local[folder]
+		if !ok {
+			t.Errorf("%s: folder %q missing on the client's side", what, folder)
+			continue
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: folder %q differs\nserver %q\nclient %q", what, folder, want, got)
+		}
+	}
+	for folder := range local {
+		if _, ok := server[folder]; !ok {
+			t.Errorf("%s: folder %q missing on the server", what, folder)
+		}
+	}
+}
+
+// renameFlags gives the local Maildir message whose bytes contain marker
+// the info flags info (mbsync and offlineimap read them from the name).
+func renameFlags(t *testing.T, dir, marker, info string) {
+	t.Helper()
+	for _, sub := range []string{"cur", "new"} {
+		es, err := os.ReadDir(filepath.Join(dir, sub))
+		must(t, err)
+		for _, e := range es {
+			p := filepath.Join(dir, sub, e.Name())
+			b, err := os.ReadFile(p)
+			must(t, err)
+			if !strings.Contains(string(b), marker) {
+				continue
+			}
+			base, _, _ := strings.Cut(e.Name(), ":2,")
+			must(t, os.Rename(p, filepath.Join(dir, "cur", base+":2,"+info)))
+			return
+		}
+	}
+	t.Fatalf("no message with %q in %s", marker, dir)
+}
+
+// putLocal stores a new message in a local Maildir folder.
+func putLocal(t *testing.T, dir, name, msg string) {
+	t.Helper()
+	for _, d := range []string{"cur", "new", "tmp"} {
+		must(t, os.MkdirAll(filepath.Join(dir, d), 0o700))
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "new", name), []byte(msg), 0o600))
+}
+
+var tuidLine = regexp.MustCompile(`(?m)^X-TUID: [^\n]*\n`)
+
+// TestInteropMbsyncIncremental syncs the fixture with isync's mbsync
+// (through a counting proxy, in plain text so that it can read the
+// dialog), changes both sides, syncs again and checks that only the new
+// messages' bodies crossed, that both sides hold the same bytes and
+// flags, and that a third sync with nothing to do transfers no message.
+// isync 1.4 syncs the system flags, not keywords: those must stay
+// untouched on the server.
+func TestInteropMbsyncIncremental(t *testing.T) {
+	mbsync := interop.Program(t, "mbsync")
+	t.Parallel()
+	st := newTestStack(t)
+	fillClientMailbox(st)
+	_, addr := st.serve(st.options())
+	proxy := countingProxy(t, addr)
+	host, port, _ := strings.Cut(proxy.Addr, ":")
+	local := filepath.Join(t.TempDir(), "local")
+	must(t, os.MkdirAll(local, 0o700))
+	conf := mbsyncrc(t, host, port, local, "SSLType None\nAuthMechs LOGIN")
+	run := func(what string) wireTraffic {
+		t.Helper()
+		out, err := exec.Command(mbsync, "-c", conf, "-a").CombinedOutput()
+		if err != nil {
+			t.Fatalf("mbsync (%s): %v\n%s", what, err, out)
+		}
+		w := proxy.Take()
+		t.Logf("mbsync %s: %s", what, w)
+		return w
+	}
+	dirs := map[string]string{
+		"INBOX":         filepath.Join(local, "INBOX"),
+		"Projects":      filepath.Join(local, "Projects"),
+		"Projects.2026": filepath.Join(local, "Projects", "2026"),
+		"Ärger & Co":    filepath.Join(local, "&AMQ-rger &- Co"),
+	}
+	check := func(what string) {
+		t.Helper()
+		srv := serverState(t, addr, "alice@local.example")
+		names := slices.Collect(maps.Keys(dirs))
+		// mbsync stores messages with LF line ends in Maildir and
+		// adds its X-TUID header to every copy it makes, on either
+		// side: compare in that form.
+		form := func(b string) string { return tuidLine.ReplaceAllString(strings.ReplaceAll(b, "\r\n", "\n"), "") }
+		diffState(t, what, srv.keep(names...).systemOnly().mapBodies(form), maildirState(t, dirs, nil).mapBodies(form))
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+
+	full := run("full sync")
+	if full.BodyResp != 9 {
+		t.Errorf("full sync fetched %d bodies, want the fixture's 9", full.BodyResp)
+	}
+	check("after the full sync")
+
+	// Changes on the server: flags, a new message, an expunge.
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	cl.ok(`STORE 5 +FLAGS.SILENT (\Flagged)`)
+	cl.ok(`STORE 1 -FLAGS.SILENT (\Seen)`)
+	cl.ok("SELECT Projects")
+	cl.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	cl.ok("EXPUNGE")
+	cl.ok("LOGOUT")
+	st.deliver("alice@local.example", "Projects.2026", clientMessage(10, "new on server"))
+	// Changes on the client: flags, a new message, a new folder.
+	renameFlags(t, dirs["INBOX"], "Message 4,", "FS")
+	putLocal(t, dirs["Ärger & Co"], "1700000000.local1.host", clientMessage(11, "new on client"))
+	dirs["Notes"] = filepath.Join(local, "Notes")
+	putLocal(t, dirs["Notes"], "1700000001.local2.host", clientMessage(12, "new folder on client"))
+
+	inc := run("incremental sync")
+	if inc.BodyResp != 1 || inc.Commands["APPEND"] != 2 {
+		t.Errorf("incremental sync fetched %d bodies and appended %d, want 1 and 2: %s", inc.BodyResp, inc.Commands["APPEND"], inc)
+	}
+	check("after the incremental sync")
+	if srv := serverState(t, addr, "alice@local.example"); !has([]string{fmt.Sprint(srv["INBOX"])}, "Message 4,", `$Label1 Project_X \Flagged \Seen`) {
+		t.Errorf("keywords of message 4 lost on the server: %q", srv["INBOX"])
+	}
+
+	idle := run("sync with nothing to do")
+	if idle.BodyResp != 0 || idle.Commands["APPEND"] != 0 || idle.Commands["UID STORE"] != 0 || idle.Commands["EXPUNGE"] != 0 {
+		t.Errorf("idle sync moved something: %s", idle)
+	}
+	check("after the idle sync")
+}

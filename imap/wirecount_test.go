@@ -1,0 +1,175 @@
+package imap
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// wireTraffic is what went over one or more IMAP connections between a
+// real client and the server, as a counting proxy saw it: the commands
+// the client sent by name, the untagged FETCH responses and how many of
+// them carried message data (a literal: BODY[...], RFC822, BINARY[...]),
+// and the bytes each way. It is how the interop tests check that an
+// incremental sync transfers only what changed.
+type wireTraffic struct {
+	Commands   map[string]int // "UID FETCH", "APPEND", "SELECT", ...
+	Fetches    []string       // the FETCH and UID FETCH command lines
+	FetchResp  int            // untagged "* n FETCH" responses
+	BodyResp   int            // of those, responses with a literal
+	BodyBytes  int64          // the literals' bytes in FETCH responses
+	Up, Down   int64          // bytes client to server, server to client
+	Connection int            // connections made
+}
+
+func (w wireTraffic) String() string {
+	return fmt.Sprintf("%d connections, %d FETCH responses (%d with message data, %d bytes), %d bytes up, %d down, commands %v",
+		w.Connection, w.FetchResp, w.BodyResp, w.BodyBytes, w.Up, w.Down, w.Commands)
+}
+
+// wireCounter is a TCP proxy in front of an IMAP server counting
+// wireTraffic. The clients under test speak plain IMAP to it, so that
+// it can read the dialog.
+type wireCounter struct {
+	Addr string
+	mu   sync.Mutex
+	cur  wireTraffic
+}
+
+// countingProxy listens on 127.0.0.1:0 and forwards every connection to
+// target, until the test ends.
+func countingProxy(t *testing.T, target string) *wireCounter {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	wc := &wireCounter{Addr: l.Addr().String()}
+	wc.cur.Commands = map[string]int{}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wc.mu.Lock()
+			wc.cur.Connection++
+			wc.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); wc.pump(s, c, false); s.Close(); c.Close() }()
+			go func() { defer wg.Done(); wc.pump(c, s, true); c.Close(); s.Close() }()
+		}
+	}()
+	return wc
+}
+
+// Take returns the traffic counted since the last Take and starts anew.
+// Call it once the client has exited: its connections are then closed.
+func (wc *wireCounter) Take() wireTraffic {
+	wc.mu.Lock()
+	defer wc.mu.Unlock()
+	w := wc.cur
+	wc.cur = wireTraffic{Commands: map[string]int{}}
+	return w
+}
+
+var (
+	literalAtEnd = regexp.MustCompile(`\{(\d+)\+?\}\r?\n$`)
+	fetchResp    = regexp.MustCompile(`^\* \d+ FETCH `)
+)
+
+// pump copies one direction of a connection line by line, literals as
+// they come, and counts what it sees. IMAP is line-based apart from
+// literals, so every line is forwarded as soon as it is complete and a
+// client waiting for a continuation request never waits on the proxy.
+func (wc *wireCounter) pump(dst io.Writer, src io.Reader, fromServer bool) {
+	r := bufio.NewReaderSize(src, 64<<10)
+	first := true // the next line starts a command or response
+	var kind string
+	counted := false // the response's message data was counted
+	for {
+		line, err := r.ReadString('\n')
+		if len(line) > 0 {
+			if _, werr := io.WriteString(dst, line); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+		wc.mu.Lock()
+		if fromServer {
+			wc.cur.Down += int64(len(line))
+		} else {
+			wc.cur.Up += int64(len(line))
+		}
+		if first {
+			kind, counted = "", false
+			switch {
+			case fromServer && fetchResp.MatchString(line):
+				kind = "fetch"
+				wc.cur.FetchResp++
+			case !fromServer:
+				name := commandName(line)
+				wc.cur.Commands[name]++
+				if name == "FETCH" || name == "UID FETCH" {
+					wc.cur.Fetches = append(wc.cur.Fetches, strings.TrimRight(line, "\r\n"))
+				}
+			}
+		}
+		m := literalAtEnd.FindStringSubmatch(line)
+		var n int64
+		if m != nil {
+			n, _ = strconv.ParseInt(m[1], 10, 64)
+			if kind == "fetch" {
+				wc.cur.BodyBytes += n
+				if !counted {
+					wc.cur.BodyResp++
+					counted = true
+				}
+			}
+			if fromServer {
+				wc.cur.Down += n
+			} else {
+				wc.cur.Up += n
+			}
+		}
+		wc.mu.Unlock()
+		first = m == nil
+		if m != nil {
+			if _, err := io.CopyN(dst, r, n); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// commandName is a client line's command: the word after the tag, with
+// UID's command after it ("UID FETCH").
+func commandName(line string) string {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return strings.ToUpper(strings.Join(f, " "))
+	}
+	name := strings.ToUpper(f[1])
+	if name == "UID" && len(f) > 2 {
+		name += " " + strings.ToUpper(f[2])
+	}
+	return name
+}
