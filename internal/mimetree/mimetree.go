@@ -212,32 +212,24 @@ func (ps *parser) line(b []byte, partial bool) {
 }
 
 // boundary finds the innermost open multipart whose boundary line b is,
-// and whether it is the close delimiter. A boundary is followed by
-// linear white space, the line's end, or "--" (as go-message reads it).
+// and whether it is the close delimiter: "--", the boundary, "--" for
+// the close delimiter, then only linear white space to the line's end.
+// At most two map lookups, whatever the line.
 func (ps *parser) boundary(b []byte) (int, bool) {
+	core := b[2:]
+	core = bytes.TrimSuffix(core, []byte("\n"))
+	core = bytes.TrimSuffix(core, []byte("\r"))
+	core = bytes.TrimRight(core, " \t")
+	if len(core) == 0 || len(core) > maxBoundary+2 {
+		return -1, false
+	}
 	best, final := -1, false
-	rest := b[2:]
-	for i := 1; i <= len(rest) && i <= maxBoundary; i++ {
-		if i < len(rest) {
-			c := rest[i]
-			if c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '-' {
-				continue
-			}
-		}
-		idx, ok := ps.active[string(rest[:i])]
-		if !ok {
-			continue
-		}
-		after := rest[i:]
-		isFinal := bytes.HasPrefix(after, []byte("--"))
-		if isFinal {
-			after = after[2:]
-		}
-		if strings.Trim(string(after), " \t\r\n") != "" {
-			continue
-		}
-		if k := idx[len(idx)-1]; k > best {
-			best, final = k, isFinal
+	if idx, ok := ps.active[string(core)]; ok {
+		best = idx[len(idx)-1]
+	}
+	if n := len(core) - 2; n > 0 && core[n] == '-' && core[n+1] == '-' {
+		if idx, ok := ps.active[string(core[:n])]; ok && idx[len(idx)-1] > best {
+			best, final = idx[len(idx)-1], true
 		}
 	}
 	return best, final
