@@ -82,43 +82,12 @@ func TestCrash(t *testing.T) {
 		t.Skip("child process")
 	}
 	dir := t.TempDir()
-	ctx := context.Background()
-	db, err := store.Open(ctx, store.DriverSQLite, filepath.Join(dir, "directory.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.AddDomain(ctx, "local.example"); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.AddUser(ctx, &store.User{Address: "alice@local.example", PasswordHash: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	u, err := db.LookupUser(ctx, "alice@local.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	box := crashDirectory(t, dir, "alice@local.example")[0]
 	load := buildLoadTool(t)
 
 	acked := map[string]string{} // Message-ID answered 250 → SHA-256 of its body
 	for round := range 20 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-		cmd.Env = append(os.Environ(), crashEnv+"="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
-		if err != nil || !ok {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child did not start: %q %v", round, line, err)
-		}
+		cmd, addr := startCrashChild(t, dir, round)
 		// Kill after a random number of acknowledgements, while four
 		// connections are at random points of their transactions. The
 		// tool writes a record line as soon as it reads each 250, to a
@@ -165,7 +134,76 @@ func TestCrash(t *testing.T) {
 		}
 	}
 
-	box := filepath.Join(dir, "mail", u.Maildir)
+	found := crashStored(t, box, acked)
+	for id := range acked {
+		if !found[id] {
+			t.Errorf("%s was acknowledged with 250 but is not in the Maildir", id)
+		}
+	}
+	t.Logf("%d messages acknowledged, %d stored, over 20 kills", len(acked), len(found))
+	if len(acked) < 20 {
+		t.Fatalf("only %d acknowledgements: the load did not run", len(acked))
+	}
+}
+
+// crashDirectory makes the directory the crash child serves, in dir,
+// with users in local.example, and returns their Maildirs.
+func crashDirectory(t *testing.T, dir string, users ...string) []string {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.DriverSQLite, filepath.Join(dir, "directory.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.AddDomain(ctx, "local.example"); err != nil {
+		t.Fatal(err)
+	}
+	var boxes []string
+	for _, a := range users {
+		if err := db.AddUser(ctx, &store.User{Address: a, PasswordHash: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		u, err := db.LookupUser(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		boxes = append(boxes, filepath.Join(dir, "mail", u.Maildir))
+	}
+	return boxes
+}
+
+// startCrashChild starts TestCrashChild on the state in dir and returns
+// it with the address it serves.
+func startCrashChild(t *testing.T, dir string, round int) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "ADDR ")
+	if err != nil || !ok {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("round %d: child did not start: %q %v", round, line, err)
+	}
+	return cmd, addr
+}
+
+// crashStored checks every message file of the Maildir box: each carries
+// the hash of its body (X-Smtpload-Body-SHA256), acknowledged or not, and
+// must match it, and the acknowledged ones must also match acked, the
+// record of what was sent (Message-ID → hash). It returns the
+// Message-IDs found.
+func crashStored(t *testing.T, box string, acked map[string]string) map[string]bool {
+	t.Helper()
 	found := map[string]bool{}
 	for _, sub := range []string{"new", "cur"} {
 		ents, err := os.ReadDir(filepath.Join(box, sub))
@@ -181,9 +219,6 @@ func TestCrash(t *testing.T) {
 			if id == "" || want == "" {
 				t.Fatalf("%s: not a test message:\n%.300s", e.Name(), b)
 			}
-			// Every copy carries the hash of its body, acknowledged
-			// or not; the acknowledged ones must also match the
-			// record of what was sent.
 			_, body, _ := bytes.Cut(b, []byte("\r\n\r\n"))
 			sum := sha256.Sum256(body)
 			if got := hex.EncodeToString(sum[:]); got != want || acked[id] != "" && acked[id] != got {
@@ -192,15 +227,7 @@ func TestCrash(t *testing.T) {
 			found[id] = true
 		}
 	}
-	for id := range acked {
-		if !found[id] {
-			t.Errorf("%s was acknowledged with 250 but is not in the Maildir", id)
-		}
-	}
-	t.Logf("%d messages acknowledged, %d stored, over 20 kills", len(acked), len(found))
-	if len(acked) < 20 {
-		t.Fatalf("only %d acknowledgements: the load did not run", len(acked))
-	}
+	return found
 }
 
 // buildLoadTool builds examples/smtpload into a temporary directory.
