@@ -48,8 +48,10 @@ type Verdict struct {
 	// Authentication-Results header field of the delivered message.
 	Results []AuthResult
 	// Headers are complete header fields ("Name: value", folded with
-	// CRLF and whitespace when long, without the final CRLF) prepended to
-	// the delivered message.
+	// CRLF and whitespace when long, without the final CRLF), one field
+	// per element, prepended to the delivered message. A line break in
+	// an element that is not a fold is dropped (see headerenc.Field):
+	// an element never becomes two fields.
 	Headers []string
 }
 
@@ -75,7 +77,8 @@ type MessageChecker interface {
 }
 
 // Signer signs outgoing mail on the submission server; DKIM signing
-// plugs in here. It returns header fields (as Verdict.Headers) to
+// plugs in here. It returns header fields (as Verdict.Headers, one field
+// per element) to
 // prepend to msg, which already carries the Message-ID and Date added on
 // submission. An error refuses the message with a temporary failure
 // unless it is an *Error.

@@ -79,6 +79,23 @@ func scanHeader(msg []byte) headerInfo {
 	return h
 }
 
+// splitFields splits a block of header fields, each ending in CRLF, into
+// the fields without their final CRLF: a line that starts with white
+// space continues the field before it.
+func splitFields(block string) []string {
+	var out []string
+	for _, line := range strings.SplitAfter(block, "\n") {
+		switch {
+		case strings.TrimRight(line, "\r\n") == "":
+		case (line[0] == ' ' || line[0] == '\t') && len(out) > 0:
+			out[len(out)-1] += "\r\n" + strings.TrimRight(line, "\r\n")
+		default:
+			out = append(out, strings.TrimRight(line, "\r\n"))
+		}
+	}
+	return out
+}
+
 // protocolName is the "with" keyword of RFC 3848 for the session.
 func protocolName(lmtp, esmtp, tls, auth bool) string {
 	p := "SMTP"

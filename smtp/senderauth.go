@@ -162,7 +162,9 @@ func (s DKIMSigner) Sign(ctx context.Context, env *Envelope, msg Body) ([]string
 	sig, err := s.Signer.Sign(ctx, r)
 	switch {
 	case err == nil:
-		return []string{strings.TrimSuffix(sig, "\r\n")}, nil
+		// One signature per key: one header field each, as Signer
+		// requires.
+		return splitFields(sig), nil
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case !errors.Is(err, dnsauth.ErrNoDKIMKey) && s.Logger != nil:

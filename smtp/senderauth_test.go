@@ -75,20 +75,26 @@ func TestSenderAuth(t *testing.T) {
 	}
 }
 
-// TestDKIMSigner signs submitted mail with dnsauth's signer and checks
-// the signature with dnsauth's verifier.
+// TestDKIMSigner signs submitted mail with dnsauth's signer, with an
+// Ed25519 and an RSA key as fullserver does, and checks both signatures
+// with dnsauth's verifier.
 func TestDKIMSigner(t *testing.T) {
 	st := newTestStack(t)
-	key, err := dnsauth.GenerateDKIMKey("local.example", "sel", "ed25519")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := key.Record()
-	if err != nil {
-		t.Fatal(err)
+	var keys []*dnsauth.DKIMKey
+	txt := map[string][]string{}
+	for sel, algo := range map[string]string{"ed": dnsauth.DKIMAlgoEd25519, "rsa": dnsauth.DKIMAlgoRSA} {
+		key, err := dnsauth.GenerateDKIMKey("local.example", sel, algo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := key.Record()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, txt[rec.Name] = append(keys, key), []string{rec.Value}
 	}
 	o := st.options(Submission)
-	o.Signer = DKIMSigner{Signer: dnsauth.NewSigner([]*dnsauth.DKIMKey{key})}
+	o.Signer = DKIMSigner{Signer: dnsauth.NewSigner(keys)}
 	// Alice may send as an address of a domain without keys.
 	o.SendAs = map[string][]string{"alice@local.example": {"alice@elsewhere.example"}}
 	addr, _ := st.serve(o)
@@ -113,7 +119,7 @@ func TestDKIMSigner(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("bob has %d messages", len(got))
 	}
-	dns := &dnsauth.MockResolver{TXT: map[string][]string{rec.Name: {rec.Value}}}
+	dns := &dnsauth.MockResolver{TXT: txt}
 	for _, m := range got {
 		// Verify what a receiver gets: the message as it left, from
 		// the signature down.
@@ -126,7 +132,7 @@ func TestDKIMSigner(t *testing.T) {
 			continue
 		}
 		res, err := dnsauth.VerifyDKIM(context.Background(), dns, strings.NewReader(m[i:]))
-		if err != nil || len(res) != 1 || res[0].Status != dnsauth.DKIMPass {
+		if err != nil || len(res) != 2 || res[0].Status != dnsauth.DKIMPass || res[1].Status != dnsauth.DKIMPass {
 			t.Fatalf("verification: %+v %v\n%s", res, err, m)
 		}
 	}
