@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migration is one schema step. Steps only add: new tables, new columns
@@ -313,13 +316,38 @@ func (s *SQL) steps(m migration) []string {
 }
 
 func (s *SQL) migrate(ctx context.Context) error {
+	var err error
 	switch s.driver {
 	case DriverMySQL:
-		return s.migrateMySQL(ctx)
+		err = s.migrateMySQL(ctx)
 	case DriverPostgres:
-		return s.migratePostgres(ctx)
+		err = s.migratePostgres(ctx)
+	default:
+		err = s.migrateSQLite(ctx)
 	}
-	return s.migrateSQLite(ctx)
+	if isDenied(err) {
+		err = fmt.Errorf("%w: %w", ErrSchemaRights, err)
+	}
+	return err
+}
+
+// ErrSchemaRights is wrapped by the error of a migration that the
+// database refused for lack of privileges: the DSN's user may read and
+// write rows (the seed's mail_admin grants) but not create or alter
+// tables.
+var ErrSchemaRights = errors.New("store: the database user may not change the schema")
+
+// isDenied reports a MySQL or PostgreSQL refusal for lack of
+// privileges.
+func isDenied(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		// ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR,
+		// ER_COLUMNACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR.
+		return me.Number == 1044 || me.Number == 1142 || me.Number == 1143 || me.Number == 1227
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42501" // insufficient_privilege
 }
 
 // migrateSQLite runs all pending steps in one IMMEDIATE transaction:

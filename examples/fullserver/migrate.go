@@ -79,6 +79,9 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	st, err := store.Open(ctx, driver, target, &store.Options{Migrate: true, ConvertMyISAM: *convert})
+	if errors.Is(err, store.ErrSchemaRights) {
+		return fmt.Errorf("migrate: %w; give -dsn with a database user that may CREATE and ALTER tables (README, Database users)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

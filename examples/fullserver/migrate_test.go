@@ -88,7 +88,8 @@ func testMigrate(t *testing.T, driver, root string, db *sql.DB) {
 	}
 
 	code, out, errs := fs(t, dir, "", "migrate")
-	if code != 1 || !strings.Contains(out, "step 2: ") || errs == "" || strings.Count(errs, "\n") != 1 {
+	if code != 1 || !strings.Contains(out, "step 2: ") || !strings.Contains(errs, "may not change the schema") ||
+		!strings.Contains(errs, "give -dsn") || strings.Count(errs, "\n") != 1 {
 		t.Fatalf("migrate as mail_admin: exit %d, stdout %q, stderr %q; want the plan and one line of error", code, out, errs)
 	}
 	if v := version(); v > 0 {
