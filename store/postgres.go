@@ -66,7 +66,8 @@ func (c pgConn) QueryContext(ctx context.Context, query string, args []driver.Na
 // rebind replaces each "?" placeholder of q with "$1", "$2"… in order.
 // A "?" inside a string literal ('…', E'…' with backslash escapes), a
 // quoted identifier ("…") or a comment (-- to the end of the line, /* */
-// nested as PostgreSQL nests them) is left alone.
+// nested as PostgreSQL nests them) is left alone. Dollar-quoted strings
+// are not recognised: the store writes none.
 func rebind(q string) string {
 	if strings.IndexByte(q, '?') < 0 {
 		return q
