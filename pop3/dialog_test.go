@@ -565,22 +565,27 @@ func TestDotStuffingAndLineEndings(t *testing.T) {
 	}
 }
 
-// TestIdleTimeout: a silent session is told and disconnected; it
-// deletes nothing and releases the lock.
+// TestIdleTimeout: a silent session is told and disconnected after
+// IdleTimeout (10 minutes, on the bubble's clock); it deletes nothing
+// and releases the lock.
 func TestIdleTimeout(t *testing.T) {
-	e := newEnv(t, func(o *Options, _ *auth.Authenticator) { o.IdleTimeout = 300 * time.Millisecond })
-	u := e.addUser("u@example.org", "pw")
-	e.deliver(u, sizedMessage("a", 100))
-	c := e.login("u@example.org", "pw")
-	c.cmd("DELE 1", "+OK Message 1 deleted.")
-	// The next line is the server's: the timeout is the only event.
-	c.expect("-ERR Disconnected for inactivity.")
-	c.eof()
-	if f := e.files(u); len(f) != 1 {
-		t.Fatalf("after a timeout the maildrop holds %q", f)
-	}
-	c = e.login("u@example.org", "pw") // the lock was released before the close
-	c.cmd("STAT", "+OK 1 100")
+	inBubble(t, func(t *testing.T, e *testEnv, dial func() *testClient) {
+		u := e.addUser("u@example.org", "pw")
+		e.deliver(u, sizedMessage("a", 100))
+		c := dial()
+		c.cmd("USER u@example.org", "+OK")
+		c.cmdPrefix("PASS pw", "+OK Logged in")
+		c.cmd("DELE 1", "+OK Message 1 deleted.")
+		// The next line is the server's: the timeout is the only event.
+		expectTimeout(t, c, time.Now(), 10*time.Minute, "-ERR Disconnected for inactivity.")
+		if f := e.files(u); len(f) != 1 {
+			t.Fatalf("after a timeout the maildrop holds %q", f)
+		}
+		c = dial() // the lock was released before the close
+		c.cmd("USER u@example.org", "+OK")
+		c.cmdPrefix("PASS pw", "+OK Logged in")
+		c.cmd("STAT", "+OK 1 100")
+	})
 }
 
 // TestShutdown: Shutdown tells a waiting session to go, deletes nothing,
