@@ -33,6 +33,11 @@
 // directory fsynced before Deliver returns; on Linux file systems with
 // O_TMPFILE it is written to an unnamed file in new/ instead, fsynced,
 // and linked under its name there (no tmp/ entry, no rename).
+// Deliver is Stage (write, fsync, charge the quota; nothing visible)
+// then CommitAll (link, fsync the directory); a message for several
+// mailboxes is staged for each and committed with one CommitAll, which
+// names all the copies or none. CheckQuota asks, before a delivery,
+// whether a mailbox has room.
 // Concurrent deliveries share directory fsyncs. UIDs are assigned under dovecot-uidlist.lock, by the
 // first sync that sees a new file (or at once by Append, Copy and Move).
 // Opening a folder reads mailagent.index and two directory stamps; only

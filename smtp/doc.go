@@ -10,7 +10,13 @@
 // this package never imports it). Targets receive mail in two phases
 // (Delivery): recipients and body first, then Commit; a server answers
 // 250 only after Commit returned, that is after every copy was fsynced or
-// durably queued.
+// durably queued. Body writes every copy without making any visible
+// (LocalDelivery stages unnamed, fsynced files; the queue its spool
+// file) and Commit names them, so a message over SMTP is stored for all
+// its recipients or none: a temporary failure of any copy refuses it
+// whole, a permanent one found after DATA is bounced for that recipient
+// alone through a Bouncer (RFC 3464), and LMTP answers each recipient
+// with its own reply (see Router).
 //
 // Sender authentication plugs in through ConnectChecker (iprev),
 // MailChecker (SPF) and MessageChecker (DKIM, DMARC) on the MX, whose
@@ -34,6 +40,8 @@
 //     Options.PostmasterDomain.
 //   - RFC 6409 message submission; RFC 8314 implicit TLS on 465.
 //   - RFC 2033 LMTP, with a reply per recipient.
+//   - RFC 3464 delivery status notifications for recipients that fail
+//     after DATA (through a Bouncer, the queue).
 //   - RFC 3207 STARTTLS, with commands pipelined before it discarded.
 //   - RFC 4954 AUTH (PLAIN RFC 4616, LOGIN), only over TLS (538 5.7.11).
 //   - RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 3030 CHUNKING,
