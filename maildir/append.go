@@ -22,6 +22,8 @@ type importFile struct {
 	size  int64
 	vsize int64
 	mtime int64
+	// emailID is the EMAILID the message keeps (a copy's original's).
+	emailID string
 }
 
 // importFiles puts files into cur/, fsyncs it, and gives them UIDs under
@@ -87,6 +89,9 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 		uid := st.nextUID
 		st.nextUID++
 		e := &entry{key: im.key, info: im.info, hasInfo: true, size: im.size, vsize: im.vsize, mtime: im.mtime, saveDate: now}
+		if id := im.emailID; id != "" && id != e.emailIDOf() {
+			e.emailID = id
+		}
 		st.add(uid, e)
 		st.setModSeq(e, mod)
 		uids[i] = uid
@@ -167,7 +172,7 @@ func (f *Folder) sources(ctx context.Context, uids []uint32) ([]uint32, []import
 				continue
 			}
 			found = append(found, uid)
-			files = append(files, importFile{from: filepath.Join(st.dir, e.relPath()), key: e.key, info: e.info,
+			files = append(files, importFile{from: filepath.Join(st.dir, e.relPath()), key: e.key, info: e.info, emailID: e.emailIDOf(),
 				size: e.size, vsize: e.vsize, mtime: e.mtime})
 		}
 		return nil, nil

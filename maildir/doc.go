@@ -53,6 +53,8 @@
 //   - RFC 7162 (CONDSTORE, QRESYNC): a modseq per message, the folder's
 //     HIGHESTMODSEQ, changes and expunges since a modseq, and a
 //     conditional flag store (see modseq.go).
+//   - RFC 8474 (OBJECTID): Message.EmailID and Status.MailboxID.
+//   - RFC 8514 (SAVEDATE): Message.SaveDate.
 //   - RFC 6154 (SPECIAL-USE): \Sent \Drafts \Trash \Junk \Archive folders.
 //   - RFC 9208 (QUOTA): storage and message-count usage and limits.
 //   - Dovecot's dovecot-uidlist (version 3), dovecot-keywords,

@@ -46,6 +46,9 @@ type Message struct {
 	// SaveDate is when the message entered this folder, in unix
 	// nanoseconds (RFC 8514 SAVEDATE).
 	SaveDate int64
+	// EmailID is the message's RFC 8474 EMAILID: stable for the
+	// message's life, kept by a move and by a copy.
+	EmailID string
 }
 
 // HasFlag reports whether flag (exact spelling, keywords case-sensitive
@@ -71,6 +74,10 @@ type Status struct {
 	Size, VSize int64
 	// HighestModSeq is the folder's highest modification sequence.
 	HighestModSeq uint64
+	// MailboxID is the folder's RFC 8474 MAILBOXID: derived from the
+	// GUID in dovecot-uidlist, so it follows the folder through a
+	// rename and changes when the folder is recreated.
+	MailboxID string
 }
 
 // Snapshot is a consistent view of a folder at one instant.
@@ -197,6 +204,7 @@ func (f *Folder) Status(ctx context.Context) (Status, error) {
 	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
 		s.UIDValidity, s.UIDNext, s.Messages = st.uidValidity, st.nextUID, len(st.list)
 		s.HighestModSeq = st.highestModSeq
+		s.MailboxID = st.mailboxID()
 		for _, e := range st.list {
 			if !strings.ContainsRune(e.info, 'S') {
 				s.Unseen++

@@ -17,17 +17,17 @@ import (
 // lock, durably (see modseq.go). Anything wrong with it costs one rescan
 // and a full resynchronisation of CONDSTORE clients, never mail.
 //
-// Version 2 layout (integers are varints, strings length-prefixed):
+// Version 3 layout (integers are varints, strings length-prefixed):
 //
-//	"MAILAGENT-INDEX 2\n"
+//	"MAILAGENT-INDEX 3\n"
 //	uidvalidity nextuid  4×(mtime size ino) of new/ cur/ uidlist keywords
 //	scannedAt guid  nkeywords keyword...
 //	highestmodseq expungefloor cachegen loggen  nexpunged (uid modseq)...
-//	nmessages (uiddelta key info flags size vsize mtime modseq savedate cacheoff)...
+//	nmessages (uiddelta key info flags size vsize mtime modseq savedate cacheoff emailid)...
 //	crc32 (little endian, of all that precedes)
 const indexName = "mailagent.index"
 
-const indexMagic = "MAILAGENT-INDEX 2\n"
+const indexMagic = "MAILAGENT-INDEX 3\n"
 
 var errBadIndex = errors.New("maildir: corrupt index")
 
@@ -83,6 +83,7 @@ func (f *folderState) marshalIndex() []byte {
 		b = binary.AppendUvarint(b, e.modseq)
 		b = binary.AppendVarint(b, e.saveDate)
 		b = binary.AppendUvarint(b, e.cacheOff)
+		b = appendStr(b, e.emailID)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 }
@@ -207,6 +208,7 @@ func (f *folderState) parseIndex(data []byte) error {
 		e.size, e.vsize = int64(r.uvarint()), int64(r.uvarint())
 		e.mtime = r.varint()
 		e.modseq, e.saveDate, e.cacheOff = r.uvarint(), r.varint(), r.uvarint()
+		e.emailID = r.str()
 		if r.err != nil || !validBase(e.key) || e.modseq == 0 || e.modseq > highest {
 			return errBadIndex
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -241,4 +242,18 @@ func (f *Folder) ExpungedSince(ctx context.Context, modseq uint64) (uids []uint3
 	})
 	slices.Sort(uids)
 	return slices.Compact(uids), complete, err
+}
+
+// mailboxID returns the folder's MAILBOXID (RFC 8474: 1 to 255 letters,
+// digits, "-" and "_"), from the GUID in dovecot-uidlist.
+func (f *folderState) mailboxID() string {
+	if f.guid == "" {
+		return ""
+	}
+	return "F" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return -1
+	}, f.guid)
 }

@@ -3,6 +3,8 @@ package maildir
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -148,6 +150,20 @@ type entry struct {
 	// cacheOff is where the message's cache record starts in
 	// mailagent.cache (0: none).
 	cacheOff uint64
+	// emailID is the message's RFC 8474 EMAILID when it is not the one
+	// derived from key: a copy keeps its original's.
+	emailID string
+}
+
+// emailIDOf returns the EMAILID of a message: its own, or one derived
+// from its base name, which a message keeps for its life (flag changes
+// and moves rename only the part after ":2,").
+func (e *entry) emailIDOf() string {
+	if e.emailID != "" {
+		return e.emailID
+	}
+	sum := sha256.Sum256([]byte(e.key))
+	return "M" + hex.EncodeToString(sum[:12])
 }
 
 func (e *entry) relPath() string {
@@ -266,6 +282,7 @@ func (f *folderState) message(uid uint32, e *entry) Message {
 		Recent:       e.recent,
 		ModSeq:       e.modseq,
 		SaveDate:     e.saveDate,
+		EmailID:      e.emailIDOf(),
 	}
 }
 
@@ -461,7 +478,10 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 			continue
 		}
 		if l.info != e.info || l.inNew != e.inNew || l.hasInfo != e.hasInfo {
-			if l.info != e.info {
+			// Flags changed by a rename, or the file moved between new/
+			// and cur/ by someone else (this state's own moves are
+			// recorded as they happen): a new modseq either way.
+			if l.info != e.info || l.inNew != e.inNew {
 				changed = append(changed, uid)
 				if mod == 0 {
 					mod = f.newModSeq()
