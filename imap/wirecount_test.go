@@ -23,14 +23,16 @@ type wireTraffic struct {
 	Fetches    []string       // the FETCH and UID FETCH command lines
 	FetchResp  int            // untagged "* n FETCH" responses
 	BodyResp   int            // of those, responses with a literal
+	Whole      int            // of those, responses with a whole message (BODY[], RFC822, BINARY[])
 	BodyBytes  int64          // the literals' bytes in FETCH responses
 	Up, Down   int64          // bytes client to server, server to client
 	Connection int            // connections made
+	Transcript []string       // the dialog's lines ("C: ", "S: "), the first 5,000, for failure messages
 }
 
 func (w wireTraffic) String() string {
-	return fmt.Sprintf("%d connections, %d FETCH responses (%d with message data, %d bytes), %d bytes up, %d down, commands %v",
-		w.Connection, w.FetchResp, w.BodyResp, w.BodyBytes, w.Up, w.Down, w.Commands)
+	return fmt.Sprintf("%d connections, %d FETCH responses (%d with message data, %d whole messages, %d bytes), %d bytes up, %d down, commands %v",
+		w.Connection, w.FetchResp, w.BodyResp, w.Whole, w.BodyBytes, w.Up, w.Down, w.Commands)
 }
 
 // wireCounter is a TCP proxy in front of an IMAP server counting
@@ -92,6 +94,7 @@ func (wc *wireCounter) Take() wireTraffic {
 var (
 	literalAtEnd = regexp.MustCompile(`\{(\d+)\+?\}\r?\n$`)
 	fetchResp    = regexp.MustCompile(`^\* \d+ FETCH `)
+	wholeItem    = regexp.MustCompile(`(?i)(BODY\[\]|RFC822|BINARY\[\])(<0>)? \{\d+\}\r?\n$`)
 )
 
 // pump copies one direction of a connection line by line, literals as
@@ -119,6 +122,13 @@ func (wc *wireCounter) pump(dst io.Writer, src io.Reader, fromServer bool) {
 		} else {
 			wc.cur.Up += int64(len(line))
 		}
+		if len(wc.cur.Transcript) < 5000 {
+			dir := "C: "
+			if fromServer {
+				dir = "S: "
+			}
+			wc.cur.Transcript = append(wc.cur.Transcript, dir+strings.TrimRight(line, "\r\n"))
+		}
 		if first {
 			kind, counted = "", false
 			switch {
@@ -139,6 +149,9 @@ func (wc *wireCounter) pump(dst io.Writer, src io.Reader, fromServer bool) {
 			n, _ = strconv.ParseInt(m[1], 10, 64)
 			if kind == "fetch" {
 				wc.cur.BodyBytes += n
+				if wholeItem.MatchString(line) {
+					wc.cur.Whole++
+				}
 				if !counted {
 					wc.cur.BodyResp++
 					counted = true
