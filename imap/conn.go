@@ -24,7 +24,7 @@ import (
 const writeBufSize = 16 << 10
 
 // readBufSize is the size of a connection's command buffer.
-const readBufSize = 4 << 10
+const readBufSize = 1 << 10
 
 // writeTimeout bounds each write of responses to a client that does not
 // read them.
