@@ -58,6 +58,9 @@ func init() {
 		"STATUS":       {states: authed, fn: (*conn).cmdStatus},
 		"APPEND":       {states: authed, fn: (*conn).cmdAppend},
 		"IDLE":         {states: authed, fn: (*conn).cmdIdle},
+		"GETQUOTAROOT": {states: authed, fn: (*conn).cmdGetQuotaRoot},
+		"GETQUOTA":     {states: authed, fn: (*conn).cmdGetQuota},
+		"SETQUOTA":     {states: authed, fn: (*conn).cmdSetQuota},
 		"CHECK":        {states: inSelected, fn: (*conn).cmdNoop},
 		"CLOSE":        {states: inSelected, fn: (*conn).cmdClose},
 		"UNSELECT":     {states: inSelected, fn: (*conn).cmdClose},
@@ -150,7 +153,7 @@ func (c *conn) capabilities() string {
 	}
 	caps = append(caps, "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN",
 		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES",
-		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
+		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE",
 		fmt.Sprintf("APPENDLIMIT=%d", c.srv.opts.AppendLimit))
 	return strings.Join(caps, " ")
 }

@@ -283,9 +283,6 @@ func (c *conn) cmdStatus(cmd *imapwire.Command) (okStatus, error) {
 	if a.Items.HighestModSeq {
 		c.condstore = true
 	}
-	if a.Items.DeletedStorage {
-		return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "STATUS item not supported"}
-	}
 	d, err := c.sess.status(n, &a.Items)
 	if err != nil {
 		return okStatus{}, err
@@ -329,6 +326,9 @@ func writeStatus(w *imapwire.Writer, d *imap.StatusData) {
 	}
 	if d.AppendLimit != nil {
 		num("APPENDLIMIT", uint64(*d.AppendLimit))
+	}
+	if d.DeletedStorage != nil {
+		num("DELETED-STORAGE", uint64(*d.DeletedStorage))
 	}
 	if d.HighestModSeq != 0 {
 		num("HIGHESTMODSEQ", d.HighestModSeq)
@@ -376,6 +376,22 @@ func (s *session) status(name string, options *imap.StatusOptions) (*imap.Status
 	}
 	if options.HighestModSeq {
 		d.HighestModSeq = st.HighestModSeq
+	}
+	if options.DeletedStorage {
+		// QUOTA's DELETED-STORAGE (RFC 9208 section 4.2.1): what
+		// EXPUNGE would free, in units of 1024 octets.
+		snap, err := f.Snapshot(s.ctx)
+		if err != nil {
+			return nil, mapError(err)
+		}
+		var size int64
+		for i := range snap.Messages {
+			if snap.Messages[i].HasFlag(maildir.FlagDeleted) {
+				size += snap.Messages[i].Size
+			}
+		}
+		kib := (size + 1023) / 1024
+		d.DeletedStorage = &kib
 	}
 	return d, nil
 }
