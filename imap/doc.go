@@ -91,6 +91,8 @@
 //     gone) and the changed messages, UID FETCH takes VANISHED, and
 //     expunges are reported as VANISHED.
 //   - RFC 3516, BINARY; RFC 5530, response codes; RFC 7888, LITERAL+.
+//   - RFC 3502, MULTIAPPEND: the messages of one APPEND are stored all
+//     or none.
 //   - RFC 9208, QUOTA: one root, "", with maildirsize's limits (which
 //     the directory sets at login) and usage; STATUS DELETED-STORAGE;
 //     SETQUOTA is the administrator's (NO [NOPERM]).

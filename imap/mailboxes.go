@@ -396,41 +396,58 @@ func (s *session) status(name string, options *imap.StatusOptions) (*imap.Status
 	return d, nil
 }
 
-// cmdAppend serves APPEND: the message is durable before the OK, with
-// its UID in APPENDUID. A refused APPEND still reads its message, which
-// the client sends after a non-synchronizing literal.
+// cmdAppend serves APPEND, with MULTIAPPEND (RFC 3502): the messages
+// are durable before the OK, with their UIDs in APPENDUID, and are
+// stored all or none: a failure takes back those stored before it. A
+// refused APPEND still reads its messages, which the client sends after
+// non-synchronizing literals.
 func (c *conn) cmdAppend(cmd *imapwire.Command) (okStatus, error) {
 	s := c.sess
 	a := cmd.Args.(*imapwire.Append)
-	m := a.Message
 	f, err := s.appendTarget(a.Mailbox)
-	if err == nil && m.Catenate {
-		err = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "CATENATE not supported"}
-	}
 	if err != nil {
 		return okStatus{}, c.endAppend(err)
 	}
-	var flags []string
-	for _, fl := range m.Flags {
-		if fl != `\Recent` {
-			flags = append(flags, string(fl))
+	var uids []uint32
+	undo := func() {
+		if len(uids) > 0 {
+			if _, err := f.Expunge(s.ctx, uids); err != nil {
+				c.srv.log.Error("imap: taking back a failed MULTIAPPEND", "session", c.id, "err", err)
+			}
 		}
 	}
-	uid, err := f.Append(s.ctx, m.Body, flags, m.Date)
-	if err != nil {
-		return okStatus{}, c.endAppend(mapError(err))
-	}
-	if next, err := c.r.NextMessage(); err != nil || next != nil {
-		// MULTIAPPEND is not offered: a second message is refused, but
-		// the first is stored already.
-		return okStatus{}, c.appendRest(err, next)
+	for m := a.Message; m != nil; {
+		if m.Catenate {
+			undo()
+			return okStatus{}, c.endAppend(&imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "CATENATE not supported"})
+		}
+		var flags []string
+		for _, fl := range m.Flags {
+			if fl != `\Recent` {
+				flags = append(flags, string(fl))
+			}
+		}
+		uid, err := f.Append(s.ctx, m.Body, flags, m.Date)
+		if err != nil {
+			undo()
+			return okStatus{}, c.endAppend(mapError(err))
+		}
+		uids = append(uids, uid)
+		if m, err = c.r.NextMessage(); err != nil {
+			undo()
+			return okStatus{}, c.appendRest(err)
+		}
 	}
 	st, err := f.Status(s.ctx)
 	if err != nil {
 		return okStatus{}, mapError(err)
 	}
 	s.srv.refreshMailbox(s.ctx, s.md.Path(), f.Name())
-	return okStatus{code: "APPENDUID " + itoa(st.UIDValidity) + " " + itoa(uid)}, nil
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	return okStatus{code: "APPENDUID " + itoa(st.UIDValidity) + " " + set.String()}, nil
 }
 
 // appendTarget checks APPEND's mailbox and opens it.
@@ -448,7 +465,7 @@ func (c *conn) endAppend(err error) error {
 	for {
 		next, rerr := c.r.NextMessage()
 		if rerr != nil {
-			return c.appendRest(rerr, nil)
+			return c.appendRest(rerr)
 		}
 		if next == nil {
 			return err
@@ -456,26 +473,16 @@ func (c *conn) endAppend(err error) error {
 	}
 }
 
-// appendRest answers what follows an APPEND's message that cannot be
-// taken: a second message (MULTIAPPEND is not offered), or a syntax
-// error after the message.
-func (c *conn) appendRest(err error, next *imapwire.AppendMessage) error {
+// appendRest answers an APPEND whose rest could not be read: a syntax
+// error after a message (the parser's), or the connection's.
+func (c *conn) appendRest(err error) error {
 	var e *imapwire.Error
-	switch {
-	case errors.As(err, &e):
+	if errors.As(err, &e) {
 		if e.Close {
 			c.bye = "Command or literal too large, closing the connection"
 		}
 		return &imap.Error{Type: e.Type, Code: e.Code, Text: e.Text}
-	case err != nil:
-		c.state = stateLogout
-		return errSilent
 	}
-	for next != nil && err == nil {
-		next, err = c.r.NextMessage()
-	}
-	if err != nil {
-		return c.appendRest(err, nil)
-	}
-	return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "One message per APPEND"}
+	c.state = stateLogout
+	return errSilent
 }

@@ -34,3 +34,35 @@ func TestQuota(t *testing.T) {
 	}
 	free.expect("NO [NONEXISTENT]", `GETQUOTA ""`)
 }
+
+// TestMultiAppend: MULTIAPPEND (RFC 3502) stores every message with
+// its own flags and reports their UIDs; when one fails (over quota)
+// none is kept.
+func TestMultiAppend(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	wantLine(t, cl.ok("CAPABILITY"), "MULTIAPPEND")
+	m := testMessage
+	cl.send(fmt.Sprintf("a1 APPEND INBOX (\\Seen) {%d+}\r\n%s (\\Flagged) {%d+}\r\n%s", len(m), m, len(m), m))
+	if _, reply := cl.until("a1"); !hasPrefixAndSuffix(reply, "OK [APPENDUID ", " 1:2] APPEND completed") {
+		t.Fatalf("MULTIAPPEND: %q", reply)
+	}
+	cl.ok("SELECT INBOX")
+	wantLine(t, cl.ok("FETCH 1 FLAGS"), `FLAGS (\Seen)`)
+	wantLine(t, cl.ok("FETCH 2 FLAGS"), `FLAGS (\Flagged)`)
+
+	small := dial(t, addr)
+	small.login("small@local.example")
+	big := "Subject: big\r\n\r\n" + fmt.Sprintf("%03000d", 0) + "\r\n"
+	small.send(fmt.Sprintf("b1 APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s", len(m), m, len(big), big))
+	if _, reply := small.until("b1"); !hasPrefixAndSuffix(reply, "NO [OVERQUOTA]", "") {
+		t.Fatalf("MULTIAPPEND over quota: %q", reply)
+	}
+	wantLine(t, small.ok("STATUS INBOX (MESSAGES)"), "MESSAGES 0")
+}
+
+func hasPrefixAndSuffix(s, prefix, suffix string) bool {
+	return len(s) >= len(prefix)+len(suffix) && s[:len(prefix)] == prefix && s[len(s)-len(suffix):] == suffix
+}
