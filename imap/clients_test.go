@@ -46,6 +46,15 @@ func fillClientMailbox(st *testStack) {
 	st.deliver(user, "Ärger & Co", clientMessage(9, "umlaut"), `\Seen`, "$Label1")
 }
 
+// fixtureServer serves the fixture and puts a counting proxy in front.
+func fixtureServer(t *testing.T) (*testStack, string, *wireCounter) {
+	t.Helper()
+	st := newTestStack(t)
+	fillClientMailbox(st)
+	_, addr := st.serve(st.options())
+	return st, addr, countingProxy(t, addr)
+}
+
 // msgState is one message as both sides must hold it: its bytes and its
 // flags, sorted (\Recent, which is no stored flag, left out).
 type msgState struct {
@@ -246,10 +255,7 @@ var tuidLine = regexp.MustCompile(`(?m)^X-TUID: [^\n]*\n`)
 func TestInteropMbsyncIncremental(t *testing.T) {
 	mbsync := interop.Program(t, "mbsync")
 	t.Parallel()
-	st := newTestStack(t)
-	fillClientMailbox(st)
-	_, addr := st.serve(st.options())
-	proxy := countingProxy(t, addr)
+	st, addr, proxy := fixtureServer(t)
 	host, port, _ := strings.Cut(proxy.Addr, ":")
 	local := filepath.Join(t.TempDir(), "local")
 	must(t, os.MkdirAll(local, 0o700))
@@ -321,4 +327,87 @@ func TestInteropMbsyncIncremental(t *testing.T) {
 		t.Errorf("idle sync moved something: %s", idle)
 	}
 	check("after the idle sync")
+}
+
+// TestInteropNeomuttHeaderCache opens INBOX with neomutt twice, with its
+// header cache and CONDSTORE (and QRESYNC) on, through a counting proxy.
+// The first open fetches every header; between the two a flag changes
+// on the server and a message arrives; the second open fetches the
+// headers of the new message only, asks for flags CHANGEDSINCE its
+// cached modseq and gets the one changed message. In the second session
+// neomutt flags a message and copies it to "Ärger & Co" (the issue's
+// case (a); a space in neomutt's mailbox prompt cycles mailboxes, so
+// the pushed keys quote it); the server's state shows both.
+func TestInteropNeomuttHeaderCache(t *testing.T) {
+	neomutt := interop.Program(t, "neomutt")
+	scriptCmd := interop.Program(t, "script")
+	t.Parallel()
+	st, addr, proxy := fixtureServer(t)
+	dir := t.TempDir()
+	open := func(what, push string) wireTraffic {
+		t.Helper()
+		muttrc := filepath.Join(dir, "neomuttrc")
+		must(t, os.WriteFile(muttrc, []byte(fmt.Sprintf(`set imap_user="alice@local.example"
+set imap_pass="%s"
+set ssl_starttls=no
+set ssl_force_tls=no
+set imap_condstore=yes
+set imap_qresync=yes
+set header_cache="%s/hcache"
+set message_cachedir=""
+set folder="imap://alice%%40local.example@%s/"
+set record=""
+set wait_key=no
+set confirmappend=no
+set confirmcreate=no
+set quit=yes
+set mark_old=no
+push "%s<quit>"
+`, testPassword, dir, proxy.Addr, push)), 0o600))
+		out := runInTerminal(t, scriptCmd, dir, neomutt, muttrc, fmt.Sprintf("imap://alice%%40local.example@%s/INBOX", proxy.Addr))
+		w := proxy.Take()
+		t.Logf("neomutt %s: %s\n%q", what, w, w.Fetches)
+		if os.Getenv("DEBUGT") != "" {
+			t.Logf("terminal: %q\n%s", out, strings.Join(w.Transcript, "\n"))
+		}
+		return w
+	}
+
+	first := open("first open", "")
+	if first.BodyResp != 5 || first.Whole != 0 {
+		t.Errorf("first open fetched %d header sets and %d whole messages, want INBOX's 5 and none: %s", first.BodyResp, first.Whole, first)
+	}
+
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	cl.ok(`STORE 2 -FLAGS.SILENT (\Flagged)`)
+	cl.ok("LOGOUT")
+	st.deliver("alice@local.example", "INBOX", clientMessage(13, "new on server"))
+
+	second := open("second open", `<first-entry><flag-message><first-entry><copy-message>=Ärger<quote-char> &<quote-char> Co<enter><sync-mailbox>`)
+	changedSince := false
+	for _, f := range second.Fetches {
+		changedSince = changedSince || strings.Contains(f, "CHANGEDSINCE") || strings.Contains(f, "QRESYNC")
+	}
+	if !changedSince {
+		t.Errorf("second open did not ask for changes since its cached modseq: %q", second.Fetches)
+	}
+	// The new message's headers, and flags of the changed and the new
+	// message (neomutt's own STORE echoes come on top).
+	if second.BodyResp != 1 || second.Whole != 0 {
+		t.Errorf("second open fetched %d header sets and %d whole messages, want the new message's 1 and none: %s", second.BodyResp, second.Whole, second)
+	}
+	srv := serverState(t, addr, "alice@local.example")
+	if got := flagsOf(t, srv["INBOX"], "Message 1, inbox."); got != `\Flagged \Seen` {
+		t.Errorf("neomutt's flag on message 1: server has %q", got)
+	}
+	if got := flagsOf(t, srv["INBOX"], "Message 2, inbox."); got != `\Seen` {
+		t.Errorf("message 2 on the server: %q, want the server's change kept", got)
+	}
+	if len(srv["Ärger & Co"]) != 2 {
+		t.Errorf("neomutt's copy to \"Ärger & Co\": %q", srv["Ärger & Co"])
+	} else if got := flagsOf(t, srv["Ärger & Co"], "Message 1, inbox."); got != `\Flagged \Seen` {
+		t.Errorf("neomutt's copy to \"Ärger & Co\" has flags %q", got)
+	}
 }

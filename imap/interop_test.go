@@ -199,9 +199,26 @@ set confirmappend=no
 set move=no
 push "<tag-pattern>~A<enter><tag-prefix><pipe-message>cat > %s<enter><exit>"
 `, testPassword, st.certFile, dir, out)), 0o600))
-	url := fmt.Sprintf("imap://alice%%40local.example@%s/INBOX", addr)
-	cmd := exec.Command(scriptCmd, "-qec", fmt.Sprintf("%s -n -F %s -f %s", mutt, muttrc, url), "/dev/null")
-	cmd.Env = append(os.Environ(), "TERM=vt100", "HOME="+dir)
+	output := runInTerminal(t, scriptCmd, dir, mutt, muttrc, fmt.Sprintf("imap://alice%%40local.example@%s/INBOX", addr))
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("mutt wrote nothing: %v\n%q", err, output)
+	}
+	for _, want := range []string{"Subject: Hello there", "Subject: Third", "Gr=FC=DFe aus M=FCnchen"} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("mutt output lacks %q:\n%s", want, b)
+		}
+	}
+}
+
+// runInTerminal runs a mutt-like program with the configuration muttrc
+// on the folder url, under script(1) for the terminal it needs, with
+// HOME set to home, and returns what it wrote to the terminal. It fails
+// the test if the program fails or runs beyond 60 s.
+func runInTerminal(t *testing.T, scriptCmd, home, prog, muttrc, url string) string {
+	t.Helper()
+	cmd := exec.Command(scriptCmd, "-qec", fmt.Sprintf("%s -n -F %s -f '%s'", prog, muttrc, url), "/dev/null")
+	cmd.Env = append(os.Environ(), "TERM=vt100", "HOME="+home)
 	done := make(chan error, 1)
 	var output bytes.Buffer
 	cmd.Stdout = &output
@@ -211,19 +228,12 @@ push "<tag-pattern>~A<enter><tag-prefix><pipe-message>cat > %s<enter><exit>"
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("mutt: %v\n%q", err, output.String())
+			t.Fatalf("%s: %v\n%q", filepath.Base(prog), err, output.String())
 		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("mutt did not finish:\n%q", output.String())
+		<-done
+		t.Fatalf("%s did not finish:\n%q", filepath.Base(prog), output.String())
 	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatalf("mutt wrote nothing: %v\n%q", err, output.String())
-	}
-	for _, want := range []string{"Subject: Hello there", "Subject: Third", "Gr=FC=DFe aus M=FCnchen"} {
-		if !strings.Contains(string(b), want) {
-			t.Fatalf("mutt output lacks %q:\n%s", want, b)
-		}
-	}
+	return output.String()
 }
