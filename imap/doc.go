@@ -93,6 +93,9 @@
 //   - RFC 3516, BINARY; RFC 5530, response codes; RFC 7888, LITERAL+.
 //   - RFC 3502, MULTIAPPEND: the messages of one APPEND are stored all
 //     or none.
+//   - RFC 8474, OBJECTID: MAILBOXID at CREATE, SELECT and in STATUS,
+//     FETCH EMAILID from maildir's index, THREADID NIL (no threads are
+//     kept).
 //   - RFC 9208, QUOTA: one root, "", with maildirsize's limits (which
 //     the directory sets at login) and usage; STATUS DELETED-STORAGE;
 //     SETQUOTA is the administrator's (NO [NOPERM]).

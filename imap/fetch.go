@@ -29,6 +29,9 @@ type fetchItems struct {
 	// 3.1.4.1) when hasChangedSince: only messages changed after it.
 	changedSince    uint64
 	hasChangedSince bool
+	// OBJECTID (RFC 8474): EMAILID from the index; THREADID is NIL, as
+	// the server keeps no threads.
+	emailID, threadID bool
 }
 
 // errNotSupported answers FETCH items of extensions not offered.
@@ -39,7 +42,7 @@ var errNotSupported = &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.R
 // that need its content.
 func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 	a := cmd.Args.(*imapwire.Fetch)
-	if a.SaveDate || a.EmailID || a.ThreadID || a.Preview {
+	if a.SaveDate || a.Preview {
 		return okStatus{}, errNotSupported
 	}
 	if a.Vanished {
@@ -54,6 +57,7 @@ func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 		}
 	}
 	items := &fetchItems{opts: a.Options, rfc822: a.RFC822, rfc822Header: a.RFC822Header, rfc822Text: a.RFC822Text,
+		emailID: a.EmailID, threadID: a.ThreadID,
 		changedSince: a.Options.ChangedSince, hasChangedSince: a.HasChangedSince}
 	if cmd.UID {
 		items.opts.UID = true
@@ -213,6 +217,12 @@ func (s *session) fetchRefs(w *imapwire.Writer, refs []ref, items *fetchItems) e
 			item("MODSEQ (")
 			w.Number64(m.ModSeq)
 			w.Atom(")")
+		}
+		if items.emailID && m.EmailID != "" {
+			item("EMAILID (" + m.EmailID + ")")
+		}
+		if items.threadID {
+			item("THREADID NIL")
 		}
 		if content {
 			if sep {

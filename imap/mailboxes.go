@@ -45,7 +45,13 @@ func (c *conn) cmdCreate(cmd *imapwire.Command) (okStatus, error) {
 	if n == "INBOX" {
 		return okStatus{}, mapError(maildir.ErrFolderExists)
 	}
-	return okStatus{}, folderError(s.md.CreateFolder(s.ctx, n))
+	if err := s.md.CreateFolder(s.ctx, n); err != nil {
+		return okStatus{}, folderError(err)
+	}
+	if id, err := s.mailboxID(n); err == nil && id != "" {
+		return okStatus{code: "MAILBOXID (" + id + ")"}, nil // RFC 8474
+	}
+	return okStatus{}, nil
 }
 
 // cmdDelete serves DELETE. Children stay, reachable by name, as RFC 3501
@@ -178,7 +184,7 @@ func (lw *listWriter) WriteList(d *imap.ListData) error {
 	}
 	w.End()
 	if d.Status != nil {
-		writeStatus(w, d.Status)
+		writeStatus(w, d.Status, "")
 	}
 	return nil
 }
@@ -287,12 +293,18 @@ func (c *conn) cmdStatus(cmd *imapwire.Command) (okStatus, error) {
 	if err != nil {
 		return okStatus{}, err
 	}
-	writeStatus(c.w, d)
+	mid := ""
+	if a.MailboxID {
+		if mid, err = c.sess.mailboxID(n); err != nil {
+			return okStatus{}, err
+		}
+	}
+	writeStatus(c.w, d, mid)
 	return okStatus{}, nil
 }
 
 // writeStatus writes a STATUS response.
-func writeStatus(w *imapwire.Writer, d *imap.StatusData) {
+func writeStatus(w *imapwire.Writer, d *imap.StatusData, mailboxID string) {
 	w.Untagged()
 	w.Atom("STATUS ")
 	w.Mailbox(d.Mailbox)
@@ -332,6 +344,9 @@ func writeStatus(w *imapwire.Writer, d *imap.StatusData) {
 	}
 	if d.HighestModSeq != 0 {
 		num("HIGHESTMODSEQ", d.HighestModSeq)
+	}
+	if mailboxID != "" {
+		w.Atom(sep + "MAILBOXID (" + mailboxID + ")")
 	}
 	w.Atom(")")
 	w.End()
@@ -485,4 +500,17 @@ func (c *conn) appendRest(err error) error {
 	}
 	c.state = stateLogout
 	return errSilent
+}
+
+// mailboxID is a folder's OBJECTID MAILBOXID (RFC 8474).
+func (s *session) mailboxID(name string) (string, error) {
+	f, err := s.md.Folder(s.ctx, name)
+	if err != nil {
+		return "", folderError(err)
+	}
+	st, err := f.Status(s.ctx)
+	if err != nil {
+		return "", mapError(err)
+	}
+	return st.MailboxID, nil
 }

@@ -131,6 +131,9 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	// Modification sequences are kept for every folder (RFC 7162
 	// section 3.1.2.1).
 	w.Status("", imap.StatusResponseTypeOK, "HIGHESTMODSEQ "+itoa(snap.HighestModSeq), "Highest")
+	if st, err := f.Status(s.ctx); err == nil && st.MailboxID != "" {
+		w.Status("", imap.StatusResponseTypeOK, "MAILBOXID ("+st.MailboxID+")", "Ok") // RFC 8474
+	}
 	if c.rev2 {
 		// RFC 9051 section 6.3.2: the mailbox's name as LIST gives it.
 		w.Untagged()

@@ -80,12 +80,15 @@ type List struct {
 	Patterns []string
 	Options  imap.ListOptions
 	Extended bool // selection or return options, or several patterns, were given
+	// StatusMailboxID: RETURN (STATUS (... MAILBOXID)).
+	StatusMailboxID bool
 }
 
 // Status is STATUS's arguments.
 type Status struct {
-	Mailbox string
-	Items   imap.StatusOptions
+	Mailbox   string
+	Items     imap.StatusOptions
+	MailboxID bool // OBJECTID's MAILBOXID item (RFC 8474)
 }
 
 // Append is APPEND's mailbox and first message; Reader.NextMessage

@@ -381,7 +381,7 @@ func (r *Reader) listArgs(lsub bool) *List {
 		case "STATUS":
 			r.sp()
 			l.Options.ReturnStatus = &imap.StatusOptions{}
-			r.statusItems(l.Options.ReturnStatus)
+			l.StatusMailboxID = r.statusItems(l.Options.ReturnStatus)
 		default:
 			r.syntax("Unknown LIST return option")
 		}
@@ -394,12 +394,13 @@ func (r *Reader) status() *Status {
 	r.sp()
 	s := &Status{Mailbox: r.mailbox()}
 	r.sp()
-	r.statusItems(&s.Items)
+	s.MailboxID = r.statusItems(&s.Items)
 	return s
 }
 
-// statusItems reads a list of STATUS items, at least one.
-func (r *Reader) statusItems(o *imap.StatusOptions) {
+// statusItems reads a list of STATUS items, at least one, and reports
+// MAILBOXID, which go-imap's options have no field for.
+func (r *Reader) statusItems(o *imap.StatusOptions) (mailboxID bool) {
 	n := 0
 	r.list(func() {
 		n++
@@ -424,6 +425,8 @@ func (r *Reader) statusItems(o *imap.StatusOptions) {
 			o.DeletedStorage = true
 		case "HIGHESTMODSEQ":
 			o.HighestModSeq = true
+		case "MAILBOXID":
+			mailboxID = true
 		default:
 			r.syntax("Unknown STATUS item")
 		}
@@ -431,6 +434,7 @@ func (r *Reader) statusItems(o *imap.StatusOptions) {
 	if n == 0 {
 		r.syntax("Expected a STATUS item")
 	}
+	return mailboxID
 }
 
 // appendMessage reads one message of APPEND after its space: flags,
