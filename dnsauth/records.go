@@ -13,7 +13,7 @@ import (
 // Record is one DNS resource record, as a zone file writes it.
 type Record struct {
 	Name  string // owner name, fully qualified, without the trailing dot
-	Type  string // MX, A, AAAA, TXT, PTR, CNAME
+	Type  string // MX, A, AAAA, TXT, PTR, CNAME, SRV
 	Value string // presentation form; a TXT value is the joined text, unquoted
 }
 
@@ -54,6 +54,25 @@ type DomainSetup struct {
 	// ReportTo receives DMARC aggregate reports; postmaster@Domain when
 	// empty.
 	ReportTo string
+	// Services are the mail access services clients find by SRV lookups
+	// (RFC 6186, RFC 8314): a record per service, on MailHost.
+	Services []ClientService
+	// AutoconfigPort, when not 0, is the HTTPS port answering Thunderbird
+	// autoconfig and Microsoft Autodiscover: the autoconfig. and
+	// autodiscover. names of Domain point at MailHost, and an
+	// _autodiscover._tcp SRV record names the port.
+	AutoconfigPort int
+}
+
+// ClientService is one mail access service for an SRV record.
+type ClientService struct {
+	// Name is the service label without its underscore: "submissions",
+	// "submission", "imaps", "imap", "pop3s" or "pop3".
+	Name string
+	// Port is where MailHost offers it; 0 publishes the service as not
+	// offered (target ".", RFC 6186 section 3.4), so that clients do not
+	// guess a port that is closed.
+	Port int
 }
 
 func (s DomainSetup) normalized() (DomainSetup, error) {
@@ -126,10 +145,33 @@ func Records(s DomainSetup) ([]Record, error) {
 	}
 	recs = append(recs, Record{Name: "_dmarc." + s.Domain, Type: "TXT",
 		Value: "v=DMARC1; p=none; rua=mailto:" + s.ReportTo})
+	recs = append(recs, clientRecords(s)...)
 	for _, ip := range s.IPs {
 		recs = append(recs, Record{Name: ReverseName(ip), Type: "PTR", Value: s.MailHost + "."})
 	}
 	return recs, nil
+}
+
+// clientRecords are the records mail clients configure themselves from:
+// SRV per access service (priority 0, weight 1: one host), and the
+// autoconfig/autodiscover names.
+func clientRecords(s DomainSetup) []Record {
+	var recs []Record
+	for _, svc := range s.Services {
+		v := "0 0 0 ."
+		if svc.Port > 0 {
+			v = fmt.Sprintf("0 1 %d %s.", svc.Port, s.MailHost)
+		}
+		recs = append(recs, Record{Name: "_" + svc.Name + "._tcp." + s.Domain, Type: "SRV", Value: v})
+	}
+	if s.AutoconfigPort > 0 {
+		recs = append(recs,
+			Record{Name: "autoconfig." + s.Domain, Type: "CNAME", Value: s.MailHost + "."},
+			Record{Name: "autodiscover." + s.Domain, Type: "CNAME", Value: s.MailHost + "."},
+			Record{Name: "_autodiscover._tcp." + s.Domain, Type: "SRV",
+				Value: fmt.Sprintf("0 1 %d %s.", s.AutoconfigPort, s.MailHost)})
+	}
+	return recs
 }
 
 // ZoneFile formats records as zone-file lines, one per record.
@@ -195,6 +237,11 @@ func CheckRecords(ctx context.Context, r Resolver, s DomainSetup) ([]RecordCheck
 			c = checkDKIMRecord(ctx, r, w)
 		case w.Type == "PTR":
 			c = checkPTR(ctx, r, s, w)
+		default:
+			// SRV and the autoconfig CNAMEs help clients set themselves
+			// up; mail flows without them, and Resolver has no SRV
+			// lookup: they are printed by Records, not checked.
+			continue
 		}
 		checks = append(checks, c)
 	}

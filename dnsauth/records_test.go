@@ -195,3 +195,46 @@ func TestCheckRecordsMistakes(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordsClientServices(t *testing.T) {
+	s := testSetup(t, "a.test", "mail.a.test", "192.0.2.10")
+	s.DKIM = nil
+	s.Services = []ClientService{{"submissions", 465}, {"imaps", 993}, {"pop3s", 0}}
+	s.AutoconfigPort = 443
+	recs, err := Records(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ZoneFile(recs)
+	for _, line := range []string{
+		"_submissions._tcp.a.test.\t3600\tIN\tSRV\t0 1 465 mail.a.test.\n",
+		"_imaps._tcp.a.test.\t3600\tIN\tSRV\t0 1 993 mail.a.test.\n",
+		"_pop3s._tcp.a.test.\t3600\tIN\tSRV\t0 0 0 .\n",
+		"autoconfig.a.test.\t3600\tIN\tCNAME\tmail.a.test.\n",
+		"autodiscover.a.test.\t3600\tIN\tCNAME\tmail.a.test.\n",
+		"_autodiscover._tcp.a.test.\t3600\tIN\tSRV\t0 1 443 mail.a.test.\n",
+	} {
+		if !strings.Contains(got, line) {
+			t.Errorf("zone file lacks %q:\n%s", line, got)
+		}
+	}
+	// The check leaves what it cannot look up aside instead of failing it.
+	m := &MockResolver{}
+	for _, r := range recs {
+		if r.Type != "SRV" && r.Type != "CNAME" {
+			publish(t, m, []Record{r})
+		}
+	}
+	checks, err := CheckRecords(context.Background(), m, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range checks {
+		if c.Want.Type == "SRV" || c.Want.Type == "CNAME" {
+			t.Errorf("checked %v", c.Want)
+		}
+	}
+	if !ChecksOK(checks) {
+		t.Errorf("checks:\n%s", FormatChecks(checks))
+	}
+}

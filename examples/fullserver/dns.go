@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/examples/fullserver/config"
 )
 
 // The DNS commands: "dkim keygen" makes a signing key, "dns records"
@@ -99,7 +101,8 @@ func cmdDNS(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	setup := dnsauth.DomainSetup{Domain: domain, MailHost: *host}
+	setup := dnsauth.DomainSetup{Domain: domain, MailHost: *host, Services: srvServices(cfg)}
+	setup.AutoconfigPort = listenPort(cfg.Listen.HTTPS)
 	if setup.MailHost == "" {
 		setup.MailHost = cfg.Hostname
 	}
@@ -149,6 +152,31 @@ func cmdDNS(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%d of %d records of %s need attention", n, len(checks), domain)
 	}
 	return nil
+}
+
+// srvServices are the RFC 6186/8314 SRV services of the configured
+// listeners, implicit TLS first; a listener that is off is published as
+// not offered.
+func srvServices(cfg *config.Config) []dnsauth.ClientService {
+	l := cfg.Listen
+	var out []dnsauth.ClientService
+	for _, svc := range []struct{ name, addr string }{
+		{"submissions", l.Submissions}, {"submission", l.Submission},
+		{"imaps", l.IMAPS}, {"imap", l.IMAP}, {"pop3s", l.POP3S}, {"pop3", l.POP3},
+	} {
+		out = append(out, dnsauth.ClientService{Name: svc.name, Port: listenPort(svc.addr)})
+	}
+	return out
+}
+
+// listenPort is the port of a listen address, 0 when it is off.
+func listenPort(addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // parseDomainFlags parses flags given before or after the one DOMAIN

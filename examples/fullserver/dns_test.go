@@ -143,3 +143,42 @@ func TestDNSCheckSeedWrongMX(t *testing.T) {
 		t.Errorf("after the fix: exit %d\n%s%s", code, out, errs)
 	}
 }
+
+// "dns records" prints the SRV records of the listeners the
+// configuration has (RFC 6186/8314), "." for those that are off, and the
+// autoconfig/autodiscover names when HTTPS is on.
+func TestDNSRecordsClientServices(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "fullserver.toml")
+	if err := os.WriteFile(cfg, []byte(`hostname = "mail.a.test"
+[listen]
+submissions = ":465"
+submission = ":587"
+imaps = ":993"
+imap = ""
+pop3s = ":995"
+pop3 = ""
+https = ":443"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, "-data", dir, "-config", cfg, "dns", "records", "a.test", "-ip", "192.0.2.10")
+	if code != 0 {
+		t.Fatalf("records: %d %s", code, errs)
+	}
+	for _, want := range []string{
+		"_submissions._tcp.a.test.\t3600\tIN\tSRV\t0 1 465 mail.a.test.\n",
+		"_submission._tcp.a.test.\t3600\tIN\tSRV\t0 1 587 mail.a.test.\n",
+		"_imaps._tcp.a.test.\t3600\tIN\tSRV\t0 1 993 mail.a.test.\n",
+		"_imap._tcp.a.test.\t3600\tIN\tSRV\t0 0 0 .\n",
+		"_pop3s._tcp.a.test.\t3600\tIN\tSRV\t0 1 995 mail.a.test.\n",
+		"_pop3._tcp.a.test.\t3600\tIN\tSRV\t0 0 0 .\n",
+		"autoconfig.a.test.\t3600\tIN\tCNAME\tmail.a.test.\n",
+		"autodiscover.a.test.\t3600\tIN\tCNAME\tmail.a.test.\n",
+		"_autodiscover._tcp.a.test.\t3600\tIN\tSRV\t0 1 443 mail.a.test.\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("records lack %q:\n%s", want, out)
+		}
+	}
+}

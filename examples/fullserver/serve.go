@@ -400,7 +400,8 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		hs := &http.Server{Handler: s.stats.mux(), ReadHeaderTimeout: 10 * time.Second}
 		s.serve("metrics", func() error { return hs.Serve(ln) }, hs.Shutdown, http.ErrServerClosed)
 	}
-	return nil
+	// Last: the self-configuration answers name the listeners bound above.
+	return s.setupHTTPS()
 }
 
 func dmarcMode(policy string) dnsauth.DMARCMode {

@@ -68,6 +68,11 @@ type Listen struct {
 	POP3S       string `toml:"pop3s"`
 	LMTP        string `toml:"lmtp"`
 	Metrics     string `toml:"metrics"`
+	// HTTPS serves client self-configuration (Thunderbird autoconfig,
+	// Microsoft Autodiscover, Apple .mobileconfig) with the mail
+	// certificate, and ACME's TLS-ALPN-01 challenges; off by default,
+	// ":443" in production.
+	HTTPS string `toml:"https"`
 	// LMTPNetworks are the networks (CIDR prefixes or single addresses)
 	// LMTP takes TCP clients from; LMTP has no authentication, so who may
 	// connect is its boundary. Default loopback only.
@@ -356,6 +361,7 @@ func (c *Config) Validate() error {
 		"listen.imaps": c.Listen.IMAPS, "listen.pop3": c.Listen.POP3,
 		"listen.pop3s": c.Listen.POP3S, "listen.metrics": c.Listen.Metrics,
 		"listen.lmtp": c.Listen.LMTP, "dns.resolver": c.DNS.Resolver,
+		"listen.https": c.Listen.HTTPS,
 	} {
 		if addr == "" || (key == "listen.lmtp" && strings.HasPrefix(addr, "unix:")) {
 			continue
