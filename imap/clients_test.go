@@ -243,6 +243,42 @@ func putLocal(t *testing.T, dir, name, msg string) {
 	must(t, os.WriteFile(filepath.Join(dir, "new", name), []byte(msg), 0o600))
 }
 
+// checkSynced fails the test unless the server's folders named in dirs
+// and the client's Maildirs hold the same messages, compared in the
+// client's form (and with system flags only when systemOnly).
+func checkSynced(t *testing.T, what, addr string, dirs map[string]string, keywords map[rune]string, systemOnly bool, form func(string) string) {
+	t.Helper()
+	srv := serverState(t, addr, "alice@local.example").keep(slices.Collect(maps.Keys(dirs))...)
+	if systemOnly {
+		srv = srv.systemOnly()
+	}
+	diffState(t, what, srv.mapBodies(form), maildirState(t, dirs, keywords).mapBodies(form))
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// changeServerSide makes the sync tests' changes on the server: flags5
+// added to INBOX message 5, \Seen taken from message 1, Projects'
+// message expunged, a new message in Projects.2026.
+func changeServerSide(t *testing.T, st *testStack, addr, flags5 string) {
+	t.Helper()
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	cl.ok(`STORE 5 +FLAGS.SILENT (%s)`, flags5)
+	cl.ok(`STORE 1 -FLAGS.SILENT (\Seen)`)
+	cl.ok("SELECT Projects")
+	cl.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	cl.ok("EXPUNGE")
+	cl.ok("LOGOUT")
+	st.deliver("alice@local.example", "Projects.2026", clientMessage(10, "new on server"))
+}
+
+// lfLines is a message with LF line ends, as mbsync and offlineimap
+// store messages in Maildir.
+func lfLines(b string) string { return strings.ReplaceAll(b, "\r\n", "\n") }
+
 var tuidLine = regexp.MustCompile(`(?m)^X-TUID: [^\n]*\n`)
 
 // TestInteropMbsyncIncremental syncs the fixture with isync's mbsync
@@ -276,19 +312,11 @@ func TestInteropMbsyncIncremental(t *testing.T) {
 		"Projects.2026": filepath.Join(local, "Projects", "2026"),
 		"Ärger & Co":    filepath.Join(local, "&AMQ-rger &- Co"),
 	}
-	check := func(what string) {
-		t.Helper()
-		srv := serverState(t, addr, "alice@local.example")
-		names := slices.Collect(maps.Keys(dirs))
-		// mbsync stores messages with LF line ends in Maildir and
-		// adds its X-TUID header to every copy it makes, on either
-		// side: compare in that form.
-		form := func(b string) string { return tuidLine.ReplaceAllString(strings.ReplaceAll(b, "\r\n", "\n"), "") }
-		diffState(t, what, srv.keep(names...).systemOnly().mapBodies(form), maildirState(t, dirs, nil).mapBodies(form))
-		if t.Failed() {
-			t.FailNow()
-		}
-	}
+	// mbsync stores messages with LF line ends in Maildir and adds its
+	// X-TUID header to every copy it makes, on either side: compare in
+	// that form, system flags only.
+	form := func(b string) string { return tuidLine.ReplaceAllString(lfLines(b), "") }
+	check := func(what string) { checkSynced(t, what, addr, dirs, nil, true, form) }
 
 	full := run("full sync")
 	if full.Whole != 9 {
@@ -296,17 +324,7 @@ func TestInteropMbsyncIncremental(t *testing.T) {
 	}
 	check("after the full sync")
 
-	// Changes on the server: flags, a new message, an expunge.
-	cl := dial(t, addr)
-	cl.login("alice@local.example")
-	cl.ok("SELECT INBOX")
-	cl.ok(`STORE 5 +FLAGS.SILENT (\Flagged)`)
-	cl.ok(`STORE 1 -FLAGS.SILENT (\Seen)`)
-	cl.ok("SELECT Projects")
-	cl.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
-	cl.ok("EXPUNGE")
-	cl.ok("LOGOUT")
-	st.deliver("alice@local.example", "Projects.2026", clientMessage(10, "new on server"))
+	changeServerSide(t, st, addr, `\Flagged`)
 	// Changes on the client: flags, a new message, a new folder.
 	renameFlags(t, dirs["INBOX"], "Message 4,", "FS")
 	putLocal(t, dirs["Ärger & Co"], "1700000000.local1.host", clientMessage(11, "new on client"))
@@ -364,12 +382,9 @@ set quit=yes
 set mark_old=no
 push "%s<quit>"
 `, testPassword, dir, proxy.Addr, push)), 0o600))
-		out := runInTerminal(t, scriptCmd, dir, neomutt, muttrc, fmt.Sprintf("imap://alice%%40local.example@%s/INBOX", proxy.Addr))
+		runInTerminal(t, scriptCmd, dir, neomutt, muttrc, fmt.Sprintf("imap://alice%%40local.example@%s/INBOX", proxy.Addr))
 		w := proxy.Take()
 		t.Logf("neomutt %s: %s\n%q", what, w, w.Fetches)
-		if os.Getenv("DEBUGT") != "" {
-			t.Logf("terminal: %q\n%s", out, strings.Join(w.Transcript, "\n"))
-		}
 		return w
 	}
 
@@ -410,4 +425,94 @@ push "%s<quit>"
 	} else if got := flagsOf(t, srv["Ärger & Co"], "Message 1, inbox."); got != `\Flagged \Seen` {
 		t.Errorf("neomutt's copy to \"Ärger & Co\" has flags %q", got)
 	}
+}
+
+// TestInteropOfflineimap does for offlineimap what
+// TestInteropMbsyncIncremental does for mbsync, keywords included
+// (offlineimap's customflag_* map them to Maildir letters, from the
+// server to the Maildir only): a full sync,
+// changes on both sides, an incremental sync in which only the new
+// messages cross, and a sync with nothing to do; both sides hold the same
+// bytes, flags and keywords after each.
+func TestInteropOfflineimap(t *testing.T) {
+	offlineimap := interop.Program(t, "offlineimap")
+	t.Parallel()
+	st, addr, proxy := fixtureServer(t)
+	host, port, _ := strings.Cut(proxy.Addr, ":")
+	dir := t.TempDir()
+	local := filepath.Join(dir, "local")
+	conf := filepath.Join(dir, "offlineimaprc")
+	must(t, os.WriteFile(conf, []byte(fmt.Sprintf(`[general]
+accounts = test
+metadata = %[1]s/meta
+ui = basic
+
+[Account test]
+localrepository = local
+remoterepository = remote
+utf8foldernames = yes
+
+[Repository local]
+type = Maildir
+localfolders = %[2]s
+sep = /
+customflag_a = $Label1
+customflag_b = Project_X
+
+[Repository remote]
+type = IMAP
+remotehost = %[3]s
+remoteport = %[4]s
+remoteuser = alice@local.example
+remotepass = %[5]s
+ssl = no
+starttls = no
+`, dir, local, host, port, testPassword)), 0o600))
+	run := func(what string) wireTraffic {
+		t.Helper()
+		cmd := exec.Command(offlineimap, "-c", conf, "-o", "-u", "basic")
+		cmd.Env = append(os.Environ(), "HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.Contains(string(out), "ERROR") {
+			t.Fatalf("offlineimap (%s): %v\n%s", what, err, out)
+		}
+		w := proxy.Take()
+		t.Logf("offlineimap %s: %s\n%q", what, w, w.Fetches)
+		return w
+	}
+	dirs := map[string]string{
+		"INBOX":         filepath.Join(local, "INBOX"),
+		"Projects":      filepath.Join(local, "Projects"),
+		"Projects.2026": filepath.Join(local, "Projects", "2026"),
+		"Ärger & Co":    filepath.Join(local, "Ärger & Co"),
+	}
+	keywords := map[rune]string{'a': "$Label1", 'b': "Project_X"}
+	// offlineimap stores messages with LF line ends in Maildir.
+	check := func(what string) { checkSynced(t, what, addr, dirs, keywords, false, lfLines) }
+
+	full := run("full sync")
+	if full.Whole != 9 {
+		t.Errorf("full sync fetched %d messages, want the fixture's 9: %s", full.Whole, full)
+	}
+	check("after the full sync")
+
+	changeServerSide(t, st, addr, `\Flagged Project_X`)
+	renameFlags(t, dirs["INBOX"], "Message 4,", "FSab")
+	// offlineimap maps keywords to letters from the server to Maildir
+	// only: a letter added locally is not sent up (it stores "+FLAGS
+	// ()"), so the local changes are to system flags.
+	renameFlags(t, dirs["INBOX"], "Message 3,", "RS")
+	putLocal(t, dirs["Ärger & Co"], "1700000000_0.1.host,FMD5=00000000000000000000000000000000:2,S", clientMessage(11, "new on client"))
+
+	inc := run("incremental sync")
+	if inc.Whole != 1 || inc.Commands["APPEND"] != 1 {
+		t.Errorf("incremental sync fetched %d messages and appended %d, want 1 and 1: %s", inc.Whole, inc.Commands["APPEND"], inc)
+	}
+	check("after the incremental sync")
+
+	idle := run("sync with nothing to do")
+	if idle.Whole != 0 || idle.Commands["APPEND"] != 0 || idle.Commands["UID STORE"] != 0 || idle.Commands["EXPUNGE"] != 0 {
+		t.Errorf("idle sync moved something: %s", idle)
+	}
+	check("after the idle sync")
 }

@@ -174,11 +174,12 @@ func (wc *wireCounter) pump(dst io.Writer, src io.Reader, fromServer bool) {
 }
 
 // commandName is a client line's command: the word after the tag, with
-// UID's command after it ("UID FETCH").
+// UID's command after it ("UID FETCH"). A line of one word is no command
+// but a continuation (a SASL response, IDLE's DONE).
 func commandName(line string) string {
 	f := strings.Fields(line)
 	if len(f) < 2 {
-		return strings.ToUpper(strings.Join(f, " "))
+		return "(continuation)"
 	}
 	name := strings.ToUpper(f[1])
 	if name == "UID" && len(f) > 2 {
