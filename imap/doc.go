@@ -93,6 +93,9 @@
 //   - RFC 3516, BINARY; RFC 5530, response codes; RFC 7888, LITERAL+.
 //   - RFC 3502, MULTIAPPEND: the messages of one APPEND are stored all
 //     or none.
+//   - RFC 5256, SORT (base subjects as its section 2.1 says, DATE from
+//     the Date field or INTERNALDATE); RFC 5957, SORT=DISPLAY; RFC
+//     5267, ESORT. Keys read each matching message's header.
 //   - RFC 8474, OBJECTID: MAILBOXID at CREATE, SELECT and in STATUS,
 //     FETCH EMAILID from maildir's index, THREADID NIL (no threads are
 //     kept).

@@ -161,16 +161,7 @@ func usesModSeq(c *imap.SearchCriteria) bool {
 
 func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := s.sel
-	if searchTooDeep(criteria, 0) {
-		return nil, errSearchTooDeep
-	}
-	refs := sel.resolve(imap.SeqSet{{Start: 1, Stop: 0}})
-	var maxSeq, maxUID uint32
-	if len(refs) > 0 {
-		maxSeq, maxUID = refs[len(refs)-1].seq, refs[len(refs)-1].uid
-	}
-	c := sel.prepareCriteria(criteria, maxSeq, maxUID)
-	msgs, err := s.messages(refs)
+	found, err := s.matching(criteria, false)
 	if err != nil {
 		return nil, err
 	}
@@ -180,15 +171,8 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 		uidSet            imap.UIDSet
 		firstUID, lastUID uint32
 	)
-	for _, r := range refs {
-		m := msgs(r.uid)
-		if m == nil {
-			continue
-		}
-		mc := &matchContext{s: s, m: m, seq: r.seq}
-		if !mc.match(c) {
-			continue
-		}
+	for _, mc := range found {
+		r := ref{mc.seq, mc.m.UID}
 		uidSet.AddNum(imap.UID(r.uid))
 		num := r.seq
 		if uid {
@@ -204,7 +188,7 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 			data.Max = num
 			lastUID = r.uid
 		}
-		data.ModSeq = max(data.ModSeq, m.ModSeq)
+		data.ModSeq = max(data.ModSeq, mc.m.ModSeq)
 		data.Count++
 	}
 	if uid {
@@ -216,6 +200,43 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 		sel.searchRes = savedResult(options, uidSet, firstUID, lastUID)
 	}
 	return &data, nil
+}
+
+// matching returns the messages of the selected mailbox that match
+// criteria, in sequence order; with keepHeader, each with its header if
+// the search read it (a sort reads it anyway).
+func (s *session) matching(criteria *imap.SearchCriteria, keepHeader bool) ([]*matchContext, error) {
+	sel := s.sel
+	if searchTooDeep(criteria, 0) {
+		return nil, errSearchTooDeep
+	}
+	refs := sel.resolve(imap.SeqSet{{Start: 1, Stop: 0}})
+	var maxSeq, maxUID uint32
+	if len(refs) > 0 {
+		maxSeq, maxUID = refs[len(refs)-1].seq, refs[len(refs)-1].uid
+	}
+	c := sel.prepareCriteria(criteria, maxSeq, maxUID)
+	msgs, err := s.messages(refs)
+	if err != nil {
+		return nil, err
+	}
+	var found []*matchContext
+	for _, r := range refs {
+		m := msgs(r.uid)
+		if m == nil {
+			continue
+		}
+		mc := &matchContext{s: s, m: m, seq: r.seq}
+		if mc.match(c) {
+			// What was read of the message is not kept for long.
+			mc.raw, mc.loaded, mc.decoded, mc.headerText, mc.bodyText = nil, false, false, "", ""
+			if !keepHeader {
+				mc.header, mc.headerRead = nil, false
+			}
+			found = append(found, mc)
+		}
+	}
+	return found, nil
 }
 
 // savedResult is what SEARCHRES keeps as "$" (RFC 5182 section 2.1):
