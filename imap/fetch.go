@@ -132,7 +132,8 @@ func (s *session) fetch(w *imapwire.Writer, set imap.NumSet, items *fetchItems) 
 }
 
 // messages returns a lookup of refs' index entries, from one Snapshot for
-// many messages or one lookup each for few.
+// many messages or one lookup each for few, \Recent as this session
+// reports it.
 func (s *session) messages(refs []ref) (func(uid uint32) *maildir.Message, error) {
 	f := s.sel.folder
 	if len(refs) > snapshotThreshold {
@@ -142,7 +143,9 @@ func (s *session) messages(refs []ref) (func(uid uint32) *maildir.Message, error
 		}
 		return func(uid uint32) *maildir.Message {
 			if i := snap.Find(uid); i >= 0 {
-				return &snap.Messages[i]
+				m := &snap.Messages[i]
+				m.Recent = s.sel.isRecent(uid)
+				return m
 			}
 			return nil
 		}, nil
@@ -153,6 +156,7 @@ func (s *session) messages(refs []ref) (func(uid uint32) *maildir.Message, error
 		if err != nil {
 			continue // expunged meanwhile
 		}
+		m.Recent = s.sel.isRecent(r.uid)
 		byUID[r.uid] = &m
 	}
 	return func(uid uint32) *maildir.Message { return byUID[uid] }, nil

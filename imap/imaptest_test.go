@@ -30,9 +30,6 @@ var imaptestExceptions = map[string]string{
 	"fetch-binary-mime-base64": "BINARY: a base64 part with bad padding decodes to nothing",
 	// Base protocol, being fixed.
 	"atoms":            "BAD instead of NO for a name that is not modified UTF-7",
-	"copy":             "\\Recent on copied messages",
-	"select":           "\\Recent on appended messages, kept by EXAMINE and STATUS",
-	"search-flags":     "\\Recent on appended messages",
 	"fetch-envelope":   "group syntax in ENVELOPE addresses",
 	"search-addresses": "address with comments in SEARCH FROM",
 	"subscribe":        "LSUB % with an unsubscribed parent",

@@ -20,6 +20,12 @@ type selection struct {
 	// mailbox's slice as last reported (never changed in place, so
 	// shared without a copy). Only the connection's goroutine uses it.
 	view []uint32
+	// recent is the messages this session reports \Recent (RFC 3501
+	// section 2.3.2): those it claimed from the folder when it selected
+	// it read-write or was first told of them, or, EXAMINEd, those
+	// no session has claimed yet; ascending. Only the connection's
+	// goroutine uses it.
+	recent []uint32
 
 	// Guarded by mb.mu:
 	flags  map[uint32]struct{} // messages whose new flags are not reported yet
@@ -78,6 +84,10 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 		}
 	}
 	sel := &selection{mb: mb, folder: f, readOnly: a.ReadOnly, notify: make(chan struct{}, 1)}
+	if err := sel.takeRecent(s, snap.Messages); err != nil {
+		s.srv.releaseMailbox(mb)
+		return okStatus{}, mapError(err)
+	}
 	mb.mu.Lock()
 	mb.syncLocked(snap)
 	sel.view = mb.uids
@@ -98,21 +108,15 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	w.Number(uint32(len(sel.view)))
 	w.Atom(" EXISTS")
 	w.End()
-	var recent, unseen uint32
+	var unseen uint32
 	for i := range snap.Messages {
 		m := &snap.Messages[i]
 		if unseen == 0 && !m.HasFlag(maildir.FlagSeen) {
 			unseen = uint32(i + 1)
 		}
-		if m.Recent {
-			recent++
-		}
 	}
 	if !c.rev2 {
-		w.Untagged()
-		w.Number(recent)
-		w.Atom(" RECENT")
-		w.End()
+		sel.writeRecent(w)
 		if unseen != 0 {
 			w.Status("", imap.StatusResponseTypeOK, "UNSEEN "+itoa(unseen), "First unseen")
 		}
@@ -250,12 +254,16 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 			}
 		}
 		if len(cur) > len(view)-len(gone) {
-			writeExists(w, len(cur))
+			if err := s.announceNew(w, cur, added); err != nil {
+				return err
+			}
 		}
 		sel.view = cur
 	case len(gone) == 0 && !below:
 		if len(added) > 0 {
-			writeExists(w, len(cur))
+			if err := s.announceNew(w, cur, added); err != nil {
+				return err
+			}
 		}
 		sel.view = cur
 		// Otherwise new messages wait with the expunges: the client's
@@ -274,6 +282,7 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 		if err != nil {
 			continue
 		}
+		m.Recent = sel.isRecent(uid)
 		w.Untagged()
 		w.Number(uint32(i + 1))
 		w.Atom(" FETCH (UID ")
@@ -302,6 +311,72 @@ func (sel *selection) reported(refs []ref) {
 	for _, r := range refs {
 		delete(sel.flags, r.uid)
 	}
+}
+
+// announceNew tells the client of the messages added to its view: EXISTS
+// and, to an IMAP4rev1 client, RECENT after the session has taken its
+// share of \Recent among them.
+func (s *session) announceNew(w *imapwire.Writer, cur, added []uint32) error {
+	writeExists(w, len(cur))
+	sel := s.sel
+	var msgs []maildir.Message
+	if sel.readOnly {
+		var err error
+		if msgs, err = sel.folder.Messages(s.ctx, added); err != nil {
+			return mapError(err)
+		}
+	}
+	if err := sel.takeRecent(s, msgs); err != nil {
+		return mapError(err)
+	}
+	sel.view = cur
+	if !s.nc.rev2 {
+		sel.writeRecent(w)
+	}
+	return nil
+}
+
+// takeRecent adds to the session's \Recent messages: read-write, those
+// it claims from the folder (no other session gets them); read-only,
+// those of msgs that no session has claimed.
+func (sel *selection) takeRecent(s *session, msgs []maildir.Message) error {
+	var uids []uint32
+	var err error
+	if sel.readOnly {
+		for i := range msgs {
+			if msgs[i].Recent {
+				uids = append(uids, msgs[i].UID)
+			}
+		}
+	} else {
+		uids, err = sel.folder.ClaimRecent(s.ctx)
+	}
+	if len(uids) > 0 {
+		sel.recent = append(sel.recent, uids...)
+		slices.Sort(sel.recent)
+		sel.recent = slices.Compact(sel.recent)
+	}
+	return err
+}
+
+func (sel *selection) isRecent(uid uint32) bool {
+	_, ok := slices.BinarySearch(sel.recent, uid)
+	return ok
+}
+
+// writeRecent sends RECENT: how many messages of the client's view are
+// \Recent for this session.
+func (sel *selection) writeRecent(w *imapwire.Writer) {
+	var n uint32
+	for _, u := range sel.recent {
+		if _, found := slices.BinarySearch(sel.view, u); found {
+			n++
+		}
+	}
+	w.Untagged()
+	w.Number(n)
+	w.Atom(" RECENT")
+	w.End()
 }
 
 func writeExists(w *imapwire.Writer, n int) {
@@ -556,6 +631,7 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 			w.SP()
 		}
 		if !a.Flags.Silent {
+			m.Recent = sel.isRecent(m.UID)
 			w.Atom("FLAGS ")
 			w.Flags(imapFlags(m))
 			if c.condstore {

@@ -58,7 +58,7 @@ func TestSelectExamine(t *testing.T) {
 	// Read-only: no flag changes, not even \Seen by a BODY[] fetch.
 	cl.expect("NO", `STORE 1 +FLAGS (\Deleted)`)
 	cl.ok("FETCH 2 BODY[TEXT]")
-	wantLine(t, cl.ok("FETCH 2 FLAGS"), "FLAGS ()")
+	wantLine(t, cl.ok("FETCH 2 FLAGS"), `FLAGS (\Recent)`) // delivered to new/: \Recent (RFC 3501 section 2.3.2)
 	cl.expect("NO", "MOVE 1 Trash")
 	cl.ok("CLOSE")
 
@@ -112,7 +112,7 @@ func TestFetch(t *testing.T) {
 	lines = cl.ok("FETCH 2 (BINARY.PEEK[2] BINARY.SIZE[2])")
 	wantLine(t, lines, "BINARY.SIZE[2] 5")
 	wantLine(t, lines, "BINARY[2] ~{5}")
-	wantLine(t, cl.ok("FETCH 2 FLAGS"), "FLAGS ()")
+	wantLine(t, cl.ok("FETCH 2 FLAGS"), `FLAGS (\Recent)`) // delivered to new/: \Recent (RFC 3501 section 2.3.2)
 
 	// A non-PEEK fetch sets \Seen and reports it in the same response.
 	lines = cl.ok("FETCH 2 (BODY[TEXT])")
@@ -143,7 +143,7 @@ func TestStoreCopyMoveExpunge(t *testing.T) {
 
 	wantLine(t, cl.ok(`STORE 1 +FLAGS (\Flagged $Important)`), "* 1 FETCH", `\Flagged`, `$Important`, `\Seen`)
 	wantLine(t, cl.ok(`STORE 1 -FLAGS ($Important)`), "* 1 FETCH (FLAGS (")
-	wantLine(t, cl.ok(`UID STORE 2 FLAGS (\Answered)`), "* 2 FETCH", "UID 2", `FLAGS (\Answered)`)
+	wantLine(t, cl.ok(`UID STORE 2 FLAGS (\Answered)`), "* 2 FETCH", "UID 2", `FLAGS (\Answered \Recent)`)
 	if lines := cl.ok(`STORE 1:3 +FLAGS.SILENT (\Draft)`); has(lines, "FETCH") {
 		t.Fatalf(".SILENT answered %q", lines)
 	}
@@ -219,7 +219,7 @@ func TestSearch(t *testing.T) {
 		{"(SEEN) OR (DELETED) (FROM nobody)", "* SEARCH"},
 		{"2:*", "* SEARCH 2 3 4"},
 		{"UID 3:4", "* SEARCH 3 4"},
-		{"NEW", "* SEARCH"},
+		{"NEW", "* SEARCH 2"}, // the one delivered to new/: \Recent and unseen
 		{"CHARSET UTF-8 BODY münchen", "* SEARCH 2"},
 	}
 	for _, c := range cases {

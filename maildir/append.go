@@ -88,7 +88,9 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 		}
 		uid := st.nextUID
 		st.nextUID++
-		e := &entry{key: im.key, info: im.info, hasInfo: true, size: im.size, vsize: im.vsize, mtime: im.mtime, saveDate: now}
+		// Appended, copied and moved messages are new to this folder:
+		// \Recent until a session claims them, as delivered ones are.
+		e := &entry{key: im.key, info: im.info, hasInfo: true, size: im.size, vsize: im.vsize, mtime: im.mtime, saveDate: now, recent: true}
 		if id := im.emailID; id != "" && id != e.emailIDOf() {
 			e.emailID = id
 		}

@@ -36,9 +36,10 @@ type Message struct {
 	InternalDate time.Time
 	// Key is the unique base name ("<secs>.M<usecs>P<pid>....<host>").
 	Key string
-	// Recent reports that the message was in new/ when this process first
-	// saw it and no Snapshot has reported it yet, Dovecot's notion of
-	// \Recent (the first session to see a message gets it).
+	// Recent reports that the message arrived in this folder (found in
+	// new/, appended, copied or moved in) and no one has claimed it with
+	// ClaimRecent yet: IMAP's \Recent, which the first session to select
+	// the folder read-write gets, as Dovecot does.
 	Recent bool
 	// ModSeq is the message's modification sequence (RFC 7162): the
 	// folder's modseq when it arrived or its flags last changed.
@@ -233,7 +234,6 @@ func (f *Folder) Snapshot(ctx context.Context) (*Snapshot, error) {
 			HighestModSeq: st.highestModSeq}
 		for i, e := range st.list {
 			snap.Messages[i] = st.message(e.uid, e)
-			e.recent = false
 		}
 		for _, k := range st.keywords {
 			if k != "" {
@@ -243,6 +243,25 @@ func (f *Folder) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, nil
 	})
 	return snap, err
+}
+
+// ClaimRecent returns the UIDs of the messages that are Recent, in
+// ascending order, and clears their Recent mark: the caller (an IMAP
+// session selecting the folder read-write, RFC 3501 section 2.3.2) is the
+// one session that reports them \Recent.
+func (f *Folder) ClaimRecent(ctx context.Context) ([]uint32, error) {
+	var uids []uint32
+	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
+		for _, e := range st.list {
+			if e.recent {
+				uids = append(uids, e.uid)
+				e.recent = false
+				st.indexDirty = true
+			}
+		}
+		return nil, nil
+	})
+	return uids, err
 }
 
 // Message returns the message uid, or ErrNoMessage.

@@ -429,3 +429,42 @@ func TestOpenWithoutSync(t *testing.T) {
 		t.Fatalf("%d syncs after the rescan", got-n)
 	}
 }
+
+// TestRecentClaimedOnce: a delivered, an appended and a copied message
+// are Recent in every Snapshot until ClaimRecent hands them out, once.
+func TestRecentClaimedOnce(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	deliver(t, s, m, "INBOX", msg("one", 100))
+	in := folder(t, m, "INBOX")
+	if _, err := in.Append(ctx, strings.NewReader(msg("two", 100)), nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		snap := snapshot(t, in)
+		if len(snap.Messages) != 2 || !snap.Messages[0].Recent || !snap.Messages[1].Recent {
+			t.Fatalf("snapshot %+v", snap.Messages)
+		}
+	}
+	if st, err := in.Status(ctx); err != nil || st.Recent != 2 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	got, err := in.ClaimRecent(ctx)
+	if err != nil || !slices.Equal(got, []uint32{1, 2}) {
+		t.Fatalf("claimed %v %v", got, err)
+	}
+	if got, err := in.ClaimRecent(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("claimed again %v %v", got, err)
+	}
+	if snap := snapshot(t, in); snap.Messages[0].Recent || snap.Messages[1].Recent {
+		t.Fatalf("still recent after the claim: %+v", snap.Messages)
+	}
+	dest := folder(t, m, "Archive")
+	if _, err := in.Copy(ctx, []uint32{1}, dest); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := dest.ClaimRecent(ctx); err != nil || !slices.Equal(got, []uint32{1}) {
+		t.Fatalf("copy claimed %v %v", got, err)
+	}
+}
