@@ -59,11 +59,11 @@ func TestFlagListLeadingSpace(t *testing.T) {
 	cl := dial(t, addr)
 	cl.login("alice@local.example")
 	cl.ok("SELECT INBOX")
-	wantLine(t, cl.ok("STORE 1 FLAGS ( Project_X)"), "* 1 FETCH (FLAGS (Project_X))")
+	wantLine(t, cl.ok("STORE 1 FLAGS ( Project_X)"), `* 1 FETCH (FLAGS (Project_X \Recent))`)
 	wantLine(t, cl.ok(`STORE 1 +FLAGS (\Seen  $Junk )`), `* 1 FETCH (FLAGS (`, `\Seen`, `$Junk`, `Project_X`)
 	cl.send("a1 APPEND INBOX ( \\Flagged Project_X) {" + itoa(len(testMessage)) + "+}\r\n" + testMessage)
 	if _, reply := cl.until("a1"); !strings.HasPrefix(reply, "OK [APPENDUID") {
 		t.Fatalf("APPEND: %q", reply)
 	}
-	wantLine(t, cl.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS (\Flagged Project_X))`)
+	wantLine(t, cl.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS (\Flagged Project_X \Recent))`)
 }
