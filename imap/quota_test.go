@@ -50,8 +50,9 @@ func TestMultiAppend(t *testing.T) {
 		t.Fatalf("MULTIAPPEND: %q", reply)
 	}
 	cl.ok("SELECT INBOX")
-	wantLine(t, cl.ok("FETCH 1 FLAGS"), `FLAGS (\Seen)`)
-	wantLine(t, cl.ok("FETCH 2 FLAGS"), `FLAGS (\Flagged)`)
+	// Appended, so \Recent for the session that selects first.
+	wantLine(t, cl.ok("FETCH 1 FLAGS"), `FLAGS (\Seen \Recent)`)
+	wantLine(t, cl.ok("FETCH 2 FLAGS"), `FLAGS (\Flagged \Recent)`)
 
 	small := dial(t, addr)
 	small.login("small@local.example")
