@@ -61,6 +61,9 @@ type server struct {
 	conns *connlimit.Limiter
 	// listening is what the banner reports: name → address.
 	listening [][2]string
+	// prebound are the listeners opened before dropping privileges,
+	// by name, until their setup takes them (privdrop.go).
+	prebound  map[string]net.Listener
 	serveErrs chan error
 }
 
@@ -133,11 +136,14 @@ func runServer(ctx context.Context, cfg *config.Config, log *slog.Logger, out io
 
 func (s *server) start(ctx context.Context) error {
 	cfg := s.cfg
+	s.stats = newMetrics()
+	s.log = slog.New(s.stats.handler(s.log.Handler()))
+	if err := s.dropPrivileges(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	s.stats = newMetrics()
-	s.log = slog.New(s.stats.handler(s.log.Handler()))
 
 	var err error
 	s.dir, err = openDirectory(ctx, cfg, &store.Options{
@@ -419,6 +425,10 @@ func dmarcMode(policy string) dnsauth.DMARCMode {
 // listen opens a listener ("unix:/path" for a Unix socket) and counts its
 // connections for the metrics.
 func (s *server) listen(name, addr string) (net.Listener, error) {
+	if ln, ok := s.prebound[name]; ok {
+		delete(s.prebound, name)
+		return ln, nil
+	}
 	var ln net.Listener
 	var err error
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {

@@ -36,6 +36,12 @@ type Config struct {
 	// DataDir holds the SQLite directory, Maildirs, queue, DKIM keys and
 	// the self-signed certificate.
 	DataDir string `toml:"data_dir"`
+	// User and Group (names or numbers; Group empty: the user's primary
+	// group) are who a server started as root becomes once its
+	// listeners are open, before it touches mail or the directory; the
+	// seed installation's vmail (5000:5000). Empty: stay as started.
+	User  string `toml:"user"`
+	Group string `toml:"group"`
 
 	Listen  Listen  `toml:"listen"`
 	TLS     TLS     `toml:"tls"`
@@ -351,6 +357,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.ContainsAny(c.PostmasterDomain, " \t/@") {
 		bad("postmaster_domain", "%q is not a domain", c.PostmasterDomain)
+	}
+	if c.Group != "" && c.User == "" {
+		bad("group", "needs user")
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
