@@ -19,7 +19,51 @@ const (
 	Reject
 	// Junk accepts it but files local copies in the Junk folder.
 	Junk
+	// Discard answers the client as if the message were accepted and
+	// delivers it nowhere (a milter's SMFIR_DISCARD). Only the message
+	// stage (FilterSession.Message) may discard; earlier it is a Reject.
+	Discard
+	// Quarantine accepts the message and sets it apart (a milter's
+	// SMFIR_QUARANTINE): local copies go to the Junk folder, and
+	// Verdict.Reason is logged with the transaction ID.
+	Quarantine
 )
+
+// EditKind names one change a filter makes to a message or its
+// envelope, the milter protocol's modification actions.
+type EditKind int
+
+const (
+	// AddHeader appends the field Name: Value at the end of the header.
+	AddHeader EditKind = iota + 1
+	// InsertHeader inserts Name: Value after the Index-th field of the
+	// header (0: before the first).
+	InsertHeader
+	// ChangeHeader replaces the value of the Index-th (from 1) field
+	// named Name (case-insensitive); an empty Value deletes the field.
+	ChangeHeader
+	// ReplaceBody replaces everything after the header with Body (CRLF
+	// line endings).
+	ReplaceBody
+	// AddRcpt adds the recipient Addr.
+	AddRcpt
+	// DelRcpt removes the recipient Addr.
+	DelRcpt
+	// ChangeFrom sets the reverse path to Addr.
+	ChangeFrom
+)
+
+// Edit is one change a message-stage filter makes. Header values are as
+// they follow the colon; a value whose lines are folded with LF or CRLF
+// is written with CRLF.
+type Edit struct {
+	Kind  EditKind
+	Name  string
+	Value string
+	Index int
+	Body  []byte
+	Addr  string
+}
 
 // AuthResult is one method's result as written in an
 // Authentication-Results header field (RFC 8601), e.g.
@@ -53,6 +97,13 @@ type Verdict struct {
 	// an element that is not a fold is dropped (see headerenc.Field):
 	// an element never becomes two fields.
 	Headers []string
+	// Edits change the message and its envelope, in order. Only the
+	// message stage of a Filter may edit; the edits of every filter are
+	// applied before the next filter sees the message, so each sees what
+	// the ones before it made.
+	Edits []Edit
+	// Reason explains a Junk or Quarantine verdict in the log.
+	Reason string
 }
 
 // ConnectChecker runs when a client introduces itself (HELO, EHLO or
@@ -86,11 +137,47 @@ type Signer interface {
 	Sign(ctx context.Context, env *Envelope, msg Body) (headers []string, err error)
 }
 
-// Checks groups the hooks a server runs; nil members are skipped.
+// Filter follows one transaction stage by stage, the way a milter
+// does: it is opened at MAIL FROM (with the connection's address and
+// HELO name in env, so it also sees the connect and HELO stages there),
+// sees each RCPT TO, then the whole message at the end of DATA, and may
+// change the message and its envelope (Verdict.Edits). The milter
+// client (Milter) is one; a Go program's own filter is another of the
+// same kind. Filters run on every role whose Options.Checks lists them,
+// after the MX's connect, MAIL and message checks, in the order listed.
+type Filter interface {
+	// Open starts following a transaction. A Reject refuses MAIL; a nil
+	// session with an Accept verdict means the filter has nothing to do
+	// with this transaction.
+	Open(ctx context.Context, env *Envelope) (FilterSession, Verdict)
+}
+
+// FilterSession is a Filter's view of one transaction.
+type FilterSession interface {
+	// Rcpt runs for each RCPT TO before the recipient is resolved; a
+	// Reject refuses that recipient only.
+	Rcpt(ctx context.Context, env *Envelope, rcpt string) Verdict
+	// Message runs at the end of DATA with the message as the earlier
+	// checks and filters left it (this server's Received and
+	// Authentication-Results fields included).
+	Message(ctx context.Context, env *Envelope, msg Body) Verdict
+	// Close ends the session; it runs once, whatever happened.
+	Close() error
+}
+
+// Checks groups the hooks a server runs; nil members are skipped. The
+// order on the MX is fixed: forged Authentication-Results fields with
+// this host's authserv-id are stripped, the Connect, Mail and Message
+// checks run (SPF, DKIM, DMARC, iprev and their Authentication-Results
+// field), then the Filters in order, then (submission) the Signer, so
+// that a signature covers what filters changed.
 type Checks struct {
 	Connect []ConnectChecker
 	Mail    []MailChecker
 	Message []MessageChecker
+	// Filters run on every role (Postfix's smtpd_milters are one
+	// server's list; each server has its own Options.Checks).
+	Filters []Filter
 }
 
 // defaultReject is the reply for a Reject verdict without its own.
@@ -106,8 +193,12 @@ func (v Verdict) apply(env *Envelope, extra *[]string) error {
 			return v.Reply
 		}
 		return defaultReject
-	case Junk:
+	case Junk, Quarantine:
 		env.Junk = true
+	case Discard:
+		// Outside the message stage there is nothing to discard yet:
+		// refusing is what a milter's discard at RCPT amounts to too.
+		return defaultReject
 	}
 	return nil
 }

@@ -68,6 +68,10 @@ type session struct {
 	env   *Envelope   // the transaction in progress; nil between
 	extra []string    // header fields from checks for env
 	d     Delivery
+	// filters follow env (Checks.Filters); tmp are the spools of the
+	// messages they edited, released with the transaction.
+	filters []FilterSession
+	tmp     []*spool
 }
 
 // newSession is go-smtp's Backend: it runs when the client introduces
@@ -181,6 +185,10 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			}
 		}
 	}
+	if err := ss.openFilters(&env); err != nil {
+		ss.c.endTxn()
+		return err
+	}
 	ss.env, ss.extra = &env, extra
 	return nil
 }
@@ -226,6 +234,9 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 		ss.log.Info("recipient refused: bad address", "id", ss.env.ID, "rcpt", to, "reply", e.Message)
 		return e
 	}
+	if err := ss.rcptFilters(to); err != nil {
+		return err
+	}
 	if ss.d == nil {
 		d, err := ss.srv.opts.Target.Start(ss.ctx, ss.env)
 		if err != nil {
@@ -245,6 +256,10 @@ func (ss *session) Data(r io.Reader) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	msg, closeBody, err := ss.receive(r)
+	if err == errDiscarded {
+		ss.endTransaction()
+		return nil
+	}
 	if err != nil {
 		ss.endTransaction()
 		return err
@@ -272,6 +287,13 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	msg, closeBody, err := ss.receive(r)
+	if err == errDiscarded {
+		for _, rcpt := range ss.env.Recipients {
+			status.SetStatus(rcpt, nil)
+		}
+		ss.endTransaction()
+		return nil
+	}
 	if err != nil {
 		ss.endTransaction()
 		return err
@@ -362,6 +384,14 @@ func (ss *session) receive(r io.Reader) (Body, func(), error) {
 		sp.Close()
 		return nil, nil, err
 	}
+	if msg, err = ss.runFilters(msg); err != nil {
+		sp.Close()
+		return nil, nil, err
+	}
+	if err := ss.sign(&msg); err != nil {
+		sp.Close()
+		return nil, nil, err
+	}
 	return msg, func() { sp.Close() }, nil
 }
 
@@ -399,8 +429,9 @@ func (ss *session) stripAuthResults(sp *spool) (*spool, error) {
 }
 
 // prepare runs the message checks and adds the header fields of the
-// role: Authentication-Results and the checks' fields (MX), Message-ID,
-// Date and signatures (Submission), and Received (all).
+// role: Authentication-Results and the checks' fields (MX), Message-ID
+// and Date (Submission), and Received (all). The filters and the
+// signer run after it (see receive and Checks).
 func (ss *session) prepare(sp *spool) (Body, error) {
 	opts := &ss.srv.opts
 	env := ss.env
@@ -447,15 +478,23 @@ func (ss *session) prepare(sp *spool) (Body, error) {
 		}
 		msg = withHeaders(msg, hdrs...)
 	}
-	if opts.Role == Submission && opts.Signer != nil {
-		sig, err := opts.Signer.Sign(ss.ctx, env, msg)
-		if err != nil {
-			ss.log.Warn("signing failed", "id", env.ID, "err", err)
-			return nil, ss.reply(err)
-		}
-		msg = withHeaders(msg, sig...)
-	}
 	return msg, nil
+}
+
+// sign adds the Signer's fields to a submitted message, last of all so
+// that the signature covers what the filters changed.
+func (ss *session) sign(msg *Body) error {
+	opts := &ss.srv.opts
+	if opts.Role != Submission || opts.Signer == nil {
+		return nil
+	}
+	sig, err := opts.Signer.Sign(ss.ctx, ss.env, *msg)
+	if err != nil {
+		ss.log.Warn("signing failed", "id", ss.env.ID, "err", err)
+		return ss.reply(err)
+	}
+	*msg = withHeaders(*msg, sig...)
+	return nil
 }
 
 // rfc5322Date is the date-time format of RFC 5322 section 3.3.
@@ -500,6 +539,7 @@ func (ss *session) endTransaction() {
 		_ = ss.d.Abort(context.WithoutCancel(ss.ctx))
 		ss.d = nil
 	}
+	ss.closeFilters()
 	if ss.env != nil {
 		ss.env, ss.extra = nil, nil
 		ss.c.endTxn()
