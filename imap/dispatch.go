@@ -67,6 +67,7 @@ func init() {
 		"EXPUNGE":      {states: inSelected, fn: (*conn).cmdExpunge},
 		"SEARCH":       {states: inSelected, fn: (*conn).cmdSearch, noExpunge: true},
 		"SORT":         {states: inSelected, fn: (*conn).cmdSort, noExpunge: true},
+		"THREAD":       {states: inSelected, fn: (*conn).cmdThread, noExpunge: true},
 		"FETCH":        {states: inSelected, fn: (*conn).cmdFetch, noExpunge: true},
 		"STORE":        {states: inSelected, fn: (*conn).cmdStore, noExpunge: true},
 		"COPY":         {states: inSelected, fn: (*conn).cmdCopy},
@@ -154,7 +155,7 @@ func (c *conn) capabilities() string {
 	}
 	caps = append(caps, "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN",
 		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES",
-		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "MULTIAPPEND", "OBJECTID", "SORT", "SORT=DISPLAY", "ESORT",
+		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "MULTIAPPEND", "OBJECTID", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
 		fmt.Sprintf("APPENDLIMIT=%d", c.srv.opts.AppendLimit))
 	return strings.Join(caps, " ")
 }

@@ -95,7 +95,10 @@
 //     or none.
 //   - RFC 5256, SORT (base subjects as its section 2.1 says, DATE from
 //     the Date field or INTERNALDATE); RFC 5957, SORT=DISPLAY; RFC
-//     5267, ESORT. Keys read each matching message's header.
+//     5267, ESORT. Keys read each matching message's header. THREAD
+//     (RFC 5256) by ORDEREDSUBJECT, REFERENCES (without its grouping
+//     of threads by subject, step 5) and REFS (threads ordered by their
+//     latest message).
 //   - RFC 8474, OBJECTID: MAILBOXID at CREATE, SELECT and in STATUS,
 //     FETCH EMAILID from maildir's index, THREADID NIL (no threads are
 //     kept).

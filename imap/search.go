@@ -80,13 +80,7 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 	if o.ReturnSave && !o.ReturnMin && !o.ReturnMax && !o.ReturnAll && !o.ReturnCount {
 		return okStatus{}, nil // SAVE alone: no ESEARCH (RFC 5182 section 2.4)
 	}
-	w.Untagged()
-	w.Atom("ESEARCH (TAG ")
-	w.String(cmd.Tag)
-	w.Atom(")")
-	if cmd.UID {
-		w.Atom(" UID")
-	}
+	writeESearchStart(w, cmd)
 	if o.ReturnMin && data.Min != 0 {
 		w.Atom(" MIN ")
 		w.Number(data.Min)
@@ -111,6 +105,17 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 	return okStatus{}, nil
 }
 
+// writeESearchStart begins an ESEARCH response to cmd (RFC 4731).
+func writeESearchStart(w *imapwire.Writer, cmd *imapwire.Command) {
+	w.Untagged()
+	w.Atom("ESEARCH (TAG ")
+	w.String(cmd.Tag)
+	w.Atom(")")
+	if cmd.UID {
+		w.Atom(" UID")
+	}
+}
+
 // numList lists the numbers of a set without "*".
 func numList(set imap.NumSet) ([]uint32, bool) {
 	switch set := set.(type) {
@@ -125,6 +130,19 @@ func numList(set imap.NumSet) ([]uint32, bool) {
 		return out, ok
 	}
 	return nil, false
+}
+
+// matchingIn converts the criteria's strings from charset and returns
+// the matching messages with their headers, for SORT and THREAD.
+func (s *session) matchingIn(charset string, criteria *imap.SearchCriteria) ([]*matchContext, error) {
+	enc, err := searchEncoding(charset)
+	if err != nil {
+		return nil, err
+	}
+	if err := decodeSearchCriteria(criteria, enc); err != nil {
+		return nil, err
+	}
+	return s.matching(criteria, true)
 }
 
 // searchCharset converts the criteria's strings from charset and

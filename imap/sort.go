@@ -16,14 +16,7 @@ import (
 func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 	s := c.sess
 	a := cmd.Args.(*imapwire.Sort)
-	enc, err := searchEncoding(a.Charset)
-	if err != nil {
-		return okStatus{}, err
-	}
-	if err := decodeSearchCriteria(a.Criteria, enc); err != nil {
-		return okStatus{}, err
-	}
-	found, err := s.matching(a.Criteria, true)
+	found, err := s.matchingIn(a.Charset, a.Criteria)
 	if err != nil {
 		return okStatus{}, err
 	}
@@ -68,13 +61,7 @@ func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 	// ESORT: MIN and MAX are the first and last in sort order, ALL the
 	// list in sort order (RFC 5267 section 3.1).
 	o := a.Return
-	w.Untagged()
-	w.Atom("ESEARCH (TAG ")
-	w.String(cmd.Tag)
-	w.Atom(")")
-	if cmd.UID {
-		w.Atom(" UID")
-	}
+	writeESearchStart(w, cmd)
 	if len(nums) > 0 {
 		if o.ReturnMin {
 			w.Atom(" MIN ")

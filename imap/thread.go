@@ -1,0 +1,308 @@
+package imap
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
+)
+
+// threadNode is one node of a THREAD answer: a message (num != 0) or a
+// message only referred to (num 0), with its replies.
+type threadNode struct {
+	num      uint32
+	date     time.Time
+	children []*threadNode
+	parent   *threadNode
+}
+
+// cmdThread serves THREAD and UID THREAD (RFC 5256): ORDEREDSUBJECT,
+// REFERENCES and REFS.
+func (c *conn) cmdThread(cmd *imapwire.Command) (okStatus, error) {
+	s := c.sess
+	a := cmd.Args.(*imapwire.Thread)
+	found, err := s.matchingIn(a.Charset, a.Criteria)
+	if err != nil {
+		return okStatus{}, err
+	}
+	var roots []*threadNode
+	if a.Algorithm == "ORDEREDSUBJECT" {
+		roots = orderedSubject(found, cmd.UID)
+	} else {
+		roots = references(found, cmd.UID, a.Algorithm == "REFS")
+	}
+	w := c.w
+	w.Untagged()
+	w.Atom("THREAD")
+	if len(roots) > 0 {
+		w.SP()
+	}
+	for _, r := range roots {
+		w.Atom("(")
+		writeThreadMembers(w, r)
+		w.Atom(")")
+	}
+	w.End()
+	return okStatus{}, nil
+}
+
+// writeThreadMembers writes a node and its replies: one reply follows
+// in the same list, several are each a parenthesized list.
+func writeThreadMembers(w *imapwire.Writer, n *threadNode) {
+	if n.num != 0 {
+		w.Number(n.num)
+	}
+	switch {
+	case len(n.children) == 1 && n.num != 0:
+		w.SP()
+		writeThreadMembers(w, n.children[0])
+	case len(n.children) > 0:
+		if n.num != 0 {
+			w.SP()
+		}
+		for _, c := range n.children {
+			w.Atom("(")
+			writeThreadMembers(w, c)
+			w.Atom(")")
+		}
+	}
+}
+
+// threadNum is the number a THREAD answer gives a message.
+func threadNum(mc *matchContext, uid bool) uint32 {
+	if uid {
+		return mc.m.UID
+	}
+	return mc.seq
+}
+
+// sentDateOf is the message's Date field, or INTERNALDATE without one.
+func sentDateOf(mc *matchContext) time.Time {
+	if mc.loadHeader() {
+		return mc.sentDate()
+	}
+	return mc.m.InternalDate
+}
+
+// orderedSubject groups messages by base subject (RFC 5256 section 3,
+// ORDEREDSUBJECT): in each group the first message by date is the
+// parent of the others; groups in the order of their first messages.
+func orderedSubject(found []*matchContext, uid bool) []*threadNode {
+	groups := map[string]*threadNode{}
+	var roots []*threadNode
+	nodes := make([]*threadNode, len(found))
+	subjects := make([]string, len(found))
+	for i, mc := range found {
+		nodes[i] = &threadNode{num: threadNum(mc, uid), date: sentDateOf(mc)}
+		if mc.loadHeader() {
+			subjects[i] = baseSubject(mc.header.Get("Subject"))
+		}
+	}
+	order := sortedByDate(nodes)
+	for _, i := range order {
+		n := nodes[i]
+		if root := groups[subjects[i]]; root != nil {
+			root.children = append(root.children, n)
+			continue
+		}
+		groups[subjects[i]] = n
+		roots = append(roots, n)
+	}
+	return roots
+}
+
+// sortedByDate returns the indices of nodes by date, then number.
+func sortedByDate(nodes []*threadNode) []int {
+	order := make([]int, len(nodes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return compareNodes(nodes[a], nodes[b]) })
+	return order
+}
+
+func compareNodes(a, b *threadNode) int {
+	if c := a.date.Compare(b.date); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.num, b.num)
+}
+
+// references threads messages by Message-ID, References and
+// In-Reply-To (RFC 5256 section 3, REFERENCES, steps 1 to 4 and 6:
+// parents from the references, loops refused, referred-to messages
+// missing here kept as empty nodes only where they join replies;
+// siblings and threads by date). The grouping of threads by subject
+// (step 5) is not done. REFS (RFC 9051's companion, as Dovecot offers
+// it) orders threads by their latest message instead.
+func references(found []*matchContext, uid, refs bool) []*threadNode {
+	byID := map[string]*threadNode{}
+	node := func(id string) *threadNode {
+		n := byID[id]
+		if n == nil {
+			n = &threadNode{}
+			byID[id] = n
+		}
+		return n
+	}
+	ancestor := func(a, b *threadNode) bool { // a is b or above it
+		for x := b; x != nil; x = x.parent {
+			if x == a {
+				return true
+			}
+		}
+		return false
+	}
+	link := func(parent, child *threadNode) {
+		if child.parent != nil || ancestor(child, parent) {
+			return
+		}
+		child.parent = parent
+		parent.children = append(parent.children, child)
+	}
+	var all []*threadNode
+	for i, mc := range found {
+		var id string
+		var chain []string
+		if mc.loadHeader() {
+			if v, err := mc.header.MessageID(); err == nil {
+				id = v
+			}
+			chain, _ = mc.header.MsgIDList("References")
+			if len(chain) == 0 {
+				if irt, _ := mc.header.MsgIDList("In-Reply-To"); len(irt) > 0 {
+					chain = irt[:1]
+				}
+			}
+		}
+		var n *threadNode
+		if id == "" || byID[id] != nil && byID[id].num != 0 {
+			// No Message-ID, or a duplicate: a node of its own.
+			n = &threadNode{}
+			byID["\x00"+itoa(i)] = n // not a Message-ID: those hold no NUL
+		} else {
+			n = node(id)
+		}
+		n.num, n.date = threadNum(mc, uid), sentDateOf(mc)
+		all = append(all, n)
+		var prev *threadNode
+		for _, ref := range chain {
+			r := node(ref)
+			if prev != nil {
+				link(prev, r)
+			}
+			prev = r
+		}
+		if prev != nil && prev != n {
+			if n.parent != nil && !ancestor(n, prev) {
+				// The message's own references override a parent guessed
+				// from another's.
+				p := n.parent
+				p.children = slices.DeleteFunc(p.children, func(c *threadNode) bool { return c == n })
+				n.parent = nil
+			}
+			link(prev, n)
+		}
+	}
+	var roots []*threadNode
+	seen := map[*threadNode]bool{}
+	for _, n := range byID {
+		if n.parent == nil && !seen[n] {
+			seen[n] = true
+			roots = append(roots, n)
+		}
+	}
+	roots = prune(roots)
+	for _, r := range roots {
+		sortChildren(r)
+	}
+	key := func(n *threadNode) time.Time { return firstDate(n) }
+	if refs {
+		key = lastDate
+	}
+	slices.SortStableFunc(roots, func(a, b *threadNode) int {
+		if c := key(a).Compare(key(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(firstNum(a), firstNum(b))
+	})
+	return roots
+}
+
+// prune drops empty nodes: one without replies goes, one with replies
+// is replaced by them, except at the top where it stays to join several
+// (RFC 5256 step 4).
+func prune(nodes []*threadNode) []*threadNode {
+	var out []*threadNode
+	for _, n := range nodes {
+		n.children = pruneKids(n.children, n)
+		if n.num == 0 {
+			switch len(n.children) {
+			case 0:
+				continue
+			case 1:
+				c := n.children[0]
+				c.parent = nil
+				out = append(out, c)
+				continue
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func pruneKids(nodes []*threadNode, parent *threadNode) []*threadNode {
+	var out []*threadNode
+	for _, n := range nodes {
+		n.children = pruneKids(n.children, n)
+		if n.num == 0 {
+			for _, c := range n.children {
+				c.parent = parent
+			}
+			out = append(out, n.children...)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func sortChildren(n *threadNode) {
+	for _, c := range n.children {
+		sortChildren(c)
+	}
+	slices.SortStableFunc(n.children, func(a, b *threadNode) int {
+		if c := firstDate(a).Compare(firstDate(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(firstNum(a), firstNum(b))
+	})
+}
+
+// firstDate is a node's date, or for an empty one its first reply's.
+func firstDate(n *threadNode) time.Time {
+	if n.num != 0 || len(n.children) == 0 {
+		return n.date
+	}
+	return firstDate(n.children[0])
+}
+
+func firstNum(n *threadNode) uint32 {
+	if n.num != 0 || len(n.children) == 0 {
+		return n.num
+	}
+	return firstNum(n.children[0])
+}
+
+// lastDate is the date of a thread's latest message.
+func lastDate(n *threadNode) time.Time {
+	d := n.date
+	for _, c := range n.children {
+		if cd := lastDate(c); cd.After(d) {
+			d = cd
+		}
+	}
+	return d
+}
