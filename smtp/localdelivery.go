@@ -34,9 +34,11 @@ const stageConcurrency = 8
 // Delivery is two-phase. AddRecipient refuses what can be decided per
 // recipient before the message is sent: an unknown or disabled user
 // (550 5.1.1), a mailbox already over quota (552 5.2.2, or 452 4.2.2 with
-// QuotaTempFail). Body (or BodyNonAtomic) writes every copy to an unnamed
-// file (or tmp/) and fsyncs it, charging the quota; Commit names them all
-// in new/ and fsyncs the directories, all or none; Abort discards them.
+// QuotaTempFail). Body (or BodyNonAtomic) looks each user up again (one
+// removed or disabled since is 550 5.1.1), writes every copy to an
+// unnamed file (or tmp/) and fsyncs it, charging the quota; Commit names
+// them all in new/ and fsyncs the directories, all or none; Abort
+// discards them.
 type LocalDelivery struct {
 	// Maildirs stores the messages. Required.
 	Maildirs *maildir.Store
@@ -140,11 +142,24 @@ func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
 	staged := make([]*maildir.Staged, len(d.users))
 	sem := make(chan struct{}, stageConcurrency)
 	var wg sync.WaitGroup
-	for i, u := range d.users {
+	for i := range d.users {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			// Looked up again, as Postfix's virtual(8) does at delivery:
+			// a user removed or disabled since RCPT fails for good (and
+			// is bounced), and a changed quota or path is the one used.
+			cur, err := d.t.Directory.LookupUser(ctx, d.rcpts[i])
+			switch {
+			case errors.Is(err, store.ErrNotFound), err == nil && cur.Disabled:
+				errs[i] = errUnknownUser
+				return
+			case err != nil:
+				errs[i] = fmt.Errorf("user lookup at delivery: %w", err)
+				return
+			}
+			u := cur
 			r, err := finalCopy(d.env, u.Address, body).Open()
 			if err != nil {
 				errs[i] = d.reply(u, err)

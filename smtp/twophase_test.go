@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -389,4 +390,59 @@ func TestLMTPForwardingFailsWhole(t *testing.T) {
 			t.Fatalf("alice %d, carol %d; want 0, 1", a, c)
 		}
 	})
+}
+
+// bouncingQueue is a queue stand-in that is also a Bouncer: the
+// notifications it prepares are recorded when committed, with the
+// failures they report.
+type bouncingQueue struct {
+	recordingTarget
+	mu     sync.Mutex
+	failed [][]Failure
+}
+
+func (q *bouncingQueue) Bounce(ctx context.Context, env *Envelope, body Body, failed []Failure) (Delivery, error) {
+	q.mu.Lock()
+	q.failed = append(q.failed, failed)
+	q.mu.Unlock()
+	d, _ := q.Start(ctx, &Envelope{From: "", Generated: true})
+	if err := d.AddRecipient(ctx, env.From); err != nil {
+		return nil, err
+	}
+	return d, d.Body(ctx, BytesBody([]byte("Subject: notification\r\n\r\n")))
+}
+
+// TestUserGoneAfterRCPT: the second user is disabled between RCPT and
+// DATA: the message is 250 for the others and the sender is notified of
+// that user alone, with 550 5.1.1.
+func TestUserGoneAfterRCPT(t *testing.T) {
+	st := newTestStack(t)
+	q := &bouncingQueue{}
+	r, err := NewRouter(RouterOptions{Directory: st.db, Local: &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}, Queue: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.router = r
+	addr, _ := st.serve(st.options(MX))
+	c := dial(t, "tcp", addr)
+	script := "S: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<s@far.example>\nS: 250\n"
+	for _, r := range threeRcpts {
+		script += "C: RCPT TO:<" + r + ">\nS: 250\n"
+	}
+	c.run(script)
+	if err := st.db.SetDisabled(context.Background(), "small@local.example", true); err != nil {
+		t.Fatal(err)
+	}
+	c.run("C: DATA\nS: 354\nR: " + fmt.Sprintf("%q", "Subject: x\r\n\r\nx\r\n.\r\n") + "\nS: 250\nC: QUIT\nS: 221")
+	if got := st.counts(); got != "1,0,1" {
+		t.Fatalf("stored: %s", got)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.failed) != 1 || len(q.failed[0]) != 1 || q.failed[0][0].Rcpt != "small@local.example" || !strings.Contains(q.failed[0][0].Err.Error(), "550") {
+		t.Fatalf("notified of %+v", q.failed)
+	}
+	if msgs := q.all(); len(msgs) != 1 || msgs[0].from != "" || len(msgs[0].rcpts) != 1 || msgs[0].rcpts[0] != "s@far.example" {
+		t.Fatalf("queued %+v", msgs)
+	}
 }
