@@ -9,7 +9,7 @@ import (
 // names them and ManageSieve announces them.
 var Capabilities = []string{
 	"fileinto", "reject", "ereject", "envelope",
-	"imap4flags", "body", "variables", "vacation", "subaddress", "copy",
+	"imap4flags", "body", "variables", "vacation", "vacation-seconds", "subaddress", "copy",
 	"relational", "regex", "date", "index", "editheader", "mailbox", "include",
 	"comparator-i;ascii-numeric", "comparator-i;octet", "comparator-i;ascii-casemap",
 }
@@ -164,6 +164,9 @@ func (c *checker) command(cmd *Command) error {
 			}
 			c.req[ext] = true
 		}
+		if c.req["vacation-seconds"] {
+			c.req["vacation"] = true // it implies vacation (RFC 6131)
+		}
 		if c.req["ereject"] {
 			c.req["reject"] = true // Pigeonhole treats them as one family
 		}
@@ -226,7 +229,7 @@ func (c *checker) test(t *Test) error {
 var tagExt = map[string]string{
 	"copy": "copy", "flags": "imap4flags", "create": "mailbox", "index": "index", "last": "index",
 	"regex": "regex", "value": "relational", "count": "relational", "user": "subaddress", "detail": "subaddress",
-	"quoteregex": "regex",
+	"quoteregex": "regex", "seconds": "vacation-seconds",
 }
 
 var relOps = map[string]bool{"gt": true, "ge": true, "lt": true, "le": true, "eq": true, "ne": true}

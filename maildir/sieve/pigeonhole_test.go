@@ -138,6 +138,8 @@ var diffScripts = []string{
 	`require "vacation"; vacation :days 0 :from "bob@example.com" :addresses ["bob@example.com", "robert@example.com"] "Gone.";`,
 	`require ["vacation","fileinto"]; if header :contains "subject" "invoice" { vacation :handle "inv" "Received."; fileinto "Invoices"; }`,
 	`require "vacation"; vacation :mime "Content-Type: text/plain\r\n\r\nAway.";`,
+	`require ["vacation-seconds"]; vacation :seconds 90000 "Short.";`,
+	`require ["vacation"]; vacation :seconds 90000 "Not required.";`,
 	`require ["vacation","variables"]; if header :matches "subject" "*" { vacation :subject "Re: ${1}" "Away."; }`,
 	`require ["vacation","reject"]; vacation "x"; reject "no";`,
 	// include
