@@ -57,6 +57,11 @@ commands:
                                           date: prints the steps, then runs them
                                           with DSN, a user that may CREATE and
                                           ALTER; -n prints only)
+  backup DIR                             (consistent copy while the server runs:
+                                          directory, Maildirs, queue, DKIM keys,
+                                          certificates, configuration, manifest)
+  restore DIR                            (check DIR's manifest and put it into
+                                          the data directory, which must be new)
 
 Passwords are read from standard input, one line, or prompted for
 without echo on a terminal; never from the command line.
@@ -80,6 +85,8 @@ func commands() map[string]command {
 		"dkim":      cmdDKIM,
 		"dns":       cmdDNS,
 		"migrate":   cmdMigrate,
+		"backup":    cmdBackup,
+		"restore":   cmdRestore,
 	}
 }
 

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lmtpSend delivers one message over LMTP and returns the error of any
+// step (for use from goroutines).
+func lmtpSend(addr, rcpt, subject string) error {
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(conn)
+	reply := func() (string, error) {
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil || len(l) < 4 || l[3] != '-' {
+				return strings.TrimSpace(l), err
+			}
+		}
+	}
+	for _, step := range [][2]string{
+		{"", "220"}, {"LHLO qa.test", "250"}, {"MAIL FROM:<load@qa.test>", "250"},
+		{"RCPT TO:<" + rcpt + ">", "250"}, {"DATA", "354"},
+		{"Subject: " + subject + "\r\nFrom: load@qa.test\r\n\r\n" + strings.Repeat("x", len(subject)*7) + "\r\n.", "250"},
+		{"QUIT", "221"},
+	} {
+		if step[0] != "" {
+			if _, err := fmt.Fprintf(conn, "%s\r\n", step[0]); err != nil {
+				return err
+			}
+		}
+		l, err := reply()
+		if err != nil || !strings.HasPrefix(l, step[1]) {
+			return fmt.Errorf("%q: %q, %v", step[0], l, err)
+		}
+	}
+	return nil
+}
+
+// imapState logs in over IMAPS and returns UID → "FLAGS size" of INBOX,
+// \Recent left out (it belongs to a session, not to the message).
+func imapState(t *testing.T, addr, user, pass string) map[string]string {
+	t.Helper()
+	c := qaDial(t, addr, true)
+	c.line()
+	if _, done := c.imap("LOGIN " + user + " " + pass); !strings.HasPrefix(done, "OK") {
+		t.Fatalf("LOGIN: %s", done)
+	}
+	if _, done := c.imap("EXAMINE INBOX"); !strings.HasPrefix(done, "OK") {
+		t.Fatalf("EXAMINE: %s", done)
+	}
+	lines, done := c.imap("UID FETCH 1:* (UID FLAGS RFC822.SIZE)")
+	if !strings.HasPrefix(done, "OK") {
+		t.Fatalf("FETCH: %s", done)
+	}
+	uidRe, flagsRe, sizeRe := regexp.MustCompile(`UID (\d+)`), regexp.MustCompile(`FLAGS \(([^)]*)\)`), regexp.MustCompile(`RFC822\.SIZE (\d+)`)
+	out := map[string]string{}
+	for _, l := range lines {
+		u, f, s := uidRe.FindStringSubmatch(l), flagsRe.FindStringSubmatch(l), sizeRe.FindStringSubmatch(l)
+		if u == nil || f == nil || s == nil {
+			t.Fatalf("FETCH line %q", l)
+		}
+		flags := slices.DeleteFunc(strings.Fields(f[1]), func(s string) bool { return s == `\Recent` })
+		slices.Sort(flags)
+		out[u[1]] = strings.Join(flags, " ") + " " + s[1]
+	}
+	c.imap("LOGOUT")
+	return out
+}
+
+// A backup made while mail keeps arriving, restored into a new data
+// directory, gives a server with every message acknowledged before the
+// backup started, under its UID and with its flags and keywords.
+func TestBackupUnderLoadAndRestore(t *testing.T) {
+	bin := qaBinary(t)
+	dir := t.TempDir()
+	cfg := qaConfig(t, dir, "")
+	s := qaStart(t, bin, cfg)
+	s.admin(t, "", "domain", "add", "b.test")
+	s.admin(t, "pw-of-u\n", "user", "add", "u@b.test")
+	for i := range 20 {
+		if err := lmtpSend(s.addrs["lmtp"], "u@b.test", fmt.Sprintf("before %d", i)+strings.Repeat("y", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := qaDial(t, s.addrs["imaps"], true)
+	c.line()
+	c.imap("LOGIN u@b.test pw-of-u")
+	c.imap("SELECT INBOX")
+	for _, cmd := range []string{`UID STORE 1:5 +FLAGS (\Seen)`, `UID STORE 3,7 +FLAGS (\Flagged $Work)`, `UID STORE 9 +FLAGS (\Answered)`} {
+		if _, done := c.imap(cmd); !strings.HasPrefix(done, "OK") {
+			t.Fatalf("%s: %s", cmd, done)
+		}
+	}
+	before := imapState(t, s.addrs["imaps"], "u@b.test", "pw-of-u")
+	if len(before) != 20 || !strings.HasPrefix(before["3"], `$Work \Flagged \Seen `) {
+		t.Fatalf("before the backup: %v", before)
+	}
+
+	// Load: deliveries one after another all through the backup.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var loadErr error
+	var delivered int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := lmtpSend(s.addrs["lmtp"], "u@b.test", fmt.Sprintf("during %d", i)); err != nil {
+				loadErr = err
+				return
+			}
+			delivered++
+		}
+	}()
+	bdir := filepath.Join(t.TempDir(), "backup")
+	out, err := exec.Command(bin, "-config", cfg, "backup", bdir).CombinedOutput()
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	if loadErr != nil {
+		t.Fatalf("delivery during the backup: %v", loadErr)
+	}
+	t.Logf("%s; %d messages delivered meanwhile", strings.TrimSpace(string(out)), delivered)
+	// Message files are shared with the store, not copied.
+	files, _ := filepath.Glob(filepath.Join(bdir, "mail", "b.test", "u", "Maildir", "cur", "*"))
+	if len(files) == 0 {
+		t.Fatal("no message in the backup's cur/")
+	}
+	if st, err := os.Stat(files[0]); err != nil || st.Sys().(*syscall.Stat_t).Nlink < 2 {
+		t.Errorf("message file in the backup is not a hard link: %v %v", st, err)
+	}
+
+	dir2 := t.TempDir()
+	cfg2 := qaConfig(t, dir2, "")
+	if out, err := exec.Command(bin, "-config", cfg2, "restore", bdir).CombinedOutput(); err != nil {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	s2 := qaStart(t, bin, cfg2)
+	after := imapState(t, s2.addrs["imaps"], "u@b.test", "pw-of-u")
+	for uid, want := range before {
+		if after[uid] != want {
+			t.Errorf("UID %s after restore: %q, want %q", uid, after[uid], want)
+		}
+	}
+	if len(after) < len(before) {
+		t.Errorf("restored %d messages, fewer than the %d before the backup", len(after), len(before))
+	}
+
+	// Restore refuses a data directory in use, and a backup that changed.
+	if out, err := exec.Command(bin, "-config", cfg2, "restore", bdir).CombinedOutput(); err == nil || !strings.Contains(string(out), "restore into a new data directory") {
+		t.Errorf("restore over a data directory: %v %s", err, out)
+	}
+	f, err := os.OpenFile(filepath.Join(bdir, "mailagent.db"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("x"))
+	f.Close()
+	cfg3 := qaConfig(t, t.TempDir(), "")
+	if out, err := exec.Command(bin, "-config", cfg3, "restore", bdir).CombinedOutput(); err == nil || !strings.Contains(string(out), "missing or changed in the backup: mailagent.db") {
+		t.Errorf("restore of a changed backup: %v %s", err, out)
+	}
+}
