@@ -516,3 +516,29 @@ starttls = no
 	}
 	check("after the idle sync")
 }
+
+// TestInteropPythonImaplibFolders runs testdata/imaplib_folders.py:
+// LOGIN, LIST, CREATE, SELECT, FETCH, SEARCH, COPY, APPEND, STORE and
+// EXPUNGE with Python's imaplib on "Ärger & Co" and a new nested
+// "Projekte.Übersicht", named in modified UTF-7 and then, after ENABLE
+// UTF8=ACCEPT, in UTF-8; the server's folders then hold what the script
+// did.
+func TestInteropPythonImaplibFolders(t *testing.T) {
+	python := interop.Program(t, "python3")
+	t.Parallel()
+	st := newTestStack(t)
+	fillClientMailbox(st)
+	_, addr := st.serve(st.options())
+	host, port, _ := strings.Cut(addr, ":")
+	out, err := exec.Command(python, "testdata/imaplib_folders.py", host, port, "alice@local.example", testPassword).CombinedOutput()
+	if err != nil || !strings.HasSuffix(string(out), "OK\n") {
+		t.Fatalf("imaplib_folders.py: %v\n%s", err, out)
+	}
+	srv := serverState(t, addr, "alice@local.example")
+	if b := srv["Ärger & Co"]; len(b) != 1 || !strings.HasSuffix(b[0].Body, "from imaplib\r\n") || b[0].Flags != `Project_X \Seen` {
+		t.Errorf("Ärger & Co after the script: %q", b)
+	}
+	if b := srv["Projekte.Übersicht"]; len(b) != 1 || b[0].Body != clientMessage(9, "umlaut") || b[0].Flags != `$Label1 \Flagged \Seen` {
+		t.Errorf("Projekte.Übersicht after the script: %q", b)
+	}
+}
