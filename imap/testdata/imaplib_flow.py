@@ -9,20 +9,12 @@ import ssl
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in testdata
+from imaplib_common import check, ok  # noqa: E402 (beside this script)
+
 host, port, user, password, cafile = sys.argv[1:]
 ctx = ssl.create_default_context(cafile=cafile)
 ctx.check_hostname = False
-
-
-def check(cond, what):
-    if not cond:
-        sys.exit("failed: " + what)
-
-
-def ok(resp, what):
-    typ, data = resp
-    check(typ == "OK", "%s: %s %r" % (what, typ, data))
-    return data
 
 
 M = imaplib.IMAP4(host, int(port))

@@ -11,18 +11,10 @@ import imaplib
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in testdata
+from imaplib_common import check, ok  # noqa: E402 (beside this script)
+
 host, port, user, password = sys.argv[1:]
-
-
-def check(cond, what):
-    if not cond:
-        sys.exit("failed: " + what)
-
-
-def ok(resp, what):
-    typ, data = resp
-    check(typ == "OK", "%s: %s %r" % (what, typ, data))
-    return data
 
 
 def mutf7(name):
