@@ -369,15 +369,23 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		name, addr string
 		apply      func(*smtp.Options)
 	}{
-		{"mx", cfg.Listen.MX, func(o *smtp.Options) { o.Role, o.Checks, o.TLSConfig = smtp.MX, sender.Checks(), s.mxTLS }},
+		{"mx", cfg.Listen.MX, func(o *smtp.Options) {
+			o.Role, o.Checks, o.TLSConfig = smtp.MX, sender.Checks(), s.mxTLS
+			o.Checks.Filters = milters(cfg, cfg.Milter.MX, "mx", s.log)
+		}},
 		{"submission", cfg.Listen.Submission, func(o *smtp.Options) {
 			o.Role, o.Authenticator, o.Directory, o.Signer, o.SendAs = smtp.Submission, authn, s.dir, signer, cfg.SendAs
+			o.Checks.Filters = milters(cfg, cfg.Milter.Submission, "submission", s.log)
 		}},
 		{"submissions", cfg.Listen.Submissions, func(o *smtp.Options) {
 			o.Role, o.Authenticator, o.Directory, o.Signer, o.ImplicitTLS = smtp.Submission, authn, s.dir, signer, true
 			o.SendAs = cfg.SendAs
+			o.Checks.Filters = milters(cfg, cfg.Milter.Submission, "submissions", s.log)
 		}},
-		{"lmtp", cfg.Listen.LMTP, func(o *smtp.Options) { o.Role, o.LMTPNetworks = smtp.LMTP, lmtpNets }},
+		{"lmtp", cfg.Listen.LMTP, func(o *smtp.Options) {
+			o.Role, o.LMTPNetworks = smtp.LMTP, lmtpNets
+			o.Checks.Filters = milters(cfg, cfg.Milter.LMTP, "lmtp", s.log)
+		}},
 	}
 	for _, r := range roles {
 		if r.addr == "" {
@@ -487,6 +495,25 @@ func (s *server) reload(ctx context.Context) {
 			s.log.Error("DKIM keys not reloaded", "err", err)
 		}
 	}
+}
+
+// milters makes a listener's milter list (Validate has checked the
+// addresses and the default action).
+func milters(cfg *config.Config, addrs []string, listener string, log *slog.Logger) []smtp.Filter {
+	failure, _ := smtp.ParseMilterFailure(cfg.Milter.DefaultAction)
+	var fs []smtp.Filter
+	for _, a := range addrs {
+		fs = append(fs, &smtp.Milter{
+			Address:        a,
+			Failure:        failure,
+			ConnectTimeout: cfg.Milter.ConnectTimeout.Duration,
+			CommandTimeout: cfg.Milter.CommandTimeout.Duration,
+			ContentTimeout: cfg.Milter.ContentTimeout.Duration,
+			DaemonName:     listener,
+			Log:            log,
+		})
+	}
+	return fs
 }
 
 // dkimSigner signs with the DKIM keys last loaded from the key directory;

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/mailagent/mailagent/smtp"
 )
 
 // Config is the whole configuration. Paths that are empty default to a
@@ -50,6 +51,7 @@ type Config struct {
 	Limits  Limits  `toml:"limits"`
 	DKIM    DKIM    `toml:"dkim"`
 	Policy  Policy  `toml:"policy"`
+	Milter  Milter  `toml:"milter"`
 	Queue   Queue   `toml:"queue"`
 	Relay   Relay   `toml:"relay"`
 	DNS     DNS     `toml:"dns"`
@@ -210,6 +212,26 @@ type Policy struct {
 	IPRev string `toml:"iprev"`
 }
 
+// Milter lists the mail filters each SMTP listener passes its messages
+// to over the milter protocol, in order (Postfix's smtpd_milters, one
+// list per listener), and what happens when one fails.
+type Milter struct {
+	// MX, Submission (port 587 and 465) and LMTP are the listeners'
+	// lists of milter addresses, "inet:host:port" or "unix:/path".
+	MX         []string `toml:"mx"`
+	Submission []string `toml:"submission"`
+	LMTP       []string `toml:"lmtp"`
+	// DefaultAction is milter_default_action: "tempfail" (451 4.7.1),
+	// "accept" or "reject" when a milter is down, slow or broken.
+	DefaultAction string `toml:"default_action"`
+	// ConnectTimeout, CommandTimeout and ContentTimeout are Postfix's
+	// milter_connect_timeout, milter_command_timeout and
+	// milter_content_timeout.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	CommandTimeout Duration `toml:"command_timeout"`
+	ContentTimeout Duration `toml:"content_timeout"`
+}
+
 // Queue tunes outbound delivery.
 type Queue struct {
 	// Dir is the spool (default DATA/queue).
@@ -312,6 +334,8 @@ func Default() *Config {
 		},
 		DKIM:   DKIM{Sign: true},
 		Policy: Policy{SPF: "record", DMARC: "follow", IPRev: "record"},
+		Milter: Milter{DefaultAction: "tempfail", ConnectTimeout: Duration{30 * time.Second},
+			CommandTimeout: Duration{30 * time.Second}, ContentTimeout: Duration{300 * time.Second}},
 		Queue: Queue{
 			MinBackoff:     Duration{5 * time.Minute},
 			MaxBackoff:     Duration{4000 * time.Second},
@@ -416,6 +440,8 @@ func (c *Config) Validate() error {
 		"limits.smtp_command_timeout": c.Limits.SMTPCommandTimeout, "limits.pop3_idle_timeout": c.Limits.POP3IdleTimeout,
 		"limits.imap_idle_timeout": c.Limits.IMAPIdleTimeout, "limits.login_timeout": c.Limits.LoginTimeout,
 		"limits.data_rate_grace": c.Limits.DataRateGrace,
+		"milter.connect_timeout": c.Milter.ConnectTimeout, "milter.command_timeout": c.Milter.CommandTimeout,
+		"milter.content_timeout": c.Milter.ContentTimeout,
 	} {
 		if d.Duration <= 0 {
 			bad(key, "must be positive")
@@ -449,6 +475,14 @@ func (c *Config) Validate() error {
 	oneOf("policy.spf", c.Policy.SPF, "record", "reject")
 	oneOf("policy.dmarc", c.Policy.DMARC, "follow", "record", "junk", "reject")
 	oneOf("policy.iprev", c.Policy.IPRev, "record", "require")
+	oneOf("milter.default_action", c.Milter.DefaultAction, "tempfail", "accept", "reject")
+	for key, list := range map[string][]string{"milter.mx": c.Milter.MX, "milter.submission": c.Milter.Submission, "milter.lmtp": c.Milter.LMTP} {
+		for _, a := range list {
+			if _, _, err := smtp.ParseMilterAddress(a); err != nil {
+				bad(key, "%q: want inet:host:port or unix:/path", a)
+			}
+		}
+	}
 	oneOf("log.format", c.Log.Format, "text", "json")
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	if c.Relay.Host != "" {

@@ -89,6 +89,9 @@ func TestLoadRefusesWithTheKeyName(t *testing.T) {
 		{"[listen]\nlmtp_networks = [\"localhost\"]", "listen.lmtp_networks"},
 		{"[listen]\nlmtp_socket_mode = \"0999\"", "listen.lmtp_socket_mode"},
 		{"[listen]\nlmtp_socket_mode = \"01777\"", "listen.lmtp_socket_mode"},
+		{"[milter]\nmx = [\"inet:nohost\"]", "milter.mx"},
+		{"[milter]\ndefault_action = \"quarantine\"", "milter.default_action"},
+		{"[milter]\ncontent_timeout = \"0s\"", "milter.content_timeout"},
 	} {
 		_, err := Load(writeConfig(t, tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
