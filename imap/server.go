@@ -107,6 +107,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	serving   sync.WaitGroup // connection goroutines, added under mu while not closed
 	limits    connlimit.Counter
 	refusals  connlimit.Refusals // the busy replies in progress
 	perUser   map[string]*loggedIn
@@ -208,7 +209,10 @@ func (s *Server) Serve(l net.Listener) error {
 			break
 		}
 		if c, ok := s.admit(nc); ok {
-			go c.serve()
+			go func() {
+				defer s.serving.Done()
+				c.serve()
+			}()
 		}
 	}
 	s.mu.Lock()
@@ -240,7 +244,8 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(l)
 }
 
-// Close closes the listeners and every connection at once.
+// Close closes the listeners and every connection at once, and returns
+// once their sessions have ended.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -262,6 +267,9 @@ func (s *Server) Close() error {
 		k.timer.Stop()
 		k.md.Close()
 	}
+	// The sessions end at once (their sockets are closed, their
+	// context cancelled); once Close returns none touches a Maildir.
+	s.serving.Wait()
 	return err
 }
 
@@ -370,6 +378,7 @@ func (s *Server) admit(nc net.Conn) (*conn, bool) {
 	}
 	c := newConn(s, nc, free)
 	s.conns[c] = struct{}{}
+	s.serving.Add(1)
 	s.mu.Unlock()
 	return c, true
 }
