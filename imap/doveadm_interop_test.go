@@ -161,3 +161,57 @@ func flagsOf(t *testing.T, msgs []msgState, marker string) string {
 	t.Fatalf("no message with %q", marker)
 	return ""
 }
+
+// TestInteropDoveadmMigrateIn: doveadm sync with the imapc storage
+// copies a Dovecot INBOX to our server, as a migration into mailagent
+// does. Dovecot's imapc sends a message with keywords and no system flag
+// as "( Project_X)", the issue's case (b): the dialog must carry one,
+// and every message, flag and keyword must arrive, byte for byte.
+// (Dovecot 2.3.19 cannot push a folder the server lacks this way —
+// "Backend didn't update mailbox GUID", against its own IMAP server as
+// against ours — and doveadm backup without -R tries to DELETE INBOX
+// to recreate it, which both servers refuse; so INBOX only.)
+func TestInteropDoveadmMigrateIn(t *testing.T) {
+	t.Parallel()
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	p := newDsyncPeer(t, addr)
+	user := "alice@local.example"
+	dc := dial(t, p.d.IMAP)
+	dc.login(user)
+	appends := []struct{ folder, flags string }{
+		{"INBOX", `\Seen`},
+		{"INBOX", "Project_X"},
+		{"INBOX", `$Label1 Project_X`},
+		{"INBOX", `\Flagged \Answered $Label1`},
+		{"INBOX", ""},
+	}
+	for i, a := range appends {
+		dc.cmd(`CREATE "%s"`, a.folder) // NO [ALREADYEXISTS] after the first
+		msg := clientMessage(50+i, "migrated")
+		dc.send(fmt.Sprintf("a%d APPEND \"%s\" (%s) {%d+}\r\n%s", 100+i, a.folder, a.flags, len(msg), msg))
+		if _, reply := dc.until(fmt.Sprintf("a%d", 100+i)); !strings.HasPrefix(reply, "OK") {
+			t.Fatalf("APPEND to Dovecot: %q", reply)
+		}
+	}
+	dc.ok("LOGOUT")
+	// dsync gives two INBOXes with different GUIDs the greater GUID,
+	// and imapc cannot change a remote folder's: the lowest GUID on
+	// Dovecot's side makes its INBOX the one to change (a random one
+	// fails half the runs, against Dovecot's own server too).
+	p.run(t, "mailbox update", "mailbox", "update", "-u", user, "--mailbox-guid", "00000000000000000000000000000001", "INBOX")
+
+	w := p.run(t, "sync (into our server)", "sync", "-u", user, "imapc:~/imapc")
+	leading := false
+	for _, l := range w.Transcript {
+		leading = leading || strings.Contains(l, "( Project_X)") || strings.Contains(l, "( $Label1")
+	}
+	if !leading {
+		t.Errorf("Dovecot sent no flag list with a leading space; the dialog:\n%s", strings.Join(w.Transcript, "\n"))
+	}
+	ours, theirs := serverState(t, addr, user), serverState(t, p.d.IMAP, user)
+	diffState(t, "after the migration", theirs, ours)
+	if got := flagsOf(t, ours["INBOX"], "Message 51, migrated."); got != "Project_X" {
+		t.Errorf("keyword-only message: flags %q on our server", got)
+	}
+}
