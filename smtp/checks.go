@@ -40,7 +40,8 @@ const (
 	// header (0: before the first).
 	InsertHeader
 	// ChangeHeader replaces the value of the Index-th (from 1) field
-	// named Name (case-insensitive); an empty Value deletes the field.
+	// named Name (case-insensitive); an empty Value deletes the field,
+	// and a field that is not there is added at the end.
 	ChangeHeader
 	// ReplaceBody replaces everything after the header with Body (CRLF
 	// line endings).

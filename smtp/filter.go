@@ -281,7 +281,7 @@ func editMessage(w io.Writer, msg Body, edits []Edit) error {
 			i := min(max(e.Index, 0), len(fields))
 			fields = slices.Insert(fields, i, headerField{name: e.Name, raw: formatField(e.Name, e.Value)})
 		case ChangeHeader:
-			n := 0
+			n, found := 0, false
 			for i := range fields {
 				if !strings.EqualFold(fields[i].name, e.Name) {
 					continue
@@ -294,7 +294,13 @@ func editMessage(w io.Writer, msg Body, edits []Edit) error {
 				} else {
 					fields[i] = headerField{name: fields[i].name, raw: formatField(fields[i].name, e.Value)}
 				}
+				found = true
 				break
+			}
+			if !found && e.Value != "" {
+				// As in Sendmail and Postfix: changing a field that is
+				// not there adds it.
+				fields = append(fields, headerField{name: e.Name, raw: formatField(e.Name, e.Value)})
 			}
 		case ReplaceBody:
 			if !replaced {

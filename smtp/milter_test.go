@@ -96,6 +96,7 @@ func (s *scriptMilter) EndOfMessage(m milter.Modifier) (*milter.Response, error)
 		_ = m.InsertHeader(0, "X-First", "inserted")
 		_ = m.ChangeHeader(1, "Subject", "edited")
 		_ = m.ChangeHeader(1, "X-Remove", "")
+		_ = m.ChangeHeader(1, "X-Absent", "added by change")
 		_ = m.ReplaceBody(strings.NewReader("new body\r\n"))
 	case "reroute":
 		_ = m.DeleteRecipient("<alice@local.example>")
@@ -177,7 +178,7 @@ func TestMilterActions(t *testing.T) {
 	if !strings.Contains(m, "\r\nX-First: inserted\r\nReceived: ") {
 		t.Errorf("inserted field not first:\n%s", m)
 	}
-	for _, want := range []string{"\r\nSubject: edited\r\n", "\r\nX-Keep: me\r\nX-Spam-Status: No, score=1.5\r\n\ttests=NONE\r\n\r\nnew body\r\n"} {
+	for _, want := range []string{"\r\nSubject: edited\r\n", "\r\nX-Keep: me\r\nX-Spam-Status: No, score=1.5\r\n\ttests=NONE\r\nX-Absent: added by change\r\n\r\nnew body\r\n"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("edited message lacks %q:\n%s", want, m)
 		}

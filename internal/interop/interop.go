@@ -76,7 +76,14 @@ func envDSN(t testing.TB, name string) string {
 // not watched) yields first.
 func WaitListening(tb testing.TB, what string, exited <-chan error, addrs ...string) {
 	tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	WaitListeningFor(tb, what, 30*time.Second, exited, addrs...)
+}
+
+// WaitListeningFor is WaitListening with another limit, for servers
+// that take long to start (rspamd compiles its rules first).
+func WaitListeningFor(tb testing.TB, what string, limit time.Duration, exited <-chan error, addrs ...string) {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
 	for _, a := range addrs {
 		network := "tcp"
 		if strings.HasPrefix(a, "/") {
@@ -95,10 +102,22 @@ func WaitListening(tb testing.TB, what string, exited <-chan error, addrs ...str
 			default:
 			}
 			if time.Now().After(deadline) {
-				tb.Fatalf("%s did not listen on %s: %v", what, a, err)
+				tb.Fatalf("%s did not listen on %s within %v: %v", what, a, limit, err)
 				return
 			}
 			time.Sleep(20 * time.Millisecond) // polling: see above
 		}
 	}
+}
+
+// FreePort returns a loopback "host:port" no one listens on now, for an
+// outside daemon that must be told its port before it starts.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -1,0 +1,144 @@
+package smtp
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailagent/mailagent/internal/interop"
+)
+
+// startDaemon runs an outside daemon in the foreground in its own
+// process group, stopped when the test ends, and waits for addrs.
+func startDaemon(t *testing.T, what string, limit time.Duration, cmd *exec.Cmd, logFile string, addrs ...string) {
+	t.Helper()
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		out.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("%s log:\n%s", what, b)
+		}
+	})
+	interop.WaitListeningFor(t, what, limit, exited, addrs...)
+}
+
+// rspamd is a private rspamd: Debian's rules with a local.d on loopback
+// ports, its proxy worker in milter mode scanning itself.
+type rspamd struct {
+	milter, controller string
+}
+
+func startRspamd(t *testing.T) rspamd {
+	t.Helper()
+	bin := interop.Program(t, "rspamd")
+	if _, err := os.Stat("/etc/rspamd/rspamd.conf"); err != nil {
+		interop.Require(t, "rspamd's configuration /etc/rspamd/rspamd.conf: %v", err)
+	}
+	dir := t.TempDir()
+	r := rspamd{milter: interop.FreePort(t), controller: interop.FreePort(t)}
+	files := map[string]string{
+		// Milter mode; the proxy scans with its own rules (no normal
+		// worker to forward to).
+		"local.d/worker-proxy.inc":      fmt.Sprintf("bind_socket = %q;\nmilter = yes;\ntimeout = 120s;\nupstream \"local\" { default = yes; self_scan = yes; }\n", r.milter),
+		"local.d/worker-normal.inc":     "enabled = false;\n",
+		"local.d/worker-fuzzy.inc":      "enabled = false;\n",
+		"local.d/worker-controller.inc": fmt.Sprintf("bind_socket = %q;\npassword = \"q1\";\nenable_password = \"q1\";\n", r.controller),
+		// The GTUBE variants for each action (YJS* is "add header"),
+		// and DNS that gives up fast on a machine without it.
+		"local.d/options.inc": "enable_test_patterns = true;\ndns { timeout = 0.3s; retransmits = 1; }\n",
+		"local.d/logging.inc": "type = \"console\";\nlevel = \"notice\";\n",
+	}
+	for name, text := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"db", "run", "log"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"-f", "-c", "/etc/rspamd/rspamd.conf",
+		"--var=LOCAL_CONFDIR=" + dir, "--var=DBDIR=" + filepath.Join(dir, "db"),
+		"--var=RUNDIR=" + filepath.Join(dir, "run"), "--var=LOGDIR=" + filepath.Join(dir, "log")}
+	if os.Geteuid() == 0 {
+		// rspamd refuses to run as root without a user to become.
+		args = append(args, "-u", "root", "-g", "root")
+	}
+	startDaemon(t, "rspamd", 3*time.Minute, exec.Command(bin, args...), filepath.Join(dir, "rspamd.out"), r.milter, r.controller)
+	return r
+}
+
+// gtube builds the test pattern of an rspamd action: X is reject, Y add
+// header, Z rewrite subject.
+func gtube(first string) string {
+	return first + "JS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+}
+
+// TestInteropRspamd: rspamd's proxy worker as a milter refuses GTUBE
+// with its own reply, and its "add header" action files the message in
+// Junk with rspamd's X-Spam fields.
+func TestInteropRspamd(t *testing.T) {
+	r := startRspamd(t)
+	st := newTestStack(t)
+	o := st.options(MX)
+	o.Checks.Filters = []Filter{&Milter{Address: "inet:" + r.milter}}
+	addr, _ := st.serve(o)
+	msg := func(subject, body string) string {
+		return fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: "+subject+
+			"\r\nMessage-ID: <"+subject+"@far.example>\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\n\r\n"+body+"\r\n.\r\n")
+	}
+	c := dial(t, "tcp", addr)
+	c.run(greet + toAlice + `
+		R: ` + msg("gtube", gtube("X")) + `
+		S: 554 5.7.1 Gtube pattern
+		` + toAlice + `
+		R: ` + msg("add header", gtube("Y")) + `
+		S: 250
+		` + toAlice + `
+		R: ` + msg("ham", "Hello Alice, lunch at noon? Bob") + `
+		S: 250`)
+	junk := st.messages("alice@local.example", "Junk")
+	if len(junk) != 1 || !strings.Contains(junk[0], "Subject: add header") {
+		t.Fatalf("Junk holds %d messages, want the add-header one: %q", len(junk), junk)
+	}
+	for _, want := range []string{"\r\nX-Spam: Yes\r\n"} {
+		if !strings.Contains(junk[0], want) {
+			t.Errorf("add-header message lacks %q:\n%s", want, junk[0])
+		}
+	}
+	inbox := st.messages("alice@local.example", "")
+	if len(inbox) != 1 || !strings.Contains(inbox[0], "Subject: ham") {
+		t.Fatalf("INBOX holds %d messages, want the ham: %q", len(inbox), inbox)
+	}
+	if strings.Contains(inbox[0], "X-Spam: Yes") {
+		t.Errorf("ham flagged as spam:\n%s", inbox[0])
+	}
+}
