@@ -114,7 +114,7 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 		}
 	}
 	st.adoptOwnChange()
-	return uids, []Event{{Kind: EventNew, UIDs: added, ModSeq: mod}}, st.saveIndexHeld()
+	return uids, []Event{{Kind: EventNew, UIDs: added, ModSeq: mod}}, st.appendIndexLog(st.newRecord(mod, added))
 }
 
 // Append stores a message with flags and internal date (zero: now) and

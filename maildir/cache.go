@@ -158,9 +158,11 @@ func (f *Folder) storeCached(ctx context.Context, msg cacheRec, data []byte) err
 	}
 	if e := st.ents[msg.uid]; e != nil && e.key == msg.key {
 		e.cacheOff = uint64(fi.Size())
-		st.indexDirty = true
+		dirty := st.indexDirty
+		err = st.appendLog(false, st.cacheRecord(msg.uid, e.cacheOff))
+		st.indexDirty = st.indexDirty || dirty
 	}
-	return nil
+	return err
 }
 
 // openCache opens the cache file for appending: the generation on disk
@@ -198,5 +200,5 @@ func (st *folderState) adoptCacheGen(gen string) {
 	for _, e := range st.list {
 		e.cacheOff = 0
 	}
-	st.indexDirty = true
+	st.baseStale = true
 }

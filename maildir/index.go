@@ -250,6 +250,7 @@ func (f *folderState) loadIndex() bool {
 		return false
 	}
 	f.replayIndexLog()
+	f.indexDirty = false // what the log added is on disk
 	// The index is trusted only as far as dovecot-uidlist agrees with it:
 	// the same file it was written with, or at least the same UIDVALIDITY.
 	if ul, ok := statStamp(filepath.Join(f.dir, uidlistName)); !ok || ul != f.ulStamp {
@@ -293,6 +294,6 @@ func (f *folderState) saveIndexHeld() error {
 	if st, ok := statStamp(p); ok {
 		f.idxStamp = st
 	}
-	f.indexDirty = false
+	f.indexDirty, f.baseStale = false, false
 	return f.startIndexLog()
 }

@@ -12,9 +12,9 @@ import (
 )
 
 // indexLogName is the append-only companion of mailagent.index: flag
-// changes since the index was last written whole, so that a STORE costs
-// one appended record and one fsync rather than a rewrite of an index of
-// every message. Its first line names the index generation it extends;
+// changes and new messages since the index was last written whole, so
+// that a STORE, an APPEND or a delivery costs one appended record and one
+// fsync rather than a rewrite of an index of every message. Its first line names the index generation it extends;
 // a log of another generation is stale (its records are in the index)
 // and ignored. It is appended to, like the index is written, only under
 // the dovecot-uidlist lock; a record cut short by a crash fails its
@@ -22,7 +22,9 @@ import (
 //
 //	"MAILAGENT-INDEXLOG 1 " gen "\n"
 //	records: len payload crc32(payload)
-//	payload 'F': modseq n (uid info)...
+//	payload 'F': modseq n (uid info)...            flags changed
+//	payload 'N': modseq n (uid key info flags size vsize mtime savedate emailid)...  added
+//	payload 'C': cachegen uid key offset        a message's record in mailagent.cache
 const indexLogName = "mailagent.index.log"
 
 const indexLogMagic = "MAILAGENT-INDEXLOG 1 "
@@ -36,33 +38,32 @@ func (f *folderState) indexLogHeader() []byte {
 }
 
 // replayIndexLog applies the log's records beyond what this state has
-// read. It returns the UIDs whose flags it changed.
-func (f *folderState) replayIndexLog() []uint32 {
+// read. It returns the UIDs whose flags it changed and those it added.
+func (f *folderState) replayIndexLog() (changed, added []uint32) {
 	if f.logGen == "" {
-		return nil
+		return nil, nil
 	}
 	fh, err := os.Open(filepath.Join(f.dir, indexLogName))
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	defer fh.Close()
 	hdr := f.indexLogHeader()
 	got := make([]byte, len(hdr))
 	if _, err := io.ReadFull(fh, got); err != nil || !bytes.Equal(got, hdr) {
-		return nil
+		return nil, nil
 	}
 	st, err := fh.Stat()
 	if err != nil || st.Size() > maxIndexSize {
-		return nil
+		return nil, nil
 	}
 	off := max(f.logOff, int64(len(hdr)))
 	if st.Size() <= off {
-		return nil
+		return nil, nil
 	}
 	data := make([]byte, st.Size()-off)
 	n, _ := fh.ReadAt(data, off)
 	data = data[:n]
-	var changed []uint32
 	for len(data) > 0 {
 		l, k := binary.Uvarint(data)
 		if k <= 0 || l > uint64(len(data)-k) || uint64(len(data)-k)-l < 4 {
@@ -72,29 +73,64 @@ func (f *folderState) replayIndexLog() []uint32 {
 		if crc32.ChecksumIEEE(payload) != binary.LittleEndian.Uint32(data[k+int(l):]) {
 			break
 		}
-		changed = append(changed, f.applyLogRecord(payload)...)
+		c, a := f.applyLogRecord(payload)
+		changed, added = append(changed, c...), append(added, a...)
 		rec := k + int(l) + 4
 		data = data[rec:]
 		off += int64(rec)
 	}
 	f.logOff = off
-	return changed
+	return changed, added
 }
 
-func (f *folderState) applyLogRecord(p []byte) []uint32 {
-	if len(p) == 0 || p[0] != 'F' {
-		return nil // a kind this version does not know
+// applyLogRecord applies one record: 'F' flag changes, 'N' messages
+// added. It returns the UIDs whose flags changed and those added.
+func (f *folderState) applyLogRecord(p []byte) (changed, added []uint32) {
+	if len(p) == 0 || p[0] != 'F' && p[0] != 'N' && p[0] != 'C' {
+		return nil, nil // a kind this version does not know
 	}
+	kind := p[0]
 	r := &indexReader{b: p[1:]}
+	if kind == 'C' {
+		gen, uid, key, off := r.str(), r.uvarint(), r.str(), r.uvarint()
+		if r.err != nil || gen == "" {
+			return nil, nil
+		}
+		// Records come in order: a record of another generation means
+		// the cache file was started afresh since.
+		f.adoptCacheGen(gen)
+		if e := f.ents[uint32(uid)]; e != nil && e.key == key {
+			e.cacheOff = off
+		}
+		return nil, nil
+	}
 	mod := r.uvarint()
 	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) {
-		return nil
+	if r.err != nil || n > uint64(len(r.b)) || mod == 0 {
+		return nil, nil
 	}
 	f.highestModSeq = max(f.highestModSeq, mod)
-	var changed []uint32
 	for range n {
-		uid, info := r.uvarint(), r.str()
+		uid := r.uvarint()
+		if kind == 'N' {
+			e := &entry{key: r.str(), info: r.str()}
+			fl := r.byte1()
+			e.inNew, e.hasInfo = fl&1 != 0, fl&2 != 0
+			e.size, e.vsize, e.mtime = int64(r.uvarint()), int64(r.uvarint()), r.varint()
+			e.saveDate, e.emailID = r.varint(), r.str()
+			if r.err != nil || uid == 0 || uid >= 1<<32-1 || !validBase(e.key) || f.ents[uint32(uid)] != nil {
+				continue
+			}
+			if _, dup := f.byKey[e.key]; dup {
+				continue
+			}
+			f.add(uint32(uid), e)
+			f.setModSeq(e, mod)
+			f.nextUID = max(f.nextUID, uint32(uid)+1)
+			added = append(added, e.uid)
+			continue
+		}
+		info := r.str()
 		if r.err != nil {
 			break
 		}
@@ -108,14 +144,68 @@ func (f *folderState) applyLogRecord(p []byte) []uint32 {
 		}
 		f.setModSeq(e, mod)
 	}
-	return changed
+	return changed, added
 }
 
-// appendIndexLog records flag changes at modseq mod, durably. It falls
-// back to writing the index whole when there is no log of the current
-// generation yet or the log is long. The caller holds the lock and has
-// merged (lockIndex).
-func (f *folderState) appendIndexLog(mod uint64, uids []uint32) error {
+// flagRecord is the log record of flag changes to uids at modseq mod.
+func (f *folderState) flagRecord(mod uint64, uids []uint32) []byte {
+	p := []byte{'F'}
+	p = binary.AppendUvarint(p, mod)
+	p = binary.AppendUvarint(p, uint64(len(uids)))
+	for _, u := range uids {
+		p = binary.AppendUvarint(p, uint64(u))
+		p = appendStr(p, f.ents[u].info)
+	}
+	return p
+}
+
+// newRecord is the log record of messages uids added at modseq mod.
+func (f *folderState) newRecord(mod uint64, uids []uint32) []byte {
+	p := []byte{'N'}
+	p = binary.AppendUvarint(p, mod)
+	p = binary.AppendUvarint(p, uint64(len(uids)))
+	for _, u := range uids {
+		e := f.ents[u]
+		p = binary.AppendUvarint(p, uint64(u))
+		p = appendStr(p, e.key)
+		p = appendStr(p, e.info)
+		var fl byte
+		if e.inNew {
+			fl |= 1
+		}
+		if e.hasInfo {
+			fl |= 2
+		}
+		p = append(p, fl)
+		p = binary.AppendUvarint(p, uint64(e.size))
+		p = binary.AppendUvarint(p, uint64(e.vsize))
+		p = binary.AppendVarint(p, e.mtime)
+		p = binary.AppendVarint(p, e.saveDate)
+		p = appendStr(p, e.emailID)
+	}
+	return p
+}
+
+// appendIndexLog appends records (flagRecord, newRecord) durably, with
+// one write and one fsync. It writes the index whole instead when there
+// is no log of the current generation yet or the log is long. The
+// caller holds the lock and has merged (lockIndex).
+func (f *folderState) appendIndexLog(records ...[]byte) error {
+	return f.appendLog(true, records...)
+}
+
+// cacheRecord is the log record of message uid's cache record at off
+// in mailagent.cache of the current generation. It is appended without
+// an fsync: a record lost in a crash costs one parse.
+func (f *folderState) cacheRecord(uid uint32, off uint64) []byte {
+	p := []byte{'C'}
+	p = appendStr(p, f.cacheGen)
+	p = binary.AppendUvarint(p, uint64(uid))
+	p = appendStr(p, f.ents[uid].key)
+	return binary.AppendUvarint(p, off)
+}
+
+func (f *folderState) appendLog(durable bool, records ...[]byte) error {
 	p := filepath.Join(f.dir, indexLogName)
 	if f.logGen == "" || f.logOff == 0 || f.logOff > f.maxIndexLog() {
 		return f.saveIndexHeld()
@@ -132,21 +222,22 @@ func (f *folderState) appendIndexLog(mod uint64, uids []uint32) error {
 		// Not the log this state read up to (replaced, or cut).
 		return f.saveIndexHeld()
 	}
-	payload := []byte{'F'}
-	payload = binary.AppendUvarint(payload, mod)
-	payload = binary.AppendUvarint(payload, uint64(len(uids)))
-	for _, u := range uids {
-		payload = binary.AppendUvarint(payload, uint64(u))
-		payload = appendStr(payload, f.ents[u].info)
+	var buf []byte
+	for _, r := range records {
+		buf = append(buf, frameRecord(r)...)
 	}
-	rec := frameRecord(payload)
-	if _, err := fh.Write(rec); err != nil {
+	if _, err := fh.Write(buf); err != nil {
 		return err
 	}
-	if err := fh.Sync(); err != nil {
-		return err
+	if durable {
+		if err := fh.Sync(); err != nil {
+			return err
+		}
 	}
-	f.logOff += int64(len(rec))
+	f.logOff += int64(len(buf))
+	// Every change is on disk; the index itself is behind until it is
+	// next written whole.
+	f.indexDirty, f.baseStale = false, true
 	return nil
 }
 

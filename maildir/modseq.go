@@ -129,11 +129,16 @@ func (f *folderState) lockIndex(ctx context.Context) (release func(), evs []Even
 		return nil, nil, err
 	}
 	f.lockDepth = 1
+	// What the merge takes in is on disk already: it leaves the state
+	// no dirtier than it was.
+	dirty := f.indexDirty
+	evs = f.mergeDisk()
+	f.indexDirty = dirty
 	return func() {
 		if f.lockDepth--; f.lockDepth == 0 {
 			lock.release()
 		}
-	}, f.mergeDisk(), nil
+	}, evs, nil
 }
 
 // mergeDisk reads mailagent.index if another writer replaced it since
@@ -141,38 +146,55 @@ func (f *folderState) lockIndex(ctx context.Context) (release func(), evs []Even
 // with them the flags that writer set), its highest modseq and its
 // expunge records. The caller holds the dovecot-uidlist lock.
 func (f *folderState) mergeDisk() []Event {
-	changed := f.mergeDiskIndex()
-	changed = append(changed, f.replayIndexLog()...)
-	if len(changed) == 0 {
-		return nil
+	changed, added := f.mergeDiskIndex()
+	c, a := f.replayIndexLog()
+	changed, added = append(changed, c...), append(added, a...)
+	var evs []Event
+	if len(added) > 0 {
+		evs = append(evs, Event{Kind: EventNew, UIDs: added, ModSeq: f.highestModSeq})
 	}
-	slices.Sort(changed)
-	return []Event{{Kind: EventFlags, UIDs: slices.Compact(changed), ModSeq: f.highestModSeq}}
+	if len(changed) > 0 {
+		slices.Sort(changed)
+		evs = append(evs, Event{Kind: EventFlags, UIDs: slices.Compact(changed), ModSeq: f.highestModSeq})
+	}
+	return evs
 }
 
 // mergeDiskIndex merges mailagent.index if it was replaced since this
-// state last read or wrote it; it returns the UIDs whose flags changed.
-func (f *folderState) mergeDiskIndex() []uint32 {
+// state last read or wrote it; it returns the UIDs whose flags changed
+// and those added.
+func (f *folderState) mergeDiskIndex() (changed, added []uint32) {
 	p := filepath.Join(f.dir, indexName)
 	st, ok := statStamp(p)
 	if !ok || st == f.idxStamp || st.size > maxIndexSize {
-		return nil
+		return nil, nil
 	}
 	data, err := os.ReadFile(p)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	f.idxStamp = st
 	d := &folderState{u: f.u, s: f.s, dir: f.dir}
 	d.reset()
 	if d.parseIndex(data) != nil || d.uidValidity != f.uidValidity && f.uidValidity != 0 {
-		return nil
+		return nil, nil
 	}
 	f.highestModSeq = max(f.highestModSeq, d.highestModSeq)
-	var changed []uint32
 	for _, de := range d.list {
 		e := f.ents[de.uid]
-		if e == nil || e.key != de.key || de.modseq <= e.modseq {
+		if e == nil {
+			// A message the writer saw first: taken with its modseq,
+			// so both agree on it (a scan drops it if it is gone).
+			if _, dup := f.byKey[de.key]; !dup && f.uidValidity != 0 {
+				de.recent = false
+				f.add(de.uid, de)
+				f.setModSeq(de, de.modseq)
+				f.nextUID = max(f.nextUID, de.uid+1)
+				added = append(added, de.uid)
+			}
+			continue
+		}
+		if e.key != de.key || de.modseq <= e.modseq {
 			continue
 		}
 		if de.info != e.info {
@@ -196,7 +218,7 @@ func (f *folderState) mergeDiskIndex() []uint32 {
 	}
 	f.expungeFloor = max(f.expungeFloor, d.expungeFloor)
 	f.logGen, f.logOff = d.logGen, 0
-	return changed
+	return changed, added
 }
 
 // HighestModSeq returns the folder's highest modification sequence

@@ -137,6 +137,9 @@ func TestModSeqSurvivesRestart(t *testing.T) {
 	h0 := snapshot(t, in).HighestModSeq
 	in.Expunge(ctx, []uint32{4})
 	in.StoreFlags(ctx, []uint32{3}, FlagsAdd, []string{FlagSeen}) // in the log only
+	if _, err := in.Append(ctx, strings.NewReader("Subject: x\r\n\r\ny\r\n"), nil, timeUnix(1e9, 0)); err != nil {
+		t.Fatal(err) // in the log only
+	}
 	before := snapshot(t, in)
 	// A second Store reads what is on disk as a restart after kill -9
 	// would: the first one is not closed (Close writes the index whole).
@@ -149,6 +152,9 @@ func TestModSeqSurvivesRestart(t *testing.T) {
 	if after.HighestModSeq != before.HighestModSeq {
 		t.Fatalf("highest %d after restart, %d before", after.HighestModSeq, before.HighestModSeq)
 	}
+	if len(after.Messages) != len(before.Messages) {
+		t.Fatalf("%d messages after restart, %d before", len(after.Messages), len(before.Messages))
+	}
 	for i := range before.Messages {
 		if after.Messages[i].ModSeq != before.Messages[i].ModSeq || after.Messages[i].SaveDate != before.Messages[i].SaveDate {
 			t.Fatalf("message %d: %+v after restart, %+v before", i, after.Messages[i], before.Messages[i])
@@ -156,7 +162,7 @@ func TestModSeqSurvivesRestart(t *testing.T) {
 	}
 	ch, _ := in2.ChangedSince(ctx, h0)
 	gone, complete, _ := in2.ExpungedSince(ctx, h0)
-	if !slices.Equal(uidsOf(ch), []uint32{3}) || !slices.Equal(gone, []uint32{4}) || !complete {
+	if !slices.Equal(uidsOf(ch), []uint32{3, 5}) || !slices.Equal(gone, []uint32{4}) || !complete {
 		t.Fatalf("after restart: changed %v, expunged %v (complete %v)", uidsOf(ch), gone, complete)
 	}
 }

@@ -281,7 +281,7 @@ func FuzzIndexLog(f *testing.F) {
 		f.Fatal(err)
 	}
 	st.ents[2].info = "FT"
-	if err := st.appendIndexLog(10, []uint32{1, 2}); err != nil {
+	if err := st.appendIndexLog(st.flagRecord(10, []uint32{1, 2}), st.newRecord(11, []uint32{1})); err != nil {
 		f.Fatal(err)
 	}
 	log, err := os.ReadFile(filepath.Join(st.dir, indexLogName))

@@ -124,6 +124,8 @@ func (u *userState) shutdown() {
 	for _, f := range fs {
 		f.stopWatching(ErrClosed)
 		f.mu.Lock()
+		// Only changes not on disk are written here: what baseStale
+		// covers is in the log or rebuilt by one rescan at the next open.
 		if f.loaded && f.indexDirty && !f.gone {
 			f.saveIndex(context.Background())
 		}
@@ -228,12 +230,16 @@ type folderState struct {
 	expungeFloor  uint64
 	byMod         []modRec
 	expunged      []expungeRec
-	cacheGen      string              // identifies the mailagent.cache cacheOff refers to
-	logGen        string              // the index generation mailagent.index.log extends
-	logOff        int64               // how much of that log this state has applied
-	lockDepth     int                 // lockIndex calls holding the dovecot-uidlist lock
-	flagViews     map[string][]string // info letters → IMAP flags
-	syncs         int                 // sync calls, for tests
+	cacheGen      string // identifies the mailagent.cache cacheOff refers to
+	logGen        string // the index generation mailagent.index.log extends
+	logOff        int64  // how much of that log this state has applied
+	lockDepth     int    // lockIndex calls holding the dovecot-uidlist lock
+	// baseStale: mailagent.index is behind the state in what can be
+	// rebuilt (directory stamps, moves to cur/) or is in the log; it is
+	// brought up to date when the index is next written whole.
+	baseStale bool
+	flagViews map[string][]string // info letters → IMAP flags
+	syncs     int                 // sync calls, for tests
 	// added: a delivery through this Store added a file since the last
 	// sync began; set after the file is in place, cleared by sync before
 	// it reads the directories.
@@ -509,8 +515,10 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 		}
 	}
 	reset := false
+	var added []uint32
 	if locked && (len(unknown) > 0 || f.uidValidity == 0) {
-		added, r, err := f.assignUIDs(seen, unknown)
+		var r bool
+		added, r, err = f.assignUIDs(seen, unknown)
 		if err != nil {
 			return nil, err
 		}
@@ -523,18 +531,32 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 			f.s.log.Warn("maildir: rewriting dovecot-uidlist", "dir", f.dir, "err", err)
 		}
 	}
+	if locked && f.indexDirty {
+		// New messages and flag changes go to the log (O(1)); expunges
+		// and a new UIDVALIDITY rewrite the index.
+		var recs [][]byte
+		if len(changed) > 0 {
+			recs = append(recs, f.flagRecord(mod, changed))
+		}
+		if len(added) > 0 {
+			recs = append(recs, f.newRecord(f.ents[added[0]].modseq, added))
+		}
+		if len(missing) > 0 || reset || len(recs) == 0 {
+			err = f.saveIndexHeld()
+		} else {
+			err = f.appendIndexLog(recs...)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	moved := f.moveNewToCur()
 	if stNew != f.newStamp || stCur != f.curStamp || f.scannedAt < max(stNew.mtime, stCur.mtime)+int64(dirtyWindow) {
-		f.indexDirty = true // the stamps the index is valid for changed
+		f.baseStale = true // the stamps the index is valid for changed
 	}
 	f.newStamp, f.curStamp, f.scannedAt = stNew, stCur, now
 	if moved {
 		f.adoptOwnChange()
-	}
-	if locked && f.indexDirty {
-		if err := f.saveIndexHeld(); err != nil {
-			return nil, err
-		}
 	}
 	if reset {
 		return []Event{{Kind: EventReset}}, nil
@@ -566,7 +588,7 @@ func (f *folderState) moveNewToCur() (moved bool) {
 			continue // moved or removed meanwhile: the next scan tells
 		}
 		e.inNew, e.hasInfo = false, true
-		f.indexDirty = true
+		f.baseStale = true
 		moved = true
 	}
 	return moved
@@ -598,7 +620,7 @@ func (f *folderState) adoptIf(newDir, curDir bool) {
 	if st, ok := statStamp(filepath.Join(f.dir, "cur")); ok && curDir {
 		f.curStamp = st
 	}
-	f.indexDirty = true
+	f.baseStale = true
 }
 
 // newEntry builds the entry of a file seen in the directory listing.
