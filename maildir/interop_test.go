@@ -220,6 +220,8 @@ func TestDovecotInterop(t *testing.T) {
 
 	// 3. Dovecot appends, flags, expunges and creates; mailagent reads it,
 	// and a watcher learns of it without being asked.
+	// Their modseqs come after every one mailagent gave before.
+	before := highest(t, in)
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	events, err := in.Watch(wctx)
@@ -300,12 +302,25 @@ func TestDovecotInterop(t *testing.T) {
 	if last := snap.Messages[len(snap.Messages)-1]; last.UID != uint32(apd.UID) || !slices.Equal(last.Flags, []string{`\Seen`, "Dove"}) {
 		t.Errorf("appended by Dovecot: UID %d flags %v, APPENDUID %d", last.UID, last.Flags, apd.UID)
 	}
+	changed, err := in.ChangedSince(ctx, before)
+	if err != nil || !slices.Equal(uidsOf(changed), []uint32{1, uint32(apd.UID)}) {
+		t.Errorf("changed since Dovecot's session began: %v %v, want 1 (flagged) and %d (appended)", uidsOf(changed), err, apd.UID)
+	}
+	if gone, _, err := in.ExpungedSince(ctx, before); err != nil || !slices.Equal(gone, []uint32{3}) {
+		t.Errorf("expunged since Dovecot's session began: %v %v", gone, err)
+	}
 	// A fresh store (another process, or a restart) agrees.
 	s2 := newStoreAt(t, filepath.Join(root, "mail"))
 	m2 := openPath(t, s2, p)
 	snap2 := snapshot(t, folder(t, m2, "INBOX"))
-	if len(snap2.Messages) != len(snap.Messages) || snap2.UIDValidity != snap.UIDValidity || snap2.UIDNext != snap.UIDNext {
+	if len(snap2.Messages) != len(snap.Messages) || snap2.UIDValidity != snap.UIDValidity || snap2.UIDNext != snap.UIDNext ||
+		snap2.HighestModSeq != snap.HighestModSeq {
 		t.Errorf("fresh store: %+v vs %+v", snap2, snap)
+	}
+	for i := range snap2.Messages {
+		if i < len(snap.Messages) && snap2.Messages[i].ModSeq != snap.Messages[i].ModSeq {
+			t.Errorf("fresh store: UID %d modseq %d, first store %d", snap2.Messages[i].UID, snap2.Messages[i].ModSeq, snap.Messages[i].ModSeq)
+		}
 	}
 	fl, err := m2.Folders(ctx)
 	if err != nil {
