@@ -106,6 +106,12 @@ func BenchmarkSMTPToThreeMaildirs(b *testing.B) {
 // smtpRun delivers msgs messages to rcpts over conns connections and
 // returns messages per second.
 func smtpRun(b *testing.B, conns int, rcpts []string, msgs int) float64 {
+	return smtpRunWith(b, conns, rcpts, msgs, nil)
+}
+
+// smtpRunWith is smtpRun on an MX whose options set changes (filters,
+// say).
+func smtpRunWith(b *testing.B, conns int, rcpts []string, msgs int, set func(*Options)) float64 {
 	ctx := context.Background()
 	dir := b.TempDir()
 	db, err := store.Open(ctx, store.DriverSQLite, filepath.Join(dir, "directory.db"), &store.Options{CacheTTL: time.Minute})
@@ -130,7 +136,11 @@ func smtpRun(b *testing.B, conns int, rcpts []string, msgs int) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := NewServer(Options{Role: MX, Hostname: "mx.test", Target: router, SpoolDir: dir, MaxConnsPerIP: 64})
+	opts := Options{Role: MX, Hostname: "mx.test", Target: router, SpoolDir: dir, MaxConnsPerIP: 64}
+	if set != nil {
+		set(&opts)
+	}
+	srv, err := NewServer(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
