@@ -6,11 +6,13 @@ import (
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/imap"
+	"github.com/mailagent/mailagent/maildir/sieve/managesieve"
 	"github.com/mailagent/mailagent/pop3"
 )
 
 // setupAccess starts the mail access servers: IMAP and POP3, each with
-// STARTTLS/STLS on its plain port and TLS from the first byte on the other.
+// STARTTLS/STLS on its plain port and TLS from the first byte on the other,
+// and ManageSieve (STARTTLS) when configured.
 func (s *server) setupAccess(ctx context.Context, authn *auth.Authenticator) error {
 	cfg := s.cfg
 	for _, l := range []struct {
@@ -72,6 +74,26 @@ func (s *server) setupAccess(ctx context.Context, authn *auth.Authenticator) err
 			return err
 		}
 		s.serve(l.name, func() error { return srv.Serve(ln) }, srv.Shutdown, pop3.ErrServerClosed)
+	}
+	if cfg.Listen.ManageSieve != "" {
+		srv, err := managesieve.NewServer(managesieve.Options{
+			Authenticator:     authn,
+			MaildirBase:       cfg.Path(cfg.Maildir.Base, "mail"),
+			TLSConfig:         s.tlsCfg,
+			AllowInsecureAuth: cfg.TLS.AllowInsecureAuth,
+			ConnLimiter:       s.conns,
+			MaxAuthFailures:   cfg.Limits.MaxAuthFailures,
+			LoginTimeout:      cfg.Limits.LoginTimeout.Duration,
+			Logger:            s.log,
+		})
+		if err != nil {
+			return fmt.Errorf("managesieve: %w", err)
+		}
+		ln, err := s.listen("managesieve", cfg.Listen.ManageSieve)
+		if err != nil {
+			return err
+		}
+		s.serve("managesieve", func() error { return srv.Serve(ln) }, srv.Shutdown, managesieve.ErrServerClosed)
 	}
 	return nil
 }

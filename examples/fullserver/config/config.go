@@ -76,6 +76,9 @@ type Listen struct {
 	POP3S       string `toml:"pop3s"`
 	LMTP        string `toml:"lmtp"`
 	Metrics     string `toml:"metrics"`
+	// ManageSieve (RFC 5804, STARTTLS) lets users upload their Sieve
+	// scripts; off by default, ":4190" in production.
+	ManageSieve string `toml:"managesieve"`
 	// HTTPS serves client self-configuration (Thunderbird autoconfig,
 	// Microsoft Autodiscover, Apple .mobileconfig) with the mail
 	// certificate, and ACME's TLS-ALPN-01 challenges; off by default,
@@ -394,7 +397,7 @@ func (c *Config) Validate() error {
 		"listen.imaps": c.Listen.IMAPS, "listen.pop3": c.Listen.POP3,
 		"listen.pop3s": c.Listen.POP3S, "listen.metrics": c.Listen.Metrics,
 		"listen.lmtp": c.Listen.LMTP, "dns.resolver": c.DNS.Resolver,
-		"listen.https": c.Listen.HTTPS,
+		"listen.https": c.Listen.HTTPS, "listen.managesieve": c.Listen.ManageSieve,
 	} {
 		if addr == "" || (key == "listen.lmtp" && strings.HasPrefix(addr, "unix:")) {
 			continue
