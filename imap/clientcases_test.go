@@ -67,3 +67,16 @@ func TestFlagListLeadingSpace(t *testing.T) {
 	}
 	wantLine(t, cl.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS (\Flagged Project_X \Recent))`)
 }
+
+// TestID: ID (RFC 2971) before and after login: the server names
+// itself; the client's parameters and NIL are taken.
+func TestID(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	wantLine(t, cl.ok("CAPABILITY"), " ID ")
+	wantLine(t, cl.ok(`ID ("name" "neomutt" "version" "20240425")`), `* ID ("name" "mailagent")`)
+	cl.login("alice@local.example")
+	wantLine(t, cl.ok("ID NIL"), `* ID ("name" "mailagent")`)
+	cl.expect("BAD", `ID ("name")`)
+}

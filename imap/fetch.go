@@ -207,7 +207,7 @@ func (s *session) fetchRefs(w *imapwire.Writer, refs []ref, items *fetchItems) e
 		}
 		if options.Flags {
 			item("FLAGS ")
-			w.Flags(imapFlags(m))
+			w.Flags(imapFlags(m, s.nc.rev2))
 		}
 		if options.InternalDate {
 			item("INTERNALDATE ")

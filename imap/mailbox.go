@@ -276,13 +276,14 @@ func (mb *mailbox) storedLocked(m *maildir.Message, source *selection) {
 	mb.flagsChangedLocked(m.UID, source)
 }
 
-// imapFlags returns a message's flags in IMAP's type.
-func imapFlags(m *maildir.Message) []imap.Flag {
+// imapFlags returns a message's flags in IMAP's type; \Recent only for
+// IMAP4rev1 (RFC 9051 has none).
+func imapFlags(m *maildir.Message, rev2 bool) []imap.Flag {
 	out := make([]imap.Flag, 0, len(m.Flags)+1)
 	for _, f := range m.Flags {
 		out = append(out, imap.Flag(f))
 	}
-	if m.Recent {
+	if m.Recent && !rev2 {
 		out = append(out, imap.Flag(`\Recent`))
 	}
 	return out

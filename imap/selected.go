@@ -288,7 +288,7 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 		w.Atom(" FETCH (UID ")
 		w.Number(uid)
 		w.Atom(" FLAGS ")
-		w.Flags(imapFlags(&m))
+		w.Flags(imapFlags(&m, s.nc.rev2))
 		if condstore {
 			w.Atom(" MODSEQ (")
 			w.Number64(m.ModSeq)
@@ -633,7 +633,7 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 		if !a.Flags.Silent {
 			m.Recent = sel.isRecent(m.UID)
 			w.Atom("FLAGS ")
-			w.Flags(imapFlags(m))
+			w.Flags(imapFlags(m, c.rev2))
 			if c.condstore {
 				w.SP()
 			}

@@ -319,6 +319,10 @@ func TestEnable(t *testing.T) {
 	if has(lines, "RECENT") {
 		t.Fatalf("IMAP4rev2 SELECT sent RECENT: %q", lines)
 	}
-	// IMAP4rev2 answers SEARCH with ESEARCH.
+	// IMAP4rev2 answers SEARCH with ESEARCH, and has no \Recent flag.
 	wantLine(t, cl.ok("SEARCH SEEN"), "* ESEARCH", "ALL 1")
+	if lines := cl.ok("FETCH 1:* FLAGS"); has(lines, `\Recent`) {
+		t.Fatalf("IMAP4rev2 FETCH sent \\Recent: %q", lines)
+	}
+	wantLine(t, lines, `* LIST () "." INBOX`)
 }
