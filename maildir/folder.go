@@ -248,7 +248,10 @@ func (f *Folder) Snapshot(ctx context.Context) (*Snapshot, error) {
 // ClaimRecent returns the UIDs of the messages that are Recent, in
 // ascending order, and clears their Recent mark: the caller (an IMAP
 // session selecting the folder read-write, RFC 3501 section 2.3.2) is the
-// one session that reports them \Recent.
+// one session that reports them \Recent. The claim does not write the
+// index by itself (a SELECT must not cost an index rewrite); it is kept
+// with the next change that does, so after a crash before then the
+// messages may be Recent once more, which \Recent tolerates.
 func (f *Folder) ClaimRecent(ctx context.Context) ([]uint32, error) {
 	var uids []uint32
 	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
@@ -256,7 +259,6 @@ func (f *Folder) ClaimRecent(ctx context.Context) ([]uint32, error) {
 			if e.recent {
 				uids = append(uids, e.uid)
 				e.recent = false
-				st.indexDirty = true
 			}
 		}
 		return nil, nil
