@@ -55,3 +55,43 @@ func TestRecent(t *testing.T) {
 	a.ok("CLOSE")
 	wantLine(t, a.ok("SELECT box2"), "* 0 RECENT")
 }
+
+// TestEnvelopeGroups follows imaptest's "fetch-envelope": group syntax
+// gives RFC 3501's group markers, a comment names a bare address, a
+// source route is dropped.
+func TestEnvelopeGroups(t *testing.T) {
+	st := newTestStack(t)
+	st.deliver("alice@local.example", "INBOX", "Date: Thu, 15 Feb 2007 01:02:03 +0200\r\n"+
+		"From: user@domain (Real Name)\r\n"+
+		"To: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\n"+
+		"Cc: group:;, group2: (foo) ;\r\n"+
+		"Bcc: <@route:user@domain>\r\n\r\nbody\r\n")
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("EXAMINE INBOX")
+	wantLine(t, cl.ok("FETCH 1 ENVELOPE"), `* 1 FETCH (ENVELOPE ("Thu, 15 Feb 2007 01:02:03 +0200" NIL `+
+		`(("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain")) `+
+		`((NIL NIL "group" NIL)(NIL NIL "g1" "d1.org")(NIL NIL "g2" "d2.org")(NIL NIL NIL NIL)(NIL NIL "group2" NIL)(NIL NIL "g3" "d3.org")(NIL NIL NIL NIL)) `+
+		`((NIL NIL "group" NIL)(NIL NIL NIL NIL)(NIL NIL "group2" NIL)(NIL NIL NIL NIL)) `+
+		`((NIL NIL "user" "domain")) NIL NIL))`)
+}
+
+// TestSearchAddressWithComments follows imaptest's "search-addresses":
+// SEARCH FROM finds an address written with comments inside it.
+func TestSearchAddressWithComments(t *testing.T) {
+	st := newTestStack(t)
+	st.deliver("alice@local.example", "INBOX", "From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to@domain.org>\r\n\r\nbody3\r\n")
+	st.deliver("alice@local.example", "INBOX", "From: other@domain.org\r\n\r\nbody\r\n")
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("EXAMINE INBOX")
+	wantLine(t, cl.ok("SEARCH FROM user-from@domain.org"), "* SEARCH 1")
+	if got := cl.ok("SEARCH FROM comment"); !has(got, "* SEARCH 1") {
+		t.Fatalf("the field's own text no longer matches: %q", got)
+	}
+	if got := cl.ok("SEARCH FROM user-to@domain.org"); !has(got, "* SEARCH") || has(got, "* SEARCH 1") {
+		t.Fatalf("SEARCH FROM matched the To field: %q", got)
+	}
+}

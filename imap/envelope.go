@@ -35,20 +35,13 @@ func unfold(s string) string {
 	return strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(s)
 }
 
-// addressList parses an address field; a field that does not parse is
-// left out, as a client would show it anyway from the header.
+// addressList parses an address field with parseAddressList: groups,
+// comments and obsolete forms as Dovecot reads them, where net/mail
+// refuses the whole field.
 func addressList(mh mail.Header, key string) []imap.Address {
-	list, err := mh.AddressList(key)
-	if err != nil {
+	v := mh.Get(key)
+	if v == "" {
 		return nil
 	}
-	out := make([]imap.Address, 0, len(list))
-	for _, a := range list {
-		local, host := a.Address, ""
-		if i := strings.LastIndexByte(a.Address, '@'); i >= 0 {
-			local, host = a.Address[:i], a.Address[i+1:]
-		}
-		out = append(out, imap.Address{Name: a.Name, Mailbox: local, Host: host})
-	}
-	return out
+	return parseAddressList(unfold(v))
 }

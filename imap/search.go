@@ -459,7 +459,7 @@ func (mc *matchContext) match(c *imap.SearchCriteria) bool {
 		}
 	}
 	for _, h := range c.Header {
-		if !matchFields(mc.header.FieldsByKey(h.Key), h.Value) {
+		if !matchFields(h.Key, mc.header.FieldsByKey(h.Key), h.Value) {
 			return false
 		}
 	}
@@ -555,14 +555,38 @@ func legacyToUTF8(s string) string {
 
 // matchFields reports whether one of fields contains the folded pattern,
 // or, for an empty pattern, whether there is such a field.
-func matchFields(fields message.HeaderFields, pattern string) bool {
+func matchFields(key string, fields message.HeaderFields, pattern string) bool {
 	if pattern == "" {
 		return fields.Len() > 0
 	}
+	addresses := isAddressField(key)
 	for fields.Next() {
 		if strings.Contains(foldString(decodeHeaderValue(fields.Value())), pattern) {
 			return true
 		}
+		if !addresses {
+			continue
+		}
+		// Also the addresses as parsed, "Name <local@domain>": the field
+		// may hold comments or folding inside an address, as Dovecot
+		// matches "FROM user@domain.org" in "<user (c)@ (c) domain.org>".
+		for _, a := range parseAddressList(unfold(fields.Value())) {
+			if a.Host == "" {
+				continue // a group marker
+			}
+			if strings.Contains(foldString(a.Name+" <"+a.Mailbox+"@"+a.Host+">"), pattern) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isAddressField reports whether a header field holds an address list.
+func isAddressField(key string) bool {
+	switch strings.ToLower(key) {
+	case "from", "to", "cc", "bcc", "sender", "reply-to", "resent-from", "resent-to", "resent-cc", "resent-bcc", "resent-sender":
+		return true
 	}
 	return false
 }
