@@ -245,13 +245,18 @@ func formatField(name, value string) []byte {
 }
 
 // fieldValue is a field's value as a milter receives it: after the
-// colon and its white space, folds as LF, no final line break.
-func fieldValue(f headerField) string {
+// colon, folds as LF, no final line break. Without leadSpace the one
+// space after the colon is left out, as Postfix does for a milter that
+// has not asked for the value as is (SMFIP_HDR_LEADSPC); a milter that
+// has (OpenDKIM, for simple canonicalization) gets every byte.
+func fieldValue(f headerField, leadSpace bool) string {
 	v := f.raw
 	if i := bytes.IndexByte(v, ':'); i >= 0 {
 		v = v[i+1:]
 	}
-	v = bytes.TrimLeft(v, " \t")
+	if !leadSpace && len(v) > 0 && v[0] == ' ' {
+		v = v[1:]
+	}
 	s := strings.ReplaceAll(string(v), "\r\n", "\n")
 	return strings.TrimRight(s, "\n")
 }

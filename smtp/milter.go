@@ -447,7 +447,7 @@ func (ms *milterSession) Message(ctx context.Context, env *Envelope, msg Body) V
 		if f.name == "" {
 			continue
 		}
-		act, err := ms.s.HeaderField(f.name, fieldValue(f), nil)
+		act, err := ms.s.HeaderField(f.name, fieldValue(f, ms.s.ProtocolOption(milter.OptHeaderLeadingSpace)), nil)
 		if err != nil {
 			return fail(err)
 		}

@@ -1,7 +1,9 @@
 package smtp
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/internal/interop"
 )
 
@@ -140,5 +143,108 @@ func TestInteropRspamd(t *testing.T) {
 	}
 	if strings.Contains(inbox[0], "X-Spam: Yes") {
 		t.Errorf("ham flagged as spam:\n%s", inbox[0])
+	}
+}
+
+// TestInteropSpamAssassin: spamass-milter in front of a private spamd
+// refuses GTUBE (score 1000, above -r 15) and passes ham with
+// SpamAssassin's fields added.
+func TestInteropSpamAssassin(t *testing.T) {
+	spamd := interop.Program(t, "spamd")
+	milterBin := interop.Program(t, "spamass-milter")
+	dir := t.TempDir()
+	spamdAddr, milterAddr := interop.FreePort(t), interop.FreePort(t)
+	host, port, _ := net.SplitHostPort(spamdAddr)
+	mhost, mport, _ := net.SplitHostPort(milterAddr)
+	args := []string{"-x", "--listen=" + spamdAddr, "--allowed-ips=127.0.0.1", "-s", "stderr",
+		"--pidfile=" + filepath.Join(dir, "spamd.pid"), "--max-children=1", "--min-children=1"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "nobody")
+	}
+	startDaemon(t, "spamd", 3*time.Minute, exec.Command(spamd, args...), filepath.Join(dir, "spamd.out"), spamdAddr)
+	startDaemon(t, "spamass-milter", time.Minute, exec.Command(milterBin, "-p", "inet:"+mport+"@"+mhost, "-r", "15",
+		"--", "-d", host, "-p", port), filepath.Join(dir, "milter.out"), milterAddr)
+
+	st := newTestStack(t)
+	o := st.options(MX)
+	o.Checks.Filters = []Filter{&Milter{Address: "inet:" + milterAddr}}
+	addr, _ := st.serve(o)
+	msg := func(subject, body string) string {
+		return fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: "+subject+
+			"\r\nMessage-ID: <"+strings.ReplaceAll(subject, " ", ".")+"@far.example>\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\n\r\n"+body+"\r\n.\r\n")
+	}
+	dial(t, "tcp", addr).run(greet + toAlice + `
+		R: ` + msg("gtube", "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X") + `
+		S: 550 5.7.1
+		` + toAlice + `
+		R: ` + msg("ham", "Hello Alice, lunch at noon? Bob") + `
+		S: 250`)
+	inbox := st.messages("alice@local.example", "")
+	if len(inbox) != 1 || !strings.Contains(inbox[0], "Subject: ham") {
+		t.Fatalf("INBOX holds %d messages, want the ham: %q", len(inbox), inbox)
+	}
+	if !strings.Contains(inbox[0], "\r\nX-Spam-Checker-Version: SpamAssassin") || !strings.Contains(inbox[0], "\r\nX-Spam-Status: No") {
+		t.Errorf("ham lacks SpamAssassin's fields:\n%s", inbox[0])
+	}
+}
+
+// TestInteropOpenDKIM: OpenDKIM as a milter signs mail from its domain
+// sent from an internal host, as it does behind Postfix, and the stored
+// copy's signature verifies against the key opendkim-genkey published.
+func TestInteropOpenDKIM(t *testing.T) {
+	opendkim := interop.Program(t, "opendkim")
+	genkey := interop.Program(t, "opendkim-genkey")
+	dir := t.TempDir()
+	if out, err := exec.Command(genkey, "-D", dir, "-d", "local.example", "-s", "s1").CombinedOutput(); err != nil {
+		t.Fatalf("opendkim-genkey: %v\n%s", err, out)
+	}
+	txt, err := os.ReadFile(filepath.Join(dir, "s1.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// s1._domainkey IN TXT ( "v=DKIM1; h=sha256; k=rsa; " "p=..." ) ; comment
+	var record strings.Builder
+	for i, part := range strings.Split(string(txt), `"`) {
+		if i%2 == 1 {
+			record.WriteString(part)
+		}
+	}
+	maddr := interop.FreePort(t)
+	mhost, mport, _ := net.SplitHostPort(maddr)
+	conf := filepath.Join(dir, "opendkim.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`Socket inet:%s@%s
+Mode sv
+Domain local.example
+Selector s1
+KeyFile %s
+Background no
+Syslog no
+RequireSafeKeys false
+AuthservID opendkim.test
+InternalHosts 127.0.0.1
+PidFile %s
+`, mport, mhost, filepath.Join(dir, "s1.private"), filepath.Join(dir, "opendkim.pid"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, "opendkim", time.Minute, exec.Command(opendkim, "-f", "-x", conf), filepath.Join(dir, "opendkim.out"), maddr)
+
+	st := newTestStack(t)
+	o := st.options(MX)
+	o.Checks.Filters = []Filter{&Milter{Address: "inet:" + maddr}}
+	addr, _ := st.serve(o)
+	dial(t, "tcp", addr).run(greet + toAlice + `
+		R: ` + fmt.Sprintf("%q", "From: bob@local.example\r\nTo: alice@local.example\r\nSubject: signed by opendkim\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\nMessage-ID: <dkim@local.example>\r\n\r\nHello.\r\n.\r\n") + `
+		S: 250`)
+	inbox := st.messages("alice@local.example", "")
+	if len(inbox) != 1 {
+		t.Fatalf("INBOX holds %d messages", len(inbox))
+	}
+	if !strings.Contains(inbox[0], "DKIM-Signature: ") || !strings.Contains(inbox[0], "d=local.example") {
+		t.Fatalf("no DKIM-Signature from opendkim:\n%s", inbox[0])
+	}
+	res := &dnsauth.MockResolver{TXT: map[string][]string{"s1._domainkey.local.example": {record.String()}}}
+	results, err := dnsauth.VerifyDKIM(context.Background(), res, strings.NewReader(inbox[0]))
+	if err != nil || len(results) != 1 || results[0].Status != dnsauth.DKIMPass || results[0].Domain != "local.example" {
+		t.Errorf("verifying opendkim's signature: %+v, %v\n%s", results, err, inbox[0])
 	}
 }
