@@ -248,3 +248,49 @@ PidFile %s
 		t.Errorf("verifying opendkim's signature: %+v, %v\n%s", results, err, inbox[0])
 	}
 }
+
+// TestInteropOpenDMARC: OpenDMARC as a milter reads our SPF result from
+// our Authentication-Results field (this host is a trusted authserv-id)
+// and adds its own DMARC result for the From domain, as behind Postfix.
+// The machine has no DNS, so the policy is not found: dmarc=none.
+func TestInteropOpenDMARC(t *testing.T) {
+	opendmarc := interop.Program(t, "opendmarc")
+	dir := t.TempDir()
+	maddr := interop.FreePort(t)
+	mhost, mport, _ := net.SplitHostPort(maddr)
+	ignore := filepath.Join(dir, "ignore")
+	if err := os.WriteFile(ignore, []byte("192.0.2.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "opendmarc.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`Socket inet:%s@%s
+AuthservID opendmarc.test
+TrustedAuthservIDs mx.test
+IgnoreHosts %s
+Background false
+Syslog false
+PidFile %s
+SPFIgnoreResults false
+SPFSelfValidate false
+RejectFailures true
+`, mport, mhost, ignore, filepath.Join(dir, "opendmarc.pid"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, "opendmarc", time.Minute, exec.Command(opendmarc, "-f", "-c", conf), filepath.Join(dir, "opendmarc.out"), maddr)
+
+	st := newTestStack(t)
+	o := st.options(MX)
+	o.Checks = Checks{Connect: []ConnectChecker{policy{}}, Mail: []MailChecker{policy{}},
+		Filters: []Filter{&Milter{Address: "inet:" + maddr}}}
+	addr, _ := st.serve(o)
+	dial(t, "tcp", addr).run(greet + toAlice + `
+		R: ` + fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: dmarc\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\nMessage-ID: <dmarc@far.example>\r\n\r\nHello.\r\n.\r\n") + `
+		S: 250`)
+	inbox := st.messages("alice@local.example", "")
+	if len(inbox) != 1 {
+		t.Fatalf("INBOX holds %d messages", len(inbox))
+	}
+	if !strings.Contains(inbox[0], "Authentication-Results: opendmarc.test; dmarc=") || !strings.Contains(inbox[0], "header.from=far.example") {
+		t.Errorf("no DMARC result from opendmarc:\n%s", inbox[0])
+	}
+}
