@@ -352,7 +352,8 @@ func TestInteropMbsyncIncremental(t *testing.T) {
 // The first open fetches every header; between the two a flag changes
 // on the server and a message arrives; the second open fetches the
 // headers of the new message only, asks for flags CHANGEDSINCE its
-// cached modseq and gets the one changed message. In the second session
+// cached modseq and gets the one changed message. A third open after an
+// expunge is told of it with VANISHED (EARLIER). In the second session
 // neomutt flags a message and copies it to "Ärger & Co" (the issue's
 // case (a); a space in neomutt's mailbox prompt cycles mailboxes, so
 // the pushed keys quote it); the server's state shows both.
@@ -413,6 +414,22 @@ push "%s<quit>"
 	if second.BodyResp != 1 || second.Whole != 0 {
 		t.Errorf("second open fetched %d header sets and %d whole messages, want the new message's 1 and none: %s", second.BodyResp, second.Whole, second)
 	}
+
+	// An expunge on the server: the third open hears of it as VANISHED
+	// (EARLIER). neomutt 20220429 then fetches the headers at the
+	// vanished sequence number again and lists every flag, exactly as
+	// against Dovecot 2.3.19 (the same dialog); no message crosses.
+	cl = dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	cl.ok(`UID STORE 3 +FLAGS.SILENT (\Deleted)`)
+	cl.ok("EXPUNGE")
+	cl.ok("LOGOUT")
+	third := open("third open", "")
+	if !has(third.Transcript, "S: * VANISHED (EARLIER) 3") || third.Whole != 0 {
+		t.Errorf("third open was not told of UID 3's expunge by VANISHED (EARLIER), or fetched messages:\n%s", strings.Join(third.Transcript, "\n"))
+	}
+
 	srv := serverState(t, addr, "alice@local.example")
 	if got := flagsOf(t, srv["INBOX"], "Message 1, inbox."); got != `\Flagged \Seen` {
 		t.Errorf("neomutt's flag on message 1: server has %q", got)
