@@ -25,6 +25,7 @@ type MockResolver struct {
 	IP    map[string][]net.IP  // host → A and AAAA addresses
 	PTR   map[string][]string  // IP address text → host names
 	CNAME map[string]string    // host → canonical name
+	SRV   map[string][]*net.SRV // "_service._proto.name" → SRV records
 	Fail  map[string]error     // name → error returned for every lookup
 	Hang  map[string]bool      // name → lookups block until ctx is done
 
@@ -246,6 +247,36 @@ func (m *MockResolver) AddCNAME(host, target string) {
 	m.CNAME[mockKey(host)] = target
 }
 
+// AddSRV appends an SRV record to name ("_service._proto.domain").
+func (m *MockResolver) AddSRV(name string, srv *net.SRV) {
+	m.Lock()
+	defer m.Unlock()
+	if m.SRV == nil {
+		m.SRV = map[string][]*net.SRV{}
+	}
+	k := mockKey(name)
+	m.SRV[k] = append(m.SRV[k], srv)
+}
+
+// LookupSRV answers like net.Resolver.LookupSRV, for code that finds
+// services (RFC 6186) through a resolver with this method.
+func (m *MockResolver) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	m.Lock()
+	defer m.Unlock()
+	owner := name
+	if service != "" || proto != "" {
+		owner = "_" + service + "._" + proto + "." + name
+	}
+	k, err := m.lookup(ctx, owner, false)
+	if err != nil {
+		return "", nil, err
+	}
+	if v := m.SRV[k]; len(v) > 0 {
+		return k + ".", append([]*net.SRV(nil), v...), nil
+	}
+	return "", nil, NewNotFoundError(owner)
+}
+
 // AddRecord loads one record, as Records returns it, so that tests can
 // publish exactly what an administrator would.
 func (m *MockResolver) AddRecord(r Record) error {
@@ -273,6 +304,22 @@ func (m *MockResolver) AddRecord(r Record) error {
 		m.AddPTR(ip, r.Value)
 	case "CNAME":
 		m.AddCNAME(r.Name, r.Value)
+	case "SRV":
+		// "priority weight port target"; a target of "." (or, with its
+		// dot trimmed, none) says the service is not offered.
+		var srv net.SRV
+		f := strings.Fields(r.Value)
+		if len(f) < 3 || len(f) > 4 {
+			return fmt.Errorf("dnsauth: SRV record %q: want priority, weight, port and target", r.Value)
+		}
+		if _, err := fmt.Sscanf(strings.Join(f[:3], " "), "%d %d %d", &srv.Priority, &srv.Weight, &srv.Port); err != nil {
+			return fmt.Errorf("dnsauth: SRV record %q: %w", r.Value, err)
+		}
+		srv.Target = "."
+		if len(f) == 4 {
+			srv.Target = f[3]
+		}
+		m.AddSRV(r.Name, &srv)
 	default:
 		return fmt.Errorf("dnsauth: record type %q not supported by MockResolver", r.Type)
 	}

@@ -220,10 +220,9 @@ func TestRecordsClientServices(t *testing.T) {
 	}
 	// The check leaves what it cannot look up aside instead of failing it.
 	m := &MockResolver{}
-	for _, r := range recs {
-		if r.Type != "SRV" && r.Type != "CNAME" {
-			publish(t, m, []Record{r})
-		}
+	publish(t, m, recs)
+	if _, srvs, err := m.LookupSRV(context.Background(), "imaps", "tcp", "a.test"); err != nil || len(srvs) != 1 || srvs[0].Port != 993 || srvs[0].Target != "mail.a.test." {
+		t.Errorf("published _imaps._tcp: %v %v", srvs, err)
 	}
 	checks, err := CheckRecords(context.Background(), m, s)
 	if err != nil {
