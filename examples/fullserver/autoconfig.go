@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/acme"
 )
 
 // Client self-configuration: from an address alone, Thunderbird
@@ -398,7 +400,25 @@ func nameUUID(name string) string {
 func (s *server) httpsTLS() *tls.Config {
 	tc := s.tlsCfg.Clone()
 	tc.NextProtos = []string{"h2", "http/1.1"}
+	if s.acme != nil {
+		// TLS-ALPN-01: the CA's validation connects here asking for it.
+		tc.NextProtos = append(tc.NextProtos, acme.ALPNProto)
+	}
 	return tc
+}
+
+// newHTTPServer is an HTTP server with the time and size limits of
+// every fullserver HTTP listener.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 }
 
 func writeXML(w http.ResponseWriter, contentType string, v any) {
@@ -417,24 +437,15 @@ func writeXML(w http.ResponseWriter, contentType string, v any) {
 // the same port through the TLS configuration's GetCertificate).
 func (s *server) setupHTTPS() error {
 	if s.cfg.Listen.HTTPS == "" {
-		return nil
+		return s.setupHTTP()
 	}
 	ln, err := s.listen("https", s.cfg.Listen.HTTPS)
 	if err != nil {
 		return err
 	}
 	h := &autoconfigHandler{settings: s.clientSettings(), isLocal: s.dir.IsLocalDomain, log: s.log}
-	tc := s.httpsTLS()
-	hs := &http.Server{
-		Handler:           h,
-		TLSConfig:         tc,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	hs := newHTTPServer(h, s.log)
+	hs.TLSConfig = s.httpsTLS()
 	s.serve("https", func() error { return hs.ServeTLS(ln, "", "") }, hs.Shutdown, http.ErrServerClosed)
-	return nil
+	return s.setupHTTP()
 }

@@ -75,6 +75,7 @@ func backupParts(cfg *config.Config) []backupPart {
 		{"queue", cfg.Path(cfg.Queue.Dir, "queue")},
 		{"dkim", cfg.Path(cfg.DKIM.KeyDir, "dkim")},
 		{"tls", filepath.Join(cfg.DataDir, "tls")},
+		{"acme", filepath.Join(cfg.DataDir, "acme")},
 	}
 }
 

@@ -42,7 +42,8 @@ type server struct {
 	dir    *store.SQL
 	mail   *maildir.Store
 	queue  *queue.Queue
-	certs  *auth.CertReloader
+	certs  *auth.CertReloader // nil under ACME
+	acme   *acmeCerts         // tls.acme: certificates from the CA
 	signer dkimSigner
 	tlsCfg *tls.Config
 	// mxTLS is the MX's TLS configuration, of tls.mx_profile.
@@ -221,23 +222,32 @@ func (s *server) firstRun(ctx context.Context) error {
 }
 
 func (s *server) setupTLS() error {
-	certFile, keyFile := s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile
-	if certFile == "" {
-		var err error
-		if certFile, keyFile, err = auth.SelfSigned(filepath.Join(s.cfg.DataDir, "tls"), s.cfg.Hostname); err != nil {
-			return fmt.Errorf("self-signed certificate: %w", err)
+	var getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	if s.cfg.TLS.ACME {
+		a, err := s.setupACME()
+		if err != nil {
+			return err
 		}
+		s.acme, getCert = a, a.GetCertificate
+	} else {
+		certFile, keyFile := s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile
+		if certFile == "" {
+			var err error
+			if certFile, keyFile, err = auth.SelfSigned(filepath.Join(s.cfg.DataDir, "tls"), s.cfg.Hostname); err != nil {
+				return fmt.Errorf("self-signed certificate: %w", err)
+			}
+		}
+		r, err := auth.NewCertReloader(certFile, keyFile, auth.CertReloaderOptions{Logger: s.log})
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		s.certs, getCert = r, r.GetCertificate
 	}
-	r, err := auth.NewCertReloader(certFile, keyFile, auth.CertReloaderOptions{Logger: s.log})
-	if err != nil {
-		return fmt.Errorf("tls: %w", err)
-	}
-	s.certs = r
 	// Validate has checked the profile names.
 	profile, _ := auth.ParseTLSProfile(s.cfg.TLS.Profile)
 	mxProfile, _ := auth.ParseTLSProfile(s.cfg.TLS.MXProfile)
-	s.tlsCfg = profile.Config(r.GetCertificate)
-	s.mxTLS = mxProfile.Config(r.GetCertificate)
+	s.tlsCfg = profile.Config(getCert)
+	s.mxTLS = mxProfile.Config(getCert)
 	return nil
 }
 
@@ -487,7 +497,9 @@ func (s *server) stop() {
 func (s *server) reload(ctx context.Context) {
 	s.log.Info("reloading on SIGHUP")
 	s.dir.ClearCache()
-	if err := s.certs.Reload(); err != nil {
+	if s.certs == nil {
+		// ACME: renewals are in use as soon as they are made.
+	} else if err := s.certs.Reload(); err != nil {
 		s.log.Error("certificate not reloaded, keeping the previous one", "err", err)
 	}
 	if s.cfg.DKIM.Sign {
@@ -567,7 +579,7 @@ func (s *server) banner() {
 	if len(read) > 0 {
 		fmt.Fprintf(w, "Read it: %s; user %s.\n", strings.Join(read, ", "), user)
 	}
-	if s.cfg.TLS.CertFile == "" {
+	if s.cfg.TLS.CertFile == "" && !s.cfg.TLS.ACME {
 		fmt.Fprintf(w, "The certificate is self-signed (%s): clients must be told to accept it.\n",
 			filepath.Join(s.cfg.DataDir, "tls"))
 	}

@@ -84,6 +84,10 @@ type Listen struct {
 	// certificate, and ACME's TLS-ALPN-01 challenges; off by default,
 	// ":443" in production.
 	HTTPS string `toml:"https"`
+	// HTTP answers ACME HTTP-01 challenges and redirects everything else
+	// to HTTPS; off by default, ":80" in production when the CA should
+	// validate over port 80.
+	HTTP string `toml:"http"`
 	// LMTPNetworks are the networks (CIDR prefixes or single addresses)
 	// LMTP takes TCP clients from; LMTP has no authentication, so who may
 	// connect is its boundary. Default loopback only.
@@ -140,6 +144,23 @@ type TLS struct {
 	// since a sender refused at STARTTLS sends in cleartext instead,
 	// RFC 7435), "intermediate" or "modern".
 	MXProfile string `toml:"mx_profile"`
+	// ACME obtains and renews certificates from an ACME CA instead of
+	// CertFile/KeyFile: for Hostname, ACMEHosts, and autoconfig. and
+	// autodiscover. of every local domain, validated over listen.https
+	// (TLS-ALPN-01) or listen.http (HTTP-01), kept in DATA/acme.
+	ACME bool `toml:"acme"`
+	// ACMEEmail is the account's contact address (the CA's expiry
+	// notices); may be empty.
+	ACMEEmail string `toml:"acme_email"`
+	// ACMEDirectory is the CA's directory URL (Let's Encrypt's by
+	// default).
+	ACMEDirectory string `toml:"acme_directory"`
+	// ACMECAFile is a PEM file of certificates trusted for the
+	// directory's HTTPS (a private CA); empty: the system's.
+	ACMECAFile string `toml:"acme_ca_file"`
+	// ACMEHosts are more names to get certificates for (mail.DOMAIN,
+	// imap.DOMAIN...), besides Hostname.
+	ACMEHosts []string `toml:"acme_hosts"`
 }
 
 // Store selects the directory backend.
@@ -320,7 +341,8 @@ func Default() *Config {
 			LMTPNetworks:   []string{"127.0.0.0/8", "::1/128"},
 			LMTPSocketMode: "0600",
 		},
-		TLS:   TLS{Profile: "intermediate", MXProfile: "old"},
+		TLS: TLS{Profile: "intermediate", MXProfile: "old",
+			ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEHosts: []string{}},
 		Store: Store{Driver: "sqlite", SubaddressDelimiter: "+", QueryTimeout: Duration{5 * time.Second}},
 		Limits: Limits{
 			MaxMessageBytes:     50 << 20,
@@ -398,6 +420,7 @@ func (c *Config) Validate() error {
 		"listen.pop3s": c.Listen.POP3S, "listen.metrics": c.Listen.Metrics,
 		"listen.lmtp": c.Listen.LMTP, "dns.resolver": c.DNS.Resolver,
 		"listen.https": c.Listen.HTTPS, "listen.managesieve": c.Listen.ManageSieve,
+		"listen.http": c.Listen.HTTP,
 	} {
 		if addr == "" || (key == "listen.lmtp" && strings.HasPrefix(addr, "unix:")) {
 			continue
@@ -411,6 +434,16 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Listen.LMTPSocketPerm(); err != nil {
 		bad("listen.lmtp_socket_mode", "%v", err)
+	}
+	if c.TLS.ACME {
+		switch {
+		case c.TLS.CertFile != "":
+			bad("tls.acme", "cert_file and key_file must be empty with acme")
+		case c.Listen.HTTPS == "" && c.Listen.HTTP == "":
+			bad("tls.acme", "needs listen.https (TLS-ALPN-01 on port 443) or listen.http (HTTP-01 on port 80)")
+		case !strings.HasPrefix(c.TLS.ACMEDirectory, "https://"):
+			bad("tls.acme_directory", "%q is not an https URL", c.TLS.ACMEDirectory)
+		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls.cert_file", "cert_file and key_file must be set together")
