@@ -20,14 +20,14 @@ import (
 type MockResolver struct {
 	sync.Mutex
 
-	TXT   map[string][]string  // name → TXT strings (each already joined)
-	MX    map[string][]*net.MX // name → MX records
-	IP    map[string][]net.IP  // host → A and AAAA addresses
-	PTR   map[string][]string  // IP address text → host names
-	CNAME map[string]string    // host → canonical name
+	TXT   map[string][]string   // name → TXT strings (each already joined)
+	MX    map[string][]*net.MX  // name → MX records
+	IP    map[string][]net.IP   // host → A and AAAA addresses
+	PTR   map[string][]string   // IP address text → host names
+	CNAME map[string]string     // host → canonical name
 	SRV   map[string][]*net.SRV // "_service._proto.name" → SRV records
-	Fail  map[string]error     // name → error returned for every lookup
-	Hang  map[string]bool      // name → lookups block until ctx is done
+	Fail  map[string]error      // name → error returned for every lookup
+	Hang  map[string]bool       // name → lookups block until ctx is done
 
 	queries map[string]int // name → number of lookups, for Queries
 }

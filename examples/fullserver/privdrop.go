@@ -33,7 +33,7 @@ func (s *server) prebind() error {
 	for _, b := range []struct{ name, addr string }{
 		{"mx", l.MX}, {"submission", l.Submission}, {"submissions", l.Submissions}, {"lmtp", l.LMTP},
 		{"imap", l.IMAP}, {"imaps", l.IMAPS}, {"pop3", l.POP3}, {"pop3s", l.POP3S},
-		{"metrics", l.Metrics}, {"https", l.HTTPS}, {"http", l.HTTP},
+		{"metrics", l.Metrics}, {"https", l.HTTPS}, {"http", l.HTTP}, {"managesieve", l.ManageSieve},
 	} {
 		if b.addr == "" {
 			continue
