@@ -95,3 +95,55 @@ func TestSearchAddressWithComments(t *testing.T) {
 		t.Fatalf("SEARCH FROM matched the To field: %q", got)
 	}
 }
+
+// TestLsubUnsubscribedParent follows imaptest's "subscribe" and RFC
+// 3501 section 6.3.9: "%" returns an unsubscribed parent of a
+// subscribed mailbox, flagged \Noselect, and "*" the mailbox itself.
+func TestLsubUnsubscribedParent(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	for _, n := range []string{"box", "box.test", "box.test2", "box.test2.test", "box.test3.test3"} {
+		cl.ok("CREATE %s", n)
+	}
+	for _, n := range []string{"box.test", "box.test2.test", "box.test3.test3"} {
+		cl.ok("SUBSCRIBE %s", n)
+	}
+	lines := cl.ok(`LSUB "" box.%%`)
+	wantLine(t, lines, `LSUB (`, `"box.test"`)
+	wantLine(t, lines, `LSUB (\Noselect) "." "box.test2"`)
+	wantLine(t, lines, `LSUB (\Noselect) "." "box.test3"`)
+	if len(lines) != 3 {
+		t.Fatalf(`LSUB "" box.%%: %q`, lines)
+	}
+	lines = cl.ok(`LSUB "" *test`)
+	if len(lines) != 2 || !has(lines, `"box.test"`) || !has(lines, `"box.test2.test"`) {
+		t.Fatalf(`LSUB "" *test: %q`, lines)
+	}
+	cl.ok("UNSUBSCRIBE box.test3.test3")
+	if lines := cl.ok(`LSUB "" box.%%`); has(lines, "box.test3") {
+		t.Fatalf("unsubscribed child still gives its parent: %q", lines)
+	}
+}
+
+// TestListExtendedSubscribed follows imaptest's "listext": a subscribed
+// mailbox that does not exist is \NonExistent alone (it implies
+// \Noselect), and RECURSIVEMATCH gives CHILDINFO only to a parent whose
+// subscribed child the patterns do not return themselves.
+func TestListExtendedSubscribed(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("CREATE box.test2.test1")
+	cl.ok("SUBSCRIBE box.test2.test1")
+	cl.ok("SUBSCRIBE box.gone")
+	wantLine(t, cl.ok(`LIST (SUBSCRIBED) "" box.*`), `LIST (\NonExistent \HasNoChildren \Subscribed) "." "box.gone"`)
+	wantLine(t, cl.ok(`LSUB "" box.*`), `LSUB (\Noselect \HasNoChildren) "." "box.gone"`)
+	wantLine(t, cl.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" (box.test2)`), `"box.test2" ("CHILDINFO" ("SUBSCRIBED"))`)
+	lines := cl.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" (box.test2 box.test2.test1)`)
+	if has(lines, "CHILDINFO") || !has(lines, `"box.test2.test1"`) {
+		t.Fatalf("RECURSIVEMATCH with the child matched: %q", lines)
+	}
+}

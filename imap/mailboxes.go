@@ -168,8 +168,11 @@ func (lw *listWriter) WriteList(d *imap.ListData) error {
 	}
 	sep := false
 	for _, a := range d.Attrs {
-		if lw.lsub && (a == imap.MailboxAttrSubscribed || a == imap.MailboxAttrNonExistent) {
+		if lw.lsub && a == imap.MailboxAttrSubscribed {
 			continue
+		}
+		if lw.lsub && a == imap.MailboxAttrNonExistent {
+			a = imap.MailboxAttrNoSelect // LSUB predates \NonExistent
 		}
 		if sep {
 			w.SP()
@@ -215,14 +218,37 @@ func (s *session) list(w *listWriter, ref string, patterns []string, options *im
 				entries = append(entries, listEntry{maildir.FolderInfo{Name: n, Subscribed: true, NonExistent: true}, false})
 			}
 		}
+		if w.lsub {
+			// The parents of subscribed names, for LSUB's "%" rule below.
+			for _, n := range subs {
+				for i := strings.LastIndexByte(n, delim); i > 0; i = strings.LastIndexByte(n[:i], delim) {
+					if !known[n[:i]] {
+						known[n[:i]] = true
+						entries = append(entries, listEntry{maildir.FolderInfo{Name: n[:i], NonExistent: true, HasChildren: true}, false})
+					}
+				}
+			}
+		}
 	}
 	for _, e := range entries {
 		if !matchAny(e.Name, ref, patterns) {
 			continue
 		}
 		d := &imap.ListData{Delim: delim, Mailbox: e.Name}
+		if w.lsub && !e.Subscribed {
+			// RFC 3501 section 6.3.9: with "foo/bar" subscribed and
+			// "foo" not, "%" must return foo flagged \Noselect.
+			if s.hasUnmatchedSubscribedChild(entries, e.Name, ref, patterns) {
+				if err := w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim, Mailbox: e.Name}); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		if options.SelectSubscribed && !e.Subscribed {
-			if !options.SelectRecursiveMatch || !s.hasSubscribedChild(entries, e.Name) {
+			// RFC 5258 section 3: CHILDINFO for a parent whose
+			// subscribed child the patterns do not return themselves.
+			if !options.SelectRecursiveMatch || !s.hasUnmatchedSubscribedChild(entries, e.Name, ref, patterns) {
 				continue
 			}
 			d.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
@@ -231,9 +257,12 @@ func (s *session) list(w *listWriter, ref string, patterns []string, options *im
 			continue
 		}
 		if !e.exists {
-			d.Attrs = append(d.Attrs, imap.MailboxAttrNoSelect)
+			// \NonExistent implies \Noselect (RFC 5258 section 3),
+			// so it goes alone, as Dovecot sends it.
 			if !e.NonExistent || !e.HasChildren {
 				d.Attrs = append(d.Attrs, imap.MailboxAttrNonExistent)
+			} else {
+				d.Attrs = append(d.Attrs, imap.MailboxAttrNoSelect)
 			}
 		}
 		if e.HasChildren {
@@ -268,10 +297,12 @@ func matchAny(name, ref string, patterns []string) bool {
 	return false
 }
 
-func (s *session) hasSubscribedChild(entries []listEntry, name string) bool {
+// hasUnmatchedSubscribedChild reports whether a subscribed mailbox below
+// name is not matched by the patterns itself.
+func (s *session) hasUnmatchedSubscribedChild(entries []listEntry, name, ref string, patterns []string) bool {
 	prefix := name + string(delim)
 	for _, e := range entries {
-		if e.Subscribed && strings.HasPrefix(e.Name, prefix) {
+		if e.Subscribed && strings.HasPrefix(e.Name, prefix) && !matchAny(e.Name, ref, patterns) {
 			return true
 		}
 	}
