@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/interop"
 )
 
 // lmtpSend delivers one message over LMTP and returns the error of any
@@ -183,5 +185,37 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 	cfg3 := qaConfig(t, t.TempDir(), "")
 	if out, err := exec.Command(bin, "-config", cfg3, "restore", bdir).CombinedOutput(); err == nil || !strings.Contains(string(out), "missing or changed in the backup: mailagent.db") {
 		t.Errorf("restore of a changed backup: %v %s", err, out)
+	}
+}
+
+// With a MariaDB directory, backup holds mariadb-dump's consistent dump
+// of it, and restore says how to load it instead of pretending to.
+func TestBackupMySQLDump(t *testing.T) {
+	interop.Program(t, "mariadb-dump")
+	dsn := tempMySQL(t, "mailagent_backup_")
+	dir := storeDir(t, "mysql", dsn)
+	ok(t, dir, "", "migrate")
+	ok(t, dir, "", "domain", "add", "dump.test")
+	ok(t, dir, "pw\n", "user", "add", "alice@dump.test")
+	bdir := filepath.Join(t.TempDir(), "backup")
+	if code, _, errs := fs(t, dir, "", "backup", bdir); code != 0 {
+		t.Fatalf("backup: exit %d: %s", code, errs)
+	}
+	dump, err := os.ReadFile(filepath.Join(bdir, "directory.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CREATE TABLE `domains`", "'dump.test'", "'alice@dump.test'"} {
+		if !strings.Contains(string(dump), want) {
+			t.Errorf("dump lacks %s", want)
+		}
+	}
+	manifest, _ := os.ReadFile(filepath.Join(bdir, "MANIFEST.json"))
+	if !strings.Contains(string(manifest), `"driver": "mysql"`) || !strings.Contains(string(manifest), `"path": "directory.sql"`) {
+		t.Errorf("manifest:\n%s", manifest)
+	}
+	code, _, errs := fs(t, storeDir(t, "mysql", dsn), "", "restore", bdir)
+	if code != 0 || !strings.Contains(errs, "mariadb DATABASE < "+filepath.Join(bdir, "directory.sql")) {
+		t.Errorf("restore: exit %d: %s", code, errs)
 	}
 }
