@@ -61,8 +61,8 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 	if err := st.s.syncers.syncDir(context.WithoutCancel(ctx), curDir); err != nil {
 		return nil, nil, err
 	}
-	ul, perr := st.readUIDList()
-	rewrite := perr != nil || ul == nil || st.ulDirty
+	ul, known, perr := st.readUIDListIfChanged()
+	rewrite := perr != nil || ul == nil && !known || st.ulDirty
 	if ul != nil {
 		if st.adoptHeader(ul) {
 			// UIDVALIDITY changed under us: the next sync rescans and

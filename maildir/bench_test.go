@@ -192,9 +192,10 @@ func bigFolder(b *testing.B, base string, n int) string {
 
 // BenchmarkBigFolder measures a 100,000-message INBOX: listing UID, flags
 // and size cold (a fresh Store loading the index), warm (the Store already
-// holds the folder), and one flag change, each against its baseline: a
-// readdir plus a stat of every file for the listings, one bare rename(2)
-// in the same cur/ for the flag change.
+// holds the folder), one APPEND of 10 KB and one flag change, each against
+// its baseline: a readdir plus a stat of every file for the listings, the
+// naive durable delivery (write, fsync, rename, fsync of the directory)
+// for the APPEND, one bare rename(2) in the same cur/ for the flag change.
 func BenchmarkBigFolder(b *testing.B) {
 	const n = 100000
 	base := b.TempDir()
@@ -257,6 +258,24 @@ func BenchmarkBigFolder(b *testing.B) {
 			}
 		}
 		os.Remove(names[b.N%2])
+	})
+	b.Run("append/baseline-naive", func(b *testing.B) {
+		body := benchBody()
+		for i := range b.N {
+			if err := naiveDeliver(dir, fmt.Sprintf("naive.%d", i), body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("append/maildir", func(b *testing.B) {
+		f.Sync(ctx) // take in the baseline's files
+		body := benchBody()
+		b.ResetTimer()
+		for range b.N {
+			if _, err := f.Append(ctx, bytes.NewReader(body), nil, time.Time{}); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 	b.Run("flag/maildir", func(b *testing.B) {
 		f.Sync(ctx) // take in the baseline's renames in cur/

@@ -44,6 +44,17 @@ func (f *folderState) readUIDList() (*uidlist, error) {
 	return ul, err
 }
 
+// readUIDListIfChanged reads dovecot-uidlist unless it is unchanged
+// since this state read or wrote it (known: it holds nothing the state
+// does not know), which spares a read of O(messages) per new message.
+func (f *folderState) readUIDListIfChanged() (ul *uidlist, known bool, err error) {
+	if cur, ok := statStamp(filepath.Join(f.dir, uidlistName)); ok && cur == f.ulStamp && f.uidValidity != 0 && !f.ulDirty {
+		return nil, true, nil
+	}
+	ul, err = f.readUIDList()
+	return ul, false, err
+}
+
 func (f *folderState) lockUIDList(ctx context.Context) (*dotlock, error) {
 	return acquireDotlock(ctx, filepath.Join(f.dir, uidlistName), f.s.pid, f.s.host)
 }
@@ -66,9 +77,10 @@ func (f *folderState) adoptHeader(ul *uidlist) bool {
 // (delivery time) order, all with one new modseq. It returns the UIDs
 // added to the state. The caller holds the dovecot-uidlist lock.
 func (f *folderState) assignUIDs(seen map[string]listing, unknown []string) (added []uint32, reset bool, err error) {
-	ul, perr := f.readUIDList()
+	ul, known, perr := f.readUIDListIfChanged()
 	rewrite := perr != nil || f.ulDirty
 	switch {
+	case known:
 	case ul != nil:
 		reset = f.adoptHeader(ul)
 	case f.uidValidity == 0:
