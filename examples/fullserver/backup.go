@@ -317,11 +317,7 @@ func (b *backup) renamed(dir, name, old string) error {
 		entries, _ := os.ReadDir(filepath.Join(dir, sub))
 		for _, en := range entries {
 			if k, _, _ := strings.Cut(en.Name(), ":"); k == key {
-				err := b.linkMessage(filepath.Join(dir, sub, en.Name()), name+"/"+sub+"/"+en.Name())
-				if errors.Is(err, iofs.ErrExist) {
-					return nil // listed and saved under this name already
-				}
-				return err
+				return b.linkMessage(filepath.Join(dir, sub, en.Name()), name+"/"+sub+"/"+en.Name())
 			}
 		}
 	}
@@ -337,6 +333,10 @@ func (b *backup) linkMessage(src, name string) error {
 		return b.record(name, dst, false)
 	} else if errors.Is(err, iofs.ErrNotExist) {
 		return err
+	} else if errors.Is(err, iofs.ErrExist) {
+		// Saved already: renamed found it under this name before the
+		// listing of its directory came to it.
+		return nil
 	}
 	return b.copyFile(src, name, false)
 }

@@ -219,3 +219,38 @@ func TestBackupMySQLDump(t *testing.T) {
 		t.Errorf("restore: exit %d: %s", code, errs)
 	}
 }
+
+// A message renamed between the listing of its folder and its link (a
+// flag change, new/ to cur/) is saved under its new name; one expunged
+// meanwhile is left out.
+func TestBackupFindsRenamedMessage(t *testing.T) {
+	folder := filepath.Join(t.TempDir(), "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(folder, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const key = "1765000000.M1P2Q3.host,S=5"
+	if err := os.WriteFile(filepath.Join(folder, "cur", key+":2,S"), []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := &backup{dst: t.TempDir()}
+	os.MkdirAll(filepath.Join(b.dst, "mail", "cur"), 0o700)
+	// Listed in new/ without flags; now in cur/ as seen.
+	if err := b.renamed(folder, "mail", key); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(b.dst, "mail", "cur", key+":2,S")); err != nil || string(data) != "hello" {
+		t.Fatalf("renamed message in the backup: %q, %v", data, err)
+	}
+	if len(b.m.Files) != 1 || b.m.Files[0].Path != "mail/cur/"+key+":2,S" || b.m.Files[0].Size != 5 {
+		t.Fatalf("manifest: %+v", b.m.Files)
+	}
+	// The listing of cur/ then comes to it: saved once.
+	if err := b.messages(folder, "mail", "cur"); err != nil || len(b.m.Files) != 1 {
+		t.Fatalf("cur/ after the rename was followed: %v, %+v", err, b.m.Files)
+	}
+	if err := b.renamed(folder, "mail", "1765000001.M9P9Q9.host,S=1:2,"); err != nil || len(b.m.Files) != 1 {
+		t.Fatalf("expunged message: %v, %+v", err, b.m.Files)
+	}
+}
