@@ -30,6 +30,7 @@ type testStack struct {
 	db       *store.SQL
 	maildirs *maildir.Store
 	queue    *recordingTarget
+	local    *LocalDelivery
 	router   *Router
 	auth     *auth.Authenticator
 	tls      *tls.Config
@@ -77,9 +78,10 @@ func newTestStack(t testing.TB) *testStack {
 		Argon2: params,
 		Sleep:  func(ctx context.Context, d time.Duration) error { return nil },
 	}
+	st.local = &LocalDelivery{Maildirs: md, Directory: db}
 	st.router, err = NewRouter(RouterOptions{
 		Directory: db,
-		Local:     &LocalDelivery{Maildirs: md, Directory: db},
+		Local:     st.local,
 		Queue:     st.queue,
 	})
 	if err != nil {

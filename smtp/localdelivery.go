@@ -49,6 +49,11 @@ type LocalDelivery struct {
 	// Default false: a full mailbox is a permanent failure, which the
 	// Router turns into a bounce when it is found after DATA.
 	QuotaTempFail bool
+	// JunkFolder names the folder a message judged spam (Envelope.Junk)
+	// goes to for user u, so that filtering can be set per domain and
+	// per user; "INBOX" keeps spam in INBOX. Nil, or "", means "Junk",
+	// the folder IMAP lists with the \Junk special-use attribute.
+	JunkFolder func(u *store.User) string
 	// Logger receives delivery failures; nil discards.
 	Logger *slog.Logger
 
@@ -130,10 +135,6 @@ func (d *localDelivery) BodyNonAtomic(ctx context.Context, status StatusCollecto
 // stageAll writes every recipient's copy concurrently and returns each
 // one's reply, nil for those staged (kept in d.staged).
 func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
-	folder := "INBOX"
-	if d.env.Junk {
-		folder = "Junk"
-	}
 	stage := d.t.stage
 	if stage == nil {
 		stage = d.t.Maildirs.Stage
@@ -160,6 +161,7 @@ func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
 				return
 			}
 			u := cur
+			folder := d.t.folder(d.env, u)
 			r, err := finalCopy(d.env, u.Address, body).Open()
 			if err != nil {
 				errs[i] = d.reply(u, err)
@@ -277,3 +279,17 @@ var (
 	_ PartialDelivery = (*localDelivery)(nil)
 	_ Withdrawer      = (*localDelivery)(nil)
 )
+
+// folder is where u's copy of a message goes: INBOX, or for spam the
+// user's junk folder.
+func (t *LocalDelivery) folder(env *Envelope, u *store.User) string {
+	if !env.Junk {
+		return "INBOX"
+	}
+	if t.JunkFolder != nil {
+		if f := t.JunkFolder(u); f != "" {
+			return f
+		}
+	}
+	return "Junk"
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	milter "github.com/d--j/go-milter"
+	"github.com/mailagent/mailagent/store"
 )
 
 // scriptMilter is a milter written with go-milter's server: it acts on
@@ -369,6 +370,48 @@ func TestParseMilterAddress(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("ParseMilterAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestJunkFolderPerUser: a message a milter marks as spam goes to each
+// recipient's junk folder as LocalDelivery.JunkFolder names it: the
+// default Junk for alice, INBOX for bob (filtering off for him).
+func TestJunkFolderPerUser(t *testing.T) {
+	st := newTestStack(t)
+	st.local.JunkFolder = func(u *store.User) string {
+		if u.Address == "bob@local.example" {
+			return "INBOX"
+		}
+		return ""
+	}
+	maddr, _ := startMilter(t)
+	o := st.options(MX)
+	o.Checks.Filters = []Filter{&Milter{Address: maddr}}
+	addr, _ := st.serve(o)
+	dial(t, "tcp", addr).run(greet + `
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		C: RCPT TO:<bob@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: ` + message("spam", "") + `
+		S: 250`)
+	for _, c := range []struct {
+		user, folder string
+		n            int
+	}{{"alice@local.example", "Junk", 1}, {"alice@local.example", "", 0}, {"bob@local.example", "", 1}, {"bob@local.example", "Junk", 0}} {
+		got := st.messages(c.user, c.folder)
+		if len(got) != c.n {
+			t.Errorf("%s folder %q: %d messages, want %d", c.user, c.folder, len(got), c.n)
+		}
+		for _, m := range got {
+			if !strings.Contains(m, "X-Spam-Flag: YES\r\n") {
+				t.Errorf("%s's copy lacks the milter's X-Spam-Flag:\n%s", c.user, m)
+			}
 		}
 	}
 }

@@ -310,7 +310,8 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 	s.onStop(func(ctx context.Context) error { defer qcancel(); return s.queue.Shutdown(ctx) })
 	s.stats.watchQueue(s.queue)
 
-	local := &smtp.LocalDelivery{Maildirs: s.mail, Directory: s.dir, QuotaTempFail: cfg.Maildir.QuotaFullTempfail, Logger: s.log}
+	local := &smtp.LocalDelivery{Maildirs: s.mail, Directory: s.dir, QuotaTempFail: cfg.Maildir.QuotaFullTempfail, Logger: s.log,
+		JunkFolder: func(u *store.User) string { return cfg.Junk.JunkFolder(u.Address) }}
 	router, err := smtp.NewRouter(smtp.RouterOptions{
 		Directory: s.dir,
 		Resolve:   resolveOptions(cfg),

@@ -52,6 +52,7 @@ type Config struct {
 	DKIM    DKIM    `toml:"dkim"`
 	Policy  Policy  `toml:"policy"`
 	Milter  Milter  `toml:"milter"`
+	Junk    Junk    `toml:"junk"`
 	Queue   Queue   `toml:"queue"`
 	Relay   Relay   `toml:"relay"`
 	DNS     DNS     `toml:"dns"`
@@ -256,6 +257,28 @@ type Milter struct {
 	ContentTimeout Duration `toml:"content_timeout"`
 }
 
+// Junk says where mail a filter judged spam is delivered: the folder
+// for everyone, per domain, and per user (the most specific wins);
+// "INBOX" turns the Junk folder off.
+type Junk struct {
+	Folder  string            `toml:"folder"`
+	Domains map[string]string `toml:"domains"`
+	Users   map[string]string `toml:"users"`
+}
+
+// JunkFolder is the folder spam goes to for address.
+func (j Junk) JunkFolder(address string) string {
+	if f, ok := j.Users[strings.ToLower(address)]; ok {
+		return f
+	}
+	if i := strings.LastIndexByte(address, '@'); i >= 0 {
+		if f, ok := j.Domains[strings.ToLower(address[i+1:])]; ok {
+			return f
+		}
+	}
+	return j.Folder
+}
+
 // Queue tunes outbound delivery.
 type Queue struct {
 	// Dir is the spool (default DATA/queue).
@@ -359,6 +382,7 @@ func Default() *Config {
 		},
 		DKIM:   DKIM{Sign: true},
 		Policy: Policy{SPF: "record", DMARC: "follow", IPRev: "record"},
+		Junk:   Junk{Folder: "Junk"},
 		Milter: Milter{DefaultAction: "tempfail", ConnectTimeout: Duration{30 * time.Second},
 			CommandTimeout: Duration{30 * time.Second}, ContentTimeout: Duration{300 * time.Second}},
 		Queue: Queue{
@@ -512,6 +536,18 @@ func (c *Config) Validate() error {
 	oneOf("policy.dmarc", c.Policy.DMARC, "follow", "record", "junk", "reject")
 	oneOf("policy.iprev", c.Policy.IPRev, "record", "require")
 	oneOf("milter.default_action", c.Milter.DefaultAction, "tempfail", "accept", "reject")
+	for key, f := range map[string]string{"junk.folder": c.Junk.Folder} {
+		if f == "" || strings.ContainsAny(f, "\x00\r\n") {
+			bad(key, "%q is not a folder name", f)
+		}
+	}
+	for key, m := range map[string]map[string]string{"junk.domains": c.Junk.Domains, "junk.users": c.Junk.Users} {
+		for k, f := range m {
+			if k != strings.ToLower(k) || f == "" || strings.ContainsAny(f, "\x00\r\n") {
+				bad(key, "%q = %q: want a lower-case key and a folder name", k, f)
+			}
+		}
+	}
 	for key, list := range map[string][]string{"milter.mx": c.Milter.MX, "milter.submission": c.Milter.Submission, "milter.lmtp": c.Milter.LMTP} {
 		for _, a := range list {
 			if _, _, err := smtp.ParseMilterAddress(a); err != nil {

@@ -90,6 +90,8 @@ func TestLoadRefusesWithTheKeyName(t *testing.T) {
 		{"[listen]\nlmtp_socket_mode = \"0999\"", "listen.lmtp_socket_mode"},
 		{"[listen]\nlmtp_socket_mode = \"01777\"", "listen.lmtp_socket_mode"},
 		{"[milter]\nmx = [\"inet:nohost\"]", "milter.mx"},
+		{"[junk]\nfolder = \"\"", "junk.folder"},
+		{"[junk.users]\n\"Alice@x.example\" = \"Spam\"", "junk.users"},
 		{"[milter]\ndefault_action = \"quarantine\"", "milter.default_action"},
 		{"[milter]\ncontent_timeout = \"0s\"", "milter.content_timeout"},
 	} {
@@ -134,5 +136,17 @@ func TestLoadSendAs(t *testing.T) {
 	}
 	if got := c.SendAs["alice@example.org"]; len(got) != 2 || got[1] != "@lists.example.org" {
 		t.Fatalf("send_as read as %v", c.SendAs)
+	}
+}
+
+func TestJunkFolder(t *testing.T) {
+	c, err := Load(writeConfig(t, "[junk]\nfolder = \"Junk\"\n[junk.domains]\n\"b.example\" = \"INBOX\"\n[junk.users]\n\"carol@b.example\" = \"Spam\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]string{"alice@a.example": "Junk", "bob@B.example": "INBOX", "carol@b.example": "Spam"} {
+		if got := c.Junk.JunkFolder(addr); got != want {
+			t.Errorf("JunkFolder(%q) = %q, want %q", addr, got, want)
+		}
 	}
 }
