@@ -77,7 +77,9 @@ func TestLearnQueueGivesUp(t *testing.T) {
 
 type learnerFunc func() error
 
-func (f learnerFunc) Learn(ctx context.Context, user string, spam bool, msg io.Reader) error { return f() }
+func (f learnerFunc) Learn(ctx context.Context, user string, spam bool, msg io.Reader) error {
+	return f()
+}
 
 func TestLearnFromMove(t *testing.T) {
 	for _, c := range []struct {
