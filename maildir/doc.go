@@ -21,7 +21,9 @@
 //	<folder>/dovecot-keywords      keyword names for letters a–z
 //	<folder>/mailagent.index       mailagent's folder index: the listing,
 //	                               modseqs, expunge records (index.go)
-//	<folder>/mailagent.index.log   flag changes appended since (indexlog.go)
+//	<folder>/mailagent.index.log   changes appended since (indexlog.go)
+//	<folder>/mailagent.cache       data derived from message files: the
+//	                               MIME structure (cache.go)
 //	Maildir/subscriptions          Dovecot's subscription file, version 2
 //	Maildir/maildirsize            Maildir++ quota
 //	Maildir/mailagent-session.lock flock(2) target of Maildir.Lock (POP3)
@@ -40,9 +42,18 @@
 // whether a mailbox has room.
 // Concurrent deliveries share directory fsyncs. UIDs are assigned under dovecot-uidlist.lock, by the
 // first sync that sees a new file (or at once by Append, Copy and Move).
-// Opening a folder reads mailagent.index and two directory stamps; only
-// a changed directory is read again, and then without a stat per known
-// file.
+// Opening a folder reads mailagent.index, replays mailagent.index.log
+// and stats two directories; only a changed directory is read again, and
+// then without a stat per known file.
+//
+// Every message has a modification sequence (RFC 7162), raised by every
+// change: an arrival, a flag change through this package, or one made by
+// someone else and noticed by a sync. The index and its log are written
+// only under dovecot-uidlist.lock, after taking in what other writers
+// (processes, nodes) stored, so all of them agree on the modseqs and none
+// goes back; a change is fsynced before it is reported. Folder.Cached
+// keeps data derived from a message file (IMAP's MIME structure) in
+// mailagent.cache, so a message is parsed once.
 //
 // Standards and formats implemented:
 //   - Maildir (https://cr.yp.to/proto/maildir.html) and Maildir++ folders
