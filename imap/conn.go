@@ -20,8 +20,9 @@ import (
 )
 
 // writeBufSize is the size of a connection's response buffer: responses
-// gather there and go out in one write per command (or per buffer).
-const writeBufSize = 16 << 10
+// gather there and go out in one write per command (or per buffer). It
+// is pooled, held only while answering.
+const writeBufSize = 64 << 10
 
 // readBufSize is the size of a connection's command buffer.
 const readBufSize = 1 << 10

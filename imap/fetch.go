@@ -285,7 +285,7 @@ func (s *session) openContent(uid uint32, items *fetchItems) (*msgContent, error
 			}
 		}
 	}
-	if mc.tree == nil {
+	if mc.tree == nil && needsStructure(items) {
 		mc.tree, _ = mimetree.Parse(bytes.NewReader(nil)) // expunged meanwhile
 	}
 	for _, bs := range items.opts.BinarySection {

@@ -2,6 +2,7 @@ package imapwire
 
 import (
 	"bufio"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -172,6 +173,10 @@ func (w *Writer) LiteralHeader(size int64, binary bool) {
 
 // Write writes p as it is: a literal's data.
 func (w *Writer) Write(p []byte) (int, error) { return w.bw.Write(p) }
+
+// ReadFrom copies a literal's data from r straight into the buffer:
+// io.Copy then needs no buffer of its own.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) { return w.bw.ReadFrom(r) }
 
 // Flags writes a parenthesized list of flags.
 func (w *Writer) Flags(flags []imap.Flag) {
