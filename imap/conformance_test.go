@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -145,5 +146,36 @@ func TestListExtendedSubscribed(t *testing.T) {
 	lines := cl.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" (box.test2 box.test2.test1)`)
 	if has(lines, "CHILDINFO") || !has(lines, `"box.test2.test1"`) {
 		t.Fatalf("RECURSIVEMATCH with the child matched: %q", lines)
+	}
+}
+
+// TestNewKeywordAnnounced: a keyword the client has not been sent in
+// FLAGS comes in FLAGS (and PERMANENTFLAGS) before the first FETCH that
+// shows it, to the session that stored it and to another one, as
+// imaptest's "copy" and "search-flags" check.
+func TestNewKeywordAnnounced(t *testing.T) {
+	st := newTestStack(t)
+	st.deliver("alice@local.example", "INBOX", testMessage)
+	_, addr := st.serve(st.options())
+	a := dial(t, addr)
+	a.login("alice@local.example")
+	a.ok("SELECT INBOX")
+	b := dial(t, addr)
+	b.login("alice@local.example")
+	b.ok("EXAMINE INBOX")
+
+	lines := a.ok("STORE 1 +FLAGS ($Hello)")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "* FLAGS (") || !strings.Contains(lines[0], "$Hello") ||
+		!strings.Contains(lines[1], "PERMANENTFLAGS (") || !strings.Contains(lines[1], "$Hello") ||
+		!strings.HasPrefix(lines[2], "* 1 FETCH (FLAGS (") {
+		t.Fatalf("STORE of a new keyword: %q", lines)
+	}
+	if lines := a.ok("STORE 1 +FLAGS ($Hello)"); has(lines, "* FLAGS") {
+		t.Fatalf("FLAGS sent again: %q", lines)
+	}
+	lines = b.ok("NOOP")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "* FLAGS (") || !strings.Contains(lines[0], "$Hello") ||
+		!strings.Contains(lines[1], "$Hello") {
+		t.Fatalf("the other session's NOOP: %q", lines)
 	}
 }

@@ -190,6 +190,9 @@ func (s *session) fetchRefs(w *imapwire.Writer, refs []ref, items *fetchItems) e
 				return err
 			}
 		}
+		if options.Flags {
+			s.sel.announceKeywords(w, m.Flags)
+		}
 		w.Untagged()
 		w.Number(r.seq)
 		w.Atom(" FETCH (")

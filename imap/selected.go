@@ -3,6 +3,7 @@ package imap
 import (
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
@@ -26,6 +27,9 @@ type selection struct {
 	// no session has claimed yet; ascending. Only the connection's
 	// goroutine uses it.
 	recent []uint32
+	// keywords are the keywords the client has been sent in FLAGS.
+	// Only the connection's goroutine uses it.
+	keywords []string
 
 	// Guarded by mb.mu:
 	flags  map[uint32]struct{} // messages whose new flags are not reported yet
@@ -100,6 +104,7 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 
 	w := c.w
 	flags := append(slices.Clone(systemFlags), keywordFlags(snap.Keywords)...)
+	sel.keywords = slices.Clone(snap.Keywords)
 	w.Untagged()
 	w.Atom("FLAGS ")
 	w.Flags(flags)
@@ -154,6 +159,38 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 		return okStatus{code: "READ-ONLY", text: cmd.Name + " completed"}, nil
 	}
 	return okStatus{code: "READ-WRITE", text: cmd.Name + " completed"}, nil
+}
+
+// announceKeywords sends FLAGS, and PERMANENTFLAGS when read-write, before
+// a FETCH that shows keywords the client has not been sent yet (a STORE,
+// COPY or another session added them): RFC 3501 section 7.2.6 has the
+// client record FLAGS, so the flags a message shows are always in it.
+func (sel *selection) announceKeywords(w *imapwire.Writer, flags []string) {
+	added := false
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			continue
+		}
+		if !slices.ContainsFunc(sel.keywords, func(k string) bool { return strings.EqualFold(k, f) }) {
+			sel.keywords = append(sel.keywords, f)
+			added = true
+		}
+	}
+	if !added {
+		return
+	}
+	all := append(slices.Clone(systemFlags), keywordFlags(sel.keywords)...)
+	w.Untagged()
+	w.Atom("FLAGS ")
+	w.Flags(all)
+	w.End()
+	if !sel.readOnly {
+		perm := all
+		if len(sel.keywords) < maxKeywords {
+			perm = append(perm, imap.FlagWildcard)
+		}
+		w.Status("", imap.StatusResponseTypeOK, "PERMANENTFLAGS "+flagList(perm), "Flags permitted")
+	}
 }
 
 func keywordFlags(kws []string) []imap.Flag {
@@ -283,6 +320,7 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 			continue
 		}
 		m.Recent = sel.isRecent(uid)
+		sel.announceKeywords(w, m.Flags)
 		w.Untagged()
 		w.Number(uint32(i + 1))
 		w.Atom(" FETCH (UID ")
@@ -622,6 +660,9 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 		}
 		// With .SILENT a CONDSTORE client still learns the new modseq
 		// (RFC 7162 section 3.1.3).
+		if !a.Flags.Silent {
+			sel.announceKeywords(w, m.Flags)
+		}
 		w.Untagged()
 		w.Number(r.seq)
 		w.Atom(" FETCH (")
