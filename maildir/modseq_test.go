@@ -247,9 +247,19 @@ func TestModSeqOutsideRename(t *testing.T) {
 	ctx := context.Background()
 	in, h0 := twoMessages(t)
 	dir := in.st.dir
-	names := filesIn(t, dir, "cur")
-	slices.Sort(names)
-	if err := os.Rename(filepath.Join(dir, "cur", names[1]), filepath.Join(dir, "cur", names[1]+"F")); err != nil {
+	// UID 2's file, found by its key: names do not sort in delivery
+	// order (the microsecond field has no leading zeros).
+	key := snapshot(t, in).Messages[1].Key
+	var name string
+	for _, n := range filesIn(t, dir, "cur") {
+		if strings.HasPrefix(n, key) {
+			name = n
+		}
+	}
+	if name == "" {
+		t.Fatalf("no file for key %s in cur/", key)
+	}
+	if err := os.Rename(filepath.Join(dir, "cur", name), filepath.Join(dir, "cur", name+"F")); err != nil {
 		t.Fatal(err)
 	}
 	if err := in.Sync(ctx); err != nil {
