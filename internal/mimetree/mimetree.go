@@ -134,6 +134,9 @@ type open struct {
 type parser struct {
 	stack  []*open
 	active map[string][]int // boundary → stack indices using it, innermost last
+	// lens counts active boundaries by length: a line whose candidate
+	// has a length no active boundary has costs no map lookup.
+	lens [maxBoundary + 1]int32
 	parts  int
 	hdr    []byte // the current header, up to MaxHeader
 	pos    int64  // offset (CRLF form) of the next byte
@@ -224,10 +227,12 @@ func (ps *parser) boundary(b []byte) (int, bool) {
 		return -1, false
 	}
 	best, final := -1, false
-	if idx, ok := ps.active[string(core)]; ok {
-		best = idx[len(idx)-1]
+	if len(core) <= maxBoundary && ps.lens[len(core)] > 0 {
+		if idx, ok := ps.active[string(core)]; ok {
+			best = idx[len(idx)-1]
+		}
 	}
-	if n := len(core) - 2; n > 0 && core[n] == '-' && core[n+1] == '-' {
+	if n := len(core) - 2; n > 0 && n <= maxBoundary && ps.lens[n] > 0 && core[n] == '-' && core[n+1] == '-' {
 		if idx, ok := ps.active[string(core[:n])]; ok && idx[len(idx)-1] > best {
 			best, final = idx[len(idx)-1], true
 		}
@@ -264,6 +269,7 @@ func (ps *parser) deactivate(k int) {
 	if o.boundary == "" {
 		return
 	}
+	ps.lens[len(o.boundary)]--
 	idx := ps.active[o.boundary]
 	idx = slices.DeleteFunc(idx, func(i int) bool { return i == k })
 	if len(idx) == 0 {
@@ -325,6 +331,7 @@ func (ps *parser) headerDone(o *open, body bool) {
 		}
 		o.boundary = b
 		ps.active[b] = append(ps.active[b], len(ps.stack)-1)
+		ps.lens[len(b)]++
 		return
 	}
 	ps.parts++
