@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -764,7 +765,25 @@ func (c *conn) cmdCopy(cmd *imapwire.Command) (okStatus, error) {
 		return okStatus{}, mapError(err)
 	}
 	s.srv.refreshMailbox(s.ctx, s.md.Path(), df.Name())
+	s.moved(s.sel.folder.Name(), df, res.Dest)
 	return okStatus{code: copyUID(res)}, nil
+}
+
+// moved tells Options.Moved of copies made in df.
+func (s *session) moved(from string, df *maildir.Folder, uids []uint32) {
+	if s.srv.opts.Moved == nil || len(uids) == 0 {
+		return
+	}
+	files := make([]*os.File, 0, len(uids))
+	for _, uid := range uids {
+		f, _, err := df.Open(s.ctx, uid)
+		if err != nil {
+			s.srv.log.Warn("moved message not readable", "user", s.user.Address, "folder", df.Name(), "uid", uid, "err", err)
+			continue
+		}
+		files = append(files, f)
+	}
+	s.srv.opts.Moved(s.user.Address, from, df.Name(), files)
 }
 
 // copyUID is UIDPLUS's COPYUID response code.
@@ -807,6 +826,7 @@ func (c *conn) cmdMove(cmd *imapwire.Command) (okStatus, error) {
 		return okStatus{}, mapError(err)
 	}
 	s.srv.refreshMailbox(s.ctx, s.md.Path(), df.Name())
+	s.moved(sel.folder.Name(), df, res.Dest)
 	if code := copyUID(res); code != "" {
 		c.w.Status("", imap.StatusResponseTypeOK, code, "Moved")
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -95,6 +96,12 @@ type Options struct {
 	// connections all day) finds the folder indexes in memory rather
 	// than loading them again; default 1 minute, negative closes at once.
 	KeepOpen time.Duration
+	// Moved, when set, is told of every COPY and MOVE that succeeded:
+	// the user, the source and destination folders, and the copies in
+	// the destination, open for reading (Moved closes them). A spam
+	// filter learns from moves into and out of Junk this way. It runs
+	// before the reply, so it must hand the work off, not do it.
+	Moved func(user, from, to string, msgs []*os.File)
 	// Logger receives connection and error logs; nil discards.
 	Logger *slog.Logger
 }
