@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/imap"
 	"github.com/mailagent/mailagent/maildir/sieve/managesieve"
 	"github.com/mailagent/mailagent/pop3"
+	"github.com/mailagent/mailagent/smtp"
 )
 
 // setupAccess starts the mail access servers: IMAP and POP3, each with
@@ -15,6 +18,7 @@ import (
 // and ManageSieve (STARTTLS) when configured.
 func (s *server) setupAccess(ctx context.Context, authn *auth.Authenticator) error {
 	cfg := s.cfg
+	moved := s.learnFromMoves()
 	for _, l := range []struct {
 		name, addr string
 		implicit   bool
@@ -35,6 +39,7 @@ func (s *server) setupAccess(ctx context.Context, authn *auth.Authenticator) err
 			MinDataRate:       cfg.Limits.MinDataRate,
 			DataRateGrace:     cfg.Limits.DataRateGrace.Duration,
 			AppendLimit:       uint32(min(cfg.Limits.MaxMessageBytes, 1<<32-1)),
+			Moved:             moved,
 			Logger:            s.log,
 		})
 		if err != nil {
@@ -96,4 +101,36 @@ func (s *server) setupAccess(ctx context.Context, authn *auth.Authenticator) err
 		s.serve("managesieve", func() error { return srv.Serve(ln) }, srv.Shutdown, managesieve.ErrServerClosed)
 	}
 	return nil
+}
+
+// learnFromMoves returns IMAP's Moved hook that teaches rspamd from the
+// users' moves into and out of their junk folder, or nil when
+// junk.rspamd_controller is not set. The learning runs in the
+// background (smtp.LearnQueue), never in the IMAP reply's way.
+func (s *server) learnFromMoves() func(user, from, to string, msgs []*os.File) {
+	cfg := s.cfg
+	if cfg.Junk.RspamdController == "" {
+		return nil
+	}
+	q := smtp.NewLearnQueue(&smtp.RspamdLearner{URL: cfg.Junk.RspamdController, Password: cfg.Junk.RspamdPassword},
+		smtp.LearnQueueOptions{Logger: s.log})
+	s.onStop(func(context.Context) error { return q.Close() })
+	return func(user, from, to string, msgs []*os.File) {
+		spam, learn := smtp.LearnFromMove(from, to, cfg.Junk.JunkFolder(user), "Trash")
+		for _, f := range msgs {
+			if !learn {
+				f.Close()
+				continue
+			}
+			q.Submit(smtp.LearnJob{User: user, Spam: spam,
+				Open: func() (io.ReadCloser, error) {
+					// Each attempt reads the open file from the start.
+					if _, err := f.Seek(0, io.SeekStart); err != nil {
+						return nil, err
+					}
+					return io.NopCloser(f), nil
+				},
+				Done: func() { f.Close() }})
+		}
+	}
 }

@@ -264,6 +264,12 @@ type Junk struct {
 	Folder  string            `toml:"folder"`
 	Domains map[string]string `toml:"domains"`
 	Users   map[string]string `toml:"users"`
+	// RspamdController, when set (e.g. http://127.0.0.1:11334), is told
+	// of every message a user moves into the junk folder over IMAP
+	// (learnspam) or out of it into any folder but Trash (learnham), in
+	// the background with retries; RspamdPassword is its password.
+	RspamdController string `toml:"rspamd_controller"`
+	RspamdPassword   string `toml:"rspamd_password"`
 }
 
 // JunkFolder is the folder spam goes to for address.
@@ -540,6 +546,9 @@ func (c *Config) Validate() error {
 		if f == "" || strings.ContainsAny(f, "\x00\r\n") {
 			bad(key, "%q is not a folder name", f)
 		}
+	}
+	if u := c.Junk.RspamdController; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		bad("junk.rspamd_controller", "%q: want an http:// or https:// URL", u)
 	}
 	for key, m := range map[string]map[string]string{"junk.domains": c.Junk.Domains, "junk.users": c.Junk.Users} {
 		for k, f := range m {
