@@ -247,18 +247,7 @@ func TestModSeqOutsideRename(t *testing.T) {
 	ctx := context.Background()
 	in, h0 := twoMessages(t)
 	dir := in.st.dir
-	// UID 2's file, found by its key: names do not sort in delivery
-	// order (the microsecond field has no leading zeros).
-	key := snapshot(t, in).Messages[1].Key
-	var name string
-	for _, n := range filesIn(t, dir, "cur") {
-		if strings.HasPrefix(n, key) {
-			name = n
-		}
-	}
-	if name == "" {
-		t.Fatalf("no file for key %s in cur/", key)
-	}
+	name := fileOf(t, in, 2)
 	if err := os.Rename(filepath.Join(dir, "cur", name), filepath.Join(dir, "cur", name+"F")); err != nil {
 		t.Fatal(err)
 	}
@@ -338,4 +327,22 @@ func twoMessages(t *testing.T) (*Folder, uint64) {
 	deliver(t, s, m, "INBOX", msg("b", 100))
 	in := folder(t, m, "INBOX")
 	return in, snapshot(t, in).HighestModSeq
+}
+
+// fileOf returns the name in cur/ of message uid's file, found by its
+// key: names do not sort in delivery order (the microsecond field has no
+// leading zeros).
+func fileOf(t *testing.T, in *Folder, uid uint32) string {
+	t.Helper()
+	m, err := in.Message(context.Background(), uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range filesIn(t, in.st.dir, "cur") {
+		if strings.HasPrefix(n, m.Key) {
+			return n
+		}
+	}
+	t.Fatalf("no file for key %s in cur/", m.Key)
+	return ""
 }

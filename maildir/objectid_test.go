@@ -70,10 +70,8 @@ func TestObjectIDs(t *testing.T) {
 func TestModSeqOutsideMoveToNew(t *testing.T) {
 	ctx := context.Background()
 	in, h0 := twoMessages(t)
-	names := filesIn(t, in.st.dir, "cur")
-	slices.Sort(names)
-	from := filepath.Join(in.st.dir, "cur", names[0])
-	if err := os.Rename(from, filepath.Join(in.st.dir, "new", names[0])); err != nil {
+	name := fileOf(t, in, 1)
+	if err := os.Rename(filepath.Join(in.st.dir, "cur", name), filepath.Join(in.st.dir, "new", name)); err != nil {
 		t.Fatal(err)
 	}
 	if err := in.Sync(ctx); err != nil {

@@ -136,7 +136,7 @@ type parser struct {
 	active map[string][]int // boundary → stack indices using it, innermost last
 	// lens counts active boundaries by length: a line whose candidate
 	// has a length no active boundary has costs no map lookup.
-	lens [maxBoundary + 1]int32
+	lens   [maxBoundary + 1]int32
 	parts  int
 	hdr    []byte // the current header, up to MaxHeader
 	pos    int64  // offset (CRLF form) of the next byte
