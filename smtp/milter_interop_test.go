@@ -2,8 +2,11 @@ package smtp
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/imap"
 	"github.com/mailagent/mailagent/internal/interop"
 )
 
@@ -54,7 +60,7 @@ type rspamd struct {
 	milter, controller string
 }
 
-func startRspamd(t *testing.T) rspamd {
+func startRspamd(t *testing.T, extra ...string) rspamd {
 	t.Helper()
 	bin := interop.Program(t, "rspamd")
 	if _, err := os.Stat("/etc/rspamd/rspamd.conf"); err != nil {
@@ -73,6 +79,9 @@ func startRspamd(t *testing.T) rspamd {
 		// and DNS that gives up fast on a machine without it.
 		"local.d/options.inc": "enable_test_patterns = true;\ndns { timeout = 0.3s; retransmits = 1; }\n",
 		"local.d/logging.inc": "type = \"console\";\nlevel = \"notice\";\n",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		files[extra[i]] = extra[i+1]
 	}
 	for name, text := range files {
 		p := filepath.Join(dir, name)
@@ -292,5 +301,104 @@ RejectFailures true
 	}
 	if !strings.Contains(inbox[0], "Authentication-Results: opendmarc.test; dmarc=") || !strings.Contains(inbox[0], "header.from=far.example") {
 		t.Errorf("no DMARC result from opendmarc:\n%s", inbox[0])
+	}
+}
+
+// recordLearner passes jobs to a Learner and reports each result.
+type recordLearner struct {
+	l    Learner
+	errs chan error
+}
+
+func (r recordLearner) Learn(ctx context.Context, user string, spam bool, msg io.Reader) error {
+	err := r.l.Learn(ctx, user, spam, msg)
+	r.errs <- err
+	return err
+}
+
+// TestInteropRspamdLearn: a message alice moves into Junk over IMAP is
+// learnt as spam by rspamd's controller (Bayes in a private Redis), in
+// the background, and one moved back out as ham; rspamd's statistics
+// count both.
+func TestInteropRspamdLearn(t *testing.T) {
+	redis := interop.Program(t, "redis-server")
+	dir := t.TempDir()
+	raddr := interop.FreePort(t)
+	rhost, rport, _ := net.SplitHostPort(raddr)
+	startDaemon(t, "redis-server", time.Minute, exec.Command(redis, "--bind", rhost, "--port", rport, "--save", "",
+		"--appendonly", "no", "--dir", dir), filepath.Join(dir, "redis.out"), raddr)
+	r := startRspamd(t, "local.d/redis.conf", fmt.Sprintf("servers = %q;\n", raddr),
+		"local.d/classifier-bayes.conf", "backend = \"redis\";\nmin_learns = 1;\nautolearn = false;\n")
+
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(MX))
+	body := strings.Repeat("Cheap watches and pills, limited offer, click the link below to claim your prize today. ", 20)
+	dial(t, "tcp", addr).run(greet + toAlice + `
+		R: ` + fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: learn me\r\nMessage-ID: <learn@far.example>\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\n\r\n"+body+"\r\n.\r\n") + `
+		S: 250`)
+
+	results := make(chan error, 10)
+	q := NewLearnQueue(recordLearner{&RspamdLearner{URL: "http://" + r.controller, Password: "q1"}, results},
+		LearnQueueOptions{Attempts: 1})
+	defer q.Close()
+	moved := func(user, from, to string, msgs []*os.File) {
+		spam, learn := LearnFromMove(from, to, "Junk", "Trash")
+		for _, f := range msgs {
+			if !learn {
+				f.Close()
+				continue
+			}
+			q.Submit(LearnJob{User: user, Spam: spam, Open: func() (io.ReadCloser, error) {
+				_, err := f.Seek(0, io.SeekStart)
+				return io.NopCloser(f), err
+			}, Done: func() { f.Close() }})
+		}
+	}
+	isrv, err := imap.NewServer(imap.Options{Store: st.maildirs, Authenticator: st.auth, AllowInsecureAuth: true, Moved: moved})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go isrv.Serve(l)
+	defer isrv.Close()
+	c, err := imapclient.DialInsecure(l.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice@local.example", testPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range [][2]string{{"INBOX", "Junk"}, {"Junk", "Archive"}} {
+		if _, err := c.Select(step[0], nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Move(goimap.SeqSetNum(1), step[1]).Wait(); err != nil {
+			t.Fatalf("MOVE %s → %s: %v", step[0], step[1], err)
+		}
+		if err := <-results; err != nil {
+			t.Fatalf("learning from %s → %s: %v", step[0], step[1], err)
+		}
+	}
+	resp, err := http.Get("http://" + r.controller + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stat struct {
+		Learned   int `json:"learned"`
+		Statfiles []struct {
+			Symbol   string `json:"symbol"`
+			Revision int    `json:"revision"`
+		} `json:"statfiles"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&stat); err != nil {
+		t.Fatal(err)
+	}
+	if stat.Learned < 2 {
+		t.Errorf("rspamd /stat learned = %d, want 2 (spam, then ham): %+v", stat.Learned, stat)
 	}
 }
