@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,5 +286,40 @@ func BenchmarkBackupMaildir(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// With a PostgreSQL directory, backup holds pg_dump's dump of it.
+func TestBackupPostgresDump(t *testing.T) {
+	interop.Program(t, "pg_dump")
+	base := interop.PostgresDSN(t)
+	root := interop.OpenPostgres(t, base)
+	name := fmt.Sprintf("mailagent_backup_%d", time.Now().UnixNano())
+	if _, err := root.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Exec("DROP DATABASE " + name + " WITH (FORCE)") })
+	// The same server and user, the new database: a URL's path, or a
+	// key=value DSN's last dbname.
+	dsn := base + " dbname=" + name
+	if u, err := url.Parse(base); err == nil && u.Scheme != "" {
+		u.Path = "/" + name
+		dsn = u.String()
+	}
+	dir := storeDir(t, "postgres", dsn)
+	ok(t, dir, "", "migrate")
+	ok(t, dir, "", "domain", "add", "pgdump.test")
+	bdir := filepath.Join(t.TempDir(), "backup")
+	if code, _, errs := fs(t, dir, "", "backup", bdir); code != 0 {
+		t.Fatalf("backup: exit %d: %s", code, errs)
+	}
+	dump, err := os.ReadFile(filepath.Join(bdir, "directory.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CREATE TABLE public.domains", "pgdump.test"} {
+		if !strings.Contains(string(dump), want) {
+			t.Errorf("dump lacks %s", want)
+		}
 	}
 }
