@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -57,6 +58,9 @@ type conn struct {
 	dw deadlineWriter
 
 	isTLS      bool
+	compressed bool          // COMPRESS=DEFLATE is on (compress.go)
+	inflate    io.ReadCloser // the client's stream, decompressed
+	deflate    *flate.Writer // the responses' compressor, while answering
 	state      connState
 	sess       *session
 	rev2       bool // ENABLE IMAP4rev2
@@ -89,6 +93,9 @@ func newConn(s *Server, nc net.Conn, free func()) *conn {
 type deadlineWriter struct{ c *conn }
 
 func (d deadlineWriter) Write(p []byte) (int, error) {
+	if d.c.compressed {
+		return d.c.deflater().Write(p)
+	}
 	d.c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return d.c.nc.Write(p)
 }
@@ -258,6 +265,11 @@ func (c *conn) flush() error {
 		return nil
 	}
 	err := c.bw.Flush()
+	if c.compressed {
+		if derr := c.endDeflate(); err == nil {
+			err = derr
+		}
+	}
 	c.bw.Reset(nil)
 	c.srv.writeBufs.Put(c.bw)
 	c.bw = nil
@@ -351,7 +363,7 @@ func (c *conn) startTLS() error {
 		return err
 	}
 	c.nc, c.isTLS = tc, true
-	c.r.Reset(tc)
+	c.r.Reset(clockedReader{c}) // the TLS stream, under the same clock
 	return nil
 }
 

@@ -57,7 +57,7 @@ func (cr clockedReader) Read(p []byte) (int, error) {
 	if err := c.nc.SetReadDeadline(d); err != nil {
 		return 0, err
 	}
-	n, err := c.nc.Read(p)
+	n, err := c.source().Read(p)
 	c.mu.Lock()
 	c.clock.Read(n)
 	if !inLiteral && bytes.IndexByte(p[:n], '\n') >= 0 {

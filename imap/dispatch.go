@@ -58,6 +58,7 @@ func init() {
 		"STATUS":       {states: authed, fn: (*conn).cmdStatus},
 		"APPEND":       {states: authed, fn: (*conn).cmdAppend},
 		"IDLE":         {states: authed, fn: (*conn).cmdIdle},
+		"COMPRESS":     {states: authed, fn: (*conn).cmdCompress},
 		"GETQUOTAROOT": {states: authed, fn: (*conn).cmdGetQuotaRoot},
 		"GETQUOTA":     {states: authed, fn: (*conn).cmdGetQuota},
 		"SETQUOTA":     {states: authed, fn: (*conn).cmdSetQuota},

@@ -105,5 +105,7 @@
 //   - RFC 9208, QUOTA: one root, "", with maildirsize's limits (which
 //     the directory sets at login) and usage; STATUS DELETED-STORAGE;
 //     SETQUOTA is the administrator's (NO [NOPERM]).
-//   - RFC 2595 and RFC 8314, STARTTLS and implicit TLS.
+//   - RFC 2595 and RFC 8314, STARTTLS and implicit TLS. RFC 4978's
+//     COMPRESS DEFLATE is served but not yet advertised (see
+//     compress.go).
 package imap

@@ -2,9 +2,11 @@ package imap
 
 import (
 	"bufio"
+	"compress/flate"
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -124,6 +126,7 @@ type Server struct {
 	drained   chan struct{} // closed when the last connection ends after Shutdown
 
 	writeBufs sync.Pool // of *bufio.Writer, held by a connection only while it answers
+	deflaters sync.Pool // of *flate.Writer, for COMPRESS=DEFLATE, likewise
 	msgBufs   sync.Pool // of *[]byte for messages read whole
 
 	// ctx is the context of every session's storage calls, cancelled by
@@ -180,6 +183,10 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.writeBufs.New = func() any { return bufio.NewWriterSize(nil, writeBufSize) }
+	s.deflaters.New = func() any {
+		w, _ := flate.NewWriter(io.Discard, deflateLevel) // a valid level: no error
+		return w
+	}
 	s.msgBufs.New = func() any { b := make([]byte, 0, 32<<10); return &b }
 	return s, nil
 }
