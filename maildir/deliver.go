@@ -22,7 +22,8 @@ type DeliverOptions struct {
 	// Date is the internal date (file mtime); zero means now.
 	Date time.Time
 	// Quota, when non-nil, is the user's limit (from the directory); it
-	// is written to maildirsize when it differs from what is recorded.
+	// is written to maildirsize when it differs from what is recorded. A
+	// zero Quota (no limit in the directory) keeps the recorded limit.
 	Quota *Quota
 	// CreateFolder creates a missing target folder rather than failing
 	// with ErrNoFolder.
@@ -64,7 +65,8 @@ func (s *Store) Deliver(ctx context.Context, path, folder string, r io.Reader, o
 }
 
 // CheckQuota reports whether a message of size bytes would fit the quota
-// of the Maildir at path, limit being the user's (nil: the one recorded):
+// of the Maildir at path, limit being the user's (nil or zero: the one
+// recorded):
 // nil if it fits, a *QuotaError if not. A delivery agent asks with size 1
 // before accepting a recipient (is there room at all?), as Dovecot's LMTP
 // does at RCPT; the delivery itself still checks the real size. A Maildir

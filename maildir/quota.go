@@ -111,7 +111,14 @@ func (s *Store) recalcQuota(ctx context.Context, root string, limit Quota) (Quot
 // usage returns the current usage, recalculating when needed; limit, if
 // non-nil, replaces the recorded limit. create says whether a missing file
 // without a limit should be created.
+//
+// A zero limit is a directory with no quota set for the user: the limit
+// already recorded in maildirsize (one Dovecot or an administrator
+// wrote) stays, so a move from Dovecot never turns a quota into none.
 func (s *Store) usage(ctx context.Context, root string, limit *Quota, create bool) (QuotaUsage, bool, error) {
+	if limit != nil && *limit == (Quota{}) {
+		limit = nil
+	}
 	u, mtime, exists, ok := readQuota(root)
 	if !exists && !create && (limit == nil || *limit == (Quota{})) {
 		return QuotaUsage{}, false, nil
