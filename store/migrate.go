@@ -28,6 +28,10 @@ type migration struct {
 	// that store folded keys (SQLite and PostgreSQL, see ci), in the
 	// same transaction, for changes to rows that need Go.
 	foldedRows func(s *SQL, ctx context.Context, db execQueryer) error
+	// when, if set, says whether the statements apply to this database
+	// (a column the installation may or may not have); when it returns
+	// false the step is only recorded.
+	when func(s *SQL, ctx context.Context, db execQueryer) (bool, error)
 }
 
 // Step 1 is the seed's CREATE TABLE statements, verbatim apart from IF
@@ -152,10 +156,45 @@ var migrations = []migration{
 		postgres:   []string{"ALTER TABLE users ADD COLUMN display_email varchar(255) NOT NULL DEFAULT ''"},
 		foldedRows: (*SQL).foldKeys,
 	},
+	{
+		// Many copies of the seed's tutorial add a quota column (bytes)
+		// to users, which Dovecot's user query returned as its quota
+		// rule. Its limits become quota_bytes, which this program reads;
+		// a limit already set in quota_bytes is kept.
+		version:  5,
+		summary:  "copy the quota of an existing users.quota column (bytes) into quota_bytes",
+		mysql:    []string{seedQuotaCopy},
+		sqlite:   []string{seedQuotaCopy},
+		postgres: []string{seedQuotaCopy},
+		when: func(s *SQL, ctx context.Context, db execQueryer) (bool, error) {
+			return s.hasColumn(ctx, db, "users", "quota")
+		},
+	},
+}
+
+// seedQuotaCopy is step 5's statement: harmless when repeated.
+const seedQuotaCopy = "UPDATE users SET quota_bytes = quota WHERE quota_bytes = 0 AND quota > 0"
+
+// hasColumn reports whether table has column.
+func (s *SQL) hasColumn(ctx context.Context, db execQueryer, table, column string) (bool, error) {
+	var q string
+	switch s.driver {
+	case DriverMySQL:
+		q = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?"
+	case DriverPostgres:
+		q = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?"
+	default:
+		q = "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?"
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, q, table, column).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: columns of %s: %w", table, err)
+	}
+	return n > 0, nil
 }
 
 // SchemaVersion is the schema version this package migrates to.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // versionTable records applied migrations. It has a mailagent_ prefix
 // because it may share a database with other applications' tables.
@@ -271,9 +310,16 @@ func PlanMigration(ctx context.Context, driver, dsn string) (*MigrationPlan, err
 	for _, m := range migrations {
 		// A step with nothing to do on this dialect (MySQL's character
 		// set on PostgreSQL) is only recorded: it is not shown.
+		if m.version <= v {
+			continue
+		}
+		stmts, err := s.applicable(ctx, s.w, m)
+		if err != nil {
+			return nil, err
+		}
 		rows := m.foldedRows != nil && driver != DriverMySQL
-		if m.version > v && (len(s.steps(m)) > 0 || rows) {
-			p.Steps = append(p.Steps, MigrationStep{Version: m.version, Summary: m.summary, Statements: s.steps(m)})
+		if len(stmts) > 0 || rows {
+			p.Steps = append(p.Steps, MigrationStep{Version: m.version, Summary: m.summary, Statements: stmts})
 		}
 	}
 	if driver == DriverMySQL {
@@ -302,6 +348,18 @@ func myISAMTables(ctx context.Context, db execQueryer) ([]string, error) {
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// applicable returns the statements of m that apply to the database:
+// those of its dialect, or none when m.when says so.
+func (s *SQL) applicable(ctx context.Context, db execQueryer, m migration) ([]string, error) {
+	if m.when != nil {
+		ok, err := m.when(s, ctx, db)
+		if err != nil || !ok {
+			return nil, err
+		}
+	}
+	return s.steps(m), nil
 }
 
 // steps returns the statements of m on the directory's dialect.
@@ -461,7 +519,11 @@ func (s *SQL) applyMigrations(ctx context.Context, db execQueryer) error {
 		if m.version <= int(cur.Int64) {
 			continue
 		}
-		for _, q := range s.steps(m) {
+		stmts, err := s.applicable(ctx, db, m)
+		if err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
+		}
+		for _, q := range stmts {
 			if _, err := db.ExecContext(ctx, q); err != nil && !isDuplicateColumn(err) {
 				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 			}
