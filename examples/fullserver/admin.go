@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -17,7 +18,7 @@ import (
 // so scripts can read it.
 
 // verb splits args into the verb and its operands, checking their number
-// against want (verb → operand count; -1 for "0 or 1").
+// against want (verb → operand count; -1 for "0 or 1", -3 for "1 or 3").
 func verb(name string, args []string, want map[string]int) (string, []string, error) {
 	if len(args) == 0 {
 		return "", nil, fmt.Errorf("%s: missing verb: %w", name, errUsage)
@@ -27,7 +28,7 @@ func verb(name string, args []string, want map[string]int) (string, []string, er
 		return "", nil, fmt.Errorf("%s: unknown verb %q: %w", name, args[0], errUsage)
 	}
 	ops := args[1:]
-	if (n >= 0 && len(ops) != n) || (n < 0 && len(ops) > 1) {
+	if (n >= 0 && len(ops) != n) || (n == -1 && len(ops) > 1) || (n == -3 && len(ops) != 1 && len(ops) != 3) {
 		return "", nil, fmt.Errorf("%s %s: wrong number of arguments: %w", name, args[0], errUsage)
 	}
 	return args[0], ops, nil
@@ -44,9 +45,9 @@ func cmdDomain(ctx context.Context, e *env, args []string) error {
 	}
 	switch v {
 	case "add":
-		return st.AddDomain(ctx, ops[0])
+		return e.applied(ctx, changedDirectory, st.AddDomain(ctx, ops[0]))
 	case "del":
-		return st.RemoveDomain(ctx, ops[0])
+		return e.applied(ctx, changedDirectory, st.RemoveDomain(ctx, ops[0]))
 	}
 	ds, err := st.ListDomains(ctx)
 	if err != nil {
@@ -60,7 +61,7 @@ func cmdDomain(ctx context.Context, e *env, args []string) error {
 
 func cmdUser(ctx context.Context, e *env, args []string) error {
 	v, ops, err := verb("user", args, map[string]int{
-		"add": 1, "del": 1, "passwd": 1, "disable": 1, "enable": 1, "list": -1, "quota": 3,
+		"add": 1, "del": 1, "passwd": 1, "disable": 1, "enable": 1, "list": -1, "quota": -3,
 	})
 	if err != nil {
 		return err
@@ -91,20 +92,26 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		if v == "passwd" {
-			return st.SetPassword(ctx, ops[0], hash)
+			return e.applied(ctx, changedDirectory, st.SetPassword(ctx, ops[0], hash))
 		}
-		return st.AddUser(ctx, &store.User{Address: ops[0], PasswordHash: hash})
+		return e.applied(ctx, changedDirectory, st.AddUser(ctx, &store.User{Address: ops[0], PasswordHash: hash}))
 	case "del":
-		return st.RemoveUser(ctx, ops[0])
+		return e.applied(ctx, changedDirectory, st.RemoveUser(ctx, ops[0]))
 	case "disable", "enable":
-		return st.SetDisabled(ctx, ops[0], v == "disable")
+		return e.applied(ctx, changedDirectory, st.SetDisabled(ctx, ops[0], v == "disable"))
 	case "quota":
+		if len(ops) == 1 {
+			return e.showQuota(ctx, st, ops[0])
+		}
 		b, err1 := strconv.ParseInt(ops[1], 10, 64)
 		m, err2 := strconv.ParseInt(ops[2], 10, 64)
 		if err1 != nil || err2 != nil || b < 0 || m < 0 {
 			return fmt.Errorf("user quota: BYTES and MESSAGES must be numbers ≥ 0: %w", errUsage)
 		}
-		return st.SetQuota(ctx, ops[0], b, m)
+		if err := st.SetQuota(ctx, ops[0], b, m); err != nil {
+			return err
+		}
+		return e.applied(ctx, changedDirectory, e.setMaildirQuota(ctx, st, ops[0], maildir.Quota{Bytes: b, Messages: m}))
 	}
 	domain := ""
 	if len(ops) == 1 {
@@ -144,9 +151,9 @@ func cmdAlias(ctx context.Context, e *env, args []string) error {
 				dests = append(dests, d)
 			}
 		}
-		return st.AddForwarding(ctx, ops[0], dests)
+		return e.applied(ctx, changedDirectory, st.AddForwarding(ctx, ops[0], dests))
 	case "del":
-		return st.RemoveForwarding(ctx, ops[0])
+		return e.applied(ctx, changedDirectory, st.RemoveForwarding(ctx, ops[0]))
 	}
 	fw, err := st.ListForwardings(ctx)
 	if err != nil {
@@ -175,9 +182,9 @@ func cmdTransport(ctx context.Context, e *env, args []string) error {
 	}
 	switch v {
 	case "set":
-		return st.SetTransport(ctx, ops[0], ops[1])
+		return e.applied(ctx, changedDirectory, st.SetTransport(ctx, ops[0], ops[1]))
 	case "del":
-		return st.RemoveTransport(ctx, ops[0])
+		return e.applied(ctx, changedDirectory, st.RemoveTransport(ctx, ops[0]))
 	}
 	ts, err := st.ListTransports(ctx)
 	if err != nil {

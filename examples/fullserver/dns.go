@@ -77,6 +77,9 @@ func cmdDKIM(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := e.applied(ctx, changedDKIM, nil); err != nil {
+		return fmt.Errorf("dkim keygen: key written to %s, but %w", path, err)
+	}
 	fmt.Fprintf(e.stderr, "key written to %s; publish this record, then mail from %s is signed with it:\n", path, k.Domain)
 	fmt.Fprintln(e.stdout, rec)
 	return nil

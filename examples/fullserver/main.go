@@ -25,7 +25,10 @@ Without a command (or with "serve"), runs the mail server: the MX,
 submission, LMTP, IMAP, POP3 and metrics listeners of the configuration
 (by default on 127.0.0.1 ports 2525, 2587, 2465, 2424, 2143, 2993, 2110,
 2995 and 9425), until SIGTERM or Ctrl-C. The commands administer the same
-data directory, also while the server runs.
+data directory, also while the server runs: a command that changes what
+the server uses (users, passwords, domains, aliases, transports, quotas,
+DKIM keys) tells the running server over its control socket, which
+applies it before the command returns.
 
 options:
   -data DIR          data directory (default ./data; SQLite directory DIR/mailagent.db)
@@ -38,7 +41,7 @@ commands:
   domain list
   user add|del|passwd|disable|enable ADDRESS
   user list [DOMAIN]
-  user quota ADDRESS BYTES MESSAGES      (0 = no limit)
+  user quota ADDRESS [BYTES MESSAGES]    (show, or set; 0 = no limit)
   alias add SOURCE DEST[,DEST...]        (SOURCE "@domain" is a catch-all)
   alias del SOURCE
   alias list

@@ -167,29 +167,17 @@ func (e *remoteError) Error() string { return e.msg }
 // controlRequest runs a queue command in the server listening on sock.
 // A server that is not running is an error that is not a *remoteError.
 func controlRequest(ctx context.Context, sock string, args []string) (string, error) {
-	client := &http.Client{Transport: &http.Transport{
+	return controlPost(ctx, sock, "/queue", args)
+}
+
+// controlClient is an HTTP client whose every connection goes to the
+// Unix socket sock.
+func controlClient(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	body, _ := json.Marshal(args)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://control/queue", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", &remoteError{strings.TrimSpace(string(out))}
-	}
-	return string(out), nil
 }
 
 // startControl serves queue commands on the control socket (mode 0600: the
@@ -220,6 +208,7 @@ func (s *server) startControl() error {
 		}
 		w.Write(out.Bytes())
 	})
+	mux.HandleFunc("POST /changed", s.handleChanged)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.serve("control", func() error { return hs.Serve(ln) }, func(ctx context.Context) error {
 		defer os.Remove(sock)
