@@ -63,8 +63,8 @@ func openDir(t *testing.T, dir string) *store.SQL {
 func TestHelpPrintsUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"help"}, strings.NewReader(""), &out, &errb)
-	if code != 2 || out.Len() != 0 || !strings.HasPrefix(errb.String(), "usage: fullserver") ||
-		!strings.Contains(errb.String(), "transport set DOMAIN SPEC") {
+	if code != 0 || errb.Len() != 0 || !strings.HasPrefix(out.String(), "usage: fullserver") ||
+		!strings.Contains(out.String(), "transport set DOMAIN SPEC") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }

@@ -66,12 +66,14 @@ print("read-ok")
 		t.Fatalf("swaks to a remote domain: %v\n%s", err, out)
 	}
 	list := admin("", "queue", "list")
-	idm := regexp.MustCompile(`(?m)^(\S+)\s+\S+\s+\d+\s+carol@blackbox.test\s+1\s`).FindStringSubmatch(list)
+	// As postqueue -p: ID, size, arrival, sender; the pending recipient
+	// below, under the reply that deferred it once there is one.
+	idm := regexp.MustCompile(`(?m)^([^\s*!]+)[*!]?\s+\d+ .{20}  carol@blackbox.test\n(\(.*\)\n)?\s+dave@elsewhere.test\n`).FindStringSubmatch(list)
 	if idm == nil {
 		t.Fatalf("queued message not listed:\n%s", list)
 	}
 	admin("", "queue", "hold", idm[1])
-	if list := admin("", "queue", "list"); !strings.Contains(list, "held") {
+	if list := admin("", "queue", "list"); !strings.Contains(list, "\n"+idm[1]+"! ") {
 		t.Fatalf("hold through the running server not seen:\n%s", list)
 	}
 

@@ -109,6 +109,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	configFile := fs.String("config", "", "configuration file")
 	logFormat := fs.String("log-format", "", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
 		fmt.Fprintf(stderr, "fullserver: %s (see 'fullserver help')\n", oneLine(err.Error()))
 		return 2
 	}
@@ -118,14 +122,29 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if fs.NArg() > 0 {
 		name, cmdArgs = fs.Arg(0), fs.Args()[1:]
 	}
-	if name == "help" || name == "-h" {
-		fmt.Fprint(stderr, usage)
-		return 2
+	if name == "help" {
+		// "help" alone, or "help COMMAND [VERB]".
+		name = ""
+		if len(cmdArgs) > 0 {
+			name = cmdArgs[0]
+		}
+		if name != "" {
+			if _, ok := commands()[name]; !ok {
+				fmt.Fprintf(stderr, "fullserver: unknown command %q (see 'fullserver help')\n", name)
+				return 2
+			}
+		}
+		fmt.Fprint(stdout, commandUsage(name))
+		return 0
 	}
 	cmd, ok := commands()[name]
 	if !ok {
 		fmt.Fprintf(stderr, "fullserver: unknown command %q (see 'fullserver help')\n", fs.Arg(0))
 		return 2
+	}
+	if wantsHelp(cmdArgs) {
+		fmt.Fprint(stdout, commandUsage(name))
+		return 0
 	}
 	e := &env{
 		dataDir:    *dataDir,
@@ -152,4 +171,47 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // output expect.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// wantsHelp reports whether a command's arguments ask for its usage
+// ("user --help", "queue show -h", "dns help") rather than name an
+// operand; "help" counts only in the verb's place.
+func wantsHelp(args []string) bool {
+	for i, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" || (i == 0 && a == "help") {
+			return true
+		}
+	}
+	return false
+}
+
+// commandUsage is the usage of one command: its lines of the usage text
+// (with their continuation lines) and the options; all of it for "".
+func commandUsage(name string) string {
+	if name == "" {
+		return usage
+	}
+	var b strings.Builder
+	b.WriteString("usage: fullserver [-data DIR] [-config FILE] " + name + " ...\n\n")
+	in := false
+	for _, line := range strings.Split(usage, "\n") {
+		switch {
+		case strings.HasPrefix(line, "  "+name+" ") || line == "  "+name:
+			in = true
+		case in && strings.HasPrefix(line, "   "):
+			// A continuation of the command's line.
+		default:
+			in = false
+		}
+		if in {
+			b.WriteString(line + "\n")
+		}
+	}
+	if name == "serve" {
+		b.WriteString("\nRuns the mail server until SIGTERM or Ctrl-C (also with no command).\n")
+	}
+	if name == "user" {
+		b.WriteString("\nPasswords are read from standard input, one line, or prompted for\nwithout echo on a terminal; never from the command line.\n")
+	}
+	return b.String()
 }

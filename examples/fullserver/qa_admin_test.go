@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestQAAdminChangesApplyAtOnce runs admin commands next to the running
@@ -77,5 +84,128 @@ func TestQAAdminChangesApplyAtOnce(t *testing.T) {
 		[2]string{"RCPT TO:<ann@now.test>", "552"}, [2]string{"QUIT", "221"})
 	if err := s.stop(t); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
+
+// TestQAHelp asks the built binary for help the ways people do: each
+// prints the usage of what was asked on standard output and exits 0,
+// touching no data directory.
+func TestQAHelp(t *testing.T) {
+	bin := qaBinary(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want []string // lines the usage must have
+		not  string   // a line it must not have ("" for the whole usage)
+	}{
+		{[]string{"--help"}, []string{"usage: fullserver", "  migrate [-dsn DSN] [-convert-myisam] [-n]"}, ""},
+		{[]string{"-h"}, []string{"  queue list"}, ""},
+		{[]string{"help"}, []string{"  user list [DOMAIN]"}, ""},
+		{[]string{"help", "queue"}, []string{"  queue show|hold|release|delete ID"}, "  user list [DOMAIN]"},
+		{[]string{"user", "--help"}, []string{"  user quota ADDRESS [BYTES MESSAGES]", "Passwords are read from standard input"}, "  queue list"},
+		{[]string{"queue", "add", "--help"}, []string{"  queue flush [ID...]"}, "  user list [DOMAIN]"},
+		{[]string{"dkim", "keygen", "-h"}, []string{"  dkim keygen DOMAIN"}, "  queue list"},
+		{[]string{"-data", filepath.Join(dir, "data"), "user", "add", "--help"}, []string{"  user add|del|passwd|disable|enable ADDRESS"}, "  queue list"},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		cmd.Dir = dir
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil || stderr.Len() != 0 {
+			t.Errorf("fullserver %s: %v, stderr %q", strings.Join(tc.args, " "), err, stderr.String())
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("fullserver %s: no %q in\n%s", strings.Join(tc.args, " "), w, out)
+			}
+		}
+		if tc.not != "" && strings.Contains(string(out), tc.not) {
+			t.Errorf("fullserver %s: %q is another command's usage:\n%s", strings.Join(tc.args, " "), tc.not, out)
+		}
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 0 {
+		t.Errorf("help created %v", es)
+	}
+}
+
+// TestQAQueueListShowsDeferral sends a message through a transport to a
+// server that defers its recipient: queue list shows the recipient under
+// the remote reply, as postqueue -p does, and queue show the host, reply
+// and time of the last attempt.
+func TestQAQueueListShowsDeferral(t *testing.T) {
+	bin := qaBinary(t)
+	dir := t.TempDir()
+	peer, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	attempted := make(chan struct{}, 8)
+	go func() {
+		for {
+			c, err := peer.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				io.WriteString(c, "220 far.test ESMTP\r\n")
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(l)); {
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(c, "250-far.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n")
+					case strings.HasPrefix(cmd, "RCPT"):
+						io.WriteString(c, "451 4.2.0 mailbox busy, try later\r\n")
+						attempted <- struct{}{}
+					case cmd == "QUIT":
+						io.WriteString(c, "221 bye\r\n")
+						return
+					default:
+						io.WriteString(c, "250 ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	s := qaStart(t, bin, qaConfig(t, dir, ""))
+	s.admin(t, "", "domain", "add", "near.test")
+	s.admin(t, "pw-of-nina-1\n", "user", "add", "nina@near.test")
+	s.admin(t, "", "transport", "set", "far.test", "smtp:["+peer.Addr().String()[:strings.LastIndex(peer.Addr().String(), ":")]+"]"+
+		peer.Addr().String()[strings.LastIndex(peer.Addr().String(), ":"):])
+	qaSubmit(t, s.addrs["submissions"], "nina@near.test", "pw-of-nina-1", "nina@near.test", "otto@far.test",
+		"From: <nina@near.test>\nTo: <otto@far.test>\nSubject: deferred\n\nbody\n")
+	select {
+	case <-attempted:
+	case <-time.After(30 * time.Second):
+		bounces, _ := filepath.Glob(filepath.Join(dir, "data", "mail", "near.test", "nina", "Maildir", "new", "*"))
+		for _, b := range bounces {
+			t.Logf("%s", qaRead(t, b))
+		}
+		t.Fatalf("no delivery attempt reached the peer; queue:\n%s", s.admin(t, "", "queue", "list"))
+	}
+	// The attempt's result is written after the peer's reply: wait
+	// (bounded) for the queue to record it.
+	reason := "(host " + peer.Addr().String()
+	var list string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if list = s.admin(t, "", "queue", "list"); strings.Contains(list, reason) {
+			break
+		}
+		runtime.Gosched()
+	}
+	m := regexp.MustCompile(`(?m)^(\S+?)[*!]?\s+\d+ .{20}  nina@near.test\n\(host \S+ said: 451 4\.2\.0 mailbox busy, try later\)\n\s{40,}otto@far.test\n`).FindStringSubmatch(list)
+	if m == nil {
+		t.Fatalf("queue list does not show the deferred recipient under its reply:\n%s", list)
+	}
+	show := s.admin(t, "", "queue", "show", m[1])
+	if !regexp.MustCompile(`recipient: otto@far.test queued at \d{4}-\d\d-\d\dT\S+ \(host \S+ said: 451 4\.2\.0 mailbox busy, try later\)`).MatchString(show) {
+		t.Fatalf("queue show:\n%s", show)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/mailagent/mailagent/smtp/outbound"
@@ -71,36 +70,15 @@ func queueCommand(ctx context.Context, q *queue.Queue, args []string, w io.Write
 		if len(rest) != 0 {
 			return fmt.Errorf("queue list takes no arguments: %w", errUsage)
 		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tARRIVED\tSIZE\tFROM\tPENDING\tSTATE")
-		n := 0
-		err := q.List(ctx, func(i *queue.Info) error {
-			n++
-			pending := 0
-			for _, r := range i.Recipients {
-				if r.State == queue.Queued {
-					pending++
-				}
-			}
-			state := "next " + i.NextAttempt.Format(time.RFC3339)
-			switch {
-			case i.Held:
-				state = "held"
-			case i.Active:
-				state = "delivering"
-			}
-			from := i.From
-			if from == "" {
-				from = "<>"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", i.ID, i.Arrived.Format(time.RFC3339), i.Size, from, pending, state)
+		var infos []*queue.Info
+		if err := q.List(ctx, func(i *queue.Info) error {
+			infos = append(infos, i)
 			return nil
-		})
-		tw.Flush()
-		if err == nil {
-			fmt.Fprintf(w, "%d message(s)\n", n)
+		}); err != nil {
+			return err
 		}
-		return err
+		writeQueueList(w, infos)
+		return nil
 	case "show":
 		id, err := needID()
 		if err != nil {
@@ -114,13 +92,11 @@ func queueCommand(ctx context.Context, q *queue.Queue, args []string, w io.Write
 			i.ID, i.From, i.Arrived.Format(time.RFC3339), i.Size, i.Attempts, i.NextAttempt.Format(time.RFC3339), i.Held)
 		for _, r := range i.Recipients {
 			fmt.Fprintf(w, "recipient: %s %s", r.Address, r.State)
-			if r.Err != nil {
-				fmt.Fprint(w, " (")
-				if r.Remote != "" {
-					fmt.Fprintf(w, "%s said: ", r.Remote)
-				}
-				fmt.Fprintf(w, "%d %d.%d.%d %s)", r.Err.Code,
-					r.Err.EnhancedCode[0], r.Err.EnhancedCode[1], r.Err.EnhancedCode[2], oneLine(r.Err.Message))
+			if !r.LastAttempt.IsZero() {
+				fmt.Fprintf(w, " at %s", r.LastAttempt.Format(time.RFC3339))
+			}
+			if reason := recipientReason(r); reason != "" {
+				fmt.Fprintf(w, " (%s)", reason)
 			}
 			fmt.Fprintln(w)
 		}
@@ -157,6 +133,71 @@ func queueCommand(ctx context.Context, q *queue.Queue, args []string, w io.Write
 		return nil
 	}
 	return fmt.Errorf("unknown queue subcommand %q: %w", sub, errUsage)
+}
+
+// writeQueueList writes infos as Postfix's "postqueue -p" does: per
+// message its ID (followed by "*" while a delivery runs, "!" when held),
+// size, arrival time and sender, then each recipient still pending, under
+// the last reply or error that deferred it; and a total.
+func writeQueueList(w io.Writer, infos []*queue.Info) {
+	if len(infos) == 0 {
+		fmt.Fprintln(w, "Mail queue is empty")
+		return
+	}
+	idw := len("-Queue ID-")
+	for _, i := range infos {
+		idw = max(idw, len(i.ID)+1)
+	}
+	indent := strings.Repeat(" ", idw+1+8+1+20+2)
+	fmt.Fprintf(w, "%-*s %8s %-20s  %s\n", idw, "-Queue ID-", "--Size--", "----Arrival Time----", "-Sender/Recipient-------")
+	var total int64
+	for _, i := range infos {
+		total += i.Size
+		mark := ""
+		switch {
+		case i.Active:
+			mark = "*"
+		case i.Held:
+			mark = "!"
+		}
+		from := i.From
+		if from == "" {
+			from = "MAILER-DAEMON"
+		}
+		fmt.Fprintf(w, "%-*s %8d %-20s  %s\n", idw, i.ID+mark, i.Size, i.Arrived.Local().Format("Mon Jan _2 15:04:05"), from)
+		last := "\x00"
+		for _, r := range i.Recipients {
+			if r.State != queue.Queued {
+				continue
+			}
+			if reason := recipientReason(r); reason != last {
+				if reason != "" {
+					fmt.Fprintf(w, "(%s)\n", reason)
+				}
+				last = reason
+			}
+			fmt.Fprintf(w, "%s%s\n", indent, r.Address)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "-- %d Kbytes in %d Request%s.\n", (total+1023)/1024, len(infos), map[bool]string{true: "s"}[len(infos) != 1])
+}
+
+// recipientReason is the last reply or error of r, as Postfix words it
+// ("host H said: 451 4.3.0 text"), or "" when it has none.
+func recipientReason(r queue.RecipientInfo) string {
+	if r.Err == nil {
+		return ""
+	}
+	reason := fmt.Sprintf("%d ", r.Err.Code)
+	if e := r.Err.EnhancedCode; e[0] != 0 {
+		reason += fmt.Sprintf("%d.%d.%d ", e[0], e[1], e[2])
+	}
+	reason += oneLine(r.Err.Message)
+	if r.Remote != "" {
+		reason = "host " + r.Remote + " said: " + reason
+	}
+	return reason
 }
 
 // remoteError is a command's failure as the running server reported it.
