@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/maildir"
@@ -60,6 +62,14 @@ func cmdDomain(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdUser(ctx context.Context, e *env, args []string) error {
+	force := false
+	if len(args) > 0 && (args[0] == "add" || args[0] == "passwd") {
+		args = slices.DeleteFunc(slices.Clone(args), func(a string) bool {
+			f := a == "-force" || a == "--force"
+			force = force || f
+			return f
+		})
+	}
 	v, ops, err := verb("user", args, map[string]int{
 		"add": 1, "del": 1, "passwd": 1, "disable": 1, "enable": 1, "list": -1, "quota": -3,
 	})
@@ -86,6 +96,15 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 		pw, err := e.readPassword()
 		if err != nil {
 			return err
+		}
+		if !force {
+			cfg, err := e.config()
+			if err != nil {
+				return err
+			}
+			if err := weakPassword(pw, ops[0], cfg.Limits.MinPasswordLength); err != nil {
+				return fmt.Errorf("user %s: %w (give -force to set it anyway)", v, err)
+			}
 		}
 		hash, err := auth.HashPassword(pw)
 		if err != nil {
@@ -192,6 +211,20 @@ func cmdTransport(ctx context.Context, e *env, args []string) error {
 	}
 	for _, d := range slices.Sorted(maps.Keys(ts)) {
 		fmt.Fprintf(e.stdout, "%s\t%s\n", d, ts[d])
+	}
+	return nil
+}
+
+// weakPassword refuses a password shorter than minLen characters or equal
+// (ignoring case) to the user's address or its local part: the first
+// guesses of anyone trying logins.
+func weakPassword(pw, address string, minLen int) error {
+	if n := utf8.RuneCountInString(pw); n < minLen {
+		return fmt.Errorf("password too short: %d characters, limits.min_password_length is %d", n, minLen)
+	}
+	local, _, _ := strings.Cut(address, "@")
+	if strings.EqualFold(pw, address) || strings.EqualFold(pw, local) {
+		return errors.New("password is the user's address")
 	}
 	return nil
 }

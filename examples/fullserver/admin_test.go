@@ -87,7 +87,7 @@ func TestAdminCommands(t *testing.T) {
 	// Passwords come from standard input, one line; the stored hash
 	// verifies with package auth.
 	ok(t, dir, "s3cret pass\r\nignored\n", "user", "add", "Alice@example.org")
-	ok(t, dir, "x", "user", "add", "bob@bücher.example")
+	ok(t, dir, "x", "user", "add", "-force", "bob@bücher.example")
 	st := openDir(t, dir)
 	u, err := st.LookupUser(ctx, "alice@example.org")
 	if err != nil {
@@ -99,14 +99,20 @@ func TestAdminCommands(t *testing.T) {
 	fails(t, dir, "", 1, "empty password", "user", "add", "carol@example.org")
 	fails(t, dir, "pw\n", 2, "wrong number of arguments", "user", "add", "carol@example.org", "pw")
 	fails(t, dir, "pw\n", 1, "relay hack", "user", "add", "a%b@example.org")
-	fails(t, dir, "pw\n", 1, "not local", "user", "add", "x@remote.example")
-	fails(t, dir, "pw\n", 1, "already exists", "user", "add", "ALICE@example.org")
+	fails(t, dir, "long-enough-1\n", 1, "not local", "user", "add", "x@remote.example")
+	fails(t, dir, "long-enough-1\n", 1, "already exists", "user", "add", "ALICE@example.org")
+	// Weak passwords: too short, or the address; -force takes them.
+	fails(t, dir, "short12\n", 1, "password too short: 7 characters, limits.min_password_length is 8 (give -force to set it anyway)", "user", "add", "carol@example.org")
+	fails(t, dir, "Carol@Example.org\n", 1, "password is the user's address", "user", "add", "carol@example.org")
+	fails(t, dir, "carol\n", 1, "password too short", "user", "add", "carol@example.org")
+	fails(t, dir, "caroline\n", 1, "password is the user's address", "user", "add", "caroline@example.org")
+	fails(t, dir, "pw\n", 1, "password too short", "user", "passwd", "alice@example.org")
 	fails(t, dir, strings.Repeat("x", 5000), 1, "too long", "user", "add", "carol@example.org")
 	if _, err := st.LookupUser(ctx, "carol@example.org"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("failed add left a user: %v", err)
 	}
 
-	ok(t, dir, "new one\n", "user", "passwd", "alice@EXAMPLE.org")
+	ok(t, dir, "new one\n", "user", "passwd", "--force", "alice@EXAMPLE.org")
 	fails(t, dir, "pw\n", 1, "not found", "user", "passwd", "nobody@example.org")
 	ok(t, dir, "", "user", "disable", "alice@example.org")
 	ok(t, dir, "", "user", "quota", "alice@example.org", "1048576", "0")
@@ -217,7 +223,7 @@ func testAdminSQL(t *testing.T, driver, dsn string, db *sql.DB) {
 		t.Fatalf("migrate printed %q", out)
 	}
 	ok(t, dir, "", "domain", "add", "example.org")
-	ok(t, dir, "pw\n", "user", "add", "alice@example.org")
+	ok(t, dir, "pw\n", "user", "add", "-force", "alice@example.org")
 	ok(t, dir, "", "alias", "add", "info@example.org", "alice@example.org")
 	if got := ok(t, dir, "", "user", "list"); got != "alice@example.org\texample.org/alice/Maildir\n" {
 		t.Fatalf("user list = %q", got)

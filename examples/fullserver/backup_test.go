@@ -97,7 +97,7 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 	cfg := qaConfig(t, dir, "")
 	s := qaStart(t, bin, cfg)
 	s.admin(t, "", "domain", "add", "b.test")
-	s.admin(t, "pw-of-u\n", "user", "add", "u@b.test")
+	s.admin(t, "pw-of-u\n", "user", "add", "-force", "u@b.test")
 	for i := range 20 {
 		if err := lmtpSend(s.addrs["lmtp"], "u@b.test", fmt.Sprintf("before %d", i)+strings.Repeat("y", i)); err != nil {
 			t.Fatal(err)
@@ -198,7 +198,7 @@ func TestBackupMySQLDump(t *testing.T) {
 	dir := storeDir(t, "mysql", dsn)
 	ok(t, dir, "", "migrate")
 	ok(t, dir, "", "domain", "add", "dump.test")
-	ok(t, dir, "pw\n", "user", "add", "alice@dump.test")
+	ok(t, dir, "pw\n", "user", "add", "-force", "alice@dump.test")
 	bdir := filepath.Join(t.TempDir(), "backup")
 	if code, _, errs := fs(t, dir, "", "backup", bdir); code != 0 {
 		t.Fatalf("backup: exit %d: %s", code, errs)

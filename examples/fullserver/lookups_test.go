@@ -146,7 +146,7 @@ func startMX(t *testing.T, r dnsauth.Resolver, dns string, timeout time.Duration
 	t.Helper()
 	dir := t.TempDir()
 	ok(t, dir, "", "domain", "add", "b.test")
-	ok(t, dir, "pw-of-u\n", "user", "add", "u@b.test")
+	ok(t, dir, "pw-of-u\n", "user", "add", "-force", "u@b.test")
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Hostname = "mx.b.test"

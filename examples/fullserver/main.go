@@ -39,7 +39,8 @@ commands:
   serve
   domain add|del DOMAIN
   domain list
-  user add|del|passwd|disable|enable ADDRESS
+  user add|passwd [-force] ADDRESS        (-force: accept a weak password)
+  user del|disable|enable ADDRESS
   user list [DOMAIN]
   user quota ADDRESS [BYTES MESSAGES]    (show, or set; 0 = no limit)
   alias add SOURCE DEST[,DEST...]        (SOURCE "@domain" is a catch-all)

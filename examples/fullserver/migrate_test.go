@@ -117,7 +117,7 @@ func testMigrate(t *testing.T, driver, root string, db *sql.DB) {
 	}
 
 	grant() // PostgreSQL: the tables the migration made
-	ok(t, dir, "pw\n", "user", "add", "new@example.org")
+	ok(t, dir, "pw\n", "user", "add", "-force", "new@example.org")
 	ok(t, dir, "", "user", "disable", "olduser@example.org")
 	if got := ok(t, dir, "", "user", "list"); !strings.Contains(got, "new@example.org\t") || !strings.Contains(got, "olduser@example.org\t") {
 		t.Fatalf("user list as mail_admin = %q", got)

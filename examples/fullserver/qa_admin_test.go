@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -105,7 +106,7 @@ func TestQAHelp(t *testing.T) {
 		{[]string{"user", "--help"}, []string{"  user quota ADDRESS [BYTES MESSAGES]", "Passwords are read from standard input"}, "  queue list"},
 		{[]string{"queue", "add", "--help"}, []string{"  queue flush [ID...]"}, "  user list [DOMAIN]"},
 		{[]string{"dkim", "keygen", "-h"}, []string{"  dkim keygen DOMAIN"}, "  queue list"},
-		{[]string{"-data", filepath.Join(dir, "data"), "user", "add", "--help"}, []string{"  user add|del|passwd|disable|enable ADDRESS"}, "  queue list"},
+		{[]string{"-data", filepath.Join(dir, "data"), "user", "add", "--help"}, []string{"  user add|passwd [-force] ADDRESS"}, "  queue list"},
 	} {
 		cmd := exec.Command(bin, tc.args...)
 		cmd.Dir = dir
@@ -207,5 +208,40 @@ func TestQAQueueListShowsDeferral(t *testing.T) {
 	show := s.admin(t, "", "queue", "show", m[1])
 	if !regexp.MustCompile(`recipient: otto@far.test queued at \d{4}-\d\d-\d\dT\S+ \(host \S+ said: 451 4\.2\.0 mailbox busy, try later\)`).MatchString(show) {
 		t.Fatalf("queue show:\n%s", show)
+	}
+}
+
+// TestQAStartErrors starts the built binary with a bad listen address and
+// with a certificate that is not there: each is refused in one line that
+// names the config key, before the data directory is created.
+func TestQAStartErrors(t *testing.T) {
+	bin := qaBinary(t)
+	for _, tc := range []struct{ name, conf, want string }{
+		{"listen", "[listen]\nimap = \"127.0.0.1:143x\"\n", `listen.imap = "127.0.0.1:143x": port "143x" is not a port number`},
+		{"listen-noport", "[listen]\nmx = \"127.0.0.1\"\n", `listen.mx: "127.0.0.1" is not HOST:PORT`},
+		{"cert", "[tls]\ncert_file = \"/nonexistent/mail.pem\"\nkey_file = \"/nonexistent/mail.key\"\n", "tls.cert_file: /nonexistent/mail.pem does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			cfg := filepath.Join(dir, "fullserver.toml")
+			if err := os.WriteFile(cfg, []byte("data_dir = \""+data+"\"\n"+tc.conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "-config", cfg)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want status 1; stderr:\n%s", err, stderr.String())
+			}
+			if got := stderr.String(); !strings.HasPrefix(got, "fullserver: ") || strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, tc.want+"\n") {
+				t.Fatalf("stderr %q, want the one line %q", got, tc.want)
+			}
+			if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the refused start created %s (%v)", data, err)
+			}
+		})
 	}
 }

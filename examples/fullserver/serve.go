@@ -139,6 +139,9 @@ func (s *server) start(ctx context.Context) error {
 	cfg := s.cfg
 	s.stats = newMetrics()
 	s.log = slog.New(s.stats.handler(s.log.Handler()))
+	if err := preflight(cfg); err != nil {
+		return err
+	}
 	if err := s.dropPrivileges(); err != nil {
 		return err
 	}

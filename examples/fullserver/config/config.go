@@ -217,6 +217,9 @@ type Limits struct {
 	// passed (500 and 10s).
 	MinDataRate   int64    `toml:"min_data_rate"`
 	DataRateGrace Duration `toml:"data_rate_grace"`
+	// MinPasswordLength is the fewest characters "user add" and "user
+	// passwd" accept without -force (8; 0 accepts any).
+	MinPasswordLength int `toml:"min_password_length"`
 }
 
 // DKIM configures signing of submitted mail.
@@ -379,6 +382,7 @@ func Default() *Config {
 			MaxConnections:      1000,
 			MaxConnectionsPerIP: 20,
 			MaxAuthFailures:     3,
+			MinPasswordLength:   8,
 			SMTPCommandTimeout:  Duration{5 * time.Minute},
 			POP3IdleTimeout:     Duration{10 * time.Minute},
 			IMAPIdleTimeout:     Duration{30 * time.Minute},
