@@ -54,6 +54,10 @@ type LocalDelivery struct {
 	// per user; "INBOX" keeps spam in INBOX. Nil, or "", means "Junk",
 	// the folder IMAP lists with the \Junk special-use attribute.
 	JunkFolder func(u *store.User) string
+	// Filter, when set, decides each user's copies (folders and flags;
+	// none to discard), e.g. SieveFilter running the user's Sieve script.
+	// Nil stores one copy in INBOX (the junk folder for spam).
+	Filter LocalFilter
 	// Logger receives delivery failures; nil discards.
 	Logger *slog.Logger
 
@@ -70,9 +74,9 @@ type localDelivery struct {
 	t      *LocalDelivery
 	env    *Envelope
 	users  []*store.User
-	rcpts  []string          // as added, parallel to users
-	seen   map[string]bool   // recipients added, by address
-	staged []*maildir.Staged // parallel to users, nil where not written
+	rcpts  []string            // as added, parallel to users
+	seen   map[string]bool     // recipients added, by address
+	staged [][]*maildir.Staged // parallel to users, nil where not written
 	done   bool
 }
 
@@ -132,7 +136,7 @@ func (d *localDelivery) BodyNonAtomic(ctx context.Context, status StatusCollecto
 	}
 }
 
-// stageAll writes every recipient's copy concurrently and returns each
+// stageAll writes every recipient's copies concurrently and returns each
 // one's reply, nil for those staged (kept in d.staged).
 func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
 	stage := d.t.stage
@@ -140,7 +144,7 @@ func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
 		stage = d.t.Maildirs.Stage
 	}
 	errs := make([]error, len(d.users))
-	staged := make([]*maildir.Staged, len(d.users))
+	staged := make([][]*maildir.Staged, len(d.users))
 	sem := make(chan struct{}, stageConcurrency)
 	var wg sync.WaitGroup
 	for i := range d.users {
@@ -161,23 +165,56 @@ func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
 				return
 			}
 			u := cur
-			folder := d.t.folder(d.env, u)
-			r, err := finalCopy(d.env, u.Address, body).Open()
-			if err != nil {
-				errs[i] = d.reply(u, err)
-				return
+			copies := []LocalCopy{{Folder: "INBOX"}}
+			if d.t.Filter != nil {
+				copies = d.t.Filter.FilterLocal(ctx, u, d.env, body)
 			}
-			defer r.Close()
-			opts := &maildir.DeliverOptions{CreateFolder: true, Quota: quotaOf(u)}
-			staged[i], err = stage(ctx, u.Maildir, folder, r, opts)
-			if err != nil {
-				errs[i] = d.reply(u, err)
+			staged[i] = make([]*maildir.Staged, 0, len(copies)) // none: discarded
+			for _, c := range copies {
+				st, err := d.stageCopy(ctx, stage, u, c, body)
+				if err != nil {
+					errs[i] = d.reply(u, err)
+					for _, s := range staged[i] {
+						s.Abort()
+					}
+					staged[i] = nil
+					return
+				}
+				staged[i] = append(staged[i], st)
 			}
 		}()
 	}
 	wg.Wait()
 	d.staged = staged
 	return errs
+}
+
+// stageCopy writes one copy for u. A copy for a folder that cannot take
+// it (a bad name, or missing without Create) goes to INBOX instead, as
+// Pigeonhole's failed fileinto falls back to the implicit keep.
+func (d *localDelivery) stageCopy(ctx context.Context, stage func(context.Context, string, string, io.Reader, *maildir.DeliverOptions) (*maildir.Staged, error), u *store.User, c LocalCopy, body Body) (*maildir.Staged, error) {
+	folder := c.Folder
+	inbox := folder == "" || folder == "INBOX"
+	if inbox {
+		// The keep: INBOX, or the user's junk folder for spam.
+		folder = d.t.folder(d.env, u)
+		c.Create = true
+	}
+	for {
+		r, err := finalCopy(d.env, u.Address, body).Open()
+		if err != nil {
+			return nil, err
+		}
+		opts := &maildir.DeliverOptions{CreateFolder: c.Create, Quota: quotaOf(u), Flags: c.Flags}
+		st, err := stage(ctx, u.Maildir, folder, r, opts)
+		r.Close()
+		if err != nil && !inbox && (errors.Is(err, maildir.ErrInvalidName) || errors.Is(err, maildir.ErrNoFolder)) {
+			d.logger().Warn("filter's folder unusable, delivering to INBOX", "id", d.env.ID, "user", u.Address, "folder", folder, "err", err)
+			folder, c.Create, inbox = "INBOX", true, true
+			continue
+		}
+		return st, err
+	}
 }
 
 // finalCopy is body as a final delivery stores it for mailbox: with the
@@ -217,9 +254,7 @@ func (d *localDelivery) Commit(ctx context.Context) error {
 	d.done = true
 	var ready []*maildir.Staged
 	for _, s := range d.staged {
-		if s != nil {
-			ready = append(ready, s)
-		}
+		ready = append(ready, s...)
 	}
 	if err := maildir.CommitAll(ctx, ready...); err != nil {
 		return fmt.Errorf("local delivery: %w", err)
@@ -237,8 +272,8 @@ func (d *localDelivery) Abort(ctx context.Context) error {
 }
 
 func (d *localDelivery) abort() {
-	for _, s := range d.staged {
-		if s != nil {
+	for _, ss := range d.staged {
+		for _, s := range ss {
 			s.Abort()
 		}
 	}
@@ -253,7 +288,9 @@ func (d *localDelivery) Withdraw(ctx context.Context, rcpt string) error {
 	}
 	for i, r := range d.rcpts {
 		if r == rcpt && i < len(d.staged) && d.staged[i] != nil {
-			d.staged[i].Abort()
+			for _, s := range d.staged[i] {
+				s.Abort()
+			}
 			d.staged[i] = nil
 			return nil
 		}

@@ -17,7 +17,8 @@ import (
 
 // TestManageSieveListener starts the server with a ManageSieve listener and
 // uploads and activates a script as a user: it lands where Dovecot keeps
-// it, beside the user's Maildir.
+// it, beside the user's Maildir, and a message then received over the MX
+// is filed by it.
 func TestManageSieveListener(t *testing.T) {
 	s, addrs := startAll(t, func(c *config.Config) { c.Listen.ManageSieve = "127.0.0.1:0" })
 	addr := addrs["managesieve"]
@@ -64,7 +65,7 @@ func TestManageSieveListener(t *testing.T) {
 	if r := send(`AUTHENTICATE "PLAIN" "` + ir + `"`); !strings.HasPrefix(r, "OK") {
 		t.Fatalf("AUTHENTICATE: %s", r)
 	}
-	script := "require \"fileinto\";\r\nfileinto \"Archive\";\r\n"
+	script := "require [\"fileinto\", \"mailbox\"];\r\nif header :contains \"subject\" \"report\" { fileinto :create \"Archive\"; }\r\n"
 	if r := send(fmt.Sprintf("PUTSCRIPT \"main\" {%d+}\r\n%s", len(script), script)); r != "OK" {
 		t.Fatalf("PUTSCRIPT: %s", r)
 	}
@@ -74,5 +75,28 @@ func TestManageSieveListener(t *testing.T) {
 	home := filepath.Join(s.cfg.Path(s.cfg.Maildir.Base, "mail"), "h.test", "u")
 	if b, err := os.ReadFile(filepath.Join(home, ".dovecot.sieve")); err != nil || string(b) != script {
 		t.Fatalf("active script through .dovecot.sieve: %q, %v", b, err)
+	}
+
+	w, err := dialWire(addrs["mx"], "127.0.0.1", nil, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.conn.Close()
+	w.smtpReply()
+	for _, c := range []struct{ line, want string }{
+		{"EHLO client.example", "250"}, {"MAIL FROM:<>", "250"}, {"RCPT TO:<u@h.test>", "250"}, {"DATA", "354"},
+		{"From: r@far.example\r\nSubject: weekly report\r\n\r\nnumbers\r\n.", "250"},
+	} {
+		if r, err := w.cmd("smtp", c.line); err != nil || !strings.HasPrefix(r, c.want) {
+			t.Fatalf("%q: %q, %v", c.line, r, err)
+		}
+	}
+	maildir := filepath.Join(home, "Maildir")
+	ents, err := os.ReadDir(filepath.Join(maildir, ".Archive", "new"))
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("Archive/new: %v, %v; want the message the script filed", ents, err)
+	}
+	if inbox, _ := os.ReadDir(filepath.Join(maildir, "new")); len(inbox) != 0 {
+		t.Fatalf("INBOX has %d messages, want none", len(inbox))
 	}
 }

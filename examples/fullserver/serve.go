@@ -315,6 +315,10 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 
 	local := &smtp.LocalDelivery{Maildirs: s.mail, Directory: s.dir, QuotaTempFail: cfg.Maildir.QuotaFullTempfail, Logger: s.log,
 		JunkFolder: func(u *store.User) string { return cfg.Junk.JunkFolder(u.Address) }}
+	if cfg.Maildir.Sieve {
+		local.Filter = &smtp.SieveFilter{MaildirBase: cfg.Path(cfg.Maildir.Base, "mail"), Before: cfg.Maildir.SieveBefore,
+			After: cfg.Maildir.SieveAfter, GlobalDir: cfg.Maildir.SieveGlobalDir, Logger: s.log}
+	}
 	router, err := smtp.NewRouter(smtp.RouterOptions{
 		Directory: s.dir,
 		Resolve:   resolveOptions(cfg),

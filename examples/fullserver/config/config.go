@@ -192,6 +192,15 @@ type Maildir struct {
 	// QuotaFullTempfail answers a full mailbox with 452 4.2.2 (try again
 	// later) instead of 552 5.2.2, as Dovecot's quota_full_tempfail.
 	QuotaFullTempfail bool `toml:"quota_full_tempfail"`
+	// Sieve runs each user's active Sieve script (HOME/.dovecot.sieve,
+	// HOME being the Maildir's parent) at local delivery (default true).
+	// SieveBefore and SieveAfter are global scripts run before and after
+	// it (Pigeonhole's sieve_before and sieve_after); SieveGlobalDir
+	// holds the scripts of include :global.
+	Sieve          bool     `toml:"sieve"`
+	SieveBefore    []string `toml:"sieve_before"`
+	SieveAfter     []string `toml:"sieve_after"`
+	SieveGlobalDir string   `toml:"sieve_global_dir"`
 }
 
 // Limits bound what clients may do. MaxConnections and
@@ -375,7 +384,8 @@ func Default() *Config {
 		},
 		TLS: TLS{Profile: "intermediate", MXProfile: "old",
 			ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEHosts: []string{}},
-		Store: Store{Driver: "sqlite", SubaddressDelimiter: "+", QueryTimeout: Duration{5 * time.Second}},
+		Maildir: Maildir{Sieve: true},
+		Store:   Store{Driver: "sqlite", SubaddressDelimiter: "+", QueryTimeout: Duration{5 * time.Second}},
 		Limits: Limits{
 			MaxMessageBytes:     50 << 20,
 			MaxRecipients:       100,

@@ -1,0 +1,236 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mailagent/mailagent/maildir/sieve"
+	"github.com/mailagent/mailagent/store"
+)
+
+// LocalCopy is one copy of a message for a local user.
+type LocalCopy struct {
+	// Folder is the Maildir folder ("INBOX", or a folder name as IMAP
+	// shows it).
+	Folder string
+	// Flags are IMAP flags and keywords for the copy.
+	Flags []string
+	// Create makes a missing folder; without it a copy for a missing
+	// folder goes to INBOX.
+	Create bool
+}
+
+// LocalFilter decides where a local user's copies of a message go.
+type LocalFilter interface {
+	// FilterLocal returns the copies to store for u; none discards the
+	// message for u. It cannot fail a delivery: a filter that cannot
+	// decide returns the INBOX copy and logs why, so that a message is
+	// never lost to a filter.
+	FilterLocal(ctx context.Context, u *store.User, env *Envelope, body Body) []LocalCopy
+}
+
+// SieveFilter is the LocalFilter that runs Sieve scripts at delivery, as
+// Pigeonhole does: the Before scripts, the user's active script
+// (HOME/.dovecot.sieve, HOME being the parent of the user's Maildir), then
+// the After scripts. The scripts' keep, fileinto and discard decide the
+// copies, with their imap4flags flags. An erring script, or one past its
+// limits, keeps the message in INBOX and logs why.
+//
+// Redirect, reject and vacation are not performed at delivery yet: a
+// script deciding one keeps the message in INBOX as well, and the action
+// is logged, so that nothing is lost. Header edits (editheader) are not
+// applied to the stored copies yet.
+type SieveFilter struct {
+	// MaildirBase is the Maildir base directory, against which relative
+	// store.User.Maildir paths are resolved. Required unless Home is set.
+	MaildirBase string
+	// Home gives a user's home, where .dovecot.sieve and sieve/ are;
+	// default the parent of the user's Maildir.
+	Home func(u *store.User) string
+	// Before and After are paths of global scripts run before and after
+	// the user's (Pigeonhole's sieve_before and sieve_after).
+	Before, After []string
+	// GlobalDir holds the scripts of include :global (NAME.sieve).
+	GlobalDir string
+	// Limits bound each script; Timeout bounds the run of all of them
+	// for one user (default 10 s).
+	Limits  sieve.Limits
+	Timeout time.Duration
+	// Logger receives script errors; nil discards.
+	Logger *slog.Logger
+
+	cache sync.Map // path → *cachedScript
+}
+
+type cachedScript struct {
+	mtime  time.Time
+	size   int64
+	script *sieve.Script
+}
+
+// script loads and compiles the script at path, from the cache when the
+// file has not changed; nil, nil when there is none.
+func (f *SieveFilter) script(path string) (*sieve.Script, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := f.cache.Load(path); ok {
+		c := c.(*cachedScript)
+		if c.mtime.Equal(fi.ModTime()) && c.size == fi.Size() {
+			return c.script, nil
+		}
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := sieve.Parse(src, f.Limits)
+	if err != nil {
+		return nil, err
+	}
+	f.cache.Store(path, &cachedScript{mtime: fi.ModTime(), size: fi.Size(), script: s})
+	return s, nil
+}
+
+func (f *SieveFilter) home(u *store.User) string {
+	if f.Home != nil {
+		return f.Home(u)
+	}
+	p := u.Maildir
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(f.MaildirBase, p)
+	}
+	return filepath.Dir(filepath.Clean(p))
+}
+
+// dirLoader loads include's scripts: personal ones from HOME/sieve,
+// global ones from GlobalDir.
+type dirLoader struct{ personal, global string }
+
+func (l dirLoader) Load(_ context.Context, loc sieve.Location, name string) ([]byte, error) {
+	dir := l.personal
+	if loc == sieve.Global {
+		dir = l.global
+	}
+	if dir == "" || name == "" || name[0] == '.' || filepath.Base(name) != name {
+		return nil, sieve.ErrNotFound
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name+".sieve"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, sieve.ErrNotFound
+	}
+	return b, err
+}
+
+var inboxOnly = []LocalCopy{{Folder: "INBOX"}}
+
+// FilterLocal implements LocalFilter.
+func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *Envelope, body Body) []LocalCopy {
+	log := f.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("id", env.ID, "user", u.Address)
+	home := f.home(u)
+	paths := append(append(append([]string(nil), f.Before...), filepath.Join(home, ".dovecot.sieve")), f.After...)
+	var scripts []*sieve.Script
+	for _, p := range paths {
+		s, err := f.script(p)
+		if err != nil {
+			log.Warn("sieve script unusable, delivering to INBOX", "script", p, "err", err)
+			return inboxOnly
+		}
+		if s != nil {
+			scripts = append(scripts, s)
+		}
+	}
+	if len(scripts) == 0 {
+		return inboxOnly
+	}
+	msg, err := readForSieve(body)
+	if err != nil {
+		log.Warn("message unreadable for sieve, delivering to INBOX", "err", err)
+		return inboxOnly
+	}
+	timeout := f.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	opts := sieve.Options{Limits: f.Limits, Loader: dirLoader{personal: filepath.Join(home, "sieve"), global: f.GlobalDir}}
+	sender := env.From
+	var copies []LocalCopy
+	cancelled, keepInbox := false, false
+	var inboxFlags []string
+	for _, s := range scripts {
+		res, err := sieve.Run(ctx, s, msg, sieve.Envelope{From: sender, To: u.Address}, opts)
+		if err != nil {
+			log.Warn("sieve script failed, delivering to INBOX", "err", err)
+			return inboxOnly
+		}
+		for _, a := range res.Actions {
+			switch a.Kind {
+			case sieve.ActKeep:
+				if a.Implicit {
+					inboxFlags = a.Flags
+					continue
+				}
+				copies = append(copies, LocalCopy{Folder: "INBOX", Flags: a.Flags})
+				cancelled = true
+			case sieve.ActFileInto:
+				copies = append(copies, LocalCopy{Folder: a.Mailbox, Flags: a.Flags, Create: a.Create})
+				if !a.Copy {
+					cancelled = true
+				}
+			case sieve.ActDiscard:
+				cancelled = true
+			case sieve.ActRedirect, sieve.ActReject, sieve.ActVacation:
+				log.Warn("sieve action not performed at delivery; the message is kept", "action", a.Kind.String(), "address", a.Address)
+				keepInbox = true
+			}
+		}
+	}
+	if !cancelled || keepInbox {
+		copies = append(copies, LocalCopy{Folder: "INBOX", Flags: inboxFlags})
+	}
+	return dedupeCopies(copies)
+}
+
+// dedupeCopies keeps one copy per folder, the last one's flags.
+func dedupeCopies(in []LocalCopy) []LocalCopy {
+	var out []LocalCopy
+	for _, c := range in {
+		dup := false
+		for i := range out {
+			if out[i].Folder == c.Folder {
+				out[i].Flags, out[i].Create, dup = c.Flags, out[i].Create || c.Create, true
+			}
+		}
+		if !dup {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// readForSieve reads the message the script looks at, up to 64 MiB.
+func readForSieve(body Body) (*sieve.Message, error) {
+	r, err := body.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return sieve.ReadMessage(io.Reader(r), 64<<20)
+}

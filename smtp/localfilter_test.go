@@ -1,0 +1,86 @@
+package smtp
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSieveAtDelivery runs users' scripts at local delivery: fileinto with
+// flags, discard, a global before script, and a broken script that keeps
+// the message in INBOX; the stored files are checked.
+func TestSieveAtDelivery(t *testing.T) {
+	st := newTestStack(t)
+	st.roomForSmall()
+	ctx := context.Background()
+	home := func(u string) string { return filepath.Dir(st.userDir(u)) }
+	write := func(path, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// alice files lists with \Seen, and other mail into a folder that does
+	// not exist (so into INBOX, as Pigeonhole does); small@
+	// discards everything; bob's script does not compile.
+	write(filepath.Join(home("alice@local.example"), ".dovecot.sieve"), `require ["fileinto","imap4flags","mailbox"];
+if header :contains "subject" "[dev]" { fileinto :flags "\\Seen" :create "Lists"; }
+elsif header :is "subject" "other" { fileinto "Missing"; }`)
+	write(filepath.Join(home("small@local.example"), ".dovecot.sieve"), `discard;`)
+	write(filepath.Join(home("bob@local.example"), ".dovecot.sieve"), `fileinto "x";`)
+	before := filepath.Join(st.dir, "before.sieve")
+	write(before, `require ["fileinto","copy","mailbox"]; if header :contains "x-archive" "yes" { fileinto :copy :create "Archive"; }`)
+	filter := &SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Before: []string{before}}
+	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db, Filter: filter}
+	send := func(msg string) {
+		t.Helper()
+		d, err := local.Start(ctx, &Envelope{ID: "S1", From: "s@far.example"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range threeRcpts {
+			if err := d.AddRecipient(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Body(ctx, BytesBody([]byte(msg))); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("Subject: [dev] release\r\nX-Archive: yes\r\n\r\nbody\r\n")
+	lists := st.messages("alice@local.example", "Lists")
+	if len(lists) != 1 || !strings.HasSuffix(lists[0], "Subject: [dev] release\r\nX-Archive: yes\r\n\r\nbody\r\n") {
+		t.Fatalf("alice's Lists: %q", lists)
+	}
+	if n := len(st.messages("alice@local.example", "")); n != 0 {
+		t.Fatalf("alice's INBOX has %d, want 0 (fileinto cancels the keep)", n)
+	}
+	if n := len(st.messages("alice@local.example", "Archive")); n != 1 {
+		t.Fatalf("alice's Archive (before script) has %d, want 1", n)
+	}
+	ents, _ := os.ReadDir(filepath.Join(st.userDir("alice@local.example"), ".Lists", "cur"))
+	if len(ents) != 1 || !strings.HasSuffix(ents[0].Name(), ":2,S") {
+		t.Fatalf("alice's Lists/cur: %v, want one file flagged S", ents)
+	}
+	if n := len(st.messages("small@local.example", "")); n != 0 {
+		t.Fatalf("small@ discards but has %d", n)
+	}
+	if n := len(st.messages("small@local.example", "Archive")); n != 1 {
+		t.Fatalf("small@'s Archive (before script) has %d, want 1", n)
+	}
+	if n := len(st.messages("bob@local.example", "")); n != 1 {
+		t.Fatalf("bob's broken script: INBOX has %d, want 1", n)
+	}
+	send("Subject: other\r\n\r\nbody\r\n")
+	if n := len(st.messages("alice@local.example", "")); n != 1 {
+		t.Fatalf("alice's INBOX after fileinto a missing folder: %d, want 1", n)
+	}
+}
