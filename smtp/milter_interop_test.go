@@ -118,7 +118,13 @@ func gtube(first string) string {
 // with its own reply, and its "add header" action files the message in
 // Junk with rspamd's X-Spam fields.
 func TestInteropRspamd(t *testing.T) {
-	r := startRspamd(t)
+	keys := t.TempDir()
+	pub := dkimKey(t, keys)
+	// rspamd signs mail from a local address (127.0.0.1 here) for the
+	// From domain, with the key of selector s1.
+	r := startRspamd(t, "local.d/dkim_signing.conf", fmt.Sprintf(
+		"path = %q;\nselector = \"s1\";\nsign_local = true;\nallow_username_mismatch = true;\nallow_hdrfrom_mismatch = true;\nuse_esld = false;\n",
+		filepath.Join(keys, "s1.private")))
 	st := newTestStack(t)
 	o := st.options(MX)
 	o.Checks.Filters = []Filter{&Milter{Address: "inet:" + r.milter}}
@@ -136,6 +142,9 @@ func TestInteropRspamd(t *testing.T) {
 		S: 250
 		` + toAlice + `
 		R: ` + msg("ham", "Hello Alice, lunch at noon? Bob") + `
+		S: 250
+		` + toAlice + `
+		R: ` + fmt.Sprintf("%q", "From: bob@local.example\r\nTo: alice@local.example\r\nSubject: signed by rspamd\r\nMessage-ID: <signed@local.example>\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\n\r\nHello from bob.\r\n.\r\n") + `
 		S: 250`)
 	junk := st.messages("alice@local.example", "Junk")
 	if len(junk) != 1 || !strings.Contains(junk[0], "Subject: add header") {
@@ -147,11 +156,17 @@ func TestInteropRspamd(t *testing.T) {
 		}
 	}
 	inbox := st.messages("alice@local.example", "")
-	if len(inbox) != 1 || !strings.Contains(inbox[0], "Subject: ham") {
-		t.Fatalf("INBOX holds %d messages, want the ham: %q", len(inbox), inbox)
+	if len(inbox) != 2 || !strings.Contains(inbox[0]+inbox[1], "Subject: ham") {
+		t.Fatalf("INBOX holds %d messages, want the ham and the signed one: %q", len(inbox), inbox)
 	}
-	if strings.Contains(inbox[0], "X-Spam: Yes") {
-		t.Errorf("ham flagged as spam:\n%s", inbox[0])
+	for _, m := range inbox {
+		if strings.Contains(m, "X-Spam: Yes") {
+			t.Errorf("ham flagged as spam:\n%s", m)
+		}
+		if strings.Contains(m, "Subject: signed by rspamd") {
+			// rspamd's DKIM signing action, applied as a header change.
+			verifyDKIM(t, pub, m)
+		}
 	}
 }
 
@@ -202,22 +217,8 @@ func TestInteropSpamAssassin(t *testing.T) {
 // copy's signature verifies against the key opendkim-genkey published.
 func TestInteropOpenDKIM(t *testing.T) {
 	opendkim := interop.Program(t, "opendkim")
-	genkey := interop.Program(t, "opendkim-genkey")
 	dir := t.TempDir()
-	if out, err := exec.Command(genkey, "-D", dir, "-d", "local.example", "-s", "s1").CombinedOutput(); err != nil {
-		t.Fatalf("opendkim-genkey: %v\n%s", err, out)
-	}
-	txt, err := os.ReadFile(filepath.Join(dir, "s1.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// s1._domainkey IN TXT ( "v=DKIM1; h=sha256; k=rsa; " "p=..." ) ; comment
-	var record strings.Builder
-	for i, part := range strings.Split(string(txt), `"`) {
-		if i%2 == 1 {
-			record.WriteString(part)
-		}
-	}
+	res := dkimKey(t, dir)
 	maddr := interop.FreePort(t)
 	mhost, mport, _ := net.SplitHostPort(maddr)
 	conf := filepath.Join(dir, "opendkim.conf")
@@ -251,10 +252,37 @@ PidFile %s
 	if !strings.Contains(inbox[0], "DKIM-Signature: ") || !strings.Contains(inbox[0], "d=local.example") {
 		t.Fatalf("no DKIM-Signature from opendkim:\n%s", inbox[0])
 	}
-	res := &dnsauth.MockResolver{TXT: map[string][]string{"s1._domainkey.local.example": {record.String()}}}
-	results, err := dnsauth.VerifyDKIM(context.Background(), res, strings.NewReader(inbox[0]))
+	verifyDKIM(t, res, inbox[0])
+}
+
+// dkimKey makes the key s1 of local.example with opendkim-genkey in dir
+// (dir/s1.private) and returns a resolver publishing it.
+func dkimKey(t *testing.T, dir string) *dnsauth.MockResolver {
+	t.Helper()
+	genkey := interop.Program(t, "opendkim-genkey")
+	if out, err := exec.Command(genkey, "-D", dir, "-d", "local.example", "-s", "s1").CombinedOutput(); err != nil {
+		t.Fatalf("opendkim-genkey: %v\n%s", err, out)
+	}
+	txt, err := os.ReadFile(filepath.Join(dir, "s1.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// s1._domainkey IN TXT ( "v=DKIM1; h=sha256; k=rsa; " "p=..." ) ; comment
+	var record strings.Builder
+	for i, part := range strings.Split(string(txt), `"`) {
+		if i%2 == 1 {
+			record.WriteString(part)
+		}
+	}
+	return &dnsauth.MockResolver{TXT: map[string][]string{"s1._domainkey.local.example": {record.String()}}}
+}
+
+// verifyDKIM checks that msg carries one valid signature of local.example.
+func verifyDKIM(t *testing.T, res *dnsauth.MockResolver, msg string) {
+	t.Helper()
+	results, err := dnsauth.VerifyDKIM(context.Background(), res, strings.NewReader(msg))
 	if err != nil || len(results) != 1 || results[0].Status != dnsauth.DKIMPass || results[0].Domain != "local.example" {
-		t.Errorf("verifying opendkim's signature: %+v, %v\n%s", results, err, inbox[0])
+		t.Errorf("verifying the DKIM signature: %+v, %v\n%s", results, err, msg)
 	}
 }
 
