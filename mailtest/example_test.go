@@ -2,47 +2,17 @@ package mailtest_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
-	"testing"
 
+	"github.com/mailagent/mailagent/internal/examplet"
 	"github.com/mailagent/mailagent/mailtest"
 )
-
-// exampleT stands in for the *testing.T a real test has, so that the
-// examples below run as documentation tests too.
-type exampleT struct {
-	testing.TB
-	cleanups []func()
-	dirs     []string
-}
-
-func (t *exampleT) Helper() {}
-func (t *exampleT) TempDir() string {
-	d, err := os.MkdirTemp("", "mailtest-example")
-	if err != nil {
-		panic(err)
-	}
-	t.dirs = append(t.dirs, d)
-	return d
-}
-func (t *exampleT) Cleanup(f func())                  { t.cleanups = append(t.cleanups, f) }
-func (t *exampleT) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
-func (t *exampleT) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
-func (t *exampleT) done() {
-	for i := len(t.cleanups) - 1; i >= 0; i-- {
-		t.cleanups[i]()
-	}
-	for _, d := range t.dirs {
-		os.RemoveAll(d)
-	}
-}
 
 // Two domains on one network: mail submitted at a.test is delivered by MX
 // lookup to b.test and arrives authenticated.
 func Example() {
-	t := &exampleT{}
-	defer t.done()
+	t := &examplet.T{}
+	defer t.Done()
 
 	network := mailtest.NewNetwork()
 	a := mailtest.NewServer(t, mailtest.WithDomain("a.test"), mailtest.WithNetwork(network))
@@ -68,8 +38,8 @@ func Example() {
 
 // A POP3 client reads and deletes what the MX delivered.
 func ExampleServer_DialPOP3() {
-	t := &exampleT{}
-	defer t.done()
+	t := &examplet.T{}
+	defer t.Done()
 
 	s := mailtest.NewServer(t, mailtest.WithDomain("example.test"))
 	s.AddUser("carol@example.test", "pw")
