@@ -291,9 +291,54 @@ func ours(c diffCase) string {
 	}
 	// Included scripts are parsed at compile time by Pigeonhole: a bad one
 	// is a compile error there, a run error here; the corpus has none.
-	res, err := Run(context.Background(), s, ParseMessage([]byte(m.text)), Envelope{From: m.from, To: m.to},
+	msg := ParseMessage([]byte(m.text))
+	res, err := Run(context.Background(), s, msg, Envelope{From: m.from, To: m.to},
 		Options{Loader: mapLoader(diffIncludes), Now: func() time.Time { return time.Now() }})
-	return canonical(res, err)
+	out := canonical(res, err)
+	if strings.Contains(c.script, "editheader") {
+		var stored []string
+		for _, a := range res.Actions {
+			if a.Kind == ActKeep || a.Kind == ActFileInto {
+				h := a.Header
+				if h == nil {
+					h = msg.Header
+				}
+				stored = append(stored, headerString(h))
+			}
+		}
+		sort.Strings(stored)
+		out += " ## stored: " + strings.Join(stored, " || ")
+	}
+	return out
+}
+
+// headerString is a header as the comparison sees it: each field's name
+// and unfolded value.
+func headerString(h []Field) string {
+	var l []string
+	for _, f := range h {
+		l = append(l, f.Name+": "+unfold(f.Value))
+	}
+	return strings.Join(l, " | ")
+}
+
+// storedHeaders reads the header of every message sieve-test -e stored
+// under dir.
+func storedHeaders(dir string) string {
+	var stored []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.Contains(p, "/new/") && !strings.Contains(p, "/cur/") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		stored = append(stored, headerString(ParseMessage(b).Header))
+		return nil
+	})
+	sort.Strings(stored)
+	return strings.Join(stored, " || ")
 }
 
 // knownDifferences are the cases where we keep to the RFC and Pigeonhole
@@ -409,6 +454,38 @@ func TestInteropPigeonhole(t *testing.T) {
 			got[i] = parsePigeonhole(string(out))
 			if got[i] == "" {
 				got[i] = "?? " + strings.ReplaceAll(string(out), "\n", " | ")
+			}
+			if strings.Contains(c.script, "editheader") && got[i] != "compile error" {
+				// Executed (-e) into a Maildir, to compare the header of
+				// each message stored. The folders the decision names are
+				// made first: a fileinto that fails for a missing folder
+				// stores the original message in INBOX instead.
+				mdir := filepath.Join(dir, "mail", c.name)
+				for _, a := range strings.Split(got[i], "; ") {
+					f, ok := strings.CutPrefix(a, "store ")
+					f, _, _ = strings.Cut(f, " ")
+					if !ok || f == "INBOX" {
+						continue
+					}
+					for _, sub := range []string{"cur", "new", "tmp"} {
+						os.MkdirAll(filepath.Join(mdir, "."+f, sub), 0o777)
+					}
+					os.WriteFile(filepath.Join(mdir, "."+f, "maildirfolder"), nil, 0o666)
+				}
+				os.MkdirAll(mdir, 0o777)
+				filepath.WalkDir(mdir, func(p string, d os.DirEntry, err error) error {
+					if err == nil {
+						os.Chmod(p, 0o777)
+					}
+					return nil
+				})
+				ex := append([]string{}, argv[:len(argv)-2]...)
+				ex = append(ex, "-e", "-l", "maildir:"+mdir)
+				ex = append(ex, argv[len(argv)-2:]...)
+				cmd := exec.Command(ex[0], ex[1:]...)
+				cmd.Env = []string{"HOME=" + dir, "TZ=UTC", "PATH=" + os.Getenv("PATH")}
+				cmd.CombinedOutput()
+				got[i] += " ## stored: " + storedHeaders(mdir)
 			}
 		}()
 	}
