@@ -342,6 +342,13 @@ func parseMilterReply(code uint16, text string) *Error {
 	e := &Error{Code: int(code)}
 	var lines []string
 	for _, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		// The text goes to the client: no control character in it.
+		line = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return ' '
+			}
+			return r
+		}, line)
 		if len(line) >= 4 && line[:3] == strconv.Itoa(int(code)) && (line[3] == ' ' || line[3] == '-') {
 			line = line[4:]
 		} else if len(line) == 3 && line == strconv.Itoa(int(code)) {

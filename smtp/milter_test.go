@@ -415,3 +415,23 @@ func TestJunkFolderPerUser(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseMilterReply: whatever a milter sends as its reply text, the
+// reply is a 4xx or 5xx whose enhanced code has the reply's class, and
+// whose text has no control character but the line breaks between its
+// lines.
+func FuzzParseMilterReply(f *testing.F) {
+	f.Add(uint16(554), "554 5.7.1 Gtube pattern")
+	f.Add(uint16(450), "450-4.2.0 a\r\n450 4.2.0 b")
+	f.Add(uint16(250), "250 ok")
+	f.Add(uint16(550), "550 9999.1.1 x")
+	f.Fuzz(func(t *testing.T, code uint16, text string) {
+		e := parseMilterReply(code, text)
+		if e.Code < 400 || e.Code > 599 || e.EnhancedCode[0] != e.Code/100 {
+			t.Fatalf("parseMilterReply(%d, %q) = %d %v", code, text, e.Code, e.EnhancedCode)
+		}
+		if strings.ContainsFunc(e.Message, func(r rune) bool { return r != '\n' && (r < 0x20 || r == 0x7f) }) {
+			t.Fatalf("control character left in %q", e.Message)
+		}
+	})
+}
