@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -55,6 +56,72 @@ func lmtpSend(addr, rcpt, subject string) error {
 		}
 	}
 	return nil
+}
+
+// imapFlagLoop changes the flags of every message of the load over
+// IMAPS until stop is closed, renaming their files (new/ to cur/, flags
+// in the name) while a backup lists them; it returns the first error.
+func imapFlagLoop(addr string, stop <-chan struct{}) error {
+	conn, err := tls.Dial("tcp", addr, qaTLS)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	r := bufio.NewReader(conn)
+	n := 0
+	var found []string // the last SEARCH's UIDs
+	cmd := func(c string) error {
+		n++
+		tag := fmt.Sprintf("f%d", n)
+		fmt.Fprintf(conn, "%s %s\r\n", tag, c)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			if rest, ok := strings.CutPrefix(l, "* SEARCH"); ok {
+				found = strings.Fields(rest)
+			}
+			if strings.HasPrefix(l, tag+" ") {
+				if !strings.HasPrefix(l, tag+" OK") {
+					return fmt.Errorf("%s: %s", c, l)
+				}
+				return nil
+			}
+		}
+	}
+	if _, err := r.ReadString('\n'); err != nil {
+		return err
+	}
+	if err := cmd("LOGIN u@b.test pw-of-u"); err != nil {
+		return err
+	}
+	if err := cmd("SELECT INBOX"); err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return cmd("LOGOUT")
+		default:
+		}
+		op := "+"
+		if i%2 == 1 {
+			op = "-"
+		}
+		// Only the messages of the load: "21:*" would name UID 20 while
+		// there is none past it.
+		if err := cmd(`UID SEARCH SUBJECT "during"`); err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			continue
+		}
+		if err := cmd("UID STORE " + strings.Join(found, ",") + " " + op + `FLAGS.SILENT (\Seen $Load)`); err != nil {
+			return err
+		}
+	}
 }
 
 // imapState logs in over IMAPS and returns UID → "FLAGS size" of INBOX,
@@ -117,12 +184,17 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 		t.Fatalf("before the backup: %v", before)
 	}
 
-	// Load: deliveries one after another all through the backup.
+	// Load: deliveries one after another all through the backup, and
+	// flag changes renaming the files of those delivered meanwhile.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var loadErr error
+	var loadErr, flagErr error
 	var delivered int
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		flagErr = imapFlagLoop(s.addrs["imaps"], stop)
+	}()
 	go func() {
 		defer wg.Done()
 		for i := 0; ; i++ {
@@ -145,8 +217,8 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
-	if loadErr != nil {
-		t.Fatalf("delivery during the backup: %v", loadErr)
+	if loadErr != nil || flagErr != nil {
+		t.Fatalf("during the backup: delivery %v, flag changes %v", loadErr, flagErr)
 	}
 	t.Logf("%s; %d messages delivered meanwhile", strings.TrimSpace(string(out)), delivered)
 	// Message files are shared with the store, not copied.
