@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -177,5 +178,59 @@ func TestNewKeywordAnnounced(t *testing.T) {
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "* FLAGS (") || !strings.Contains(lines[0], "$Hello") ||
 		!strings.Contains(lines[1], "$Hello") {
 		t.Fatalf("the other session's NOOP: %q", lines)
+	}
+}
+
+// TestFlagChangeDuringFetchNotLost: a flag change another session makes
+// while this one answers FETCH FLAGS reaches this client (in that FETCH
+// or a later untagged FETCH), as imaptest's checkpoints check: after a
+// NOOP every session's view of the flags is the mailbox's.
+func TestFlagChangeDuringFetchNotLost(t *testing.T) {
+	st := newTestStack(t)
+	for range 20 {
+		st.deliver("alice@local.example", "INBOX", testMessage, `\Seen`)
+	}
+	_, addr := st.serve(st.options())
+	reader := dial(t, addr)
+	reader.login("alice@local.example")
+	reader.ok("SELECT INBOX")
+	writer := dial(t, addr)
+	writer.login("alice@local.example")
+	writer.ok("SELECT INBOX")
+
+	view := map[string]string{} // sequence number to the flags last sent
+	record := func(lines []string) {
+		for _, l := range lines {
+			seq, rest, ok := strings.Cut(strings.TrimPrefix(l, "* "), " FETCH (")
+			if !ok {
+				continue
+			}
+			if _, fl, ok := strings.Cut(rest, "FLAGS ("); ok {
+				fl, _, _ = strings.Cut(fl, ")")
+				view[seq] = strings.TrimSpace(strings.ReplaceAll(fl, `\Recent`, ""))
+			}
+		}
+	}
+	// Rounds: the writer sets one flag alone on every message, another
+	// each round, while the reader fetches flags; after a NOOP the
+	// reader must have been sent that flag for each.
+	for round := range 60 {
+		kw := []string{`\Flagged`, `\Answered`, `\Draft`}[round%3]
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			fmt.Fprintf(writer.c, "w%d STORE 1:20 FLAGS.SILENT (%s)\r\n", round, kw)
+		}()
+		for range 3 {
+			record(reader.ok("FETCH 1:20 FLAGS"))
+		}
+		<-done
+		writer.until(fmt.Sprintf("w%d", round))
+		record(reader.ok("NOOP"))
+		for seq := 1; seq <= 20; seq++ {
+			if got := view[fmt.Sprint(seq)]; got != kw {
+				t.Fatalf("round %d, message %d: the reader was last sent (%s), the mailbox has (%s)", round, seq, got, kw)
+			}
+		}
 	}
 }

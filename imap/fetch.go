@@ -122,11 +122,13 @@ func (s *session) fetch(w *imapwire.Writer, set imap.NumSet, items *fetchItems) 
 			options.Flags = true
 		}
 	}
+	if options.Flags {
+		// Before the flags are read: a change another session makes
+		// after this read stays pending and is sent later.
+		sel.reported(refs)
+	}
 	if err := s.fetchRefs(w, refs, items); err != nil {
 		return err
-	}
-	if options.Flags {
-		sel.reported(refs)
 	}
 	return nil
 }

@@ -339,8 +339,8 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 	return nil
 }
 
-// reported drops pending flag changes of refs: the client has just been
-// sent their flags.
+// reported drops pending flag changes of refs: the client is about to be
+// sent their flags, read after this call.
 func (sel *selection) reported(refs []ref) {
 	sel.mb.mu.Lock()
 	defer sel.mb.mu.Unlock()
