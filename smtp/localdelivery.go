@@ -201,7 +201,11 @@ func (d *localDelivery) stageCopy(ctx context.Context, stage func(context.Contex
 		c.Create = true
 	}
 	for {
-		r, err := finalCopy(d.env, u.Address, body).Open()
+		src := body
+		if c.Body != nil {
+			src = c.Body
+		}
+		r, err := finalCopy(d.env, u.Address, src).Open()
 		if err != nil {
 			return nil, err
 		}

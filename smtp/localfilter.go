@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,10 @@ type LocalCopy struct {
 	// Create makes a missing folder; without it a copy for a missing
 	// folder goes to INBOX.
 	Create bool
+	// Body, when set, is the message to store in place of the one
+	// received (a filter's header edits); Return-Path and Delivered-To
+	// are still added above it.
+	Body Body
 }
 
 // LocalFilter decides where a local user's copies of a message go.
@@ -43,10 +48,10 @@ type LocalFilter interface {
 // copies, with their imap4flags flags. An erring script, or one past its
 // limits, keeps the message in INBOX and logs why.
 //
+// Header edits (editheader) are applied to the copies stored after them.
 // Redirect, reject and vacation are not performed at delivery yet: a
 // script deciding one keeps the message in INBOX as well, and the action
-// is logged, so that nothing is lost. Header edits (editheader) are not
-// applied to the stored copies yet.
+// is logged, so that nothing is lost.
 type SieveFilter struct {
 	// MaildirBase is the Maildir base directory, against which relative
 	// store.User.Maildir paths are resolved. Required unless Home is set.
@@ -174,6 +179,7 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *Envel
 	var copies []LocalCopy
 	cancelled, keepInbox := false, false
 	var inboxFlags []string
+	var inboxBody Body
 	for _, s := range scripts {
 		res, err := sieve.Run(ctx, s, msg, sieve.Envelope{From: sender, To: u.Address}, opts)
 		if err != nil {
@@ -184,13 +190,13 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *Envel
 			switch a.Kind {
 			case sieve.ActKeep:
 				if a.Implicit {
-					inboxFlags = a.Flags
+					inboxFlags, inboxBody = a.Flags, edited(msg, a.Header)
 					continue
 				}
-				copies = append(copies, LocalCopy{Folder: "INBOX", Flags: a.Flags})
+				copies = append(copies, LocalCopy{Folder: "INBOX", Flags: a.Flags, Body: edited(msg, a.Header)})
 				cancelled = true
 			case sieve.ActFileInto:
-				copies = append(copies, LocalCopy{Folder: a.Mailbox, Flags: a.Flags, Create: a.Create})
+				copies = append(copies, LocalCopy{Folder: a.Mailbox, Flags: a.Flags, Create: a.Create, Body: edited(msg, a.Header)})
 				if !a.Copy {
 					cancelled = true
 				}
@@ -203,9 +209,28 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *Envel
 		}
 	}
 	if !cancelled || keepInbox {
-		copies = append(copies, LocalCopy{Folder: "INBOX", Flags: inboxFlags})
+		copies = append(copies, LocalCopy{Folder: "INBOX", Flags: inboxFlags, Body: inboxBody})
 	}
 	return dedupeCopies(copies)
+}
+
+// edited is the message with header h in place of its own, nil when the
+// script edited nothing.
+func edited(msg *sieve.Message, h []sieve.Field) Body {
+	if h == nil {
+		return nil
+	}
+	var b strings.Builder
+	for _, f := range h {
+		b.WriteString(f.Name + ":" + f.Value + "\r\n")
+	}
+	b.WriteString("\r\n")
+	out := []byte(b.String())
+	body := make([]byte, msg.BodySize)
+	if _, err := msg.Body.ReadAt(body, 0); err != nil && err != io.EOF {
+		return nil
+	}
+	return BytesBody(append(out, body...))
 }
 
 // dedupeCopies keeps one copy per folder, the last one's flags.
@@ -215,7 +240,7 @@ func dedupeCopies(in []LocalCopy) []LocalCopy {
 		dup := false
 		for i := range out {
 			if out[i].Folder == c.Folder {
-				out[i].Flags, out[i].Create, dup = c.Flags, out[i].Create || c.Create, true
+				out[i].Flags, out[i].Create, out[i].Body, dup = c.Flags, out[i].Create || c.Create, c.Body, true
 			}
 		}
 		if !dup {

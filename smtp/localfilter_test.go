@@ -84,3 +84,35 @@ elsif header :is "subject" "other" { fileinto "Missing"; }`)
 		t.Fatalf("alice's INBOX after fileinto a missing folder: %d, want 1", n)
 	}
 }
+
+// TestSieveEditheaderAtDelivery: the stored copy carries the script's
+// header edits, below Return-Path and Delivered-To, with the body intact.
+func TestSieveEditheaderAtDelivery(t *testing.T) {
+	st := newTestStack(t)
+	ctx := context.Background()
+	home := filepath.Dir(st.userDir("alice@local.example"))
+	os.MkdirAll(home, 0o700)
+	if err := os.WriteFile(filepath.Join(home, ".dovecot.sieve"), []byte(`require ["editheader"];
+addheader "X-Filtered" "yes"; deleteheader "x-drop"; addheader :last "X-Note" "Grüße";`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db, Filter: &SieveFilter{MaildirBase: filepath.Join(st.dir, "mail")}}
+	d, _ := local.Start(ctx, &Envelope{ID: "E1", From: "s@far.example"})
+	if err := d.AddRecipient(ctx, "alice@local.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Body(ctx, BytesBody([]byte("Subject: hi\r\nX-Drop: 1\r\n\r\nthe body\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs := st.messages("alice@local.example", "")
+	want := "Return-Path: <s@far.example>\r\nDelivered-To: alice@local.example\r\nX-Filtered: yes\r\nSubject: hi\r\nX-Note: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nthe body\r\n"
+	if len(msgs) != 1 {
+		t.Fatalf("INBOX has %d messages", len(msgs))
+	}
+	if msgs[0] != want {
+		t.Fatalf("stored %q\nwant   %q", msgs[0], want)
+	}
+}
