@@ -206,3 +206,37 @@ func TestInteropImaptest(t *testing.T) {
 	}
 	t.Logf("imaptest results:\n%s", table.String())
 }
+
+// TestInteropImaptestStress runs imaptest's stress mode for
+// $MAILAGENT_IMAPTEST_STRESS seconds (unset: skipped): ten sessions of
+// one user send random commands, pipelined, tracking the mailbox state
+// each is told, and every 5 s all of them CHECK and compare their views
+// (flags, keywords, modseqs). Any "Error:" imaptest prints fails the test.
+// imaptest's own assertion (client_update_plan) that sometimes ends a
+// run early is logged, not counted.
+func TestInteropImaptestStress(t *testing.T) {
+	secs := os.Getenv("MAILAGENT_IMAPTEST_STRESS")
+	if secs == "" {
+		t.Skip("set MAILAGENT_IMAPTEST_STRESS to a number of seconds to run imaptest's stress mode")
+	}
+	bin, scripts := imaptestSetup(t)
+	st := newTestStack(t)
+	opts := st.options()
+	opts.MaxConnsPerUser = 1000
+	_, addr := st.serve(opts)
+	host, port, _ := strings.Cut(addr, ":")
+	mbox := filepath.Join(filepath.Dir(scripts[0]), "default.mbox")
+	cmd := exec.Command(bin, "host="+host, "port="+port, "user=alice@local.example", "pass="+testPassword,
+		"mbox="+mbox, "clients=10", "msgs=20", "checkpoint=5", "secs="+secs)
+	out, _ := cmd.CombinedOutput()
+	for l := range strings.SplitSeq(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "Panic:"), strings.HasPrefix(l, "Error: Raw backtrace"):
+			t.Logf("imaptest stopped on its own assertion: %s", l)
+		case strings.HasPrefix(l, "Error:"):
+			t.Errorf("%s", l)
+		}
+	}
+	t.Logf("imaptest stress output:\n%s", out)
+}
