@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -16,6 +15,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/safeio"
 )
 
 // TLSProfile is a server TLS policy, named after Mozilla's server side
@@ -238,11 +239,11 @@ func SelfSigned(dir, hostname string) (certFile, keyFile string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
-		return "", "", err
+	if err := safeio.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return "", "", fmt.Errorf("auth: %w", err)
 	}
-	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
-		return "", "", err
+	if err := safeio.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return "", "", fmt.Errorf("auth: %w", err)
 	}
 	return certFile, keyFile, nil
 }
@@ -287,47 +288,4 @@ func newSelfSigned(hostname string, now time.Time) (certPEM, keyPEM []byte, err 
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-// writeFileAtomic writes data to name through a temporary file in the same
-// directory, synced and renamed over name.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
-	if err != nil {
-		return fmt.Errorf("auth: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("auth: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("auth: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("auth: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("auth: %w", err)
-	}
-	if err = os.Rename(f.Name(), name); err != nil {
-		return fmt.Errorf("auth: %w", err)
-	}
-	return syncDir(filepath.Dir(name))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("auth: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("auth: syncing %s: %w", dir, err)
-	}
-	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/mailagent/mailagent/internal/safeio"
 )
 
 // DKIM key algorithms.
@@ -138,44 +140,14 @@ func SaveDKIMKey(dir string, k *DKIMKey) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	if _, err := os.Lstat(path); err == nil {
-		return "", fmt.Errorf("%w: %s", ErrDKIMKeyExists, path)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.pem")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	// Link rather than rename so that a key created concurrently under
-	// the same selector is never replaced.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	// NoReplace, so that a key created concurrently under the same
+	// selector is never replaced.
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err := safeio.WriteFile(path, pemData, 0o600, safeio.NoReplace()); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("%w: %s", ErrDKIMKeyExists, path)
 		}
-		// A file system without hard links: rename, after the check
-		// above.
-		if err := os.Rename(tmp.Name(), path); err != nil {
-			return "", err
-		}
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
+		return "", err
 	}
 	return path, nil
 }
