@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/safeio"
 )
 
 // Spool layout under Options.Dir:
@@ -55,7 +57,7 @@ func (s *spool) init() error {
 	for _, e := range ents {
 		os.Remove(s.path(tmpDir, e.Name()))
 	}
-	return syncDir(s.path(tmpDir))
+	return safeio.SyncDir(s.path(tmpDir))
 }
 
 // newID returns a queue id: the arrival time in microseconds and random
@@ -97,19 +99,9 @@ func (s *spool) writeMeta(m *meta) error {
 	if err != nil {
 		return err
 	}
-	f, err := s.createTemp(m.ID + metaExt)
-	if err != nil {
-		return err
-	}
-	if err := writeSync(f, b); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), s.metaPath(m.ID)); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(s.path(msgDir))
+	// The temporary file goes to tmp/, which init empties of what a
+	// crash left behind.
+	return safeio.WriteFile(s.metaPath(m.ID), b, 0o600, safeio.TempDir(s.path(tmpDir)))
 }
 
 // readMeta loads id's metadata.
@@ -190,28 +182,4 @@ func (s *spool) scan(clean bool, fn func(id string) error) error {
 			return err
 		}
 	}
-}
-
-func writeSync(f *os.File, b []byte) error {
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -153,32 +153,15 @@ func (d *delivery) Commit(ctx context.Context) error {
 		m.Recipients = append(m.Recipients, rcptState{Addr: r, Hop: d.hop, State: Queued})
 		m.SMTPUTF8 = m.SMTPUTF8 || !isASCII(r)
 	}
-	b, err := encodeMeta(m)
-	if err != nil {
-		return tempErr("metadata", err)
-	}
-	mf, err := q.spool.createTemp("meta")
-	if err != nil {
-		return tempErr("spool", err)
-	}
-	if err := writeSync(mf, b); err != nil {
-		os.Remove(mf.Name())
-		return tempErr("spool", err)
-	}
 	// The body first: metadata without a body is removed at start-up,
-	// but only a crash before the directory fsync below can leave one,
-	// and such a message was never acknowledged.
+	// but only a crash before writeMeta's directory fsync, which also
+	// makes the body's new name durable, can leave one, and such a
+	// message was never acknowledged.
 	if err := os.Rename(d.tmp, q.spool.bodyPath(id)); err != nil {
-		os.Remove(mf.Name())
 		return tempErr("spool", err)
 	}
 	d.tmp = ""
-	if err := os.Rename(mf.Name(), q.spool.metaPath(id)); err != nil {
-		os.Remove(mf.Name())
-		os.Remove(q.spool.bodyPath(id))
-		return tempErr("spool", err)
-	}
-	if err := syncDir(q.spool.path(msgDir)); err != nil {
+	if err := q.spool.writeMeta(m); err != nil {
 		q.spool.remove(id)
 		return tempErr("spool", err)
 	}
