@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // TestTwoSessionsAndDelivery interleaves two sessions on one INBOX with
@@ -127,17 +126,7 @@ func dropMessage(t *testing.T, st *testStack, user, folder string) {
 // TestClientFlow drives the server with go-imap's own client.
 func TestClientFlow(t *testing.T) {
 	st, addr := selectedStack(t)
-	exists := make(chan uint32, 10)
-	c, err := imapclient.DialInsecure(addr, &imapclient.Options{
-		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-				if d.NumMessages != nil {
-					exists <- *d.NumMessages
-				}
-			},
-		},
-	})
-	must(t, err)
+	c, exists := dialCounting(t, addr)
 	defer c.Close()
 	must(t, c.Login("alice@local.example", testPassword).Wait())
 	sel, err := c.Select("INBOX", nil).Wait()

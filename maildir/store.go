@@ -29,8 +29,19 @@ type Options struct {
 	// default 36 hours, as the Maildir specification suggests.
 	TmpMaxAge time.Duration
 	// PollInterval is how often watched folders are checked for changes
-	// made by other processes (cheaply, by directory mtimes); default 1s.
+	// made by other processes or other nodes sharing the Maildir tree;
+	// default 1s. The check stats new/, cur/, dovecot-uidlist and
+	// dovecot-keywords and lists the folder only when one of them changed,
+	// so it costs the same on a folder of 100,000 messages as on an empty
+	// one.
 	PollInterval time.Duration
+	// NoWatcher turns off the file-system watcher (inotify, kqueue) that
+	// tells watched folders of changes at once, leaving the poll alone.
+	// A watcher sees only the changes made through its own kernel: on
+	// NFS another node's deliveries reach IDLE through the poll anyway,
+	// and this setting lets a local file system be served the same way
+	// (and tests exercise the poll).
+	NoWatcher bool
 	// MaxMessageSize refuses larger deliveries and appends with ErrTooLarge;
 	// 0 means no limit.
 	MaxMessageSize int64

@@ -19,8 +19,9 @@ type watcher struct {
 }
 
 // poller watches a folder for changes by other processes while it has
-// watchers: fsnotify on new/ and cur/ where available, and a periodic
-// cheap check (two directory stats) in any case.
+// watchers: fsnotify on new/ and cur/ where available and not turned off
+// (Options.NoWatcher), and a periodic cheap check (four stats, see sync)
+// in any case, which is what sees other nodes' writes on NFS.
 type poller struct {
 	kick   chan struct{}
 	done   chan struct{}
@@ -183,12 +184,14 @@ func (f *folderState) runPoller(p *poller) {
 	ctx := p.ctx
 	var events <-chan fsnotify.Event
 	var errs <-chan error
-	if fw, err := fsnotify.NewWatcher(); err == nil {
-		defer fw.Close()
-		ok := fw.Add(filepath.Join(f.dir, "new")) == nil
-		ok = fw.Add(filepath.Join(f.dir, "cur")) == nil && ok
-		if ok {
-			events, errs = fw.Events, fw.Errors
+	if !f.s.opts.NoWatcher {
+		if fw, err := fsnotify.NewWatcher(); err == nil {
+			defer fw.Close()
+			ok := fw.Add(filepath.Join(f.dir, "new")) == nil
+			ok = fw.Add(filepath.Join(f.dir, "cur")) == nil && ok
+			if ok {
+				events, errs = fw.Events, fw.Errors
+			}
 		}
 	}
 	t := time.NewTicker(f.s.opts.PollInterval)
