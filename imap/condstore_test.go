@@ -83,3 +83,28 @@ func TestCondStoreSync(t *testing.T) {
 	// change with its modseq.
 	wantLine(t, other.ok("NOOP"), `FETCH (UID 4 FLAGS (\Answered) MODSEQ (`)
 }
+
+// TestCondStoreEnabledWhileSelected: a CONDSTORE-enabling command with a
+// mailbox selected is answered with its HIGHESTMODSEQ, and from then on
+// FETCH responses carry UID and MODSEQ (RFC 7162 section 3.1); ESEARCH
+// with MIN alone gives the modseq of that message.
+func TestCondStoreEnabledWhileSelected(t *testing.T) {
+	st := newTestStack(t)
+	for range 3 {
+		st.deliver("alice@local.example", "INBOX", testMessage)
+	}
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	cl.ok(`STORE 3 +FLAGS (\Flagged)`)
+	lines := cl.ok("FETCH 1 (FLAGS MODSEQ)")
+	wantLine(t, lines, "* OK [HIGHESTMODSEQ ")
+	wantLine(t, lines, "* 1 FETCH (UID 1 FLAGS (", "MODSEQ (")
+	wantLine(t, cl.ok("FETCH 2 FLAGS"), "* 2 FETCH (UID 2 FLAGS (", "MODSEQ (")
+	first := modSeqOf(t, cl.ok("FETCH 1 MODSEQ"), "MODSEQ")
+	lines = cl.ok("SEARCH RETURN (MIN) MODSEQ 1")
+	if got := modSeqOf(t, lines, "MODSEQ"); got != first {
+		t.Fatalf("ESEARCH MIN's MODSEQ %d, want message 1's %d: %q", got, first, lines)
+	}
+}

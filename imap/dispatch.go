@@ -233,13 +233,14 @@ func (c *conn) cmdEnable(cmd *imapwire.Command) (okStatus, error) {
 			c.utf8 = true
 		case "CONDSTORE":
 			if !c.condstore {
-				c.condstore = true
+				c.enableCondStore()
 				on = append(on, "CONDSTORE")
 			}
 		case "QRESYNC":
 			// QRESYNC implies CONDSTORE (RFC 7162 section 3.2.3).
 			if !c.qresync {
-				c.qresync, c.condstore = true, true
+				c.qresync = true
+				c.enableCondStore()
 				on = append(on, "QRESYNC")
 			}
 		case "UTF8=ACCEPT":
@@ -259,4 +260,20 @@ func (c *conn) cmdEnable(cmd *imapwire.Command) (okStatus, error) {
 	}
 	c.w.End()
 	return okStatus{}, nil
+}
+
+// enableCondStore turns CONDSTORE on (RFC 7162 section 3.1): from now
+// on FETCH responses carry UID and MODSEQ, and a client that enables it
+// with a mailbox selected is told the mailbox's HIGHESTMODSEQ.
+func (c *conn) enableCondStore() {
+	if c.condstore {
+		return
+	}
+	c.condstore = true
+	if c.sess == nil || c.sess.sel == nil {
+		return
+	}
+	if st, err := c.sess.sel.folder.Status(c.srv.ctx); err == nil {
+		c.w.Status("", imap.StatusResponseTypeOK, "HIGHESTMODSEQ "+itoa(st.HighestModSeq), "Highest")
+	}
 }

@@ -63,11 +63,12 @@ func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 		items.opts.UID = true
 	}
 	if a.Options.ModSeq || a.HasChangedSince {
-		c.condstore = true // a CONDSTORE-enabling command (RFC 7162 section 3.1)
+		c.enableCondStore() // a CONDSTORE-enabling command (RFC 7162 section 3.1)
 	}
-	// Once CONDSTORE is on, every FETCH response carries MODSEQ (RFC
-	// 7162 section 3.1.4.1).
+	// Once CONDSTORE is on, every FETCH response carries UID and MODSEQ
+	// (RFC 7162 section 3.1).
 	items.opts.ModSeq = c.condstore
+	items.opts.UID = items.opts.UID || c.condstore
 	return okStatus{}, c.sess.fetch(c.w, a.Set, items)
 }
 

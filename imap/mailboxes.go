@@ -318,7 +318,7 @@ func (c *conn) cmdStatus(cmd *imapwire.Command) (okStatus, error) {
 		return okStatus{}, err
 	}
 	if a.Items.HighestModSeq {
-		c.condstore = true
+		c.enableCondStore()
 	}
 	d, err := c.sess.status(n, &a.Items)
 	if err != nil {

@@ -45,9 +45,9 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 	a := cmd.Args.(*imapwire.Search)
 	withModSeq := usesModSeq(a.Criteria)
 	if withModSeq {
-		c.condstore = true
+		c.enableCondStore()
 	}
-	data, err := s.searchCharset(cmd.UID, a.Charset, a.Criteria, &a.Return)
+	data, ends, err := s.searchCharset(cmd.UID, a.Charset, a.Criteria, &a.Return)
 	if err != nil {
 		if a.Return.ReturnSave {
 			// RFC 5182 section 2.1: a failed SEARCH empties "$".
@@ -98,8 +98,20 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 		w.Number(data.Count)
 	}
 	if withModSeq && data.Count > 0 && (o.ReturnAll || o.ReturnCount || o.ReturnMin || o.ReturnMax) {
+		// With MIN or MAX alone, the highest modseq of the messages
+		// returned (RFC 7162 section 3.1.5).
+		mod := data.ModSeq
+		if !o.ReturnAll && !o.ReturnCount {
+			mod = 0
+			if o.ReturnMin {
+				mod = ends[0]
+			}
+			if o.ReturnMax {
+				mod = max(mod, ends[1])
+			}
+		}
 		w.Atom(" MODSEQ ")
-		w.Number64(data.ModSeq)
+		w.Number64(mod)
 	}
 	w.End()
 	return okStatus{}, nil
@@ -147,13 +159,13 @@ func (s *session) matchingIn(charset string, criteria *imap.SearchCriteria) ([]*
 
 // searchCharset converts the criteria's strings from charset and
 // searches.
-func (s *session) searchCharset(uid bool, charset string, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+func (s *session) searchCharset(uid bool, charset string, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, [2]uint64, error) {
 	enc, err := searchEncoding(charset)
 	if err != nil {
-		return nil, err
+		return nil, [2]uint64{}, err
 	}
 	if err := decodeSearchCriteria(criteria, enc); err != nil {
-		return nil, err
+		return nil, [2]uint64{}, err
 	}
 	return s.search(uid, criteria, options)
 }
@@ -177,14 +189,19 @@ func usesModSeq(c *imap.SearchCriteria) bool {
 	return false
 }
 
-func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+// search runs SEARCH; ends are the modseqs of the first and last
+// message found, for ESEARCH's MODSEQ with MIN or MAX alone.
+func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions) (data *imap.SearchData, ends [2]uint64, err error) {
 	sel := s.sel
 	found, err := s.matching(criteria, false)
 	if err != nil {
-		return nil, err
+		return nil, ends, err
 	}
+	if len(found) > 0 {
+		ends = [2]uint64{found[0].m.ModSeq, found[len(found)-1].m.ModSeq}
+	}
+	data = &imap.SearchData{}
 	var (
-		data              imap.SearchData
 		seqSet            imap.SeqSet
 		uidSet            imap.UIDSet
 		firstUID, lastUID uint32
@@ -217,7 +234,7 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 	if options.ReturnSave {
 		sel.searchRes = savedResult(options, uidSet, firstUID, lastUID)
 	}
-	return &data, nil
+	return data, ends, nil
 }
 
 // matching returns the messages of the selected mailbox that match

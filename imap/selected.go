@@ -637,7 +637,7 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 		fl = append(fl, string(f))
 	}
 	if a.HasUnchangedSince {
-		c.condstore = true // a CONDSTORE-enabling command
+		c.enableCondStore() // a CONDSTORE-enabling command
 	}
 	if op != maildir.FlagsSet && len(fl) == 0 {
 		if a.Flags.Silent {

@@ -72,12 +72,23 @@ func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 			w.Number(nums[len(nums)-1])
 		}
 		if o.ReturnAll {
+			// In sort order, ascending runs as ranges (RFC 5267 section
+			// 3.1).
 			w.Atom(" ALL ")
-			for i, n := range nums {
+			for i := 0; i < len(nums); {
+				j := i
+				for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+					j++
+				}
 				if i > 0 {
 					w.Atom(",")
 				}
-				w.Number(n)
+				w.Number(nums[i])
+				if j > i {
+					w.Atom(":")
+					w.Number(nums[j])
+				}
+				i = j + 1
 			}
 		}
 	}

@@ -40,6 +40,8 @@ func TestSort(t *testing.T) {
 		{"UID SORT (REVERSE SIZE) US-ASCII ALL", "* SORT 1 3 2"},
 		{"SORT RETURN (MIN MAX COUNT) (SIZE) UTF-8 ALL", `* ESEARCH (TAG "a1") MIN 2 MAX 1 COUNT 3`},
 		{"UID SORT RETURN (ALL) (DATE) UTF-8 ALL", `* ESEARCH (TAG "a1") UID ALL 3,2,1`},
+		{"SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL", `* ESEARCH (TAG "a1") ALL 1:3`},
+		{"SORT RETURN (ALL) (SUBJECT) UTF-8 ALL", `* ESEARCH (TAG "a1") ALL 2,1,3`},
 	} {
 		cl.ntag = 0
 		lines := cl.ok("%s", c.q)
