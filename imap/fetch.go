@@ -436,7 +436,7 @@ func writeSectionName(w *imapwire.Writer, bs *imap.FetchItemBodySection) {
 				if i > 0 {
 					w.SP()
 				}
-				w.String(f)
+				w.AString(f)
 			}
 			w.Atom(")")
 		}
