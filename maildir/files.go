@@ -1,12 +1,12 @@
 package maildir
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
+
+	"github.com/mailagent/mailagent/internal/safeio"
 )
 
 // inodeOf returns the file's inode number, 0 when unknown.
@@ -77,32 +77,12 @@ func inheritOwner(f *os.File, path string) error {
 
 // writeFileAtomic replaces path with data through a temporary file in the
 // same directory and a rename, so readers see the old or the new content,
-// never a mix; durable also fsyncs the file and the directory.
+// never a mix; durable also fsyncs the file and the directory. The file
+// keeps the mode and owner of the one it replaces.
 func writeFileAtomic(path string, data []byte, durable bool) error {
-	tmp := fmt.Sprintf("%s.%d.%d.tmp", path, os.Getpid(), time.Now().UnixNano())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
+	opts := []safeio.Option{safeio.Prepare(func(f *os.File) error { return inheritOwner(f, path) })}
+	if !durable {
+		opts = append(opts, safeio.NoSync())
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = inheritOwner(f, path)
-	}
-	if err == nil && durable {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if durable {
-		return fsyncDir(filepath.Dir(path))
-	}
-	return nil
+	return safeio.WriteFile(path, data, 0o600, opts...)
 }

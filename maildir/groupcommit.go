@@ -2,9 +2,10 @@ package maildir
 
 import (
 	"context"
-	"os"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mailagent/mailagent/internal/safeio"
 )
 
 // maxInFlight is how many fsyncs of one directory may run at once. A
@@ -79,17 +80,8 @@ func (d *dirSyncer) run(r *syncRound) {
 	}
 }
 
-func fsyncDir(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+// fsyncDir is safeio.SyncDir: every error reported, the close's too.
+func fsyncDir(path string) error { return safeio.SyncDir(path) }
 
 // dirFsync is fsyncDir, replaceable by tests.
 var dirFsync = fsyncDir

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/safeio"
 )
 
 // Quota is a Maildir++ limit; zero fields mean no limit.
@@ -93,16 +95,13 @@ func (s *Store) recalcQuota(ctx context.Context, root string, limit Quota) (Quot
 		}
 	}
 	content := formatQuotaDef(limit) + "\n" + maildirsizeLine(u.Bytes, u.Messages)
-	tmp := filepath.Join(root, "tmp", s.names.next(s.opts.Now())+".maildirsize")
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		return u, err
-	}
-	if err := chownLike(tmp); err != nil {
-		os.Remove(tmp)
-		return u, err
-	}
-	if err := os.Rename(tmp, filepath.Join(root, maildirsizeName)); err != nil {
-		os.Remove(tmp)
+	// Not fsynced: maildirsize is recalculated when it is lost or wrong,
+	// as Dovecot does. The temporary file goes to tmp/, as Dovecot's.
+	tmpDir := filepath.Join(root, "tmp")
+	err = safeio.WriteFile(filepath.Join(root, maildirsizeName), []byte(content), 0o600,
+		safeio.TempDir(tmpDir), safeio.NoSync(),
+		safeio.Prepare(func(f *os.File) error { return chownFileLike(f, tmpDir) }))
+	if err != nil {
 		return u, err
 	}
 	return u, nil
