@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mailagent/mailagent/internal/safeio"
 )
 
 // Scripts are kept where Pigeonhole keeps them, so that an installation
@@ -110,39 +112,7 @@ func (s storage) put(name string, body []byte) error {
 	if err := os.MkdirAll(s.dir(), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(s.dir(), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(body); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.path(name)); err != nil {
-		return err
-	}
-	return syncDir(s.dir())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return safeio.WriteFile(s.path(name), body, 0o600)
 }
 
 // setActive points the link at name, or removes it for "".
@@ -153,7 +123,7 @@ func (s storage) setActive(name string) error {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		return syncDir(s.home)
+		return safeio.SyncDir(s.home)
 	}
 	if !s.exists(name) {
 		return errNoScript
@@ -174,7 +144,7 @@ func (s storage) setActive(name string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(s.home)
+	return safeio.SyncDir(s.home)
 }
 
 func (s storage) remove(name string) error {
@@ -187,7 +157,7 @@ func (s storage) remove(name string) error {
 	if err := os.Remove(s.path(name)); err != nil {
 		return err
 	}
-	return syncDir(s.dir())
+	return safeio.SyncDir(s.dir())
 }
 
 func (s storage) rename(from, to string) error {
@@ -201,7 +171,7 @@ func (s storage) rename(from, to string) error {
 	if err := os.Rename(s.path(from), s.path(to)); err != nil {
 		return err
 	}
-	if err := syncDir(s.dir()); err != nil {
+	if err := safeio.SyncDir(s.dir()); err != nil {
 		return err
 	}
 	if wasActive {
