@@ -20,6 +20,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/mailagent/mailagent/examples/fullserver/config"
+	"github.com/mailagent/mailagent/internal/safeio"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
 )
@@ -114,7 +115,7 @@ func cmdBackup(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	// The manifest last, fsynced: a backup without one was cut short.
-	if err := writeSynced(filepath.Join(dst, "MANIFEST.json"), data); err != nil {
+	if err := safeio.WriteFile(filepath.Join(dst, "MANIFEST.json"), data, 0o600, safeio.NoReplace()); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "backup of %s in %s: %d files (%d message files hard-linked)\n",
@@ -387,7 +388,10 @@ func fileSum(path string) (int64, string, error) {
 	return n, hex.EncodeToString(h.Sum(nil)), err
 }
 
-// copyFileTo copies src to dst (created, mode 0600), fsynced.
+// copyFileTo copies src to dst (created, mode 0600), fsynced. It streams
+// rather than going through safeio.WriteFile, which holds the content in
+// memory, and a backup is complete only once its MANIFEST, written last
+// through safeio, exists.
 func copyFileTo(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
@@ -410,30 +414,4 @@ func copyFileTo(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// writeSynced writes data to a new file, fsynced, and fsyncs its
-// directory.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
