@@ -24,8 +24,9 @@ const (
 	// stage (FilterSession.Message) may discard; earlier it is a Reject.
 	Discard
 	// Quarantine accepts the message and sets it apart (a milter's
-	// SMFIR_QUARANTINE): local copies go to the Junk folder, and
-	// Verdict.Reason is logged with the transaction ID.
+	// SMFIR_QUARANTINE): into Options.Quarantine when set (held in the
+	// queue), else local copies go to the Junk folder; Verdict.Reason is
+	// logged with the transaction ID.
 	Quarantine
 )
 

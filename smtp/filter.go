@@ -66,7 +66,7 @@ func (ss *session) closeFilters() {
 // the delivery with the changed sender and recipients.
 func (ss *session) runFilters(msg Body) (Body, error) {
 	env := ss.env
-	envChanged := false
+	envChanged, quarantined := false, false
 	for _, fs := range ss.filters {
 		v := fs.Message(ss.ctx, env, msg)
 		switch v.Action {
@@ -83,6 +83,7 @@ func (ss *session) runFilters(msg Body) (Body, error) {
 			ss.log.Info("message judged spam by filter", "id", env.ID, "reason", v.Reason)
 		case Quarantine:
 			ss.log.Info("message quarantined by filter", "id", env.ID, "reason", v.Reason)
+			quarantined = true
 		}
 		var extra []string
 		_ = v.apply(env, &extra)
@@ -121,18 +122,23 @@ func (ss *session) runFilters(msg Body) (Body, error) {
 			msg = sp
 		}
 	}
-	if envChanged {
-		if err := ss.restartDelivery(); err != nil {
+	if envChanged || (quarantined && ss.srv.opts.Quarantine != nil) {
+		target := ss.srv.opts.Target
+		if quarantined && ss.srv.opts.Quarantine != nil {
+			target = ss.srv.opts.Quarantine
+		}
+		if err := ss.restartDelivery(target); err != nil {
 			return nil, err
 		}
 	}
 	return msg, nil
 }
 
-// restartDelivery replaces the delivery in progress with one for the
-// envelope as the filters left it. A recipient a filter added that the
-// target refuses is logged and dropped, as a milter has no one to tell.
-func (ss *session) restartDelivery() error {
+// restartDelivery replaces the delivery in progress with one into
+// target for the envelope as the filters left it. A recipient a filter
+// added that the target refuses is logged and dropped, as a milter has
+// no one to tell.
+func (ss *session) restartDelivery(target Target) error {
 	env := ss.env
 	if ss.srv.opts.Role == LMTP {
 		// LMTP answers once per recipient the client gave: the set
@@ -144,7 +150,7 @@ func (ss *session) restartDelivery() error {
 		_ = ss.d.Abort(context.WithoutCancel(ss.ctx))
 		ss.d = nil
 	}
-	d, err := ss.srv.opts.Target.Start(ss.ctx, env)
+	d, err := target.Start(ss.ctx, env)
 	if err != nil {
 		return ss.reply(err)
 	}

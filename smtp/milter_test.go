@@ -435,3 +435,32 @@ func FuzzParseMilterReply(f *testing.F) {
 		}
 	})
 }
+
+// TestMilterQuarantineTarget: with Options.Quarantine set, a message a
+// milter quarantines goes there (held in the queue, in fullserver), not
+// to the recipients' folders.
+func TestMilterQuarantineTarget(t *testing.T) {
+	st := newTestStack(t)
+	maddr, _ := startMilter(t)
+	held := &recordingTarget{}
+	o := st.options(MX)
+	o.Quarantine = held
+	o.Checks.Filters = []Filter{&Milter{Address: maddr}}
+	addr, _ := st.serve(o)
+	dial(t, "tcp", addr).run(greet + toAlice + `
+		R: ` + message("quarantine", "") + `
+		S: 250
+		` + toAlice + `
+		R: ` + message("hello", "") + `
+		S: 250`)
+	got := held.all()
+	if len(got) != 1 || strings.Join(got[0].rcpts, ",") != "alice@local.example" || !strings.Contains(got[0].data, "Subject: quarantine\r\n") {
+		t.Fatalf("quarantine target got %+v, want the quarantined message for alice", got)
+	}
+	if n := len(st.messages("alice@local.example", "Junk")); n != 0 {
+		t.Errorf("%d messages in Junk, want none (quarantined ones are held)", n)
+	}
+	if n := len(st.messages("alice@local.example", "")); n != 1 {
+		t.Errorf("%d messages in INBOX, want the other one", n)
+	}
+}

@@ -111,8 +111,13 @@ type Options struct {
 	Directory store.Directory
 	// Resolve tunes that resolution; it should match the Router's.
 	Resolve store.ResolveOptions
-	// Checks are the sender-authentication hooks (MX).
+	// Checks are the sender-authentication hooks (MX) and the filters
+	// (every role).
 	Checks Checks
+	// Quarantine, when set, receives the messages a filter quarantines
+	// (held in the queue: smtp/queue's Quarantine), in place of Target;
+	// nil files them in the recipients' Junk folders.
+	Quarantine Target
 	// Signer signs submitted mail (Submission), e.g. DKIM. It runs only
 	// on messages whose From and Sender the user may use.
 	Signer Signer

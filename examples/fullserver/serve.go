@@ -381,6 +381,7 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 		DataRateGrace:    cfg.Limits.DataRateGrace.Duration,
 		Logger:           s.log,
 	}
+	quarantine := s.quarantineTarget()
 	// Validate has checked these.
 	lmtpNets, _ := cfg.Listen.LMTPPrefixes()
 	roles := []struct {
@@ -389,16 +390,16 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 	}{
 		{"mx", cfg.Listen.MX, func(o *smtp.Options) {
 			o.Role, o.Checks, o.TLSConfig = smtp.MX, sender.Checks(), s.mxTLS
-			o.Checks.Filters = milters(cfg, cfg.Milter.MX, "mx", s.log)
+			o.Checks.Filters, o.Quarantine = milters(cfg, cfg.Milter.MX, "mx", s.log), quarantine
 		}},
 		{"submission", cfg.Listen.Submission, func(o *smtp.Options) {
 			o.Role, o.Authenticator, o.Directory, o.Signer, o.SendAs = smtp.Submission, authn, s.dir, signer, cfg.SendAs
-			o.Checks.Filters = milters(cfg, cfg.Milter.Submission, "submission", s.log)
+			o.Checks.Filters, o.Quarantine = milters(cfg, cfg.Milter.Submission, "submission", s.log), quarantine
 		}},
 		{"submissions", cfg.Listen.Submissions, func(o *smtp.Options) {
 			o.Role, o.Authenticator, o.Directory, o.Signer, o.ImplicitTLS = smtp.Submission, authn, s.dir, signer, true
 			o.SendAs = cfg.SendAs
-			o.Checks.Filters = milters(cfg, cfg.Milter.Submission, "submissions", s.log)
+			o.Checks.Filters, o.Quarantine = milters(cfg, cfg.Milter.Submission, "submissions", s.log), quarantine
 		}},
 		{"lmtp", cfg.Listen.LMTP, func(o *smtp.Options) {
 			o.Role, o.LMTPNetworks = smtp.LMTP, lmtpNets
@@ -515,6 +516,29 @@ func (s *server) reload(ctx context.Context) {
 			s.log.Error("DKIM keys not reloaded", "err", err)
 		}
 	}
+}
+
+// quarantineTarget is where messages a milter quarantines go: held in
+// the queue (fullserver queue list, release, delete), delivered once
+// released through this server's own LMTP listener, whose milters
+// (milter.lmtp, none by default) do not quarantine them again. Without
+// an LMTP listener they go to the recipients' Junk folders instead.
+func (s *server) quarantineTarget() smtp.Target {
+	addr := s.cfg.Listen.LMTP
+	switch {
+	case addr == "":
+		return nil
+	case strings.HasPrefix(addr, "/"):
+		addr = "unix:" + addr
+	case strings.HasPrefix(addr, ":"):
+		addr = "127.0.0.1" + addr
+	}
+	t, err := s.queue.Quarantine("lmtp:" + addr)
+	if err != nil {
+		s.log.Warn("quarantine: no next hop for the LMTP listener; quarantined mail goes to Junk", "lmtp", s.cfg.Listen.LMTP, "err", err)
+		return nil
+	}
+	return t
 }
 
 // milters makes a listener's milter list (Validate has checked the

@@ -57,6 +57,38 @@ func (q *Queue) Transport(ctx context.Context, t store.Transport) (smtp.Target, 
 	return q.Via(h.String())
 }
 
+// Quarantine returns a Target whose messages are queued on hold, as
+// postsuper -h leaves them: listed with Held set, delivered only after
+// Release, or removed with Delete. A milter's quarantine action lands
+// here (smtp.Options.Quarantine). hop, when not empty (in the form
+// outbound.ParseNextHop reads), is where every recipient goes once
+// released: the server's own LMTP listener for local mail, so that a
+// released message is not filtered and quarantined again.
+func (q *Queue) Quarantine(hop string) (smtp.Target, error) {
+	if hop != "" {
+		h, err := outbound.ParseNextHop(hop)
+		if err != nil {
+			return nil, err
+		}
+		hop = h.String()
+	}
+	return quarantineTarget{q: q, hop: hop}, nil
+}
+
+type quarantineTarget struct {
+	q   *Queue
+	hop string
+}
+
+func (v quarantineTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+	d, err := v.q.Start(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	d.(*delivery).hop, d.(*delivery).held = v.hop, true
+	return d, nil
+}
+
 type viaTarget struct {
 	q   *Queue
 	hop string
@@ -77,6 +109,7 @@ type delivery struct {
 	rcpts []string
 	seen  map[string]bool
 	hop   string // fixed next hop (Via), empty to route per attempt
+	held  bool   // queued on hold (Quarantine)
 	tmp   string // body written so far, in tmp/
 	size  int64
 	id    string
@@ -148,7 +181,7 @@ func (d *delivery) Commit(ctx context.Context) error {
 	now := q.opts.Now()
 	id := newID(now)
 	m := &meta{ID: id, From: d.env.From, Arrived: now, NextAttempt: now, Size: d.size,
-		AuthUser: d.env.AuthUser, SMTPUTF8: d.env.SMTPUTF8 || !isASCII(d.env.From)}
+		AuthUser: d.env.AuthUser, SMTPUTF8: d.env.SMTPUTF8 || !isASCII(d.env.From), Held: d.held}
 	for _, r := range d.rcpts {
 		m.Recipients = append(m.Recipients, rcptState{Addr: r, Hop: d.hop, State: Queued})
 		m.SMTPUTF8 = m.SMTPUTF8 || !isASCII(r)
@@ -166,6 +199,10 @@ func (d *delivery) Commit(ctx context.Context) error {
 		return tempErr("spool", err)
 	}
 	d.done, d.id = true, id
+	if d.held {
+		q.log.Info("queue: message quarantined (held)", "id", id, "from", d.env.From, "rcpts", len(d.rcpts), "size", d.size)
+		return nil
+	}
 	q.mu.Lock()
 	q.sched.set(id, now)
 	q.mu.Unlock()
