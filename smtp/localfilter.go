@@ -49,9 +49,10 @@ type LocalFilter interface {
 // limits, keeps the message in INBOX and logs why.
 //
 // Header edits (editheader) are applied to the copies stored after them.
-// Redirect, reject and vacation are not performed at delivery yet: a
-// script deciding one keeps the message in INBOX as well, and the action
-// is logged, so that nothing is lost.
+// Vacation replies go through Outbound when it is set. Redirect and
+// reject are not performed at delivery yet: a script deciding one keeps
+// the message in INBOX as well, and the action is logged, so that nothing
+// is lost.
 type SieveFilter struct {
 	// MaildirBase is the Maildir base directory, against which relative
 	// store.User.Maildir paths are resolved. Required unless Home is set.
@@ -68,10 +69,23 @@ type SieveFilter struct {
 	// for one user (default 10 s).
 	Limits  sieve.Limits
 	Timeout time.Duration
+	// Outbound sends vacation replies (the queue); nil leaves vacation
+	// unperformed (logged, the message kept in INBOX as well). Replies
+	// are remembered per user in HOME/.mailagent-vacation.
+	Outbound Target
 	// Logger receives script errors; nil discards.
 	Logger *slog.Logger
 
-	cache sync.Map // path → *cachedScript
+	cache    sync.Map // path → *cachedScript
+	memMu    sync.Mutex
+	memLocks map[string]*sync.Mutex // per home: one writer of its vacation memory
+}
+
+func (f *SieveFilter) logger() *slog.Logger {
+	if f.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return f.Logger
 }
 
 type cachedScript struct {
@@ -202,7 +216,16 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *Envel
 				}
 			case sieve.ActDiscard:
 				cancelled = true
-			case sieve.ActRedirect, sieve.ActReject, sieve.ActVacation:
+			case sieve.ActVacation:
+				if f.Outbound == nil {
+					log.Warn("sieve vacation not performed: no outbound queue; the message is kept")
+					keepInbox = true
+					continue
+				}
+				if err := f.sendVacation(ctx, u, env, home, msg, a.Vacation); err != nil {
+					log.Warn("sieve vacation reply failed", "err", err)
+				}
+			case sieve.ActRedirect, sieve.ActReject:
 				log.Warn("sieve action not performed at delivery; the message is kept", "action", a.Kind.String(), "address", a.Address)
 				keepInbox = true
 			}

@@ -116,3 +116,53 @@ addheader "X-Filtered" "yes"; deleteheader "x-drop"; addheader :last "X-Note" "G
 		t.Fatalf("stored %q\nwant   %q", msgs[0], want)
 	}
 }
+
+// TestSieveVacationAtDelivery: a vacation reply goes out through the
+// queue from the null sender, once per sender within the period, never to
+// bulk mail; the message itself is kept.
+func TestSieveVacationAtDelivery(t *testing.T) {
+	st := newTestStack(t)
+	ctx := context.Background()
+	home := filepath.Dir(st.userDir("alice@local.example"))
+	os.MkdirAll(home, 0o700)
+	if err := os.WriteFile(filepath.Join(home, ".dovecot.sieve"), []byte(`require "vacation";
+vacation :days 2 :subject "Away" "Back on Monday.";`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db,
+		Filter: &SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: st.queue}}
+	deliver := func(from, msg string) {
+		t.Helper()
+		d, _ := local.Start(ctx, &Envelope{ID: "V1", From: from})
+		if err := d.AddRecipient(ctx, "alice@local.example"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Body(ctx, BytesBody([]byte(msg))); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := "From: s@far.example\r\nTo: alice@local.example\r\nSubject: lunch?\r\nMessage-ID: <m1@far.example>\r\n\r\nhi\r\n"
+	deliver("s@far.example", first)
+	deliver("s@far.example", first)
+	deliver("news@far.example", "From: news@far.example\r\nTo: alice@local.example\r\nPrecedence: bulk\r\nSubject: news\r\n\r\nx\r\n")
+	sent := st.queue.all()
+	if len(sent) != 1 {
+		t.Fatalf("%d replies sent, want 1: %+v", len(sent), sent)
+	}
+	r := sent[0]
+	if r.from != "" || len(r.rcpts) != 1 || r.rcpts[0] != "s@far.example" {
+		t.Fatalf("reply envelope: from %q to %v", r.from, r.rcpts)
+	}
+	for _, want := range []string{"From: alice@local.example\r\n", "To: s@far.example\r\n", "Subject: Away\r\n",
+		"In-Reply-To: <m1@far.example>\r\n", "Auto-Submitted: auto-replied", "\r\n\r\nBack on Monday.\r\n"} {
+		if !strings.Contains(r.data, want) {
+			t.Errorf("reply lacks %q:\n%s", want, r.data)
+		}
+	}
+	if n := len(st.messages("alice@local.example", "")); n != 3 {
+		t.Fatalf("INBOX has %d, want the 3 messages kept", n)
+	}
+}

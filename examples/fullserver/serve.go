@@ -317,7 +317,7 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 		JunkFolder: func(u *store.User) string { return cfg.Junk.JunkFolder(u.Address) }}
 	if cfg.Maildir.Sieve {
 		local.Filter = &smtp.SieveFilter{MaildirBase: cfg.Path(cfg.Maildir.Base, "mail"), Before: cfg.Maildir.SieveBefore,
-			After: cfg.Maildir.SieveAfter, GlobalDir: cfg.Maildir.SieveGlobalDir, Logger: s.log}
+			After: cfg.Maildir.SieveAfter, GlobalDir: cfg.Maildir.SieveGlobalDir, Outbound: s.queue, Logger: s.log}
 	}
 	router, err := smtp.NewRouter(smtp.RouterOptions{
 		Directory: s.dir,
