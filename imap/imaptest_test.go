@@ -29,8 +29,6 @@ var imaptestExceptions = map[string]string{
 	// failing commands).
 	"append-binary":            "BINARY: BODY[1] of a part appended as binary, BINARY[1] of an empty part",
 	"fetch-binary-mime-base64": "BINARY: a base64 part with bad padding decodes to nothing",
-	"esearch-condstore":        "CONDSTORE: HIGHESTMODSEQ after FETCH MODSEQ, MODSEQ of ESEARCH MIN/MAX",
-	"esort":                    "ESORT: ALL as a sequence set (1:5)",
 	"sort-addresses":           "SORT: CC/TO address sort key",
 	"sort-display-from":        "SORT=DISPLAY: display-name sort key",
 	"sort-display-to":          "SORT=DISPLAY: display-name sort key",
