@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/mailagent/mailagent/internal/ctxio"
 )
 
 // dkimSignedHeaders are the fields signed when present (RFC 6376 section
@@ -141,7 +143,7 @@ func signWith(ctx context.Context, keys []*DKIMKey, hdr []byte, body io.Reader) 
 	w := io.MultiWriter(writers...)
 	_, err := w.Write(hdr)
 	if err == nil {
-		_, err = io.Copy(w, ctxReader{ctx, body})
+		_, err = io.Copy(w, ctxio.NewReader(ctx, body))
 	}
 	var out bytes.Buffer
 	for _, sg := range signers {
@@ -156,17 +158,4 @@ func signWith(ctx context.Context, keys []*DKIMKey, hdr []byte, body io.Reader) 
 		return "", err
 	}
 	return out.String(), nil
-}
-
-// ctxReader stops a long copy when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

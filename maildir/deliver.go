@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/ctxio"
 )
 
 // DeliverOptions tune one delivery. The zero value delivers into new/ with
@@ -444,7 +446,7 @@ func (s *Store) writeTmpOpen(ctx context.Context, tmp string, r io.Reader, date 
 func (s *Store) copyMessage(ctx context.Context, f *os.File, r io.Reader) (size, vsize int64, err error) {
 	cw := &crlfCounter{max: s.opts.MaxMessageSize}
 	bp := s.bufs.Get().(*[]byte)
-	_, err = io.CopyBuffer(struct{ io.Writer }{io.MultiWriter(f, cw)}, struct{ io.Reader }{ctxReader{ctx, r}}, *bp)
+	_, err = io.CopyBuffer(struct{ io.Writer }{io.MultiWriter(f, cw)}, struct{ io.Reader }{ctxio.NewReader(ctx, r)}, *bp)
 	s.bufs.Put(bp)
 	if err != nil {
 		if cw.over {
@@ -481,19 +483,6 @@ func (c *crlfCounter) Write(p []byte) (int, error) {
 		return 0, ErrTooLarge
 	}
 	return len(p), nil
-}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // CleanTmp removes files older than Options.TmpMaxAge from the tmp/

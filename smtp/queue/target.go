@@ -8,6 +8,7 @@ import (
 	"os"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailagent/mailagent/internal/ctxio"
 	"github.com/mailagent/mailagent/smtp"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/store"
@@ -148,7 +149,7 @@ func (d *delivery) Body(ctx context.Context, body smtp.Body) error {
 		return tempErr("spool", err)
 	}
 	limit := d.q.opts.MaxMessageBytes
-	n, err := io.Copy(f, io.LimitReader(ctxReader{ctx, rc}, limit+1))
+	n, err := io.Copy(f, io.LimitReader(ctxio.NewReader(ctx, rc), limit+1))
 	if err == nil && n > limit {
 		f.Close()
 		os.Remove(f.Name())
@@ -282,17 +283,4 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
-}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
