@@ -13,30 +13,21 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/emersion/go-sasl"
+	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/maildir"
-	"github.com/mailagent/mailagent/store"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Close or
 // Shutdown.
 var ErrServerClosed = errors.New("pop3: server closed")
 
-// Authenticator checks logins; *auth.Authenticator satisfies it. Errors
-// are classified with errors.Is against auth's ErrInvalidCredentials,
-// ErrAuthzRefused and ErrMalformedResponse ("-ERR [AUTH]") and
-// ErrThrottled ("-ERR [SYS/TEMP]", then the connection is closed); any
+// Authenticator checks logins: auth.Checker, which *auth.Authenticator
+// satisfies. Errors are classified with errors.Is against auth's
+// ErrInvalidCredentials, ErrAuthzRefused and ErrMalformedResponse
+// ("-ERR [AUTH]") and ErrThrottled ("-ERR [SYS/TEMP]", then the connection is closed); any
 // other error is a temporary failure ("-ERR [SYS/TEMP]").
-type Authenticator interface {
-	// Authenticate checks USER and PASS.
-	Authenticate(ctx context.Context, username, password string, remote net.Addr) (*store.User, error)
-	// Mechanisms lists the SASL mechanisms to advertise.
-	Mechanisms() []string
-	// NewSASLServer starts an AUTH exchange; done is called with the
-	// user once the credentials check out.
-	NewSASLServer(ctx context.Context, mech string, remote net.Addr, done func(*store.User) error) (sasl.Server, error)
-}
+type Authenticator = auth.Checker
 
 // Options configure a Server. Zero values give the defaults noted.
 type Options struct {
