@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-sasl"
+	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
@@ -23,20 +23,12 @@ import (
 // Shutdown.
 var ErrServerClosed = errors.New("imap: server closed")
 
-// Authenticator checks logins; *auth.Authenticator satisfies it. Errors
-// are classified with errors.Is against auth's ErrInvalidCredentials,
-// ErrAuthzRefused and ErrMalformedResponse (NO [AUTHENTICATIONFAILED])
-// and ErrThrottled (BYE); any other error is a temporary failure
-// (NO [UNAVAILABLE]).
-type Authenticator interface {
-	// Authenticate checks a LOGIN command's username and password.
-	Authenticate(ctx context.Context, username, password string, remote net.Addr) (*store.User, error)
-	// Mechanisms lists the SASL mechanisms to advertise.
-	Mechanisms() []string
-	// NewSASLServer starts an AUTHENTICATE exchange; done is called with
-	// the user once the credentials check out.
-	NewSASLServer(ctx context.Context, mech string, remote net.Addr, done func(*store.User) error) (sasl.Server, error)
-}
+// Authenticator checks logins: auth.Checker, which *auth.Authenticator
+// satisfies. Errors are classified with errors.Is against auth's
+// ErrInvalidCredentials, ErrAuthzRefused and ErrMalformedResponse
+// (NO [AUTHENTICATIONFAILED]) and ErrThrottled (BYE); any other error is
+// a temporary failure (NO [UNAVAILABLE]).
+type Authenticator = auth.Checker
 
 // Options configure a Server. Zero values give the defaults noted.
 type Options struct {
