@@ -212,8 +212,15 @@ func TestModSeqTwoWriters(t *testing.T) {
 		}
 	}
 	// Concurrent changes from both: every modseq handed out is distinct.
+	// Each writer toggles a flag of its own, so that every STORE changes
+	// the message (a STORE that changes nothing answers the modseq the
+	// other writer gave it).
 	done := make(chan []Message, 2)
-	for _, f := range []*Folder{a, b} {
+	for _, w := range []struct {
+		f    *Folder
+		flag string
+	}{{a, FlagAnswered}, {b, FlagDraft}} {
+		f, flag := w.f, w.flag
 		go func() {
 			var all []Message
 			for i := range 10 {
@@ -221,7 +228,7 @@ func TestModSeqTwoWriters(t *testing.T) {
 				if i%2 == 1 {
 					op = FlagsRemove
 				}
-				out, err := f.StoreFlags(ctx, []uint32{3}, op, []string{FlagAnswered})
+				out, err := f.StoreFlags(ctx, []uint32{3}, op, []string{flag})
 				if err != nil {
 					t.Error(err)
 				}
