@@ -100,13 +100,18 @@ func TestConnectionLimits(t *testing.T) {
 	a.c.Close()
 	b.ok("LOGOUT")
 	b.c.Close()
+	// The address's slot and the user's are freed as the sessions end,
+	// not as LOGOUT is answered: wait for both.
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		c := dialRaw(t, addr)
 		l := c.line()
 		if strings.HasPrefix(l, "* OK") {
-			c.login("alice@local.example")
-			break
+			_, l = c.cmd("LOGIN alice@local.example %q", testPassword)
+			if strings.HasPrefix(l, "OK") {
+				break
+			}
 		}
+		c.c.Close()
 		if time.Now().After(deadline) {
 			t.Fatalf("connection slots not released: %q", l)
 		}
