@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/term"
@@ -29,8 +30,9 @@ type env struct {
 	stdout     io.Writer
 	stderr     io.Writer
 
-	cfg *config.Config
-	st  *store.SQL
+	cfg     *config.Config
+	cfgPath string // the file cfg was read from, "" for the defaults
+	st      *store.SQL
 }
 
 // config loads the configuration file (-config, or DATA/fullserver.toml
@@ -53,12 +55,31 @@ func (e *env) config() (*config.Config, error) {
 	if e.dataSet || path == "" {
 		cfg.DataDir = e.dataDir
 	}
-	e.cfg = cfg
+	e.cfg, e.cfgPath = cfg, path
 	return cfg, nil
 }
 
-// store opens the directory, creating the data directory and the SQLite
-// database when they do not exist yet.
+// existing returns an error unless path exists or -data named the data
+// directory: a command run without -data must not create a directory
+// where the server, reading another configuration, will never look. The
+// error says which configuration was read.
+func (e *env) existing(path string) error {
+	if e.dataSet {
+		return nil
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	read := "no configuration file found (looked at -config, $MAILAGENT_CONFIG, " +
+		filepath.Join(e.dataDir, "fullserver.toml") + ", " + config.SystemFile + ")"
+	if e.cfgPath != "" {
+		read = "configuration " + e.cfgPath + " read"
+	}
+	return fmt.Errorf("%s, and no directory exists at %s: start the server once with this configuration, or give -config FILE or -data DIR", read, path)
+}
+
+// store opens the directory; the data directory and the SQLite database
+// are created only when -data named them (else existing refuses).
 func (e *env) store(ctx context.Context) (*store.SQL, error) {
 	if e.st != nil {
 		return e.st, nil
@@ -68,6 +89,9 @@ func (e *env) store(ctx context.Context) (*store.SQL, error) {
 		return nil, err
 	}
 	if cfg.Store.Driver == store.DriverSQLite {
+		if err := e.existing(cfg.StoreDSN()); err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, err
 		}

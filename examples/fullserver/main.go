@@ -32,7 +32,9 @@ applies it before the command returns.
 
 options:
   -data DIR          data directory (default ./data; SQLite directory DIR/mailagent.db)
-  -config FILE       configuration file (default DIR/fullserver.toml when present)
+  -config FILE       configuration file (default $MAILAGENT_CONFIG, else
+                     DIR/fullserver.toml, else /etc/mailagent/fullserver.toml,
+                     the first that is set or present)
   -log-format F      server logs as "text" or "json" (default: the configuration's)
 
 commands:

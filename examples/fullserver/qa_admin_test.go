@@ -245,3 +245,43 @@ func TestQAStartErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestQACommandsFindTheServersDirectory runs admin commands as an
+// administrator would, without -config: with MAILAGENT_CONFIG they act on
+// the running server's directory; with no configuration to be found they
+// refuse in one line and create nothing.
+func TestQACommandsFindTheServersDirectory(t *testing.T) {
+	bin := qaBinary(t)
+	dir := t.TempDir()
+	s := qaStart(t, bin, qaConfig(t, dir, ""))
+	elsewhere := t.TempDir()
+	cmd := func(env string, args ...string) (string, string, error) {
+		c := exec.Command(bin, args...)
+		c.Dir = elsewhere
+		c.Env = append(os.Environ(), "MAILAGENT_CONFIG="+env)
+		c.Stdin = strings.NewReader("pw-of-found-1\n")
+		var stdout, stderr strings.Builder
+		c.Stdout, c.Stderr = &stdout, &stderr
+		err := c.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	if _, errs, err := cmd(s.cfg, "domain", "add", "found.test"); err != nil {
+		t.Fatalf("domain add with MAILAGENT_CONFIG: %v %s", err, errs)
+	}
+	if _, errs, err := cmd(s.cfg, "user", "add", "fay@found.test"); err != nil {
+		t.Fatalf("user add with MAILAGENT_CONFIG: %v %s", err, errs)
+	}
+	c := qaDial(t, s.addrs["imaps"], true)
+	c.line()
+	if _, done := c.imap(`LOGIN "fay@found.test" "pw-of-found-1"`); !strings.HasPrefix(done, "OK") {
+		t.Fatalf("the user added through MAILAGENT_CONFIG cannot log in: %s", done)
+	}
+	out, errs, err := cmd("", "user", "list")
+	if err == nil || out != "" || strings.Count(errs, "\n") != 1 ||
+		!strings.Contains(errs, "no configuration file found") || !strings.Contains(errs, "no directory exists at data/mailagent.db") {
+		t.Fatalf("user list with no configuration: %v, stdout %q, stderr %q", err, out, errs)
+	}
+	if es, _ := os.ReadDir(elsewhere); len(es) != 0 {
+		t.Fatalf("a refused command created %v", es)
+	}
+}

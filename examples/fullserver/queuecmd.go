@@ -44,6 +44,9 @@ func cmdQueue(ctx context.Context, e *env, args []string) error {
 	}
 	// No server runs: open the spool directly. Nothing is delivered from
 	// here; flush only makes messages due for the next server start.
+	if err := e.existing(cfg.Path(cfg.Queue.Dir, "queue")); err != nil {
+		return err
+	}
 	client, err := outbound.New(outbound.Options{Hostname: cfg.Hostname})
 	if err != nil {
 		return err

@@ -612,17 +612,27 @@ func (c *Config) StoreDSN() string {
 	return c.Store.DSN
 }
 
-// FindFile returns the configuration file to read: explicit when given,
-// else DATA/fullserver.toml when it exists, else "" (use Default).
+// SystemFile is the configuration file of a system-wide installation,
+// the last place FindFile looks.
+var SystemFile = "/etc/mailagent/fullserver.toml"
+
+// FindFile returns the configuration file to read, the same for the
+// server and every command: explicit (-config) when given, else
+// $MAILAGENT_CONFIG when set, else DATA/fullserver.toml when it exists,
+// else SystemFile when it exists, else "" (use Default).
 func FindFile(explicit, dataDir string) (string, error) {
 	if explicit != "" {
 		return explicit, nil
 	}
-	p := filepath.Join(dataDir, "fullserver.toml")
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+	if env := os.Getenv("MAILAGENT_CONFIG"); env != "" {
+		return env, nil
+	}
+	for _, p := range []string{filepath.Join(dataDir, "fullserver.toml"), SystemFile} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
 	}
 	return "", nil
 }

@@ -104,8 +104,18 @@ func TestLoadRefusesWithTheKeyName(t *testing.T) {
 
 func TestFindFile(t *testing.T) {
 	dir := t.TempDir()
+	t.Setenv("MAILAGENT_CONFIG", "")
+	old := SystemFile
+	SystemFile = filepath.Join(dir, "etc.toml")
+	t.Cleanup(func() { SystemFile = old })
 	if p, err := FindFile("", dir); err != nil || p != "" {
 		t.Fatalf("no file: %q %v", p, err)
+	}
+	if err := os.WriteFile(SystemFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := FindFile("", dir); p != SystemFile {
+		t.Fatalf("system file not found: %q", p)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "fullserver.toml"), nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -115,6 +125,14 @@ func TestFindFile(t *testing.T) {
 	}
 	if p, _ := FindFile("/etc/x.toml", dir); p != "/etc/x.toml" {
 		t.Fatalf("explicit file ignored: %q", p)
+	}
+	// The documented order: -config, MAILAGENT_CONFIG, DATA, SystemFile.
+	t.Setenv("MAILAGENT_CONFIG", "/srv/env.toml")
+	if p, _ := FindFile("", dir); p != "/srv/env.toml" {
+		t.Fatalf("MAILAGENT_CONFIG ignored: %q", p)
+	}
+	if p, _ := FindFile("/etc/x.toml", dir); p != "/etc/x.toml" {
+		t.Fatalf("-config does not win over MAILAGENT_CONFIG: %q", p)
 	}
 }
 
