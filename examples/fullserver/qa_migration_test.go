@@ -73,11 +73,7 @@ func TestQAMigrationFromSeedMySQL(t *testing.T) {
 		"INSERT INTO forwardings (source, destination) VALUES ('fwd@migr.test', 'olduser@migr.test')",
 		"INSERT INTO transport (domain, transport) VALUES ('lists.migr.test', 'lmtp:[127.0.0.1]:24')",
 	)
-	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	qaExec(t, db, stmts...)
 	var legacy string
 	if err := db.QueryRow("SELECT password FROM users WHERE email = 'olduser@migr.test'").Scan(&legacy); err != nil || len(legacy) != 13 {
 		t.Fatalf("ENCRYPT() hash %q: %v (this MariaDB lacks ENCRYPT?)", legacy, err)
@@ -87,11 +83,7 @@ func TestQAMigrationFromSeedMySQL(t *testing.T) {
 	vmail := filepath.Join(dir, "vmail")
 	md := filepath.Join(vmail, "migr.test", "olduser", "Maildir")
 	qaDovecotMaildir(t, md)
-	conf := qaConfig(t, dir, "")
-	extra := fmt.Sprintf("[store]\ndriver = \"mysql\"\ndsn = %q\n[maildir]\nbase = %q\n", dsn, vmail)
-	if err := os.WriteFile(conf, append(qaRead(t, conf), extra...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := qaMySQLConfig(t, dir, dsn, vmail)
 	if out, err := exec.Command(bin, "-config", conf, "migrate").CombinedOutput(); err != nil {
 		t.Fatalf("fullserver migrate: %v\n%s", err, out)
 	}
