@@ -183,6 +183,20 @@ func TestConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
+	// Before the first start there is no directory, and the command
+	// creates none: it says which configuration it read.
+	if code := run(context.Background(), []string{"-config", cfgPath, "domain", "add", "a.example"},
+		strings.NewReader(""), &out, &errb); code != 1 || !strings.Contains(errb.String(), "configuration "+cfgPath+" read, and no directory exists at "+fileData) {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if _, err := os.Stat(fileData); !os.IsNotExist(err) {
+		t.Fatalf("a refused command created %s: %v", fileData, err)
+	}
+	if err := os.Mkdir(fileData, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	openDir(t, fileData) // as the server's first start makes it
+	errb.Reset()
 	if code := run(context.Background(), []string{"-config", cfgPath, "domain", "add", "a.example"},
 		strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
