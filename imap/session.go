@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -51,7 +52,7 @@ func (c *conn) cmdLogin(cmd *imapwire.Command) (okStatus, error) {
 	if err != nil {
 		return okStatus{}, c.authError(a.Username, err)
 	}
-	return c.loggedIn(u)
+	return c.loggedIn(u, "LOGIN")
 }
 
 // cmdAuthenticate serves AUTHENTICATE, with SASL-IR (RFC 4959).
@@ -102,7 +103,7 @@ func (c *conn) cmdAuthenticate(cmd *imapwire.Command) (okStatus, error) {
 	if user == nil {
 		return okStatus{}, c.authError("", auth.ErrInvalidCredentials)
 	}
-	return c.loggedIn(user)
+	return c.loggedIn(user, strings.ToUpper(a.Mechanism))
 }
 
 // authError answers a failed login: NO [AUTHENTICATIONFAILED], and BYE
@@ -132,8 +133,9 @@ func (c *conn) authError(username string, err error) error {
 	}
 }
 
-// loggedIn opens the user's Maildir after a successful login.
-func (c *conn) loggedIn(u *store.User) (okStatus, error) {
+// loggedIn opens the user's Maildir after a successful login; method is
+// how u authenticated ("LOGIN", else the SASL mechanism).
+func (c *conn) loggedIn(u *store.User, method string) (okStatus, error) {
 	s := &session{srv: c.srv, nc: c, ctx: c.srv.ctx}
 	li, ok := c.srv.addUser(u)
 	if !ok {
@@ -158,7 +160,8 @@ func (c *conn) loggedIn(u *store.User) (okStatus, error) {
 	c.mu.Lock()
 	c.clock.LoggedIn()
 	c.mu.Unlock()
-	c.srv.log.Info("imap: login", "session", c.id, "remote", c.remote(), "user", u.Address)
+	// The same fields as POP3's login line (see the README's log fields).
+	c.srv.log.Info("imap: login", "session", c.id, "remote", c.remote(), "user", u.Address, "tls", c.isTLS, "method", method)
 	return okStatus{code: "CAPABILITY " + c.capabilities(), text: "Logged in"}, nil
 }
 

@@ -47,7 +47,7 @@ func (c *conn) cmdPASS(cmd command) {
 		c.authFailed(username, err)
 		return
 	}
-	c.login(u)
+	c.login(u, "USER")
 }
 
 // cmdAUTH is RFC 5034's AUTH: with no argument it lists the mechanisms
@@ -134,7 +134,7 @@ func (c *conn) cmdAUTH(cmd command) {
 		c.authFailed(mech, auth.ErrInvalidCredentials)
 		return
 	}
-	c.login(user)
+	c.login(user, mech)
 }
 
 // decodeSASL decodes a base64 SASL response; "=" is RFC 5034's empty
@@ -183,8 +183,9 @@ func isSASLSyntaxError(err error) bool {
 }
 
 // login enters the TRANSACTION state for u, unless another session
-// holds u's maildrop or LOGIN-DELAY forbids it yet.
-func (c *conn) login(u *store.User) {
+// holds u's maildrop or LOGIN-DELAY forbids it yet. method is how u
+// authenticated ("USER" for USER/PASS, else the SASL mechanism).
+func (c *conn) login(u *store.User, method string) {
 	d, err := openMaildrop(c.ctx, c.srv.opts.Maildirs, u.Maildir)
 	if errors.Is(err, errInUse) {
 		c.log.Info("maildrop in use", "user", u.Address)
@@ -204,6 +205,7 @@ func (c *conn) login(u *store.User) {
 	c.drop = d
 	c.state = stateTransaction
 	c.clock.LoggedIn()
-	c.log.Info("logged in", "user", u.Address, "messages", len(d.msgs))
+	// The same fields as IMAP's login line (see the README's log fields).
+	c.log.Info("pop3: login", "user", u.Address, "tls", c.tls, "method", method, "messages", len(d.msgs))
 	c.reply("+OK Logged in, maildrop has %d messages (%d octets).", d.count(), d.octets())
 }

@@ -83,8 +83,27 @@ func TestQAAdminChangesApplyAtOnce(t *testing.T) {
 	c = qaSMTP(t, s.addrs["mx"])
 	c.dialog([2]string{"EHLO client.test", "250"}, [2]string{"MAIL FROM:<x@remote.test>", "250"},
 		[2]string{"RCPT TO:<ann@now.test>", "552"}, [2]string{"QUIT", "221"})
+
+	p := qaDial(t, s.addrs["pop3s"], true)
+	p.line()
+	p.pop("USER ann@now.test")
+	if l := p.pop("PASS second-secret-2"); !strings.HasPrefix(l, "+OK") {
+		t.Fatalf("POP3 PASS: %q", l)
+	}
+	p.pop("QUIT")
 	if err := s.stop(t); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	// IMAP and POP3 logins are logged alike: user, remote address, TLS
+	// and method.
+	logs := s.logs.String()
+	for _, re := range []string{
+		`msg="imap: login" session=\S+ remote=127\.0\.0\.1:\d+ user=ann@now\.test tls=true method=LOGIN`,
+		`msg="pop3: login" remote=127\.0\.0\.1:\d+ user=ann@now\.test tls=true method=USER`,
+	} {
+		if !regexp.MustCompile(re).MatchString(logs) {
+			t.Errorf("no log line matching %s in:\n%s", re, logs)
+		}
 	}
 }
 
