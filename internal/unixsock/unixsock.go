@@ -79,6 +79,9 @@ func Listen(path string, opts Options) (net.Listener, error) {
 		err = os.Lchown(tmp, uid, gid)
 	}
 	if err == nil {
+		// A plain rename, not safeio: the rename is for atomicity (no
+		// client sees the socket before its permissions are set); a
+		// socket holds no data, and is made anew at every start.
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
