@@ -232,14 +232,7 @@ func BenchmarkBigFolder(b *testing.B) {
 			s.mu.Unlock()
 		}
 	})
-	s, _ := New(base, &Options{SpecialFolders: []SpecialFolder{}})
-	defer s.Close()
-	m, err := s.Open(ctx, dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	f, _ := m.Folder(ctx, "INBOX")
+	f := openFolder(b, base, dir, &Options{SpecialFolders: []SpecialFolder{}})
 	f.Snapshot(ctx)
 	b.Run("list/warm", func(b *testing.B) {
 		for range b.N {
@@ -288,4 +281,73 @@ func BenchmarkBigFolder(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPollNoChange measures the poll of a watched 100,000-message
+// folder that nothing changed (what every node sharing a Maildir tree
+// pays per watched folder per Options.PollInterval), against one bare
+// stat(2) of its cur/ directory. The two take turns in batches of 64
+// within each iteration, so the machine's drift hits both alike; the
+// metrics are ns per stat, ns per poll and their ratio (poll/stat). It
+// fails if a poll lists the folder.
+func BenchmarkPollNoChange(b *testing.B) {
+	const n, batch = 100000, 64
+	base := b.TempDir()
+	dir := bigFolder(b, base, n)
+	ctx := context.Background()
+	f := openFolder(b, base, dir, &Options{SpecialFolders: []SpecialFolder{}, NoWatcher: true, PollInterval: time.Hour})
+	if _, err := f.Watch(ctx); err != nil {
+		b.Fatal(err)
+	}
+	f.st.mu.Lock()
+	scans := f.st.scans
+	f.st.mu.Unlock()
+	cur := filepath.Join(dir, "cur")
+	var statT, pollT time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		for range batch {
+			if _, err := os.Stat(cur); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		for range batch {
+			f.st.refresh(ctx) // what the poller's tick runs
+		}
+		statT += t1.Sub(t0)
+		pollT += time.Since(t1)
+	}
+	b.StopTimer()
+	ops := float64(b.N * batch)
+	b.ReportMetric(float64(statT.Nanoseconds())/ops, "ns/stat")
+	b.ReportMetric(float64(pollT.Nanoseconds())/ops, "ns/poll")
+	b.ReportMetric(float64(pollT)/float64(statT), "poll/stat")
+	f.st.mu.Lock()
+	defer f.st.mu.Unlock()
+	if f.st.scans != scans {
+		b.Fatalf("%d polls of an unchanged folder listed it %d times", b.N*batch, f.st.scans-scans)
+	}
+}
+
+// openFolder opens the INBOX of the Maildir at dir through a new Store on
+// base with opts, both closed when b ends.
+func openFolder(b *testing.B, base, dir string, opts *Options) *Folder {
+	b.Helper()
+	s, err := New(base, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	m, err := s.Open(context.Background(), dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	f, err := m.Folder(context.Background(), "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
 }

@@ -328,3 +328,59 @@ func waitKind(t *testing.T, ch <-chan Event, kind EventKind, uid uint32) {
 		}
 	}
 }
+
+// TestPollNoChangeDoesNotList checks what keeps the poll cheap on a big
+// folder: a poll of a folder nobody changed stats it and lists nothing,
+// and a delivery by another Store (another node) makes the next poll list
+// it once and report the message.
+func TestPollNoChangeDoesNotList(t *testing.T) {
+	base := t.TempDir()
+	a, err := New(base, &Options{Hostname: "node-a", NoWatcher: true, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := New(base, &Options{Hostname: "node-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ma := openUser(t, a)
+	for i := range 3 {
+		deliver(t, a, ma, "INBOX", msg(fmt.Sprint("old ", i), 100))
+	}
+	f := folder(t, ma, "INBOX")
+	snapshot(t, f)
+	// Directories last changed outside the window in which a change
+	// could hide in the same mtime tick, as on a folder at rest.
+	old := time.Now().Add(-time.Hour)
+	for _, sub := range []string{"new", "cur"} {
+		if err := os.Chtimes(filepath.Join(ma.Path(), sub), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch, err := f.Watch(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scans := func() int {
+		f.st.mu.Lock()
+		defer f.st.mu.Unlock()
+		return f.st.scans
+	}
+	f.st.refresh(t.Context()) // takes in the aged stamps
+	before := scans()
+	for range 5 {
+		f.st.refresh(t.Context())
+	}
+	if got := scans() - before; got != 0 {
+		t.Fatalf("5 polls of an unchanged folder listed it %d times", got)
+	}
+	mb := openUser(t, b)
+	deliver(t, b, mb, "INBOX", msg("from b", 100))
+	f.st.refresh(t.Context())
+	if got := scans() - before; got != 1 {
+		t.Fatalf("the poll after another node's delivery listed the folder %d times, want 1", got)
+	}
+	waitKind(t, ch, EventNew, 4)
+}

@@ -240,6 +240,7 @@ type folderState struct {
 	baseStale bool
 	flagViews map[string][]string // info letters → IMAP flags
 	syncs     int                 // sync calls, for tests
+	scans     int                 // listings of the folder, for tests
 	// added: a delivery through this Store added a file since the last
 	// sync began; set after the file is in place, cleared by sync before
 	// it reads the directories.
@@ -438,6 +439,7 @@ func (f *folderState) readdir() (map[string]listing, error) {
 // modseqs other writers stored are merged (a change another mailagent
 // made and recorded keeps its modseq).
 func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStamp) ([]Event, error) {
+	f.scans++
 	seen, err := f.readdir()
 	if err != nil {
 		return nil, err
