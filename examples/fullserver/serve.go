@@ -166,6 +166,7 @@ func (s *server) start(ctx context.Context) error {
 	}
 	s.mail, err = maildir.New(cfg.Path(cfg.Maildir.Base, "mail"), &maildir.Options{
 		Logger: s.log, Hostname: cfg.Hostname, MaxMessageSize: cfg.Limits.MaxMessageBytes,
+		PollInterval: cfg.Maildir.PollInterval.Duration, NoWatcher: !cfg.Maildir.Watcher,
 	})
 	if err != nil {
 		return fmt.Errorf("maildir: %w", err)

@@ -201,6 +201,16 @@ type Maildir struct {
 	SieveBefore    []string `toml:"sieve_before"`
 	SieveAfter     []string `toml:"sieve_after"`
 	SieveGlobalDir string   `toml:"sieve_global_dir"`
+	// PollInterval is how often a folder someone watches (an IDLE
+	// session) is checked for changes made by other processes and other
+	// nodes sharing the Maildir tree (default 1s): four stats, whatever
+	// the folder's size.
+	PollInterval Duration `toml:"poll_interval"`
+	// Watcher tells watched folders of local changes at once through the
+	// file system (inotify; default true). Nodes sharing a tree over NFS
+	// see each other's writes by the poll only, whatever this says;
+	// false serves a local tree the same way.
+	Watcher bool `toml:"watcher"`
 }
 
 // Limits bound what clients may do. MaxConnections and
@@ -384,7 +394,7 @@ func Default() *Config {
 		},
 		TLS: TLS{Profile: "intermediate", MXProfile: "old",
 			ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEHosts: []string{}},
-		Maildir: Maildir{Sieve: true},
+		Maildir: Maildir{Sieve: true, PollInterval: Duration{time.Second}, Watcher: true},
 		Store:   Store{Driver: "sqlite", SubaddressDelimiter: "+", QueryTimeout: Duration{5 * time.Second}},
 		Limits: Limits{
 			MaxMessageBytes:     50 << 20,
@@ -521,7 +531,7 @@ func (c *Config) Validate() error {
 		"limits.imap_idle_timeout": c.Limits.IMAPIdleTimeout, "limits.login_timeout": c.Limits.LoginTimeout,
 		"limits.data_rate_grace": c.Limits.DataRateGrace,
 		"milter.connect_timeout": c.Milter.ConnectTimeout, "milter.command_timeout": c.Milter.CommandTimeout,
-		"milter.content_timeout": c.Milter.ContentTimeout,
+		"milter.content_timeout": c.Milter.ContentTimeout, "maildir.poll_interval": c.Maildir.PollInterval,
 	} {
 		if d.Duration <= 0 {
 			bad(key, "must be positive")

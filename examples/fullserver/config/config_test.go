@@ -94,6 +94,7 @@ func TestLoadRefusesWithTheKeyName(t *testing.T) {
 		{"[junk.users]\n\"Alice@x.example\" = \"Spam\"", "junk.users"},
 		{"[milter]\ndefault_action = \"quarantine\"", "milter.default_action"},
 		{"[milter]\ncontent_timeout = \"0s\"", "milter.content_timeout"},
+		{"[maildir]\npoll_interval = \"0s\"", "maildir.poll_interval"},
 	} {
 		_, err := Load(writeConfig(t, tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
@@ -166,5 +167,20 @@ func TestJunkFolder(t *testing.T) {
 		if got := c.Junk.JunkFolder(addr); got != want {
 			t.Errorf("JunkFolder(%q) = %q, want %q", addr, got, want)
 		}
+	}
+}
+
+// The poll of watched folders and the inotify watcher are set in
+// [maildir], defaulting to 1s and on.
+func TestMaildirPollSettings(t *testing.T) {
+	if d := Default().Maildir; d.PollInterval.Duration != time.Second || !d.Watcher {
+		t.Errorf("defaults: poll_interval %v, watcher %v; want 1s, true", d.PollInterval, d.Watcher)
+	}
+	c, err := Load(writeConfig(t, "[maildir]\npoll_interval = \"250ms\"\nwatcher = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Maildir.PollInterval.Duration != 250*time.Millisecond || c.Maildir.Watcher {
+		t.Errorf("poll_interval %v, watcher %v; want 250ms, false", c.Maildir.PollInterval, c.Maildir.Watcher)
 	}
 }
