@@ -44,13 +44,15 @@ func (f *folderState) readUIDList() (*uidlist, error) {
 	return ul, err
 }
 
-// readUIDListIfChanged reads dovecot-uidlist unless it is unchanged
-// since this state read or wrote it (known: it holds nothing the state
-// does not know), which spares a read of O(messages) per new message.
+// readUIDListIfChanged reads dovecot-uidlist. It used to skip the read
+// when the file's stamp (mtime, size, inode) was the one this state last
+// saw, but several processes writing one folder proved the stamp unsafe
+// (TestSharedStorageUIDs: UIDs handed out twice and skipped): file times
+// are as coarse as a jiffy and a freed inode number is soon reused, so
+// another writer's file can carry a stamp this state recorded. Until a
+// check of the content itself (header and last record) replaces it, the
+// file is read every time; known is always false.
 func (f *folderState) readUIDListIfChanged() (ul *uidlist, known bool, err error) {
-	if cur, ok := statStamp(filepath.Join(f.dir, uidlistName)); ok && cur == f.ulStamp && f.uidValidity != 0 && !f.ulDirty {
-		return nil, true, nil
-	}
 	ul, err = f.readUIDList()
 	return ul, false, err
 }
