@@ -1,6 +1,8 @@
 package outbound
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -123,8 +125,11 @@ type Message struct {
 	Recipients []string
 	// Body is the message content, sent as it is apart from line endings.
 	Body smtp.Body
-	// SMTPUTF8 is set when the envelope or header holds UTF-8 and the
-	// next hop must therefore support SMTPUTF8 (RFC 6531).
+	// SMTPUTF8 is set when the message was received with SMTPUTF8 or
+	// its envelope holds UTF-8 (RFC 6531). A next hop without SMTPUTF8
+	// still gets it, without the parameter, when nothing in its envelope
+	// or header section is UTF-8; otherwise it is refused 553 5.6.7 or
+	// 5.6.9.
 	SMTPUTF8 bool
 }
 
@@ -449,8 +454,14 @@ func (cn *Conn) Send(ctx context.Context, m *Message) []Result {
 		setAll(all, temporary(4, 4, 2, "delivery to "+cn.remote+" interrupted: "+err.Error()))
 		return res
 	}
-	if m.SMTPUTF8 {
-		if ok, _ := cn.gc.Extension("SMTPUTF8"); !ok {
+	utf8 := m.SMTPUTF8
+	if utf8 {
+		if ok, _ := cn.gc.Extension("SMTPUTF8"); !ok && asciiOnly(m) {
+			// Requested (a client sends SMTPUTF8 on any mail) but not
+			// needed: nothing in the envelope or header is UTF-8, so
+			// the message goes as it is, as Postfix delivers it.
+			utf8 = false
+		} else if !ok {
 			code := gosmtp.EnhancedCode{5, 6, 9}
 			what := "the message header holds UTF-8"
 			if !isASCII(m.From) || !allASCII(m.Recipients) {
@@ -467,7 +478,7 @@ func (cn *Conn) Send(ctx context.Context, m *Message) []Result {
 			Message: fmt.Sprintf("message of %d bytes exceeds the limit of %d of %s", size, max, cn.remote)})
 		return res
 	}
-	if err := cn.gc.Mail(m.From, &gosmtp.MailOptions{Size: size, UTF8: m.SMTPUTF8}); err != nil {
+	if err := cn.gc.Mail(m.From, &gosmtp.MailOptions{Size: size, UTF8: utf8}); err != nil {
 		setAll(all, cn.check(err, "MAIL"))
 		return res
 	}
@@ -580,6 +591,37 @@ func remoteErr(err error, what string) *smtp.Error {
 		return se
 	}
 	return temporary(4, 4, 2, what+": "+err.Error())
+}
+
+// asciiOnly reports whether m's envelope and header section are all
+// ASCII. A body that cannot be read counts as not ASCII: the caller then
+// refuses rather than sends.
+func asciiOnly(m *Message) bool {
+	if !isASCII(m.From) || !allASCII(m.Recipients) {
+		return false
+	}
+	rc, err := m.Body.Open()
+	if err != nil {
+		return false
+	}
+	defer rc.Close()
+	br := bufio.NewReader(rc)
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A long header line: keep reading it in pieces.
+		} else if err != nil && err != io.EOF {
+			return false
+		}
+		for _, b := range line {
+			if b >= 0x80 {
+				return false
+			}
+		}
+		if err == io.EOF || len(bytes.TrimRight(line, "\r\n")) == 0 && err == nil {
+			return true // end of the header section (or of a body-less message)
+		}
+	}
 }
 
 func isASCII(s string) bool {

@@ -134,7 +134,8 @@ func TestSMTPUTF8AndSize(t *testing.T) {
 	if e := res[0].Err; e == nil || e.Code != 553 || e.EnhancedCode != (gosmtp.EnhancedCode{5, 6, 7}) || !strings.Contains(e.Message, "SMTPUTF8") {
 		t.Fatalf("SMTPUTF8 address to a server without it: %+v", res[0])
 	}
-	res = c.Deliver(ctxT(t), mxHop("b.test"), &Message{From: "a@a.test", Recipients: []string{"bob@b.test"}, Body: bytesBody(testMsg), SMTPUTF8: true})
+	utf8Msg := "From: Bjørn <alice@a.test>\r\nTo: bob@b.test\r\nSubject: hello\r\n\r\nHi Bob.\r\n"
+	res = c.Deliver(ctxT(t), mxHop("b.test"), &Message{From: "a@a.test", Recipients: []string{"bob@b.test"}, Body: bytesBody(utf8Msg), SMTPUTF8: true})
 	if e := res[0].Err; e == nil || e.EnhancedCode != (gosmtp.EnhancedCode{5, 6, 9}) {
 		t.Fatalf("UTF-8 header to a server without SMTPUTF8: %+v", res[0])
 	}
@@ -145,6 +146,18 @@ func TestSMTPUTF8AndSize(t *testing.T) {
 	}
 	if srv.Count() != 0 {
 		t.Fatal("server received a message it should not have")
+	}
+	// SMTPUTF8 requested for a message with nothing but ASCII in its
+	// envelope and header (clients send it on any mail) is not needed:
+	// the message goes to a server without SMTPUTF8, unchanged, and
+	// UTF-8 in the body alone does not count.
+	ascii := testMsg + "Grüße im Text.\r\n"
+	res = c.Deliver(ctxT(t), mxHop("b.test"), &Message{From: "a@a.test", Recipients: []string{"bob@b.test"}, Body: bytesBody(ascii), SMTPUTF8: true})
+	if res[0].Err != nil {
+		t.Fatalf("ASCII header and envelope with SMTPUTF8 requested, to a server without it: %+v", res[0])
+	}
+	if srv.Count() != 1 {
+		t.Fatalf("server received %d messages, want 1", srv.Count())
 	}
 	u := outboundtest.Start(t, outboundtest.Options{SMTPUTF8: true})
 	c = newClient(t, Options{Resolver: mxResolver(), Port: u.Port})
