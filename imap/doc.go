@@ -39,7 +39,10 @@
 // 3501 or RFC 9051 (FUZZY, MODSEQ, ...) and dates not in d-Mon-yyyy are
 // answered BAD [CLIENTBUG]. SENTBEFORE, SENTON and SENTSINCE take
 // the Date field's date in its own time zone, or INTERNALDATE without
-// a readable Date.
+// a readable Date. YOUNGER and OLDER compare INTERNALDATE to the second
+// with the time the command is read; SAVEDBEFORE, SAVEDON and
+// SAVEDSINCE compare the UTC date of the save date, and match no
+// message whose save date is unknown.
 //
 // Limits on commands, enforced by the parser in one place: a command's
 // bytes outside its literals are at most 50 KiB (over all its lines);
@@ -81,6 +84,10 @@
 //   - RFC 5258, LIST-EXTENDED; RFC 5819, LIST-STATUS; RFC 6154,
 //     SPECIAL-USE; RFC 8438, STATUS=SIZE; RFC 7889, APPENDLIMIT.
 //   - RFC 4731, ESEARCH, and RFC 5182, SEARCHRES.
+//   - RFC 5032, WITHIN: SEARCH YOUNGER and OLDER.
+//   - RFC 8514, SAVEDATE: FETCH SAVEDATE from maildir's index (NIL
+//     when unknown) and SEARCH SAVEDBEFORE, SAVEDON, SAVEDSINCE and
+//     SAVEDATESUPPORTED.
 //   - RFC 7162, CONDSTORE: modification sequences from maildir's index
 //     (HIGHESTMODSEQ at SELECT and in STATUS, FETCH MODSEQ and
 //     CHANGEDSINCE answered from the index's changes, STORE

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
@@ -32,6 +33,9 @@ type fetchItems struct {
 	// OBJECTID (RFC 8474): EMAILID from the index; THREADID is NIL, as
 	// the server keeps no threads.
 	emailID, threadID bool
+	// saveDate is SAVEDATE (RFC 8514): when the message entered the
+	// folder, from maildir's index; NIL when the index does not know.
+	saveDate bool
 }
 
 // errNotSupported answers FETCH items of extensions not offered.
@@ -42,7 +46,7 @@ var errNotSupported = &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.R
 // that need its content.
 func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 	a := cmd.Args.(*imapwire.Fetch)
-	if a.SaveDate || a.Preview {
+	if a.Preview {
 		return okStatus{}, errNotSupported
 	}
 	if a.Vanished {
@@ -57,7 +61,7 @@ func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 		}
 	}
 	items := &fetchItems{opts: a.Options, rfc822: a.RFC822, rfc822Header: a.RFC822Header, rfc822Text: a.RFC822Text,
-		emailID: a.EmailID, threadID: a.ThreadID,
+		emailID: a.EmailID, threadID: a.ThreadID, saveDate: a.SaveDate,
 		changedSince: a.Options.ChangedSince, hasChangedSince: a.HasChangedSince}
 	if cmd.UID {
 		items.opts.UID = true
@@ -233,6 +237,14 @@ func (s *session) fetchRefs(w *imapwire.Writer, refs []ref, items *fetchItems) e
 		}
 		if items.threadID {
 			item("THREADID NIL")
+		}
+		if items.saveDate {
+			if m.SaveDate == 0 {
+				item("SAVEDATE NIL")
+			} else {
+				item("SAVEDATE ")
+				w.DateTime(time.Unix(0, m.SaveDate))
+			}
 		}
 		if content {
 			if sep {

@@ -445,8 +445,22 @@ func (mc *matchContext) match(c *imap.SearchCriteria) bool {
 	if c.ModSeq != nil && m.ModSeq < c.ModSeq.ModSeq {
 		return false // CONDSTORE's MODSEQ key (RFC 7162 section 3.1.5)
 	}
-	if !matchDate(m.InternalDate, c.Since, c.Before) {
-		return false
+	switch {
+	case c.Since.Location() == imapwire.WithinZone || c.Before.Location() == imapwire.WithinZone:
+		// YOUNGER and OLDER (RFC 5032) compare to the second.
+		if !c.Since.IsZero() && m.InternalDate.Before(c.Since) || !c.Before.IsZero() && !m.InternalDate.Before(c.Before) {
+			return false
+		}
+	case c.Since.Location() == imapwire.SavedZone || c.Before.Location() == imapwire.SavedZone:
+		// SAVEDBEFORE, SAVEDON, SAVEDSINCE (RFC 8514): a message whose
+		// save date is unknown matches none of them.
+		if m.SaveDate == 0 || !matchDate(time.Unix(0, m.SaveDate).UTC(), c.Since, c.Before) {
+			return false
+		}
+	default:
+		if !matchDate(m.InternalDate, c.Since, c.Before) {
+			return false
+		}
 	}
 	for _, f := range c.Flag {
 		if !hasFlag(m, f) {

@@ -2,9 +2,29 @@ package imapwire
 
 import (
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
+
+// go-imap's SearchCriteria has no fields for WITHIN (RFC 5032) or
+// SAVEDATE (RFC 8514), so their keys travel as Since and Before bounds
+// in one of these zones, each inside NOT (NOT ...) so that And does not
+// merge them with BEFORE/SINCE bounds of other meanings.
+var (
+	// WithinZone marks a bound of YOUNGER or OLDER: an instant, compared
+	// with INTERNALDATE to the second.
+	WithinZone = time.FixedZone("WITHIN", 0)
+	// SavedZone marks a bound of SAVEDBEFORE, SAVEDON, SAVEDSINCE or
+	// SAVEDATESUPPORTED: a date, compared with the save date.
+	SavedZone = time.FixedZone("SAVEDATE", 0)
+)
+
+// isolated returns sub wrapped as NOT (NOT sub), which matches what sub
+// matches and stays out of And's merging of bounds.
+func isolated(sub imap.SearchCriteria) *imap.SearchCriteria {
+	return &imap.SearchCriteria{Not: []imap.SearchCriteria{{Not: []imap.SearchCriteria{sub}}}}
+}
 
 // searchTooDeep is the text of SEARCH's nesting limit.
 const searchTooDeep = "SEARCH keys nested deeper than %d levels"
@@ -178,6 +198,32 @@ func (r *Reader) searchKeyNamed(c *imap.SearchCriteria, key string) {
 			*since, *before = d, d.AddDate(0, 0, 1)
 		}
 		c.And(sub)
+	case "YOUNGER", "OLDER":
+		// RFC 5032: n seconds before now, against INTERNALDATE.
+		r.sp()
+		at := time.Now().Add(-time.Duration(r.number()) * time.Second).In(WithinZone)
+		if key == "YOUNGER" {
+			c.And(isolated(imap.SearchCriteria{Since: at}))
+		} else {
+			c.And(isolated(imap.SearchCriteria{Before: at.Add(time.Second)}))
+		}
+	case "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE":
+		r.sp()
+		d := r.date()
+		d = time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, SavedZone)
+		sub := imap.SearchCriteria{}
+		switch key {
+		case "SAVEDSINCE":
+			sub.Since = d
+		case "SAVEDBEFORE":
+			sub.Before = d
+		case "SAVEDON":
+			sub.Since, sub.Before = d, d.AddDate(0, 0, 1)
+		}
+		c.And(isolated(sub))
+	case "SAVEDATESUPPORTED":
+		// Every message whose save date is known (RFC 8514 section 4.3).
+		c.And(isolated(imap.SearchCriteria{Since: time.Date(1970, 1, 1, 0, 0, 0, 0, SavedZone)}))
 	case "LARGER", "SMALLER":
 		r.sp()
 		// LARGER 0 stays unset: go-imap's zero means no bound, and
