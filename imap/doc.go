@@ -36,8 +36,8 @@
 // their charset BAD [CLIENTBUG]. Keys (NOT, OR and parentheses) may
 // nest 64 levels deep; deeper searches are answered BAD [LIMIT] as the
 // parser reaches the limit, whether logged in or not. Keys not in RFC
-// 3501 or RFC 9051 (FUZZY, MODSEQ, ...) and dates not in d-Mon-yyyy are
-// answered BAD [CLIENTBUG]. SENTBEFORE, SENTON and SENTSINCE take
+// 3501, RFC 9051 or an extension offered (FUZZY, ...) and dates not
+// in d-Mon-yyyy are answered BAD [CLIENTBUG]. SENTBEFORE, SENTON and SENTSINCE take
 // the Date field's date in its own time zone, or INTERNALDATE without
 // a readable Date. YOUNGER and OLDER compare INTERNALDATE to the second
 // with the time the command is read; SAVEDBEFORE, SAVEDON and
