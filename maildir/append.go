@@ -99,6 +99,7 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 		uids[i] = uid
 		recs = append(recs, uidRec{uid: uid, key: im.key})
 	}
+	st.noteUIDListRead(ul)
 	if rewrite {
 		err = st.writeUIDList(ul)
 	} else {

@@ -329,3 +329,34 @@ func TestCompareKeysOrdersByTime(t *testing.T) {
 		t.Fatalf("order %q, want %q", keys, want)
 	}
 }
+
+// FuzzUIDListEnds checks that what the known-file check reads of a
+// dovecot-uidlist's two ends, when it claims certainty, agrees with a
+// parse of the whole file.
+func FuzzUIDListEnds(f *testing.F) {
+	f.Add([]byte("3 V1275660208 N25022 G3085f01b7f11094c501100008c4a11c1\n25006 :1276528487.M364837P9451.kurkku,S=1355,W=1394\n25017 W2481 S2400 :x\n"))
+	f.Add([]byte("3 V7 N1 G00\n"))
+	f.Add([]byte("1 99 3\n1 a\n"))
+	f.Add(append([]byte("3 V5 N9 G1\n1 :"+strings.Repeat("a", 600)+"\n"), "8 :b\n"...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := min(len(data), uidlistEndsSize)
+		v, next, last, ok := parseUIDListEnds(data[:n], data[len(data)-n:], n == len(data))
+		if !ok {
+			return
+		}
+		u, err := parseUIDList(data)
+		if err != nil || u == nil {
+			return
+		}
+		if v != u.uidValidity || next > u.nextUID {
+			t.Fatalf("header V%d N%d, whole file V%d N%d", v, next, u.uidValidity, u.nextUID)
+		}
+		want := uint32(0)
+		if len(u.recs) > 0 {
+			want = u.recs[len(u.recs)-1].uid
+		}
+		if last != want {
+			t.Fatalf("last record %d, whole file %d", last, want)
+		}
+	})
+}

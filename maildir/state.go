@@ -220,9 +220,13 @@ type folderState struct {
 	curStamp    fileStamp
 	scannedAt   int64 // unix nanoseconds of the last full scan
 	ulStamp     fileStamp
-	ulDirty     bool // dovecot-uidlist holds records of removed messages
-	indexDirty  bool
-	idxStamp    fileStamp // of mailagent.index as last read or written here
+	// ulNext, when not 0, says dovecot-uidlist as of ulStamp names only
+	// messages of this state, all with UIDs below ulNext: what the
+	// known-file check compares the file's header and last record with.
+	ulNext     uint32
+	ulDirty    bool // dovecot-uidlist holds records of removed messages
+	indexDirty bool
+	idxStamp   fileStamp // of mailagent.index as last read or written here
 	// highestModSeq is the folder's HIGHESTMODSEQ; byMod orders the
 	// messages by modseq (with stale records, see setModSeq); expunged
 	// lists expunges by ascending modseq, complete above expungeFloor.

@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // maxUIDListSize bounds what is read of a dovecot-uidlist (a million
@@ -18,6 +20,7 @@ const maxUIDListSize = 256 << 20
 // stamp. A missing file returns (nil, nil); a damaged one returns what was
 // usable with errBadUIDList.
 func (f *folderState) readUIDList() (*uidlist, error) {
+	f.ulNext = 0
 	p := filepath.Join(f.dir, uidlistName)
 	fh, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -44,17 +47,94 @@ func (f *folderState) readUIDList() (*uidlist, error) {
 	return ul, err
 }
 
-// readUIDListIfChanged reads dovecot-uidlist. It used to skip the read
-// when the file's stamp (mtime, size, inode) was the one this state last
-// saw, but several processes writing one folder proved the stamp unsafe
-// (TestSharedStorageUIDs: UIDs handed out twice and skipped): file times
-// are as coarse as a jiffy and a freed inode number is soon reused, so
-// another writer's file can carry a stamp this state recorded. Until a
-// check of the content itself (header and last record) replaces it, the
-// file is read every time; known is always false.
+// uidlistEndsSize is how much of each end of dovecot-uidlist the
+// known-file check reads: the header line and the last record fit well
+// within it.
+const uidlistEndsSize = 512
+
+// readUIDListIfChanged reads dovecot-uidlist unless this state already
+// knows everything in it (known), which spares an O(messages) read per
+// new message. The file's stamp (mtime, size, inode) alone is not proof:
+// file times are as coarse as a jiffy and a freed inode number is soon
+// reused, so another writer's rewrite can carry a stamp this state
+// recorded (TestSharedStorageUIDs: UIDs handed out twice and skipped).
+// So when the stamp matches, the header and the last record are read
+// too: the file is known only if its UIDVALIDITY is the state's, and
+// its next UID and last (highest) record are within ulNext, the next UID
+// as of this state's last read or write of a file that named only its
+// messages. Dovecot appends records without rewriting the header, hence
+// the last record. Any UID another writer gave since is at least ulNext,
+// so it fails the check. ulNext rather than the state's next UID: the
+// state also learns UIDs from the index log, and a record the file held
+// for a file this state had not yet seen must be read again when the
+// file turns up, or it would get a second UID.
 func (f *folderState) readUIDListIfChanged() (ul *uidlist, known bool, err error) {
+	if f.uidValidity != 0 && f.ulNext != 0 && !f.ulDirty && f.uidListKnown() {
+		return nil, true, nil
+	}
 	ul, err = f.readUIDList()
 	return ul, false, err
+}
+
+// uidListKnown reports whether dovecot-uidlist still has the stamp this
+// state recorded and its two ends show nothing the state lacks.
+func (f *folderState) uidListKnown() bool {
+	fh, err := os.Open(filepath.Join(f.dir, uidlistName))
+	if err != nil {
+		return false
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil || stampOf(st) != f.ulStamp {
+		return false
+	}
+	size := st.Size()
+	n := min(size, uidlistEndsSize)
+	head := make([]byte, n)
+	if _, err := fh.ReadAt(head, 0); err != nil {
+		return false
+	}
+	tail := head
+	if size > n {
+		tail = make([]byte, n)
+		if _, err := fh.ReadAt(tail, size-n); err != nil {
+			return false
+		}
+	}
+	v, next, last, ok := parseUIDListEnds(head, tail, size == n)
+	return ok && v == f.uidValidity && next <= f.ulNext && last < f.ulNext
+}
+
+// parseUIDListEnds reads the UIDVALIDITY and next UID of dovecot-uidlist's
+// header line, at the start of head, and the UID of its last record, the
+// last complete line of tail (0 when there is none). whole says head and
+// tail are the entire file. ok is false when either end cannot be read
+// with certainty, and the caller then reads the whole file.
+func parseUIDListEnds(head, tail []byte, whole bool) (uidValidity, nextUID, lastUID uint32, ok bool) {
+	hdr, _, found := bytes.Cut(head, []byte{'\n'})
+	if !found {
+		return 0, 0, 0, false
+	}
+	u, err := parseUIDList(hdr)
+	if err != nil || u == nil {
+		return 0, 0, 0, false
+	}
+	body, nl := bytes.CutSuffix(tail, []byte{'\n'})
+	if !nl {
+		return 0, 0, 0, false // a record being written, or a damaged file
+	}
+	i := bytes.LastIndexByte(body, '\n')
+	if i < 0 {
+		if !whole {
+			return 0, 0, 0, false // the last line is longer than tail
+		}
+		return u.uidValidity, u.nextUID, 0, true // a header and no records
+	}
+	rec, recOK := parseUIDRec(string(body[i+1:]), strings.HasPrefix(string(hdr), "3 "))
+	if !recOK {
+		return 0, 0, 0, false
+	}
+	return u.uidValidity, u.nextUID, rec.uid, true
 }
 
 func (f *folderState) lockUIDList(ctx context.Context) (*dotlock, error) {
@@ -144,6 +224,7 @@ func (f *folderState) assignUIDs(seen map[string]listing, unknown []string) (add
 		added = append(added, uid)
 	}
 	slices.Sort(added)
+	f.noteUIDListRead(ul)
 	if rewrite {
 		err = f.writeUIDList(ul)
 	} else if len(fresh) > 0 {
@@ -164,6 +245,8 @@ func (f *folderState) appendUIDList(recs []uidRec) error {
 	if err != nil {
 		return f.writeUIDList(nil)
 	}
+	// What is appended is the state's own: the file stays as known as it
+	// was.
 	var b []byte
 	for _, r := range recs {
 		b = appendUIDRecBytes(b, r)
@@ -180,8 +263,27 @@ func (f *folderState) appendUIDList(recs []uidRec) error {
 	}
 	if st, ok := statStamp(p); ok {
 		f.ulStamp = st
+		if f.ulNext != 0 {
+			f.ulNext = f.nextUID
+		}
+	} else {
+		f.ulNext = 0
 	}
 	return nil
+}
+
+// noteUIDListRead records, after a full read of ul and the UIDs given
+// from it, whether the file names only messages of the state, which lets
+// the next assignment skip reading it (see readUIDListIfChanged). A nil
+// ul (not read, or absent) leaves it as it was.
+func (f *folderState) noteUIDListRead(ul *uidlist) {
+	if ul == nil {
+		return
+	}
+	f.ulNext = 0
+	if ul.uidValidity == f.uidValidity && recsMatch(ul.recs, f) {
+		f.ulNext = f.nextUID
+	}
 }
 
 // writeUIDList rewrites dovecot-uidlist from the state, keeping records of
@@ -197,6 +299,7 @@ func (f *folderState) writeUIDList(disk *uidlist) error {
 	for _, e := range f.list {
 		recs = append(recs, uidRec{uid: e.uid, key: e.key})
 	}
+	own := len(recs)
 	if disk != nil && len(disk.recs) > 0 {
 		var present map[string]listing
 		for _, r := range disk.recs {
@@ -220,8 +323,12 @@ func (f *folderState) writeUIDList(disk *uidlist) error {
 	if err := writeFileAtomic(p, u.marshal(), true); err != nil {
 		return err
 	}
+	f.ulNext = 0
 	if st, ok := statStamp(p); ok {
 		f.ulStamp = st
+		if len(recs) == own {
+			f.ulNext = f.nextUID
+		}
 	}
 	f.ulDirty = false
 	return nil
@@ -238,6 +345,7 @@ func (f *folderState) rewriteUIDListHeld() error {
 		f.nextUID = max(f.nextUID, ul.nextUID)
 		if len(ul.recs) == len(f.list) && ul.nextUID == f.nextUID && recsMatch(ul.recs, f) {
 			f.ulDirty = false // already rewritten (by Dovecot, typically)
+			f.ulNext = f.nextUID
 			return nil
 		}
 	}
