@@ -26,11 +26,8 @@ const (
 	stateUpdate
 )
 
-// Session-ending conditions of the read loop.
-var (
-	errDraining    = errors.New("pop3: server shutting down")
-	errLineTooLong = errors.New("line too long")
-)
+// errLineTooLong ends a session whose client sent an over-long line.
+var errLineTooLong = errors.New("line too long")
 
 // conn is one client connection and its session.
 type conn struct {
@@ -65,42 +62,20 @@ func newConn(s *Server, nc net.Conn, free func()) *conn {
 	c := &conn{srv: s, raw: nc, free: free, remote: nc.RemoteAddr(), ctx: ctx, cancel: cancel}
 	c.clock = readclock.New(readclock.Limits{Line: s.opts.IdleTimeout, Login: s.opts.LoginTimeout}, time.Now())
 	c.log = s.log.With("remote", c.remote.String())
-	c.nc = &deadlineConn{Conn: nc, c: c}
+	c.nc = c.clocked(nc)
 	// 8 KiB holds a pipelined burst of commands and the longest SASL line.
 	c.br = bufio.NewReaderSize(c.nc, 8<<10)
 	c.bw = bufio.NewWriterSize(c.nc, 64<<10)
 	return c
 }
 
-// deadlineConn bounds every read by the connection's clock (a whole
-// command or SASL line within IdleTimeout of the server's readiness for
-// it, and everything before login within LoginTimeout of the connect)
-// and every write by WriteTimeout, including those of a TLS handshake,
-// and makes reads fail once Shutdown has asked the connection to end.
-type deadlineConn struct {
-	net.Conn
-	c *conn
-}
-
-func (d *deadlineConn) Read(b []byte) (int, error) {
-	if err := d.Conn.SetReadDeadline(d.c.clock.Deadline(time.Now())); err != nil {
-		return 0, err
-	}
-	// Checked after the deadline is set: drain sets the flag and then
-	// a past deadline, so one of the two stops this read.
-	if d.c.isDraining() {
-		return 0, errDraining
-	}
-	n, err := d.Conn.Read(b)
-	d.c.clock.Read(n)
-	return n, err
-}
-
-func (d *deadlineConn) Write(b []byte) (int, error) {
-	if err := d.Conn.SetWriteDeadline(time.Now().Add(d.c.srv.opts.WriteTimeout)); err != nil {
-		return 0, err
-	}
-	return d.Conn.Write(b)
+// clocked wraps nc so that every read meets the connection's clock (a
+// whole command or SASL line within IdleTimeout of the server's
+// readiness for it, everything before login within LoginTimeout of the
+// connect) and every write WriteTimeout, and reads fail once Shutdown
+// has asked the connection to end.
+func (c *conn) clocked(nc net.Conn) net.Conn {
+	return &readclock.Conn{Conn: nc, Clock: c.clock, WriteTimeout: c.srv.opts.WriteTimeout, Draining: c.isDraining}
 }
 
 func (c *conn) isDraining() bool {
@@ -161,7 +136,7 @@ func (c *conn) serve(implicitTLS bool) {
 		case errors.Is(err, errLineTooLong):
 			c.reply("-ERR Command line too long (255 octets at most).")
 			continue
-		case errors.Is(err, errDraining), isTimeout(err) && c.isDraining():
+		case errors.Is(err, readclock.ErrDraining), isTimeout(err) && c.isDraining():
 			c.reply("-ERR [SYS/TEMP] Server shutting down, try again later.")
 			c.bw.Flush()
 			return

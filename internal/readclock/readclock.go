@@ -24,7 +24,11 @@
 // out, asks which limit it was for the reply.
 package readclock
 
-import "time"
+import (
+	"errors"
+	"net"
+	"time"
+)
 
 // Limits are the time limits of one connection's reads. A zero or
 // negative duration or rate turns its limit off.
@@ -159,3 +163,40 @@ func (c *Clock) InData() bool { return c.inData }
 
 // LoggedIn lifts the login limit: the client has authenticated.
 func (c *Clock) LoggedIn() { c.loginBy = time.Time{} }
+
+// ErrDraining is what a Conn's reads return once its server has asked
+// the connection to end (Conn.Draining).
+var ErrDraining = errors.New("server shutting down")
+
+// Conn is a connection whose every read waits no longer than Clock
+// allows (set before each read, so a line trickled in byte by byte
+// still meets its one deadline) and whose every write, those of a TLS
+// handshake included, no longer than WriteTimeout. Once Draining reports
+// true, reads fail with ErrDraining: it is checked after the deadline is
+// set, so a server that sets the flag and then a past deadline stops
+// every read, waiting or not. The session's goroutine owns Clock.
+type Conn struct {
+	net.Conn
+	Clock        *Clock
+	WriteTimeout time.Duration
+	Draining     func() bool
+}
+
+func (c *Conn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(c.Clock.Deadline(time.Now())); err != nil {
+		return 0, err
+	}
+	if c.Draining != nil && c.Draining() {
+		return 0, ErrDraining
+	}
+	n, err := c.Conn.Read(b)
+	c.Clock.Read(n)
+	return n, err
+}
+
+func (c *Conn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.WriteTimeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}

@@ -1,6 +1,8 @@
 package readclock
 
 import (
+	"errors"
+	"net"
 	"testing"
 	"time"
 )
@@ -99,5 +101,23 @@ func TestOff(t *testing.T) {
 	c.Read(5)
 	if d := c.Deadline(at(1)); !d.IsZero() {
 		t.Fatalf("no limits in data: %v", d)
+	}
+}
+
+// A Conn whose server is draining refuses to read, whatever is waiting.
+func TestConnDraining(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	draining := false
+	c := &Conn{Conn: a, Clock: New(Limits{Line: time.Minute}, time.Now()), WriteTimeout: time.Minute, Draining: func() bool { return draining }}
+	go b.Write([]byte("x\r\n"))
+	buf := make([]byte, 8)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "x\r\n" {
+		t.Fatalf("read before draining: %q, %v", buf[:n], err)
+	}
+	draining = true
+	if _, err := c.Read(buf); !errors.Is(err, ErrDraining) {
+		t.Fatalf("read while draining: %v, want ErrDraining", err)
 	}
 }

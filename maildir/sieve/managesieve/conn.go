@@ -58,38 +58,17 @@ func newConn(s *Server, nc net.Conn) *conn {
 
 func (c *conn) setConn(nc net.Conn) {
 	c.nc = nc
-	dc := &deadlineConn{Conn: nc, c: c}
+	dc := c.clocked(nc)
 	c.br = bufio.NewReaderSize(dc, maxLine)
 	c.bw = bufio.NewWriterSize(dc, 16<<10)
 }
 
-// deadlineConn bounds each read by the connection's clock and each write
-// by WriteTimeout.
-type deadlineConn struct {
-	net.Conn
-	c *conn
+// clocked wraps nc so that every read meets the connection's clock and
+// every write WriteTimeout, and reads fail once Shutdown has asked the
+// connection to end.
+func (c *conn) clocked(nc net.Conn) net.Conn {
+	return &readclock.Conn{Conn: nc, Clock: c.clock, WriteTimeout: c.srv.opts.WriteTimeout, Draining: c.isDraining}
 }
-
-func (d *deadlineConn) Read(b []byte) (int, error) {
-	if err := d.Conn.SetReadDeadline(d.c.clock.Deadline(time.Now())); err != nil {
-		return 0, err
-	}
-	if d.c.isDraining() {
-		return 0, errDraining
-	}
-	n, err := d.Conn.Read(b)
-	d.c.clock.Read(n)
-	return n, err
-}
-
-func (d *deadlineConn) Write(b []byte) (int, error) {
-	if err := d.Conn.SetWriteDeadline(time.Now().Add(d.c.srv.opts.WriteTimeout)); err != nil {
-		return 0, err
-	}
-	return d.Conn.Write(b)
-}
-
-var errDraining = errors.New("server shutting down")
 
 func (c *conn) isDraining() bool {
 	c.mu.Lock()
@@ -137,7 +116,7 @@ func (c *conn) serve() {
 					return
 				}
 				continue
-			case errors.Is(err, errDraining) || c.isDraining():
+			case errors.Is(err, readclock.ErrDraining) || c.isDraining():
 				c.write("BYE (TRYLATER) \"Server shutting down.\"\r\n")
 			case isTimeout(err):
 				if c.clock.Cause() == readclock.Login {
@@ -495,7 +474,7 @@ func (c *conn) startTLS() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	tc := tls.Server(&deadlineConn{Conn: c.raw, c: c}, c.srv.opts.TLSConfig)
+	tc := tls.Server(c.clocked(c.raw), c.srv.opts.TLSConfig)
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.WriteTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
