@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mailagent/mailagent/internal/connlimit"
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 )
@@ -107,6 +108,8 @@ func (s *server) setupHTTP() error {
 	if err != nil {
 		return err
 	}
+	// Counted against limits.max_connections with every other listener.
+	ln = connlimit.Listener(ln, s.conns)
 	var h http.Handler = http.HandlerFunc(redirectHTTPS)
 	if s.acme != nil {
 		h = s.acme.m.HTTPHandler(h)

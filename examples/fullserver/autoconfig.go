@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailagent/mailagent/internal/connlimit"
 	"golang.org/x/crypto/acme"
 )
 
@@ -443,6 +444,8 @@ func (s *server) setupHTTPS() error {
 	if err != nil {
 		return err
 	}
+	// Counted against limits.max_connections with every other listener.
+	ln = connlimit.Listener(ln, s.conns)
 	h := &autoconfigHandler{settings: s.clientSettings(), isLocal: s.dir.IsLocalDomain, log: s.log}
 	hs := newHTTPServer(h, s.log)
 	hs.TLSConfig = s.httpsTLS()

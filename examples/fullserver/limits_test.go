@@ -2,6 +2,11 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +23,7 @@ func TestMaxConnectionsProcessWide(t *testing.T) {
 	_, addrs := startAll(t, func(c *config.Config) {
 		c.Limits.MaxConnections = 4
 		c.Limits.MaxConnectionsPerIP = 100
+		c.Listen.HTTP = "127.0.0.1:0"
 	})
 	greeting := map[string]string{"mx": "220 ", "submission": "220 ", "imap": "* OK", "pop3": "+OK"}
 	busy := map[string]string{"mx": "421 4.7.0 ", "submission": "421 4.7.0 ", "imap": "* BYE [UNAVAILABLE] ", "pop3": "-ERR [SYS/TEMP] "}
@@ -57,6 +63,19 @@ func TestMaxConnectionsProcessWide(t *testing.T) {
 		if l, err := w.line(); err == nil {
 			t.Fatalf("%s: %q after the busy reply, want the close", name, l)
 		}
+	}
+	// The HTTP listener (ACME challenges, redirects) has no busy reply:
+	// a connection over the limit is closed before a request is read.
+	hc, err := net.DialTimeout("tcp", addrs["http"], 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Close()
+	hc.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(hc, "GET / HTTP/1.0\r\nHost: mail.h.test\r\n\r\n")
+	// (A reset, since the request is left unread, counts as the close.)
+	if b, err := io.ReadAll(hc); len(b) != 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("http, fifth connection of the process: %q, %v; want a close without a reply", b, err)
 	}
 	held["pop3"].conn.Close()
 	// The slot is free once the server has seen the close.
