@@ -159,7 +159,7 @@ func (f *Folder) storeCached(ctx context.Context, msg cacheRec, data []byte) err
 	if e := st.ents[msg.uid]; e != nil && e.key == msg.key {
 		e.cacheOff = uint64(fi.Size())
 		dirty := st.indexDirty
-		err = st.appendLog(false, st.cacheRecord(msg.uid, e.cacheOff))
+		_, err = st.appendLog(false, st.cacheRecord(msg.uid, e.cacheOff))
 		st.indexDirty = st.indexDirty || dirty
 	}
 	return err

@@ -89,7 +89,7 @@ func (f *Folder) storeFlags(ctx context.Context, uids []uint32, op FlagOp, flags
 		// their stamps current; the others are rescanned by the next sync.
 		st.adoptIf(newOK, curOK)
 		ev := []Event{{Kind: EventFlags, UIDs: changed, ModSeq: mod}}
-		return ev, st.appendIndexLog(st.flagRecord(mod, changed))
+		return ev, st.appendFlagLog(mod, st.flagRecord(mod, changed))
 	}
 	// A folder already loaded needs no sync first: a stale file name is
 	// found out by the rename itself. A conditional store syncs, so that

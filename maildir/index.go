@@ -226,6 +226,7 @@ func (f *folderState) parseIndex(data []byte) error {
 	f.keywords = kw
 	f.highestModSeq, f.expungeFloor, f.cacheGen, f.expunged = highest, floor, cacheGen, expunged
 	f.logGen, f.logOff = logGen, 0
+	f.logBoot, f.ceiling = "", 0
 	f.rebuildModOrder()
 	f.indexDirty = false
 	return nil

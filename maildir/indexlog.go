@@ -25,6 +25,7 @@ import (
 //	payload 'F': modseq n (uid info)...            flags changed
 //	payload 'N': modseq n (uid key info flags size vsize mtime savedate emailid)...  added
 //	payload 'C': cachegen uid key offset        a message's record in mailagent.cache
+//	payload 'B': bootid ceiling                 a boot mark (flagdurability.go)
 const indexLogName = "mailagent.index.log"
 
 const indexLogMagic = "MAILAGENT-INDEXLOG 1 "
@@ -86,11 +87,18 @@ func (f *folderState) replayIndexLog() (changed, added []uint32) {
 // applyLogRecord applies one record: 'F' flag changes, 'N' messages
 // added. It returns the UIDs whose flags changed and those added.
 func (f *folderState) applyLogRecord(p []byte) (changed, added []uint32) {
-	if len(p) == 0 || p[0] != 'F' && p[0] != 'N' && p[0] != 'C' {
+	if len(p) == 0 || p[0] != 'F' && p[0] != 'N' && p[0] != 'C' && p[0] != 'B' {
 		return nil, nil // a kind this version does not know
 	}
 	kind := p[0]
 	r := &indexReader{b: p[1:]}
+	if kind == 'B' {
+		boot, c := r.str(), r.uvarint()
+		if r.err == nil && boot != "" {
+			f.logBoot, f.ceiling = boot, c
+		}
+		return nil, nil
+	}
 	if kind == 'C' {
 		gen, uid, key, off := r.str(), r.uvarint(), r.str(), r.uvarint()
 		if r.err != nil || gen == "" {
@@ -191,7 +199,8 @@ func (f *folderState) newRecord(mod uint64, uids []uint32) []byte {
 // is no log of the current generation yet or the log is long. The
 // caller holds the lock and has merged (lockIndex).
 func (f *folderState) appendIndexLog(records ...[]byte) error {
-	return f.appendLog(true, records...)
+	_, err := f.appendLog(true, records...)
+	return err
 }
 
 // cacheRecord is the log record of message uid's cache record at off
@@ -205,40 +214,43 @@ func (f *folderState) cacheRecord(uid uint32, off uint64) []byte {
 	return binary.AppendUvarint(p, off)
 }
 
-func (f *folderState) appendLog(durable bool, records ...[]byte) error {
+// appendLog appends records, with an fsync if durable. appended is
+// false when it wrote the index whole instead (no log of the current
+// generation yet, or a long one), which holds every change durably.
+func (f *folderState) appendLog(durable bool, records ...[]byte) (appended bool, err error) {
 	p := filepath.Join(f.dir, indexLogName)
 	if f.logGen == "" || f.logOff == 0 || f.logOff > f.maxIndexLog() {
-		return f.saveIndexHeld()
+		return false, f.saveIndexHeld()
 	}
 	fh, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return f.saveIndexHeld()
+		return false, f.saveIndexHeld()
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer fh.Close()
 	if st, err := fh.Stat(); err != nil || st.Size() != f.logOff {
 		// Not the log this state read up to (replaced, or cut).
-		return f.saveIndexHeld()
+		return false, f.saveIndexHeld()
 	}
 	var buf []byte
 	for _, r := range records {
 		buf = append(buf, frameRecord(r)...)
 	}
 	if _, err := fh.Write(buf); err != nil {
-		return err
+		return false, err
 	}
 	if durable {
 		if err := fh.Sync(); err != nil {
-			return err
+			return false, err
 		}
 	}
 	f.logOff += int64(len(buf))
-	// Every change is on disk; the index itself is behind until it is
+	// Every change is in the log; the index itself is behind until it is
 	// next written whole.
 	f.indexDirty, f.baseStale = false, true
-	return nil
+	return true, nil
 }
 
 // startIndexLog creates the empty log of a new index generation, after
@@ -250,6 +262,7 @@ func (f *folderState) startIndexLog() error {
 		return err
 	}
 	f.logOff = int64(len(hdr))
+	f.logBoot, f.ceiling = "", 0
 	return nil
 }
 

@@ -218,6 +218,7 @@ func (f *folderState) mergeDiskIndex() (changed, added []uint32) {
 	}
 	f.expungeFloor = max(f.expungeFloor, d.expungeFloor)
 	f.logGen, f.logOff = d.logGen, 0
+	f.logBoot, f.ceiling = "", 0
 	return changed, added
 }
 

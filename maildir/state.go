@@ -238,6 +238,11 @@ type folderState struct {
 	logGen        string // the index generation mailagent.index.log extends
 	logOff        int64  // how much of that log this state has applied
 	lockDepth     int    // lockIndex calls holding the dovecot-uidlist lock
+	// logBoot and ceiling are the log's last boot mark: flag changes up
+	// to modseq ceiling may follow it without an fsync, written during
+	// the boot logBoot (see flagdurability.go).
+	logBoot string
+	ceiling uint64
 	// baseStale: mailagent.index is behind the state in what can be
 	// rebuilt (directory stamps, moves to cur/) or is in the log; it is
 	// brought up to date when the index is next written whole.
@@ -344,6 +349,14 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 		f.reset()
 		fresh = !f.loadIndex()
 		f.loaded = true
+		if !fresh && f.staleBoot() {
+			evs, err := f.raiseAfterReboot(ctx)
+			f.notify(evs)
+			if err != nil {
+				f.loaded = false
+				return nil, err
+			}
+		}
 	}
 	now := time.Now().UnixNano()
 	stNew, okN := statStamp(filepath.Join(f.dir, "new"))

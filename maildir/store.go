@@ -108,6 +108,10 @@ type Store struct {
 	users    map[string]*userState // by Maildir path
 	closed   bool
 	lastUIDV uint32 // the last UIDVALIDITY given to a new folder
+	// bootID identifies the running kernel's boot ("" where unknown):
+	// flag changes are logged without an fsync only under a durable
+	// mark naming it (see flagdurability.go).
+	bootID string
 }
 
 // New returns a Store rooted at base (created if missing).
@@ -144,6 +148,7 @@ func New(base string, opts *Options) (*Store, error) {
 		s.opts.Now = time.Now
 	}
 	s.pid = os.Getpid()
+	s.bootID = currentBootID()
 	s.host = sanitizeHost(s.opts.Hostname)
 	s.names = newNamer(s.pid, s.opts.Hostname)
 	s.users = make(map[string]*userState)
