@@ -170,6 +170,19 @@ var migrations = []migration{
 			return s.hasColumn(ctx, db, "users", "quota")
 		},
 	},
+	{
+		// The backend a proxy sends a user's sessions and deliveries
+		// to (Home): the user's own, else its domain's; empty means
+		// the proxy's consistent-hash choice.
+		version: 6,
+		summary: "add users.host and domains.host, the backend that holds the mailboxes",
+		mysql: []string{"ALTER TABLE users ADD COLUMN host varchar(255) NOT NULL DEFAULT ''",
+			"ALTER TABLE domains ADD COLUMN host varchar(255) NOT NULL DEFAULT ''"},
+		sqlite: []string{"ALTER TABLE users ADD COLUMN host TEXT NOT NULL DEFAULT ''",
+			"ALTER TABLE domains ADD COLUMN host TEXT NOT NULL DEFAULT ''"},
+		postgres: []string{"ALTER TABLE users ADD COLUMN host varchar(255) NOT NULL DEFAULT ''",
+			"ALTER TABLE domains ADD COLUMN host varchar(255) NOT NULL DEFAULT ''"},
+	},
 }
 
 // seedQuotaCopy is step 5's statement: harmless when repeated.
@@ -194,7 +207,7 @@ func (s *SQL) hasColumn(ctx context.Context, db execQueryer, table, column strin
 }
 
 // SchemaVersion is the schema version this package migrates to.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // versionTable records applied migrations. It has a mailagent_ prefix
 // because it may share a database with other applications' tables.

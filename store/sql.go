@@ -301,6 +301,8 @@ const (
 	stmtForwarding
 	stmtTransport
 	stmtStep
+	stmtUserHost
+	stmtDomainHost
 )
 
 // stmtKey names a prepared lookup statement: its kind and the number of
@@ -350,6 +352,10 @@ func (s *SQL) query(k stmtKey) string {
 		return "SELECT source, destination FROM forwardings WHERE " + s.in("source", k.n[0]) + s.first("source", k.n[0])
 	case stmtTransport:
 		return "SELECT domain, transport FROM transport WHERE " + s.in("domain", k.n[0]) + s.first("domain", k.n[0])
+	case stmtUserHost:
+		return "SELECT email, host FROM users WHERE " + s.in("email", k.n[0]) + s.first("email", k.n[0])
+	case stmtDomainHost:
+		return "SELECT domain, host FROM domains WHERE " + s.in("domain", k.n[0]) + s.first("domain", k.n[0])
 	}
 	return s.stepQuery(k.n[0], k.n[1], k.n[2])
 }
