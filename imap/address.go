@@ -6,6 +6,10 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
+// missingDomain is the host of an address written without one, as
+// Dovecot gives it.
+const missingDomain = "MISSING_DOMAIN"
+
 // maxAddresses bounds the addresses one header field yields (a field is
 // already bounded by the header's size; this bounds the reply).
 const maxAddresses = 10000
@@ -221,7 +225,7 @@ func (p *addrParser) mailbox(name string, local, domain []addrToken, first int) 
 	}
 	host := joinWords(domain, "")
 	if host == "" {
-		host = "MISSING_DOMAIN"
+		host = missingDomain
 	}
 	mbox := joinWords(local, "")
 	if mbox == "" {

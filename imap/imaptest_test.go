@@ -29,13 +29,6 @@ var imaptestExceptions = map[string]string{
 	// failing commands).
 	"append-binary":            "BINARY: BODY[1] of a part appended as binary, BINARY[1] of an empty part",
 	"fetch-binary-mime-base64": "BINARY: a base64 part with bad padding decodes to nothing",
-	"sort-addresses":           "SORT: CC/TO address sort key",
-	"sort-display-from":        "SORT=DISPLAY: display-name sort key",
-	"sort-display-to":          "SORT=DISPLAY: display-name sort key",
-	"sort-subject":             "SORT: base subject (RFC 5256 section 2.1)",
-	"thread":                   "THREAD=REFERENCES: threading by References",
-	"thread3":                  "THREAD=REFERENCES: threading by References",
-	"thread4":                  "THREAD=REFERENCES: threading by References",
 }
 
 // imaptestResult is what one script's run reported.

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message/mail"
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
 )
 
@@ -127,13 +126,13 @@ func sortKeysOf(mc *matchContext, keys []imapwire.SortKey) sortKeys {
 			k.nums[i] = mc.m.VSize
 		case "SUBJECT":
 			if header() {
-				k.strs[i] = baseSubject(mc.header.Get("Subject"))
+				k.strs[i], _ = baseSubject(mc.header.Get("Subject"))
 			}
 		case "FROM", "TO", "CC", "DISPLAYFROM", "DISPLAYTO":
 			field := strings.TrimPrefix(key.Key, "DISPLAY")
 			field = field[:1] + strings.ToLower(field[1:])
 			if header() {
-				k.strs[i] = addressKey(mc.header, field, strings.HasPrefix(key.Key, "DISPLAY"))
+				k.strs[i] = addressKey(mc.header.Get(field), strings.HasPrefix(key.Key, "DISPLAY"))
 			}
 		}
 	}
@@ -151,81 +150,146 @@ func (k *sortKeys) compare(o *sortKeys, i int) int {
 	return strings.Compare(k.strs[i], o.strs[i])
 }
 
-// addressKey is the first address of a field as SORT compares it: its
-// local part (RFC 5256 section 3), or for DISPLAY keys its display name
-// or, without one, the address (RFC 5957), case-folded.
-func addressKey(h *mail.Header, field string, display bool) string {
-	list, err := h.AddressList(field)
-	if err != nil || len(list) == 0 {
+// addressKey is the first address of a field as SORT compares it, read
+// as ENVELOPE reads it: its mailbox (local part, RFC 5256 section 3),
+// or for DISPLAY keys its decoded display name or, without one, the
+// addr-spec (RFC 5957 section 3.1). A group's first "address" is its
+// start marker, so a group sorts by its name.
+func addressKey(field string, display bool) string {
+	if field == "" {
+		return ""
+	}
+	list := parseAddressList(unfold(field))
+	if len(list) == 0 {
 		return ""
 	}
 	a := list[0]
-	if display {
-		if a.Name != "" {
-			return foldString(a.Name)
-		}
-		return foldString(a.Address)
+	switch {
+	case a.Host == "": // a group's start
+		return sortFold(a.Mailbox)
+	case !display:
+		return sortFold(a.Mailbox)
+	case a.Name != "":
+		return sortFold(a.Name)
+	case a.Host == missingDomain:
+		return sortFold(a.Mailbox)
 	}
-	local, _, _ := strings.Cut(a.Address, "@")
-	return foldString(local)
+	return sortFold(a.Mailbox + "@" + a.Host)
 }
 
-// baseSubject is RFC 5256 section 2.1's base subject: decoded, folded,
-// white space collapsed, and the reply and forward markers ("Re:",
-// "Fwd:", "[list]" blobs, "(fwd)" trailers, "[Fwd: ...]" wrappers)
-// taken off.
-func baseSubject(raw string) string {
-	s := foldString(strings.Join(strings.Fields(decodeHeaderValue(raw)), " "))
+// sortFold is the key SORT and THREAD compare strings by: case-folded,
+// ASCII letters upper case as the i;ascii-casemap collation maps them
+// (RFC 4790 section 9.2), so that "[" and "_" sort before letters as in
+// other servers.
+func sortFold(s string) string {
+	b := []byte(foldString(s))
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// baseSubject is RFC 5256 section 2.1's base subject, sortFold-ed, and
+// whether the extraction took off a reply or forward marker (a "Re:" or
+// "Fwd:", a "(fwd)" trailer or a "[Fwd: ...]" wrapper), which REFERENCES
+// threading needs (RFC 5256 section 3, step 5).
+func baseSubject(raw string) (base string, replyOrForward bool) {
+	// (1) Decoded, white space runs as one space.
+	s := sortFold(strings.Join(strings.Fields(decodeHeaderValue(raw)), " "))
 	for {
-		prev := s
+		// (2) Trailers: "(fwd)" and white space.
 		for {
-			t := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "(fwd)"))
+			t := strings.TrimRight(s, " ")
+			if u, ok := strings.CutSuffix(t, "(FWD)"); ok {
+				t = u
+				replyOrForward = true
+			}
 			if t == s {
 				break
 			}
 			s = t
 		}
+		// (3) to (5): leaders, then one leading blob if text follows it,
+		// until neither is left.
 		for {
-			t := stripLeader(s)
+			t := s
+			for {
+				n, refwd := subjLeader(t)
+				if n == 0 {
+					break
+				}
+				replyOrForward = replyOrForward || refwd
+				t = t[n:]
+			}
+			if n := subjBlob(t); n > 0 && n < len(t) {
+				t = t[n:]
+			}
 			if t == s {
 				break
 			}
 			s = t
 		}
-		if strings.HasPrefix(s, "[fwd:") && strings.HasSuffix(s, "]") {
-			s = strings.TrimSpace(s[len("[fwd:") : len(s)-1])
-		}
-		if s == prev {
-			return s
-		}
-	}
-}
-
-// stripLeader takes one leading "re:", "fw:", "fwd:" (with an optional
-// [blob] before the colon) or "[blob]" off s, unless the blob is all
-// that is left.
-func stripLeader(s string) string {
-	s = strings.TrimLeft(s, " \t")
-	for _, p := range []string{"re", "fwd", "fw"} {
-		if !strings.HasPrefix(s, p) {
+		// (6) "[Fwd: ...]" taken off, and again from (2).
+		if strings.HasPrefix(s, "[FWD:") && strings.HasSuffix(s, "]") {
+			s = s[len("[FWD:") : len(s)-1]
+			replyOrForward = true
 			continue
 		}
-		rest := strings.TrimLeft(s[len(p):], " \t")
-		if strings.HasPrefix(rest, "[") {
-			if end := strings.IndexByte(rest, ']'); end >= 0 {
-				rest = strings.TrimLeft(rest[end+1:], " \t")
-			}
+		return s, replyOrForward
+	}
+}
+
+// subjLeader is the length of a subj-leader at the start of s (RFC 5256
+// section 5: white space, or blobs then "re", "fw" or "fwd", an
+// optional blob and ":"), 0 for none, and whether it was a subj-refwd.
+func subjLeader(s string) (n int, refwd bool) {
+	if s != "" && s[0] == ' ' {
+		return 1, false
+	}
+	i := 0
+	for {
+		b := subjBlob(s[i:])
+		if b == 0 {
+			break
 		}
-		if strings.HasPrefix(rest, ":") {
-			return strings.TrimLeft(rest[1:], " \t")
+		i += b
+	}
+	word := ""
+	for _, w := range []string{"RE", "FWD", "FW"} {
+		if strings.HasPrefix(s[i:], w) {
+			word = w
+			break
 		}
 	}
-	if strings.HasPrefix(s, "[") {
-		if end := strings.IndexByte(s, ']'); end >= 0 {
-			if rest := strings.TrimLeft(s[end+1:], " \t"); rest != "" {
-				return rest
-			}
-		}
+	if word == "" {
+		return 0, false
 	}
-	return s
+	i += len(word)
+	for i < len(s) && s[i] == ' ' {
+		i++
+	}
+	i += subjBlob(s[i:])
+	if i < len(s) && s[i] == ':' {
+		return i + 1, true
+	}
+	return 0, false
+}
+
+// subjBlob is the length of a subj-blob at the start of s ("[", no
+// brackets, "]", then white space), 0 for none.
+func subjBlob(s string) int {
+	if s == "" || s[0] != '[' {
+		return 0
+	}
+	end := strings.IndexAny(s[1:], "[]")
+	if end < 0 || s[1+end] != ']' {
+		return 0
+	}
+	i := end + 2
+	for i < len(s) && s[i] == ' ' {
+		i++
+	}
+	return i
 }

@@ -15,6 +15,11 @@ type threadNode struct {
 	date     time.Time
 	children []*threadNode
 	parent   *threadNode
+	// subject is the base subject, and reply whether the subject was a
+	// reply's or forward's (RFC 5256 section 2.1), for REFERENCES'
+	// grouping by subject.
+	subject string
+	reply   bool
 }
 
 // cmdThread serves THREAD and UID THREAD (RFC 5256): ORDEREDSUBJECT,
@@ -96,7 +101,7 @@ func orderedSubject(found []*matchContext, uid bool) []*threadNode {
 	for i, mc := range found {
 		nodes[i] = &threadNode{num: threadNum(mc, uid), date: sentDateOf(mc)}
 		if mc.loadHeader() {
-			subjects[i] = baseSubject(mc.header.Get("Subject"))
+			subjects[i], _ = baseSubject(mc.header.Get("Subject"))
 		}
 	}
 	order := sortedByDate(nodes)
@@ -130,12 +135,13 @@ func compareNodes(a, b *threadNode) int {
 }
 
 // references threads messages by Message-ID, References and
-// In-Reply-To (RFC 5256 section 3, REFERENCES, steps 1 to 4 and 6:
-// parents from the references, loops refused, referred-to messages
-// missing here kept as empty nodes only where they join replies;
-// siblings and threads by date). The grouping of threads by subject
-// (step 5) is not done. REFS (RFC 9051's companion, as Dovecot offers
-// it) orders threads by their latest message instead.
+// In-Reply-To (RFC 5256 section 3, REFERENCES): parents from the
+// references, loops refused, a message's own last reference overriding
+// a parent guessed from another's (step 1); referred-to messages
+// missing here kept as empty nodes only where they join replies (step
+// 4); threads of one base subject gathered (step 5); siblings and
+// threads by date (step 6). REFS (as Dovecot offers it) orders threads
+// by their latest message instead.
 func references(found []*matchContext, uid, refs bool) []*threadNode {
 	byID := map[string]*threadNode{}
 	node := func(id string) *threadNode {
@@ -185,6 +191,9 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 			n = node(id)
 		}
 		n.num, n.date = threadNum(mc, uid), sentDateOf(mc)
+		if mc.loadHeader() {
+			n.subject, n.reply = baseSubject(mc.header.Get("Subject"))
+		}
 		all = append(all, n)
 		var prev *threadNode
 		for _, ref := range chain {
@@ -194,14 +203,15 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 			}
 			prev = r
 		}
+		if n.parent != nil {
+			// A parent guessed from another message's references gives
+			// way to the message's own, even when those would make a
+			// loop and so link nothing (step 1C).
+			p := n.parent
+			p.children = slices.DeleteFunc(p.children, func(c *threadNode) bool { return c == n })
+			n.parent = nil
+		}
 		if prev != nil && prev != n {
-			if n.parent != nil && !ancestor(n, prev) {
-				// The message's own references override a parent guessed
-				// from another's.
-				p := n.parent
-				p.children = slices.DeleteFunc(p.children, func(c *threadNode) bool { return c == n })
-				n.parent = nil
-			}
 			link(prev, n)
 		}
 	}
@@ -217,6 +227,10 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 	for _, r := range roots {
 		sortChildren(r)
 	}
+	roots = gatherBySubject(roots)
+	for _, r := range roots {
+		sortChildren(r)
+	}
 	key := func(n *threadNode) time.Time { return firstDate(n) }
 	if refs {
 		key = lastDate
@@ -228,6 +242,61 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 		return cmp.Compare(firstNum(a), firstNum(b))
 	})
 	return roots
+}
+
+// gatherBySubject is REFERENCES' step 5 (RFC 5256 section 3): threads
+// whose tops have one base subject are joined, under the original
+// message where one is not a reply or forward, else under an empty
+// node.
+func gatherBySubject(roots []*threadNode) []*threadNode {
+	subject := func(n *threadNode) string {
+		if n.num == 0 && len(n.children) > 0 {
+			return n.children[0].subject
+		}
+		return n.subject
+	}
+	table := map[string]*threadNode{}
+	for _, n := range roots {
+		subj := subject(n)
+		if subj == "" {
+			continue
+		}
+		t := table[subj]
+		if t == nil || t.num != 0 && (n.num == 0 || t.reply && !n.reply) {
+			table[subj] = n
+		}
+	}
+	out := make([]*threadNode, 0, len(roots))
+	for _, n := range roots {
+		subj := subject(n)
+		t := table[subj]
+		if subj == "" || t == n {
+			out = append(out, n)
+			continue
+		}
+		adopt := func(parent, child *threadNode) {
+			child.parent = parent
+			parent.children = append(parent.children, child)
+		}
+		switch {
+		case t.num == 0 && n.num == 0:
+			for _, c := range n.children {
+				adopt(t, c)
+			}
+		case t.num == 0, n.reply && !t.reply:
+			adopt(t, n)
+		default:
+			// Neither is the original: both under a new empty node,
+			// which takes the table's place (and t's among the roots).
+			d := &threadNode{subject: subj}
+			*d, *t = *t, threadNode{children: []*threadNode{d, n}, subject: subj}
+			for _, c := range d.children {
+				c.parent = d
+			}
+			d.parent, n.parent = t, t
+		}
+	}
+	return out
 }
 
 // prune drops empty nodes: one without replies goes, one with replies
