@@ -100,6 +100,13 @@
 //   - RFC 3516, BINARY; RFC 5530, response codes; RFC 7888, LITERAL+.
 //   - RFC 3502, MULTIAPPEND: the messages of one APPEND are stored all
 //     or none.
+//   - RFC 4469, CATENATE, with RFC 5092 IMAP URLs and RFC 5550's
+//     URL-PARTIAL: a message built of TEXT literals and URLs naming a
+//     message, a section or a range of one in the user's own mailboxes
+//     (relative, or absolute naming the user and Options.Hostname or
+//     the address the client reached); any other URL, URLAUTH among
+//     them, is NO [BADURL] and nothing is stored. The parts count
+//     together against APPENDLIMIT, each before it is read.
 //   - RFC 5256, SORT (base subjects as its section 2.1 says, DATE from
 //     the Date field or INTERNALDATE); RFC 5957, SORT=DISPLAY; RFC
 //     5267, ESORT. Keys read each matching message's header. THREAD

@@ -463,19 +463,27 @@ func (c *conn) cmdAppend(cmd *imapwire.Command) (okStatus, error) {
 		}
 	}
 	for m := a.Message; m != nil; {
-		if m.Catenate {
-			undo()
-			return okStatus{}, c.endAppend(&imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "CATENATE not supported"})
-		}
 		var flags []string
 		for _, fl := range m.Flags {
 			if fl != `\Recent` {
 				flags = append(flags, string(fl))
 			}
 		}
-		uid, err := f.Append(s.ctx, m.Body, flags, m.Date)
+		body := m.Body
+		var cat *catenation
+		if m.Catenate {
+			cat = &catenation{c: c}
+			body = cat
+		}
+		uid, err := f.Append(s.ctx, body, flags, m.Date)
+		if cat != nil {
+			cat.closePart()
+		}
 		if err != nil {
 			undo()
+			if cat != nil && cat.wireErr != nil {
+				return okStatus{}, c.appendRest(cat.wireErr)
+			}
 			return okStatus{}, c.endAppend(mapError(err))
 		}
 		uids = append(uids, uid)

@@ -85,6 +85,11 @@ type Options struct {
 	// AppendLimit is the largest message APPEND accepts, advertised as
 	// APPENDLIMIT; default 50 MiB.
 	AppendLimit uint32
+	// Hostname is the name clients reach the server by. An absolute
+	// IMAP URL in CATENATE (RFC 4469) is served when it names this host
+	// (or the address the client connected to) and the logged-in user;
+	// relative URLs ("/INBOX/;UID=5") need no name.
+	Hostname string
 	// KeepOpen is how long a user's Maildir stays open after their last
 	// session ends, so that a client reconnecting (most open and close
 	// connections all day) finds the folder indexes in memory rather

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
 	"github.com/mailagent/mailagent/internal/mimetree"
+	"github.com/mailagent/mailagent/maildir"
 )
 
 // structure returns the MIME structure of message uid (open as fh and
@@ -17,13 +18,18 @@ import (
 // bounded depth and parts) and cached, so that BODYSTRUCTURE and
 // BODY[section] of a hostile message cost its parse once.
 func (s *session) structure(uid uint32, fh *os.File, src io.ReadSeeker) (*mimetree.Part, error) {
+	return s.structureIn(s.sel.folder, uid, fh, src)
+}
+
+// structureIn is structure for a message of folder f, selected or not.
+func (s *session) structureIn(f *maildir.Folder, uid uint32, fh *os.File, src io.ReadSeeker) (*mimetree.Part, error) {
 	parse := func() (*mimetree.Part, error) {
 		if _, err := src.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
 		return mimetree.Parse(src)
 	}
-	data, err := s.sel.folder.Cached(s.ctx, uid, fh, func() ([]byte, error) {
+	data, err := f.Cached(s.ctx, uid, fh, func() ([]byte, error) {
 		p, err := parse()
 		if err != nil {
 			return nil, err
@@ -164,21 +170,9 @@ func readRange(src io.ReadSeeker, from, to int64) ([]byte, error) {
 // when the section does not exist. The header of a part is sent as
 // stored; HEADER.FIELDS (.NOT) filter it.
 func bodySection(src io.ReadSeeker, root *mimetree.Part, bs *imap.FetchItemBodySection) ([]byte, error) {
-	p := findPart(root, bs.Part)
-	if p == nil {
+	from, to, ok := sectionRange(root, bs)
+	if !ok {
 		return nil, nil
-	}
-	if len(bs.Part) > 0 && (bs.Specifier == imap.PartSpecifierHeader || bs.Specifier == imap.PartSpecifierText) && p.IsMessage() {
-		p = p.Children[0]
-	}
-	var from, to int64
-	switch {
-	case bs.Specifier == imap.PartSpecifierText || bs.Specifier == imap.PartSpecifierNone && len(bs.Part) > 0:
-		from, to = p.BodyStart, p.End
-	case bs.Specifier == imap.PartSpecifierNone:
-		from, to = 0, p.End
-	default: // HEADER, MIME, HEADER.FIELDS
-		from, to = p.HeaderStart, p.BodyStart
 	}
 	b, err := readRange(src, from, to)
 	if err != nil {
@@ -188,6 +182,26 @@ func bodySection(src io.ReadSeeker, root *mimetree.Part, bs *imap.FetchItemBodyS
 		b = filterHeader(b, bs.HeaderFields, bs.HeaderFieldsNot)
 	}
 	return partialOf(b, bs.Partial), nil
+}
+
+// sectionRange returns where BODY[section] lies in the message, before
+// HEADER.FIELDS filters it; ok is false when the section does not exist.
+func sectionRange(root *mimetree.Part, bs *imap.FetchItemBodySection) (from, to int64, ok bool) {
+	p := findPart(root, bs.Part)
+	if p == nil {
+		return 0, 0, false
+	}
+	if len(bs.Part) > 0 && (bs.Specifier == imap.PartSpecifierHeader || bs.Specifier == imap.PartSpecifierText) && p.IsMessage() {
+		p = p.Children[0]
+	}
+	switch {
+	case bs.Specifier == imap.PartSpecifierText || bs.Specifier == imap.PartSpecifierNone && len(bs.Part) > 0:
+		return p.BodyStart, p.End, true
+	case bs.Specifier == imap.PartSpecifierNone:
+		return 0, p.End, true
+	default: // HEADER, MIME, HEADER.FIELDS
+		return p.HeaderStart, p.BodyStart, true
+	}
 }
 
 // filterHeader keeps the fields named in keep (all if empty) that are

@@ -39,6 +39,7 @@ func (s *server) setupAccess(ctx context.Context, authn *auth.Authenticator) err
 			MinDataRate:       cfg.Limits.MinDataRate,
 			DataRateGrace:     cfg.Limits.DataRateGrace.Duration,
 			AppendLimit:       uint32(min(cfg.Limits.MaxMessageBytes, 1<<32-1)),
+			Hostname:          cfg.Hostname,
 			Moved:             moved,
 			Logger:            s.log,
 		})

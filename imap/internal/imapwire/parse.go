@@ -459,6 +459,7 @@ func (r *Reader) appendMessage(multi bool) *AppendMessage {
 			r.sp()
 			r.expect('(', "CATENATE's parts")
 			m.Catenate = true
+			r.catSize, r.catParts = 0, 0
 			first := true
 			r.pending = func() any { return r.catenatePart(&first, multi) }
 			return m
@@ -504,7 +505,7 @@ func (r *Reader) afterMessage(multi bool) any {
 
 // catenatePart reads one part of CATENATE, or its end (nil).
 func (r *Reader) catenatePart(first *bool, multi bool) any {
-	if r.maybe(')') {
+	if !*first && r.maybe(')') {
 		r.pending = func() any { return r.afterMessage(multi) }
 		return nil
 	}
@@ -512,6 +513,10 @@ func (r *Reader) catenatePart(first *bool, multi bool) any {
 		r.sp()
 	}
 	*first = false
+	r.catParts++
+	if r.catParts > r.Limits.MaxCatenateParts {
+		r.fail(imap.ResponseCodeLimit, "Too many CATENATE parts")
+	}
 	p := &CatenatePart{}
 	switch r.upperAtom("a CATENATE part") {
 	case "URL":
@@ -521,12 +526,23 @@ func (r *Reader) catenatePart(first *bool, multi bool) any {
 	case "TEXT":
 		r.sp()
 		p.Binary = r.maybe('~')
-		p.Size = r.literalHeader(litMessage)
+		p.Size = r.literalHeader(litPart)
 		r.body = &io.LimitedReader{R: r.br, N: p.Size}
 		p.Body = literalData{r, r.body}
 		return p
 	}
 	r.syntax("Unknown CATENATE part")
+	return nil
+}
+
+// CountURLPart counts size bytes of a CATENATE URL part against the
+// message's limit, before they are read: over it, it returns the NO
+// [TOOBIG] to answer (the command's rest is then read as usual).
+func (r *Reader) CountURLPart(size int64) error {
+	if size > r.Limits.AppendLimit-r.catSize {
+		return &Error{Tag: r.tag, Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Message too large"}
+	}
+	r.catSize += size
 	return nil
 }
 

@@ -21,8 +21,12 @@ type Limits struct {
 	// MaxLiterals bounds a command's literals in total, APPEND's
 	// messages aside (default 64 KiB).
 	MaxLiterals int64
-	// AppendLimit bounds one APPEND (or REPLACE) message (default 50 MiB).
+	// AppendLimit bounds one APPEND (or REPLACE) message (default 50 MiB);
+	// a CATENATE message's parts count against it together.
 	AppendLimit int64
+	// MaxCatenateParts bounds the parts of one CATENATE message (RFC
+	// 4469; default 256).
+	MaxCatenateParts int
 	// MaxSearchDepth bounds the nesting of SEARCH keys: NOT, OR and
 	// parentheses (default 64).
 	MaxSearchDepth int
@@ -53,6 +57,9 @@ func (l *Limits) setDefaults() {
 	def(&l.AppendLimit, 50<<20)
 	if l.MaxSearchDepth <= 0 {
 		l.MaxSearchDepth = 64
+	}
+	if l.MaxCatenateParts <= 0 {
+		l.MaxCatenateParts = 256
 	}
 	if l.MaxSetRanges <= 0 {
 		l.MaxSetRanges = 10000
@@ -105,10 +112,14 @@ type Reader struct {
 	save  bool  // the command is a SEARCH with RETURN (SAVE)
 	depth int   // SEARCH nesting
 
-	body    *io.LimitedReader // the APPEND message or CATENATE part being read
-	inLit   bool              // reading a literal's data
-	pending func() any        // what next reads: the next message or part
-	last    any               // what next read
+	body *io.LimitedReader // the APPEND message or CATENATE part being read
+	// catSize and catParts count the CATENATE message being read: its
+	// bytes so far (TEXT literals and URL parts) and its parts.
+	catSize  int64
+	catParts int
+	inLit    bool       // reading a literal's data
+	pending  func() any // what next reads: the next message or part
+	last     any        // what next read
 }
 
 // NewReader returns a Reader of br. cont is Continue.
@@ -345,7 +356,8 @@ type literalKind int
 
 const (
 	litString  literalKind = iota // a string argument
-	litMessage                    // APPEND's or REPLACE's message, or a CATENATE TEXT part
+	litMessage                    // APPEND's or REPLACE's message
+	litPart                       // a CATENATE TEXT part: the message's size so far counts
 )
 
 // literalHeader reads "{n}" or "{n+}" and the line's end, after an
@@ -387,8 +399,11 @@ func (r *Reader) literalHeader(kind literalKind) int64 {
 	}
 	limit, text := r.Limits.MaxLiteral, "Literal too large"
 	total := r.lits + size
-	if kind == litMessage {
+	switch kind {
+	case litMessage:
 		limit, text, total = r.Limits.AppendLimit, "Message too large", 0
+	case litPart:
+		limit, text, total = r.Limits.AppendLimit-r.catSize, "Message too large", 0
 	}
 	over := size > limit || total > r.Limits.MaxLiterals
 	if nonSync {
@@ -399,8 +414,11 @@ func (r *Reader) literalHeader(kind literalKind) int64 {
 		r.ended = true
 		panic(&Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: text})
 	}
-	if kind != litMessage {
+	switch kind {
+	case litString:
 		r.lits += size
+	case litPart:
+		r.catSize += size
 	}
 	if !nonSync && r.Continue != nil {
 		if err := r.Continue(); err != nil {
