@@ -186,3 +186,29 @@ func (c *conn) urlNamesSelf(u *imapwire.URL, user string) bool {
 	h := strings.TrimSuffix(strings.TrimPrefix(u.Host, "["), "]")
 	return strings.EqualFold(h, c.srv.opts.Hostname) && c.srv.opts.Hostname != "" || h == host
 }
+
+// storeMessage stores one message of APPEND or REPLACE in f: its
+// literal, or its CATENATE parts. With err, wireErr is set when the
+// command's rest cannot be read as usual (the parser's error).
+func (c *conn) storeMessage(f *maildir.Folder, m *imapwire.AppendMessage) (uid uint32, wireErr, err error) {
+	var flags []string
+	for _, fl := range m.Flags {
+		if fl != `\Recent` {
+			flags = append(flags, string(fl))
+		}
+	}
+	body := m.Body
+	var cat *catenation
+	if m.Catenate {
+		cat = &catenation{c: c}
+		body = cat
+	}
+	uid, err = f.Append(c.sess.ctx, body, flags, m.Date)
+	if cat != nil {
+		cat.closePart()
+		if err != nil {
+			wireErr = cat.wireErr
+		}
+	}
+	return uid, wireErr, err
+}

@@ -73,6 +73,7 @@ func init() {
 		"STORE":        {states: inSelected, fn: (*conn).cmdStore, noExpunge: true},
 		"COPY":         {states: inSelected, fn: (*conn).cmdCopy},
 		"MOVE":         {states: inSelected, fn: (*conn).cmdMove},
+		"REPLACE":      {states: inSelected, fn: (*conn).cmdReplace},
 	}
 }
 
@@ -93,6 +94,16 @@ func (c *conn) answer(cmd *imapwire.Command) {
 			text = "No mailbox selected"
 		case h.states == stateNotAuth:
 			text = "Already logged in"
+		}
+		if _, ok := cmd.Args.(*imapwire.Append); ok {
+			// Its messages are read (and dropped) first: what follows
+			// them is the next command.
+			if err := c.endAppend(nil); err != nil {
+				if !errors.Is(err, errSilent) {
+					c.writeError(cmd, err)
+				}
+				return
+			}
 		}
 		c.w.Status(cmd.Tag, imap.StatusResponseTypeBad, "", text)
 		return
@@ -159,7 +170,7 @@ func (c *conn) capabilities() string {
 	}
 	caps = append(caps, "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN",
 		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES", "WITHIN", "SAVEDATE",
-		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "MULTIAPPEND", "CATENATE", "URL-PARTIAL", "OBJECTID", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
+		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "MULTIAPPEND", "CATENATE", "URL-PARTIAL", "REPLACE", "OBJECTID", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
 		fmt.Sprintf("APPENDLIMIT=%d", c.srv.opts.AppendLimit))
 	return strings.Join(caps, " ")
 }

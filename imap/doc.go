@@ -107,6 +107,10 @@
 //     the address the client reached); any other URL, URLAUTH among
 //     them, is NO [BADURL] and nothing is stored. The parts count
 //     together against APPENDLIMIT, each before it is read.
+//   - RFC 8508, REPLACE and UID REPLACE: the new message is stored
+//     before the old one is expunged, and taken back if that fails;
+//     APPENDUID comes untagged, then EXISTS and EXPUNGE (VANISHED under
+//     QRESYNC).
 //   - RFC 5256, SORT (base subjects as its section 2.1 says, DATE from
 //     the Date field or INTERNALDATE); RFC 5957, SORT=DISPLAY; RFC
 //     5267, ESORT. Keys read each matching message's header. THREAD

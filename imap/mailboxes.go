@@ -463,26 +463,11 @@ func (c *conn) cmdAppend(cmd *imapwire.Command) (okStatus, error) {
 		}
 	}
 	for m := a.Message; m != nil; {
-		var flags []string
-		for _, fl := range m.Flags {
-			if fl != `\Recent` {
-				flags = append(flags, string(fl))
-			}
-		}
-		body := m.Body
-		var cat *catenation
-		if m.Catenate {
-			cat = &catenation{c: c}
-			body = cat
-		}
-		uid, err := f.Append(s.ctx, body, flags, m.Date)
-		if cat != nil {
-			cat.closePart()
-		}
+		uid, wireErr, err := c.storeMessage(f, m)
 		if err != nil {
 			undo()
-			if cat != nil && cat.wireErr != nil {
-				return okStatus{}, c.appendRest(cat.wireErr)
+			if wireErr != nil {
+				return okStatus{}, c.appendRest(wireErr)
 			}
 			return okStatus{}, c.endAppend(mapError(err))
 		}
