@@ -45,7 +45,7 @@ func binarySection(r io.ReadSeeker, root *mimetree.Part, part []int, partial *im
 	var dec io.Reader
 	switch cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))); cte {
 	case "base64":
-		dec = base64.NewDecoder(base64.StdEncoding, bytes.NewReader(body))
+		body = decodeBase64Lenient(body)
 	case "quoted-printable":
 		dec = quotedprintable.NewReader(bytes.NewReader(body))
 	case "", "7bit", "8bit", "binary":
@@ -61,6 +61,29 @@ func binarySection(r io.ReadSeeker, root *mimetree.Part, part []int, partial *im
 		body = append(head, body...)
 	}
 	return partialOf(body, partial), nil
+}
+
+// decodeBase64Lenient decodes a base64 body as RFC 2045 section 6.8
+// asks of decoders: characters outside the base64 alphabet (white space
+// anywhere in a line, not only line breaks) are ignored, and the data
+// ends at the first "="; a last group cut short yields the whole bytes
+// it holds.
+func decodeBase64Lenient(body []byte) []byte {
+	clean := make([]byte, 0, len(body))
+	for _, c := range body {
+		if c == '=' {
+			break
+		}
+		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' {
+			clean = append(clean, c)
+		}
+	}
+	if len(clean)%4 == 1 {
+		clean = clean[:len(clean)-1] // six bits make no byte
+	}
+	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
+	n, _ := base64.RawStdEncoding.Decode(out, clean)
+	return out[:n]
 }
 
 func partialOf(b []byte, p *imap.SectionPartial) []byte {

@@ -199,9 +199,18 @@ func (c *conn) storeMessage(f *maildir.Folder, m *imapwire.AppendMessage) (uid u
 	}
 	body := m.Body
 	var cat *catenation
-	if m.Catenate {
+	switch {
+	case m.Catenate:
 		cat = &catenation{c: c}
 		body = cat
+	case m.Binary:
+		// Binary parts are stored as base64 (base64BinaryParts says
+		// why); the literal is bounded by the APPEND limit.
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		body = bytes.NewReader(base64BinaryParts(b))
 	}
 	uid, err = f.Append(c.sess.ctx, body, flags, m.Date)
 	if cat != nil {

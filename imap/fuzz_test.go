@@ -191,3 +191,29 @@ func (p panicCatcher) Handle(_ context.Context, r slog.Record) error {
 }
 func (p panicCatcher) WithAttrs([]slog.Attr) slog.Handler { return p }
 func (p panicCatcher) WithGroup(string) slog.Handler      { return p }
+
+// FuzzBase64BinaryParts: the rewrite of a literal8 APPEND's binary parts
+// never panics, changes nothing in a message that names no binary part,
+// leaves nothing to change when run on its own output, and gives a
+// single binary part's bytes back through the BINARY decoder.
+func FuzzBase64BinaryParts(f *testing.F) {
+	f.Add([]byte("Content-Transfer-Encoding: binary\r\n\r\n\x00-\xe4\n\r\n\n"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=b\n\npre\n--b\nContent-Transfer-Encoding: BINARY\n\n\x00\n--b\r\n\r\ntext\n--b--\nepi"))
+	f.Add([]byte("Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/alternative; boundary=\"x\"\r\n\r\n--x\r\nContent-Transfer-Encoding: binary\r\n\r\n\xff\x00\r\n--x--\r\n"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		out := base64BinaryParts(msg)
+		if !bytes.Contains(bytes.ToLower(msg), []byte("binary")) && !bytes.Equal(out, msg) {
+			t.Fatalf("changed a message without binary parts: %q", out)
+		}
+		if again := base64BinaryParts(out); !bytes.Equal(again, out) {
+			t.Fatalf("second pass changed %q into %q", out, again)
+		}
+		const head = "Content-Transfer-Encoding: binary\r\n\r\n"
+		if body, ok := bytes.CutPrefix(msg, []byte(head)); ok {
+			enc, ok := bytes.CutPrefix(out, []byte("Content-Transfer-Encoding: base64\r\n\r\n"))
+			if !ok || !bytes.Equal(decodeBase64Lenient(enc), body) {
+				t.Fatalf("%q became %q", msg, out)
+			}
+		}
+	})
+}

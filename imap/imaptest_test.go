@@ -25,10 +25,6 @@ var imaptestExceptions = map[string]string{
 	// Base protocol.
 	"atoms":          "a name that is not modified UTF-7 is BAD [CLIENTBUG] (imaptest expects NO, and OK for LIST)",
 	"fetch-envelope": "a source route (obs-route) is dropped: adl is NIL, not \"@route\"",
-	// Extensions still being built (docs/IMAP-CONFORMANCE.md has the
-	// failing commands).
-	"append-binary":            "BINARY: BODY[1] of a part appended as binary, BINARY[1] of an empty part",
-	"fetch-binary-mime-base64": "BINARY: a base64 part with bad padding decodes to nothing",
 }
 
 // imaptestResult is what one script's run reported.
