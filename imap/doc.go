@@ -123,6 +123,15 @@
 //   - RFC 9208, QUOTA: one root, "", with maildirsize's limits (which
 //     the directory sets at login) and usage; STATUS DELETED-STORAGE;
 //     SETQUOTA is the administrator's (NO [NOPERM]).
+//   - RFC 8970, PREVIEW, and Dovecot's older SNIPPET=FUZZY and
+//     PREVIEW=FUZZY spellings (FETCH SNIPPET (FUZZY), PREVIEW (FUZZY),
+//     answered "(FUZZY text)"): up to 256 characters of the first
+//     text/plain or text/html part that is not an attachment (text/plain
+//     among alternatives), transfer encoding and charset decoded, HTML
+//     markup and quoted lines left out, white space collapsed, from at
+//     most 32 KiB of the part. A preview is made once and kept in the
+//     folder's cache with the MIME structure; PREVIEW (LAZY) answers
+//     NIL for one not made yet.
 //   - RFC 2595 and RFC 8314, STARTTLS and implicit TLS. RFC 4978's
 //     COMPRESS DEFLATE is served but not yet advertised (see
 //     compress.go).

@@ -36,6 +36,9 @@ type fetchItems struct {
 	// saveDate is SAVEDATE (RFC 8514): when the message entered the
 	// folder, from maildir's index; NIL when the index does not know.
 	saveDate bool
+	// preview is PREVIEW (RFC 8970), or SNIPPET and PREVIEW (FUZZY),
+	// Dovecot's older spellings (preview.go).
+	preview previewItem
 }
 
 // errNotSupported answers FETCH items of extensions not offered.
@@ -46,9 +49,6 @@ var errNotSupported = &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.R
 // that need its content.
 func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 	a := cmd.Args.(*imapwire.Fetch)
-	if a.Preview {
-		return okStatus{}, errNotSupported
-	}
 	if a.Vanished {
 		if !c.qresync {
 			return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "ENABLE QRESYNC first"}
@@ -62,7 +62,8 @@ func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 	}
 	items := &fetchItems{opts: a.Options, rfc822: a.RFC822, rfc822Header: a.RFC822Header, rfc822Text: a.RFC822Text,
 		emailID: a.EmailID, threadID: a.ThreadID, saveDate: a.SaveDate,
-		changedSince: a.Options.ChangedSince, hasChangedSince: a.HasChangedSince}
+		changedSince: a.Options.ChangedSince, hasChangedSince: a.HasChangedSince,
+		preview: previewItemOf(a)}
 	if cmd.UID {
 		items.opts.UID = true
 	}
@@ -184,13 +185,14 @@ func (s *session) fetchRefs(w *imapwire.Writer, refs []ref, items *fetchItems) e
 	}
 	options := &items.opts
 	content := needsContent(items)
+	open := content || items.preview.want
 	for _, r := range refs {
 		m := msgs(r.uid)
 		if m == nil {
 			continue // expunged by another process; its EXPUNGE follows
 		}
 		var mc *msgContent
-		if content {
+		if open {
 			// Opened and its BINARY parts decoded before the response
 			// begins: an error is then the command's answer.
 			if mc, err = s.openContent(r.uid, items); err != nil {
@@ -246,15 +248,22 @@ func (s *session) fetchRefs(w *imapwire.Writer, refs []ref, items *fetchItems) e
 				w.DateTime(time.Unix(0, m.SaveDate))
 			}
 		}
+		if items.preview.want {
+			item("")
+			items.preview.write(w, mc)
+		}
 		if content {
 			if sep {
 				w.SP()
 			}
 			err := s.fetchContent(w, r.uid, mc, items)
-			mc.release()
 			if err != nil {
+				mc.release()
 				return err
 			}
+		}
+		if open {
+			mc.release()
 		}
 		w.Atom(")")
 		w.End()
@@ -271,6 +280,9 @@ type msgContent struct {
 	tree     *mimetree.Part // MIME structure, when an item needs it
 	binary   [][]byte
 	binSizes []int
+	preview  string // PREVIEW's text, when hasPreview
+	// hasPreview is false for a lazy PREVIEW not yet made.
+	hasPreview bool
 }
 
 // needsStructure reports items served from the message's MIME structure.
@@ -301,6 +313,12 @@ func (s *session) openContent(uid uint32, items *fetchItems) (*msgContent, error
 				s.srv.log.Error("imap: reading message structure", "session", s.nc.id, "user", s.user.Address, "uid", uid, "err", err)
 				return nil, err
 			}
+		}
+	}
+	if err == nil && items.preview.want {
+		if mc.preview, mc.hasPreview, err = s.messagePreview(uid, f, mc.src, items.preview.lazy); err != nil {
+			mc.release()
+			return nil, err
 		}
 	}
 	if mc.tree == nil && needsStructure(items) {

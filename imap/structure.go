@@ -23,26 +23,20 @@ func (s *session) structure(uid uint32, fh *os.File, src io.ReadSeeker) (*mimetr
 
 // structureIn is structure for a message of folder f, selected or not.
 func (s *session) structureIn(f *maildir.Folder, uid uint32, fh *os.File, src io.ReadSeeker) (*mimetree.Part, error) {
-	parse := func() (*mimetree.Part, error) {
-		if _, err := src.Seek(0, io.SeekStart); err != nil {
-			return nil, err
+	var tree *mimetree.Part
+	_, err := f.CachedUpdate(s.ctx, uid, fh, func(cached []byte) ([]byte, bool, error) {
+		if cm, ok := decodeCachedMessage(cached); ok {
+			tree = cm.tree
+			return cached, false, nil // with its preview, if it has one
 		}
-		return mimetree.Parse(src)
-	}
-	data, err := f.Cached(s.ctx, uid, fh, func() ([]byte, error) {
-		p, err := parse()
+		p, err := parseStructure(src)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return p.Marshal(), nil
+		tree = p
+		return p.Marshal(), true, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if p, err := mimetree.Unmarshal(data); err == nil {
-		return p, nil
-	}
-	return parse() // cached by an older version
+	return tree, err
 }
 
 // bodyStructure converts a parsed structure to go-imap's. A multipart

@@ -54,6 +54,21 @@ type cacheRec struct {
 // when compute read it; a message that was expunged meanwhile gets its
 // data computed and not stored. compute's error is returned as is.
 func (f *Folder) Cached(ctx context.Context, uid uint32, fh *os.File, compute func() ([]byte, error)) ([]byte, error) {
+	return f.CachedUpdate(ctx, uid, fh, func(cached []byte) ([]byte, bool, error) {
+		if cached != nil {
+			return cached, false, nil
+		}
+		data, err := compute()
+		return data, true, err
+	})
+}
+
+// CachedUpdate is Cached for data that grows: update gets the cached
+// data of message uid (nil when there is none) and returns the data to
+// use and whether to store it in place of the cached record, so that a
+// record can be extended (a text preview added to a MIME structure)
+// or only looked up. update's error is returned as is.
+func (f *Folder) CachedUpdate(ctx context.Context, uid uint32, fh *os.File, update func(cached []byte) ([]byte, bool, error)) ([]byte, error) {
 	if err := f.m.check(); err != nil {
 		return nil, err
 	}
@@ -72,13 +87,14 @@ func (f *Folder) Cached(ctx context.Context, uid uint32, fh *os.File, compute fu
 		off = e.cacheOff
 	}
 	st.mu.Unlock()
+	var cached []byte
 	if e != nil && off > 0 && gen != "" {
 		if data, ok := readCacheRecord(filepath.Join(st.dir, cacheName), gen, off, want); ok {
-			return data, nil
+			cached = data
 		}
 	}
-	data, err := compute()
-	if err != nil || e == nil || len(data) > maxCacheRecord {
+	data, store, err := update(cached)
+	if err != nil || !store || e == nil || len(data) > maxCacheRecord {
 		return data, err
 	}
 	if err := f.storeCached(ctx, want, data); err != nil {

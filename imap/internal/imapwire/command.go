@@ -130,8 +130,11 @@ type Fetch struct {
 	SaveDate                         bool // RFC 8514
 	EmailID, ThreadID                bool // RFC 8474
 	Preview, PreviewLazy             bool // RFC 8970
-	Vanished                         bool // CHANGEDSINCE's VANISHED (RFC 7162)
-	HasChangedSince                  bool
+	// PreviewFuzzy: Dovecot's older form, PREVIEW (FUZZY), answered
+	// as PREVIEW (FUZZY "..."); Snippet: SNIPPET, answered likewise.
+	PreviewFuzzy, Snippet bool
+	Vanished              bool // CHANGEDSINCE's VANISHED (RFC 7162)
+	HasChangedSince       bool
 }
 
 // Store is STORE's arguments.

@@ -708,17 +708,26 @@ func (r *Reader) fetchItem(f *Fetch, name string) {
 		f.EmailID = true
 	case "THREADID":
 		f.ThreadID = true
-	case "PREVIEW":
+	case "PREVIEW", "SNIPPET":
+		// RFC 8970's PREVIEW, and Dovecot's older SNIPPET and PREVIEW
+		// with the FUZZY algorithm.
 		f.Preview = true
+		f.Snippet = f.Snippet || name == "SNIPPET"
 		if r.peek() == ' ' {
-			// PREVIEW's modifiers, "(LAZY)", only when a list follows.
+			// Modifiers, "(LAZY)", only when a list follows.
 			if b, err := r.br.Peek(2); err == nil && b[1] == '(' {
 				r.take()
 				r.list(func() {
-					if r.upperAtom("a PREVIEW modifier") != "LAZY" {
+					switch r.upperAtom("a PREVIEW modifier") {
+					case "LAZY":
+						f.PreviewLazy = true
+					case "LAZY=FUZZY":
+						f.PreviewLazy, f.PreviewFuzzy = true, true
+					case "FUZZY":
+						f.PreviewFuzzy = true
+					default:
 						r.syntax("Unknown PREVIEW modifier")
 					}
-					f.PreviewLazy = true
 				})
 			}
 		}
