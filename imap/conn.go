@@ -45,11 +45,10 @@ const (
 // conn is one client connection: the protocol engine's loop of reading
 // a command, answering it and the mailbox's news.
 type conn struct {
-	srv  *Server
-	raw  net.Conn // the socket
-	nc   net.Conn // raw, or TLS over it
-	free func()   // gives the connection's place back to the limits
-	id   string   // the session's ID in logs
+	srv *Server
+	raw net.Conn // the socket
+	nc  net.Conn // raw, or TLS over it
+	id  string   // the session's ID in logs
 
 	br *bufio.Reader
 	r  *imapwire.Reader
@@ -80,10 +79,10 @@ type conn struct {
 	closed   bool
 }
 
-func newConn(s *Server, nc net.Conn, free func()) *conn {
+func newConn(s *Server, nc net.Conn) *conn {
 	var id [6]byte
 	rand.Read(id[:])
-	c := &conn{srv: s, raw: nc, nc: nc, free: free, id: hex.EncodeToString(id[:]), state: stateNotAuth,
+	c := &conn{srv: s, raw: nc, nc: nc, id: hex.EncodeToString(id[:]), state: stateNotAuth,
 		clock: readclock.New(s.readLimits(), time.Now())}
 	c.dw.c = c
 	return c
@@ -304,9 +303,9 @@ func (c *conn) endWait() bool {
 	return c.stopping
 }
 
-// shutdown asks the connection to say BYE once its current command is
+// Drain asks the connection to say BYE once its current command is
 // answered, at once if it is waiting for the client.
-func (c *conn) shutdown() {
+func (c *conn) Drain() {
 	c.mu.Lock()
 	c.stopping = true
 	waiting := c.waiting
@@ -334,7 +333,7 @@ func (c *conn) close() {
 		c.bw = nil
 	}
 	c.nc.Close()
-	c.srv.release(c)
+	c.srv.track.Done(c)
 }
 
 // Close closes the connection from another goroutine (Server.Close).

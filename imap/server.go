@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/internal/connlimit"
+	"github.com/mailagent/mailagent/internal/conntrack"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/store"
 )
@@ -110,17 +111,11 @@ type Options struct {
 type Server struct {
 	opts      Options
 	log       *slog.Logger
+	track     *conntrack.Tracker[*conn]
 	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	serving   sync.WaitGroup // connection goroutines, added under mu while not closed
-	limits    connlimit.Counter
-	refusals  connlimit.Refusals // the busy replies in progress
 	perUser   map[string]*loggedIn
 	mailboxes map[mailboxKey]*mailbox
 	kept      map[string]*keptMaildir
-	closed    bool
-	drained   chan struct{} // closed when the last connection ends after Shutdown
 
 	writeBufs sync.Pool // of *bufio.Writer, held by a connection only while it answers
 	deflaters sync.Pool // of *flate.Writer, for COMPRESS=DEFLATE, likewise
@@ -164,20 +159,18 @@ func NewServer(opts Options) (*Server, error) {
 	s := &Server{
 		opts:      opts,
 		log:       opts.Logger,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*conn]struct{}{},
-		limits:    opts.ConnLimiter,
 		perUser:   map[string]*loggedIn{},
 		mailboxes: map[mailboxKey]*mailbox{},
 		kept:      map[string]*keptMaildir{},
-		drained:   make(chan struct{}),
-	}
-	if s.limits == nil {
-		s.limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	limits := opts.ConnLimiter
+	if limits == nil {
+		limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
+	}
+	s.track = conntrack.New[*conn](limits, s.log, ErrServerClosed)
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.writeBufs.New = func() any { return bufio.NewWriterSize(nil, writeBufSize) }
 	s.deflaters.New = func() any {
@@ -198,42 +191,14 @@ func setDefault[T comparable](v *T, def T) {
 // Serve accepts connections on l until Close or Shutdown, and then
 // returns ErrServerClosed.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrServerClosed
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	var err error
-	for {
-		var nc net.Conn
-		nc, err = l.Accept()
+	return s.track.Serve(l, func(nc net.Conn) {
+		c, err := s.track.Admit(nc, func() *conn { return newConn(s, nc) })
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// A transient failure to accept: back off as net/http
-				// does rather than spin.
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			break
+			s.refuse(nc, err)
+			return
 		}
-		if c, ok := s.admit(nc); ok {
-			go func() {
-				defer s.serving.Done()
-				c.serve()
-			}()
-		}
-	}
-	s.mu.Lock()
-	delete(s.listeners, l)
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return ErrServerClosed
-	}
-	return err
+		go c.serve()
+	})
 }
 
 // ListenAndServe listens on Options.Network and Options.Addr and serves.
@@ -258,29 +223,21 @@ func (s *Server) ListenAndServe() error {
 // Close closes the listeners and every connection at once, and returns
 // once their sessions have ended.
 func (s *Server) Close() error {
+	// The tracker is closed first, so that keep, which asks it under
+	// s.mu, holds no Maildir open past the swap below.
+	err := s.track.Close()
 	s.mu.Lock()
-	s.closed = true
-	var err error
-	for l := range s.listeners {
-		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
-			err = cerr
-		}
-	}
-	conns := s.snapshotLocked()
 	kept := s.kept
 	s.kept = map[string]*keptMaildir{}
 	s.mu.Unlock()
 	s.stop()
-	for _, c := range conns {
-		c.Close()
-	}
 	for _, k := range kept {
 		k.timer.Stop()
 		k.md.Close()
 	}
 	// The sessions end at once (their sockets are closed, their
 	// context cancelled); once Close returns none touches a Maildir.
-	s.serving.Wait()
+	s.track.Wait()
 	return err
 }
 
@@ -296,7 +253,7 @@ type keptMaildir struct {
 func (s *Server) keep(md *maildir.Maildir) {
 	path := md.Path()
 	s.mu.Lock()
-	if s.opts.KeepOpen < 0 || s.closed {
+	if s.opts.KeepOpen < 0 || s.track.Closed() {
 		s.mu.Unlock()
 		md.Close()
 		return
@@ -324,97 +281,28 @@ func (s *Server) keep(md *maildir.Maildir) {
 // current response is written, and waits for the connections to end or
 // ctx to be done; then it closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
+	err := s.track.Shutdown(ctx)
+	if cerr := s.Close(); err == nil {
+		err = cerr
 	}
-	conns := s.snapshotLocked()
-	if len(s.conns) == 0 {
-		s.closeDrainedLocked()
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.shutdown()
-	}
-	select {
-	case <-s.drained:
-		s.Close()
-		return nil
-	case <-ctx.Done():
-		s.Close()
-		return ctx.Err()
-	}
+	return err
 }
 
-func (s *Server) closeDrainedLocked() {
-	select {
-	case <-s.drained:
-	default:
-		close(s.drained)
-	}
-}
-
-func (s *Server) snapshotLocked() []*conn {
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
-}
-
-// admit counts a new connection against the limits, or refuses it with a
-// BYE.
-func (s *Server) admit(nc net.Conn) (*conn, bool) {
-	s.mu.Lock()
-	reason := ""
-	var free func()
-	if s.closed {
+// refuse says why a connection is not served, for Admit's err, and
+// closes it, in the background.
+func (s *Server) refuse(nc net.Conn, err error) {
+	reason := "Too many connections"
+	switch {
+	case errors.Is(err, conntrack.ErrClosing):
 		reason = "Server shutting down"
-	} else {
-		var err error
-		free, err = s.limits.Acquire(nc.RemoteAddr())
-		switch {
-		case errors.Is(err, connlimit.ErrPerClient):
-			reason = "Too many connections from your address"
-		case err != nil:
-			reason = "Too many connections"
-		}
+	case errors.Is(err, connlimit.ErrPerClient):
+		reason = "Too many connections from your address"
 	}
-	if reason != "" {
-		s.mu.Unlock()
-		s.log.Info("imap: connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
-		s.refuse(nc, reason)
-		return nil, false
-	}
-	c := newConn(s, nc, free)
-	s.conns[c] = struct{}{}
-	s.serving.Add(1)
-	s.mu.Unlock()
-	return c, true
-}
-
-// refuse says why a connection is not served and closes it, in the
-// background.
-func (s *Server) refuse(nc net.Conn, reason string) {
 	var tc *tls.Config
 	if s.opts.ImplicitTLS {
 		tc = s.opts.TLSConfig
 	}
-	s.refusals.Refuse(nc, tc, "* BYE [UNAVAILABLE] "+reason+"\r\n")
-}
-
-func (s *Server) release(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.conns[c]; !ok {
-		return
-	}
-	delete(s.conns, c)
-	c.free()
-	if s.closed && len(s.conns) == 0 {
-		s.closeDrainedLocked()
-	}
+	s.track.Refuse(nc, tc, "* BYE [UNAVAILABLE] "+reason+"\r\n")
 }
 
 // addUser counts a session logged in as u, refusing it past

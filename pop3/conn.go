@@ -34,7 +34,6 @@ type conn struct {
 	srv    *Server
 	raw    net.Conn // the accepted connection
 	nc     net.Conn // raw behind deadlines, or TLS over that
-	free   func()   // gives the connection-limit slots back
 	remote net.Addr
 	log    *slog.Logger
 	br     *bufio.Reader
@@ -57,9 +56,9 @@ type conn struct {
 	quit      bool // the session ends after this reply
 }
 
-func newConn(s *Server, nc net.Conn, free func()) *conn {
+func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{srv: s, raw: nc, free: free, remote: nc.RemoteAddr(), ctx: ctx, cancel: cancel}
+	c := &conn{srv: s, raw: nc, remote: nc.RemoteAddr(), ctx: ctx, cancel: cancel}
 	c.clock = readclock.New(readclock.Limits{Line: s.opts.IdleTimeout, Login: s.opts.LoginTimeout}, time.Now())
 	c.log = s.log.With("remote", c.remote.String())
 	c.nc = c.clocked(nc)
@@ -84,8 +83,8 @@ func (c *conn) isDraining() bool {
 	return c.draining
 }
 
-// drain asks the session to end once its current command is answered.
-func (c *conn) drain() {
+// Drain asks the session to end once its current command is answered.
+func (c *conn) Drain() {
 	c.mu.Lock()
 	c.draining = true
 	c.mu.Unlock()
@@ -105,9 +104,16 @@ func (c *conn) close() {
 	c.raw.Close()
 }
 
+// Close ends the connection at once, from another goroutine (Close and
+// Shutdown).
+func (c *conn) Close() error {
+	c.close()
+	return nil
+}
+
 // serve runs the session to its end.
 func (c *conn) serve(implicitTLS bool) {
-	defer c.srv.release(c)
+	defer c.srv.track.Done(c)
 	defer c.close()
 	defer c.endSession()
 	defer func() {

@@ -10,11 +10,11 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/internal/connlimit"
+	"github.com/mailagent/mailagent/internal/conntrack"
 	"github.com/mailagent/mailagent/maildir"
 )
 
@@ -121,15 +121,10 @@ type Server struct {
 	log  *slog.Logger
 	uidl uidlFormat
 
-	mu         sync.Mutex
-	listeners  map[net.Listener]struct{}
-	conns      map[*conn]struct{}
-	limits     connlimit.Counter
-	refusals   connlimit.Refusals   // the busy replies in progress
-	lastLogin  map[string]time.Time // LOGIN-DELAY bookkeeping
-	closed     bool
-	drained    chan struct{} // closed when Shutdown's last connection ends
-	shutdownCh chan struct{} // closed by Shutdown and Close
+	track *conntrack.Tracker[*conn]
+
+	mu        sync.Mutex
+	lastLogin map[string]time.Time // LOGIN-DELAY bookkeeping
 }
 
 // maxLoginDelayEntries bounds the LOGIN-DELAY memory; older entries are
@@ -170,21 +165,19 @@ func NewServer(opts Options) (*Server, error) {
 		opts.Now = time.Now
 	}
 	s := &Server{
-		opts:       opts,
-		log:        opts.Logger,
-		uidl:       uf,
-		listeners:  map[net.Listener]struct{}{},
-		conns:      map[*conn]struct{}{},
-		limits:     opts.ConnLimiter,
-		lastLogin:  map[string]time.Time{},
-		shutdownCh: make(chan struct{}),
-	}
-	if s.limits == nil {
-		s.limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
+		opts:      opts,
+		log:       opts.Logger,
+		uidl:      uf,
+		lastLogin: map[string]time.Time{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	limits := opts.ConnLimiter
+	if limits == nil {
+		limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
+	}
+	s.track = conntrack.New[*conn](limits, s.log, ErrServerClosed)
 	return s, nil
 }
 
@@ -213,53 +206,22 @@ func (s *Server) ServeTLS(l net.Listener) error {
 }
 
 func (s *Server) serve(l net.Listener, implicitTLS bool) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return ErrServerClosed
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
-	var backoff time.Duration
-	for {
-		nc, err := l.Accept()
+	return s.track.Serve(l, func(nc net.Conn) {
+		c, err := s.track.Admit(nc, func() *conn { return newConn(s, nc) })
 		if err != nil {
-			if s.isClosed() {
-				return ErrServerClosed
+			reason := "Too many connections, try again later."
+			if errors.Is(err, conntrack.ErrClosing) {
+				reason = "Server shutting down, try again later."
 			}
-			if isTemporaryAccept(err) {
-				// Out of file descriptors and the like: wait, as
-				// net/http does, rather than spin or give up.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept", "err", err, "retry_in", backoff)
-				t := time.NewTimer(backoff)
-				select {
-				case <-t.C:
-				case <-s.shutdownCh:
-					t.Stop()
-				}
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		c, refusal := s.admit(nc)
-		if c == nil {
 			var tc *tls.Config
 			if implicitTLS {
 				tc = s.opts.TLSConfig
 			}
-			s.refusals.Refuse(nc, tc, "-ERR [SYS/TEMP] "+refusal+"\r\n")
-			continue
+			s.track.Refuse(nc, tc, "-ERR [SYS/TEMP] "+reason+"\r\n")
+			return
 		}
 		go c.serve(implicitTLS)
-	}
+	})
 }
 
 // ListenAndServe listens on Options.Network and Options.Addr and serves.
@@ -281,130 +243,16 @@ func (s *Server) ListenAndServe() error {
 	return s.Serve(l)
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
-// markClosedLocked stops accepting and closes the listeners.
-func (s *Server) markClosedLocked() error {
-	if !s.closed {
-		s.closed = true
-		close(s.shutdownCh)
-	}
-	var err error
-	for l := range s.listeners {
-		if e := l.Close(); e != nil && err == nil && !errors.Is(e, net.ErrClosed) {
-			err = e
-		}
-	}
-	return err
-}
-
 // Close closes the listeners and every connection at once. Sessions in
 // progress end without entering the UPDATE state: nothing is deleted.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	err := s.markClosedLocked()
-	conns := s.snapshotLocked()
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.close()
-	}
-	return err
-}
+func (s *Server) Close() error { return s.track.Close() }
 
 // Shutdown stops accepting connections, tells each session waiting for
 // a command "-ERR [SYS/TEMP]" and disconnects it (without deleting
 // anything), lets a command in progress finish first, and returns once
 // every connection has ended. When ctx ends first it closes the rest
 // and returns ctx.Err().
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	err := s.markClosedLocked()
-	if s.drained == nil {
-		s.drained = make(chan struct{})
-		if len(s.conns) == 0 {
-			close(s.drained)
-		}
-	}
-	drained := s.drained
-	conns := s.snapshotLocked()
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.drain()
-	}
-	select {
-	case <-drained:
-		return err
-	case <-ctx.Done():
-		s.Close()
-		return ctx.Err()
-	}
-}
-
-func (s *Server) snapshotLocked() []*conn {
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
-}
-
-// admit registers nc, or refuses it with the reason to give the client
-// when the server is closing or a connection limit is reached.
-func (s *Server) admit(nc net.Conn) (*conn, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, "Server shutting down, try again later."
-	}
-	// The slot is taken under s.mu, like the conns entry, so that the
-	// two always agree and Shutdown sees every admitted connection.
-	free, err := s.limits.Acquire(nc.RemoteAddr())
-	if err != nil {
-		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(), "err", err)
-		return nil, "Too many connections, try again later."
-	}
-	c := newConn(s, nc, free)
-	s.conns[c] = struct{}{}
-	return c, ""
-}
-
-// isTemporaryAccept reports an Accept error that passes: the process or
-// system is out of descriptors or memory, or a client gave up before
-// its connection was accepted.
-func isTemporaryAccept(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
-// release forgets an ended connection and frees its limit slots.
-func (s *Server) release(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.conns[c]; !ok {
-		return
-	}
-	delete(s.conns, c)
-	c.free()
-	if s.drained != nil && len(s.conns) == 0 {
-		select {
-		case <-s.drained:
-		default:
-			close(s.drained)
-		}
-	}
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.track.Shutdown(ctx) }
 
 // loginAllowed enforces LOGIN-DELAY: it reports whether address may log
 // in now, and records the login when it may.

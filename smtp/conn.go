@@ -50,7 +50,6 @@ const (
 type conn struct {
 	net.Conn // the socket
 	srv      *Server
-	free     func() // gives the connection-limit slots back
 
 	offerTLS bool // STARTTLS is offered (TLS configured, not implicit)
 
@@ -86,7 +85,7 @@ type conn struct {
 	checked    bool         // connect checks have run
 }
 
-func newConn(nc net.Conn, s *Server, free func()) *conn {
+func newConn(nc net.Conn, s *Server) *conn {
 	o := &s.opts
 	pm := o.PostmasterDomain
 	if pm == "" {
@@ -95,7 +94,6 @@ func newConn(nc net.Conn, s *Server, free func()) *conn {
 	c := &conn{
 		Conn:     nc,
 		srv:      s,
-		free:     free,
 		offerTLS: o.TLSConfig != nil && !o.ImplicitTLS,
 		buf:      make([]byte, max(2*o.MaxLineLength, 8<<10)),
 		sc:       newScanner(o.MaxLineLength, "postmaster@"+pm),
@@ -372,7 +370,7 @@ func (c *conn) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	err := c.Conn.Close()
-	c.srv.release(c)
+	c.srv.track.Done(c)
 	return err
 }
 
@@ -447,9 +445,9 @@ func (c *conn) endTxn() {
 	c.mu.Unlock()
 }
 
-// drain is Shutdown's request: an idle connection is told 421 and
+// Drain is Shutdown's request: an idle connection is told 421 and
 // closed at once, a busy one after its transaction.
-func (c *conn) drain() {
+func (c *conn) Drain() {
 	c.mu.Lock()
 	c.draining = true
 	idle := !c.busy && !c.closed
@@ -485,7 +483,7 @@ func (l *listener) Accept() (net.Conn, error) {
 			if l.srv.opts.ImplicitTLS {
 				tc = l.srv.opts.TLSConfig
 			}
-			l.srv.refusals.Refuse(nc, tc, refusal)
+			l.srv.track.Refuse(nc, tc, refusal)
 			continue
 		}
 		if c.tls != nil {

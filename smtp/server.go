@@ -9,12 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/internal/connlimit"
+	"github.com/mailagent/mailagent/internal/conntrack"
 	"github.com/mailagent/mailagent/internal/unixsock"
 	"github.com/mailagent/mailagent/store"
 )
@@ -191,13 +191,7 @@ type Server struct {
 	// sendAs indexes Options.SendAs.
 	sendAs *grants
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	limits    connlimit.Counter
-	refusals  connlimit.Refusals // the busy replies in progress
-	closed    bool
-	drained   chan struct{} // closed when Shutdown's last connection ends
+	track *conntrack.Tracker[*conn]
 }
 
 // NewServer returns a Server for opts.
@@ -237,19 +231,18 @@ func NewServer(opts Options) (*Server, error) {
 		opts.Now = time.Now
 	}
 	s := &Server{
-		opts:      opts,
-		log:       opts.Logger,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*conn]struct{}{},
-		limits:    opts.ConnLimiter,
-		sendAs:    sendAs,
-	}
-	if s.limits == nil {
-		s.limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
+		opts:   opts,
+		log:    opts.Logger,
+		sendAs: sendAs,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	limits := opts.ConnLimiter
+	if limits == nil {
+		limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
+	}
+	s.track = conntrack.New[*conn](limits, s.log, ErrServerClosed)
 	gs := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
 	gs.Domain = opts.Hostname
 	gs.LMTP = opts.Role == LMTP
@@ -280,19 +273,15 @@ func setDefault[T comparable](v *T, def T) {
 // Serve accepts connections on l until Close or Shutdown, then returns
 // ErrServerClosed.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrServerClosed
+	// go-smtp runs the accept loop; the tracker admits what it accepts
+	// (listener) and owns Close and Shutdown.
+	untrack, err := s.track.Track(l)
+	if err != nil {
+		return err
 	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	err := s.gs.Serve(&listener{Listener: l, srv: s})
-	s.mu.Lock()
-	delete(s.listeners, l)
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	err = s.gs.Serve(&listener{Listener: l, srv: s})
+	untrack()
+	if s.track.Closed() {
 		return ErrServerClosed
 	}
 	return err
@@ -332,64 +321,13 @@ func (s *Server) ListenAndServe() error {
 
 // Close closes the listeners and every connection at once; transactions
 // in flight are aborted (their clients got no 250, nothing is stored).
-func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	err := s.closeListenersLocked()
-	conns := s.snapshotLocked()
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-	return err
-}
+func (s *Server) Close() error { return s.track.Close() }
 
 // Shutdown stops accepting connections, tells idle clients 421 and
 // disconnects them, lets each transaction in flight finish (its reply
 // is the connection's last) and returns once every connection has
 // ended. When ctx ends first it closes the rest and returns ctx.Err().
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	err := s.closeListenersLocked()
-	if s.drained == nil {
-		s.drained = make(chan struct{})
-		if len(s.conns) == 0 {
-			close(s.drained)
-		}
-	}
-	drained := s.drained
-	conns := s.snapshotLocked()
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.drain()
-	}
-	select {
-	case <-drained:
-		return err
-	case <-ctx.Done():
-		s.Close()
-		return ctx.Err()
-	}
-}
-
-func (s *Server) closeListenersLocked() error {
-	var err error
-	for l := range s.listeners {
-		if e := l.Close(); e != nil && err == nil && !errors.Is(e, net.ErrClosed) {
-			err = e
-		}
-	}
-	return err
-}
-
-func (s *Server) snapshotLocked() []*conn {
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
-	return out
-}
+func (s *Server) Shutdown(ctx context.Context) error { return s.track.Shutdown(ctx) }
 
 // Replies to a connection refused before its greeting.
 const (
@@ -439,39 +377,11 @@ func (s *Server) admit(nc net.Conn) (*conn, string) {
 			"remote", nc.RemoteAddr().String())
 		return nil, replyNotAllowed
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, replyTooManyConns
-	}
-	// The slot is taken under s.mu, like the conns entry, so that the
-	// two always agree and Shutdown sees every admitted connection.
-	free, err := s.limits.Acquire(nc.RemoteAddr())
+	c, err := s.track.Admit(nc, func() *conn { return newConn(nc, s) })
 	if err != nil {
-		s.log.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(), "err", err)
 		return nil, replyTooManyConns
 	}
-	c := newConn(nc, s, free)
-	s.conns[c] = struct{}{}
 	return c, ""
-}
-
-// release forgets a closed connection and frees its limit slots.
-func (s *Server) release(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.conns[c]; !ok {
-		return
-	}
-	delete(s.conns, c)
-	c.free()
-	if s.drained != nil && len(s.conns) == 0 {
-		select {
-		case <-s.drained:
-		default:
-			close(s.drained)
-		}
-	}
 }
 
 // logAdapter sends go-smtp's internal error log to slog.

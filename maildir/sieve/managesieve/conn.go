@@ -76,12 +76,17 @@ func (c *conn) isDraining() bool {
 	return c.draining
 }
 
-func (c *conn) drain() {
+// Drain asks the session to end once its current command is answered.
+func (c *conn) Drain() {
 	c.mu.Lock()
 	c.draining = true
 	c.mu.Unlock()
 	c.raw.SetReadDeadline(time.Now())
 }
+
+// Close ends the connection at once, from another goroutine (Close and
+// Shutdown).
+func (c *conn) Close() error { return c.raw.Close() }
 
 // errQuit ends the session after the reply already written.
 var errQuit = errors.New("quit")

@@ -20,11 +20,11 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/emersion/go-sasl"
+	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/internal/connlimit"
+	"github.com/mailagent/mailagent/internal/conntrack"
 	"github.com/mailagent/mailagent/maildir/sieve"
 	"github.com/mailagent/mailagent/store"
 )
@@ -32,15 +32,11 @@ import (
 // ErrServerClosed is returned by Serve after Close or Shutdown.
 var ErrServerClosed = errors.New("managesieve: server closed")
 
-// Authenticator checks logins; *auth.Authenticator satisfies it. An error
-// wrapping auth.ErrThrottled ends the connection after its reply.
-type Authenticator interface {
-	// Mechanisms lists the SASL mechanisms to advertise.
-	Mechanisms() []string
-	// NewSASLServer starts an AUTHENTICATE exchange; done is called with
-	// the user once the credentials check out.
-	NewSASLServer(ctx context.Context, mech string, remote net.Addr, done func(*store.User) error) (sasl.Server, error)
-}
+// Authenticator checks logins: auth.Checker, the interface of every
+// server's logins, which *auth.Authenticator satisfies. ManageSieve uses
+// its SASL side (AUTHENTICATE); an error wrapping auth.ErrThrottled ends
+// the connection after its reply.
+type Authenticator = auth.Checker
 
 // Options configure a Server. Zero values give the defaults noted.
 type Options struct {
@@ -86,17 +82,9 @@ type Options struct {
 
 // Server is a ManageSieve server.
 type Server struct {
-	opts   Options
-	log    *slog.Logger
-	limits connlimit.Counter
-
-	refusals connlimit.Refusals
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	closed    bool
-	wg        sync.WaitGroup
+	opts  Options
+	log   *slog.Logger
+	track *conntrack.Tracker[*conn]
 }
 
 // NewServer returns a Server for opts.
@@ -146,14 +134,15 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.Implementation == "" {
 		opts.Implementation = "mailagent"
 	}
-	s := &Server{opts: opts, log: opts.Logger, limits: opts.ConnLimiter,
-		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+	s := &Server{opts: opts, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.limits == nil {
-		s.limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
+	limits := opts.ConnLimiter
+	if limits == nil {
+		limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
 	}
+	s.track = conntrack.New[*conn](limits, s.log, ErrServerClosed)
 	return s, nil
 }
 
@@ -175,104 +164,34 @@ func (s *Server) ListenAndServe() error {
 
 // Serve accepts connections on l until Close or Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		l.Close()
-		return ErrServerClosed
-	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-		l.Close()
-	}()
-	var backoff time.Duration
-	for {
-		nc, err := l.Accept()
+	defer l.Close()
+	return s.track.Serve(l, func(nc net.Conn) {
+		c, err := s.track.Admit(nc, func() *conn { return newConn(s, nc) })
 		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
+			s.track.Refuse(nc, nil, "BYE (TRYLATER) \"Too many connections.\"\r\n")
+			return
 		}
-		backoff = 0
-		release, err := s.limits.Acquire(nc.RemoteAddr())
-		if err != nil {
-			s.refusals.Refuse(nc, nil, "BYE (TRYLATER) \"Too many connections.\"\r\n")
-			continue
-		}
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			release()
-			nc.Close()
-			return ErrServerClosed
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
 		go func() {
-			defer s.wg.Done()
-			defer release()
+			defer s.track.Done(c)
 			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
 		}()
-	}
+	})
 }
 
-var errTemporary = errors.New("temporary")
-
-// Close closes the listeners and every connection at once.
+// Close closes the listeners and every connection at once, and returns
+// once their sessions have ended.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.raw.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	return nil
+	err := s.track.Close()
+	s.track.Wait()
+	return err
 }
 
 // Shutdown closes the listeners, lets each connection finish the command
 // it is in, and waits for them until ctx ends; then it closes the rest.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	for l := range s.listeners {
-		l.Close()
-	}
-	for c := range s.conns {
-		c.drain()
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.Close()
-		return ctx.Err()
-	}
+	err := s.track.Shutdown(ctx)
+	s.track.Wait()
+	return err
 }
 
 // capabilities is the capability listing, before the OK (RFC 5804
