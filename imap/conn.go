@@ -67,6 +67,7 @@ type conn struct {
 	utf8Accept bool // ENABLE UTF8=ACCEPT itself
 	condstore  bool // CONDSTORE enabled (RFC 7162 section 3.1): FETCH responses carry MODSEQ
 	qresync    bool // QRESYNC enabled (RFC 7162 section 3.2): VANISHED for EXPUNGE
+	uidOnly    bool // UIDONLY enabled (RFC 9586): no sequence numbers either way (uidonly.go)
 	failures   int32
 	badCmds    int
 	bye        string // said after the current command's reply, then the connection closes

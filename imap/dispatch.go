@@ -108,6 +108,17 @@ func (c *conn) answer(cmd *imapwire.Command) {
 		c.w.Status(cmd.Tag, imap.StatusResponseTypeBad, "", text)
 		return
 	}
+	if c.uidOnly {
+		if err := uidRequired(cmd); err != nil {
+			if _, ok := cmd.Args.(*imapwire.Append); ok {
+				err = c.endAppend(err)
+			}
+			if !errors.Is(err, errSilent) {
+				c.writeError(cmd, err)
+			}
+			return
+		}
+	}
 	status, err := h.fn(c, cmd)
 	// A continuation request (a later literal of APPEND) flushed and
 	// gave back the response buffer.
@@ -170,7 +181,7 @@ func (c *conn) capabilities() string {
 	}
 	caps = append(caps, "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN",
 		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES", "WITHIN", "SAVEDATE",
-		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "MULTIAPPEND", "CATENATE", "URL-PARTIAL", "REPLACE", "OBJECTID", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
+		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "MULTIAPPEND", "CATENATE", "URL-PARTIAL", "REPLACE", "UIDONLY", "OBJECTID", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
 		"PREVIEW", "PREVIEW=FUZZY", "SNIPPET=FUZZY",
 		fmt.Sprintf("APPENDLIMIT=%d", c.srv.opts.AppendLimit))
 	return strings.Join(caps, " ")
@@ -257,6 +268,11 @@ func (c *conn) cmdEnable(cmd *imapwire.Command) (okStatus, error) {
 				c.qresync = true
 				c.enableCondStore()
 				on = append(on, "QRESYNC")
+			}
+		case "UIDONLY":
+			if !c.uidOnly {
+				c.uidOnly = true
+				on = append(on, "UIDONLY")
 			}
 		case "UTF8=ACCEPT":
 			if !c.utf8Accept {

@@ -111,6 +111,11 @@
 //     before the old one is expunged, and taken back if that fails;
 //     APPENDUID comes untagged, then EXISTS and EXPUNGE (VANISHED under
 //     QRESYNC).
+//   - RFC 9586, UIDONLY: after ENABLE UIDONLY, FETCH, STORE, SEARCH,
+//     SORT, THREAD, COPY, MOVE and REPLACE without UID, search keys of
+//     sequence numbers and QRESYNC's known sequence numbers are BAD
+//     [UIDREQUIRED]; FETCH responses are UIDFETCH (the UID item only
+//     when asked for), expunges VANISHED, and SELECT sends no UNSEEN.
 //   - RFC 5256, SORT (base subjects as its section 2.1 says, DATE from
 //     the Date field or INTERNALDATE); RFC 5957, SORT=DISPLAY; RFC
 //     5267, ESORT. Keys read each matching message's header. THREAD

@@ -74,6 +74,11 @@ func (c *conn) cmdFetch(cmd *imapwire.Command) (okStatus, error) {
 	// (RFC 7162 section 3.1).
 	items.opts.ModSeq = c.condstore
 	items.opts.UID = items.opts.UID || c.condstore
+	if c.uidOnly {
+		// RFC 9586 section 3.3: UIDFETCH names the UID; the item only
+		// when asked for.
+		items.opts.UID = a.UIDItem
+	}
 	return okStatus{}, c.sess.fetch(c.w, a.Set, items)
 }
 
@@ -202,9 +207,7 @@ func (s *session) fetchRefs(w *imapwire.Writer, refs []ref, items *fetchItems) e
 		if options.Flags {
 			s.sel.announceKeywords(w, m.Flags)
 		}
-		w.Untagged()
-		w.Number(r.seq)
-		w.Atom(" FETCH (")
+		s.nc.fetchStart(w, r.seq, r.uid)
 		sep := false
 		item := func(name string) {
 			if sep {

@@ -123,7 +123,7 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	}
 	if !c.rev2 {
 		sel.writeRecent(w)
-		if unseen != 0 {
+		if unseen != 0 && !c.uidOnly {
 			w.Status("", imap.StatusResponseTypeOK, "UNSEEN "+itoa(unseen), "First unseen")
 		}
 	}
@@ -273,8 +273,9 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 				}
 			}
 		}
-		if s.nc.qresync && len(gone) > 0 {
-			// RFC 7162 section 3.2.10: VANISHED in place of EXPUNGE.
+		if (s.nc.qresync || s.nc.uidOnly) && len(gone) > 0 {
+			// RFC 7162 section 3.2.10 and RFC 9586 section 3.4: VANISHED
+			// in place of EXPUNGE.
 			var uids imap.UIDSet
 			for _, i := range gone {
 				uids.AddNum(imap.UID(view[i]))
@@ -322,11 +323,13 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 		}
 		m.Recent = sel.isRecent(uid)
 		sel.announceKeywords(w, m.Flags)
-		w.Untagged()
-		w.Number(uint32(i + 1))
-		w.Atom(" FETCH (UID ")
-		w.Number(uid)
-		w.Atom(" FLAGS ")
+		s.nc.fetchStart(w, uint32(i+1), uid)
+		if !s.nc.uidOnly {
+			w.Atom("UID ")
+			w.Number(uid)
+			w.SP()
+		}
+		w.Atom("FLAGS ")
 		w.Flags(imapFlags(&m, s.nc.rev2))
 		if condstore {
 			w.Atom(" MODSEQ (")
@@ -643,7 +646,7 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 		if a.Flags.Silent {
 			return okStatus{}, nil
 		}
-		return okStatus{}, s.fetchRefs(c.w, refs, &fetchItems{opts: imap.FetchOptions{Flags: true, UID: cmd.UID, ModSeq: c.condstore}})
+		return okStatus{}, s.fetchRefs(c.w, refs, &fetchItems{opts: imap.FetchOptions{Flags: true, UID: cmd.UID && !c.uidOnly, ModSeq: c.condstore}})
 	}
 	msgs, failed, err := s.storeFlags(refUIDs(refs), op, fl, a.UnchangedSince, a.HasUnchangedSince)
 	if err != nil {
@@ -664,10 +667,8 @@ func (c *conn) cmdStore(cmd *imapwire.Command) (okStatus, error) {
 		if !a.Flags.Silent {
 			sel.announceKeywords(w, m.Flags)
 		}
-		w.Untagged()
-		w.Number(r.seq)
-		w.Atom(" FETCH (")
-		if cmd.UID {
+		c.fetchStart(w, r.seq, r.uid)
+		if cmd.UID && !c.uidOnly {
 			w.Atom("UID ")
 			w.Number(r.uid)
 			w.SP()

@@ -134,6 +134,7 @@ type Fetch struct {
 	// as PREVIEW (FUZZY "..."); Snippet: SNIPPET, answered likewise.
 	PreviewFuzzy, Snippet bool
 	Vanished              bool // CHANGEDSINCE's VANISHED (RFC 7162)
+	UIDItem               bool // UID was asked for as an item
 	HasChangedSince       bool
 }
 

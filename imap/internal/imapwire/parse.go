@@ -678,6 +678,7 @@ func (r *Reader) fetchItem(f *Fetch, name string) {
 		f.RFC822Text = true
 	case "UID":
 		o.UID = true
+		f.UIDItem = true
 	case "BODYSTRUCTURE":
 		o.BodyStructure = &imap.FetchItemBodyStructure{Extended: true}
 	case "BODY", "BODY.PEEK":
