@@ -153,7 +153,7 @@ func TestFetchItems(t *testing.T) {
 				}}},
 		{"a FETCH 3 (BODY BODY[2] PREVIEW)\r\n", Fetch{Set: imap.SeqSet{{Start: 3, Stop: 3}}, Preview: true, Options: imap.FetchOptions{
 			BodyStructure: &imap.FetchItemBodyStructure{}, BodySection: []*imap.FetchItemBodySection{{Part: []int{2}}}}}},
-		{"a FETCH 4 (SNIPPET (FUZZY) UID)\r\n", Fetch{Set: imap.SeqSet{{Start: 4, Stop: 4}}, Preview: true, PreviewFuzzy: true, Snippet: true,
+		{"a FETCH 4 (SNIPPET (FUZZY) UID)\r\n", Fetch{Set: imap.SeqSet{{Start: 4, Stop: 4}}, Preview: true, PreviewFuzzy: true, Snippet: true, UIDItem: true,
 			Options: imap.FetchOptions{UID: true}}},
 		{"a FETCH 5 (PREVIEW (lazy=fuzzy))\r\n", Fetch{Set: imap.SeqSet{{Start: 5, Stop: 5}}, Preview: true, PreviewLazy: true, PreviewFuzzy: true}},
 	}
