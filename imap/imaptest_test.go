@@ -23,7 +23,6 @@ import (
 // command.
 var imaptestExceptions = map[string]string{
 	// Base protocol.
-	"atoms":          "a name that is not modified UTF-7 is BAD [CLIENTBUG] (imaptest expects NO, and OK for LIST)",
 	"fetch-envelope": "a source route (obs-route) is dropped: adl is NIL, not \"@route\"",
 }
 

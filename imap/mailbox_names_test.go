@@ -65,7 +65,7 @@ func TestBadMailboxNames(t *testing.T) {
 		"&ZeVnLIqe",  // unterminated
 		"&A-",        // six bits, not a UTF-16 unit
 		"&2D0-",      // lone high surrogate
-		"\"a\x01b\"", "\"a\x7fb\"", "\"a\x00b\"", "\"a\tb\"",
+		"\"a\x01b\"", "\"a\x7fb\"", "\"a\tb\"",
 	}
 	type cmd struct {
 		format   string
@@ -117,15 +117,28 @@ func TestBadMailboxNames(t *testing.T) {
 			cl.ok("NOOP")
 		}
 	}
-	// Names that are not valid modified UTF-7: the parser's
-	// BAD [CLIENTBUG], for every command.
+	// Names that are not valid modified UTF-7: well-formed arguments,
+	// so NO [CANNOT] (RFC 9051 section 7.1), and a LIST pattern that
+	// matches nothing, for every command.
 	for _, name := range undecodable {
 		for _, c := range cmds {
-			if reply := run(c, name); !strings.HasPrefix(reply, "BAD [CLIENTBUG]") {
-				t.Errorf("%s: %q, want BAD [CLIENTBUG]", strings.Replace(c.format, "%s", name, 1), reply)
+			reply := run(c, name)
+			want := "NO [CANNOT] Invalid mailbox name: not valid modified UTF-7"
+			if c.list {
+				want = "OK"
+			}
+			if !strings.HasPrefix(reply, want) {
+				t.Errorf("%s: %q, want %s", strings.Replace(c.format, "%s", name, 1), reply, want)
 			}
 			cl.ok("NOOP")
 		}
+	}
+	// NUL is in no string's syntax (RFC 9051 section 9, CHAR8): BAD.
+	for _, c := range cmds {
+		if reply := run(c, "\"a\x00b\""); !strings.HasPrefix(reply, "BAD [CLIENTBUG] Mailbox name holds NUL") {
+			t.Errorf("%s with NUL: %q, want BAD [CLIENTBUG]", c.format, reply)
+		}
+		cl.ok("NOOP")
 	}
 
 	// "&-" is "&": a valid name, stored as Dovecot stores it.

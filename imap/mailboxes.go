@@ -29,6 +29,9 @@ func mailboxName(name string) (string, error) {
 // store it) is NO [CANNOT] with the reason, the rest as mapError does.
 func folderError(err error) error {
 	var ne *maildir.NameError
+	if errors.As(err, &ne) && imapwire.Undecodable(ne.Name) {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: imapwire.UndecodableText}
+	}
 	if errors.As(err, &ne) {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Invalid mailbox name: " + ne.Reason}
 	}

@@ -136,13 +136,15 @@ func TestSearchLegacyCharsetsOnWire(t *testing.T) {
 	cl.ok("NOOP")
 }
 
-// errBadMailboxArgText is the answer to a mailbox name that is not valid
-// modified UTF-7.
-const errBadMailboxArgText = "Mailbox name is not valid modified UTF-7"
+// errBadMailboxArg is the answer to a mailbox name that is not valid
+// modified UTF-7: a well-formed argument, so NO, not BAD (RFC 9051
+// section 7.1).
+const errBadMailboxArg = "NO [CANNOT] Invalid mailbox name: not valid modified UTF-7"
 
 // TestBadMailboxRefused: mailbox names that are not valid modified
-// UTF-7 are answered BAD [CLIENTBUG], with the rest of the command (a
-// non-synchronizing literal) dropped unread.
+// UTF-7 are answered NO [CANNOT] (a LIST pattern matches nothing), with
+// the rest of the command (a non-synchronizing literal) read and
+// dropped; NUL in a name is BAD [CLIENTBUG].
 func TestBadMailboxRefused(t *testing.T) {
 	st := newTestStack(t)
 	_, addr := st.serve(st.options())
@@ -150,26 +152,30 @@ func TestBadMailboxRefused(t *testing.T) {
 	must(t, err)
 	cl := dial(t, addr)
 	cl.login("alice@local.example")
-	for _, c := range []string{"SELECT &Jjo", "CREATE \"a\x00b\"", "RENAME INBOX &AGE-", `LIST "" "&APw-&APw-"`, "STATUS &2D0- (MESSAGES)"} {
-		cl.expect("BAD [CLIENTBUG] "+errBadMailboxArgText, "%s", c)
+	for _, c := range []string{"SELECT &Jjo", "RENAME INBOX &AGE-", "STATUS &2D0- (MESSAGES)"} {
+		cl.expect(errBadMailboxArg, "%s", c)
 	}
+	if lines := cl.expect("OK", `LIST "" "&APw-&APw-"`); len(lines) != 0 {
+		t.Fatalf("LIST of an undecodable pattern: %q", lines)
+	}
+	cl.expect("BAD [CLIENTBUG]", "CREATE \"a\x00b\"")
 	msg := "Subject: x\r\n\r\nz1 CREATE Injected\r\n"
 	fmt.Fprintf(cl.c, "b1 APPEND &AGE- {%d+}\r\n%s\r\n", len(msg), msg)
-	if _, reply := cl.until("b1"); !strings.HasPrefix(reply, "BAD [CLIENTBUG]") {
+	if _, reply := cl.until("b1"); !strings.HasPrefix(reply, errBadMailboxArg) {
 		t.Fatalf("APPEND: %q", reply)
 	}
 	fmt.Fprintf(cl.c, "b2 APPEND &Jjo (\\Seen) {%d}\r\n", len(msg))
-	if lines, reply := cl.until("b2"); !strings.HasPrefix(reply, "BAD [CLIENTBUG]") || len(lines) != 0 {
+	if lines, reply := cl.until("b2"); !strings.HasPrefix(reply, errBadMailboxArg) || len(lines) != 0 {
 		t.Fatalf("APPEND with a synchronizing literal: %q %q", lines, reply)
 	}
 	cl.ok("NOOP")
 	// Names sent as literals are checked as quoted ones.
 	for _, c := range []struct{ first, rest, want string }{
-		{"SELECT {4}", "&Jjo", "BAD [CLIENTBUG] " + errBadMailboxArgText},
-		{"RENAME {5+}", "INBOX &AGE-", "BAD [CLIENTBUG] " + errBadMailboxArgText},
-		{"CREATE {4+}", "a\x00bc", "BAD [CLIENTBUG] " + errBadMailboxArgText},
-		{`LIST "" {6}`, "&2D0-*", "BAD [CLIENTBUG] " + errBadMailboxArgText},
-		{"STATUS {4}", "&Jjo (MESSAGES)", "BAD [CLIENTBUG] " + errBadMailboxArgText},
+		{"SELECT {4}", "&Jjo", errBadMailboxArg},
+		{"RENAME {5+}", "INBOX &AGE-", errBadMailboxArg},
+		{"CREATE {4+}", "a\x00bc", "BAD [CLIENTBUG] Mailbox name holds NUL"},
+		{`LIST "" {6}`, "&2D0-*", "OK"},
+		{"STATUS {4}", "&Jjo (MESSAGES)", errBadMailboxArg},
 		{"CREATE {7}", "Good&-1", "OK"},
 		{"RENAME {7}", "Good&-1 {5}\r\nGood2", "OK"},
 		{"SELECT {5}", "inbox", "OK"},
@@ -205,11 +211,11 @@ func TestBadMailboxRefused(t *testing.T) {
 		t.Fatalf("APPEND: got %q, want a continuation request", l)
 	}
 	fmt.Fprintf(cl.c, "&Jjo (\\Seen) {%d}\r\n", len(msg))
-	if lines, reply := cl.until("m2"); !strings.HasPrefix(reply, "BAD [CLIENTBUG]") || len(lines) != 0 {
+	if lines, reply := cl.until("m2"); !strings.HasPrefix(reply, errBadMailboxArg) || len(lines) != 0 {
 		t.Fatalf("APPEND with a literal name: %q %q", lines, reply)
 	}
 	fmt.Fprintf(cl.c, "m3 APPEND {4+}\r\n&Jjo {%d+}\r\n%s\r\n", len(msg), msg)
-	if _, reply := cl.until("m3"); !strings.HasPrefix(reply, "BAD [CLIENTBUG]") {
+	if _, reply := cl.until("m3"); !strings.HasPrefix(reply, errBadMailboxArg) {
 		t.Fatalf("APPEND with a literal name and LITERAL+: %q", reply)
 	}
 	fmt.Fprint(cl.c, "m4 APPEND {5}\r\n")

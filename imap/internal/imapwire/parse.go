@@ -132,7 +132,7 @@ func (r *Reader) arguments(cmd *Command) any {
 		return r.status()
 	case "APPEND":
 		r.sp()
-		a := &Append{Mailbox: r.mailbox()}
+		a := &Append{Mailbox: r.appendMailbox()}
 		r.sp()
 		a.Message = r.appendMessage(true)
 		return a
@@ -140,7 +140,7 @@ func (r *Reader) arguments(cmd *Command) any {
 		r.sp()
 		a := &Append{Replace: r.seqSet(cmd.UID)}
 		r.sp()
-		a.Mailbox = r.mailbox()
+		a.Mailbox = r.appendMailbox()
 		r.sp()
 		a.Message = r.appendMessage(false)
 		return a

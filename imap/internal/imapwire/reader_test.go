@@ -177,11 +177,7 @@ func TestRefusedAndSkipped(t *testing.T) {
 		{"a SELECT\r\n", "", 0},
 		{"a SEARCH FUZZY x {3+}\r\nb N\r\n", "CLIENTBUG", 0},
 		{"a SEARCH SINCE 2024-03-07 {3}\r\n", "CLIENTBUG", 0},
-		{"a SELECT &Jjo\r\n", "CLIENTBUG", 0},
-		{"a SELECT {4}\r\n&Jjo LIST\r\n", "CLIENTBUG", 1},
-		{"a CREATE &AGE-\r\n", "CLIENTBUG", 0},                // ASCII encoded
-		{"a CREATE &ZeVnLIqe-&ZeVnLIqe-\r\n", "CLIENTBUG", 0}, // two runs in a row
-		{"a CREATE &2D0-\r\n", "CLIENTBUG", 0},                // a lone surrogate
+		{"a SELECT {4}\r\n&Jjo LIST\r\n", "", 1},
 		{"a STORE 1 FLAGS (\\Seen\r\n", "", 0},
 		{"a FETCH 1 (BODY[HEADER.FIELDS ()])\r\n", "", 0},
 		{"a UID NOOP\r\n", "", 0},
@@ -206,6 +202,34 @@ func TestRefusedAndSkipped(t *testing.T) {
 	}
 }
 
+// TestUndecodableMailboxNames: a name that is not valid modified UTF-7
+// is a well-formed argument, read and marked Undecodable (the command
+// answers NO, not BAD), in every argument that is a name or a pattern.
+func TestUndecodableMailboxNames(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		name func(*Command) string
+	}{
+		{"a SELECT &Jjo\r\n", func(c *Command) string { return c.Args.(*Select).Mailbox }},
+		{"a SELECT {4}\r\n&Jjo\r\n", func(c *Command) string { return c.Args.(*Select).Mailbox }},
+		{"a CREATE &AGE-\r\n", func(c *Command) string { return c.Args.(*Create).Mailbox }},                // ASCII encoded
+		{"a CREATE &ZeVnLIqe-&ZeVnLIqe-\r\n", func(c *Command) string { return c.Args.(*Create).Mailbox }}, // two runs in a row
+		{"a CREATE &2D0-\r\n", func(c *Command) string { return c.Args.(*Create).Mailbox }},                // a lone surrogate
+		{"a RENAME INBOX !#$&'+,-.\r\n", func(c *Command) string { return c.Args.(*Rename).To }},
+		{"a LIST \"\" !#$&'+,-.%*\r\n", func(c *Command) string { return c.Args.(*List).Patterns[0] }},
+	} {
+		r := newTestReader(c.in)
+		cmd, err := r.ReadCommand()
+		if err != nil || !Undecodable(c.name(cmd)) {
+			t.Errorf("%q: %+v %v, want an undecodable name", c.in, cmd, err)
+		}
+	}
+	r := newTestReader("a SELECT &AMQ-rger\r\n")
+	if cmd, err := r.ReadCommand(); err != nil || Undecodable(cmd.Args.(*Select).Mailbox) {
+		t.Errorf("a valid name: %+v %v", cmd, err)
+	}
+}
+
 // TestUTF8Mailboxes: after UTF8=ACCEPT a name is UTF-8 and "&" is
 // itself; before it, modified UTF-7.
 func TestUTF8Mailboxes(t *testing.T) {
@@ -217,8 +241,8 @@ func TestUTF8Mailboxes(t *testing.T) {
 			t.Fatalf("got %+v %v, want %q", cmd, err, want)
 		}
 	}
-	if e := refused(t, r); e.Code != imap.ResponseCodeClientBug {
-		t.Fatalf("control character: %+v", e)
+	if cmd, err := r.ReadCommand(); err != nil || !Undecodable(cmd.Args.(*Create).Mailbox) {
+		t.Fatalf("control character: %+v %v", cmd, err)
 	}
 	r = newTestReader("a SELECT \"&AMQ-rger &- Co\"\r\n")
 	if cmd, err := r.ReadCommand(); err != nil || cmd.Args.(*Select).Mailbox != "Ärger & Co" {

@@ -188,21 +188,57 @@ func (r *Reader) mailbox() string {
 	return r.decodeMailbox(r.astring("a mailbox name"))
 }
 
+//
+// A name that does not decode is still a well-formed argument (an
+// astring), so the command is not BAD (RFC 9051 section 7.1.3: BAD is
+// for a protocol-level error): it is returned marked (see Undecodable),
+// a name no mailbox has and the store refuses, and the command answers
+// NO, or for a LIST pattern matches nothing.
 func (r *Reader) decodeMailbox(raw string) string {
 	if strings.EqualFold(raw, "INBOX") {
 		return "INBOX"
 	}
+	if strings.IndexByte(raw, 0) >= 0 {
+		// NUL is in no string's syntax (RFC 9051 section 9: CHAR8).
+		r.fail(imap.ResponseCodeClientBug, "Mailbox name holds NUL")
+	}
 	if r.UTF8 {
 		if !validName(raw) {
-			r.fail(imap.ResponseCodeClientBug, "Mailbox name is not valid UTF-8")
+			return undecodableMark + raw
 		}
 		return raw
 	}
 	name, err := DecodeMUTF7(raw)
 	if err != nil {
-		r.fail(imap.ResponseCodeClientBug, "Mailbox name is not valid modified UTF-7")
+		return undecodableMark + raw
 	}
 	return name
+}
+
+// undecodableMark starts a mailbox argument that did not decode: NUL,
+// which no decoded name holds and the store refuses in a name.
+const undecodableMark = "\x00"
+
+// UndecodableText is the text of the NO answering a mailbox name that
+// is Undecodable.
+const UndecodableText = "Invalid mailbox name: not valid modified UTF-7 (UTF-8 once enabled)"
+
+// appendMailbox reads APPEND's (or REPLACE's) mailbox. One that does not
+// decode refuses the command there, NO [CANNOT], so that the message is
+// not asked for (no continuation for a synchronizing literal) and is
+// skipped as a refused command's literals are.
+func (r *Reader) appendMailbox() string {
+	name := r.mailbox()
+	if Undecodable(name) {
+		panic(&Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: UndecodableText})
+	}
+	return name
+}
+
+// Undecodable reports whether a mailbox argument was not valid modified
+// UTF-7 (or, after ENABLE UTF8=ACCEPT, UTF-8).
+func Undecodable(name string) bool {
+	return strings.HasPrefix(name, undecodableMark)
 }
 
 // listMailbox reads a LIST pattern: list-mailbox, with wildcards.
