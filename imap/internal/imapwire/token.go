@@ -188,7 +188,7 @@ func (r *Reader) mailbox() string {
 	return r.decodeMailbox(r.astring("a mailbox name"))
 }
 
-//
+// decodeMailbox decodes a mailbox argument as the session reads names.
 // A name that does not decode is still a well-formed argument (an
 // astring), so the command is not BAD (RFC 9051 section 7.1.3: BAD is
 // for a protocol-level error): it is returned marked (see Undecodable),
