@@ -150,7 +150,7 @@ func inParallel(b *testing.B, conc, n int, op func() error) {
 
 // bigFolder makes a Maildir whose INBOX holds n messages in cur/ with
 // Dovecot-style names, indexed once; it returns the Maildir path.
-func bigFolder(b *testing.B, base string, n int) string {
+func bigFolder(b testing.TB, base string, n int) string {
 	dir := filepath.Join(base, "Maildir")
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		os.MkdirAll(filepath.Join(dir, sub), 0o700)
@@ -333,7 +333,7 @@ func BenchmarkPollNoChange(b *testing.B) {
 
 // openFolder opens the INBOX of the Maildir at dir through a new Store on
 // base with opts, both closed when b ends.
-func openFolder(b *testing.B, base, dir string, opts *Options) *Folder {
+func openFolder(b testing.TB, base, dir string, opts *Options) *Folder {
 	b.Helper()
 	s, err := New(base, opts)
 	if err != nil {

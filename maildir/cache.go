@@ -140,20 +140,37 @@ func readCacheRecord(p, gen string, off uint64, want cacheRec) ([]byte, bool) {
 // storeCached appends data as the record of msg and points the index at
 // it.
 func (f *Folder) storeCached(ctx context.Context, msg cacheRec, data []byte) error {
+	return f.appendCache(ctx, func(st *folderState, fh *os.File, end uint64) error {
+		if e := st.ents[msg.uid]; e == nil || e.key != msg.key {
+			return nil
+		}
+		rec := frameRecord(append(msg.payload(), data...))
+		// No fsync: a record lost in a crash is computed again.
+		if _, err := fh.Write(rec); err != nil {
+			return err
+		}
+		e := st.ents[msg.uid]
+		e.cacheOff = end
+		dirty := st.indexDirty
+		_, err := st.appendLog(false, st.cacheRecord(msg.uid, e.cacheOff))
+		st.indexDirty = st.indexDirty || dirty
+		return err
+	})
+}
+
+// appendCache calls write with the cache file open for appending, its
+// size, and the state up to date under the dovecot-uidlist lock.
+func (f *Folder) appendCache(ctx context.Context, write func(st *folderState, fh *os.File, end uint64) error) error {
 	st := f.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if e := st.ents[msg.uid]; e == nil || e.key != msg.key {
-		return nil
-	}
 	release, evs, err := st.lockIndex(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
 	st.notify(evs)
-	p := filepath.Join(st.dir, cacheName)
-	fh, err := st.openCache(p)
+	fh, err := st.openCache(filepath.Join(st.dir, cacheName))
 	if err != nil {
 		return err
 	}
@@ -162,23 +179,16 @@ func (f *Folder) storeCached(ctx context.Context, msg cacheRec, data []byte) err
 	if err != nil {
 		return err
 	}
-	payload := binary.AppendUvarint(nil, uint64(msg.uid))
-	payload = appendStr(payload, msg.key)
-	payload = binary.AppendUvarint(payload, uint64(msg.size))
-	payload = binary.AppendVarint(payload, msg.mtime)
-	payload = append(payload, data...)
-	rec := frameRecord(payload)
-	// No fsync: a record lost in a crash is computed again.
-	if _, err := fh.Write(rec); err != nil {
-		return err
-	}
-	if e := st.ents[msg.uid]; e != nil && e.key == msg.key {
-		e.cacheOff = uint64(fi.Size())
-		dirty := st.indexDirty
-		_, err = st.appendLog(false, st.cacheRecord(msg.uid, e.cacheOff))
-		st.indexDirty = st.indexDirty || dirty
-	}
-	return err
+	return write(st, fh, uint64(fi.Size()))
+}
+
+// payload is the start of a cache record's payload: what it was derived
+// from. The data follows.
+func (r cacheRec) payload() []byte {
+	p := binary.AppendUvarint(nil, uint64(r.uid))
+	p = appendStr(p, r.key)
+	p = binary.AppendUvarint(p, uint64(r.size))
+	return binary.AppendVarint(p, r.mtime)
 }
 
 // openCache opens the cache file for appending: the generation on disk
@@ -214,7 +224,7 @@ func (st *folderState) adoptCacheGen(gen string) {
 	}
 	st.cacheGen = gen
 	for _, e := range st.list {
-		e.cacheOff = 0
+		e.cacheOff, e.fieldsOff = 0, 0
 	}
 	st.baseStale = true
 }

@@ -17,17 +17,22 @@ import (
 // lock, durably (see modseq.go). Anything wrong with it costs one rescan
 // and a full resynchronisation of CONDSTORE clients, never mail.
 //
-// Version 3 layout (integers are varints, strings length-prefixed):
+// Version 4 layout (integers are varints, strings length-prefixed);
+// version 3, still read, lacks fieldsoff:
 //
-//	"MAILAGENT-INDEX 3\n"
+//	"MAILAGENT-INDEX 4\n"
 //	uidvalidity nextuid  4×(mtime size ino) of new/ cur/ uidlist keywords
 //	scannedAt guid  nkeywords keyword...
 //	highestmodseq expungefloor cachegen loggen  nexpunged (uid modseq)...
-//	nmessages (uiddelta key info flags size vsize mtime modseq savedate cacheoff emailid)...
+//	nmessages (uiddelta key info flags size vsize mtime modseq savedate cacheoff fieldsoff emailid)...
 //	crc32 (little endian, of all that precedes)
 const indexName = "mailagent.index"
 
-const indexMagic = "MAILAGENT-INDEX 3\n"
+const indexMagic = "MAILAGENT-INDEX 4\n"
+
+// indexMagic3 is the previous version, read as well: the same without
+// the messages' fieldsoff.
+const indexMagic3 = "MAILAGENT-INDEX 3\n"
 
 var errBadIndex = errors.New("maildir: corrupt index")
 
@@ -83,6 +88,7 @@ func (f *folderState) marshalIndex() []byte {
 		b = binary.AppendUvarint(b, e.modseq)
 		b = binary.AppendVarint(b, e.saveDate)
 		b = binary.AppendUvarint(b, e.cacheOff)
+		b = binary.AppendUvarint(b, e.fieldsOff)
 		b = appendStr(b, e.emailID)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
@@ -148,7 +154,11 @@ func (r *indexReader) byte1() byte {
 
 // parseIndex decodes data into f (which must be reset).
 func (f *folderState) parseIndex(data []byte) error {
-	if len(data) < len(indexMagic)+4 || string(data[:len(indexMagic)]) != indexMagic {
+	if len(data) < len(indexMagic)+4 {
+		return errBadIndex
+	}
+	v3 := string(data[:len(indexMagic3)]) == indexMagic3
+	if !v3 && string(data[:len(indexMagic)]) != indexMagic {
 		return errBadIndex
 	}
 	body := data[:len(data)-4]
@@ -208,6 +218,9 @@ func (f *folderState) parseIndex(data []byte) error {
 		e.size, e.vsize = int64(r.uvarint()), int64(r.uvarint())
 		e.mtime = r.varint()
 		e.modseq, e.saveDate, e.cacheOff = r.uvarint(), r.varint(), r.uvarint()
+		if !v3 {
+			e.fieldsOff = r.uvarint()
+		}
 		e.emailID = r.str()
 		if r.err != nil || !validBase(e.key) || e.modseq == 0 || e.modseq > highest {
 			return errBadIndex

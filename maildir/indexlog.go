@@ -26,6 +26,7 @@ import (
 //	payload 'N': modseq n (uid key info flags size vsize mtime savedate emailid)...  added
 //	payload 'C': cachegen uid key offset        a message's record in mailagent.cache
 //	payload 'B': bootid ceiling                 a boot mark (flagdurability.go)
+//	payload 'D': cachegen n (uid key offset)... messages' header-fields records in mailagent.cache
 const indexLogName = "mailagent.index.log"
 
 const indexLogMagic = "MAILAGENT-INDEXLOG 1 "
@@ -87,11 +88,15 @@ func (f *folderState) replayIndexLog() (changed, added []uint32) {
 // applyLogRecord applies one record: 'F' flag changes, 'N' messages
 // added. It returns the UIDs whose flags changed and those added.
 func (f *folderState) applyLogRecord(p []byte) (changed, added []uint32) {
-	if len(p) == 0 || p[0] != 'F' && p[0] != 'N' && p[0] != 'C' && p[0] != 'B' {
+	if len(p) == 0 || p[0] != 'F' && p[0] != 'N' && p[0] != 'C' && p[0] != 'B' && p[0] != 'D' {
 		return nil, nil // a kind this version does not know
 	}
 	kind := p[0]
 	r := &indexReader{b: p[1:]}
+	if kind == 'D' {
+		f.applyFieldsRecord(r)
+		return nil, nil
+	}
 	if kind == 'B' {
 		boot, c := r.str(), r.uvarint()
 		if r.err == nil && boot != "" {

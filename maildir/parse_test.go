@@ -265,7 +265,7 @@ func FuzzIndex(f *testing.F) {
 func fuzzIndexSeed() *folderState {
 	st := &folderState{uidValidity: 7, nextUID: 4, highestModSeq: 9, expungeFloor: 2, cacheGen: "c", logGen: "l"}
 	st.reset()
-	st.add(1, &entry{key: "a,S=1,W=1", info: "S", size: 1, vsize: 1, mtime: 5, modseq: 4, saveDate: 6, cacheOff: 20})
+	st.add(1, &entry{key: "a,S=1,W=1", info: "S", size: 1, vsize: 1, mtime: 5, modseq: 4, saveDate: 6, cacheOff: 20, fieldsOff: 40})
 	st.add(2, &entry{key: "b", inNew: true, size: 2, vsize: 3, modseq: 9})
 	st.expunged = []expungeRec{{uid: 3, modseq: 8}}
 	return st
@@ -281,7 +281,8 @@ func FuzzIndexLog(f *testing.F) {
 		f.Fatal(err)
 	}
 	st.ents[2].info = "FT"
-	if err := st.appendIndexLog(st.flagRecord(10, []uint32{1, 2}), st.newRecord(11, []uint32{1})); err != nil {
+	fields := st.fieldsRecord([]fieldsAt{{rec: cacheRec{uid: 1, key: "a,S=1,W=1"}, off: 60}})
+	if err := st.appendIndexLog(st.flagRecord(10, []uint32{1, 2}), st.newRecord(11, []uint32{1}), bootRecord("b", 12), fields); err != nil {
 		f.Fatal(err)
 	}
 	log, err := os.ReadFile(filepath.Join(st.dir, indexLogName))

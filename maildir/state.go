@@ -152,6 +152,9 @@ type entry struct {
 	// cacheOff is where the message's cache record starts in
 	// mailagent.cache (0: none).
 	cacheOff uint64
+	// fieldsOff is where the message's header-fields record starts in
+	// mailagent.cache (0: none; see CachedFields).
+	fieldsOff uint64
 	// emailID is the message's RFC 8474 EMAILID when it is not the one
 	// derived from key: a copy keeps its original's.
 	emailID string
