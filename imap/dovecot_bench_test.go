@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,15 +20,44 @@ import (
 
 // BenchmarkVersusDovecot times the same client work against this server
 // and against Dovecot serving a copy of the same Maildir, in the same
-// run: LOGIN+SELECT, UID FETCH 1:* (FLAGS UID RFC822.SIZE), and every
-// body (UID FETCH 1:* BODY.PEEK[]). MAILAGENT_BENCH_MESSAGES sets the
-// INBOX size (default 20,000 messages of 10 KB). It needs Dovecot's IMAP
-// server (see package dovecottest for when it skips).
+// run (see benchRows for the rows). It runs on INBOXes of 20,000 and
+// 100,000 messages of 10 KB (sub-benchmarks messages=20000 and
+// messages=100000); the 100,000 one runs only when the -bench pattern
+// names it or MAILAGENT_BENCH_100K=1, since filling it writes 2 GB.
+// MAILAGENT_BENCH_MESSAGES=N runs one size N instead. It needs
+// Dovecot's IMAP server (see package dovecottest for when it skips).
 func BenchmarkVersusDovecot(b *testing.B) {
-	n := 20000
+	sizes := []int{20000, 100000}
 	if v, err := strconv.Atoi(os.Getenv("MAILAGENT_BENCH_MESSAGES")); err == nil && v > 0 {
-		n = v
+		sizes = []int{v}
 	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("messages=%d", n), func(b *testing.B) {
+			if n >= 100000 && len(sizes) > 1 && os.Getenv("MAILAGENT_BENCH_100K") != "1" && !benchNamed(strconv.Itoa(n)) {
+				b.Skipf("%d messages: name them in -bench (messages=%d) or set MAILAGENT_BENCH_100K=1", n, n)
+			}
+			versusDovecot(b, n)
+		})
+	}
+}
+
+// benchNamed reports whether the -bench pattern names s explicitly.
+func benchNamed(s string) bool {
+	f := flag.Lookup("test.bench")
+	return f != nil && strings.Contains(f.Value.String(), s)
+}
+
+// benchRows are the timed steps of imapWork, in order. The flag STORE
+// row is the mean of one STORE of one flag on each of changedMessages
+// messages; CHANGEDSINCE asks for the flags changed since the modseq
+// before those STOREs (changedMessages FETCH responses expected);
+// QRESYNC is a second SELECT with that modseq.
+var benchRows = []string{"login-select", "fetch-flags", "fetch-bodies", "store-flag", "changedsince", "select-qresync", "sort-reverse-date", "thread-references"}
+
+// changedMessages is how many messages change between the two SELECTs.
+const changedMessages = 10
+
+func versusDovecot(b *testing.B, n int) {
 	st := newTestStack(b)
 	path, err := st.maildirs.UserPath("local.example", "alice")
 	must(b, err)
@@ -47,18 +77,18 @@ func BenchmarkVersusDovecot(b *testing.B) {
 	_, ours := st.serve(opts)
 	dove := startDovecot(b, path)
 
-	// One warm-up round each: both build their indexes.
+	// One warm-up round each: both build their indexes and caches.
 	for _, addr := range []string{ours, dove} {
-		imapWork(b, addr, n)
+		imapWork(b, addr, n, 0)
 	}
-	var sum [2][3]time.Duration
+	var sum [2][8]time.Duration
 	var bytes int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		// The servers take turns, in alternating order.
 		for k := range 2 {
 			j := (i + k) % 2
-			r := imapWork(b, []string{ours, dove}[j], n)
+			r := imapWork(b, []string{ours, dove}[j], n, i+1)
 			for k := range r.d {
 				sum[j][k] += r.d[k]
 			}
@@ -66,8 +96,7 @@ func BenchmarkVersusDovecot(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	names := []string{"login-select", "fetch-flags", "fetch-bodies"}
-	for k, name := range names {
+	for k, name := range benchRows {
 		o, d := sum[0][k]/time.Duration(b.N), sum[1][k]/time.Duration(b.N)
 		b.ReportMetric(float64(o.Microseconds())/1000, name+"-ms")
 		b.ReportMetric(float64(d.Microseconds())/1000, name+"-dovecot-ms")
@@ -86,9 +115,17 @@ func fillMaildir(b *testing.B, path string, n, size int) {
 	}
 	line := strings.Repeat("0123456789abcdefghij", 3) + "klmnopqrstuvwxyz!?\r\n"
 	base := time.Now().Add(-time.Hour).Unix()
+	sent := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	for i := 0; i < n; i++ {
 		var sb strings.Builder
-		fmt.Fprintf(&sb, "From: Sender %d <sender%d@far.example>\r\nTo: alice@local.example\r\nSubject: Message %d\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\nMessage-ID: <%d@far.example>\r\n\r\n", i, i, i, i)
+		// Dates out of arrival order; every fourth message a reply to
+		// the one before (threads of up to four).
+		date := sent.Add(time.Duration((i*7919)%n) * time.Minute).Format(time.RFC1123Z)
+		fmt.Fprintf(&sb, "From: Sender %d <sender%d@far.example>\r\nTo: alice@local.example\r\nSubject: Message %d\r\nDate: %s\r\nMessage-ID: <%d@far.example>\r\n", i, i, i/4, date, i)
+		if i%4 != 0 {
+			fmt.Fprintf(&sb, "In-Reply-To: <%d@far.example>\r\nReferences: <%d@far.example> <%d@far.example>\r\n", i-1, i-i%4, i-1)
+		}
+		sb.WriteString("\r\n")
 		for sb.Len()+len(line) <= size {
 			sb.WriteString(line)
 		}
@@ -123,23 +160,27 @@ func startDovecot(b *testing.B, src string) string {
 }
 
 type workResult struct {
-	d     [3]time.Duration
+	d     [8]time.Duration // as benchRows
 	bytes int64
 }
 
 // imapWork runs the timed client work against addr over a raw
-// connection, reading literals by their announced size.
-func imapWork(b *testing.B, addr string, n int) workResult {
+// connection, reading literals by their announced size. round (0 for
+// the warm-up) chooses whether the STOREs add or remove the flag, so
+// that every STORE is a change.
+func imapWork(b *testing.B, addr string, n, round int) workResult {
 	var r workResult
 	start := time.Now()
 	c, err := net.Dial("tcp", addr)
 	must(b, err)
 	defer c.Close()
 	br := bufio.NewReaderSize(c, 64<<10)
+	var last []string // the untagged lines of the last command, without literals
 	run := func(tag, cmd string) (lines int, bytes int64) {
 		if cmd != "" {
 			fmt.Fprintf(c, "%s %s\r\n", tag, cmd)
 		}
+		last = last[:0]
 		for {
 			l, err := br.ReadString('\n')
 			if err != nil {
@@ -152,6 +193,9 @@ func imapWork(b *testing.B, addr string, n int) workResult {
 				return lines, bytes
 			}
 			lines++
+			if len(last) < 64 {
+				last = append(last, l)
+			}
 			if i := strings.LastIndexByte(l, '{'); i >= 0 && strings.HasSuffix(l, "}\r\n") {
 				size, err := strconv.ParseInt(l[i+1:len(l)-3], 10, 64)
 				if err != nil {
@@ -164,10 +208,21 @@ func imapWork(b *testing.B, addr string, n int) workResult {
 			}
 		}
 	}
+	code := func(name string) string {
+		for _, l := range last {
+			if i := strings.Index(l, "["+name+" "); i >= 0 {
+				v, _, _ := strings.Cut(l[i+len(name)+2:], "]")
+				return v
+			}
+		}
+		b.Fatalf("%s: no %s in %q", addr, name, last)
+		return ""
+	}
 	run("*", "") // greeting: read up to the first line
 	run("a", fmt.Sprintf("LOGIN alice@local.example %q", testPassword))
 	run("b", "SELECT INBOX")
 	r.d[0] = time.Since(start)
+	uidValidity := code("UIDVALIDITY")
 	start = time.Now()
 	if lines, _ := run("c", "UID FETCH 1:* (FLAGS UID RFC822.SIZE)"); lines < n {
 		b.Fatalf("%s: %d FETCH lines", addr, lines)
@@ -176,6 +231,44 @@ func imapWork(b *testing.B, addr string, n int) workResult {
 	start = time.Now()
 	_, r.bytes = run("d", "UID FETCH 1:* BODY.PEEK[]")
 	r.d[2] = time.Since(start)
-	run("e", "LOGOUT")
+
+	run("e", "ENABLE QRESYNC")
+	run("f", "SELECT INBOX (CONDSTORE)")
+	modseq := code("HIGHESTMODSEQ")
+	op := "+"
+	if round%2 == 1 {
+		op = "-"
+	}
+	start = time.Now()
+	for i := range changedMessages {
+		// Spread over the folder, not the messages the warm-up paged in.
+		uid := 1 + (i*n/changedMessages+n/(2*changedMessages))%n
+		run("g", fmt.Sprintf("UID STORE %d %sFLAGS.SILENT (\\Flagged)", uid, op))
+	}
+	r.d[3] = time.Since(start) / changedMessages
+	start = time.Now()
+	if lines, _ := run("h", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE "+modseq+")"); lines != changedMessages {
+		b.Fatalf("%s: %d FETCH responses to CHANGEDSINCE, want %d", addr, lines, changedMessages)
+	}
+	r.d[4] = time.Since(start)
+	run("i", "UNSELECT")
+	start = time.Now()
+	if lines, _ := run("j", "SELECT INBOX (QRESYNC ("+uidValidity+" "+modseq+"))"); lines < changedMessages {
+		b.Fatalf("%s: %d lines to SELECT (QRESYNC), want the %d changes", addr, lines, changedMessages)
+	}
+	r.d[5] = time.Since(start)
+	start = time.Now()
+	run("k", "UID SORT (REVERSE DATE) UTF-8 ALL")
+	r.d[6] = time.Since(start)
+	if len(last) != 1 || len(last[0]) < n {
+		b.Fatalf("%s: SORT answered %.80q", addr, last)
+	}
+	start = time.Now()
+	run("l", "UID THREAD REFERENCES UTF-8 ALL")
+	r.d[7] = time.Since(start)
+	if len(last) != 1 || len(last[0]) < n {
+		b.Fatalf("%s: THREAD answered %.80q", addr, last)
+	}
+	run("m", "LOGOUT")
 	return r
 }
