@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// relayBufSize is each direction's copy buffer: small, since an idle
+// session holds two.
+const relayBufSize = 4 << 10
+
+// session is one client connection once logged in at its backend.
+type session struct {
+	p       *Proxy
+	key     string
+	client  net.Conn
+	backend net.Conn
+	// bye is what a kick tells the client, at a line boundary only;
+	// "" closes without a word.
+	bye string
+
+	mu      sync.Mutex // the client's writes while relaying
+	kicked  bool
+	midLine bool // the last byte written to the client was not a line end
+}
+
+// register files s under its user for Kick.
+func (s *session) register() {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	set := s.p.sessions[s.key]
+	if set == nil {
+		set = map[*session]struct{}{}
+		s.p.sessions[s.key] = set
+	}
+	set[s] = struct{}{}
+}
+
+func (s *session) unregister() {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	if set := s.p.sessions[s.key]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(s.p.sessions, s.key)
+		}
+	}
+}
+
+// kick ends the session: the backend first, so that nothing more of its
+// output reaches the client after the goodbye.
+func (s *session) kick() {
+	s.mu.Lock()
+	s.kicked = true
+	s.backend.Close()
+	if s.bye != "" && !s.midLine {
+		s.client.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(s.client, s.bye)
+	}
+	s.mu.Unlock()
+	s.client.Close()
+}
+
+func (s *session) close() {
+	s.backend.Close()
+	s.client.Close()
+}
+
+// relay copies bytes both ways until either side ends, starting with
+// what each side's reader already buffered (commands the client
+// pipelined after its login; the backend's output after its reply).
+func (s *session) relay(fromClient, fromBackend *bufio.Reader) {
+	s.register()
+	defer s.unregister()
+	s.client.SetDeadline(time.Time{})
+	s.backend.SetDeadline(time.Time{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer s.backend.Close()
+		if err := flush(s.backend, fromClient); err != nil {
+			return
+		}
+		buf := make([]byte, relayBufSize)
+		for {
+			n, err := s.client.Read(buf)
+			if n > 0 {
+				if _, werr := s.backend.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	if rest := buffered(fromBackend); len(rest) > 0 {
+		s.write(rest)
+	}
+	buf := make([]byte, relayBufSize)
+	for {
+		n, err := s.backend.Read(buf)
+		if n > 0 && !s.write(buf[:n]) {
+			break
+		}
+		if err != nil {
+			break
+		}
+	}
+	// Under mu: a kick's goodbye, written under it, goes out first.
+	s.mu.Lock()
+	s.client.Close()
+	s.mu.Unlock()
+	s.backend.Close()
+	<-done
+}
+
+// write passes the backend's b to the client unless the session was
+// kicked.
+func (s *session) write(b []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kicked {
+		return false
+	}
+	_, err := s.client.Write(b)
+	s.midLine = b[len(b)-1] != '\n'
+	return err == nil
+}
+
+// buffered returns what br holds without reading further.
+func buffered(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Buffered())
+	return b
+}
+
+// flush writes what br buffered to w.
+func flush(w io.Writer, br *bufio.Reader) error {
+	if b := buffered(br); len(b) > 0 {
+		_, err := w.Write(b)
+		return err
+	}
+	return nil
+}
