@@ -37,7 +37,7 @@ func verb(name string, args []string, want map[string]int) (string, []string, er
 }
 
 func cmdDomain(ctx context.Context, e *env, args []string) error {
-	v, ops, err := verb("domain", args, map[string]int{"add": 1, "del": 1, "list": 0})
+	v, ops, err := verb("domain", args, map[string]int{"add": 1, "del": 1, "list": 0, "host": 2})
 	if err != nil {
 		return err
 	}
@@ -50,6 +50,8 @@ func cmdDomain(ctx context.Context, e *env, args []string) error {
 		return e.applied(ctx, changedDirectory, st.AddDomain(ctx, ops[0]))
 	case "del":
 		return e.applied(ctx, changedDirectory, st.RemoveDomain(ctx, ops[0]))
+	case "host":
+		return e.applied(ctx, changedDirectory, st.SetDomainHost(ctx, ops[0], ops[1]))
 	}
 	ds, err := st.ListDomains(ctx)
 	if err != nil {
@@ -71,7 +73,7 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 		})
 	}
 	v, ops, err := verb("user", args, map[string]int{
-		"add": 1, "del": 1, "passwd": 1, "disable": 1, "enable": 1, "list": -1, "quota": -3,
+		"add": 1, "del": 1, "passwd": 1, "disable": 1, "enable": 1, "list": -1, "quota": -3, "move": 2,
 	})
 	if err != nil {
 		return err
@@ -116,6 +118,18 @@ func cmdUser(ctx context.Context, e *env, args []string) error {
 		return e.applied(ctx, changedDirectory, st.AddUser(ctx, &store.User{Address: ops[0], PasswordHash: hash}))
 	case "del":
 		return e.applied(ctx, changedDirectory, st.RemoveUser(ctx, ops[0]))
+	case "move":
+		// The directory first: a session ended by the proxy logs in
+		// again where the user now lives.
+		if err := st.SetUserHost(ctx, ops[0], ops[1]); err != nil {
+			return err
+		}
+		n, err := e.moved(ctx, ops[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: host %s, open sessions ended: %s", ops[0], ops[1], n)
+		return nil
 	case "disable", "enable":
 		return e.applied(ctx, changedDirectory, st.SetDisabled(ctx, ops[0], v == "disable"))
 	case "quota":

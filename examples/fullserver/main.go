@@ -41,10 +41,13 @@ commands:
   serve
   domain add|del DOMAIN
   domain list
+  domain host DOMAIN HOST                (the backend of its users without one)
   user add|passwd [-force] ADDRESS        (-force: accept a weak password)
   user del|disable|enable ADDRESS
   user list [DOMAIN]
   user quota ADDRESS [BYTES MESSAGES]    (show, or set; 0 = no limit)
+  user move ADDRESS HOST                 (its backend; a running proxy ends
+                                          its sessions; "" clears)
   alias add SOURCE DEST[,DEST...]        (SOURCE "@domain" is a catch-all)
   alias del SOURCE
   alias list

@@ -245,6 +245,10 @@ func (s *server) startControl() error {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
+		if s.queue == nil {
+			http.Error(w, "a proxy node has no queue", http.StatusConflict)
+			return
+		}
 		var out bytes.Buffer
 		if err := queueCommand(r.Context(), s.queue, args, &out); err != nil {
 			http.Error(w, strings.TrimSuffix(err.Error(), ": usage"), http.StatusConflict)
@@ -253,6 +257,7 @@ func (s *server) startControl() error {
 		w.Write(out.Bytes())
 	})
 	mux.HandleFunc("POST /changed", s.handleChanged)
+	mux.HandleFunc("POST /kick", s.handleKick)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.serve("control", func() error { return hs.Serve(ln) }, func(ctx context.Context) error {
 		defer os.Remove(sock)

@@ -24,6 +24,7 @@ import (
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/examples/fullserver/config"
 	"github.com/mailagent/mailagent/internal/connlimit"
+	"github.com/mailagent/mailagent/internal/proxy"
 	"github.com/mailagent/mailagent/internal/unixsock"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
@@ -46,6 +47,8 @@ type server struct {
 	acme   *acmeCerts         // tls.acme: certificates from the CA
 	signer dkimSigner
 	tlsCfg *tls.Config
+	// proxy is the proxy role's relay (proxy.enabled), else nil.
+	proxy *proxy.Proxy
 	// mxTLS is the MX's TLS configuration, of tls.mx_profile.
 	mxTLS *tls.Config
 	// auth checks every login, for every listener.
@@ -163,6 +166,9 @@ func (s *server) start(ctx context.Context) error {
 
 	if err := s.setupTLS(); err != nil {
 		return err
+	}
+	if cfg.Proxy.Enabled {
+		return s.startProxy(ctx)
 	}
 	s.mail, err = maildir.New(cfg.Path(cfg.Maildir.Base, "mail"), &maildir.Options{
 		Logger: s.log, Hostname: cfg.Hostname, MaxMessageSize: cfg.Limits.MaxMessageBytes,
@@ -470,6 +476,10 @@ func (s *server) listen(name, addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen.%s: %w", name, err)
 	}
+	// Validate has checked them. With none, a PROXY header is still
+	// refused: nobody may claim another client's address.
+	trusted, _ := s.cfg.Listen.TrustedProxyPrefixes()
+	ln = proxy.TrustedListener(ln, trusted, 0)
 	s.listening = append(s.listening, [2]string{name, ln.Addr().String()})
 	return s.stats.countConnections(name, ln), nil
 }

@@ -57,6 +57,7 @@ type Config struct {
 	Relay   Relay   `toml:"relay"`
 	DNS     DNS     `toml:"dns"`
 	Log     Log     `toml:"log"`
+	Proxy   Proxy   `toml:"proxy"`
 
 	// SendAs grants submitting users addresses beyond their own and the
 	// forwardings that deliver to them, for MAIL FROM and the From and
@@ -99,13 +100,55 @@ type Listen struct {
 	LMTPSocketMode  string `toml:"lmtp_socket_mode"`
 	LMTPSocketOwner string `toml:"lmtp_socket_owner"`
 	LMTPSocketGroup string `toml:"lmtp_socket_group"`
+	// TrustedProxies are the proxies (addresses or networks) whose
+	// connections to every listener open with a PROXY protocol header
+	// naming the real client; anyone else sending one is disconnected.
+	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// TrustedProxyPrefixes returns TrustedProxies parsed.
+func (l Listen) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	return prefixes(l.TrustedProxies)
+}
+
+// Proxy is the proxy role: the IMAP, POP3, submission and LMTP
+// listeners relay each user's sessions to the backend holding the
+// mailbox, found in the directory (users.host, else domains.host, else a
+// consistent hash over Backends).
+type Proxy struct {
+	Enabled bool `toml:"enabled"`
+	// Backends are the hosts the consistent hash chooses among.
+	Backends []string `toml:"backends"`
+	// The backends' ports (the TLS ones under backend_tls = "implicit").
+	IMAPPort       int `toml:"imap_port"`
+	POP3Port       int `toml:"pop3_port"`
+	SubmissionPort int `toml:"submission_port"`
+	LMTPPort       int `toml:"lmtp_port"`
+	// BackendTLS is "starttls", "implicit" or "none".
+	BackendTLS string `toml:"backend_tls"`
+	// CAFile holds the CA of the backends' certificates (empty: the
+	// system's roots); ServerName is the name checked in them (empty:
+	// the backend's host).
+	CAFile     string `toml:"ca_file"`
+	ServerName string `toml:"server_name"`
+	// SourceAddress is the local address of connections to backends:
+	// the one they list in listen.trusted_proxies.
+	SourceAddress string `toml:"source_address"`
+	// ConnectTimeout bounds connecting and logging in to a backend.
+	ConnectTimeout Duration `toml:"connect_timeout"`
 }
 
 // LMTPPrefixes returns LMTPNetworks parsed; a single address is a
 // prefix of its full length.
 func (l Listen) LMTPPrefixes() ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(l.LMTPNetworks))
-	for _, n := range l.LMTPNetworks {
+	return prefixes(l.LMTPNetworks)
+}
+
+// prefixes parses networks; a single address is a prefix of its full
+// length.
+func prefixes(nets []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(nets))
+	for _, n := range nets {
 		p, err := netip.ParsePrefix(n)
 		if err != nil {
 			a, aerr := netip.ParseAddr(n)
@@ -391,6 +434,7 @@ func Default() *Config {
 
 			LMTPNetworks:   []string{"127.0.0.0/8", "::1/128"},
 			LMTPSocketMode: "0600",
+			TrustedProxies: []string{},
 		},
 		TLS: TLS{Profile: "intermediate", MXProfile: "old",
 			ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEHosts: []string{}},
@@ -424,6 +468,8 @@ func Default() *Config {
 		},
 		DNS: DNS{Timeout: Duration{5 * time.Second}},
 		Log: Log{Format: "text", Level: "info"},
+		Proxy: Proxy{Backends: []string{}, IMAPPort: 143, POP3Port: 110, SubmissionPort: 587, LMTPPort: 24,
+			BackendTLS: "starttls", ConnectTimeout: Duration{5 * time.Second}},
 	}
 }
 
@@ -485,6 +531,26 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Listen.LMTPPrefixes(); err != nil {
 		bad("listen.lmtp_networks", "%v", err)
+	}
+	if _, err := c.Listen.TrustedProxyPrefixes(); err != nil {
+		bad("listen.trusted_proxies", "%v", err)
+	}
+	for key, v := range map[string]int{"proxy.imap_port": c.Proxy.IMAPPort, "proxy.pop3_port": c.Proxy.POP3Port,
+		"proxy.submission_port": c.Proxy.SubmissionPort, "proxy.lmtp_port": c.Proxy.LMTPPort} {
+		if v <= 0 || v > 65535 {
+			bad(key, "%d is not a port", v)
+		}
+	}
+	if a := c.Proxy.SourceAddress; a != "" && net.ParseIP(a) == nil {
+		bad("proxy.source_address", "%q is not an IP address", a)
+	}
+	if c.Proxy.ConnectTimeout.Duration <= 0 {
+		bad("proxy.connect_timeout", "must be positive")
+	}
+	for _, b := range c.Proxy.Backends {
+		if b == "" || strings.ContainsAny(b, " \t/@") {
+			bad("proxy.backends", "%q is not a host", b)
+		}
 	}
 	if _, err := c.Listen.LMTPSocketPerm(); err != nil {
 		bad("listen.lmtp_socket_mode", "%v", err)
@@ -588,6 +654,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	oneOf("proxy.backend_tls", c.Proxy.BackendTLS, "starttls", "implicit", "none")
 	oneOf("log.format", c.Log.Format, "text", "json")
 	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	if c.Relay.Host != "" {
