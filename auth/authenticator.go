@@ -61,12 +61,14 @@ type Authenticator struct {
 	Authorize func(ctx context.Context, user *store.User, authzid string) (*store.User, error)
 	// Logger receives one record per failed login; nil discards.
 	Logger *slog.Logger
-	// Now is the clock of the default Throttle; nil means time.Now.
-	Now func() time.Time
-	// Sleep waits out the failure delay; nil waits on a timer, returning
-	// early with ctx.Err() when ctx is done. Tests replace it to observe
-	// the delay without waiting.
-	Sleep func(ctx context.Context, d time.Duration) error
+
+	// now is the clock of the default Throttle, nil meaning time.Now;
+	// sleepFn waits out the failure delay, nil meaning a timer cut short
+	// by the context. The package's tests set them to observe time and
+	// delays without waiting; other packages' tests give a Throttle with
+	// short delays.
+	now     func() time.Time
+	sleepFn func(ctx context.Context, d time.Duration) error
 
 	once     sync.Once
 	initErr  error
@@ -96,7 +98,7 @@ func (a *Authenticator) init() error {
 		}
 		a.throttle = a.Throttle
 		if a.throttle == nil {
-			a.throttle = NewThrottle(ThrottleConfig{Now: a.Now})
+			a.throttle = NewThrottle(ThrottleConfig{now: a.now})
 		}
 		n := a.MaxConcurrent
 		if n <= 0 {
@@ -244,8 +246,8 @@ func (a *Authenticator) sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
-	if a.Sleep != nil {
-		return a.Sleep(ctx, d)
+	if a.sleepFn != nil {
+		return a.sleepFn(ctx, d)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

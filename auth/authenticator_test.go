@@ -92,10 +92,10 @@ type authFixture struct {
 func newAuthFixture(t testing.TB, users map[string]string) *authFixture {
 	f := &authFixture{store: openStore(t, users), clock: newFakeClock(), sleep: &sleepLog{}}
 	f.a = &Authenticator{
-		Users:  f.store,
-		Argon2: testParams,
-		Now:    f.clock.Now,
-		Sleep:  f.sleep.Sleep,
+		Users:   f.store,
+		Argon2:  testParams,
+		now:     f.clock.Now,
+		sleepFn: f.sleep.Sleep,
 	}
 	return f
 }
@@ -310,7 +310,7 @@ func allowed(th *Throttle, addr, user string) bool {
 
 func TestThrottleIPv6Prefix(t *testing.T) {
 	clock := newFakeClock()
-	th := NewThrottle(ThrottleConfig{Now: clock.Now, NetworkLimit: 3})
+	th := NewThrottle(ThrottleConfig{now: clock.Now, NetworkLimit: 3})
 	for _, a := range []string{"[2001:db8::1]:1", "[2001:db8::ffff:2]:2", "[2001:db8::3%eth0]:3"} {
 		fail(t, th, a, "u-"+a)
 	}
@@ -334,7 +334,7 @@ func TestThrottleIPv6Prefix(t *testing.T) {
 // rest refused before any password is verified.
 func TestThrottleParallelAttempts(t *testing.T) {
 	clock := newFakeClock()
-	th := NewThrottle(ThrottleConfig{Now: clock.Now})
+	th := NewThrottle(ThrottleConfig{now: clock.Now})
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -372,7 +372,7 @@ func TestThrottleParallelAttempts(t *testing.T) {
 // out by its own good logins.
 func TestThrottleSuccessReturnsPlace(t *testing.T) {
 	clock := newFakeClock()
-	th := NewThrottle(ThrottleConfig{Now: clock.Now})
+	th := NewThrottle(ThrottleConfig{now: clock.Now})
 	for range 9 {
 		fail(t, th, "192.0.2.1:1", "typo@example.org")
 	}
@@ -403,7 +403,7 @@ func TestThrottleSuccessReturnsPlace(t *testing.T) {
 // has not failed.
 func TestThrottleWideNetwork(t *testing.T) {
 	clock := newFakeClock()
-	th := NewThrottle(ThrottleConfig{Now: clock.Now, NetworkLimit: 3, WideNetworkLimit: 8})
+	th := NewThrottle(ThrottleConfig{now: clock.Now, NetworkLimit: 3, WideNetworkLimit: 8})
 	for i := range 8 {
 		if d := fail(t, th, fmt.Sprintf("[2001:db8:0:%x::1]:1", i), fmt.Sprint("user", i)); d != 2*time.Second {
 			t.Errorf("failure %d delayed %v: the wide network must add no delay", i+1, d)
@@ -438,7 +438,7 @@ func TestThrottleWideNetwork(t *testing.T) {
 // it: its owner logs in from a network that has not failed.
 func TestThrottleUsername(t *testing.T) {
 	clock := newFakeClock()
-	th := NewThrottle(ThrottleConfig{Now: clock.Now, UserLimit: 3})
+	th := NewThrottle(ThrottleConfig{now: clock.Now, UserLimit: 3})
 	// Each network fails once; the delay grows with the username's count.
 	for i, want := range []time.Duration{2, 4, 8, 15, 15} {
 		if d := fail(t, th, fmt.Sprintf("192.0.2.%d:1", i+1), "Victim@Example.org"); d != want*time.Second {
@@ -466,7 +466,7 @@ func TestThrottleUsername(t *testing.T) {
 // username's failures but not the network's.
 func TestThrottleForgiveness(t *testing.T) {
 	clock := newFakeClock()
-	th := NewThrottle(ThrottleConfig{Now: clock.Now})
+	th := NewThrottle(ThrottleConfig{now: clock.Now})
 	ip := "192.0.2.1:1"
 	for range 3 {
 		fail(t, th, ip, "a")
@@ -495,7 +495,7 @@ func TestThrottleForgiveness(t *testing.T) {
 
 func TestThrottleBoundedMemory(t *testing.T) {
 	clock := newFakeClock()
-	th := NewThrottle(ThrottleConfig{Now: clock.Now, MaxEntries: 8, NetworkLimit: 2})
+	th := NewThrottle(ThrottleConfig{now: clock.Now, MaxEntries: 8, NetworkLimit: 2})
 	locked := "192.0.2.200:1"
 	fail(t, th, locked, "x")
 	fail(t, th, locked, "x")
@@ -517,7 +517,7 @@ func TestThrottleBoundedMemory(t *testing.T) {
 		t.Errorf("old entry kept: delay %v, want the first failure's", d)
 	}
 	// Successful logins leave nothing behind.
-	th = NewThrottle(ThrottleConfig{Now: clock.Now})
+	th = NewThrottle(ThrottleConfig{now: clock.Now})
 	for i := range 100000 {
 		a, err := th.Begin(tcp(netipFrom4(10, byte(i>>16), byte(i>>8), byte(i))+":1"), fmt.Sprint("user", i))
 		if err != nil {
@@ -532,7 +532,7 @@ func TestThrottleBoundedMemory(t *testing.T) {
 
 func TestFailureDelayHonoursContext(t *testing.T) {
 	f := newAuthFixture(t, map[string]string{"alice@example.org": mustHash(t, "right")})
-	f.a.Sleep = nil // the real timer: 2 s, cut short by the context
+	f.a.sleepFn = nil // the real timer: 2 s, cut short by the context
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

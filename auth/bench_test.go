@@ -102,7 +102,7 @@ func BenchmarkUnknownVsWrongPassword(b *testing.B) {
 	a := &Authenticator{
 		Users:    s,
 		Throttle: NewThrottle(ThrottleConfig{NetworkLimit: 1 << 30, UserLimit: 1 << 30}),
-		Sleep:    func(context.Context, time.Duration) error { return nil },
+		sleepFn:  func(context.Context, time.Duration) error { return nil },
 	}
 	ctx := context.Background()
 	fail := func(user string) func() {

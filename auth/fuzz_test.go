@@ -77,7 +77,7 @@ func FuzzSASL(f *testing.F) {
 	f.Add("LOGIN", []byte(nil), []byte("alice@example.org"), []byte("right"))
 	f.Add("LOGIN", []byte("alice@example.org"), []byte("wrong"), []byte("extra"))
 	fx := saslFixture(f)
-	fx.a.Throttle = NewThrottle(ThrottleConfig{NetworkLimit: 1 << 30, UserLimit: 1 << 30, Now: fx.clock.Now})
+	fx.a.Throttle = NewThrottle(ThrottleConfig{NetworkLimit: 1 << 30, UserLimit: 1 << 30, now: fx.clock.Now})
 	f.Fuzz(func(t *testing.T, mech string, r1, r2, r3 []byte) {
 		s, err := fx.a.NewSASLServer(context.Background(), mech, nil, nil)
 		if err != nil {

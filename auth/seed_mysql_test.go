@@ -109,7 +109,7 @@ func TestSeedInstallationLogin(t *testing.T) {
 		t.Fatalf("Resolve = %+v, want the one local mailbox", res)
 	}
 
-	a := &Authenticator{Users: dir, Sleep: (&sleepLog{}).Sleep}
+	a := &Authenticator{Users: dir, sleepFn: (&sleepLog{}).Sleep}
 	remote := tcp("192.0.2.25:34567")
 	if _, err := a.Authenticate(ctx, "demons@example.org", "not secret", remote); err == nil {
 		t.Fatal("wrong password accepted")

@@ -60,7 +60,10 @@ func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }
 // cannot simply move to the next, while a neighbour who never failed
 // logs in as ever.
 type ThrottleConfig struct {
-	// BaseDelay is the delay after the first failure (2 s).
+	// BaseDelay is the delay after the first failure (2 s); negative
+	// turns the delay off (Dovecot's auth_failure_delay = 0), for a
+	// front end that delays failures itself: counts and lockouts
+	// still apply.
 	BaseDelay time.Duration
 	// MaxDelay caps the delay (15 s).
 	MaxDelay time.Duration
@@ -83,8 +86,9 @@ type ThrottleConfig struct {
 	// MaxEntries bounds the networks and usernames remembered (65,536);
 	// past it the least recently used is forgotten.
 	MaxEntries int
-	// Now is the clock (time.Now).
-	Now func() time.Time
+
+	// now is the clock (time.Now); the package's tests set it.
+	now func() time.Time
 }
 
 // Throttle counts failed logins and says when to slow or refuse more. It
@@ -112,7 +116,9 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 			*d = v
 		}
 	}
-	def(&cfg.BaseDelay, 2*time.Second)
+	if cfg.BaseDelay == 0 {
+		cfg.BaseDelay = 2 * time.Second
+	}
 	def(&cfg.MaxDelay, 15*time.Second)
 	def(&cfg.Forgive, time.Minute)
 	def(&cfg.Lockout, 15*time.Minute)
@@ -128,8 +134,8 @@ func NewThrottle(cfg ThrottleConfig) *Throttle {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 1 << 16
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.now == nil {
+		cfg.now = time.Now
 	}
 	return &Throttle{cfg: cfg, entries: make(map[string]*list.Element)}
 }
@@ -190,7 +196,7 @@ type Attempt struct {
 // network is locked out or has as many failures and attempts in flight
 // as it may.
 func (t *Throttle) Begin(remote net.Addr, username string) (*Attempt, error) {
-	now := t.cfg.Now()
+	now := t.cfg.now()
 	network, wide := networkKeys(remote)
 	user := userKey(username)
 	t.mu.Lock()
@@ -219,7 +225,7 @@ func (t *Throttle) Begin(remote net.Addr, username string) (*Attempt, error) {
 // delay the failure reply.
 func (a *Attempt) Fail() time.Duration {
 	t := a.t
-	now := t.cfg.Now()
+	now := t.cfg.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !a.finish(now) {
@@ -238,7 +244,7 @@ func (a *Attempt) Fail() time.Duration {
 // from the same network.
 func (a *Attempt) Succeed() {
 	t := a.t
-	now := t.cfg.Now()
+	now := t.cfg.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !a.finish(now) {
@@ -255,7 +261,7 @@ func (a *Attempt) Succeed() {
 // connection).
 func (a *Attempt) Cancel() {
 	t := a.t
-	now := t.cfg.Now()
+	now := t.cfg.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a.finish(now)
@@ -313,6 +319,9 @@ func (t *Throttle) drop(e *throttleEntry, now time.Time) {
 // failure, at most MaxDelay.
 func (t *Throttle) delay(n int) time.Duration {
 	d := t.cfg.BaseDelay
+	if d < 0 {
+		return 0
+	}
 	for i := 1; i < n && d < t.cfg.MaxDelay; i++ {
 		d *= 2
 	}

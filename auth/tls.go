@@ -114,10 +114,11 @@ type CertReloaderOptions struct {
 	// CheckInterval is the least time between two looks at the files
 	// (1 s).
 	CheckInterval time.Duration
-	// Now is the clock (time.Now).
-	Now func() time.Time
 	// Logger receives reload failures; nil discards.
 	Logger *slog.Logger
+
+	// now is the clock (time.Now); the package's tests set it.
+	now func() time.Time
 }
 
 type fileStamp struct {
@@ -128,7 +129,7 @@ type fileStamp struct {
 // NewCertReloader loads certFile and keyFile and returns a CertReloader
 // serving them, or the loading error.
 func NewCertReloader(certFile, keyFile string, opts CertReloaderOptions) (*CertReloader, error) {
-	r := &CertReloader{certFile: certFile, keyFile: keyFile, interval: opts.CheckInterval, now: opts.Now, log: opts.Logger}
+	r := &CertReloader{certFile: certFile, keyFile: keyFile, interval: opts.CheckInterval, now: opts.now, log: opts.Logger}
 	if r.interval <= 0 {
 		r.interval = time.Second
 	}

@@ -103,7 +103,7 @@ func TestCertReloader(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	install(certA, keyA, base)
 	clock := newFakeClock()
-	r, err := NewCertReloader(certFile, keyFile, CertReloaderOptions{Now: clock.Now, CheckInterval: time.Second})
+	r, err := NewCertReloader(certFile, keyFile, CertReloaderOptions{now: clock.Now, CheckInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

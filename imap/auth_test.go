@@ -113,14 +113,14 @@ func TestAuthFailures(t *testing.T) {
 	if l := cl.line(); !strings.HasPrefix(l, "* BYE") {
 		t.Fatalf("after 3 failures: %q", l)
 	}
-	if st.sleeps.Load() < 3 {
-		t.Fatalf("failure delay applied %d times", st.sleeps.Load())
+	if st.delays.Load() < 3 {
+		t.Fatalf("failure delay applied %d times", st.delays.Load())
 	}
 }
 
 func TestAuthThrottled(t *testing.T) {
 	st := newTestStack(t)
-	st.auth.Throttle = auth.NewThrottle(auth.ThrottleConfig{NetworkLimit: 2, UserLimit: 100})
+	st.auth.Throttle = auth.NewThrottle(auth.ThrottleConfig{NetworkLimit: 2, UserLimit: 100, BaseDelay: -1})
 	_, addr := st.serve(st.options())
 	cl := dial(t, addr)
 	cl.expect("NO [AUTHENTICATIONFAILED]", "LOGIN alice@local.example wrong")

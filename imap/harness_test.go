@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ type testStack struct {
 	auth     *auth.Authenticator
 	tls      *tls.Config
 	certFile string
-	sleeps   atomic.Int32
+	delays   atomic.Int32 // failed logins the Authenticator delayed
 }
 
 func newTestStack(t testing.TB) *testStack {
@@ -61,7 +62,10 @@ func newTestStack(t testing.TB) *testStack {
 	st.auth = &auth.Authenticator{
 		Users:  db,
 		Argon2: params,
-		Sleep:  func(ctx context.Context, d time.Duration) error { st.sleeps.Add(1); return nil },
+		// Delays of a nanosecond: applied, and counted from the
+		// Authenticator's log, without the test waiting.
+		Throttle: auth.NewThrottle(auth.ThrottleConfig{BaseDelay: time.Nanosecond, MaxDelay: time.Nanosecond}),
+		Logger:   slog.New(delayCounter{&st.delays}),
 	}
 	certFile, keyFile, err := auth.SelfSigned(dir, "imap.test")
 	if err != nil {
@@ -275,4 +279,24 @@ func (cl *client) startTLS() {
 	must(cl.t, tc.Handshake())
 	cl.c = tc
 	cl.r.Reset(tc)
+}
+
+// delayCounter is a slog.Handler counting the failed logins logged with
+// a failure delay.
+type delayCounter struct{ n *atomic.Int32 }
+
+func (delayCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (h delayCounter) WithAttrs([]slog.Attr) slog.Handler     { return h }
+func (h delayCounter) WithGroup(string) slog.Handler          { return h }
+func (h delayCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "login failed" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "delay" && a.Value.Kind() == slog.KindDuration && a.Value.Duration() > 0 {
+			h.n.Add(1)
+		}
+		return true
+	})
+	return nil
 }

@@ -190,7 +190,7 @@ func TestTmpCleanupOtherWriters(t *testing.T) {
 		mustWriteFile(t, p, "partial")
 	}
 	future := time.Now().Add(37 * time.Hour)
-	s2, err := New(s.base, &Options{Now: func() time.Time { return future }})
+	s2, err := New(s.base, &Options{now: func() time.Time { return future }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func (st *folderState) importFiles(ctx context.Context, files []importFile) ([]u
 	uids := make([]uint32, len(files))
 	var recs []uidRec
 	mod := st.newModSeq()
-	now := st.s.opts.Now().UnixNano()
+	now := st.s.opts.now().UnixNano()
 	for i, im := range files {
 		if !placed[i] {
 			continue
@@ -131,9 +131,9 @@ func (f *Folder) Append(ctx context.Context, r io.Reader, flags []string, date t
 		return 0, err
 	}
 	if date.IsZero() {
-		date = s.opts.Now()
+		date = s.opts.now()
 	}
-	key := s.names.next(s.opts.Now())
+	key := s.names.next(s.opts.now())
 	tmp := filepath.Join(st.dir, "tmp", key)
 	size, vsize, err := s.writeTmp(ctx, tmp, r, date)
 	if err != nil {
@@ -240,7 +240,7 @@ func (f *Folder) transfer(ctx context.Context, uids []uint32, dest *Folder, move
 	for i := range files {
 		files[i].link = !move
 		if !move {
-			base := s.names.next(s.opts.Now())
+			base := s.names.next(s.opts.now())
 			files[i].key = withSizes(base, files[i].size, files[i].vsize)
 			total += files[i].size
 		}

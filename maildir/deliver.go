@@ -141,7 +141,7 @@ func (s *Store) Stage(ctx context.Context, path, folder string, r io.Reader, opt
 			return nil, err
 		}
 	}
-	key := s.names.next(s.opts.Now())
+	key := s.names.next(s.opts.now())
 	sub := "new"
 	if len(opts.Flags) > 0 {
 		sub = "cur"
@@ -502,7 +502,7 @@ func (s *Store) CleanTmp(ctx context.Context, path string) error {
 			dirs = append(dirs, filepath.Join(root, e.Name()))
 		}
 	}
-	cutoff := s.opts.Now().Add(-s.opts.TmpMaxAge)
+	cutoff := s.opts.now().Add(-s.opts.TmpMaxAge)
 	for _, d := range dirs {
 		if err := ctx.Err(); err != nil {
 			return err

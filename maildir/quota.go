@@ -126,7 +126,7 @@ func (s *Store) usage(ctx context.Context, root string, limit *Quota, create boo
 		ok = false
 	}
 	if ok {
-		return u, s.opts.Now().Sub(mtime) > quotaStaleAge, nil
+		return u, s.opts.now().Sub(mtime) > quotaStaleAge, nil
 	}
 	lim := u.Limit
 	if limit != nil {

@@ -680,7 +680,7 @@ func (f *folderState) newEntry(key string, l listing, rec *uidRec) (*entry, bool
 		e.vsize = v
 	}
 	e.recent = l.inNew
-	e.saveDate = f.s.opts.Now().UnixNano()
+	e.saveDate = f.s.opts.now().UnixNano()
 	return e, true
 }
 

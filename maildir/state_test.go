@@ -205,7 +205,7 @@ func TestTmpCleanup(t *testing.T) {
 	if _, err := os.Stat(stale); err != nil {
 		t.Fatal("fresh tmp file removed")
 	}
-	s3, _ := New(s.base, &Options{Now: func() time.Time { return future }})
+	s3, _ := New(s.base, &Options{now: func() time.Time { return future }})
 	defer s3.Close()
 	if err := s3.CleanTmp(ctx, m.Path()); err != nil {
 		t.Fatal(err)

@@ -49,8 +49,10 @@ type Options struct {
 	// than sharing the fsync with concurrent deliveries. The guarantee is
 	// the same either way; this exists to measure the difference.
 	NoGroupCommit bool
-	// Now returns the current time; default time.Now.
-	Now func() time.Time
+
+	// now returns the current time, time.Now if nil; the package's
+	// tests set it.
+	now func() time.Time
 }
 
 // SpecialFolder names a folder with an RFC 6154 special use.
@@ -144,8 +146,8 @@ func New(base string, opts *Options) (*Store, error) {
 	if s.opts.PollInterval <= 0 {
 		s.opts.PollInterval = time.Second
 	}
-	if s.opts.Now == nil {
-		s.opts.Now = time.Now
+	if s.opts.now == nil {
+		s.opts.now = time.Now
 	}
 	s.pid = os.Getpid()
 	s.bootID = currentBootID()
@@ -271,7 +273,7 @@ func (s *Store) Close() error {
 func (s *Store) newUIDValidity() uint32 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := max(uint32(s.opts.Now().Unix()), s.lastUIDV+1)
+	v := max(uint32(s.opts.now().Unix()), s.lastUIDV+1)
 	s.lastUIDV = v
 	return v
 }

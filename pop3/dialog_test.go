@@ -358,7 +358,7 @@ func TestAUTH(t *testing.T) {
 func TestAuthFailures(t *testing.T) {
 	e := newEnv(t, func(o *Options, a *auth.Authenticator) {
 		o.MaxAuthFailures = 2
-		a.Throttle = auth.NewThrottle(auth.ThrottleConfig{NetworkLimit: 3})
+		a.Throttle = auth.NewThrottle(auth.ThrottleConfig{NetworkLimit: 3, BaseDelay: -1})
 	})
 	e.addUser("u@example.org", "pw")
 	c := e.dial()

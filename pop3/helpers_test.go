@@ -85,7 +85,7 @@ func newServerEnv(t testing.TB, opts ...envOption) *testEnv {
 		Users:  e.dir,
 		Argon2: testArgon2,
 		// The failure delay is the throttle's business, tested in auth.
-		Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
+		Throttle: auth.NewThrottle(auth.ThrottleConfig{BaseDelay: -1}),
 	}
 	certFile, keyFile, err := auth.SelfSigned(filepath.Join(root, "tls"), "localhost")
 	if err != nil {

@@ -109,8 +109,10 @@ type Options struct {
 	Implementation string
 	// Logger receives session logs; nil discards.
 	Logger *slog.Logger
-	// Now is the clock of LOGIN-DELAY; default time.Now.
-	Now func() time.Time
+
+	// now is the clock of LOGIN-DELAY, time.Now if nil; the package's
+	// tests set it.
+	now func() time.Time
 }
 
 // Server is a POP3 server. Like net/http's Server it can serve several
@@ -161,8 +163,8 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.MaxConnsPerIP, 20)
 	setDefault(&opts.MaxAuthFailures, 3)
 	setDefault(&opts.Implementation, "mailagent")
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.now == nil {
+		opts.now = time.Now
 	}
 	s := &Server{
 		opts:      opts,
@@ -260,7 +262,7 @@ func (s *Server) loginAllowed(address string) bool {
 	if s.opts.LoginDelay <= 0 {
 		return true
 	}
-	now := s.opts.Now()
+	now := s.opts.now()
 	key := strings.ToLower(address)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -246,7 +246,7 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestAuthThrottle(t *testing.T) {
 	st := newTestStack(t)
-	st.auth.Throttle = auth.NewThrottle(auth.ThrottleConfig{NetworkLimit: 2})
+	st.auth.Throttle = auth.NewThrottle(auth.ThrottleConfig{NetworkLimit: 2, BaseDelay: -1})
 	addr, _ := st.serve(st.options(Submission))
 	start := `
 		S: 220

@@ -76,7 +76,8 @@ func newTestStack(t testing.TB) *testStack {
 	st.auth = &auth.Authenticator{
 		Users:  db,
 		Argon2: params,
-		Sleep:  func(ctx context.Context, d time.Duration) error { return nil },
+		// The failure delay is the throttle's business, tested in auth.
+		Throttle: auth.NewThrottle(auth.ThrottleConfig{BaseDelay: -1}),
 	}
 	st.local = &LocalDelivery{Maildirs: md, Directory: db}
 	st.router, err = NewRouter(RouterOptions{

@@ -177,8 +177,10 @@ type Options struct {
 	SpoolDir string
 	// Logger receives connection and transaction logs; nil discards.
 	Logger *slog.Logger
-	// Now is the clock for Received and Date fields; default time.Now.
-	Now func() time.Time
+
+	// now is the clock for Received and Date fields, time.Now if nil;
+	// the package's tests set it.
+	now func() time.Time
 }
 
 // Server is an SMTP server in one Role, built on go-smtp. Like
@@ -227,8 +229,8 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.MaxConns, 1000)
 	setDefault(&opts.MaxConnsPerIP, 20)
 	setDefault(&opts.MaxAuthFailures, 3)
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.now == nil {
+		opts.now = time.Now
 	}
 	s := &Server{
 		opts:   opts,

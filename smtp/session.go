@@ -158,7 +158,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	env := ss.base
 	env.ID = newID()
 	env.From = from
-	env.Received = srv.opts.Now()
+	env.Received = srv.opts.now()
 	env.Results = append([]AuthResult(nil), ss.c.results...)
 	env.Values = maps.Clone(ss.c.values)
 	if env.Values == nil {

@@ -90,12 +90,14 @@ type Options struct {
 	Limits    Limits
 	Loader    Loader
 	Mailboxes Mailboxes
-	// Now gives the current time for currentdate; nil means time.Now.
-	Now func() time.Time
 	// Location is the zone dates are shown in without :zone; nil means UTC.
 	Location *time.Location
 	// Separator splits :user from :detail; default "+".
 	Separator string
+
+	// now gives the current time for currentdate, time.Now if nil; the
+	// package's tests set it.
+	now func() time.Time
 }
 
 // Result is what a run decided.
@@ -149,8 +151,8 @@ func Run(ctx context.Context, s *Script, msg *Message, env Envelope, opts Option
 	if opts.Separator == "" {
 		in.opts.Separator = "+"
 	}
-	if opts.Now != nil {
-		in.now = opts.Now()
+	if opts.now != nil {
+		in.now = opts.now()
 	} else {
 		in.now = time.Now()
 	}

@@ -293,7 +293,7 @@ func ours(c diffCase) string {
 	// is a compile error there, a run error here; the corpus has none.
 	msg := ParseMessage([]byte(m.text))
 	res, err := Run(context.Background(), s, msg, Envelope{From: m.from, To: m.to},
-		Options{Loader: mapLoader(diffIncludes), Now: func() time.Time { return time.Now() }})
+		Options{Loader: mapLoader(diffIncludes), now: func() time.Time { return time.Now() }})
 	out := canonical(res, err)
 	if strings.Contains(c.script, "editheader") {
 		var stored []string

@@ -93,7 +93,7 @@ func (q *Queue) RetryNow(ctx context.Context, id string) error {
 		if m.Held {
 			return ErrHeld
 		}
-		q.sched.set(id, q.opts.Now())
+		q.sched.set(id, q.opts.now())
 		return nil
 	})
 	if err == nil {
@@ -126,7 +126,7 @@ func (q *Queue) Release(ctx context.Context, id string) error {
 			return nil
 		}
 		m.Held = false
-		m.NextAttempt = q.opts.Now()
+		m.NextAttempt = q.opts.now()
 		if err := q.spool.writeMeta(m); err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ func (q *Queue) dispatch() int {
 		q.mu.Unlock()
 		return 0
 	}
-	now := q.opts.Now()
+	now := q.opts.now()
 	var started []*activeMsg
 	for len(q.active) < q.opts.MaxActive {
 		id, ok := q.sched.popDue(now)
@@ -300,7 +300,7 @@ func (q *Queue) complete(j *job, res []outbound.Result) {
 // or rescheduled.
 func (q *Queue) finalize(a *activeMsg) {
 	defer q.wg.Done()
-	now := q.opts.Now()
+	now := q.opts.now()
 	a.mu.Lock()
 	m := a.m
 	var failed []int

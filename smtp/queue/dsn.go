@@ -78,7 +78,7 @@ func (q *Queue) Bounce(ctx context.Context, env *smtp.Envelope, body smtp.Body, 
 	if env.From == "" || len(failed) == 0 {
 		return nil, errors.New("queue: nothing to bounce")
 	}
-	now := q.opts.Now()
+	now := q.opts.now()
 	arrived := env.Received
 	if arrived.IsZero() {
 		arrived = now

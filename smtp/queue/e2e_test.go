@@ -106,8 +106,8 @@ func (st *stack) withQueue(port int, r dnsauth.Resolver) {
 	}
 	st.now = &fakeNow{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	bounces := &lateTarget{}
-	st.queue, err = queue.New(queue.Options{Dir: filepath.Join(st.dir, "queue"), Client: c,
-		Bounces: bounces, Hostname: "mx.a.test", Now: st.now.Now})
+	st.queue, err = queue.New(queue.WithClock(queue.Options{Dir: filepath.Join(st.dir, "queue"), Client: c,
+		Bounces: bounces, Hostname: "mx.a.test"}, st.now.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func (st *stack) serve(role smtp.Role, addr string) {
 		}
 		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 		opts.Authenticator = &auth.Authenticator{Users: st.db, Argon2: auth.Argon2Params{Memory: 64, Time: 1, Threads: 1},
-			Sleep: func(context.Context, time.Duration) error { return nil }}
+			Throttle: auth.NewThrottle(auth.ThrottleConfig{BaseDelay: -1})}
 		opts.Directory = st.db
 	}
 	srv, err := smtp.NewServer(opts)

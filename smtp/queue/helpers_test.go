@@ -130,7 +130,7 @@ func (f *fixture) open(t *testing.T, port int, tweak func(*Options)) *Queue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Dir: f.dir, Client: c, Bounces: f.bounces, Hostname: "mta.a.test", Now: f.clock.Now}
+	opts := Options{Dir: f.dir, Client: c, Bounces: f.bounces, Hostname: "mta.a.test", now: f.clock.Now}
 	if tweak != nil {
 		tweak(&opts)
 	}

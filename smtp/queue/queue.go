@@ -32,9 +32,6 @@ type Options struct {
 	// Hostname names this system in notifications (Reporting-MTA and the
 	// MAILER-DAEMON address); "localhost" if empty.
 	Hostname string
-	// Now is the clock; time.Now if nil. Tests move a fake clock and call
-	// RunDue, or Wake when Run is running.
-	Now func() time.Time
 	// MinBackoff is the delay before the first retry, doubled after each
 	// failed attempt up to MaxBackoff: 5 minutes and 4000 seconds by
 	// default, as Postfix's minimal_backoff_time and maximal_backoff_time.
@@ -63,6 +60,10 @@ type Options struct {
 	MaxMessageBytes int64
 	// Logger receives queue events; nil discards them.
 	Logger *slog.Logger
+
+	// now is the clock, time.Now if nil; tests set it (export_test.go),
+	// move a fake clock and call RunDue, or Wake when Run is running.
+	now func() time.Time
 }
 
 // ErrClosed is returned by operations on a closed Queue.
@@ -104,8 +105,8 @@ func New(opts Options) (*Queue, error) {
 	if opts.Dir == "" || opts.Client == nil {
 		return nil, errors.New("queue: Dir and Client are required")
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.now == nil {
+		opts.now = time.Now
 	}
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
@@ -201,7 +202,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		}
 		wait := time.Hour
 		if ok && !full {
-			wait = max(next.Sub(q.opts.Now()), 0)
+			wait = max(next.Sub(q.opts.now()), 0)
 		}
 		timer.Reset(wait)
 		select {
@@ -241,7 +242,7 @@ func (q *Queue) RunDue(ctx context.Context) error {
 		q.mu.Lock()
 		next, ok := q.sched.next()
 		q.mu.Unlock()
-		if !ok || next.After(q.opts.Now()) {
+		if !ok || next.After(q.opts.now()) {
 			return nil
 		}
 	}

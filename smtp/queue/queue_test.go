@@ -360,7 +360,7 @@ func TestRestart(t *testing.T) {
 // as a message is committed, and Shutdown waits for it.
 func TestRun(t *testing.T) {
 	srv := outboundtest.Start(t, outboundtest.Options{})
-	f := newFixture(t, srv.Port, func(o *Options) { o.Now = nil })
+	f := newFixture(t, srv.Port, func(o *Options) { o.now = nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

@@ -179,7 +179,7 @@ func (d *delivery) Commit(ctx context.Context) error {
 		return &smtp.Error{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 5, 1}, Message: "no recipients or no content"}
 	}
 	q := d.q
-	now := q.opts.Now()
+	now := q.opts.now()
 	id := newID(now)
 	m := &meta{ID: id, From: d.env.From, Arrived: now, NextAttempt: now, Size: d.size,
 		AuthUser: d.env.AuthUser, SMTPUTF8: d.env.SMTPUTF8 || !isASCII(d.env.From), Held: d.held}

@@ -48,7 +48,7 @@ func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 		t.Fatal(err)
 	}
 	a := &auth.Authenticator{Users: dir, Argon2: testArgon2,
-		Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() }}
+		Throttle: auth.NewThrottle(auth.ThrottleConfig{BaseDelay: -1})}
 	certFile, keyFile, err := auth.SelfSigned(filepath.Join(root, "tls"), "localhost")
 	if err != nil {
 		t.Fatal(err)
