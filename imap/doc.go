@@ -84,6 +84,10 @@
 //   - RFC 5258, LIST-EXTENDED; RFC 5819, LIST-STATUS; RFC 6154,
 //     SPECIAL-USE; RFC 8438, STATUS=SIZE; RFC 7889, APPENDLIMIT.
 //   - RFC 4731, ESEARCH, and RFC 5182, SEARCHRES.
+//   - RFC 5255, I18NLEVEL=1: SEARCH compares strings by RFC 5051's
+//     i;unicode-casemap (compatibility decomposition, then Unicode
+//     case folding), so "Ärger" finds "a\u0308rger" and "ﬁle" finds
+//     "FILE".
 //   - RFC 5032, WITHIN: SEARCH YOUNGER and OLDER.
 //   - RFC 8514, SAVEDATE: FETCH SAVEDATE from maildir's index (NIL
 //     when unknown) and SEARCH SAVEDBEFORE, SAVEDON, SAVEDSINCE and

@@ -328,7 +328,7 @@ func (sel *selection) prepareCriteria(c *imap.SearchCriteria, maxSeq, maxUID uin
 	}
 	out.Header = make([]imap.SearchCriteriaHeaderField, len(c.Header))
 	for i, h := range c.Header {
-		out.Header[i] = imap.SearchCriteriaHeaderField{Key: h.Key, Value: foldString(h.Value)}
+		out.Header[i] = imap.SearchCriteriaHeaderField{Key: h.Key, Value: searchFold(h.Value)}
 	}
 	out.Body = foldAll(c.Body)
 	out.Text = foldAll(c.Text)
@@ -352,7 +352,7 @@ func foldAll(ss []string) []string {
 	}
 	out := make([]string, len(ss))
 	for i, s := range ss {
-		out[i] = foldString(s)
+		out[i] = searchFold(s)
 	}
 	return out
 }
@@ -592,7 +592,7 @@ func matchFields(key string, fields message.HeaderFields, pattern string) bool {
 	}
 	addresses := isAddressField(key)
 	for fields.Next() {
-		if strings.Contains(foldString(decodeHeaderValue(fields.Value())), pattern) {
+		if strings.Contains(searchFold(decodeHeaderValue(fields.Value())), pattern) {
 			return true
 		}
 		if !addresses {
@@ -605,7 +605,7 @@ func matchFields(key string, fields message.HeaderFields, pattern string) bool {
 			if a.Host == "" {
 				continue // a group marker
 			}
-			if strings.Contains(foldString(a.Name+" <"+a.Mailbox+"@"+a.Host+">"), pattern) {
+			if strings.Contains(searchFold(a.Name+" <"+a.Mailbox+"@"+a.Host+">"), pattern) {
 				return true
 			}
 		}
@@ -633,8 +633,8 @@ func (mc *matchContext) matchText(pattern string, header bool) bool {
 		} else {
 			bb.WriteString(legacyToUTF8(string(mc.raw)))
 		}
-		mc.headerText = foldString(hb.String())
-		mc.bodyText = foldString(bb.String())
+		mc.headerText = searchFold(hb.String())
+		mc.bodyText = searchFold(bb.String())
 	}
 	return strings.Contains(mc.bodyText, pattern) || (header && strings.Contains(mc.headerText, pattern))
 }
