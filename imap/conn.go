@@ -152,6 +152,7 @@ func (c *conn) readAndAnswer() bool {
 		c.sayBye("Server shutting down")
 		return false
 	}
+	c.awaitCommand() // NOTIFY's news meanwhile (notify.go)
 	cmd, err := c.r.ReadCommand()
 	stopping := c.endWait()
 	c.startWrite()

@@ -60,6 +60,7 @@ func init() {
 		"IDLE":         {states: authed, fn: (*conn).cmdIdle},
 		"COMPRESS":     {states: authed, fn: (*conn).cmdCompress},
 		"GETQUOTAROOT": {states: authed, fn: (*conn).cmdGetQuotaRoot},
+		"NOTIFY":       {states: authed, fn: (*conn).cmdNotify},
 		"GETQUOTA":     {states: authed, fn: (*conn).cmdGetQuota},
 		"SETQUOTA":     {states: authed, fn: (*conn).cmdSetQuota},
 		"CHECK":        {states: inSelected, fn: (*conn).cmdNoop},
@@ -128,14 +129,18 @@ func (c *conn) answer(cmd *imapwire.Command) {
 	}
 	if c.state == stateSelected && c.sess != nil && c.sess.sel != nil {
 		allowExpunge := !h.noExpunge || cmd.UID
-		if perr := c.sess.poll(c.w, allowExpunge); perr != nil && err == nil {
+		if perr := c.sess.pollNotify(c.w, allowExpunge); perr != nil && err == nil {
 			err = perr
 		}
+	}
+	if c.sess != nil {
+		c.sess.pushNotify(c.w)
 	}
 	if err != nil {
 		c.writeError(cmd, err)
 		return
 	}
+	c.sess.mailboxChanged(cmd) // NOTIFY's MailboxName, SubscriptionChange
 	text := status.text
 	if text == "" {
 		text = cmd.Name + " completed"
@@ -182,7 +187,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps, "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN",
 		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "I18NLEVEL=1", "ESEARCH", "SEARCHRES", "WITHIN", "SAVEDATE",
 		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "MULTIAPPEND", "CATENATE", "URL-PARTIAL", "REPLACE", "UIDONLY", "OBJECTID", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
-		"PREVIEW", "PREVIEW=FUZZY", "SNIPPET=FUZZY",
+		"PREVIEW", "PREVIEW=FUZZY", "SNIPPET=FUZZY", "NOTIFY",
 		fmt.Sprintf("APPENDLIMIT=%d", c.srv.opts.AppendLimit))
 	return strings.Join(caps, " ")
 }

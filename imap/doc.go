@@ -141,6 +141,21 @@
 //     most 32 KiB of the part. A preview is made once and kept in the
 //     folder's cache with the MIME structure; PREVIEW (LAZY) answers
 //     NIL for one not made yet.
+//   - RFC 5465, NOTIFY: MessageNew, MessageExpunge and FlagChange of
+//     the selected mailbox (selected, selected-delayed; MessageNew's
+//     FETCH items sent after EXISTS) and of others (inboxes, personal,
+//     subscribed, subtree, mailboxes: an untagged STATUS with MESSAGES,
+//     UIDNEXT, UIDVALIDITY, UNSEEN for FlagChange, HIGHESTMODSEQ once
+//     CONDSTORE is on), sent as they happen, between commands and
+//     during IDLE. Other mailboxes are watched through maildir's change
+//     notification, so another process's delivery is seen; the
+//     mailboxes a filter names are those existing at NOTIFY SET, at
+//     most 1,000 (NO [LIMIT] beyond). MailboxName and
+//     SubscriptionChange: LIST responses for this server's other
+//     sessions of the user (CREATE, DELETE as \NonExistent, RENAME
+//     with OLDNAME, SUBSCRIBE, UNSUBSCRIBE). AnnotationChange,
+//     MailboxMetadataChange and ServerMetadataChange (no METADATA
+//     here) are NO [BADEVENT ...].
 //   - RFC 2595 and RFC 8314, STARTTLS and implicit TLS. RFC 4978's
 //     COMPRESS DEFLATE is served but not yet advertised (see
 //     compress.go).

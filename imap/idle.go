@@ -17,7 +17,7 @@ func (c *conn) cmdIdle(cmd *imapwire.Command) (okStatus, error) {
 	if s.sel != nil {
 		notify = s.sel.notify
 		// News queued before IDLE began goes out first.
-		if err := s.poll(c.w, true); err != nil {
+		if err := s.pollNotify(c.w, true); err != nil {
 			return okStatus{}, err
 		}
 	}
@@ -46,9 +46,20 @@ func (c *conn) cmdIdle(cmd *imapwire.Command) (okStatus, error) {
 				return okStatus{}, errSilent
 			}
 			return okStatus{text: "IDLE terminated"}, nil
+		case <-s.notifyWake():
+			// NOTIFY's news of other mailboxes (RFC 5465).
+			c.startWrite()
+			s.pushNotify(c.w)
+			if c.flush() != nil {
+				c.raw.Close()
+				<-done
+				c.endWait()
+				c.state = stateLogout
+				return okStatus{}, errSilent
+			}
 		case <-notify:
 			c.startWrite()
-			if err := s.poll(c.w, true); err != nil || c.flush() != nil {
+			if err := s.pollNotify(c.w, true); err != nil || c.flush() != nil {
 				// The reader ends when the connection closes.
 				c.raw.Close()
 				<-done

@@ -38,6 +38,9 @@ type mailbox struct {
 	// announced holds flags a session already reported for its own
 	// change, so that maildir's later event for it is not sent twice.
 	announced map[uint32]string
+	// watchers are NOTIFY's sessions watching the mailbox unselected
+	// (notify.go).
+	watchers map[*watchedMailbox]struct{}
 }
 
 // openMailbox returns the shared view of the folder name of the Maildir
@@ -225,6 +228,9 @@ func (mb *mailbox) notifyLocked() {
 	for sel := range mb.sessions {
 		sel.wake()
 	}
+	for w := range mb.watchers {
+		w.touch()
+	}
 }
 
 // flagsChanged announces new flags of uids to every session, except
@@ -263,6 +269,9 @@ func (mb *mailbox) flagsChangedLocked(uid uint32, source *selection) {
 		}
 		sel.flags[uid] = struct{}{}
 		sel.wake()
+	}
+	for w := range mb.watchers {
+		w.touch()
 	}
 }
 

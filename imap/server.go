@@ -115,6 +115,10 @@ type Server struct {
 	mu        sync.Mutex
 	perUser   map[string]*loggedIn
 	mailboxes map[mailboxKey]*mailbox
+	// notifiers are the sessions with NOTIFY, by Maildir path
+	// (notify.go).
+	notifyMu  sync.Mutex
+	notifiers map[string]map[*notifier]struct{}
 	kept      map[string]*keptMaildir
 
 	writeBufs sync.Pool // of *bufio.Writer, held by a connection only while it answers

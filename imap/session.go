@@ -26,11 +26,16 @@ type session struct {
 
 	mu  sync.Mutex // guards sel against Server's goroutines
 	sel *selection
+
+	notify *notifier // NOTIFY SET (notify.go)
 }
 
 // Close ends the session: the selected mailbox, the Maildir and the
 // user's connection count.
 func (s *session) Close() error {
+	if s.md != nil {
+		s.stopNotify()
+	}
 	s.unselect()
 	if s.md != nil {
 		s.md = nil

@@ -165,6 +165,8 @@ func (r *Reader) arguments(cmd *Command) any {
 		return &QuotaRoot{Root: r.astring("a quota root")}
 	case "SETQUOTA":
 		return r.setQuota()
+	case "NOTIFY":
+		return r.notify()
 	case "CANCELUPDATE":
 		c := &CancelUpdate{}
 		for len(c.Tags) == 0 || !r.atEOL() {

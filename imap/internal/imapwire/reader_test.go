@@ -430,3 +430,36 @@ func TestMUTF7(t *testing.T) {
 		}
 	}
 }
+
+func TestReadNotify(t *testing.T) {
+	got := one(t, "a NOTIFY SET (STATUS) (selected-delayed (MessageNew (UID PREVIEW) messageexpunge)) (subtree (INBOX Work) (MessageNew MessageExpunge FlagChange)) (mailboxes Lists NONE) (personal (MailboxName))\r\n")
+	n, ok := got.Args.(*Notify)
+	want := &Notify{Status: true, Groups: []NotifyGroup{
+		{Filter: "SELECTED-DELAYED", Events: []NotifyEvent{{Name: "MESSAGENEW", Fetch: &Fetch{Options: imap.FetchOptions{UID: true}, UIDItem: true, Preview: true}}, {Name: "MESSAGEEXPUNGE"}}},
+		{Filter: "SUBTREE", Mailboxes: []string{"INBOX", "Work"}, Events: []NotifyEvent{{Name: "MESSAGENEW"}, {Name: "MESSAGEEXPUNGE"}, {Name: "FLAGCHANGE"}}},
+		{Filter: "MAILBOXES", Mailboxes: []string{"Lists"}},
+		{Filter: "PERSONAL", Events: []NotifyEvent{{Name: "MAILBOXNAME"}}},
+	}}
+	if !ok || !reflect.DeepEqual(n, want) {
+		t.Fatalf("got %#v\nwant %#v", got.Args, want)
+	}
+	if n := one(t, "a NOTIFY none\r\n").Args.(*Notify); !n.None {
+		t.Fatalf("got %#v", n)
+	}
+	// A first group whose filter starts like STATUS is not (STATUS).
+	if n := one(t, "a NOTIFY SET (subscribed (MessageNew MessageExpunge))\r\n").Args.(*Notify); n.Status || n.Groups[0].Filter != "SUBSCRIBED" {
+		t.Fatalf("got %#v", n)
+	}
+	for _, in := range []string{
+		"a NOTIFY\r\n", "a NOTIFY SET\r\n", "a NOTIFY SET ()\r\n", "a NOTIFY SET (personal)\r\n",
+		"a NOTIFY SET (personal ())\r\n", "a NOTIFY SET (mailboxes () (MessageNew))\r\n",
+		"a NOTIFY SET (STATUS)\r\n", "a NOTIFY SET (others (MessageNew))\r\n",
+		"a NOTIFY SET " + strings.Repeat("(personal NONE) ", 64) + "(personal NONE)\r\n",
+	} {
+		r := NewReader(bufio.NewReader(strings.NewReader(in)), func() error { return nil })
+		var e *Error
+		if _, err := r.ReadCommand(); !errors.As(err, &e) || e.Type != imap.StatusResponseTypeBad {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package imap
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailagent/mailagent/maildir"
+)
+
+// waitLine reads unsolicited lines until one contains all of subs,
+// failing after 10 s (cl.line's limit).
+func (cl *client) waitLine(subs ...string) string {
+	cl.t.Helper()
+	for {
+		l := cl.line()
+		if has([]string{l}, subs...) {
+			return l
+		}
+	}
+}
+
+// TestNotifyStatus: with NOTIFY on personal mailboxes, a delivery into
+// another folder reaches a session that sends nothing as an untagged
+// STATUS, whether it comes from this process (LMTP, another session's
+// APPEND) or another one (a second maildir.Store on the same Maildir,
+// seen by its change notification); (STATUS) reports every watched
+// mailbox at once; the selected mailbox gets no STATUS.
+func TestNotifyStatus(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	st.deliver("alice@local.example", "INBOX", testMessage)
+	c1 := dial(t, addr)
+	c1.login("alice@local.example")
+	wantLine(t, c1.ok("CAPABILITY"), " NOTIFY")
+	c1.ok("CREATE Work")
+	c1.ok("SELECT INBOX")
+	lines := c1.ok("NOTIFY SET (STATUS) (selected (MessageNew (UID) MessageExpunge)) (personal (MessageNew MessageExpunge FlagChange))")
+	wantLine(t, lines, `* STATUS "Work" (MESSAGES 0 UIDNEXT 1 UIDVALIDITY `, `UNSEEN 0)`)
+	if has(lines, "STATUS \"INBOX\"") {
+		t.Fatalf("STATUS of the selected mailbox: %q", lines)
+	}
+
+	// Delivered in this process, while c1 waits for nothing.
+	st.deliver("alice@local.example", "Work", testMessage)
+	l := c1.waitLine("* STATUS \"Work\" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY ")
+	if !strings.Contains(l, "UNSEEN 1") {
+		t.Fatalf("got %q", l)
+	}
+
+	// Another session's APPEND.
+	c2 := dial(t, addr)
+	c2.login("alice@local.example")
+	c2.ok("APPEND Work (\\Seen) {%d+}\r\n%s", len(testMessage), testMessage)
+	c1.waitLine("* STATUS \"Work\" (MESSAGES 2 UIDNEXT 3 ")
+
+	// A flag change in the other mailbox: UNSEEN drops.
+	c2.ok("SELECT Work")
+	c2.ok("STORE 1 +FLAGS (\\Seen)")
+	c1.waitLine("* STATUS \"Work\" (MESSAGES 2 UIDNEXT 3 ", "UNSEEN 0)")
+
+	// Another process: its own Store on the same files.
+	local, err := maildir.New(filepath.Join(st.dir, "mail"), &maildir.Options{Hostname: "other", PollInterval: 100 * time.Millisecond})
+	must(t, err)
+	defer local.Close()
+	path, err := local.UserPath("local.example", "alice")
+	must(t, err)
+	_, err = local.Deliver(context.Background(), path, "Work", strings.NewReader(testMessage), &maildir.DeliverOptions{})
+	must(t, err)
+	c1.waitLine("* STATUS \"Work\" (MESSAGES 3 UIDNEXT 4 ")
+
+	// The selected mailbox: EXISTS, then MessageNew's FETCH items.
+	st.deliver("alice@local.example", "INBOX", testMessage)
+	c1.waitLine("* 2 EXISTS")
+	c1.waitLine("* 2 FETCH (UID 2)")
+
+	// Expunged elsewhere.
+	c2.ok("STORE 1 +FLAGS (\\Deleted)")
+	c2.ok("EXPUNGE")
+	c1.waitLine("* STATUS \"Work\" (MESSAGES 2 UIDNEXT 4 ")
+
+	// NONE: no more news between commands; the next command still
+	// gets the selected mailbox's.
+	c1.ok("NOTIFY NONE")
+	st.deliver("alice@local.example", "Work", testMessage)
+	st.deliver("alice@local.example", "INBOX", testMessage)
+	lines = c1.ok("NOOP")
+	if has(lines, "STATUS") {
+		t.Fatalf("STATUS after NOTIFY NONE: %q", lines)
+	}
+}
+
+// TestNotifyIdle: during IDLE, news of another mailbox comes as STATUS.
+func TestNotifyIdle(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	c1 := dial(t, addr)
+	c1.login("alice@local.example")
+	c1.ok("CREATE Lists")
+	c1.ok("NOTIFY SET (mailboxes Lists (MessageNew MessageExpunge))")
+	c1.send("i IDLE")
+	if l := c1.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("got %q", l)
+	}
+	st.deliver("alice@local.example", "Lists", testMessage)
+	c1.waitLine("* STATUS \"Lists\" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY ")
+	c1.send("DONE")
+	c1.until("i")
+}
+
+// TestNotifyMailboxName: another session's CREATE, RENAME, SUBSCRIBE
+// and DELETE come as LIST responses (RFC 5465 section 5.4, 5.5).
+func TestNotifyMailboxName(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	c1 := dial(t, addr)
+	c1.login("alice@local.example")
+	c1.ok("NOTIFY SET (personal (MailboxName SubscriptionChange))")
+	c2 := dial(t, addr)
+	c2.login("alice@local.example")
+	c2.ok("CREATE Projects")
+	c1.waitLine(`* LIST () "." "Projects"`)
+	c2.ok("RENAME Projects Older")
+	c1.waitLine(`* LIST () "." "Older" ("OLDNAME" ("Projects"))`)
+	c2.ok("SUBSCRIBE Older")
+	c1.waitLine(`* LIST (\Subscribed) "." "Older"`)
+	c2.ok("DELETE Older")
+	c1.waitLine(`* LIST (\NonExistent) "." "Older"`)
+	// Its own changes are not echoed; bob's are not alice's.
+	c3 := dial(t, addr)
+	c3.login("bob@local.example")
+	c3.ok("CREATE Bobs")
+	lines := c1.ok("CREATE Mine")
+	if has(lines, "LIST") {
+		t.Fatalf("got %q", lines)
+	}
+}
+
+// TestNotifyRefusals: the events the server lacks are NO [BADEVENT]
+// with those it has; the RFC's rules on events are BAD; the number of
+// mailboxes watched is bounded.
+func TestNotifyRefusals(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.expect("BAD", "NOTIFY NONE")
+	cl.login("alice@local.example")
+	for _, c := range []struct{ args, want string }{
+		{"SET (selected (MessageNew MessageExpunge AnnotationChange))", "NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]"},
+		{"SET (personal (MailboxMetadataChange))", "NO [BADEVENT ("},
+		{"SET (personal (ServerMetadataChange))", "NO [BADEVENT ("},
+		{"SET (personal (SomethingElse))", "NO [BADEVENT ("},
+		{"SET (selected (MessageNew))", "BAD"},
+		{"SET (selected (MessageExpunge FlagChange))", "BAD"},
+		{"SET (personal (FlagChange))", "BAD"},
+		{"SET (personal (MessageNew (UID) MessageExpunge))", "BAD"},
+		{"SET (everything (MessageNew MessageExpunge))", "BAD"},
+		{"SET (personal ())", "BAD"},
+		{"SET (subtree (MessageNew MessageExpunge))", "BAD"},
+		{"SET", "BAD"},
+		{"FOO", "BAD"},
+		{"SET (personal NONE) (selected-delayed NONE)", "OK"},
+		{"SET (subtree (INBOX Lists) (MessageNew MessageExpunge)) (mailboxes Nowhere (MessageNew MessageExpunge))", "OK"},
+		{"NONE", "OK"},
+	} {
+		cl.expect(c.want, "NOTIFY %s", c.args)
+	}
+	old := maxNotifyMailboxes
+	maxNotifyMailboxes = 2
+	defer func() { maxNotifyMailboxes = old }()
+	cl.ok("CREATE A")
+	cl.ok("CREATE B")
+	cl.expect("NO [LIMIT]", "NOTIFY SET (personal (MessageNew MessageExpunge))")
+	cl.ok("NOTIFY SET (mailboxes (A B) (MessageNew MessageExpunge))")
+}
