@@ -145,8 +145,8 @@
 //     the selected mailbox (selected, selected-delayed; MessageNew's
 //     FETCH items sent after EXISTS) and of others (inboxes, personal,
 //     subscribed, subtree, mailboxes: an untagged STATUS with MESSAGES,
-//     UIDNEXT, UIDVALIDITY, UNSEEN for FlagChange, HIGHESTMODSEQ once
-//     CONDSTORE is on), sent as they happen, between commands and
+//     UIDNEXT, UIDVALIDITY, and for FlagChange HIGHESTMODSEQ once
+//     CONDSTORE is on, else UNSEEN), sent as they happen, between commands and
 //     during IDLE. Other mailboxes are watched through maildir's change
 //     notification, so another process's delivery is seen; the
 //     mailboxes a filter names are those existing at NOTIFY SET, at

@@ -267,10 +267,12 @@ func (s *session) stopNotify() {
 
 // notifyStatus returns the STATUS of a watched mailbox as it is now,
 // and its items as a string to compare; nil and "" when it cannot be
-// read.
+// read. MESSAGES, UIDNEXT and UIDVALIDITY tell of new and expunged
+// messages; for FlagChange, HIGHESTMODSEQ once CONDSTORE is on, else
+// UNSEEN (RFC 5465 section 5.2), as Dovecot sends them.
 func (s *session) notifyStatus(w *watchedMailbox) (*imap.StatusData, string) {
 	opts := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true,
-		NumUnseen: w.flags, HighestModSeq: s.nc.condstore}
+		NumUnseen: w.flags && !s.nc.condstore, HighestModSeq: w.flags && s.nc.condstore}
 	d, err := s.status(w.name, opts)
 	if err != nil {
 		return nil, ""
@@ -282,7 +284,9 @@ func (s *session) notifyStatus(w *watchedMailbox) (*imap.StatusData, string) {
 	if d.NumUnseen != nil {
 		b.WriteString(" " + strconv.FormatUint(uint64(*d.NumUnseen), 10))
 	}
-	b.WriteString(" " + strconv.FormatUint(d.HighestModSeq, 10))
+	if opts.HighestModSeq {
+		b.WriteString(" " + strconv.FormatUint(d.HighestModSeq, 10))
+	}
 	return d, b.String()
 }
 

@@ -175,3 +175,27 @@ func TestNotifyRefusals(t *testing.T) {
 	cl.expect("NO [LIMIT]", "NOTIFY SET (personal (MessageNew MessageExpunge))")
 	cl.ok("NOTIFY SET (mailboxes (A B) (MessageNew MessageExpunge))")
 }
+
+// TestNotifyCondStore: with CONDSTORE on, FlagChange's STATUS carries
+// HIGHESTMODSEQ rather than UNSEEN, and only FlagChange's does (as
+// imaptest's notify script expects of Dovecot).
+func TestNotifyCondStore(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("ENABLE CONDSTORE")
+	cl.ok("CREATE Box2")
+	cl.ok("APPEND Box2 {%d+}\r\n%s", len(testMessage), testMessage)
+	lines := cl.ok("NOTIFY SET (STATUS) (mailboxes Box2 (MessageNew MessageExpunge))")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], `* STATUS "Box2" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY `) || strings.Contains(lines[0], "MODSEQ") {
+		t.Fatalf("got %q", lines)
+	}
+	lines = cl.ok("NOTIFY SET (STATUS) (mailboxes Box2 (MessageNew MessageExpunge FlagChange))")
+	if len(lines) != 1 || !strings.Contains(lines[0], " HIGHESTMODSEQ ") || strings.Contains(lines[0], "UNSEEN") {
+		t.Fatalf("got %q", lines)
+	}
+	if lines := cl.ok("NOTIFY SET (mailboxes Box2 (MessageNew MessageExpunge FlagChange))"); len(lines) != 0 {
+		t.Fatalf("got %q", lines)
+	}
+}
