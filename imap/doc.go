@@ -83,6 +83,10 @@
 //   - RFC 4959, SASL-IR; RFC 4616, PLAIN; the LOGIN SASL mechanism.
 //   - RFC 5258, LIST-EXTENDED; RFC 5819, LIST-STATUS; RFC 6154,
 //     SPECIAL-USE; RFC 8438, STATUS=SIZE; RFC 7889, APPENDLIMIT.
+//   - RFC 6154's CREATE-SPECIAL-USE: CREATE name (USE (\Sent)) gives
+//     the folder \Archive, \Drafts, \Junk, \Sent or \Trash, kept in
+//     the Maildir (renames carry it, DELETE drops it); \All, \Flagged,
+//     unknown or several uses are NO [USEATTR] and create nothing.
 //   - RFC 4731, ESEARCH, and RFC 5182, SEARCHRES.
 //   - RFC 5255, I18NLEVEL=1: SEARCH compares strings by RFC 5051's
 //     i;unicode-casemap (compatibility decomposition, then Unicode

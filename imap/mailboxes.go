@@ -41,15 +41,23 @@ func folderError(err error) error {
 // cmdCreate serves CREATE.
 func (c *conn) cmdCreate(cmd *imapwire.Command) (okStatus, error) {
 	s := c.sess
-	n, err := mailboxName(cmd.Args.(*imapwire.Create).Mailbox)
+	a := cmd.Args.(*imapwire.Create)
+	n, err := mailboxName(a.Mailbox)
 	if err != nil {
 		return okStatus{}, err
 	}
 	if n == "INBOX" {
 		return okStatus{}, mapError(maildir.ErrFolderExists)
 	}
+	use, err := specialUseOf(a.SpecialUse)
+	if err != nil {
+		return okStatus{}, err
+	}
 	if err := s.md.CreateFolder(s.ctx, n); err != nil {
 		return okStatus{}, folderError(err)
+	}
+	if err := s.giveSpecialUse(n, use); err != nil {
+		return okStatus{}, err
 	}
 	if id, err := s.mailboxID(n); err == nil && id != "" {
 		return okStatus{code: "MAILBOXID (" + id + ")"}, nil // RFC 8474

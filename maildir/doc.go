@@ -25,6 +25,7 @@
 //	<folder>/mailagent.cache       data derived from message files: the
 //	                               MIME structure (cache.go)
 //	Maildir/subscriptions          Dovecot's subscription file, version 2
+//	Maildir/mailagent-special-use  special uses given at CREATE (specialuse.go)
 //	Maildir/maildirsize            Maildir++ quota
 //	Maildir/mailagent-session.lock flock(2) target of Maildir.Lock (POP3)
 //

@@ -116,6 +116,14 @@ func (m *Maildir) Folders(ctx context.Context) ([]FolderInfo, error) {
 	for _, sf := range m.store.opts.SpecialFolders {
 		special[sf.Name] = sf.Use
 	}
+	// The user's own, given at CREATE, over the configured ones.
+	own, err := m.readSpecialUse()
+	if err != nil {
+		return nil, err
+	}
+	for n, use := range own {
+		special[n] = use
+	}
 	var out []FolderInfo
 	for n := range all {
 		fi := FolderInfo{Name: n, SpecialUse: special[n], Subscribed: subSet[n], NonExistent: !exists[n]}
@@ -209,6 +217,9 @@ func (m *Maildir) DeleteFolder(ctx context.Context, name string) error {
 	if err := os.RemoveAll(trash); err != nil {
 		m.store.log.Warn("maildir: removing deleted folder", "path", trash, "err", err)
 	}
+	if err := m.u.dropSpecialUse(ctx, name); err != nil {
+		return err
+	}
 	m.recalcQuotaIfPresent(ctx)
 	return nil
 }
@@ -280,6 +291,9 @@ func (m *Maildir) RenameFolder(ctx context.Context, oldName, newName string) err
 	}
 	m.u.forget(func(d string) bool { return moved[d] })
 	if err := fsyncDir(m.path); err != nil {
+		return err
+	}
+	if err := m.u.renameSpecialUse(ctx, oldName, newName); err != nil {
 		return err
 	}
 	return m.u.renameSubscriptions(ctx, oldName, newName)

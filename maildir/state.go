@@ -42,7 +42,7 @@ type userState struct {
 	mu      sync.Mutex
 	folders map[string]*folderState // by directory
 
-	subsMu sync.Mutex // serializes subscription changes in this process
+	subsMu sync.Mutex // serializes subscription and special-use changes in this process
 }
 
 func newUserState(s *Store, p string) *userState {
