@@ -370,6 +370,9 @@ type matchContext struct {
 	loaded     bool
 	raw        []byte // nil if the message could not be read
 
+	// fields are what SORT and THREAD compare (sortfields.go).
+	fields *sortFields
+
 	decoded bool
 	// headerText holds the decoded, folded header fields of the message
 	// and of every part and attached message, bodyText the decoded,

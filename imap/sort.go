@@ -19,6 +19,9 @@ func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 	if err != nil {
 		return okStatus{}, err
 	}
+	if needsHeader(a.Keys) {
+		s.loadSortFields(found)
+	}
 	keys := make([]sortKeys, len(found))
 	for i, mc := range found {
 		keys[i] = sortKeysOf(mc, a.Keys)
@@ -111,32 +114,48 @@ func sortKeysOf(mc *matchContext, keys []imapwire.SortKey) sortKeys {
 	k.strs = make([]string, len(keys))
 	k.times = make([]time.Time, len(keys))
 	k.nums = make([]int64, len(keys))
-	header := func() bool { return mc.loadHeader() }
 	for i, key := range keys {
 		switch key.Key {
 		case "ARRIVAL":
 			k.times[i] = mc.m.InternalDate
 		case "DATE":
-			if header() {
-				k.times[i] = mc.sentDate()
-			} else {
-				k.times[i] = mc.m.InternalDate
-			}
+			k.times[i] = sentDateOf(mc)
 		case "SIZE":
 			k.nums[i] = mc.m.VSize
+		}
+		if key.Key == "ARRIVAL" || key.Key == "DATE" || key.Key == "SIZE" {
+			continue
+		}
+		f := mc.sortFieldsOf()
+		if f == nil {
+			continue
+		}
+		switch key.Key {
 		case "SUBJECT":
-			if header() {
-				k.strs[i], _ = baseSubject(mc.header.Get("Subject"))
-			}
-		case "FROM", "TO", "CC", "DISPLAYFROM", "DISPLAYTO":
-			field := strings.TrimPrefix(key.Key, "DISPLAY")
-			field = field[:1] + strings.ToLower(field[1:])
-			if header() {
-				k.strs[i] = addressKey(mc.header.Get(field), strings.HasPrefix(key.Key, "DISPLAY"))
-			}
+			k.strs[i] = f.subject
+		case "FROM":
+			k.strs[i] = f.from
+		case "DISPLAYFROM":
+			k.strs[i] = f.fromName
+		case "TO":
+			k.strs[i] = f.to
+		case "DISPLAYTO":
+			k.strs[i] = f.toName
+		case "CC":
+			k.strs[i] = f.cc
 		}
 	}
 	return k
+}
+
+// needsHeader reports whether a SORT key compares header fields.
+func needsHeader(keys []imapwire.SortKey) bool {
+	for _, k := range keys {
+		if k.Key != "ARRIVAL" && k.Key != "SIZE" {
+			return true
+		}
+	}
+	return false
 }
 
 // compare orders two messages by their i'th key.

@@ -31,6 +31,7 @@ func (c *conn) cmdThread(cmd *imapwire.Command) (okStatus, error) {
 	if err != nil {
 		return okStatus{}, err
 	}
+	s.loadSortFields(found)
 	var roots []*threadNode
 	if a.Algorithm == "ORDEREDSUBJECT" {
 		roots = orderedSubject(found, cmd.UID)
@@ -82,14 +83,6 @@ func threadNum(mc *matchContext, uid bool) uint32 {
 	return mc.seq
 }
 
-// sentDateOf is the message's Date field, or INTERNALDATE without one.
-func sentDateOf(mc *matchContext) time.Time {
-	if mc.loadHeader() {
-		return mc.sentDate()
-	}
-	return mc.m.InternalDate
-}
-
 // orderedSubject groups messages by base subject (RFC 5256 section 3,
 // ORDEREDSUBJECT): in each group the first message by date is the
 // parent of the others; groups in the order of their first messages.
@@ -100,8 +93,8 @@ func orderedSubject(found []*matchContext, uid bool) []*threadNode {
 	subjects := make([]string, len(found))
 	for i, mc := range found {
 		nodes[i] = &threadNode{num: threadNum(mc, uid), date: sentDateOf(mc)}
-		if mc.loadHeader() {
-			subjects[i], _ = baseSubject(mc.header.Get("Subject"))
+		if f := mc.sortFieldsOf(); f != nil {
+			subjects[i] = f.subject
 		}
 	}
 	order := sortedByDate(nodes)
@@ -171,16 +164,9 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 	for i, mc := range found {
 		var id string
 		var chain []string
-		if mc.loadHeader() {
-			if v, err := mc.header.MessageID(); err == nil {
-				id = v
-			}
-			chain, _ = mc.header.MsgIDList("References")
-			if len(chain) == 0 {
-				if irt, _ := mc.header.MsgIDList("In-Reply-To"); len(irt) > 0 {
-					chain = irt[:1]
-				}
-			}
+		f := mc.sortFieldsOf()
+		if f != nil {
+			id, chain = f.messageID, f.parents
 		}
 		var n *threadNode
 		if id == "" || byID[id] != nil && byID[id].num != 0 {
@@ -191,8 +177,8 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 			n = node(id)
 		}
 		n.num, n.date = threadNum(mc, uid), sentDateOf(mc)
-		if mc.loadHeader() {
-			n.subject, n.reply = baseSubject(mc.header.Get("Subject"))
+		if f != nil {
+			n.subject, n.reply = f.subject, f.reply
 		}
 		all = append(all, n)
 		var prev *threadNode
