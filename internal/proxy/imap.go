@@ -200,7 +200,9 @@ func (f *front) imapLogin(tag, user, pass string) (done, relayed bool) {
 	}
 	p.log.Info("proxy: login", "proto", "imap", "user", u.Address, "remote", f.raw.RemoteAddr().String(), "backend", host)
 	s := &session{p: p, key: userKey(u.Address), client: f.nc, backend: be, bye: "* BYE Your mailbox moved; log in again\r\n"}
-	s.relay(f.br, bbr)
+	fromClient, fromBackend := pending(f.br), pending(bbr)
+	f.br, f.lr, bbr = nil, nil, nil
+	s.relay(fromClient, fromBackend)
 	return true, true
 }
 

@@ -82,15 +82,17 @@ type backend struct {
 }
 
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	backends []*backend
 	homes    *homes
 	proxy    *proxy.Proxy
 	addr     map[string]string // proto → proxy address
+	ports    map[string]int    // proto → every backend's port
+	auth     *auth.Authenticator
 	clientTL *tls.Config
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	net0 := mailtest.NewNetwork()
 	f := &fixture{t: t, homes: &homes{m: map[string]string{}}, addr: map[string]string{}}
@@ -102,7 +104,8 @@ func newFixture(t *testing.T) *fixture {
 		b := &backend{Server: s, log: lb, close: map[string]func(){}}
 		f.backends = append(f.backends, b)
 		logger := slog.New(slog.NewTextHandler(lb, nil))
-		is, err := imapserver.NewServer(imapserver.Options{Store: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS, Logger: logger})
+		is, err := imapserver.NewServer(imapserver.Options{Store: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS, Logger: logger,
+			MaxConnsPerUser: 100, MaxConnsPerIP: 200})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,10 +164,13 @@ func newFixture(t *testing.T) *fixture {
 	must(t, f.backends[1].Store.AddUser(context.Background(), &store.User{Address: "user@a.test", PasswordHash: hash}))
 
 	front := f.backends[0].TLS
+	// The backends' hash parameters: a login through the proxy does not
+	// rehash what a backend's login rehashed.
+	f.auth = &auth.Authenticator{Users: dir, Argon2: f.backends[0].Auth.Argon2}
 	p, err := proxy.New(proxy.Options{
 		Directory:        f.homes,
 		Backends:         []string{f.backends[0].IP.String(), f.backends[1].IP.String()},
-		Auth:             &auth.Authenticator{Users: dir},
+		Auth:             f.auth,
 		Ports:            proxy.Ports{IMAP: ports["imap"], POP3: ports["pop3"], Submission: ports["submission"], LMTP: ports["lmtp"]},
 		BackendTLS:       proxy.StartTLS,
 		BackendTLSConfig: &tls.Config{InsecureSkipVerify: true},
@@ -177,6 +183,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.proxy = p
+	f.ports = ports
 	f.clientTL = f.backends[0].ClientTLS
 	for proto, serve := range map[string]func(net.Listener) error{
 		"imap":       func(ln net.Listener) error { return p.ServeIMAP(ln, false) },
@@ -200,7 +207,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +215,7 @@ func must(t *testing.T, err error) {
 }
 
 // deliver writes a message with subject into user's INBOX on b.
-func (b *backend) deliver(t *testing.T, user, subject string) {
+func (b *backend) deliver(t testing.TB, user, subject string) {
 	t.Helper()
 	u, err := b.Store.LookupUser(context.Background(), user)
 	if err != nil {
@@ -221,7 +228,7 @@ func (b *backend) deliver(t *testing.T, user, subject string) {
 }
 
 // count returns the number of messages in user's INBOX on b.
-func (b *backend) count(t *testing.T, user string) int {
+func (b *backend) count(t testing.TB, user string) int {
 	t.Helper()
 	u, err := b.Store.LookupUser(context.Background(), user)
 	if err != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -70,9 +71,10 @@ func (s *session) close() {
 }
 
 // relay copies bytes both ways until either side ends, starting with
-// what each side's reader already buffered (commands the client
-// pipelined after its login; the backend's output after its reply).
-func (s *session) relay(fromClient, fromBackend *bufio.Reader) {
+// what each side's reader had buffered (commands the client pipelined
+// after its login; the backend's output after its reply): the readers
+// themselves are not kept, an idle session holds only its two buffers.
+func (s *session) relay(fromClient, fromBackend []byte) {
 	s.register()
 	defer s.unregister()
 	s.client.SetDeadline(time.Time{})
@@ -81,8 +83,10 @@ func (s *session) relay(fromClient, fromBackend *bufio.Reader) {
 	go func() {
 		defer close(done)
 		defer s.backend.Close()
-		if err := flush(s.backend, fromClient); err != nil {
-			return
+		if len(fromClient) > 0 {
+			if _, err := s.backend.Write(fromClient); err != nil {
+				return
+			}
 		}
 		buf := make([]byte, relayBufSize)
 		for {
@@ -97,8 +101,8 @@ func (s *session) relay(fromClient, fromBackend *bufio.Reader) {
 			}
 		}
 	}()
-	if rest := buffered(fromBackend); len(rest) > 0 {
-		s.write(rest)
+	if len(fromBackend) > 0 {
+		s.write(fromBackend)
 	}
 	buf := make([]byte, relayBufSize)
 	for {
@@ -131,17 +135,8 @@ func (s *session) write(b []byte) bool {
 	return err == nil
 }
 
-// buffered returns what br holds without reading further.
-func buffered(br *bufio.Reader) []byte {
+// pending returns a copy of what br buffered, for relay.
+func pending(br *bufio.Reader) []byte {
 	b, _ := br.Peek(br.Buffered())
-	return b
-}
-
-// flush writes what br buffered to w.
-func flush(w io.Writer, br *bufio.Reader) error {
-	if b := buffered(br); len(b) > 0 {
-		_, err := w.Write(b)
-		return err
-	}
-	return nil
+	return bytes.Clone(b)
 }
