@@ -47,8 +47,15 @@ func (r *Reader) notify() *Notify {
 		r.syntax("Expected SET or NONE")
 	}
 	r.sp()
-	// "(STATUS)" or the first group, "(SELECTED ...", "(SUBTREE ...".
-	if b, err := r.br.Peek(len("(STATUS)")); err == nil && asciiUpper(string(b)) == "(STATUS)" {
+	// RFC 5465 section 8: "SET" [SP "STATUS"] SP event-groups. The
+	// parenthesized "(STATUS)" is taken too.
+	if r.peek() != '(' {
+		if r.upperAtom("STATUS or an event group") != "STATUS" {
+			r.syntax("Expected STATUS or an event group")
+		}
+		n.Status = true
+		r.sp()
+	} else if b, err := r.br.Peek(len("(STATUS)")); err == nil && asciiUpper(string(b)) == "(STATUS)" {
 		r.take()
 		r.upperAtom("STATUS")
 		r.expect(')', "the end of (STATUS)")

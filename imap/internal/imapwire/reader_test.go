@@ -432,6 +432,9 @@ func TestMUTF7(t *testing.T) {
 }
 
 func TestReadNotify(t *testing.T) {
+	if got := one(t, "a NOTIFY SET status (mailboxes Box2 (MessageExpunge))\r\n").Args.(*Notify); !got.Status || len(got.Groups) != 1 || got.Groups[0].Mailboxes[0] != "Box2" {
+		t.Errorf("SET STATUS (RFC 5465 section 8): %+v", got)
+	}
 	got := one(t, "a NOTIFY SET (STATUS) (selected-delayed (MessageNew (UID PREVIEW) messageexpunge)) (subtree (INBOX Work) (MessageNew MessageExpunge FlagChange)) (mailboxes Lists NONE) (personal (MailboxName))\r\n")
 	n, ok := got.Args.(*Notify)
 	want := &Notify{Status: true, Groups: []NotifyGroup{
