@@ -27,6 +27,8 @@ func FuzzReader(f *testing.F) {
 		"a ID (\"name\" NIL)\r\nb ENABLE UTF8=ACCEPT\r\nc CREATE \"&AMQ-rger &- Co\"\r\n",
 		"a SEARCH " + strings.Repeat("(", 100) + "\r\n",
 		"a LOGIN {5000+}\r\n",
+		"a UID REPLACE 4 INBOX CATENATE (URL \"/INBOX/;UID=1/;SECTION=HEADER\" TEXT ~{3+}\r\na\x00b)\r\nb REPLACE * Drafts (\\Draft) {1+}\r\nx\r\n",
+		"a ENABLE UIDONLY\r\nb UID FETCH 1:* (UID FLAGS)\r\nc CREATE Sent2 (USE (\\Sent))\r\n",
 		"a NOTIFY SET (STATUS) (selected (MessageNew (UID PREVIEW (LAZY)) MessageExpunge)) (subtree (INBOX {4+}\r\nWork) (MessageNew MessageExpunge FlagChange)) (personal NONE)\r\nb NOTIFY NONE\r\n",
 		"a FETCH 1:* (SNIPPET (LAZY=FUZZY) PREVIEW (FUZZY))\r\n",
 		"a SEARCH YOUNGER 60 OR OLDER 3600 SAVEDON 7-Dec-2026 NOT SAVEDBEFORE 1-Jan-2020 SAVEDSINCE 1-Jan-2020 SAVEDATESUPPORTED\r\nb FETCH 1 SAVEDATE\r\n",
