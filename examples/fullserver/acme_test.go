@@ -181,6 +181,7 @@ acme_ca_file = %q
 // Without an HTTPS listener the CA validates over listen.http
 // (HTTP-01), which sends every other request to HTTPS.
 func TestACMEHTTP01WithPebble(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	httpPort := freePort(t)
 	ca := startPebble(t, freePort(t), httpPort, time.Hour)
@@ -206,6 +207,7 @@ func TestACMEHTTP01WithPebble(t *testing.T) {
 // certificate about to expire is replaced on every listener without a
 // restart.
 func TestACMEWithPebble(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	httpsPort := freePort(t)
 	ca := startPebble(t, httpsPort, freePort(t), 45*time.Second)

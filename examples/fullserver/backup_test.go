@@ -159,6 +159,7 @@ func imapState(t *testing.T, addr, user, pass string) map[string]string {
 // directory, gives a server with every message acknowledged before the
 // backup started, under its UID and with its flags and keywords.
 func TestBackupUnderLoadAndRestore(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	dir := t.TempDir()
 	cfg := qaConfig(t, dir, "")

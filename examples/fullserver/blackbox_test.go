@@ -17,6 +17,7 @@ import (
 // (STARTTLS + AUTH), read with Python's imaplib and poplib, check the
 // metrics counted it, then SIGTERM and expect exit status 0.
 func TestBlackBox(t *testing.T) {
+	t.Parallel()
 	swaks := interop.Program(t, "swaks")
 	python := interop.Program(t, "python3")
 	bin := qaBinary(t)

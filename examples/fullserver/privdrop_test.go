@@ -18,6 +18,7 @@ import (
 // (the LMTP socket owned by nobody), then runs as nobody:nogroup with no
 // other group, and a delivered message belongs to nobody.
 func TestPrivilegeDropAsRoot(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the privilege drop is from root to user nobody")
 	}

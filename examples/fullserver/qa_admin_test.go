@@ -19,6 +19,7 @@ import (
 // binary: each change is in force as soon as the command returns, with no
 // SIGHUP and no wait for the directory cache.
 func TestQAAdminChangesApplyAtOnce(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	dir := t.TempDir()
 	s := qaStart(t, bin, qaConfig(t, dir, ""))
@@ -111,6 +112,7 @@ func TestQAAdminChangesApplyAtOnce(t *testing.T) {
 // prints the usage of what was asked on standard output and exits 0,
 // touching no data directory.
 func TestQAHelp(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -155,6 +157,7 @@ func TestQAHelp(t *testing.T) {
 // the remote reply, as postqueue -p does, and queue show the host, reply
 // and time of the last attempt.
 func TestQAQueueListShowsDeferral(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	dir := t.TempDir()
 	peer, err := net.Listen("tcp", "127.0.0.1:0")
@@ -234,6 +237,7 @@ func TestQAQueueListShowsDeferral(t *testing.T) {
 // with a certificate that is not there: each is refused in one line that
 // names the config key, before the data directory is created.
 func TestQAStartErrors(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	for _, tc := range []struct{ name, conf, want string }{
 		{"listen", "[listen]\nimap = \"127.0.0.1:143x\"\n", `listen.imap = "127.0.0.1:143x": port "143x" is not a port number`},
@@ -270,6 +274,7 @@ func TestQAStartErrors(t *testing.T) {
 // the running server's directory; with no configuration to be found they
 // refuse in one line and create nothing.
 func TestQACommandsFindTheServersDirectory(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	dir := t.TempDir()
 	s := qaStart(t, bin, qaConfig(t, dir, ""))

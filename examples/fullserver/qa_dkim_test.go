@@ -58,6 +58,7 @@ sys.exit(0 if n and all(ok) else 1)
 // SIGHUP, submit, and the delivered message carries signatures that
 // dkimpy verifies against the published records keygen printed.
 func TestQADKIMSignatureVerifiesWithDkimpy(t *testing.T) {
+	t.Parallel()
 	python := qaPythonDKIM(t)
 	bin := qaBinary(t)
 	dir := t.TempDir()

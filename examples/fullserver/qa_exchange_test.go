@@ -69,6 +69,7 @@ func qaWaitFile(t *testing.T, dir, want string) string {
 // other domain; a recipient the other side refuses comes back to the
 // sender as a delivery status notification, counted in the metrics.
 func TestQAExchangeBetweenTwoServers(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	dns := &dnsauth.MockResolver{}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")

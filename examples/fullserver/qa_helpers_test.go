@@ -13,23 +13,51 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// qaBinary builds the server into a temporary directory, as an
-// administrator following the README would with go build.
+// qaBinary builds the server, as an administrator following the README
+// would with go build, once for all the tests of the process: linking
+// it takes seconds, and every test runs the same binary.
 func qaBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "fullserver")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	qaBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "fullserver-qa-")
+		if err != nil {
+			qaBuild.err = err
+			return
+		}
+		qaBuild.dir = dir
+		qaBuild.bin = filepath.Join(dir, "fullserver")
+		if out, err := exec.Command("go", "build", "-o", qaBuild.bin, ".").CombinedOutput(); err != nil {
+			qaBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if qaBuild.err != nil {
+		t.Fatal(qaBuild.err)
 	}
-	return bin
+	return qaBuild.bin
+}
+
+// qaBuild is qaBinary's one build; TestMain removes its directory.
+var qaBuild struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if qaBuild.dir != "" {
+		os.RemoveAll(qaBuild.dir)
+	}
+	os.Exit(code)
 }
 
 // qaServer is one running fullserver process started from a

@@ -42,6 +42,7 @@ func firstReply(t *testing.T, c net.Conn) string {
 // listen.lmtp_socket_mode and lmtp_socket_owner before it takes
 // connections.
 func TestQALMTPTrust(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 
 	dir := t.TempDir()

@@ -60,6 +60,7 @@ func qaDovecotMaildir(t *testing.T, md string) {
 // Dovecot's, and mail through the MX to the forwarding lands in the
 // user's Maildir.
 func TestQAMigrationFromSeedMySQL(t *testing.T) {
+	t.Parallel()
 	dsn := tempMySQL(t, "qa_seed_")
 	bin := qaBinary(t)
 	db, err := sql.Open("mysql", dsn)

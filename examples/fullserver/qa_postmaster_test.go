@@ -12,6 +12,7 @@ import (
 // the message in the Maildir that postmaster@postmaster_domain's alias
 // names.
 func TestQABarePostmaster(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	dir := t.TempDir()
 	s := qaStart(t, bin, qaConfig(t, dir, `postmaster_domain = "pm.test"`))

@@ -11,6 +11,7 @@ import (
 // second run on the same data prints no password and still serves the
 // message with the same UID and POP3 UIDL.
 func TestQAFirstRunPasswordAndRestart(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	dir := t.TempDir()
 	cfg := qaConfig(t, dir, "")

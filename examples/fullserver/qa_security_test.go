@@ -13,6 +13,7 @@ import (
 // no SMTP smuggling, recipient and size limits, and mailbox names that
 // cannot leave the Maildir.
 func TestQASecurityDefaults(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	dir := t.TempDir()
 	cfg := qaConfig(t, dir, "")

@@ -24,6 +24,7 @@ import (
 // 552 5.2.2) and the definition line is not rewritten; Dovecot's UIDs and
 // flags are served; no row is lost or changed but for password upgrades.
 func TestQAMigrationSeedVariants(t *testing.T) {
+	t.Parallel()
 	root, db := tempMySQLDB(t, "qa_variant_")
 	bin := qaBinary(t)
 	myisam := []string{
