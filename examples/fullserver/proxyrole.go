@@ -43,6 +43,8 @@ func (s *server) startProxy(ctx context.Context) error {
 		MaxRecipients:     cfg.Limits.MaxRecipients,
 		Logger:            s.log,
 	}
+	// Validate has checked them.
+	opts.LMTPNetworks, _ = cfg.Listen.LMTPPrefixes()
 	switch cfg.Proxy.BackendTLS {
 	case "implicit":
 		opts.BackendTLS = proxy.ImplicitTLS

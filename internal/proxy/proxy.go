@@ -26,6 +26,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -102,6 +103,10 @@ type Options struct {
 	// 25 MiB, 100).
 	MaxMessageBytes int64
 	MaxRecipients   int
+	// LMTPNetworks are the clients the LMTP relay serves (over TCP;
+	// a Unix socket's permissions are its boundary); nil means
+	// loopback only. Others get 554 5.7.1.
+	LMTPNetworks []netip.Prefix
 	// Logger receives one line per session and per failure; nil
 	// discards.
 	Logger *slog.Logger
@@ -161,6 +166,9 @@ func New(opts Options) (*Proxy, error) {
 	}
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
+	}
+	if opts.LMTPNetworks == nil {
+		opts.LMTPNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
 	log := opts.Logger
 	if log == nil {

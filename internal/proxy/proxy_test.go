@@ -477,3 +477,20 @@ func (c *pop3Conn) cmd(s string) string {
 	fmt.Fprintf(c.nc, "%s\r\n", s)
 	return c.line()
 }
+
+func TestLMTPClientNotAllowed(t *testing.T) {
+	p, err := proxy.New(proxy.Options{Directory: &homes{m: map[string]string{}}, Auth: &auth.Authenticator{},
+		LMTPNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	must(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go p.ServeLMTP(ln)
+	t.Cleanup(func() { p.Close() })
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	must(t, err)
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if got, _ := bufio.NewReader(nc).ReadString('\n'); got != "554 5.7.1 Client host not allowed\r\n" {
+		t.Fatalf("LMTP client outside lmtp_networks got %q", got)
+	}
+}

@@ -67,6 +67,12 @@ func (p *Proxy) serveSMTP(ln net.Listener, lmtp bool) error {
 	p.closers = append(p.closers, srv.Close)
 	p.mu.Unlock()
 	return p.serve(ln, func(nc net.Conn) {
+		if _, tcp := nc.RemoteAddr().(*net.TCPAddr); lmtp && tcp && !isTrusted(nc.RemoteAddr(), p.opts.LMTPNetworks) {
+			p.log.Warn("proxy: LMTP client not allowed", "remote", nc.RemoteAddr().String())
+			nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(nc, "554 5.7.1 Client host not allowed\r\n")
+			return
+		}
 		c := &closeNotify{Conn: nc, done: make(chan struct{})}
 		select {
 		case feed.conns <- c:

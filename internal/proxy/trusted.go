@@ -49,6 +49,7 @@ func TrustedListener(ln net.Listener, trusted []netip.Prefix, timeout time.Durat
 	return t
 }
 
+// isTrusted reports whether a is a TCP address in one of trusted.
 func isTrusted(a net.Addr, trusted []netip.Prefix) bool {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok {
