@@ -61,6 +61,7 @@ func init() {
 		"COMPRESS":     {states: authed, fn: (*conn).cmdCompress},
 		"GETQUOTAROOT": {states: authed, fn: (*conn).cmdGetQuotaRoot},
 		"NOTIFY":       {states: authed, fn: (*conn).cmdNotify},
+		"CANCELUPDATE": {states: inSelected, fn: (*conn).cmdCancelUpdate},
 		"GETQUOTA":     {states: authed, fn: (*conn).cmdGetQuota},
 		"SETQUOTA":     {states: authed, fn: (*conn).cmdSetQuota},
 		"CHECK":        {states: inSelected, fn: (*conn).cmdNoop},
@@ -129,6 +130,7 @@ func (c *conn) answer(cmd *imapwire.Command) {
 	}
 	if c.state == stateSelected && c.sess != nil && c.sess.sel != nil {
 		allowExpunge := !h.noExpunge || cmd.UID
+		c.sess.sel.ctxDirty = c.sess.sel.ctxDirty || changesMailbox[cmd.Name]
 		if perr := c.sess.pollNotify(c.w, allowExpunge); perr != nil && err == nil {
 			err = perr
 		}
@@ -187,7 +189,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps, "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN",
 		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "I18NLEVEL=1", "ESEARCH", "SEARCHRES", "WITHIN", "SAVEDATE",
 		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "MULTIAPPEND", "CATENATE", "URL-PARTIAL", "REPLACE", "UIDONLY", "OBJECTID", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
-		"PREVIEW", "PREVIEW=FUZZY", "SNIPPET=FUZZY", "NOTIFY",
+		"PREVIEW", "PREVIEW=FUZZY", "SNIPPET=FUZZY", "NOTIFY", "CONTEXT=SEARCH",
 		fmt.Sprintf("APPENDLIMIT=%d", c.srv.opts.AppendLimit))
 	return strings.Join(caps, " ")
 }

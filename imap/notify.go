@@ -332,6 +332,15 @@ func (s *session) pushNotify(w *imapwire.Writer) {
 // pollNotify is poll, and for NOTIFY's MessageNew with FETCH items on
 // the selected mailbox, a FETCH of each new message after its EXISTS.
 func (s *session) pollNotify(w *imapwire.Writer, allowExpunge bool) error {
+	sel := s.sel
+	if len(sel.contexts) > 0 {
+		return s.pollContexts(w, allowExpunge)
+	}
+	return s.pollFetchNew(w, allowExpunge)
+}
+
+// pollFetchNew is poll with NOTIFY's FETCH of new messages.
+func (s *session) pollFetchNew(w *imapwire.Writer, allowExpunge bool) error {
 	n := s.notify
 	if n == nil || n.selFetch == nil {
 		return s.poll(w, allowExpunge)

@@ -43,6 +43,9 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 	s := c.sess
 	sel := s.sel
 	a := cmd.Args.(*imapwire.Search)
+	if err := checkContextReturn(&a.Return, &a.Context); err != nil {
+		return okStatus{}, err
+	}
 	withModSeq := usesModSeq(a.Criteria)
 	if withModSeq {
 		c.enableCondStore()
@@ -97,6 +100,10 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 		w.Atom(" COUNT ")
 		w.Number(data.Count)
 	}
+	if p := a.Context.Partial; p != nil {
+		nums, _ := numList(data.All)
+		writePartial(w, p, nums)
+	}
 	if withModSeq && data.Count > 0 && (o.ReturnAll || o.ReturnCount || o.ReturnMin || o.ReturnMax) {
 		// With MIN or MAX alone, the highest modseq of the messages
 		// returned (RFC 7162 section 3.1.5).
@@ -114,6 +121,9 @@ func (c *conn) cmdSearch(cmd *imapwire.Command) (okStatus, error) {
 		w.Number64(mod)
 	}
 	w.End()
+	if a.Context.Update {
+		s.addSearchContext(w, cmd, a.Criteria, data.All)
+	}
 	return okStatus{}, nil
 }
 

@@ -31,6 +31,11 @@ type selection struct {
 	// keywords are the keywords the client has been sent in FLAGS.
 	// Only the connection's goroutine uses it.
 	keywords []string
+	// contexts are the searches kept up to date (searchcontext.go);
+	// ctxDirty: the session changed the mailbox itself since they were
+	// last run. Only the connection's goroutine uses them.
+	contexts []*searchContext
+	ctxDirty bool
 
 	// Guarded by mb.mu:
 	flags  map[uint32]struct{} // messages whose new flags are not reported yet

@@ -15,6 +15,9 @@ import (
 func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 	s := c.sess
 	a := cmd.Args.(*imapwire.Sort)
+	if err := checkContextReturn(&a.Return, &a.Context); err != nil {
+		return okStatus{}, err
+	}
 	found, err := s.matchingIn(a.Charset, a.Criteria)
 	if err != nil {
 		return okStatus{}, err
@@ -77,28 +80,20 @@ func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 			// In sort order, ascending runs as ranges (RFC 5267 section
 			// 3.1).
 			w.Atom(" ALL ")
-			for i := 0; i < len(nums); {
-				j := i
-				for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
-					j++
-				}
-				if i > 0 {
-					w.Atom(",")
-				}
-				w.Number(nums[i])
-				if j > i {
-					w.Atom(":")
-					w.Number(nums[j])
-				}
-				i = j + 1
-			}
+			writeNumRuns(w, nums)
 		}
 	}
 	if o.ReturnCount {
 		w.Atom(" COUNT ")
 		w.Number(uint32(len(nums)))
 	}
+	if p := a.Context.Partial; p != nil {
+		writePartial(w, p, nums)
+	}
 	w.End()
+	if a.Context.Update {
+		noUpdate(w, cmd.Tag, "SORT results are not kept up to date")
+	}
 	return okStatus{}, nil
 }
 

@@ -159,7 +159,8 @@ type Expunge struct{ Set imap.UIDSet }
 // Charset, which the server converts.
 type Search struct {
 	Return   imap.SearchOptions
-	ESearch  bool // RETURN was given: the answer is ESEARCH
+	Context  ContextReturn // RFC 5267's UPDATE, CONTEXT and PARTIAL
+	ESearch  bool          // RETURN was given: the answer is ESEARCH
 	Charset  string
 	Criteria *imap.SearchCriteria
 }
@@ -175,6 +176,7 @@ type SortKey struct {
 // RFC 5267).
 type Sort struct {
 	Return   imap.SearchOptions
+	Context  ContextReturn
 	ESearch  bool
 	Keys     []SortKey
 	Charset  string

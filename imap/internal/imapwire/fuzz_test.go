@@ -31,6 +31,7 @@ func FuzzReader(f *testing.F) {
 		"a ENABLE UIDONLY\r\nb UID FETCH 1:* (UID FLAGS)\r\nc CREATE Sent2 (USE (\\Sent))\r\n",
 		"a NOTIFY SET (STATUS) (selected (MessageNew (UID PREVIEW (LAZY)) MessageExpunge)) (subtree (INBOX {4+}\r\nWork) (MessageNew MessageExpunge FlagChange)) (personal NONE)\r\nb NOTIFY NONE\r\n",
 		"a FETCH 1:* (SNIPPET (LAZY=FUZZY) PREVIEW (FUZZY))\r\n",
+		"a UID SEARCH RETURN (UPDATE PARTIAL -1:-20 COUNT) OR SEEN SUBJECT x\r\nb SORT RETURN (PARTIAL 3:1) (DATE) UTF-8 ALL\r\nc CANCELUPDATE \"a\" b\r\n",
 		"a SEARCH YOUNGER 60 OR OLDER 3600 SAVEDON 7-Dec-2026 NOT SAVEDBEFORE 1-Jan-2020 SAVEDSINCE 1-Jan-2020 SAVEDATESUPPORTED\r\nb FETCH 1 SAVEDATE\r\n",
 	} {
 		f.Add([]byte(s), false, false)

@@ -466,3 +466,20 @@ func TestReadNotify(t *testing.T) {
 		}
 	}
 }
+
+func TestReadContextReturn(t *testing.T) {
+	s := one(t, "a SEARCH RETURN (UPDATE CONTEXT PARTIAL -1:-50 COUNT) SEEN\r\n").Args.(*Search)
+	if !s.Context.Update || !s.Context.Context || *s.Context.Partial != (PartialRange{First: 1, Last: 50, FromEnd: true}) || !s.Return.ReturnCount {
+		t.Fatalf("got %#v %#v", s.Context, s.Context.Partial)
+	}
+	if s.Context.Partial.String() != "-1:-50" {
+		t.Fatalf("got %q", s.Context.Partial.String())
+	}
+	o := one(t, "a SORT RETURN (PARTIAL 9:3) (DATE) UTF-8 ALL\r\n").Args.(*Sort)
+	if *o.Context.Partial != (PartialRange{First: 3, Last: 9}) || o.Context.Update {
+		t.Fatalf("got %#v", o.Context)
+	}
+	if c := one(t, "a CANCELUPDATE \"a1\" \"b2\"\r\n").Args.(*CancelUpdate); !reflect.DeepEqual(c.Tags, []string{"a1", "b2"}) {
+		t.Fatalf("got %#v", c)
+	}
+}

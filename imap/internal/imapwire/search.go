@@ -38,7 +38,7 @@ func (r *Reader) search() *Search {
 	word := r.leadingWord()
 	if word == "RETURN" {
 		s.ESearch = true
-		r.searchReturn(&s.Return)
+		r.searchReturn(&s.Return, &s.Context)
 		word = r.leadingWord()
 	}
 	if word == "CHARSET" {
@@ -62,12 +62,12 @@ func (r *Reader) leadingWord() string {
 
 // searchReturn reads ESEARCH's "(...) " after RETURN (RFC 4731, RFC
 // 5182's SAVE).
-func (r *Reader) searchReturn(o *imap.SearchOptions) {
+func (r *Reader) searchReturn(o *imap.SearchOptions, ctx *ContextReturn) {
 	r.sp()
 	n := 0
 	r.list(func() {
 		n++
-		switch r.upperAtom("a SEARCH return option") {
+		switch name := r.upperAtom("a SEARCH return option"); name {
 		case "MIN":
 			o.ReturnMin = true
 		case "MAX":
@@ -79,6 +79,8 @@ func (r *Reader) searchReturn(o *imap.SearchOptions) {
 		case "SAVE":
 			o.ReturnSave = true
 			r.save = true
+		case "UPDATE", "CONTEXT", "PARTIAL":
+			r.contextReturn(ctx, name)
 		default:
 			r.syntax("Unknown SEARCH return option")
 		}
@@ -300,7 +302,7 @@ func (r *Reader) sort() *Sort {
 			r.syntax("Expected RETURN or sort keys")
 		}
 		s.ESearch = true
-		r.searchReturn(&s.Return)
+		r.searchReturn(&s.Return, &s.Context)
 	}
 	reverse := false
 	r.list(func() {
