@@ -77,6 +77,9 @@ func (c *conn) cmdReplace(cmd *imapwire.Command) (okStatus, error) {
 
 // singleNumber reports whether set names one message: a number or "*".
 func singleNumber(set imap.NumSet) bool {
+	if imap.IsSearchRes(set) {
+		return false // "$" is not a seq-number (RFC 8508 section 5)
+	}
 	switch set := set.(type) {
 	case imap.SeqSet:
 		return len(set) == 1 && set[0].Start == set[0].Stop

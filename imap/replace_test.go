@@ -51,6 +51,8 @@ func TestReplace(t *testing.T) {
 	cl.expect("NO [NONEXISTENT]", "UID REPLACE 99 INBOX %s", lit("x"))
 	cl.expect("BAD", "REPLACE 9 INBOX %s", lit("x"))
 	cl.expect("BAD", "REPLACE 1:2 INBOX %s", lit("x"))
+	cl.ok("UID SEARCH RETURN (SAVE) ALL")
+	cl.expect("BAD", "UID REPLACE $ INBOX %s", lit("x"))
 	cl.expect("BAD", "REPLACE 1 INBOX %s %s", lit("x"), lit("y"))
 	cl.expect("NO [BADURL", `UID REPLACE 3 INBOX CATENATE (URL "/INBOX/;UID=77")`)
 	cl.ok("NOOP")
