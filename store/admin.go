@@ -15,16 +15,23 @@ import (
 // forwardings.
 var ErrNotEmpty = errors.New("store: domain still has users or forwardings")
 
-// exec runs a write, bounded by the query timeout, and clears the cache
-// after it, whatever its outcome: a failed statement may still have
-// changed rows before failing.
+// exec runs a write in a transaction of its own (see inTx).
 func (s *SQL) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	defer s.cache.clear()
-	return bounded(s, ctx, func(ctx context.Context) (sql.Result, error) { return s.w.ExecContext(ctx, q, args...) })
+	var res sql.Result
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, q, args...)
+		return err
+	})
+	return res, err
 }
 
 // inTx runs f in a transaction on the write connection, bounded by the
-// query timeout, and clears the cache after it, whatever its outcome.
+// query timeout, and clears the cache after it, whatever its outcome: a
+// failed statement may still have changed rows before failing. The
+// transaction also counts the change (noteChange), so that every other
+// *SQL on the database, in this process or another node, clears its
+// cache too.
 func (s *SQL) inTx(ctx context.Context, f func(ctx context.Context, tx *sql.Tx) error) error {
 	defer s.cache.clear()
 	_, err := bounded(s, ctx, func(ctx context.Context) (struct{}, error) {
@@ -36,7 +43,15 @@ func (s *SQL) inTx(ctx context.Context, f func(ctx context.Context, tx *sql.Tx) 
 		if err := f(ctx, tx); err != nil {
 			return struct{}{}, err
 		}
-		return struct{}{}, tx.Commit()
+		serial, err := s.noteChange(ctx, tx)
+		if err != nil {
+			return struct{}{}, err
+		}
+		if err := tx.Commit(); err != nil {
+			return struct{}{}, err
+		}
+		s.wrote(serial)
+		return struct{}{}, nil
 	})
 	return err
 }

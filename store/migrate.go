@@ -183,6 +183,27 @@ var migrations = []migration{
 		postgres: []string{"ALTER TABLE users ADD COLUMN host varchar(255) NOT NULL DEFAULT ''",
 			"ALTER TABLE domains ADD COLUMN host varchar(255) NOT NULL DEFAULT ''"},
 	},
+	{
+		// The change counter (see changes.go): one row whose serial
+		// every write increments in its own transaction, which every
+		// process sharing the directory polls to clear its cache. InnoDB
+		// on MySQL whatever the other tables use: a row lock, and
+		// Galera replicates InnoDB tables only.
+		version: 7,
+		summary: "add the table " + changeTable + ", the counter of directory changes that every node polls",
+		mysql: []string{
+			"CREATE TABLE IF NOT EXISTS " + changeTable + " (id INT NOT NULL PRIMARY KEY, serial BIGINT NOT NULL) ENGINE=InnoDB",
+			"INSERT IGNORE INTO " + changeTable + " (id, serial) VALUES (1, 0)",
+		},
+		sqlite: []string{
+			"CREATE TABLE IF NOT EXISTS " + changeTable + " (id INTEGER NOT NULL PRIMARY KEY, serial INTEGER NOT NULL)",
+			"INSERT OR IGNORE INTO " + changeTable + " (id, serial) VALUES (1, 0)",
+		},
+		postgres: []string{
+			"CREATE TABLE IF NOT EXISTS " + changeTable + " (id INTEGER NOT NULL PRIMARY KEY, serial BIGINT NOT NULL)",
+			"INSERT INTO " + changeTable + " (id, serial) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+		},
+	},
 }
 
 // seedQuotaCopy is step 5's statement: harmless when repeated.
@@ -207,7 +228,7 @@ func (s *SQL) hasColumn(ctx context.Context, db execQueryer, table, column strin
 }
 
 // SchemaVersion is the schema version this package migrates to.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // versionTable records applied migrations. It has a mailagent_ prefix
 // because it may share a database with other applications' tables.

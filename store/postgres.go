@@ -23,6 +23,7 @@ func (s *SQL) openPostgres(dsn string) error {
 	if err != nil {
 		return fmt.Errorf("store: postgres dsn: %w", err)
 	}
+	s.pgcfg = cfg.Copy()
 	db := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
 	db.SetConnMaxLifetime(5 * time.Minute)
 	db.SetMaxIdleConns(8)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 )
@@ -55,11 +56,27 @@ type Options struct {
 	// CacheTTL enables a small cache of user, domain and forwarding
 	// lookups: entries live at most this long, and any change made
 	// through this *SQL clears the cache at once. Changes made by another
-	// process (another server, the admin command, plain SQL) become
-	// visible after at most CacheTTL. 0 disables the cache.
+	// process (another server, the admin command) are seen as soon as
+	// the change counter says so (see ChangePoll); changes made with
+	// plain SQL become visible after at most CacheTTL. 0 disables the
+	// cache.
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached entries; 0 means 10,000.
 	CacheSize int
+	// ChangePoll is how often a directory with a cache reads the change
+	// counter, a row that every write through any *SQL on the same
+	// database increments, to clear the cache when another process or
+	// node changed the directory: 0 means DefaultChangePoll (1 s). On
+	// PostgreSQL every write also sends a NOTIFY that a listening
+	// connection hears at once; the poll is then the fallback while
+	// that connection is down. Negative turns both off: others'
+	// changes are then seen after CacheTTL. Changes made
+	// with plain SQL do not move the counter: they are seen after
+	// CacheTTL, or at once after ClearCache.
+	ChangePoll time.Duration
+	// OnChange, if set, is called each time a change made through
+	// another *SQL is noticed, after the cache was cleared.
+	OnChange func()
 	// Migrate makes Open bring a MySQL or PostgreSQL schema up to date,
 	// which needs a database user that may CREATE and ALTER tables.
 	// Without it, which is how a server runs on those engines (with the
@@ -91,6 +108,18 @@ type SQL struct {
 	// or not): a few dozen shapes at most.
 	stmtMu sync.RWMutex
 	stmts  map[stmtKey]*sql.Stmt
+
+	// pgcfg is the connection configuration of a PostgreSQL directory,
+	// for the connection that LISTENs for changes (changes.go).
+	pgcfg *pgx.ConnConfig
+	// stopWatch ends the poll and the listener; watchers waits for them.
+	stopWatch context.CancelFunc
+	watchers  sync.WaitGroup
+	// listening is closed once the listener first LISTENs.
+	listening chan struct{}
+	// serial is the change counter as last seen.
+	serialMu sync.Mutex
+	serial   int64
 }
 
 // SQL is the Admin (and so the Directory) the servers use.
@@ -129,6 +158,10 @@ func Open(ctx context.Context, driver, dsn string, opts *Options) (*SQL, error) 
 			n = 10000
 		}
 		s.cache = newCache(n, s.opts.CacheTTL, time.Now)
+	}
+	if err := s.watchChanges(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -272,6 +305,10 @@ func (s *SQL) ClearCache() { s.cache.clear() }
 
 // Close closes the database connections.
 func (s *SQL) Close() error {
+	if s.stopWatch != nil {
+		s.stopWatch()
+		s.watchers.Wait()
+	}
 	var errs []error
 	s.stmtMu.Lock()
 	for _, st := range s.stmts {
