@@ -13,6 +13,15 @@
 // never seen. Only the schedule (message id and next attempt time) is
 // kept in memory, so the spool can hold far more messages than memory.
 //
+// A queue owns its spool by an flock on the spool's lock file, which
+// the kernel drops when the process dies: New waits (Options.LockWait)
+// or fails with ErrLocked while another queue runs on it. Nodes whose
+// spools sit on shared storage list each other's (Options.Peers): a
+// spool whose lock is free has its messages moved into a running
+// node's spool (Adopt), so a dead node's acknowledged mail is delivered
+// without it; a message whose delivery it had begun may go out twice,
+// as RFC 1047 describes, never be lost.
+//
 // Delivery goes through an outbound.Client, recipients grouped by next
 // hop so that one connection carries all recipients of a message for that
 // hop and, in turn, the other messages waiting for it; limits bound the

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,18 @@ type Options struct {
 	MaxMessageBytes int64
 	// Logger receives queue events; nil discards them.
 	Logger *slog.Logger
+	// LockWait is how long New waits for the lock of the spool (see
+	// ErrLocked) while another queue holds it: one being stopped, or
+	// another node adopting this spool's messages. 0 fails at once.
+	LockWait time.Duration
+	// Peers are the spool directories of other nodes' queues, on
+	// storage shared with them (see Adopt): a spool whose queue is not
+	// running has its messages moved into this one and delivered from
+	// here. The Dir of each queue must be a directory of its own.
+	Peers []string
+	// AdoptInterval is how often Run tries the Peers' spools;
+	// DefaultAdoptInterval (10 s) when 0.
+	AdoptInterval time.Duration
 
 	// now is the clock, time.Now if nil; tests set it (export_test.go),
 	// move a fake clock and call RunDue, or Wake when Run is running.
@@ -97,6 +110,9 @@ type Queue struct {
 	wake    chan struct{}
 	closed  bool
 	down    atomic.Bool // closed, readable without mu
+	lock    *os.File    // holds the spool's flock until Close
+	// adopting runs Adopt for Run; Close waits for it.
+	adopting sync.WaitGroup
 }
 
 // New opens the spool in opts.Dir, removes what a crash left half-written,
@@ -148,10 +164,19 @@ func New(opts Options) (*Queue, error) {
 		q.log = slog.New(slog.DiscardHandler)
 	}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
-	if err := q.spool.init(); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	err := q.spool.scan(true, func(id string) error {
+	lock, err := lockSpool(context.Background(), opts.Dir, opts.LockWait)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q.lock = lock
+	if err := q.spool.init(); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	err = q.spool.scan(true, func(id string) error {
 		m, err := q.spool.readMeta(id)
 		if err != nil {
 			// Leave the files for an administrator; never guess.
@@ -164,6 +189,7 @@ func New(opts Options) (*Queue, error) {
 		return nil
 	})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	return q, nil
@@ -190,6 +216,15 @@ func (q *Queue) Wake() {
 func (q *Queue) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	if len(q.opts.Peers) > 0 {
+		actx, cancel := context.WithCancel(q.ctx)
+		defer cancel()
+		q.adopting.Add(1)
+		go func() {
+			defer q.adopting.Done()
+			q.adoptLoop(actx, cmp.Or(q.opts.AdoptInterval, DefaultAdoptInterval))
+		}()
+	}
 	for {
 		q.dispatch()
 		q.mu.Lock()
@@ -257,7 +292,19 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	q.cancel()
 	q.wg.Wait()
+	q.adopting.Wait()
+	q.unlock()
 	return nil
+}
+
+// unlock lets another queue have the spool, once deliveries stopped.
+func (q *Queue) unlock() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.lock != nil {
+		q.lock.Close()
+		q.lock = nil
+	}
 }
 
 // Shutdown stops starting deliveries and waits for those in progress to
@@ -281,6 +328,8 @@ func (q *Queue) Shutdown(ctx context.Context) error {
 	}
 	q.cancel()
 	q.wg.Wait()
+	q.adopting.Wait()
+	q.unlock()
 	return err
 }
 
