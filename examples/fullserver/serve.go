@@ -311,6 +311,11 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 		MaxLifetime:    cfg.Queue.MaxAge.Duration,
 		PerDestination: cfg.Queue.PerDestination,
 		Logger:         s.log,
+		// Long enough for a peer that is adopting this spool's
+		// messages to finish.
+		LockWait:      30 * time.Second,
+		Peers:         cfg.Queue.Peers,
+		AdoptInterval: cfg.Queue.AdoptInterval.Duration,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)

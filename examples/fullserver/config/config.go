@@ -363,6 +363,12 @@ type Queue struct {
 	PerDestination int `toml:"per_destination"`
 	// Port is the remote SMTP port (25; other values for test networks).
 	Port int `toml:"port"`
+	// Peers are other nodes' spool directories on shared storage: a
+	// spool whose server is not running (its lock is free) has its
+	// messages moved into this node's spool and delivered from here.
+	Peers []string `toml:"peers"`
+	// AdoptInterval is how often the peers' spools are tried.
+	AdoptInterval Duration `toml:"adopt_interval"`
 }
 
 // Relay sends every outbound message through a smart host instead of MX
@@ -465,6 +471,8 @@ func Default() *Config {
 			MaxAge:         Duration{5 * 24 * time.Hour},
 			PerDestination: 20,
 			Port:           25,
+			Peers:          []string{},
+			AdoptInterval:  Duration{10 * time.Second},
 		},
 		DNS: DNS{Timeout: Duration{5 * time.Second}},
 		Log: Log{Format: "text", Level: "info"},
@@ -598,6 +606,7 @@ func (c *Config) Validate() error {
 		"limits.data_rate_grace": c.Limits.DataRateGrace,
 		"milter.connect_timeout": c.Milter.ConnectTimeout, "milter.command_timeout": c.Milter.CommandTimeout,
 		"milter.content_timeout": c.Milter.ContentTimeout, "maildir.poll_interval": c.Maildir.PollInterval,
+		"queue.adopt_interval": c.Queue.AdoptInterval,
 	} {
 		if d.Duration <= 0 {
 			bad(key, "must be positive")
