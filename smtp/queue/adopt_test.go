@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailagent/mailagent/smtp"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
@@ -106,16 +104,7 @@ func TestAdoptKilledNode(t *testing.T) {
 	}()
 
 	dirA := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAdoptKilledNode$", "-test.count=1")
-	cmd.Env = append(os.Environ(), adoptDirEnv+"="+dirA, adoptPortEnv+"="+fmt.Sprint(srv.Port))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startChild(t, "TestAdoptKilledNode", adoptDirEnv+"="+dirA, adoptPortEnv+"="+fmt.Sprint(srv.Port))
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	progress := make(chan struct{}, 1)
@@ -210,9 +199,8 @@ func TestAdoptKilledNode(t *testing.T) {
 	t.Logf("%d acknowledged, %d adopted, %d deliveries", len(acked), n, len(msgs))
 }
 
-// adoptChild queues distinct messages until it is killed, printing the
-// hash of each after Commit returned, and delivers them over one
-// connection at a time.
+// adoptChild queues distinct messages until it is killed (see
+// queueUntilKilled) and delivers them over one connection at a time.
 func adoptChild(t *testing.T, dir string) {
 	var port int
 	fmt.Sscan(os.Getenv(adoptPortEnv), &port)
@@ -225,15 +213,7 @@ func adoptChild(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	go q.Run(context.Background())
-	w := bufio.NewWriter(os.Stdout)
-	for i := 0; i < 100000; i++ {
-		body := fmt.Sprintf("Subject: adopt %d\r\nMessage-ID: <%d.%d@child>\r\n\r\nbody\r\n", i, i, os.Getpid())
-		if _, err := q.Enqueue(context.Background(), &smtp.Envelope{From: "alice@a.test", Recipients: []string{"bob@b.test"}}, bytesBodyT(body)); err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256([]byte(body))
-		fmt.Fprintf(w, "ACK %s\n", hex.EncodeToString(sum[:]))
-		w.Flush()
-	}
-	t.Fatal("child was not killed")
+	queueUntilKilled(t, q, func(i int) string {
+		return fmt.Sprintf("Subject: adopt %d\r\nMessage-ID: <%d.%d@child>\r\n\r\nbody\r\n", i, i, os.Getpid())
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,16 +39,7 @@ func TestKillRestart(t *testing.T) {
 	}
 	dir := t.TempDir()
 	dead := deadPort(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillRestart$", "-test.count=1")
-	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childPortEnv+"="+fmt.Sprint(portOf(t, dead)))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startChild(t, "TestKillRestart", childDirEnv+"="+dir, childPortEnv+"="+fmt.Sprint(portOf(t, dead)))
 	acked := map[string]bool{}
 	sc := bufio.NewScanner(out)
 	killed := false
@@ -126,15 +118,41 @@ func crashChild(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	go q.Run(context.Background())
-	w := bufio.NewWriter(os.Stdout)
-	for i := 0; i < 100000; i++ {
+	queueUntilKilled(t, q, func(i int) string {
 		pad := make([]byte, 512)
 		rand.Read(pad)
-		body := fmt.Sprintf("Subject: crash %d\r\n\r\n%s\r\n", i, hex.EncodeToString(pad))
-		if _, err := q.Enqueue(context.Background(), &smtp.Envelope{From: "alice@a.test", Recipients: []string{"bob@b.test"}}, bytesBodyT(body)); err != nil {
+		return fmt.Sprintf("Subject: crash %d\r\n\r\n%s\r\n", i, hex.EncodeToString(pad))
+	})
+}
+
+// startChild runs this test binary's test named test in a child
+// process with env added, and returns it with its standard output.
+func startChild(t *testing.T, test string, env ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
+}
+
+// queueUntilKilled, in a child process, queues the messages body(0),
+// body(1)… for bob@b.test until the process is killed, printing
+// "ACK " and the SHA-256 of each after Enqueue returned.
+func queueUntilKilled(t *testing.T, q *Queue, body func(i int) string) {
+	w := bufio.NewWriter(os.Stdout)
+	for i := 0; i < 100000; i++ {
+		b := body(i)
+		if _, err := q.Enqueue(context.Background(), &smtp.Envelope{From: "alice@a.test", Recipients: []string{"bob@b.test"}}, bytesBodyT(b)); err != nil {
 			t.Fatal(err)
 		}
-		sum := sha256.Sum256([]byte(body))
+		sum := sha256.Sum256([]byte(b))
 		fmt.Fprintf(w, "ACK %s\n", hex.EncodeToString(sum[:]))
 		w.Flush()
 	}
