@@ -35,7 +35,7 @@ const DefaultAdoptInterval = 10 * time.Second
 
 // Adopt tries the lock of every spool in Options.Peers once and moves
 // the messages of each spool whose lock is free into this queue's
-// spool, scheduling them as they were scheduled there. It returns the
+// spool, each due at once (the backoff was the other node's). It returns the
 // number of messages moved. A peer directory that does not exist (not
 // mounted, its node never started) is skipped; a message whose files
 // cannot be read is left where it is and logged. Run calls Adopt every
@@ -120,6 +120,9 @@ func (q *Queue) adoptMessage(peer *spool, id string) (moved bool, err error) {
 	if _, err := os.Stat(q.spool.metaPath(id)); err == nil {
 		return false, peer.removeSynced(id)
 	}
+	// Due now: the backoff was the other node's, whose failures may
+	// have been its own (its network, its address's reputation).
+	m.NextAttempt = q.opts.now()
 	if err := q.copyBody(peer.bodyPath(id), id); err != nil {
 		return false, err
 	}

@@ -22,7 +22,8 @@ import (
 
 // TestSpoolLock: a spool has one queue at a time; another node's queue
 // adopts nothing while it runs, and everything once it stopped, held
-// messages staying held; the spool is then free for its own queue.
+// messages staying held and the others due at once, whatever retry time
+// the first node had set; the spool is then free for its own queue.
 func TestSpoolLock(t *testing.T) {
 	srv := outboundtest.Start(t, outboundtest.Options{})
 	a := newFixture(t, portOf(t, deadPort(t)), nil)
@@ -34,6 +35,7 @@ func TestSpoolLock(t *testing.T) {
 	if err := a.q.Hold(context.Background(), held); err != nil {
 		t.Fatal(err)
 	}
+	a.runDue(t) // refused: the first message waits for its retry
 
 	b := &fixture{clock: a.clock, bounces: &recorder{}, dir: t.TempDir()}
 	b.q = b.open(t, srv.Port, func(o *Options) { o.Peers = []string{a.dir, filepath.Join(t.TempDir(), "not-mounted")} })
