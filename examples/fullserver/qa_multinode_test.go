@@ -20,6 +20,7 @@ import (
 // adopts A's spool and delivers the message, once, leaving A's spool
 // empty.
 func TestQATwoNodesAdoptSpool(t *testing.T) {
+	t.Parallel()
 	bin := qaBinary(t)
 	shared := t.TempDir()
 	relay := outboundtest.Start(t, outboundtest.Options{})
