@@ -74,6 +74,7 @@ func randomSalt(r *rand.Rand, n int) string {
 // TestOpenSSLPasswd checks MD5-crypt and SHA-crypt against openssl
 // passwd -1, -5 and -6 (one run per setting, hashing every password).
 func TestOpenSSLPasswd(t *testing.T) {
+	t.Parallel()
 	openssl := interop.Program(t, "openssl")
 	r := rand.New(rand.NewPCG(3, 4))
 	pws := randomPasswords(r)
@@ -156,6 +157,7 @@ func TestMariaDBEncrypt(t *testing.T) {
 // writes, and that VerifyPassword accepts what doveadm writes, for every
 // scheme both know.
 func TestDovecotInterop(t *testing.T) {
+	t.Parallel()
 	doveadm := interop.Program(t, "doveadm")
 	const pw = "correct horse battery"
 	ours, err := HashPassword(pw)

@@ -115,6 +115,7 @@ func recordsJSON(recs []Record) string {
 }
 
 func TestInteropDkimpyVerifiesOurs(t *testing.T) {
+	t.Parallel()
 	// The interpreter python3-dkim is installed for, not whichever
 	// python3 comes first in PATH.
 	py := pythonFor(t, interop.Program(t, "dkimverify"))
@@ -133,6 +134,7 @@ func TestInteropDkimpyVerifiesOurs(t *testing.T) {
 }
 
 func TestInteropOpenDKIMVerifiesOurs(t *testing.T) {
+	t.Parallel()
 	opendkim := interop.Program(t, "opendkim")
 	msg, recs := signedByUs(t)
 	dir := t.TempDir()
@@ -168,6 +170,7 @@ func TestInteropOpenDKIMVerifiesOurs(t *testing.T) {
 }
 
 func TestInteropWeVerifyDkimpy(t *testing.T) {
+	t.Parallel()
 	dknewkey := interop.Program(t, "dknewkey")
 	dkimsign := interop.Program(t, "dkimsign")
 	dir := t.TempDir()
@@ -209,6 +212,7 @@ func zoneTXT(line string) string {
 }
 
 func TestInteropWeVerifyOpenDKIM(t *testing.T) {
+	t.Parallel()
 	genkey := interop.Program(t, "opendkim-genkey")
 	opendkim := interop.Program(t, "opendkim")
 	testmsg := interop.Program(t, "opendkim-testmsg")

@@ -148,6 +148,7 @@ func runImaptest(t *testing.T, bin, script, addr, user, pass string) imaptestRes
 // also run against a private Dovecot, and both columns are logged as
 // the table docs/IMAP-CONFORMANCE.md records.
 func TestInteropImaptest(t *testing.T) {
+	t.Parallel()
 	bin, scripts := imaptestSetup(t)
 	st := newTestStack(t)
 	_, addr := st.serve(st.options())
@@ -209,6 +210,7 @@ func TestInteropImaptest(t *testing.T) {
 // plan it had) and stops on its own assertion (client_update_plan:
 // plan_size == 0), whatever the server answered.
 func TestInteropImaptestStress(t *testing.T) {
+	t.Parallel()
 	bin, scripts := imaptestSetup(t)
 	secs := 7
 	if v := os.Getenv("MAILAGENT_IMAPTEST_STRESS"); v != "" {

@@ -29,6 +29,7 @@ func interopServer(t *testing.T) (*testStack, string) {
 }
 
 func TestInteropPythonImaplib(t *testing.T) {
+	t.Parallel()
 	python := interop.Program(t, "python3")
 	st, addr := interopServer(t)
 	host, port, _ := strings.Cut(addr, ":")
@@ -57,6 +58,7 @@ func TestInteropPythonImaplib(t *testing.T) {
 // TestInteropMbsync syncs alice's folder tree both ways with isync's
 // mbsync, then syncs again and checks that nothing moves.
 func TestInteropMbsync(t *testing.T) {
+	t.Parallel()
 	mbsync := interop.Program(t, "mbsync")
 	st, addr := interopServer(t)
 	host, port, _ := strings.Cut(addr, ":")
@@ -176,6 +178,7 @@ func listTree(t *testing.T, dir string) string {
 // TestInteropMutt reads INBOX with mutt in batch mode (under script(1)
 // for a terminal) and pipes every message to a file.
 func TestInteropMutt(t *testing.T) {
+	t.Parallel()
 	mutt := interop.Program(t, "mutt")
 	scriptCmd := interop.Program(t, "script")
 	st, addr := interopServer(t)

@@ -99,6 +99,7 @@ func fetchAll(t *testing.T, c *imapclient.Client, mailbox string) (*imap.SelectD
 }
 
 func TestDovecotInterop(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// Dovecot's mail processes run as nobody and serve
 	// Root/mail/<domain>/<user>/Maildir.

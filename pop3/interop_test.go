@@ -45,6 +45,7 @@ print(json.dumps(out))
 
 // TestPythonPoplib: Python's poplib through STLS and SASL PLAIN.
 func TestPythonPoplib(t *testing.T) {
+	t.Parallel()
 	py := interop.Program(t, "python3")
 	e := newEnv(t, func(o *Options, _ *auth.Authenticator) { o.AllowInsecureAuth = false })
 	u := e.addUser("u@example.org", "pw")
@@ -204,6 +205,7 @@ func popListing(t *testing.T, addr, user, pass string) (uidl, list []string, ret
 // size fields, CRLF or LF endings), is listed by this server with the
 // same unique-ids, sizes and bytes.
 func TestDovecotUIDL(t *testing.T) {
+	t.Parallel()
 	dove := dovecottest.Start(t, dovecottest.Options{
 		Protocols: []string{"pop3"},
 		Users:     map[string]string{"alice@example.org": "secret"},
@@ -253,6 +255,7 @@ func TestDovecotUIDL(t *testing.T) {
 // TestDovecotAuthFailed: a wrong password gets the same reply, response
 // code included, from Dovecot's POP3 server and from this one.
 func TestDovecotAuthFailed(t *testing.T) {
+	t.Parallel()
 	dove := dovecottest.Start(t, dovecottest.Options{
 		Protocols: []string{"pop3"},
 		Users:     map[string]string{"alice@example.org": "secret"},

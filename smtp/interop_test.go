@@ -17,6 +17,7 @@ import (
 )
 
 func TestInteropSwaks(t *testing.T) {
+	t.Parallel()
 	swaks := interop.Program(t, "swaks")
 	st := newTestStack(t)
 	addr, _ := st.serve(st.options(Submission))
@@ -53,6 +54,7 @@ func TestInteropSwaks(t *testing.T) {
 // everything else to our MX (with STARTTLS), as the seed installation's
 // Postfix would, and checks that both kinds of mail land in the Maildir.
 func TestInteropPostfix(t *testing.T) {
+	t.Parallel()
 	postfixtest.Check(t)
 	st := newTestStack(t)
 	lmtpAddr, _ := st.serve(st.options(LMTP))
@@ -124,6 +126,7 @@ relay_transport = smtp
 // pipe to Dovecot's deliver. The socket is Postfix's alone: mode 0600,
 // owned by user postfix.
 func TestInteropPostfixLMTPUnix(t *testing.T) {
+	t.Parallel()
 	postfixtest.Check(t)
 	st := newTestStack(t)
 	dir, err := os.MkdirTemp("", "lmtp")

@@ -123,6 +123,7 @@ func gtube(first string) string {
 // with its own reply, and its "add header" action files the message in
 // Junk with rspamd's X-Spam fields.
 func TestInteropRspamd(t *testing.T) {
+	t.Parallel()
 	keys := t.TempDir()
 	pub := dkimKey(t, keys)
 	// rspamd signs mail from a local address (127.0.0.1 here) for the
@@ -179,6 +180,7 @@ func TestInteropRspamd(t *testing.T) {
 // refuses GTUBE (score 1000, above -r 15) and passes ham with
 // SpamAssassin's fields added.
 func TestInteropSpamAssassin(t *testing.T) {
+	t.Parallel()
 	spamd := interop.Program(t, "spamd")
 	milterBin := interop.Program(t, "spamass-milter")
 	dir := t.TempDir()
@@ -221,6 +223,7 @@ func TestInteropSpamAssassin(t *testing.T) {
 // sent from an internal host, as it does behind Postfix, and the stored
 // copy's signature verifies against the key opendkim-genkey published.
 func TestInteropOpenDKIM(t *testing.T) {
+	t.Parallel()
 	opendkim := interop.Program(t, "opendkim")
 	dir := t.TempDir()
 	res := dkimKey(t, dir)
@@ -296,6 +299,7 @@ func verifyDKIM(t *testing.T, res *dnsauth.MockResolver, msg string) {
 // and adds its own DMARC result for the From domain, as behind Postfix.
 // The machine has no DNS, so the policy is not found: dmarc=none.
 func TestInteropOpenDMARC(t *testing.T) {
+	t.Parallel()
 	opendmarc := interop.Program(t, "opendmarc")
 	dir := t.TempDir()
 	maddr := interop.FreePort(t)
@@ -354,6 +358,7 @@ func (r recordLearner) Learn(ctx context.Context, user string, spam bool, msg io
 // the background, and one moved back out as ham; rspamd's statistics
 // count both.
 func TestInteropRspamdLearn(t *testing.T) {
+	t.Parallel()
 	redis := interop.Program(t, "redis-server")
 	dir := t.TempDir()
 	raddr := interop.FreePort(t)

@@ -14,6 +14,7 @@ import (
 // over TCP and a Unix socket: both copies land in bob's Maildir, and the
 // unknown recipient gets a notification carrying Dovecot's reply.
 func TestDovecotLMTP(t *testing.T) {
+	t.Parallel()
 	dove := dovecottest.Start(t, dovecottest.Options{
 		Protocols: []string{"lmtp"},
 		Users:     map[string]string{"bob@b.test": "x"},

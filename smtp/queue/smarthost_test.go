@@ -22,6 +22,7 @@ import (
 // and Postfix passing the message on to a receiver. A wrong password
 // leaves the message queued with a temporary error.
 func TestPostfixSmartHost(t *testing.T) {
+	t.Parallel()
 	postfixtest.Check(t)
 	// Dovecot's auth service alone answers Postfix's SASL requests
 	// (smtpd_sasl_type = dovecot) on its socket.
