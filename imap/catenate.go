@@ -94,13 +94,21 @@ func (s *session) urlPart(raw string) (io.Reader, func(), error) {
 	if err != nil || u.URLAuth || (u.Absolute && !s.nc.urlNamesSelf(u, s.user.Address)) {
 		return nil, nil, badURL(raw)
 	}
-	name, err := mailboxName(u.Mailbox)
-	if err != nil {
-		return nil, nil, badURL(raw)
-	}
-	f, err := s.md.Folder(s.ctx, name)
-	if err != nil {
-		return nil, nil, badURL(raw)
+	var f *maildir.Folder
+	if u.Mailbox == "" {
+		// Relative to the selected mailbox (RFC 5092 section 7.1).
+		if s.sel == nil {
+			return nil, nil, badURL(raw)
+		}
+		f = s.sel.folder
+	} else {
+		name, err := mailboxName(u.Mailbox)
+		if err != nil {
+			return nil, nil, badURL(raw)
+		}
+		if f, err = s.md.Folder(s.ctx, name); err != nil {
+			return nil, nil, badURL(raw)
+		}
 	}
 	if u.UIDValidity != 0 {
 		st, err := f.Status(s.ctx)

@@ -93,6 +93,7 @@ func TestCatenate(t *testing.T) {
 		`URL "imap://alice%40local.example@elsewhere.example/INBOX/;UID=1"`,
 		`URL "imap://alice%40local.example@127.0.0.1:1/INBOX/;UID=1"`,
 		`URL "../bob/INBOX/;UID=1"`,
+		`URL ";UID=1"`, // relative, and no mailbox selected
 		`URL "/INBOX/;UID=1/;SECTION=HEADER" TEXT ` + lit("body\r\n") + ` URL "nonsense" TEXT ` + lit("more"),
 		"TEXT " + lit("hdr: 1\r\n\r\n") + ` URL "/INBOX;UIDVALIDITY=12345/;UID=1"`,
 	}
@@ -109,6 +110,11 @@ func TestCatenate(t *testing.T) {
 	// MULTIAPPEND of a CATENATE message and a plain one.
 	cl.ok(`APPEND Out CATENATE (URL "/INBOX/;UID=1/;SECTION=HEADER") (\Answered) %s`, lit("New: Message\r\n\r\nbody5\r\n"))
 	want = append(want, "From: a@example.com\r\nSubject: one\r\n\r\n", "New: Message\r\n\r\nbody5\r\n")
+	// Relative to the selected mailbox (RFC 5092 section 7.1).
+	cl.ok("EXAMINE INBOX")
+	cl.ok(`APPEND Out CATENATE (URL ";UID=1/;SECTION=TEXT")`)
+	cl.expect("NO [BADURL", `APPEND Out CATENATE (URL ";UID=9")`)
+	want = append(want, "Hello body\r\n")
 
 	got := st.stored("alice@local.example", "Out")
 	if len(got) != len(want) {

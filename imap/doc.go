@@ -111,8 +111,9 @@
 //   - RFC 4469, CATENATE, with RFC 5092 IMAP URLs and RFC 5550's
 //     URL-PARTIAL: a message built of TEXT literals and URLs naming a
 //     message, a section or a range of one in the user's own mailboxes
-//     (relative, or absolute naming the user and Options.Hostname or
-//     the address the client reached); any other URL, URLAUTH among
+//     (relative to the server, "/INBOX/;UID=5", or to the selected
+//     mailbox, ";UID=5", or absolute naming the user and
+//     Options.Hostname or the address the client reached); any other URL, URLAUTH among
 //     them, is NO [BADURL] and nothing is stored. The parts count
 //     together against APPENDLIMIT, each before it is read.
 //   - RFC 8508, REPLACE and UID REPLACE: the new message is stored

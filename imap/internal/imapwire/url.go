@@ -28,7 +28,10 @@ type URL struct {
 	Host     string
 	Port     int
 
-	Mailbox     string // decoded: UTF-8
+	// Mailbox is the mailbox's name, decoded (UTF-8); empty for a URL
+	// relative to the selected mailbox (";UID=5/;SECTION=1", RFC 5092
+	// section 7.1).
+	Mailbox     string
 	UIDValidity uint32 // 0 when absent
 	UID         uint32
 	// Section is the part of the message; nil for the whole message.
@@ -64,17 +67,25 @@ func ParseURL(s string) (*URL, error) {
 		}
 		rest = rest[i:]
 	}
-	if !strings.HasPrefix(rest, "/") {
+	var mbox, params string
+	switch {
+	case !u.Absolute && hasPrefixFold(rest, ";UID="):
+		params = rest // relative to the selected mailbox
+	case strings.HasPrefix(rest, "/"):
+		rest = rest[1:]
+		// The mailbox holds no raw ";" (RFC 5092's bchar has none), so
+		// "/;" starts the first parameter after it.
+		i := strings.Index(rest, "/;")
+		if i < 0 {
+			return nil, ErrURL
+		}
+		mbox, params = rest[:i], rest[i+1:]
+		if mbox == "" {
+			return nil, ErrURL
+		}
+	default:
 		return nil, ErrURL
 	}
-	rest = rest[1:]
-	// The mailbox holds no raw ";" (RFC 5092's bchar has none), so
-	// "/;" starts the first parameter after it.
-	i := strings.Index(rest, "/;")
-	if i < 0 {
-		return nil, ErrURL
-	}
-	mbox, params := rest[:i], rest[i+1:]
 	if j := strings.IndexByte(mbox, ';'); j >= 0 {
 		v, ok := cutFold(mbox[j:], ";UIDVALIDITY=")
 		if !ok {
@@ -86,7 +97,7 @@ func ParseURL(s string) (*URL, error) {
 		mbox = mbox[:j]
 	}
 	name, ok := pctDecode(mbox, isBChar)
-	if !ok || name == "" || !utf8.ValidString(name) || strings.ContainsFunc(name, isControl) {
+	if !ok || (name == "" && mbox != "") || !utf8.ValidString(name) || strings.ContainsFunc(name, isControl) {
 		return nil, ErrURL
 	}
 	u.Mailbox = name

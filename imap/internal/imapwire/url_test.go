@@ -27,6 +27,7 @@ func TestParseURL(t *testing.T) {
 		{"IMAP://bob@[::1]/INBOX/;UID=3/;URLAUTH=anonymous:internal:0123", URL{Absolute: true, User: "bob", Host: "[::1]",
 			Mailbox: "INBOX", UID: 3, URLAuth: true}},
 		{"/x/;UID=1/;EXPIRE=2030-01-01T00:00:00Z;URLAUTH=user+a:internal:00", URL{Mailbox: "x", UID: 1, URLAuth: true}},
+		{";uid=7/;SECTION=TEXT", URL{UID: 7, Section: &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText}}},
 	}
 	for _, tc := range good {
 		u, err := ParseURL(tc.in)
@@ -40,7 +41,7 @@ func TestParseURL(t *testing.T) {
 	}
 	bad := []string{
 		"", "INBOX/;UID=1", "/INBOX", "/INBOX/;UID=0", "/INBOX/;UID=4294967296", "/INBOX/;UID=1x",
-		"/;UID=1", "/INBOX;UIDVALIDITY=0/;UID=1", "/INBOX;FOO=1/;UID=1", "/IN BOX/;UID=1", "/IN%2/;UID=1",
+		"/;UID=1", ";UIDVALIDITY=5/;UID=1", "imap://host;UID=1", "imap://host/;UID=1", "/INBOX;UIDVALIDITY=0/;UID=1", "/INBOX;FOO=1/;UID=1", "/IN BOX/;UID=1", "/IN%2/;UID=1",
 		"/IN%zzBOX/;UID=1", "/IN%00BOX/;UID=1", "/%FF/;UID=1", "/INBOX/;UID=1/;SECTION=", "/INBOX/;UID=1/;SECTION=BOGUS",
 		"/INBOX/;UID=1/;SECTION=1.", "/INBOX/;UID=1/;SECTION=HEADER.FIELDS%20({3}%0D%0Aabc)",
 		"/INBOX/;UID=1/;PARTIAL=1.0", "/INBOX/;UID=1/;PARTIAL=", "/INBOX/;UID=1/;PARTIAL=-1",
@@ -92,7 +93,7 @@ func itoa(n uint64) string {
 
 // FuzzParseURL: any string parses or is refused without a panic; what
 // parses names a message by UID in a mailbox of valid UTF-8 without
-// control characters.
+// control characters, or in the selected one when it starts ";UID=".
 func FuzzParseURL(f *testing.F) {
 	for _, s := range []string{
 		"/INBOX/;UID=20", "/Drafts;UIDVALIDITY=385759045/;UID=20/;SECTION=1.2.HEADER.FIELDS%20(A%20B)/;PARTIAL=0.1024",
@@ -106,7 +107,7 @@ func FuzzParseURL(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if u.UID == 0 || u.Mailbox == "" || !utf8.ValidString(u.Mailbox) || strings.ContainsFunc(u.Mailbox, isControl) {
+		if u.UID == 0 || (u.Mailbox == "") != hasPrefixFold(s, ";UID=") || !utf8.ValidString(u.Mailbox) || strings.ContainsFunc(u.Mailbox, isControl) {
 			t.Fatalf("ParseURL(%q) = %+v", s, u)
 		}
 		if len(s) > MaxURL {
