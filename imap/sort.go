@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
 )
@@ -25,17 +24,18 @@ func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 	if needsHeader(a.Keys) {
 		s.loadSortFields(found)
 	}
-	keys := make([]sortKeys, len(found))
+	nk := len(a.Keys)
+	keys := make([]sortKey, len(found)*nk) // message i's keys at i*nk
 	for i, mc := range found {
-		keys[i] = sortKeysOf(mc, a.Keys)
+		sortKeysOf(mc, a.Keys, keys[i*nk:(i+1)*nk])
 	}
 	order := make([]int, len(found))
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(x, y int) int {
+	slices.SortFunc(order, func(x, y int) int {
 		for k, key := range a.Keys {
-			r := keys[x].compare(&keys[y], k)
+			r := keys[x*nk+k].compare(&keys[y*nk+k])
 			if key.Reverse {
 				r = -r
 			}
@@ -97,28 +97,27 @@ func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 	return okStatus{}, nil
 }
 
-// sortKeys are one message's values for the SORT keys asked for.
-type sortKeys struct {
-	strs  []string
-	times []time.Time
-	nums  []int64
+// sortKey is one message's value of one SORT key: a date (unix seconds
+// and nanoseconds), a size (sec) or a string.
+type sortKey struct {
+	sec, nsec int64
+	s         string
 }
 
-func sortKeysOf(mc *matchContext, keys []imapwire.SortKey) sortKeys {
-	var k sortKeys
-	k.strs = make([]string, len(keys))
-	k.times = make([]time.Time, len(keys))
-	k.nums = make([]int64, len(keys))
+// sortKeysOf fills out with the message's values of keys.
+func sortKeysOf(mc *matchContext, keys []imapwire.SortKey, out []sortKey) {
 	for i, key := range keys {
+		k := &out[i]
 		switch key.Key {
 		case "ARRIVAL":
-			k.times[i] = mc.m.InternalDate
+			k.sec, k.nsec = mc.m.InternalDate.Unix(), int64(mc.m.InternalDate.Nanosecond())
+			continue
 		case "DATE":
-			k.times[i] = sentDateOf(mc)
+			d := sentDateOf(mc)
+			k.sec, k.nsec = d.Unix(), int64(d.Nanosecond())
+			continue
 		case "SIZE":
-			k.nums[i] = mc.m.VSize
-		}
-		if key.Key == "ARRIVAL" || key.Key == "DATE" || key.Key == "SIZE" {
+			k.sec = mc.m.VSize
 			continue
 		}
 		f := mc.sortFieldsOf()
@@ -127,20 +126,19 @@ func sortKeysOf(mc *matchContext, keys []imapwire.SortKey) sortKeys {
 		}
 		switch key.Key {
 		case "SUBJECT":
-			k.strs[i] = f.subject
+			k.s = f.subject
 		case "FROM":
-			k.strs[i] = f.from
+			k.s = f.from
 		case "DISPLAYFROM":
-			k.strs[i] = f.fromName
+			k.s = f.fromName
 		case "TO":
-			k.strs[i] = f.to
+			k.s = f.to
 		case "DISPLAYTO":
-			k.strs[i] = f.toName
+			k.s = f.toName
 		case "CC":
-			k.strs[i] = f.cc
+			k.s = f.cc
 		}
 	}
-	return k
 }
 
 // needsHeader reports whether a SORT key compares header fields.
@@ -153,15 +151,15 @@ func needsHeader(keys []imapwire.SortKey) bool {
 	return false
 }
 
-// compare orders two messages by their i'th key.
-func (k *sortKeys) compare(o *sortKeys, i int) int {
-	if c := k.times[i].Compare(o.times[i]); c != 0 {
+// compare orders two messages' values of one key.
+func (k *sortKey) compare(o *sortKey) int {
+	if c := cmp.Compare(k.sec, o.sec); c != 0 {
 		return c
 	}
-	if c := cmp.Compare(k.nums[i], o.nums[i]); c != 0 {
+	if c := cmp.Compare(k.nsec, o.nsec); c != 0 {
 		return c
 	}
-	return strings.Compare(k.strs[i], o.strs[i])
+	return strings.Compare(k.s, o.s)
 }
 
 // addressKey is the first address of a field as SORT compares it, read

@@ -107,41 +107,46 @@ func (f *sortFields) encode() []byte {
 
 var errSortFields = errors.New("imap: damaged sort fields")
 
-// decodeSortFields decodes what encode wrote.
+// decodeSortFields decodes what encode wrote. The strings share one
+// copy of b.
 func decodeSortFields(b []byte) (*sortFields, error) {
 	f := &sortFields{}
 	if len(b) == 0 || b[0] > 3 {
 		return nil, errSortFields
 	}
-	f.hasDate, f.reply, b = b[0]&1 != 0, b[0]&2 != 0, b[1:]
+	f.hasDate, f.reply = b[0]&1 != 0, b[0]&2 != 0
+	all := string(b)
+	p := 1
 	if f.hasDate {
-		v, n := binary.Varint(b)
+		v, n := binary.Varint(b[p:])
 		if n <= 0 {
 			return nil, errSortFields
 		}
-		f.date, b = v, b[n:]
+		f.date, p = v, p+n
 	}
 	str := func() (string, bool) {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
+		l, n := binary.Uvarint(b[p:])
+		if n <= 0 || l > uint64(len(b)-p-n) {
 			return "", false
 		}
-		s := string(b[n : n+int(l)])
-		b = b[n+int(l):]
-		return s, true
+		p += n + int(l)
+		return all[p-int(l) : p], true
 	}
-	for _, p := range []*string{&f.subject, &f.from, &f.fromName, &f.to, &f.toName, &f.cc, &f.messageID} {
+	for _, dst := range []*string{&f.subject, &f.from, &f.fromName, &f.to, &f.toName, &f.cc, &f.messageID} {
 		s, ok := str()
 		if !ok {
 			return nil, errSortFields
 		}
-		*p = s
+		*dst = s
 	}
-	l, n := binary.Uvarint(b)
+	l, n := binary.Uvarint(b[p:])
 	if n <= 0 || l > maxSortParents || l > uint64(len(b)) {
 		return nil, errSortFields
 	}
-	b = b[n:]
+	p += n
+	if l > 0 {
+		f.parents = make([]string, 0, l)
+	}
 	for range l {
 		s, ok := str()
 		if !ok {
@@ -149,7 +154,7 @@ func decodeSortFields(b []byte) (*sortFields, error) {
 		}
 		f.parents = append(f.parents, s)
 	}
-	if len(b) != 0 {
+	if p != len(b) {
 		return nil, errSortFields
 	}
 	return f, nil

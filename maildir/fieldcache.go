@@ -134,6 +134,7 @@ func readFieldsRecords(p, gen string, version byte, recs []fieldsAt, out [][]byt
 		return
 	}
 	pos := uint64(len(hdr))
+	var slab []byte // records are carved from shared blocks
 	slices.SortFunc(recs, func(a, b fieldsAt) int { return cmp.Compare(a.off, b.off) })
 	for _, r := range recs {
 		if r.off < pos {
@@ -147,7 +148,7 @@ func readFieldsRecords(p, gen string, version byte, recs []fieldsAt, out [][]byt
 		if err != nil {
 			return
 		}
-		data, used, ok := readRecordAt(br)
+		data, used, ok := readRecordAt(br, &slab)
 		pos += used
 		if !ok {
 			if used == 0 {
@@ -166,8 +167,9 @@ func readFieldsRecords(p, gen string, version byte, recs []fieldsAt, out [][]byt
 
 // readRecordAt reads one framed record (length, payload, CRC-32) from
 // br: the payload, the bytes consumed, and whether the record was whole
-// and its checksum right. used is 0 when nothing could be read.
-func readRecordAt(br *bufio.Reader) (payload []byte, used uint64, ok bool) {
+// and its checksum right. used is 0 when nothing could be read. Small
+// payloads are carved from *slab, which it refills as needed.
+func readRecordAt(br *bufio.Reader, slab *[]byte) (payload []byte, used uint64, ok bool) {
 	var l uint64
 	var shift uint
 	for {
@@ -187,7 +189,15 @@ func readRecordAt(br *bufio.Reader) (payload []byte, used uint64, ok bool) {
 	if l > maxCacheRecord+1024 {
 		return nil, used, false
 	}
-	rec := make([]byte, l+4)
+	var rec []byte
+	if l+4 <= 4<<10 {
+		if len(*slab) < int(l+4) {
+			*slab = make([]byte, 64<<10)
+		}
+		rec, *slab = (*slab)[:l+4:l+4], (*slab)[l+4:]
+	} else {
+		rec = make([]byte, l+4)
+	}
 	n, err := io.ReadFull(br, rec)
 	used += uint64(n)
 	if err != nil {
