@@ -90,6 +90,9 @@ func checkNames(t *testing.T, cmd *Command, utf8Names bool) {
 		names = []string{a.Mailbox}
 	}
 	for _, n := range names {
+		if Undecodable(n) {
+			continue // marked, answered NO [CANNOT] by the session
+		}
 		if !utf8.ValidString(n) || !validName(n) {
 			t.Fatalf("%s took mailbox name %q (UTF8 %t)", cmd.Name, n, utf8Names)
 		}
