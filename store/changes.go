@@ -159,9 +159,12 @@ func (s *SQL) listenChanges(ctx context.Context) {
 	delay := 100 * time.Millisecond
 	first := true
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, &first)
+		listened, err := s.listenOnce(ctx, &first)
 		if ctx.Err() != nil {
 			return
+		}
+		if listened {
+			delay = 100 * time.Millisecond // a new outage
 		}
 		s.log.Warn("store: listening for directory changes", "err", err, "retry_in", delay)
 		t := time.NewTimer(delay)
@@ -176,8 +179,9 @@ func (s *SQL) listenChanges(ctx context.Context) {
 }
 
 // listenOnce connects, LISTENs and handles notifications until the
-// connection fails or ctx ends.
-func (s *SQL) listenOnce(ctx context.Context, first *bool) error {
+// connection fails or ctx ends; listened says whether it got as far as
+// listening.
+func (s *SQL) listenOnce(ctx context.Context, first *bool) (listened bool, err error) {
 	d := s.queryTimeout()
 	if d == 0 {
 		d = DefaultQueryTimeout
@@ -196,24 +200,25 @@ func (s *SQL) listenOnce(ctx context.Context, first *bool) error {
 		defer conn.Close(context.WithoutCancel(ctx))
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
+	s.listenPID.Store(conn.PgConn().PID())
 	if *first {
 		*first = false
 		close(s.listening)
 	} else if err := s.check(ctx); err != nil {
-		return err
+		return true, err
 	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return err
+			return true, err
 		}
 		if n.Payload != schema {
 			continue
 		}
 		if err := s.check(ctx); err != nil {
-			return err
+			return true, err
 		}
 	}
 }

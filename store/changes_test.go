@@ -86,3 +86,52 @@ func TestChangesSeenAcrossHandles(t *testing.T) {
 		})
 	}
 }
+
+// TestChangesListenerReconnects: on PostgreSQL, with the poll set to an
+// hour, the LISTEN connection is all that brings another handle's
+// change. Its server process is terminated; a change made then is
+// still seen, once the listener has reconnected and read the counter.
+func TestChangesListenerReconnects(t *testing.T) {
+	for _, d := range dialects(t) {
+		if d.name != "postgres" {
+			continue
+		}
+		ctx := context.Background()
+		driver, dsn, raw := d.open(t)
+		a, err := Open(ctx, driver, dsn, migrating(&Options{ChangePoll: -1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		must(t, a.AddDomain(ctx, "example.org"))
+		must(t, a.AddUser(ctx, &User{Address: "alice@example.org", PasswordHash: "{X}old"}))
+		changes := make(chan struct{}, 1)
+		b, err := Open(ctx, driver, dsn, migrating(&Options{CacheTTL: time.Hour, ChangePoll: time.Hour, OnChange: func() {
+			select {
+			case changes <- struct{}{}:
+			default:
+			}
+		}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		<-b.listening
+		if u, err := b.LookupUser(ctx, "alice@example.org"); err != nil || u.PasswordHash != "{X}old" {
+			t.Fatalf("LookupUser = %+v, %v", u, err)
+		}
+		var ok bool
+		if err := raw.QueryRow("SELECT pg_terminate_backend(?::int)", int(b.listenPID.Load())).Scan(&ok); err != nil || !ok {
+			t.Fatalf("terminate the listener: %v, %v", ok, err)
+		}
+		must(t, a.SetPassword(ctx, "alice@example.org", "{X}new"))
+		select {
+		case <-changes:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no change seen within 20 s of the listener's end")
+		}
+		if u, err := b.LookupUser(ctx, "alice@example.org"); err != nil || u.PasswordHash != "{X}new" {
+			t.Fatalf("after the reconnection: %+v, %v", u, err)
+		}
+	}
+}

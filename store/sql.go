@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -115,8 +116,10 @@ type SQL struct {
 	// stopWatch ends the poll and the listener; watchers waits for them.
 	stopWatch context.CancelFunc
 	watchers  sync.WaitGroup
-	// listening is closed once the listener first LISTENs.
+	// listening is closed once the listener first LISTENs; listenPID
+	// is the server process of its latest connection.
 	listening chan struct{}
+	listenPID atomic.Uint32
 	// serial is the change counter as last seen.
 	serialMu sync.Mutex
 	serial   int64
