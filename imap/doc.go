@@ -146,14 +146,15 @@
 //     most 32 KiB of the part. A preview is made once and kept in the
 //     folder's cache with the MIME structure; PREVIEW (LAZY) answers
 //     NIL for one not made yet.
-//   - RFC 5267, CONTEXT=SEARCH: SEARCH RETURN (UPDATE) keeps up to 16
-//     searches per session up to date with ESEARCH ADDTO and REMOVEFROM
-//     (position 0, as SEARCH results are in mailbox order; an expunged
-//     message by the number the client knows, before its EXPUNGE)
-//     until CANCELUPDATE or the mailbox is closed; beyond 16, and for
-//     SORT, "* NO [NOUPDATE tag]". PARTIAL windows of SEARCH and SORT
-//     results, with RFC 9394's ranges counted from the end ("-1:-50");
-//     PARTIAL with ALL is BAD. CONTEXT=SORT is not offered.
+//   - RFC 5267, CONTEXT=SEARCH and CONTEXT=SORT: SEARCH or SORT RETURN
+//     (UPDATE) keeps up to 16 searches per session up to date with
+//     ESEARCH ADDTO and REMOVEFROM (an expunged message by the number
+//     the client knows, before its EXPUNGE) until CANCELUPDATE or the
+//     mailbox is closed; beyond 16, "* NO [NOUPDATE tag]". A SEARCH's
+//     positions are 0 (its results are in mailbox order), a SORT's
+//     ADDTO gives each message's position in sort order. PARTIAL
+//     windows of SEARCH and SORT results, with RFC 9394's ranges
+//     counted from the end ("-1:-50"); PARTIAL with ALL is BAD.
 //   - RFC 5465, NOTIFY: MessageNew, MessageExpunge and FlagChange of
 //     the selected mailbox (selected, selected-delayed; MessageNew's
 //     FETCH items sent after EXISTS) and of others (inboxes, personal,

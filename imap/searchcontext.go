@@ -7,13 +7,13 @@ import (
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
 )
 
-// CONTEXT=SEARCH (RFC 5267 section 4): SEARCH RETURN (UPDATE) keeps the
-// search and tells the client, in ESEARCH responses with ADDTO and
-// REMOVEFROM, of each message that comes to match it or stops matching
-// as the mailbox changes, until CANCELUPDATE or the mailbox is closed;
-// PARTIAL (with RFC 9394's ranges counted from the end) returns a
-// window of a SEARCH's or SORT's result. SORT's results are not kept
-// up to date (NOUPDATE), so CONTEXT=SORT is not offered.
+// CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 section 4): SEARCH or SORT
+// RETURN (UPDATE) keeps the search and tells the client, in ESEARCH
+// responses with ADDTO and REMOVEFROM, of each message that comes to
+// match it or stops matching as the mailbox changes, until
+// CANCELUPDATE or the mailbox is closed; PARTIAL (with RFC 9394's
+// ranges counted from the end) returns a window of a SEARCH's or
+// SORT's result.
 
 // maxSearchContexts bounds the searches one session keeps up to date;
 // each is run again after every change to the mailbox.
@@ -24,7 +24,11 @@ type searchContext struct {
 	tag      string
 	uid      bool
 	criteria *imap.SearchCriteria // converted to UTF-8
-	result   []uint32             // the UIDs matching, ascending
+	// sortBy is a SORT's keys, nil for a SEARCH.
+	sortBy []imapwire.SortKey
+	// result is the UIDs matching: ascending for a SEARCH, in sort
+	// order for a SORT.
+	result []uint32
 }
 
 // partialWindow returns the positions of p in nums, a result in its
@@ -92,14 +96,30 @@ func writePartial(w *imapwire.Writer, p *imapwire.PartialRange, nums []uint32) {
 // addSearchContext keeps the search of cmd up to date (UPDATE), or
 // says NOUPDATE when the session keeps too many already.
 func (s *session) addSearchContext(w *imapwire.Writer, cmd *imapwire.Command, criteria *imap.SearchCriteria, all imap.NumSet) {
+	nums, _ := numList(all)
+	s.addContext(w, &searchContext{tag: cmd.Tag, uid: cmd.UID, criteria: criteria}, nums, cmd.UID)
+}
+
+// addSortContext keeps the SORT of cmd up to date; found is its
+// result in order.
+func (s *session) addSortContext(w *imapwire.Writer, cmd *imapwire.Command, criteria *imap.SearchCriteria, sortBy []imapwire.SortKey, found []*matchContext) {
+	uids := make([]uint32, len(found))
+	for i, mc := range found {
+		uids[i] = mc.m.UID
+	}
+	s.addContext(w, &searchContext{tag: cmd.Tag, uid: cmd.UID, criteria: criteria, sortBy: sortBy}, uids, true)
+}
+
+// addContext keeps sc, whose result is nums (UIDs when byUID, else
+// sequence numbers), or says NOUPDATE when the session keeps too many
+// already.
+func (s *session) addContext(w *imapwire.Writer, sc *searchContext, nums []uint32, byUID bool) {
 	sel := s.sel
 	if len(sel.contexts) >= maxSearchContexts {
-		noUpdate(w, cmd.Tag, "Too many searches kept up to date")
+		noUpdate(w, sc.tag, "Too many searches kept up to date")
 		return
 	}
-	sc := &searchContext{tag: cmd.Tag, uid: cmd.UID, criteria: criteria}
-	nums, _ := numList(all)
-	if cmd.UID {
+	if byUID {
 		sc.result = nums
 	} else {
 		for _, seq := range nums {
@@ -133,6 +153,12 @@ func (s *session) updateContexts(w *imapwire.Writer) error {
 		return nil
 	}
 	for _, sc := range sel.contexts {
+		if sc.sortBy != nil {
+			if err := s.updateSortContext(w, sc); err != nil {
+				return err
+			}
+			continue
+		}
 		found, err := s.matching(sc.criteria, false)
 		if err != nil {
 			return err
@@ -228,4 +254,81 @@ func (s *session) pollContexts(w *imapwire.Writer, allowExpunge bool) error {
 // replaced, never changed in place).
 func sameSlice(a, b []uint32) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// updateSortContext runs a kept SORT again and writes what changed:
+// REMOVEFROM (0 ...) for the messages gone from its result, ADDTO with
+// each new message's position in the result (RFC 5267 section 4.3.3:
+// applied in turn, each position counts the messages added before it).
+// A message's sort keys do not change, so no message moves.
+func (s *session) updateSortContext(w *imapwire.Writer, sc *searchContext) error {
+	sel := s.sel
+	found, err := s.matching(sc.criteria, true)
+	if err != nil {
+		return err
+	}
+	found = s.sorted(found, sc.sortBy)
+	now := make([]uint32, len(found))
+	in := make(map[uint32]bool, len(found))
+	for i, mc := range found {
+		now[i] = mc.m.UID
+		in[mc.m.UID] = true
+	}
+	was := make(map[uint32]bool, len(sc.result))
+	var removed []uint32
+	for _, u := range sc.result {
+		was[u] = true
+		if !in[u] {
+			removed = append(removed, u)
+		}
+	}
+	sc.result = now
+	num := func(u uint32) (uint32, bool) {
+		if sc.uid {
+			return u, true
+		}
+		i, ok := slices.BinarySearch(sel.view, u)
+		return uint32(i + 1), ok
+	}
+	if len(removed) > 0 {
+		var nums []uint32
+		for _, u := range removed {
+			if n, ok := num(u); ok {
+				nums = append(nums, n)
+			}
+		}
+		slices.Sort(nums)
+		if len(nums) > 0 {
+			writeESearchStart(w, &imapwire.Command{Tag: sc.tag, UID: sc.uid})
+			w.Atom(" REMOVEFROM (0 ")
+			writeNumRuns(w, nums)
+			w.Atom(")")
+			w.End()
+		}
+	}
+	first := true
+	for i, u := range now {
+		if was[u] {
+			continue
+		}
+		n, ok := num(u)
+		if !ok {
+			continue
+		}
+		if first {
+			writeESearchStart(w, &imapwire.Command{Tag: sc.tag, UID: sc.uid})
+			w.Atom(" ADDTO (")
+			first = false
+		} else {
+			w.SP()
+		}
+		w.Number(uint32(i + 1))
+		w.SP()
+		w.Number(n)
+	}
+	if !first {
+		w.Atom(")")
+		w.End()
+	}
+	return nil
 }

@@ -160,3 +160,47 @@ func TestSearchPartial(t *testing.T) {
 		cl.expect("BAD", "%s", bad)
 	}
 }
+
+// TestSortContextUpdate: SORT RETURN (UPDATE) is kept too (CONTEXT=SORT):
+// ADDTO gives each new match its position in sort order, REMOVEFROM
+// the messages gone; UID SORT's name UIDs.
+func TestSortContextUpdate(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	for i := 1; i <= 5; i++ {
+		st.deliver("alice@local.example", "INBOX", contextMessage(i))
+	}
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	wantLine(t, cl.ok("CAPABILITY"), " CONTEXT=SORT")
+	cl.ok("SELECT INBOX")
+	cl.ok("STORE 2,4 +FLAGS.SILENT (\\Seen)")
+	lines := cl.ok("SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 SEEN")
+	esort := fmt.Sprintf(`* ESEARCH (TAG "a%d") `, cl.ntag)
+	wantLine(t, lines, esort+"ALL 2,4")
+	lines = cl.ok("UID SORT RETURN (UPDATE) (REVERSE SUBJECT) UTF-8 SEEN")
+	usort := fmt.Sprintf(`* ESEARCH (TAG "a%d") UID `, cl.ntag)
+	if has(lines, "NOUPDATE") {
+		t.Fatalf("got %q", lines)
+	}
+	lines = cl.ok("STORE 3,5 +FLAGS.SILENT (\\Seen)")
+	wantLine(t, lines, esort+"ADDTO (2 3 4 5)") // s2 s3 s4 s5
+	wantLine(t, lines, usort+"ADDTO (1 5 3 3)") // s5 s4 s3 s2
+	lines = cl.ok("STORE 2,4 -FLAGS.SILENT (\\Seen)")
+	wantLine(t, lines, esort+"REMOVEFROM (0 2,4)")
+	wantLine(t, lines, usort+"REMOVEFROM (0 2,4)")
+
+	c2 := dial(t, addr)
+	c2.login("alice@local.example")
+	msg := "Subject: s0\r\n\r\nfirst by subject\r\n"
+	c2.ok("APPEND INBOX (\\Seen) {%d+}\r\n%s", len(msg), msg)
+	lines = cl.ok("NOOP")
+	wantLine(t, lines, "* 6 EXISTS")
+	wantLine(t, lines, esort+"ADDTO (1 6)")
+	wantLine(t, lines, usort+"ADDTO (3 6)") // s5 s3 s0
+	cl.ok("STORE 6 +FLAGS.SILENT (\\Deleted)")
+	lines = cl.ok("EXPUNGE")
+	wantLine(t, lines, esort+"REMOVEFROM (0 6)")
+	wantLine(t, lines, usort+"REMOVEFROM (0 6)")
+	wantLine(t, lines, "* 6 EXPUNGE")
+}

@@ -8,6 +8,40 @@ import (
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
 )
 
+// sorted returns found, messages matching a SORT, in the order of its
+// keys (ties in mailbox order).
+func (s *session) sorted(found []*matchContext, sortBy []imapwire.SortKey) []*matchContext {
+	if needsHeader(sortBy) {
+		s.loadSortFields(found)
+	}
+	nk := len(sortBy)
+	keys := make([]sortKey, len(found)*nk) // message i's keys at i*nk
+	for i, mc := range found {
+		sortKeysOf(mc, sortBy, keys[i*nk:(i+1)*nk])
+	}
+	order := make([]int, len(found))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int {
+		for k, key := range sortBy {
+			r := keys[x*nk+k].compare(&keys[y*nk+k])
+			if key.Reverse {
+				r = -r
+			}
+			if r != 0 {
+				return r
+			}
+		}
+		return cmp.Compare(found[x].seq, found[y].seq)
+	})
+	out := make([]*matchContext, len(found))
+	for i, j := range order {
+		out[i] = found[j]
+	}
+	return out
+}
+
 // cmdSort serves SORT and UID SORT (RFC 5256), with SORT=DISPLAY's
 // DISPLAYFROM and DISPLAYTO (RFC 5957) and ESORT's RETURN (RFC 5267).
 // Messages that compare equal keep sequence order.
@@ -21,35 +55,12 @@ func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 	if err != nil {
 		return okStatus{}, err
 	}
-	if needsHeader(a.Keys) {
-		s.loadSortFields(found)
-	}
-	nk := len(a.Keys)
-	keys := make([]sortKey, len(found)*nk) // message i's keys at i*nk
+	found = s.sorted(found, a.Keys)
+	nums := make([]uint32, len(found))
 	for i, mc := range found {
-		sortKeysOf(mc, a.Keys, keys[i*nk:(i+1)*nk])
-	}
-	order := make([]int, len(found))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(x, y int) int {
-		for k, key := range a.Keys {
-			r := keys[x*nk+k].compare(&keys[y*nk+k])
-			if key.Reverse {
-				r = -r
-			}
-			if r != 0 {
-				return r
-			}
-		}
-		return cmp.Compare(found[x].seq, found[y].seq)
-	})
-	nums := make([]uint32, len(order))
-	for i, j := range order {
-		nums[i] = found[j].seq
+		nums[i] = mc.seq
 		if cmd.UID {
-			nums[i] = found[j].m.UID
+			nums[i] = mc.m.UID
 		}
 	}
 	w := c.w
@@ -92,7 +103,7 @@ func (c *conn) cmdSort(cmd *imapwire.Command) (okStatus, error) {
 	}
 	w.End()
 	if a.Context.Update {
-		noUpdate(w, cmd.Tag, "SORT results are not kept up to date")
+		s.addSortContext(w, cmd, a.Criteria, a.Keys, found)
 	}
 	return okStatus{}, nil
 }
