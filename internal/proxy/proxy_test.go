@@ -113,6 +113,16 @@ func newFixture(t testing.TB) *fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
+		iss, err := imapserver.NewServer(imapserver.Options{Store: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS, Logger: logger,
+			ImplicitTLS: true, MaxConnsPerUser: 100, MaxConnsPerIP: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pss, err := pop3.NewServer(pop3.Options{Hostname: s.Hostname, Maildirs: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS,
+			ImplicitTLS: true, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
 		sub, err := smtp.NewServer(smtp.Options{Role: smtp.Submission, Hostname: s.Hostname, Target: s.Router, TLSConfig: s.TLS,
 			Authenticator: s.Auth, Directory: s.Store, Logger: logger})
 		if err != nil {
@@ -127,7 +137,8 @@ func newFixture(t testing.TB) *fixture {
 			proto string
 			serve func(net.Listener) error
 			stop  func(context.Context) error
-		}{{"imap", is.Serve, is.Shutdown}, {"pop3", ps.Serve, ps.Shutdown}, {"submission", sub.Serve, sub.Shutdown}, {"lmtp", lmtp.Serve, lmtp.Shutdown}} {
+		}{{"imap", is.Serve, is.Shutdown}, {"pop3", ps.Serve, ps.Shutdown}, {"submission", sub.Serve, sub.Shutdown}, {"lmtp", lmtp.Serve, lmtp.Shutdown},
+			{"imaps", iss.Serve, iss.Shutdown}, {"pop3s", pss.Serve, pss.Shutdown}} {
 			ln, err := net.Listen("tcp", net.JoinHostPort(s.IP.String(), fmt.Sprint(ports[srv.proto])))
 			if err != nil {
 				t.Fatal(err)
@@ -492,5 +503,43 @@ func TestLMTPClientNotAllowed(t *testing.T) {
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	if got, _ := bufio.NewReader(nc).ReadString('\n'); got != "554 5.7.1 Client host not allowed\r\n" {
 		t.Fatalf("LMTP client outside lmtp_networks got %q", got)
+	}
+}
+
+func TestImplicitTLSToBackends(t *testing.T) {
+	f := newFixture(t)
+	f.backends[1].deliver(t, "user@b.test", "over imaps")
+	p, err := proxy.New(proxy.Options{
+		Directory:        f.homes,
+		Auth:             f.auth,
+		Ports:            proxy.Ports{IMAP: f.ports["imaps"], POP3: f.ports["pop3s"]},
+		BackendTLS:       proxy.ImplicitTLS,
+		BackendTLSConfig: &tls.Config{InsecureSkipVerify: true},
+		TLSConfig:        f.backends[0].TLS,
+		SourceAddr:       proxyIP,
+	})
+	must(t, err)
+	t.Cleanup(func() { p.Close() })
+	iln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go p.ServeIMAP(iln, true)
+	pln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	go p.ServePOP3(pln, false)
+
+	c, err := imapclient.DialTLS(iln.Addr().String(), &imapclient.Options{TLSConfig: f.clientTL})
+	must(t, err)
+	defer c.Close()
+	must(t, c.Login("user@b.test", password).Wait())
+	if got := subjects(t, c); len(got) != 1 || got[0] != "over imaps" {
+		t.Fatalf("through imaps on both sides: %q", got)
+	}
+	r := pop3Dial(t, pln.Addr().String(), f.clientTL)
+	r.cmd("USER user@b.test")
+	if got := r.cmd("PASS " + password); !strings.HasPrefix(got, "+OK") {
+		t.Fatalf("POP3 to a pop3s backend: %q", got)
+	}
+	if got := r.cmd("STAT"); !strings.HasPrefix(got, "+OK 1 ") {
+		t.Fatalf("STAT: %q", got)
 	}
 }
