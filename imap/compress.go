@@ -7,16 +7,25 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	kflate "github.com/klauspost/compress/flate"
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
 )
 
 // COMPRESS=DEFLATE (RFC 4978): after the OK, both directions are raw
-// DEFLATE streams. It is not advertised yet: mbsync (isync) stalls after
-// its COMPRESS over STARTTLS (its next command is never answered), while
-// Go's and Python's zlib clients work; until that is understood only a
-// client that sends COMPRESS unasked gets it. The compressor is taken from a pool at a command's
-// first response and given back after the flush that ends it: a new
-// compressor after a sync flush continues a valid stream (it only
+// DEFLATE streams. A client may end what it sends with a sync flush
+// (an empty stored block: Go's, Python's) or a partial flush (an empty
+// fixed-Huffman block: zlib's Z_PARTIAL_FLUSH, as mbsync sends); Go's
+// compress/flate reader hands out data only at stored blocks, so after
+// a partial flush it waited for more input and the client's command was
+// never answered. The client's stream is read with klauspost/compress's
+// reader in partial-block mode, which hands out each block's data when
+// the block ends. COMPRESS is still not advertised: with that fixed,
+// mbsync over STARTTLS syncs compressed until, on a second run, the TLS
+// stream reports its end in the middle of a pipelined APPEND with a
+// LITERAL+ message (not yet understood); a client that sends COMPRESS
+// unasked gets it. The compressor is taken from a pool at a command's
+// first response and given back after the sync flush that ends it: a
+// new compressor after a sync flush continues a valid stream (it only
 // refers to no earlier data), so an idle connection holds none. The
 // decompressor keeps the 32 KiB window the client's compressor may
 // refer back into for as long as the connection lasts.
@@ -92,7 +101,7 @@ func (c *conn) cmdCompress(cmd *imapwire.Command) (okStatus, error) {
 		pending = bytes.Clone(b)
 	}
 	c.compressed = true
-	c.inflate = flate.NewReader(io.MultiReader(bytes.NewReader(pending), rawReader{c}))
+	c.inflate = kflate.NewReaderOpts(io.MultiReader(bytes.NewReader(pending), rawReader{c}), kflate.WithPartialBlock())
 	c.r.Reset(clockedReader{c})
 	return okStatus{}, errAnswered
 }

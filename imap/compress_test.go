@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"compress/flate"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
@@ -57,4 +58,30 @@ func TestCompress(t *testing.T) {
 	}
 	cl.expect("NO [COMPRESSIONACTIVE]", "COMPRESS DEFLATE")
 	cl.ok("LOGOUT")
+}
+
+// TestCompressPartialFlush: a client that ends each command with zlib's
+// Z_PARTIAL_FLUSH (an empty fixed-Huffman block, as mbsync does) rather
+// than a sync flush is answered at once; Go's compress/flate reader
+// hands out data only at stored blocks and left such a command unread.
+func TestCompressPartialFlush(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("COMPRESS DEFLATE")
+	// "a3 NOOP\r\n" deflated by zlib 1.2 (level 6, raw) then
+	// deflate(Z_PARTIAL_FLUSH): one fixed-Huffman block and the empty
+	// one after it, not byte-aligned, no stored block.
+	partial, err := hex.DecodeString("4a3456f0f3f70fe0e50208")
+	must(t, err)
+	if _, err := cl.c.Write(partial); err != nil {
+		t.Fatal(err)
+	}
+	raw := cl.c
+	cl.c = &flateConn{Conn: raw, r: flate.NewReader(cl.r)}
+	cl.r = bufio.NewReader(cl.c)
+	if _, st := cl.until("a3"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("NOOP after a partial flush: %q", st)
+	}
 }
