@@ -170,11 +170,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	limits := opts.ConnLimiter
-	if limits == nil {
-		limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
-	}
-	s.track = conntrack.New[*conn](limits, s.log, ErrServerClosed)
+	s.track = conntrack.New[*conn](connlimit.Or(opts.ConnLimiter, opts.MaxConns, opts.MaxConnsPerIP), s.log, ErrServerClosed)
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.writeBufs.New = func() any { return bufio.NewWriterSize(nil, writeBufSize) }
 	s.deflaters.New = func() any {

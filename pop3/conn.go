@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailagent/mailagent/internal/readclock"
@@ -44,9 +45,10 @@ type conn struct {
 	cancel context.CancelFunc
 	clock  *readclock.Clock // read deadlines; the session's goroutine owns it
 
-	mu       sync.Mutex
-	draining bool
-	closed   bool
+	draining atomic.Bool // Shutdown asked the session to end
+
+	mu     sync.Mutex
+	closed bool
 
 	tls       bool
 	state     state
@@ -74,20 +76,12 @@ func newConn(s *Server, nc net.Conn) *conn {
 // connect) and every write WriteTimeout, and reads fail once Shutdown
 // has asked the connection to end.
 func (c *conn) clocked(nc net.Conn) net.Conn {
-	return &readclock.Conn{Conn: nc, Clock: c.clock, WriteTimeout: c.srv.opts.WriteTimeout, Draining: c.isDraining}
-}
-
-func (c *conn) isDraining() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.draining
+	return &readclock.Conn{Conn: nc, Clock: c.clock, WriteTimeout: c.srv.opts.WriteTimeout, Draining: c.draining.Load}
 }
 
 // Drain asks the session to end once its current command is answered.
 func (c *conn) Drain() {
-	c.mu.Lock()
-	c.draining = true
-	c.mu.Unlock()
+	c.draining.Store(true)
 	c.raw.SetReadDeadline(time.Now())
 }
 
@@ -142,7 +136,7 @@ func (c *conn) serve(implicitTLS bool) {
 		case errors.Is(err, errLineTooLong):
 			c.reply("-ERR Command line too long (255 octets at most).")
 			continue
-		case errors.Is(err, readclock.ErrDraining), isTimeout(err) && c.isDraining():
+		case errors.Is(err, readclock.ErrDraining), isTimeout(err) && c.draining.Load():
 			c.reply("-ERR [SYS/TEMP] Server shutting down, try again later.")
 			c.bw.Flush()
 			return

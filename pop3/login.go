@@ -115,7 +115,7 @@ func (c *conn) cmdAUTH(cmd command) {
 				c.reply("-ERR [AUTH] Response too long.")
 				return
 			}
-			if isTimeout(err) && !c.isDraining() {
+			if isTimeout(err) && !c.draining.Load() {
 				c.timedOut()
 			}
 			c.quit = true

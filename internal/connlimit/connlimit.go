@@ -52,6 +52,16 @@ type Counter interface {
 	Acquire(addr net.Addr) (release func(), err error)
 }
 
+// Or returns c, or when c is nil a new Limiter of max connections and
+// perClient from one client network: a server's own limits unless its
+// embedder gave it a Counter shared with other servers.
+func Or(c Counter, max, perClient int) Counter {
+	if c != nil {
+		return c
+	}
+	return New(max, perClient)
+}
+
 // Limiter counts open connections against a total and a per-client
 // maximum. It is safe for concurrent use; the zero value is not usable,
 // New makes one.

@@ -14,7 +14,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailagent/mailagent/auth"
@@ -40,8 +40,7 @@ type conn struct {
 	home   storage
 	fails  int
 
-	mu       sync.Mutex
-	draining bool
+	draining atomic.Bool // Shutdown asked the session to end
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -67,20 +66,12 @@ func (c *conn) setConn(nc net.Conn) {
 // every write WriteTimeout, and reads fail once Shutdown has asked the
 // connection to end.
 func (c *conn) clocked(nc net.Conn) net.Conn {
-	return &readclock.Conn{Conn: nc, Clock: c.clock, WriteTimeout: c.srv.opts.WriteTimeout, Draining: c.isDraining}
-}
-
-func (c *conn) isDraining() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.draining
+	return &readclock.Conn{Conn: nc, Clock: c.clock, WriteTimeout: c.srv.opts.WriteTimeout, Draining: c.draining.Load}
 }
 
 // Drain asks the session to end once its current command is answered.
 func (c *conn) Drain() {
-	c.mu.Lock()
-	c.draining = true
-	c.mu.Unlock()
+	c.draining.Store(true)
 	c.raw.SetReadDeadline(time.Now())
 }
 
@@ -121,7 +112,7 @@ func (c *conn) serve() {
 					return
 				}
 				continue
-			case errors.Is(err, readclock.ErrDraining) || c.isDraining():
+			case errors.Is(err, readclock.ErrDraining) || c.draining.Load():
 				c.write("BYE (TRYLATER) \"Server shutting down.\"\r\n")
 			case isTimeout(err):
 				if c.clock.Cause() == readclock.Login {
@@ -142,7 +133,7 @@ func (c *conn) serve() {
 		if err != nil {
 			return
 		}
-		if c.isDraining() {
+		if c.draining.Load() {
 			c.write("BYE (TRYLATER) \"Server shutting down.\"\r\n")
 			c.flush()
 			return

@@ -138,11 +138,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	limits := opts.ConnLimiter
-	if limits == nil {
-		limits = connlimit.New(opts.MaxConns, opts.MaxConnsPerIP)
-	}
-	s.track = conntrack.New[*conn](limits, s.log, ErrServerClosed)
+	s.track = conntrack.New[*conn](connlimit.Or(opts.ConnLimiter, opts.MaxConns, opts.MaxConnsPerIP), s.log, ErrServerClosed)
 	return s, nil
 }
 
