@@ -33,8 +33,11 @@ import (
 	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/queue"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -51,7 +54,7 @@ type Server struct {
 	Maildirs *maildir.Store
 	Auth     *auth.Authenticator
 	Queue    *queue.Queue
-	Router   *smtp.Router
+	Router   *router.Router
 	DKIM     []*dnsauth.DKIMKey
 
 	// Listener addresses ("127.0.0.N:port").
@@ -207,8 +210,8 @@ func (s *Server) start(o options) error {
 		s.Queue.Shutdown(sctx)
 	})
 
-	local := &smtp.LocalDelivery{Maildirs: s.Maildirs, Directory: s.Store, Logger: s.logger}
-	if s.Router, err = smtp.NewRouter(smtp.RouterOptions{Directory: s.Store, Local: local, Queue: s.Queue, Logger: s.logger}); err != nil {
+	local := &local.Delivery{Maildirs: s.Maildirs, Directory: s.Store, Logger: s.logger}
+	if s.Router, err = router.New(router.Options{Directory: s.Store, Local: local, Queue: s.Queue, Logger: s.logger}); err != nil {
 		return err
 	}
 	bounces.t = s.Router
@@ -335,8 +338,8 @@ func (s *Server) close() {
 }
 
 // lateTarget lets the queue be built before the router it bounces into.
-type lateTarget struct{ t smtp.Target }
+type lateTarget struct{ t mail.Target }
 
-func (l *lateTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+func (l *lateTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	return l.t.Start(ctx, env)
 }

@@ -8,13 +8,15 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // discardTarget accepts every recipient and reads and drops each body:
 // what is left to measure is the protocol path.
 type discardTarget struct{}
 
-func (discardTarget) Start(context.Context, *Envelope) (Delivery, error) {
+func (discardTarget) Start(context.Context, *mail.Envelope) (mail.Delivery, error) {
 	return discardDelivery{}, nil
 }
 
@@ -23,7 +25,7 @@ type discardDelivery struct{}
 func (discardDelivery) AddRecipient(context.Context, string) error { return nil }
 func (discardDelivery) Commit(context.Context) error               { return nil }
 func (discardDelivery) Abort(context.Context) error                { return nil }
-func (discardDelivery) Body(_ context.Context, body Body) error {
+func (discardDelivery) Body(_ context.Context, body mail.Body) error {
 	rc, err := body.Open()
 	if err != nil {
 		return err

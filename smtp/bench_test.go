@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -132,7 +134,7 @@ func smtpRunWith(b *testing.B, conns int, rcpts []string, msgs int, set func(*Op
 		b.Fatal(err)
 	}
 	defer md.Close()
-	router, err := NewRouter(RouterOptions{Directory: db, Local: &LocalDelivery{Maildirs: md, Directory: db}})
+	router, err := router.New(router.Options{Directory: db, Local: &local.Delivery{Maildirs: md, Directory: db}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-
-	"github.com/mailagent/mailagent/internal/headerenc"
 )
 
 // spoolMemLimit is how much of a message is kept in memory before the
@@ -84,44 +82,3 @@ func (s *spool) Close() error {
 	s.f = nil
 	return err
 }
-
-// prefixed is a Body with header fields put in front of another Body.
-type prefixed struct {
-	prefix []byte
-	body   Body
-}
-
-// withHeaders returns body with the header fields hdrs (each without its
-// final CRLF) in front. Each goes through headerenc.Field, so that a
-// field, whoever built it (a check, a signer), is exactly one field.
-func withHeaders(body Body, hdrs ...string) Body {
-	if len(hdrs) == 0 {
-		return body
-	}
-	var b bytes.Buffer
-	for _, h := range hdrs {
-		if h = headerenc.Field(h); h == "" {
-			continue
-		}
-		b.WriteString(h)
-		b.WriteString("\r\n")
-	}
-	if p, ok := body.(*prefixed); ok {
-		b.Write(p.prefix)
-		return &prefixed{prefix: b.Bytes(), body: p.body}
-	}
-	return &prefixed{prefix: b.Bytes(), body: body}
-}
-
-func (p *prefixed) Open() (io.ReadCloser, error) {
-	r, err := p.body.Open()
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(p.prefix), r), r}, nil
-}
-
-func (p *prefixed) Len() int64 { return int64(len(p.prefix)) + p.body.Len() }

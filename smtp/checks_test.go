@@ -6,42 +6,44 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // policy is an embedder's checks: fixed iprev and SPF results, and a
 // message verdict chosen by the Subject.
 type policy struct{}
 
-func (policy) CheckConnect(ctx context.Context, env *Envelope) Verdict {
+func (policy) CheckConnect(ctx context.Context, env *mail.Envelope) mail.Verdict {
 	if env.Helo == "blocked.example" {
-		return Verdict{Action: Reject, Reply: &Error{Code: 550, EnhancedCode: [3]int{5, 7, 25}, Message: "Reverse DNS failed"}}
+		return mail.Verdict{Action: mail.Reject, Reply: &mail.Error{Code: 550, EnhancedCode: [3]int{5, 7, 25}, Message: "Reverse DNS failed"}}
 	}
 	env.Values[policy{}] = "seen at connect"
-	return Verdict{Results: []AuthResult{{Method: "iprev", Result: "pass", Props: map[string]string{"policy.iprev": "127.0.0.1"}}}}
+	return mail.Verdict{Results: []mail.AuthResult{{Method: "iprev", Result: "pass", Props: map[string]string{"policy.iprev": "127.0.0.1"}}}}
 }
 
-func (policy) CheckMail(ctx context.Context, env *Envelope) Verdict {
+func (policy) CheckMail(ctx context.Context, env *mail.Envelope) mail.Verdict {
 	if strings.HasSuffix(env.From, "@spf-fail.example") {
-		return Verdict{Action: Reject, Reply: &Error{Code: 550, EnhancedCode: [3]int{5, 7, 23}, Message: "SPF fail"}}
+		return mail.Verdict{Action: mail.Reject, Reply: &mail.Error{Code: 550, EnhancedCode: [3]int{5, 7, 23}, Message: "SPF fail"}}
 	}
-	return Verdict{Results: []AuthResult{{Method: "spf", Result: "pass", Props: map[string]string{"smtp.mailfrom": env.From}}}}
+	return mail.Verdict{Results: []mail.AuthResult{{Method: "spf", Result: "pass", Props: map[string]string{"smtp.mailfrom": env.From}}}}
 }
 
-func (policy) CheckMessage(ctx context.Context, env *Envelope, msg Body) Verdict {
+func (policy) CheckMessage(ctx context.Context, env *mail.Envelope, msg mail.Body) mail.Verdict {
 	r, _ := msg.Open()
 	b, _ := io.ReadAll(r)
 	r.Close()
 	// DMARC needs what SPF found at MAIL time.
 	if len(env.Results) != 2 || env.Results[1].Method != "spf" || env.Values[policy{}] != "seen at connect" {
-		return Verdict{Action: Reject, Reply: &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "results lost"}}
+		return mail.Verdict{Action: mail.Reject, Reply: &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "results lost"}}
 	}
-	v := Verdict{Results: []AuthResult{{Method: "dmarc", Result: "pass", Props: map[string]string{"header.from": "far.example"}}},
+	v := mail.Verdict{Results: []mail.AuthResult{{Method: "dmarc", Result: "pass", Props: map[string]string{"header.from": "far.example"}}},
 		Headers: []string{"X-Checked: yes"}}
 	switch {
 	case strings.Contains(string(b), "Subject: spam"):
-		v.Action = Junk
+		v.Action = mail.Junk
 	case strings.Contains(string(b), "Subject: forged"):
-		v.Action = Reject
+		v.Action = mail.Reject
 	}
 	return v
 }
@@ -49,7 +51,7 @@ func (policy) CheckMessage(ctx context.Context, env *Envelope, msg Body) Verdict
 func TestChecks(t *testing.T) {
 	st := newTestStack(t)
 	o := st.options(MX)
-	o.Checks = Checks{Connect: []ConnectChecker{policy{}}, Mail: []MailChecker{policy{}}, Message: []MessageChecker{policy{}}}
+	o.Checks = mail.Checks{Connect: []mail.ConnectChecker{policy{}}, Mail: []mail.MailChecker{policy{}}, Message: []mail.MessageChecker{policy{}}}
 	addr, _ := st.serve(o)
 	msg := func(subject string) string {
 		return fmt.Sprintf("%q", "Subject: "+subject+"\r\n\r\nx\r\n.\r\n")
@@ -90,7 +92,7 @@ func TestChecks(t *testing.T) {
 }
 
 func TestAuthResultsQuoting(t *testing.T) {
-	got := authResultsHeader("mx.test", []AuthResult{{Method: "spf", Result: "fail", Reason: "not\r\nallowed (here)"}})
+	got := authResultsHeader("mx.test", []mail.AuthResult{{Method: "spf", Result: "fail", Reason: "not\r\nallowed (here)"}})
 	want := "Authentication-Results: mx.test;\r\n\tspf=fail reason=\"not  allowed (here)\""
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)

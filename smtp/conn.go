@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/internal/readclock"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // drainQuitWait bounds how long a connection whose transaction finished
@@ -79,10 +80,10 @@ type conn struct {
 	sessLog    *slog.Logger     // the latest session's logger, with its ID; nil before EHLO
 	clock      *readclock.Clock // read deadlines; used by the reading side
 	authFails  int
-	results    []AuthResult // connect-check results, kept across STARTTLS
-	values     map[any]any  // connect-check values, likewise
-	extra      []string     // connect-check header fields
-	checked    bool         // connect checks have run
+	results    []mail.AuthResult // connect-check results, kept across STARTTLS
+	values     map[any]any       // connect-check values, likewise
+	extra      []string          // connect-check header fields
+	checked    bool              // connect checks have run
 }
 
 func newConn(nc net.Conn, s *Server) *conn {

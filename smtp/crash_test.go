@@ -19,6 +19,8 @@ import (
 	"testing"
 
 	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -57,7 +59,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router, err := NewRouter(RouterOptions{Directory: db, Local: &LocalDelivery{Maildirs: md, Directory: db}})
+	router, err := router.New(router.Options{Directory: db, Local: &local.Delivery{Maildirs: md, Directory: db}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,28 +1,29 @@
 // Package smtp implements mailagent's SMTP roles as go-smtp backends: the
 // mail exchanger (MX, port 25), the submission agent (587 with STARTTLS,
-// 465 with implicit TLS) and the LMTP server, and the Router that sends
-// each recipient to a local Maildir, a transport-table next hop or the
-// outbound queue.
+// 465 with implicit TLS) and the LMTP server, with the checks they run
+// (SenderAuth, DKIMSigner, the milter client Milter).
 //
-// A Server plays one Role over a Target, normally a *Router whose local
-// deliveries go through LocalDelivery into package maildir and whose
-// remote ones go to a queue Target (package smtp/queue implements one;
-// this package never imports it). Targets receive mail in two phases
-// (Delivery): recipients and body first, then Commit; a server answers
-// 250 only after Commit returned, that is after every copy was fsynced or
-// durably queued. Body writes every copy without making any visible
-// (LocalDelivery stages unnamed, fsynced files; the queue its spool
-// file) and Commit names them, so a message over SMTP is stored for all
-// its recipients or none: a temporary failure of any copy refuses it
-// whole, a permanent one found after DATA is bounced for that recipient
-// alone through a Bouncer (RFC 3464), and LMTP answers each recipient
-// with its own reply (see Router).
+// A Server plays one Role over a mail.Target, normally a router.Router
+// (package smtp/router) whose local deliveries go through local.Delivery
+// (package smtp/local) into package maildir and whose remote ones go to
+// a queue Target (package smtp/queue). This package imports none of
+// them: the types they share (Envelope, Body, Target, Delivery, Error,
+// Verdict and the checker interfaces) are in package smtp/mail. Targets
+// receive mail in two phases (mail.Delivery): recipients and body first,
+// then Commit; a server answers 250 only after Commit returned, that is
+// after every copy was fsynced or durably queued. Body writes every copy
+// without making any visible (local.Delivery stages unnamed, fsynced
+// files; the queue its spool file) and Commit names them, so a message
+// over SMTP is stored for all its recipients or none: a temporary
+// failure of any copy refuses it whole, a permanent one found after DATA
+// is bounced for that recipient alone through a mail.Bouncer (RFC 3464),
+// and LMTP answers each recipient with its own reply (see router.Router).
 //
-// Sender authentication plugs in through ConnectChecker (iprev),
-// MailChecker (SPF) and MessageChecker (DKIM, DMARC) on the MX, whose
+// Sender authentication plugs in through mail.ConnectChecker (iprev),
+// mail.MailChecker (SPF) and mail.MessageChecker (DKIM, DMARC) on the MX, whose
 // Verdicts accept, add header fields, reject or file in Junk; SenderAuth
 // is those hooks wired to package dnsauth (iprev, SPF, DKIM, DMARC).
-// Signer signs submitted mail; DKIMSigner is one over dnsauth's keys.
+// A mail.Signer signs submitted mail; DKIMSigner is one over dnsauth's keys.
 //
 // go-smtp parses commands and runs the session; below it, each
 // connection runs TLS itself and scans the plaintext (see scanner in
@@ -41,7 +42,7 @@
 //   - RFC 6409 message submission; RFC 8314 implicit TLS on 465.
 //   - RFC 2033 LMTP, with a reply per recipient.
 //   - RFC 3464 delivery status notifications for recipients that fail
-//     after DATA (through a Bouncer, the queue).
+//     after DATA (through a mail.Bouncer, the queue).
 //   - RFC 3207 STARTTLS, with commands pipelined before it discarded.
 //   - RFC 4954 AUTH (PLAIN RFC 4616, LOGIN), only over TLS (538 5.7.11).
 //   - RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 3030 CHUNKING,

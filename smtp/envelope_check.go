@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mailagent/mailagent/internal/headerenc"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // Sizes of RFC 5321 section 4.5.3.1.1-3, in octets: a receiver must
@@ -25,12 +26,12 @@ const (
 // destination address syntax, X.6.7 a non-ASCII address without
 // SMTPUTF8 (RFC 6531 section 3.5). The address is never echoed.
 var (
-	errSenderSyntax = &Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address syntax"}
-	errSenderLong   = &Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Sender address too long"}
-	errRcptSyntax   = &Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address syntax"}
-	errRcptLong     = &Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Recipient address too long"}
-	errNeedUTF8     = &Error{Code: 553, EnhancedCode: [3]int{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
-	errAuthzSyntax  = &Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad authorization identity syntax"}
+	errSenderSyntax = &mail.Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address syntax"}
+	errSenderLong   = &mail.Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Sender address too long"}
+	errRcptSyntax   = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errRcptLong     = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Recipient address too long"}
+	errNeedUTF8     = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
+	errAuthzSyntax  = &mail.Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad authorization identity syntax"}
 	errHeloSyntax   = "501 5.5.2 Bad HELO argument syntax\r\n"
 )
 
@@ -41,7 +42,7 @@ var (
 // no control character (C0, DEL, C1), valid UTF-8, non-ASCII only with
 // SMTPUTF8, a domain of labels or an address literal, and within the
 // sizes of RFC 5321 section 4.5.3.1.
-func checkPath(addr string, sender, utf8ok bool) *Error {
+func checkPath(addr string, sender, utf8ok bool) *mail.Error {
 	syntax, long := errRcptSyntax, errRcptLong
 	if sender {
 		syntax, long = errSenderSyntax, errSenderLong
@@ -72,7 +73,7 @@ func checkPath(addr string, sender, utf8ok bool) *Error {
 }
 
 // replyLine is e as a one-line reply on the wire.
-func replyLine(e *Error) string {
+func replyLine(e *mail.Error) string {
 	return fmt.Sprintf("%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
 }
 
@@ -159,7 +160,7 @@ func checkHelo(arg string) bool {
 // checkAuthzid checks a SASL PLAIN response's authorization identity
 // (RFC 4616): what it names is an address, so it must be one that could
 // be written as data.
-func checkAuthzid(mech string, resp []byte) *Error {
+func checkAuthzid(mech string, resp []byte) *mail.Error {
 	if !strings.EqualFold(mech, "PLAIN") {
 		return nil
 	}

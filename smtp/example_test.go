@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	netsmtp "net/smtp"
 	"net/textproto"
 	"os"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -35,8 +37,8 @@ func Example() {
 	boxes, _ := maildir.New(filepath.Join(tmp, "vmail"), nil)
 	defer boxes.Close()
 
-	local := &smtp.LocalDelivery{Maildirs: boxes, Directory: dir}
-	router, err := smtp.NewRouter(smtp.RouterOptions{Directory: dir, Local: local})
+	local := &local.Delivery{Maildirs: boxes, Directory: dir}
+	router, err := router.New(router.Options{Directory: dir, Local: local})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer f.Close()
-	m, _ := mail.ReadMessage(f)
+	m, _ := netmail.ReadMessage(f)
 	fmt.Println(m.Header.Get("Return-Path"), m.Header.Get("Delivered-To"), m.Header.Get("Subject"))
 	// Output:
 	// sent: <nil>

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/internal/headerenc"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // errDiscarded tells Data that a filter discarded the message: the
@@ -18,11 +20,11 @@ var errDiscarded = errors.New("smtp: message discarded by filter")
 
 // openFilters opens every filter of the server for env, at MAIL FROM.
 // On a refusal the sessions already open are closed.
-func (ss *session) openFilters(env *Envelope) error {
+func (ss *session) openFilters(env *mail.Envelope) error {
 	for _, f := range ss.srv.opts.Checks.Filters {
 		fs, v := f.Open(ss.ctx, env)
 		var extra []string
-		err := v.apply(env, &extra)
+		err := applyVerdict(v, env, &extra)
 		if fs != nil {
 			ss.filters = append(ss.filters, fs)
 		}
@@ -39,7 +41,7 @@ func (ss *session) openFilters(env *Envelope) error {
 func (ss *session) rcptFilters(rcpt string) error {
 	for _, fs := range ss.filters {
 		var extra []string
-		if err := fs.Rcpt(ss.ctx, ss.env, rcpt).apply(ss.env, &extra); err != nil {
+		if err := applyVerdict(fs.Rcpt(ss.ctx, ss.env, rcpt), ss.env, &extra); err != nil {
 			ss.log.Info("recipient refused by filter", "id", ss.env.ID, "rcpt", rcpt, "err", err)
 			return err
 		}
@@ -64,47 +66,47 @@ func (ss *session) closeFilters() {
 // runFilters passes msg through the filters in order at the end of
 // DATA and returns the message as they left it. Envelope edits restart
 // the delivery with the changed sender and recipients.
-func (ss *session) runFilters(msg Body) (Body, error) {
+func (ss *session) runFilters(msg mail.Body) (mail.Body, error) {
 	env := ss.env
 	envChanged, quarantined := false, false
 	for _, fs := range ss.filters {
 		v := fs.Message(ss.ctx, env, msg)
 		switch v.Action {
-		case Reject:
+		case mail.Reject:
 			ss.log.Info("message refused by filter", "id", env.ID, "reply", v.Reply)
 			if v.Reply != nil {
 				return nil, v.Reply
 			}
 			return nil, defaultReject
-		case Discard:
+		case mail.Discard:
 			ss.log.Info("message discarded by filter", "id", env.ID, "reason", v.Reason)
 			return nil, errDiscarded
-		case Junk:
+		case mail.Junk:
 			ss.log.Info("message judged spam by filter", "id", env.ID, "reason", v.Reason)
-		case Quarantine:
+		case mail.Quarantine:
 			ss.log.Info("message quarantined by filter", "id", env.ID, "reason", v.Reason)
 			quarantined = true
 		}
 		var extra []string
-		_ = v.apply(env, &extra)
-		msg = withHeaders(msg, extra...)
+		_ = applyVerdict(v, env, &extra)
+		msg = headerenc.Prepend(msg, extra...)
 		if len(v.Edits) == 0 {
 			continue
 		}
-		var content []Edit
+		var content []mail.Edit
 		for _, e := range v.Edits {
 			switch e.Kind {
-			case AddRcpt:
+			case mail.AddRcpt:
 				if !slices.Contains(env.Recipients, e.Addr) {
 					env.Recipients = append(env.Recipients, e.Addr)
 					envChanged = true
 				}
-			case DelRcpt:
+			case mail.DelRcpt:
 				if i := slices.Index(env.Recipients, e.Addr); i >= 0 {
 					env.Recipients = slices.Delete(env.Recipients, i, i+1)
 					envChanged = true
 				}
-			case ChangeFrom:
+			case mail.ChangeFrom:
 				env.From, envChanged = e.Addr, true
 			default:
 				content = append(content, e)
@@ -138,7 +140,7 @@ func (ss *session) runFilters(msg Body) (Body, error) {
 // target for the envelope as the filters left it. A recipient a filter
 // added that the target refuses is logged and dropped, as a milter has
 // no one to tell.
-func (ss *session) restartDelivery(target Target) error {
+func (ss *session) restartDelivery(target mail.Target) error {
 	env := ss.env
 	if ss.srv.opts.Role == LMTP {
 		// LMTP answers once per recipient the client gave: the set
@@ -268,7 +270,7 @@ func fieldValue(f headerField, leadSpace bool) string {
 }
 
 // editMessage writes msg with the header and body edits applied to w.
-func editMessage(w io.Writer, msg Body, edits []Edit) error {
+func editMessage(w io.Writer, msg mail.Body, edits []mail.Edit) error {
 	rc, err := msg.Open()
 	if err != nil {
 		return err
@@ -286,12 +288,12 @@ func editMessage(w io.Writer, msg Body, edits []Edit) error {
 	replaced := false
 	for _, e := range edits {
 		switch e.Kind {
-		case AddHeader:
+		case mail.AddHeader:
 			fields = append(fields, headerField{name: e.Name, raw: formatField(e.Name, e.Value)})
-		case InsertHeader:
+		case mail.InsertHeader:
 			i := min(max(e.Index, 0), len(fields))
 			fields = slices.Insert(fields, i, headerField{name: e.Name, raw: formatField(e.Name, e.Value)})
-		case ChangeHeader:
+		case mail.ChangeHeader:
 			n, found := 0, false
 			for i := range fields {
 				if !strings.EqualFold(fields[i].name, e.Name) {
@@ -313,7 +315,7 @@ func editMessage(w io.Writer, msg Body, edits []Edit) error {
 				// not there adds it.
 				fields = append(fields, headerField{name: e.Name, raw: formatField(e.Name, e.Value)})
 			}
-		case ReplaceBody:
+		case mail.ReplaceBody:
 			if !replaced {
 				body, replaced = nil, true
 			}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // FuzzEditMessage: whatever the message, editing never panics; with no
@@ -16,7 +18,7 @@ func FuzzEditMessage(f *testing.F) {
 	f.Add([]byte("No-Body: x"), "Y", "\r\n")
 	f.Fuzz(func(t *testing.T, msg []byte, name, value string) {
 		var out bytes.Buffer
-		if err := editMessage(&out, BytesBody(msg), nil); err != nil {
+		if err := editMessage(&out, mail.BytesBody(msg), nil); err != nil {
 			return
 		}
 		hasSep := bytes.HasPrefix(msg, []byte("\r\n")) || bytes.HasPrefix(msg, []byte("\n")) ||
@@ -28,7 +30,7 @@ func FuzzEditMessage(f *testing.F) {
 			return
 		}
 		out.Reset()
-		if err := editMessage(&out, BytesBody(msg), []Edit{{Kind: AddHeader, Name: name, Value: value}}); err != nil {
+		if err := editMessage(&out, mail.BytesBody(msg), []mail.Edit{{Kind: mail.AddHeader, Name: name, Value: value}}); err != nil {
 			t.Fatal(err)
 		}
 		field := formatField(name, value)

@@ -17,6 +17,9 @@ import (
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -30,8 +33,8 @@ type testStack struct {
 	db       *store.SQL
 	maildirs *maildir.Store
 	queue    *recordingTarget
-	local    *LocalDelivery
-	router   *Router
+	local    *local.Delivery
+	router   *router.Router
 	auth     *auth.Authenticator
 	tls      *tls.Config
 }
@@ -79,8 +82,8 @@ func newTestStack(t testing.TB) *testStack {
 		// The failure delay is the throttle's business, tested in auth.
 		Throttle: auth.NewThrottle(auth.ThrottleConfig{BaseDelay: -1}),
 	}
-	st.local = &LocalDelivery{Maildirs: md, Directory: db}
-	st.router, err = NewRouter(RouterOptions{
+	st.local = &local.Delivery{Maildirs: md, Directory: db}
+	st.router, err = router.New(router.Options{
 		Directory: db,
 		Local:     st.local,
 		Queue:     st.queue,
@@ -200,7 +203,7 @@ type recorded struct {
 	data  string
 }
 
-func (r *recordingTarget) Start(ctx context.Context, env *Envelope) (Delivery, error) {
+func (r *recordingTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	return &recordingDelivery{r: r, env: env}, nil
 }
 
@@ -212,7 +215,7 @@ func (r *recordingTarget) all() []recorded {
 
 type recordingDelivery struct {
 	r     *recordingTarget
-	env   *Envelope
+	env   *mail.Envelope
 	rcpts []string
 	data  string
 }
@@ -222,7 +225,7 @@ func (d *recordingDelivery) AddRecipient(ctx context.Context, rcpt string) error
 	return nil
 }
 
-func (d *recordingDelivery) Body(ctx context.Context, body Body) error {
+func (d *recordingDelivery) Body(ctx context.Context, body mail.Body) error {
 	rc, err := body.Open()
 	if err != nil {
 		return err

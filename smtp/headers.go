@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/internal/headerenc"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // maxHops is the Received count above which a message is taken to be
@@ -21,7 +22,7 @@ const maxHops = 50
 // fields; a header section longer than this is scanned only that far.
 const headScanLimit = 256 << 10
 
-var errTooManyHops = &Error{Code: 554, EnhancedCode: [3]int{5, 4, 6},
+var errTooManyHops = &mail.Error{Code: 554, EnhancedCode: [3]int{5, 4, 6},
 	Message: "Too many Received header fields: mail loop?"}
 
 // headerInfo is what the servers need to know about a message's header
@@ -121,7 +122,7 @@ func protocolName(lmtp, esmtp, tls, auth bool) string {
 // through headerenc; a HELO name that is not a domain or an address
 // literal is kept in the comment, as Postfix does, with "unknown" in its
 // place.
-func receivedHeader(hostname, proto string, env *Envelope) string {
+func receivedHeader(hostname, proto string, env *mail.Envelope) string {
 	var b strings.Builder
 	b.WriteString("Received: from ")
 	ip := addrIP(env.RemoteAddr)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 func TestScanHeader(t *testing.T) {
@@ -28,7 +30,7 @@ func FuzzScanHeader(f *testing.F) {
 }
 
 func TestReceivedHeader(t *testing.T) {
-	env := &Envelope{
+	env := &mail.Envelope{
 		ID:         "ABC",
 		Helo:       "evil (injected)\r\nX-Fake: 1",
 		RemoteAddr: &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1234},

@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // TestJunkVerdictThenSieve: a message judged spam runs the user's Sieve
@@ -21,16 +24,16 @@ func TestJunkVerdictThenSieve(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(home, ".dovecot.sieve"), []byte(script), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db, Filter: &SieveFilter{MaildirBase: filepath.Join(st.dir, "mail")}}
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail")}}
 	for _, subject := range []string{"work", "other"} {
-		d, err := local.Start(ctx, &Envelope{ID: "J" + subject, From: "s@far.example", Junk: true})
+		d, err := ld.Start(ctx, &mail.Envelope{ID: "J" + subject, From: "s@far.example", Junk: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := d.AddRecipient(ctx, "alice@local.example"); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Body(ctx, BytesBody([]byte("Subject: "+subject+"\r\n\r\nx\r\n"))); err != nil {
+		if err := d.Body(ctx, mail.BytesBody([]byte("Subject: "+subject+"\r\n\r\nx\r\n"))); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.Commit(ctx); err != nil {

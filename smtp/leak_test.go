@@ -12,19 +12,21 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // failingTarget fails every message at Body with err.
 type failingTarget struct{ err error }
 
-func (f failingTarget) Start(ctx context.Context, env *Envelope) (Delivery, error) {
+func (f failingTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	return failingDelivery(f), nil
 }
 
 type failingDelivery struct{ err error }
 
 func (d failingDelivery) AddRecipient(ctx context.Context, rcpt string) error { return nil }
-func (d failingDelivery) Body(ctx context.Context, body Body) error           { return d.err }
+func (d failingDelivery) Body(ctx context.Context, body mail.Body) error      { return d.err }
 func (d failingDelivery) Commit(ctx context.Context) error                    { return d.err }
 func (d failingDelivery) Abort(ctx context.Context) error                     { return nil }
 

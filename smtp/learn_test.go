@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailagent/mailagent/smtp/local"
 )
 
 // TestLearnQueueRspamd: jobs reach rspamd's controller endpoints with
@@ -31,12 +33,12 @@ func TestLearnQueueRspamd(t *testing.T) {
 		w.Write([]byte(`{"success":true}`))
 	}))
 	defer srv.Close()
-	q := NewLearnQueue(&RspamdLearner{URL: srv.URL, Password: "pw"}, LearnQueueOptions{Backoff: time.Millisecond})
+	q := local.NewLearnQueue(&local.RspamdLearner{URL: srv.URL, Password: "pw"}, local.LearnQueueOptions{Backoff: time.Millisecond})
 	defer q.Close()
 	done := make(chan struct{}, 2)
 	for _, spam := range []bool{true, false} {
 		msg := "Subject: spam? " + map[bool]string{true: "yes", false: "no"}[spam] + "\r\n\r\nx\r\n"
-		ok := q.Submit(LearnJob{User: "alice@local.example", Spam: spam,
+		ok := q.Submit(local.LearnJob{User: "alice@local.example", Spam: spam,
 			Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(msg)), nil },
 			Done: func() { done <- struct{}{} }})
 		if !ok {
@@ -62,10 +64,10 @@ func TestLearnQueueGivesUp(t *testing.T) {
 	var n int
 	var mu sync.Mutex
 	l := learnerFunc(func() error { mu.Lock(); n++; mu.Unlock(); return io.ErrUnexpectedEOF })
-	q := NewLearnQueue(l, LearnQueueOptions{Attempts: 3, Backoff: time.Millisecond})
+	q := local.NewLearnQueue(l, local.LearnQueueOptions{Attempts: 3, Backoff: time.Millisecond})
 	defer q.Close()
 	done := make(chan struct{})
-	q.Submit(LearnJob{Spam: true, Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("x")), nil },
+	q.Submit(local.LearnJob{Spam: true, Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("x")), nil },
 		Done: func() { close(done) }})
 	<-done
 	mu.Lock()
@@ -95,7 +97,7 @@ func TestLearnFromMove(t *testing.T) {
 		{"INBOX", "Trash", false, false},
 		{"INBOX", "Archive", false, false},
 	} {
-		spam, learn := LearnFromMove(c.from, c.to, "Junk", "Trash")
+		spam, learn := local.LearnFromMove(c.from, c.to, "Junk", "Trash")
 		if spam != c.spam || learn != c.learn {
 			t.Errorf("%s → %s: spam %v learn %v, want %v %v", c.from, c.to, spam, learn, c.spam, c.learn)
 		}

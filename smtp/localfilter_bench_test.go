@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // BenchmarkLocalDeliverySieve delivers one 4.5 KB message to one local
@@ -28,7 +31,7 @@ func BenchmarkLocalDeliverySieve(b *testing.B) {
 	for _, mode := range []string{"none", "sieve20"} {
 		b.Run(mode, func(b *testing.B) {
 			st := newTestStack(b)
-			local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}
+			ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db}
 			folder := ""
 			if mode == "sieve20" {
 				home := filepath.Dir(st.userDir("alice@local.example"))
@@ -36,14 +39,14 @@ func BenchmarkLocalDeliverySieve(b *testing.B) {
 				if err := os.WriteFile(filepath.Join(home, ".dovecot.sieve"), []byte(script.String()), 0o600); err != nil {
 					b.Fatal(err)
 				}
-				local.Filter = &SieveFilter{MaildirBase: filepath.Join(st.dir, "mail")}
+				ld.Filter = &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail")}
 				folder = "Far"
 			}
 			ctx := context.Background()
-			body := BytesBody(msg)
+			body := mail.BytesBody(msg)
 			b.ResetTimer()
 			for b.Loop() {
-				d, _ := local.Start(ctx, &Envelope{ID: "B", From: "s@far.example"})
+				d, _ := ld.Start(ctx, &mail.Envelope{ID: "B", From: "s@far.example"})
 				if err := d.AddRecipient(ctx, "alice@local.example"); err != nil {
 					b.Fatal(err)
 				}

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // TestSieveAtDelivery runs users' scripts at local delivery: fileinto with
@@ -35,11 +38,11 @@ elsif header :is "subject" "other" { fileinto "Missing"; }`)
 	write(filepath.Join(home("bob@local.example"), ".dovecot.sieve"), `fileinto "x";`)
 	before := filepath.Join(st.dir, "before.sieve")
 	write(before, `require ["fileinto","copy","mailbox"]; if header :contains "x-archive" "yes" { fileinto :copy :create "Archive"; }`)
-	filter := &SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Before: []string{before}}
-	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db, Filter: filter}
+	filter := &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Before: []string{before}}
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: filter}
 	send := func(msg string) {
 		t.Helper()
-		d, err := local.Start(ctx, &Envelope{ID: "S1", From: "s@far.example"})
+		d, err := ld.Start(ctx, &mail.Envelope{ID: "S1", From: "s@far.example"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +51,7 @@ elsif header :is "subject" "other" { fileinto "Missing"; }`)
 				t.Fatal(err)
 			}
 		}
-		if err := d.Body(ctx, BytesBody([]byte(msg))); err != nil {
+		if err := d.Body(ctx, mail.BytesBody([]byte(msg))); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.Commit(ctx); err != nil {
@@ -96,12 +99,12 @@ func TestSieveEditheaderAtDelivery(t *testing.T) {
 addheader "X-Filtered" "yes"; deleteheader "x-drop"; addheader :last "X-Note" "Grüße";`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db, Filter: &SieveFilter{MaildirBase: filepath.Join(st.dir, "mail")}}
-	d, _ := local.Start(ctx, &Envelope{ID: "E1", From: "s@far.example"})
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail")}}
+	d, _ := ld.Start(ctx, &mail.Envelope{ID: "E1", From: "s@far.example"})
 	if err := d.AddRecipient(ctx, "alice@local.example"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Body(ctx, BytesBody([]byte("Subject: hi\r\nX-Drop: 1\r\n\r\nthe body\r\n"))); err != nil {
+	if err := d.Body(ctx, mail.BytesBody([]byte("Subject: hi\r\nX-Drop: 1\r\n\r\nthe body\r\n"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Commit(ctx); err != nil {
@@ -129,15 +132,15 @@ func TestSieveVacationAtDelivery(t *testing.T) {
 vacation :days 2 :subject "Away" "Back on Monday.";`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db,
-		Filter: &SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: st.queue}}
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db,
+		Filter: &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: st.queue}}
 	deliver := func(from, msg string) {
 		t.Helper()
-		d, _ := local.Start(ctx, &Envelope{ID: "V1", From: from})
+		d, _ := ld.Start(ctx, &mail.Envelope{ID: "V1", From: from})
 		if err := d.AddRecipient(ctx, "alice@local.example"); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Body(ctx, BytesBody([]byte(msg))); err != nil {
+		if err := d.Body(ctx, mail.BytesBody([]byte(msg))); err != nil {
 			t.Fatal(err)
 		}
 		if err := d.Commit(ctx); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	milter "github.com/d--j/go-milter"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // MilterFailure is what a Milter does when its filter cannot be
@@ -54,8 +55,8 @@ const (
 )
 
 var (
-	errMilterTempfail = &Error{Code: 451, EnhancedCode: [3]int{4, 7, 1}, Message: "Service unavailable - try again later"}
-	errMilterReject   = &Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: "Command rejected"}
+	errMilterTempfail = &mail.Error{Code: 451, EnhancedCode: [3]int{4, 7, 1}, Message: "Service unavailable - try again later"}
+	errMilterReject   = &mail.Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: "Command rejected"}
 )
 
 // Milter is a Filter that hands each transaction to a mail filter over
@@ -177,7 +178,7 @@ var milterMacros = [][]milter.MacroName{
 
 // Open implements Filter: it connects to the milter and sends connect,
 // HELO and MAIL.
-func (m *Milter) Open(ctx context.Context, env *Envelope) (FilterSession, Verdict) {
+func (m *Milter) Open(ctx context.Context, env *mail.Envelope) (mail.FilterSession, mail.Verdict) {
 	network, address, err := ParseMilterAddress(m.Address)
 	if err != nil {
 		m.log().Error("milter misconfigured", "id", env.ID, "err", err)
@@ -224,7 +225,7 @@ func (m *Milter) Open(ctx context.Context, env *Envelope) (FilterSession, Verdic
 
 // clientName is the {client_name} of Postfix: the verified name of the
 // client, or "unknown".
-func clientName(env *Envelope) string {
+func clientName(env *mail.Envelope) string {
 	for _, r := range env.Results {
 		if r.Method == "iprev" && r.Result == "pass" {
 			if n := r.Props["policy.iprev"]; n != "" {
@@ -236,7 +237,7 @@ func clientName(env *Envelope) string {
 }
 
 // macros fills the values Postfix gives the macros it sends.
-func (m *Milter) macros(env *Envelope) *milter.MacroBag {
+func (m *Milter) macros(env *mail.Envelope) *milter.MacroBag {
 	b := milter.NewMacroBag()
 	b.Set(milter.MacroMTAFQDN, env.Hostname)
 	name := m.DaemonName
@@ -270,15 +271,15 @@ func (m *Milter) macros(env *Envelope) *milter.MacroBag {
 }
 
 // failed is the verdict when the milter could not be used.
-func (m *Milter) failed(env *Envelope, err error) Verdict {
+func (m *Milter) failed(env *mail.Envelope, err error) mail.Verdict {
 	m.log().Warn("milter unavailable", "id", env.ID, "milter", m.Address, "err", err, "action", m.Failure)
 	switch m.Failure {
 	case MilterAccept:
-		return Verdict{}
+		return mail.Verdict{}
 	case MilterReject:
-		return Verdict{Action: Reject, Reply: errMilterReject}
+		return mail.Verdict{Action: mail.Reject, Reply: errMilterReject}
 	}
-	return Verdict{Action: Reject, Reply: errMilterTempfail}
+	return mail.Verdict{Action: mail.Reject, Reply: errMilterTempfail}
 }
 
 // milterSession is one transaction's milter connection.
@@ -295,9 +296,9 @@ type milterSession struct {
 }
 
 // step runs one command; ok is false when the transaction is decided.
-func (ms *milterSession) step(env *Envelope, cmd func() (*milter.Action, error)) (Verdict, bool) {
+func (ms *milterSession) step(env *mail.Envelope, cmd func() (*milter.Action, error)) (mail.Verdict, bool) {
 	if ms.done {
-		return Verdict{}, false
+		return mail.Verdict{}, false
 	}
 	act, err := cmd()
 	if err != nil {
@@ -313,33 +314,33 @@ func (ms *milterSession) step(env *Envelope, cmd func() (*milter.Action, error))
 
 // actionVerdict turns a milter's reply into a verdict; stop reports a
 // reply that decides the transaction.
-func actionVerdict(act *milter.Action) (Verdict, bool) {
+func actionVerdict(act *milter.Action) (mail.Verdict, bool) {
 	if act == nil {
-		return Verdict{}, false
+		return mail.Verdict{}, false
 	}
 	switch act.Type {
 	case milter.ActionAccept:
-		return Verdict{}, true
+		return mail.Verdict{}, true
 	case milter.ActionDiscard:
-		return Verdict{Action: Discard, Reason: "milter discard"}, true
+		return mail.Verdict{Action: mail.Discard, Reason: "milter discard"}, true
 	case milter.ActionReject:
-		return Verdict{Action: Reject, Reply: errMilterReject}, true
+		return mail.Verdict{Action: mail.Reject, Reply: errMilterReject}, true
 	case milter.ActionTempFail:
-		return Verdict{Action: Reject, Reply: errMilterTempfail}, true
+		return mail.Verdict{Action: mail.Reject, Reply: errMilterTempfail}, true
 	case milter.ActionRejectWithCode:
-		return Verdict{Action: Reject, Reply: parseMilterReply(act.SMTPCode, act.SMTPReply)}, true
+		return mail.Verdict{Action: mail.Reject, Reply: parseMilterReply(act.SMTPCode, act.SMTPReply)}, true
 	}
-	return Verdict{}, false
+	return mail.Verdict{}, false
 }
 
 // parseMilterReply reads a milter's SMFIR_REPLYCODE text, "550 5.7.1
 // text" with continuation lines "550-5.7.1 text", into a reply. A code
 // outside 4xx and 5xx becomes the tempfail reply.
-func parseMilterReply(code uint16, text string) *Error {
+func parseMilterReply(code uint16, text string) *mail.Error {
 	if code < 400 || code > 599 {
 		return errMilterTempfail
 	}
-	e := &Error{Code: int(code)}
+	e := &mail.Error{Code: int(code)}
 	var lines []string
 	for _, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
 		// The text goes to the client: no control character in it.
@@ -389,7 +390,7 @@ func parseEnhanced(s string) ([3]int, string, bool) {
 }
 
 // Rcpt implements FilterSession.
-func (ms *milterSession) Rcpt(ctx context.Context, env *Envelope, rcpt string) Verdict {
+func (ms *milterSession) Rcpt(ctx context.Context, env *mail.Envelope, rcpt string) mail.Verdict {
 	ms.macros.Set(milter.MacroRcptAddr, rcpt)
 	host := ""
 	if i := strings.LastIndexByte(rcpt, '@'); i >= 0 {
@@ -403,9 +404,9 @@ func (ms *milterSession) Rcpt(ctx context.Context, env *Envelope, rcpt string) V
 
 // stepRcpt sends one RCPT. A refusal of one recipient leaves the
 // transaction open for the others, as in Postfix.
-func (ms *milterSession) stepRcpt(env *Envelope, rcpt string) (Verdict, bool) {
+func (ms *milterSession) stepRcpt(env *mail.Envelope, rcpt string) (mail.Verdict, bool) {
 	if ms.done {
-		return Verdict{}, false
+		return mail.Verdict{}, false
 	}
 	act, err := ms.s.Rcpt(rcpt, "")
 	if err != nil {
@@ -421,11 +422,11 @@ func (ms *milterSession) stepRcpt(env *Envelope, rcpt string) (Verdict, bool) {
 
 // Message implements FilterSession: the header fields, the body and
 // end-of-message, and the milter's modifications as edits.
-func (ms *milterSession) Message(ctx context.Context, env *Envelope, msg Body) Verdict {
+func (ms *milterSession) Message(ctx context.Context, env *mail.Envelope, msg mail.Body) mail.Verdict {
 	if ms.done {
-		return Verdict{}
+		return mail.Verdict{}
 	}
-	fail := func(err error) Verdict {
+	fail := func(err error) mail.Verdict {
 		ms.done = true
 		return ms.m.failed(env, err)
 	}
@@ -475,30 +476,30 @@ func (ms *milterSession) Message(ctx context.Context, env *Envelope, msg Body) V
 	}
 	ms.done = true
 	v, _ := actionVerdict(act)
-	if v.Action != Accept {
+	if v.Action != mail.Accept {
 		return v
 	}
 	for _, mod := range mods {
 		switch mod.Type {
 		case milter.ActionAddHeader:
-			v.Edits = append(v.Edits, Edit{Kind: AddHeader, Name: mod.HeaderName, Value: mod.HeaderValue})
-			v.spamHeader(mod.HeaderName, mod.HeaderValue)
+			v.Edits = append(v.Edits, mail.Edit{Kind: mail.AddHeader, Name: mod.HeaderName, Value: mod.HeaderValue})
+			spamHeader(&v, mod.HeaderName, mod.HeaderValue)
 		case milter.ActionInsertHeader:
-			v.Edits = append(v.Edits, Edit{Kind: InsertHeader, Name: mod.HeaderName, Value: mod.HeaderValue, Index: int(mod.HeaderIndex)})
-			v.spamHeader(mod.HeaderName, mod.HeaderValue)
+			v.Edits = append(v.Edits, mail.Edit{Kind: mail.InsertHeader, Name: mod.HeaderName, Value: mod.HeaderValue, Index: int(mod.HeaderIndex)})
+			spamHeader(&v, mod.HeaderName, mod.HeaderValue)
 		case milter.ActionChangeHeader:
-			v.Edits = append(v.Edits, Edit{Kind: ChangeHeader, Name: mod.HeaderName, Value: mod.HeaderValue, Index: int(mod.HeaderIndex)})
-			v.spamHeader(mod.HeaderName, mod.HeaderValue)
+			v.Edits = append(v.Edits, mail.Edit{Kind: mail.ChangeHeader, Name: mod.HeaderName, Value: mod.HeaderValue, Index: int(mod.HeaderIndex)})
+			spamHeader(&v, mod.HeaderName, mod.HeaderValue)
 		case milter.ActionReplaceBody:
-			v.Edits = append(v.Edits, Edit{Kind: ReplaceBody, Body: mod.Body})
+			v.Edits = append(v.Edits, mail.Edit{Kind: mail.ReplaceBody, Body: mod.Body})
 		case milter.ActionAddRcpt:
-			v.Edits = append(v.Edits, Edit{Kind: AddRcpt, Addr: milter.RemoveAngle(mod.Rcpt)})
+			v.Edits = append(v.Edits, mail.Edit{Kind: mail.AddRcpt, Addr: milter.RemoveAngle(mod.Rcpt)})
 		case milter.ActionDelRcpt:
-			v.Edits = append(v.Edits, Edit{Kind: DelRcpt, Addr: milter.RemoveAngle(mod.Rcpt)})
+			v.Edits = append(v.Edits, mail.Edit{Kind: mail.DelRcpt, Addr: milter.RemoveAngle(mod.Rcpt)})
 		case milter.ActionChangeFrom:
-			v.Edits = append(v.Edits, Edit{Kind: ChangeFrom, Addr: milter.RemoveAngle(mod.From)})
+			v.Edits = append(v.Edits, mail.Edit{Kind: mail.ChangeFrom, Addr: milter.RemoveAngle(mod.From)})
 		case milter.ActionQuarantine:
-			v.Action, v.Reason = Quarantine, mod.Reason
+			v.Action, v.Reason = mail.Quarantine, mod.Reason
 		}
 	}
 	ms.m.log().Info("milter verdict", "id", env.ID, "milter", ms.m.Address, "action", v.Action, "edits", len(v.Edits))
@@ -508,13 +509,13 @@ func (ms *milterSession) Message(ctx context.Context, env *Envelope, msg Body) V
 // spamHeader marks the verdict Junk when a milter flags the message
 // with the fields SpamAssassin and rspamd add: X-Spam-Flag: YES or
 // X-Spam: Yes.
-func (v *Verdict) spamHeader(name, value string) {
-	if v.Action != Accept {
+func spamHeader(v *mail.Verdict, name, value string) {
+	if v.Action != mail.Accept {
 		return
 	}
 	if (strings.EqualFold(name, "X-Spam-Flag") || strings.EqualFold(name, "X-Spam")) &&
 		strings.EqualFold(strings.TrimSpace(value), "yes") {
-		v.Action, v.Reason = Junk, name+": "+strings.TrimSpace(value)
+		v.Action, v.Reason = mail.Junk, name+": "+strings.TrimSpace(value)
 	}
 }
 
@@ -525,23 +526,6 @@ func (ms *milterSession) Close() error {
 		return nil
 	}
 	return err
-}
-
-// String names an action in logs.
-func (a Action) String() string {
-	switch a {
-	case Accept:
-		return "accept"
-	case Reject:
-		return "reject"
-	case Junk:
-		return "junk"
-	case Discard:
-		return "discard"
-	case Quarantine:
-		return "quarantine"
-	}
-	return "action(" + strconv.Itoa(int(a)) + ")"
 }
 
 // String names a failure action as Postfix's milter_default_action does.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	milter "github.com/d--j/go-milter"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // BenchmarkSMTPMilter sends 1000 messages of 10 KB over 8 and 32
@@ -26,7 +27,7 @@ func BenchmarkSMTPMilter(b *testing.B) {
 	defer srv.Close()
 	rcpts := []string{"alice@local.example"}
 	withMilter := func(o *Options) {
-		o.Checks.Filters = []Filter{&Milter{Address: "inet:" + l.Addr().String()}}
+		o.Checks.Filters = []mail.Filter{&Milter{Address: "inet:" + l.Addr().String()}}
 	}
 	for _, conns := range []int{8, 32} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {

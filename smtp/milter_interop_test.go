@@ -20,6 +20,8 @@ import (
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/imap"
 	"github.com/mailagent/mailagent/internal/interop"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // startDaemon runs an outside daemon in the foreground in its own
@@ -133,7 +135,7 @@ func TestInteropRspamd(t *testing.T) {
 		filepath.Join(keys, "s1.private")))
 	st := newTestStack(t)
 	o := st.options(MX)
-	o.Checks.Filters = []Filter{&Milter{Address: "inet:" + r.milter}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: "inet:" + r.milter}}
 	addr, _ := st.serve(o)
 	msg := func(subject, body string) string {
 		return fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: "+subject+
@@ -198,7 +200,7 @@ func TestInteropSpamAssassin(t *testing.T) {
 
 	st := newTestStack(t)
 	o := st.options(MX)
-	o.Checks.Filters = []Filter{&Milter{Address: "inet:" + milterAddr}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: "inet:" + milterAddr}}
 	addr, _ := st.serve(o)
 	msg := func(subject, body string) string {
 		return fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: "+subject+
@@ -248,7 +250,7 @@ PidFile %s
 
 	st := newTestStack(t)
 	o := st.options(MX)
-	o.Checks.Filters = []Filter{&Milter{Address: "inet:" + maddr}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: "inet:" + maddr}}
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(greet + toAlice + `
 		R: ` + fmt.Sprintf("%q", "From: bob@local.example\r\nTo: alice@local.example\r\nSubject: signed by opendkim\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\nMessage-ID: <dkim@local.example>\r\n\r\nHello.\r\n.\r\n") + `
@@ -326,8 +328,8 @@ RejectFailures true
 
 	st := newTestStack(t)
 	o := st.options(MX)
-	o.Checks = Checks{Connect: []ConnectChecker{policy{}}, Mail: []MailChecker{policy{}},
-		Filters: []Filter{&Milter{Address: "inet:" + maddr}}}
+	o.Checks = mail.Checks{Connect: []mail.ConnectChecker{policy{}}, Mail: []mail.MailChecker{policy{}},
+		Filters: []mail.Filter{&Milter{Address: "inet:" + maddr}}}
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(greet + toAlice + `
 		R: ` + fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: dmarc\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\nMessage-ID: <dmarc@far.example>\r\n\r\nHello.\r\n.\r\n") + `
@@ -343,7 +345,7 @@ RejectFailures true
 
 // recordLearner passes jobs to a Learner and reports each result.
 type recordLearner struct {
-	l    Learner
+	l    local.Learner
 	errs chan error
 }
 
@@ -376,17 +378,17 @@ func TestInteropRspamdLearn(t *testing.T) {
 		S: 250`)
 
 	results := make(chan error, 10)
-	q := NewLearnQueue(recordLearner{&RspamdLearner{URL: "http://" + r.controller, Password: "q1"}, results},
-		LearnQueueOptions{Attempts: 1})
+	q := local.NewLearnQueue(recordLearner{&local.RspamdLearner{URL: "http://" + r.controller, Password: "q1"}, results},
+		local.LearnQueueOptions{Attempts: 1})
 	defer q.Close()
 	moved := func(user, from, to string, msgs []*os.File) {
-		spam, learn := LearnFromMove(from, to, "Junk", "Trash")
+		spam, learn := local.LearnFromMove(from, to, "Junk", "Trash")
 		for _, f := range msgs {
 			if !learn {
 				f.Close()
 				continue
 			}
-			q.Submit(LearnJob{User: user, Spam: spam, Open: func() (io.ReadCloser, error) {
+			q.Submit(local.LearnJob{User: user, Spam: spam, Open: func() (io.ReadCloser, error) {
 				_, err := f.Seek(0, io.SeekStart)
 				return io.NopCloser(f), err
 			}, Done: func() { f.Close() }})

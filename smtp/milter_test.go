@@ -13,6 +13,7 @@ import (
 	"time"
 
 	milter "github.com/d--j/go-milter"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -137,7 +138,7 @@ func TestMilterActions(t *testing.T) {
 	st := newTestStack(t)
 	maddr, rec := startMilter(t)
 	o := st.options(MX)
-	o.Checks.Filters = []Filter{&Milter{Address: maddr}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr}}
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(greet + `
 		C: MAIL FROM:<blocked@far.example>
@@ -224,7 +225,7 @@ func TestMilterEnvelopeEdits(t *testing.T) {
 	rt := &recordingTarget{}
 	o := st.options(MX)
 	o.Target = rt
-	o.Checks.Filters = []Filter{&Milter{Address: maddr}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr}}
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(greet + toAlice + `
 		R: ` + message("reroute", "") + `
@@ -249,14 +250,14 @@ func TestMilterDown(t *testing.T) {
 	l.Close()
 	st := newTestStack(t)
 	o := st.options(MX)
-	o.Checks.Filters = []Filter{&Milter{Address: down}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: down}}
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(greet + `
 		C: MAIL FROM:<sender@far.example>
 		S: 451 4.7.1 Service unavailable - try again later`)
 
 	o = st.options(MX)
-	o.Checks.Filters = []Filter{&Milter{Address: down, Failure: MilterAccept}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: down, Failure: MilterAccept}}
 	addr, _ = st.serve(o)
 	dial(t, "tcp", addr).run(greet + toAlice + `
 		R: ` + message("hello", "") + `
@@ -272,7 +273,7 @@ func TestMilterTimeout(t *testing.T) {
 	st := newTestStack(t)
 	maddr, _ := startMilter(t)
 	o := st.options(MX)
-	o.Checks.Filters = []Filter{&Milter{Address: maddr, ContentTimeout: 200 * time.Millisecond}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr, ContentTimeout: 200 * time.Millisecond}}
 	addr, _ := st.serve(o)
 	start := time.Now()
 	dial(t, "tcp", addr).run(greet + toAlice + `
@@ -291,7 +292,7 @@ func TestMilterTimeout(t *testing.T) {
 func TestMilterSubmissionSignsLast(t *testing.T) {
 	maddr, _ := startMilter(t)
 	var signed string
-	sig := signerFunc(func(ctx context.Context, env *Envelope, msg Body) ([]string, error) {
+	sig := signerFunc(func(ctx context.Context, env *mail.Envelope, msg mail.Body) ([]string, error) {
 		r, _ := msg.Open()
 		defer r.Close()
 		var b bytes.Buffer
@@ -299,18 +300,18 @@ func TestMilterSubmissionSignsLast(t *testing.T) {
 		signed = b.String()
 		return []string{"X-Signed: yes"}, nil
 	})
-	msg := BytesBody([]byte("Subject: edit\r\n\r\nbody\r\n"))
-	ss := &session{srv: &Server{opts: Options{Role: Submission, Signer: sig}}, env: &Envelope{ID: "t1"}}
+	msg := mail.BytesBody([]byte("Subject: edit\r\n\r\nbody\r\n"))
+	ss := &session{srv: &Server{opts: Options{Role: Submission, Signer: sig}}, env: &mail.Envelope{ID: "t1"}}
 	ss.log = slog.New(slog.DiscardHandler)
 	ss.ctx = context.Background()
-	fs, v := (&Milter{Address: maddr}).Open(ss.ctx, &Envelope{ID: "t1", From: "a@local.example", Helo: "h"})
-	if v.Action != Accept || fs == nil {
+	fs, v := (&Milter{Address: maddr}).Open(ss.ctx, &mail.Envelope{ID: "t1", From: "a@local.example", Helo: "h"})
+	if v.Action != mail.Accept || fs == nil {
 		t.Fatalf("Open: %+v", v)
 	}
-	if v := fs.Rcpt(ss.ctx, ss.env, "b@far.example"); v.Action != Accept {
+	if v := fs.Rcpt(ss.ctx, ss.env, "b@far.example"); v.Action != mail.Accept {
 		t.Fatalf("Rcpt: %+v", v)
 	}
-	ss.filters = []FilterSession{fs}
+	ss.filters = []mail.FilterSession{fs}
 	defer ss.closeFilters()
 	out, err := ss.runFilters(msg)
 	if err == nil {
@@ -330,9 +331,9 @@ func TestMilterSubmissionSignsLast(t *testing.T) {
 	}
 }
 
-type signerFunc func(ctx context.Context, env *Envelope, msg Body) ([]string, error)
+type signerFunc func(ctx context.Context, env *mail.Envelope, msg mail.Body) ([]string, error)
 
-func (f signerFunc) Sign(ctx context.Context, env *Envelope, msg Body) ([]string, error) {
+func (f signerFunc) Sign(ctx context.Context, env *mail.Envelope, msg mail.Body) ([]string, error) {
 	return f(ctx, env, msg)
 }
 
@@ -375,7 +376,7 @@ func TestParseMilterAddress(t *testing.T) {
 }
 
 // TestJunkFolderPerUser: a message a milter marks as spam goes to each
-// recipient's junk folder as LocalDelivery.JunkFolder names it: the
+// recipient's junk folder as local.Delivery.JunkFolder names it: the
 // default Junk for alice, INBOX for bob (filtering off for him).
 func TestJunkFolderPerUser(t *testing.T) {
 	st := newTestStack(t)
@@ -387,7 +388,7 @@ func TestJunkFolderPerUser(t *testing.T) {
 	}
 	maddr, _ := startMilter(t)
 	o := st.options(MX)
-	o.Checks.Filters = []Filter{&Milter{Address: maddr}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr}}
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(greet + `
 		C: MAIL FROM:<sender@far.example>
@@ -445,7 +446,7 @@ func TestMilterQuarantineTarget(t *testing.T) {
 	held := &recordingTarget{}
 	o := st.options(MX)
 	o.Quarantine = held
-	o.Checks.Filters = []Filter{&Milter{Address: maddr}}
+	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr}}
 	addr, _ := st.serve(o)
 	dial(t, "tcp", addr).run(greet + toAlice + `
 		R: ` + message("quarantine", "") + `

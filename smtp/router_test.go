@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mailagent/mailagent/smtp/mail"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -21,7 +23,7 @@ type hopTarget struct {
 	fail map[string]bool
 }
 
-func (h *hopTarget) Start(ctx context.Context, env *Envelope) (Delivery, error) {
+func (h *hopTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	d, _ := h.recordingTarget.Start(ctx, env)
 	return &hopDelivery{recordingDelivery: d.(*recordingDelivery), h: h}, nil
 }
@@ -31,14 +33,14 @@ type hopDelivery struct {
 	h *hopTarget
 }
 
-func (d *hopDelivery) BodyNonAtomic(ctx context.Context, status StatusCollector, body Body) {
+func (d *hopDelivery) BodyNonAtomic(ctx context.Context, status mail.StatusCollector, body mail.Body) {
 	err := d.Body(ctx, body)
 	for _, r := range d.rcpts {
 		switch {
 		case err != nil:
 			status.SetStatus(r, err)
 		case d.h.fail[r]:
-			status.SetStatus(r, &Error{Code: 550, EnhancedCode: [3]int{5, 1, 1}, Message: "no such user here"})
+			status.SetStatus(r, &mail.Error{Code: 550, EnhancedCode: [3]int{5, 1, 1}, Message: "no such user here"})
 		default:
 			status.SetStatus(r, nil)
 		}
@@ -59,7 +61,7 @@ func TestRouterTransportTable(t *testing.T) {
 	}
 	var mu sync.Mutex
 	hops := map[string]*hopTarget{}
-	st.router.opts.Transports = TransportsFunc(func(ctx context.Context, tr store.Transport) (Target, error) {
+	transports := router.TransportsFunc(func(ctx context.Context, tr store.Transport) (mail.Target, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		k := tr.String()
@@ -68,6 +70,11 @@ func TestRouterTransportTable(t *testing.T) {
 		}
 		return hops[k], nil
 	})
+	r, err := router.New(router.Options{Directory: st.db, Local: st.local, Queue: st.queue, Transports: transports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.router = r
 	addr, _ := st.serve(st.options(LMTP))
 	dial(t, "tcp", addr).run(`
 		S: 220
@@ -148,7 +155,7 @@ func TestSubmissionSignerAndImplicitTLS(t *testing.T) {
 // signer stands in for DKIM: it reports what it was given to sign.
 type signer struct{}
 
-func (signer) Sign(ctx context.Context, env *Envelope, msg Body) ([]string, error) {
+func (signer) Sign(ctx context.Context, env *mail.Envelope, msg mail.Body) ([]string, error) {
 	r, err := msg.Open()
 	if err != nil {
 		return nil, err

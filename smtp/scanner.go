@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // Replies for DATA content that breaks RFC 5321 section 2.3.8: every line
@@ -14,9 +15,9 @@ import (
 // a message ends, which is what SMTP smuggling exploits; NUL is refused
 // because no text or 8BITMIME message may contain it (RFC 6152).
 var (
-	errBareLineEnding = &Error{Code: 550, EnhancedCode: [3]int{5, 6, 0},
+	errBareLineEnding = &mail.Error{Code: 550, EnhancedCode: [3]int{5, 6, 0},
 		Message: "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)"}
-	errNulInData = &Error{Code: 550, EnhancedCode: [3]int{5, 6, 0},
+	errNulInData = &mail.Error{Code: 550, EnhancedCode: [3]int{5, 6, 0},
 		Message: "Message contains a NUL character"}
 )
 
@@ -66,12 +67,12 @@ type scanner struct {
 	verb string // verb of the last command line handed on
 
 	// DATA and BDAT content.
-	match   uint8  // bytes of CRLF "." CRLF matched (2 at the start)
-	prevCR  bool   // the last content byte was CR
-	lineLen int    // content bytes since the last LF
-	drop    bool   // dropping content until the end of data
-	term    string // then: the end go-smtp gets
-	bad     *Error // first violation in the current message
+	match   uint8       // bytes of CRLF "." CRLF matched (2 at the start)
+	prevCR  bool        // the last content byte was CR
+	lineLen int         // content bytes since the last LF
+	drop    bool        // dropping content until the end of data
+	term    string      // then: the end go-smtp gets
+	bad     *mail.Error // first violation in the current message
 
 	// BDAT.
 	chunkLeft int64
@@ -279,10 +280,10 @@ func (s *scanner) startMessage() {
 }
 
 // verdict is the refusal the current (or last) message deserves, if any.
-func (s *scanner) verdict() *Error { return s.bad }
+func (s *scanner) verdict() *mail.Error { return s.bad }
 
 // violation is the rule c breaks after the content so far, if any.
-func (s *scanner) violation(c byte) *Error {
+func (s *scanner) violation(c byte) *mail.Error {
 	switch {
 	case s.prevCR && c != '\n', c == '\n' && !s.prevCR:
 		return errBareLineEnding

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // refLineEndings is the plain statement of the content rule: the first
@@ -94,7 +95,7 @@ type transcript struct {
 
 type scannedMessage struct {
 	in, out []byte
-	verdict *Error
+	verdict *mail.Error
 }
 
 // drive feeds in to a scanner the way conn does, in reads of step bytes,
@@ -195,7 +196,7 @@ func TestScannerData(t *testing.T) {
 	for _, tc := range []struct {
 		in      string // content after 354, then what follows
 		out     string // what go-smtp reads of the content
-		verdict *Error
+		verdict *mail.Error
 		next    string // the first command line after the data
 	}{
 		{".\r\nQUIT\r\n", ".\r\n", nil, "QUIT\r\n"},

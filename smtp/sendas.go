@@ -4,16 +4,17 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net/mail"
+	netmail "net/mail"
 	"strings"
 
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
 
 var (
-	errHeaderNotOwner = &Error{Code: 553, EnhancedCode: [3]int{5, 7, 1},
+	errHeaderNotOwner = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 7, 1},
 		Message: "From or Sender address not owned by authenticated user"}
-	errHeaderSenderSyntax = &Error{Code: 553, EnhancedCode: [3]int{5, 7, 1},
+	errHeaderSenderSyntax = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 7, 1},
 		Message: "From or Sender field cannot be read"}
 )
 
@@ -101,7 +102,7 @@ func (ss *session) mayUse(addr string) error {
 // headerAddrs reads From and Sender field values as mailbox lists.
 // Display names are not decoded beyond what parsing needs: only the
 // addresses count.
-var headerAddrs = &mail.AddressParser{WordDecoder: &mime.WordDecoder{
+var headerAddrs = &netmail.AddressParser{WordDecoder: &mime.WordDecoder{
 	CharsetReader: func(charset string, input io.Reader) (io.Reader, error) { return input, nil },
 }}
 

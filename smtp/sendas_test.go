@@ -6,12 +6,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // countingSigner counts the messages it is asked to sign.
 type countingSigner struct{ n *atomic.Int32 }
 
-func (s countingSigner) Sign(ctx context.Context, env *Envelope, msg Body) ([]string, error) {
+func (s countingSigner) Sign(ctx context.Context, env *mail.Envelope, msg mail.Body) ([]string, error) {
 	s.n.Add(1)
 	return []string{"X-Signed: yes"}, nil
 }

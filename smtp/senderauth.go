@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/internal/headerenc"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // SenderAuth runs dnsauth's sender authentication on an MX: iprev when
@@ -54,32 +55,32 @@ func (a *SenderAuth) logger() *slog.Logger {
 
 // CheckConnect implements ConnectChecker: iprev (RFC 8601 section 3).
 // The result is only recorded.
-func (a *SenderAuth) CheckConnect(ctx context.Context, env *Envelope) Verdict {
+func (a *SenderAuth) CheckConnect(ctx context.Context, env *mail.Envelope) mail.Verdict {
 	ip := net.ParseIP(addrIP(env.RemoteAddr))
 	if ip == nil {
-		return Verdict{}
+		return mail.Verdict{}
 	}
 	r := dnsauth.CheckIPRev(ctx, a.Resolver, ip, env.Helo)
 	env.Values[iprevKey{}] = r
 	if a.RequirePTR {
 		switch {
 		case r.Status == dnsauth.IPRevTempError:
-			return Verdict{Action: Reject, Reply: &Error{Code: 450, EnhancedCode: [3]int{4, 7, 25}, Message: "Reverse DNS lookup failed, try again later"}}
+			return mail.Verdict{Action: mail.Reject, Reply: &mail.Error{Code: 450, EnhancedCode: [3]int{4, 7, 25}, Message: "Reverse DNS lookup failed, try again later"}}
 		case !r.HasPTR:
-			return Verdict{Action: Reject, Reply: &Error{Code: 550, EnhancedCode: [3]int{5, 7, 25}, Message: "Client address has no reverse DNS name"}}
+			return mail.Verdict{Action: mail.Reject, Reply: &mail.Error{Code: 550, EnhancedCode: [3]int{5, 7, 25}, Message: "Client address has no reverse DNS name"}}
 		}
 	}
-	return Verdict{}
+	return mail.Verdict{}
 }
 
 // Checks returns a in every hook of Checks, ready for Options.Checks.
-func (a *SenderAuth) Checks() Checks {
-	return Checks{Connect: []ConnectChecker{a}, Mail: []MailChecker{a}, Message: []MessageChecker{a}}
+func (a *SenderAuth) Checks() mail.Checks {
+	return mail.Checks{Connect: []mail.ConnectChecker{a}, Mail: []mail.MailChecker{a}, Message: []mail.MessageChecker{a}}
 }
 
 // CheckMail implements MailChecker: SPF (RFC 7208) for the MAIL FROM
 // identity, or the HELO identity for the null sender.
-func (a *SenderAuth) CheckMail(ctx context.Context, env *Envelope) Verdict {
+func (a *SenderAuth) CheckMail(ctx context.Context, env *mail.Envelope) mail.Verdict {
 	res := &dnsauth.AuthResults{}
 	if r, ok := env.Values[iprevKey{}].(dnsauth.IPRevResult); ok {
 		res.IPRev = &r
@@ -87,7 +88,7 @@ func (a *SenderAuth) CheckMail(ctx context.Context, env *Envelope) Verdict {
 	env.Values[authResKey{}] = res
 	ip := net.ParseIP(addrIP(env.RemoteAddr))
 	if ip == nil {
-		return Verdict{}
+		return mail.Verdict{}
 	}
 	spf := dnsauth.CheckSPF(ctx, a.logger(), a.Resolver, ip, env.Helo, env.From)
 	res.SPF = &spf
@@ -96,19 +97,19 @@ func (a *SenderAuth) CheckMail(ctx context.Context, env *Envelope) Verdict {
 		if spf.Explanation != "" {
 			msg += ": " + headerenc.Text(spf.Explanation)
 		}
-		return Verdict{Action: Reject, Reply: &Error{Code: 550, EnhancedCode: [3]int{5, 7, 23}, Message: msg}}
+		return mail.Verdict{Action: mail.Reject, Reply: &mail.Error{Code: 550, EnhancedCode: [3]int{5, 7, 23}, Message: msg}}
 	}
-	return Verdict{}
+	return mail.Verdict{}
 }
 
 // CheckMessage implements MessageChecker: DKIM (RFC 6376) and DMARC (RFC
 // 7489), then the Authentication-Results field.
-func (a *SenderAuth) CheckMessage(ctx context.Context, env *Envelope, msg Body) Verdict {
+func (a *SenderAuth) CheckMessage(ctx context.Context, env *mail.Envelope, msg mail.Body) mail.Verdict {
 	res, _ := env.Values[authResKey{}].(*dnsauth.AuthResults)
 	if res == nil {
 		res = &dnsauth.AuthResults{}
 	}
-	var v Verdict
+	var v mail.Verdict
 	if r, err := msg.Open(); err == nil {
 		// One call, so that the DMARC record lookups run while the DKIM
 		// keys are looked up: a slow resolver costs the longer of the two.
@@ -128,9 +129,9 @@ func (a *SenderAuth) CheckMessage(ctx context.Context, env *Envelope, msg Body) 
 		switch dm.Action(a.DMARC) {
 		case dnsauth.DMARCReject:
 			text := strings.TrimPrefix(dm.RejectText(), "5.7.1 ")
-			v.Action, v.Reply = Reject, &Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: text}
+			v.Action, v.Reply = mail.Reject, &mail.Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: text}
 		case dnsauth.DMARCJunk:
-			v.Action = Junk
+			v.Action = mail.Junk
 		}
 	}
 	id := a.AuthServID
@@ -153,7 +154,7 @@ type DKIMSigner struct {
 }
 
 // Sign implements Signer.
-func (s DKIMSigner) Sign(ctx context.Context, env *Envelope, msg Body) ([]string, error) {
+func (s DKIMSigner) Sign(ctx context.Context, env *mail.Envelope, msg mail.Body) ([]string, error) {
 	r, err := msg.Open()
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/internal/conntrack"
 	"github.com/mailagent/mailagent/internal/unixsock"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -98,7 +99,7 @@ type Options struct {
 	// Hostname, as Postfix appends $myorigin.
 	PostmasterDomain string
 	// Target receives the accepted mail, normally a *Router. Required.
-	Target Target
+	Target mail.Target
 	// TLSConfig enables STARTTLS, or TLS from the first byte with
 	// ImplicitTLS. Submission requires it.
 	TLSConfig   *tls.Config
@@ -113,14 +114,14 @@ type Options struct {
 	Resolve store.ResolveOptions
 	// Checks are the sender-authentication hooks (MX) and the filters
 	// (every role).
-	Checks Checks
+	Checks mail.Checks
 	// Quarantine, when set, receives the messages a filter quarantines
 	// (held in the queue: smtp/queue's Quarantine), in place of Target;
 	// nil files them in the recipients' Junk folders.
-	Quarantine Target
+	Quarantine mail.Target
 	// Signer signs submitted mail (Submission), e.g. DKIM. It runs only
 	// on messages whose From and Sender the user may use.
-	Signer Signer
+	Signer mail.Signer
 	// SendAs grants submitting users addresses beyond their own and the
 	// forwardings that deliver to them: user address → addresses they
 	// may also use, in MAIL FROM and in the From and Sender fields, or

@@ -14,39 +14,41 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/internal/headerenc"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
 
 // Replies of the session itself.
 var (
-	errNeedTLS       = &Error{Code: 530, EnhancedCode: [3]int{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
-	errNeedAuth      = &Error{Code: 530, EnhancedCode: [3]int{5, 7, 0}, Message: "Authentication required"}
-	errAuthNeedsTLS  = &Error{Code: 538, EnhancedCode: [3]int{5, 7, 11}, Message: "Encryption required for requested authentication mechanism"}
-	errNoAuth        = &Error{Code: 502, EnhancedCode: [3]int{5, 5, 1}, Message: "AUTH not available on this service"}
-	errUnknownMech   = &Error{Code: 504, EnhancedCode: [3]int{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
-	errAuthFailed    = &Error{Code: 535, EnhancedCode: [3]int{5, 7, 8}, Message: "Authentication credentials invalid"}
-	errAuthThrottled = &Error{Code: 454, EnhancedCode: [3]int{4, 7, 0}, Message: "Too many failed logins, try again later"}
-	errAuthTemp      = &Error{Code: 454, EnhancedCode: [3]int{4, 7, 0}, Message: "Temporary authentication failure"}
-	errAuthTooMany   = &Error{Code: 421, EnhancedCode: [3]int{4, 7, 0}, Message: "Too many authentication failures, closing connection"}
-	errShuttingDown  = &Error{Code: 421, EnhancedCode: [3]int{4, 3, 2}, Message: "Service shutting down"}
-	errNullSender    = &Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Null sender not allowed for submission"}
-	errNotOwner      = &Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Sender address not owned by authenticated user"}
-	errLineTooLong   = &Error{Code: 500, EnhancedCode: [3]int{5, 5, 2}, Message: "Line too long"}
-	errTemp          = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary failure, try again later"}
-	errNoStorage     = &Error{Code: 452, EnhancedCode: [3]int{4, 3, 1}, Message: "Insufficient system storage, try again later"}
-	errNotAccepted   = &Error{Code: 421, EnhancedCode: [3]int{4, 3, 0}, Message: "Service not available"}
-	errNestedMail    = &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "Nested MAIL command"}
-	errHeaderTooLong = &Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message header section too long"}
-	errNoStatus      = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery status unknown, try again later"}
-	errHeloFirst     = &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "Send EHLO again after STARTTLS"}
+	errNeedTLS       = &mail.Error{Code: 530, EnhancedCode: [3]int{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+	errNeedAuth      = &mail.Error{Code: 530, EnhancedCode: [3]int{5, 7, 0}, Message: "Authentication required"}
+	errAuthNeedsTLS  = &mail.Error{Code: 538, EnhancedCode: [3]int{5, 7, 11}, Message: "Encryption required for requested authentication mechanism"}
+	errNoAuth        = &mail.Error{Code: 502, EnhancedCode: [3]int{5, 5, 1}, Message: "AUTH not available on this service"}
+	errUnknownMech   = &mail.Error{Code: 504, EnhancedCode: [3]int{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
+	errAuthFailed    = &mail.Error{Code: 535, EnhancedCode: [3]int{5, 7, 8}, Message: "Authentication credentials invalid"}
+	errAuthThrottled = &mail.Error{Code: 454, EnhancedCode: [3]int{4, 7, 0}, Message: "Too many failed logins, try again later"}
+	errAuthTemp      = &mail.Error{Code: 454, EnhancedCode: [3]int{4, 7, 0}, Message: "Temporary authentication failure"}
+	errAuthTooMany   = &mail.Error{Code: 421, EnhancedCode: [3]int{4, 7, 0}, Message: "Too many authentication failures, closing connection"}
+	errShuttingDown  = &mail.Error{Code: 421, EnhancedCode: [3]int{4, 3, 2}, Message: "Service shutting down"}
+	errNullSender    = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Null sender not allowed for submission"}
+	errNotOwner      = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Sender address not owned by authenticated user"}
+	errLineTooLong   = &mail.Error{Code: 500, EnhancedCode: [3]int{5, 5, 2}, Message: "Line too long"}
+	errTemp          = &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary failure, try again later"}
+	errNoStorage     = &mail.Error{Code: 452, EnhancedCode: [3]int{4, 3, 1}, Message: "Insufficient system storage, try again later"}
+	errNotAccepted   = &mail.Error{Code: 421, EnhancedCode: [3]int{4, 3, 0}, Message: "Service not available"}
+	errNestedMail    = &mail.Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "Nested MAIL command"}
+	errHeaderTooLong = &mail.Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message header section too long"}
+	errNoStatus      = &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery status unknown, try again later"}
+	errHeloFirst     = &mail.Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "Send EHLO again after STARTTLS"}
 	// A source route (RFC 5321 section 4.1.2, "@a,@b:user@c") is a way
 	// to make a server relay; go-smtp drops it from the path without a
 	// word, so the session checks the command line as it arrived. The
 	// replies are Postfix's for envelope syntax it refuses
 	// (strict_rfc821_envelopes): 501 with 5.1.7 for the sender and
 	// 5.1.3 for a recipient.
-	errRouteFrom = &Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address syntax: source routes are not accepted"}
-	errRouteTo   = &Error{Code: 501, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address syntax: source routes are not accepted"}
+	errRouteFrom = &mail.Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address syntax: source routes are not accepted"}
+	errRouteTo   = &mail.Error{Code: 501, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address syntax: source routes are not accepted"}
 )
 
 // session is one go-smtp session: from HELO/EHLO/LHLO to QUIT, or to
@@ -59,18 +61,18 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	log    *slog.Logger
-	base   Envelope // what every transaction of the session shares
+	base   mail.Envelope // what every transaction of the session shares
 
 	// mu serialises the session's methods: with BDAT (CHUNKING), go-smtp
 	// runs Data in a goroutine of its own while RSET or QUIT may arrive.
 	mu    sync.Mutex
-	user  *store.User // authenticated user
-	env   *Envelope   // the transaction in progress; nil between
-	extra []string    // header fields from checks for env
-	d     Delivery
+	user  *store.User    // authenticated user
+	env   *mail.Envelope // the transaction in progress; nil between
+	extra []string       // header fields from checks for env
+	d     mail.Delivery
 	// filters follow env (Checks.Filters); tmp are the spools of the
 	// messages they edited, released with the transaction.
-	filters []FilterSession
+	filters []mail.FilterSession
 	tmp     []*spool
 }
 
@@ -85,7 +87,7 @@ func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ss := &session{srv: s, c: c, gc: gc, ctx: ctx, cancel: cancel}
-	ss.base = Envelope{RemoteAddr: gc.Conn().RemoteAddr(), Helo: gc.Hostname(), Hostname: s.opts.Hostname}
+	ss.base = mail.Envelope{RemoteAddr: gc.Conn().RemoteAddr(), Helo: gc.Hostname(), Hostname: s.opts.Hostname}
 	ss.epoch, _ = c.tlsEpoch()
 	ss.base.TLS = c.tlsState()
 	// The session ID ties a client's replies to the log lines with
@@ -96,7 +98,7 @@ func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 		env := ss.base
 		env.Values = map[any]any{}
 		for _, ch := range s.opts.Checks.Connect {
-			if err := ch.CheckConnect(ctx, &env).apply(&env, &c.extra); err != nil {
+			if err := applyVerdict(ch.CheckConnect(ctx, &env), &env, &c.extra); err != nil {
 				ss.log.Info("connection refused by check", "helo", env.Helo, "err", err)
 				cancel()
 				c.extra = nil
@@ -159,7 +161,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	env.ID = newID()
 	env.From = from
 	env.Received = srv.opts.now()
-	env.Results = append([]AuthResult(nil), ss.c.results...)
+	env.Results = append([]mail.AuthResult(nil), ss.c.results...)
 	env.Values = maps.Clone(ss.c.values)
 	if env.Values == nil {
 		env.Values = map[any]any{}
@@ -178,7 +180,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	}
 	if srv.opts.Role == MX {
 		for _, ch := range srv.opts.Checks.Mail {
-			if err := ch.CheckMail(ss.ctx, &env).apply(&env, &extra); err != nil {
+			if err := applyVerdict(ch.CheckMail(ss.ctx, &env), &env, &extra); err != nil {
 				ss.log.Info("sender refused by check", "id", env.ID, "from", from, "err", err)
 				ss.c.endTxn()
 				return err
@@ -202,7 +204,7 @@ func (ss *session) checkSender(from string) error {
 	if _, err := store.ParseAddress(from); err != nil {
 		var ae *store.AddressError
 		if errors.As(err, &ae) {
-			return &Error{Code: 553, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address: " + ae.Reason}
+			return &mail.Error{Code: 553, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address: " + ae.Reason}
 		}
 		return ss.reply(err)
 	}
@@ -225,7 +227,7 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.env == nil {
-		return &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "MAIL first"}
+		return &mail.Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "MAIL first"}
 	}
 	if ss.c.sourceRouted() {
 		return errRouteTo
@@ -299,7 +301,7 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 		return err
 	}
 	defer closeBody()
-	pd, ok := ss.d.(PartialDelivery)
+	pd, ok := ss.d.(mail.PartialDelivery)
 	if !ok {
 		err = ss.d.Body(ss.ctx, msg)
 		if err == nil {
@@ -315,15 +317,16 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 		ss.endTransaction()
 		return ss.reply(err)
 	}
-	got := &statusMap{m: map[string]error{}}
-	pd.BodyNonAtomic(ss.ctx, got, msg)
+	var collected mail.StatusMap
+	pd.BodyNonAtomic(ss.ctx, &collected, msg)
+	got := collected.Results()
 	cerr := ss.d.Commit(ss.ctx)
 	if cerr != nil {
 		_ = ss.d.Abort(context.WithoutCancel(ss.ctx))
 	}
 	delivered := 0
 	for _, rcpt := range ss.env.Recipients {
-		err, ok := got.m[rcpt]
+		err, ok := got[rcpt]
 		switch {
 		case !ok:
 			err = errNoStatus
@@ -349,9 +352,9 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 
 // receive reads DATA to its real end, refuses what must not be stored,
 // and returns the message with this server's header fields in front.
-func (ss *session) receive(r io.Reader) (Body, func(), error) {
+func (ss *session) receive(r io.Reader) (mail.Body, func(), error) {
 	if ss.env == nil || ss.d == nil {
-		return nil, nil, &Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "No valid recipients"}
+		return nil, nil, &mail.Error{Code: 503, EnhancedCode: [3]int{5, 5, 1}, Message: "No valid recipients"}
 	}
 	// The connection's scanner checked the bytes on the wire: it reports
 	// a bare CR or LF, or a NUL, once the data has been read to its end.
@@ -362,7 +365,7 @@ func (ss *session) receive(r io.Reader) (Body, func(), error) {
 	}
 	if err != nil {
 		sp.Close()
-		var se *Error
+		var se *mail.Error
 		switch {
 		case errors.As(err, &se):
 			ss.log.Info("message refused", "id", ss.env.ID, "err", se)
@@ -432,7 +435,7 @@ func (ss *session) stripAuthResults(sp *spool) (*spool, error) {
 // role: Authentication-Results and the checks' fields (MX), Message-ID
 // and Date (Submission), and Received (all). The filters and the
 // signer run after it (see receive and Checks).
-func (ss *session) prepare(sp *spool) (Body, error) {
+func (ss *session) prepare(sp *spool) (mail.Body, error) {
 	opts := &ss.srv.opts
 	env := ss.env
 	limit := headScanLimit
@@ -445,7 +448,7 @@ func (ss *session) prepare(sp *spool) (Body, error) {
 	if h.received > maxHops {
 		return nil, errTooManyHops
 	}
-	var msg Body = sp
+	var msg mail.Body = sp
 	if opts.Role == Submission && ss.user != nil {
 		// Before signing: a message whose From the user may not use is
 		// never signed for that From's domain, because it is refused.
@@ -461,13 +464,13 @@ func (ss *session) prepare(sp *spool) (Body, error) {
 		if !h.date {
 			add = append(add, "Date: "+env.Received.Format(rfc5322Date))
 		}
-		msg = withHeaders(msg, add...)
+		msg = headerenc.Prepend(msg, add...)
 	}
 	proto := protocolName(opts.Role == LMTP, true, env.TLS != nil, env.AuthUser != "")
-	msg = withHeaders(msg, receivedHeader(opts.Hostname, proto, env))
+	msg = headerenc.Prepend(msg, receivedHeader(opts.Hostname, proto, env))
 	if opts.Role == MX {
 		for _, ch := range opts.Checks.Message {
-			if err := ch.CheckMessage(ss.ctx, env, sp).apply(env, &ss.extra); err != nil {
+			if err := applyVerdict(ch.CheckMessage(ss.ctx, env, sp), env, &ss.extra); err != nil {
 				ss.log.Info("message refused by check", "id", env.ID, "err", err)
 				return nil, err
 			}
@@ -476,14 +479,14 @@ func (ss *session) prepare(sp *spool) (Body, error) {
 		if len(env.Results) > 0 {
 			hdrs = append([]string{authResultsHeader(opts.Hostname, env.Results)}, hdrs...)
 		}
-		msg = withHeaders(msg, hdrs...)
+		msg = headerenc.Prepend(msg, hdrs...)
 	}
 	return msg, nil
 }
 
 // sign adds the Signer's fields to a submitted message, last of all so
 // that the signature covers what the filters changed.
-func (ss *session) sign(msg *Body) error {
+func (ss *session) sign(msg *mail.Body) error {
 	opts := &ss.srv.opts
 	if opts.Role != Submission || opts.Signer == nil {
 		return nil
@@ -493,7 +496,7 @@ func (ss *session) sign(msg *Body) error {
 		ss.log.Warn("signing failed", "id", ss.env.ID, "err", err)
 		return ss.reply(err)
 	}
-	*msg = withHeaders(*msg, sig...)
+	*msg = headerenc.Prepend(*msg, sig...)
 	return nil
 }
 
@@ -509,7 +512,7 @@ func (ss *session) reply(err error) error {
 	if err == nil {
 		return nil
 	}
-	var se *Error
+	var se *mail.Error
 	if errors.As(err, &se) {
 		return se
 	}
@@ -526,7 +529,7 @@ func (ss *session) reply(err error) error {
 // exhausted (RFC 5321's 452, RFC 3463's 4.3.1), or any other local
 // failure (451 4.3.0). Both are temporary: the client keeps the message
 // and tries again.
-func replyClass(err error) *Error {
+func replyClass(err error) *mail.Error {
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return errNoStorage
 	}
@@ -635,7 +638,7 @@ func (s *saslReplies) Next(resp []byte) ([]byte, bool, error) {
 
 // loginFailed counts a failed login on the connection; the last one
 // allowed ends it.
-func (ss *session) loginFailed(reply *Error) error {
+func (ss *session) loginFailed(reply *mail.Error) error {
 	ss.c.mu.Lock()
 	ss.c.authFails++
 	n := ss.c.authFails

@@ -13,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
+	"github.com/mailagent/mailagent/smtp/router"
 )
 
 // Three recipients, the second (small@, quota 100 bytes) failing.
@@ -20,9 +23,9 @@ var threeRcpts = []string{"alice@local.example", "small@local.example", "bob@loc
 
 // withLocal replaces the stack's router with one over local, keeping the
 // stack's queue stand-in.
-func (st *testStack) withLocal(local *LocalDelivery) {
+func (st *testStack) withLocal(ld *local.Delivery) {
 	st.t.Helper()
-	r, err := NewRouter(RouterOptions{Directory: st.db, Local: local, Queue: st.queue})
+	r, err := router.New(router.Options{Directory: st.db, Local: ld, Queue: st.queue})
 	if err != nil {
 		st.t.Fatal(err)
 	}
@@ -77,10 +80,10 @@ func TestLocalDeliveryStagesBeforeCommit(t *testing.T) {
 	st := newTestStack(t)
 	st.roomForSmall()
 	ctx := context.Background()
-	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}
-	body := BytesBody([]byte("Subject: staged\r\n\r\nx\r\n"))
-	start := func() Delivery {
-		d, err := local.Start(ctx, &Envelope{ID: "T1", From: "s@far.example"})
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db}
+	body := mail.BytesBody([]byte("Subject: staged\r\n\r\nx\r\n"))
+	start := func() mail.Delivery {
+		d, err := ld.Start(ctx, &mail.Envelope{ID: "T1", From: "s@far.example"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,15 +166,16 @@ func (f *failingReader) Read(p []byte) (int, error) {
 func TestWriteErrorRefusesWholeMessage(t *testing.T) {
 	st := newTestStack(t)
 	st.roomForSmall()
-	local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}
+	fm := &faultyMaildirs{Store: st.maildirs}
+	ld := &local.Delivery{Maildirs: fm, Directory: st.db}
 	small := st.userDir("small@local.example")
-	local.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
+	fm.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
 		if filepath.Join(st.dir, "mail", path) == small || path == small {
 			r = &failingReader{r: r, n: 20}
 		}
 		return st.maildirs.Stage(ctx, path, folder, r, opts)
 	}
-	st.withLocal(local)
+	st.withLocal(ld)
 	addr, _ := st.serve(st.options(MX))
 	msg := "Subject: three\r\n\r\nhi\r\n"
 	st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "451 4.3.0\nN: input/output", msg)
@@ -185,7 +189,7 @@ func TestWriteErrorRefusesWholeMessage(t *testing.T) {
 	}
 	// Storage exhausted is told apart (RFC 3463 4.3.1), still for the
 	// whole message.
-	local.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
+	fm.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
 		if filepath.Join(st.dir, "mail", path) == small {
 			r = &failingReader{r: r, n: 20, err: &os.PathError{Op: "write", Path: path, Err: syscall.ENOSPC}}
 		}
@@ -195,7 +199,7 @@ func TestWriteErrorRefusesWholeMessage(t *testing.T) {
 	if got := st.counts(); got != "0,0,0" {
 		t.Fatalf("stored after 452: %s", got)
 	}
-	local.stage = nil
+	fm.stage = nil
 	st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "250", msg)
 	if got := st.counts(); got != "1,1,1" {
 		t.Fatalf("after the retry: %s", got)
@@ -211,14 +215,14 @@ func TestQuotaTempFail(t *testing.T) {
 	big := "Subject: big\r\n\r\n" + strings.Repeat("x", 200) + "\r\n"
 	t.Run("at DATA", func(t *testing.T) {
 		st := newTestStack(t)
-		local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db, QuotaTempFail: true}
-		st.withLocal(local)
+		ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, QuotaTempFail: true}
+		st.withLocal(ld)
 		addr, _ := st.serve(st.options(MX))
 		st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "452 4.2.2", big)
 		if got := st.counts(); got != "0,0,0" {
 			t.Fatalf("stored: %s", got)
 		}
-		local.QuotaTempFail = false
+		ld.QuotaTempFail = false
 		st.mxSend(t, addr, "s@far.example", []string{"250", "250", "250"}, "552 5.2.2", big)
 		if got := st.counts(); got != "0,0,0" {
 			t.Fatalf("stored without a Bouncer: %s", got)
@@ -226,7 +230,7 @@ func TestQuotaTempFail(t *testing.T) {
 	})
 	t.Run("at RCPT", func(t *testing.T) {
 		st := newTestStack(t)
-		st.withLocal(&LocalDelivery{Maildirs: st.maildirs, Directory: st.db, QuotaTempFail: true})
+		st.withLocal(&local.Delivery{Maildirs: st.maildirs, Directory: st.db, QuotaTempFail: true})
 		addr, _ := st.serve(st.options(MX))
 		if _, err := st.maildirs.Deliver(context.Background(), st.userDir("small@local.example"), "INBOX",
 			strings.NewReader(strings.Repeat("f", 100)), &maildir.DeliverOptions{Quota: &maildir.Quota{Bytes: 100}}); err != nil {
@@ -258,15 +262,15 @@ func TestLateFailureNullSender(t *testing.T) {
 // failingBody is a queue whose first phase fails, as a full spool would.
 type failingBody struct{ recordingTarget }
 
-func (f *failingBody) Start(ctx context.Context, env *Envelope) (Delivery, error) {
+func (f *failingBody) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	d, _ := f.recordingTarget.Start(ctx, env)
 	return failingBodyDelivery{d}, nil
 }
 
-type failingBodyDelivery struct{ Delivery }
+type failingBodyDelivery struct{ mail.Delivery }
 
-func (failingBodyDelivery) Body(ctx context.Context, body Body) error {
-	return &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Queue full, try again later"}
+func (failingBodyDelivery) Body(ctx context.Context, body mail.Body) error {
+	return &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Queue full, try again later"}
 }
 
 // TestRemoteAndLocalLegsTogether: out@local.example forwards to a remote
@@ -291,11 +295,12 @@ func TestRemoteAndLocalLegsTogether(t *testing.T) {
 		S: 221`
 	t.Run("local fails", func(t *testing.T) {
 		st := newTestStack(t)
-		local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}
-		local.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
+		fm := &faultyMaildirs{Store: st.maildirs}
+		ld := &local.Delivery{Maildirs: fm, Directory: st.db}
+		fm.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
 			return st.maildirs.Stage(ctx, path, folder, &failingReader{r: r, n: 10}, opts)
 		}
-		st.withLocal(local)
+		st.withLocal(ld)
 		addr, _ := st.serve(st.options(MX))
 		dial(t, "tcp", addr).run(dialog)
 		if n := len(st.queue.all()); n != 0 {
@@ -308,7 +313,7 @@ func TestRemoteAndLocalLegsTogether(t *testing.T) {
 	t.Run("queue fails", func(t *testing.T) {
 		st := newTestStack(t)
 		q := &failingBody{}
-		r, err := NewRouter(RouterOptions{Directory: st.db, Local: &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}, Queue: q})
+		r, err := router.New(router.Options{Directory: st.db, Local: &local.Delivery{Maildirs: st.maildirs, Directory: st.db}, Queue: q})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -347,17 +352,18 @@ func TestLMTPForwardingFailsWhole(t *testing.T) {
 		}
 		dial(t, "tcp", addr).run(script + "C: QUIT\nS: 221")
 	}
-	failFor := func(st *testStack, user string) *LocalDelivery {
-		local := &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}
+	failFor := func(st *testStack, user string) *local.Delivery {
+		fm := &faultyMaildirs{Store: st.maildirs}
+		ld := &local.Delivery{Maildirs: fm, Directory: st.db}
 		dir := st.userDir(user)
-		local.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
+		fm.stage = func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
 			if filepath.Join(st.dir, "mail", path) == dir {
 				r = &failingReader{r: r, n: 10}
 			}
 			return st.maildirs.Stage(ctx, path, folder, r, opts)
 		}
-		st.withLocal(local)
-		return local
+		st.withLocal(ld)
+		return ld
 	}
 	count := func(st *testStack, user string) int { return len(st.messages(user, "")) }
 	t.Run("alias alone", func(t *testing.T) {
@@ -398,18 +404,18 @@ func TestLMTPForwardingFailsWhole(t *testing.T) {
 type bouncingQueue struct {
 	recordingTarget
 	mu     sync.Mutex
-	failed [][]Failure
+	failed [][]mail.Failure
 }
 
-func (q *bouncingQueue) Bounce(ctx context.Context, env *Envelope, body Body, failed []Failure) (Delivery, error) {
+func (q *bouncingQueue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, failed []mail.Failure) (mail.Delivery, error) {
 	q.mu.Lock()
 	q.failed = append(q.failed, failed)
 	q.mu.Unlock()
-	d, _ := q.Start(ctx, &Envelope{From: "", Generated: true})
+	d, _ := q.Start(ctx, &mail.Envelope{From: "", Generated: true})
 	if err := d.AddRecipient(ctx, env.From); err != nil {
 		return nil, err
 	}
-	return d, d.Body(ctx, BytesBody([]byte("Subject: notification\r\n\r\n")))
+	return d, d.Body(ctx, mail.BytesBody([]byte("Subject: notification\r\n\r\n")))
 }
 
 // TestUserGoneAfterRCPT: the second user is disabled between RCPT and
@@ -418,7 +424,7 @@ func (q *bouncingQueue) Bounce(ctx context.Context, env *Envelope, body Body, fa
 func TestUserGoneAfterRCPT(t *testing.T) {
 	st := newTestStack(t)
 	q := &bouncingQueue{}
-	r, err := NewRouter(RouterOptions{Directory: st.db, Local: &LocalDelivery{Maildirs: st.maildirs, Directory: st.db}, Queue: q})
+	r, err := router.New(router.Options{Directory: st.db, Local: &local.Delivery{Maildirs: st.maildirs, Directory: st.db}, Queue: q})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,4 +451,18 @@ func TestUserGoneAfterRCPT(t *testing.T) {
 	if msgs := q.all(); len(msgs) != 1 || msgs[0].from != "" || len(msgs[0].rcpts) != 1 || msgs[0].rcpts[0] != "s@far.example" {
 		t.Fatalf("queued %+v", msgs)
 	}
+}
+
+// faultyMaildirs is a maildir.Store whose Stage a test replaces, to
+// inject write failures into a local delivery.
+type faultyMaildirs struct {
+	*maildir.Store
+	stage func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error)
+}
+
+func (f *faultyMaildirs) Stage(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error) {
+	if f.stage != nil {
+		return f.stage(ctx, path, folder, r, opts)
+	}
+	return f.Store.Stage(ctx, path, folder, r, opts)
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/mailagent/mailagent/imap"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -30,12 +32,12 @@ func main() {
 	tlsConfig := auth.TLSIntermediate.Config(certs.GetCertificate)
 	mxTLS := auth.TLSOld.Config(certs.GetCertificate)
 
-	router, err := smtp.NewRouter(smtp.RouterOptions{
+	rt, err := router.New(router.Options{
 		Directory: dir,
-		Local:     &smtp.LocalDelivery{Maildirs: mail, Directory: dir},
+		Local:     &local.Delivery{Maildirs: mail, Directory: dir},
 	})
 	check(err)
-	mx, err := smtp.NewServer(smtp.Options{Role: smtp.MX, Hostname: "mail.example.test", Target: router, TLSConfig: mxTLS})
+	mx, err := smtp.NewServer(smtp.Options{Role: smtp.MX, Hostname: "mail.example.test", Target: rt, TLSConfig: mxTLS})
 	check(err)
 	imapSrv, err := imap.NewServer(imap.Options{Store: mail, Authenticator: &auth.Authenticator{Users: dir}, TLSConfig: tlsConfig})
 	check(err)

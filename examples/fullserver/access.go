@@ -10,7 +10,7 @@ import (
 	"github.com/mailagent/mailagent/imap"
 	"github.com/mailagent/mailagent/maildir/sieve/managesieve"
 	"github.com/mailagent/mailagent/pop3"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/local"
 )
 
 // setupAccess starts the mail access servers: IMAP and POP3, each with
@@ -113,17 +113,17 @@ func (s *server) learnFromMoves() func(user, from, to string, msgs []*os.File) {
 	if cfg.Junk.RspamdController == "" {
 		return nil
 	}
-	q := smtp.NewLearnQueue(&smtp.RspamdLearner{URL: cfg.Junk.RspamdController, Password: cfg.Junk.RspamdPassword},
-		smtp.LearnQueueOptions{Logger: s.log})
+	q := local.NewLearnQueue(&local.RspamdLearner{URL: cfg.Junk.RspamdController, Password: cfg.Junk.RspamdPassword},
+		local.LearnQueueOptions{Logger: s.log})
 	s.onStop(func(context.Context) error { return q.Close() })
 	return func(user, from, to string, msgs []*os.File) {
-		spam, learn := smtp.LearnFromMove(from, to, cfg.Junk.JunkFolder(user), "Trash")
+		spam, learn := local.LearnFromMove(from, to, cfg.Junk.JunkFolder(user), "Trash")
 		for _, f := range msgs {
 			if !learn {
 				f.Close()
 				continue
 			}
-			q.Submit(smtp.LearnJob{User: user, Spam: spam,
+			q.Submit(local.LearnJob{User: user, Spam: spam,
 				Open: func() (io.ReadCloser, error) {
 					// Each attempt reads the open file from the start.
 					if _, err := f.Seek(0, io.SeekStart); err != nil {

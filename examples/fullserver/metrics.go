@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mailagent/mailagent/auth"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/queue"
 )
 
@@ -220,16 +220,16 @@ func (c *countingConn) Close() error {
 }
 
 // countDeliveries counts local copies and their latency.
-func (m *metrics) countDeliveries(t smtp.Target) smtp.Target {
+func (m *metrics) countDeliveries(t mail.Target) mail.Target {
 	return &countingTarget{m: m, next: t}
 }
 
 type countingTarget struct {
 	m    *metrics
-	next smtp.Target
+	next mail.Target
 }
 
-func (t *countingTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+func (t *countingTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	d, err := t.next.Start(ctx, env)
 	if err != nil {
 		return nil, err
@@ -238,9 +238,9 @@ func (t *countingTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.De
 }
 
 type countingDelivery struct {
-	smtp.Delivery
+	mail.Delivery
 	m     *metrics
-	env   *smtp.Envelope
+	env   *mail.Envelope
 	n     int
 	rcpts []string
 }
@@ -257,8 +257,8 @@ func (d *countingDelivery) AddRecipient(ctx context.Context, rcpt string) error 
 // BodyNonAtomic passes the per-recipient statuses of the local Delivery
 // through, so that the router can fail one mailbox alone; only the
 // recipients whose copy is ready are counted.
-func (d *countingDelivery) BodyNonAtomic(ctx context.Context, status smtp.StatusCollector, body smtp.Body) {
-	pd, ok := d.Delivery.(smtp.PartialDelivery)
+func (d *countingDelivery) BodyNonAtomic(ctx context.Context, status mail.StatusCollector, body mail.Body) {
+	pd, ok := d.Delivery.(mail.PartialDelivery)
 	if !ok {
 		err := d.Delivery.Body(ctx, body)
 		for _, r := range d.rcpts {
@@ -276,7 +276,7 @@ func (d *countingDelivery) BodyNonAtomic(ctx context.Context, status smtp.Status
 // Withdraw passes the router's withdrawal of one recipient through, and
 // counts it out.
 func (d *countingDelivery) Withdraw(ctx context.Context, rcpt string) error {
-	w, ok := d.Delivery.(smtp.Withdrawer)
+	w, ok := d.Delivery.(mail.Withdrawer)
 	if !ok {
 		return errors.New("fullserver: delivery cannot withdraw a recipient")
 	}
@@ -290,7 +290,7 @@ func (d *countingDelivery) Withdraw(ctx context.Context, rcpt string) error {
 // countingStatus counts the recipients given a nil status.
 type countingStatus struct {
 	d    *countingDelivery
-	next smtp.StatusCollector
+	next mail.StatusCollector
 }
 
 func (c countingStatus) SetStatus(rcpt string, err error) {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/queue"
 )
@@ -24,8 +24,8 @@ func enqueue(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	id, err := q.Enqueue(context.Background(), &smtp.Envelope{From: "alice@a.test", Recipients: []string{"bob@b.test"}},
-		smtp.BytesBody([]byte("Subject: queued\r\n\r\nbody\r\n")))
+	id, err := q.Enqueue(context.Background(), &mail.Envelope{From: "alice@a.test", Recipients: []string{"bob@b.test"}},
+		mail.BytesBody([]byte("Subject: queued\r\n\r\nbody\r\n")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,11 @@ import (
 	"github.com/mailagent/mailagent/internal/unixsock"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/queue"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -263,7 +266,7 @@ func (s *server) setupTLS() error {
 
 // setupDelivery builds the outbound queue and the router in front of the
 // local Maildirs, the queue and the transports.
-func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (smtp.Target, error) {
+func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (mail.Target, error) {
 	cfg := s.cfg
 	opts := outbound.Options{
 		Hostname: cfg.Hostname,
@@ -325,16 +328,16 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 	s.onStop(func(ctx context.Context) error { defer qcancel(); return s.queue.Shutdown(ctx) })
 	s.stats.watchQueue(s.queue)
 
-	local := &smtp.LocalDelivery{Maildirs: s.mail, Directory: s.dir, QuotaTempFail: cfg.Maildir.QuotaFullTempfail, Logger: s.log,
+	ld := &local.Delivery{Maildirs: s.mail, Directory: s.dir, QuotaTempFail: cfg.Maildir.QuotaFullTempfail, Logger: s.log,
 		JunkFolder: func(u *store.User) string { return cfg.Junk.JunkFolder(u.Address) }}
 	if cfg.Maildir.Sieve {
-		local.Filter = &smtp.SieveFilter{MaildirBase: cfg.Path(cfg.Maildir.Base, "mail"), Before: cfg.Maildir.SieveBefore,
+		ld.Filter = &local.SieveFilter{MaildirBase: cfg.Path(cfg.Maildir.Base, "mail"), Before: cfg.Maildir.SieveBefore,
 			After: cfg.Maildir.SieveAfter, GlobalDir: cfg.Maildir.SieveGlobalDir, Outbound: s.queue, Logger: s.log}
 	}
-	router, err := smtp.NewRouter(smtp.RouterOptions{
+	router, err := router.New(router.Options{
 		Directory: s.dir,
 		Resolve:   resolveOptions(cfg),
-		Local:     s.stats.countDeliveries(local),
+		Local:     s.stats.countDeliveries(ld),
 		Queue:     s.queue,
 		// Transport-table next hops go through the queue too, so that a
 		// down LMTP or smart host never loses acknowledged mail.
@@ -348,7 +351,7 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 	return router, nil
 }
 
-func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolver dnsauth.Resolver) error {
+func (s *server) setupListeners(ctx context.Context, router mail.Target, resolver dnsauth.Resolver) error {
 	cfg := s.cfg
 	// One Authenticator for every listener: its throttle counts a
 	// client's failures across SMTP AUTH, IMAP and POP3 together.
@@ -356,7 +359,7 @@ func (s *server) setupListeners(ctx context.Context, router smtp.Target, resolve
 	s.conns = connlimit.New(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
 	s.auth = authn
 	s.stats.watchAuth(authn)
-	var signer smtp.Signer
+	var signer mail.Signer
 	if cfg.DKIM.Sign {
 		if err := s.signer.load(cfg.Path(cfg.DKIM.KeyDir, "dkim")); err != nil {
 			return err
@@ -539,7 +542,7 @@ func (s *server) reload(ctx context.Context) {
 // released through this server's own LMTP listener, whose milters
 // (milter.lmtp, none by default) do not quarantine them again. Without
 // an LMTP listener they go to the recipients' Junk folders instead.
-func (s *server) quarantineTarget() smtp.Target {
+func (s *server) quarantineTarget() mail.Target {
 	addr := s.cfg.Listen.LMTP
 	switch {
 	case addr == "":
@@ -559,9 +562,9 @@ func (s *server) quarantineTarget() smtp.Target {
 
 // milters makes a listener's milter list (Validate has checked the
 // addresses and the default action).
-func milters(cfg *config.Config, addrs []string, listener string, log *slog.Logger) []smtp.Filter {
+func milters(cfg *config.Config, addrs []string, listener string, log *slog.Logger) []mail.Filter {
 	failure, _ := smtp.ParseMilterFailure(cfg.Milter.DefaultAction)
-	var fs []smtp.Filter
+	var fs []mail.Filter
 	for _, a := range addrs {
 		fs = append(fs, &smtp.Milter{
 			Address:        a,
@@ -592,7 +595,7 @@ func (d *dkimSigner) load(dir string) error {
 }
 
 // Sign implements smtp.Signer.
-func (d *dkimSigner) Sign(ctx context.Context, env *smtp.Envelope, msg smtp.Body) ([]string, error) {
+func (d *dkimSigner) Sign(ctx context.Context, env *mail.Envelope, msg mail.Body) ([]string, error) {
 	return smtp.DKIMSigner{Signer: d.signer.Load()}.Sign(ctx, env, msg)
 }
 
@@ -651,8 +654,8 @@ func relayTLSConfig(caFile string) (*tls.Config, error) {
 }
 
 // lateTarget lets the queue be built before the router it bounces into.
-type lateTarget struct{ t smtp.Target }
+type lateTarget struct{ t mail.Target }
 
-func (l *lateTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+func (l *lateTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	return l.t.Start(ctx, env)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/mailagent/mailagent/examples/fullserver/config"
 
 	"github.com/mailagent/mailagent/dnsauth"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
@@ -26,9 +26,9 @@ func TestDKIMSignerReload(t *testing.T) {
 	if err := d.load(dir); err != nil {
 		t.Fatal(err)
 	}
-	msg := smtp.BytesBody([]byte("From: alice@a.test\r\nTo: bob@b.test\r\nSubject: x\r\n\r\nbody\r\n"))
+	msg := mail.BytesBody([]byte("From: alice@a.test\r\nTo: bob@b.test\r\nSubject: x\r\n\r\nbody\r\n"))
 	ctx := context.Background()
-	if h, err := d.Sign(ctx, &smtp.Envelope{}, msg); err != nil || len(h) != 0 {
+	if h, err := d.Sign(ctx, &mail.Envelope{}, msg); err != nil || len(h) != 0 {
 		t.Fatalf("without keys: %q, %v; want unsigned", h, err)
 	}
 	key, err := dnsauth.GenerateDKIMKey("a.test", "s1", dnsauth.DKIMAlgoEd25519)
@@ -41,7 +41,7 @@ func TestDKIMSignerReload(t *testing.T) {
 	if err := d.load(dir); err != nil {
 		t.Fatal(err)
 	}
-	h, err := d.Sign(ctx, &smtp.Envelope{}, msg)
+	h, err := d.Sign(ctx, &mail.Envelope{}, msg)
 	if err != nil || len(h) != 1 || !strings.HasPrefix(h[0], "DKIM-Signature:") || !strings.Contains(h[0], "d=a.test") {
 		t.Fatalf("after reload: %q, %v", h, err)
 	}
@@ -110,7 +110,7 @@ func TestRelayCAFile(t *testing.T) {
 		}
 		return c.Deliver(context.Background(), hop, &outbound.Message{
 			From: "alice@a.test", Recipients: []string{"bob@b.test"},
-			Body: smtp.BytesBody([]byte("Subject: via relay\r\n\r\nhi\r\n")),
+			Body: mail.BytesBody([]byte("Subject: via relay\r\n\r\nhi\r\n")),
 		})
 	}
 	if res := send(nil); res[0].Err == nil {

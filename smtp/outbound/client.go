@@ -16,7 +16,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/dnsauth"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // Dialer opens network connections; *net.Dialer satisfies it.
@@ -124,7 +124,7 @@ type Message struct {
 	// Recipients are distinct forward paths.
 	Recipients []string
 	// Body is the message content, sent as it is apart from line endings.
-	Body smtp.Body
+	Body mail.Body
 	// SMTPUTF8 is set when the message was received with SMTPUTF8 or
 	// its envelope holds UTF-8 (RFC 6531). A next hop without SMTPUTF8
 	// still gets it, without the parameter, when nothing in its envelope
@@ -139,7 +139,7 @@ type Result struct {
 	// Err is nil when the next hop accepted the message for Recipient,
 	// otherwise the reason: the server's own reply when Remote is set, a
 	// locally made one (connection failure, DNS) when it is empty.
-	Err *smtp.Error
+	Err *mail.Error
 	// Remote names the server that replied, as "host[address]".
 	Remote string
 	// Reply is the server's text accepting the message (a queue id).
@@ -156,7 +156,7 @@ func (c *Client) Deliver(ctx context.Context, hop NextHop, m *Message) []Result 
 	return cn.Send(ctx, m)
 }
 
-func failAll(rcpts []string, err *smtp.Error, remote string) []Result {
+func failAll(rcpts []string, err *mail.Error, remote string) []Result {
 	rs := make([]Result, len(rcpts))
 	for i, r := range rcpts {
 		rs[i] = Result{Recipient: r, Err: err, Remote: remote}
@@ -173,7 +173,7 @@ type target struct {
 
 // Open connects to the first server of hop that answers, says EHLO (or
 // LHLO), negotiates TLS and authenticates as configured. A non-nil error
-// is always an *smtp.Error (see AsError): permanent when the destination
+// is always an *mail.Error (see AsError): permanent when the destination
 // cannot ever work (null MX, no such domain), temporary otherwise.
 func (c *Client) Open(ctx context.Context, hop NextHop) (*Conn, error) {
 	cn, err := c.open(ctx, hop)
@@ -183,20 +183,20 @@ func (c *Client) Open(ctx context.Context, hop NextHop) (*Conn, error) {
 	return cn, nil
 }
 
-// AsError returns err as an *smtp.Error: itself when it is one, else a
+// AsError returns err as an *mail.Error: itself when it is one, else a
 // temporary local failure carrying its text.
-func AsError(err error) *smtp.Error {
+func AsError(err error) *mail.Error {
 	if err == nil {
 		return nil
 	}
-	var se *smtp.Error
+	var se *mail.Error
 	if errors.As(err, &se) {
 		return se
 	}
 	return temporary(4, 0, 0, err.Error())
 }
 
-func (c *Client) open(ctx context.Context, hop NextHop) (*Conn, *smtp.Error) {
+func (c *Client) open(ctx context.Context, hop NextHop) (*Conn, *mail.Error) {
 	domain := hop.Host
 	if hop.MX && c.relay != nil {
 		hop = *c.relay
@@ -220,7 +220,7 @@ func (c *Client) open(ctx context.Context, hop NextHop) (*Conn, *smtp.Error) {
 	if terr != nil {
 		return nil, terr
 	}
-	var last *smtp.Error
+	var last *mail.Error
 	for _, t := range targets {
 		cn, err := c.connect(ctx, hop, t, req, creds, false)
 		if err == nil {
@@ -236,7 +236,7 @@ func (c *Client) open(ctx context.Context, hop NextHop) (*Conn, *smtp.Error) {
 }
 
 // targets lists the addresses to try for hop, bounded by MaxAddresses.
-func (c *Client) targets(ctx context.Context, hop NextHop) ([]target, *smtp.Error) {
+func (c *Client) targets(ctx context.Context, hop NextHop) ([]target, *mail.Error) {
 	if hop.Unix {
 		return []target{{host: "localhost", network: "unix", addr: hop.Host}}, nil
 	}
@@ -256,11 +256,11 @@ func (c *Client) targets(ctx context.Context, hop NextHop) ([]target, *smtp.Erro
 		var err error
 		hosts, err = LookupMX(ctx, c.opts.Resolver, hop.Host)
 		if err != nil {
-			return nil, err.(*smtp.Error)
+			return nil, err.(*mail.Error)
 		}
 	}
 	var out []target
-	var last *smtp.Error
+	var last *mail.Error
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			out = append(out, target{host: h, network: "tcp", addr: net.JoinHostPort(ip.String(), strconv.Itoa(port))})
@@ -332,7 +332,7 @@ func watch(ctx context.Context, conn net.Conn) func() bool {
 }
 
 // connect dials t and sets up the session: greeting, EHLO, STARTTLS, AUTH.
-func (c *Client) connect(ctx context.Context, hop NextHop, t target, req TLSRequirement, creds *Credentials, noTLS bool) (*Conn, *smtp.Error) {
+func (c *Client) connect(ctx context.Context, hop NextHop, t target, req TLSRequirement, creds *Credentials, noTLS bool) (*Conn, *mail.Error) {
 	raw, err := c.opts.Dialer.DialContext(ctx, t.network, t.addr)
 	if err != nil {
 		return nil, temporary(4, 4, 1, "connect to "+t.host+": "+err.Error())
@@ -346,7 +346,7 @@ func (c *Client) connect(ctx context.Context, hop NextHop, t target, req TLSRequ
 		}
 	}
 	cn := &Conn{c: c, raw: raw, remote: remote, lmtp: hop.Protocol == LMTP, timeout: c.opts.CommandTimeout}
-	fail := func(e *smtp.Error) (*Conn, *smtp.Error) {
+	fail := func(e *mail.Error) (*Conn, *mail.Error) {
 		raw.Close()
 		return nil, e
 	}
@@ -390,7 +390,7 @@ func (c *Client) connect(ctx context.Context, hop NextHop, t target, req TLSRequ
 	return cn, nil
 }
 
-func (cn *Conn) auth(creds *Credentials) *smtp.Error {
+func (cn *Conn) auth(creds *Credentials) *mail.Error {
 	var err error
 	switch {
 	case cn.gc.SupportsAuth("PLAIN"):
@@ -437,7 +437,7 @@ func (cn *Conn) Send(ctx context.Context, m *Message) []Result {
 	for i, r := range m.Recipients {
 		res[i] = Result{Recipient: r, Remote: cn.remote}
 	}
-	setAll := func(idx []int, e *smtp.Error) {
+	setAll := func(idx []int, e *mail.Error) {
 		for _, i := range idx {
 			res[i].Err = e
 		}
@@ -467,14 +467,14 @@ func (cn *Conn) Send(ctx context.Context, m *Message) []Result {
 			if !isASCII(m.From) || !allASCII(m.Recipients) {
 				code, what = gosmtp.EnhancedCode{5, 6, 7}, "the addresses hold UTF-8"
 			}
-			setAll(all, &smtp.Error{Code: 553, EnhancedCode: code,
+			setAll(all, &mail.Error{Code: 553, EnhancedCode: code,
 				Message: what + " but " + cn.remote + " does not support SMTPUTF8"})
 			return res
 		}
 	}
 	size := m.Body.Len()
 	if max, ok := cn.gc.MaxMessageSize(); ok && max > 0 && size > int64(max) {
-		setAll(all, &smtp.Error{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4},
+		setAll(all, &mail.Error{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4},
 			Message: fmt.Sprintf("message of %d bytes exceeds the limit of %d of %s", size, max, cn.remote)})
 		return res
 	}
@@ -548,7 +548,7 @@ func (cn *Conn) Send(ctx context.Context, m *Message) []Result {
 // writer. A local read error cannot be signalled inside DATA, so the
 // connection is dropped to keep the server from accepting a truncated
 // message.
-func (cn *Conn) copyBody(w io.Writer, body smtp.Body) *smtp.Error {
+func (cn *Conn) copyBody(w io.Writer, body mail.Body) *mail.Error {
 	rc, err := body.Open()
 	if err != nil {
 		cn.broken = true
@@ -572,7 +572,7 @@ func (cn *Conn) copyBody(w io.Writer, body smtp.Body) *smtp.Error {
 
 // check turns a client error into a result, marking the connection
 // unusable when the error was not a reply or was a 421.
-func (cn *Conn) check(err error, stage string) *smtp.Error {
+func (cn *Conn) check(err error, stage string) *mail.Error {
 	var se *gosmtp.SMTPError
 	if errors.As(err, &se) {
 		if se.Code == 421 {
@@ -585,7 +585,7 @@ func (cn *Conn) check(err error, stage string) *smtp.Error {
 }
 
 // remoteErr turns an error from connection set-up into a result.
-func remoteErr(err error, what string) *smtp.Error {
+func remoteErr(err error, what string) *mail.Error {
 	var se *gosmtp.SMTPError
 	if errors.As(err, &se) {
 		return se

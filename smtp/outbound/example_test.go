@@ -8,7 +8,7 @@ import (
 
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/internal/examplet"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
@@ -33,7 +33,7 @@ func Example() {
 	results := c.Deliver(context.Background(), hop, &outbound.Message{
 		From:       "alice@example.org",
 		Recipients: []string{"bob@example.net"},
-		Body:       smtp.BytesBody([]byte("Subject: hi\r\n\r\nHello.\r\n")),
+		Body:       mail.BytesBody([]byte("Subject: hi\r\n\r\nHello.\r\n")),
 	})
 	for _, r := range results {
 		fmt.Println(r.Recipient, r.Err == nil, r.Remote)

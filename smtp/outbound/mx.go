@@ -11,7 +11,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/dnsauth"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"golang.org/x/net/idna"
 )
 
@@ -26,7 +26,7 @@ import (
 // that is an alias (CNAME) is followed, as most MTAs do, when its address
 // is looked up.
 //
-// Errors are *smtp.Error: 4xx for DNS failures worth retrying, 5xx for
+// Errors are *mail.Error: 4xx for DNS failures worth retrying, 5xx for
 // answers that will not change soon.
 func LookupMX(ctx context.Context, r dnsauth.Resolver, domain string) ([]string, error) {
 	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
@@ -74,7 +74,7 @@ func LookupMX(ctx context.Context, r dnsauth.Resolver, domain string) ([]string,
 		}
 	}
 	if null && len(valid) == 0 && len(mxs) == 1 {
-		return nil, &smtp.Error{Code: 556, EnhancedCode: gosmtp.EnhancedCode{5, 1, 10},
+		return nil, &mail.Error{Code: 556, EnhancedCode: gosmtp.EnhancedCode{5, 1, 10},
 			Message: "domain " + domain + " does not accept mail (null MX)"}
 	}
 	if len(valid) == 0 {
@@ -102,10 +102,10 @@ func isNotFound(err error) bool {
 	return errors.As(err, &de) && de.IsNotFound
 }
 
-func permanent(a, b, c int, msg string) *smtp.Error {
-	return &smtp.Error{Code: 550, EnhancedCode: gosmtp.EnhancedCode{a, b, c}, Message: msg}
+func permanent(a, b, c int, msg string) *mail.Error {
+	return &mail.Error{Code: 550, EnhancedCode: gosmtp.EnhancedCode{a, b, c}, Message: msg}
 }
 
-func temporary(a, b, c int, msg string) *smtp.Error {
-	return &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{a, b, c}, Message: msg}
+func temporary(a, b, c int, msg string) *mail.Error {
+	return &mail.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{a, b, c}, Message: msg}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/mailagent/mailagent/dnsauth"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 func TestLookupMX(t *testing.T) {
@@ -34,7 +34,7 @@ func TestLookupMX(t *testing.T) {
 			}
 			return
 		}
-		var se *smtp.Error
+		var se *mail.Error
 		if !errors.As(err, &se) || se.Code != code || [3]int(se.EnhancedCode) != enh {
 			t.Errorf("%s: got %v, %v; want %d %v", domain, got, err, code, enh)
 		}

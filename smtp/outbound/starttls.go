@@ -14,7 +14,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // tlsRetry is the Code of the internal error that asks connect to try the
@@ -29,7 +29,7 @@ const maxPreTLS = 64 << 10
 // can only upgrade after an EHLO naming "localhost", so the session is
 // handed over afterwards as a connection that replays a greeting; the
 // client then says EHLO again, which RFC 3207 requires after TLS anyway.
-func (c *Client) startTLS(ctx context.Context, raw net.Conn, host, remote string, req TLSRequirement, noTLS bool) (net.Conn, bool, *smtp.Error) {
+func (c *Client) startTLS(ctx context.Context, raw net.Conn, host, remote string, req TLSRequirement, noTLS bool) (net.Conn, bool, *mail.Error) {
 	raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
 	defer raw.SetDeadline(time.Time{})
 	lr := &io.LimitedReader{R: raw, N: maxPreTLS}
@@ -65,7 +65,7 @@ func (c *Client) startTLS(ctx context.Context, raw net.Conn, host, remote string
 	}
 	if _, _, err := tp.ReadResponse(220); err != nil {
 		if req == TLSOpportunistic {
-			return nil, false, &smtp.Error{Code: tlsRetry}
+			return nil, false, &mail.Error{Code: tlsRetry}
 		}
 		return nil, false, replyErr(err, "STARTTLS at "+remote)
 	}
@@ -78,7 +78,7 @@ func (c *Client) startTLS(ctx context.Context, raw net.Conn, host, remote string
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if req == TLSOpportunistic {
 			c.log.InfoContext(ctx, "outbound: TLS handshake failed, retrying in plaintext", "remote", remote, "err", err)
-			return nil, false, &smtp.Error{Code: tlsRetry}
+			return nil, false, &mail.Error{Code: tlsRetry}
 		}
 		return nil, false, temporary(4, 7, 5, "TLS handshake with "+remote+": "+err.Error())
 	}
@@ -96,11 +96,11 @@ type replayConn struct {
 
 func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// replyErr turns a textproto reply error into an *smtp.Error.
-func replyErr(err error, what string) *smtp.Error {
+// replyErr turns a textproto reply error into an *mail.Error.
+func replyErr(err error, what string) *mail.Error {
 	var te *textproto.Error
 	if errors.As(err, &te) {
-		se := &smtp.Error{Code: te.Code, Message: te.Msg}
+		se := &mail.Error{Code: te.Code, Message: te.Msg}
 		if code, msg, ok := strings.Cut(te.Msg, " "); ok {
 			var a, b, c int
 			if n, _ := fmt.Sscanf(code, "%d.%d.%d", &a, &b, &c); n == 3 {

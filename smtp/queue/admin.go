@@ -7,7 +7,7 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // ErrHeld is returned by RetryNow for a held message: Release it first.
@@ -33,7 +33,7 @@ type RecipientInfo struct {
 	Address string
 	State   State
 	// Err is the last failure, nil if none.
-	Err *smtp.Error
+	Err *mail.Error
 	// Remote names the server that gave the last reply.
 	Remote      string
 	LastAttempt time.Time
@@ -45,7 +45,7 @@ func (q *Queue) info(m *meta) *Info {
 	for _, r := range m.Recipients {
 		ri := RecipientInfo{Address: r.Addr, State: r.State, Remote: r.Remote, LastAttempt: r.Last}
 		if r.Code >= 400 {
-			ri.Err = &smtp.Error{Code: r.Code, EnhancedCode: gosmtp.EnhancedCode(r.Enhanced), Message: r.Reply}
+			ri.Err = &mail.Error{Code: r.Code, EnhancedCode: gosmtp.EnhancedCode(r.Enhanced), Message: r.Reply}
 		}
 		in.Recipients = append(in.Recipients, ri)
 	}

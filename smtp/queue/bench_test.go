@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/internal/interop/postfixtest"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
 
@@ -70,7 +70,7 @@ func benchMailagent(b *testing.B, msgs [][]byte, conns int) {
 		b.StopTimer()
 		base := sink.Count()
 		for _, m := range msgs {
-			if _, err := q.Enqueue(ctx, &smtp.Envelope{From: "alice@a.test", Recipients: []string{"bob@b.test"}}, bytesBodyT(m)); err != nil {
+			if _, err := q.Enqueue(ctx, &mail.Envelope{From: "alice@a.test", Recipients: []string{"bob@b.test"}}, bytesBodyT(m)); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
@@ -149,7 +149,7 @@ func queueUntilKilled(t *testing.T, q *Queue, body func(i int) string) {
 	w := bufio.NewWriter(os.Stdout)
 	for i := 0; i < 100000; i++ {
 		b := body(i)
-		if _, err := q.Enqueue(context.Background(), &smtp.Envelope{From: "alice@a.test", Recipients: []string{"bob@b.test"}}, bytesBodyT(b)); err != nil {
+		if _, err := q.Enqueue(context.Background(), &mail.Envelope{From: "alice@a.test", Recipients: []string{"bob@b.test"}}, bytesBodyT(b)); err != nil {
 			t.Fatal(err)
 		}
 		sum := sha256.Sum256([]byte(b))

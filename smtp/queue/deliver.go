@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	gosmtp "github.com/emersion/go-smtp"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 )
 
@@ -43,7 +43,7 @@ type destination struct {
 	workers int
 }
 
-// msgBody is a spooled message as an smtp.Body.
+// msgBody is a spooled message as an mail.Body.
 type msgBody struct {
 	path string
 	size int64
@@ -144,12 +144,12 @@ func (q *Queue) attempt(a *activeMsg) {
 
 // route finds a recipient's next hop: the one fixed at queueing time, or
 // Options.Route's answer, or the recipient's domain.
-func (q *Queue) route(ctx context.Context, rcpt, fixed string) (outbound.NextHop, *smtp.Error) {
+func (q *Queue) route(ctx context.Context, rcpt, fixed string) (outbound.NextHop, *mail.Error) {
 	spec := fixed
 	if spec == "" && q.opts.Route != nil {
 		s, err := q.opts.Route(ctx, rcpt)
 		if err != nil {
-			return outbound.NextHop{}, &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0},
+			return outbound.NextHop{}, &mail.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0},
 				Message: "routing " + rcpt + ": " + err.Error()}
 		}
 		spec = s
@@ -157,7 +157,7 @@ func (q *Queue) route(ctx context.Context, rcpt, fixed string) (outbound.NextHop
 	if spec == "" {
 		d := domainOf(rcpt)
 		if d == "" || strings.ContainsAny(d, "[]") {
-			return outbound.NextHop{}, &smtp.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3},
+			return outbound.NextHop{}, &mail.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3},
 				Message: "recipient " + rcpt + " has no domain to deliver to"}
 		}
 		return outbound.NextHop{Protocol: outbound.SMTP, Host: d, MX: true}, nil
@@ -166,7 +166,7 @@ func (q *Queue) route(ctx context.Context, rcpt, fixed string) (outbound.NextHop
 	if err != nil {
 		// A broken transport table is fixed by an administrator:
 		// keep the message meanwhile.
-		return outbound.NextHop{}, &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 5},
+		return outbound.NextHop{}, &mail.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 5},
 			Message: "bad next hop for " + rcpt + ": " + err.Error()}
 	}
 	return hop, nil
@@ -265,7 +265,7 @@ func (q *Queue) worker(d *destination) {
 	}
 }
 
-func failAll(rcpts []string, err *smtp.Error) []outbound.Result {
+func failAll(rcpts []string, err *mail.Error) []outbound.Result {
 	rs := make([]outbound.Result, len(rcpts))
 	for i, r := range rcpts {
 		rs[i] = outbound.Result{Recipient: r, Err: err}

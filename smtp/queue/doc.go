@@ -1,5 +1,5 @@
 // Package queue is mailagent's durable outbound mail queue: it accepts
-// messages as an smtp.Target, keeps them in a spool directory until every
+// messages as an mail.Target, keeps them in a spool directory until every
 // recipient is delivered or has failed for good, retries temporary
 // failures with exponential backoff, and returns delivery status
 // notifications to the sender.

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/internal/headerenc"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // DSN actions (RFC 3464 §2.3.3).
@@ -51,7 +51,7 @@ func (q *Queue) notify(m *meta, idx []int, action string, now time.Time) error {
 
 // bounceTarget is where notifications go: Options.Bounces, else the
 // queue itself.
-func (q *Queue) bounceTarget() smtp.Target {
+func (q *Queue) bounceTarget() mail.Target {
 	if q.opts.Bounces != nil {
 		return q.opts.Bounces
 	}
@@ -61,12 +61,12 @@ func (q *Queue) bounceTarget() smtp.Target {
 // dsnEnvelope is the envelope of a notification about m: from the null
 // sender (so that it is never bounced itself) to m's sender, wherever
 // that is (Generated: a router relays it as it would a user's mail).
-func dsnEnvelope(m *meta, now time.Time) *smtp.Envelope {
-	return &smtp.Envelope{ID: m.ID + "-dsn", From: "", Recipients: []string{m.From}, Received: now,
+func dsnEnvelope(m *meta, now time.Time) *mail.Envelope {
+	return &mail.Envelope{ID: m.ID + "-dsn", From: "", Recipients: []string{m.From}, Received: now,
 		SMTPUTF8: !isASCII(m.From), Generated: true}
 }
 
-var _ smtp.Bouncer = (*Queue)(nil)
+var _ mail.Bouncer = (*Queue)(nil)
 
 // Bounce implements smtp.Bouncer: the notification that failed recipients
 // of the message env and body (which the caller is accepting for its
@@ -74,7 +74,7 @@ var _ smtp.Bouncer = (*Queue)(nil)
 // own (RFC 3464, the original header quoted) and handed to
 // Options.Bounces. The Delivery returned has its recipient and body; the
 // caller commits it together with the message, or aborts it.
-func (q *Queue) Bounce(ctx context.Context, env *smtp.Envelope, body smtp.Body, failed []smtp.Failure) (smtp.Delivery, error) {
+func (q *Queue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, failed []mail.Failure) (mail.Delivery, error) {
 	if env.From == "" || len(failed) == 0 {
 		return nil, errors.New("queue: nothing to bounce")
 	}
@@ -87,7 +87,7 @@ func (q *Queue) Bounce(ctx context.Context, env *smtp.Envelope, body smtp.Body, 
 	idx := make([]int, len(failed))
 	for i, f := range failed {
 		r := rcptState{Addr: f.Rcpt, State: Failed, Code: 554, Enhanced: [3]int{5, 0, 0}, Reply: "delivery failed", Last: now}
-		var se *smtp.Error
+		var se *mail.Error
 		if errors.As(f.Err, &se) {
 			r.Code, r.Enhanced, r.Reply = se.Code, se.EnhancedCode, se.Message
 		}
@@ -123,7 +123,7 @@ func (q *Queue) Bounce(ctx context.Context, env *smtp.Envelope, body smtp.Body, 
 }
 
 // deliverTo runs a whole two-phase delivery into t.
-func deliverTo(ctx context.Context, t smtp.Target, env *smtp.Envelope, body smtp.Body) error {
+func deliverTo(ctx context.Context, t mail.Target, env *mail.Envelope, body mail.Body) error {
 	d, err := t.Start(ctx, env)
 	if err != nil {
 		return err
@@ -304,7 +304,7 @@ func remoteHost(remote string) string {
 	return h
 }
 
-// bytesBody is an in-memory smtp.Body.
+// bytesBody is an in-memory mail.Body.
 type bytesBody []byte
 
 func (b bytesBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }

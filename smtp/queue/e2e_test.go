@@ -18,8 +18,11 @@ import (
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/queue"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -33,7 +36,7 @@ type stack struct {
 	dir    string
 	db     *store.SQL
 	md     *maildir.Store
-	router *smtp.Router
+	router *router.Router
 	queue  *queue.Queue
 	now    *fakeNow
 	srv    *smtp.Server
@@ -57,7 +60,7 @@ func (f *fakeNow) Advance(d time.Duration) {
 }
 
 // lateTarget breaks the cycle router → queue → notifications → router.
-type lateTarget struct{ smtp.Target }
+type lateTarget struct{ mail.Target }
 
 func newStack(t *testing.T, domain string, users ...string) *stack {
 	t.Helper()
@@ -88,7 +91,7 @@ func newStack(t *testing.T, domain string, users ...string) *stack {
 	}
 	t.Cleanup(func() { md.Close() })
 	st.md = md
-	st.router, err = smtp.NewRouter(smtp.RouterOptions{Directory: db, Local: &smtp.LocalDelivery{Maildirs: md, Directory: db}})
+	st.router, err = router.New(router.Options{Directory: db, Local: &local.Delivery{Maildirs: md, Directory: db}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +115,8 @@ func (st *stack) withQueue(port int, r dnsauth.Resolver) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.queue.Close() })
-	st.router, err = smtp.NewRouter(smtp.RouterOptions{Directory: st.db,
-		Local: &smtp.LocalDelivery{Maildirs: st.md, Directory: st.db}, Queue: st.queue, Transports: st.queue})
+	st.router, err = router.New(router.Options{Directory: st.db,
+		Local: &local.Delivery{Maildirs: st.md, Directory: st.db}, Queue: st.queue, Transports: st.queue})
 	if err != nil {
 		t.Fatal(err)
 	}

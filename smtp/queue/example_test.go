@@ -9,7 +9,7 @@ import (
 
 	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/internal/examplet"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 	"github.com/mailagent/mailagent/smtp/queue"
@@ -17,8 +17,8 @@ import (
 
 // A durable queue in front of the outbound client: Enqueue returns once
 // the message is in the spool (fsynced), and Run delivers it, retrying with
-// backoff and bouncing what fails for good. A queue is also an smtp.Target:
-// give it to RouterOptions.Queue to forward what the MX and submission
+// backoff and bouncing what fails for good. A queue is also an mail.Target:
+// give it to router.Options.Queue to forward what the MX and submission
 // accept for other domains. Here the remote MX is a recording peer.
 func Example() {
 	t := &examplet.T{} // a test passes its *testing.T
@@ -35,8 +35,8 @@ func Example() {
 	}
 	defer q.Close()
 	ctx := context.Background()
-	env := &smtp.Envelope{From: "alice@example.org", Recipients: []string{"bob@example.net"}}
-	if _, err := q.Enqueue(ctx, env, smtp.BytesBody([]byte("Subject: hi\r\n\r\nHello.\r\n"))); err != nil {
+	env := &mail.Envelope{From: "alice@example.org", Recipients: []string{"bob@example.net"}}
+	if _, err := q.Enqueue(ctx, env, mail.BytesBody([]byte("Subject: hi\r\n\r\nHello.\r\n"))); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("queued:", q.Len())

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/dnsauth"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 )
 
@@ -38,7 +38,7 @@ func (c *clock) Set(t time.Time) {
 
 func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
-// recorder is an smtp.Target that keeps what it is given: the sender's
+// recorder is an mail.Target that keeps what it is given: the sender's
 // mailbox for notifications.
 type recorder struct {
 	mu   sync.Mutex
@@ -46,11 +46,11 @@ type recorder struct {
 }
 
 type recorded struct {
-	env  smtp.Envelope
+	env  mail.Envelope
 	data []byte
 }
 
-func (r *recorder) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+func (r *recorder) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	return &recDelivery{r: r, env: *env}, nil
 }
 
@@ -62,7 +62,7 @@ func (r *recorder) all() []recorded {
 
 type recDelivery struct {
 	r     *recorder
-	env   smtp.Envelope
+	env   mail.Envelope
 	rcpts []string
 	data  []byte
 }
@@ -72,7 +72,7 @@ func (d *recDelivery) AddRecipient(ctx context.Context, rcpt string) error {
 	return nil
 }
 
-func (d *recDelivery) Body(ctx context.Context, b smtp.Body) error {
+func (d *recDelivery) Body(ctx context.Context, b mail.Body) error {
 	rc, err := b.Open()
 	if err != nil {
 		return err
@@ -144,7 +144,7 @@ func (f *fixture) open(t *testing.T, port int, tweak func(*Options)) *Queue {
 
 func (f *fixture) enqueue(t *testing.T, from string, rcpts []string, body string) string {
 	t.Helper()
-	id, err := f.q.Enqueue(context.Background(), &smtp.Envelope{From: from, Recipients: rcpts}, bytesBodyT(body))
+	id, err := f.q.Enqueue(context.Background(), &mail.Envelope{From: from, Recipients: rcpts}, bytesBodyT(body))
 	if err != nil {
 		t.Fatal(err)
 	}

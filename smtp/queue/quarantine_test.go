@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 )
 
@@ -20,7 +20,7 @@ func TestQuarantine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := qt.Start(ctx, &smtp.Envelope{From: "alice@a.test"})
+	d, err := qt.Start(ctx, &mail.Envelope{From: "alice@a.test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 )
 
@@ -29,7 +29,7 @@ type Options struct {
 	// Bounces receives delivery status notifications; the queue itself
 	// when nil. An embedder routes them to local mailboxes for local
 	// senders and to the queue otherwise.
-	Bounces smtp.Target
+	Bounces mail.Target
 	// Hostname names this system in notifications (Reporting-MTA and the
 	// MAILER-DAEMON address); "localhost" if empty.
 	Hostname string
@@ -85,7 +85,7 @@ var ErrClosed = errors.New("queue: closed")
 // ErrNotFound is returned for a message id that is not queued.
 var ErrNotFound = errors.New("queue: no such message")
 
-// Queue is a durable outbound queue. It implements smtp.Target; Run
+// Queue is a durable outbound queue. It implements mail.Target; Run
 // delivers what it holds.
 type Queue struct {
 	opts  Options

@@ -7,7 +7,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net/mail"
+	netmail "net/mail"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +17,7 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound/outboundtest"
 	"github.com/mailagent/mailagent/store"
 )
@@ -381,7 +381,7 @@ func TestRun(t *testing.T) {
 
 // report is a parsed RFC 3464 notification.
 type report struct {
-	header     mail.Header
+	header     netmail.Header
 	text       string
 	mta        map[string]string
 	recipients []map[string]string
@@ -390,7 +390,7 @@ type report struct {
 
 func parseDSN(t *testing.T, data []byte) report {
 	t.Helper()
-	msg, err := mail.ReadMessage(bytes.NewReader(data))
+	msg, err := netmail.ReadMessage(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestVia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &smtp.Envelope{From: "alice@a.test", Recipients: []string{"bob@elsewhere.test"}}
+	env := &mail.Envelope{From: "alice@a.test", Recipients: []string{"bob@elsewhere.test"}}
 	if err := deliverTo(ctx, tgt, env, bytesBodyT(signed)); err != nil {
 		t.Fatal(err)
 	}
@@ -557,12 +557,12 @@ func TestMaxActive(t *testing.T) {
 
 func TestSizeLimit(t *testing.T) {
 	f := newFixture(t, 1, func(o *Options) { o.MaxMessageBytes = 100 })
-	_, err := f.q.Enqueue(context.Background(), &smtp.Envelope{From: "a@a.test", Recipients: []string{"b@b.test"}}, bytesBodyT(strings.Repeat("x", 101)))
-	var se *smtp.Error
+	_, err := f.q.Enqueue(context.Background(), &mail.Envelope{From: "a@a.test", Recipients: []string{"b@b.test"}}, bytesBodyT(strings.Repeat("x", 101)))
+	var se *mail.Error
 	if !errors.As(err, &se) || se.Code != 552 {
 		t.Fatalf("oversized message: %v", err)
 	}
-	if _, err := f.q.Enqueue(context.Background(), &smtp.Envelope{From: "a@a.test", Recipients: []string{"b@b.test"}}, bytesBodyT(strings.Repeat("x", 100))); err != nil {
+	if _, err := f.q.Enqueue(context.Background(), &mail.Envelope{From: "a@a.test", Recipients: []string{"b@b.test"}}, bytesBodyT(strings.Repeat("x", 100))); err != nil {
 		t.Fatalf("message at the limit: %v", err)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(f.dir, tmpDir)); len(ents) != 0 {
@@ -573,8 +573,8 @@ func TestSizeLimit(t *testing.T) {
 // failingTarget refuses every message, like a full disk.
 type failingTarget struct{}
 
-func (failingTarget) Start(context.Context, *smtp.Envelope) (smtp.Delivery, error) {
-	return nil, &smtp.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "no space"}
+func (failingTarget) Start(context.Context, *mail.Envelope) (mail.Delivery, error) {
+	return nil, &mail.Error{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "no space"}
 }
 
 // TestNotificationNotLost: when the notification cannot be stored, the
@@ -613,7 +613,7 @@ func TestExpiredNotificationRetried(t *testing.T) {
 }
 
 // TestMaxConnections: with one connection for the whole queue, two next
-// hops are served one after the other, and both get their mail.
+// hops are served one after the other, and both get their netmail.
 func TestMaxConnections(t *testing.T) {
 	one := outboundtest.Start(t, outboundtest.Options{LMTP: true, Unix: true})
 	two := outboundtest.Start(t, outboundtest.Options{LMTP: true, Unix: true})

@@ -9,22 +9,22 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/mailagent/mailagent/internal/ctxio"
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/store"
 )
 
-var _ smtp.Target = (*Queue)(nil)
+var _ mail.Target = (*Queue)(nil)
 
-// Start implements smtp.Target: it begins a message for the queue. The
+// Start implements mail.Target: it begins a message for the queue. The
 // Delivery returned also has an ID() string method giving the queue id
 // once Commit has returned.
-func (q *Queue) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+func (q *Queue) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	if q.down.Load() {
-		return nil, &smtp.Error{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 3, 2}, Message: "queue is shutting down"}
+		return nil, &mail.Error{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 3, 2}, Message: "queue is shutting down"}
 	}
 	if env == nil || !validAddr(env.From, true) {
-		return nil, &smtp.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 7}, Message: "invalid sender address"}
+		return nil, &mail.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 7}, Message: "invalid sender address"}
 	}
 	return &delivery{q: q, env: env, seen: make(map[string]bool)}, nil
 }
@@ -33,7 +33,7 @@ func (q *Queue) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, e
 // outbound.ParseNextHop reads) whatever their recipients' domains: the
 // queue in front of a transport-table next hop, so that a message is
 // stored before it is acknowledged and retried if the hop is down.
-func (q *Queue) Via(hop string) (smtp.Target, error) {
+func (q *Queue) Via(hop string) (mail.Target, error) {
 	h, err := outbound.ParseNextHop(hop)
 	if err != nil {
 		return nil, err
@@ -43,7 +43,7 @@ func (q *Queue) Via(hop string) (smtp.Target, error) {
 
 // Transport implements smtp.Transports for the router: every LMTP or
 // SMTP next hop of the transport table is reached through the queue.
-func (q *Queue) Transport(ctx context.Context, t store.Transport) (smtp.Target, error) {
+func (q *Queue) Transport(ctx context.Context, t store.Transport) (mail.Target, error) {
 	var h outbound.NextHop
 	switch {
 	case t.Method == "lmtp" && t.Network == "unix":
@@ -65,7 +65,7 @@ func (q *Queue) Transport(ctx context.Context, t store.Transport) (smtp.Target, 
 // outbound.ParseNextHop reads), is where every recipient goes once
 // released: the server's own LMTP listener for local mail, so that a
 // released message is not filtered and quarantined again.
-func (q *Queue) Quarantine(hop string) (smtp.Target, error) {
+func (q *Queue) Quarantine(hop string) (mail.Target, error) {
 	if hop != "" {
 		h, err := outbound.ParseNextHop(hop)
 		if err != nil {
@@ -81,7 +81,7 @@ type quarantineTarget struct {
 	hop string
 }
 
-func (v quarantineTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+func (v quarantineTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	d, err := v.q.Start(ctx, env)
 	if err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ type viaTarget struct {
 	hop string
 }
 
-func (v viaTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery, error) {
+func (v viaTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	d, err := v.q.Start(ctx, env)
 	if err != nil {
 		return nil, err
@@ -106,7 +106,7 @@ func (v viaTarget) Start(ctx context.Context, env *smtp.Envelope) (smtp.Delivery
 
 type delivery struct {
 	q     *Queue
-	env   *smtp.Envelope
+	env   *mail.Envelope
 	rcpts []string
 	seen  map[string]bool
 	hop   string // fixed next hop (Via), empty to route per attempt
@@ -120,13 +120,13 @@ type delivery struct {
 // AddRecipient implements smtp.Delivery.
 func (d *delivery) AddRecipient(ctx context.Context, rcpt string) error {
 	if !validAddr(rcpt, false) || domainOf(rcpt) == "" {
-		return &smtp.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3}, Message: "invalid recipient address"}
+		return &mail.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3}, Message: "invalid recipient address"}
 	}
 	if d.seen[rcpt] {
 		return nil
 	}
 	if len(d.rcpts) >= d.q.opts.MaxRecipients {
-		return &smtp.Error{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 5, 3}, Message: "too many recipients"}
+		return &mail.Error{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 5, 3}, Message: "too many recipients"}
 	}
 	d.seen[rcpt] = true
 	d.rcpts = append(d.rcpts, rcpt)
@@ -135,7 +135,7 @@ func (d *delivery) AddRecipient(ctx context.Context, rcpt string) error {
 
 // Body implements smtp.Delivery: the content is copied, byte for byte,
 // into the spool and fsynced.
-func (d *delivery) Body(ctx context.Context, body smtp.Body) error {
+func (d *delivery) Body(ctx context.Context, body mail.Body) error {
 	if d.tmp != "" {
 		return errors.New("queue: Body called twice")
 	}
@@ -153,7 +153,7 @@ func (d *delivery) Body(ctx context.Context, body smtp.Body) error {
 	if err == nil && n > limit {
 		f.Close()
 		os.Remove(f.Name())
-		return &smtp.Error{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4}, Message: "message exceeds the queue's size limit"}
+		return &mail.Error{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4}, Message: "message exceeds the queue's size limit"}
 	}
 	if err == nil {
 		err = f.Sync()
@@ -176,7 +176,7 @@ func (d *delivery) Commit(ctx context.Context) error {
 		return errors.New("queue: delivery already finished")
 	}
 	if d.tmp == "" || len(d.rcpts) == 0 {
-		return &smtp.Error{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 5, 1}, Message: "no recipients or no content"}
+		return &mail.Error{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 5, 1}, Message: "no recipients or no content"}
 	}
 	q := d.q
 	now := q.opts.now()
@@ -228,7 +228,7 @@ func (d *delivery) Withdraw(ctx context.Context, rcpt string) error {
 	return errors.New("queue: no such recipient")
 }
 
-var _ smtp.Withdrawer = (*delivery)(nil)
+var _ mail.Withdrawer = (*delivery)(nil)
 
 // Abort implements smtp.Delivery.
 func (d *delivery) Abort(ctx context.Context) error {
@@ -245,7 +245,7 @@ func (d *delivery) ID() string { return d.id }
 
 // Enqueue queues a message in one call and returns its id: Start, every
 // recipient, Body and Commit. Any refused recipient fails the whole call.
-func (q *Queue) Enqueue(ctx context.Context, env *smtp.Envelope, body smtp.Body) (string, error) {
+func (q *Queue) Enqueue(ctx context.Context, env *mail.Envelope, body mail.Body) (string, error) {
 	dl, err := q.Start(ctx, env)
 	if err != nil {
 		return "", err
@@ -269,7 +269,7 @@ func (q *Queue) Enqueue(ctx context.Context, env *smtp.Envelope, body smtp.Body)
 }
 
 // tempErr is a failure of the queue's own storage. It is a plain error,
-// not an *smtp.Error, so the server answers it with a fixed reply of
+// not an *mail.Error, so the server answers it with a fixed reply of
 // its class and keeps the detail (spool paths, system errors) for its
 // log.
 func tempErr(what string, err error) error {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/mailagent/mailagent/smtp"
+	"github.com/mailagent/mailagent/smtp/mail"
 )
 
 // TestWithdraw: a recipient withdrawn between Body and Commit is not in
@@ -12,7 +12,7 @@ import (
 func TestWithdraw(t *testing.T) {
 	f := newFixture(t, 1, nil)
 	ctx := context.Background()
-	d, err := f.q.Start(ctx, &smtp.Envelope{From: "a@a.test"})
+	d, err := f.q.Start(ctx, &mail.Envelope{From: "a@a.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestWithdraw(t *testing.T) {
 	if err := d.Body(ctx, bytesBodyT("Subject: w\r\n\r\nx\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	w := d.(smtp.Withdrawer)
+	w := d.(mail.Withdrawer)
 	if err := w.Withdraw(ctx, "y@b.test"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,14 @@
-package smtp
+package mail
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
+	"maps"
 	"net"
+	"sync"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -153,3 +156,36 @@ func (b bytesBody) Open() (io.ReadCloser, error) {
 }
 
 func (b bytesBody) Len() int64 { return int64(len(b)) }
+
+// IsPermanent reports whether err is a permanent (5xx) reply; anything
+// that is not a typed reply is a system failure, hence temporary.
+func IsPermanent(err error) bool {
+	var se *Error
+	return errors.As(err, &se) && se.Code >= 500
+}
+
+// StatusMap is a StatusCollector that keeps every recipient's result,
+// for a caller of PartialDelivery.BodyNonAtomic. It is safe for
+// concurrent use; the zero value is ready.
+type StatusMap struct {
+	mu sync.Mutex
+	m  map[string]error
+}
+
+// SetStatus implements StatusCollector.
+func (s *StatusMap) SetStatus(rcpt string, err error) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[string]error{}
+	}
+	s.m[rcpt] = err
+	s.mu.Unlock()
+}
+
+// Results returns the results set so far, by recipient; the map is a
+// copy.
+func (s *StatusMap) Results() map[string]error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.m)
+}

@@ -1,8 +1,9 @@
-package smtp
+package router
 
 import (
 	"context"
 
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -13,13 +14,13 @@ import (
 // entries and "smtp" entries with a host; "smtp:" without one means
 // ordinary MX routing, which is the queue's job.
 type Transports interface {
-	Transport(ctx context.Context, t store.Transport) (Target, error)
+	Transport(ctx context.Context, t store.Transport) (mail.Target, error)
 }
 
 // TransportsFunc adapts a function to Transports.
-type TransportsFunc func(ctx context.Context, t store.Transport) (Target, error)
+type TransportsFunc func(ctx context.Context, t store.Transport) (mail.Target, error)
 
 // Transport implements Transports.
-func (f TransportsFunc) Transport(ctx context.Context, t store.Transport) (Target, error) {
+func (f TransportsFunc) Transport(ctx context.Context, t store.Transport) (mail.Target, error) {
 	return f(ctx, t)
 }

@@ -1,4 +1,4 @@
-package smtp
+package local
 
 import (
 	"context"
@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/maildir/sieve"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
 
-// LocalCopy is one copy of a message for a local user.
-type LocalCopy struct {
+// Copy is one copy of a message for a local user.
+type Copy struct {
 	// Folder is the Maildir folder ("INBOX", or a folder name as IMAP
 	// shows it).
 	Folder string
@@ -29,19 +30,19 @@ type LocalCopy struct {
 	// Body, when set, is the message to store in place of the one
 	// received (a filter's header edits); Return-Path and Delivered-To
 	// are still added above it.
-	Body Body
+	Body mail.Body
 }
 
-// LocalFilter decides where a local user's copies of a message go.
-type LocalFilter interface {
+// Filter decides where a local user's copies of a message go.
+type Filter interface {
 	// FilterLocal returns the copies to store for u; none discards the
 	// message for u. It cannot fail a delivery: a filter that cannot
 	// decide returns the INBOX copy and logs why, so that a message is
 	// never lost to a filter.
-	FilterLocal(ctx context.Context, u *store.User, env *Envelope, body Body) []LocalCopy
+	FilterLocal(ctx context.Context, u *store.User, env *mail.Envelope, body mail.Body) []Copy
 }
 
-// SieveFilter is the LocalFilter that runs Sieve scripts at delivery, as
+// SieveFilter is the Filter that runs Sieve scripts at delivery, as
 // Pigeonhole does: the Before scripts, the user's active script
 // (HOME/.dovecot.sieve, HOME being the parent of the user's Maildir), then
 // the After scripts. The scripts' keep, fileinto and discard decide the
@@ -72,7 +73,7 @@ type SieveFilter struct {
 	// Outbound sends vacation replies (the queue); nil leaves vacation
 	// unperformed (logged, the message kept in INBOX as well). Replies
 	// are remembered per user in HOME/.mailagent-vacation.
-	Outbound Target
+	Outbound mail.Target
 	// Logger receives script errors; nil discards.
 	Logger *slog.Logger
 
@@ -152,10 +153,10 @@ func (l dirLoader) Load(_ context.Context, loc sieve.Location, name string) ([]b
 	return b, err
 }
 
-var inboxOnly = []LocalCopy{{Folder: "INBOX"}}
+var inboxOnly = []Copy{{Folder: "INBOX"}}
 
-// FilterLocal implements LocalFilter.
-func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *Envelope, body Body) []LocalCopy {
+// FilterLocal implements Filter.
+func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *mail.Envelope, body mail.Body) []Copy {
 	log := f.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -190,10 +191,10 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *Envel
 	defer cancel()
 	opts := sieve.Options{Limits: f.Limits, Loader: dirLoader{personal: filepath.Join(home, "sieve"), global: f.GlobalDir}}
 	sender := env.From
-	var copies []LocalCopy
+	var copies []Copy
 	cancelled, keepInbox := false, false
 	var inboxFlags []string
-	var inboxBody Body
+	var inboxBody mail.Body
 	for _, s := range scripts {
 		res, err := sieve.Run(ctx, s, msg, sieve.Envelope{From: sender, To: u.Address}, opts)
 		if err != nil {
@@ -207,10 +208,10 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *Envel
 					inboxFlags, inboxBody = a.Flags, edited(msg, a.Header)
 					continue
 				}
-				copies = append(copies, LocalCopy{Folder: "INBOX", Flags: a.Flags, Body: edited(msg, a.Header)})
+				copies = append(copies, Copy{Folder: "INBOX", Flags: a.Flags, Body: edited(msg, a.Header)})
 				cancelled = true
 			case sieve.ActFileInto:
-				copies = append(copies, LocalCopy{Folder: a.Mailbox, Flags: a.Flags, Create: a.Create, Body: edited(msg, a.Header)})
+				copies = append(copies, Copy{Folder: a.Mailbox, Flags: a.Flags, Create: a.Create, Body: edited(msg, a.Header)})
 				if !a.Copy {
 					cancelled = true
 				}
@@ -232,14 +233,14 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *Envel
 		}
 	}
 	if !cancelled || keepInbox {
-		copies = append(copies, LocalCopy{Folder: "INBOX", Flags: inboxFlags, Body: inboxBody})
+		copies = append(copies, Copy{Folder: "INBOX", Flags: inboxFlags, Body: inboxBody})
 	}
 	return dedupeCopies(copies)
 }
 
 // edited is the message with header h in place of its own, nil when the
 // script edited nothing.
-func edited(msg *sieve.Message, h []sieve.Field) Body {
+func edited(msg *sieve.Message, h []sieve.Field) mail.Body {
 	if h == nil {
 		return nil
 	}
@@ -253,12 +254,12 @@ func edited(msg *sieve.Message, h []sieve.Field) Body {
 	if _, err := msg.Body.ReadAt(body, 0); err != nil && err != io.EOF {
 		return nil
 	}
-	return BytesBody(append(out, body...))
+	return mail.BytesBody(append(out, body...))
 }
 
 // dedupeCopies keeps one copy per folder, the last one's flags.
-func dedupeCopies(in []LocalCopy) []LocalCopy {
-	var out []LocalCopy
+func dedupeCopies(in []Copy) []Copy {
+	var out []Copy
 	for _, c := range in {
 		dup := false
 		for i := range out {
@@ -274,7 +275,7 @@ func dedupeCopies(in []LocalCopy) []LocalCopy {
 }
 
 // readForSieve reads the message the script looks at, up to 64 MiB.
-func readForSieve(body Body) (*sieve.Message, error) {
+func readForSieve(body mail.Body) (*sieve.Message, error) {
 	r, err := body.Open()
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package smtp
+package router
 
 import (
 	"context"
@@ -8,21 +8,23 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
 
 // Replies the router gives for recipients it cannot take.
 var (
-	errUnknownUser = &Error{Code: 550, EnhancedCode: [3]int{5, 1, 1}, Message: "User unknown"}
-	errRelayDenied = &Error{Code: 554, EnhancedCode: [3]int{5, 7, 1}, Message: "Relay access denied"}
-	errLoop        = &Error{Code: 554, EnhancedCode: [3]int{5, 4, 6}, Message: "Forwarding loop"}
-	errTempLookup  = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary lookup failure, try again later"}
-	errNoQueue     = &Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: "Remote delivery is not available"}
-	errWithdrawn   = &Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery failed, try again later"}
+	errUnknownUser = &mail.Error{Code: 550, EnhancedCode: [3]int{5, 1, 1}, Message: "User unknown"}
+	errRelayDenied = &mail.Error{Code: 554, EnhancedCode: [3]int{5, 7, 1}, Message: "Relay access denied"}
+	errLoop        = &mail.Error{Code: 554, EnhancedCode: [3]int{5, 4, 6}, Message: "Forwarding loop"}
+	errTempLookup  = &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary lookup failure, try again later"}
+	errNoQueue     = &mail.Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: "Remote delivery is not available"}
+	errWithdrawn   = &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery failed, try again later"}
+	errNoStatus    = &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Delivery status unknown, try again later"}
 )
 
-// RouterOptions configure a Router.
-type RouterOptions struct {
+// Options configure a Router.
+type Options struct {
 	// Directory answers recipient resolution and the transport table.
 	// Required.
 	Directory store.Directory
@@ -31,12 +33,12 @@ type RouterOptions struct {
 	// Local delivers into local mailboxes: one Delivery per message,
 	// with every local mailbox the message goes to as a recipient. It
 	// records the envelope in each copy (Return-Path, Delivered-To), as
-	// LocalDelivery does. When its Delivery is a PartialDelivery, one
+	// local.Delivery does. When its Delivery is a PartialDelivery, one
 	// mailbox failing after DATA fails that mailbox alone. Required.
-	Local Target
+	Local mail.Target
 	// Queue takes mail for addresses outside the local domains. Nil
 	// refuses such recipients.
-	Queue Target
+	Queue mail.Target
 	// Transports opens the LMTP and SMTP next hops the transport table
 	// names. Nil makes recipients routed to them fail temporarily.
 	Transports Transports
@@ -56,7 +58,7 @@ type RouterOptions struct {
 // queue's spool file); Commit makes them visible only once every leg's
 // first phase succeeded. Over SMTP a message is all or nothing: a
 // temporary or system failure of any copy (disk full, I/O error, a
-// mailbox full with LocalDelivery.QuotaTempFail) refuses the whole
+// mailbox full with local.Delivery.QuotaTempFail) refuses the whole
 // message with that 4xx and stores nothing; a permanent failure of some
 // copies found after DATA (a mailbox this message would put over quota)
 // is answered 250 for the message and bounced for those recipients alone,
@@ -72,14 +74,14 @@ type RouterOptions struct {
 // an authenticated one (env.AuthUser set), or this system's own mail
 // (env.Generated: notifications), may send anywhere.
 type Router struct {
-	opts RouterOptions
+	opts Options
 	log  *slog.Logger
 }
 
-// NewRouter returns a Router.
-func NewRouter(opts RouterOptions) (*Router, error) {
+// New returns a Router.
+func New(opts Options) (*Router, error) {
 	if opts.Directory == nil || opts.Local == nil {
-		return nil, errors.New("smtp: RouterOptions.Directory and Local are required")
+		return nil, errors.New("router: Options.Directory and Local are required")
 	}
 	r := &Router{opts: opts, log: opts.Logger}
 	if r.log == nil {
@@ -89,7 +91,7 @@ func NewRouter(opts RouterOptions) (*Router, error) {
 }
 
 // Start implements Target.
-func (r *Router) Start(ctx context.Context, env *Envelope) (Delivery, error) {
+func (r *Router) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
 	return &routed{r: r, env: env, legs: map[string]*leg{}, transports: map[string]*store.Transport{}}, nil
 }
 
@@ -97,7 +99,7 @@ func (r *Router) Start(ctx context.Context, env *Envelope) (Delivery, error) {
 // split into legs, one per underlying Delivery.
 type routed struct {
 	r          *Router
-	env        *Envelope
+	env        *mail.Envelope
 	legs       map[string]*leg
 	order      []*leg
 	routes     []route
@@ -122,7 +124,7 @@ type dest struct {
 // leg is one Delivery of the router's.
 type leg struct {
 	key    string
-	d      Delivery
+	d      mail.Delivery
 	rcpts  map[string]bool
 	status map[string]error // per recipient after Body, for a PartialDelivery
 	err    error            // failure of the whole leg
@@ -194,7 +196,7 @@ func (m *routed) resolve(ctx context.Context, rcpt string) ([]target, error) {
 	if err != nil {
 		var ae *store.AddressError
 		if errors.As(err, &ae) {
-			return nil, &Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address: " + ae.Reason}
+			return nil, &mail.Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address: " + ae.Reason}
 		}
 		return nil, err
 	}
@@ -220,7 +222,7 @@ func (m *routed) resolve(ctx context.Context, rcpt string) ([]target, error) {
 	default:
 		var ae *store.AddressError
 		if errors.As(err, &ae) {
-			return nil, &Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address: " + ae.Reason}
+			return nil, &mail.Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address: " + ae.Reason}
 		}
 		m.r.log.Warn("recipient lookup failed", "id", m.env.ID, "rcpt", rcpt, "err", err)
 		return nil, errTempLookup
@@ -259,7 +261,7 @@ func (m *routed) route(ctx context.Context, addr string, local bool) (target, er
 		if text == "" {
 			text = "Recipient refused by the transport table"
 		}
-		return target{}, &Error{Code: 550, EnhancedCode: [3]int{5, 0, 0}, Message: text}
+		return target{}, &mail.Error{Code: 550, EnhancedCode: [3]int{5, 0, 0}, Message: text}
 	case t != nil && (t.Method == "lmtp" || t.Method == "smtp" && t.Host != ""):
 		return target{key: "transport\x00" + t.String(), transport: t, rcpt: addr}, nil
 	case local:
@@ -289,7 +291,7 @@ func (m *routed) transport(ctx context.Context, domain string) (*store.Transport
 	t, err := store.ParseTransport(spec)
 	if err != nil {
 		m.r.log.Error("bad transport table entry", "domain", domain, "err", err)
-		return nil, &Error{Code: 451, EnhancedCode: [3]int{4, 3, 5}, Message: "Transport configuration error"}
+		return nil, &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 5}, Message: "Transport configuration error"}
 	}
 	m.transports[domain] = t
 	return t, nil
@@ -300,11 +302,11 @@ func (m *routed) leg(ctx context.Context, t target) (*leg, error) {
 	if l, ok := m.legs[t.key]; ok {
 		return l, nil
 	}
-	var tg Target
+	var tg mail.Target
 	switch {
 	case t.transport != nil:
 		if m.r.opts.Transports == nil {
-			return nil, &Error{Code: 451, EnhancedCode: [3]int{4, 3, 5}, Message: "Transport not available"}
+			return nil, &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 5}, Message: "Transport not available"}
 		}
 		var err error
 		tg, err = m.r.opts.Transports.Transport(ctx, *t.transport)
@@ -344,12 +346,15 @@ func (m *routed) dropIfEmpty(ctx context.Context, l *leg) {
 // (local copies fsynced, the queue's spool file fsynced) without making
 // any visible. A leg's err is a failure of the whole leg, its status the
 // reply per recipient of a PartialDelivery.
-func (m *routed) stage(ctx context.Context, body Body) {
+func (m *routed) stage(ctx context.Context, body mail.Body) {
 	m.eachLeg(func(l *leg) {
-		if pd, ok := l.d.(PartialDelivery); ok {
-			c := &statusMap{m: map[string]error{}}
-			pd.BodyNonAtomic(ctx, c, body)
-			l.status = c.m
+		if pd, ok := l.d.(mail.PartialDelivery); ok {
+			var c mail.StatusMap
+			pd.BodyNonAtomic(ctx, &c, body)
+			l.status = c.Results()
+			if l.status == nil {
+				l.status = map[string]error{}
+			}
 			return
 		}
 		l.err = l.d.Body(ctx, body)
@@ -393,7 +398,7 @@ func (d dest) result() error {
 // verdict for the message as a whole (see Router). On success the
 // message, and the notification of any recipient that failed for good,
 // are ready for Commit.
-func (m *routed) Body(ctx context.Context, body Body) error {
+func (m *routed) Body(ctx context.Context, body mail.Body) error {
 	m.stage(ctx, body)
 	type key struct {
 		l    *leg
@@ -401,7 +406,7 @@ func (m *routed) Body(ctx context.Context, body Body) error {
 	}
 	seen := map[key]bool{}
 	var temp, perm error
-	var failed []Failure
+	var failed []mail.Failure
 	ready := 0
 	for _, rt := range m.routes {
 		for _, d := range rt.dests {
@@ -413,7 +418,7 @@ func (m *routed) Body(ctx context.Context, body Body) error {
 			switch {
 			case err == nil:
 				ready++
-			case !isPermanent(err):
+			case !mail.IsPermanent(err):
 				if temp == nil {
 					temp = err
 				}
@@ -421,7 +426,7 @@ func (m *routed) Body(ctx context.Context, body Body) error {
 				if perm == nil {
 					perm = err
 				}
-				failed = append(failed, Failure{Rcpt: d.rcpt, Err: err})
+				failed = append(failed, mail.Failure{Rcpt: d.rcpt, Err: err})
 			}
 		}
 	}
@@ -443,7 +448,7 @@ func (m *routed) Body(ctx context.Context, body Body) error {
 		m.r.log.Info("no notification for the null sender", "id", m.env.ID, "failed", len(failed))
 		return nil
 	}
-	b, ok := m.r.opts.Queue.(Bouncer)
+	b, ok := m.r.opts.Queue.(mail.Bouncer)
 	if !ok {
 		// Nobody to tell the sender: refusing the whole message tells
 		// them, and keeps every recipient's copy or none.
@@ -455,7 +460,7 @@ func (m *routed) Body(ctx context.Context, body Body) error {
 	case err == nil:
 		l := &leg{key: "dsn", d: d}
 		m.order = append(m.order, l)
-	case isPermanent(err):
+	case mail.IsPermanent(err):
 		// The sender cannot be notified (Postfix's double bounce): the
 		// recipients that failed are logged above.
 		m.r.log.Warn("notification refused", "id", m.env.ID, "to", m.env.From, "err", err)
@@ -514,7 +519,7 @@ func (m *routed) eachLeg(f func(*leg)) {
 // are withdrawn (see Withdrawer), unless another recipient that succeeded
 // shares them; a leg that cannot withdraw one is aborted, and the
 // recipients with copies on it fail too, temporarily.
-func (m *routed) BodyNonAtomic(ctx context.Context, status StatusCollector, body Body) {
+func (m *routed) BodyNonAtomic(ctx context.Context, status mail.StatusCollector, body mail.Body) {
 	m.stage(ctx, body)
 	type key struct {
 		l    *leg
@@ -571,7 +576,7 @@ func (m *routed) BodyNonAtomic(ctx context.Context, status StatusCollector, body
 // withdraw takes rcpt's copy back from l before Commit, aborting l when
 // it cannot, or when rcpt was its last recipient.
 func (m *routed) withdraw(ctx context.Context, l *leg, rcpt string) {
-	w, ok := l.d.(Withdrawer)
+	w, ok := l.d.(mail.Withdrawer)
 	if ok && w.Withdraw(ctx, rcpt) == nil {
 		delete(l.rcpts, rcpt)
 		if len(l.rcpts) > 0 {
@@ -580,18 +585,6 @@ func (m *routed) withdraw(ctx context.Context, l *leg, rcpt string) {
 	}
 	_ = l.d.Abort(ctx)
 	l.done = true
-}
-
-// statusMap collects a leg's per-recipient results.
-type statusMap struct {
-	mu sync.Mutex
-	m  map[string]error
-}
-
-func (s *statusMap) SetStatus(rcpt string, err error) {
-	s.mu.Lock()
-	s.m[rcpt] = err
-	s.mu.Unlock()
 }
 
 // Abort implements Delivery.
@@ -609,4 +602,4 @@ func (m *routed) abortRest(ctx context.Context) {
 	}
 }
 
-var _ PartialDelivery = (*routed)(nil)
+var _ mail.PartialDelivery = (*routed)(nil)

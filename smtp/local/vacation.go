@@ -1,4 +1,4 @@
-package smtp
+package local
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailagent/mailagent/internal/headerenc"
 	"github.com/mailagent/mailagent/maildir/sieve"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -101,7 +102,7 @@ func (m fileMemory) prune(cutoff time.Time) {
 // sendVacation answers msg for u as v says, when RFC 5230's rules allow:
 // from the null sender (so that nothing answers it), Auto-Submitted:
 // auto-replied (RFC 3834), In-Reply-To and References naming the message.
-func (f *SieveFilter) sendVacation(ctx context.Context, u *store.User, env *Envelope, home string, msg *sieve.Message, v *sieve.Vacation) error {
+func (f *SieveFilter) sendVacation(ctx context.Context, u *store.User, env *mail.Envelope, home string, msg *sieve.Message, v *sieve.Vacation) error {
 	f.memMu.Lock()
 	if f.memLocks == nil {
 		f.memLocks = map[string]*sync.Mutex{}
@@ -154,7 +155,7 @@ func (f *SieveFilter) sendVacation(ctx context.Context, u *store.User, env *Enve
 	if !strings.HasSuffix(b.String(), "\r\n") {
 		b.WriteString("\r\n")
 	}
-	d, err := f.Outbound.Start(ctx, &Envelope{ID: env.ID + ".vacation", From: "", Generated: true, Received: now, Hostname: env.Hostname})
+	d, err := f.Outbound.Start(ctx, &mail.Envelope{ID: env.ID + ".vacation", From: "", Generated: true, Received: now, Hostname: env.Hostname})
 	if err != nil {
 		return err
 	}
@@ -162,7 +163,7 @@ func (f *SieveFilter) sendVacation(ctx context.Context, u *store.User, env *Enve
 		d.Abort(ctx)
 		return err
 	}
-	if err := d.Body(ctx, BytesBody([]byte(b.String()))); err != nil {
+	if err := d.Body(ctx, mail.BytesBody([]byte(b.String()))); err != nil {
 		d.Abort(ctx)
 		return err
 	}

@@ -1,4 +1,4 @@
-package smtp
+package local
 
 import (
 	"context"
@@ -10,14 +10,18 @@ import (
 
 	"github.com/mailagent/mailagent/internal/headerenc"
 	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
 
 var (
-	errMailboxFull     = &Error{Code: 552, EnhancedCode: [3]int{5, 2, 2}, Message: "Mailbox full"}
-	errMailboxFullTemp = &Error{Code: 452, EnhancedCode: [3]int{4, 2, 2}, Message: "Mailbox full, try again later"}
-	errTooBig          = &Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message too big for the mailbox"}
-	errNoMailbox       = &Error{Code: 550, EnhancedCode: [3]int{5, 2, 1}, Message: "Mailbox unavailable"}
+	errMailboxFull     = &mail.Error{Code: 552, EnhancedCode: [3]int{5, 2, 2}, Message: "Mailbox full"}
+	errMailboxFullTemp = &mail.Error{Code: 452, EnhancedCode: [3]int{4, 2, 2}, Message: "Mailbox full, try again later"}
+	errTooBig          = &mail.Error{Code: 552, EnhancedCode: [3]int{5, 3, 4}, Message: "Message too big for the mailbox"}
+	errNoMailbox       = &mail.Error{Code: 550, EnhancedCode: [3]int{5, 2, 1}, Message: "Mailbox unavailable"}
+	// The router gives the same two replies for the same causes.
+	errUnknownUser = &mail.Error{Code: 550, EnhancedCode: [3]int{5, 1, 1}, Message: "User unknown"}
+	errTempLookup  = &mail.Error{Code: 451, EnhancedCode: [3]int{4, 3, 0}, Message: "Temporary lookup failure, try again later"}
 )
 
 // stageConcurrency bounds how many copies of one message are written at
@@ -25,7 +29,7 @@ var (
 // their latency without flooding the disk.
 const stageConcurrency = 8
 
-// LocalDelivery is the Target that delivers into local users' Maildirs
+// Delivery is the Target that delivers into local users' Maildirs
 // through a maildir.Store, as Dovecot's LDA and LMTP do. Recipients are
 // user addresses; each copy gets Return-Path and Delivered-To header
 // fields; a message judged Junk goes to the Junk folder. Set the fields
@@ -39,9 +43,9 @@ const stageConcurrency = 8
 // unnamed file (or tmp/) and fsyncs it, charging the quota; Commit names
 // them all in new/ and fsyncs the directories, all or none; Abort
 // discards them.
-type LocalDelivery struct {
-	// Maildirs stores the messages. Required.
-	Maildirs *maildir.Store
+type Delivery struct {
+	// Maildirs stores the messages, normally a *maildir.Store. Required.
+	Maildirs Maildirs
 	// Directory finds each user's Maildir path and quota. Required.
 	Directory store.Directory
 	// QuotaTempFail answers a full mailbox with 452 4.2.2 (try again
@@ -57,22 +61,28 @@ type LocalDelivery struct {
 	// Filter, when set, decides each user's copies (folders and flags;
 	// none to discard), e.g. SieveFilter running the user's Sieve script.
 	// Nil stores one copy in INBOX (the junk folder for spam).
-	Filter LocalFilter
+	Filter Filter
 	// Logger receives delivery failures; nil discards.
 	Logger *slog.Logger
+}
 
-	// stage is Maildirs.Stage, replaced by tests to inject failures.
-	stage func(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error)
+// Maildirs is what a Delivery needs of the mail storage: the quota check
+// at RCPT and the staged (written, fsynced, not yet visible) copy that
+// Commit names. *maildir.Store implements it; a wrapper can add
+// accounting, or faults in a test.
+type Maildirs interface {
+	CheckQuota(ctx context.Context, path string, limit *maildir.Quota, size int64) error
+	Stage(ctx context.Context, path, folder string, r io.Reader, opts *maildir.DeliverOptions) (*maildir.Staged, error)
 }
 
 // Start implements Target.
-func (t *LocalDelivery) Start(ctx context.Context, env *Envelope) (Delivery, error) {
-	return &localDelivery{t: t, env: env, seen: map[string]bool{}}, nil
+func (t *Delivery) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
+	return &delivery{t: t, env: env, seen: map[string]bool{}}, nil
 }
 
-type localDelivery struct {
-	t      *LocalDelivery
-	env    *Envelope
+type delivery struct {
+	t      *Delivery
+	env    *mail.Envelope
 	users  []*store.User
 	rcpts  []string            // as added, parallel to users
 	seen   map[string]bool     // recipients added, by address
@@ -82,7 +92,7 @@ type localDelivery struct {
 
 // AddRecipient implements Delivery: the user must exist, be enabled and
 // have room in the mailbox.
-func (d *localDelivery) AddRecipient(ctx context.Context, rcpt string) error {
+func (d *delivery) AddRecipient(ctx context.Context, rcpt string) error {
 	if d.seen[rcpt] {
 		return nil
 	}
@@ -112,11 +122,11 @@ func quotaOf(u *store.User) *maildir.Quota {
 // Body implements Delivery: every copy is written and fsynced, or none is
 // kept and the first failure (a temporary one before a permanent one) is
 // returned.
-func (d *localDelivery) Body(ctx context.Context, body Body) error {
+func (d *delivery) Body(ctx context.Context, body mail.Body) error {
 	errs := d.stageAll(ctx, body)
 	var first error
 	for _, err := range errs {
-		if err != nil && (first == nil || !isPermanent(err) && isPermanent(first)) {
+		if err != nil && (first == nil || !mail.IsPermanent(err) && mail.IsPermanent(first)) {
 			first = err
 		}
 	}
@@ -130,7 +140,7 @@ func (d *localDelivery) Body(ctx context.Context, body Body) error {
 // BodyNonAtomic implements PartialDelivery: every copy is written and
 // fsynced, and each recipient's status says whether its copy is ready for
 // Commit. Recipients given an error get nothing.
-func (d *localDelivery) BodyNonAtomic(ctx context.Context, status StatusCollector, body Body) {
+func (d *delivery) BodyNonAtomic(ctx context.Context, status mail.StatusCollector, body mail.Body) {
 	for i, err := range d.stageAll(ctx, body) {
 		status.SetStatus(d.rcpts[i], err)
 	}
@@ -138,11 +148,8 @@ func (d *localDelivery) BodyNonAtomic(ctx context.Context, status StatusCollecto
 
 // stageAll writes every recipient's copies concurrently and returns each
 // one's reply, nil for those staged (kept in d.staged).
-func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
-	stage := d.t.stage
-	if stage == nil {
-		stage = d.t.Maildirs.Stage
-	}
+func (d *delivery) stageAll(ctx context.Context, body mail.Body) []error {
+	stage := d.t.Maildirs.Stage
 	errs := make([]error, len(d.users))
 	staged := make([][]*maildir.Staged, len(d.users))
 	sem := make(chan struct{}, stageConcurrency)
@@ -165,7 +172,7 @@ func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
 				return
 			}
 			u := cur
-			copies := []LocalCopy{{Folder: "INBOX"}}
+			copies := []Copy{{Folder: "INBOX"}}
 			if d.t.Filter != nil {
 				copies = d.t.Filter.FilterLocal(ctx, u, d.env, body)
 			}
@@ -192,7 +199,7 @@ func (d *localDelivery) stageAll(ctx context.Context, body Body) []error {
 // stageCopy writes one copy for u. A copy for a folder that cannot take
 // it (a bad name, or missing without Create) goes to INBOX instead, as
 // Pigeonhole's failed fileinto falls back to the implicit keep.
-func (d *localDelivery) stageCopy(ctx context.Context, stage func(context.Context, string, string, io.Reader, *maildir.DeliverOptions) (*maildir.Staged, error), u *store.User, c LocalCopy, body Body) (*maildir.Staged, error) {
+func (d *delivery) stageCopy(ctx context.Context, stage func(context.Context, string, string, io.Reader, *maildir.DeliverOptions) (*maildir.Staged, error), u *store.User, c Copy, body mail.Body) (*maildir.Staged, error) {
 	folder := c.Folder
 	inbox := folder == "" || folder == "INBOX"
 	if inbox {
@@ -224,13 +231,13 @@ func (d *localDelivery) stageCopy(ctx context.Context, stage func(context.Contex
 // finalCopy is body as a final delivery stores it for mailbox: with the
 // envelope recorded (RFC 5321 section 4.4 Return-Path; Delivered-To as
 // Postfix and Dovecot write it).
-func finalCopy(env *Envelope, mailbox string, body Body) Body {
-	return withHeaders(body, "Return-Path: "+headerenc.Path(env.From), "Delivered-To: "+headerenc.AddrSpec(mailbox))
+func finalCopy(env *mail.Envelope, mailbox string, body mail.Body) mail.Body {
+	return headerenc.Prepend(body, "Return-Path: "+headerenc.Path(env.From), "Delivered-To: "+headerenc.AddrSpec(mailbox))
 }
 
 // reply maps a failure for u to the reply the client gets, logging what
 // it does not say.
-func (d *localDelivery) reply(u *store.User, err error) error {
+func (d *delivery) reply(u *store.User, err error) error {
 	switch {
 	case errors.Is(err, maildir.ErrOverQuota):
 		if d.t.QuotaTempFail {
@@ -251,9 +258,9 @@ func (d *localDelivery) reply(u *store.User, err error) error {
 
 // Commit implements Delivery: every copy staged is named and its
 // directory fsynced, all or none.
-func (d *localDelivery) Commit(ctx context.Context) error {
+func (d *delivery) Commit(ctx context.Context) error {
 	if d.done {
-		return errors.New("smtp: local delivery already finished")
+		return errors.New("local: local delivery already finished")
 	}
 	d.done = true
 	var ready []*maildir.Staged
@@ -267,7 +274,7 @@ func (d *localDelivery) Commit(ctx context.Context) error {
 }
 
 // Abort implements Delivery: the copies written are discarded.
-func (d *localDelivery) Abort(ctx context.Context) error {
+func (d *delivery) Abort(ctx context.Context) error {
 	if !d.done {
 		d.abort()
 	}
@@ -275,7 +282,7 @@ func (d *localDelivery) Abort(ctx context.Context) error {
 	return nil
 }
 
-func (d *localDelivery) abort() {
+func (d *delivery) abort() {
 	for _, ss := range d.staged {
 		for _, s := range ss {
 			s.Abort()
@@ -286,9 +293,9 @@ func (d *localDelivery) abort() {
 
 // Withdraw implements Withdrawer: rcpt's copy, written by Body, is
 // discarded and Commit leaves it out.
-func (d *localDelivery) Withdraw(ctx context.Context, rcpt string) error {
+func (d *delivery) Withdraw(ctx context.Context, rcpt string) error {
 	if d.done {
-		return errors.New("smtp: local delivery already finished")
+		return errors.New("local: local delivery already finished")
 	}
 	for i, r := range d.rcpts {
 		if r == rcpt && i < len(d.staged) && d.staged[i] != nil {
@@ -299,31 +306,24 @@ func (d *localDelivery) Withdraw(ctx context.Context, rcpt string) error {
 			return nil
 		}
 	}
-	return errors.New("smtp: no copy of " + rcpt + " to withdraw")
+	return errors.New("local: no copy of " + rcpt + " to withdraw")
 }
 
-func (d *localDelivery) logger() *slog.Logger {
+func (d *delivery) logger() *slog.Logger {
 	if d.t.Logger == nil {
 		return slog.New(slog.DiscardHandler)
 	}
 	return d.t.Logger
 }
 
-// isPermanent reports whether err is a permanent (5xx) reply; anything
-// that is not a typed reply is a system failure, hence temporary.
-func isPermanent(err error) bool {
-	var se *Error
-	return errors.As(err, &se) && se.Code >= 500
-}
-
 var (
-	_ PartialDelivery = (*localDelivery)(nil)
-	_ Withdrawer      = (*localDelivery)(nil)
+	_ mail.PartialDelivery = (*delivery)(nil)
+	_ mail.Withdrawer      = (*delivery)(nil)
 )
 
 // folder is where u's copy of a message goes: INBOX, or for spam the
 // user's junk folder.
-func (t *LocalDelivery) folder(env *Envelope, u *store.User) string {
+func (t *Delivery) folder(env *mail.Envelope, u *store.User) string {
 	if !env.Junk {
 		return "INBOX"
 	}
