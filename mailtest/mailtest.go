@@ -194,7 +194,7 @@ func (s *Server) start(o options) error {
 	bounces := &lateTarget{}
 	if s.Queue, err = queue.New(queue.Options{
 		Dir:        filepath.Join(s.dir, "queue"),
-		Client:     client,
+		Courier:    queue.Outbound(client),
 		Bounces:    bounces,
 		Hostname:   s.Hostname,
 		MinBackoff: 50 * time.Millisecond,
@@ -210,8 +210,8 @@ func (s *Server) start(o options) error {
 		s.Queue.Shutdown(sctx)
 	})
 
-	local := &local.Delivery{Maildirs: s.Maildirs, Directory: s.Store, Logger: s.logger}
-	if s.Router, err = router.New(router.Options{Directory: s.Store, Local: local, Queue: s.Queue, Logger: s.logger}); err != nil {
+	ld := &local.Delivery{Maildirs: s.Maildirs, Directory: s.Store, Logger: s.logger}
+	if s.Router, err = router.New(router.Options{Directory: s.Store, Local: ld, Queue: s.Queue, Logger: s.logger}); err != nil {
 		return err
 	}
 	bounces.t = s.Router

@@ -134,11 +134,11 @@ func smtpRunWith(b *testing.B, conns int, rcpts []string, msgs int, set func(*Op
 		b.Fatal(err)
 	}
 	defer md.Close()
-	router, err := router.New(router.Options{Directory: db, Local: &local.Delivery{Maildirs: md, Directory: db}})
+	rt, err := router.New(router.Options{Directory: db, Local: &local.Delivery{Maildirs: md, Directory: db}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	opts := Options{Role: MX, Hostname: "mx.test", Target: router, SpoolDir: dir, MaxConnsPerIP: 64}
+	opts := Options{Role: MX, Hostname: "mx.test", Target: rt, SpoolDir: dir, MaxConnsPerIP: 64}
 	if set != nil {
 		set(&opts)
 	}

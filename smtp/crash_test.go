@@ -59,11 +59,11 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router, err := router.New(router.Options{Directory: db, Local: &local.Delivery{Maildirs: md, Directory: db}})
+	rt, err := router.New(router.Options{Directory: db, Local: &local.Delivery{Maildirs: md, Directory: db}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(Options{Role: MX, Hostname: "mx.test", Target: router, SpoolDir: dir, MaxConnsPerIP: 64})
+	srv, err := NewServer(Options{Role: MX, Hostname: "mx.test", Target: rt, SpoolDir: dir, MaxConnsPerIP: 64})
 	if err != nil {
 		t.Fatal(err)
 	}

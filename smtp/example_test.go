@@ -20,8 +20,8 @@ import (
 )
 
 // An MX that delivers to local Maildirs: a directory, a maildir.Store, a
-// Router with LocalDelivery, and a Server on a listener. Add a queue
-// (package smtp/queue) as RouterOptions.Queue to forward off-site, and
+// router.Router with a local.Delivery, and a Server on a listener. Add a queue
+// (package smtp/queue) as router.Options.Queue to forward off-site, and
 // dnsauth checks as Options.Checks to check senders.
 func Example() {
 	ctx := context.Background()
@@ -37,12 +37,12 @@ func Example() {
 	boxes, _ := maildir.New(filepath.Join(tmp, "vmail"), nil)
 	defer boxes.Close()
 
-	local := &local.Delivery{Maildirs: boxes, Directory: dir}
-	router, err := router.New(router.Options{Directory: dir, Local: local})
+	ld := &local.Delivery{Maildirs: boxes, Directory: dir}
+	rt, err := router.New(router.Options{Directory: dir, Local: ld})
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv, err := smtp.NewServer(smtp.Options{Role: smtp.MX, Hostname: "mx.example.org", Target: router})
+	srv, err := smtp.NewServer(smtp.Options{Role: smtp.MX, Hostname: "mx.example.org", Target: rt})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func cmdQueue(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	q, err := queue.New(queue.Options{Dir: cfg.Path(cfg.Queue.Dir, "queue"), Client: client, Hostname: cfg.Hostname})
+	q, err := queue.New(queue.Options{Dir: cfg.Path(cfg.Queue.Dir, "queue"), Courier: queue.Outbound(client), Hostname: cfg.Hostname})
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func enqueue(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.New(queue.Options{Dir: filepath.Join(dir, "queue"), Client: client})
+	q, err := queue.New(queue.Options{Dir: filepath.Join(dir, "queue"), Courier: queue.Outbound(client)})
 	if err != nil {
 		t.Fatal(err)
 	}

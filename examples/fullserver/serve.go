@@ -306,7 +306,7 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 	bounces := &lateTarget{}
 	s.queue, err = queue.New(queue.Options{
 		Dir:            cfg.Path(cfg.Queue.Dir, "queue"),
-		Client:         client,
+		Courier:        queue.Outbound(client),
 		Bounces:        bounces,
 		Hostname:       cfg.Hostname,
 		MinBackoff:     cfg.Queue.MinBackoff.Duration,
@@ -334,7 +334,7 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 		ld.Filter = &local.SieveFilter{MaildirBase: cfg.Path(cfg.Maildir.Base, "mail"), Before: cfg.Maildir.SieveBefore,
 			After: cfg.Maildir.SieveAfter, GlobalDir: cfg.Maildir.SieveGlobalDir, Outbound: s.queue, Logger: s.log}
 	}
-	router, err := router.New(router.Options{
+	rt, err := router.New(router.Options{
 		Directory: s.dir,
 		Resolve:   resolveOptions(cfg),
 		Local:     s.stats.countDeliveries(ld),
@@ -347,8 +347,8 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 	if err != nil {
 		return nil, err
 	}
-	bounces.t = router
-	return router, nil
+	bounces.t = rt
+	return rt, nil
 }
 
 func (s *server) setupListeners(ctx context.Context, router mail.Target, resolver dnsauth.Resolver) error {

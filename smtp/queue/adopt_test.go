@@ -27,7 +27,7 @@ import (
 func TestSpoolLock(t *testing.T) {
 	srv := outboundtest.Start(t, outboundtest.Options{})
 	a := newFixture(t, portOf(t, deadPort(t)), nil)
-	if _, err := New(Options{Dir: a.dir, Client: a.q.opts.Client}); !errors.Is(err, ErrLocked) {
+	if _, err := New(Options{Dir: a.dir, Courier: a.q.opts.Courier}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second queue on one spool: %v; want ErrLocked", err)
 	}
 	a.enqueue(t, "alice@a.test", []string{"bob@b.test"}, "Subject: one\r\n\r\none\r\n")
@@ -210,7 +210,7 @@ func adoptChild(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := New(Options{Dir: dir, Client: c, Bounces: &recorder{}, PerDestination: 1, MaxConnections: 1})
+	q, err := New(Options{Dir: dir, Courier: Outbound(c), Bounces: &recorder{}, PerDestination: 1, MaxConnections: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

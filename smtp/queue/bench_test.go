@@ -59,7 +59,7 @@ func benchMailagent(b *testing.B, msgs [][]byte, conns int) {
 	sink := outboundtest.Start(b, outboundtest.Options{Discard: true})
 	c := benchClient(b, sink.Port)
 	dir := b.TempDir()
-	q, err := New(Options{Dir: dir, Client: c, PerDestination: conns, MaxActive: 2 * benchMessages})
+	q, err := New(Options{Dir: dir, Courier: Outbound(c), PerDestination: conns, MaxActive: 2 * benchMessages})
 	if err != nil {
 		b.Fatal(err)
 	}

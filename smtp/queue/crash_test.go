@@ -113,7 +113,7 @@ func crashChild(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := New(Options{Dir: dir, Client: c, Bounces: &recorder{}, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	q, err := New(Options{Dir: dir, Courier: Outbound(c), Bounces: &recorder{}, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ type destination struct {
 	workers int
 }
 
-// msgBody is a spooled message as an mail.Body.
+// msgBody is a spooled message as a mail.Body.
 type msgBody struct {
 	path string
 	size int64
@@ -201,7 +201,7 @@ func (q *Queue) startWorkersLocked(d *destination) {
 // it breaks, until the line is empty.
 func (q *Queue) worker(d *destination) {
 	defer q.wg.Done()
-	var cn *outbound.Conn
+	var cn Conn
 	defer func() {
 		if cn != nil {
 			cn.Close()
@@ -239,7 +239,7 @@ func (q *Queue) worker(d *destination) {
 		d.jobs = d.jobs[1:]
 		q.mu.Unlock()
 		if cn == nil {
-			c, oerr := q.opts.Client.Open(q.ctx, d.hop)
+			c, oerr := q.opts.Courier.Open(q.ctx, d.hop)
 			cn = c
 			if oerr != nil {
 				err := outbound.AsError(oerr)

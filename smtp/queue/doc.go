@@ -1,5 +1,5 @@
 // Package queue is mailagent's durable outbound mail queue: it accepts
-// messages as an mail.Target, keeps them in a spool directory until every
+// messages as a mail.Target, keeps them in a spool directory until every
 // recipient is delivered or has failed for good, retries temporary
 // failures with exponential backoff, and returns delivery status
 // notifications to the sender.
@@ -22,10 +22,11 @@
 // without it; a message whose delivery it had begun may go out twice,
 // as RFC 1047 describes, never be lost.
 //
-// Delivery goes through an outbound.Client, recipients grouped by next
-// hop so that one connection carries all recipients of a message for that
-// hop and, in turn, the other messages waiting for it; limits bound the
-// connections per next hop and overall, and the messages in delivery.
+// Delivery goes through a Courier (normally an outbound.Client),
+// recipients grouped by next hop so that one connection carries all
+// recipients of a message for that hop and, in turn, the other messages
+// waiting for it; limits bound the connections per next hop and overall,
+// and the messages in delivery.
 //
 // Standards implemented:
 //   - RFC 5321 §4.5.4.1: retry strategy and giving up (default 5 days)

@@ -109,7 +109,7 @@ func (st *stack) withQueue(port int, r dnsauth.Resolver) {
 	}
 	st.now = &fakeNow{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	bounces := &lateTarget{}
-	st.queue, err = queue.New(queue.WithClock(queue.Options{Dir: filepath.Join(st.dir, "queue"), Client: c,
+	st.queue, err = queue.New(queue.WithClock(queue.Options{Dir: filepath.Join(st.dir, "queue"), Courier: queue.Outbound(c),
 		Bounces: bounces, Hostname: "mx.a.test"}, st.now.Now))
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 
 // A durable queue in front of the outbound client: Enqueue returns once
 // the message is in the spool (fsynced), and Run delivers it, retrying with
-// backoff and bouncing what fails for good. A queue is also an mail.Target:
+// backoff and bouncing what fails for good. A queue is also a mail.Target:
 // give it to router.Options.Queue to forward what the MX and submission
 // accept for other domains. Here the remote MX is a recording peer.
 func Example() {
@@ -29,7 +29,7 @@ func Example() {
 	dns.AddIP("mx.example.net", net.ParseIP("127.0.0.1"))
 	client, _ := outbound.New(outbound.Options{Hostname: "mail.example.org", Resolver: dns, Port: peer.Port})
 
-	q, err := queue.New(queue.Options{Dir: t.TempDir(), Client: client, Hostname: "mail.example.org"})
+	q, err := queue.New(queue.Options{Dir: t.TempDir(), Courier: queue.Outbound(client), Hostname: "mail.example.org"})
 	if err != nil {
 		log.Fatal(err)
 	}

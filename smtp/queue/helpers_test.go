@@ -38,7 +38,7 @@ func (c *clock) Set(t time.Time) {
 
 func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
-// recorder is an mail.Target that keeps what it is given: the sender's
+// recorder is a mail.Target that keeps what it is given: the sender's
 // mailbox for notifications.
 type recorder struct {
 	mu   sync.Mutex
@@ -130,7 +130,7 @@ func (f *fixture) open(t *testing.T, port int, tweak func(*Options)) *Queue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Dir: f.dir, Client: c, Bounces: f.bounces, Hostname: "mta.a.test", now: f.clock.Now}
+	opts := Options{Dir: f.dir, Courier: Outbound(c), Bounces: f.bounces, Hostname: "mta.a.test", now: f.clock.Now}
 	if tweak != nil {
 		tweak(&opts)
 	}

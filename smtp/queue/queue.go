@@ -12,15 +12,15 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/smtp/mail"
-	"github.com/mailagent/mailagent/smtp/outbound"
 )
 
-// Options configures a Queue. Dir and Client are required.
+// Options configures a Queue. Dir and Courier are required.
 type Options struct {
 	// Dir is the spool directory; it is created if missing.
 	Dir string
-	// Client delivers messages.
-	Client *outbound.Client
+	// Courier delivers messages: Outbound(client) for an
+	// *outbound.Client.
+	Courier Courier
 	// Route returns the next hop for a recipient in the form
 	// outbound.ParseNextHop reads (a transport table lookup); "" means
 	// the recipient's domain, through its MX hosts. Nil routes every
@@ -118,8 +118,8 @@ type Queue struct {
 // New opens the spool in opts.Dir, removes what a crash left half-written,
 // and indexes the queued messages. Deliveries start with Run (or RunDue).
 func New(opts Options) (*Queue, error) {
-	if opts.Dir == "" || opts.Client == nil {
-		return nil, errors.New("queue: Dir and Client are required")
+	if opts.Dir == "" || opts.Courier == nil {
+		return nil, errors.New("queue: Dir and Courier are required")
 	}
 	if opts.now == nil {
 		opts.now = time.Now

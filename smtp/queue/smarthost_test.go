@@ -61,7 +61,7 @@ smtpd_error_sleep_time = 0
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.q, err = New(Options{Dir: f.dir, Client: c, Bounces: f.bounces, now: f.clock.Now})
+		f.q, err = New(Options{Dir: f.dir, Courier: Outbound(c), Bounces: f.bounces, now: f.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
