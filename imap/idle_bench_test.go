@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"compress/flate"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -21,7 +22,8 @@ import (
 // binary in TestIdleClients mode), so that only the server's memory is
 // counted. MAILAGENT_BENCH_IDLE_CONNS sets the number of connections
 // (default 1000); MAILAGENT_BENCH_IDLE_TLS=1 serves them with implicit
-// TLS. MAILAGENT_BENCH_IDLE_HEAPPROFILE names a file to write a heap
+// TLS; MAILAGENT_BENCH_IDLE_COMPRESS=1 has each client turn on COMPRESS
+// DEFLATE (RFC 4978) after LOGIN. MAILAGENT_BENCH_IDLE_HEAPPROFILE names a file to write a heap
 // profile to while the connections are held, with every allocation
 // sampled.
 func BenchmarkIdleHeap(b *testing.B) {
@@ -41,6 +43,7 @@ func BenchmarkIdleHeap(b *testing.B) {
 	opts.MaxConnsPerUser = n + 10
 	opts.MaxConns = n + 10
 	useTLS := os.Getenv("MAILAGENT_BENCH_IDLE_TLS") == "1"
+	useCompress := os.Getenv("MAILAGENT_BENCH_IDLE_COMPRESS") == "1"
 	opts.ImplicitTLS = useTLS
 	srv, err := NewServer(opts)
 	if err != nil {
@@ -57,7 +60,7 @@ func BenchmarkIdleHeap(b *testing.B) {
 		before := heapInUse()
 		goroutines := runtime.NumGoroutine()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClients$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("MAILAGENT_IDLE_CLIENTS=%s,%d,%t", l.Addr(), n, useTLS))
+		cmd.Env = append(os.Environ(), fmt.Sprintf("MAILAGENT_IDLE_CLIENTS=%s,%d,%t,%t", l.Addr(), n, useTLS, useCompress))
 		stdin, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
 		cmd.Stderr = os.Stderr
@@ -128,6 +131,7 @@ func TestIdleClients(t *testing.T) {
 	addr := parts[0]
 	n, _ := strconv.Atoi(parts[1])
 	useTLS := len(parts) > 2 && parts[2] == "true"
+	useCompress := len(parts) > 3 && parts[3] == "true"
 	conns := make([]net.Conn, 0, n)
 	for i := 0; i < n; i++ {
 		var c net.Conn
@@ -141,24 +145,42 @@ func TestIdleClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := bufio.NewReader(c)
-		fmt.Fprintf(c, "a LOGIN alice@local.example %q\r\nb SELECT INBOX\r\nc IDLE\r\n", testPassword)
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				t.Fatalf("connection %d: %v", i, err)
-			}
-			if strings.HasPrefix(l, "a NO") || strings.HasPrefix(l, "b NO") || strings.HasPrefix(l, "* BYE") {
-				t.Fatalf("connection %d: %s", i, l)
-			}
-			if strings.HasPrefix(l, "+ ") {
-				break
-			}
+		var w io.Writer = c
+		flush := func() {}
+		fmt.Fprintf(c, "a LOGIN alice@local.example %q\r\n", testPassword)
+		if useCompress {
+			fmt.Fprintf(c, "z COMPRESS DEFLATE\r\n")
+			idleClientWait(t, i, r, "z OK")
+			// Both directions deflated from here on (RFC 4978).
+			r = bufio.NewReader(flate.NewReader(r))
+			fw, _ := flate.NewWriter(c, flate.DefaultCompression)
+			w, flush = fw, func() { fw.Flush() }
 		}
+		fmt.Fprintf(w, "b SELECT INBOX\r\nc IDLE\r\n")
+		flush()
+		idleClientWait(t, i, r, "+ ")
 		conns = append(conns, c)
 	}
 	fmt.Println("READY")
 	io.Copy(io.Discard, os.Stdin)
 	for _, c := range conns {
 		c.Close()
+	}
+}
+
+// idleClientWait reads connection i's responses up to a line starting
+// with want, failing on a refusal.
+func idleClientWait(t *testing.T, i int, r *bufio.Reader, want string) {
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		if strings.HasPrefix(l, "a NO") || strings.HasPrefix(l, "b NO") || strings.HasPrefix(l, "z NO") || strings.HasPrefix(l, "z BAD") || strings.HasPrefix(l, "* BYE") {
+			t.Fatalf("connection %d: %s", i, l)
+		}
+		if strings.HasPrefix(l, want) {
+			return
+		}
 	}
 }
