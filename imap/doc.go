@@ -162,9 +162,11 @@
 //     UIDNEXT, UIDVALIDITY, and for FlagChange HIGHESTMODSEQ once
 //     CONDSTORE is on, else UNSEEN), sent as they happen, between commands and
 //     during IDLE. Other mailboxes are watched through maildir's change
-//     notification, so another process's delivery is seen; the
-//     mailboxes a filter names are those existing at NOTIFY SET, at
-//     most 1,000 (NO [LIMIT] beyond). MailboxName and
+//     notification, so another process's delivery is seen; a filter
+//     covers the mailboxes existing at NOTIFY SET and those this
+//     server's sessions create or rename into it later (another
+//     process's new mailboxes from the next NOTIFY SET), at most 1,000
+//     (NO [LIMIT] beyond). MailboxName and
 //     SubscriptionChange: LIST responses for this server's other
 //     sessions of the user (CREATE, DELETE as \NonExistent, RENAME
 //     with OLDNAME, SUBSCRIBE, UNSUBSCRIBE). AnnotationChange,

@@ -40,12 +40,23 @@ type notifier struct {
 	selUIDItem            bool // MessageNew's items name UID
 
 	watched []*watchedMailbox
-	// groups are the non-selected filters with mailbox events, for
-	// MailboxName and SubscriptionChange.
+	// groups are the non-selected filters, for MailboxName and
+	// SubscriptionChange, and for watching the mailboxes created after
+	// NOTIFY SET that they cover.
 	groups []notifyFilter
 
 	mu   sync.Mutex
 	list []listEvent // LIST responses due, from other sessions
+	// adds are mailboxes created (or renamed to) since that a filter
+	// with message events covers, to be watched by the session's own
+	// goroutine.
+	adds []watchAdd
+}
+
+// watchAdd is a mailbox to start watching.
+type watchAdd struct {
+	name  string
+	flags bool
 }
 
 // notifyFilter is a non-selected filter's mailboxes and its mailbox
@@ -56,6 +67,8 @@ type notifyFilter struct {
 	subscribed    map[string]bool // SUBSCRIBED's names when NOTIFY was set
 	mailboxName   bool            // MailboxName
 	subscriptions bool            // SubscriptionChange
+	messages      bool            // MessageNew and MessageExpunge
+	flags         bool            // FlagChange
 }
 
 // matches reports whether the filter covers mailbox name.
@@ -170,7 +183,7 @@ func (c *conn) cmdNotify(cmd *imapwire.Command) (okStatus, error) {
 			}
 			continue
 		}
-		f := notifyFilter{kind: g.Filter, names: g.Mailboxes, mailboxName: names, subscriptions: subs}
+		f := notifyFilter{kind: g.Filter, names: g.Mailboxes, mailboxName: names, subscriptions: subs, messages: msgNew, flags: flagChange}
 		var watch []string
 		switch g.Filter {
 		case "INBOXES":
@@ -198,9 +211,7 @@ func (c *conn) cmdNotify(cmd *imapwire.Command) (okStatus, error) {
 		case "MAILBOXES":
 			watch = g.Mailboxes
 		}
-		if names || subs {
-			n.groups = append(n.groups, f)
-		}
+		n.groups = append(n.groups, f)
 		if !msgNew {
 			continue
 		}
@@ -219,22 +230,7 @@ func (c *conn) cmdNotify(cmd *imapwire.Command) (okStatus, error) {
 	}
 	s.stopNotify()
 	for _, wt := range wants {
-		f, err := s.md.Folder(s.ctx, wt.name)
-		if err != nil {
-			continue // not there (yet): nothing to watch
-		}
-		mb, _, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name())
-		if err != nil {
-			continue
-		}
-		w := &watchedMailbox{n: n, name: f.Name(), mb: mb, flags: wt.flags}
-		mb.mu.Lock()
-		if mb.watchers == nil {
-			mb.watchers = map[*watchedMailbox]struct{}{}
-		}
-		mb.watchers[w] = struct{}{}
-		mb.mu.Unlock()
-		n.watched = append(n.watched, w)
+		s.watch(n, wt.name, wt.flags)
 	}
 	s.notify = n
 	s.srv.addNotifier(s.md.Path(), n)
@@ -247,6 +243,27 @@ func (c *conn) cmdNotify(cmd *imapwire.Command) (okStatus, error) {
 	}
 	s.pushNotify(c.w)
 	return okStatus{}, nil
+}
+
+// watch starts watching mailbox name for n, if it exists.
+func (s *session) watch(n *notifier, name string, flags bool) *watchedMailbox {
+	f, err := s.md.Folder(s.ctx, name)
+	if err != nil {
+		return nil // not there (yet): nothing to watch
+	}
+	mb, _, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name())
+	if err != nil {
+		return nil
+	}
+	w := &watchedMailbox{n: n, name: f.Name(), mb: mb, flags: flags}
+	mb.mu.Lock()
+	if mb.watchers == nil {
+		mb.watchers = map[*watchedMailbox]struct{}{}
+	}
+	mb.watchers[w] = struct{}{}
+	mb.mu.Unlock()
+	n.watched = append(n.watched, w)
+	return w
 }
 
 // stopNotify ends the session's NOTIFY, if any.
@@ -313,9 +330,17 @@ func (s *session) pushNotify(w *imapwire.Writer) {
 		writeStatus(w, d, "")
 	}
 	n.mu.Lock()
-	events := n.list
-	n.list = nil
+	events, adds := n.list, n.adds
+	n.list, n.adds = nil, nil
 	n.mu.Unlock()
+	for _, a := range adds {
+		if len(n.watched) >= maxNotifyMailboxes || slices.ContainsFunc(n.watched, func(w *watchedMailbox) bool { return w.name == a.name }) {
+			continue
+		}
+		if w := s.watch(n, a.name, a.flags); w != nil {
+			_, w.last = s.notifyStatus(w) // news from now on
+		}
+	}
 	for _, ev := range events {
 		w.Untagged()
 		w.Atom("LIST (" + ev.attrs + `) "` + string(delim) + `" `)
@@ -451,6 +476,22 @@ func (s *session) mailboxEvent(ev listEvent) {
 	srv.notifyMu.Lock()
 	defer srv.notifyMu.Unlock()
 	for n := range srv.notifiers[s.md.Path()] {
+		if !ev.subscription && ev.attrs == "" {
+			// Created, or renamed to: watched from now on where a
+			// filter with message events covers it, for this session
+			// too.
+			for i := range n.groups {
+				if g := &n.groups[i]; g.messages && g.matches(ev.name) {
+					n.mu.Lock()
+					if len(n.adds) < maxNotifyMailboxes {
+						n.adds = append(n.adds, watchAdd{ev.name, g.flags})
+					}
+					n.mu.Unlock()
+					n.signal()
+					break
+				}
+			}
+		}
 		if n.s == s {
 			continue // its own change: the tagged OK says it
 		}
@@ -463,10 +504,7 @@ func (s *session) mailboxEvent(ev listEvent) {
 					n.list = append(n.list, ev)
 				}
 				n.mu.Unlock()
-				select {
-				case n.wake <- struct{}{}:
-				default:
-				}
+				n.signal()
 				break
 			}
 		}
@@ -512,5 +550,13 @@ func (s *session) mailboxChanged(cmd *imapwire.Command) {
 	}
 	if err == nil {
 		s.mailboxEvent(ev)
+	}
+}
+
+// signal wakes the notifier's session.
+func (n *notifier) signal() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
 	}
 }

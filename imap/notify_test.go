@@ -199,3 +199,32 @@ func TestNotifyCondStore(t *testing.T) {
 		t.Fatalf("got %q", lines)
 	}
 }
+
+// TestNotifyNewMailbox: a mailbox created after NOTIFY SET, by the
+// session itself or another, is watched when a filter with message
+// events covers it (personal, subtree, mailboxes by name), and not
+// otherwise.
+func TestNotifyNewMailbox(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	c1 := dial(t, addr)
+	c1.login("alice@local.example")
+	c1.ok("CREATE Lists")
+	c1.ok("NOTIFY SET (subtree Lists (MessageNew MessageExpunge)) (mailboxes Later (MessageNew MessageExpunge FlagChange))")
+	c1.ok("CREATE Lists.go")
+	c2 := dial(t, addr)
+	c2.login("alice@local.example")
+	c2.ok("CREATE Later")
+	c2.ok("CREATE Elsewhere")
+	st.deliver("alice@local.example", "Elsewhere", testMessage)
+	st.deliver("alice@local.example", "Lists.go", testMessage)
+	l := c1.waitLine("* STATUS ")
+	if !strings.HasPrefix(l, `* STATUS "Lists.go" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY `) {
+		t.Fatalf("got %q", l)
+	}
+	st.deliver("alice@local.example", "Later", testMessage)
+	l = c1.waitLine("* STATUS ")
+	if !strings.HasPrefix(l, `* STATUS "Later" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY `) || !strings.Contains(l, "UNSEEN 1") {
+		t.Fatalf("got %q", l)
+	}
+}
