@@ -228,3 +228,23 @@ func TestNotifyNewMailbox(t *testing.T) {
 		t.Fatalf("got %q", l)
 	}
 }
+
+// TestNotifyPolled: with the file-system watcher off (maildir's
+// NoWatcher, as on NFS), another process's delivery still reaches a
+// NOTIFY session, found by the poll.
+func TestNotifyPolled(t *testing.T) {
+	st := newTestStack(t)
+	polled, err := maildir.New(filepath.Join(st.dir, "mail"), &maildir.Options{Hostname: "test", NoWatcher: true, PollInterval: 100 * time.Millisecond})
+	must(t, err)
+	defer polled.Close()
+	opts := st.options()
+	opts.Store = polled
+	_, addr := st.serve(opts)
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("CREATE Feeds")
+	cl.ok("NOTIFY SET (mailboxes Feeds (MessageNew MessageExpunge))")
+	// st.maildirs is another Store on the same files: another process.
+	st.deliver("alice@local.example", "Feeds", testMessage)
+	cl.waitLine(`* STATUS "Feeds" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY `)
+}
