@@ -161,6 +161,7 @@ func (s *server) start(ctx context.Context) error {
 		Resolve:      resolveOptions(cfg),
 		QueryTimeout: cfg.Store.QueryTimeout.Duration,
 		CacheTTL:     5 * time.Second,
+		ChangePoll:   cfg.Store.ChangePoll.Duration,
 	})
 	if err != nil {
 		return fmt.Errorf("store: %w", err)

@@ -225,6 +225,11 @@ type Store struct {
 	// NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]) instead of a hung
 	// connection.
 	QueryTimeout Duration `toml:"query_timeout"`
+	// ChangePoll is how often the server reads the directory's change
+	// counter, so that a change made through another node or a command
+	// clears its lookup cache (default 1 s; on PostgreSQL a LISTEN
+	// connection hears changes at once and the poll is its fallback).
+	ChangePoll Duration `toml:"change_poll"`
 }
 
 // Maildir places the mailboxes.
@@ -445,7 +450,8 @@ func Default() *Config {
 		TLS: TLS{Profile: "intermediate", MXProfile: "old",
 			ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEHosts: []string{}},
 		Maildir: Maildir{Sieve: true, PollInterval: Duration{time.Second}, Watcher: true},
-		Store:   Store{Driver: "sqlite", SubaddressDelimiter: "+", QueryTimeout: Duration{5 * time.Second}},
+		Store: Store{Driver: "sqlite", SubaddressDelimiter: "+", QueryTimeout: Duration{5 * time.Second},
+			ChangePoll: Duration{time.Second}},
 		Limits: Limits{
 			MaxMessageBytes:     50 << 20,
 			MaxRecipients:       100,
@@ -626,6 +632,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.QueryTimeout.Duration <= 0 {
 		bad("store.query_timeout", "must be positive")
+	}
+	if c.Store.ChangePoll.Duration <= 0 {
+		bad("store.change_poll", "must be positive")
 	}
 	oneOf := func(key, v string, allowed ...string) {
 		for _, a := range allowed {
