@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net"
 	"net/textproto"
 	"os"
@@ -39,20 +40,26 @@ func TestProxyEndToEnd(t *testing.T) {
 }
 
 // clusterPorts picks, for each listener, one port free on all three
-// addresses: the proxy reaches every backend on the same ports.
+// addresses: the proxy reaches every backend on the same ports. They are
+// drawn below the kernel's ephemeral range (32768 and up), so that no
+// other test's outgoing connection or ":0" listener takes one between
+// this check and the nodes' start.
 func clusterPorts(t *testing.T, names ...string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
+	used := map[int]bool{}
 	for _, n := range names {
 		for try := 0; ; try++ {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
+			if try > 100 {
+				t.Fatal("no port free on 127.0.0.1-3")
 			}
-			port := ln.Addr().(*net.TCPAddr).Port
+			port := 20000 + mathrand.IntN(12000)
+			if used[port] {
+				continue
+			}
 			ok := true
 			var held []net.Listener
-			for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+			for _, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
 				l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
 				if err != nil {
 					ok = false
@@ -60,16 +67,12 @@ func clusterPorts(t *testing.T, names ...string) map[string]int {
 				}
 				held = append(held, l)
 			}
-			ln.Close()
 			for _, l := range held {
 				l.Close()
 			}
 			if ok {
-				out[n] = port
+				out[n], used[port] = port, true
 				break
-			}
-			if try > 20 {
-				t.Fatal("no port free on 127.0.0.1-3")
 			}
 		}
 	}
@@ -114,18 +117,18 @@ func (n *node) run(t *testing.T, stdin string, args ...string) string {
 	return string(out)
 }
 
-// start runs the server and waits for its banner.
-func (n *node) start(t *testing.T) {
-	t.Helper()
+// start runs the server and waits for its banner; it may run on a
+// goroutine of its own, so it returns its failure.
+func (n *node) start(t *testing.T) error {
 	cmd := exec.Command(n.bin, "-config", n.cfg)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	n.logs, n.exited = &syncBuf{}, make(chan error, 1)
 	cmd.Stderr = n.logs
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	n.proc = cmd.Process
 	go func() { n.exited <- cmd.Wait() }()
@@ -140,10 +143,17 @@ func (n *node) start(t *testing.T) {
 	for sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "Read it:") {
 			go io.Copy(io.Discard, stdout)
-			return
+			return nil
 		}
 	}
-	t.Fatalf("%s did not start:\n%s", n.name, n.logs.String())
+	// Its standard error is complete once it has exited.
+	select {
+	case err := <-n.exited:
+		n.exited <- err
+		return fmt.Errorf("%s did not start (%v):\n%s", n.name, err, n.logs.String())
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("%s closed its standard output without exiting:\n%s", n.name, n.logs.String())
+	}
 }
 
 func runProxyE2E(t *testing.T, bin, driver, dsn string) {
@@ -208,11 +218,17 @@ source_address = "127.0.0.3"
 		n1.run(t, "", "user", "move", user+"@cluster.test", host)
 	}
 	var wg sync.WaitGroup
-	for _, n := range []*node{n1, n2, px} {
+	errs := make([]error, 3)
+	for i, n := range []*node{n1, n2, px} {
 		wg.Add(1)
-		go func() { defer wg.Done(); n.start(t) }()
+		go func() { defer wg.Done(); errs[i] = n.start(t) }()
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	at := func(ip, l string) string { return fmt.Sprintf("%s:%d", ip, ports[l]) }
 	// Mail for each user through the other node's MX: with shared
