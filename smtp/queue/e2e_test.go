@@ -59,9 +59,6 @@ func (f *fakeNow) Advance(d time.Duration) {
 	f.t = f.t.Add(d)
 }
 
-// lateTarget breaks the cycle router → queue → notifications → router.
-type lateTarget struct{ mail.Target }
-
 func newStack(t *testing.T, domain string, users ...string) *stack {
 	t.Helper()
 	ctx := context.Background()
@@ -108,21 +105,20 @@ func (st *stack) withQueue(port int, r dnsauth.Resolver) {
 		t.Fatal(err)
 	}
 	st.now = &fakeNow{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	bounces := &lateTarget{}
+	// Notifications to local senders go through the router to their
+	// Maildirs; to others, through the router to the queue.
 	st.queue, err = queue.New(queue.WithClock(queue.Options{Dir: filepath.Join(st.dir, "queue"), Courier: queue.Outbound(c),
-		Bounces: bounces, Hostname: "mx.a.test"}, st.now.Now))
+		Hostname: "mx.a.test",
+		BounceTarget: func(q *queue.Queue) (mail.Target, error) {
+			r, err := router.New(router.Options{Directory: st.db,
+				Local: &local.Delivery{Maildirs: st.md, Directory: st.db}, Queue: q, Transports: q})
+			st.router = r
+			return r, err
+		}}, st.now.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.queue.Close() })
-	st.router, err = router.New(router.Options{Directory: st.db,
-		Local: &local.Delivery{Maildirs: st.md, Directory: st.db}, Queue: st.queue, Transports: st.queue})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Notifications to local senders go through the router to their
-	// Maildirs; to others, through the router to the queue.
-	bounces.Target = st.router
 }
 
 // serve runs a server for role on addr.

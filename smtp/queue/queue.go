@@ -30,6 +30,13 @@ type Options struct {
 	// when nil. An embedder routes them to local mailboxes for local
 	// senders and to the queue otherwise.
 	Bounces mail.Target
+	// BounceTarget, when set instead of Bounces, builds the target of
+	// the notifications from the queue: New calls it once, after the
+	// spool is read and before it returns, so that a router whose Queue
+	// is this queue (and which routes the notifications back into it for
+	// remote senders) is made in the same step, with no target to fill
+	// in later. An error fails New.
+	BounceTarget func(q *Queue) (mail.Target, error)
 	// Hostname names this system in notifications (Reporting-MTA and the
 	// MAILER-DAEMON address); "localhost" if empty.
 	Hostname string
@@ -121,6 +128,9 @@ func New(opts Options) (*Queue, error) {
 	if opts.Dir == "" || opts.Courier == nil {
 		return nil, errors.New("queue: Dir and Courier are required")
 	}
+	if opts.Bounces != nil && opts.BounceTarget != nil {
+		return nil, errors.New("queue: Bounces and BounceTarget are exclusive")
+	}
 	if opts.now == nil {
 		opts.now = time.Now
 	}
@@ -191,6 +201,12 @@ func New(opts Options) (*Queue, error) {
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if opts.BounceTarget != nil {
+		if q.opts.Bounces, err = opts.BounceTarget(q); err != nil {
+			q.cancel()
+			return nil, err
+		}
 	}
 	return q, nil
 }
