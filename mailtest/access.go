@@ -11,26 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/mailagent/mailagent/imap"
-	"github.com/mailagent/mailagent/pop3"
 )
-
-// startAccess starts the IMAP and POP3 servers (STARTTLS and STLS).
-func (s *Server) startAccess() error {
-	is, err := imap.NewServer(imap.Options{Store: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS, ConnLimiter: s.conns, Logger: s.logger})
-	if err != nil {
-		return err
-	}
-	if s.IMAPAddr, err = s.listenAndServe(is.Serve, is.Shutdown); err != nil {
-		return err
-	}
-	ps, err := pop3.NewServer(pop3.Options{Hostname: s.Hostname, Maildirs: s.Maildirs, Authenticator: s.Auth, TLSConfig: s.TLS, ConnLimiter: s.conns, Logger: s.logger})
-	if err != nil {
-		return err
-	}
-	s.POP3Addr, err = s.listenAndServe(ps.Serve, ps.Shutdown)
-	return err
-}
 
 // DialIMAP connects to the IMAP server with STARTTLS and logs in. The
 // connection is closed by t.Cleanup.

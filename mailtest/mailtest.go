@@ -1,7 +1,9 @@
 // Package mailtest runs complete mailagent stacks in-process for tests of
 // mail flows: a directory in SQLite, Maildirs, the MX, submission and LMTP
 // servers, the outbound queue, IMAP and POP3, all on loopback with
-// temporary directories and a mock DNS, torn down by t.Cleanup.
+// temporary directories and a mock DNS, torn down by t.Cleanup. Each is
+// assembled as examples/fullserver assembles its own (one package,
+// internal/stack, wires both).
 //
 // Several servers on one Network exchange mail through MX lookups in the
 // shared mock DNS, with SPF, DKIM, DMARC and iprev records published for
@@ -30,11 +32,12 @@ import (
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/imap"
 	"github.com/mailagent/mailagent/internal/connlimit"
+	"github.com/mailagent/mailagent/internal/stack"
 	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/pop3"
 	"github.com/mailagent/mailagent/smtp"
-	"github.com/mailagent/mailagent/smtp/local"
-	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/queue"
 	"github.com/mailagent/mailagent/smtp/router"
@@ -67,13 +70,12 @@ type Server struct {
 	// default.
 	TLS, MXTLS *tls.Config
 
-	t       testing.TB
-	dir     string
-	logger  *slog.Logger
-	ctx     context.Context
-	cancel  context.CancelFunc
-	mx      *smtp.Server
-	closers []func()
+	t      testing.TB
+	dir    string
+	logger *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	stack  *stack.Stack
 	// conns counts the connections of all the stack's listeners
 	// together, as examples/fullserver does for a process.
 	conns *connlimit.Limiter
@@ -155,122 +157,72 @@ func (s *Server) start(o options) error {
 		return err
 	}
 	s.IP = ip
-
 	if o.driver == "" {
 		o.driver, o.dsn = store.DriverSQLite, filepath.Join(s.dir, "mailagent.db")
 	}
-	if s.Store, err = store.Open(ctx, o.driver, o.dsn, &store.Options{Logger: s.logger, Migrate: true}); err != nil {
-		return err
-	}
-	s.closers = append(s.closers, func() { s.Store.Close() })
-	if err := s.Store.AddDomain(ctx, s.Domain); err != nil && !errors.Is(err, store.ErrExists) {
-		return err
-	}
-	if s.Maildirs, err = maildir.New(filepath.Join(s.dir, "mail"), &maildir.Options{Logger: s.logger, Hostname: s.Hostname}); err != nil {
-		return err
-	}
-	s.closers = append(s.closers, func() { s.Maildirs.Close() })
-	s.Auth = &auth.Authenticator{Users: s.Store, Logger: s.logger, Argon2: testArgon2}
-
 	if err := s.setupTLS(); err != nil {
 		return err
 	}
 	if err := s.publishDNS(o); err != nil {
 		return err
 	}
+	var lns [5]net.Listener // MX, submission, LMTP, IMAP, POP3
+	for i := range lns {
+		if lns[i], err = net.Listen("tcp", net.JoinHostPort(s.IP.String(), "0")); err != nil {
+			for _, l := range lns[:i] {
+				l.Close()
+			}
+			return err
+		}
+	}
+	s.MXAddr, s.SubmissionAddr, s.LMTPAddr = lns[0].Addr().String(), lns[1].Addr().String(), lns[2].Addr().String()
+	s.IMAPAddr, s.POP3Addr = lns[3].Addr().String(), lns[4].Addr().String()
 
-	client, err := outbound.New(outbound.Options{
-		Hostname: s.Hostname,
-		Resolver: s.Network.Resolver,
-		Dialer:   dialer{n: s.Network, ip: s.IP},
-		// The peers on the network use self-signed certificates;
-		// opportunistic TLS still encrypts.
-		TLSConfig: &tls.Config{InsecureSkipVerify: true},
-		Logger:    s.logger,
+	checks := (&smtp.SenderAuth{Resolver: s.Network.Resolver, Logger: s.logger}).Checks()
+	s.stack, err = stack.New(ctx, stack.Config{
+		Hostname:    s.Hostname,
+		Logger:      s.logger,
+		Store:       stack.StoreConfig{Driver: o.driver, DSN: o.dsn, Options: store.Options{Migrate: true}},
+		MaildirBase: filepath.Join(s.dir, "mail"),
+		Resolver:    s.Network.Resolver,
+		TLS:         s.TLS,
+		ConnLimiter: s.conns,
+		Auth:        &auth.Authenticator{Logger: s.logger, Argon2: testArgon2},
+		Outbound: outbound.Options{
+			Dialer: dialer{n: s.Network, ip: s.IP},
+			// The peers on the network use self-signed certificates;
+			// opportunistic TLS still encrypts.
+			TLSConfig: &tls.Config{InsecureSkipVerify: true},
+		},
+		Queue: queue.Options{
+			Dir:        filepath.Join(s.dir, "queue"),
+			MinBackoff: 50 * time.Millisecond,
+			MaxBackoff: 200 * time.Millisecond,
+		},
+		SMTP: []stack.Listener[smtp.Options]{
+			{Name: "mx", Listener: lns[0], Options: smtp.Options{Role: smtp.MX, Checks: checks, TLSConfig: s.MXTLS, SpoolDir: s.dir}},
+			{Name: "submission", Listener: lns[1], Options: smtp.Options{Role: smtp.Submission, SpoolDir: s.dir,
+				Signer: smtp.DKIMSigner{Signer: dnsauth.NewSigner(s.DKIM)}}},
+			{Name: "lmtp", Listener: lns[2], Options: smtp.Options{Role: smtp.LMTP, SpoolDir: s.dir}},
+		},
+		IMAP: []stack.Listener[imap.Options]{{Name: "imap", Listener: lns[3]}},
+		POP3: []stack.Listener[pop3.Options]{{Name: "pop3", Listener: lns[4]}},
 	})
 	if err != nil {
 		return err
 	}
-	bounces := &lateTarget{}
-	if s.Queue, err = queue.New(queue.Options{
-		Dir:        filepath.Join(s.dir, "queue"),
-		Courier:    queue.Outbound(client),
-		Bounces:    bounces,
-		Hostname:   s.Hostname,
-		MinBackoff: 50 * time.Millisecond,
-		MaxBackoff: 200 * time.Millisecond,
-		Logger:     s.logger,
-	}); err != nil {
+	s.Store, s.Maildirs, s.Auth, s.Queue, s.Router = s.stack.Directory, s.stack.Maildirs, s.stack.Auth, s.stack.Queue, s.stack.Router
+	if err := s.Store.AddDomain(ctx, s.Domain); err != nil && !errors.Is(err, store.ErrExists) {
 		return err
 	}
-	go s.Queue.Run(ctx)
-	s.closers = append(s.closers, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Queue.Shutdown(sctx)
-	})
-
-	ld := &local.Delivery{Maildirs: s.Maildirs, Directory: s.Store, Logger: s.logger}
-	if s.Router, err = router.New(router.Options{Directory: s.Store, Local: ld, Queue: s.Queue, Logger: s.logger}); err != nil {
-		return err
-	}
-	bounces.t = s.Router
-
-	checks := (&smtp.SenderAuth{Resolver: s.Network.Resolver, Logger: s.logger}).Checks()
-	if s.mx, s.MXAddr, err = s.serve(smtp.Options{Role: smtp.MX, Checks: checks, TLSConfig: s.MXTLS}); err != nil {
-		return err
-	}
+	s.stack.Serve()
 	s.Network.setMX(s.IP, s.MXAddr)
-	if _, s.SubmissionAddr, err = s.serve(smtp.Options{
-		Role: smtp.Submission, Authenticator: s.Auth, Directory: s.Store,
-		Signer: smtp.DKIMSigner{Signer: dnsauth.NewSigner(s.DKIM)},
-	}); err != nil {
-		return err
-	}
-	if _, s.LMTPAddr, err = s.serve(smtp.Options{Role: smtp.LMTP}); err != nil {
-		return err
-	}
-	return s.startAccess()
+	return nil
 }
 
 // testArgon2 keeps password hashing cheap: tests log in often, and the
 // production parameters cost 64 MiB and tens of milliseconds each.
 var testArgon2 = auth.Argon2Params{Time: 1, Memory: 1024, Threads: 1}
-
-// serve starts one SMTP-family server on the server's address.
-func (s *Server) serve(opts smtp.Options) (*smtp.Server, string, error) {
-	opts.Hostname = s.Hostname
-	opts.Target = s.Router
-	if opts.TLSConfig == nil {
-		opts.TLSConfig = s.TLS
-	}
-	opts.Logger = s.logger
-	opts.SpoolDir = s.dir
-	opts.ConnLimiter = s.conns
-	opts.Resolve = store.ResolveOptions{}
-	srv, err := smtp.NewServer(opts)
-	if err != nil {
-		return nil, "", err
-	}
-	addr, err := s.listenAndServe(srv.Serve, srv.Shutdown)
-	return srv, addr, err
-}
-
-// listenAndServe runs a server on a new port of the server's address and
-// registers its shutdown.
-func (s *Server) listenAndServe(serve func(net.Listener) error, shutdown func(context.Context) error) (string, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(s.IP.String(), "0"))
-	if err != nil {
-		return "", err
-	}
-	go serve(ln)
-	s.closers = append(s.closers, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		shutdown(ctx)
-	})
-	return ln.Addr().String(), nil
-}
 
 func (s *Server) setupTLS() error {
 	certFile, keyFile, err := auth.SelfSigned(filepath.Join(s.dir, "tls"), s.Hostname)
@@ -332,14 +284,9 @@ func (s *Server) StartMX() { s.Network.setMX(s.IP, s.MXAddr) }
 
 func (s *Server) close() {
 	s.cancel()
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		s.closers[i]()
+	if s.stack != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.stack.Shutdown(ctx)
 	}
-}
-
-// lateTarget lets the queue be built before the router it bounces into.
-type lateTarget struct{ t mail.Target }
-
-func (l *lateTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
-	return l.t.Start(ctx, env)
 }
