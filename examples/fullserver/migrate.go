@@ -100,10 +100,19 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 // migrates it.
 func openDirectory(ctx context.Context, cfg *config.Config, opts *store.Options) (*store.SQL, error) {
 	st, err := store.Open(ctx, cfg.Store.Driver, cfg.StoreDSN(), opts)
+	if err != nil {
+		return nil, directoryError(err)
+	}
+	return st, nil
+}
+
+// directoryError says how to migrate a schema that is behind; other
+// errors pass unchanged.
+func directoryError(err error) error {
 	var se *store.SchemaError
 	if errors.As(err, &se) {
-		return nil, fmt.Errorf("the directory's schema is at version %d, this program needs %d: run \"fullserver migrate -dsn DSN\""+
+		return fmt.Errorf("the directory's schema is at version %d, this program needs %d: run \"fullserver migrate -dsn DSN\""+
 			" with this configuration and the DSN of a database user that may CREATE and ALTER tables", se.Have, se.Want)
 	}
-	return st, err
+	return err
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/mailagent/mailagent/examples/fullserver/config"
 	"github.com/mailagent/mailagent/internal/connlimit"
 	"github.com/mailagent/mailagent/internal/proxy"
+	"github.com/mailagent/mailagent/internal/stack"
 	"github.com/mailagent/mailagent/internal/unixsock"
 	"github.com/mailagent/mailagent/maildir"
 	"github.com/mailagent/mailagent/smtp"
@@ -155,34 +156,19 @@ func (s *server) start(ctx context.Context) error {
 		return err
 	}
 
-	var err error
-	s.dir, err = openDirectory(ctx, cfg, &store.Options{
-		Logger:       s.log,
-		Resolve:      resolveOptions(cfg),
-		QueryTimeout: cfg.Store.QueryTimeout.Duration,
-		CacheTTL:     5 * time.Second,
-		ChangePoll:   cfg.Store.ChangePoll.Duration,
-	})
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	s.onStop(func(context.Context) error { return s.dir.Close() })
-
 	if err := s.setupTLS(); err != nil {
 		return err
 	}
 	if cfg.Proxy.Enabled {
+		// A proxy holds no mail: the directory (where each user's
+		// backend is) is all it needs of the stack.
+		var err error
+		if s.dir, err = openDirectory(ctx, cfg, s.storeOptions()); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		s.onStop(func(context.Context) error { return s.dir.Close() })
 		return s.startProxy(ctx)
 	}
-	s.mail, err = maildir.New(cfg.Path(cfg.Maildir.Base, "mail"), &maildir.Options{
-		Logger: s.log, Hostname: cfg.Hostname, MaxMessageSize: cfg.Limits.MaxMessageBytes,
-		PollInterval: cfg.Maildir.PollInterval.Duration, NoWatcher: !cfg.Maildir.Watcher,
-	})
-	if err != nil {
-		return fmt.Errorf("maildir: %w", err)
-	}
-	s.onStop(func(context.Context) error { return s.mail.Close() })
-
 	resolver := s.resolver
 	switch {
 	case resolver != nil:
@@ -193,14 +179,27 @@ func (s *server) start(ctx context.Context) error {
 	}
 	resolver = dnsauth.WithTimeout(resolver, cfg.DNS.Timeout.Duration)
 
-	router, err := s.setupDelivery(ctx, resolver)
+	sc, err := s.stackConfig(resolver)
 	if err != nil {
 		return err
 	}
+	st, err := stack.New(ctx, sc)
+	var se *store.SchemaError
+	if errors.As(err, &se) {
+		return fmt.Errorf("store: %w", directoryError(se))
+	}
+	if err != nil {
+		return err
+	}
+	s.onStop(st.Shutdown)
+	s.dir, s.mail, s.queue, s.auth = st.Directory, st.Maildirs, st.Queue, st.Auth
+	s.stats.watchQueue(s.queue)
+	s.stats.watchAuth(s.auth)
 	if err := s.startControl(); err != nil {
 		return err
 	}
-	if err := s.setupListeners(ctx, router, resolver); err != nil {
+	st.Serve()
+	if err := s.setupMetrics(); err != nil {
 		return err
 	}
 	// Only a server that came up creates the first user: a password
@@ -265,16 +264,81 @@ func (s *server) setupTLS() error {
 	return nil
 }
 
-// setupDelivery builds the outbound queue and the router in front of the
-// local Maildirs, the queue and the transports.
-func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (mail.Target, error) {
-	cfg := s.cfg
-	opts := outbound.Options{
-		Hostname: cfg.Hostname,
-		Resolver: resolver,
-		Port:     cfg.Queue.Port,
-		Logger:   s.log,
+// storeOptions are the directory's options as the server uses it.
+func (s *server) storeOptions() *store.Options {
+	return &store.Options{
+		Logger:       s.log,
+		Resolve:      resolveOptions(s.cfg),
+		QueryTimeout: s.cfg.Store.QueryTimeout.Duration,
+		CacheTTL:     5 * time.Second,
+		ChangePoll:   s.cfg.Store.ChangePoll.Duration,
 	}
+}
+
+// stackConfig describes the mail stack (directory, Maildirs, queue,
+// router, servers) of the configuration, opening its listeners.
+func (s *server) stackConfig(resolver dnsauth.Resolver) (stack.Config, error) {
+	cfg := s.cfg
+	sc := stack.Config{
+		Hostname:    cfg.Hostname,
+		Logger:      s.log,
+		Store:       stack.StoreConfig{Driver: cfg.Store.Driver, DSN: cfg.StoreDSN(), Options: *s.storeOptions()},
+		MaildirBase: cfg.Path(cfg.Maildir.Base, "mail"),
+		Maildir: maildir.Options{MaxMessageSize: cfg.Limits.MaxMessageBytes,
+			PollInterval: cfg.Maildir.PollInterval.Duration, NoWatcher: !cfg.Maildir.Watcher},
+		Resolver: resolver,
+		TLS:      s.tlsCfg,
+		// One limiter for every listener: limits.max_connections and
+		// limits.max_connections_per_ip hold for the whole process.
+		ConnLimiter: connlimit.New(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP),
+		Outbound:    outbound.Options{Port: cfg.Queue.Port},
+		Queue: queue.Options{
+			Dir:            cfg.Path(cfg.Queue.Dir, "queue"),
+			MinBackoff:     cfg.Queue.MinBackoff.Duration,
+			MaxBackoff:     cfg.Queue.MaxBackoff.Duration,
+			MaxLifetime:    cfg.Queue.MaxAge.Duration,
+			PerDestination: cfg.Queue.PerDestination,
+			// Long enough for a peer that is adopting this spool's
+			// messages to finish.
+			LockWait:      30 * time.Second,
+			Peers:         cfg.Queue.Peers,
+			AdoptInterval: cfg.Queue.AdoptInterval.Duration,
+		},
+		Local: &local.Delivery{QuotaTempFail: cfg.Maildir.QuotaFullTempfail,
+			JunkFolder: func(u *store.User) string { return cfg.Junk.JunkFolder(u.Address) }},
+		WrapLocal: s.stats.countDeliveries,
+		Router:    router.Options{Resolve: resolveOptions(cfg)},
+		// Transport-table next hops go through the queue too, so that a
+		// down LMTP or smart host never loses acknowledged mail.
+		QueueTransports: true,
+		QuarantineHop:   s.quarantineHop(),
+		ServeError: func(name string, err error) {
+			s.serveErrs <- fmt.Errorf("%s: %w", name, err)
+		},
+	}
+	s.conns = sc.ConnLimiter
+	if cfg.Maildir.Sieve {
+		// The stack sends vacation replies through its queue.
+		sc.Local.Filter = &local.SieveFilter{MaildirBase: sc.MaildirBase, Before: cfg.Maildir.SieveBefore,
+			After: cfg.Maildir.SieveAfter, GlobalDir: cfg.Maildir.SieveGlobalDir, Logger: s.log}
+	}
+	if err := s.relayOptions(&sc.Outbound); err != nil {
+		return sc, err
+	}
+	if err := s.smtpListeners(&sc, resolver); err != nil {
+		sc.CloseListeners()
+		return sc, err
+	}
+	if err := s.accessListeners(&sc); err != nil {
+		sc.CloseListeners()
+		return sc, err
+	}
+	return sc, nil
+}
+
+// relayOptions sets the outbound client's smart host (relay.*).
+func (s *server) relayOptions(opts *outbound.Options) error {
+	cfg := s.cfg
 	if cfg.Relay.Host != "" {
 		scheme := "smtp"
 		if cfg.Relay.ImplicitTLS {
@@ -296,70 +360,16 @@ func (s *server) setupDelivery(ctx context.Context, resolver dnsauth.Resolver) (
 	if cfg.Relay.CAFile != "" {
 		tc, err := relayTLSConfig(cfg.Relay.CAFile)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		opts.TLSConfig = tc
 	}
-	client, err := outbound.New(opts)
-	if err != nil {
-		return nil, fmt.Errorf("outbound: %w", err)
-	}
-	bounces := &lateTarget{}
-	s.queue, err = queue.New(queue.Options{
-		Dir:            cfg.Path(cfg.Queue.Dir, "queue"),
-		Courier:        queue.Outbound(client),
-		Bounces:        bounces,
-		Hostname:       cfg.Hostname,
-		MinBackoff:     cfg.Queue.MinBackoff.Duration,
-		MaxBackoff:     cfg.Queue.MaxBackoff.Duration,
-		MaxLifetime:    cfg.Queue.MaxAge.Duration,
-		PerDestination: cfg.Queue.PerDestination,
-		Logger:         s.log,
-		// Long enough for a peer that is adopting this spool's
-		// messages to finish.
-		LockWait:      30 * time.Second,
-		Peers:         cfg.Queue.Peers,
-		AdoptInterval: cfg.Queue.AdoptInterval.Duration,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	qctx, qcancel := context.WithCancel(context.WithoutCancel(ctx))
-	go s.queue.Run(qctx)
-	s.onStop(func(ctx context.Context) error { defer qcancel(); return s.queue.Shutdown(ctx) })
-	s.stats.watchQueue(s.queue)
-
-	ld := &local.Delivery{Maildirs: s.mail, Directory: s.dir, QuotaTempFail: cfg.Maildir.QuotaFullTempfail, Logger: s.log,
-		JunkFolder: func(u *store.User) string { return cfg.Junk.JunkFolder(u.Address) }}
-	if cfg.Maildir.Sieve {
-		ld.Filter = &local.SieveFilter{MaildirBase: cfg.Path(cfg.Maildir.Base, "mail"), Before: cfg.Maildir.SieveBefore,
-			After: cfg.Maildir.SieveAfter, GlobalDir: cfg.Maildir.SieveGlobalDir, Outbound: s.queue, Logger: s.log}
-	}
-	rt, err := router.New(router.Options{
-		Directory: s.dir,
-		Resolve:   resolveOptions(cfg),
-		Local:     s.stats.countDeliveries(ld),
-		Queue:     s.queue,
-		// Transport-table next hops go through the queue too, so that a
-		// down LMTP or smart host never loses acknowledged mail.
-		Transports: s.queue,
-		Logger:     s.log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	bounces.t = rt
-	return rt, nil
+	return nil
 }
 
-func (s *server) setupListeners(ctx context.Context, router mail.Target, resolver dnsauth.Resolver) error {
+// smtpListeners adds the MX, submission and LMTP servers that listen.
+func (s *server) smtpListeners(sc *stack.Config, resolver dnsauth.Resolver) error {
 	cfg := s.cfg
-	// One Authenticator for every listener: its throttle counts a
-	// client's failures across SMTP AUTH, IMAP and POP3 together.
-	authn := &auth.Authenticator{Users: s.dir, Logger: s.log}
-	s.conns = connlimit.New(cfg.Limits.MaxConnections, cfg.Limits.MaxConnectionsPerIP)
-	s.auth = authn
-	s.stats.watchAuth(authn)
 	var signer mail.Signer
 	if cfg.DKIM.Sign {
 		if err := s.signer.load(cfg.Path(cfg.DKIM.KeyDir, "dkim")); err != nil {
@@ -382,22 +392,16 @@ func (s *server) setupListeners(ctx context.Context, router mail.Target, resolve
 		Logger:        s.log,
 	}
 	base := smtp.Options{
-		Hostname:         cfg.Hostname,
 		PostmasterDomain: cfg.PostmasterDomain,
-		Target:           router,
-		TLSConfig:        s.tlsCfg,
 		Resolve:          resolveOptions(cfg),
 		MaxMessageBytes:  cfg.Limits.MaxMessageBytes,
 		MaxRecipients:    cfg.Limits.MaxRecipients,
-		ConnLimiter:      s.conns,
 		MaxAuthFailures:  cfg.Limits.MaxAuthFailures,
 		ReadTimeout:      cfg.Limits.SMTPCommandTimeout.Duration,
 		LoginTimeout:     cfg.Limits.LoginTimeout.Duration,
 		MinDataRate:      cfg.Limits.MinDataRate,
 		DataRateGrace:    cfg.Limits.DataRateGrace.Duration,
-		Logger:           s.log,
 	}
-	quarantine := s.quarantineTarget()
 	// Validate has checked these.
 	lmtpNets, _ := cfg.Listen.LMTPPrefixes()
 	roles := []struct {
@@ -406,16 +410,16 @@ func (s *server) setupListeners(ctx context.Context, router mail.Target, resolve
 	}{
 		{"mx", cfg.Listen.MX, func(o *smtp.Options) {
 			o.Role, o.Checks, o.TLSConfig = smtp.MX, sender.Checks(), s.mxTLS
-			o.Checks.Filters, o.Quarantine = milters(cfg, cfg.Milter.MX, "mx", s.log), quarantine
+			o.Checks.Filters = milters(cfg, cfg.Milter.MX, "mx", s.log)
 		}},
 		{"submission", cfg.Listen.Submission, func(o *smtp.Options) {
-			o.Role, o.Authenticator, o.Directory, o.Signer, o.SendAs = smtp.Submission, authn, s.dir, signer, cfg.SendAs
-			o.Checks.Filters, o.Quarantine = milters(cfg, cfg.Milter.Submission, "submission", s.log), quarantine
+			o.Role, o.Signer, o.SendAs = smtp.Submission, signer, cfg.SendAs
+			o.Checks.Filters = milters(cfg, cfg.Milter.Submission, "submission", s.log)
 		}},
 		{"submissions", cfg.Listen.Submissions, func(o *smtp.Options) {
-			o.Role, o.Authenticator, o.Directory, o.Signer, o.ImplicitTLS = smtp.Submission, authn, s.dir, signer, true
+			o.Role, o.Signer, o.ImplicitTLS = smtp.Submission, signer, true
 			o.SendAs = cfg.SendAs
-			o.Checks.Filters, o.Quarantine = milters(cfg, cfg.Milter.Submission, "submissions", s.log), quarantine
+			o.Checks.Filters = milters(cfg, cfg.Milter.Submission, "submissions", s.log)
 		}},
 		{"lmtp", cfg.Listen.LMTP, func(o *smtp.Options) {
 			o.Role, o.LMTPNetworks = smtp.LMTP, lmtpNets
@@ -428,19 +432,18 @@ func (s *server) setupListeners(ctx context.Context, router mail.Target, resolve
 		}
 		o := base
 		r.apply(&o)
-		srv, err := smtp.NewServer(o)
-		if err != nil {
-			return fmt.Errorf("%s: %w", r.name, err)
-		}
 		ln, err := s.listen(r.name, r.addr)
 		if err != nil {
 			return err
 		}
-		s.serve(r.name, func() error { return srv.Serve(ln) }, srv.Shutdown, smtp.ErrServerClosed)
+		sc.SMTP = append(sc.SMTP, stack.Listener[smtp.Options]{Name: r.name, Listener: ln, Options: o})
 	}
-	if err := s.setupAccess(ctx, authn); err != nil {
-		return err
-	}
+	return nil
+}
+
+// setupMetrics starts the metrics listener, then the HTTPS one.
+func (s *server) setupMetrics() error {
+	cfg := s.cfg
 	if cfg.Listen.Metrics != "" {
 		ln, err := s.listen("metrics", cfg.Listen.Metrics)
 		if err != nil {
@@ -538,27 +541,22 @@ func (s *server) reload(ctx context.Context) {
 	}
 }
 
-// quarantineTarget is where messages a milter quarantines go: held in
-// the queue (fullserver queue list, release, delete), delivered once
+// quarantineHop is where messages a milter quarantines go: held in the
+// queue (fullserver queue list, release, delete), delivered once
 // released through this server's own LMTP listener, whose milters
 // (milter.lmtp, none by default) do not quarantine them again. Without
 // an LMTP listener they go to the recipients' Junk folders instead.
-func (s *server) quarantineTarget() mail.Target {
+func (s *server) quarantineHop() string {
 	addr := s.cfg.Listen.LMTP
 	switch {
 	case addr == "":
-		return nil
+		return ""
 	case strings.HasPrefix(addr, "/"):
 		addr = "unix:" + addr
 	case strings.HasPrefix(addr, ":"):
 		addr = "127.0.0.1" + addr
 	}
-	t, err := s.queue.Quarantine("lmtp:" + addr)
-	if err != nil {
-		s.log.Warn("quarantine: no next hop for the LMTP listener; quarantined mail goes to Junk", "lmtp", s.cfg.Listen.LMTP, "err", err)
-		return nil
-	}
-	return t
+	return "lmtp:" + addr
 }
 
 // milters makes a listener's milter list (Validate has checked the
@@ -652,11 +650,4 @@ func relayTLSConfig(caFile string) (*tls.Config, error) {
 		return nil, fmt.Errorf("relay.ca_file: no PEM certificate in %s", caFile)
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
-// lateTarget lets the queue be built before the router it bounces into.
-type lateTarget struct{ t mail.Target }
-
-func (l *lateTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
-	return l.t.Start(ctx, env)
 }
