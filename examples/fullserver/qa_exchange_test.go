@@ -147,14 +147,23 @@ func TestQAExchangeBetweenTwoServers(t *testing.T) {
 			t.Errorf("notification lacks %q:\n%s", want, dsn)
 		}
 	}
-	resp, err := http.Get("http://" + a.addrs["metrics"] + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(metrics), "mailagent_messages_bounced_total 1\n") {
-		t.Errorf("bounce not counted:\n%s", metrics)
+	// The queue logs (and so counts) a notification once it is
+	// delivered, which is after it can be seen in the Maildir.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + a.addrs["metrics"] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(metrics), "mailagent_messages_bounced_total 1\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bounce not counted:\n%s", metrics)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if q := a.admin(t, "", "queue", "list"); q != "Mail queue is empty\n" {
 		t.Errorf("queue not empty after delivery:\n%s", q)
