@@ -87,6 +87,7 @@ type delivery struct {
 	rcpts  []string            // as added, parallel to users
 	seen   map[string]bool     // recipients added, by address
 	staged [][]*maildir.Staged // parallel to users, nil where not written
+	sends  [][]mail.Delivery   // parallel to users: redirects and notifications staged by the filter
 	done   bool
 }
 
@@ -123,7 +124,7 @@ func quotaOf(u *store.User) *maildir.Quota {
 // kept and the first failure (a temporary one before a permanent one) is
 // returned.
 func (d *delivery) Body(ctx context.Context, body mail.Body) error {
-	errs := d.stageAll(ctx, body)
+	errs := d.stageAll(ctx, body, false)
 	var first error
 	for _, err := range errs {
 		if err != nil && (first == nil || !mail.IsPermanent(err) && mail.IsPermanent(first)) {
@@ -141,17 +142,20 @@ func (d *delivery) Body(ctx context.Context, body mail.Body) error {
 // fsynced, and each recipient's status says whether its copy is ready for
 // Commit. Recipients given an error get nothing.
 func (d *delivery) BodyNonAtomic(ctx context.Context, status mail.StatusCollector, body mail.Body) {
-	for i, err := range d.stageAll(ctx, body) {
+	for i, err := range d.stageAll(ctx, body, true) {
 		status.SetStatus(d.rcpts[i], err)
 	}
 }
 
 // stageAll writes every recipient's copies concurrently and returns each
-// one's reply, nil for those staged (kept in d.staged).
-func (d *delivery) stageAll(ctx context.Context, body mail.Body) []error {
+// one's reply, nil for those staged (kept in d.staged, with the messages
+// the filter staged for sending in d.sends). perRcpt says each recipient
+// gets its own reply (LMTP), so that a filter may refuse one.
+func (d *delivery) stageAll(ctx context.Context, body mail.Body, perRcpt bool) []error {
 	stage := d.t.Maildirs.Stage
 	errs := make([]error, len(d.users))
 	staged := make([][]*maildir.Staged, len(d.users))
+	sends := make([][]mail.Delivery, len(d.users))
 	sem := make(chan struct{}, stageConcurrency)
 	var wg sync.WaitGroup
 	for i := range d.users {
@@ -176,6 +180,10 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body) []error {
 			if d.t.Filter != nil {
 				copies = d.t.Filter.FilterLocal(ctx, u, d.env, body)
 			}
+			copies, sends[i], errs[i] = d.splitSends(ctx, copies, perRcpt)
+			if errs[i] != nil {
+				return
+			}
 			staged[i] = make([]*maildir.Staged, 0, len(copies)) // none: discarded
 			for _, c := range copies {
 				st, err := d.stageCopy(ctx, stage, u, c, body)
@@ -185,6 +193,8 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body) []error {
 						s.Abort()
 					}
 					staged[i] = nil
+					abortSends(ctx, sends[i])
+					sends[i] = nil
 					return
 				}
 				staged[i] = append(staged[i], st)
@@ -192,8 +202,41 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body) []error {
 		}()
 	}
 	wg.Wait()
-	d.staged = staged
+	d.staged, d.sends = staged, sends
 	return errs
+}
+
+// splitSends separates the filter's stored copies from the messages it
+// staged for sending. Where each recipient has its own reply, a copy
+// refusing the recipient is that reply and nothing is kept or sent.
+func (d *delivery) splitSends(ctx context.Context, copies []Copy, perRcpt bool) ([]Copy, []mail.Delivery, error) {
+	var keep []Copy
+	var sends []mail.Delivery
+	var refuse *mail.Error
+	for _, c := range copies {
+		switch {
+		case c.Send == nil && c.Refuse == nil:
+			keep = append(keep, c)
+		case perRcpt && c.Refuse != nil:
+			refuse = c.Refuse
+			if c.Send != nil {
+				c.Send.Abort(ctx)
+			}
+		case c.Send != nil:
+			sends = append(sends, c.Send)
+		}
+	}
+	if refuse != nil {
+		abortSends(ctx, sends)
+		return nil, nil, refuse
+	}
+	return keep, sends, nil
+}
+
+func abortSends(ctx context.Context, sends []mail.Delivery) {
+	for _, s := range sends {
+		s.Abort(context.WithoutCancel(ctx))
+	}
 }
 
 // stageCopy writes one copy for u. A copy for a folder that cannot take
@@ -268,7 +311,19 @@ func (d *delivery) Commit(ctx context.Context) error {
 		ready = append(ready, s...)
 	}
 	if err := maildir.CommitAll(ctx, ready...); err != nil {
+		for _, ss := range d.sends {
+			abortSends(ctx, ss)
+		}
 		return fmt.Errorf("local delivery: %w", err)
+	}
+	// The copies are stored: what the filters decided to send goes now.
+	// A failure cannot take the stored copies back, so it is logged.
+	for i, ss := range d.sends {
+		for _, s := range ss {
+			if err := s.Commit(ctx); err != nil {
+				d.logger().Error("sieve's outgoing message not queued", "id", d.env.ID, "user", d.rcpts[i], "err", err)
+			}
+		}
 	}
 	return nil
 }
@@ -289,6 +344,10 @@ func (d *delivery) abort() {
 		}
 	}
 	d.staged = nil
+	for _, ss := range d.sends {
+		abortSends(context.Background(), ss)
+	}
+	d.sends = nil
 }
 
 // Withdraw implements Withdrawer: rcpt's copy, written by Body, is
@@ -303,6 +362,10 @@ func (d *delivery) Withdraw(ctx context.Context, rcpt string) error {
 				s.Abort()
 			}
 			d.staged[i] = nil
+			if i < len(d.sends) {
+				abortSends(ctx, d.sends[i])
+				d.sends[i] = nil
+			}
 			return nil
 		}
 	}

@@ -31,6 +31,16 @@ type Copy struct {
 	// received (a filter's header edits); Return-Path and Delivered-To
 	// are still added above it.
 	Body mail.Body
+	// Send, when set, makes the entry no stored copy but a message
+	// staged for sending (a Sieve redirect, or a reject's notification):
+	// the Delivery commits it after the local copies and aborts it with
+	// them, so that nothing is sent for a message not accepted.
+	Send mail.Delivery
+	// Refuse, when set, is the reply a per-recipient protocol (LMTP)
+	// gives this recipient instead of storing or sending anything (a
+	// Sieve ereject); where the message is accepted for all recipients
+	// at once (SMTP), Send, the notification, goes instead.
+	Refuse *mail.Error
 }
 
 // Filter decides where a local user's copies of a message go.
@@ -50,10 +60,28 @@ type Filter interface {
 // limits, keeps the message in INBOX and logs why.
 //
 // Header edits (editheader) are applied to the copies stored after them.
-// Vacation replies go through Outbound when it is set. Redirect and
-// reject are not performed at delivery yet: a script deciding one keeps
-// the message in INBOX as well, and the action is logged, so that nothing
-// is lost.
+// Vacation replies, redirects and rejects' notifications go through
+// Outbound when it is set; without it the message is kept in INBOX and
+// the action logged, so that nothing is lost.
+//
+// A redirect is staged with the delivery and sent only once the local
+// copies are committed. It keeps the message's envelope sender (the null
+// sender too), or the one RedirectSender gives; the copy sent carries
+// Delivered-To and Received fields of this delivery. A message that
+// already has a Delivered-To field for the user or for the redirect's
+// address is not redirected but kept (a loop), and one message is
+// redirected at most Limits.MaxRedirects times per user (default 4); the
+// others are kept.
+//
+// reject and ereject (RFC 5429) refuse the user's copy only: the message
+// is still accepted for the other recipients, and a delivery status
+// notification (RFC 3464) with the script's reason goes to the envelope
+// sender through Outbound's Bouncer (the queue). None is sent to the null
+// sender or for Auto-Submitted, list or bulk mail, which is then
+// discarded, as Pigeonhole does. Over LMTP, where each recipient gets its
+// own reply, ereject refuses the recipient with 550 5.7.1 and the reason
+// (RFC 5429 section 2.1: reject at the protocol level where possible)
+// instead of a notification.
 type SieveFilter struct {
 	// MaildirBase is the Maildir base directory, against which relative
 	// store.User.Maildir paths are resolved. Required unless Home is set.
@@ -74,6 +102,12 @@ type SieveFilter struct {
 	// unperformed (logged, the message kept in INBOX as well). Replies
 	// are remembered per user in HOME/.mailagent-vacation.
 	Outbound mail.Target
+	// RedirectSender, when set, gives the envelope sender of a redirect
+	// of a message from from (never the null sender, which is kept) to
+	// to for u: the hook for a Sender Rewriting Scheme, so that the
+	// destination's SPF check passes. Nil keeps the original sender, as
+	// Pigeonhole does.
+	RedirectSender func(u *store.User, env *mail.Envelope, to string) string
 	// Logger receives script errors; nil discards.
 	Logger *slog.Logger
 
@@ -191,14 +225,25 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *mail.
 	defer cancel()
 	opts := sieve.Options{Limits: f.Limits, Loader: dirLoader{personal: filepath.Join(home, "sieve"), global: f.GlobalDir}}
 	sender := env.From
-	var copies []Copy
+	var copies, sends []Copy
 	cancelled, keepInbox := false, false
 	var inboxFlags []string
 	var inboxBody mail.Body
+	redirects := 0
+	maxRedirects := f.Limits.MaxRedirects
+	if maxRedirects <= 0 {
+		maxRedirects = 4
+	}
+	abortSends := func() {
+		for _, c := range sends {
+			c.Send.Abort(context.WithoutCancel(ctx))
+		}
+	}
 	for _, s := range scripts {
 		res, err := sieve.Run(ctx, s, msg, sieve.Envelope{From: sender, To: u.Address}, opts)
 		if err != nil {
 			log.Warn("sieve script failed, delivering to INBOX", "err", err)
+			abortSends()
 			return inboxOnly
 		}
 		for _, a := range res.Actions {
@@ -226,16 +271,52 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *mail.
 				if err := f.sendVacation(ctx, u, env, home, msg, a.Vacation); err != nil {
 					log.Warn("sieve vacation reply failed", "err", err)
 				}
-			case sieve.ActRedirect, sieve.ActReject:
-				log.Warn("sieve action not performed at delivery; the message is kept", "action", a.Kind.String(), "address", a.Address)
-				keepInbox = true
+			case sieve.ActRedirect:
+				if redirects >= maxRedirects {
+					log.Warn("sieve redirect not performed: too many redirects; the message is kept", "address", a.Address)
+					keepInbox = true
+					continue
+				}
+				d, err := f.stageRedirect(ctx, u, env, body, msg, a)
+				if err != nil {
+					log.Warn("sieve redirect not performed; the message is kept", "address", a.Address, "err", err)
+					keepInbox = true
+					continue
+				}
+				redirects++
+				sends = append(sends, Copy{Send: d})
+				log.Info("sieve redirect staged", "address", a.Address, "copy", a.Copy)
+				if !a.Copy {
+					cancelled = true
+				}
+			case sieve.ActReject:
+				reply := rejectReply(a.Reason)
+				d, ok, err := f.stageReject(ctx, u, env, body, msg, reply)
+				switch {
+				case err != nil:
+					log.Warn("sieve reject not performed; the message is kept", "err", err)
+					keepInbox = true
+				case !ok:
+					log.Info("sieve reject: no notification to the null sender or for automatic mail; the message is discarded")
+					cancelled = true
+					if a.Extended {
+						sends = append(sends, Copy{Refuse: reply})
+					}
+				default:
+					c := Copy{Send: d}
+					if a.Extended {
+						c.Refuse = reply
+					}
+					sends = append(sends, c)
+					cancelled = true
+				}
 			}
 		}
 	}
 	if !cancelled || keepInbox {
 		copies = append(copies, Copy{Folder: "INBOX", Flags: inboxFlags, Body: inboxBody})
 	}
-	return dedupeCopies(copies)
+	return append(dedupeCopies(copies), sends...)
 }
 
 // edited is the message with header h in place of its own, nil when the

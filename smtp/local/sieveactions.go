@@ -1,0 +1,139 @@
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/mailagent/mailagent/internal/headerenc"
+	"github.com/mailagent/mailagent/maildir/sieve"
+	"github.com/mailagent/mailagent/smtp/mail"
+	"github.com/mailagent/mailagent/store"
+)
+
+// maxReasonLen bounds the reject reason quoted in a notification or an
+// LMTP reply.
+const maxReasonLen = 512
+
+// errNotSent is why a redirect or a reject's notification was not staged
+// (looped, over the limit, no queue): the message is kept instead.
+var errNotSent = errors.New("not sent")
+
+func uniqueID(prefix string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return prefix + "." + hex.EncodeToString(b)
+}
+
+// delivered reports whether msg already carries a Delivered-To field for
+// addr: it has been through addr's delivery once, so sending it on again
+// would loop (as Postfix's and Dovecot's loop check).
+func delivered(msg *sieve.Message, addr string) bool {
+	for _, f := range msg.Header {
+		if strings.EqualFold(f.Name, "Delivered-To") && strings.EqualFold(strings.TrimSpace(f.Value), addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// stageRedirect prepares, without sending, the redirect of msg to a.Address
+// for u: from the message's envelope sender (or what RedirectSender makes
+// of it), with the Delivered-To and Received fields of this delivery above
+// the message (or the script's edited header). The Delivery returned is
+// committed with the local copies.
+func (f *SieveFilter) stageRedirect(ctx context.Context, u *store.User, env *mail.Envelope, body mail.Body, msg *sieve.Message, a sieve.Action) (mail.Delivery, error) {
+	if f.Outbound == nil {
+		return nil, errors.New("no outbound queue")
+	}
+	if delivered(msg, u.Address) || delivered(msg, a.Address) {
+		return nil, errors.New("loop: the message was delivered to this address already")
+	}
+	from := env.From
+	if from != "" && f.RedirectSender != nil {
+		from = f.RedirectSender(u, env, a.Address)
+	}
+	src := body
+	if e := edited(msg, a.Header); e != nil {
+		src = e
+	}
+	now := time.Now()
+	host := env.Hostname
+	if host == "" {
+		host = "localhost"
+	}
+	out := headerenc.Prepend(src,
+		"Delivered-To: "+headerenc.AddrSpec(u.Address),
+		"Received: by "+headerenc.Domain(host)+" (mailagent sieve redirect) id "+headerenc.Text(env.ID)+" for "+headerenc.Path(a.Address)+"; "+now.Format(time.RFC1123Z))
+	d, err := f.Outbound.Start(ctx, &mail.Envelope{ID: uniqueID(env.ID + ".redirect"), From: from, Generated: true,
+		Received: now, Hostname: env.Hostname, SMTPUTF8: env.SMTPUTF8, EightBitMIME: env.EightBitMIME})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.AddRecipient(ctx, a.Address); err != nil {
+		d.Abort(ctx)
+		return nil, err
+	}
+	if err := d.Body(ctx, out); err != nil {
+		d.Abort(ctx)
+		return nil, err
+	}
+	return d, nil
+}
+
+// autoOrList reports whether msg is mail no one should answer
+// automatically: Auto-Submitted other than "no" (RFC 3834), a mailing
+// list's (RFC 2369/2919 fields) or bulk mail.
+func autoOrList(msg *sieve.Message) bool {
+	if v := strings.ToLower(firstField(msg, "Auto-Submitted")); v != "" && !strings.HasPrefix(v, "no") {
+		return true
+	}
+	for _, n := range []string{"List-Id", "List-Post", "List-Unsubscribe", "List-Help"} {
+		if firstField(msg, n) != "" {
+			return true
+		}
+	}
+	switch strings.ToLower(firstField(msg, "Precedence")) {
+	case "bulk", "list", "junk":
+		return true
+	}
+	return false
+}
+
+// rejectReply is the reply that refuses u's copy with the script's
+// reason, cut to a bounded length; the notification and the LMTP reply
+// encode it.
+func rejectReply(reason string) *mail.Error {
+	reason = strings.Join(strings.Fields(reason), " ")
+	if len(reason) > maxReasonLen {
+		reason = strings.ToValidUTF8(reason[:maxReasonLen], "")
+	}
+	if reason == "" {
+		reason = "Message rejected by the recipient's filter"
+	}
+	return &mail.Error{Code: 550, EnhancedCode: [3]int{5, 7, 1}, Message: reason}
+}
+
+// stageReject prepares the delivery status notification (RFC 3464,
+// RFC 5429 section 2.1) telling the sender that u refused the message,
+// with the script's reason. None is sent to the null sender, nor for
+// automatic or list mail: ok is false and the message is dropped.
+func (f *SieveFilter) stageReject(ctx context.Context, u *store.User, env *mail.Envelope, body mail.Body, msg *sieve.Message, reply *mail.Error) (d mail.Delivery, ok bool, err error) {
+	if env.From == "" || autoOrList(msg) {
+		return nil, false, nil
+	}
+	b, isBouncer := f.Outbound.(mail.Bouncer)
+	if !isBouncer {
+		return nil, false, errNotSent
+	}
+	denv := *env
+	denv.ID = uniqueID(env.ID + ".reject")
+	d, err = b.Bounce(ctx, &denv, body, []mail.Failure{{Rcpt: u.Address, Err: reply}})
+	if err != nil {
+		return nil, false, err
+	}
+	return d, true, nil
+}

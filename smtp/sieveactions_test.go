@@ -1,0 +1,259 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mailagent/mailagent/smtp/local"
+	"github.com/mailagent/mailagent/smtp/mail"
+	"github.com/mailagent/mailagent/smtp/outbound"
+	"github.com/mailagent/mailagent/smtp/queue"
+	"github.com/mailagent/mailagent/store"
+)
+
+// dsnQueue stands in for the outbound queue: messages are recorded when
+// committed, and its notifications are the real queue's (RFC 3464),
+// recorded the same way.
+type dsnQueue struct {
+	*recordingTarget
+	q *queue.Queue
+}
+
+func (d dsnQueue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, failed []mail.Failure) (mail.Delivery, error) {
+	return d.q.Bounce(ctx, env, body, failed)
+}
+
+func newDSNQueue(t *testing.T) dsnQueue {
+	t.Helper()
+	rec := &recordingTarget{}
+	q, err := queue.New(queue.Options{Dir: t.TempDir(), Courier: queue.Outbound(&outbound.Client{}), Bounces: rec, Hostname: "mx.local.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return dsnQueue{recordingTarget: rec, q: q}
+}
+
+// sieveScripts writes each user's active script.
+func sieveScripts(t *testing.T, st *testStack, scripts map[string]string) {
+	t.Helper()
+	for u, s := range scripts {
+		home := filepath.Dir(st.userDir(u))
+		if err := os.MkdirAll(home, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(home, ".dovecot.sieve"), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// deliverThree delivers msg from from to the three users, all or
+// nothing as over SMTP, and returns Commit's error.
+func deliverThree(t *testing.T, ld *local.Delivery, from, msg string) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := ld.Start(ctx, &mail.Envelope{ID: "R1", From: from, Hostname: "mx.local.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range threeRcpts {
+		if err := d.AddRecipient(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Body(ctx, mail.BytesBody([]byte(msg))); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSieveRedirectAtDelivery: alice redirects (her copy is not kept),
+// small@ redirects :copy (kept and sent), bob's message already went
+// through bob's delivery (Delivered-To: bob) so his redirect is not sent
+// and the message kept. Each redirect keeps the envelope sender and
+// carries the Delivered-To and Received trace; nothing is sent for a
+// message that is not committed.
+func TestSieveRedirectAtDelivery(t *testing.T) {
+	st := newTestStack(t)
+	st.roomForSmall()
+	sieveScripts(t, st, map[string]string{
+		"alice@local.example": `redirect "a@elsewhere.example";`,
+		"small@local.example": `require "copy"; redirect :copy "s@elsewhere.example";`,
+		"bob@local.example":   `redirect "b@elsewhere.example";`,
+	})
+	out := &recordingTarget{}
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db,
+		Filter: &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: out}}
+	deliverThree(t, ld, "s@far.example", "Delivered-To: bob@local.example\r\nSubject: hi\r\n\r\nbody\r\n")
+	if got := st.counts(); got != "0,1,1" {
+		t.Fatalf("stored alice,small,bob: %s, want 0,1,1", got)
+	}
+	sent := out.all()
+	if len(sent) != 2 {
+		t.Fatalf("%d redirects sent, want 2: %+v", len(sent), sent)
+	}
+	to := map[string]recorded{}
+	for _, m := range sent {
+		if len(m.rcpts) != 1 || m.from != "s@far.example" {
+			t.Fatalf("redirect envelope: from %q to %v", m.from, m.rcpts)
+		}
+		to[m.rcpts[0]] = m
+	}
+	a, ok := to["a@elsewhere.example"]
+	if !ok || !strings.HasPrefix(a.data, "Delivered-To: alice@local.example\r\nReceived: by mx.local.example (mailagent sieve redirect) id R1 for <a@elsewhere.example>; ") ||
+		!strings.HasSuffix(a.data, "\r\nDelivered-To: bob@local.example\r\nSubject: hi\r\n\r\nbody\r\n") {
+		t.Fatalf("alice's redirect: %q", a.data)
+	}
+	if _, ok := to["s@elsewhere.example"]; !ok {
+		t.Fatalf("small@'s :copy redirect not sent: %+v", sent)
+	}
+
+	// From the null sender the redirect keeps <>.
+	out.msgs = nil
+	deliverThree(t, ld, "", "Subject: bounce\r\n\r\nx\r\n")
+	if sent := out.all(); len(sent) != 3 || sent[0].from != "" || sent[1].from != "" || sent[2].from != "" {
+		t.Fatalf("redirects of a bounce: %+v", sent)
+	}
+
+	// A message refused after staging sends nothing.
+	out.msgs = nil
+	ctx := context.Background()
+	d, _ := ld.Start(ctx, &mail.Envelope{ID: "R2", From: "s@far.example"})
+	d.AddRecipient(ctx, "alice@local.example")
+	if err := d.Body(ctx, mail.BytesBody([]byte("Subject: x\r\n\r\nx\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	d.Abort(ctx)
+	if n := len(out.all()); n != 0 {
+		t.Fatalf("%d redirects sent for an aborted message", n)
+	}
+}
+
+// TestSieveRedirectSenderAndLimit: RedirectSender rewrites the envelope
+// sender (SRS), and a user's redirects of one message are bounded: past
+// the limit, the message is kept.
+func TestSieveRedirectSenderAndLimit(t *testing.T) {
+	st := newTestStack(t)
+	sieveScripts(t, st, map[string]string{
+		"alice@local.example": `redirect "a1@elsewhere.example"; redirect "a2@elsewhere.example";`,
+	})
+	before := filepath.Join(st.dir, "before.sieve")
+	os.WriteFile(before, []byte(`redirect "b1@elsewhere.example";`), 0o600)
+	out := &recordingTarget{}
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: &local.SieveFilter{
+		MaildirBase: filepath.Join(st.dir, "mail"), Outbound: out, Before: []string{before},
+		RedirectSender: func(_ *store.User, env *mail.Envelope, to string) string {
+			return "SRS0=x=far.example=" + strings.Split(env.From, "@")[0] + "@local.example"
+		}}}
+	ld.Filter.(*local.SieveFilter).Limits.MaxRedirects = 2
+	ctx := context.Background()
+	d, _ := ld.Start(ctx, &mail.Envelope{ID: "L1", From: "s@far.example"})
+	d.AddRecipient(ctx, "alice@local.example")
+	if err := d.Body(ctx, mail.BytesBody([]byte("Subject: x\r\n\r\nx\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sent := out.all()
+	if len(sent) != 2 || sent[0].from != "SRS0=x=far.example=s@local.example" {
+		t.Fatalf("sent %+v, want 2 redirects from the rewritten sender", sent)
+	}
+	if n := len(st.messages("alice@local.example", "")); n != 1 {
+		t.Fatalf("INBOX has %d, want the message kept past the limit", n)
+	}
+}
+
+// TestSieveRejectAtDelivery: of three recipients the second's script
+// rejects: the first and third get the message, and the sender gets one
+// notification naming the second alone with the script's reason, whose
+// line breaks cannot start a header field of their own.
+func TestSieveRejectAtDelivery(t *testing.T) {
+	st := newTestStack(t)
+	st.roomForSmall()
+	sieveScripts(t, st, map[string]string{
+		"small@local.example": "require \"reject\"; reject text:\r\nNot here.\r\nX-Injected: yes\r\n.\r\n;",
+	})
+	q := newDSNQueue(t)
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db,
+		Filter: &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: q}}
+	deliverThree(t, ld, "s@far.example", "Subject: offer\r\n\r\nbody\r\n")
+	if got := st.counts(); got != "1,0,1" {
+		t.Fatalf("stored alice,small,bob: %s, want 1,0,1", got)
+	}
+	sent := q.all()
+	if len(sent) != 1 || sent[0].from != "" || len(sent[0].rcpts) != 1 || sent[0].rcpts[0] != "s@far.example" {
+		t.Fatalf("notifications %+v, want one from <> to the sender", sent)
+	}
+	dsn := sent[0].data
+	for _, want := range []string{"Final-Recipient: rfc822; small@local.example\r\n", "Status: 5.7.1\r\n",
+		"Diagnostic-Code: X-mailagent; 550 5.7.1 Not here. X-Injected: yes\r\n", "Subject: offer"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("notification lacks %q:\n%s", want, dsn)
+		}
+	}
+	for _, bad := range []string{"alice@local.example", "bob@local.example", "\r\nX-Injected"} {
+		if strings.Contains(dsn, bad) {
+			t.Errorf("notification has %q:\n%s", bad, dsn)
+		}
+	}
+
+	// Never to the null sender, nor for automatic mail: discarded.
+	q.msgs = nil
+	deliverThree(t, ld, "", "Subject: bounce\r\n\r\nx\r\n")
+	deliverThree(t, ld, "s@far.example", "Auto-Submitted: auto-replied\r\nSubject: away\r\n\r\nx\r\n")
+	deliverThree(t, ld, "s@far.example", "List-Id: <dev.far.example>\r\nSubject: list\r\n\r\nx\r\n")
+	if n := len(q.all()); n != 0 {
+		t.Fatalf("%d notifications for null-sender, automatic or list mail", n)
+	}
+	if got := st.counts(); got != "4,0,4" {
+		t.Fatalf("stored: %s, want 4,0,4", got)
+	}
+}
+
+// TestSieveERejectOverLMTP: over LMTP, ereject refuses that recipient
+// alone with 550 5.7.1 and the reason, and no notification is sent; the
+// others are delivered.
+func TestSieveERejectOverLMTP(t *testing.T) {
+	st := newTestStack(t)
+	st.roomForSmall()
+	sieveScripts(t, st, map[string]string{"small@local.example": `require "ereject"; ereject "Go away";`})
+	q := newDSNQueue(t)
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db,
+		Filter: &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: q}}
+	ctx := context.Background()
+	d, _ := ld.Start(ctx, &mail.Envelope{ID: "E1", From: "s@far.example"})
+	for _, r := range threeRcpts {
+		d.AddRecipient(ctx, r)
+	}
+	status := &mail.StatusMap{}
+	d.(mail.PartialDelivery).BodyNonAtomic(ctx, status, mail.BytesBody([]byte("Subject: x\r\n\r\nx\r\n")))
+	if err := d.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := status.Results()
+	for _, r := range threeRcpts {
+		err := res[r]
+		if r == "small@local.example" {
+			var se *mail.Error
+			if !errors.As(err, &se) || se.Code != 550 || se.EnhancedCode != [3]int{5, 7, 1} || se.Message != "Go away" {
+				t.Fatalf("small@: %#v", err)
+			}
+		} else if err != nil {
+			t.Fatalf("%s: %v", r, err)
+		}
+	}
+	if got := st.counts(); got != "1,0,1" {
+		t.Fatalf("stored: %s", got)
+	}
+	if n := len(q.all()); n != 0 {
+		t.Fatalf("%d notifications, want none over LMTP", n)
+	}
+}
