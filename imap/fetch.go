@@ -301,6 +301,22 @@ func needsStructure(it *fetchItems) bool {
 func (s *session) openContent(uid uint32, items *fetchItems) (*msgContent, error) {
 	mc := &msgContent{src: bytes.NewReader(nil), release: func() {}}
 	f, m, err := s.sel.folder.Open(s.ctx, uid)
+	if err == nil && !needsContent(items) {
+		// PREVIEW alone: the message is read only to make a preview
+		// not cached yet.
+		release := func() {}
+		mc.release = func() { release(); f.Close() }
+		read := func() (io.ReadSeeker, error) {
+			var err error
+			mc.src, mc.size, release, err = messageSource(&s.srv.msgBufs, f, &m)
+			return mc.src, err
+		}
+		if mc.preview, mc.hasPreview, err = s.messagePreview(uid, f, read, items.preview.lazy); err != nil {
+			mc.release()
+			return nil, err
+		}
+		return mc, nil
+	}
 	if err == nil {
 		var release func()
 		if mc.src, mc.size, release, err = messageSource(&s.srv.msgBufs, f, &m); err != nil {
@@ -319,7 +335,9 @@ func (s *session) openContent(uid uint32, items *fetchItems) (*msgContent, error
 		}
 	}
 	if err == nil && items.preview.want {
-		if mc.preview, mc.hasPreview, err = s.messagePreview(uid, f, mc.src, items.preview.lazy); err != nil {
+		src := mc.src
+		read := func() (io.ReadSeeker, error) { return src, nil }
+		if mc.preview, mc.hasPreview, err = s.messagePreview(uid, f, read, items.preview.lazy); err != nil {
 			mc.release()
 			return nil, err
 		}

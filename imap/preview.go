@@ -56,21 +56,30 @@ func (cm *cachedMessage) encode() []byte {
 	return append(b, cm.preview...)
 }
 
+// splitCachedMessage splits a record encode wrote into the encoded
+// structure and the preview, if it has one; ok is false for a record
+// of another form.
+func splitCachedMessage(data []byte) (tree []byte, preview string, hasPreview, ok bool) {
+	if len(data) == 0 || data[0] != previewRecord {
+		return data, "", false, true
+	}
+	n, k := binary.Uvarint(data[1:])
+	if k <= 0 || n > uint64(len(data)-1-k) {
+		return nil, "", false, false
+	}
+	rest := data[1+k+int(n):]
+	if len(rest) > 4*maxPreviewChars || !utf8.Valid(rest) {
+		return nil, "", false, false
+	}
+	return data[1+k : 1+k+int(n)], string(rest), true, true
+}
+
 // decodeCachedMessage reads a record encode wrote; ok is false for
 // anything else (a record of another version is computed again).
 func decodeCachedMessage(data []byte) (cm cachedMessage, ok bool) {
-	if len(data) > 0 && data[0] == previewRecord {
-		n, k := binary.Uvarint(data[1:])
-		if k <= 0 || n > uint64(len(data)-1-k) {
-			return cm, false
-		}
-		tree := data[1+k : 1+k+int(n)]
-		rest := data[1+k+int(n):]
-		if len(rest) > 4*maxPreviewChars || !utf8.Valid(rest) {
-			return cm, false
-		}
-		cm.preview, cm.hasPreview = string(rest), true
-		data = tree
+	data, cm.preview, cm.hasPreview, ok = splitCachedMessage(data)
+	if !ok {
+		return cachedMessage{}, false
 	}
 	p, err := mimetree.Unmarshal(data)
 	if err != nil {
@@ -89,18 +98,23 @@ func parseStructure(src io.ReadSeeker) (*mimetree.Part, error) {
 }
 
 // messagePreview returns the preview of message uid (open as fh and
-// served as src): from the folder's cache, or made and cached. lazy
-// (RFC 8970 section 4) only looks it up: ok is false when it is not
-// there yet.
-func (s *session) messagePreview(uid uint32, fh *os.File, src io.ReadSeeker, lazy bool) (preview string, ok bool, err error) {
+// served as read returns it, called only when the message must be
+// read): from the folder's cache, or made and cached. lazy (RFC 8970
+// section 4) only looks it up: ok is false when it is not there yet.
+func (s *session) messagePreview(uid uint32, fh *os.File, read func() (io.ReadSeeker, error), lazy bool) (preview string, ok bool, err error) {
 	_, err = s.sel.folder.CachedUpdate(s.ctx, uid, fh, func(cached []byte) ([]byte, bool, error) {
-		cm, valid := decodeCachedMessage(cached)
-		if valid && cm.hasPreview {
-			preview, ok = cm.preview, true
+		// A preview cached is served without decoding the structure.
+		if _, p, has, valid := splitCachedMessage(cached); valid && has && cached != nil {
+			preview, ok = p, true
 			return cached, false, nil
 		}
+		cm, valid := decodeCachedMessage(cached)
 		if lazy {
 			return cached, false, nil
+		}
+		src, err := read()
+		if err != nil {
+			return nil, false, err
 		}
 		if !valid {
 			tree, err := parseStructure(src)
