@@ -543,3 +543,21 @@ func TestImplicitTLSToBackends(t *testing.T) {
 		t.Fatalf("STAT: %q", got)
 	}
 }
+
+func TestMoveEndsPOP3SessionWithERR(t *testing.T) {
+	f := newFixture(t)
+	r := pop3Dial(t, f.addr["pop3"], f.clientTL)
+	r.cmd("USER user@a.test")
+	if got := r.cmd("PASS " + password); !strings.HasPrefix(got, "+OK") {
+		t.Fatal(got)
+	}
+	if n := f.proxy.Kick("user@a.test"); n != 1 {
+		t.Fatalf("Kick ended %d sessions", n)
+	}
+	if got := r.line(); got != "-ERR [SYS/TEMP] Your mailbox moved; log in again" {
+		t.Fatalf("kicked POP3 session got %q", got)
+	}
+	if _, err := r.br.ReadString('\n'); err == nil {
+		t.Fatal("the kicked POP3 session stays open")
+	}
+}
