@@ -1,4 +1,4 @@
-package smtp
+package local_test
 
 import (
 	"context"
