@@ -23,7 +23,9 @@
 //	                               modseqs, expunge records (index.go)
 //	<folder>/mailagent.index.log   changes appended since (indexlog.go)
 //	<folder>/mailagent.cache       data derived from message files: the
-//	                               MIME structure (cache.go)
+//	                               MIME structure (cache.go), the header
+//	                               fields SORT and THREAD compare
+//	                               (fieldcache.go)
 //	Maildir/subscriptions          Dovecot's subscription file, version 2
 //	Maildir/mailagent-special-use  special uses given at CREATE (specialuse.go)
 //	Maildir/maildirsize            Maildir++ quota
@@ -52,9 +54,17 @@
 // someone else and noticed by a sync. The index and its log are written
 // only under dovecot-uidlist.lock, after taking in what other writers
 // (processes, nodes) stored, so all of them agree on the modseqs and none
-// goes back; a change is fsynced before it is reported. Folder.Cached
-// keeps data derived from a message file (IMAP's MIME structure) in
-// mailagent.cache, so a message is parsed once.
+// goes back. Arrivals and expunges are fsynced before they are reported;
+// a flag change (a rename, as in Dovecot, and one log record) is not:
+// like Dovecot with mail_fsync=optimized, one made in the last seconds
+// before a power loss may be lost, but its modseq is never handed out
+// again: records written without an fsync follow a boot mark that is
+// fsynced, and after a reboot the folder's highest modseq rises above
+// the mark's ceiling (flagdurability.go). Folder.Cached keeps data
+// derived from a message file (IMAP's MIME structure) in
+// mailagent.cache, so a message is parsed once; Folder.CachedFields does
+// the same for many messages at once (the header fields IMAP's SORT and
+// THREAD compare), in one read of the file.
 //
 // Standards and formats implemented:
 //   - Maildir (https://cr.yp.to/proto/maildir.html) and Maildir++ folders
