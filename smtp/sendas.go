@@ -1,6 +1,8 @@
 package smtp
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -73,18 +75,28 @@ func (g *grants) granted(user, a store.Address) bool {
 // (subaddresses included), or one Options.SendAs grants. It returns nil,
 // errNotOwner, or a temporary failure when the directory cannot say.
 func (ss *session) mayUse(addr string) error {
+	err := owns(ss.ctx, ss.srv.opts.Directory, ss.srv.opts.Resolve, ss.srv.sendAs, ss.user.Address, addr)
+	if err != nil && err != errNotOwner {
+		return ss.reply(fmt.Errorf("sender lookup for %q: %w", addr, err))
+	}
+	return err
+}
+
+// owns applies mayUse's rule: nil, errNotOwner, or the directory's
+// failure.
+func owns(ctx context.Context, dir store.Directory, resolve store.ResolveOptions, g *grants, user, addr string) error {
 	a, err := store.ParseAddress(addr)
 	if err != nil {
 		return errNotOwner
 	}
-	u, err := store.ParseAddress(ss.user.Address)
+	u, err := store.ParseAddress(user)
 	if err != nil {
 		return errNotOwner
 	}
-	if a.Key() == u.Key() || ss.srv.sendAs.granted(u, a) {
+	if a.Key() == u.Key() || g.granted(u, a) {
 		return nil
 	}
-	res, err := store.Resolve(ss.ctx, ss.srv.opts.Directory, a.String(), ss.srv.opts.Resolve)
+	res, err := store.Resolve(ctx, dir, a.String(), resolve)
 	switch {
 	case err == nil:
 		for _, mb := range res.Local {
@@ -94,9 +106,34 @@ func (ss *session) mayUse(addr string) error {
 		}
 	case isNoSuchAddress(err):
 	default:
-		return ss.reply(fmt.Errorf("sender lookup for %q: %w", addr, err))
+		return err
 	}
 	return errNotOwner
+}
+
+// ErrNotOwner is SenderCheck's answer for an address the user may not
+// send as.
+var ErrNotOwner = errors.New("smtp: address not owned by the user")
+
+// SenderCheck returns the submission server's rule for the addresses a
+// user may send as (the user's own, one whose forwarding delivers to the
+// user's mailbox, one sendAs grants, as Options.SendAs), for mail the
+// system writes on a user's behalf: local.SieveFilter.MayUse, so that a
+// vacation's :from or a redirect's edited From passes the same check as
+// submitted mail. The function returns nil, ErrNotOwner, or the
+// directory's failure.
+func SenderCheck(dir store.Directory, resolve store.ResolveOptions, sendAs map[string][]string) (func(ctx context.Context, user, addr string) error, error) {
+	g, err := newGrants(sendAs)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, user, addr string) error {
+		err := owns(ctx, dir, resolve, g, user, addr)
+		if err == errNotOwner {
+			return ErrNotOwner
+		}
+		return err
+	}, nil
 }
 
 // headerAddrs reads From and Sender field values as mailbox lists.

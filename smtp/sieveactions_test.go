@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailagent/mailagent/dnsauth"
 	"github.com/mailagent/mailagent/smtp/local"
 	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
@@ -255,5 +256,71 @@ func TestSieveERejectOverLMTP(t *testing.T) {
 	}
 	if n := len(q.all()); n != 0 {
 		t.Fatalf("%d notifications, want none over LMTP", n)
+	}
+}
+
+// TestSieveScriptSenders: a vacation's :from and a redirect's edited
+// From are used only when submission's rule lets the user send as them
+// (sales@other.example forwards to alice; boss@local.example does not),
+// else the default is sent; what the script sends as is DKIM-signed when
+// its domain has a key.
+func TestSieveScriptSenders(t *testing.T) {
+	st := newTestStack(t)
+	key, err := dnsauth.GenerateDKIMKey("local.example", "sel", dnsauth.DKIMAlgoEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mayUse, err := SenderCheck(st.db, store.ResolveOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &recordingTarget{}
+	f := &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: out, MayUse: mayUse,
+		Signer: DKIMSigner{Signer: dnsauth.NewSigner([]*dnsauth.DKIMKey{key})}}
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: f}
+	ctx := context.Background()
+	run := func(script, from string) recorded {
+		t.Helper()
+		sieveScripts(t, st, map[string]string{"alice@local.example": script})
+		out.msgs = nil
+		d, _ := ld.Start(ctx, &mail.Envelope{ID: "F1", From: from})
+		d.AddRecipient(ctx, "alice@local.example")
+		msg := "From: " + from + "\r\nTo: alice@local.example\r\nSubject: hi\r\n\r\nx\r\n"
+		if err := d.Body(ctx, mail.BytesBody([]byte(msg))); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sent := out.all()
+		if len(sent) != 1 {
+			t.Fatalf("%d messages sent, want 1", len(sent))
+		}
+		return sent[0]
+	}
+	fromField := func(data string) string {
+		for _, l := range strings.Split(data, "\r\n") {
+			if strings.HasPrefix(l, "From: ") {
+				return l
+			}
+		}
+		return ""
+	}
+	vac := `require "vacation"; vacation :from "%s" "Away.";`
+	if m := run(strings.Replace(vac, "%s", "Sales <sales@other.example>", 1), "a@far.example"); fromField(m.data) != `From: "Sales" <sales@other.example>` {
+		t.Fatalf("owned :from: %q", fromField(m.data))
+	}
+	m := run(strings.Replace(vac, "%s", "boss@local.example", 1), "b@far.example")
+	if fromField(m.data) != "From: alice@local.example" || !strings.HasPrefix(m.data, "DKIM-Signature: ") {
+		t.Fatalf("not owned :from: %q, want the user's address, signed:\n%s", fromField(m.data), m.data)
+	}
+	red := `require "editheader"; deleteheader "From"; addheader "From" "%s"; redirect "x@elsewhere.example";`
+	m = run(strings.Replace(red, "%s", "alice@local.example", 1), "c@far.example")
+	if fromField(m.data) != "From: alice@local.example" || !strings.HasPrefix(m.data, "DKIM-Signature: ") {
+		t.Fatalf("redirect with an owned From: %q, want it signed:\n%s", fromField(m.data), m.data)
+	}
+	m = run(strings.Replace(red, "%s", "boss@local.example", 1), "d@far.example")
+	if fromField(m.data) != "From: d@far.example" || strings.Contains(m.data, "DKIM-Signature") {
+		t.Fatalf("redirect with a From not owned: %q, want the message's own, unsigned:\n%s", fromField(m.data), m.data)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -319,8 +320,24 @@ func (s *server) stackConfig(resolver dnsauth.Resolver) (stack.Config, error) {
 	s.conns = sc.ConnLimiter
 	if cfg.Maildir.Sieve {
 		// The stack sends vacation replies through its queue.
-		sc.Local.Filter = &local.SieveFilter{MaildirBase: sc.MaildirBase, Before: cfg.Maildir.SieveBefore,
-			After: cfg.Maildir.SieveAfter, GlobalDir: cfg.Maildir.SieveGlobalDir, Logger: s.log}
+		// What scripts send as (vacation :from, a redirect's edited From)
+		// passes submission's sender rule and is signed like it.
+		// The directory is the one the stack opens and gives sc.Local.
+		if _, err := smtp.SenderCheck(nil, resolveOptions(cfg), cfg.SendAs); err != nil {
+			return sc, err
+		}
+		ld := sc.Local
+		check := sync.OnceValue(func() func(context.Context, string, string) error {
+			c, _ := smtp.SenderCheck(ld.Directory, resolveOptions(cfg), cfg.SendAs)
+			return c
+		})
+		mayUse := func(ctx context.Context, user, addr string) error { return check()(ctx, user, addr) }
+		sf := &local.SieveFilter{MaildirBase: sc.MaildirBase, Before: cfg.Maildir.SieveBefore,
+			After: cfg.Maildir.SieveAfter, GlobalDir: cfg.Maildir.SieveGlobalDir, Logger: s.log, MayUse: mayUse}
+		if cfg.DKIM.Sign {
+			sf.Signer = &s.signer
+		}
+		sc.Local.Filter = sf
 	}
 	if err := s.relayOptions(&sc.Outbound); err != nil {
 		return sc, err

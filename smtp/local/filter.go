@@ -108,6 +108,17 @@ type SieveFilter struct {
 	// destination's SPF check passes. Nil keeps the original sender, as
 	// Pigeonhole does.
 	RedirectSender func(u *store.User, env *mail.Envelope, to string) string
+	// MayUse checks an address a script sends as (vacation :from, a From
+	// field editheader changed on a redirected message) with
+	// submission's rule, smtp.SenderCheck: nil when user may use addr.
+	// An address refused falls back to the default, the user's own
+	// address for a vacation reply and the message's own From for a
+	// redirect. Nil allows the user's own address only.
+	MayUse func(ctx context.Context, user, addr string) error
+	// Signer, when set, signs (DKIM) vacation replies and redirects whose
+	// From the script set, as submitted mail is signed; a domain without
+	// a key goes unsigned.
+	Signer mail.Signer
 	// Logger receives script errors; nil discards.
 	Logger *slog.Logger
 

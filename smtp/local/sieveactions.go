@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	netmail "net/mail"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,9 +20,9 @@ import (
 // LMTP reply.
 const maxReasonLen = 512
 
-// errNotSent is why a redirect or a reject's notification was not staged
-// (looped, over the limit, no queue): the message is kept instead.
-var errNotSent = errors.New("not sent")
+// errNotSent is why a reject's notification was not staged (no queue
+// that notifies): the message is kept instead.
+var errNotSent = errors.New("no queue to notify the sender")
 
 func uniqueID(prefix string) string {
 	b := make([]byte, 6)
@@ -57,8 +59,10 @@ func (f *SieveFilter) stageRedirect(ctx context.Context, u *store.User, env *mai
 		from = f.RedirectSender(u, env, a.Address)
 	}
 	src := body
-	if e := edited(msg, a.Header); e != nil {
-		src = e
+	sign := false
+	if a.Header != nil {
+		h, changed := f.checkFrom(ctx, u, msg.Header, a.Header)
+		src, sign = edited(msg, h), changed
 	}
 	now := time.Now()
 	host := env.Hostname
@@ -68,8 +72,12 @@ func (f *SieveFilter) stageRedirect(ctx context.Context, u *store.User, env *mai
 	out := headerenc.Prepend(src,
 		"Delivered-To: "+headerenc.AddrSpec(u.Address),
 		"Received: by "+headerenc.Domain(host)+" (mailagent sieve redirect) id "+headerenc.Text(env.ID)+" for "+headerenc.Path(a.Address)+"; "+now.Format(time.RFC1123Z))
-	d, err := f.Outbound.Start(ctx, &mail.Envelope{ID: uniqueID(env.ID + ".redirect"), From: from, Generated: true,
-		Received: now, Hostname: env.Hostname, SMTPUTF8: env.SMTPUTF8, EightBitMIME: env.EightBitMIME})
+	renv := &mail.Envelope{ID: uniqueID(env.ID + ".redirect"), From: from, Generated: true,
+		Received: now, Hostname: env.Hostname, SMTPUTF8: env.SMTPUTF8, EightBitMIME: env.EightBitMIME}
+	if sign {
+		out = f.sign(ctx, renv, out)
+	}
+	d, err := f.Outbound.Start(ctx, renv)
 	if err != nil {
 		return nil, err
 	}
@@ -136,4 +144,97 @@ func (f *SieveFilter) stageReject(ctx context.Context, u *store.User, env *mail.
 		return nil, false, err
 	}
 	return d, true, nil
+}
+
+// owns reports whether u may send as addr: u's own address, or one
+// MayUse allows. Any error counts as no (a directory failure too, the
+// default sender being used then).
+func (f *SieveFilter) owns(ctx context.Context, u *store.User, addr string) bool {
+	if strings.EqualFold(addr, u.Address) {
+		return true
+	}
+	if f.MayUse == nil {
+		return false
+	}
+	err := f.MayUse(ctx, u.Address, addr)
+	if err != nil {
+		f.logger().Debug("sieve sender check", "user", u.Address, "address", addr, "err", err)
+	}
+	return err == nil
+}
+
+// fromValues are the values of h's From fields.
+func fromValues(h []sieve.Field) []string {
+	var out []string
+	for _, fl := range h {
+		if strings.EqualFold(fl.Name, "From") {
+			out = append(out, strings.TrimSpace(fl.Value))
+		}
+	}
+	return out
+}
+
+// checkFrom is the header a redirect sends: edited as the script left it
+// when its From fields are the message's own or name only addresses u
+// may use (changed is then whether they differ), else with the
+// message's own From fields back in place of the script's.
+func (f *SieveFilter) checkFrom(ctx context.Context, u *store.User, orig, edit []sieve.Field) (h []sieve.Field, changed bool) {
+	was, now := fromValues(orig), fromValues(edit)
+	if slices.Equal(was, now) {
+		return edit, false
+	}
+	ok := len(now) > 0
+	for _, v := range now {
+		list, err := netmail.ParseAddressList(v)
+		if err != nil || len(list) == 0 {
+			ok = false
+			break
+		}
+		for _, a := range list {
+			ok = ok && f.owns(ctx, u, a.Address)
+		}
+	}
+	if ok {
+		return edit, true
+	}
+	f.logger().Info("sieve redirect: From set by the script not owned by the user; the message's own From is sent", "user", u.Address)
+	var out []sieve.Field
+	put := false
+	for _, fl := range edit {
+		if strings.EqualFold(fl.Name, "From") {
+			if !put {
+				out, put = append(out, fromFields(orig)...), true
+			}
+			continue
+		}
+		out = append(out, fl)
+	}
+	if !put {
+		out = append(fromFields(orig), out...)
+	}
+	return out, false
+}
+
+func fromFields(h []sieve.Field) []sieve.Field {
+	var out []sieve.Field
+	for _, fl := range h {
+		if strings.EqualFold(fl.Name, "From") {
+			out = append(out, fl)
+		}
+	}
+	return out
+}
+
+// sign is msg with Signer's signature fields above it, msg itself when
+// there is no Signer or it does not sign.
+func (f *SieveFilter) sign(ctx context.Context, env *mail.Envelope, msg mail.Body) mail.Body {
+	if f.Signer == nil {
+		return msg
+	}
+	sig, err := f.Signer.Sign(ctx, env, msg)
+	if err != nil {
+		f.logger().Warn("sieve: outgoing message not signed", "id", env.ID, "err", err)
+		return msg
+	}
+	return headerenc.Prepend(msg, sig...)
 }

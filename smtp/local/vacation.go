@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"mime"
+	netmail "net/mail"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -122,9 +123,16 @@ func (f *SieveFilter) sendVacation(ctx context.Context, u *store.User, env *mail
 		f.logger().Info("vacation: no reply", "id", env.ID, "user", u.Address, "why", why)
 		return nil
 	}
-	from := u.Address
+	// The From is the user's address unless :from names one the user
+	// may send as (the rule of submitted mail); written by net/mail, so
+	// the script's text cannot make another field.
+	from := headerenc.AddrSpec(u.Address)
 	if v.From != "" {
-		from = v.From
+		if a, err := netmail.ParseAddress(v.From); err == nil && f.owns(ctx, u, a.Address) {
+			from = a.String()
+		} else {
+			f.logger().Info("vacation: :from not owned by the user, replying from the user's address", "id", env.ID, "user", u.Address)
+		}
 	}
 	id := make([]byte, 12)
 	rand.Read(id)
@@ -155,7 +163,9 @@ func (f *SieveFilter) sendVacation(ctx context.Context, u *store.User, env *mail
 	if !strings.HasSuffix(b.String(), "\r\n") {
 		b.WriteString("\r\n")
 	}
-	d, err := f.Outbound.Start(ctx, &mail.Envelope{ID: env.ID + ".vacation", From: "", Generated: true, Received: now, Hostname: env.Hostname})
+	venv := &mail.Envelope{ID: env.ID + ".vacation", From: "", Generated: true, Received: now, Hostname: env.Hostname}
+	reply := f.sign(ctx, venv, mail.BytesBody([]byte(b.String())))
+	d, err := f.Outbound.Start(ctx, venv)
 	if err != nil {
 		return err
 	}
@@ -163,7 +173,7 @@ func (f *SieveFilter) sendVacation(ctx context.Context, u *store.User, env *mail
 		d.Abort(ctx)
 		return err
 	}
-	if err := d.Body(ctx, mail.BytesBody([]byte(b.String()))); err != nil {
+	if err := d.Body(ctx, reply); err != nil {
 		d.Abort(ctx)
 		return err
 	}
