@@ -290,112 +290,86 @@ func (st *Stack) buildServers() error {
 			quarantine = t
 		}
 	}
+	// The options every server has, where left zero.
+	var limiter connlimit.Counter
+	if cfg.ConnLimiter != nil {
+		limiter = cfg.ConnLimiter
+	}
+	common := func(tc **tls.Config, cl *connlimit.Counter, lg **slog.Logger) {
+		setDefault(tc, cfg.TLS)
+		setDefault(cl, limiter)
+		setDefault(lg, st.log)
+	}
 	for _, l := range cfg.SMTP {
 		o := l.Options
-		if o.Hostname == "" {
-			o.Hostname = cfg.Hostname
-		}
-		if o.Target == nil {
-			o.Target = st.Router
-		}
-		if o.TLSConfig == nil {
-			o.TLSConfig = cfg.TLS
-		}
+		common(&o.TLSConfig, &o.ConnLimiter, &o.Logger)
+		setDefault(&o.Hostname, cfg.Hostname)
+		setDefault(&o.Target, mail.Target(st.Router))
 		if o.Role == smtp.Submission {
-			if o.Authenticator == nil {
-				o.Authenticator = st.Auth
-			}
-			if o.Directory == nil {
-				o.Directory = st.Directory
-			}
+			setDefault(&o.Authenticator, smtp.Authenticator(st.Auth))
+			setDefault(&o.Directory, store.Directory(st.Directory))
 		}
-		if o.Quarantine == nil && o.Role != smtp.LMTP {
-			o.Quarantine = quarantine
-		}
-		if o.ConnLimiter == nil && cfg.ConnLimiter != nil {
-			o.ConnLimiter = cfg.ConnLimiter
-		}
-		if o.Logger == nil {
-			o.Logger = st.log
+		if o.Role != smtp.LMTP {
+			setDefault(&o.Quarantine, quarantine)
 		}
 		srv, err := smtp.NewServer(o)
-		if err != nil {
-			return fmt.Errorf("%s: %w", l.Name, err)
+		if err := st.add(l.Name, l.Listener, srv, err, smtp.ErrServerClosed); err != nil {
+			return err
 		}
-		st.servers = append(st.servers, server{l.Name, l.Listener, srv.Serve, srv.Shutdown, smtp.ErrServerClosed})
 	}
 	for _, l := range cfg.IMAP {
 		o := l.Options
-		if o.Store == nil {
-			o.Store = st.Maildirs
-		}
-		if o.Authenticator == nil {
-			o.Authenticator = st.Auth
-		}
-		if o.TLSConfig == nil {
-			o.TLSConfig = cfg.TLS
-		}
-		if o.ConnLimiter == nil && cfg.ConnLimiter != nil {
-			o.ConnLimiter = cfg.ConnLimiter
-		}
-		if o.Logger == nil {
-			o.Logger = st.log
-		}
+		common(&o.TLSConfig, &o.ConnLimiter, &o.Logger)
+		setDefault(&o.Store, st.Maildirs)
+		setDefault(&o.Authenticator, imap.Authenticator(st.Auth))
 		srv, err := imap.NewServer(o)
-		if err != nil {
-			return fmt.Errorf("%s: %w", l.Name, err)
+		if err := st.add(l.Name, l.Listener, srv, err, imap.ErrServerClosed); err != nil {
+			return err
 		}
-		st.servers = append(st.servers, server{l.Name, l.Listener, srv.Serve, srv.Shutdown, imap.ErrServerClosed})
 	}
 	for _, l := range cfg.POP3 {
 		o := l.Options
-		if o.Hostname == "" {
-			o.Hostname = cfg.Hostname
-		}
-		if o.Maildirs == nil {
-			o.Maildirs = st.Maildirs
-		}
-		if o.Authenticator == nil {
-			o.Authenticator = st.Auth
-		}
-		if o.TLSConfig == nil {
-			o.TLSConfig = cfg.TLS
-		}
-		if o.ConnLimiter == nil && cfg.ConnLimiter != nil {
-			o.ConnLimiter = cfg.ConnLimiter
-		}
-		if o.Logger == nil {
-			o.Logger = st.log
-		}
+		common(&o.TLSConfig, &o.ConnLimiter, &o.Logger)
+		setDefault(&o.Hostname, cfg.Hostname)
+		setDefault(&o.Maildirs, st.Maildirs)
+		setDefault(&o.Authenticator, pop3.Authenticator(st.Auth))
 		srv, err := pop3.NewServer(o)
-		if err != nil {
-			return fmt.Errorf("%s: %w", l.Name, err)
+		if err := st.add(l.Name, l.Listener, srv, err, pop3.ErrServerClosed); err != nil {
+			return err
 		}
-		st.servers = append(st.servers, server{l.Name, l.Listener, srv.Serve, srv.Shutdown, pop3.ErrServerClosed})
 	}
 	for _, l := range cfg.ManageSieve {
 		o := l.Options
-		if o.Authenticator == nil {
-			o.Authenticator = st.Auth
-		}
-		if o.Home == nil && o.MaildirBase == "" {
-			o.MaildirBase = cfg.MaildirBase
-		}
-		if o.TLSConfig == nil {
-			o.TLSConfig = cfg.TLS
-		}
-		if o.ConnLimiter == nil && cfg.ConnLimiter != nil {
-			o.ConnLimiter = cfg.ConnLimiter
-		}
-		if o.Logger == nil {
-			o.Logger = st.log
+		common(&o.TLSConfig, &o.ConnLimiter, &o.Logger)
+		setDefault(&o.Authenticator, managesieve.Authenticator(st.Auth))
+		if o.Home == nil {
+			setDefault(&o.MaildirBase, cfg.MaildirBase)
 		}
 		srv, err := managesieve.NewServer(o)
-		if err != nil {
-			return fmt.Errorf("%s: %w", l.Name, err)
+		if err := st.add(l.Name, l.Listener, srv, err, managesieve.ErrServerClosed); err != nil {
+			return err
 		}
-		st.servers = append(st.servers, server{l.Name, l.Listener, srv.Serve, srv.Shutdown, managesieve.ErrServerClosed})
 	}
+	return nil
+}
+
+// setDefault sets *v to def when it is the zero value.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// add records a server New built (err is NewServer's).
+func (st *Stack) add(name string, ln net.Listener, srv interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}, err error, closed error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	st.servers = append(st.servers, server{name, ln, srv.Serve, srv.Shutdown, closed})
 	return nil
 }
 
