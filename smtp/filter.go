@@ -18,11 +18,47 @@ import (
 // client is told it was accepted and nothing is delivered.
 var errDiscarded = errors.New("smtp: message discarded by filter")
 
+// connectFilters starts the session of every filter that follows whole
+// sessions (a milter's connection, connect and HELO), when the client
+// introduces itself.
+func (ss *session) connectFilters() {
+	for i, f := range ss.srv.opts.Checks.Filters {
+		sf, ok := f.(mail.SessionFilter)
+		if !ok {
+			continue
+		}
+		if ss.conns == nil {
+			ss.conns = make([]mail.ConnFilter, len(ss.srv.opts.Checks.Filters))
+		}
+		env := ss.base
+		ss.conns[i] = sf.Connect(ss.ctx, &env)
+	}
+}
+
+// disconnectFilters ends the filters' sessions.
+func (ss *session) disconnectFilters() {
+	for _, cf := range ss.conns {
+		if cf == nil {
+			continue
+		}
+		if err := cf.Close(); err != nil {
+			ss.log.Debug("filter session close", "err", err)
+		}
+	}
+	ss.conns = nil
+}
+
 // openFilters opens every filter of the server for env, at MAIL FROM.
 // On a refusal the sessions already open are closed.
 func (ss *session) openFilters(env *mail.Envelope) error {
-	for _, f := range ss.srv.opts.Checks.Filters {
-		fs, v := f.Open(ss.ctx, env)
+	for i, f := range ss.srv.opts.Checks.Filters {
+		var fs mail.FilterSession
+		var v mail.Verdict
+		if i < len(ss.conns) && ss.conns[i] != nil {
+			fs, v = ss.conns[i].Open(ss.ctx, env)
+		} else {
+			fs, v = f.Open(ss.ctx, env)
+		}
 		var extra []string
 		err := applyVerdict(v, env, &extra)
 		if fs != nil {

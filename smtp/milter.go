@@ -65,7 +65,8 @@ var (
 // ClamAV's milter. The filter sees connect, HELO, MAIL, each RCPT, the
 // header fields, the body and end-of-message, with the macros Postfix
 // sends, and its replies and modifications become the Verdict. One
-// milter connection serves one transaction. Set the fields before use.
+// milter connection serves a whole SMTP session (see Connect). Set the
+// fields before use.
 type Milter struct {
 	// Address is the milter's socket in Postfix's notation,
 	// "inet:host:port" or "unix:/path", or a plain "host:port".
@@ -164,25 +165,71 @@ func (sd *stageDialer) Dial(network, addr string) (net.Conn, error) {
 	return sc, nil
 }
 
-// milterMacros are the macros sent at each stage, Postfix's defaults
-// (milter_connect_macros and the others).
+// milterMacros are the macros sent at each stage: Postfix's defaults
+// (milter_connect_macros, milter_helo_macros, milter_mail_macros,
+// milter_rcpt_macros, milter_data_macros, milter_end_of_header_macros
+// and milter_end_of_data_macros), with the client's address and names
+// at connect as Postfix also makes them available there.
 var milterMacros = [][]milter.MacroName{
 	milter.StageConnect: {milter.MacroMTAFQDN, milter.MacroDaemonName, milter.MacroMTAVersion, milter.MacroRFC1413AuthInfo, milter.MacroClientAddr, milter.MacroClientPort, milter.MacroClientName, milter.MacroClientPTR, milter.MacroDaemonAddr, milter.MacroDaemonPort},
 	milter.StageHelo:    {milter.MacroTlsVersion, milter.MacroCipher, milter.MacroCipherBits, milter.MacroCertSubject, milter.MacroCertIssuer},
 	milter.StageMail:    {milter.MacroQueueId, milter.MacroAuthType, milter.MacroAuthAuthen, milter.MacroAuthAuthor, milter.MacroMailAddr, milter.MacroMailHost, milter.MacroMailMailer},
-	milter.StageRcpt:    {milter.MacroRcptAddr, milter.MacroRcptHost, milter.MacroRcptMailer},
+	milter.StageRcpt:    {milter.MacroQueueId, milter.MacroRcptAddr, milter.MacroRcptHost, milter.MacroRcptMailer},
 	milter.StageData:    {milter.MacroQueueId},
 	milter.StageEOM:     {milter.MacroQueueId},
 	milter.StageEOH:     {milter.MacroQueueId},
 }
 
-// Open implements Filter: it connects to the milter and sends connect,
-// HELO and MAIL.
+// Open implements Filter for a server that does not follow sessions: a
+// milter connection of its own for this one transaction.
 func (m *Milter) Open(ctx context.Context, env *mail.Envelope) (mail.FilterSession, mail.Verdict) {
+	mc := m.Connect(ctx, env).(*milterConn)
+	fs, v := mc.Open(ctx, env)
+	if fs == nil {
+		mc.Close()
+		return nil, v
+	}
+	ms := fs.(*milterSession)
+	ms.own = true
+	return ms, v
+}
+
+// Connect implements mail.SessionFilter: it connects to the milter and
+// sends connect and HELO, once for the SMTP session, as Postfix does.
+// Every transaction of the session then uses this connection, with an
+// abort between messages; a connection that failed is made again at the
+// next MAIL.
+func (m *Milter) Connect(ctx context.Context, env *mail.Envelope) mail.ConnFilter {
+	mc := &milterConn{m: m}
+	mc.pending = mc.dial(env)
+	return mc
+}
+
+// milterConn is one SMTP session's connection to the milter.
+type milterConn struct {
+	m      *Milter
+	s      *milter.ClientSession // nil when not connected
+	macros *milter.MacroBag
+	conn   *stageConn
+	// helo and tls are the HELO name and TLS state last sent.
+	helo string
+	tls  *tls.ConnectionState
+	// decided is the milter's answer to connect or HELO, which holds
+	// for the rest of the session: accept (not consulted again) or a
+	// refusal of every transaction.
+	decided *mail.Verdict
+	// pending is the failure of the connection made at Connect, which
+	// the first transaction reports instead of connecting again.
+	pending error
+}
+
+// dial connects to the milter and sends connect and HELO.
+func (mc *milterConn) dial(env *mail.Envelope) error {
+	m := mc.m
 	network, address, err := ParseMilterAddress(m.Address)
 	if err != nil {
-		m.log().Error("milter misconfigured", "id", env.ID, "err", err)
-		return nil, m.failed(env, err)
+		m.log().Error("milter misconfigured", "err", err)
+		return err
 	}
 	sd := &stageDialer{d: net.Dialer{Timeout: orDefault(m.ConnectTimeout, DefaultMilterConnectTimeout)},
 		cmd: orDefault(m.CommandTimeout, DefaultMilterCommandTimeout)}
@@ -197,30 +244,108 @@ func (m *Milter) Open(ctx context.Context, env *mail.Envelope) (mail.FilterSessi
 		opts = append(opts, milter.WithMacroRequest(milter.MacroStage(stage), names))
 	}
 	client := milter.NewClient(network, address, opts...)
-	macros := m.macros(env)
-	s, err := client.Session(macros)
+	mc.macros = m.connectMacros(env)
+	s, err := client.Session(mc.macros)
 	if err != nil {
+		return err
+	}
+	mc.s, mc.conn = s, sd.last
+	family, host, port := milter.FamilyUnknown, "", uint16(0)
+	if ta, ok := env.RemoteAddr.(*net.TCPAddr); ok {
+		family, host, port = milter.FamilyInet, ta.IP.String(), uint16(ta.Port)
+		if ta.IP.To4() == nil {
+			family = milter.FamilyInet6
+		}
+	}
+	act, err := s.Conn(clientName(env), family, port, host)
+	if err != nil {
+		mc.drop()
+		return err
+	}
+	if v, stop := actionVerdict(act); stop {
+		mc.decide(v)
+		return nil
+	}
+	return mc.sendHelo(env)
+}
+
+// sendHelo sends HELO with the TLS macros; again when the client
+// introduced itself anew (EHLO after STARTTLS), as Postfix does.
+func (mc *milterConn) sendHelo(env *mail.Envelope) error {
+	mc.m.tlsMacros(mc.macros, env)
+	act, err := mc.s.Helo(env.Helo)
+	if err != nil {
+		mc.drop()
+		return err
+	}
+	mc.helo, mc.tls = env.Helo, env.TLS
+	if v, stop := actionVerdict(act); stop {
+		mc.decide(v)
+	}
+	return nil
+}
+
+// decide keeps the milter's answer to connect or HELO for the session
+// and ends the connection: the milter has nothing more to see.
+func (mc *milterConn) decide(v mail.Verdict) {
+	mc.decided = &v
+	if mc.s != nil {
+		_ = mc.s.Close()
+		mc.s = nil
+	}
+}
+
+// drop forgets a connection that failed; the next transaction makes a
+// new one.
+func (mc *milterConn) drop() {
+	if mc.s != nil {
+		_ = mc.s.Close()
+		mc.s = nil
+	}
+}
+
+// Open implements mail.ConnFilter: it sends MAIL on the session's
+// connection, connecting again first if the last one failed.
+func (mc *milterConn) Open(ctx context.Context, env *mail.Envelope) (mail.FilterSession, mail.Verdict) {
+	m := mc.m
+	if err := mc.pending; err != nil {
+		mc.pending = nil
 		return nil, m.failed(env, err)
 	}
-	ms := &milterSession{m: m, s: s, macros: macros, conn: sd.last, content: orDefault(m.ContentTimeout, DefaultMilterContentTimeout)}
-	v, ok := ms.step(env, func() (*milter.Action, error) {
-		family, host, port := milter.FamilyUnknown, "", uint16(0)
-		if ta, ok := env.RemoteAddr.(*net.TCPAddr); ok {
-			family, host, port = milter.FamilyInet, ta.IP.String(), uint16(ta.Port)
-			if ta.IP.To4() == nil {
-				family = milter.FamilyInet6
-			}
+	if mc.decided == nil && mc.s == nil {
+		m.log().Debug("milter reconnect", "id", env.ID, "milter", m.Address)
+		if err := mc.dial(env); err != nil {
+			return nil, m.failed(env, err)
 		}
-		return s.Conn(clientName(env), family, port, host)
-	})
-	if ok {
-		v, ok = ms.step(env, func() (*milter.Action, error) { return s.Helo(env.Helo) })
 	}
-	if ok {
-		v, ok = ms.step(env, func() (*milter.Action, error) { return s.Mail(env.From, "") })
+	if mc.decided == nil && (env.Helo != mc.helo || env.TLS != mc.tls) {
+		if err := mc.sendHelo(env); err != nil {
+			return nil, m.failed(env, err)
+		}
 	}
-	_ = ok
+	if d := mc.decided; d != nil {
+		// Accepted at connect or HELO: not consulted again in this
+		// session; refused: every transaction is refused.
+		return nil, *d
+	}
+	mc.conn.timeout.Store(int64(orDefault(m.CommandTimeout, DefaultMilterCommandTimeout)))
+	m.mailMacros(mc.macros, env)
+	ms := &milterSession{m: m, mc: mc, s: mc.s, macros: mc.macros, conn: mc.conn, content: orDefault(m.ContentTimeout, DefaultMilterContentTimeout)}
+	v, _ := ms.step(env, func() (*milter.Action, error) { return mc.s.Mail(env.From, "") })
 	return ms, v
+}
+
+// Close implements mail.ConnFilter: QUIT to the milter.
+func (mc *milterConn) Close() error {
+	if mc.s == nil {
+		return nil
+	}
+	err := mc.s.Close()
+	mc.s = nil
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // clientName is the {client_name} of Postfix: the verified name of the
@@ -236,8 +361,9 @@ func clientName(env *mail.Envelope) string {
 	return "unknown"
 }
 
-// macros fills the values Postfix gives the macros it sends.
-func (m *Milter) macros(env *mail.Envelope) *milter.MacroBag {
+// connectMacros fills the values of the connect stage's macros, a new
+// bag for the connection.
+func (m *Milter) connectMacros(env *mail.Envelope) *milter.MacroBag {
 	b := milter.NewMacroBag()
 	b.Set(milter.MacroMTAFQDN, env.Hostname)
 	name := m.DaemonName
@@ -246,7 +372,6 @@ func (m *Milter) macros(env *mail.Envelope) *milter.MacroBag {
 	}
 	b.Set(milter.MacroDaemonName, name)
 	b.Set(milter.MacroMTAVersion, "mailagent")
-	b.Set(milter.MacroQueueId, env.ID)
 	if ta, ok := env.RemoteAddr.(*net.TCPAddr); ok {
 		b.Set(milter.MacroClientAddr, ta.IP.String())
 		b.Set(milter.MacroClientPort, strconv.Itoa(ta.Port))
@@ -254,20 +379,56 @@ func (m *Milter) macros(env *mail.Envelope) *milter.MacroBag {
 		b.Set(milter.MacroClientPTR, clientName(env))
 		b.Set(milter.MacroRFC1413AuthInfo, clientName(env)+" ["+ta.IP.String()+"]")
 	}
-	if env.TLS != nil {
-		b.Set(milter.MacroTlsVersion, tls.VersionName(env.TLS.Version))
-		b.Set(milter.MacroCipher, tls.CipherSuiteName(env.TLS.CipherSuite))
-	}
-	if env.AuthUser != "" {
-		b.Set(milter.MacroAuthType, "PLAIN")
-		b.Set(milter.MacroAuthAuthen, env.AuthUser)
-	}
-	b.Set(milter.MacroMailAddr, env.From)
-	if i := strings.LastIndexByte(env.From, '@'); i >= 0 {
-		b.Set(milter.MacroMailHost, env.From[i+1:])
-	}
-	b.Set(milter.MacroMailMailer, "smtp")
 	return b
+}
+
+// tlsMacros sets the HELO stage's macros: the TLS state, none when the
+// session is not encrypted.
+func (m *Milter) tlsMacros(b *milter.MacroBag, env *mail.Envelope) {
+	version, cipher, bits := "", "", ""
+	if env.TLS != nil {
+		version, cipher = tls.VersionName(env.TLS.Version), tls.CipherSuiteName(env.TLS.CipherSuite)
+		bits = cipherBits(env.TLS.CipherSuite)
+	}
+	b.Set(milter.MacroTlsVersion, version)
+	b.Set(milter.MacroCipher, cipher)
+	b.Set(milter.MacroCipherBits, bits)
+}
+
+// cipherBits is the {cipher_bits} of a suite: its key size.
+func cipherBits(suite uint16) string {
+	name := tls.CipherSuiteName(suite)
+	switch {
+	case strings.Contains(name, "AES_128"):
+		return "128"
+	case strings.Contains(name, "AES_256"), strings.Contains(name, "CHACHA20"):
+		return "256"
+	}
+	return ""
+}
+
+// mailMacros sets the MAIL stage's macros for a new transaction and
+// forgets the last transaction's recipient.
+func (m *Milter) mailMacros(b *milter.MacroBag, env *mail.Envelope) {
+	b.Set(milter.MacroQueueId, env.ID)
+	authType, authAuthen := "", ""
+	if env.AuthUser != "" {
+		authType, authAuthen = env.AuthMechanism, env.AuthUser
+		if authType == "" {
+			authType = "PLAIN"
+		}
+	}
+	b.Set(milter.MacroAuthType, authType)
+	b.Set(milter.MacroAuthAuthen, authAuthen)
+	b.Set(milter.MacroMailAddr, env.From)
+	host := ""
+	if i := strings.LastIndexByte(env.From, '@'); i >= 0 {
+		host = env.From[i+1:]
+	}
+	b.Set(milter.MacroMailHost, host)
+	b.Set(milter.MacroMailMailer, "smtp")
+	b.Set(milter.MacroRcptAddr, "")
+	b.Set(milter.MacroRcptHost, "")
 }
 
 // failed is the verdict when the milter could not be used.
@@ -282,9 +443,11 @@ func (m *Milter) failed(env *mail.Envelope, err error) mail.Verdict {
 	return mail.Verdict{Action: mail.Reject, Reply: errMilterTempfail}
 }
 
-// milterSession is one transaction's milter connection.
+// milterSession is one transaction on the session's milter connection.
 type milterSession struct {
 	m      *Milter
+	mc     *milterConn
+	own    bool // the connection is this transaction's alone
 	s      *milter.ClientSession
 	macros *milter.MacroBag
 	conn   *stageConn
@@ -302,8 +465,7 @@ func (ms *milterSession) step(env *mail.Envelope, cmd func() (*milter.Action, er
 	}
 	act, err := cmd()
 	if err != nil {
-		ms.done = true
-		return ms.m.failed(env, err), false
+		return ms.fail(env, err), false
 	}
 	v, stop := actionVerdict(act)
 	if stop {
@@ -410,8 +572,7 @@ func (ms *milterSession) stepRcpt(env *mail.Envelope, rcpt string) (mail.Verdict
 	}
 	act, err := ms.s.Rcpt(rcpt, "")
 	if err != nil {
-		ms.done = true
-		return ms.m.failed(env, err), false
+		return ms.fail(env, err), false
 	}
 	v, stop := actionVerdict(act)
 	if stop && act.Type != milter.ActionReject && act.Type != milter.ActionRejectWithCode && act.Type != milter.ActionTempFail {
@@ -426,10 +587,7 @@ func (ms *milterSession) Message(ctx context.Context, env *mail.Envelope, msg ma
 	if ms.done {
 		return mail.Verdict{}
 	}
-	fail := func(err error) mail.Verdict {
-		ms.done = true
-		return ms.m.failed(env, err)
-	}
+	fail := func(err error) mail.Verdict { return ms.fail(env, err) }
 	ms.macros.Set(milter.MacroQueueId, env.ID)
 	if act, err := ms.s.DataStart(); err != nil {
 		return fail(err)
@@ -519,13 +677,30 @@ func spamHeader(v *mail.Verdict, name, value string) {
 	}
 }
 
-// Close implements FilterSession.
+// fail ends the transaction after the milter failed: the connection is
+// dropped (the next transaction connects again) and the default action
+// applies.
+func (ms *milterSession) fail(env *mail.Envelope, err error) mail.Verdict {
+	ms.done = true
+	ms.mc.drop()
+	return ms.m.failed(env, err)
+}
+
+// Close implements FilterSession: it aborts the transaction on the
+// milter so the connection is ready for the next MAIL, or ends the
+// connection when it was this transaction's alone.
 func (ms *milterSession) Close() error {
-	err := ms.s.Close()
-	if errors.Is(err, net.ErrClosed) {
-		return nil
+	if ms.own {
+		return ms.mc.Close()
 	}
-	return err
+	if ms.mc.s != ms.s {
+		return nil // dropped after a failure
+	}
+	if err := ms.s.Abort(nil); err != nil {
+		ms.mc.drop()
+		return err
+	}
+	return nil
 }
 
 // String names a failure action as Postfix's milter_default_action does.

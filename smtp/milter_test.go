@@ -33,6 +33,9 @@ type milterRecord struct {
 	headers []string
 	body    string
 	hang    chan struct{}
+	// conns counts the milter connections (connect commands), mails
+	// the transactions.
+	conns, mails int
 }
 
 func (r *milterRecord) macro(m milter.Modifier, names ...string) {
@@ -47,11 +50,20 @@ func (r *milterRecord) macro(m milter.Modifier, names ...string) {
 
 func (s *scriptMilter) Connect(host, family string, port uint16, addr string, m milter.Modifier) (*milter.Response, error) {
 	s.rec.macro(m, "j", "{daemon_name}", "{client_addr}", "{client_port}")
+	s.rec.mu.Lock()
+	s.rec.conns++
+	s.rec.mu.Unlock()
 	return milter.RespContinue, nil
 }
 
 func (s *scriptMilter) MailFrom(from, args string, m milter.Modifier) (*milter.Response, error) {
-	s.rec.macro(m, "{mail_addr}", "i")
+	// A new transaction on the connection: forget the last message.
+	s.subject, s.headers = "", nil
+	s.body.Reset()
+	s.rec.macro(m, "{mail_addr}", "i", "{auth_type}", "{auth_authen}")
+	s.rec.mu.Lock()
+	s.rec.mails++
+	s.rec.mu.Unlock()
 	if from == "blocked@far.example" {
 		return milter.RejectWithCodeAndReason(550, "5.7.1 sender blocked by milter")
 	}
@@ -463,5 +475,84 @@ func TestMilterQuarantineTarget(t *testing.T) {
 	}
 	if n := len(st.messages("alice@local.example", "")); n != 1 {
 		t.Errorf("%d messages in INBOX, want the other one", n)
+	}
+}
+
+// TestMilterOneConnectionPerSession: as with Postfix, the milter is
+// connected once for the SMTP session, every transaction of the session
+// goes over that connection (a refused one included), and {auth_type}
+// is the mechanism the client logged in with.
+func TestMilterOneConnectionPerSession(t *testing.T) {
+	st := newTestStack(t)
+	maddr, rec := startMilter(t)
+	o := st.options(Submission)
+	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr}}
+	addr, _ := st.serve(o)
+	toBob := `
+		C: MAIL FROM:<alice@local.example>
+		S: 250
+		C: RCPT TO:<bob@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: `
+	dial(t, "tcp", addr).run(`
+		S: 220
+		C: EHLO laptop
+		S: 250
+		C: STARTTLS
+		S: 220
+		TLS
+		C: EHLO laptop
+		S: 250
+		C: AUTH LOGIN ` + b64("alice@local.example") + `
+		S: 334 ` + b64("Password:") + `
+		C: ` + b64(testPassword) + `
+		S: 235` + toBob + message("first", "") + `
+		S: 250` + toBob + message("gtube", "") + `
+		S: 554 5.7.1 Gtube pattern
+		C: MAIL FROM:<alice@local.example>
+		S: 250
+		C: RSET
+		S: 250` + toBob + message("second", "") + `
+		S: 250
+		C: QUIT
+		S: 221`)
+	got := st.messages("bob@local.example", "")
+	if len(got) != 2 || !strings.Contains(got[0]+got[1], "Subject: first\r\n") || !strings.Contains(got[0]+got[1], "Subject: second\r\n") {
+		t.Fatalf("bob's INBOX has %d messages, want the first and the second", len(got))
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.conns != 1 || rec.mails != 4 {
+		t.Errorf("milter saw %d connections and %d transactions, want 1 and 4", rec.conns, rec.mails)
+	}
+	if rec.macros["{auth_type}"] != "LOGIN" || rec.macros["{auth_authen}"] != "alice@local.example" {
+		t.Errorf("{auth_type} %q {auth_authen} %q, want LOGIN and alice@local.example", rec.macros["{auth_type}"], rec.macros["{auth_authen}"])
+	}
+}
+
+// TestMilterReconnects: when the milter breaks off in the middle of a
+// session's transaction, the default action answers that one and the
+// next transaction of the same session connects again.
+func TestMilterReconnects(t *testing.T) {
+	st := newTestStack(t)
+	maddr, rec := startMilter(t)
+	o := st.options(MX)
+	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr, ContentTimeout: 200 * time.Millisecond}}
+	addr, _ := st.serve(o)
+	dial(t, "tcp", addr).run(greet + toAlice + `
+		R: ` + message("hang", "") + `
+		S: 451 4.7.1
+		` + toAlice + `
+		R: ` + message("after", "") + `
+		S: 250`)
+	if n := len(st.messages("alice@local.example", "")); n != 1 {
+		t.Errorf("%d messages delivered, want the one after the timeout", n)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.conns != 2 {
+		t.Errorf("milter saw %d connections, want 2 (a new one after the failure)", rec.conns)
 	}
 }

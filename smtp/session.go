@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -67,6 +68,7 @@ type session struct {
 	// runs Data in a goroutine of its own while RSET or QUIT may arrive.
 	mu    sync.Mutex
 	user  *store.User    // authenticated user
+	mech  string         // the SASL mechanism user logged in with
 	env   *mail.Envelope // the transaction in progress; nil between
 	extra []string       // header fields from checks for env
 	d     mail.Delivery
@@ -74,6 +76,10 @@ type session struct {
 	// messages they edited, released with the transaction.
 	filters []mail.FilterSession
 	tmp     []*spool
+	// conns are the session's state of the filters that follow a whole
+	// session (mail.SessionFilter), by index in Checks.Filters; nil for
+	// the others.
+	conns []mail.ConnFilter
 }
 
 // newSession is go-smtp's Backend: it runs when the client introduces
@@ -108,6 +114,7 @@ func (s *Server) newSession(gc *gosmtp.Conn) (gosmtp.Session, error) {
 		}
 		c.results, c.values, c.checked = env.Results, env.Values, true
 	}
+	ss.connectFilters()
 	return ss, nil
 }
 
@@ -119,7 +126,7 @@ func (ss *session) sync() error {
 	if epoch != ss.epoch {
 		ss.epoch = epoch
 		ss.base.TLS = ss.c.tlsState()
-		ss.user = nil
+		ss.user, ss.mech = nil, ""
 	}
 	ss.base.Helo = ss.gc.Hostname()
 	if needHelo {
@@ -172,7 +179,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	}
 	extra := append([]string(nil), ss.c.extra...)
 	if ss.user != nil {
-		env.AuthUser = ss.user.Address
+		env.AuthUser, env.AuthMechanism = ss.user.Address, ss.mech
 		if err := ss.checkSender(from); err != nil {
 			ss.c.endTxn()
 			return err
@@ -561,6 +568,7 @@ func (ss *session) Logout() error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.endTransaction()
+	ss.disconnectFilters()
 	ss.cancel()
 	return nil
 }
@@ -594,7 +602,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		return nil, errAuthNeedsTLS
 	}
 	srv, err := ss.srv.opts.Authenticator.NewSASLServer(ss.ctx, mech, ss.base.RemoteAddr, func(u *store.User) error {
-		ss.user = u
+		ss.user, ss.mech = u, strings.ToUpper(mech)
 		ss.c.loggedIn()
 		ss.log.Info("authenticated", "user", u.Address)
 		return nil

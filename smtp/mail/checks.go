@@ -151,6 +151,30 @@ type Filter interface {
 	Open(ctx context.Context, env *Envelope) (FilterSession, Verdict)
 }
 
+// SessionFilter is a Filter that follows a whole SMTP session, as
+// Postfix keeps one connection to each milter per SMTP connection: the
+// server calls Connect once when the client introduces itself and opens
+// every transaction of the session from the ConnFilter it returns, then
+// closes that at the end of the session. A server that does not know
+// the session (a plain Filter user) calls Open as for any Filter.
+type SessionFilter interface {
+	Filter
+	// Connect starts following a session; env holds the client's
+	// address, HELO name and TLS state, without a transaction. It
+	// never refuses: a failure is reported by the ConnFilter's Open.
+	Connect(ctx context.Context, env *Envelope) ConnFilter
+}
+
+// ConnFilter is a SessionFilter's view of one SMTP session.
+type ConnFilter interface {
+	// Open starts following one transaction of the session, as
+	// Filter.Open does; the session's FilterSession.Close ends that
+	// transaction only.
+	Open(ctx context.Context, env *Envelope) (FilterSession, Verdict)
+	// Close ends the session; it runs once, whatever happened.
+	Close() error
+}
+
 // FilterSession is a Filter's view of one transaction.
 type FilterSession interface {
 	// Rcpt runs for each RCPT TO before the recipient is resolved; a

@@ -39,6 +39,9 @@ type Envelope struct {
 	TLS *tls.ConnectionState
 	// AuthUser is the authenticated user (submission), empty otherwise.
 	AuthUser string
+	// AuthMechanism is the SASL mechanism AuthUser logged in with
+	// ("PLAIN", "LOGIN", ...), empty otherwise.
+	AuthMechanism string
 	// Generated marks a message this system wrote itself (a delivery
 	// status notification): like an authenticated user's, it may go to
 	// any domain.
