@@ -40,28 +40,31 @@ func (f *folderState) indexLogHeader() []byte {
 }
 
 // replayIndexLog applies the log's records beyond what this state has
-// read. It returns the UIDs whose flags it changed and those it added.
-func (f *folderState) replayIndexLog() (changed, added []uint32) {
+// read. It returns the UIDs whose flags it changed and those it added,
+// and other true when the log extends another index generation than
+// this state's: the index was replaced since this state read it (or a
+// crash came between writing an index and starting its log).
+func (f *folderState) replayIndexLog() (changed, added []uint32, other bool) {
 	if f.logGen == "" {
-		return nil, nil
+		return nil, nil, false
 	}
 	fh, err := os.Open(filepath.Join(f.dir, indexLogName))
 	if err != nil {
-		return nil, nil
+		return nil, nil, false
 	}
 	defer fh.Close()
 	hdr := f.indexLogHeader()
 	got := make([]byte, len(hdr))
 	if _, err := io.ReadFull(fh, got); err != nil || !bytes.Equal(got, hdr) {
-		return nil, nil
+		return nil, nil, true
 	}
 	st, err := fh.Stat()
 	if err != nil || st.Size() > maxIndexSize {
-		return nil, nil
+		return nil, nil, false
 	}
 	off := max(f.logOff, int64(len(hdr)))
 	if st.Size() <= off {
-		return nil, nil
+		return nil, nil, false
 	}
 	data := make([]byte, st.Size()-off)
 	n, _ := fh.ReadAt(data, off)
@@ -82,7 +85,7 @@ func (f *folderState) replayIndexLog() (changed, added []uint32) {
 		off += int64(rec)
 	}
 	f.logOff = off
-	return changed, added
+	return changed, added, false
 }
 
 // applyLogRecord applies one record: 'F' flag changes, 'N' messages

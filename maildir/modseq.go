@@ -146,9 +146,19 @@ func (f *folderState) lockIndex(ctx context.Context) (release func(), evs []Even
 // with them the flags that writer set), its highest modseq and its
 // expunge records. The caller holds the dovecot-uidlist lock.
 func (f *folderState) mergeDisk() []Event {
-	changed, added := f.mergeDiskIndex()
-	c, a := f.replayIndexLog()
+	changed, added := f.mergeDiskIndex(false)
+	c, a, other := f.replayIndexLog()
 	changed, added = append(changed, c...), append(added, a...)
+	if other {
+		// The log names another generation though the index's stamp
+		// did not change: a rewrite whose stamp repeated (same tick,
+		// size and a reused inode). The content decides: read the
+		// index again.
+		c, a = f.mergeDiskIndex(true)
+		changed, added = append(changed, c...), append(added, a...)
+		c, a, _ = f.replayIndexLog()
+		changed, added = append(changed, c...), append(added, a...)
+	}
 	var evs []Event
 	if len(added) > 0 {
 		evs = append(evs, Event{Kind: EventNew, UIDs: added, ModSeq: f.highestModSeq})
@@ -161,12 +171,12 @@ func (f *folderState) mergeDisk() []Event {
 }
 
 // mergeDiskIndex merges mailagent.index if it was replaced since this
-// state last read or wrote it; it returns the UIDs whose flags changed
-// and those added.
-func (f *folderState) mergeDiskIndex() (changed, added []uint32) {
+// state last read or wrote it (its stamp changed, or force); it returns
+// the UIDs whose flags changed and those added.
+func (f *folderState) mergeDiskIndex(force bool) (changed, added []uint32) {
 	p := filepath.Join(f.dir, indexName)
 	st, ok := statStamp(p)
-	if !ok || st == f.idxStamp || st.size > maxIndexSize {
+	if !ok || st == f.idxStamp && !force || st.size > maxIndexSize {
 		return nil, nil
 	}
 	data, err := os.ReadFile(p)

@@ -353,3 +353,47 @@ func fileOf(t *testing.T, in *Folder, uid uint32) string {
 	t.Fatalf("no file for key %s in cur/", m.Key)
 	return ""
 }
+
+// An index rewritten by another writer is taken in even when its stamp
+// repeats (same mtime tick, size and a reused inode): the log's header
+// names the new generation, and the content decides.
+func TestMergeIndexWhoseStampRepeats(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	s1, s2 := newStoreAt(t, base), newStoreAt(t, base)
+	m1, m2 := openUser(t, s1), openUser(t, s2)
+	for i := range 3 {
+		deliver(t, s1, m1, "INBOX", msg(fmt.Sprint(i), 100))
+	}
+	a, b := folder(t, m1, "INBOX"), folder(t, m2, "INBOX")
+	snapshot(t, a)
+	snapshot(t, b)
+	out, err := b.StoreFlags(ctx, []uint32{1}, FlagsAdd, []string{FlagFlagged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.st.mu.Lock()
+	b.st.saveIndex(ctx) // a new generation
+	b.st.mu.Unlock()
+	p := filepath.Join(a.st.dir, indexName)
+	st, ok := statStamp(p)
+	if !ok {
+		t.Fatal("no index")
+	}
+	a.st.mu.Lock()
+	a.st.idxStamp = st // as if the rewrite had left the stamp a read
+	a.st.mu.Unlock()
+	mine, err := a.StoreFlags(ctx, []uint32{2}, FlagsAdd, []string{FlagSeen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mine[0].ModSeq <= out[0].ModSeq {
+		t.Fatalf("modseq %d after the other writer's %d", mine[0].ModSeq, out[0].ModSeq)
+	}
+	a.st.mu.Lock()
+	got := a.st.ents[1].modseq
+	a.st.mu.Unlock()
+	if got != out[0].ModSeq {
+		t.Fatalf("the other writer's change: modseq %d, want %d", got, out[0].ModSeq)
+	}
+}

@@ -361,3 +361,31 @@ func FuzzUIDListEnds(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIndexLogHeader replays logs with arbitrary headers: a log that
+// does not start with this state's generation is reported as another's
+// and applies nothing.
+func FuzzIndexLogHeader(f *testing.F) {
+	st := fuzzIndexSeed()
+	st.logGen = "g"
+	f.Add(append(st.indexLogHeader(), frameRecord(st.flagRecord(20, nil))...))
+	f.Add([]byte(indexLogMagic + "h\n"))
+	f.Add([]byte("MAILAGENT-INDEXLOG 2 g\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g := fuzzIndexSeed()
+		g.logGen, g.dir = "g", dir
+		if err := os.WriteFile(filepath.Join(dir, indexLogName), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := g.highestModSeq
+		_, _, other := g.replayIndexLog()
+		ours := bytes.HasPrefix(data, g.indexLogHeader())
+		if other == ours {
+			t.Fatalf("header %q: reported as another generation's: %v", data[:min(len(data), 40)], other)
+		}
+		if !ours && (g.highestModSeq != before || g.logOff != 0) {
+			t.Fatalf("another generation's log applied: highest %d, offset %d", g.highestModSeq, g.logOff)
+		}
+	})
+}
