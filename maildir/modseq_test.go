@@ -172,15 +172,7 @@ func TestModSeqSurvivesRestart(t *testing.T) {
 // never collide or go back.
 func TestModSeqTwoWriters(t *testing.T) {
 	ctx := context.Background()
-	base := t.TempDir()
-	s1, s2 := newStoreAt(t, base), newStoreAt(t, base)
-	m1, m2 := openUser(t, s1), openUser(t, s2)
-	for i := range 3 {
-		deliver(t, s1, m1, "INBOX", msg(fmt.Sprint(i), 100))
-	}
-	a, b := folder(t, m1, "INBOX"), folder(t, m2, "INBOX")
-	snapshot(t, a)
-	snapshot(t, b)
+	a, b := twoWriters(t)
 	out1, err := a.StoreFlags(ctx, []uint32{1}, FlagsAdd, []string{FlagSeen})
 	if err != nil {
 		t.Fatal(err)
@@ -359,15 +351,7 @@ func fileOf(t *testing.T, in *Folder, uid uint32) string {
 // names the new generation, and the content decides.
 func TestMergeIndexWhoseStampRepeats(t *testing.T) {
 	ctx := context.Background()
-	base := t.TempDir()
-	s1, s2 := newStoreAt(t, base), newStoreAt(t, base)
-	m1, m2 := openUser(t, s1), openUser(t, s2)
-	for i := range 3 {
-		deliver(t, s1, m1, "INBOX", msg(fmt.Sprint(i), 100))
-	}
-	a, b := folder(t, m1, "INBOX"), folder(t, m2, "INBOX")
-	snapshot(t, a)
-	snapshot(t, b)
+	a, b := twoWriters(t)
 	out, err := b.StoreFlags(ctx, []uint32{1}, FlagsAdd, []string{FlagFlagged})
 	if err != nil {
 		t.Fatal(err)
@@ -396,4 +380,20 @@ func TestMergeIndexWhoseStampRepeats(t *testing.T) {
 	if got != out[0].ModSeq {
 		t.Fatalf("the other writer's change: modseq %d, want %d", got, out[0].ModSeq)
 	}
+}
+
+// twoWriters returns the INBOX of one Maildir of three messages through
+// two Stores (two processes, or nodes), both loaded.
+func twoWriters(t *testing.T) (a, b *Folder) {
+	t.Helper()
+	base := t.TempDir()
+	s1, s2 := newStoreAt(t, base), newStoreAt(t, base)
+	m1, m2 := openUser(t, s1), openUser(t, s2)
+	for i := range 3 {
+		deliver(t, s1, m1, "INBOX", msg(fmt.Sprint(i), 100))
+	}
+	a, b = folder(t, m1, "INBOX"), folder(t, m2, "INBOX")
+	snapshot(t, a)
+	snapshot(t, b)
+	return a, b
 }
