@@ -182,6 +182,7 @@ var implicitTLS = map[string]string{"smtp": "submissions", "imap": "imaps", "pop
 // password from another address (127.0.0.5) logs in on every protocol,
 // however the burst went for the same account.
 func TestLoginThrottleParallelBurst(t *testing.T) {
+	t.Parallel()
 	s, addrs := startAll(t, func(c *config.Config) { c.Limits.MaxConnectionsPerIP = 500 })
 	const limit = 60 * time.Second
 	tc := &tls.Config{InsecureSkipVerify: true}
