@@ -20,6 +20,11 @@ type AuthResults struct {
 	DKIM        []DKIMResult
 	DKIMChecked bool
 	DMARC       *DMARCResult
+	// UTF8 lets host names (the HELO identity, the PTR name) be written
+	// in UTF-8: set it for a message that travels with SMTPUTF8. Without
+	// it the field stays ASCII: A-labels, or encoded-words for a name
+	// that is not a valid internationalised domain name.
+	UTF8 bool
 }
 
 // Header returns the Authentication-Results field, folded and ending in
@@ -31,7 +36,7 @@ func (a AuthResults) Header(authservID string) string {
 	if a.IPRev != nil {
 		p := fmt.Sprintf("iprev=%s policy.iprev=%s", a.IPRev.Status, a.IPRev.IP)
 		if len(a.IPRev.Names) > 0 {
-			p += " (" + headerenc.CommentText(a.IPRev.Names[0]) + ")"
+			p += " (" + a.hostComment(a.IPRev.Names[0]) + ")"
 		}
 		parts = append(parts, p)
 	}
@@ -40,6 +45,11 @@ func (a AuthResults) Header(authservID string) string {
 		value := a.SPF.Sender
 		if a.SPF.Identity == "helo" {
 			ptype, value = "smtp.helo", a.SPF.Domain
+			if name, ok := headerenc.HostName(value, a.UTF8); ok {
+				value = name
+			} else {
+				value = headerenc.Comment(value, a.UTF8)
+			}
 		}
 		parts = append(parts, fmt.Sprintf("spf=%s %s=%s", a.SPF.Status, ptype, headerenc.Value(value)))
 	}
@@ -86,6 +96,15 @@ func (a AuthResults) Header(authservID string) string {
 	}
 	b.WriteString("\r\n")
 	return b.String()
+}
+
+// hostComment returns a host name for a comment: as HostName writes it
+// when it is a domain, else as comment text.
+func (a AuthResults) hostComment(name string) string {
+	if n, ok := headerenc.HostName(name, a.UTF8); ok {
+		return n
+	}
+	return headerenc.Comment(name, a.UTF8)
 }
 
 // AuthServID returns the authserv-id of an Authentication-Results value:

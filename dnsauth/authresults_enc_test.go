@@ -68,3 +68,35 @@ func propertyValue(v, prop string) string {
 	}
 	return ""
 }
+
+// TestAuthResultsHeaderIDN: the HELO identity and the PTR name are
+// written as A-labels unless the message has SMTPUTF8, and a UTF-8 name
+// that is no valid domain as an encoded-word: the field stays ASCII.
+func TestAuthResultsHeaderIDN(t *testing.T) {
+	a := AuthResults{
+		IPRev: &IPRevResult{Status: "pass", IP: net.ParseIP("192.0.2.1"), Names: []string{"mx.bücher.example"}},
+		SPF:   &SPFResult{Status: "none", Identity: "helo", Domain: "Mx.Bücher.example"},
+	}
+	want := "Authentication-Results: mx.test;\r\n" +
+		"\tiprev=pass policy.iprev=192.0.2.1 (mx.xn--bcher-kva.example);\r\n" +
+		"\tspf=none smtp.helo=mx.xn--bcher-kva.example\r\n"
+	if got := a.Header("mx.test"); got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+	a.IPRev.Names[0] = "\u0301x.example"
+	a.SPF.Domain = "bücher_x"
+	want = "Authentication-Results: mx.test;\r\n" +
+		"\tiprev=pass policy.iprev=192.0.2.1 (=?utf-8?b?zIF4LmV4YW1wbGU=?=);\r\n" +
+		"\tspf=none smtp.helo=\"=?utf-8?b?YsO8Y2hlcl94?=\"\r\n"
+	if got := a.Header("mx.test"); got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+	a.UTF8 = true
+	a.IPRev.Names[0], a.SPF.Domain = "mx.bücher.example", "mx.bücher.example"
+	want = "Authentication-Results: mx.test;\r\n" +
+		"\tiprev=pass policy.iprev=192.0.2.1 (mx.bücher.example);\r\n" +
+		"\tspf=none smtp.helo=\"mx.bücher.example\"\r\n"
+	if got := a.Header("mx.test"); got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}

@@ -121,18 +121,20 @@ func protocolName(lmtp, esmtp, tls, auth bool) string {
 // not disclose the other recipients. Every part from outside goes
 // through headerenc; a HELO name that is not a domain or an address
 // literal is kept in the comment, as Postfix does, with "unknown" in its
-// place.
+// place. Without SMTPUTF8 the field stays ASCII: an internationalised
+// HELO name is written as its A-labels, other UTF-8 as encoded-words in
+// the comment.
 func receivedHeader(hostname, proto string, env *mail.Envelope) string {
 	var b strings.Builder
 	b.WriteString("Received: from ")
 	ip := addrIP(env.RemoteAddr)
 	var info []string
-	if headerenc.IsDomain(env.Helo) {
-		b.WriteString(env.Helo)
+	if name, ok := headerenc.HostName(env.Helo, env.SMTPUTF8); ok {
+		b.WriteString(name)
 	} else {
 		b.WriteString("unknown")
 		if env.Helo != "" {
-			info = append(info, "helo="+headerenc.CommentText(env.Helo))
+			info = append(info, "helo="+headerenc.Comment(env.Helo, env.SMTPUTF8))
 		}
 	}
 	if ip != "" {

@@ -138,6 +138,7 @@ func (a *SenderAuth) CheckMessage(ctx context.Context, env *mail.Envelope, msg m
 	if id == "" {
 		id = env.Hostname
 	}
+	res.UTF8 = env.SMTPUTF8
 	v.Headers = []string{strings.TrimSuffix(res.Header(id), "\r\n")}
 	return v
 }

@@ -74,6 +74,15 @@ func FuzzEncoders(f *testing.F) {
 				t.Fatalf("%s(%q) = %q", name, s, out)
 			}
 		}
+		for _, utf8OK := range []bool{false, true} {
+			h, ok := HostName(s, utf8OK)
+			if ok && (!safe(h) || !IsDomain(h) || (!utf8OK && !isASCII(h))) {
+				t.Fatalf("HostName(%q, %v) = %q", s, utf8OK, h)
+			}
+			if c := Comment(s, utf8OK); !safe(c) || (!utf8OK && !isASCII(c)) {
+				t.Fatalf("Comment(%q, %v) = %q", s, utf8OK, c)
+			}
+		}
 		f := Field(s)
 		if strings.ContainsAny(strings.ReplaceAll(f, "\r\n", ""), "\r\n") {
 			t.Fatalf("Field(%q) = %q has a bare line break", s, f)
@@ -105,13 +114,4 @@ func FuzzEncoders(f *testing.F) {
 			t.Fatalf("Return-Path %q read as %q, want %q", Path(s), a.Address, s)
 		}
 	})
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
