@@ -285,9 +285,18 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.log.Info("message delivered", "id", ss.env.ID, "from", ss.env.From,
 		"rcpts", len(ss.env.Recipients), "size", msg.Len())
+	id := ss.env.ID
 	ss.d = nil
 	ss.endTransaction()
-	return nil
+	return queuedAs(id)
+}
+
+// queuedAs is the 250 reply naming the transaction's ID, as Postfix's
+// "queued as": the ID of the Received field and of every log line about
+// the message, which the sender can quote to find it. go-smtp writes
+// an *SMTPError's code as it is, so a 250 goes out as the success it is.
+func queuedAs(id string) error {
+	return &gosmtp.SMTPError{Code: 250, EnhancedCode: gosmtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
 }
 
 // LMTPData implements gosmtp.LMTPSession: a status per recipient, each

@@ -310,3 +310,14 @@ func (d *countingDelivery) Commit(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Mailboxes passes the local Delivery's final mailboxes through, for the
+// router's delivery log line.
+func (d *countingDelivery) Mailboxes(rcpt string) (user string, folders []string) {
+	if mb, ok := d.Delivery.(interface {
+		Mailboxes(string) (string, []string)
+	}); ok {
+		return mb.Mailboxes(rcpt)
+	}
+	return "", nil
+}

@@ -86,9 +86,12 @@ type delivery struct {
 	users  []*store.User
 	rcpts  []string            // as added, parallel to users
 	seen   map[string]bool     // recipients added, by address
+	final  []string            // the user each recipient was delivered to, parallel to users
 	staged [][]*maildir.Staged // parallel to users, nil where not written
 	sends  [][]mail.Delivery   // parallel to users: redirects and notifications staged by the filter
-	done   bool
+	// folders names each staged copy's folder, parallel to staged.
+	folders [][]string
+	done    bool
 }
 
 // AddRecipient implements Delivery: the user must exist, be enabled and
@@ -156,6 +159,8 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body, perRcpt bool) [
 	errs := make([]error, len(d.users))
 	staged := make([][]*maildir.Staged, len(d.users))
 	sends := make([][]mail.Delivery, len(d.users))
+	folders := make([][]string, len(d.users))
+	users := make([]string, len(d.users))
 	sem := make(chan struct{}, stageConcurrency)
 	var wg sync.WaitGroup
 	for i := range d.users {
@@ -176,6 +181,7 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body, perRcpt bool) [
 				return
 			}
 			u := cur
+			users[i] = u.Address
 			copies := []Copy{{Folder: "INBOX"}}
 			if d.t.Filter != nil {
 				copies = d.t.Filter.FilterLocal(ctx, u, d.env, body)
@@ -186,7 +192,7 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body, perRcpt bool) [
 			}
 			staged[i] = make([]*maildir.Staged, 0, len(copies)) // none: discarded
 			for _, c := range copies {
-				st, err := d.stageCopy(ctx, stage, u, c, body)
+				st, folder, err := d.stageCopy(ctx, stage, u, c, body)
 				if err != nil {
 					errs[i] = d.reply(u, err)
 					for _, s := range staged[i] {
@@ -195,14 +201,16 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body, perRcpt bool) [
 					staged[i] = nil
 					abortSends(ctx, sends[i])
 					sends[i] = nil
+					folders[i] = nil
 					return
 				}
 				staged[i] = append(staged[i], st)
+				folders[i] = append(folders[i], folder)
 			}
 		}()
 	}
 	wg.Wait()
-	d.staged, d.sends = staged, sends
+	d.staged, d.sends, d.folders, d.final = staged, sends, folders, users
 	return errs
 }
 
@@ -239,10 +247,11 @@ func abortSends(ctx context.Context, sends []mail.Delivery) {
 	}
 }
 
-// stageCopy writes one copy for u. A copy for a folder that cannot take
+// stageCopy writes one copy for u and names the folder it went to
+// (which the log reports). A copy for a folder that cannot take
 // it (a bad name, or missing without Create) goes to INBOX instead, as
 // Pigeonhole's failed fileinto falls back to the implicit keep.
-func (d *delivery) stageCopy(ctx context.Context, stage func(context.Context, string, string, io.Reader, *maildir.DeliverOptions) (*maildir.Staged, error), u *store.User, c Copy, body mail.Body) (*maildir.Staged, error) {
+func (d *delivery) stageCopy(ctx context.Context, stage func(context.Context, string, string, io.Reader, *maildir.DeliverOptions) (*maildir.Staged, error), u *store.User, c Copy, body mail.Body) (*maildir.Staged, string, error) {
 	folder := c.Folder
 	inbox := folder == "" || folder == "INBOX"
 	if inbox {
@@ -257,7 +266,7 @@ func (d *delivery) stageCopy(ctx context.Context, stage func(context.Context, st
 		}
 		r, err := finalCopy(d.env, u.Address, src).Open()
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		opts := &maildir.DeliverOptions{CreateFolder: c.Create, Quota: quotaOf(u), Flags: c.Flags}
 		st, err := stage(ctx, u.Maildir, folder, r, opts)
@@ -267,7 +276,7 @@ func (d *delivery) stageCopy(ctx context.Context, stage func(context.Context, st
 			folder, c.Create, inbox = "INBOX", true, true
 			continue
 		}
-		return st, err
+		return st, folder, err
 	}
 }
 
@@ -366,10 +375,24 @@ func (d *delivery) Withdraw(ctx context.Context, rcpt string) error {
 				abortSends(ctx, d.sends[i])
 				d.sends[i] = nil
 			}
+			d.folders[i] = nil
 			return nil
 		}
 	}
 	return errors.New("local: no copy of " + rcpt + " to withdraw")
+}
+
+// Mailboxes names where rcpt's copies went once Body has run: the user
+// whose Maildir took them (after subaddress and case folding) and each
+// copy's folder ("INBOX", "Junk", a Sieve fileinto's folder), none when
+// rcpt got no copy. The router logs them, one line per recipient.
+func (d *delivery) Mailboxes(rcpt string) (user string, folders []string) {
+	for i, r := range d.rcpts {
+		if r == rcpt && i < len(d.staged) && i < len(d.folders) && d.staged[i] != nil {
+			return d.final[i], d.folders[i]
+		}
+	}
+	return "", nil
 }
 
 func (d *delivery) logger() *slog.Logger {

@@ -144,6 +144,9 @@ type Result struct {
 	Remote string
 	// Reply is the server's text accepting the message (a queue id).
 	Reply string
+	// TLS is the TLS version of the connection ("TLS1.3"), empty when
+	// the message went in clear or no connection was made.
+	TLS string
 }
 
 // Deliver opens a connection to hop, sends m and closes it.
@@ -299,6 +302,7 @@ type Conn struct {
 	remote  string
 	lmtp    bool
 	tls     bool
+	tlsVer  string // e.g. "TLS1.3", when tls
 	broken  bool
 	timeout time.Duration
 }
@@ -357,7 +361,7 @@ func (c *Client) connect(ctx context.Context, hop NextHop, t target, req TLSRequ
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail(temporary(4, 7, 5, "TLS handshake with "+remote+": "+err.Error()))
 		}
-		conn, cn.tls = tc, true
+		conn, cn.tls, cn.tlsVer = tc, true, tlsVersion(tc)
 		cn.gc = gosmtp.NewClient(conn)
 	case hop.Protocol == LMTP:
 		cn.gc = gosmtp.NewClientLMTP(conn)
@@ -371,6 +375,11 @@ func (c *Client) connect(ctx context.Context, hop NextHop, t target, req TLSRequ
 			return fail(serr)
 		}
 		conn, cn.tls = pc, tlsOn
+		if rc, ok := pc.(*replayConn); ok {
+			if tc, ok := rc.Conn.(*tls.Conn); ok {
+				cn.tlsVer = tlsVersion(tc)
+			}
+		}
 		cn.gc = gosmtp.NewClient(conn)
 	}
 	cn.raw = conn
@@ -435,7 +444,7 @@ func (cn *Conn) Send(ctx context.Context, m *Message) []Result {
 	defer stop()
 	res := make([]Result, len(m.Recipients))
 	for i, r := range m.Recipients {
-		res[i] = Result{Recipient: r, Remote: cn.remote}
+		res[i] = Result{Recipient: r, Remote: cn.remote, TLS: cn.tlsVer}
 	}
 	setAll := func(idx []int, e *mail.Error) {
 		for _, i := range idx {
@@ -640,4 +649,10 @@ func allASCII(ss []string) bool {
 		}
 	}
 	return true
+}
+
+// tlsVersion names tc's negotiated version as Received fields and the
+// log do: "TLS1.3".
+func tlsVersion(tc *tls.Conn) string {
+	return strings.ReplaceAll(tls.VersionName(tc.ConnectionState().Version), "TLS ", "TLS")
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -309,13 +310,17 @@ func (q *Queue) finalize(a *activeMsg) {
 		rs.Last, rs.Remote = now, r.Remote
 		if r.Err == nil {
 			rs.State, rs.Code, rs.Enhanced, rs.Reply = Delivered, 250, [3]int{2, 0, 0}, clean(r.Reply)
+			q.logAttempt(m, rs, r, "sent")
 			continue
 		}
 		rs.Code, rs.Enhanced, rs.Reply = r.Err.Code, r.Err.EnhancedCode, clean(r.Err.Message)
+		status := "deferred"
 		if r.Err.Code >= 500 {
 			rs.State = Failed
 			failed = append(failed, i)
+			status = "bounced"
 		}
+		q.logAttempt(m, rs, r, status)
 	}
 	slices.Sort(failed)
 	m.Attempts++
@@ -354,7 +359,7 @@ func (q *Queue) finalize(a *activeMsg) {
 	switch {
 	case a.del || len(remaining) == 0:
 		q.removeFiles(a.id)
-		q.log.Info("queue: message done", "id", a.id, "attempts", m.Attempts, "failed", len(failed))
+		q.log.Info("queue: message done", "id", a.id, "txn", m.Txn, "attempts", m.Attempts, "failed", len(failed))
 	default:
 		next := now.Add(q.backoff(m.Attempts))
 		// The last attempt falls at expiry; past it (a notification
@@ -367,10 +372,10 @@ func (q *Queue) finalize(a *activeMsg) {
 		if err := q.spool.writeMeta(m); err != nil {
 			// The previous metadata stays: the attempt is repeated
 			// (a recipient may get a second copy, none is lost).
-			q.log.Error("queue: saving message state", "id", a.id, "err", err)
+			q.log.Error("queue: saving message state", "id", a.id, "txn", m.Txn, "err", err)
 		}
 		reschedule = !m.Held
-		q.log.Info("queue: message deferred", "id", a.id, "attempts", m.Attempts, "pending", len(remaining), "next", next)
+		q.log.Info("queue: message deferred", "id", a.id, "txn", m.Txn, "attempts", m.Attempts, "pending", len(remaining), "next", next)
 	}
 	a.mu.Unlock()
 	q.mu.Lock()
@@ -395,4 +400,14 @@ func clean(s string) string {
 		s = s[:maxReplyLen]
 	}
 	return s
+}
+
+// logAttempt writes the one line per recipient and attempt that says
+// where the message went: the remote server as "host[address]", the TLS
+// version of the connection ("" in clear) and the server's reply.
+func (q *Queue) logAttempt(m *meta, rs *rcptState, r outbound.Result, status string) {
+	q.log.Info("queue: delivery attempt", "id", m.ID, "txn", m.Txn, "rcpt", rs.Addr,
+		"status", status, "remote", r.Remote, "tls", r.TLS, "code", rs.Code,
+		"enhanced", fmt.Sprintf("%d.%d.%d", rs.Enhanced[0], rs.Enhanced[1], rs.Enhanced[2]),
+		"reply", rs.Reply, "attempt", m.Attempts+1)
 }

@@ -38,8 +38,12 @@ const (
 // meta is the metadata file of one message. It is rewritten whole after
 // every delivery attempt.
 type meta struct {
-	Version     int         `json:"version"`
-	ID          string      `json:"id"`
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	// Txn is the ID of the SMTP transaction that queued the message
+	// (its Received field's "id"), which every log line of the message
+	// repeats so that one search finds its whole life.
+	Txn         string      `json:"txn,omitempty"`
 	From        string      `json:"from"`
 	Arrived     time.Time   `json:"arrived"`
 	NextAttempt time.Time   `json:"next_attempt"`

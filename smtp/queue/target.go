@@ -181,7 +181,7 @@ func (d *delivery) Commit(ctx context.Context) error {
 	q := d.q
 	now := q.opts.now()
 	id := newID(now)
-	m := &meta{ID: id, From: d.env.From, Arrived: now, NextAttempt: now, Size: d.size,
+	m := &meta{ID: id, Txn: d.env.ID, From: d.env.From, Arrived: now, NextAttempt: now, Size: d.size,
 		AuthUser: d.env.AuthUser, SMTPUTF8: d.env.SMTPUTF8 || !isASCII(d.env.From), Held: d.held}
 	for _, r := range d.rcpts {
 		m.Recipients = append(m.Recipients, rcptState{Addr: r, Hop: d.hop, State: Queued})
@@ -201,14 +201,14 @@ func (d *delivery) Commit(ctx context.Context) error {
 	}
 	d.done, d.id = true, id
 	if d.held {
-		q.log.Info("queue: message quarantined (held)", "id", id, "from", d.env.From, "rcpts", len(d.rcpts), "size", d.size)
+		q.log.Info("queue: message quarantined (held)", "id", id, "txn", d.env.ID, "from", d.env.From, "rcpts", len(d.rcpts), "size", d.size)
 		return nil
 	}
 	q.mu.Lock()
 	q.sched.set(id, now)
 	q.mu.Unlock()
 	q.Wake()
-	q.log.Info("queue: message queued", "id", id, "from", d.env.From, "rcpts", len(d.rcpts), "size", d.size)
+	q.log.Info("queue: message queued", "id", id, "txn", d.env.ID, "from", d.env.From, "rcpts", len(d.rcpts), "size", d.size)
 	return nil
 }
 

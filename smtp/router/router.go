@@ -492,7 +492,52 @@ func (m *routed) Commit(ctx context.Context) error {
 		}
 		l.done = true
 	})
+	if first == nil {
+		m.logRoutes()
+	}
 	return first
+}
+
+// mailboxer is a local leg's Delivery that names where a recipient's
+// copies went (smtp/local's).
+type mailboxer interface {
+	Mailboxes(rcpt string) (user string, folders []string)
+}
+
+// queueIDer is a queue leg's Delivery that names the queued message.
+type queueIDer interface {
+	ID() string
+}
+
+// logRoutes writes one line per recipient of a committed message: the
+// address as given at RCPT and every final destination after alias,
+// catch-all and subaddress expansion, as "user@domain:Folder" for a
+// Maildir copy and "address:queue=ID" (or the transport) for mail sent on.
+func (m *routed) logRoutes() {
+	for _, rt := range m.routes {
+		var to []string
+		for _, d := range rt.dests {
+			if d.result() != nil {
+				continue
+			}
+			n := len(to)
+			switch ld := d.leg.d.(type) {
+			case mailboxer:
+				user, folders := ld.Mailboxes(d.rcpt)
+				for _, f := range folders {
+					to = append(to, user+":"+f)
+				}
+			case queueIDer:
+				to = append(to, d.rcpt+":queue="+ld.ID())
+			}
+			if len(to) == n {
+				to = append(to, d.rcpt+":"+strings.Replace(d.leg.key, "\x00", "=", 1))
+			}
+		}
+		if len(to) > 0 {
+			m.r.log.Info("delivered", "id", m.env.ID, "rcpt", rt.rcpt, "to", to)
+		}
+	}
 }
 
 // eachLeg runs f on every leg not yet done, concurrently when there are

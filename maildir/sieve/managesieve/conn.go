@@ -558,7 +558,7 @@ func (c *conn) authenticate(args []string) error {
 	}
 	c.user, c.home = user, storage{home: home}
 	c.clock.LoggedIn()
-	c.log.Info("login", "user", user.Address)
+	c.log.Info("managesieve: login", "user", user.Address, "tls", c.tls, "method", strings.ToUpper(mech))
 	c.write("OK \"Logged in.\"\r\n")
 	return nil
 }
