@@ -266,8 +266,11 @@ func (f *folderState) loadIndex() bool {
 	f.replayIndexLog()
 	f.indexDirty = false // what the log added is on disk
 	// The index is trusted only as far as dovecot-uidlist agrees with it:
-	// the same file it was written with, or at least the same UIDVALIDITY.
-	if ul, ok := statStamp(filepath.Join(f.dir, uidlistName)); !ok || ul != f.ulStamp {
+	// the same file it was written with (its stamp, and since a stamp can
+	// repeat across a rewrite, its header and last record showing this
+	// UIDVALIDITY and no UID the index lacks), or at least the same
+	// UIDVALIDITY.
+	if ul, ok := statStamp(filepath.Join(f.dir, uidlistName)); !ok || ul != f.ulStamp || !f.uidListWithin(f.nextUID) {
 		u, err := f.readUIDList()
 		if err != nil || u == nil || u.uidValidity != f.uidValidity {
 			f.reset()

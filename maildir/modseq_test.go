@@ -397,3 +397,46 @@ func twoWriters(t *testing.T) (a, b *Folder) {
 	snapshot(t, b)
 	return a, b
 }
+
+// An index is not trusted on a dovecot-uidlist whose stamp repeats
+// across a rewrite: its header shows the new UIDVALIDITY, and the
+// folder follows it.
+func TestIndexLoadChecksUIDListContent(t *testing.T) {
+	base := t.TempDir()
+	s := newStoreAt(t, base)
+	m := openUser(t, s)
+	deliver(t, s, m, "INBOX", msg("a", 100))
+	in := folder(t, m, "INBOX")
+	before := snapshot(t, in)
+	p := filepath.Join(in.st.dir, uidlistName)
+	s.Close()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf(" V%d ", before.UIDValidity)
+	uv := before.UIDValidity ^ 1
+	if len(fmt.Sprint(uv)) != len(fmt.Sprint(before.UIDValidity)) || !strings.Contains(string(data), old) {
+		t.Fatalf("header %q", data)
+	}
+	// Rewritten in place: same inode, size and mtime.
+	fh, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteAt([]byte(strings.Replace(string(data), old, fmt.Sprintf(" V%d ", uv), 1)), 0); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot(t, folder(t, openUser(t, newStoreAt(t, base)), "INBOX"))
+	if after.UIDValidity != uv {
+		t.Fatalf("UIDVALIDITY %d after the rewrite to %d (was %d)", after.UIDValidity, uv, before.UIDValidity)
+	}
+}

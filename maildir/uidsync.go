@@ -78,7 +78,12 @@ func (f *folderState) readUIDListIfChanged() (ul *uidlist, known bool, err error
 
 // uidListKnown reports whether dovecot-uidlist still has the stamp this
 // state recorded and its two ends show nothing the state lacks.
-func (f *folderState) uidListKnown() bool {
+func (f *folderState) uidListKnown() bool { return f.uidListWithin(f.ulNext) }
+
+// uidListWithin reports whether dovecot-uidlist still has the stamp this
+// state recorded, this state's UIDVALIDITY, and no UID from next on in
+// its header or last record.
+func (f *folderState) uidListWithin(next uint32) bool {
 	fh, err := os.Open(filepath.Join(f.dir, uidlistName))
 	if err != nil {
 		return false
@@ -101,8 +106,8 @@ func (f *folderState) uidListKnown() bool {
 			return false
 		}
 	}
-	v, next, last, ok := parseUIDListEnds(head, tail, size == n)
-	return ok && v == f.uidValidity && next <= f.ulNext && last < f.ulNext
+	v, fileNext, last, ok := parseUIDListEnds(head, tail, size == n)
+	return ok && v == f.uidValidity && fileNext <= next && last < next
 }
 
 // parseUIDListEnds reads the UIDVALIDITY and next UID of dovecot-uidlist's
