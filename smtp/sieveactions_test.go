@@ -146,7 +146,7 @@ func TestSieveRedirectSenderAndLimit(t *testing.T) {
 		"alice@local.example": `redirect "a1@elsewhere.example"; redirect "a2@elsewhere.example";`,
 	})
 	before := filepath.Join(st.dir, "before.sieve")
-	os.WriteFile(before, []byte(`redirect "b1@elsewhere.example";`), 0o600)
+	os.WriteFile(before, []byte(`require "copy"; redirect :copy "b1@elsewhere.example";`), 0o600)
 	out := &recordingTarget{}
 	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: &local.SieveFilter{
 		MaildirBase: filepath.Join(st.dir, "mail"), Outbound: out, Before: []string{before},
@@ -164,7 +164,7 @@ func TestSieveRedirectSenderAndLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := out.all()
-	if len(sent) != 2 || sent[0].from != "SRS0=x=far.example=s@local.example" {
+	if len(sent) != 2 || sent[0].from != "SRS0=x=far.example=s@local.example" || sent[1].rcpts[0] != "a1@elsewhere.example" {
 		t.Fatalf("sent %+v, want 2 redirects from the rewritten sender", sent)
 	}
 	if n := len(st.messages("alice@local.example", "")); n != 1 {
@@ -322,5 +322,54 @@ func TestSieveScriptSenders(t *testing.T) {
 	m = run(strings.Replace(red, "%s", "boss@local.example", 1), "d@far.example")
 	if fromField(m.data) != "From: d@far.example" || strings.Contains(m.data, "DKIM-Signature") {
 		t.Fatalf("redirect with a From not owned: %q, want the message's own, unsigned:\n%s", fromField(m.data), m.data)
+	}
+}
+
+// TestSieveScriptSequence: as Pigeonhole's sieve_before sequence, the
+// user's script runs after a before script that kept the message (even
+// one that ran stop) but not after one that filed it; a failing script
+// later in the sequence delivers the original message to INBOX, without
+// the before script's header edits, and sends none of its redirects.
+func TestSieveScriptSequence(t *testing.T) {
+	st := newTestStack(t)
+	sieveScripts(t, st, map[string]string{"alice@local.example": `require ["fileinto","mailbox","include"];
+if header :contains "subject" "fail" { include "missing"; }
+fileinto :create "Personal";`})
+	before := filepath.Join(st.dir, "before.sieve")
+	os.WriteFile(before, []byte(`require ["fileinto","mailbox","editheader","copy"];
+addheader "X-Before" "1";
+if header :contains "subject" "spam" { fileinto :create "Spam"; stop; }
+if header :contains "subject" "fail" { redirect :copy "r@elsewhere.example"; }
+if header :contains "subject" "halt" { stop; }`), 0o600)
+	out := &recordingTarget{}
+	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: &local.SieveFilter{
+		MaildirBase: filepath.Join(st.dir, "mail"), Outbound: out, Before: []string{before}}}
+	ctx := context.Background()
+	deliver := func(subject string) {
+		t.Helper()
+		d, _ := ld.Start(ctx, &mail.Envelope{ID: "Q1", From: "s@far.example"})
+		d.AddRecipient(ctx, "alice@local.example")
+		if err := d.Body(ctx, mail.BytesBody([]byte("Subject: "+subject+"\r\n\r\nx\r\n"))); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver("spam")
+	if s, p := len(st.messages("alice@local.example", "Spam")), len(st.messages("alice@local.example", "Personal")); s != 1 || p != 0 {
+		t.Fatalf("filed by the before script: Spam %d, Personal %d; want 1, 0", s, p)
+	}
+	deliver("halt")
+	if p := st.messages("alice@local.example", "Personal"); len(p) != 1 {
+		t.Fatalf("after a before script's stop, Personal has %d, want 1", len(p))
+	}
+	deliver("fail")
+	inbox := st.messages("alice@local.example", "")
+	if len(inbox) != 1 || strings.Contains(inbox[0], "X-Before") || !strings.HasSuffix(inbox[0], "\r\nSubject: fail\r\n\r\nx\r\n") {
+		t.Fatalf("after a failing script INBOX has %q, want the original message", inbox)
+	}
+	if n := len(out.all()); n != 0 {
+		t.Fatalf("%d redirects sent after a failing script", n)
 	}
 }

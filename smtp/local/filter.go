@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,9 +56,15 @@ type Filter interface {
 // SieveFilter is the Filter that runs Sieve scripts at delivery, as
 // Pigeonhole does: the Before scripts, the user's active script
 // (HOME/.dovecot.sieve, HOME being the parent of the user's Maildir), then
-// the After scripts. The scripts' keep, fileinto and discard decide the
-// copies, with their imap4flags flags. An erring script, or one past its
-// limits, keeps the message in INBOX and logs why.
+// the After scripts. As in Pigeonhole, the next script of that sequence
+// runs only when the one before it kept the message (an explicit keep
+// or the implicit one): a fileinto, redirect, reject or discard in a
+// Before script ends the sequence, while stop ends only the script that
+// runs it. The scripts' keep, fileinto and discard decide the copies,
+// with their imap4flags flags. An erring script, or one past its limits,
+// keeps the message in INBOX unedited (the original message, without any
+// script's header edits), sends none of the redirects staged, and logs
+// why.
 //
 // Header edits (editheader) are applied to the copies stored after them.
 // Vacation replies, redirects and rejects' notifications go through
@@ -250,12 +257,19 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *mail.
 			c.Send.Abort(context.WithoutCancel(ctx))
 		}
 	}
-	for _, s := range scripts {
+	for i, s := range scripts {
 		res, err := sieve.Run(ctx, s, msg, sieve.Envelope{From: sender, To: u.Address}, opts)
 		if err != nil {
 			log.Warn("sieve script failed, delivering to INBOX", "err", err)
 			abortSends()
 			return inboxOnly
+		}
+		// As Pigeonhole's sieve_before/sieve_after sequence: the next
+		// script runs only when this one kept the message (implicitly or
+		// not); a stop ends this script alone.
+		ended := !slices.ContainsFunc(res.Actions, func(a sieve.Action) bool { return a.Kind == sieve.ActKeep }) && i < len(scripts)-1
+		if ended {
+			log.Debug("sieve: script did not keep the message; the scripts after it do not run", "after", len(scripts)-1-i)
 		}
 		for _, a := range res.Actions {
 			switch a.Kind {
@@ -322,6 +336,9 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *mail.
 					cancelled = true
 				}
 			}
+		}
+		if ended {
+			break
 		}
 	}
 	if !cancelled || keepInbox {
