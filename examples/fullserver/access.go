@@ -78,14 +78,17 @@ func (s *server) accessListeners(sc *stack.Config) error {
 // learnFromMoves returns IMAP's Moved hook that teaches rspamd from the
 // users' moves into and out of their junk folder, or nil when
 // junk.rspamd_controller is not set. The learning runs in the
-// background (local.LearnQueue), never in the IMAP reply's way.
+// background (local.LearnQueue, durable in DATA/learn), never in the
+// IMAP reply's way.
 func (s *server) learnFromMoves() func(user, from, to string, msgs []*os.File) {
 	cfg := s.cfg
 	if cfg.Junk.RspamdController == "" {
 		return nil
 	}
+	// The jobs wait in DATA/learn, so a restart while rspamd is down
+	// loses none.
 	q := local.NewLearnQueue(&local.RspamdLearner{URL: cfg.Junk.RspamdController, Password: cfg.Junk.RspamdPassword},
-		local.LearnQueueOptions{Logger: s.log})
+		local.LearnQueueOptions{Logger: s.log, Dir: cfg.Path("", "learn")})
 	s.onStop(func(context.Context) error { return q.Close() })
 	return func(user, from, to string, msgs []*os.File) {
 		spam, learn := local.LearnFromMove(from, to, cfg.Junk.JunkFolder(user), "Trash")

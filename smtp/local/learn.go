@@ -68,28 +68,35 @@ func (r *RspamdLearner) Learn(ctx context.Context, user string, spam bool, msg i
 }
 
 // LearnJob is one message to learn from; Open is called (and its reader
-// closed) each time the job is tried.
+// closed) each time the job is tried, or once to copy the message into
+// the spool of a durable queue.
 type LearnJob struct {
 	User string
 	Spam bool
 	Open func() (io.ReadCloser, error)
-	// Done, when set, runs once the job is over, learnt or given up.
+	// Done, when set, runs once Open is no longer needed: the job is
+	// learnt, given up, dropped, or (durable queue) in the spool.
 	Done func()
 }
 
 // LearnQueue hands jobs to a Learner in the background, retrying
 // failures with backoff, so that the IMAP command that caused them
 // (a move into or out of Junk) is never slowed by the filter. Jobs past
-// Capacity are dropped with a log line. Create it with NewLearnQueue.
+// Capacity are dropped with a log line. With Dir set the jobs are kept
+// on disk and survive a restart. Create it with NewLearnQueue.
 type LearnQueue struct {
-	l        Learner
-	log      *slog.Logger
-	attempts int
-	backoff  time.Duration
-	jobs     chan LearnJob
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	once     sync.Once
+	l          Learner
+	log        *slog.Logger
+	attempts   int
+	backoff    time.Duration
+	maxBackoff time.Duration
+	capacity   int
+	dir        string
+	maxSize    int64
+	jobs       chan LearnJob
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	once       sync.Once
 }
 
 // LearnQueueOptions tune a LearnQueue; zero values take the defaults.
@@ -99,15 +106,46 @@ type LearnQueueOptions struct {
 	// Attempts is how many times a job is tried (default 5).
 	Attempts int
 	// Backoff is the wait after the first failure, doubled after each
-	// (default 10 s).
-	Backoff time.Duration
+	// (default 10 s) up to MaxBackoff (default 1 h).
+	Backoff, MaxBackoff time.Duration
+	// Dir, when set, makes the queue durable: each job is copied into
+	// this directory (written and fsynced in the background, never in
+	// Submit) and removed once learnt or given up, and the jobs found
+	// there when the queue starts are tried again, from their first
+	// attempt. At most Capacity jobs are kept there.
+	Dir string
+	// MaxSize bounds a message copied into Dir (default 25 MiB); a
+	// larger one is not learnt.
+	MaxSize int64
 	// Logger receives failures; nil discards.
 	Logger *slog.Logger
 }
 
-// NewLearnQueue starts a queue feeding l; Close stops it.
+// NewLearnQueue starts a queue feeding l; Close stops it. With o.Dir
+// set the directory is created if need be, and an error to make it is
+// returned.
 func NewLearnQueue(l Learner, o LearnQueueOptions) *LearnQueue {
-	q := &LearnQueue{l: l, log: o.Logger, attempts: o.Attempts, backoff: o.Backoff, stop: make(chan struct{})}
+	q, err := newLearnQueue(l, o)
+	if err != nil {
+		q.log.Error("learning spool unusable, jobs kept in memory", "err", err)
+	}
+	return q
+}
+
+// OpenLearnQueue is NewLearnQueue that reports a spool directory it
+// cannot use instead of falling back to memory.
+func OpenLearnQueue(l Learner, o LearnQueueOptions) (*LearnQueue, error) {
+	q, err := newLearnQueue(l, o)
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+func newLearnQueue(l Learner, o LearnQueueOptions) (*LearnQueue, error) {
+	q := &LearnQueue{l: l, log: o.Logger, attempts: o.Attempts, backoff: o.Backoff, maxBackoff: o.MaxBackoff,
+		dir: o.Dir, maxSize: o.MaxSize, stop: make(chan struct{})}
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)
 	}
@@ -120,10 +158,29 @@ func NewLearnQueue(l Learner, o LearnQueueOptions) *LearnQueue {
 	if q.backoff <= 0 {
 		q.backoff = 10 * time.Second
 	}
+	if q.maxBackoff <= 0 {
+		q.maxBackoff = time.Hour
+	}
+	if q.maxSize <= 0 {
+		q.maxSize = 25 << 20
+	}
+	q.capacity = o.Capacity
 	q.jobs = make(chan LearnJob, o.Capacity)
+	var pending []*spooledJob
+	var err error
+	if q.dir != "" {
+		pending, err = q.load()
+		if err != nil {
+			q.dir = ""
+		}
+	}
 	q.wg.Add(1)
-	go q.run()
-	return q
+	if q.dir != "" {
+		go q.runDurable(pending)
+	} else {
+		go q.run()
+	}
+	return q, err
 }
 
 // Submit queues a job without waiting; it reports false (and calls
@@ -182,7 +239,7 @@ func (q *LearnQueue) do(job LearnJob) {
 			return
 		case <-t.C:
 		}
-		wait *= 2
+		wait = min(wait*2, q.maxBackoff)
 	}
 }
 
@@ -205,13 +262,19 @@ func (q *LearnQueue) try(job LearnJob) error {
 }
 
 // Close stops the queue; jobs still waiting are dropped (their Done
-// runs).
+// runs), or in a durable queue copied into the spool for the next start.
 func (q *LearnQueue) Close() error {
 	q.once.Do(func() { close(q.stop) })
 	q.wg.Wait()
 	for {
 		select {
 		case job := <-q.jobs:
+			if q.dir != "" {
+				if _, err := q.persist(job); err != nil {
+					q.log.Warn("learning dropped: not spooled", "user", job.User, "spam", job.Spam, "err", err)
+				}
+				continue
+			}
 			if job.Done != nil {
 				job.Done()
 			}
