@@ -7,28 +7,26 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	kflate "github.com/klauspost/compress/flate"
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
+	"github.com/mailagent/mailagent/imap/internal/inflate"
 )
 
 // COMPRESS=DEFLATE (RFC 4978): after the OK, both directions are raw
 // DEFLATE streams. A client may end what it sends with a sync flush
 // (an empty stored block: Go's, Python's) or a partial flush (an empty
-// fixed-Huffman block: zlib's Z_PARTIAL_FLUSH, as mbsync sends); Go's
-// compress/flate reader hands out data only at stored blocks, so after
-// a partial flush it waited for more input and the client's command was
-// never answered. The client's stream is read with klauspost/compress's
-// reader in partial-block mode, which hands out each block's data when
-// the block ends. COMPRESS is still not advertised: with that fixed,
-// mbsync over STARTTLS syncs compressed until, on a second run, the TLS
-// stream reports its end in the middle of a pipelined APPEND with a
-// LITERAL+ message (not yet understood); a client that sends COMPRESS
-// unasked gets it. The compressor is taken from a pool at a command's
-// first response and given back after the sync flush that ends it: a
-// new compressor after a sync flush continues a valid stream (it only
-// refers to no earlier data), so an idle connection holds none. The
-// decompressor keeps the 32 KiB window the client's compressor may
-// refer back into for as long as the connection lasts.
+// fixed-Huffman block: zlib's Z_PARTIAL_FLUSH, as mbsync sends), whose
+// last bits zlib may hold back until the client's next write. The
+// client's stream is read with imap/internal/inflate, which hands out
+// each block's data when the block ends and reads no bit past it (Go's
+// compress/flate waits for a stored block; klauspost/compress's
+// partial-block mode reads ten bits past a block's end, so mbsync and
+// the server waited for each other in the middle of an APPEND). The
+// compressor is taken from a pool at a command's first response and
+// given back after the sync flush that ends it: a new compressor after
+// a sync flush continues a valid stream (it only refers to no earlier
+// data), so an idle connection holds none. The decompressor keeps the
+// 32 KiB window the client's compressor may refer back into for as long
+// as the connection lasts.
 
 // deflateLevel trades ratio for CPU as Dovecot's default does.
 const deflateLevel = flate.BestSpeed
@@ -101,7 +99,7 @@ func (c *conn) cmdCompress(cmd *imapwire.Command) (okStatus, error) {
 		pending = bytes.Clone(b)
 	}
 	c.compressed = true
-	c.inflate = kflate.NewReaderOpts(io.MultiReader(bytes.NewReader(pending), rawReader{c}), kflate.WithPartialBlock())
+	c.inflate = inflate.NewReader(io.MultiReader(bytes.NewReader(pending), rawReader{c}))
 	c.r.Reset(clockedReader{c})
 	return okStatus{}, errAnswered
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -56,6 +58,9 @@ func TestCompress(t *testing.T) {
 	if !has(lines, fmt.Sprintf("BODY[] {%d}", len(body))) {
 		t.Fatalf("FETCH over DEFLATE: %q", lines[:1])
 	}
+	if has(cl.ok("CAPABILITY"), "COMPRESS=DEFLATE") {
+		t.Fatal("COMPRESS=DEFLATE advertised with compression on")
+	}
 	cl.expect("NO [COMPRESSIONACTIVE]", "COMPRESS DEFLATE")
 	cl.ok("LOGOUT")
 }
@@ -83,5 +88,78 @@ func TestCompressPartialFlush(t *testing.T) {
 	cl.r = bufio.NewReader(cl.c)
 	if _, st := cl.until("a3"); !strings.HasPrefix(st, "OK") {
 		t.Fatalf("NOOP after a partial flush: %q", st)
+	}
+}
+
+// TestCompressPipelinedAppendPartialFlush sends pipelined APPENDs with
+// LITERAL+ messages of a few KiB, each command deflated by zlib and
+// ended with Z_PARTIAL_FLUSH as mbsync sends them, over STARTTLS and
+// over implicit TLS: each is answered from the bytes sent up to its
+// flush (a decompressor that read past a block's end waited for the
+// next command while the client waited for the answer), and the
+// messages are stored whole. COMPRESS=DEFLATE is advertised after
+// login only.
+func TestCompressPipelinedAppendPartialFlush(t *testing.T) {
+	deflated, err := os.ReadFile("internal/inflate/testdata/append-partial.deflate")
+	must(t, err)
+	plain, err := os.ReadFile("internal/inflate/testdata/append-partial.txt")
+	must(t, err)
+	var sizes []string
+	for _, m := range regexp.MustCompile(`\{(\d+)\+\}`).FindAllSubmatch(plain, -1) {
+		sizes = append(sizes, string(m[1]))
+	}
+	// The compressed size of each command, to send them as mbsync does:
+	// two pipelined, then one, then three.
+	chunks := []int{714 + 599, 661, 743 + 818 + 899}
+	answered := [][]string{{"p0", "p1"}, {"p2"}, {"p3", "p4", "p5"}}
+	for _, implicit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("implicitTLS=%v", implicit), func(t *testing.T) {
+			st := newTestStack(t)
+			opts := st.options()
+			opts.AllowInsecureAuth = false
+			opts.ImplicitTLS = implicit
+			_, addr := st.serve(opts)
+			connect := func() *client {
+				if implicit {
+					return dialTLS(t, addr)
+				}
+				cl := dial(t, addr)
+				cl.startTLS()
+				return cl
+			}
+			cl := connect()
+			if has(cl.ok("CAPABILITY"), "COMPRESS=DEFLATE") {
+				t.Fatal("COMPRESS=DEFLATE advertised before login")
+			}
+			cl.login("alice@local.example")
+			wantLine(t, cl.ok("CAPABILITY"), "COMPRESS=DEFLATE")
+			cl.ok("COMPRESS DEFLATE")
+			raw := cl.c
+			cl.c = &flateConn{Conn: raw, r: flate.NewReader(cl.r)}
+			cl.r = bufio.NewReader(cl.c)
+			rest := deflated
+			for i, n := range chunks {
+				if _, err := raw.Write(rest[:n]); err != nil {
+					t.Fatal(err)
+				}
+				rest = rest[n:]
+				for _, tag := range answered[i] {
+					if _, st := cl.until(tag); !strings.HasPrefix(st, "OK") {
+						t.Fatalf("%s: %q", tag, st)
+					}
+				}
+			}
+			// The stored messages, seen from an uncompressed session.
+			cl = connect()
+			cl.login("alice@local.example")
+			cl.ok("SELECT INBOX")
+			lines := cl.ok("FETCH 1:* (RFC822.SIZE)")
+			if len(lines) != len(sizes) {
+				t.Fatalf("%d messages stored, want %d: %q", len(lines), len(sizes), lines)
+			}
+			for i, size := range sizes {
+				wantLine(t, lines, fmt.Sprintf("* %d FETCH (RFC822.SIZE %s)", i+1, size))
+			}
+		})
 	}
 }

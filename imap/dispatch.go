@@ -191,6 +191,11 @@ func (c *conn) capabilities() string {
 		"BINARY", "STATUS=SIZE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "MULTIAPPEND", "CATENATE", "URL-PARTIAL", "REPLACE", "UIDONLY", "OBJECTID", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
 		"PREVIEW", "PREVIEW=FUZZY", "SNIPPET=FUZZY", "NOTIFY", "CONTEXT=SEARCH", "CONTEXT=SORT",
 		fmt.Sprintf("APPENDLIMIT=%d", c.srv.opts.AppendLimit))
+	if !c.compressed {
+		// RFC 4978 section 3: authenticated state only, and not once
+		// compression is on.
+		caps = append(caps, "COMPRESS=DEFLATE")
+	}
 	return strings.Join(caps, " ")
 }
 

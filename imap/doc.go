@@ -173,6 +173,7 @@
 //     MailboxMetadataChange and ServerMetadataChange (no METADATA
 //     here) are NO [BADEVENT ...].
 //   - RFC 2595 and RFC 8314, STARTTLS and implicit TLS. RFC 4978's
-//     COMPRESS DEFLATE is served but not yet advertised (see
-//     compress.go).
+//     COMPRESS=DEFLATE, advertised after login until compression is
+//     on; a client's partial flushes (zlib's Z_PARTIAL_FLUSH, as
+//     mbsync sends) are answered at once (see compress.go).
 package imap
