@@ -231,6 +231,10 @@ func TestQAQueueListShowsDeferral(t *testing.T) {
 	if !regexp.MustCompile(`recipient: otto@far.test queued at \d{4}-\d\d-\d\dT\S+ \(host \S+ said: 451 4\.2\.0 mailbox busy, try later\)`).MatchString(show) {
 		t.Fatalf("queue show:\n%s", show)
 	}
+	// Each attempt on a line of its own: time, the server, its reply.
+	if !regexp.MustCompile(`(?m)^  attempt \d{4}-\d\d-\d\dT\S+ 127\.0\.0\.1\[127\.0\.0\.1\]: 451 4\.2\.0 mailbox busy, try later$`).MatchString(show) {
+		t.Fatalf("queue show lacks the attempt:\n%s", show)
+	}
 }
 
 // TestQAStartErrors starts the built binary with a bad listen address and

@@ -102,6 +102,9 @@ func queueCommand(ctx context.Context, q *queue.Queue, args []string, w io.Write
 				fmt.Fprintf(w, " (%s)", reason)
 			}
 			fmt.Fprintln(w)
+			for _, a := range r.Attempts {
+				writeAttempt(w, a)
+			}
 		}
 		return nil
 	case "flush":
@@ -201,6 +204,23 @@ func recipientReason(r queue.RecipientInfo) string {
 		reason = "host " + r.Remote + " said: " + reason
 	}
 	return reason
+}
+
+// writeAttempt writes one attempt of "queue show": when, the server that
+// replied (or "local" when none was reached), TLS, and the reply.
+func writeAttempt(w io.Writer, a queue.Attempt) {
+	remote := a.Remote
+	if remote == "" {
+		remote = "local"
+	}
+	if a.TLS != "" {
+		remote += " " + a.TLS
+	}
+	reply := fmt.Sprintf("%d ", a.Reply.Code)
+	if e := a.Reply.EnhancedCode; e[0] != 0 {
+		reply += fmt.Sprintf("%d.%d.%d ", e[0], e[1], e[2])
+	}
+	fmt.Fprintf(w, "  attempt %s %s: %s\n", a.Time.Format(time.RFC3339), remote, reply+oneLine(a.Reply.Message))
 }
 
 // remoteError is a command's failure as the running server reported it.

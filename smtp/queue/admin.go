@@ -37,6 +37,21 @@ type RecipientInfo struct {
 	// Remote names the server that gave the last reply.
 	Remote      string
 	LastAttempt time.Time
+	// Attempts are the recipient's delivery attempts, oldest first (the
+	// last few when there were many).
+	Attempts []Attempt
+}
+
+// Attempt is one delivery attempt for one recipient.
+type Attempt struct {
+	Time time.Time
+	// Remote names the server that replied, as "host[address]"; empty
+	// when none was reached and the reply is a local one.
+	Remote string
+	// TLS is the connection's TLS version ("TLS1.3"), empty in clear.
+	TLS string
+	// Reply is the server's reply, or the local reason.
+	Reply mail.Error
 }
 
 func (q *Queue) info(m *meta) *Info {
@@ -46,6 +61,10 @@ func (q *Queue) info(m *meta) *Info {
 		ri := RecipientInfo{Address: r.Addr, State: r.State, Remote: r.Remote, LastAttempt: r.Last}
 		if r.Code >= 400 {
 			ri.Err = &mail.Error{Code: r.Code, EnhancedCode: gosmtp.EnhancedCode(r.Enhanced), Message: r.Reply}
+		}
+		for _, a := range r.History {
+			ri.Attempts = append(ri.Attempts, Attempt{Time: a.At, Remote: a.Remote, TLS: a.TLS,
+				Reply: mail.Error{Code: a.Code, EnhancedCode: gosmtp.EnhancedCode(a.Enhanced), Message: a.Reply}})
 		}
 		in.Recipients = append(in.Recipients, ri)
 	}

@@ -310,10 +310,12 @@ func (q *Queue) finalize(a *activeMsg) {
 		rs.Last, rs.Remote = now, r.Remote
 		if r.Err == nil {
 			rs.State, rs.Code, rs.Enhanced, rs.Reply = Delivered, 250, [3]int{2, 0, 0}, clean(r.Reply)
+			rs.record(attempt{At: now, Remote: r.Remote, TLS: r.TLS, Code: rs.Code, Enhanced: rs.Enhanced, Reply: rs.Reply})
 			q.logAttempt(m, rs, r, "sent")
 			continue
 		}
 		rs.Code, rs.Enhanced, rs.Reply = r.Err.Code, r.Err.EnhancedCode, clean(r.Err.Message)
+		rs.record(attempt{At: now, Remote: r.Remote, TLS: r.TLS, Code: rs.Code, Enhanced: rs.Enhanced, Reply: rs.Reply})
 		status := "deferred"
 		if r.Err.Code >= 500 {
 			rs.State = Failed

@@ -68,6 +68,38 @@ type rcptState struct {
 	Reply    string    `json:"reply,omitempty"`
 	Remote   string    `json:"remote,omitempty"`
 	Last     time.Time `json:"last,omitzero"`
+	// History is the recipient's attempts, oldest first, at most
+	// maxHistory of them (the oldest dropped first).
+	History []attempt `json:"history,omitempty"`
+}
+
+// attempt is one delivery attempt for one recipient.
+type attempt struct {
+	At       time.Time `json:"at"`
+	Remote   string    `json:"remote,omitempty"`
+	TLS      string    `json:"tls,omitempty"`
+	Code     int       `json:"code"`
+	Enhanced [3]int    `json:"enhanced,omitzero"`
+	Reply    string    `json:"reply,omitempty"`
+}
+
+// maxHistory bounds the attempts kept per recipient, and
+// maxHistoryReply each one's reply text: the metadata file stays small
+// (and under maxMetaSize, which encodeMeta enforces by dropping history).
+const (
+	maxHistory      = 10
+	maxHistoryReply = 300
+)
+
+// record appends a to r's history, dropping the oldest beyond maxHistory.
+func (r *rcptState) record(a attempt) {
+	if len(a.Reply) > maxHistoryReply {
+		a.Reply = a.Reply[:maxHistoryReply]
+	}
+	r.History = append(r.History, a)
+	if n := len(r.History) - maxHistory; n > 0 {
+		r.History = append(r.History[:0], r.History[n:]...)
+	}
 }
 
 // errCorrupt reports a metadata file that cannot be trusted.
@@ -78,7 +110,24 @@ func encodeMeta(m *meta) ([]byte, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
-	return json.Marshal(m)
+	for {
+		b, err := json.Marshal(m)
+		if err != nil || len(b) <= maxMetaSize {
+			return b, err
+		}
+		// Too big to be read back: the history goes first, oldest
+		// attempts before newer ones.
+		trimmed := false
+		for i := range m.Recipients {
+			if h := m.Recipients[i].History; len(h) > 0 {
+				m.Recipients[i].History = h[(len(h)+1)/2:]
+				trimmed = true
+			}
+		}
+		if !trimmed {
+			return b, nil
+		}
+	}
 }
 
 // decodeMeta parses and validates a metadata file.
@@ -129,6 +178,14 @@ func (m *meta) validate() error {
 		}
 		if r.Code < 0 || r.Code > 599 || len(r.Reply) > maxReplyLen || len(r.Remote) > maxAddressLen {
 			return bad("reply")
+		}
+		if len(r.History) > maxHistory {
+			return bad("history")
+		}
+		for _, a := range r.History {
+			if a.Code < 0 || a.Code > 599 || len(a.Reply) > maxHistoryReply || len(a.Remote) > maxAddressLen || len(a.TLS) > 16 {
+				return bad("history")
+			}
 		}
 		for _, n := range r.Enhanced {
 			if n < 0 || n > 999 {
