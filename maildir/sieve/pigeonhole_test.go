@@ -155,6 +155,16 @@ var diffScripts = []string{
 	`keep; discard;`,
 	`if header :is "subject" "Hello world" { redirect "a@example.com"; } else { redirect "b@example.com"; }`,
 	`if header :contains "subject" ["x", "ello"] { discard; }`,
+	// reject beside redirect and vacation (Pigeonhole 2.3 has no ereject)
+	`require "reject"; if size :over 200 { reject "too big"; } else { keep; }`,
+	`require ["reject","copy"]; redirect :copy "c@example.com"; reject "no";`,
+	`require ["reject","vacation"]; reject "no"; vacation "x";`,
+	`require "reject"; if exists "auto-submitted" { reject "auto"; } else { redirect "fwd@example.com"; }`,
+	// redirect with vacation and editheader (what is sent on)
+	`require ["vacation","copy"]; redirect :copy "fwd@example.com"; vacation :days 3 "Away";`,
+	`require "vacation"; redirect "fwd@example.com"; vacation :from "bob@example.com" :subject "Out" "Away";`,
+	`require ["editheader","copy"]; addheader "X-Fwd" "1"; redirect :copy "fwd@example.com";`,
+	`require ["editheader"]; deleteheader "from"; addheader "From" "bob@example.com"; redirect "fwd@example.com";`,
 }
 
 // includes are the scripts include loads, by location and name.
