@@ -175,15 +175,12 @@ func (ss *session) runFilters(msg mail.Body) (mail.Body, error) {
 // restartDelivery replaces the delivery in progress with one into
 // target for the envelope as the filters left it. A recipient a filter
 // added that the target refuses is logged and dropped, as a milter has
-// no one to tell.
+// no one to tell. Over LMTP the client still gets one status per
+// recipient it gave (RFC 2033 section 4.2): a recipient a filter
+// removed gets 250, as a discarded message does, and one it added none
+// (LMTPData).
 func (ss *session) restartDelivery(target mail.Target) error {
 	env := ss.env
-	if ss.srv.opts.Role == LMTP {
-		// LMTP answers once per recipient the client gave: the set
-		// cannot change under it.
-		ss.log.Warn("filter envelope changes ignored over LMTP", "id", env.ID)
-		return nil
-	}
 	if ss.d != nil {
 		_ = ss.d.Abort(context.WithoutCancel(ss.ctx))
 		ss.d = nil

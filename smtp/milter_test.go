@@ -556,3 +556,40 @@ func TestMilterReconnects(t *testing.T) {
 		t.Errorf("milter saw %d connections, want 2 (a new one after the failure)", rec.conns)
 	}
 }
+
+// TestMilterEnvelopeEditsLMTP: over LMTP a milter's envelope edits are
+// applied as over SMTP, and the client still gets one status per
+// recipient it gave: 250 for the one the milter removed, its own
+// delivery's status for one it kept (small's mailbox is full), none for
+// the one it added.
+func TestMilterEnvelopeEditsLMTP(t *testing.T) {
+	st := newTestStack(t)
+	maddr, _ := startMilter(t)
+	o := st.options(LMTP)
+	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr}}
+	addr, _ := st.serve(o)
+	dial(t, "tcp", addr).run(`
+		S: 220
+		C: LHLO postfix.local
+		S: 250
+		C: MAIL FROM:<sender@far.example>
+		S: 250
+		C: RCPT TO:<alice@local.example>
+		S: 250
+		C: RCPT TO:<small@local.example>
+		S: 250
+		C: DATA
+		S: 354
+		R: ` + message("reroute", "") + `
+		S: 250 2.0.0 <alice@local.example>
+		S: 552 5.2.2 <small@local.example>
+		C: QUIT
+		S: 221`)
+	if n := len(st.messages("alice@local.example", "")); n != 0 {
+		t.Errorf("alice, removed by the milter, has %d messages", n)
+	}
+	got := st.messages("bob@local.example", "")
+	if len(got) != 1 || !strings.HasPrefix(got[0], "Return-Path: <changed@far.example>\r\n") {
+		t.Errorf("bob got %q, want one copy from the sender the milter set", got)
+	}
+}

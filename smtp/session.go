@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -304,9 +305,15 @@ func queuedAs(id string) error {
 func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	// The client gets a status for each recipient it gave, whatever the
+	// filters made of the envelope.
+	var given []string
+	if ss.env != nil {
+		given = slices.Clone(ss.env.Recipients)
+	}
 	msg, closeBody, err := ss.receive(r)
 	if err == errDiscarded {
-		for _, rcpt := range ss.env.Recipients {
+		for _, rcpt := range given {
 			status.SetStatus(rcpt, nil)
 		}
 		ss.endTransaction()
@@ -351,9 +358,24 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 		}
 		if err != nil {
 			ss.log.Info("recipient not delivered", "id", ss.env.ID, "rcpt", rcpt, "err", err)
-			status.SetStatus(rcpt, ss.reply(err))
 		} else {
 			delivered++
+		}
+		if !slices.Contains(given, rcpt) {
+			// Added by a filter: the client did not name it and gets
+			// no status for it, as a milter's added recipient over SMTP.
+			continue
+		}
+		if err != nil {
+			status.SetStatus(rcpt, ss.reply(err))
+		} else {
+			status.SetStatus(rcpt, nil)
+		}
+	}
+	for _, rcpt := range given {
+		if !slices.Contains(ss.env.Recipients, rcpt) {
+			// Removed by a filter: done with, as a discard is.
+			ss.log.Info("recipient removed by filter", "id", ss.env.ID, "rcpt", rcpt)
 			status.SetStatus(rcpt, nil)
 		}
 	}
