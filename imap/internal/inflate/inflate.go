@@ -1,6 +1,6 @@
 // Copyright 2009 The Go Authors. All rights reserved.
 // Use of this source code is governed by a BSD-style
-// license that can be found in the LICENSE file.
+// license that can be found in the LICENSE file beside this one (Go's).
 
 // Package inflate decompresses a DEFLATE stream (RFC 1951) that arrives
 // a piece at a time from a peer waiting for an answer, as IMAP's
