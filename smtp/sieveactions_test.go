@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -372,4 +373,50 @@ if header :contains "subject" "halt" { stop; }`), 0o600)
 	if n := len(out.all()); n != 0 {
 		t.Fatalf("%d redirects sent after a failing script", n)
 	}
+}
+
+// TestSieveRejectOnTheWire: over the MX the second of three recipients
+// rejects: the message gets 250 and the sender one notification; over
+// LMTP the same recipient's ereject is its own 550 5.7.1 with the reason
+// while the others get 250.
+func TestSieveRejectOnTheWire(t *testing.T) {
+	run := func(t *testing.T, role Role, script string, replies []string) (*testStack, dsnQueue) {
+		st := newTestStack(t)
+		st.roomForSmall()
+		sieveScripts(t, st, map[string]string{"small@local.example": script})
+		q := newDSNQueue(t)
+		st.withLocal(&local.Delivery{Maildirs: st.maildirs, Directory: st.db,
+			Filter: &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: q}})
+		addr, _ := st.serve(st.options(role))
+		hello := "EHLO"
+		if role == LMTP {
+			hello = "LHLO"
+		}
+		dialog := "S: 220\nC: " + hello + " mta.example\nS: 250\nC: MAIL FROM:<s@far.example>\nS: 250\n"
+		for _, r := range threeRcpts {
+			dialog += "C: RCPT TO:<" + r + ">\nS: 250\n"
+		}
+		dialog += "C: DATA\nS: 354\nR: " + fmt.Sprintf("%q", "Subject: offer\r\n\r\nhi\r\n.\r\n") + "\n"
+		for _, r := range replies {
+			dialog += "S: " + r + "\n"
+		}
+		dial(t, "tcp", addr).run(dialog + "C: QUIT\nS: 221")
+		if got := st.counts(); got != "1,0,1" {
+			t.Fatalf("stored: %s, want 1,0,1", got)
+		}
+		return st, q
+	}
+	t.Run("MX", func(t *testing.T) {
+		_, q := run(t, MX, `require "reject"; reject "No offers";`, []string{"250"})
+		if sent := q.all(); len(sent) != 1 || !strings.Contains(sent[0].data, "Final-Recipient: rfc822; small@local.example\r\n") ||
+			!strings.Contains(sent[0].data, "550 5.7.1 No offers") {
+			t.Fatalf("notifications: %+v", sent)
+		}
+	})
+	t.Run("LMTP", func(t *testing.T) {
+		_, q := run(t, LMTP, `require "ereject"; ereject "Go away";`, []string{"250", "550 5.7.1 <small@local.example> Go away", "250"})
+		if n := len(q.all()); n != 0 {
+			t.Fatalf("%d notifications over LMTP", n)
+		}
+	})
 }
