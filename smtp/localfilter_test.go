@@ -17,7 +17,6 @@ import (
 func TestSieveAtDelivery(t *testing.T) {
 	st := newTestStack(t)
 	st.roomForSmall()
-	ctx := context.Background()
 	home := func(u string) string { return filepath.Dir(st.userDir(u)) }
 	write := func(path, s string) {
 		t.Helper()
@@ -42,21 +41,7 @@ elsif header :is "subject" "other" { fileinto "Missing"; }`)
 	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: filter}
 	send := func(msg string) {
 		t.Helper()
-		d, err := ld.Start(ctx, &mail.Envelope{ID: "S1", From: "s@far.example"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range threeRcpts {
-			if err := d.AddRecipient(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := d.Body(ctx, mail.BytesBody([]byte(msg))); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
+		deliverThree(t, ld, "s@far.example", msg)
 	}
 	send("Subject: [dev] release\r\nX-Archive: yes\r\n\r\nbody\r\n")
 	lists := st.messages("alice@local.example", "Lists")
