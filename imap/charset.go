@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/htmlindex"
 	"golang.org/x/text/encoding/ianaindex"
@@ -96,7 +97,7 @@ func decodeSearchString(enc encoding.Encoding, s string) (string, error) {
 
 // decodeSearchCriteria converts every string of c (header values,
 // BODY, TEXT, in NOT and OR too) from the charset enc to UTF-8.
-func decodeSearchCriteria(c *imap.SearchCriteria, enc encoding.Encoding) error {
+func decodeSearchCriteria(c *imapwire.SearchCriteria, enc encoding.Encoding) error {
 	var err error
 	conv := func(s string) string {
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/internal/mimetree"
 	"github.com/mailagent/mailagent/maildir"
 )
@@ -63,7 +64,7 @@ func FuzzMessageContent(f *testing.F) {
 		mc.setRaw(out)
 		mc.matchText("inner", true)
 		mc.matchText("body", false)
-		mc.match(&imap.SearchCriteria{
+		mc.match(&imapwire.SearchCriteria{
 			Header:    []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "x"}, {Key: "X-Missing"}},
 			SentSince: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		})

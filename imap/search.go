@@ -156,7 +156,7 @@ func numList(set imap.NumSet) ([]uint32, bool) {
 
 // matchingIn converts the criteria's strings from charset and returns
 // the matching messages with their headers, for SORT and THREAD.
-func (s *session) matchingIn(charset string, criteria *imap.SearchCriteria) ([]*matchContext, error) {
+func (s *session) matchingIn(charset string, criteria *imapwire.SearchCriteria) ([]*matchContext, error) {
 	enc, err := searchEncoding(charset)
 	if err != nil {
 		return nil, err
@@ -169,7 +169,7 @@ func (s *session) matchingIn(charset string, criteria *imap.SearchCriteria) ([]*
 
 // searchCharset converts the criteria's strings from charset and
 // searches.
-func (s *session) searchCharset(uid bool, charset string, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, [2]uint64, error) {
+func (s *session) searchCharset(uid bool, charset string, criteria *imapwire.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, [2]uint64, error) {
 	enc, err := searchEncoding(charset)
 	if err != nil {
 		return nil, [2]uint64{}, err
@@ -182,26 +182,13 @@ func (s *session) searchCharset(uid bool, charset string, criteria *imap.SearchC
 
 // usesModSeq reports a MODSEQ key anywhere in c: the answer then
 // carries the highest modseq found (RFC 7162 section 3.1.5).
-func usesModSeq(c *imap.SearchCriteria) bool {
-	if c.ModSeq != nil {
-		return true
-	}
-	for i := range c.Not {
-		if usesModSeq(&c.Not[i]) {
-			return true
-		}
-	}
-	for i := range c.Or {
-		if usesModSeq(&c.Or[i][0]) || usesModSeq(&c.Or[i][1]) {
-			return true
-		}
-	}
-	return false
+func usesModSeq(c *imapwire.SearchCriteria) bool {
+	return c.Walk(func(c *imapwire.SearchCriteria) bool { return c.ModSeq != nil })
 }
 
 // search runs SEARCH; ends are the modseqs of the first and last
 // message found, for ESEARCH's MODSEQ with MIN or MAX alone.
-func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.SearchOptions) (data *imap.SearchData, ends [2]uint64, err error) {
+func (s *session) search(uid bool, criteria *imapwire.SearchCriteria, options *imap.SearchOptions) (data *imap.SearchData, ends [2]uint64, err error) {
 	sel := s.sel
 	found, err := s.matching(criteria, false)
 	if err != nil {
@@ -250,7 +237,7 @@ func (s *session) search(uid bool, criteria *imap.SearchCriteria, options *imap.
 // matching returns the messages of the selected mailbox that match
 // criteria, in sequence order; with keepHeader, each with its header if
 // the search read it (a sort reads it anyway).
-func (s *session) matching(criteria *imap.SearchCriteria, keepHeader bool) ([]*matchContext, error) {
+func (s *session) matching(criteria *imapwire.SearchCriteria, keepHeader bool) ([]*matchContext, error) {
 	sel := s.sel
 	if searchTooDeep(criteria, 0) {
 		return nil, errSearchTooDeep
@@ -303,7 +290,7 @@ func savedResult(options *imap.SearchOptions, all imap.UIDSet, minUID, maxUID ui
 
 // searchTooDeep reports whether NOT and OR nest deeper than
 // maxSearchNesting below c, looking no deeper than that.
-func searchTooDeep(c *imap.SearchCriteria, depth int) bool {
+func searchTooDeep(c *imapwire.SearchCriteria, depth int) bool {
 	if depth > maxSearchNesting {
 		return true
 	}
@@ -322,7 +309,7 @@ func searchTooDeep(c *imap.SearchCriteria, depth int) bool {
 
 // prepareCriteria copies criteria with "*" and "$" resolved and the
 // search strings case-folded.
-func (sel *selection) prepareCriteria(c *imap.SearchCriteria, maxSeq, maxUID uint32) *imap.SearchCriteria {
+func (sel *selection) prepareCriteria(c *imapwire.SearchCriteria, maxSeq, maxUID uint32) *imapwire.SearchCriteria {
 	out := *c
 	out.SeqNum = nil
 	out.UID = nil
@@ -342,13 +329,13 @@ func (sel *selection) prepareCriteria(c *imap.SearchCriteria, maxSeq, maxUID uin
 	}
 	out.Body = foldAll(c.Body)
 	out.Text = foldAll(c.Text)
-	out.Not = make([]imap.SearchCriteria, len(c.Not))
+	out.Not = make([]imapwire.SearchCriteria, len(c.Not))
 	for i := range c.Not {
 		out.Not[i] = *sel.prepareCriteria(&c.Not[i], maxSeq, maxUID)
 	}
-	out.Or = make([][2]imap.SearchCriteria, len(c.Or))
+	out.Or = make([][2]imapwire.SearchCriteria, len(c.Or))
 	for i := range c.Or {
-		out.Or[i] = [2]imap.SearchCriteria{
+		out.Or[i] = [2]imapwire.SearchCriteria{
 			*sel.prepareCriteria(&c.Or[i][0], maxSeq, maxUID),
 			*sel.prepareCriteria(&c.Or[i][1], maxSeq, maxUID),
 		}
@@ -443,7 +430,7 @@ func (mc *matchContext) setRaw(b []byte) bool {
 	return true
 }
 
-func (mc *matchContext) match(c *imap.SearchCriteria) bool {
+func (mc *matchContext) match(c *imapwire.SearchCriteria) bool {
 	m := mc.m
 	for _, set := range c.SeqNum {
 		if !set.Contains(mc.seq) {
@@ -458,20 +445,17 @@ func (mc *matchContext) match(c *imap.SearchCriteria) bool {
 	if c.ModSeq != nil && m.ModSeq < c.ModSeq.ModSeq {
 		return false // CONDSTORE's MODSEQ key (RFC 7162 section 3.1.5)
 	}
-	switch {
-	case c.Since.Location() == imapwire.WithinZone || c.Before.Location() == imapwire.WithinZone:
-		// YOUNGER and OLDER (RFC 5032) compare to the second.
-		if !c.Since.IsZero() && m.InternalDate.Before(c.Since) || !c.Before.IsZero() && !m.InternalDate.Before(c.Before) {
-			return false
-		}
-	case c.Since.Location() == imapwire.SavedZone || c.Before.Location() == imapwire.SavedZone:
-		// SAVEDBEFORE, SAVEDON, SAVEDSINCE (RFC 8514): a message whose
-		// save date is unknown matches none of them.
-		if m.SaveDate == 0 || !matchDate(time.Unix(0, m.SaveDate).UTC(), c.Since, c.Before) {
-			return false
-		}
-	default:
-		if !matchDate(m.InternalDate, c.Since, c.Before) {
+	if !matchDate(m.InternalDate, c.Since, c.Before) {
+		return false
+	}
+	// YOUNGER and OLDER (RFC 5032) compare to the second.
+	if !c.YoungerFrom.IsZero() && m.InternalDate.Before(c.YoungerFrom) || !c.OlderUntil.IsZero() && !m.InternalDate.Before(c.OlderUntil) {
+		return false
+	}
+	// SAVEDATESUPPORTED, SAVEDBEFORE, SAVEDON, SAVEDSINCE (RFC 8514): a
+	// message whose save date is unknown matches none of them.
+	if c.SaveDateKnown || !c.SavedSince.IsZero() || !c.SavedBefore.IsZero() {
+		if m.SaveDate == 0 || !matchDate(time.Unix(0, m.SaveDate).UTC(), c.SavedSince, c.SavedBefore) {
 			return false
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/maildir"
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/japanese"
@@ -126,7 +127,7 @@ func TestSearchCharsetOnTheWire(t *testing.T) {
 
 // matchRaw runs criteria, given in charset, against one message the
 // way SEARCH does once the parser has read the command.
-func matchRaw(t *testing.T, raw, charset string, c *imap.SearchCriteria) (bool, error) {
+func matchRaw(t *testing.T, raw, charset string, c *imapwire.SearchCriteria) (bool, error) {
 	t.Helper()
 	enc, err := searchEncoding(charset)
 	if err != nil {
@@ -174,7 +175,7 @@ func TestSearchCharsetConversion(t *testing.T) {
 		{"KOI8-R", "BODY", "привет", false},
 	} {
 		text := encode(c.charset, c.text)
-		var crit imap.SearchCriteria
+		var crit imapwire.SearchCriteria
 		switch c.key {
 		case "BODY":
 			crit.Body = []string{text}
@@ -184,7 +185,7 @@ func TestSearchCharsetConversion(t *testing.T) {
 			crit.Header = []imap.SearchCriteriaHeaderField{{Key: c.key, Value: text}}
 		}
 		// Nested under NOT NOT, to convert strings at every level.
-		outer := imap.SearchCriteria{Not: []imap.SearchCriteria{{Not: []imap.SearchCriteria{crit}}}}
+		outer := imapwire.SearchCriteria{Not: []imapwire.SearchCriteria{{Not: []imapwire.SearchCriteria{crit}}}}
 		got, err := matchRaw(t, msg, c.charset, &outer)
 		if err != nil || got != c.want {
 			t.Errorf("CHARSET %s %s %q: %v, %v; want %v", c.charset, c.key, c.text, got, err, c.want)
@@ -215,10 +216,10 @@ func TestSearchCharsetConversion(t *testing.T) {
 		t.Errorf("BADCHARSET code %q", code)
 	}
 	// A string that is not valid in its charset.
-	if _, err := matchRaw(t, msg, "UTF-8", &imap.SearchCriteria{Body: []string{"\xff"}}); err != errSearchNotUTF8 {
+	if _, err := matchRaw(t, msg, "UTF-8", &imapwire.SearchCriteria{Body: []string{"\xff"}}); err != errSearchNotUTF8 {
 		t.Errorf("invalid UTF-8: %v", err)
 	}
-	if _, err := matchRaw(t, msg, "ISO-2022-JP", &imap.SearchCriteria{Body: []string{"\x1b$B\xff\xff"}}); err != errSearchNotUTF8 {
+	if _, err := matchRaw(t, msg, "ISO-2022-JP", &imapwire.SearchCriteria{Body: []string{"\x1b$B\xff\xff"}}); err != errSearchNotUTF8 {
 		t.Errorf("invalid ISO-2022-JP: %v", err)
 	}
 }
@@ -230,18 +231,18 @@ func TestSearchFolding(t *testing.T) {
 		"Content-Type: text/plain; charset=utf-8\r\n\r\n" +
 		"ΟΔΥΣΣΕΥΣ returns; ǅemal; ﬀ ligature\r\n"
 	for _, c := range []struct {
-		crit imap.SearchCriteria
+		crit imapwire.SearchCriteria
 		want bool
 	}{
-		{imap.SearchCriteria{Body: []string{"οδυσσευς"}}, true}, // final sigma
-		{imap.SearchCriteria{Body: []string{"Οδυσσευσ"}}, true},
-		{imap.SearchCriteria{Body: []string{"ǆEMAL"}}, true}, // title case digraph
-		{imap.SearchCriteria{Body: []string{"RETURNS;"}}, true},
-		{imap.SearchCriteria{Body: []string{"ff ligature"}}, true}, // NFKD makes ﬀ ff (RFC 5051)
-		{imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "k-BAND"}}}, true},
-		{imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "subject", Value: "\u212bNGSTRÖM"}}}, true}, // Angstrom sign
-		{imap.SearchCriteria{Text: []string{"K-band"}}, true},
-		{imap.SearchCriteria{Body: []string{"K-band"}}, false},
+		{imapwire.SearchCriteria{Body: []string{"οδυσσευς"}}, true}, // final sigma
+		{imapwire.SearchCriteria{Body: []string{"Οδυσσευσ"}}, true},
+		{imapwire.SearchCriteria{Body: []string{"ǆEMAL"}}, true}, // title case digraph
+		{imapwire.SearchCriteria{Body: []string{"RETURNS;"}}, true},
+		{imapwire.SearchCriteria{Body: []string{"ff ligature"}}, true}, // NFKD makes ﬀ ff (RFC 5051)
+		{imapwire.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "k-BAND"}}}, true},
+		{imapwire.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "subject", Value: "\u212bNGSTRÖM"}}}, true}, // Angstrom sign
+		{imapwire.SearchCriteria{Text: []string{"K-band"}}, true},
+		{imapwire.SearchCriteria{Body: []string{"K-band"}}, false},
 	} {
 		got, err := matchRaw(t, msg, "UTF-8", &c.crit)
 		if err != nil || got != c.want {
@@ -282,19 +283,19 @@ func TestSearchStructure(t *testing.T) {
 		"Undeclared charset: na\xefve\r\n" + // Windows-1252 without a label
 		"--o--\r\n"
 	for _, c := range []struct {
-		crit imap.SearchCriteria
+		crit imapwire.SearchCriteria
 		want bool
 	}{
-		{imap.SearchCriteria{Body: []string{"secret payload привет"}}, true},
-		{imap.SearchCriteria{Body: []string{"inner topic"}}, true}, // attached header is body
-		{imap.SearchCriteria{Text: []string{"INNER TOPIC"}}, true},
-		{imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "inner"}}}, false},
-		{imap.SearchCriteria{Body: []string{"łódź"}}, true},
-		{imap.SearchCriteria{Body: []string{"hidden word"}}, false},
-		{imap.SearchCriteria{Text: []string{"secret.png"}}, true}, // a part's header
-		{imap.SearchCriteria{Body: []string{"secret.png"}}, false},
-		{imap.SearchCriteria{Body: []string{"naïve"}}, true},
-		{imap.SearchCriteria{Body: []string{"payloadпривет"}}, false},
+		{imapwire.SearchCriteria{Body: []string{"secret payload привет"}}, true},
+		{imapwire.SearchCriteria{Body: []string{"inner topic"}}, true}, // attached header is body
+		{imapwire.SearchCriteria{Text: []string{"INNER TOPIC"}}, true},
+		{imapwire.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "inner"}}}, false},
+		{imapwire.SearchCriteria{Body: []string{"łódź"}}, true},
+		{imapwire.SearchCriteria{Body: []string{"hidden word"}}, false},
+		{imapwire.SearchCriteria{Text: []string{"secret.png"}}, true}, // a part's header
+		{imapwire.SearchCriteria{Body: []string{"secret.png"}}, false},
+		{imapwire.SearchCriteria{Body: []string{"naïve"}}, true},
+		{imapwire.SearchCriteria{Body: []string{"payloadпривет"}}, false},
 	} {
 		got, err := matchRaw(t, msg, "UTF-8", &c.crit)
 		if err != nil || got != c.want {
@@ -311,25 +312,25 @@ func TestSearchSentDates(t *testing.T) {
 		must(t, err)
 		return d
 	}
-	on := func(s string) imap.SearchCriteria {
-		return imap.SearchCriteria{SentSince: day(s), SentBefore: day(s).Add(24 * time.Hour)}
+	on := func(s string) imapwire.SearchCriteria {
+		return imapwire.SearchCriteria{SentSince: day(s), SentBefore: day(s).Add(24 * time.Hour)}
 	}
 	for _, c := range []struct {
 		date string
-		crit imap.SearchCriteria
+		crit imapwire.SearchCriteria
 		want bool
 	}{
 		{"Mon, 02 Mar 2026 00:30:00 +0100", on("2-Mar-2026"), true}, // 1 Mar in UTC
 		{"Mon, 02 Mar 2026 00:30:00 +0100", on("1-Mar-2026"), false},
 		{"Sun, 01 Mar 2026 23:30:00 -0500", on("1-Mar-2026"), true}, // 2 Mar in UTC
-		{"Sun, 01 Mar 2026 23:30:00 -0500", imap.SearchCriteria{SentBefore: day("2-Mar-2026")}, true},
-		{"Sun, 01 Mar 2026 23:30:00 -0500", imap.SearchCriteria{SentSince: day("2-Mar-2026")}, false},
-		{"Sun, 01 Mar 2026 23:30:00 -0500", imap.SearchCriteria{SentSince: day("1-Mar-2026")}, true},
+		{"Sun, 01 Mar 2026 23:30:00 -0500", imapwire.SearchCriteria{SentBefore: day("2-Mar-2026")}, true},
+		{"Sun, 01 Mar 2026 23:30:00 -0500", imapwire.SearchCriteria{SentSince: day("2-Mar-2026")}, false},
+		{"Sun, 01 Mar 2026 23:30:00 -0500", imapwire.SearchCriteria{SentSince: day("1-Mar-2026")}, true},
 		{"2 Mar 2026 10:00 +0000 (UTC)", on("2-Mar-2026"), true},
 		{"Mon, 2 Mar 2026 10:00:00 EST", on("2-Mar-2026"), true},
 		{"", on("5-Mar-2026"), true},        // no Date: INTERNALDATE
 		{"garbage", on("5-Mar-2026"), true}, // unreadable: INTERNALDATE
-		{"", imap.SearchCriteria{SentBefore: day("1-Jan-2000")}, false},
+		{"", imapwire.SearchCriteria{SentBefore: day("1-Jan-2000")}, false},
 	} {
 		msg := "Subject: dated\r\n"
 		if c.date != "" {

@@ -23,7 +23,7 @@ const maxSearchContexts = 16
 type searchContext struct {
 	tag      string
 	uid      bool
-	criteria *imap.SearchCriteria // converted to UTF-8
+	criteria *imapwire.SearchCriteria // converted to UTF-8
 	// sortBy is a SORT's keys, nil for a SEARCH.
 	sortBy []imapwire.SortKey
 	// result is the UIDs matching: ascending for a SEARCH, in sort
@@ -95,14 +95,14 @@ func writePartial(w *imapwire.Writer, p *imapwire.PartialRange, nums []uint32) {
 
 // addSearchContext keeps the search of cmd up to date (UPDATE), or
 // says NOUPDATE when the session keeps too many already.
-func (s *session) addSearchContext(w *imapwire.Writer, cmd *imapwire.Command, criteria *imap.SearchCriteria, all imap.NumSet) {
+func (s *session) addSearchContext(w *imapwire.Writer, cmd *imapwire.Command, criteria *imapwire.SearchCriteria, all imap.NumSet) {
 	nums, _ := numList(all)
 	s.addContext(w, &searchContext{tag: cmd.Tag, uid: cmd.UID, criteria: criteria}, nums, cmd.UID)
 }
 
 // addSortContext keeps the SORT of cmd up to date; found is its
 // result in order.
-func (s *session) addSortContext(w *imapwire.Writer, cmd *imapwire.Command, criteria *imap.SearchCriteria, sortBy []imapwire.SortKey, found []*matchContext) {
+func (s *session) addSortContext(w *imapwire.Writer, cmd *imapwire.Command, criteria *imapwire.SearchCriteria, sortBy []imapwire.SortKey, found []*matchContext) {
 	uids := make([]uint32, len(found))
 	for i, mc := range found {
 		uids[i] = mc.m.UID

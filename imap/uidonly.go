@@ -25,7 +25,7 @@ func uidRequired(cmd *imapwire.Command) error {
 			return errUIDRequired
 		}
 	}
-	var criteria *imap.SearchCriteria
+	var criteria *imapwire.SearchCriteria
 	switch a := cmd.Args.(type) {
 	case *imapwire.Search:
 		criteria = a.Criteria
@@ -46,21 +46,8 @@ func uidRequired(cmd *imapwire.Command) error {
 
 // namesSeqNums reports whether a search key, or one nested in it, is a
 // sequence set.
-func namesSeqNums(c *imap.SearchCriteria) bool {
-	if len(c.SeqNum) > 0 {
-		return true
-	}
-	for i := range c.Not {
-		if namesSeqNums(&c.Not[i]) {
-			return true
-		}
-	}
-	for i := range c.Or {
-		if namesSeqNums(&c.Or[i][0]) || namesSeqNums(&c.Or[i][1]) {
-			return true
-		}
-	}
-	return false
+func namesSeqNums(c *imapwire.SearchCriteria) bool {
+	return c.Walk(func(c *imapwire.SearchCriteria) bool { return len(c.SeqNum) > 0 })
 }
 
 // fetchStart begins an untagged FETCH response for the message seq

@@ -162,7 +162,7 @@ type Search struct {
 	Context  ContextReturn // RFC 5267's UPDATE, CONTEXT and PARTIAL
 	ESearch  bool          // RETURN was given: the answer is ESEARCH
 	Charset  string
-	Criteria *imap.SearchCriteria
+	Criteria *SearchCriteria
 }
 
 // SortKey is one SORT criterion (RFC 5256, RFC 5957's DISPLAYFROM and
@@ -180,14 +180,14 @@ type Sort struct {
 	ESearch  bool
 	Keys     []SortKey
 	Charset  string
-	Criteria *imap.SearchCriteria
+	Criteria *SearchCriteria
 }
 
 // Thread is THREAD's arguments (RFC 5256, RFC 9200's REFS).
 type Thread struct {
 	Algorithm string
 	Charset   string
-	Criteria  *imap.SearchCriteria
+	Criteria  *SearchCriteria
 }
 
 // QuotaRoot is GETQUOTA's argument.

@@ -7,25 +7,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// go-imap's SearchCriteria has no fields for WITHIN (RFC 5032) or
-// SAVEDATE (RFC 8514), so their keys travel as Since and Before bounds
-// in one of these zones, each inside NOT (NOT ...) so that And does not
-// merge them with BEFORE/SINCE bounds of other meanings.
-var (
-	// WithinZone marks a bound of YOUNGER or OLDER: an instant, compared
-	// with INTERNALDATE to the second.
-	WithinZone = time.FixedZone("WITHIN", 0)
-	// SavedZone marks a bound of SAVEDBEFORE, SAVEDON, SAVEDSINCE or
-	// SAVEDATESUPPORTED: a date, compared with the save date.
-	SavedZone = time.FixedZone("SAVEDATE", 0)
-)
-
-// isolated returns sub wrapped as NOT (NOT sub), which matches what sub
-// matches and stays out of And's merging of bounds.
-func isolated(sub imap.SearchCriteria) *imap.SearchCriteria {
-	return &imap.SearchCriteria{Not: []imap.SearchCriteria{{Not: []imap.SearchCriteria{sub}}}}
-}
-
 // searchTooDeep is the text of SEARCH's nesting limit.
 const searchTooDeep = "SEARCH keys nested deeper than %d levels"
 
@@ -94,8 +75,8 @@ func (r *Reader) searchReturn(o *imap.SearchOptions, ctx *ContextReturn) {
 
 // searchProgram reads 1*(search-key) separated by spaces to the end of
 // the command.
-func (r *Reader) searchProgram(first string) *imap.SearchCriteria {
-	c := &imap.SearchCriteria{}
+func (r *Reader) searchProgram(first string) *SearchCriteria {
+	c := &SearchCriteria{}
 	if first != "" {
 		r.searchKeyNamed(c, first)
 	} else {
@@ -117,12 +98,12 @@ func (r *Reader) nest() {
 
 // searchKey reads one search key into c (the keys of a command are
 // ANDed).
-func (r *Reader) searchKey(c *imap.SearchCriteria) {
+func (r *Reader) searchKey(c *SearchCriteria) {
 	switch ch := r.peek(); {
 	case ch == '(':
 		r.nest()
 		r.take()
-		sub := &imap.SearchCriteria{}
+		sub := &SearchCriteria{}
 		r.searchKey(sub)
 		for !r.maybe(')') {
 			r.sp()
@@ -144,7 +125,7 @@ func (r *Reader) searchKey(c *imap.SearchCriteria) {
 }
 
 // searchKeyNamed reads the rest of the search key named key.
-func (r *Reader) searchKeyNamed(c *imap.SearchCriteria, key string) {
+func (r *Reader) searchKeyNamed(c *SearchCriteria, key string) {
 	header := func(name string) {
 		r.sp()
 		c.Header = append(c.Header, imap.SearchCriteriaHeaderField{Key: name, Value: r.astring("a string")})
@@ -185,7 +166,7 @@ func (r *Reader) searchKeyNamed(c *imap.SearchCriteria, key string) {
 		r.sp()
 		d := r.date()
 		// Through And, so that two keys on one date intersect.
-		sub := &imap.SearchCriteria{}
+		sub := &SearchCriteria{}
 		since, before := &sub.Since, &sub.Before
 		if strings.HasPrefix(key, "SENT") {
 			since, before = &sub.SentSince, &sub.SentBefore
@@ -203,38 +184,37 @@ func (r *Reader) searchKeyNamed(c *imap.SearchCriteria, key string) {
 	case "YOUNGER", "OLDER":
 		// RFC 5032: n seconds before now, against INTERNALDATE.
 		r.sp()
-		at := time.Now().Add(-time.Duration(r.number()) * time.Second).In(WithinZone)
+		at := time.Now().Add(-time.Duration(r.number()) * time.Second)
 		if key == "YOUNGER" {
-			c.And(isolated(imap.SearchCriteria{Since: at}))
+			c.And(&SearchCriteria{YoungerFrom: at})
 		} else {
-			c.And(isolated(imap.SearchCriteria{Before: at.Add(time.Second)}))
+			c.And(&SearchCriteria{OlderUntil: at.Add(time.Second)})
 		}
 	case "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE":
 		r.sp()
 		d := r.date()
-		d = time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, SavedZone)
-		sub := imap.SearchCriteria{}
+		sub := &SearchCriteria{SaveDateKnown: true}
 		switch key {
 		case "SAVEDSINCE":
-			sub.Since = d
+			sub.SavedSince = d
 		case "SAVEDBEFORE":
-			sub.Before = d
+			sub.SavedBefore = d
 		case "SAVEDON":
-			sub.Since, sub.Before = d, d.AddDate(0, 0, 1)
+			sub.SavedSince, sub.SavedBefore = d, d.AddDate(0, 0, 1)
 		}
-		c.And(isolated(sub))
+		c.And(sub)
 	case "SAVEDATESUPPORTED":
 		// Every message whose save date is known (RFC 8514 section 4.3).
-		c.And(isolated(imap.SearchCriteria{Since: time.Date(1970, 1, 1, 0, 0, 0, 0, SavedZone)}))
+		c.And(&SearchCriteria{SaveDateKnown: true})
 	case "LARGER", "SMALLER":
 		r.sp()
-		// LARGER 0 stays unset: go-imap's zero means no bound, and
-		// every stored message has a header.
+		// LARGER 0 stays unset: zero means no bound, and every stored
+		// message has a header.
 		n := int64(r.number())
 		if key == "LARGER" {
-			c.And(&imap.SearchCriteria{Larger: n})
+			c.And(&SearchCriteria{Larger: n})
 		} else {
-			c.And(&imap.SearchCriteria{Smaller: n})
+			c.And(&SearchCriteria{Smaller: n})
 		}
 	case "UID":
 		r.sp()
@@ -242,13 +222,13 @@ func (r *Reader) searchKeyNamed(c *imap.SearchCriteria, key string) {
 	case "NOT":
 		r.nest()
 		r.sp()
-		sub := imap.SearchCriteria{}
+		sub := SearchCriteria{}
 		r.searchKey(&sub)
 		c.Not = append(c.Not, sub)
 		r.depth--
 	case "OR":
 		r.nest()
-		var pair [2]imap.SearchCriteria
+		var pair [2]SearchCriteria
 		r.sp()
 		r.searchKey(&pair[0])
 		r.sp()
@@ -271,7 +251,7 @@ func (r *Reader) searchKeyNamed(c *imap.SearchCriteria, key string) {
 			r.sp()
 		}
 		m.ModSeq = r.number64()
-		c.ModSeq = m
+		c.And(&SearchCriteria{ModSeq: m})
 	default:
 		r.fail(imap.ResponseCodeClientBug, "Unknown SEARCH key")
 	}
@@ -345,7 +325,7 @@ func (r *Reader) thread() *Thread {
 }
 
 // charsetProgram reads SORT's and THREAD's charset and search keys.
-func (r *Reader) charsetProgram() (string, *imap.SearchCriteria) {
+func (r *Reader) charsetProgram() (string, *SearchCriteria) {
 	charset := r.charsetName()
 	r.sp()
 	return charset, r.searchProgram("")
