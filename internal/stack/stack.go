@@ -93,7 +93,7 @@ type Config struct {
 	// Local delivers into the Maildirs; nil: a default local.Delivery.
 	// Its Maildirs, Directory and Logger are the stack's where left nil,
 	// and a *local.SieveFilter without Outbound sends its vacation
-	// replies through the queue.
+	// replies, redirects and reject notifications through the queue.
 	Local *local.Delivery
 	// WrapLocal, when set, stands between the router and local delivery
 	// (a program's metrics, say).
