@@ -71,7 +71,13 @@ func TestHelpPrintsUsage(t *testing.T) {
 
 func TestAdminCommands(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "data") // created on first use
+	// -data names a directory that exists (no command creates one); the
+	// database is created in it on first use.
+	dir := filepath.Join(t.TempDir(), "data")
+	fails(t, dir, "", 1, "no directory exists at "+dir, "domain", "add", "Example.ORG")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 
 	ok(t, dir, "", "domain", "add", "Example.ORG")
 	ok(t, dir, "", "domain", "add", "xn--bcher-kva.example")
@@ -205,6 +211,10 @@ func TestConfigFile(t *testing.T) {
 		t.Fatalf("database not in the file's data_dir: %v", err)
 	}
 	flagData := filepath.Join(root, "from-flag")
+	fails(t, flagData, "", 1, "no directory exists at "+flagData, "-config", cfgPath, "domain", "add", "b.example")
+	if err := os.Mkdir(flagData, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	ok(t, flagData, "", "-config", cfgPath, "domain", "add", "b.example")
 	if got := ok(t, flagData, "", "-config", cfgPath, "domain", "list"); got != "b.example\n" {
 		t.Fatalf("domain list with -data = %q", got)

@@ -59,12 +59,22 @@ func (e *env) config() (*config.Config, error) {
 	return cfg, nil
 }
 
-// existing returns an error unless path exists or -data named the data
-// directory: a command run without -data must not create a directory
-// where the server, reading another configuration, will never look. The
-// error says which configuration was read.
+// existing returns an error unless path exists, or -data named a data
+// directory that exists: a command must not create a directory where the
+// server, reading another configuration or a mistyped -data, will never
+// look (only the server's first start creates one). The error says which
+// configuration was read.
 func (e *env) existing(path string) error {
 	if e.dataSet {
+		fi, err := os.Stat(e.dataDir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("no directory exists at %s (-data): start the server once with it, or give the data directory it uses", e.dataDir)
+		case err != nil:
+			return err
+		case !fi.IsDir():
+			return fmt.Errorf("-data %s is not a directory", e.dataDir)
+		}
 		return nil
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
@@ -78,8 +88,8 @@ func (e *env) existing(path string) error {
 	return fmt.Errorf("%s, and no directory exists at %s: start the server once with this configuration, or give -config FILE or -data DIR", read, path)
 }
 
-// store opens the directory; the data directory and the SQLite database
-// are created only when -data named them (else existing refuses).
+// store opens the directory; the SQLite database is created only in an
+// existing data directory that -data named (else existing refuses).
 func (e *env) store(ctx context.Context) (*store.SQL, error) {
 	if e.st != nil {
 		return e.st, nil

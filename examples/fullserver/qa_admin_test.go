@@ -312,4 +312,15 @@ func TestQACommandsFindTheServersDirectory(t *testing.T) {
 	if es, _ := os.ReadDir(elsewhere); len(es) != 0 {
 		t.Fatalf("a refused command created %v", es)
 	}
+	// A -data naming no directory (a typo) is refused, not created.
+	missing := filepath.Join(elsewhere, "mistyped")
+	for _, args := range [][]string{{"user", "list"}, {"queue", "list"}, {"domain", "add", "typo.test"}} {
+		out, errs, err = cmd("", append([]string{"-data", missing}, args...)...)
+		if err == nil || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "no directory exists at "+missing) {
+			t.Errorf("%v with -data %s: %v, stdout %q, stderr %q", args, missing, err, out, errs)
+		}
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("-data %s was created (stat: %v)", missing, err)
+	}
 }
