@@ -257,6 +257,9 @@ func NewServer(opts Options) (*Server, error) {
 	// The session refuses AUTH before TLS itself, with RFC 4954's 538.
 	gs.AllowInsecureAuth = true
 	gs.EnableSMTPUTF8 = true
+	// DSN (RFC 3461): RET, ENVID, NOTIFY and ORCPT are kept with the
+	// message and honoured by the queue's notifications.
+	gs.EnableDSN = true
 	gs.ErrorLog = logAdapter{s.log}
 	s.gs = gs
 	return s, nil

@@ -150,6 +150,9 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 		ss.log.Info("sender refused: bad address", "from", from, "reply", e.Message)
 		return e
 	}
+	if opts != nil && len(opts.EnvelopeID) > maxEnvID {
+		return errDSNParam
+	}
 	srv := ss.srv
 	if srv.opts.Role == Submission {
 		if ss.base.TLS == nil {
@@ -177,6 +180,7 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	if opts != nil {
 		env.SMTPUTF8 = opts.UTF8
 		env.EightBitMIME = opts.Body == gosmtp.Body8BitMIME
+		env.DSNReturn, env.EnvID = string(opts.Return), opts.EnvelopeID
 	}
 	extra := append([]string(nil), ss.c.extra...)
 	if ss.user != nil {
@@ -254,7 +258,11 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 		}
 		ss.d = d
 	}
-	if err := ss.d.AddRecipient(ss.ctx, to); err != nil {
+	dsn, e := rcptDSN(opts)
+	if e != nil {
+		return e
+	}
+	if err := ss.d.AddRecipient(mail.WithRcptDSN(ss.ctx, dsn), to); err != nil {
 		return ss.reply(err)
 	}
 	ss.env.Recipients = append(ss.env.Recipients, to)

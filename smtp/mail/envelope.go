@@ -51,6 +51,13 @@ type Envelope struct {
 	// SMTPUTF8 and EightBitMIME record the client's MAIL parameters.
 	SMTPUTF8     bool
 	EightBitMIME bool
+	// DSNReturn is MAIL's RET parameter (RFC 3461 section 4.3): "FULL"
+	// to have the whole message returned in a failure notification,
+	// "HDRS" or empty for its header only.
+	DSNReturn string
+	// EnvID is MAIL's ENVID parameter (RFC 3461 section 4.4), decoded:
+	// written back as Original-Envelope-Id in a notification.
+	EnvID string
 	// Results are the sender-authentication results of the checks run so
 	// far (iprev, SPF, DKIM, DMARC), in the order they ran.
 	Results []AuthResult

@@ -26,6 +26,42 @@ const (
 // maxDSNHeader bounds the original header returned in a notification.
 const maxDSNHeader = 64 << 10
 
+// maxDSNFull bounds a message returned whole for RET=FULL, as Postfix's
+// bounce_size_limit: a larger one is returned as its header only, which
+// RFC 3461 section 4.3 allows.
+const maxDSNFull = 50000
+
+// wanted returns the recipients of idx whose NOTIFY asks for a
+// notification of action (RFC 3461 section 4.1).
+func wanted(m *meta, idx []int, action string) []int {
+	var out []int
+	for _, i := range idx {
+		n := m.Recipients[i].Notify
+		if (action == actionDelayed && n.Delay()) || (action == actionFailed && n.Failure()) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// returned is what a notification returns of the message at path: the
+// whole message for a failure when the sender asked RET=FULL and it is
+// within maxDSNFull, else its header; full reports which.
+func returned(path string, m *meta, action string) (content []byte, full bool, err error) {
+	if m.Ret == "FULL" && action == actionFailed && m.Size <= maxDSNFull {
+		f, err := os.Open(path)
+		if err == nil {
+			defer f.Close()
+			b, err := io.ReadAll(io.LimitReader(f, maxDSNFull+1))
+			if err == nil && len(b) <= maxDSNFull {
+				return b, true, nil
+			}
+		}
+	}
+	hdr, err := readHeader(path)
+	return hdr, false, err
+}
+
 // notify sends the sender a delivery status notification about the
 // recipients idx of m. Nothing is sent for the null reverse path: that is
 // what keeps notifications from looping (RFC 5321 §6.1).
@@ -34,11 +70,15 @@ func (q *Queue) notify(m *meta, idx []int, action string, now time.Time) error {
 		q.log.Info("queue: no notification for the null sender", "id", m.ID, "action", action)
 		return nil
 	}
-	hdr, err := readHeader(q.spool.bodyPath(m.ID))
+	if idx = wanted(m, idx, action); len(idx) == 0 {
+		q.log.Info("queue: no notification requested (NOTIFY)", "id", m.ID, "action", action)
+		return nil
+	}
+	hdr, full, err := returned(q.spool.bodyPath(m.ID), m, action)
 	if err != nil {
 		q.log.Error("queue: reading header for notification", "id", m.ID, "err", err)
 	}
-	msg := buildDSN(q.opts.Hostname, m, idx, action, hdr, now, m.Arrived.Add(q.opts.MaxLifetime))
+	msg := buildDSN(q.opts.Hostname, m, idx, action, hdr, full, now, m.Arrived.Add(q.opts.MaxLifetime))
 	ctx := context.WithoutCancel(q.ctx)
 	env := dsnEnvelope(m, now)
 	if err := deliverTo(ctx, q.bounceTarget(), env, bytesBody(msg)); err != nil {
@@ -104,7 +144,7 @@ func (q *Queue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, 
 	} else {
 		return nil, err
 	}
-	msg := buildDSN(q.opts.Hostname, m, idx, actionFailed, hdr, now, now)
+	msg := buildDSN(q.opts.Hostname, m, idx, actionFailed, hdr, false, now, now)
 	denv := dsnEnvelope(m, now)
 	d, err := q.bounceTarget().Start(ctx, denv)
 	if err != nil {
@@ -177,7 +217,7 @@ func headerOf(r io.Reader) ([]byte, error) {
 
 // buildDSN writes an RFC 3464 report: a human-readable part, the
 // machine-readable delivery-status, and the original header.
-func buildDSN(hostname string, m *meta, idx []int, action string, header []byte, now, retryUntil time.Time) []byte {
+func buildDSN(hostname string, m *meta, idx []int, action string, header []byte, full bool, now, retryUntil time.Time) []byte {
 	var rb [12]byte
 	rand.Read(rb[:])
 	boundary := "dsn-" + hex.EncodeToString(rb[:])
@@ -226,12 +266,18 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 	w("Content-Type: message/delivery-status")
 	w("Content-Description: Delivery report")
 	w("")
+	if m.EnvID != "" {
+		w("Original-Envelope-Id: %s", headerenc.Text(m.EnvID))
+	}
 	w("Reporting-MTA: dns; %s", headerenc.Domain(hostname))
 	w("X-Mailagent-Queue-ID: %s", headerenc.Text(m.ID))
 	w("Arrival-Date: %s", m.Arrived.Format(time.RFC1123Z))
 	for _, i := range idx {
 		r := m.Recipients[i]
 		w("")
+		if r.ORcpt != "" {
+			w("Original-Recipient: %s", originalRecipient(r.ORcpt))
+		}
 		w("Final-Recipient: %s", finalRecipient(r.Addr))
 		w("Action: %s", action)
 		w("Status: %s", statusCode(r, action))
@@ -250,11 +296,21 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 	}
 	w("")
 	w("--%s", boundary)
-	w("Content-Type: text/rfc822-headers")
-	w("Content-Description: Undelivered message headers")
-	w("")
-	b.Write(header)
-	w("")
+	if full {
+		w("Content-Type: message/rfc822")
+		w("Content-Description: Undelivered message")
+		w("")
+		// The CRLF before the boundary belongs to the boundary: the
+		// message's own last line break stays its own.
+		b.Write(header)
+		w("")
+	} else {
+		w("Content-Type: text/rfc822-headers")
+		w("Content-Description: Undelivered message headers")
+		w("")
+		b.Write(header)
+		w("")
+	}
 	w("--%s--", boundary)
 	return b.Bytes()
 }
@@ -267,6 +323,17 @@ func finalRecipient(addr string) string {
 		return "rfc822; " + headerenc.AddrSpec(addr)
 	}
 	return "utf-8; " + headerenc.Unitext(addr)
+}
+
+// originalRecipient is the value of an Original-Recipient field (RFC
+// 3461 section 6.3.1) from a stored ORCPT, "type;address": an rfc822
+// address as printable text, a utf-8 one as RFC 6533's unitext.
+func originalRecipient(orcpt string) string {
+	typ, addr, _ := strings.Cut(orcpt, ";")
+	if strings.EqualFold(typ, "rfc822") && isASCII(addr) {
+		return "rfc822;" + headerenc.Text(addr)
+	}
+	return "utf-8;" + headerenc.Unitext(addr)
 }
 
 // replyText renders a recipient's last reply as "550 5.1.1 text".

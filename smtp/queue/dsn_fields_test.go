@@ -24,7 +24,7 @@ func TestDSNFieldsFromOutsideInput(t *testing.T) {
 			Reply: "no such user\r\nX-Inj: 3\x00", Remote: "mx.b.test\r\nX-Inj: 4[192.0.2.1]", Last: now},
 		{Addr: "jörg\\+x@b.test", State: Failed, Reply: "local\nX-Inj: 5", Last: now},
 	}}
-	raw := buildDSN("mx.a.test\r\nX-Inj: 6", m, []int{0, 1}, actionFailed, []byte("Subject: orig\r\n"), now, now)
+	raw := buildDSN("mx.a.test\r\nX-Inj: 6", m, []int{0, 1}, actionFailed, []byte("Subject: orig\r\n"), false, now, now)
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 )
 
@@ -43,17 +45,21 @@ type meta struct {
 	// Txn is the ID of the SMTP transaction that queued the message
 	// (its Received field's "id"), which every log line of the message
 	// repeats so that one search finds its whole life.
-	Txn         string      `json:"txn,omitempty"`
-	From        string      `json:"from"`
-	Arrived     time.Time   `json:"arrived"`
-	NextAttempt time.Time   `json:"next_attempt"`
-	Attempts    int         `json:"attempts"`
-	Held        bool        `json:"held,omitempty"`
-	Warned      bool        `json:"warned,omitempty"`
-	SMTPUTF8    bool        `json:"smtputf8,omitempty"`
-	Size        int64       `json:"size"`
-	AuthUser    string      `json:"auth_user,omitempty"`
-	Recipients  []rcptState `json:"recipients"`
+	Txn         string    `json:"txn,omitempty"`
+	From        string    `json:"from"`
+	Arrived     time.Time `json:"arrived"`
+	NextAttempt time.Time `json:"next_attempt"`
+	Attempts    int       `json:"attempts"`
+	Held        bool      `json:"held,omitempty"`
+	Warned      bool      `json:"warned,omitempty"`
+	SMTPUTF8    bool      `json:"smtputf8,omitempty"`
+	Size        int64     `json:"size"`
+	AuthUser    string    `json:"auth_user,omitempty"`
+	// Ret and EnvID are MAIL's RET and ENVID (RFC 3461); absent from
+	// files written before DSN was offered, which read as RET=HDRS.
+	Ret        string      `json:"ret,omitempty"`
+	EnvID      string      `json:"envid,omitempty"`
+	Recipients []rcptState `json:"recipients"`
 }
 
 // rcptState is one recipient's progress.
@@ -71,6 +77,11 @@ type rcptState struct {
 	// History is the recipient's attempts, oldest first, at most
 	// maxHistory of them (the oldest dropped first).
 	History []attempt `json:"history,omitempty"`
+	// Notify is RCPT's NOTIFY (zero when not given: failures and
+	// delays are notified); ORcpt its ORCPT, "type;decoded address".
+	// Both are absent from files written before DSN was offered.
+	Notify mail.Notify `json:"notify,omitempty"`
+	ORcpt  string      `json:"orcpt,omitempty"`
 }
 
 // attempt is one delivery attempt for one recipient.
@@ -162,6 +173,14 @@ func (m *meta) validate() error {
 	if m.Attempts < 0 || m.Size < 0 || len(m.AuthUser) > maxAddressLen {
 		return bad("counters")
 	}
+	switch m.Ret {
+	case "", "FULL", "HDRS":
+	default:
+		return bad("ret")
+	}
+	if !validText(m.EnvID, maxAddressLen) {
+		return bad("envid")
+	}
 	for _, r := range m.Recipients {
 		if !validAddr(r.Addr, false) {
 			return bad("recipient")
@@ -175,6 +194,9 @@ func (m *meta) validate() error {
 		case Queued, Delivered, Failed:
 		default:
 			return bad("state")
+		}
+		if !validText(r.ORcpt, maxAddressLen) || r.Notify > mail.NotifyNever|mail.NotifySuccess|mail.NotifyFailure|mail.NotifyDelay {
+			return bad("dsn parameters")
 		}
 		if r.Code < 0 || r.Code > 599 || len(r.Reply) > maxReplyLen || len(r.Remote) > maxAddressLen {
 			return bad("reply")
@@ -207,6 +229,20 @@ func validAddr(a string, nullOK bool) bool {
 	}
 	for i := 0; i < len(a); i++ {
 		if c := a[i]; c < 0x21 || c == 0x7f || c == '<' || c == '>' {
+			return false
+		}
+	}
+	return true
+}
+
+// validText accepts bounded UTF-8 without control characters: what a
+// notification may write back into a field.
+func validText(s string, max int) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
 			return false
 		}
 	}

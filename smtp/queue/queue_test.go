@@ -433,11 +433,11 @@ func parseDSN(t *testing.T, data []byte) report {
 					rep.recipients = append(rep.recipients, fields)
 				}
 			}
-		case ct == "text/rfc822-headers":
+		case ct == "text/rfc822-headers", ct == "message/rfc822":
 			rep.headers = string(b)
 		}
 	}
-	if strings.Join(types, ",") != "text/plain,message/delivery-status,text/rfc822-headers" {
+	if j := strings.Join(types, ","); j != "text/plain,message/delivery-status,text/rfc822-headers" && j != "text/plain,message/delivery-status,message/rfc822" {
 		t.Fatalf("parts %v", types)
 	}
 	return rep

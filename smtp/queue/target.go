@@ -26,7 +26,7 @@ func (q *Queue) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, e
 	if env == nil || !validAddr(env.From, true) {
 		return nil, &mail.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 7}, Message: "invalid sender address"}
 	}
-	return &delivery{q: q, env: env, seen: make(map[string]bool)}, nil
+	return &delivery{q: q, env: env, seen: make(map[string]mail.RcptDSN)}, nil
 }
 
 // Via returns a Target that queues messages for hop (in the form
@@ -108,10 +108,10 @@ type delivery struct {
 	q     *Queue
 	env   *mail.Envelope
 	rcpts []string
-	seen  map[string]bool
-	hop   string // fixed next hop (Via), empty to route per attempt
-	held  bool   // queued on hold (Quarantine)
-	tmp   string // body written so far, in tmp/
+	seen  map[string]mail.RcptDSN // DSN parameters of each recipient added
+	hop   string                  // fixed next hop (Via), empty to route per attempt
+	held  bool                    // queued on hold (Quarantine)
+	tmp   string                  // body written so far, in tmp/
 	size  int64
 	id    string
 	done  bool
@@ -122,13 +122,14 @@ func (d *delivery) AddRecipient(ctx context.Context, rcpt string) error {
 	if !validAddr(rcpt, false) || domainOf(rcpt) == "" {
 		return &mail.Error{Code: 553, EnhancedCode: gosmtp.EnhancedCode{5, 1, 3}, Message: "invalid recipient address"}
 	}
-	if d.seen[rcpt] {
+	if _, ok := d.seen[rcpt]; ok {
+		// The first RCPT (or forwarding) naming it keeps its parameters.
 		return nil
 	}
 	if len(d.rcpts) >= d.q.opts.MaxRecipients {
 		return &mail.Error{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 5, 3}, Message: "too many recipients"}
 	}
-	d.seen[rcpt] = true
+	d.seen[rcpt] = mail.RcptDSNFrom(ctx)
 	d.rcpts = append(d.rcpts, rcpt)
 	return nil
 }
@@ -182,9 +183,15 @@ func (d *delivery) Commit(ctx context.Context) error {
 	now := q.opts.now()
 	id := newID(now)
 	m := &meta{ID: id, Txn: d.env.ID, From: d.env.From, Arrived: now, NextAttempt: now, Size: d.size,
-		AuthUser: d.env.AuthUser, SMTPUTF8: d.env.SMTPUTF8 || !isASCII(d.env.From), Held: d.held}
+		AuthUser: d.env.AuthUser, SMTPUTF8: d.env.SMTPUTF8 || !isASCII(d.env.From), Held: d.held,
+		Ret: d.env.DSNReturn, EnvID: d.env.EnvID}
 	for _, r := range d.rcpts {
-		m.Recipients = append(m.Recipients, rcptState{Addr: r, Hop: d.hop, State: Queued})
+		dsn := d.seen[r]
+		rs := rcptState{Addr: r, Hop: d.hop, State: Queued, Notify: dsn.Notify}
+		if dsn.ORcpt != "" {
+			rs.ORcpt = dsn.ORcptType + ";" + dsn.ORcpt
+		}
+		m.Recipients = append(m.Recipients, rs)
 		m.SMTPUTF8 = m.SMTPUTF8 || !isASCII(r)
 	}
 	// The body first: metadata without a body is removed at start-up,
