@@ -31,10 +31,31 @@ func TestMetaRoundTrip(t *testing.T) {
 		`{"version":1,"id":"aaaaaaaaaaaaaaaaaaaaaaaa","from":"<x>","recipients":[{"addr":"b@b","state":"queued"}]}`,
 		`{"version":1,"id":"aaaaaaaaaaaaaaaaaaaaaaaa","attempts":-1,"recipients":[{"addr":"b@b","state":"queued"}]}`,
 		`{"version":1,"id":"aaaaaaaaaaaaaaaaaaaaaaaa","recipients":[{"addr":"b@b","state":"queued","code":9999}]}`,
+		`{"version":1,"id":"aaaaaaaaaaaaaaaaaaaaaaaa","ret":"ALL","recipients":[{"addr":"b@b","state":"queued"}]}`,
+		`{"version":1,"id":"aaaaaaaaaaaaaaaaaaaaaaaa","envid":"a\r\nX: 1","recipients":[{"addr":"b@b","state":"queued"}]}`,
+		`{"version":1,"id":"aaaaaaaaaaaaaaaaaaaaaaaa","recipients":[{"addr":"b@b","state":"queued","orcpt":"rfc822;a\nb"}]}`,
+		`{"version":1,"id":"aaaaaaaaaaaaaaaaaaaaaaaa","recipients":[{"addr":"b@b","state":"queued","notify":16}]}`,
 	} {
 		if m, err := decodeMeta([]byte(bad)); err == nil {
 			t.Errorf("decodeMeta(%s) = %+v, want error", bad, m)
 		}
+	}
+}
+
+// TestMetaWithoutDSN: a metadata file written before DSN was offered
+// (no ret, envid, notify, orcpt) reads as RET=HDRS with failures and
+// delays notified and no original recipient.
+func TestMetaWithoutDSN(t *testing.T) {
+	m, err := decodeMeta([]byte(`{"version":1,"id":"aaaaaaaaaaaaaaaaaaaaaaaa","from":"a@a","arrived":"2026-01-01T00:00:00Z","recipients":[{"addr":"b@b","state":"queued"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.Recipients[0]
+	if m.Ret != "" || m.EnvID != "" || r.ORcpt != "" || !r.Notify.Failure() || !r.Notify.Delay() {
+		t.Fatalf("old file read as %+v", m)
+	}
+	if got := wanted(m, []int{0}, actionFailed); len(got) != 1 {
+		t.Fatalf("failure of an old file's recipient not notified")
 	}
 }
 
