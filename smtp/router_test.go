@@ -1,3 +1,8 @@
+// These tests drive the router through SMTP and LMTP sessions: they check
+// what the server answers (per-recipient LMTP replies, submission's
+// signing) for routes the router picks. The routing itself is tested
+// without a server in smtp/router.
+
 package smtp
 
 import (

@@ -1,3 +1,9 @@
+// These tests check what an SMTP or LMTP session answers when a local
+// delivery fails for one of three recipients (250 and a bounce, 451 for
+// the whole message, per-recipient LMTP replies) and what is stored after
+// that reply. Two-phase delivery itself is tested without a server in
+// smtp/local.
+
 package smtp
 
 import (

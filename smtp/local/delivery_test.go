@@ -24,68 +24,9 @@ var threeRcpts = []string{"alice@local.example", "small@local.example", "bob@loc
 // the empty mailbox passes the check at RCPT.
 var bigMessage = "Subject: two-phase\r\n\r\n" + strings.Repeat("x", 200) + "\r\n"
 
-// env is a directory on SQLite and a Maildir base, both in a temporary
-// directory.
-type env struct {
-	t    *testing.T
-	dir  string
-	db   *store.SQL
-	md   *maildir.Store
-	ctx  context.Context
-	envl *mail.Envelope
-}
-
-func newEnv(t *testing.T) *env {
-	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := store.Open(ctx, store.DriverSQLite, filepath.Join(dir, "directory.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(db.AddDomain(ctx, "local.example"))
-	for _, u := range []string{"alice@local.example", "bob@local.example"} {
-		must(db.AddUser(ctx, &store.User{Address: u, PasswordHash: "x"}))
-	}
-	must(db.AddUser(ctx, &store.User{Address: "small@local.example", PasswordHash: "x", QuotaBytes: 100}))
-	md, err := maildir.New(filepath.Join(dir, "mail"), &maildir.Options{Hostname: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { md.Close() })
-	return &env{t: t, dir: dir, db: db, md: md, ctx: ctx,
-		envl: &mail.Envelope{ID: "T1", From: "sender@far.example"}}
-}
-
-// files lists the file names in user's Maildir sub (new, tmp, cur) of
-// folder ("" for INBOX, else its Maildir++ name such as ".Junk").
-func (e *env) files(user, folder, sub string) []string {
-	e.t.Helper()
-	u, err := e.db.LookupUser(e.ctx, user)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ents, err := os.ReadDir(filepath.Join(e.dir, "mail", u.Maildir, folder, sub))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		e.t.Fatal(err)
-	}
-	var out []string
-	for _, d := range ents {
-		out = append(out, d.Name())
-	}
-	return out
-}
-
 // counts is the number of messages in new/ and in tmp/ of each of
 // threeRcpts' INBOX, as "new/tmp" per user.
-func (e *env) counts() string {
+func (e *testStack) counts() string {
 	var out []string
 	for _, u := range threeRcpts {
 		out = append(out, fmt.Sprintf("%d/%d", len(e.files(u, "", "new")), len(e.files(u, "", "tmp"))))
@@ -94,7 +35,7 @@ func (e *env) counts() string {
 }
 
 // start begins a delivery to threeRcpts, every one accepted at RCPT.
-func (e *env) start(ld *local.Delivery) mail.Delivery {
+func (e *testStack) start(ld *local.Delivery) mail.Delivery {
 	e.t.Helper()
 	d, err := ld.Start(e.ctx, e.envl)
 	if err != nil {
@@ -109,7 +50,7 @@ func (e *env) start(ld *local.Delivery) mail.Delivery {
 }
 
 // readNew returns the content of the single message in user's folder.
-func (e *env) readNew(user, folder string) string {
+func (e *testStack) readNew(user, folder string) string {
 	e.t.Helper()
 	names := e.files(user, folder, "new")
 	if len(names) != 1 {
@@ -127,8 +68,8 @@ func (e *env) readNew(user, folder string) string {
 // (PartialDelivery) while the others are committed with the envelope in
 // their headers.
 func TestTwoPhaseOverQuotaFailsOneRecipient(t *testing.T) {
-	e := newEnv(t)
-	d := e.start(&local.Delivery{Maildirs: e.md, Directory: e.db})
+	e := newTestStack(t)
+	d := e.start(&local.Delivery{Maildirs: e.maildirs, Directory: e.db})
 	pd, ok := d.(mail.PartialDelivery)
 	if !ok {
 		t.Fatal("local delivery is not a PartialDelivery")
@@ -161,8 +102,8 @@ func TestTwoPhaseOverQuotaFailsOneRecipient(t *testing.T) {
 // Over SMTP (Body) a permanent failure of one copy refuses the message
 // and leaves nothing behind.
 func TestTwoPhaseBodyOverQuotaRefusesAll(t *testing.T) {
-	e := newEnv(t)
-	d := e.start(&local.Delivery{Maildirs: e.md, Directory: e.db, QuotaTempFail: true})
+	e := newTestStack(t)
+	d := e.start(&local.Delivery{Maildirs: e.maildirs, Directory: e.db, QuotaTempFail: true})
 	err := d.Body(e.ctx, mail.BytesBody([]byte(bigMessage)))
 	var me *mail.Error
 	if !errors.As(err, &me) || me.Code != 452 || me.EnhancedCode != [3]int{4, 2, 2} {
@@ -193,12 +134,12 @@ func (f *faultyMaildirs) Stage(ctx context.Context, path, folder string, r io.Re
 // An I/O failure for the second recipient refuses the whole message, for
 // every recipient, and links nothing.
 func TestTwoPhaseIOFailureRefusesWholeMessage(t *testing.T) {
-	e := newEnv(t)
+	e := newTestStack(t)
 	u, err := e.db.LookupUser(e.ctx, "small@local.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fm := &faultyMaildirs{Store: e.md, failPath: u.Maildir}
+	fm := &faultyMaildirs{Store: e.maildirs, failPath: u.Maildir}
 	d := e.start(&local.Delivery{Maildirs: fm, Directory: e.db})
 	err = d.Body(e.ctx, mail.BytesBody([]byte("Subject: x\r\n\r\nx\r\n")))
 	if !errors.Is(err, errIO) || mail.IsPermanent(err) {
@@ -229,11 +170,11 @@ func TestTwoPhaseIOFailureRefusesWholeMessage(t *testing.T) {
 
 // Abort after a successful Body leaves nothing in new/ or tmp/.
 func TestTwoPhaseAbortLeavesNothing(t *testing.T) {
-	e := newEnv(t)
+	e := newTestStack(t)
 	if err := e.db.SetQuota(e.ctx, "small@local.example", 10000, 0); err != nil {
 		t.Fatal(err)
 	}
-	d := e.start(&local.Delivery{Maildirs: e.md, Directory: e.db})
+	d := e.start(&local.Delivery{Maildirs: e.maildirs, Directory: e.db})
 	if err := d.Body(e.ctx, mail.BytesBody([]byte(bigMessage))); err != nil {
 		t.Fatal(err)
 	}
@@ -253,8 +194,8 @@ func TestTwoPhaseAbortLeavesNothing(t *testing.T) {
 
 // Unknown and disabled users are refused at RCPT with 550 5.1.1.
 func TestUnknownUserAtRCPT(t *testing.T) {
-	e := newEnv(t)
-	d, _ := (&local.Delivery{Maildirs: e.md, Directory: e.db}).Start(e.ctx, e.envl)
+	e := newTestStack(t)
+	d, _ := (&local.Delivery{Maildirs: e.maildirs, Directory: e.db}).Start(e.ctx, e.envl)
 	var me *mail.Error
 	if err := d.AddRecipient(e.ctx, "nobody@local.example"); !errors.As(err, &me) || me.Code != 550 || me.EnhancedCode != [3]int{5, 1, 1} {
 		t.Fatalf("nobody@: %v", err)
@@ -263,9 +204,9 @@ func TestUnknownUserAtRCPT(t *testing.T) {
 
 // Spam goes to the Junk folder, or to the folder JunkFolder names.
 func TestJunkFolder(t *testing.T) {
-	e := newEnv(t)
+	e := newTestStack(t)
 	e.envl.Junk = true
-	ld := &local.Delivery{Maildirs: e.md, Directory: e.db, JunkFolder: func(u *store.User) string {
+	ld := &local.Delivery{Maildirs: e.maildirs, Directory: e.db, JunkFolder: func(u *store.User) string {
 		if u.Address == "bob@local.example" {
 			return "INBOX"
 		}
