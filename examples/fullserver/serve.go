@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -312,7 +313,7 @@ func (s *server) stackConfig(resolver dnsauth.Resolver) (stack.Config, error) {
 		// Transport-table next hops go through the queue too, so that a
 		// down LMTP or smart host never loses acknowledged mail.
 		QueueTransports: true,
-		QuarantineHop:   s.quarantineHop(),
+		// QuarantineHop is set once the LMTP listener is bound.
 		ServeError: func(name string, err error) {
 			s.serveErrs <- fmt.Errorf("%s: %w", name, err)
 		},
@@ -453,6 +454,9 @@ func (s *server) smtpListeners(sc *stack.Config, resolver dnsauth.Resolver) erro
 		if err != nil {
 			return err
 		}
+		if r.name == "lmtp" {
+			sc.QuarantineHop = quarantineHop(r.addr, ln.Addr())
+		}
 		sc.SMTP = append(sc.SMTP, stack.Listener[smtp.Options]{Name: r.name, Listener: ln, Options: o})
 	}
 	return nil
@@ -563,8 +567,16 @@ func (s *server) reload(ctx context.Context) {
 // released through this server's own LMTP listener, whose milters
 // (milter.lmtp, none by default) do not quarantine them again. Without
 // an LMTP listener they go to the recipients' Junk folders instead.
-func (s *server) quarantineHop() string {
-	addr := s.cfg.Listen.LMTP
+// The hop is the address the listener is bound to: listen.lmtp may name
+// port 0, or every address.
+func quarantineHop(addr string, bound net.Addr) string {
+	if ta, ok := bound.(*net.TCPAddr); ok {
+		ip := ta.IP
+		if ip == nil || ip.IsUnspecified() {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+		return "lmtp:" + net.JoinHostPort(ip.String(), strconv.Itoa(ta.Port))
+	}
 	switch {
 	case addr == "":
 		return ""
