@@ -102,3 +102,63 @@ func TestDSNParametersOnTheWire(t *testing.T) {
 		t.Errorf("alice has %d messages, want 1", n)
 	}
 }
+
+// TestDSNParametersLateFailure: a recipient failing after DATA (its
+// account disabled since RCPT) is notified with its ORCPT and the
+// message's ENVID, the whole message for RET=FULL; with NOTIFY=NEVER
+// nothing is sent, and the other recipient's copy is stored either way.
+func TestDSNParametersLateFailure(t *testing.T) {
+	st := newTestStack(t)
+	dq := newDSNQueue(t)
+	r, err := router.New(router.Options{Directory: st.db, Local: st.local, Queue: dq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := st.options(MX)
+	opts.Target = r
+	mx, _ := st.serve(opts)
+	for i, notify := range []string{"NOTIFY=FAILURE ORCPT=rfc822;Small+2Bx@local.example", "NOTIFY=NEVER"} {
+		if err := st.db.SetDisabled(context.Background(), "small@local.example", false); err != nil {
+			t.Fatal(err)
+		}
+		c := dial(t, "tcp", mx)
+		c.run(`
+			S: 220
+			C: EHLO client.example
+			S: 250
+			C: MAIL FROM:<s@far.example> RET=FULL ENVID=E1
+			S: 250
+			C: RCPT TO:<alice@local.example>
+			S: 250
+			C: RCPT TO:<small@local.example> ` + notify + `
+			S: 250`)
+		if err := st.db.SetDisabled(context.Background(), "small@local.example", true); err != nil {
+			t.Fatal(err)
+		}
+		c.run(`
+			C: DATA
+			S: 354
+			R: "Subject: late\r\n\r\nx\r\n.\r\n"
+			S: 250
+			C: QUIT
+			S: 221`)
+		if n := len(st.messages("alice@local.example", "")); n != i+1 {
+			t.Fatalf("alice has %d messages, want %d", n, i+1)
+		}
+	}
+	got := dq.all()
+	if len(got) != 1 {
+		t.Fatalf("%d notifications, want 1 (none for NOTIFY=NEVER)", len(got))
+	}
+	dsn := got[0].data
+	for _, want := range []string{
+		"\r\nOriginal-Envelope-Id: E1\r\nReporting-MTA: dns; mx.local.example\r\n",
+		"\r\n\r\nOriginal-Recipient: rfc822;Small+x@local.example\r\nFinal-Recipient: rfc822; small@local.example\r\nAction: failed\r\n",
+		"Content-Type: message/rfc822\r\nContent-Description: Undelivered message\r\n\r\nReceived: from client.example",
+		"Subject: late\r\n\r\nx\r\n\r\n--dsn-",
+	} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("notification lacks %q:\n%s", want, dsn)
+		}
+	}
+}

@@ -140,6 +140,10 @@ type Withdrawer interface {
 type Failure struct {
 	Rcpt string
 	Err  error
+	// DSN is what the client asked of notifications for the recipient
+	// (RCPT's NOTIFY and ORCPT): the notification names its original
+	// recipient, and one whose NOTIFY excludes failures is not reported.
+	DSN RcptDSN
 }
 
 // Bouncer is implemented by a Target that can notify a sender of

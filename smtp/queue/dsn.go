@@ -123,10 +123,13 @@ func (q *Queue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, 
 	if arrived.IsZero() {
 		arrived = now
 	}
-	m := &meta{ID: env.ID, From: env.From, Arrived: arrived}
+	m := &meta{ID: env.ID, From: env.From, Arrived: arrived, Ret: env.DSNReturn, EnvID: env.EnvID}
 	idx := make([]int, len(failed))
 	for i, f := range failed {
-		r := rcptState{Addr: f.Rcpt, State: Failed, Code: 554, Enhanced: [3]int{5, 0, 0}, Reply: "delivery failed", Last: now}
+		r := rcptState{Addr: f.Rcpt, State: Failed, Code: 554, Enhanced: [3]int{5, 0, 0}, Reply: "delivery failed", Last: now, Notify: f.DSN.Notify}
+		if f.DSN.ORcpt != "" {
+			r.ORcpt = f.DSN.ORcptType + ";" + f.DSN.ORcpt
+		}
 		var se *mail.Error
 		if errors.As(f.Err, &se) {
 			r.Code, r.Enhanced, r.Reply = se.Code, se.EnhancedCode, se.Message
@@ -135,8 +138,13 @@ func (q *Queue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, 
 		idx[i] = i
 	}
 	var hdr []byte
+	full := m.Ret == "FULL" && body.Len() <= maxDSNFull
 	if rc, err := body.Open(); err == nil {
-		hdr, err = headerOf(rc)
+		if full {
+			hdr, err = io.ReadAll(io.LimitReader(rc, maxDSNFull))
+		} else {
+			hdr, err = headerOf(rc)
+		}
 		rc.Close()
 		if err != nil {
 			return nil, err
@@ -144,7 +152,7 @@ func (q *Queue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, 
 	} else {
 		return nil, err
 	}
-	msg := buildDSN(q.opts.Hostname, m, idx, actionFailed, hdr, false, now, now)
+	msg := buildDSN(q.opts.Hostname, m, idx, actionFailed, hdr, full, now, now)
 	denv := dsnEnvelope(m, now)
 	d, err := q.bounceTarget().Start(ctx, denv)
 	if err != nil {

@@ -110,6 +110,7 @@ type routed struct {
 // route is where one recipient went.
 type route struct {
 	rcpt  string
+	dsn   mail.RcptDSN // the recipient's DSN parameters, for a notification
 	dests []dest
 }
 
@@ -155,7 +156,7 @@ func (m *routed) AddRecipient(ctx context.Context, rcpt string) error {
 		}
 		legs[i] = l
 	}
-	rt := route{rcpt: rcpt}
+	rt := route{rcpt: rcpt, dsn: mail.RcptDSNFrom(ctx)}
 	var first error
 	ok := 0
 	for i, t := range targets {
@@ -426,7 +427,7 @@ func (m *routed) Body(ctx context.Context, body mail.Body) error {
 				if perm == nil {
 					perm = err
 				}
-				failed = append(failed, mail.Failure{Rcpt: d.rcpt, Err: err})
+				failed = append(failed, mail.Failure{Rcpt: d.rcpt, Err: err, DSN: rt.dsn})
 			}
 		}
 	}
@@ -448,6 +449,19 @@ func (m *routed) Body(ctx context.Context, body mail.Body) error {
 		m.r.log.Info("no notification for the null sender", "id", m.env.ID, "failed", len(failed))
 		return nil
 	}
+	// Only the recipients whose NOTIFY asks for failures are reported
+	// (RFC 3461 section 4.1).
+	var notify []mail.Failure
+	for _, f := range failed {
+		if f.DSN.Notify.Failure() {
+			notify = append(notify, f)
+		}
+	}
+	if len(notify) == 0 {
+		m.r.log.Info("no notification requested (NOTIFY)", "id", m.env.ID, "failed", len(failed))
+		return nil
+	}
+	failed = notify
 	b, ok := m.r.opts.Queue.(mail.Bouncer)
 	if !ok {
 		// Nobody to tell the sender: refusing the whole message tells
