@@ -43,6 +43,11 @@
 //   - RFC 2033 LMTP, with a reply per recipient.
 //   - RFC 3464 delivery status notifications for recipients that fail
 //     after DATA (through a mail.Bouncer, the queue).
+//   - RFC 3461 DSN: RET, ENVID, NOTIFY and ORCPT accepted (ENVID at most
+//     100 and ORCPT 500 characters decoded, no control characters:
+//     501 5.5.4) and handed to the target (mail.Envelope.DSNReturn and
+//     EnvID, mail.RcptDSNFrom on AddRecipient's context). NOTIFY=SUCCESS
+//     is accepted but no success notification is sent.
 //   - RFC 3207 STARTTLS, with commands pipelined before it discarded.
 //   - RFC 4954 AUTH (PLAIN RFC 4616, LOGIN), only over TLS (538 5.7.11).
 //   - RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 3030 CHUNKING,

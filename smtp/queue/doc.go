@@ -32,6 +32,11 @@
 //   - RFC 5321 §4.5.4.1: retry strategy and giving up (default 5 days)
 //   - RFC 3464: multipart/report delivery status notifications, with
 //     RFC 3463 status codes and RFC 6533 utf-8 address types
+//   - RFC 3461: NOTIFY selects the failure and delay notifications of
+//     each recipient, ORCPT is written back as Original-Recipient and
+//     ENVID as Original-Envelope-Id, RET=FULL returns the whole message
+//     (up to 50,000 bytes, else its header); success notifications are
+//     not sent, and the parameters are not passed on to the next hop
 //   - RFC 6522: the multipart/report container
 //   - RFC 3834: Auto-Submitted on generated notifications
 //   - RFC 5321 §4.5.5 and §6.1: no notification for the null reverse
