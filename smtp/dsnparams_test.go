@@ -84,16 +84,12 @@ func TestDSNParametersOnTheWire(t *testing.T) {
 		t.Fatalf("%d notifications, want 1", len(got))
 	}
 	dsn := got[0].data
-	for _, want := range []string{
+	containsAll(t, dsn, []string{
 		"\r\nOriginal-Envelope-Id: QQ+314\r\nReporting-MTA: dns; mx.test\r\n",
 		"\r\n\r\nOriginal-Recipient: rfc822;Out+tag@local.example\r\nFinal-Recipient: rfc822; someone@far.example\r\nAction: failed\r\nStatus: 5.1.1\r\n",
 		"Content-Type: message/rfc822\r\nContent-Description: Undelivered message\r\n\r\nReceived: from client.example ([127.0.0.1])\r\n",
 		"Subject: dsn\r\n\r\nbody\r\n\r\n--dsn-",
-	} {
-		if !strings.Contains(dsn, want) {
-			t.Errorf("notification lacks %q:\n%s", want, dsn)
-		}
-	}
+	})
 	if strings.Contains(dsn, "X-Inj") {
 		t.Errorf("refused ORCPT reached the notification:\n%s", dsn)
 	}
@@ -151,12 +147,18 @@ func TestDSNParametersLateFailure(t *testing.T) {
 		t.Fatalf("%d notifications, want 1 (none for NOTIFY=NEVER)", len(got))
 	}
 	dsn := got[0].data
-	for _, want := range []string{
+	containsAll(t, dsn, []string{
 		"\r\nOriginal-Envelope-Id: E1\r\nReporting-MTA: dns; mx.local.example\r\n",
 		"\r\n\r\nOriginal-Recipient: rfc822;Small+x@local.example\r\nFinal-Recipient: rfc822; small@local.example\r\nAction: failed\r\n",
 		"Content-Type: message/rfc822\r\nContent-Description: Undelivered message\r\n\r\nReceived: from client.example",
 		"Subject: late\r\n\r\nx\r\n\r\n--dsn-",
-	} {
+	})
+}
+
+// containsAll fails t for each of wants that notification dsn lacks.
+func containsAll(t *testing.T, dsn string, wants []string) {
+	t.Helper()
+	for _, want := range wants {
 		if !strings.Contains(dsn, want) {
 			t.Errorf("notification lacks %q:\n%s", want, dsn)
 		}
