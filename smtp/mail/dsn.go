@@ -48,3 +48,25 @@ func RcptDSNFrom(ctx context.Context) RcptDSN {
 	d, _ := ctx.Value(rcptDSNKey{}).(RcptDSN)
 	return d
 }
+
+// Success reports whether a successful delivery (or a relay to a next
+// hop that will not notify) is to be notified: only when asked for.
+func (n Notify) Success() bool { return n&NotifySuccess != 0 }
+
+// Success is a recipient whose copy was delivered for good, for the
+// notification its NOTIFY=SUCCESS asked for.
+type Success struct {
+	Rcpt string
+	DSN  RcptDSN
+}
+
+// SuccessNotifier is implemented by a Bouncer that also writes success
+// notifications (RFC 3461 section 6.2, Action: delivered): the queue.
+// The Router uses it once a message's local copies are committed, for
+// the recipients that asked NOTIFY=SUCCESS.
+type SuccessNotifier interface {
+	// NotifyDelivered prepares one notification to env.From naming every
+	// recipient in delivered, quoting body's header. The Delivery
+	// returned has had its recipient and Body; the caller commits it.
+	NotifyDelivered(ctx context.Context, env *Envelope, body Body, delivered []Success) (Delivery, error)
+}

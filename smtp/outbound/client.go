@@ -131,6 +131,15 @@ type Message struct {
 	// or header section is UTF-8; otherwise it is refused 553 5.6.7 or
 	// 5.6.9.
 	SMTPUTF8 bool
+	// Ret and EnvID are the RET and ENVID of the message's MAIL (RFC
+	// 3461 sections 4.3 and 4.4), passed on to a next hop that offers
+	// DSN; EnvID is decoded, and one that is not printable ASCII is not
+	// passed on.
+	Ret, EnvID string
+	// DSN, when not nil, is parallel to Recipients: each one's NOTIFY and
+	// ORCPT, passed on to a next hop that offers DSN, which then
+	// notifies the sender itself (RFC 3461 section 5.2.1).
+	DSN []mail.RcptDSN
 }
 
 // Result is the outcome for one recipient.
@@ -147,6 +156,10 @@ type Result struct {
 	// TLS is the TLS version of the connection ("TLS1.3"), empty when
 	// the message went in clear or no connection was made.
 	TLS string
+	// DSN reports that the next hop offers DSN and was given the
+	// recipient's DSN parameters: it, not this client's caller, owes the
+	// sender any further notification (RFC 3461 section 5.2.2).
+	DSN bool
 }
 
 // Deliver opens a connection to hop, sends m and closes it.
@@ -487,13 +500,15 @@ func (cn *Conn) Send(ctx context.Context, m *Message) []Result {
 			Message: fmt.Sprintf("message of %d bytes exceeds the limit of %d of %s", size, max, cn.remote)})
 		return res
 	}
-	if err := cn.gc.Mail(m.From, &gosmtp.MailOptions{Size: size, UTF8: utf8}); err != nil {
+	dsn, _ := cn.gc.Extension("DSN")
+	if err := cn.gc.Mail(m.From, mailOptions(m, size, utf8, dsn)); err != nil {
 		setAll(all, cn.check(err, "MAIL"))
 		return res
 	}
 	var accepted []int
 	for i, r := range m.Recipients {
-		if err := cn.gc.Rcpt(r, nil); err != nil {
+		res[i].DSN = dsn
+		if err := cn.gc.Rcpt(r, rcptOptions(m, i, dsn)); err != nil {
 			res[i].Err = cn.check(err, "RCPT")
 			if cn.broken {
 				setAll(all[i:], res[i].Err)

@@ -20,6 +20,8 @@
 //   - RFC 6531: SMTPUTF8 (a message that needs it fails permanently
 //     when the server lacks it)
 //   - RFC 2033: LMTP client with per-recipient replies
+//   - RFC 3461: RET and ENVID on MAIL, NOTIFY and ORCPT on RCPT, to a
+//     server that offers DSN (Result.DSN says it did)
 //   - RFC 3463: enhanced status codes on every result
 //
 // Message content is always sent with CRLF line endings and dot-stuffed:

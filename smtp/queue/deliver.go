@@ -134,11 +134,14 @@ func (q *Queue) attempt(a *activeMsg) {
 	for _, key := range order {
 		g := groups[key]
 		rcpts := make([]string, len(g.idx))
+		dsn := make([]mail.RcptDSN, len(g.idx))
 		for n, i := range g.idx {
 			rcpts[n] = m.Recipients[i].Addr
+			dsn[n] = m.Recipients[i].rcptDSN()
 		}
 		q.submit(key, g.hop, &job{a: a, idx: g.idx, msg: &outbound.Message{
 			From: m.From, Recipients: rcpts, Body: body, SMTPUTF8: m.SMTPUTF8,
+			Ret: m.Ret, EnvID: m.EnvID, DSN: dsn,
 		}})
 	}
 }
@@ -304,11 +307,18 @@ func (q *Queue) finalize(a *activeMsg) {
 	now := q.opts.now()
 	a.mu.Lock()
 	m := a.m
-	var failed []int
+	var failed, relayed []int
 	for i, r := range a.results {
 		rs := &m.Recipients[i]
 		rs.Last, rs.Remote = now, r.Remote
 		if r.Err == nil {
+			if rs.Notify.Success() && !r.DSN {
+				// The next hop does not offer DSN, so it will never
+				// report the delivery asked for: say it was relayed
+				// (RFC 3461 section 5.2.2). One that does was given
+				// NOTIFY and reports it itself.
+				relayed = append(relayed, i)
+			}
 			rs.State, rs.Code, rs.Enhanced, rs.Reply = Delivered, 250, [3]int{2, 0, 0}, clean(r.Reply)
 			rs.record(attempt{At: now, Remote: r.Remote, TLS: r.TLS, Code: rs.Code, Enhanced: rs.Enhanced, Reply: rs.Reply})
 			q.logAttempt(m, rs, r, "sent")
@@ -337,7 +347,7 @@ func (q *Queue) finalize(a *activeMsg) {
 	warn := len(remaining) > 0 && q.opts.DelayWarning > 0 && !m.Warned && now.Sub(m.Arrived) >= q.opts.DelayWarning
 	if a.del {
 		// Deleted during the attempt: nobody is told, as with postsuper -d.
-		failed, warn = nil, false
+		failed, relayed, warn = nil, nil, false
 	}
 	a.mu.Unlock()
 	// Notifications are queued without holding the message's lock: the
@@ -351,6 +361,11 @@ func (q *Queue) finalize(a *activeMsg) {
 			}
 			remaining = m.pending()
 		}
+	}
+	if len(relayed) > 0 {
+		// Sent once: the recipients are delivered whatever becomes of
+		// the notice, and a failure to queue it is logged by notify.
+		_ = q.notify(m, relayed, actionRelayed, now)
 	}
 	if warn && q.notify(m, remaining, actionDelayed, now) == nil {
 		m.Warned = true

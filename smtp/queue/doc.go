@@ -35,8 +35,10 @@
 //   - RFC 3461: NOTIFY selects the failure and delay notifications of
 //     each recipient, ORCPT is written back as Original-Recipient and
 //     ENVID as Original-Envelope-Id, RET=FULL returns the whole message
-//     (up to 50,000 bytes, else its header); success notifications are
-//     not sent, and the parameters are not passed on to the next hop
+//     (up to 50,000 bytes, else its header); a next hop that offers DSN
+//     is given RET, ENVID, NOTIFY and ORCPT and reports on its own, and
+//     the recipients with NOTIFY=SUCCESS handed to one that does not are
+//     named in one notice, Action: relayed (§5.2.2)
 //   - RFC 6522: the multipart/report container
 //   - RFC 3834: Auto-Submitted on generated notifications
 //   - RFC 5321 §4.5.5 and §6.1: no notification for the null reverse

@@ -19,8 +19,10 @@ import (
 
 // DSN actions (RFC 3464 §2.3.3).
 const (
-	actionFailed  = "failed"
-	actionDelayed = "delayed"
+	actionFailed    = "failed"
+	actionDelayed   = "delayed"
+	actionDelivered = "delivered"
+	actionRelayed   = "relayed"
 )
 
 // maxDSNHeader bounds the original header returned in a notification.
@@ -37,7 +39,8 @@ func wanted(m *meta, idx []int, action string) []int {
 	var out []int
 	for _, i := range idx {
 		n := m.Recipients[i].Notify
-		if (action == actionDelayed && n.Delay()) || (action == actionFailed && n.Failure()) {
+		success := action == actionDelivered || action == actionRelayed
+		if (action == actionDelayed && n.Delay()) || (action == actionFailed && n.Failure()) || (success && n.Success()) {
 			out = append(out, i)
 		}
 	}
@@ -119,26 +122,60 @@ func (q *Queue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, 
 		return nil, errors.New("queue: nothing to bounce")
 	}
 	now := q.opts.now()
+	rs := make([]rcptState, len(failed))
+	for i, f := range failed {
+		rs[i] = rcptState{Addr: f.Rcpt, State: Failed, Code: 554, Enhanced: [3]int{5, 0, 0}, Reply: "delivery failed", Last: now}
+		var se *mail.Error
+		if errors.As(f.Err, &se) {
+			rs[i].Code, rs[i].Enhanced, rs[i].Reply = se.Code, se.EnhancedCode, se.Message
+		}
+		setDSN(&rs[i], f.DSN)
+	}
+	return q.prepareNotice(ctx, env, body, rs, actionFailed, now)
+}
+
+var _ mail.SuccessNotifier = (*Queue)(nil)
+
+// NotifyDelivered implements mail.SuccessNotifier: one notification
+// (RFC 3464, Action: delivered, Status 2.0.0) to env.From naming every
+// recipient in delivered, written as the queue writes its own and handed
+// to Options.Bounces. Nothing is prepared for the null sender.
+func (q *Queue) NotifyDelivered(ctx context.Context, env *mail.Envelope, body mail.Body, delivered []mail.Success) (mail.Delivery, error) {
+	if env.From == "" || len(delivered) == 0 {
+		return nil, errors.New("queue: nothing to notify")
+	}
+	now := q.opts.now()
+	rs := make([]rcptState, len(delivered))
+	for i, d := range delivered {
+		rs[i] = rcptState{Addr: d.Rcpt, State: Delivered, Code: 250, Enhanced: [3]int{2, 0, 0}, Reply: "delivered to mailbox", Last: now}
+		setDSN(&rs[i], d.DSN)
+	}
+	return q.prepareNotice(ctx, env, body, rs, actionDelivered, now)
+}
+
+// setDSN keeps a recipient's NOTIFY and ORCPT in its state.
+func setDSN(r *rcptState, d mail.RcptDSN) {
+	r.Notify = d.Notify
+	if d.ORcpt != "" {
+		r.ORcpt = d.ORcptType + ";" + d.ORcpt
+	}
+}
+
+// prepareNotice writes the notification of action about the recipients
+// rs of the message env and body, and stages it on the bounce target:
+// the caller commits the Delivery returned, or aborts it.
+func (q *Queue) prepareNotice(ctx context.Context, env *mail.Envelope, body mail.Body, rs []rcptState, action string, now time.Time) (mail.Delivery, error) {
 	arrived := env.Received
 	if arrived.IsZero() {
 		arrived = now
 	}
-	m := &meta{ID: env.ID, From: env.From, Arrived: arrived, Ret: env.DSNReturn, EnvID: env.EnvID}
-	idx := make([]int, len(failed))
-	for i, f := range failed {
-		r := rcptState{Addr: f.Rcpt, State: Failed, Code: 554, Enhanced: [3]int{5, 0, 0}, Reply: "delivery failed", Last: now, Notify: f.DSN.Notify}
-		if f.DSN.ORcpt != "" {
-			r.ORcpt = f.DSN.ORcptType + ";" + f.DSN.ORcpt
-		}
-		var se *mail.Error
-		if errors.As(f.Err, &se) {
-			r.Code, r.Enhanced, r.Reply = se.Code, se.EnhancedCode, se.Message
-		}
-		m.Recipients = append(m.Recipients, r)
+	m := &meta{ID: env.ID, From: env.From, Arrived: arrived, Ret: env.DSNReturn, EnvID: env.EnvID, Recipients: rs}
+	idx := make([]int, len(rs))
+	for i := range idx {
 		idx[i] = i
 	}
 	var hdr []byte
-	full := m.Ret == "FULL" && body.Len() <= maxDSNFull
+	full := m.Ret == "FULL" && action == actionFailed && body.Len() <= maxDSNFull
 	if rc, err := body.Open(); err == nil {
 		if full {
 			hdr, err = io.ReadAll(io.LimitReader(rc, maxDSNFull))
@@ -152,7 +189,7 @@ func (q *Queue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, 
 	} else {
 		return nil, err
 	}
-	msg := buildDSN(q.opts.Hostname, m, idx, actionFailed, hdr, full, now, now)
+	msg := buildDSN(q.opts.Hostname, m, idx, action, hdr, full, now, now)
 	denv := dsnEnvelope(m, now)
 	d, err := q.bounceTarget().Start(ctx, denv)
 	if err != nil {
@@ -166,7 +203,7 @@ func (q *Queue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body, 
 		d.Abort(ctx)
 		return nil, err
 	}
-	q.log.Info("queue: notification prepared", "id", m.ID, "to", m.From, "recipients", len(idx))
+	q.log.Info("queue: notification prepared", "id", m.ID, "to", m.From, "action", action, "recipients", len(idx))
 	return d, nil
 }
 
@@ -232,8 +269,11 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\r\n", args...) }
 	subject := "Undelivered Mail Returned to Sender"
-	if action == actionDelayed {
+	switch action {
+	case actionDelayed:
 		subject = "Delayed Mail (still being retried)"
+	case actionDelivered, actionRelayed:
+		subject = "Successful Mail Delivery Report"
 	}
 	w("From: Mail Delivery System <MAILER-DAEMON@%s>", headerenc.Domain(hostname))
 	w("To: %s", headerenc.Path(m.From))
@@ -252,10 +292,16 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 	w("")
 	w("This is the mail system at host %s.", headerenc.Domain(hostname))
 	w("")
-	if action == actionDelayed {
+	switch action {
+	case actionDelayed:
 		w("Your message could not be delivered yet to the recipients below.")
 		w("It is still being retried; you do not need to send it again.")
-	} else {
+	case actionDelivered:
+		w("Your message was delivered to the recipients below, as you asked.")
+	case actionRelayed:
+		w("Your message was relayed to the recipients below, as you asked.")
+		w("Their next hop does not report deliveries: no further notice will follow.")
+	default:
 		w("Your message could not be delivered to the recipients below.")
 		w("This is a permanent error; the message was not delivered to them.")
 	}
@@ -314,7 +360,11 @@ func buildDSN(hostname string, m *meta, idx []int, action string, header []byte,
 		w("")
 	} else {
 		w("Content-Type: text/rfc822-headers")
-		w("Content-Description: Undelivered message headers")
+		if action == actionDelivered || action == actionRelayed {
+			w("Content-Description: Message headers")
+		} else {
+			w("Content-Description: Undelivered message headers")
+		}
 		w("")
 		b.Write(header)
 		w("")

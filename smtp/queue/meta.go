@@ -268,3 +268,13 @@ func (m *meta) pending() []int {
 	}
 	return idx
 }
+
+// rcptDSN is the recipient's NOTIFY and ORCPT as a next hop is given
+// them.
+func (r *rcptState) rcptDSN() mail.RcptDSN {
+	d := mail.RcptDSN{Notify: r.Notify}
+	if typ, addr, ok := strings.Cut(r.ORcpt, ";"); ok {
+		d.ORcptType, d.ORcpt = strings.ToLower(typ), addr
+	}
+	return d
+}

@@ -12,7 +12,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +44,8 @@ type Options struct {
 	Users map[string]string
 	// SMTPUTF8 advertises SMTPUTF8.
 	SMTPUTF8 bool
+	// DSN advertises DSN (RFC 3461).
+	DSN bool
 	// MaxSize advertises and enforces SIZE when positive.
 	MaxSize int64
 	// RcptReply, when set, answers RCPT: nil accepts.
@@ -80,6 +84,7 @@ type Server struct {
 	count   int
 	changed chan struct{}
 	conns   int
+	wire    wireLog
 }
 
 // Start runs a server until the test ends.
@@ -93,6 +98,8 @@ func Start(t testing.TB, opts Options) *Server {
 	srv.Domain = opts.Domain
 	srv.LMTP = opts.LMTP
 	srv.EnableSMTPUTF8 = opts.SMTPUTF8
+	srv.EnableDSN = opts.DSN
+	srv.Debug = &s.wire
 	srv.MaxMessageBytes = opts.MaxSize
 	srv.MaxRecipients = 1000
 	srv.ReadTimeout = time.Minute
@@ -136,6 +143,47 @@ func Start(t testing.TB, opts Options) *Server {
 		<-done
 	})
 	return s
+}
+
+// Commands returns the MAIL and RCPT commands received, as they came
+// on the wire (without CRLF), oldest first.
+func (s *Server) Commands() []string { return s.wire.commands() }
+
+// wireLog keeps the envelope commands of go-smtp's debug copy of the
+// traffic, which interleaves both directions: replies start with a
+// digit, so they never match.
+type wireLog struct {
+	mu      sync.Mutex
+	partial []byte
+	cmds    []string
+}
+
+func (w *wireLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimRight(string(w.partial[:i]), "\r")
+		w.partial = w.partial[i+1:]
+		if u := strings.ToUpper(line); strings.HasPrefix(u, "MAIL FROM:") || strings.HasPrefix(u, "RCPT TO:") {
+			w.cmds = append(w.cmds, line)
+		}
+	}
+	if len(w.partial) > 1<<16 {
+		// A DATA line this long is none of the log's business.
+		w.partial = w.partial[:0]
+	}
+	return len(p), nil
+}
+
+func (w *wireLog) commands() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.cmds)
 }
 
 // Close stops the server and drops its connections.
