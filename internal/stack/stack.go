@@ -93,7 +93,9 @@ type Config struct {
 	// Local delivers into the Maildirs; nil: a default local.Delivery.
 	// Its Maildirs, Directory and Logger are the stack's where left nil,
 	// and a *local.SieveFilter without Outbound sends its vacation
-	// replies, redirects and reject notifications through the queue.
+	// replies and reject notifications through the queue, and without
+	// Route its redirects through the router (a local address delivered
+	// here, a remote one queued).
 	Local *local.Delivery
 	// WrapLocal, when set, stands between the router and local delivery
 	// (a program's metrics, say).
@@ -273,8 +275,15 @@ func (st *Stack) build(ctx context.Context) error {
 	if st.Queue, err = queue.New(qopts); err != nil {
 		return err
 	}
-	if sf, ok := st.Local.Filter.(*local.SieveFilter); ok && sf.Outbound == nil {
-		sf.Outbound = st.Queue
+	if sf, ok := st.Local.Filter.(*local.SieveFilter); ok {
+		if sf.Outbound == nil {
+			sf.Outbound = st.Queue
+		}
+		// Redirects go through the router, as a submission would: one to
+		// a local address is delivered here, not queued for an MX lookup.
+		if sf.Route == nil && st.Router != nil {
+			sf.Route = st.Router
+		}
 	}
 	return st.buildServers()
 }

@@ -71,8 +71,8 @@ type Filter interface {
 // Outbound when it is set; without it the message is kept in INBOX and
 // the action logged, so that nothing is lost.
 //
-// A redirect is staged with the delivery and sent only once the local
-// copies are committed. It keeps the message's envelope sender (the null
+// A redirect is staged with the delivery (through Route when set, else
+// Outbound) and sent only once the local copies are committed. It keeps the message's envelope sender (the null
 // sender too), or the one RedirectSender gives; the copy sent carries
 // Delivered-To and Received fields of this delivery. A message that
 // already has a Delivered-To field for the user or for the redirect's
@@ -109,6 +109,14 @@ type SieveFilter struct {
 	// unperformed (logged, the message kept in INBOX as well). Replies
 	// are remembered per user in HOME/.mailagent-vacation.
 	Outbound mail.Target
+	// Route, when set, takes redirects in place of Outbound: the
+	// server's router, so that a redirect is resolved as a submission of
+	// this server would be (alias, catch-all, local mailbox, whose own
+	// script runs with the same Delivered-To loop check) and one to a
+	// local address lands in its Maildir without leaving the process,
+	// while one to a remote address still goes to the queue. Its copies
+	// are staged with the delivery and committed after it, as Outbound's.
+	Route mail.Target
 	// RedirectSender, when set, gives the envelope sender of a redirect
 	// of a message from from (never the null sender, which is kept) to
 	// to for u: the hook for a Sender Rewriting Scheme, so that the

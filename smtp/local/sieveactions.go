@@ -48,7 +48,11 @@ func delivered(msg *sieve.Message, addr string) bool {
 // the message (or the script's edited header). The Delivery returned is
 // committed with the local copies.
 func (f *SieveFilter) stageRedirect(ctx context.Context, u *store.User, env *mail.Envelope, body mail.Body, msg *sieve.Message, a sieve.Action) (mail.Delivery, error) {
-	if f.Outbound == nil {
+	out := f.Route
+	if out == nil {
+		out = f.Outbound
+	}
+	if out == nil {
 		return nil, errors.New("no outbound queue")
 	}
 	if delivered(msg, u.Address) || delivered(msg, a.Address) {
@@ -69,15 +73,15 @@ func (f *SieveFilter) stageRedirect(ctx context.Context, u *store.User, env *mai
 	if host == "" {
 		host = "localhost"
 	}
-	out := headerenc.Prepend(src,
+	data := headerenc.Prepend(src,
 		"Delivered-To: "+headerenc.AddrSpec(u.Address),
 		"Received: by "+headerenc.Domain(host)+" (mailagent sieve redirect) id "+headerenc.Text(env.ID)+" for "+headerenc.Path(a.Address)+"; "+now.Format(time.RFC1123Z))
 	renv := &mail.Envelope{ID: uniqueID(env.ID + ".redirect"), From: from, Generated: true,
 		Received: now, Hostname: env.Hostname, SMTPUTF8: env.SMTPUTF8, EightBitMIME: env.EightBitMIME}
 	if sign {
-		out = f.sign(ctx, renv, out)
+		data = f.sign(ctx, renv, data)
 	}
-	d, err := f.Outbound.Start(ctx, renv)
+	d, err := out.Start(ctx, renv)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +89,7 @@ func (f *SieveFilter) stageRedirect(ctx context.Context, u *store.User, env *mai
 		d.Abort(ctx)
 		return nil, err
 	}
-	if err := d.Body(ctx, out); err != nil {
+	if err := d.Body(ctx, data); err != nil {
 		d.Abort(ctx)
 		return nil, err
 	}
