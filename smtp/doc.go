@@ -47,7 +47,10 @@
 //     100 and ORCPT 500 characters decoded, no control characters:
 //     501 5.5.4) and handed to the target (mail.Envelope.DSNReturn and
 //     EnvID, mail.RcptDSNFrom on AddRecipient's context). NOTIFY=SUCCESS
-//     is accepted but no success notification is sent.
+//     is answered, once the Maildir copies are committed (MX, submission,
+//     LMTP), by one notice naming every such recipient, Action: delivered
+//     (through a mail.SuccessNotifier, the queue); mail sent on is
+//     reported by the next hop, or by the queue as Action: relayed.
 //   - RFC 3207 STARTTLS, with commands pipelined before it discarded.
 //   - RFC 4954 AUTH (PLAIN RFC 4616, LOGIN), only over TLS (538 5.7.11).
 //   - RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 3030 CHUNKING,

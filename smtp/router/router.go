@@ -69,6 +69,10 @@ type Options struct {
 // gets its own reply and nothing is committed for a recipient whose reply
 // is not 250.
 //
+// Once the local copies are committed, the recipients that asked
+// NOTIFY=SUCCESS (RFC 3461) and got a Maildir copy are named in one
+// notice, Action: delivered, through the Queue's mail.SuccessNotifier.
+//
 // Policy follows the envelope: an unauthenticated client (MX, LMTP) may
 // only send to local domains and to domains the transport table relays;
 // an authenticated one (env.AuthUser set), or this system's own mail
@@ -105,6 +109,7 @@ type routed struct {
 	routes     []route
 	transports map[string]*store.Transport // by domain; nil entry when none
 	committed  bool
+	body       mail.Body // the message, kept from Body for a success notice
 }
 
 // route is where one recipient went.
@@ -112,6 +117,10 @@ type route struct {
 	rcpt  string
 	dsn   mail.RcptDSN // the recipient's DSN parameters, for a notification
 	dests []dest
+	// refused is set when the recipient's reply after DATA (LMTP) was a
+	// failure: it is not reported delivered, whatever copy another
+	// recipient's success keeps.
+	refused bool
 }
 
 // dest is one destination of a recipient: a final address on a leg, or
@@ -130,6 +139,9 @@ type leg struct {
 	status map[string]error // per recipient after Body, for a PartialDelivery
 	err    error            // failure of the whole leg
 	done   bool             // committed or aborted
+	local  bool             // the Maildir leg: its commit is final delivery
+	// committed is set once the leg's Commit succeeded.
+	committed bool
 }
 
 // AddRecipient implements Delivery. A recipient with one destination is
@@ -323,7 +335,7 @@ func (m *routed) leg(ctx context.Context, t target) (*leg, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &leg{key: t.key, d: d, rcpts: map[string]bool{}}
+	l := &leg{key: t.key, d: d, rcpts: map[string]bool{}, local: t.local && t.transport == nil}
 	m.legs[t.key] = l
 	m.order = append(m.order, l)
 	return l, nil
@@ -348,6 +360,7 @@ func (m *routed) dropIfEmpty(ctx context.Context, l *leg) {
 // any visible. A leg's err is a failure of the whole leg, its status the
 // reply per recipient of a PartialDelivery.
 func (m *routed) stage(ctx context.Context, body mail.Body) {
+	m.body = body
 	m.eachLeg(func(l *leg) {
 		if pd, ok := l.d.(mail.PartialDelivery); ok {
 			var c mail.StatusMap
@@ -503,13 +516,59 @@ func (m *routed) Commit(ctx context.Context) error {
 				first = err
 			}
 			mu.Unlock()
+		} else {
+			l.committed = true
 		}
 		l.done = true
 	})
 	if first == nil {
 		m.logRoutes()
 	}
+	m.notifyDelivered(ctx)
 	return first
+}
+
+// notifyDelivered sends one notice, Action: delivered (RFC 3461 section
+// 6.2), naming every recipient that asked NOTIFY=SUCCESS and has a copy
+// in a Maildir now committed: only after Commit, so that no notice tells
+// of a delivery that did not happen. Recipients sent on (queue,
+// transport) are reported by whoever delivers them. The message is
+// delivered whatever becomes of the notice: a failure is logged.
+func (m *routed) notifyDelivered(ctx context.Context) {
+	if m.env.From == "" || m.body == nil {
+		return
+	}
+	var done []mail.Success
+	for _, rt := range m.routes {
+		if !rt.dsn.Notify.Success() || rt.refused {
+			continue
+		}
+		for _, d := range rt.dests {
+			if d.leg != nil && d.leg.local && d.leg.committed && d.leg.rcpts[d.rcpt] && d.result() == nil {
+				done = append(done, mail.Success{Rcpt: rt.rcpt, DSN: rt.dsn})
+				break
+			}
+		}
+	}
+	if len(done) == 0 {
+		return
+	}
+	n, ok := m.r.opts.Queue.(mail.SuccessNotifier)
+	if !ok {
+		m.r.log.Warn("success notice asked for, but the queue cannot send one", "id", m.env.ID, "recipients", len(done))
+		return
+	}
+	d, err := n.NotifyDelivered(ctx, m.env, m.body, done)
+	if err == nil {
+		if err = d.Commit(ctx); err != nil {
+			_ = d.Abort(ctx)
+		}
+	}
+	if err != nil {
+		m.r.log.Error("success notice not sent", "id", m.env.ID, "to", m.env.From, "err", err)
+		return
+	}
+	m.r.log.Info("success notice sent", "id", m.env.ID, "to", m.env.From, "recipients", len(done))
 }
 
 // mailboxer is a local leg's Delivery that names where a recipient's
@@ -628,6 +687,7 @@ func (m *routed) BodyNonAtomic(ctx context.Context, status mail.StatusCollector,
 		}
 	}
 	for i, rt := range m.routes {
+		m.routes[i].refused = st[i] != nil
 		status.SetStatus(rt.rcpt, st[i])
 	}
 }
