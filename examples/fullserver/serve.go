@@ -338,6 +338,9 @@ func (s *server) stackConfig(resolver dnsauth.Resolver) (stack.Config, error) {
 		if cfg.DKIM.Sign {
 			sf.Signer = &s.signer
 		}
+		if cfg.Maildir.SieveRedirectSender == "user" {
+			sf.RedirectSender = func(u *store.User, _ *mail.Envelope, _ string) string { return u.Address }
+		}
 		sc.Local.Filter = sf
 	}
 	if err := s.relayOptions(&sc.Outbound); err != nil {

@@ -249,6 +249,12 @@ type Maildir struct {
 	SieveBefore    []string `toml:"sieve_before"`
 	SieveAfter     []string `toml:"sieve_after"`
 	SieveGlobalDir string   `toml:"sieve_global_dir"`
+	// SieveRedirectSender is the envelope sender of a Sieve redirect:
+	// "original" (the default; empty means it too) keeps the message's, "user"
+	// sends it from the redirecting user's address, as Pigeonhole's
+	// sieve_redirect_envelope_from = recipient, so that the destination's
+	// SPF check passes. The null sender stays null either way.
+	SieveRedirectSender string `toml:"sieve_redirect_sender"`
 	// PollInterval is how often a folder someone watches (an IDLE
 	// session) is checked for changes made by other processes and other
 	// nodes sharing the Maildir tree (default 1s): four stats, whatever
@@ -449,7 +455,7 @@ func Default() *Config {
 		},
 		TLS: TLS{Profile: "intermediate", MXProfile: "old",
 			ACMEDirectory: "https://acme-v02.api.letsencrypt.org/directory", ACMEHosts: []string{}},
-		Maildir: Maildir{Sieve: true, PollInterval: Duration{time.Second}, Watcher: true},
+		Maildir: Maildir{Sieve: true, SieveRedirectSender: "original", PollInterval: Duration{time.Second}, Watcher: true},
 		Store: Store{Driver: "sqlite", SubaddressDelimiter: "+", QueryTimeout: Duration{5 * time.Second},
 			ChangePoll: Duration{time.Second}},
 		Limits: Limits{
@@ -581,6 +587,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls.cert_file", "cert_file and key_file must be set together")
+	}
+	switch c.Maildir.SieveRedirectSender {
+	case "", "original", "user":
+	default:
+		bad("maildir.sieve_redirect_sender", "%q is not original or user", c.Maildir.SieveRedirectSender)
 	}
 	switch c.Store.Driver {
 	case "sqlite":
