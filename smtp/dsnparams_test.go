@@ -104,15 +104,7 @@ func TestDSNParametersOnTheWire(t *testing.T) {
 // message's ENVID, the whole message for RET=FULL; with NOTIFY=NEVER
 // nothing is sent, and the other recipient's copy is stored either way.
 func TestDSNParametersLateFailure(t *testing.T) {
-	st := newTestStack(t)
-	dq := newDSNQueue(t)
-	r, err := router.New(router.Options{Directory: st.db, Local: st.local, Queue: dq})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := st.options(MX)
-	opts.Target = r
-	mx, _ := st.serve(opts)
+	st, dq, mx := routedDSNStack(t, MX)
 	for i, notify := range []string{"NOTIFY=FAILURE ORCPT=rfc822;Small+2Bx@local.example", "NOTIFY=NEVER"} {
 		if err := st.db.SetDisabled(context.Background(), "small@local.example", false); err != nil {
 			t.Fatal(err)

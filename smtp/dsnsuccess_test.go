@@ -9,6 +9,21 @@ import (
 	"github.com/mailagent/mailagent/smtp/router"
 )
 
+// routedDSNStack serves role through a router whose queue is a dsnQueue.
+func routedDSNStack(t *testing.T, role Role) (*testStack, dsnQueue, string) {
+	t.Helper()
+	st := newTestStack(t)
+	dq := newDSNQueue(t)
+	r, err := router.New(router.Options{Directory: st.db, Local: st.local, Queue: dq})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := st.options(role)
+	opts.Target = r
+	addr, _ := st.serve(opts)
+	return st, dq, addr
+}
+
 func (d dsnQueue) NotifyDelivered(ctx context.Context, env *mail.Envelope, body mail.Body, delivered []mail.Success) (mail.Delivery, error) {
 	return d.q.NotifyDelivered(ctx, env, body, delivered)
 }
@@ -19,15 +34,7 @@ func (d dsnQueue) NotifyDelivered(ctx context.Context, env *mail.Envelope, body 
 // Original-Recipient; a recipient without SUCCESS is not named, and the
 // null sender gets nothing.
 func TestDSNSuccessLocal(t *testing.T) {
-	st := newTestStack(t)
-	dq := newDSNQueue(t)
-	r, err := router.New(router.Options{Directory: st.db, Local: st.local, Queue: dq})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := st.options(MX)
-	opts.Target = r
-	mx, _ := st.serve(opts)
+	st, dq, mx := routedDSNStack(t, MX)
 	c := dial(t, "tcp", mx)
 	c.run(`
 		S: 220
@@ -82,15 +89,7 @@ func TestDSNSuccessLocal(t *testing.T) {
 // TestDSNSuccessLMTP: over LMTP, only the recipients answered 250 and
 // committed are reported delivered; one failing after DATA is not.
 func TestDSNSuccessLMTP(t *testing.T) {
-	st := newTestStack(t)
-	dq := newDSNQueue(t)
-	r, err := router.New(router.Options{Directory: st.db, Local: st.local, Queue: dq})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := st.options(LMTP)
-	opts.Target = r
-	addr, _ := st.serve(opts)
+	st, dq, addr := routedDSNStack(t, LMTP)
 	c := dial(t, "tcp", addr)
 	c.run(`
 		S: 220
