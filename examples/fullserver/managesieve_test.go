@@ -77,20 +77,7 @@ func TestManageSieveListener(t *testing.T) {
 		t.Fatalf("active script through .dovecot.sieve: %q, %v", b, err)
 	}
 
-	w, err := dialWire(addrs["mx"], "127.0.0.1", nil, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.conn.Close()
-	w.smtpReply()
-	for _, c := range []struct{ line, want string }{
-		{"EHLO client.example", "250"}, {"MAIL FROM:<>", "250"}, {"RCPT TO:<u@h.test>", "250"}, {"DATA", "354"},
-		{"From: r@far.example\r\nSubject: weekly report\r\n\r\nnumbers\r\n.", "250"},
-	} {
-		if r, err := w.cmd("smtp", c.line); err != nil || !strings.HasPrefix(r, c.want) {
-			t.Fatalf("%q: %q, %v", c.line, r, err)
-		}
-	}
+	mxSend(t, addrs["mx"], "", "u@h.test", "From: r@far.example\r\nSubject: weekly report\r\n\r\nnumbers\r\n")
 	maildir := filepath.Join(home, "Maildir")
 	ents, err := os.ReadDir(filepath.Join(maildir, ".Archive", "new"))
 	if err != nil || len(ents) != 1 {

@@ -26,20 +26,7 @@ func TestSieveRedirectSender(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(home, ".dovecot.sieve"), []byte(`redirect "x@far.example";`), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			w, err := dialWire(addrs["mx"], "127.0.0.1", nil, 30*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.conn.Close()
-			w.smtpReply()
-			for _, l := range []struct{ line, want string }{
-				{"EHLO client.example", "250"}, {"MAIL FROM:<s@far.example>", "250"}, {"RCPT TO:<u@h.test>", "250"}, {"DATA", "354"},
-				{"From: s@far.example\r\nSubject: on\r\n\r\nbody\r\n.", "250"},
-			} {
-				if r, err := w.cmd("smtp", l.line); err != nil || !strings.HasPrefix(r, l.want) {
-					t.Fatalf("%q: %q, %v", l.line, r, err)
-				}
-			}
+			mxSend(t, addrs["mx"], "s@far.example", "u@h.test", "From: s@far.example\r\nSubject: on\r\n\r\nbody\r\n")
 			var queued []*queue.Info
 			if err := s.queue.List(context.Background(), func(in *queue.Info) error { queued = append(queued, in); return nil }); err != nil {
 				t.Fatal(err)
@@ -48,5 +35,24 @@ func TestSieveRedirectSender(t *testing.T) {
 				t.Fatalf("queued: %+v, want one redirect from %s to x@far.example", queued, c.want)
 			}
 		})
+	}
+}
+
+// mxSend delivers one message over the MX at addr, each reply checked.
+func mxSend(t *testing.T, addr, from, rcpt, message string) {
+	t.Helper()
+	w, err := dialWire(addr, "127.0.0.1", nil, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.conn.Close()
+	w.smtpReply()
+	for _, l := range []struct{ line, want string }{
+		{"EHLO client.example", "250"}, {"MAIL FROM:<" + from + ">", "250"}, {"RCPT TO:<" + rcpt + ">", "250"}, {"DATA", "354"},
+		{message + ".", "250"},
+	} {
+		if r, err := w.cmd("smtp", l.line); err != nil || !strings.HasPrefix(r, l.want) {
+			t.Fatalf("%q: %q, %v", l.line, r, err)
+		}
 	}
 }
