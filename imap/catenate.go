@@ -102,7 +102,10 @@ func (s *session) urlPart(raw string) (io.Reader, func(), error) {
 		}
 		f = s.sel.folder
 	} else {
-		name, err := mailboxName(u.Mailbox)
+		name, err := s.srv.namespace().in(u.Mailbox)
+		if err == nil {
+			name, err = mailboxName(name)
+		}
 		if err != nil {
 			return nil, nil, badURL(raw)
 		}

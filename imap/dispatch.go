@@ -121,6 +121,17 @@ func (c *conn) answer(cmd *imapwire.Command) {
 			return
 		}
 	}
+	if c.sess != nil {
+		if err := c.srv.namespace().mapNames(cmd); err != nil {
+			if _, ok := cmd.Args.(*imapwire.Append); ok {
+				err = c.endAppend(err)
+			}
+			if !errors.Is(err, errSilent) {
+				c.writeError(cmd, err)
+			}
+			return
+		}
+	}
 	status, err := h.fn(c, cmd)
 	// A continuation request (a later literal of APPEND) flushed and
 	// gave back the response buffer.

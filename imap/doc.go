@@ -77,8 +77,9 @@
 //     as the client enables them: after ENABLE IMAP4rev2, SELECT sends
 //     no RECENT or UNSEEN and a LIST of the mailbox, SEARCH answers
 //     with ESEARCH, and names are UTF-8.
-//   - RFC 2177, IDLE; RFC 2342, NAMESPACE; RFC 5161, ENABLE; RFC 2971,
-//     ID; RFC 6855, UTF8=ACCEPT.
+//   - RFC 2177, IDLE; RFC 2342, NAMESPACE (one personal namespace,
+//     without a prefix unless Options.NamespacePrefix sets one, as
+//     "INBOX."); RFC 5161, ENABLE; RFC 2971, ID; RFC 6855, UTF8=ACCEPT.
 //   - RFC 3691, UNSELECT; RFC 4315, UIDPLUS; RFC 6851, MOVE.
 //   - RFC 4959, SASL-IR; RFC 4616, PLAIN; the LOGIN SASL mechanism.
 //   - RFC 5258, LIST-EXTENDED; RFC 5819, LIST-STATUS; RFC 6154,

@@ -241,16 +241,22 @@ func (s *session) list(w *listWriter, ref string, patterns []string, options *im
 			}
 		}
 	}
+	ns := s.srv.namespace()
 	for _, e := range entries {
-		if !matchAny(e.Name, ref, patterns) {
+		// Patterns match the names the client knows.
+		name := ns.out(e.Name)
+		if !matchAny(name, ref, patterns) {
 			continue
 		}
-		d := &imap.ListData{Delim: delim, Mailbox: e.Name}
+		if ns.prefix != "" && name == "INBOX" && len(folders) > 1 {
+			e.HasChildren = true // the prefix's folders are below INBOX
+		}
+		d := &imap.ListData{Delim: delim, Mailbox: name}
 		if w.lsub && !e.Subscribed {
 			// RFC 3501 section 6.3.9: with "foo/bar" subscribed and
 			// "foo" not, "%" must return foo flagged \Noselect.
 			if s.hasUnmatchedSubscribedChild(entries, e.Name, ref, patterns) {
-				if err := w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim, Mailbox: e.Name}); err != nil {
+				if err := w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim, Mailbox: name}); err != nil {
 					return err
 				}
 			}
@@ -312,8 +318,9 @@ func matchAny(name, ref string, patterns []string) bool {
 // name is not matched by the patterns itself.
 func (s *session) hasUnmatchedSubscribedChild(entries []listEntry, name, ref string, patterns []string) bool {
 	prefix := name + string(delim)
+	ns := s.srv.namespace()
 	for _, e := range entries {
-		if e.Subscribed && strings.HasPrefix(e.Name, prefix) && !matchAny(e.Name, ref, patterns) {
+		if e.Subscribed && strings.HasPrefix(e.Name, prefix) && !matchAny(ns.out(e.Name), ref, patterns) {
 			return true
 		}
 	}
@@ -403,7 +410,7 @@ func (s *session) status(name string, options *imap.StatusOptions) (*imap.Status
 	if err != nil {
 		return nil, mapError(err)
 	}
-	d := &imap.StatusData{Mailbox: f.Name()}
+	d := &imap.StatusData{Mailbox: s.srv.namespace().out(f.Name())}
 	num := func(v int) *uint32 { n := uint32(v); return &n }
 	if options.NumMessages {
 		d.NumMessages = num(st.Messages)

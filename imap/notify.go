@@ -344,10 +344,10 @@ func (s *session) pushNotify(w *imapwire.Writer) {
 	for _, ev := range events {
 		w.Untagged()
 		w.Atom("LIST (" + ev.attrs + `) "` + string(delim) + `" `)
-		w.Mailbox(ev.name)
+		w.Mailbox(s.srv.namespace().out(ev.name))
 		if ev.oldName != "" {
 			w.Atom(` ("OLDNAME" (`)
-			w.Mailbox(ev.oldName)
+			w.Mailbox(s.srv.namespace().out(ev.oldName))
 			w.Atom("))")
 		}
 		w.End()

@@ -29,7 +29,7 @@ func (c *conn) cmdGetQuotaRoot(cmd *imapwire.Command) (okStatus, error) {
 	w := c.w
 	w.Untagged()
 	w.Atom("QUOTAROOT ")
-	w.Mailbox(f.Name())
+	w.Mailbox(s.srv.namespace().out(f.Name()))
 	if limited(q) {
 		w.Atom(` ""`)
 	}

@@ -153,7 +153,7 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 		// RFC 9051 section 6.3.2: the mailbox's name as LIST gives it.
 		w.Untagged()
 		w.Atom(`LIST () "` + string(delim) + `" `)
-		w.Mailbox(f.Name())
+		w.Mailbox(s.srv.namespace().out(f.Name()))
 		w.End()
 	}
 	if q := a.QResync; q != nil && q.UIDValidity == snap.UIDValidity {

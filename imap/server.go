@@ -37,6 +37,12 @@ type Options struct {
 	// default) or "unix", and an address (default ":143", or ":993" with
 	// ImplicitTLS).
 	Network, Addr string
+	// NamespacePrefix, when set (it must end with the delimiter "."),
+	// is the personal namespace's prefix: clients know every folder but
+	// INBOX as NamespacePrefix+name ("INBOX.Sent" for the Maildir's
+	// .Sent), as Dovecot serves a namespace with prefix = INBOX. and
+	// inbox = yes. Empty (the default): the Maildir's names as they are.
+	NamespacePrefix string
 	// Store holds the users' Maildirs. Required.
 	Store *maildir.Store
 	// Authenticator checks logins. Required.
@@ -149,6 +155,9 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if opts.ImplicitTLS && opts.TLSConfig == nil {
 		return nil, errors.New("imap: ImplicitTLS requires TLSConfig")
+	}
+	if err := CheckNamespacePrefix(opts.NamespacePrefix); err != nil {
+		return nil, err
 	}
 	setDefault(&opts.LoginTimeout, time.Minute)
 	setDefault(&opts.IdleTimeout, 30*time.Minute)

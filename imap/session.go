@@ -173,7 +173,9 @@ func (c *conn) loggedIn(u *store.User, method string) (okStatus, error) {
 // cmdNamespace reports the single personal namespace of Maildir++.
 func (c *conn) cmdNamespace(cmd *imapwire.Command) (okStatus, error) {
 	c.w.Untagged()
-	c.w.Atom(`NAMESPACE (("" "` + string(maildir.Delimiter) + `")) NIL NIL`)
+	c.w.Atom(`NAMESPACE ((`)
+	c.w.String(c.srv.opts.NamespacePrefix)
+	c.w.Atom(` "` + string(maildir.Delimiter) + `")) NIL NIL`)
 	c.w.End()
 	return okStatus{}, nil
 }

@@ -39,6 +39,7 @@ func (s *server) accessListeners(sc *stack.Config) error {
 			DataRateGrace:     cfg.Limits.DataRateGrace.Duration,
 			AppendLimit:       uint32(min(cfg.Limits.MaxMessageBytes, 1<<32-1)),
 			Moved:             moved,
+			NamespacePrefix:   cfg.IMAP.NamespacePrefix,
 		}})
 	}
 	for _, l := range []struct {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/mailagent/mailagent/imap"
 	"github.com/mailagent/mailagent/smtp"
 )
 
@@ -48,6 +49,7 @@ type Config struct {
 	TLS     TLS     `toml:"tls"`
 	Store   Store   `toml:"store"`
 	Maildir Maildir `toml:"maildir"`
+	IMAP    IMAP    `toml:"imap"`
 	Limits  Limits  `toml:"limits"`
 	DKIM    DKIM    `toml:"dkim"`
 	Policy  Policy  `toml:"policy"`
@@ -230,6 +232,15 @@ type Store struct {
 	// clears its lookup cache (default 1 s; on PostgreSQL a LISTEN
 	// connection hears changes at once and the poll is its fallback).
 	ChangePoll Duration `toml:"change_poll"`
+}
+
+// IMAP holds the IMAP server's settings beyond its listeners.
+type IMAP struct {
+	// NamespacePrefix is the personal namespace's prefix (empty: none):
+	// "INBOX." serves every folder but INBOX as INBOX.<name>, as the seed
+	// installation's Dovecot namespace (prefix = INBOX., separator = .)
+	// does, from the same Maildir (imap.Options.NamespacePrefix).
+	NamespacePrefix string `toml:"namespace_prefix"`
 }
 
 // Maildir places the mailboxes.
@@ -548,6 +559,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad(key, "%q is not HOST:PORT", addr)
 		}
+	}
+	if err := imap.CheckNamespacePrefix(c.IMAP.NamespacePrefix); err != nil {
+		bad("imap.namespace_prefix", "%q: %v", c.IMAP.NamespacePrefix, err)
 	}
 	if _, err := c.Listen.LMTPPrefixes(); err != nil {
 		bad("listen.lmtp_networks", "%v", err)

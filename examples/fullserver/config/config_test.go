@@ -101,6 +101,7 @@ func TestLoadRefusesWithTheKeyName(t *testing.T) {
 		{"[milter]\ndefault_action = \"quarantine\"", "milter.default_action"},
 		{"[milter]\ncontent_timeout = \"0s\"", "milter.content_timeout"},
 		{"[maildir]\npoll_interval = \"0s\"", "maildir.poll_interval"},
+		{"[imap]\nnamespace_prefix = \"INBOX\"", "imap.namespace_prefix"},
 	} {
 		_, err := Load(writeConfig(t, tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
