@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/mailagent/mailagent/auth"
+	"github.com/mailagent/mailagent/internal/conntrack"
 	"github.com/mailagent/mailagent/store"
 	"github.com/pires/go-proxyproto"
 )
@@ -125,18 +126,32 @@ type Proxy struct {
 	opts Options
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
+	// track runs the listeners' accept loop (with its pause on passing
+	// Accept failures) and holds every accepted connection, as it does
+	// for the mail servers; limits are applied by the listeners given.
+	track *conntrack.Tracker[*accepted]
+
+	mu sync.Mutex
 	// sessions are the open sessions by user key (store.Address.Key),
 	// for Kick; anonymous ones (not yet logged in) by "".
 	sessions map[string]map[*session]struct{}
-	wg       sync.WaitGroup
-	// conns are the accepted connections, which Close closes.
-	conns map[net.Conn]struct{}
 	// closers end the go-smtp servers' sessions (Close).
 	closers []func() error
 }
+
+// accepted is one accepted connection as the tracker sees it: a relay
+// ends when its client or backend ends it, so there is nothing to ask
+// it to drain.
+type accepted struct{ net.Conn }
+
+func (*accepted) Drain() {}
+
+// unlimited admits every connection: the proxy's listeners come counted
+// already (fullserver wraps them in connlimit.Listener, shared with its
+// other listeners).
+type unlimited struct{}
+
+func (unlimited) Acquire(net.Addr) (func(), error) { return func() {}, nil }
 
 // New checks opts and returns a Proxy.
 func New(opts Options) (*Proxy, error) {
@@ -174,7 +189,8 @@ func New(opts Options) (*Proxy, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Proxy{opts: opts, log: log, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}, sessions: map[string]map[*session]struct{}{}}, nil
+	return &Proxy{opts: opts, log: log, track: conntrack.New[*accepted](unlimited{}, log, ErrClosed),
+		sessions: map[string]map[*session]struct{}{}}, nil
 }
 
 // Route returns the backend host of user: the directory's Home, else the
@@ -268,48 +284,18 @@ func (p *Proxy) clientTLS(nc net.Conn, host string) (net.Conn, error) {
 // serve accepts on ln until Shutdown, running handle for each
 // connection.
 func (p *Proxy) serve(ln net.Listener, handle func(net.Conn)) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		ln.Close()
-		return ErrClosed
-	}
-	p.listeners[ln] = struct{}{}
-	p.mu.Unlock()
-	for {
-		nc, err := ln.Accept()
+	return p.track.Serve(ln, func(nc net.Conn) {
+		c, err := p.track.Admit(nc, func() *accepted { return &accepted{nc} })
 		if err != nil {
-			p.mu.Lock()
-			closed := p.closed
-			delete(p.listeners, ln)
-			p.mu.Unlock()
-			if closed {
-				return ErrClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
 			nc.Close()
-			continue
+			return
 		}
-		p.wg.Add(1)
-		p.conns[nc] = struct{}{}
-		p.mu.Unlock()
 		go func() {
-			defer p.wg.Done()
+			defer p.track.Done(c)
 			handle(nc)
 			nc.Close()
-			p.mu.Lock()
-			delete(p.conns, nc)
-			p.mu.Unlock()
 		}()
-	}
+	})
 }
 
 // Kick ends the open sessions of user (a moved mailbox): each client is
@@ -332,7 +318,7 @@ func (p *Proxy) Kick(user string) int {
 
 // Close closes the listeners and every session at once.
 func (p *Proxy) Close() error {
-	p.stopListening()
+	p.track.Close()
 	p.mu.Lock()
 	all := p.sessions
 	p.sessions = map[string]map[*session]struct{}{}
@@ -344,14 +330,11 @@ func (p *Proxy) Close() error {
 	}
 	p.mu.Lock()
 	closers := p.closers
-	for nc := range p.conns {
-		nc.Close()
-	}
 	p.mu.Unlock()
 	for _, c := range closers {
 		c()
 	}
-	p.wg.Wait()
+	p.track.Wait()
 	return nil
 }
 
@@ -359,29 +342,15 @@ func (p *Proxy) Close() error {
 // relayed session ends when its client or backend ends it), until ctx
 // ends, when the rest are closed.
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.stopListening()
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		p.mu.Lock()
-		closers := p.closers
-		p.mu.Unlock()
-		for _, c := range closers {
-			c()
-		}
-		return nil
-	case <-ctx.Done():
+	if err := p.track.Shutdown(ctx); err != nil && ctx.Err() != nil {
 		p.Close()
-		return ctx.Err()
+		return err
 	}
-}
-
-func (p *Proxy) stopListening() {
 	p.mu.Lock()
-	p.closed = true
-	for ln := range p.listeners {
-		ln.Close()
-	}
+	closers := p.closers
 	p.mu.Unlock()
+	for _, c := range closers {
+		c()
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -559,5 +560,42 @@ func TestMoveEndsPOP3SessionWithERR(t *testing.T) {
 	}
 	if _, err := r.br.ReadString('\n'); err == nil {
 		t.Fatal("the kicked POP3 session stays open")
+	}
+}
+
+// emfileOnce fails its first Accept as a process out of descriptors does.
+type emfileOnce struct {
+	net.Listener
+	failed bool
+}
+
+func (l *emfileOnce) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// A passing Accept failure (out of descriptors) pauses the proxy's
+// listener, as it does the mail servers', instead of ending it.
+func TestAcceptFailurePasses(t *testing.T) {
+	f := newFixture(t)
+	f.backends[1].deliver(t, "user@b.test", "after EMFILE")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	served := make(chan error, 1)
+	go func() { served <- f.proxy.ServeIMAP(&emfileOnce{Listener: ln}, false) }()
+	c, err := imapclient.DialStartTLS(ln.Addr().String(), &imapclient.Options{TLSConfig: f.clientTL})
+	must(t, err)
+	defer c.Close()
+	must(t, c.Login("user@b.test", password).Wait())
+	if got := subjects(t, c); len(got) != 1 || got[0] != "after EMFILE" {
+		t.Fatalf("after a failed Accept: %q", got)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("ServeIMAP ended: %v", err)
+	default:
 	}
 }
