@@ -2,7 +2,7 @@ package imap
 
 import (
 	"fmt"
-	"github.com/mailagent/mailagent/internal/interop"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -14,11 +14,13 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
+	"github.com/mailagent/mailagent/internal/interop"
 )
 
 // The real-client tests share one mailbox: nested folders, a non-ASCII
-// name with "&", system flags and keywords.
-var clientFolders = []string{"INBOX", "Projects", "Projects.2026", "Ärger & Co"}
+// name with "&" at the top and nested, system flags and keywords.
+var clientFolders = []string{"INBOX", "Projects", "Projects.2026", "Ärger & Co", "Projects.Ärger & Co"}
 
 // clientMessage is the fixture's message n, distinct from every other.
 func clientMessage(n int, what string) string {
@@ -31,7 +33,7 @@ func clientMessage(n int, what string) string {
 		"Message %d, %s.\r\n", what, n, strings.ReplaceAll(what, " ", "-"), n, n%60, n, what)
 }
 
-// fillClientMailbox delivers the fixture for alice: 9 messages in 4
+// fillClientMailbox delivers the fixture for alice: 10 messages in 5
 // folders with \Seen, \Flagged, \Answered and the keywords $Label1 and
 // Project_X.
 func fillClientMailbox(st *testStack) {
@@ -44,6 +46,7 @@ func fillClientMailbox(st *testStack) {
 	st.deliver(user, "Projects.2026", clientMessage(7, "nested"))
 	st.deliver(user, "Projects.2026", clientMessage(8, "nested"), `\Flagged`, `\Seen`)
 	st.deliver(user, "Ärger & Co", clientMessage(9, "umlaut"), `\Seen`, "$Label1")
+	st.deliver(user, "Projects.Ärger & Co", clientMessage(15, "nested umlaut"), `\Answered`, "Project_X")
 }
 
 // fixtureServer serves the fixture and puts a counting proxy in front.
@@ -88,15 +91,6 @@ func (s mailState) systemOnly() mailState {
 			}
 			out.add(folder, m.Body, fs)
 		}
-	}
-	return out
-}
-
-// keep returns the state of the named folders only.
-func (s mailState) keep(folders ...string) mailState {
-	out := mailState{}
-	for _, f := range folders {
-		out[f] = s[f]
 	}
 	return out
 }
@@ -243,16 +237,54 @@ func putLocal(t *testing.T, dir, name, msg string) {
 	must(t, os.WriteFile(filepath.Join(dir, "new", name), []byte(msg), 0o600))
 }
 
-// checkSynced fails the test unless the server's folders named in dirs
-// and the client's Maildirs hold the same messages, compared in the
-// client's form (and with system flags only when systemOnly).
-func checkSynced(t *testing.T, what, addr string, dirs map[string]string, keywords map[rune]string, systemOnly bool, form func(string) string) {
+// localFolders finds every Maildir folder below root (a directory with
+// a cur/ subdirectory) and names it as the server does: its path below
+// root with "." for "/", decoded from modified UTF-7 when the client
+// stores names in that form (mbsync 1.4).
+func localFolders(t *testing.T, root string, mutf7 bool) map[string]string {
 	t.Helper()
-	srv := serverState(t, addr, "alice@local.example").keep(slices.Collect(maps.Keys(dirs))...)
+	dirs := map[string]string{}
+	must(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		if fi, err := os.Stat(filepath.Join(p, "cur")); err != nil || !fi.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		name := strings.ReplaceAll(rel, string(filepath.Separator), ".")
+		if mutf7 {
+			if name, err = imapwire.DecodeMUTF7(name); err != nil {
+				return fmt.Errorf("local folder %q: %v", rel, err)
+			}
+		}
+		if _, dup := dirs[name]; dup {
+			return fmt.Errorf("two local folders named %q", name)
+		}
+		dirs[name] = p
+		return nil
+	}))
+	return dirs
+}
+
+// checkSynced fails the test unless the server and the client's Maildirs
+// below root hold the same folders, every one of them (the local names
+// read as localFolders does), with the same messages, compared in the
+// client's form (and with system flags only when systemOnly).
+func checkSynced(t *testing.T, what, addr, root string, mutf7 bool, keywords map[rune]string, systemOnly bool, form func(string) string) {
+	t.Helper()
+	srv := serverState(t, addr, "alice@local.example")
 	if systemOnly {
 		srv = srv.systemOnly()
 	}
-	diffState(t, what, srv.mapBodies(form), maildirState(t, dirs, keywords).mapBodies(form))
+	local := localFolders(t, root, mutf7)
+	if got, want := slices.Sorted(maps.Keys(local)), slices.Sorted(maps.Keys(srv)); !slices.Equal(got, want) {
+		t.Errorf("%s: the client's folders %q, the server's %q", what, got, want)
+	}
+	diffState(t, what, srv.mapBodies(form), maildirState(t, local, keywords).mapBodies(form))
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -316,11 +348,11 @@ func TestInteropMbsyncIncremental(t *testing.T) {
 	// X-TUID header to every copy it makes, on either side: compare in
 	// that form, system flags only.
 	form := func(b string) string { return tuidLine.ReplaceAllString(lfLines(b), "") }
-	check := func(what string) { checkSynced(t, what, addr, dirs, nil, true, form) }
+	check := func(what string) { checkSynced(t, what, addr, local, true, nil, true, form) }
 
 	full := run("full sync")
-	if full.Whole != 9 {
-		t.Errorf("full sync fetched %d messages, want the fixture's 9: %s", full.Whole, full)
+	if full.Whole != 10 {
+		t.Errorf("full sync fetched %d messages, want the fixture's 10: %s", full.Whole, full)
 	}
 	check("after the full sync")
 
@@ -505,11 +537,11 @@ starttls = no
 	}
 	keywords := map[rune]string{'a': "$Label1", 'b': "Project_X"}
 	// offlineimap stores messages with LF line ends in Maildir.
-	check := func(what string) { checkSynced(t, what, addr, dirs, keywords, false, lfLines) }
+	check := func(what string) { checkSynced(t, what, addr, local, false, keywords, false, lfLines) }
 
 	full := run("full sync")
-	if full.Whole != 9 {
-		t.Errorf("full sync fetched %d messages, want the fixture's 9: %s", full.Whole, full)
+	if full.Whole != 10 {
+		t.Errorf("full sync fetched %d messages, want the fixture's 10: %s", full.Whole, full)
 	}
 	check("after the full sync")
 
