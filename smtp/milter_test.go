@@ -170,7 +170,7 @@ func TestMilterActions(t *testing.T) {
 		S: 451 4.7.1
 		` + toAlice + `
 		R: ` + message("discard", "") + `
-		S: 250
+		S: 250 2.0.0 OK: queued as 
 		` + toAlice + `
 		R: ` + message("spam", "") + `
 		S: 250
@@ -581,7 +581,7 @@ func TestMilterEnvelopeEditsLMTP(t *testing.T) {
 		C: DATA
 		S: 354
 		R: ` + message("reroute", "") + `
-		S: 250 2.0.0 <alice@local.example>
+		S: 250 2.0.0 <alice@local.example> OK: queued as 
 		S: 552 5.2.2 <small@local.example>
 		C: QUIT
 		S: 221`)

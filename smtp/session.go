@@ -275,8 +275,10 @@ func (ss *session) Data(r io.Reader) error {
 	defer ss.mu.Unlock()
 	msg, closeBody, err := ss.receive(r)
 	if err == errDiscarded {
+		// Told apart from a delivery by nothing, its ID included.
+		id := ss.env.ID
 		ss.endTransaction()
-		return nil
+		return queuedAs(id)
 	}
 	if err != nil {
 		ss.endTransaction()
@@ -309,20 +311,25 @@ func queuedAs(id string) error {
 }
 
 // LMTPData implements gosmtp.LMTPSession: a status per recipient, each
-// given once that recipient's copies are durable.
+// given once that recipient's copies are durable. Each success names the
+// transaction's ID as the SMTP 250 does ("250 2.0.0 <rcpt> OK: queued as
+// ID", where Dovecot says "<rcpt> ID Saved"), so the client's log of
+// every recipient leads to the same lines of ours.
 func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	// The client gets a status for each recipient it gave, whatever the
 	// filters made of the envelope.
 	var given []string
+	var saved error
 	if ss.env != nil {
 		given = slices.Clone(ss.env.Recipients)
+		saved = queuedAs(ss.env.ID)
 	}
 	msg, closeBody, err := ss.receive(r)
 	if err == errDiscarded {
 		for _, rcpt := range given {
-			status.SetStatus(rcpt, nil)
+			status.SetStatus(rcpt, saved)
 		}
 		ss.endTransaction()
 		return nil
@@ -338,15 +345,16 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 		if err == nil {
 			err = ss.d.Commit(ss.ctx)
 		}
-		if err == nil {
-			ss.d = nil
-			ss.log.Info("message delivered", "id", ss.env.ID, "from", ss.env.From,
-				"rcpts", len(ss.env.Recipients), "size", msg.Len())
-		} else {
+		if err != nil {
 			ss.log.Info("message not delivered", "id", ss.env.ID, "err", err)
+			ss.endTransaction()
+			return ss.reply(err)
 		}
+		ss.d = nil
+		ss.log.Info("message delivered", "id", ss.env.ID, "from", ss.env.From,
+			"rcpts", len(ss.env.Recipients), "size", msg.Len())
 		ss.endTransaction()
-		return ss.reply(err)
+		return saved
 	}
 	var collected mail.StatusMap
 	pd.BodyNonAtomic(ss.ctx, &collected, msg)
@@ -377,14 +385,14 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 		if err != nil {
 			status.SetStatus(rcpt, ss.reply(err))
 		} else {
-			status.SetStatus(rcpt, nil)
+			status.SetStatus(rcpt, saved)
 		}
 	}
 	for _, rcpt := range given {
 		if !slices.Contains(ss.env.Recipients, rcpt) {
 			// Removed by a filter: done with, as a discard is.
 			ss.log.Info("recipient removed by filter", "id", ss.env.ID, "rcpt", rcpt)
-			status.SetStatus(rcpt, nil)
+			status.SetStatus(rcpt, saved)
 		}
 	}
 	if delivered > 0 {

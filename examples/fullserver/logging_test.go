@@ -94,6 +94,7 @@ func withValue(lines []map[string]any, key, v string) []map[string]any {
 // TestLogFollowsOneID reads the JSON log of a running server as an
 // administrator would: the ID in the 250 reply of an MX transaction
 // finds the line naming the alias's final mailbox and folder, and the
+// ID each LMTP recipient's 250 names finds its delivery lines, the
 // ID of a submission finds the queue's attempt with the remote server's
 // host, address, TLS state and reply; logins name user, address, TLS and
 // method for IMAP and POP3 alike.
@@ -119,6 +120,22 @@ func TestLogFollowsOneID(t *testing.T) {
 	}
 	mxID := m[1]
 	c.smtp("QUIT")
+
+	// LMTP: each recipient's 250 names the transaction's ID.
+	l := qaSMTP(t, srv.addrs["lmtp"])
+	l.dialog([2]string{"LHLO client.test", "250"}, [2]string{"MAIL FROM:<x@elsewhere.test>", "250"},
+		[2]string{"RCPT TO:<sales@logs.test>", "250"}, [2]string{"RCPT TO:<erin@logs.test>", "250"},
+		[2]string{"DATA", "354"})
+	saved := regexp.MustCompile(`^250 2\.0\.0 <(\S+)> OK: queued as (\S+)$`)
+	var lmtpID string
+	for i, got := range []string{l.smtp("Subject: by lmtp\r\n\r\nhi\r\n."), l.reply()} {
+		m := saved.FindStringSubmatch(got)
+		if m == nil || m[1] != []string{"sales@logs.test", "erin@logs.test"}[i] || (i > 0 && m[2] != lmtpID) {
+			t.Fatalf("LMTP status %d: %q, want 250 naming the recipient and one ID", i, got)
+		}
+		lmtpID = m[2]
+	}
+	l.smtp("QUIT")
 
 	// Submission: to the remote domain.
 	s := qaDial(t, srv.addrs["submissions"], true)
@@ -164,6 +181,14 @@ func TestLogFollowsOneID(t *testing.T) {
 	}
 	if to, _ := del[0]["to"].([]any); len(to) != 1 || to[0] != "erin@logs.test:INBOX" {
 		t.Errorf("alias delivered to %v, want [erin@logs.test:INBOX]", del[0]["to"])
+	}
+
+	del = withValue(withValue(lines, "id", lmtpID), "msg", "delivered")
+	if len(del) != 2 || del[0]["rcpt"] == del[1]["rcpt"] {
+		t.Fatalf("delivery lines for LMTP %s: %v", lmtpID, del)
+	}
+	if sum := withValue(withValue(lines, "id", lmtpID), "msg", "message delivered"); len(sum) != 1 || sum[0]["role"] != "lmtp" {
+		t.Errorf("LMTP transaction lines for %s: %v", lmtpID, sum)
 	}
 
 	routed := withValue(withValue(lines, "id", subID), "msg", "delivered")
