@@ -123,6 +123,7 @@ func (c *conn) serve() {
 	c.br = bufio.NewReaderSize(clockedReader{c}, readBufSize)
 	c.r = imapwire.NewReader(c.br, c.continueLiteral)
 	c.r.Limits = c.limits()
+	c.r.Check = c.checkCommand
 	c.w = imapwire.NewWriter(nil)
 	c.srv.log.Debug("imap: connection", "session", c.id, "remote", c.remote(), "tls", c.isTLS)
 	c.startWrite()
@@ -171,6 +172,9 @@ func (c *conn) readAndAnswer() bool {
 	}
 	if c.bye != "" {
 		c.sayBye(c.bye)
+		if c.r.Refused() {
+			c.lingerClose() // the replies reach the client, not a reset
+		}
 		return false
 	}
 	if c.state == stateLogout {

@@ -88,15 +88,7 @@ func (c *conn) answer(cmd *imapwire.Command) {
 		return
 	}
 	if h.states&c.state == 0 {
-		text := "Command not allowed now"
-		switch {
-		case c.state == stateNotAuth:
-			text = "Log in first"
-		case h.states == inSelected:
-			text = "No mailbox selected"
-		case h.states == stateNotAuth:
-			text = "Already logged in"
-		}
+		text := notAllowedText(c.state, h.states)
 		if _, ok := cmd.Args.(*imapwire.Append); ok {
 			// Its messages are read (and dropped) first: what follows
 			// them is the next command.
@@ -162,6 +154,38 @@ func (c *conn) answer(cmd *imapwire.Command) {
 		}
 	}
 	c.w.Status(cmd.Tag, imap.StatusResponseTypeOK, status.code, text)
+}
+
+// notAllowedText says why a command allowed in states is refused in
+// state.
+func notAllowedText(state, states connState) string {
+	switch {
+	case state == stateNotAuth:
+		return "Log in first"
+	case states == inSelected:
+		return "No mailbox selected"
+	case states == stateNotAuth:
+		return "Already logged in"
+	}
+	return "Command not allowed now"
+}
+
+// checkCommand is the parser's Check: it refuses, as soon as its name
+// is read, a command the connection's state does not allow, and LOGIN
+// where passwords may not be sent, so that no continuation request
+// invites the literals of a command refused anyway (a password in clear
+// before TLS, data before login). Unknown commands are the parser's.
+func (c *conn) checkCommand(name string, uid bool) *imapwire.Error {
+	h, ok := handlers[name]
+	switch {
+	case !ok:
+		return nil
+	case h.states&c.state == 0:
+		return &imapwire.Error{Type: imap.StatusResponseTypeBad, Text: notAllowedText(c.state, h.states)}
+	case name == "LOGIN" && !c.authAllowed():
+		return &imapwire.Error{Type: errPrivacy.Type, Code: errPrivacy.Code, Text: errPrivacy.Text}
+	}
+	return nil
 }
 
 // writeError answers a failed command: an *imap.Error as it says, any

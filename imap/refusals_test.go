@@ -27,15 +27,15 @@ func deepSearches() []string {
 }
 
 // TestDeepSearchRefused: deep SEARCH nesting is answered BAD [LIMIT]
-// before login and after, and the connection stays usable.
+// once a mailbox is selected (before, SEARCH is refused for the state
+// before its keys are read), and the connection stays usable.
 func TestDeepSearchRefused(t *testing.T) {
 	st := newTestStack(t)
 	st.deliver("alice@local.example", "INBOX", testMessage)
 	_, addr := st.serve(st.options())
 	cl := dial(t, addr)
 	for _, q := range deepSearches() {
-		cl.expect("BAD [LIMIT]", "SEARCH %s", q)
-		cl.expect("BAD [LIMIT]", "UID SEARCH %s", q)
+		cl.expect("BAD Log in first", "SEARCH %s", q)
 		cl.ok("NOOP")
 	}
 	cl.login("alice@local.example")
@@ -67,8 +67,8 @@ func TestDeepSearchRefused(t *testing.T) {
 }
 
 // TestDeepSearchStack: 20 connections each sending 50 KiB of nesting
-// before login do not grow the server's goroutine stacks (an unbounded
-// recursive parser would take some 32 MiB per connection).
+// do not grow the server's goroutine stacks (an unbounded recursive
+// parser would take some 32 MiB per connection).
 func TestDeepSearchStack(t *testing.T) {
 	st := newTestStack(t)
 	_, addr := st.serve(st.options())
@@ -76,6 +76,8 @@ func TestDeepSearchStack(t *testing.T) {
 	cls := make([]*client, 20)
 	for i := range cls {
 		cls[i] = dial(t, addr)
+		cls[i].login("alice@local.example")
+		cls[i].ok("SELECT INBOX")
 	}
 	runtime.ReadMemStats(&before)
 	for _, cl := range cls {
@@ -234,5 +236,76 @@ func TestBadMailboxRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(path, ".Injected")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("literal data executed as a command: %v", err)
+	}
+}
+
+// TestRefusedBeforeLiterals: a command the connection's state does not
+// allow, and LOGIN before TLS, are refused as soon as their name is
+// read: no continuation request invites their literals (a password in
+// clear, data before login), a non-synchronizing one is read past, and
+// nothing is stored. Before login such commands count as invalid ones.
+func TestRefusedBeforeLiterals(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.AllowInsecureAuth = false
+	_, addr := st.serve(opts)
+	path, err := st.maildirs.UserPath("local.example", "alice")
+	must(t, err)
+	cl := dial(t, addr)
+	refused := func(tag, cmd, want string) {
+		t.Helper()
+		cl.send(tag + " " + cmd)
+		if l := cl.line(); l != tag+" "+want {
+			t.Fatalf("%s: got %q, want %q and no continuation request", cmd, l, tag+" "+want)
+		}
+	}
+	refused("a1", "LOGIN {19}", "NO [PRIVACYREQUIRED] Use TLS before sending a password")
+	refused("a2", "LOGIN alice@local.example {21}", "NO [PRIVACYREQUIRED] Use TLS before sending a password")
+	refused("a3", "SELECT {5}", "BAD Log in first")
+	refused("a4", "APPEND INBOX (\\Seen) {30}", "BAD Log in first")
+	refused("a5", "CREATE {7+}\r\nStolen1", "BAD Log in first")
+	refused("a6", "UID FETCH 1 BODY[HEADER.FIELDS ({7}", "BAD Log in first")
+	cl.ok("NOOP")
+	cl.startTLS()
+	cl.login("alice@local.example")
+	refused("b1", "LOGIN {19}", "BAD Already logged in")
+	refused("b2", "SEARCH SUBJECT {5}", "BAD No mailbox selected")
+	refused("b3", "UID COPY 1 {7}", "BAD No mailbox selected")
+	refused("b4", "UID MOVE 1 {7+}\r\nStolen2", "BAD No mailbox selected")
+	cl.ok("SELECT INBOX")
+	wantLine(t, cl.ok("LIST \"\" *"), "INBOX")
+	for _, name := range []string{".Stolen1", ".Stolen2"} {
+		if _, err := os.Stat(filepath.Join(path, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+
+	// Ten commands refused for the state before login end the
+	// connection, as ten syntax errors do.
+	cl = dial(t, addr)
+	for i := range 9 {
+		cl.expect("BAD Log in first", "SELECT INBOX%d", i)
+	}
+	cl.send("z1 SELECT INBOX")
+	if rest := closedWithBye(t, cl, "z1"); !strings.Contains(rest, "Too many invalid commands") {
+		t.Fatalf("tenth command before login: %q", rest)
+	}
+}
+
+// TestSASLLineTooLong: a SASL response line over the line limit ends
+// the connection with BAD [TOOBIG] and BYE; the bytes after the limit
+// are never read as a command.
+func TestSASLLineTooLong(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.send("s1 AUTHENTICATE PLAIN")
+	if l := cl.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("AUTHENTICATE: %q", l)
+	}
+	cl.send(strings.Repeat("A", 50<<10+1) + "x1 LOGIN alice@local.example " + testPassword)
+	rest := closedWithBye(t, cl, "s1")
+	if !strings.Contains(rest, "s1 BAD [TOOBIG]") || strings.Contains(rest, "x1") {
+		t.Fatalf("over-long SASL response: %q", rest)
 	}
 }

@@ -94,6 +94,10 @@ func (c *conn) cmdAuthenticate(cmd *imapwire.Command) (okStatus, error) {
 		c.startWrite()
 		var e *imapwire.Error
 		switch {
+		case errors.As(err, &e) && e.Close:
+			// An over-long line: what follows it is not read.
+			c.bye = "Command or literal too large, closing the connection"
+			return okStatus{}, &imap.Error{Type: e.Type, Code: e.Code, Text: e.Text}
 		case errors.As(err, &e):
 			return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Invalid SASL response"}
 		case err != nil:

@@ -33,14 +33,29 @@ func FuzzReader(f *testing.F) {
 		"a FETCH 1:* (SNIPPET (LAZY=FUZZY) PREVIEW (FUZZY))\r\n",
 		"a UID SEARCH RETURN (UPDATE PARTIAL -1:-20 COUNT) OR SEEN SUBJECT x\r\nb SORT RETURN (PARTIAL 3:1) (DATE) UTF-8 ALL\r\nc CANCELUPDATE \"a\" b\r\n",
 		"a SEARCH YOUNGER 60 OR OLDER 3600 SAVEDON 7-Dec-2026 NOT SAVEDBEFORE 1-Jan-2020 SAVEDSINCE 1-Jan-2020 SAVEDATESUPPORTED\r\nb FETCH 1 SAVEDATE\r\n",
+		"a LOGIN {5}\r\nb LOGIN x {5+}\r\nsecre\r\nc UID FETCH 1 BODY[HEADER.FIELDS ({4}\r\nd NOOP " + strings.Repeat("x", 1100) + "\r\ne NOOP\r\n",
 	} {
 		f.Add([]byte(s), false, false)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, utf8Names, literalPlus bool) {
-		r := NewReader(bufio.NewReaderSize(strings.NewReader(string(in)), 64), func() error { return nil })
+		conts := 0
+		r := NewReader(bufio.NewReaderSize(strings.NewReader(string(in)), 64), func() error { conts++; return nil })
 		r.UTF8 = utf8Names
 		r.Limits = Limits{MaxLine: 1 << 10, MaxLiteral: 256, MaxLiterals: 1 << 10, AppendLimit: 1 << 10, MaxSearchDepth: 8, MaxSetRanges: 50, LiteralPlus: literalPlus}
+		// For one input in four, commands with names of odd length
+		// (LOGIN, FETCH, STORE) are refused as the connection's state
+		// would: before any of their literals is asked for.
+		checked := false
+		r.Check = func(name string, uid bool) *Error {
+			if len(in)%4 != 0 || len(name)%2 == 0 {
+				return nil
+			}
+			checked = true
+			return &Error{Type: imap.StatusResponseTypeBad, Text: "Not now"}
+		}
 		for range len(in) + 1 {
+			before := conts
+			checked = false
 			cmd, err := r.ReadCommand()
 			var e *Error
 			switch {
@@ -50,7 +65,13 @@ func FuzzReader(f *testing.F) {
 				if e.Type != imap.StatusResponseTypeBad && e.Type != imap.StatusResponseTypeNo {
 					t.Fatalf("refusal %+v", e)
 				}
+				if checked && conts != before {
+					t.Fatalf("%d continuation requests for a command Check refused", conts-before)
+				}
 				if e.Close {
+					if _, err := r.ReadCommand(); !errors.Is(err, ErrRefused) {
+						t.Fatalf("read after %+v: %v", e, err)
+					}
 					return
 				}
 				continue

@@ -18,6 +18,9 @@ func isTagChar(c byte) bool { return isAStringChar(c) && c != '+' && c < 0x80 }
 // with its first message's Body unread: read it, then call NextMessage
 // (and NextPart for CATENATE) until it returns nil.
 func (r *Reader) ReadCommand() (cmd *Command, err error) {
+	if r.refused {
+		return nil, ErrRefused
+	}
 	if r.pending != nil || r.body != nil {
 		// The previous command's messages were left unread.
 		if err := r.abandon(); err != nil {
@@ -49,6 +52,12 @@ func (r *Reader) ReadCommand() (cmd *Command, err error) {
 		case "FETCH", "STORE", "COPY", "MOVE", "SEARCH", "SORT", "THREAD", "EXPUNGE", "REPLACE":
 		default:
 			r.syntax("Unknown UID command")
+		}
+	}
+	if r.Check != nil {
+		if e := r.Check(cmd.Name, cmd.UID); e != nil {
+			refusal := *e
+			panic(&refusal)
 		}
 	}
 	cmd.Args = r.arguments(cmd)
@@ -197,6 +206,9 @@ func (r *Reader) saslResponse() []byte {
 // ReadSASLResponse reads a client's line in an AUTHENTICATE exchange:
 // base64, or "*" to cancel (cancelled is then true).
 func (r *Reader) ReadSASLResponse() (resp []byte, cancelled bool, err error) {
+	if r.refused {
+		return nil, false, ErrRefused
+	}
 	r.Limits.setDefaults()
 	r.line, r.ended = 0, false
 	defer r.recover(&err)
@@ -216,6 +228,9 @@ func (r *Reader) ReadSASLResponse() (resp []byte, cancelled bool, err error) {
 // ReadIdleDone reads the line that ends IDLE: DONE, in any case, or
 // another line (ErrIdleNotDone).
 func (r *Reader) ReadIdleDone() (err error) {
+	if r.refused {
+		return ErrRefused
+	}
 	r.Limits.setDefaults()
 	r.line, r.ended = 0, false
 	defer r.recover(&err)
@@ -597,6 +612,9 @@ func (r *Reader) NextPart() (part *CatenatePart, err error) {
 // next drains the current body and reads the next element of an APPEND.
 func (r *Reader) next() (err error) {
 	r.last = nil
+	if r.refused {
+		return ErrRefused
+	}
 	defer r.recover(&err)
 	r.drainBody()
 	if r.pending == nil {

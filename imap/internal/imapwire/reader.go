@@ -90,6 +90,11 @@ func (e *Error) Error() string {
 // ErrIdleNotDone is returned by ReadIdleDone for a line other than DONE.
 var ErrIdleNotDone = errors.New("imapwire: IDLE ended by a line other than DONE")
 
+// ErrRefused is returned by every read after an *Error with Close set:
+// what the client sent after the refused line or literal cannot be told
+// apart from a command, so none of it is read.
+var ErrRefused = errors.New("imapwire: input refused, the connection must close")
+
 // ioError carries a read error through the parser's panics.
 type ioError struct{ err error }
 
@@ -104,6 +109,14 @@ type Reader struct {
 	// UTF8 says mailbox names are UTF-8 (after ENABLE UTF8=ACCEPT or
 	// IMAP4rev2) rather than modified UTF-7.
 	UTF8 bool
+	// Check, when set, is asked about each command as soon as its name
+	// is read (after UID): an *Error it returns refuses the command
+	// before its arguments, so that none of its literals is invited with
+	// a continuation request (a command the connection's state does not
+	// allow, a password before TLS).
+	Check func(name string, uid bool) *Error
+
+	refused bool // an *Error with Close was returned: nothing more is read
 
 	tag   string
 	line  int   // bytes outside literals read of this command
@@ -144,6 +157,10 @@ func (d literalData) Read(p []byte) (int, error) {
 	d.r.inLit = false
 	return n, err
 }
+
+// Refused reports whether an *Error with Close was returned: the
+// connection must end, nothing more is read.
+func (r *Reader) Refused() bool { return r.refused }
 
 // Buffered reports how many bytes are buffered: pipelined input that a
 // STARTTLS must discard.
@@ -200,6 +217,7 @@ func (r *Reader) recover(errp *error) {
 		}
 		r.ended = true
 		r.body, r.pending = nil, nil
+		r.refused = r.refused || e.Close
 		*errp = e
 	default:
 		panic(v)

@@ -485,3 +485,70 @@ func TestReadContextReturn(t *testing.T) {
 		t.Fatalf("got %#v", c)
 	}
 }
+
+// TestNothingReadAfterClose: once a line or literal is refused with
+// Close set, no read takes the bytes that follow it, whatever reads
+// next (a command, a SASL response, IDLE's DONE, an APPEND's next
+// message): they would be taken for a command.
+func TestNothingReadAfterClose(t *testing.T) {
+	tail := "x1 CREATE smuggled\r\n"
+	r := newTestReader("a NOOP " + strings.Repeat("x", 60<<10) + "\r\n" + tail)
+	if e := refused(t, r); !e.Close {
+		t.Fatalf("long line: %+v", e)
+	}
+	if cmd, err := r.ReadCommand(); cmd != nil || !errors.Is(err, ErrRefused) {
+		t.Fatalf("command after a refused line: %+v %v", cmd, err)
+	}
+	r = newTestReader(strings.Repeat("A", 51201) + tail)
+	if _, _, err := r.ReadSASLResponse(); err == nil {
+		t.Fatal("over-long SASL response taken")
+	} else if e := new(Error); !errors.As(err, &e) || !e.Close || e.Code != imap.ResponseCodeTooBig {
+		t.Fatalf("over-long SASL response: %v", err)
+	}
+	if cmd, err := r.ReadCommand(); cmd != nil || !errors.Is(err, ErrRefused) {
+		t.Fatalf("command after an over-long SASL response: %+v %v", cmd, err)
+	}
+	if _, _, err := r.ReadSASLResponse(); !errors.Is(err, ErrRefused) {
+		t.Fatalf("SASL response after an over-long one: %v", err)
+	}
+	if err := r.ReadIdleDone(); !errors.Is(err, ErrRefused) {
+		t.Fatalf("DONE after an over-long SASL response: %v", err)
+	}
+	if m, err := r.NextMessage(); m != nil || !errors.Is(err, ErrRefused) {
+		t.Fatalf("message after an over-long SASL response: %v %v", m, err)
+	}
+}
+
+// TestCheckBeforeArguments: a command Check refuses is answered with
+// its tag and its error, its literals skipped unread and uninvited: no
+// continuation request for a synchronizing one, a non-synchronizing one
+// read past; the next command is read as usual.
+func TestCheckBeforeArguments(t *testing.T) {
+	r := newTestReader("a1 LOGIN {5}\r\nb1 SELECT {5+}\r\nINBOX\r\nc1 NOOP\r\nd1 UID FETCH 1 FLAGS\r\n")
+	var seen []string
+	r.Check = func(name string, uid bool) *Error {
+		seen = append(seen, name)
+		switch {
+		case name == "LOGIN":
+			return &Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "Use TLS"}
+		case name == "SELECT", uid:
+			return &Error{Type: imap.StatusResponseTypeBad, Text: "Log in first"}
+		}
+		return nil
+	}
+	if e := refused(t, r); e.Tag != "a1" || e.Code != imap.ResponseCodePrivacyRequired || e.Close || r.conts != 0 {
+		t.Fatalf("LOGIN: %+v, %d continuation requests", e, r.conts)
+	}
+	if e := refused(t, r); e.Tag != "b1" || e.Text != "Log in first" || e.Close {
+		t.Fatalf("SELECT: %+v", e)
+	}
+	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "c1" {
+		t.Fatalf("after the refused commands: %+v %v", cmd, err)
+	}
+	if e := refused(t, r); e.Tag != "d1" {
+		t.Fatalf("UID FETCH: %+v", e)
+	}
+	if want := []string{"LOGIN", "SELECT", "NOOP", "FETCH"}; !reflect.DeepEqual(seen, want) || r.conts != 0 {
+		t.Fatalf("Check saw %q, want %q; %d continuation requests", seen, want, r.conts)
+	}
+}
