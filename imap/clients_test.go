@@ -37,16 +37,22 @@ func clientMessage(n int, what string) string {
 // folders with \Seen, \Flagged, \Answered and the keywords $Label1 and
 // Project_X.
 func fillClientMailbox(st *testStack) {
-	user := "alice@local.example"
+	fillClientMailboxWith(func(folder, msg string, flags ...string) {
+		st.deliver("alice@local.example", folder, msg, flags...)
+	})
+}
+
+// fillClientMailboxWith delivers the fixture with deliver.
+func fillClientMailboxWith(deliver func(folder, msg string, flags ...string)) {
 	flags := [][]string{{`\Seen`}, {`\Seen`, `\Flagged`}, {`\Answered`}, {"$Label1", "Project_X"}, nil}
 	for i, f := range flags {
-		st.deliver(user, "INBOX", clientMessage(i+1, "inbox"), f...)
+		deliver("INBOX", clientMessage(i+1, "inbox"), f...)
 	}
-	st.deliver(user, "Projects", clientMessage(6, "projects"), `\Seen`)
-	st.deliver(user, "Projects.2026", clientMessage(7, "nested"))
-	st.deliver(user, "Projects.2026", clientMessage(8, "nested"), `\Flagged`, `\Seen`)
-	st.deliver(user, "Ärger & Co", clientMessage(9, "umlaut"), `\Seen`, "$Label1")
-	st.deliver(user, "Projects.Ärger & Co", clientMessage(15, "nested umlaut"), `\Answered`, "Project_X")
+	deliver("Projects", clientMessage(6, "projects"), `\Seen`)
+	deliver("Projects.2026", clientMessage(7, "nested"))
+	deliver("Projects.2026", clientMessage(8, "nested"), `\Flagged`, `\Seen`)
+	deliver("Ärger & Co", clientMessage(9, "umlaut"), `\Seen`, "$Label1")
+	deliver("Projects.Ärger & Co", clientMessage(15, "nested umlaut"), `\Answered`, "Project_X")
 }
 
 // fixtureServer serves the fixture and puts a counting proxy in front.

@@ -5,9 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/internal/interop"
 	"github.com/mailagent/mailagent/internal/interop/dovecottest"
 )
@@ -66,26 +68,39 @@ func (p *dsyncPeer) run(t *testing.T, what string, args ...string) wireTraffic {
 // the imapc storage pulls the fixture (and 15 messages in "Sync") from
 // our server into Dovecot's Maildir: the same bytes and flags on both
 // sides, read over IMAP from each. A second backup after a new message
-// and a flag change on our side fetches only that message's body. Then
-// a two-way doveadm sync after changes on both sides: 5 \Flagged and
-// 10 unseen set on our server (the issue's case (c), lost without
-// CONDSTORE) and flag and keyword changes on Dovecot's side all
-// survive, and both sides end identical. (A message added on Dovecot's
-// side is left out: Dovecot 2.3.19's two-way imapc sync fails on it
-// with "Expunged message uid=N reappeared" against Dovecot's own
-// server just as against ours.)
+// and a flag change on our side fetches only that message's body. A
+// first two-way doveadm sync changes nothing. Then a two-way sync after
+// changes on both sides: 5 \Flagged and 10 unseen set on our server
+// (the issue's case (c), lost without CONDSTORE), a keyword added and
+// one removed and an expunge on our side, flag and keyword changes and
+// an expunge on Dovecot's side: every flag and keyword change survives,
+// our expunge reaches Dovecot, and both sides end identical. A last
+// two-way sync has nothing to do. (Two things Dovecot 2.3.19's imapc
+// gets wrong against Dovecot's own server just as against ours are left
+// out or asserted as they are: a message added on Dovecot's side fails
+// the sync with "Expunged message uid=N reappeared", changes made on
+// both sides to one folder are not synced at all, and an expunge on
+// Dovecot's side is undone. TestInteropDoveadmSyncReference runs the
+// same steps against Dovecot's IMAP server.)
 func TestInteropDoveadmSync(t *testing.T) {
 	t.Parallel()
 	st := newTestStack(t)
-	fillClientMailbox(st)
+	deliver := func(folder, msg string, flags ...string) { st.deliver("alice@local.example", folder, msg, flags...) }
+	doveadmSyncScenario(t, deliver, func() string { _, addr := st.serve(st.options()); return addr })
+}
+
+// doveadmSyncScenario runs TestInteropDoveadmSync's steps against the
+// server serve starts, after the fixture is stored with deliver.
+func doveadmSyncScenario(t *testing.T, deliver func(folder, msg string, flags ...string), serve func() string) {
+	fillClientMailboxWith(deliver)
 	for i := range 15 {
 		var flags []string
 		if i >= 5 {
 			flags = []string{`\Seen`}
 		}
-		st.deliver("alice@local.example", "Sync", clientMessage(20+i, "sync"), flags...)
+		deliver("Sync", clientMessage(20+i, "sync"), flags...)
 	}
-	_, addr := st.serve(st.options())
+	addr := serve()
 	p := newDsyncPeer(t, addr)
 	user := "alice@local.example"
 	same := func(what string) (ours, theirs mailState) {
@@ -104,7 +119,7 @@ func TestInteropDoveadmSync(t *testing.T) {
 	}
 	same("after the full backup")
 
-	st.deliver(user, "INBOX", clientMessage(40, "new on server"))
+	deliver("INBOX", clientMessage(40, "new on server"))
 	cl := dial(t, addr)
 	cl.login(user)
 	cl.ok("SELECT INBOX")
@@ -118,17 +133,33 @@ func TestInteropDoveadmSync(t *testing.T) {
 	}
 	same("after the incremental backup")
 
+	if first := p.run(t, "sync (two-way, first)", "sync", "-u", user, "imapc:~/imapc"); first.BodyResp != 0 || first.Commands["UID STORE"] != 0 {
+		t.Errorf("a two-way sync after the backup moved something: %s", first)
+	}
+	same("after the first two-way sync")
 	// Changes on our side: case (c).
 	cl.ok("SELECT Sync")
 	cl.ok(`STORE 1:5 +FLAGS.SILENT (\Flagged)`)
 	cl.ok(`STORE 6:15 -FLAGS.SILENT (\Seen)`)
+	// Keywords added and removed, and an expunge, on our side.
+	cl.ok(`STORE 1 +FLAGS.SILENT (Our_Side)`)
+	cl.ok(`SELECT "Projects.&AMQ-rger &- Co"`)
+	cl.ok(`STORE 1 -FLAGS.SILENT (Project_X)`)
+	cl.ok(`SELECT "Projects.2026"`)
+	cl.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	cl.ok("EXPUNGE")
 	cl.ok("LOGOUT")
-	// Changes on Dovecot's side.
+	// Changes on Dovecot's side: flags, keywords, an expunge.
 	dc := dial(t, p.d.IMAP)
 	dc.login(user)
 	dc.ok("SELECT INBOX")
 	dc.ok(`STORE 5 +FLAGS.SILENT (\Flagged Dovecot_Side)`)
 	dc.ok(`STORE 2 -FLAGS.SILENT (\Flagged)`)
+	dc.ok(`SELECT "&AMQ-rger &- Co"`)
+	dc.ok(`STORE 1 -FLAGS.SILENT ($Label1)`)
+	dc.ok(`SELECT "Projects"`)
+	dc.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	dc.ok("EXPUNGE")
 	dc.ok("LOGOUT")
 
 	two := p.run(t, "sync (two-way)", "sync", "-u", user, "imapc:~/imapc")
@@ -139,14 +170,45 @@ func TestInteropDoveadmSync(t *testing.T) {
 		if i < 5 {
 			want = `\Flagged`
 		}
+		if i == 0 {
+			want = `Our_Side \Flagged`
+		}
 		if got := flagsOf(t, ours["Sync"], fmt.Sprintf("Message %d, sync.", 20+i)); got != want {
 			t.Errorf("Sync message %d: flags %q after the two-way sync, want %q (our server's change lost)", i+1, got, want)
 		}
 	}
-	for marker, want := range map[string]string{"Message 5, inbox.": `Dovecot_Side \Flagged`, "Message 2, inbox.": `\Seen`} {
+	for marker, want := range map[string]string{
+		"Message 5, inbox.": `Dovecot_Side \Flagged`,
+		"Message 2, inbox.": `\Seen`,
+	} {
 		if got := flagsOf(t, ours["INBOX"], marker); got != want {
-			t.Errorf("Dovecot's change to %q lost on our server: flags %q, want %q", marker, got, want)
+			t.Errorf("a change to %q lost: flags %q on our server, want %q", marker, got, want)
 		}
+	}
+	if got := flagsOf(t, ours["Ärger & Co"], "Message 9, umlaut."); got != `\Seen` {
+		t.Errorf("Dovecot's keyword removal lost: flags %q on our server", got)
+	}
+	if got := flagsOf(t, ours["Projects.Ärger & Co"], "Message 15, nested umlaut."); got != `\Answered` {
+		t.Errorf("our side's keyword removal lost: flags %q", got)
+	}
+	// Our side's expunge reaches Dovecot's side. One made on Dovecot's
+	// side does not reach ours: Dovecot 2.3.19's imapc copies the
+	// message back (UID COPY, then UID EXPUNGE of the old UID), against
+	// Dovecot's own server just as against ours
+	// (TestInteropDoveadmSyncReference); it stays on both sides.
+	for folder, n := range map[string]int{"Projects.2026": 1, "Projects": 1} {
+		if len(ours[folder]) != n {
+			t.Errorf("%s after an expunge on one side: %d messages, want %d", folder, len(ours[folder]), n)
+		}
+	}
+
+	// A second two-way sync has nothing to do and changes nothing.
+	again := p.run(t, "sync (two-way, nothing to do)", "sync", "-u", user, "imapc:~/imapc")
+	if again.Whole != 0 || again.Commands["UID STORE"] != 0 || again.Commands["APPEND"] != 0 || again.Commands["EXPUNGE"]+again.Commands["UID EXPUNGE"] != 0 {
+		t.Errorf("a sync with nothing to do changed something: %s", again)
+	}
+	if after, _ := same("after the second two-way sync"); !reflect.DeepEqual(after, ours) {
+		t.Errorf("the second two-way sync changed our server:\n%q\n%q", ours, after)
 	}
 }
 
@@ -214,4 +276,28 @@ func TestInteropDoveadmMigrateIn(t *testing.T) {
 	if got := flagsOf(t, ours["INBOX"], "Message 51, migrated."); got != "Project_X" {
 		t.Errorf("keyword-only message: flags %q on our server", got)
 	}
+}
+
+// TestInteropDoveadmSyncReference runs TestInteropDoveadmSync's steps
+// with Dovecot's own IMAP server in our server's place: the same client
+// gets the same outcomes, which shows that what that test accepts of
+// Dovecot 2.3.19's imapc (an expunge on its side undone) is the
+// client's doing.
+func TestInteropDoveadmSyncReference(t *testing.T) {
+	t.Parallel()
+	d := dovecottest.Start(t, dovecottest.Options{Protocols: []string{"imap"}, Users: map[string]string{"alice@local.example": testPassword}})
+	mail := filepath.Join(d.Root, "mail")
+	must(t, os.Mkdir(mail, 0o755))
+	d.ChownTree(t, mail)
+	c := dial(t, d.IMAP)
+	c.login("alice@local.example")
+	deliver := func(folder, msg string, flags ...string) {
+		name := imapwire.EncodeMUTF7(folder)
+		c.cmd(`CREATE "%s"`, name) // NO [ALREADYEXISTS] after the first
+		c.send(fmt.Sprintf("a1 APPEND \"%s\" (%s) {%d+}\r\n%s", name, strings.Join(flags, " "), len(msg), msg))
+		if _, reply := c.until("a1"); !strings.HasPrefix(reply, "OK") {
+			t.Fatalf("APPEND to Dovecot: %q", reply)
+		}
+	}
+	doveadmSyncScenario(t, deliver, func() string { return d.IMAP })
 }
