@@ -25,6 +25,13 @@ import (
 
 const maxLine = 8 << 10 // a command line, literals aside
 
+// maxPreLogin bounds a whole command before login, its lines and
+// literals together (AUTHENTICATE and its longest SASL response fit
+// several times). After login a command may carry one script besides:
+// MaxScriptSize more. The bytes are counted as they are announced, so a
+// command over its bound ends the connection before they are read.
+const maxPreLogin = 16 << 10
+
 type conn struct {
 	srv    *Server
 	raw    net.Conn
@@ -153,10 +160,18 @@ func (c *conn) flush() error   { return c.bw.Flush() }
 // up to the line's end. The first word is upper-cased.
 func (c *conn) readCommand() ([]string, error) {
 	var words []string
+	budget := int64(maxPreLogin)
+	if c.user != nil {
+		budget += c.srv.opts.MaxScriptSize
+	}
+	tooLong := &protoError{reply: "BYE \"Command too long.\"\r\n", close: true}
 	for {
 		line, err := c.readLine()
 		if err != nil {
 			return nil, err
+		}
+		if budget -= int64(len(line)) + 2; budget < 0 {
+			return nil, tooLong
 		}
 		lit := -1
 		rest := line
@@ -167,6 +182,9 @@ func (c *conn) readCommand() ([]string, error) {
 				if v, err := strconv.ParseInt(n, 10, 64); err == nil && n != "" && n[0] != '-' {
 					if v > c.srv.opts.MaxScriptSize {
 						return nil, &protoError{reply: "BYE (QUOTA/MAXSIZE) \"Literal too large.\"\r\n", close: true}
+					}
+					if budget -= v; budget < 0 {
+						return nil, tooLong
 					}
 					lit = int(v)
 					rest = rest[:i]
@@ -423,6 +441,8 @@ func (c *conn) result(op string, err error) {
 		c.write(no("ALREADYEXISTS", "A script by that name exists."))
 	case errors.Is(err, errActive):
 		c.write(no("ACTIVE", "The script is active."))
+	case errors.Is(err, errBadName):
+		c.write(no("", "Bad script name."))
 	default:
 		c.fail(op, err)
 	}

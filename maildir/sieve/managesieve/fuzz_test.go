@@ -1,6 +1,7 @@
 package managesieve
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -25,6 +26,24 @@ func FuzzSplitWords(f *testing.F) {
 			} else if strings.ContainsAny(w, " \"") {
 				t.Fatalf("%q: atom %q holds a space or quote", s, w)
 			}
+		}
+	})
+}
+
+// FuzzScriptPath checks that every name a client can give either names no
+// script or names a file directly inside the user's sieve/ directory.
+func FuzzScriptPath(f *testing.F) {
+	for _, s := range []string{"main", "../../alice/sieve/secret", "..", ".", "a/b", "a\x00b", "é", "..\\x", "a\u2028b", ""} {
+		f.Add(s)
+	}
+	s := storage{home: "/home/u"}
+	f.Fuzz(func(t *testing.T, name string) {
+		p, ok := s.path(name)
+		if !ok {
+			return
+		}
+		if filepath.Dir(p) != s.dir() || filepath.Base(p) != name+suffix {
+			t.Fatalf("%q names %q, outside %q", name, p, s.dir())
 		}
 	})
 }

@@ -26,16 +26,40 @@ var (
 	errNoScript = errors.New("no such script")
 	errExists   = errors.New("script exists")
 	errActive   = errors.New("script is active")
+	errBadName  = errors.New("bad script name")
 )
 
 // storage is one user's scripts.
 type storage struct{ home string }
 
-func (s storage) dir() string             { return filepath.Join(s.home, scriptDir) }
-func (s storage) path(name string) string { return filepath.Join(s.dir(), name+suffix) }
-func (s storage) exists(name string) bool { _, err := os.Lstat(s.path(name)); return err == nil }
+func (s storage) dir() string { return filepath.Join(s.home, scriptDir) }
+
+// path is the file of the script name. Every name a client gives goes
+// through here, and one that validName refuses (a "/", "..", a leading
+// dot, a control character) names no script: it can reach no file
+// outside the user's sieve/ directory, another user's script least of all.
+func (s storage) path(name string) (string, bool) {
+	if !validName(name) {
+		return "", false
+	}
+	return filepath.Join(s.dir(), name+suffix), true
+}
+
+func (s storage) exists(name string) bool {
+	p, ok := s.path(name)
+	if !ok {
+		return false
+	}
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
 func (s storage) read(name string) ([]byte, error) {
-	b, err := os.ReadFile(s.path(name))
+	p, ok := s.path(name)
+	if !ok {
+		return nil, errNoScript
+	}
+	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, errNoScript
 	}
@@ -96,7 +120,8 @@ func (s storage) usage(except string) (n int, bytes int64, err error) {
 		if name == except {
 			continue
 		}
-		fi, err := os.Stat(s.path(name))
+		p, _ := s.path(name) // list gives valid names only
+		fi, err := os.Stat(p)
 		if err != nil {
 			continue
 		}
@@ -109,10 +134,14 @@ func (s storage) usage(except string) (n int, bytes int64, err error) {
 // put writes a script durably: a temporary file, fsynced, renamed over
 // the name, then the directory fsynced.
 func (s storage) put(name string, body []byte) error {
+	p, ok := s.path(name)
+	if !ok {
+		return errBadName
+	}
 	if err := os.MkdirAll(s.dir(), 0o700); err != nil {
 		return err
 	}
-	return safeio.WriteFile(s.path(name), body, 0o600)
+	return safeio.WriteFile(p, body, 0o600)
 }
 
 // setActive points the link at name, or removes it for "".
@@ -154,7 +183,8 @@ func (s storage) remove(name string) error {
 	if s.active() == name {
 		return errActive
 	}
-	if err := os.Remove(s.path(name)); err != nil {
+	p, _ := s.path(name) // exists checked the name
+	if err := os.Remove(p); err != nil {
 		return err
 	}
 	return safeio.SyncDir(s.dir())
@@ -164,11 +194,16 @@ func (s storage) rename(from, to string) error {
 	if !s.exists(from) {
 		return errNoScript
 	}
+	to2, ok := s.path(to)
+	if !ok {
+		return errBadName
+	}
 	if s.exists(to) {
 		return errExists
 	}
 	wasActive := s.active() == from
-	if err := os.Rename(s.path(from), s.path(to)); err != nil {
+	from2, _ := s.path(from) // exists checked the name
+	if err := os.Rename(from2, to2); err != nil {
 		return err
 	}
 	if err := safeio.SyncDir(s.dir()); err != nil {
