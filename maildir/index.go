@@ -202,6 +202,7 @@ func (f *folderState) parseIndex(data []byte) error {
 	if r.err != nil || uv == 0 || uv > 1<<32-1 || next > 1<<32-1 || n > uint64(len(r.b)) {
 		return errBadIndex
 	}
+	f.dropHeld()
 	f.ents = make(map[uint32]*entry, n)
 	f.byKey = make(map[string]uint32, n)
 	f.list = make([]*entry, 0, n)

@@ -107,6 +107,7 @@ func (u *userState) forget(match func(dir string) bool) {
 	for _, f := range gone {
 		f.mu.Lock()
 		f.gone = true
+		f.dropHeld()
 		f.notify([]Event{{Kind: EventReset}}) // then the channels close
 		f.mu.Unlock()
 		f.stopWatching(fmt.Errorf("%w: %s", ErrNoFolder, f.name))
@@ -129,6 +130,7 @@ func (u *userState) shutdown() {
 		if f.loaded && f.indexDirty && !f.gone {
 			f.saveIndex(context.Background())
 		}
+		f.dropHeld() // the state is no longer shared: its values go
 		f.mu.Unlock()
 	}
 }
@@ -158,6 +160,9 @@ type entry struct {
 	// emailID is the message's RFC 8474 EMAILID when it is not the one
 	// derived from key: a copy keeps its original's.
 	emailID string
+	// held is the message's decoded header fields kept in memory (see
+	// DecodedFields), nil when none.
+	held *heldValue
 }
 
 // emailIDOf returns the EMAILID of a message: its own, or one derived
@@ -257,6 +262,9 @@ type folderState struct {
 	// sync began; set after the file is in place, cleared by sync before
 	// it reads the directories.
 	added atomic.Bool
+	// heldBytes is what the entries' held values count against the
+	// Store's bound (Options.HeldFieldsMemory).
+	heldBytes int64
 
 	wmu      sync.Mutex
 	watchers map[*watcher]struct{}
@@ -266,6 +274,7 @@ type folderState struct {
 }
 
 func (f *folderState) reset() {
+	f.dropHeld()
 	f.ents = make(map[uint32]*entry)
 	f.byKey = make(map[string]uint32)
 	f.list = nil
@@ -328,6 +337,9 @@ func (f *folderState) remove(uids []uint32, m uint64) {
 	var gone []uint32
 	for _, u := range uids {
 		if e := f.ents[u]; e != nil {
+			if e.held != nil {
+				f.releaseHeld(e.held.size)
+			}
 			delete(f.byKey, e.key)
 			delete(f.ents, u)
 			drop[u] = true

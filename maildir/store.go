@@ -49,6 +49,11 @@ type Options struct {
 	// than sharing the fsync with concurrent deliveries. The guarantee is
 	// the same either way; this exists to measure the difference.
 	NoGroupCommit bool
+	// HeldFieldsMemory bounds, in bytes, the decoded header fields the
+	// Store keeps in memory for the folders of its open Maildirs
+	// (Folder.DecodedFields: IMAP's SORT and THREAD keys, a few hundred
+	// bytes per message); 0 means 256 MiB, a negative value keeps none.
+	HeldFieldsMemory int64
 
 	// now returns the current time, time.Now if nil; the package's
 	// tests set it.
@@ -105,6 +110,9 @@ type Store struct {
 	// anonHeld counts unnamed files staged and not yet linked or
 	// aborted: each holds a descriptor (see maxAnonHeld).
 	anonHeld atomic.Int64
+	// held counts the bytes of decoded values the open folders keep
+	// (DecodedFields), bounded by Options.HeldFieldsMemory.
+	held atomic.Int64
 
 	mu       sync.Mutex
 	users    map[string]*userState // by Maildir path
