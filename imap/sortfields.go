@@ -8,6 +8,7 @@ import (
 	netmail "net/mail"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
@@ -160,27 +161,36 @@ func decodeSortFields(b []byte) (*sortFields, error) {
 	return f, nil
 }
 
-// loadSortFields gives every message of found its sortFields, from the
-// folder's cache where they are there (one read of the cache file for
-// all), else from its header, stored for the next time. A message whose
-// fields cannot be had keeps nil, and its header is read as for SEARCH.
+// loadSortFields gives every message of found its sortFields: those the
+// folder's shared state holds decoded (maildir's DecodedFields), else
+// from the folder's cache (one read of the cache file for all), else
+// from its header, stored for the next time. A message whose fields
+// cannot be had keeps nil, and its header is read as for SEARCH.
 func (s *session) loadSortFields(found []*matchContext) {
 	uids := make([]uint32, len(found))
 	for i, mc := range found {
 		uids[i] = mc.m.UID
 	}
-	data, err := s.sel.folder.CachedFields(s.ctx, uids, sortFieldsVersion, computeSortFields)
+	vals, err := s.sel.folder.DecodedFields(s.ctx, uids, sortFieldsVersion, computeSortFields, decodeHeldSortFields)
 	if err != nil {
 		return
 	}
-	for i, d := range data {
-		if d == nil {
-			continue
-		}
-		if f, err := decodeSortFields(d); err == nil {
+	for i, v := range vals {
+		if f, ok := v.(*sortFields); ok {
 			found[i].fields = f
 		}
 	}
+}
+
+// decodeHeldSortFields decodes cached sort fields for the folder's
+// shared state, with the bytes they hold: the struct, the strings' one
+// copy of data and the References' slice.
+func decodeHeldSortFields(data []byte) (any, int, error) {
+	f, err := decodeSortFields(data)
+	if err != nil {
+		return nil, 0, err
+	}
+	return f, int(unsafe.Sizeof(*f)) + len(data) + len(f.parents)*int(unsafe.Sizeof("")), nil
 }
 
 // sortFieldsOf returns the message's sortFields: the cached ones, or

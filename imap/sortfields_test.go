@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-message/mail"
@@ -96,4 +97,92 @@ func FuzzSortFields(f *testing.F) {
 			t.Fatalf("%q: %+v, re-encoded %+v (%v)", b, sf, again, err)
 		}
 	})
+}
+
+// TestSortThreadFollowOtherWriters: the sort fields the folder's shared
+// state holds follow what another process does to the Maildir (a file
+// removed, one dropped into new/, one replaced by a file of another
+// name as a move out and back in does): SORT and THREAD answer from
+// the files as they are, in the session that saw the changes and in a
+// new one.
+func TestSortThreadFollowOtherWriters(t *testing.T) {
+	st := newTestStack(t)
+	for _, m := range []string{
+		"Message-ID: <a@x>\r\n" + sortMessage("amy@x.example", "carl@x.example", "Budget", "Tue, 03 Mar 2026 10:00:00 +0000", 30),
+		"Message-ID: <b@x>\r\nIn-Reply-To: <a@x>\r\n" + sortMessage("bob@x.example", "amy@x.example", "Re: Budget", "Wed, 04 Mar 2026 10:00:00 +0000", 10),
+		"Message-ID: <c@x>\r\n" + sortMessage("carl@x.example", "amy@x.example", "Agenda", "Sun, 01 Mar 2026 10:00:00 +0000", 20),
+	} {
+		st.deliver("alice@local.example", "INBOX", m)
+	}
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	check := func(cl *client, sort, thread string) {
+		t.Helper()
+		if got := cl.ok("UID SORT (DATE) UTF-8 ALL"); len(got) != 1 || got[0] != sort {
+			t.Errorf("SORT: %q, want %q", got, sort)
+		}
+		if got := cl.ok("UID THREAD REFERENCES UTF-8 ALL"); len(got) != 1 || got[0] != thread {
+			t.Errorf("THREAD: %q, want %q", got, thread)
+		}
+	}
+	check(cl, "* SORT 3 1 2", "* THREAD (3)(1 2)")
+	dir := filepath.Join(st.dir, "mail/local.example/alice/Maildir")
+	file := func(id string) string { // the file of Message-ID id
+		t.Helper()
+		names, err := filepath.Glob(filepath.Join(dir, "cur", "*"))
+		must(t, err)
+		for _, n := range names {
+			if b, err := os.ReadFile(n); err == nil && strings.HasPrefix(string(b), "Message-ID: "+id+"\r\n") {
+				return n
+			}
+		}
+		t.Fatalf("no file of %s", id)
+		return ""
+	}
+	// idleUntil waits in IDLE until the session has been told of every
+	// change in want.
+	idleUntil := func(want ...string) {
+		t.Helper()
+		cl.send("i1 IDLE")
+		if l := cl.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("IDLE: %q", l)
+		}
+		var seen []string
+		for _, w := range want {
+			for !has(seen, w) {
+				seen = append(seen, cl.line())
+			}
+		}
+		cl.send("DONE")
+		if _, tagged := cl.until("i1"); !strings.HasPrefix(tagged, "OK") {
+			t.Fatal(tagged)
+		}
+	}
+
+	// Message 1 removed; a reply to message 3, dated before it, dropped
+	// into new/ (UID 4).
+	one := file("<a@x>")
+	must(t, os.Remove(one))
+	must(t, os.WriteFile(filepath.Join(dir, "new", "1772000000.M1P99.other"),
+		[]byte("Message-ID: <d@x>\r\nIn-Reply-To: <c@x>\r\n"+sortMessage("dora@x.example", "carl@x.example", "Re: Agenda", "Sat, 28 Feb 2026 10:00:00 +0000", 5)), 0o600))
+	idleUntil("* 1 EXPUNGE", "* 3 EXISTS")
+	check(cl, "* SORT 4 3 2", "* THREAD (3 4)(2)")
+
+	// Message 3 replaced by a file of another name, dated after the
+	// others (UID 5).
+	three := file("<c@x>")
+	body, err := os.ReadFile(three)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "cur", "1772000001.M2P99.other:2,"),
+		[]byte(strings.Replace(string(body), "Sun, 01 Mar", "Thu, 05 Mar", 1)), 0o600))
+	must(t, os.Remove(three))
+	idleUntil("* 2 EXPUNGE", "* 3 EXISTS")
+	check(cl, "* SORT 4 2 5", "* THREAD (2)(5 4)")
+
+	fresh := dial(t, addr)
+	fresh.login("alice@local.example")
+	fresh.ok("SELECT INBOX")
+	check(fresh, "* SORT 4 2 5", "* THREAD (2)(5 4)")
 }
