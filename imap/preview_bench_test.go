@@ -1,10 +1,8 @@
 package imap
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 
@@ -32,27 +30,7 @@ func BenchmarkPreview(b *testing.B) {
 		st.deliver("alice@local.example", "INBOX", previewBenchMessage(i))
 	}
 	_, addr := st.serve(st.options())
-	c, err := net.Dial("tcp", addr)
-	must(b, err)
-	defer c.Close()
-	r := bufio.NewReader(c)
-	run := func(cmd string) {
-		fmt.Fprintf(c, "b %s\r\n", cmd)
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				b.Fatal(err)
-			}
-			if strings.HasPrefix(l, "b ") {
-				if !strings.HasPrefix(l, "b OK") {
-					b.Fatalf("%s: %s", cmd, l)
-				}
-				return
-			}
-		}
-	}
-	r.ReadString('\n')
-	run(fmt.Sprintf("LOGIN alice@local.example %q", testPassword))
+	run := benchSession(b, addr)
 	run("EXAMINE INBOX")
 	run("FETCH 1:* PREVIEW") // made and cached once
 	for _, item := range []string{"UID", "BODYSTRUCTURE", "PREVIEW"} {
