@@ -14,6 +14,7 @@ import (
 	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/queue"
+	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
 
@@ -419,4 +420,70 @@ func TestSieveRejectOnTheWire(t *testing.T) {
 			t.Fatalf("%d notifications over LMTP", n)
 		}
 	})
+}
+
+// TestSieveRejectDSNParameters: a Sieve reject's notification is the
+// queue's, written from the same DSN parameters as its bounces: the
+// rejecting recipient's ORCPT as Original-Recipient, the message's ENVID
+// as Original-Envelope-Id, the whole message for RET=FULL. A recipient
+// whose NOTIFY leaves out failures (NEVER, or SUCCESS alone) causes no
+// notification, and is not reported delivered either.
+func TestSieveRejectDSNParameters(t *testing.T) {
+	st := newTestStack(t)
+	st.roomForSmall()
+	sieveScripts(t, st, map[string]string{"small@local.example": `require "reject"; reject "No offers";`})
+	dq := newDSNQueue(t)
+	r, err := router.New(router.Options{Directory: st.db, Queue: dq, Local: &local.Delivery{Maildirs: st.maildirs, Directory: st.db,
+		Filter: &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: dq}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := st.options(MX)
+	o.Target = r
+	addr, _ := st.serve(o)
+	send := func(params string) []recorded {
+		t.Helper()
+		before := len(dq.all())
+		dial(t, "tcp", addr).run(`
+			S: 220
+			C: EHLO client.example
+			S: 250
+			C: MAIL FROM:<s@far.example> RET=FULL ENVID=QQ314159
+			S: 250
+			C: RCPT TO:<alice@local.example>
+			S: 250
+			C: RCPT TO:<small@local.example> ` + params + `
+			S: 250
+			C: DATA
+			S: 354
+			R: "Subject: offer\r\n\r\nthe whole offer\r\n.\r\n"
+			S: 250
+			C: QUIT
+			S: 221`)
+		return dq.all()[before:]
+	}
+
+	got := send("NOTIFY=FAILURE ORCPT=rfc822;Small+2Bx@local.example")
+	if len(got) != 1 || got[0].from != "" || strings.Join(got[0].rcpts, ",") != "s@far.example" {
+		t.Fatalf("notifications %+v, want one from <> to the sender", got)
+	}
+	containsAll(t, got[0].data, []string{
+		"\r\nOriginal-Envelope-Id: QQ314159\r\nReporting-MTA: dns; mx.local.example\r\n",
+		"\r\n\r\nOriginal-Recipient: rfc822;Small+x@local.example\r\nFinal-Recipient: rfc822; small@local.example\r\nAction: failed\r\nStatus: 5.7.1\r\n",
+		"Diagnostic-Code: X-mailagent; 550 5.7.1 No offers\r\n",
+		"Content-Type: message/rfc822\r\n",
+		"\r\nthe whole offer\r\n",
+	})
+	if strings.Contains(got[0].data, "alice@local.example") {
+		t.Errorf("notification names alice:\n%s", got[0].data)
+	}
+
+	for _, params := range []string{"NOTIFY=NEVER", "NOTIFY=SUCCESS ORCPT=rfc822;small@local.example", "NOTIFY=DELAY"} {
+		if got := send(params); len(got) != 0 {
+			t.Errorf("RCPT %s: %d notifications, want none:\n%s", params, len(got), got[0].data)
+		}
+	}
+	if got := st.counts(); got != "4,0,0" {
+		t.Fatalf("stored alice,small,bob: %s, want 4,0,0", got)
+	}
 }

@@ -85,13 +85,17 @@ type delivery struct {
 	env    *mail.Envelope
 	users  []*store.User
 	rcpts  []string            // as added, parallel to users
+	dsns   []mail.RcptDSN      // each recipient's DSN parameters, parallel to users
 	seen   map[string]bool     // recipients added, by address
 	final  []string            // the user each recipient was delivered to, parallel to users
 	staged [][]*maildir.Staged // parallel to users, nil where not written
 	sends  [][]mail.Delivery   // parallel to users: redirects and notifications staged by the filter
 	// folders names each staged copy's folder, parallel to staged.
 	folders [][]string
-	done    bool
+	// rejected marks the recipients whose filter refused the message,
+	// parallel to users.
+	rejected []bool
+	done     bool
 }
 
 // AddRecipient implements Delivery: the user must exist, be enabled and
@@ -116,6 +120,7 @@ func (d *delivery) AddRecipient(ctx context.Context, rcpt string) error {
 	d.seen[rcpt] = true
 	d.users = append(d.users, u)
 	d.rcpts = append(d.rcpts, rcpt)
+	d.dsns = append(d.dsns, mail.RcptDSNFrom(ctx))
 	return nil
 }
 
@@ -160,6 +165,7 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body, perRcpt bool) [
 	staged := make([][]*maildir.Staged, len(d.users))
 	sends := make([][]mail.Delivery, len(d.users))
 	folders := make([][]string, len(d.users))
+	rejected := make([]bool, len(d.users))
 	users := make([]string, len(d.users))
 	sem := make(chan struct{}, stageConcurrency)
 	var wg sync.WaitGroup
@@ -184,9 +190,9 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body, perRcpt bool) [
 			users[i] = u.Address
 			copies := []Copy{{Folder: "INBOX"}}
 			if d.t.Filter != nil {
-				copies = d.t.Filter.FilterLocal(ctx, u, d.env, body)
+				copies = d.t.Filter.FilterLocal(mail.WithRcptDSN(ctx, d.dsns[i]), u, d.env, body)
 			}
-			copies, sends[i], errs[i] = d.splitSends(ctx, copies, perRcpt)
+			copies, sends[i], rejected[i], errs[i] = d.splitSends(ctx, copies, perRcpt)
 			if errs[i] != nil {
 				return
 			}
@@ -210,20 +216,23 @@ func (d *delivery) stageAll(ctx context.Context, body mail.Body, perRcpt bool) [
 		}()
 	}
 	wg.Wait()
-	d.staged, d.sends, d.folders, d.final = staged, sends, folders, users
+	d.staged, d.sends, d.folders, d.final, d.rejected = staged, sends, folders, users, rejected
 	return errs
 }
 
 // splitSends separates the filter's stored copies from the messages it
-// staged for sending. Where each recipient has its own reply, a copy
-// refusing the recipient is that reply and nothing is kept or sent.
-func (d *delivery) splitSends(ctx context.Context, copies []Copy, perRcpt bool) ([]Copy, []mail.Delivery, error) {
+// staged for sending, and reports whether the filter rejected the
+// message. Where each recipient has its own reply, a copy refusing the
+// recipient is that reply and nothing is kept or sent.
+func (d *delivery) splitSends(ctx context.Context, copies []Copy, perRcpt bool) ([]Copy, []mail.Delivery, bool, error) {
 	var keep []Copy
 	var sends []mail.Delivery
 	var refuse *mail.Error
+	rejected := false
 	for _, c := range copies {
+		rejected = rejected || c.Rejected
 		switch {
-		case c.Send == nil && c.Refuse == nil:
+		case c.Send == nil && c.Refuse == nil && !c.Rejected:
 			keep = append(keep, c)
 		case perRcpt && c.Refuse != nil:
 			refuse = c.Refuse
@@ -236,9 +245,9 @@ func (d *delivery) splitSends(ctx context.Context, copies []Copy, perRcpt bool) 
 	}
 	if refuse != nil {
 		abortSends(ctx, sends)
-		return nil, nil, refuse
+		return nil, nil, true, refuse
 	}
-	return keep, sends, nil
+	return keep, sends, rejected, nil
 }
 
 func abortSends(ctx context.Context, sends []mail.Delivery) {
@@ -393,6 +402,18 @@ func (d *delivery) Mailboxes(rcpt string) (user string, folders []string) {
 		}
 	}
 	return "", nil
+}
+
+// Rejected reports whether rcpt's filter refused the message once Body
+// has run (a Sieve reject): it got no copy and is not to be reported
+// delivered.
+func (d *delivery) Rejected(rcpt string) bool {
+	for i, r := range d.rcpts {
+		if r == rcpt && i < len(d.rejected) {
+			return d.rejected[i]
+		}
+	}
+	return false
 }
 
 func (d *delivery) logger() *slog.Logger {

@@ -42,12 +42,19 @@ type Copy struct {
 	// Sieve ereject); where the message is accepted for all recipients
 	// at once (SMTP), Send, the notification, goes instead.
 	Refuse *mail.Error
+	// Rejected marks the recipient's refusal of the message (a Sieve
+	// reject or ereject): nothing is stored for it, Send is the
+	// notification to the sender if one is sent, and the recipient
+	// counts as not delivered, so that no success notification
+	// (NOTIFY=SUCCESS) names it.
+	Rejected bool
 }
 
 // Filter decides where a local user's copies of a message go.
 type Filter interface {
 	// FilterLocal returns the copies to store for u; none discards the
-	// message for u. It cannot fail a delivery: a filter that cannot
+	// message for u. ctx carries the recipient's DSN parameters
+	// (mail.RcptDSNFrom), which a notification it sends honours. It cannot fail a delivery: a filter that cannot
 	// decide returns the INBOX copy and logs why, so that a message is
 	// never lost to a filter.
 	FilterLocal(ctx context.Context, u *store.User, env *mail.Envelope, body mail.Body) []Copy
@@ -262,7 +269,9 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *mail.
 	}
 	abortSends := func() {
 		for _, c := range sends {
-			c.Send.Abort(context.WithoutCancel(ctx))
+			if c.Send != nil {
+				c.Send.Abort(context.WithoutCancel(ctx))
+			}
 		}
 	}
 	for i, s := range scripts {
@@ -330,13 +339,15 @@ func (f *SieveFilter) FilterLocal(ctx context.Context, u *store.User, env *mail.
 					log.Warn("sieve reject not performed; the message is kept", "err", err)
 					keepInbox = true
 				case !ok:
-					log.Info("sieve reject: no notification to the null sender or for automatic mail; the message is discarded")
-					cancelled = true
+					log.Info("sieve reject: no notification to the null sender, for automatic mail, or against the recipient's NOTIFY; the message is discarded")
+					c := Copy{Rejected: true}
 					if a.Extended {
-						sends = append(sends, Copy{Refuse: reply})
+						c.Refuse = reply
 					}
+					sends = append(sends, c)
+					cancelled = true
 				default:
-					c := Copy{Send: d}
+					c := Copy{Send: d, Rejected: true}
 					if a.Extended {
 						c.Refuse = reply
 					}

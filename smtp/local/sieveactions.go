@@ -131,10 +131,15 @@ func rejectReply(reason string) *mail.Error {
 
 // stageReject prepares the delivery status notification (RFC 3464,
 // RFC 5429 section 2.1) telling the sender that u refused the message,
-// with the script's reason. None is sent to the null sender, nor for
-// automatic or list mail: ok is false and the message is dropped.
+// with the script's reason. It is the queue's bounce, written from the
+// same DSN parameters: the recipient's ORCPT and NOTIFY (carried by ctx)
+// and the message's ENVID and RET. None is sent to the null sender, for
+// automatic or list mail, nor when the recipient's NOTIFY leaves out
+// failures (RFC 3461 section 4.1): ok is false and the message is
+// dropped.
 func (f *SieveFilter) stageReject(ctx context.Context, u *store.User, env *mail.Envelope, body mail.Body, msg *sieve.Message, reply *mail.Error) (d mail.Delivery, ok bool, err error) {
-	if env.From == "" || autoOrList(msg) {
+	dsn := mail.RcptDSNFrom(ctx)
+	if env.From == "" || autoOrList(msg) || !dsn.Notify.Failure() {
 		return nil, false, nil
 	}
 	b, isBouncer := f.Outbound.(mail.Bouncer)
@@ -143,7 +148,7 @@ func (f *SieveFilter) stageReject(ctx context.Context, u *store.User, env *mail.
 	}
 	denv := *env
 	denv.ID = uniqueID(env.ID + ".reject")
-	d, err = b.Bounce(ctx, &denv, body, []mail.Failure{{Rcpt: u.Address, Err: reply}})
+	d, err = b.Bounce(ctx, &denv, body, []mail.Failure{{Rcpt: u.Address, Err: reply, DSN: dsn}})
 	if err != nil {
 		return nil, false, err
 	}

@@ -544,7 +544,7 @@ func (m *routed) notifyDelivered(ctx context.Context) {
 			continue
 		}
 		for _, d := range rt.dests {
-			if d.leg != nil && d.leg.local && d.leg.committed && d.leg.rcpts[d.rcpt] && d.result() == nil {
+			if d.leg != nil && d.leg.local && d.leg.committed && d.leg.rcpts[d.rcpt] && d.result() == nil && !rejected(d.leg.d, d.rcpt) {
 				done = append(done, mail.Success{Rcpt: rt.rcpt, DSN: rt.dsn})
 				break
 			}
@@ -575,6 +575,18 @@ func (m *routed) notifyDelivered(ctx context.Context) {
 // copies went (smtp/local's).
 type mailboxer interface {
 	Mailboxes(rcpt string) (user string, folders []string)
+}
+
+// rejecter is a local leg's Delivery that tells a recipient whose filter
+// refused the message (smtp/local's, for a Sieve reject): committed, yet
+// not delivered.
+type rejecter interface {
+	Rejected(rcpt string) bool
+}
+
+func rejected(d mail.Delivery, rcpt string) bool {
+	r, ok := d.(rejecter)
+	return ok && r.Rejected(rcpt)
 }
 
 // queueIDer is a queue leg's Delivery that names the queued message.
