@@ -134,6 +134,7 @@ type interp struct {
 	cancel   bool // implicit keep cancelled
 	redirs   int
 	steps    int64
+	work     int64 // units of matching work not yet counted as a step
 	depth    int
 	once     map[string]bool
 	sc       *scope
@@ -195,6 +196,36 @@ func (in *interp) step(p Pos) error {
 		if err := in.ctx.Err(); err != nil {
 			return errAt(p, "script run stopped: %v", err)
 		}
+	}
+	return nil
+}
+
+// workPerStep is how many units of work count as one step against
+// MaxSteps: a character :matches compares, a character :regex scans
+// times its expression's length / regexWorkDivisor, a byte of an
+// included script parsed. One test on a long value (a 64 MiB body) or
+// with a pattern built to backtrack so costs steps in proportion to what
+// it does, and a run cannot spend minutes inside one step.
+const workPerStep = 1024
+
+// regexWorkDivisor scales :regex's estimate (the worst case of Go's
+// matcher is the value's length times the expression's), which most
+// expressions stay far below.
+const regexWorkDivisor = 16
+
+// charge counts units of work done within the current step.
+func (in *interp) charge(units int64) error {
+	in.work += units
+	if in.work < workPerStep {
+		return nil
+	}
+	in.steps += in.work / workPerStep
+	in.work %= workPerStep
+	if in.steps > in.lim.MaxSteps {
+		return errAt(Pos{}, "script ran too long")
+	}
+	if err := in.ctx.Err(); err != nil {
+		return errAt(Pos{}, "script run stopped: %v", err)
 	}
 	return nil
 }
@@ -595,6 +626,9 @@ func (in *interp) include(c *Command) error {
 	}
 	if err != nil {
 		return errAt(c.Pos, "include %q: %v", name, err)
+	}
+	if err := in.charge(int64(len(src))); err != nil {
+		return err
 	}
 	s, err := Parse(src, in.lim)
 	if err != nil {

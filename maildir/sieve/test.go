@@ -226,6 +226,11 @@ func (in *interp) matchValues(a *args, vals, keys []string) (bool, error) {
 			if err := in.step(Pos{}); err != nil {
 				return false, err
 			}
+			// Every comparison reads its value and key at least once
+			// (:matches counts its backtracking on top).
+			if err := in.charge(int64(len(v) + len(k))); err != nil {
+				return false, err
+			}
 			switch a.match {
 			case "is":
 				if compare(a.comparator, v, k) == 0 {
@@ -240,7 +245,11 @@ func (in *interp) matchValues(a *args, vals, keys []string) (bool, error) {
 					return true, nil
 				}
 			case "matches":
-				if caps, ok := glob(k, v, a.comparator != "i;octet"); ok {
+				caps, ok, err := glob(k, v, a.comparator != "i;octet", in.charge)
+				if err != nil {
+					return false, err
+				}
+				if ok {
 					in.setMatch(append([]string{v}, caps...))
 					return true, nil
 				}
@@ -253,6 +262,9 @@ func (in *interp) matchValues(a *args, vals, keys []string) (bool, error) {
 					if re, err = compileRegex(k, a.comparator); err != nil {
 						return false, &Error{Msg: fmt.Sprintf("bad regular expression %q", k)}
 					}
+				}
+				if err := in.charge(int64(len(v)) * int64(len(re.String())+regexWorkDivisor) / regexWorkDivisor); err != nil {
+					return false, err
 				}
 				if m := re.FindStringSubmatch(v); m != nil {
 					in.setMatch(m)
@@ -332,8 +344,10 @@ func relate(op string, c int) bool {
 }
 
 // glob matches v against a :matches pattern, each "*" taking as little as
-// it can, and returns what each wildcard matched.
-func glob(pattern, v string, fold bool) ([]string, bool) {
+// it can, and returns what each wildcard matched. It tells charge of its
+// work (characters compared, backtracking included) every workPerStep
+// characters, and stops with charge's error.
+func glob(pattern, v string, fold bool, charge func(int64) error) ([]string, bool, error) {
 	type tok struct {
 		kind byte // 'l' literal, '?', '*'
 		r    rune
@@ -370,7 +384,14 @@ func glob(pattern, v string, fold bool) ([]string, bool) {
 	end := make([]int, len(pat))
 	pi, si := 0, 0
 	starP, starS := -1, 0
+	work := int64(0)
 	for si < len(s) || pi < len(pat) {
+		if work++; work == workPerStep {
+			if err := charge(work); err != nil {
+				return nil, false, err
+			}
+			work = 0
+		}
 		if pi < len(pat) {
 			switch pat[pi].kind {
 			case '*':
@@ -399,7 +420,7 @@ func glob(pattern, v string, fold bool) ([]string, bool) {
 			end[starP] = starS
 			continue
 		}
-		return nil, false
+		return nil, false, charge(work)
 	}
 	var caps []string
 	for k, t := range pat {
@@ -407,7 +428,7 @@ func glob(pattern, v string, fold bool) ([]string, bool) {
 			caps = append(caps, string(s[start[k]:end[k]]))
 		}
 	}
-	return caps, true
+	return caps, true, charge(work)
 }
 
 // bodyValues gives the texts the body test looks at (RFC 5173).

@@ -1,0 +1,56 @@
+package sieve
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// A single :matches, :regex or include does work in proportion to its
+// inputs, not one step whatever their size: a pattern built to backtrack
+// over a long value ends the run with "script ran too long" (and the
+// implicit keep) after at most MaxSteps steps' worth of work, instead of
+// running for minutes inside one step.
+func TestMatchWorkBounded(t *testing.T) {
+	long := strings.Repeat("a", 200_000)
+	msg := ParseMessage([]byte("Subject: x\r\n\r\n" + long + "\r\n"))
+	pattern := "*" + strings.Repeat("a", 30_000) + "b"
+	cases := map[string]string{
+		"matches": `require "body"; if body :raw :matches "` + pattern + `" { discard; }`,
+		"regex":   `require ["body","regex"]; if body :raw :regex "` + strings.Repeat("a?", 2000) + strings.Repeat("a", 2000) + `b" { discard; }`,
+	}
+	for name, script := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, err := Parse([]byte(script), Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Run(context.Background(), s, msg, Envelope{}, Options{Limits: Limits{MaxSteps: 2000}})
+			if err == nil || !strings.Contains(err.Error(), "script ran too long") {
+				t.Fatalf("Run: %v, want the step limit", err)
+			}
+			if got := canonical(res, nil); got != "implicit store INBOX" {
+				t.Fatalf("actions %q, want the implicit keep", got)
+			}
+		})
+	}
+	// An ordinary match over the same value stays well within the limit.
+	s, _ := Parse([]byte(`require "body"; if body :raw :matches "*aaab*" { discard; } elsif body :raw :contains "aaa" { discard; }`), Limits{})
+	if res, err := Run(context.Background(), s, msg, Envelope{}, Options{Limits: Limits{MaxSteps: 2000}}); err != nil || canonical(res, err) != "discard" {
+		t.Fatalf("ordinary match: %q, %v", canonical(res, err), err)
+	}
+}
+
+// Many keys over a long value cost what they read: 5,000 :contains keys
+// over a 200 KB body are a billion characters, not 5,000 steps.
+func TestManyKeysWorkBounded(t *testing.T) {
+	msg := ParseMessage([]byte("Subject: x\r\n\r\n" + strings.Repeat("a", 200_000) + "\r\n"))
+	keys := strings.TrimSuffix(strings.Repeat(`"b", `, 5000), ", ")
+	s, err := Parse([]byte(`require "body"; if body :raw :contains [`+keys+`] { discard; }`), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), s, msg, Envelope{}, Options{Limits: Limits{MaxSteps: 20000}}); err == nil || !strings.Contains(err.Error(), "script ran too long") {
+		t.Fatalf("Run: %v, want the step limit", err)
+	}
+}
