@@ -5,9 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"strconv"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
