@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mailagent/mailagent/smtp/internal/smtptest"
 	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
 	"github.com/mailagent/mailagent/smtp/queue"
@@ -39,7 +40,7 @@ func (refusingConn) Close() error { return nil }
 // A malformed or oversized ORCPT or ENVID is refused with 501 5.5.4.
 func TestDSNParametersOnTheWire(t *testing.T) {
 	st := newTestStack(t)
-	bounces := &recordingTarget{}
+	bounces := &smtptest.Recorder{}
 	q, err := queue.New(queue.Options{Dir: t.TempDir(), Courier: refusingCourier{}, Bounces: bounces, Hostname: "mx.test"})
 	if err != nil {
 		t.Fatal(err)
@@ -79,11 +80,11 @@ func TestDSNParametersOnTheWire(t *testing.T) {
 	if err := q.RunDue(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	got := bounces.all()
+	got := bounces.All()
 	if len(got) != 1 {
 		t.Fatalf("%d notifications, want 1", len(got))
 	}
-	dsn := got[0].data
+	dsn := got[0].Data
 	containsAll(t, dsn, []string{
 		"\r\nOriginal-Envelope-Id: QQ+314\r\nReporting-MTA: dns; mx.test\r\n",
 		"\r\n\r\nOriginal-Recipient: rfc822;Out+tag@local.example\r\nFinal-Recipient: rfc822; someone@far.example\r\nAction: failed\r\nStatus: 5.1.1\r\n",
@@ -134,11 +135,11 @@ func TestDSNParametersLateFailure(t *testing.T) {
 			t.Fatalf("alice has %d messages, want %d", n, i+1)
 		}
 	}
-	got := dq.all()
+	got := dq.All()
 	if len(got) != 1 {
 		t.Fatalf("%d notifications, want 1 (none for NOTIFY=NEVER)", len(got))
 	}
-	dsn := got[0].data
+	dsn := got[0].Data
 	containsAll(t, dsn, []string{
 		"\r\nOriginal-Envelope-Id: E1\r\nReporting-MTA: dns; mx.local.example\r\n",
 		"\r\n\r\nOriginal-Recipient: rfc822;Small+x@local.example\r\nFinal-Recipient: rfc822; small@local.example\r\nAction: failed\r\n",

@@ -65,14 +65,14 @@ func TestDSNSuccessLocal(t *testing.T) {
 	if n := len(st.messages("alice@local.example", "")); n != 2 {
 		t.Fatalf("alice has %d messages, want 2", n)
 	}
-	got := dq.all()
+	got := dq.All()
 	if len(got) != 1 {
 		t.Fatalf("%d notifications, want 1", len(got))
 	}
-	if got[0].from != "" || strings.Join(got[0].rcpts, ",") != "s@far.example" {
-		t.Errorf("notice from %q to %v, want from <> to s@far.example", got[0].from, got[0].rcpts)
+	if got[0].From != "" || strings.Join(got[0].Rcpts, ",") != "s@far.example" {
+		t.Errorf("notice from %q to %v, want from <> to s@far.example", got[0].From, got[0].Rcpts)
 	}
-	dsn := got[0].data
+	dsn := got[0].Data
 	containsAll(t, dsn, []string{
 		"Subject: Successful Mail Delivery Report\r\n",
 		"\r\nOriginal-Envelope-Id: E7\r\nReporting-MTA: dns; mx.local.example\r\n",
@@ -112,11 +112,11 @@ func TestDSNSuccessLMTP(t *testing.T) {
 		S: 550
 		C: QUIT
 		S: 221`)
-	got := dq.all()
+	got := dq.All()
 	var notices []string
 	for _, g := range got {
-		if strings.Contains(g.data, "Action: delivered") {
-			notices = append(notices, g.data)
+		if strings.Contains(g.Data, "Action: delivered") {
+			notices = append(notices, g.Data)
 		}
 	}
 	if len(notices) != 1 {

@@ -6,19 +6,16 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp/internal/smtptest"
 	"github.com/mailagent/mailagent/smtp/local"
-	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
 )
@@ -32,7 +29,7 @@ type testStack struct {
 	dir      string
 	db       *store.SQL
 	maildirs *maildir.Store
-	queue    *recordingTarget
+	queue    *smtptest.Recorder
 	local    *local.Delivery
 	router   *router.Router
 	auth     *auth.Authenticator
@@ -75,7 +72,7 @@ func newTestStack(t testing.TB) *testStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { md.Close() })
-	st := &testStack{t: t, dir: dir, db: db, maildirs: md, queue: &recordingTarget{}}
+	st := &testStack{t: t, dir: dir, db: db, maildirs: md, queue: &smtptest.Recorder{}}
 	st.auth = &auth.Authenticator{
 		Users:  db,
 		Argon2: params,
@@ -168,82 +165,8 @@ func (st *testStack) messages(user, folder string) []string {
 	if folder != "" {
 		base = filepath.Join(base, "."+folder)
 	}
-	var names []string
-	for _, sub := range []string{"new", "cur"} {
-		ents, err := os.ReadDir(filepath.Join(base, sub))
-		if err != nil && !os.IsNotExist(err) {
-			st.t.Fatal(err)
-		}
-		for _, e := range ents {
-			names = append(names, filepath.Join(base, sub, e.Name()))
-		}
-	}
-	sort.Strings(names)
-	var out []string
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			st.t.Fatal(err)
-		}
-		out = append(out, string(b))
-	}
-	return out
+	return smtptest.Messages(st.t, base)
 }
-
-// recordingTarget is an embedder's Target standing in for the outbound
-// queue: it keeps committed messages in memory.
-type recordingTarget struct {
-	mu   sync.Mutex
-	msgs []recorded
-}
-
-type recorded struct {
-	from  string
-	rcpts []string
-	data  string
-}
-
-func (r *recordingTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
-	return &recordingDelivery{r: r, env: env}, nil
-}
-
-func (r *recordingTarget) all() []recorded {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]recorded(nil), r.msgs...)
-}
-
-type recordingDelivery struct {
-	r     *recordingTarget
-	env   *mail.Envelope
-	rcpts []string
-	data  string
-}
-
-func (d *recordingDelivery) AddRecipient(ctx context.Context, rcpt string) error {
-	d.rcpts = append(d.rcpts, rcpt)
-	return nil
-}
-
-func (d *recordingDelivery) Body(ctx context.Context, body mail.Body) error {
-	rc, err := body.Open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	d.data = string(b)
-	return err
-}
-
-func (d *recordingDelivery) Commit(ctx context.Context) error {
-	d.r.mu.Lock()
-	d.r.msgs = append(d.r.msgs, recorded{from: d.env.From, rcpts: d.rcpts, data: d.data})
-	d.r.mu.Unlock()
-	return nil
-}
-
-func (d *recordingDelivery) Abort(ctx context.Context) error { return nil }
 
 // client is the test side of a dialog: raw lines over TCP (or a unix
 // socket), optionally upgraded to TLS.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	milter "github.com/d--j/go-milter"
+	"github.com/mailagent/mailagent/smtp/internal/smtptest"
 	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
 )
@@ -234,7 +235,7 @@ func TestMilterActions(t *testing.T) {
 func TestMilterEnvelopeEdits(t *testing.T) {
 	st := newTestStack(t)
 	maddr, _ := startMilter(t)
-	rt := &recordingTarget{}
+	rt := &smtptest.Recorder{}
 	o := st.options(MX)
 	o.Target = rt
 	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr}}
@@ -242,12 +243,12 @@ func TestMilterEnvelopeEdits(t *testing.T) {
 	dial(t, "tcp", addr).run(greet + toAlice + `
 		R: ` + message("reroute", "") + `
 		S: 250`)
-	got := rt.all()
+	got := rt.All()
 	if len(got) != 1 {
 		t.Fatalf("%d deliveries, want 1", len(got))
 	}
-	if got[0].from != "changed@far.example" || strings.Join(got[0].rcpts, ",") != "bob@local.example" {
-		t.Errorf("delivered from %q to %q, want changed@far.example to bob@local.example", got[0].from, got[0].rcpts)
+	if got[0].From != "changed@far.example" || strings.Join(got[0].Rcpts, ",") != "bob@local.example" {
+		t.Errorf("delivered from %q to %q, want changed@far.example to bob@local.example", got[0].From, got[0].Rcpts)
 	}
 }
 
@@ -455,7 +456,7 @@ func FuzzParseMilterReply(f *testing.F) {
 func TestMilterQuarantineTarget(t *testing.T) {
 	st := newTestStack(t)
 	maddr, _ := startMilter(t)
-	held := &recordingTarget{}
+	held := &smtptest.Recorder{}
 	o := st.options(MX)
 	o.Quarantine = held
 	o.Checks.Filters = []mail.Filter{&Milter{Address: maddr}}
@@ -466,8 +467,8 @@ func TestMilterQuarantineTarget(t *testing.T) {
 		` + toAlice + `
 		R: ` + message("hello", "") + `
 		S: 250`)
-	got := held.all()
-	if len(got) != 1 || strings.Join(got[0].rcpts, ",") != "alice@local.example" || !strings.Contains(got[0].data, "Subject: quarantine\r\n") {
+	got := held.All()
+	if len(got) != 1 || strings.Join(got[0].Rcpts, ",") != "alice@local.example" || !strings.Contains(got[0].Data, "Subject: quarantine\r\n") {
 		t.Fatalf("quarantine target got %+v, want the quarantined message for alice", got)
 	}
 	if n := len(st.messages("alice@local.example", "Junk")); n != 0 {

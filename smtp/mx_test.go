@@ -52,7 +52,7 @@ func TestMXDelivers(t *testing.T) {
 			t.Errorf("Received names a recipient of a multi-recipient message:\n%s", m)
 		}
 	}
-	if q := st.queue.all(); len(q) != 0 {
+	if q := st.queue.All(); len(q) != 0 {
 		t.Errorf("queued %d messages, want none", len(q))
 	}
 }
@@ -99,7 +99,7 @@ func TestMXRecipientPolicy(t *testing.T) {
 				S: ` + tc.want)
 		})
 	}
-	if q := st.queue.all(); len(q) != 0 {
+	if q := st.queue.All(); len(q) != 0 {
 		t.Errorf("queued %d messages, want none", len(q))
 	}
 }
@@ -140,7 +140,7 @@ func TestSourceRoutes(t *testing.T) {
 	if len(got) != 6 {
 		t.Fatalf("alice has %d messages, want 6", len(got))
 	}
-	if q := st.queue.all(); len(q) != 0 {
+	if q := st.queue.All(); len(q) != 0 {
 		t.Errorf("queued %d messages, want none", len(q))
 	}
 }
@@ -240,12 +240,12 @@ func TestMXRelaysForwardingsToQueue(t *testing.T) {
 	addr, _ := st.serve(st.options(MX))
 	c := dial(t, "tcp", addr)
 	c.run("S: 220\nC: EHLO client.far.example\nS: 250\n" + send("sender@far.example", "out@local.example"))
-	q := st.queue.all()
-	if len(q) != 1 || len(q[0].rcpts) != 1 || q[0].rcpts[0] != "someone@far.example" || q[0].from != "sender@far.example" {
+	q := st.queue.All()
+	if len(q) != 1 || len(q[0].Rcpts) != 1 || q[0].Rcpts[0] != "someone@far.example" || q[0].From != "sender@far.example" {
 		t.Fatalf("queue got %+v, want one message to someone@far.example", q)
 	}
-	if strings.Contains(q[0].data, "Delivered-To") || !strings.HasPrefix(q[0].data, "Received: ") {
-		t.Errorf("queued copy has the wrong header fields:\n%s", q[0].data)
+	if strings.Contains(q[0].Data, "Delivered-To") || !strings.HasPrefix(q[0].Data, "Received: ") {
+		t.Errorf("queued copy has the wrong header fields:\n%s", q[0].Data)
 	}
 	if n := len(st.messages("alice@local.example", "")); n != 1 {
 		t.Errorf("alice has %d messages, want 1 (kept copy)", n)

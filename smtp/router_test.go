@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mailagent/mailagent/smtp/internal/smtptest"
 	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/router"
 	"github.com/mailagent/mailagent/store"
@@ -23,24 +24,24 @@ import (
 // recipients named in fail after the body, as an LMTP client would
 // report them.
 type hopTarget struct {
-	recordingTarget
+	smtptest.Recorder
 	spec string
 	fail map[string]bool
 }
 
 func (h *hopTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
-	d, _ := h.recordingTarget.Start(ctx, env)
-	return &hopDelivery{recordingDelivery: d.(*recordingDelivery), h: h}, nil
+	d, _ := h.Recorder.Start(ctx, env)
+	return &hopDelivery{Delivery: d.(*smtptest.Delivery), h: h}, nil
 }
 
 type hopDelivery struct {
-	*recordingDelivery
+	*smtptest.Delivery
 	h *hopTarget
 }
 
 func (d *hopDelivery) BodyNonAtomic(ctx context.Context, status mail.StatusCollector, body mail.Body) {
 	err := d.Body(ctx, body)
-	for _, r := range d.rcpts {
+	for _, r := range d.Rcpts {
 		switch {
 		case err != nil:
 			status.SetStatus(r, err)
@@ -108,16 +109,16 @@ func TestRouterTransportTable(t *testing.T) {
 		S: 550 5.1.1 <gone@relayed.example>
 		S: 250 2.0.0 <y@mx.example>`)
 
-	lmtp := hops["lmtp:127.0.0.1:2424"].all()
-	if len(lmtp) != 1 || strings.Join(lmtp[0].rcpts, ",") != "carol@other.example" {
+	lmtp := hops["lmtp:127.0.0.1:2424"].All()
+	if len(lmtp) != 1 || strings.Join(lmtp[0].Rcpts, ",") != "carol@other.example" {
 		t.Errorf("LMTP hop got %+v, want carol's mail (a local user of a domain routed by LMTP)", lmtp)
 	}
-	relay := hops["smtp:[192.0.2.1]:587"].all()
-	if len(relay) != 1 || strings.Join(relay[0].rcpts, ",") != "x@relayed.example,gone@relayed.example" {
+	relay := hops["smtp:[192.0.2.1]:587"].All()
+	if len(relay) != 1 || strings.Join(relay[0].Rcpts, ",") != "x@relayed.example,gone@relayed.example" {
 		t.Errorf("SMTP hop got %+v", relay)
 	}
-	q := st.queue.all()
-	if len(q) != 1 || strings.Join(q[0].rcpts, ",") != "y@mx.example" {
+	q := st.queue.All()
+	if len(q) != 1 || strings.Join(q[0].Rcpts, ",") != "y@mx.example" {
 		t.Errorf("queue got %+v, want y@mx.example (smtp: without a host is MX routing)", q)
 	}
 	// sales@other.example forwards to alice in local.example, which has

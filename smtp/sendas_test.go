@@ -81,7 +81,7 @@ func TestSubmissionHeaderFrom(t *testing.T) {
 		R: ` + fmt.Sprintf("%q", msg) + `
 		S: 553 5.7.1`)
 	// Only the messages that passed reached the queue.
-	if n, want := len(st.queue.all()), 6; n != want {
+	if n, want := len(st.queue.All()), 6; n != want {
 		t.Errorf("queue holds %d messages, want %d", n, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mailagent/mailagent/dnsauth"
+	"github.com/mailagent/mailagent/smtp/internal/smtptest"
 	"github.com/mailagent/mailagent/smtp/local"
 	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/outbound"
@@ -22,7 +23,7 @@ import (
 // committed, and its notifications are the real queue's (RFC 3464),
 // recorded the same way.
 type dsnQueue struct {
-	*recordingTarget
+	*smtptest.Recorder
 	q *queue.Queue
 }
 
@@ -32,13 +33,13 @@ func (d dsnQueue) Bounce(ctx context.Context, env *mail.Envelope, body mail.Body
 
 func newDSNQueue(t *testing.T) dsnQueue {
 	t.Helper()
-	rec := &recordingTarget{}
+	rec := &smtptest.Recorder{}
 	q, err := queue.New(queue.Options{Dir: t.TempDir(), Courier: queue.Outbound(&outbound.Client{}), Bounces: rec, Hostname: "mx.local.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	return dsnQueue{recordingTarget: rec, q: q}
+	return dsnQueue{Recorder: rec, q: q}
 }
 
 // sieveScripts writes each user's active script.
@@ -56,25 +57,10 @@ func sieveScripts(t *testing.T, st *testStack, scripts map[string]string) {
 }
 
 // deliverThree delivers msg from from to the three users, all or
-// nothing as over SMTP, and returns Commit's error.
+// nothing as over SMTP; any failure fails the test.
 func deliverThree(t *testing.T, ld *local.Delivery, from, msg string) {
 	t.Helper()
-	ctx := context.Background()
-	d, err := ld.Start(ctx, &mail.Envelope{ID: "R1", From: from, Hostname: "mx.local.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range threeRcpts {
-		if err := d.AddRecipient(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := d.Body(ctx, mail.BytesBody([]byte(msg))); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	smtptest.Deliver(t, ld, &mail.Envelope{ID: "R1", From: from, Hostname: "mx.local.example"}, threeRcpts, msg)
 }
 
 // TestSieveRedirectAtDelivery: alice redirects (her copy is not kept),
@@ -91,42 +77,42 @@ func TestSieveRedirectAtDelivery(t *testing.T) {
 		"small@local.example": `require "copy"; redirect :copy "s@elsewhere.example";`,
 		"bob@local.example":   `redirect "b@elsewhere.example";`,
 	})
-	out := &recordingTarget{}
+	out := &smtptest.Recorder{}
 	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db,
 		Filter: &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: out}}
 	deliverThree(t, ld, "s@far.example", "Delivered-To: bob@local.example\r\nSubject: hi\r\n\r\nbody\r\n")
 	if got := st.counts(); got != "0,1,1" {
 		t.Fatalf("stored alice,small,bob: %s, want 0,1,1", got)
 	}
-	sent := out.all()
+	sent := out.All()
 	if len(sent) != 2 {
 		t.Fatalf("%d redirects sent, want 2: %+v", len(sent), sent)
 	}
-	to := map[string]recorded{}
+	to := map[string]smtptest.Message{}
 	for _, m := range sent {
-		if len(m.rcpts) != 1 || m.from != "s@far.example" {
-			t.Fatalf("redirect envelope: from %q to %v", m.from, m.rcpts)
+		if len(m.Rcpts) != 1 || m.From != "s@far.example" {
+			t.Fatalf("redirect envelope: from %q to %v", m.From, m.Rcpts)
 		}
-		to[m.rcpts[0]] = m
+		to[m.Rcpts[0]] = m
 	}
 	a, ok := to["a@elsewhere.example"]
-	if !ok || !strings.HasPrefix(a.data, "Delivered-To: alice@local.example\r\nReceived: by mx.local.example (mailagent sieve redirect) id R1 for <a@elsewhere.example>; ") ||
-		!strings.HasSuffix(a.data, "\r\nDelivered-To: bob@local.example\r\nSubject: hi\r\n\r\nbody\r\n") {
-		t.Fatalf("alice's redirect: %q", a.data)
+	if !ok || !strings.HasPrefix(a.Data, "Delivered-To: alice@local.example\r\nReceived: by mx.local.example (mailagent sieve redirect) id R1 for <a@elsewhere.example>; ") ||
+		!strings.HasSuffix(a.Data, "\r\nDelivered-To: bob@local.example\r\nSubject: hi\r\n\r\nbody\r\n") {
+		t.Fatalf("alice's redirect: %q", a.Data)
 	}
 	if _, ok := to["s@elsewhere.example"]; !ok {
 		t.Fatalf("small@'s :copy redirect not sent: %+v", sent)
 	}
 
 	// From the null sender the redirect keeps <>.
-	out.msgs = nil
+	out.Reset()
 	deliverThree(t, ld, "", "Subject: bounce\r\n\r\nx\r\n")
-	if sent := out.all(); len(sent) != 3 || sent[0].from != "" || sent[1].from != "" || sent[2].from != "" {
+	if sent := out.All(); len(sent) != 3 || sent[0].From != "" || sent[1].From != "" || sent[2].From != "" {
 		t.Fatalf("redirects of a bounce: %+v", sent)
 	}
 
 	// A message refused after staging sends nothing.
-	out.msgs = nil
+	out.Reset()
 	ctx := context.Background()
 	d, _ := ld.Start(ctx, &mail.Envelope{ID: "R2", From: "s@far.example"})
 	d.AddRecipient(ctx, "alice@local.example")
@@ -134,7 +120,7 @@ func TestSieveRedirectAtDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Abort(ctx)
-	if n := len(out.all()); n != 0 {
+	if n := len(out.All()); n != 0 {
 		t.Fatalf("%d redirects sent for an aborted message", n)
 	}
 }
@@ -149,7 +135,7 @@ func TestSieveRedirectSenderAndLimit(t *testing.T) {
 	})
 	before := filepath.Join(st.dir, "before.sieve")
 	os.WriteFile(before, []byte(`require "copy"; redirect :copy "b1@elsewhere.example";`), 0o600)
-	out := &recordingTarget{}
+	out := &smtptest.Recorder{}
 	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: &local.SieveFilter{
 		MaildirBase: filepath.Join(st.dir, "mail"), Outbound: out, Before: []string{before},
 		RedirectSender: func(_ *store.User, env *mail.Envelope, to string) string {
@@ -165,8 +151,8 @@ func TestSieveRedirectSenderAndLimit(t *testing.T) {
 	if err := d.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sent := out.all()
-	if len(sent) != 2 || sent[0].from != "SRS0=x=far.example=s@local.example" || sent[1].rcpts[0] != "a1@elsewhere.example" {
+	sent := out.All()
+	if len(sent) != 2 || sent[0].From != "SRS0=x=far.example=s@local.example" || sent[1].Rcpts[0] != "a1@elsewhere.example" {
 		t.Fatalf("sent %+v, want 2 redirects from the rewritten sender", sent)
 	}
 	if n := len(st.messages("alice@local.example", "")); n != 1 {
@@ -191,11 +177,11 @@ func TestSieveRejectAtDelivery(t *testing.T) {
 	if got := st.counts(); got != "1,0,1" {
 		t.Fatalf("stored alice,small,bob: %s, want 1,0,1", got)
 	}
-	sent := q.all()
-	if len(sent) != 1 || sent[0].from != "" || len(sent[0].rcpts) != 1 || sent[0].rcpts[0] != "s@far.example" {
+	sent := q.All()
+	if len(sent) != 1 || sent[0].From != "" || len(sent[0].Rcpts) != 1 || sent[0].Rcpts[0] != "s@far.example" {
 		t.Fatalf("notifications %+v, want one from <> to the sender", sent)
 	}
-	dsn := sent[0].data
+	dsn := sent[0].Data
 	for _, want := range []string{"Final-Recipient: rfc822; small@local.example\r\n", "Status: 5.7.1\r\n",
 		"Diagnostic-Code: X-mailagent; 550 5.7.1 Not here. X-Injected: yes\r\n", "Subject: offer"} {
 		if !strings.Contains(dsn, want) {
@@ -209,11 +195,11 @@ func TestSieveRejectAtDelivery(t *testing.T) {
 	}
 
 	// Never to the null sender, nor for automatic mail: discarded.
-	q.msgs = nil
+	q.Reset()
 	deliverThree(t, ld, "", "Subject: bounce\r\n\r\nx\r\n")
 	deliverThree(t, ld, "s@far.example", "Auto-Submitted: auto-replied\r\nSubject: away\r\n\r\nx\r\n")
 	deliverThree(t, ld, "s@far.example", "List-Id: <dev.far.example>\r\nSubject: list\r\n\r\nx\r\n")
-	if n := len(q.all()); n != 0 {
+	if n := len(q.All()); n != 0 {
 		t.Fatalf("%d notifications for null-sender, automatic or list mail", n)
 	}
 	if got := st.counts(); got != "4,0,4" {
@@ -256,7 +242,7 @@ func TestSieveERejectOverLMTP(t *testing.T) {
 	if got := st.counts(); got != "1,0,1" {
 		t.Fatalf("stored: %s", got)
 	}
-	if n := len(q.all()); n != 0 {
+	if n := len(q.All()); n != 0 {
 		t.Fatalf("%d notifications, want none over LMTP", n)
 	}
 }
@@ -276,15 +262,15 @@ func TestSieveScriptSenders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &recordingTarget{}
+	out := &smtptest.Recorder{}
 	f := &local.SieveFilter{MaildirBase: filepath.Join(st.dir, "mail"), Outbound: out, MayUse: mayUse,
 		Signer: DKIMSigner{Signer: dnsauth.NewSigner([]*dnsauth.DKIMKey{key})}}
 	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: f}
 	ctx := context.Background()
-	run := func(script, from string) recorded {
+	run := func(script, from string) smtptest.Message {
 		t.Helper()
 		sieveScripts(t, st, map[string]string{"alice@local.example": script})
-		out.msgs = nil
+		out.Reset()
 		d, _ := ld.Start(ctx, &mail.Envelope{ID: "F1", From: from})
 		d.AddRecipient(ctx, "alice@local.example")
 		msg := "From: " + from + "\r\nTo: alice@local.example\r\nSubject: hi\r\n\r\nx\r\n"
@@ -294,7 +280,7 @@ func TestSieveScriptSenders(t *testing.T) {
 		if err := d.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		sent := out.all()
+		sent := out.All()
 		if len(sent) != 1 {
 			t.Fatalf("%d messages sent, want 1", len(sent))
 		}
@@ -309,21 +295,21 @@ func TestSieveScriptSenders(t *testing.T) {
 		return ""
 	}
 	vac := `require "vacation"; vacation :from "%s" "Away.";`
-	if m := run(strings.Replace(vac, "%s", "Sales <sales@other.example>", 1), "a@far.example"); fromField(m.data) != `From: "Sales" <sales@other.example>` {
-		t.Fatalf("owned :from: %q", fromField(m.data))
+	if m := run(strings.Replace(vac, "%s", "Sales <sales@other.example>", 1), "a@far.example"); fromField(m.Data) != `From: "Sales" <sales@other.example>` {
+		t.Fatalf("owned :from: %q", fromField(m.Data))
 	}
 	m := run(strings.Replace(vac, "%s", "boss@local.example", 1), "b@far.example")
-	if fromField(m.data) != "From: alice@local.example" || !strings.HasPrefix(m.data, "DKIM-Signature: ") {
-		t.Fatalf("not owned :from: %q, want the user's address, signed:\n%s", fromField(m.data), m.data)
+	if fromField(m.Data) != "From: alice@local.example" || !strings.HasPrefix(m.Data, "DKIM-Signature: ") {
+		t.Fatalf("not owned :from: %q, want the user's address, signed:\n%s", fromField(m.Data), m.Data)
 	}
 	red := `require "editheader"; deleteheader "From"; addheader "From" "%s"; redirect "x@elsewhere.example";`
 	m = run(strings.Replace(red, "%s", "alice@local.example", 1), "c@far.example")
-	if fromField(m.data) != "From: alice@local.example" || !strings.HasPrefix(m.data, "DKIM-Signature: ") {
-		t.Fatalf("redirect with an owned From: %q, want it signed:\n%s", fromField(m.data), m.data)
+	if fromField(m.Data) != "From: alice@local.example" || !strings.HasPrefix(m.Data, "DKIM-Signature: ") {
+		t.Fatalf("redirect with an owned From: %q, want it signed:\n%s", fromField(m.Data), m.Data)
 	}
 	m = run(strings.Replace(red, "%s", "boss@local.example", 1), "d@far.example")
-	if fromField(m.data) != "From: d@far.example" || strings.Contains(m.data, "DKIM-Signature") {
-		t.Fatalf("redirect with a From not owned: %q, want the message's own, unsigned:\n%s", fromField(m.data), m.data)
+	if fromField(m.Data) != "From: d@far.example" || strings.Contains(m.Data, "DKIM-Signature") {
+		t.Fatalf("redirect with a From not owned: %q, want the message's own, unsigned:\n%s", fromField(m.Data), m.Data)
 	}
 }
 
@@ -343,7 +329,7 @@ addheader "X-Before" "1";
 if header :contains "subject" "spam" { fileinto :create "Spam"; stop; }
 if header :contains "subject" "fail" { redirect :copy "r@elsewhere.example"; }
 if header :contains "subject" "halt" { stop; }`), 0o600)
-	out := &recordingTarget{}
+	out := &smtptest.Recorder{}
 	ld := &local.Delivery{Maildirs: st.maildirs, Directory: st.db, Filter: &local.SieveFilter{
 		MaildirBase: filepath.Join(st.dir, "mail"), Outbound: out, Before: []string{before}}}
 	ctx := context.Background()
@@ -371,7 +357,7 @@ if header :contains "subject" "halt" { stop; }`), 0o600)
 	if len(inbox) != 1 || strings.Contains(inbox[0], "X-Before") || !strings.HasSuffix(inbox[0], "\r\nSubject: fail\r\n\r\nx\r\n") {
 		t.Fatalf("after a failing script INBOX has %q, want the original message", inbox)
 	}
-	if n := len(out.all()); n != 0 {
+	if n := len(out.All()); n != 0 {
 		t.Fatalf("%d redirects sent after a failing script", n)
 	}
 }
@@ -409,14 +395,14 @@ func TestSieveRejectOnTheWire(t *testing.T) {
 	}
 	t.Run("MX", func(t *testing.T) {
 		_, q := run(t, MX, `require "reject"; reject "No offers";`, []string{"250"})
-		if sent := q.all(); len(sent) != 1 || !strings.Contains(sent[0].data, "Final-Recipient: rfc822; small@local.example\r\n") ||
-			!strings.Contains(sent[0].data, "550 5.7.1 No offers") {
+		if sent := q.All(); len(sent) != 1 || !strings.Contains(sent[0].Data, "Final-Recipient: rfc822; small@local.example\r\n") ||
+			!strings.Contains(sent[0].Data, "550 5.7.1 No offers") {
 			t.Fatalf("notifications: %+v", sent)
 		}
 	})
 	t.Run("LMTP", func(t *testing.T) {
 		_, q := run(t, LMTP, `require "ereject"; ereject "Go away";`, []string{"250", "550 5.7.1 <small@local.example> Go away", "250"})
-		if n := len(q.all()); n != 0 {
+		if n := len(q.All()); n != 0 {
 			t.Fatalf("%d notifications over LMTP", n)
 		}
 	})
@@ -441,9 +427,9 @@ func TestSieveRejectDSNParameters(t *testing.T) {
 	o := st.options(MX)
 	o.Target = r
 	addr, _ := st.serve(o)
-	send := func(params string) []recorded {
+	send := func(params string) []smtptest.Message {
 		t.Helper()
-		before := len(dq.all())
+		before := len(dq.All())
 		dial(t, "tcp", addr).run(`
 			S: 220
 			C: EHLO client.example
@@ -460,27 +446,27 @@ func TestSieveRejectDSNParameters(t *testing.T) {
 			S: 250
 			C: QUIT
 			S: 221`)
-		return dq.all()[before:]
+		return dq.All()[before:]
 	}
 
 	got := send("NOTIFY=FAILURE ORCPT=rfc822;Small+2Bx@local.example")
-	if len(got) != 1 || got[0].from != "" || strings.Join(got[0].rcpts, ",") != "s@far.example" {
+	if len(got) != 1 || got[0].From != "" || strings.Join(got[0].Rcpts, ",") != "s@far.example" {
 		t.Fatalf("notifications %+v, want one from <> to the sender", got)
 	}
-	containsAll(t, got[0].data, []string{
+	containsAll(t, got[0].Data, []string{
 		"\r\nOriginal-Envelope-Id: QQ314159\r\nReporting-MTA: dns; mx.local.example\r\n",
 		"\r\n\r\nOriginal-Recipient: rfc822;Small+x@local.example\r\nFinal-Recipient: rfc822; small@local.example\r\nAction: failed\r\nStatus: 5.7.1\r\n",
 		"Diagnostic-Code: X-mailagent; 550 5.7.1 No offers\r\n",
 		"Content-Type: message/rfc822\r\n",
 		"\r\nthe whole offer\r\n",
 	})
-	if strings.Contains(got[0].data, "alice@local.example") {
-		t.Errorf("notification names alice:\n%s", got[0].data)
+	if strings.Contains(got[0].Data, "alice@local.example") {
+		t.Errorf("notification names alice:\n%s", got[0].Data)
 	}
 
 	for _, params := range []string{"NOTIFY=NEVER", "NOTIFY=SUCCESS ORCPT=rfc822;small@local.example", "NOTIFY=DELAY"} {
 		if got := send(params); len(got) != 0 {
-			t.Errorf("RCPT %s: %d notifications, want none:\n%s", params, len(got), got[0].data)
+			t.Errorf("RCPT %s: %d notifications, want none:\n%s", params, len(got), got[0].Data)
 		}
 	}
 	if got := st.counts(); got != "4,0,0" {

@@ -83,12 +83,12 @@ func TestSubmissionSends(t *testing.T) {
 			t.Errorf("delivered message lacks %q:\n%s", want, got[0])
 		}
 	}
-	q := st.queue.all()
-	if len(q) != 1 || strings.Join(q[0].rcpts, ",") != "friend@far.example" {
+	q := st.queue.All()
+	if len(q) != 1 || strings.Join(q[0].Rcpts, ",") != "friend@far.example" {
 		t.Fatalf("queue got %+v, want one message to friend@far.example", q)
 	}
-	if !strings.Contains(q[0].data, "\r\nMessage-ID: <") || strings.Contains(q[0].data, "Delivered-To") {
-		t.Errorf("queued copy:\n%s", q[0].data)
+	if !strings.Contains(q[0].Data, "\r\nMessage-ID: <") || strings.Contains(q[0].Data, "Delivered-To") {
+		t.Errorf("queued copy:\n%s", q[0].Data)
 	}
 }
 

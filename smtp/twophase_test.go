@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp/internal/smtptest"
 	"github.com/mailagent/mailagent/smtp/local"
 	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/smtp/router"
@@ -198,16 +199,16 @@ func TestLateFailureNullSender(t *testing.T) {
 	if got := st.counts(); got != "1,0,1" {
 		t.Fatalf("stored: %s", got)
 	}
-	if n := len(st.queue.all()); n != 0 {
+	if n := len(st.queue.All()); n != 0 {
 		t.Fatalf("%d messages queued", n)
 	}
 }
 
 // failingBody is a queue whose first phase fails, as a full spool would.
-type failingBody struct{ recordingTarget }
+type failingBody struct{ smtptest.Recorder }
 
 func (f *failingBody) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
-	d, _ := f.recordingTarget.Start(ctx, env)
+	d, _ := f.Recorder.Start(ctx, env)
 	return failingBodyDelivery{d}, nil
 }
 
@@ -247,7 +248,7 @@ func TestRemoteAndLocalLegsTogether(t *testing.T) {
 		st.withLocal(ld)
 		addr, _ := st.serve(st.options(MX))
 		dial(t, "tcp", addr).run(dialog)
-		if n := len(st.queue.all()); n != 0 {
+		if n := len(st.queue.All()); n != 0 {
 			t.Fatalf("%d messages queued", n)
 		}
 		if n := len(st.messages("alice@local.example", "")); n != 0 {
@@ -264,7 +265,7 @@ func TestRemoteAndLocalLegsTogether(t *testing.T) {
 		st.router = r
 		addr, _ := st.serve(st.options(MX))
 		dial(t, "tcp", addr).run(dialog)
-		if n := len(q.all()); n != 0 {
+		if n := len(q.All()); n != 0 {
 			t.Fatalf("%d messages queued", n)
 		}
 		if n := len(st.messages("alice@local.example", "")); n != 0 {
@@ -333,7 +334,7 @@ func TestLMTPForwardingFailsWhole(t *testing.T) {
 		}
 		failFor(st, "alice@local.example")
 		lmtp(t, st, []string{"out@local.example", "out2@local.example", "carol@other.example"}, []string{"451 4.3.0", "451 4.3.0", "250"})
-		if n := len(st.queue.all()); n != 0 {
+		if n := len(st.queue.All()); n != 0 {
 			t.Fatalf("%d messages queued", n)
 		}
 		if a, c := count(st, "alice@local.example"), count(st, "carol@other.example"); a != 0 || c != 1 {
@@ -346,7 +347,7 @@ func TestLMTPForwardingFailsWhole(t *testing.T) {
 // notifications it prepares are recorded when committed, with the
 // failures they report.
 type bouncingQueue struct {
-	recordingTarget
+	smtptest.Recorder
 	mu     sync.Mutex
 	failed [][]mail.Failure
 }
@@ -392,7 +393,7 @@ func TestUserGoneAfterRCPT(t *testing.T) {
 	if len(q.failed) != 1 || len(q.failed[0]) != 1 || q.failed[0][0].Rcpt != "small@local.example" || !strings.Contains(q.failed[0][0].Err.Error(), "550") {
 		t.Fatalf("notified of %+v", q.failed)
 	}
-	if msgs := q.all(); len(msgs) != 1 || msgs[0].from != "" || len(msgs[0].rcpts) != 1 || msgs[0].rcpts[0] != "s@far.example" {
+	if msgs := q.All(); len(msgs) != 1 || msgs[0].From != "" || len(msgs[0].Rcpts) != 1 || msgs[0].Rcpts[0] != "s@far.example" {
 		t.Fatalf("queued %+v", msgs)
 	}
 }

@@ -3,14 +3,12 @@ package local_test
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"sync"
 	"testing"
 
 	"github.com/mailagent/mailagent/maildir"
+	"github.com/mailagent/mailagent/smtp/internal/smtptest"
 	"github.com/mailagent/mailagent/smtp/local"
 	"github.com/mailagent/mailagent/smtp/mail"
 	"github.com/mailagent/mailagent/store"
@@ -23,7 +21,7 @@ type testStack struct {
 	dir      string
 	db       *store.SQL
 	maildirs *maildir.Store
-	queue    *recordingTarget
+	queue    *smtptest.Recorder
 	ctx      context.Context
 	envl     *mail.Envelope
 }
@@ -53,7 +51,7 @@ func newTestStack(t *testing.T) *testStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { md.Close() })
-	return &testStack{t: t, dir: dir, db: db, maildirs: md, queue: &recordingTarget{}, ctx: ctx,
+	return &testStack{t: t, dir: dir, db: db, maildirs: md, queue: &smtptest.Recorder{}, ctx: ctx,
 		envl: &mail.Envelope{ID: "T1", From: "sender@far.example"}}
 }
 
@@ -98,101 +96,12 @@ func (e *testStack) messages(user, folder string) []string {
 	if folder != "" {
 		base = filepath.Join(base, "."+folder)
 	}
-	var names []string
-	for _, sub := range []string{"new", "cur"} {
-		ents, err := os.ReadDir(filepath.Join(base, sub))
-		if err != nil && !os.IsNotExist(err) {
-			e.t.Fatal(err)
-		}
-		for _, d := range ents {
-			names = append(names, filepath.Join(base, sub, d.Name()))
-		}
-	}
-	sort.Strings(names)
-	var out []string
-	for _, n := range names {
-		b, err := os.ReadFile(n)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		out = append(out, string(b))
-	}
-	return out
+	return smtptest.Messages(e.t, base)
 }
-
-// recordingTarget stands in for the outbound queue: it keeps committed
-// messages in memory.
-type recordingTarget struct {
-	mu   sync.Mutex
-	msgs []recorded
-}
-
-type recorded struct {
-	from  string
-	rcpts []string
-	data  string
-}
-
-func (r *recordingTarget) Start(ctx context.Context, env *mail.Envelope) (mail.Delivery, error) {
-	return &recordingDelivery{r: r, env: env}, nil
-}
-
-func (r *recordingTarget) all() []recorded {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]recorded(nil), r.msgs...)
-}
-
-type recordingDelivery struct {
-	r     *recordingTarget
-	env   *mail.Envelope
-	rcpts []string
-	data  string
-}
-
-func (d *recordingDelivery) AddRecipient(ctx context.Context, rcpt string) error {
-	d.rcpts = append(d.rcpts, rcpt)
-	return nil
-}
-
-func (d *recordingDelivery) Body(ctx context.Context, body mail.Body) error {
-	rc, err := body.Open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	d.data = string(b)
-	return err
-}
-
-func (d *recordingDelivery) Commit(ctx context.Context) error {
-	d.r.mu.Lock()
-	d.r.msgs = append(d.r.msgs, recorded{from: d.env.From, rcpts: d.rcpts, data: d.data})
-	d.r.mu.Unlock()
-	return nil
-}
-
-func (d *recordingDelivery) Abort(ctx context.Context) error { return nil }
 
 // deliverThree delivers msg from from to threeRcpts, all or nothing as
 // over SMTP; any failure fails the test.
 func deliverThree(t *testing.T, ld *local.Delivery, from, msg string) {
 	t.Helper()
-	ctx := context.Background()
-	d, err := ld.Start(ctx, &mail.Envelope{ID: "R1", From: from, Hostname: "mx.local.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range threeRcpts {
-		if err := d.AddRecipient(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := d.Body(ctx, mail.BytesBody([]byte(msg))); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
+	smtptest.Deliver(t, ld, &mail.Envelope{ID: "R1", From: from, Hostname: "mx.local.example"}, threeRcpts, msg)
 }

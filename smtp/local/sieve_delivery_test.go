@@ -136,18 +136,18 @@ vacation :days 2 :subject "Away" "Back on Monday.";`), 0o600); err != nil {
 	deliver("s@far.example", first)
 	deliver("s@far.example", first)
 	deliver("news@far.example", "From: news@far.example\r\nTo: alice@local.example\r\nPrecedence: bulk\r\nSubject: news\r\n\r\nx\r\n")
-	sent := st.queue.all()
+	sent := st.queue.All()
 	if len(sent) != 1 {
 		t.Fatalf("%d replies sent, want 1: %+v", len(sent), sent)
 	}
 	r := sent[0]
-	if r.from != "" || len(r.rcpts) != 1 || r.rcpts[0] != "s@far.example" {
-		t.Fatalf("reply envelope: from %q to %v", r.from, r.rcpts)
+	if r.From != "" || len(r.Rcpts) != 1 || r.Rcpts[0] != "s@far.example" {
+		t.Fatalf("reply envelope: from %q to %v", r.From, r.Rcpts)
 	}
 	for _, want := range []string{"From: alice@local.example\r\n", "To: s@far.example\r\n", "Subject: Away\r\n",
 		"In-Reply-To: <m1@far.example>\r\n", "Auto-Submitted: auto-replied", "\r\n\r\nBack on Monday.\r\n"} {
-		if !strings.Contains(r.data, want) {
-			t.Errorf("reply lacks %q:\n%s", want, r.data)
+		if !strings.Contains(r.Data, want) {
+			t.Errorf("reply lacks %q:\n%s", want, r.Data)
 		}
 	}
 	if n := len(st.messages("alice@local.example", "")); n != 3 {
