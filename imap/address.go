@@ -1,10 +1,14 @@
 package imap
 
-import (
-	"strings"
+import "strings"
 
-	"github.com/emersion/go-imap/v2"
-)
+// address is one address structure of ENVELOPE (RFC 3501 section
+// 7.4.2): display name, source route (the at-domain-list, "@a,@b"),
+// local part and host. A group's start marker has only Mailbox (the
+// group's name), its end marker nothing.
+type address struct {
+	Name, Route, Mailbox, Host string
+}
 
 // missingDomain is the host of an address written without one, as
 // Dovecot gives it.
@@ -106,7 +110,7 @@ type addrParser struct {
 	toks     []addrToken
 	comments []string
 	pos      int
-	out      []imap.Address
+	out      []address
 }
 
 func (p *addrParser) peek() byte {
@@ -119,10 +123,12 @@ func (p *addrParser) peek() byte {
 // parseAddressList parses an address field's value as RFC 5322 section
 // 3.4 says, leniently as Dovecot does: groups become the group start
 // and end markers of RFC 3501's ENVELOPE ((NIL NIL "name" NIL), then
-// (NIL NIL NIL NIL)); a source route (obs-route) is dropped; a comment
-// names a mailbox that has no display name; an address without a domain
-// gets "MISSING_DOMAIN" so that it cannot read as a group marker.
-func parseAddressList(s string) []imap.Address {
+// (NIL NIL NIL NIL)); a source route (RFC 5322 section 4.4's obs-route,
+// "<@a.example,@b.example:user@c.example>") is kept as the address's
+// adl, "@a.example,@b.example", as Dovecot gives it; a comment names a
+// mailbox that has no display name; an address without a domain gets
+// "MISSING_DOMAIN" so that it cannot read as a group marker.
+func parseAddressList(s string) []address {
 	toks, comments := tokenizeAddresses(s)
 	p := &addrParser{toks: toks, comments: comments}
 	for p.pos < len(p.toks) && len(p.out) < maxAddresses {
@@ -153,7 +159,7 @@ func (p *addrParser) address(group bool) {
 		// read as the end marker).
 		name := decodeHeaderValue(joinWords(phrase, " "))
 		if name != "" {
-			p.out = append(p.out, imap.Address{Mailbox: name})
+			p.out = append(p.out, address{Mailbox: name})
 		}
 		for p.pos < len(p.toks) && p.peek() != ';' && len(p.out) < maxAddresses {
 			if p.peek() == ',' {
@@ -164,19 +170,14 @@ func (p *addrParser) address(group bool) {
 		}
 		p.pos++ // the ';', or the end
 		if name != "" {
-			p.out = append(p.out, imap.Address{})
+			p.out = append(p.out, address{})
 		}
 	case '<':
 		p.pos++
 		name := decodeHeaderValue(joinWords(phrase, " "))
+		route := ""
 		if p.peek() == '@' {
-			// obs-route: "@a,@b:" before the address.
-			for p.pos < len(p.toks) && p.peek() != ':' && p.peek() != '>' {
-				p.pos++
-			}
-			if p.peek() == ':' {
-				p.pos++
-			}
+			route = p.route()
 		}
 		ls := p.pos
 		for p.pos < len(p.toks) && p.peek() != '@' && p.peek() != '>' {
@@ -195,27 +196,68 @@ func (p *addrParser) address(group bool) {
 		if p.peek() == '>' {
 			p.pos++
 		}
-		p.mailbox(name, local, domain, -1)
+		p.mailbox(name, route, local, domain, -1)
 	case '@':
 		p.pos++
 		ds := p.pos
 		for p.pos < len(p.toks) && (p.toks[p.pos].special == 0 || p.toks[p.pos].special == '.') {
 			p.pos++
 		}
-		p.mailbox("", phrase, p.toks[ds:p.pos], start)
+		p.mailbox("", "", phrase, p.toks[ds:p.pos], start)
 	default:
 		if len(phrase) == 0 {
 			p.pos++ // a stray special
 			return
 		}
-		p.mailbox("", phrase, nil, start)
+		p.mailbox("", "", phrase, nil, start)
 	}
+}
+
+// route reads an obs-route after "<" (RFC 5322 section 4.4):
+// obs-domain-list ":", where obs-domain-list is "@" domain followed by
+// any more, separated by commas (empty elements allowed). It returns
+// the domains as "@a,@b", each domain's words and dots joined, as
+// Dovecot writes the adl. Without the closing ":" (not a route) nothing
+// is kept and the tokens up to ":" or ">" are skipped, as before.
+func (p *addrParser) route() string {
+	var b strings.Builder
+	for p.pos < len(p.toks) {
+		switch p.peek() {
+		case ',':
+			p.pos++
+			continue
+		case '@':
+			p.pos++
+			ds := p.pos
+			for p.pos < len(p.toks) && (p.toks[p.pos].special == 0 || p.toks[p.pos].special == '.') {
+				p.pos++
+			}
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('@')
+			b.WriteString(joinWords(p.toks[ds:p.pos], ""))
+			continue
+		case ':':
+			p.pos++
+			return b.String()
+		}
+		break
+	}
+	// Not a route: skip to where the address would start, or its end.
+	for p.pos < len(p.toks) && p.peek() != ':' && p.peek() != '>' {
+		p.pos++
+	}
+	if p.peek() == ':' {
+		p.pos++
+	}
+	return ""
 }
 
 // mailbox appends one address. A bare addr-spec (first >= 0) is named
 // by the last comment from token first on ("user@example.org (Real
 // Name)").
-func (p *addrParser) mailbox(name string, local, domain []addrToken, first int) {
+func (p *addrParser) mailbox(name, route string, local, domain []addrToken, first int) {
 	if first >= 0 {
 		for i := first; i < p.pos && i < len(p.comments); i++ {
 			if p.comments[i] != "" {
@@ -231,7 +273,7 @@ func (p *addrParser) mailbox(name string, local, domain []addrToken, first int) 
 	if mbox == "" {
 		mbox = "MISSING_MAILBOX"
 	}
-	p.out = append(p.out, imap.Address{Name: name, Mailbox: mbox, Host: host})
+	p.out = append(p.out, address{Name: name, Route: route, Mailbox: mbox, Host: host})
 }
 
 // joinWords joins tokens' text, a word after a word or a dot separated

@@ -60,7 +60,7 @@ func TestRecent(t *testing.T) {
 
 // TestEnvelopeGroups follows imaptest's "fetch-envelope": group syntax
 // gives RFC 3501's group markers, a comment names a bare address, a
-// source route is dropped.
+// source route is the address's adl.
 func TestEnvelopeGroups(t *testing.T) {
 	st := newTestStack(t)
 	st.deliver("alice@local.example", "INBOX", "Date: Thu, 15 Feb 2007 01:02:03 +0200\r\n"+
@@ -76,7 +76,44 @@ func TestEnvelopeGroups(t *testing.T) {
 		`(("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain")) (("Real Name" NIL "user" "domain")) `+
 		`((NIL NIL "group" NIL)(NIL NIL "g1" "d1.org")(NIL NIL "g2" "d2.org")(NIL NIL NIL NIL)(NIL NIL "group2" NIL)(NIL NIL "g3" "d3.org")(NIL NIL NIL NIL)) `+
 		`((NIL NIL "group" NIL)(NIL NIL NIL NIL)(NIL NIL "group2" NIL)(NIL NIL NIL NIL)) `+
-		`((NIL NIL "user" "domain")) NIL NIL))`)
+		`((NIL "@route" "user" "domain")) NIL NIL))`)
+}
+
+// TestEnvelopeSourceRoutes: RFC 3501's address structure carries an
+// obsolete source route (RFC 5322 section 4.4) as its adl, "@a,@b" as
+// Dovecot writes it, in ENVELOPE and in a message/rfc822 part's
+// BODYSTRUCTURE, inside a group, beside an encoded-word display name,
+// and beside a UTF-8 one (a literal before UTF8=ACCEPT, a quoted string
+// after).
+func TestEnvelopeSourceRoutes(t *testing.T) {
+	st := newTestStack(t)
+	header := "Date: Thu, 15 Feb 2007 01:02:03 +0200\r\n" +
+		"From: =?UTF-8?Q?J=C3=B6rg?= <@a.example, @b.example:user@c.example>\r\n" +
+		"Sender: <@relay.example:s@d.example>\r\n" +
+		"To: team: Ann <@r1.example:ann@x.example>, bob@y.example;\r\n" +
+		"Cc: Jörg <@r.example:j@x.example>\r\n"
+	st.deliver("alice@local.example", "INBOX", header+"\r\nbody\r\n")
+	st.deliver("alice@local.example", "INBOX", "Content-Type: message/rfc822\r\n\r\n"+header+"\r\nbody\r\n")
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("EXAMINE INBOX")
+	env := func(cc string) string {
+		return `("Thu, 15 Feb 2007 01:02:03 +0200" NIL ` +
+			`(("Jörg" "@a.example,@b.example" "user" "c.example")) ((NIL "@relay.example" "s" "d.example")) ` +
+			`(("Jörg" "@a.example,@b.example" "user" "c.example")) ` +
+			`((NIL NIL "team" NIL)("Ann" "@r1.example" "ann" "x.example")(NIL NIL "bob" "y.example")(NIL NIL NIL NIL)) ` +
+			`((` + cc + ` "@r.example" "j" "x.example")) NIL NIL NIL)`
+	}
+	// Before UTF8=ACCEPT the 8-bit names are literals.
+	lit := strings.ReplaceAll(env(`"Jörg"`), `"Jörg"`, "{5}\r\nJörg")
+	got := strings.Join(cl.ok("FETCH 1 ENVELOPE"), "\r\n")
+	if want := "* 1 FETCH (ENVELOPE " + lit + ")"; got != want {
+		t.Fatalf("FETCH ENVELOPE:\n got %q\nwant %q", got, want)
+	}
+	cl.ok("ENABLE UTF8=ACCEPT")
+	wantLine(t, cl.ok("FETCH 1 ENVELOPE"), "* 1 FETCH (ENVELOPE "+env(`"Jörg"`)+")")
+	wantLine(t, cl.ok("FETCH 2 BODYSTRUCTURE"), "* 2 FETCH (BODYSTRUCTURE (\"message\" \"rfc822\" NIL NIL NIL \"7bit\" ", env(`"Jörg"`))
 }
 
 // TestSearchAddressWithComments follows imaptest's "search-addresses":

@@ -389,9 +389,9 @@ func (s *session) fetchContent(w *imapwire.Writer, uid uint32, mc *msgContent, i
 		item("ENVELOPE ")
 		h, err := textproto.ReadHeader(bufio.NewReader(rewind()))
 		if err == nil {
-			w.Envelope(envelopeFromHeader(h))
+			envelopeFromHeader(h).write(w)
 		} else {
-			w.Envelope(&imap.Envelope{})
+			(*envelope)(nil).write(w)
 		}
 	}
 	if bs := options.BodyStructure; bs != nil {
@@ -400,7 +400,8 @@ func (s *session) fetchContent(w *imapwire.Writer, uid uint32, mc *msgContent, i
 		} else {
 			item("BODY ")
 		}
-		w.BodyStructure(bodyStructure(mc.tree), bs.Extended)
+		st, envs := bodyStructure(mc.tree)
+		w.BodyStructure(st, bs.Extended, envs.write(w))
 	}
 	whole := func() error {
 		w.LiteralHeader(size, false)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
+	"github.com/mailagent/mailagent/imap/internal/imapwire"
 	"github.com/mailagent/mailagent/internal/mimetree"
 	"github.com/mailagent/mailagent/maildir"
 )
@@ -39,14 +40,29 @@ func (s *session) structureIn(f *maildir.Folder, uid uint32, fh *os.File, src io
 	return tree, err
 }
 
-// bodyStructure converts a parsed structure to go-imap's. A multipart
-// or message part presented as a leaf (below the depth cap, or without
-// parts) is text/plain, as Dovecot shows it.
-func bodyStructure(p *mimetree.Part) imap.BodyStructure {
+// messageEnvelopes are the ENVELOPEs of a structure's message/rfc822
+// parts, in the engine's own type (with source routes).
+type messageEnvelopes map[*imap.BodyStructureMessageRFC822]*envelope
+
+// write writes the ENVELOPE of part m, for imapwire's BodyStructure.
+func (envs messageEnvelopes) write(w *imapwire.Writer) func(*imap.BodyStructureMessageRFC822) {
+	return func(m *imap.BodyStructureMessageRFC822) { envs[m].write(w) }
+}
+
+// bodyStructure converts a parsed structure to go-imap's, with the
+// envelopes of its message parts beside it. A multipart or message part
+// presented as a leaf (below the depth cap, or without parts) is
+// text/plain, as Dovecot shows it.
+func bodyStructure(p *mimetree.Part) (imap.BodyStructure, messageEnvelopes) {
+	envs := messageEnvelopes{}
+	return envs.convert(p), envs
+}
+
+func (envs messageEnvelopes) convert(p *mimetree.Part) imap.BodyStructure {
 	if p.IsMultipart() && len(p.Children) > 0 {
 		bs := &imap.BodyStructureMultiPart{Subtype: p.Subtype}
 		for _, c := range p.Children {
-			bs.Children = append(bs.Children, bodyStructure(c))
+			bs.Children = append(bs.Children, envs.convert(c))
 		}
 		bs.Extended = &imap.BodyStructureMultiPartExt{
 			Params:      paramMap(p.Params),
@@ -71,10 +87,10 @@ func bodyStructure(p *mimetree.Part) imap.BodyStructure {
 	if p.IsMessage() {
 		c := p.Children[0]
 		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      envelopeOf(c.Envelope),
-			BodyStructure: bodyStructure(c),
+			BodyStructure: envs.convert(c),
 			NumLines:      p.Lines,
 		}
+		envs[bs.MessageRFC822] = envelopeOf(c.Envelope)
 	}
 	if bs.Type == "text" {
 		bs.Text = &imap.BodyStructureText{NumLines: p.Lines}
@@ -106,7 +122,7 @@ func disposition(p *mimetree.Part) *imap.BodyStructureDisposition {
 }
 
 // envelopeOf builds ENVELOPE from the header fields the parser kept.
-func envelopeOf(fields []mimetree.Field) *imap.Envelope {
+func envelopeOf(fields []mimetree.Field) *envelope {
 	var h textproto.Header
 	for _, f := range fields {
 		h.Add(f.Key, f.Value)

@@ -18,7 +18,7 @@ import (
 
 // bsString renders a body structure with maps in key order, so two
 // structures compare by what a client would be sent.
-func bsString(bs imap.BodyStructure) string {
+func bsString(bs imap.BodyStructure, envs messageEnvelopes) string {
 	params := func(m map[string]string) string {
 		var keys []string
 		for k := range m {
@@ -42,7 +42,7 @@ func bsString(bs imap.BodyStructure) string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "multipart/%s[", bs.Subtype)
 		for _, c := range bs.Children {
-			b.WriteString(bsString(c) + ",")
+			b.WriteString(bsString(c, envs) + ",")
 		}
 		if e := bs.Extended; e != nil {
 			fmt.Fprintf(&b, "](%s) %s %q %q", params(e.Params), disp(e.Disposition), e.Language, e.Location)
@@ -54,7 +54,7 @@ func bsString(bs imap.BodyStructure) string {
 			s += fmt.Sprintf(" lines=%d", bs.Text.NumLines)
 		}
 		if m := bs.MessageRFC822; m != nil {
-			s += fmt.Sprintf(" msg{%+v %s %d}", *m.Envelope, bsString(m.BodyStructure), m.NumLines)
+			s += fmt.Sprintf(" msg{%+v %s %d}", *envs[m], bsString(m.BodyStructure, envs), m.NumLines)
 		}
 		if e := bs.Extended; e != nil {
 			s += fmt.Sprintf(" %s %q %q", disp(e.Disposition), e.Language, e.Location)

@@ -2,90 +2,27 @@ package imapwire
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/emersion/go-imap/v2"
 )
 
-// envelopeDate is the layout of ENVELOPE's date: RFC 5322's.
-const envelopeDate = "Mon, 02 Jan 2006 15:04:05 -0700"
-
-// Envelope writes an ENVELOPE structure (RFC 9051 section 7.5.2). Sender
-// and Reply-To default to From, as the RFC requires of the server.
-func (w *Writer) Envelope(e *imap.Envelope) {
-	w.Open()
-	if e.Date.IsZero() {
-		w.Atom("NIL")
-	} else {
-		w.String(e.Date.Format(envelopeDate))
-	}
-	w.SP()
-	w.NString(e.Subject, e.Subject != "")
-	sender, replyTo := e.Sender, e.ReplyTo
-	if len(sender) == 0 {
-		sender = e.From
-	}
-	if len(replyTo) == 0 {
-		replyTo = e.From
-	}
-	for _, list := range [][]imap.Address{e.From, sender, replyTo, e.To, e.Cc, e.Bcc} {
-		w.SP()
-		w.addresses(list)
-	}
-	w.SP()
-	ids := make([]string, len(e.InReplyTo))
-	for i, id := range e.InReplyTo {
-		ids[i] = msgID(id)
-	}
-	inReplyTo := strings.Join(ids, " ")
-	w.NString(inReplyTo, inReplyTo != "")
-	w.SP()
-	w.NString(msgID(e.MessageID), e.MessageID != "")
-	w.Close()
-}
-
-// msgID puts a message ID in angle brackets, as the header has it:
-// go-imap's Envelope holds IDs without them.
-func msgID(id string) string {
-	if id == "" || strings.HasPrefix(id, "<") {
-		return id
-	}
-	return "<" + id + ">"
-}
-
-func (w *Writer) addresses(list []imap.Address) {
-	if len(list) == 0 {
-		w.Atom("NIL")
-		return
-	}
-	w.Open()
-	for _, a := range list {
-		w.Open()
-		w.NString(a.Name, a.Name != "")
-		w.Atom(" NIL ")
-		w.NString(a.Mailbox, a.Mailbox != "" || a.Host != "")
-		w.SP()
-		w.NString(a.Host, a.Host != "")
-		w.Close()
-	}
-	w.Close()
-}
-
 // BodyStructure writes BODY (extended false) or BODYSTRUCTURE (RFC 9051
-// section 7.5.2).
-func (w *Writer) BodyStructure(bs imap.BodyStructure, extended bool) {
+// section 7.5.2). envelope writes the ENVELOPE of a message/rfc822
+// part: the engine's envelope carries what go-imap's does not (source
+// routes), so the part's own Envelope field is not read.
+func (w *Writer) BodyStructure(bs imap.BodyStructure, extended bool, envelope func(*imap.BodyStructureMessageRFC822)) {
 	switch bs := bs.(type) {
 	case *imap.BodyStructureSinglePart:
-		w.singlePart(bs, extended)
+		w.singlePart(bs, extended, envelope)
 	case *imap.BodyStructureMultiPart:
-		w.multiPart(bs, extended)
+		w.multiPart(bs, extended, envelope)
 	default:
 		// A message without structure: an empty text/plain part.
-		w.singlePart(&imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Encoding: "7bit", Text: &imap.BodyStructureText{}}, extended)
+		w.singlePart(&imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Encoding: "7bit", Text: &imap.BodyStructureText{}}, extended, envelope)
 	}
 }
 
-func (w *Writer) singlePart(bs *imap.BodyStructureSinglePart, extended bool) {
+func (w *Writer) singlePart(bs *imap.BodyStructureSinglePart, extended bool, envelope func(*imap.BodyStructureMessageRFC822)) {
 	w.Open()
 	w.String(orDefault(bs.Type, "text"))
 	w.SP()
@@ -104,13 +41,9 @@ func (w *Writer) singlePart(bs *imap.BodyStructureSinglePart, extended bool) {
 	case bs.MessageRFC822 != nil:
 		m := bs.MessageRFC822
 		w.SP()
-		if m.Envelope != nil {
-			w.Envelope(m.Envelope)
-		} else {
-			w.Envelope(&imap.Envelope{})
-		}
+		envelope(m)
 		w.SP()
-		w.BodyStructure(m.BodyStructure, extended)
+		w.BodyStructure(m.BodyStructure, extended, envelope)
 		w.SP()
 		w.Number64(uint64(max(m.NumLines, 0)))
 	case bs.Text != nil:
@@ -133,14 +66,14 @@ func (w *Writer) singlePart(bs *imap.BodyStructureSinglePart, extended bool) {
 	w.Close()
 }
 
-func (w *Writer) multiPart(bs *imap.BodyStructureMultiPart, extended bool) {
+func (w *Writer) multiPart(bs *imap.BodyStructureMultiPart, extended bool, envelope func(*imap.BodyStructureMessageRFC822)) {
 	w.Open()
 	for _, c := range bs.Children {
-		w.BodyStructure(c, extended)
+		w.BodyStructure(c, extended, envelope)
 	}
 	if len(bs.Children) == 0 {
 		// RFC 9051 requires at least one body: an empty text part.
-		w.BodyStructure(nil, extended)
+		w.BodyStructure(nil, extended, envelope)
 	}
 	w.SP()
 	w.String(orDefault(bs.Subtype, "mixed"))
