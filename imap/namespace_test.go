@@ -265,3 +265,36 @@ func TestCheckNamespacePrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestNamespacePrefixNotifySubtree: with the prefix "INBOX.", NOTIFY's
+// SUBTREE INBOX covers INBOX and every prefixed folder below it
+// (INBOX.Sent, INBOX.Archive.2024, one created later), for message
+// events and MailboxName; SUBTREE INBOX.Archive only that branch.
+func TestNamespacePrefixNotifySubtree(t *testing.T) {
+	t.Parallel()
+	st, addr, _ := prefixedStack(t)
+	c1 := dial(t, addr)
+	c1.login("alice@local.example")
+	lines := c1.ok("NOTIFY SET STATUS (subtree inbox (MessageNew MessageExpunge MailboxName))")
+	wantLine(t, lines, `* STATUS INBOX (MESSAGES 1 `)
+	wantLine(t, lines, `* STATUS "INBOX.Sent" (MESSAGES 1 `)
+	wantLine(t, lines, `* STATUS "INBOX.Archive.2024" (MESSAGES 1 `)
+	st.deliver("alice@local.example", "Archive.2024", testMessage)
+	c1.waitLine(`* STATUS "INBOX.Archive.2024" (MESSAGES 2 `)
+	c2 := dial(t, addr)
+	c2.login("alice@local.example")
+	c2.ok("CREATE INBOX.Projects.2025")
+	c1.waitLine(`* LIST () "." "INBOX.Projects.2025"`)
+	st.deliver("alice@local.example", "Projects.2025", testMessage)
+	c1.waitLine(`* STATUS "INBOX.Projects.2025" (MESSAGES 1 `)
+
+	lines = c1.ok("NOTIFY SET STATUS (subtree INBOX.Archive (MessageNew MessageExpunge MailboxName))")
+	wantLine(t, lines, `* STATUS "INBOX.Archive.2024" (MESSAGES 2 `)
+	noLine(t, lines, `"INBOX.Sent"`)
+	noLine(t, lines, `STATUS INBOX `)
+	c2.ok("CREATE INBOX.Other")
+	c2.ok("CREATE INBOX.Archive.2025")
+	if l := c1.waitLine(`* LIST `); !strings.Contains(l, `"INBOX.Archive.2025"`) {
+		t.Fatalf("LIST outside the subtree: %q", l)
+	}
+}

@@ -62,8 +62,9 @@ type watchAdd struct {
 // notifyFilter is a non-selected filter's mailboxes and its mailbox
 // events.
 type notifyFilter struct {
-	kind          string // INBOXES, PERSONAL, SUBSCRIBED, SUBTREE, MAILBOXES
-	names         []string
+	kind          string          // INBOXES, PERSONAL, SUBSCRIBED, SUBTREE, MAILBOXES
+	names         []string        // the Maildir's names (INBOX as "INBOX")
+	ns            namespace       // how the client knows them, for SUBTREE
 	subscribed    map[string]bool // SUBSCRIBED's names when NOTIFY was set
 	mailboxName   bool            // MailboxName
 	subscriptions bool            // SubscriptionChange
@@ -81,8 +82,12 @@ func (f *notifyFilter) matches(name string) bool {
 	case "SUBSCRIBED":
 		return f.subscribed[name]
 	case "SUBTREE":
+		// Compared as the client knows the names: with the namespace
+		// prefix "INBOX.", the subtree of INBOX is every folder
+		// (INBOX.Sent, INBOX.Archive.2024 are below it).
+		out := f.ns.out(name)
 		for _, n := range f.names {
-			if name == n || strings.HasPrefix(name, n+string(delim)) {
+			if o := f.ns.out(n); out == o || strings.HasPrefix(out, o+string(delim)) {
 				return true
 			}
 		}
@@ -183,7 +188,13 @@ func (c *conn) cmdNotify(cmd *imapwire.Command) (okStatus, error) {
 			}
 			continue
 		}
-		f := notifyFilter{kind: g.Filter, names: g.Mailboxes, mailboxName: names, subscriptions: subs, messages: msgNew, flags: flagChange}
+		for i, name := range g.Mailboxes {
+			if strings.EqualFold(name, "INBOX") {
+				g.Mailboxes[i] = "INBOX"
+			}
+		}
+		f := notifyFilter{kind: g.Filter, names: g.Mailboxes, ns: s.srv.namespace(), mailboxName: names, subscriptions: subs,
+			messages: msgNew, flags: flagChange}
 		var watch []string
 		switch g.Filter {
 		case "INBOXES":
