@@ -146,7 +146,9 @@
 //     markup and quoted lines left out, white space collapsed, from at
 //     most 32 KiB of the part. A preview is made once and kept in the
 //     folder's cache with the MIME structure; PREVIEW (LAZY) answers
-//     NIL for one not made yet.
+//     NIL for one not made yet and has it made in the background (two
+//     workers per server, a queue of 1024 messages, stopped by Close),
+//     so that a later LAZY request gets it from the cache.
 //   - RFC 5267, CONTEXT=SEARCH and CONTEXT=SORT: SEARCH or SORT RETURN
 //     (UPDATE) keeps up to 16 searches per session up to date with
 //     ESEARCH ADDTO and REMOVEFROM (an expunged message by the number

@@ -100,33 +100,14 @@ func parseStructure(src io.ReadSeeker) (*mimetree.Part, error) {
 // messagePreview returns the preview of message uid (open as fh and
 // served as read returns it, called only when the message must be
 // read): from the folder's cache, or made and cached. lazy (RFC 8970
-// section 4) only looks it up: ok is false when it is not there yet.
+// section 3.1) only looks it up: ok is false when it is not there yet,
+// and the server's background pool is asked to make it
+// (previewqueue.go).
 func (s *session) messagePreview(uid uint32, fh *os.File, read func() (io.ReadSeeker, error), lazy bool) (preview string, ok bool, err error) {
-	_, err = s.sel.folder.CachedUpdate(s.ctx, uid, fh, func(cached []byte) ([]byte, bool, error) {
-		// A preview cached is served without decoding the structure.
-		if _, p, has, valid := splitCachedMessage(cached); valid && has && cached != nil {
-			preview, ok = p, true
-			return cached, false, nil
-		}
-		cm, valid := decodeCachedMessage(cached)
-		if lazy {
-			return cached, false, nil
-		}
-		src, err := read()
-		if err != nil {
-			return nil, false, err
-		}
-		if !valid {
-			tree, err := parseStructure(src)
-			if err != nil {
-				return nil, false, err
-			}
-			cm.tree = tree
-		}
-		cm.preview, cm.hasPreview = previewText(src, cm.tree), true
-		preview, ok = cm.preview, true
-		return cm.encode(), true, nil
-	})
+	preview, ok, err = cachedPreview(s.ctx, s.sel.folder, uid, fh, read, lazy)
+	if err == nil && lazy && !ok {
+		s.srv.requestPreview(s.sel.mb.key, s.sel.folder, uid)
+	}
 	return preview, ok, err
 }
 

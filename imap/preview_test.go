@@ -2,6 +2,8 @@ package imap
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,11 +78,13 @@ func TestPreview(t *testing.T) {
 }
 
 // TestPreviewCached: a preview is made once and kept in the folder's
-// mailagent.cache, where a LAZY request (which makes none) finds it,
-// also from another connection; before, LAZY answers NIL.
+// mailagent.cache, where a LAZY request finds it, also from another
+// connection; before, LAZY answers NIL and has the preview made in the
+// background.
 func TestPreviewCached(t *testing.T) {
 	st := newTestStack(t)
-	_, addr := st.serve(st.options())
+	srv, addr := st.serve(st.options())
+	made := previewsMade(srv)
 	st.deliver("alice@local.example", "INBOX", previewPlain)
 	st.deliver("alice@local.example", "INBOX", previewHTML)
 	cl := dial(t, addr)
@@ -88,8 +92,9 @@ func TestPreviewCached(t *testing.T) {
 	cl.ok("SELECT INBOX")
 	// The structure alone is cached first; the preview is added to it.
 	cl.ok("FETCH 1:2 BODYSTRUCTURE")
-	wantLine(t, cl.ok("FETCH 1:2 (PREVIEW (LAZY))"), `* 1 FETCH (PREVIEW NIL)`)
+	wantLine(t, cl.ok("FETCH 1 (PREVIEW (LAZY))"), `* 1 FETCH (PREVIEW NIL)`)
 	wantLine(t, cl.ok("FETCH 1 PREVIEW"), `* 1 FETCH (PREVIEW "Hello Bob, see you")`)
+	<-made
 
 	path, err := st.maildirs.UserPath("local.example", "alice")
 	must(t, err)
@@ -110,6 +115,95 @@ func TestPreviewCached(t *testing.T) {
 	wantLine(t, lines, `* 2 FETCH (PREVIEW NIL)`)
 	// BODYSTRUCTURE still comes from the record that holds the preview.
 	wantLine(t, c2.ok("FETCH 1 BODYSTRUCTURE"), `* 1 FETCH (BODYSTRUCTURE ("text" "plain"`)
+}
+
+// previewsMade reports each background preview job of srv as it ends
+// (its UID), from now on.
+func previewsMade(srv *Server) <-chan uint32 {
+	ch := make(chan uint32, previewQueueLen)
+	srv.previews.mu.Lock()
+	srv.previews.done = func(uid uint32, ok bool) {
+		if ok {
+			ch <- uid
+		}
+	}
+	srv.previews.mu.Unlock()
+	return ch
+}
+
+// TestPreviewLazyBackground follows RFC 8970 section 3.1: PREVIEW
+// (LAZY) answers NIL for a preview not made yet and has the server make
+// it in the background, so that a later LAZY request (this session's or
+// another's) gets the text from the cache without waiting; the
+// message's structure is cached with it.
+func TestPreviewLazyBackground(t *testing.T) {
+	st := newTestStack(t)
+	srv, addr := st.serve(st.options())
+	made := previewsMade(srv)
+	st.deliver("alice@local.example", "INBOX", previewPlain)
+	st.deliver("alice@local.example", "INBOX", previewHTML)
+	st.deliver("alice@local.example", "INBOX", testMessage)
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.ok("SELECT INBOX")
+	lines := cl.ok("FETCH 1:3 (PREVIEW (LAZY))")
+	for i := 1; i <= 3; i++ {
+		wantLine(t, lines, fmt.Sprintf("* %d FETCH (PREVIEW NIL)", i))
+	}
+	got := map[uint32]bool{}
+	for len(got) < 3 {
+		got[<-made] = true
+	}
+	lines = cl.ok("FETCH 1:3 (PREVIEW (LAZY))")
+	wantLine(t, lines, `* 1 FETCH (PREVIEW "Hello Bob, see you")`)
+	wantLine(t, lines, `* 2 FETCH (PREVIEW {24}`)
+	wantLine(t, lines, `Café & crème next line)`)
+	wantLine(t, lines, `* 3 FETCH (PREVIEW "First line of the body.")`)
+	noLine(t, lines, "PREVIEW NIL")
+
+	c2 := dial(t, addr)
+	c2.login("alice@local.example")
+	c2.ok("EXAMINE INBOX")
+	wantLine(t, c2.ok("FETCH 3 (PREVIEW (LAZY=FUZZY))"), `* 3 FETCH (PREVIEW (FUZZY "First line of the body."))`)
+	wantLine(t, c2.ok("FETCH 1 BODYSTRUCTURE"), `* 1 FETCH (BODYSTRUCTURE ("text" "plain"`)
+}
+
+// TestPreviewQueueBounded: the background pool queues each message once
+// and at most previewQueueLen of them; a request beyond that, or after
+// Close, is dropped without blocking, and Close waits for the workers.
+func TestPreviewQueueBounded(t *testing.T) {
+	st := newTestStack(t)
+	srv, _ := st.serve(st.options())
+	md, err := st.maildirs.Open(context.Background(), mustUserPath(t, st))
+	must(t, err)
+	defer md.Close()
+	f, err := md.Folder(context.Background(), "INBOX")
+	must(t, err)
+	// A queue no worker takes from: it fills.
+	srv.previews.mu.Lock()
+	srv.previews.jobs = make(chan previewJob, previewQueueLen)
+	srv.previews.pending = map[previewJobKey]struct{}{}
+	srv.previews.mu.Unlock()
+	key := mailboxKey{md.Path(), "INBOX"}
+	for uid := uint32(1); uid <= previewQueueLen+10; uid++ {
+		srv.requestPreview(key, f, uid)
+		srv.requestPreview(key, f, uid) // once only
+	}
+	srv.previews.mu.Lock()
+	n, queued := len(srv.previews.pending), len(srv.previews.jobs)
+	srv.previews.mu.Unlock()
+	if n != previewQueueLen || queued > previewQueueLen {
+		t.Fatalf("%d pending, %d queued; want %d", n, queued, previewQueueLen)
+	}
+	srv.Close()
+	srv.requestPreview(key, f, 1)
+}
+
+func mustUserPath(t *testing.T, st *testStack) string {
+	t.Helper()
+	path, err := st.maildirs.UserPath("local.example", "alice")
+	must(t, err)
+	return path
 }
 
 // TestPreviewHostile: a preview of hostile MIME (parts nested past the

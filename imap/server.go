@@ -131,6 +131,8 @@ type Server struct {
 	deflaters sync.Pool // of *flate.Writer, for COMPRESS=DEFLATE, likewise
 	msgBufs   sync.Pool // of *[]byte for messages read whole
 
+	previews previewQueue // PREVIEW (LAZY)'s background pool
+
 	// ctx is the context of every session's storage calls, cancelled by
 	// Close. One context for all sessions rather than one each: a
 	// cancellable context keeps a map of its children and a channel
@@ -240,6 +242,7 @@ func (s *Server) Close() error {
 	s.kept = map[string]*keptMaildir{}
 	s.mu.Unlock()
 	s.stop()
+	s.closePreviews()
 	for _, k := range kept {
 		k.timer.Stop()
 		k.md.Close()
