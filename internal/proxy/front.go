@@ -48,7 +48,7 @@ func (p *Proxy) newFront(nc net.Conn, implicitTLS bool) (*front, error) {
 
 func (f *front) reset() {
 	f.br = bufio.NewReaderSize(f.nc, 1024)
-	f.lr = &lineReader{br: f.br, cont: f.nc, max: f.p.opts.MaxLineLength}
+	f.lr = &lineReader{br: f.br, cont: f.nc, max: f.p.opts.MaxLineLength, refuse: f.imapRefuses}
 }
 
 // startTLS upgrades the connection after the reply to STARTTLS or STLS.

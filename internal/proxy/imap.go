@@ -33,6 +33,20 @@ func (f *front) imapCaps() string {
 	return caps
 }
 
+// imapRefuses names the commands answered NO or BAD whatever their
+// arguments, so that their literals are not asked for: all but those
+// served before login, and LOGIN and AUTHENTICATE where passwords may
+// not be sent.
+func (f *front) imapRefuses(name string) bool {
+	switch name {
+	case "CAPABILITY", "NOOP", "ID", "LOGOUT", "STARTTLS":
+		return false
+	case "LOGIN", "AUTHENTICATE":
+		return !f.authAllowed()
+	}
+	return true
+}
+
 func (p *Proxy) imapConn(nc net.Conn, implicitTLS bool) {
 	f, err := p.newFront(nc, implicitTLS)
 	if err != nil {

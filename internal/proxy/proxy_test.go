@@ -599,3 +599,34 @@ func TestAcceptFailurePasses(t *testing.T) {
 	default:
 	}
 }
+
+// TestIMAPLiteralsOfRefusedCommands: before TLS, LOGIN with a
+// synchronizing literal is refused without a continuation request, so
+// the client never sends its password in clear; a command not served
+// before login likewise; the connection goes on.
+func TestIMAPLiteralsOfRefusedCommands(t *testing.T) {
+	f := newFixture(t)
+	nc, err := net.Dial("tcp", f.addr["imap"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(nc)
+	if g, _ := br.ReadString('\n'); !strings.Contains(g, "LOGINDISABLED") {
+		t.Fatalf("greeting %q", g)
+	}
+	for _, c := range []struct{ cmd, want string }{
+		{"a1 LOGIN {11}", "a1 NO [PRIVACYREQUIRED]"},
+		{"a2 LOGIN user@a.test {8}", "a2 NO [PRIVACYREQUIRED]"},
+		{"a3 SELECT {5}", "a3 BAD"},
+		{"a4 NOOP", "a4 OK"},
+	} {
+		if _, err := fmt.Fprintf(nc, "%s\r\n", c.cmd); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := br.ReadString('\n'); !strings.HasPrefix(l, c.want) {
+			t.Fatalf("%s: got %q %v, want %q and no continuation request", c.cmd, l, err, c.want)
+		}
+	}
+}

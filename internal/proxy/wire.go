@@ -26,6 +26,11 @@ type lineReader struct {
 	// cont is written before a synchronising IMAP literal is read.
 	cont io.Writer
 	max  int
+	// refuse, when set, names the IMAP commands answered NO or BAD
+	// whatever their arguments: a synchronising literal of theirs ends
+	// the command unread, without a continuation request (no password
+	// is invited in clear, no data before login).
+	refuse func(name string) bool
 }
 
 // readLine reads one line without its line end, counting its bytes
@@ -86,6 +91,9 @@ func (r *lineReader) readIMAP() (imapCommand, error) {
 		}
 		if !lit {
 			return cmd, nil
+		}
+		if n < 0 && r.refuse != nil && r.refuse(cmd.name) {
+			return cmd, nil // the client sends nothing more without the request
 		}
 		if n > budget {
 			return cmd, errTooLong
