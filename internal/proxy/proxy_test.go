@@ -189,7 +189,10 @@ func newFixture(t testing.TB) *fixture {
 		TLSConfig:        front,
 		SourceAddr:       proxyIP,
 		Hostname:         "proxy.test",
-		DialTimeout:      2 * time.Second,
+		// A backend the tests take down refuses the connection at
+		// once; the bound only has to outlast a loaded machine's
+		// Argon2 login at the backend under -race.
+		DialTimeout: 30 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
