@@ -163,17 +163,25 @@ type entry struct {
 	// held is the message's decoded header fields kept in memory (see
 	// DecodedFields), nil when none.
 	held *heldValue
+	// derivedID is the EMAILID derived from key, once emailIDOf has
+	// computed it (a Snapshot of a large folder would otherwise hash
+	// every base name each time).
+	derivedID string
 }
 
 // emailIDOf returns the EMAILID of a message: its own, or one derived
 // from its base name, which a message keeps for its life (flag changes
-// and moves rename only the part after ":2,").
+// and moves rename only the part after ":2,"). The caller holds the
+// folder's lock (or the entry is not shared yet).
 func (e *entry) emailIDOf() string {
 	if e.emailID != "" {
 		return e.emailID
 	}
-	sum := sha256.Sum256([]byte(e.key))
-	return "M" + hex.EncodeToString(sum[:12])
+	if e.derivedID == "" {
+		sum := sha256.Sum256([]byte(e.key))
+		e.derivedID = "M" + hex.EncodeToString(sum[:12])
+	}
+	return e.derivedID
 }
 
 func (e *entry) relPath() string {
