@@ -253,20 +253,30 @@ func (s *session) matching(criteria *imapwire.SearchCriteria, keepHeader bool) (
 		return nil, err
 	}
 	var found []*matchContext
+	// The contexts of the messages found are allocated in blocks; a
+	// message not found gives its place to the next.
+	var block []matchContext
 	for _, r := range refs {
 		m := msgs(r.uid)
 		if m == nil {
 			continue
 		}
-		mc := &matchContext{s: s, m: m, seq: r.seq}
-		if mc.match(c) {
-			// What was read of the message is not kept for long.
-			mc.raw, mc.loaded, mc.decoded, mc.headerText, mc.bodyText = nil, false, false, "", ""
-			if !keepHeader {
-				mc.header, mc.headerRead = nil, false
-			}
-			found = append(found, mc)
+		if len(block) == cap(block) {
+			block = make([]matchContext, 0, min(len(refs)-len(found), 4096))
 		}
+		block = append(block, matchContext{s: s, m: m, seq: r.seq})
+		mc := &block[len(block)-1]
+		if !mc.match(c) {
+			*mc = matchContext{}
+			block = block[:len(block)-1]
+			continue
+		}
+		// What was read of the message is not kept for long.
+		mc.raw, mc.loaded, mc.decoded, mc.headerText, mc.bodyText = nil, false, false, "", ""
+		if !keepHeader {
+			mc.header, mc.headerRead = nil, false
+		}
+		found = append(found, mc)
 	}
 	return found, nil
 }
