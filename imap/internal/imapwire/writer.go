@@ -108,10 +108,12 @@ func (w *Writer) Close() { w.bw.WriteByte(')') }
 func (w *Writer) Atom(s string) { w.bw.WriteString(s) }
 
 // Number writes a number.
-func (w *Writer) Number(n uint32) { w.bw.WriteString(strconv.FormatUint(uint64(n), 10)) }
+func (w *Writer) Number(n uint32) { w.Number64(uint64(n)) }
 
-// Number64 writes a 64-bit number (mod-sequences, sizes).
-func (w *Writer) Number64(n uint64) { w.bw.WriteString(strconv.FormatUint(n, 10)) }
+// Number64 writes a 64-bit number (mod-sequences, sizes), formatted in
+// the buffer's free space: a SORT or FETCH of a large folder writes one
+// number or more per message and allocates nothing for them.
+func (w *Writer) Number64(n uint64) { w.bw.Write(strconv.AppendUint(w.bw.AvailableBuffer(), n, 10)) }
 
 // String writes s as a quoted string or, when it cannot be quoted, a
 // literal.
