@@ -19,25 +19,38 @@ func (s *session) sorted(found []*matchContext, sortBy []imapwire.SortKey) []*ma
 	for i, mc := range found {
 		sortKeysOf(mc, sortBy, keys[i*nk:(i+1)*nk])
 	}
-	order := make([]int, len(found))
-	for i := range order {
-		order[i] = i
+	// The first key is compared where the sort moves the messages, the
+	// others (rarely reached) in keys.
+	type item struct {
+		first sortKey
+		i     int
 	}
-	slices.SortFunc(order, func(x, y int) int {
-		for k, key := range sortBy {
-			r := keys[x*nk+k].compare(&keys[y*nk+k])
-			if key.Reverse {
+	items := make([]item, len(found))
+	for i := range items {
+		items[i] = item{first: keys[i*nk], i: i}
+	}
+	slices.SortFunc(items, func(x, y item) int {
+		r := x.first.compare(&y.first)
+		if sortBy[0].Reverse {
+			r = -r
+		}
+		if r != 0 {
+			return r
+		}
+		for k := 1; k < nk; k++ {
+			r := keys[x.i*nk+k].compare(&keys[y.i*nk+k])
+			if sortBy[k].Reverse {
 				r = -r
 			}
 			if r != 0 {
 				return r
 			}
 		}
-		return cmp.Compare(found[x].seq, found[y].seq)
+		return cmp.Compare(found[x.i].seq, found[y.i].seq)
 	})
 	out := make([]*matchContext, len(found))
-	for i, j := range order {
-		out[i] = found[j]
+	for i, it := range items {
+		out[i] = found[it.i]
 	}
 	return out
 }

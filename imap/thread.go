@@ -12,7 +12,7 @@ import (
 // message only referred to (num 0), with its replies.
 type threadNode struct {
 	num      uint32
-	date     time.Time
+	date     threadDate
 	children []*threadNode
 	parent   *threadNode
 	// subject is the base subject, and reply whether the subject was a
@@ -20,6 +20,22 @@ type threadNode struct {
 	// grouping by subject.
 	subject string
 	reply   bool
+}
+
+// threadDate is a message's date as THREAD compares it: a time.Time
+// without the location, so that nodes hold no pointer to it.
+type threadDate struct {
+	sec  int64
+	nsec int32
+}
+
+func dateOf(t time.Time) threadDate { return threadDate{t.Unix(), int32(t.Nanosecond())} }
+
+func (d threadDate) compare(o threadDate) int {
+	if c := cmp.Compare(d.sec, o.sec); c != 0 {
+		return c
+	}
+	return cmp.Compare(d.nsec, o.nsec)
 }
 
 // cmdThread serves THREAD and UID THREAD (RFC 5256): ORDEREDSUBJECT,
@@ -92,7 +108,7 @@ func orderedSubject(found []*matchContext, uid bool) []*threadNode {
 	nodes := make([]*threadNode, len(found))
 	subjects := make([]string, len(found))
 	for i, mc := range found {
-		nodes[i] = &threadNode{num: threadNum(mc, uid), date: sentDateOf(mc)}
+		nodes[i] = &threadNode{num: threadNum(mc, uid), date: dateOf(sentDateOf(mc))}
 		if f := mc.sortFieldsOf(); f != nil {
 			subjects[i] = f.subject
 		}
@@ -121,7 +137,7 @@ func sortedByDate(nodes []*threadNode) []int {
 }
 
 func compareNodes(a, b *threadNode) int {
-	if c := a.date.Compare(b.date); c != 0 {
+	if c := a.date.compare(b.date); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.num, b.num)
@@ -136,11 +152,24 @@ func compareNodes(a, b *threadNode) int {
 // threads by date (step 6). REFS (as Dovecot offers it) orders threads
 // by their latest message instead.
 func references(found []*matchContext, uid, refs bool) []*threadNode {
-	byID := map[string]*threadNode{}
+	// Nodes are allocated in blocks and listed in the order they are
+	// made, which is the order the roots are taken in.
+	all := make([]*threadNode, 0, len(found)+len(found)/4)
+	var block []threadNode
+	newNode := func() *threadNode {
+		if len(block) == cap(block) {
+			block = make([]threadNode, 0, max(len(found)+len(found)/4-len(all), 64))
+		}
+		block = append(block, threadNode{})
+		n := &block[len(block)-1]
+		all = append(all, n)
+		return n
+	}
+	byID := make(map[string]*threadNode, len(found)+len(found)/4)
 	node := func(id string) *threadNode {
 		n := byID[id]
 		if n == nil {
-			n = &threadNode{}
+			n = newNode()
 			byID[id] = n
 		}
 		return n
@@ -160,8 +189,7 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 		child.parent = parent
 		parent.children = append(parent.children, child)
 	}
-	var all []*threadNode
-	for i, mc := range found {
+	for _, mc := range found {
 		var id string
 		var chain []string
 		f := mc.sortFieldsOf()
@@ -171,16 +199,14 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 		var n *threadNode
 		if id == "" || byID[id] != nil && byID[id].num != 0 {
 			// No Message-ID, or a duplicate: a node of its own.
-			n = &threadNode{}
-			byID["\x00"+itoa(i)] = n // not a Message-ID: those hold no NUL
+			n = newNode()
 		} else {
 			n = node(id)
 		}
-		n.num, n.date = threadNum(mc, uid), sentDateOf(mc)
+		n.num, n.date = threadNum(mc, uid), dateOf(sentDateOf(mc))
 		if f != nil {
 			n.subject, n.reply = f.subject, f.reply
 		}
-		all = append(all, n)
 		var prev *threadNode
 		for _, ref := range chain {
 			r := node(ref)
@@ -202,10 +228,8 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 		}
 	}
 	var roots []*threadNode
-	seen := map[*threadNode]bool{}
-	for _, n := range byID {
-		if n.parent == nil && !seen[n] {
-			seen[n] = true
+	for _, n := range all {
+		if n.parent == nil {
 			roots = append(roots, n)
 		}
 	}
@@ -217,12 +241,12 @@ func references(found []*matchContext, uid, refs bool) []*threadNode {
 	for _, r := range roots {
 		sortChildren(r)
 	}
-	key := func(n *threadNode) time.Time { return firstDate(n) }
+	key := firstDate
 	if refs {
 		key = lastDate
 	}
 	slices.SortStableFunc(roots, func(a, b *threadNode) int {
-		if c := key(a).Compare(key(b)); c != 0 {
+		if c := key(a).compare(key(b)); c != 0 {
 			return c
 		}
 		return cmp.Compare(firstNum(a), firstNum(b))
@@ -241,7 +265,7 @@ func gatherBySubject(roots []*threadNode) []*threadNode {
 		}
 		return n.subject
 	}
-	table := map[string]*threadNode{}
+	table := make(map[string]*threadNode, len(roots))
 	for _, n := range roots {
 		subj := subject(n)
 		if subj == "" {
@@ -289,7 +313,7 @@ func gatherBySubject(roots []*threadNode) []*threadNode {
 // is replaced by them, except at the top where it stays to join several
 // (RFC 5256 step 4).
 func prune(nodes []*threadNode) []*threadNode {
-	var out []*threadNode
+	out := make([]*threadNode, 0, len(nodes))
 	for _, n := range nodes {
 		n.children = pruneKids(n.children, n)
 		if n.num == 0 {
@@ -309,9 +333,16 @@ func prune(nodes []*threadNode) []*threadNode {
 }
 
 func pruneKids(nodes []*threadNode, parent *threadNode) []*threadNode {
-	var out []*threadNode
+	empty := false
 	for _, n := range nodes {
 		n.children = pruneKids(n.children, n)
+		empty = empty || n.num == 0
+	}
+	if !empty {
+		return nodes
+	}
+	var out []*threadNode
+	for _, n := range nodes {
 		if n.num == 0 {
 			for _, c := range n.children {
 				c.parent = parent
@@ -329,7 +360,7 @@ func sortChildren(n *threadNode) {
 		sortChildren(c)
 	}
 	slices.SortStableFunc(n.children, func(a, b *threadNode) int {
-		if c := firstDate(a).Compare(firstDate(b)); c != 0 {
+		if c := firstDate(a).compare(firstDate(b)); c != 0 {
 			return c
 		}
 		return cmp.Compare(firstNum(a), firstNum(b))
@@ -337,7 +368,7 @@ func sortChildren(n *threadNode) {
 }
 
 // firstDate is a node's date, or for an empty one its first reply's.
-func firstDate(n *threadNode) time.Time {
+func firstDate(n *threadNode) threadDate {
 	if n.num != 0 || len(n.children) == 0 {
 		return n.date
 	}
@@ -352,10 +383,10 @@ func firstNum(n *threadNode) uint32 {
 }
 
 // lastDate is the date of a thread's latest message.
-func lastDate(n *threadNode) time.Time {
+func lastDate(n *threadNode) threadDate {
 	d := n.date
 	for _, c := range n.children {
-		if cd := lastDate(c); cd.After(d) {
+		if cd := lastDate(c); cd.compare(d) > 0 {
 			d = cd
 		}
 	}
