@@ -141,7 +141,7 @@ func TestInteropRspamd(t *testing.T) {
 		return fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: "+subject+
 			"\r\nMessage-ID: <"+subject+"@far.example>\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\n\r\n"+body+"\r\n.\r\n")
 	}
-	c := dial(t, "tcp", addr)
+	c := dialFilter(t, addr)
 	c.run(greet + toAlice + `
 		R: ` + msg("gtube", gtube("X")) + `
 		S: 554 5.7.1 Gtube pattern
@@ -206,7 +206,7 @@ func TestInteropSpamAssassin(t *testing.T) {
 		return fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: "+subject+
 			"\r\nMessage-ID: <"+strings.ReplaceAll(subject, " ", ".")+"@far.example>\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\n\r\n"+body+"\r\n.\r\n")
 	}
-	dial(t, "tcp", addr).run(greet + toAlice + `
+	dialFilter(t, addr).run(greet + toAlice + `
 		R: ` + msg("gtube", "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X") + `
 		S: 550 5.7.1
 		` + toAlice + `
@@ -252,7 +252,7 @@ PidFile %s
 	o := st.options(MX)
 	o.Checks.Filters = []mail.Filter{&Milter{Address: "inet:" + maddr}}
 	addr, _ := st.serve(o)
-	dial(t, "tcp", addr).run(greet + toAlice + `
+	dialFilter(t, addr).run(greet + toAlice + `
 		R: ` + fmt.Sprintf("%q", "From: bob@local.example\r\nTo: alice@local.example\r\nSubject: signed by opendkim\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\nMessage-ID: <dkim@local.example>\r\n\r\nHello.\r\n.\r\n") + `
 		S: 250`)
 	inbox := st.messages("alice@local.example", "")
@@ -331,7 +331,7 @@ RejectFailures true
 	o.Checks = mail.Checks{Connect: []mail.ConnectChecker{policy{}}, Mail: []mail.MailChecker{policy{}},
 		Filters: []mail.Filter{&Milter{Address: "inet:" + maddr}}}
 	addr, _ := st.serve(o)
-	dial(t, "tcp", addr).run(greet + toAlice + `
+	dialFilter(t, addr).run(greet + toAlice + `
 		R: ` + fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: dmarc\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\nMessage-ID: <dmarc@far.example>\r\n\r\nHello.\r\n.\r\n") + `
 		S: 250`)
 	inbox := st.messages("alice@local.example", "")
@@ -373,7 +373,7 @@ func TestInteropRspamdLearn(t *testing.T) {
 	st := newTestStack(t)
 	addr, _ := st.serve(st.options(MX))
 	body := strings.Repeat("Cheap watches and pills, limited offer, click the link below to claim your prize today. ", 20)
-	dial(t, "tcp", addr).run(greet + toAlice + `
+	dialFilter(t, addr).run(greet + toAlice + `
 		R: ` + fmt.Sprintf("%q", "From: sender@far.example\r\nTo: alice@local.example\r\nSubject: learn me\r\nMessage-ID: <learn@far.example>\r\nDate: Mon, 07 Dec 2026 00:00:00 +0000\r\n\r\n"+body+"\r\n.\r\n") + `
 		S: 250`)
 
@@ -441,4 +441,13 @@ func TestInteropRspamdLearn(t *testing.T) {
 	if stat.Learned < 2 {
 		t.Errorf("rspamd /stat learned = %d, want 2 (spam, then ham): %+v", stat.Learned, stat)
 	}
+}
+
+// dialFilter dials the server for a dialog through a real filter: spamd
+// or rspamd scanning on a loaded machine under -race can take many
+// seconds per message, longer than dial's bound for a whole dialog.
+func dialFilter(t *testing.T, addr string) *client {
+	c := dial(t, "tcp", addr)
+	_ = c.conn.SetDeadline(time.Now().Add(3 * time.Minute))
+	return c
 }
