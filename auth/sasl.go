@@ -73,11 +73,43 @@ func (a *Authenticator) NewSASLServer(ctx context.Context, mech string, remote n
 	}
 	switch strings.ToUpper(mech) {
 	case MechPlain:
-		return sasl.NewPlainServer(login), nil
+		return &plainServer{authenticate: login}, nil
 	case MechLogin:
 		return &loginServer{authenticate: login}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownMechanism, mech)
+}
+
+// errUnexpectedResponse is a response after the exchange ended: a
+// malformed response, and go-sasl's error for it.
+var errUnexpectedResponse = fmt.Errorf("%w: %w", ErrMalformedResponse, sasl.ErrUnexpectedClientResponse)
+
+// plainServer is the server side of PLAIN (RFC 4616). go-sasl's own
+// answers a response without its two NULs with an error of its own,
+// which every protocol server took for a temporary failure (SMTP 454,
+// IMAP NO [UNAVAILABLE], ManageSieve NO (TRYLATER)) and did not count:
+// here it is ErrMalformedResponse, a failed login like a wrong password.
+type plainServer struct {
+	authenticate func(authzid, username, password string) error
+	done         bool
+}
+
+// Next implements sasl.Server.
+func (s *plainServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	if s.done {
+		return nil, true, errUnexpectedResponse
+	}
+	if response == nil {
+		// No initial response: an empty challenge asks for it.
+		return []byte{}, false, nil
+	}
+	s.done = true
+	authzid, rest, ok1 := strings.Cut(string(response), "\x00")
+	username, password, ok2 := strings.Cut(rest, "\x00")
+	if !ok1 || !ok2 || strings.Contains(password, "\x00") {
+		return nil, true, ErrMalformedResponse
+	}
+	return nil, true, s.authenticate(authzid, username, password)
 }
 
 // loginServer is the server side of LOGIN: the server prompts
@@ -119,5 +151,5 @@ func (s *loginServer) Next(response []byte) (challenge []byte, done bool, err er
 		s.state = loginDone
 		return nil, true, s.authenticate("", s.username, string(response))
 	}
-	return nil, true, sasl.ErrUnexpectedClientResponse
+	return nil, true, errUnexpectedResponse
 }

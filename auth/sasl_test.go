@@ -84,10 +84,16 @@ func TestSASLPlain(t *testing.T) {
 	if d := att.Fail(); d != 2*f.a.throttle.cfg.BaseDelay {
 		t.Errorf("failures counted: next delay %v, want the second failure's", d)
 	}
-	// A malformed response is refused.
-	s, _ := f.a.NewSASLServer(ctx, MechPlain, remote, nil)
-	if _, _, err := s.Next([]byte("no separators")); err == nil {
-		t.Error("PLAIN accepted a response without NULs")
+	// A malformed response is refused as such: a failed login every
+	// protocol counts, not a temporary failure.
+	for _, resp := range []string{"no separators", "", "a\x00b", "\x00a\x00b\x00c"} {
+		s, _ := f.a.NewSASLServer(ctx, MechPlain, remote, nil)
+		if _, _, err := s.Next([]byte(resp)); !errors.Is(err, ErrMalformedResponse) {
+			t.Errorf("PLAIN response %q: %v, want ErrMalformedResponse", resp, err)
+		}
+		if _, _, err := s.Next([]byte("\x00alice@example.org\x00right")); !errors.Is(err, ErrMalformedResponse) || !errors.Is(err, sasl.ErrUnexpectedClientResponse) {
+			t.Errorf("PLAIN response after the end: %v", err)
+		}
 	}
 }
 

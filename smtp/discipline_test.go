@@ -433,3 +433,31 @@ func TestBDAT(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// A SASL response that breaks PLAIN's syntax (the empty "=" response, a
+// response without its NULs) is a failed login, answered and counted as
+// a wrong password is, not a temporary failure a client may repeat
+// forever.
+func TestMalformedSASLCounted(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(Submission))
+	dial(t, "tcp", addr).run(`
+		S: 220
+		C: EHLO laptop
+		S: 250
+		C: STARTTLS
+		S: 220
+		TLS
+		C: EHLO laptop
+		S: 250
+		C: AUTH PLAIN
+		S: 334
+		C: =
+		S: 535 5.7.8
+		C: AUTH PLAIN bm8gc2VwYXJhdG9ycw==
+		S: 535 5.7.8
+		C: AUTH PLAIN
+		S: 334
+		C: YQBi
+		S: 421 4.7.0`)
+}

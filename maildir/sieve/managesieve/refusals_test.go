@@ -105,3 +105,17 @@ func TestCommandBound(t *testing.T) {
 		t.Fatalf("scripts stored: %v", names)
 	}
 }
+
+// A response that breaks PLAIN's syntax is a failed login, counted.
+func TestMalformedSASLCounted(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.dial()
+	c.reply()
+	c.startTLS(e.client)
+	for i, ir := range []string{"", "bm8gc2VwYXJhdG9ycw==", "YQBi"} {
+		r := last(c.cmd(`AUTHENTICATE "PLAIN" "` + ir + `"`))
+		if i < 2 && r != `NO "Authentication failed."` || i == 2 && !strings.HasPrefix(r, "BYE") {
+			t.Fatalf("malformed response %d: %s", i+1, r)
+		}
+	}
+}
