@@ -101,6 +101,15 @@ func (s mailState) systemOnly() mailState {
 	return out
 }
 
+// keep returns the state of the named folders only.
+func (s mailState) keep(folders ...string) mailState {
+	out := mailState{}
+	for _, f := range folders {
+		out[f] = s[f]
+	}
+	return out
+}
+
 // serverState reads every folder of user through go-imap's client: the
 // bytes of BODY.PEEK[] and the flags.
 func serverState(t *testing.T, addr, user string) mailState {
@@ -394,7 +403,9 @@ func TestInteropMbsyncIncremental(t *testing.T) {
 // expunge is told of it with VANISHED (EARLIER). In the second session
 // neomutt flags a message and copies it to "Ärger & Co" (the issue's
 // case (a); a space in neomutt's mailbox prompt cycles mailboxes, so
-// the pushed keys quote it); the server's state shows both.
+// the pushed keys quote it); the server's state shows both. A last open
+// copies INBOX to a local Maildir: the copy has the server's bytes,
+// flags and keywords.
 func TestInteropNeomuttHeaderCache(t *testing.T) {
 	neomutt := interop.Program(t, "neomutt")
 	scriptCmd := interop.Program(t, "script")
@@ -419,6 +430,7 @@ set confirmappend=no
 set confirmcreate=no
 set quit=yes
 set mark_old=no
+set mbox_type=Maildir
 push "%s<quit>"
 `, testPassword, dir, proxy.Addr, push)), 0o600))
 		runInTerminal(t, scriptCmd, dir, neomutt, muttrc, fmt.Sprintf("imap://alice%%40local.example@%s/INBOX", proxy.Addr))
@@ -480,7 +492,33 @@ push "%s<quit>"
 	} else if got := flagsOf(t, srv["Ärger & Co"], "Message 1, inbox."); got != `\Flagged \Seen` {
 		t.Errorf("neomutt's copy to \"Ärger & Co\" has flags %q", got)
 	}
+
+	// neomutt keeps no local copy of its own: a last open copies every
+	// message to a local Maildir, which then holds INBOX's bytes (with
+	// LF line ends and the Content-Length and Lines fields neomutt adds),
+	// flags and keywords.
+	local := filepath.Join(dir, "local")
+	last := open("copy to a local Maildir", `<tag-pattern>~A<enter><tag-prefix><copy-message>`+local+`<enter>`)
+	if last.Whole != len(srv["INBOX"]) {
+		t.Errorf("copying fetched %d whole messages, want INBOX's %d: %s", last.Whole, len(srv["INBOX"]), last)
+	}
+	copied := mailState{}
+	for _, m := range maildirState(t, map[string]string{"INBOX": local}, nil)["INBOX"] {
+		flags := strings.Fields(m.Flags)
+		if tags := muttTags.FindStringSubmatch(m.Body); tags != nil {
+			flags = append(flags, strings.Fields(tags[1])...)
+		}
+		copied.add("INBOX", muttFields.ReplaceAllString(m.Body, ""), flags)
+	}
+	diffState(t, "neomutt's local copy", srv.keep("INBOX").mapBodies(lfLines), copied)
 }
+
+// neomutt adds Content-Length and Lines to a message it copies, and
+// writes its keywords as a Tags field.
+var (
+	muttFields = regexp.MustCompile(`(?m)^(Content-Length: \d+|Lines: \d+|Tags: [^\n]*)\n`)
+	muttTags   = regexp.MustCompile(`(?m)^Tags: ([^\n]*)\n`)
+)
 
 // TestInteropOfflineimap does for offlineimap what
 // TestInteropMbsyncIncremental does for mbsync, keywords included
