@@ -108,7 +108,8 @@
 //     expunges are reported as VANISHED.
 //   - RFC 3516, BINARY; RFC 5530, response codes; RFC 7888, LITERAL+.
 //   - RFC 3502, MULTIAPPEND: the messages of one APPEND are stored all
-//     or none.
+//     or none; at most 1,000 of them, of ten times APPENDLIMIT together,
+//     each refused before it is asked for.
 //   - RFC 4469, CATENATE, with RFC 5092 IMAP URLs and RFC 5550's
 //     URL-PARTIAL: a message built of TEXT literals and URLs naming a
 //     message, a section or a range of one in the user's own mailboxes

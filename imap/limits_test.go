@@ -573,3 +573,49 @@ func TestSearchLinesTooLong(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiAppendTotal: the messages of one MULTIAPPEND count together
+// against ten times APPENDLIMIT, each before it is asked for: a
+// synchronizing literal over it is NO [TOOBIG] without a continuation
+// request, a non-synchronizing one BAD [TOOBIG] and close; either way no
+// message of the command is kept.
+func TestMultiAppendTotal(t *testing.T) {
+	st := newTestStack(t)
+	opts := st.options()
+	opts.AppendLimit = 100
+	_, addr := st.serve(opts)
+	path, err := st.maildirs.UserPath("local.example", "alice")
+	must(t, err)
+	msg := "Subject: m\r\n\r\n" + strings.Repeat("x", 78) + "\r\n" // 96 bytes
+	ten := strings.Repeat(fmt.Sprintf(" {%d+}\r\n%s", len(msg), msg), 10)
+	stored := func() int {
+		n := 0
+		for _, sub := range []string{"new", "cur"} {
+			es, err := os.ReadDir(filepath.Join(path, sub))
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			n += len(es)
+		}
+		return n
+	}
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	fmt.Fprintf(cl.c, "m1 APPEND INBOX%s\r\n", ten)
+	if _, reply := cl.until("m1"); !strings.HasPrefix(reply, "OK [APPENDUID") {
+		t.Fatalf("ten messages within the total: %q", reply)
+	}
+	if n := stored(); n != 10 {
+		t.Fatalf("%d messages stored, want 10", n)
+	}
+	fmt.Fprintf(cl.c, "m2 APPEND INBOX%s {%d}\r\n", ten, len(msg))
+	if lines, reply := cl.until("m2"); reply != "NO [TOOBIG] Messages of one APPEND too large together" || has(lines, "+ ") {
+		t.Fatalf("eleventh message, synchronizing: %q %q", lines, reply)
+	}
+	wantLine(t, cl.ok("STATUS INBOX (MESSAGES)"), "MESSAGES 10")
+	fmt.Fprintf(cl.c, "m3 APPEND INBOX%s {%d+}\r\n%s\r\n", ten, len(msg), msg)
+	closedWithBye(t, cl, "m3")
+	if n := stored(); n != 10 {
+		t.Fatalf("%d messages stored after the refused MULTIAPPENDs, want 10", n)
+	}
+}

@@ -29,6 +29,7 @@ func (r *Reader) ReadCommand() (cmd *Command, err error) {
 	}
 	r.Limits.setDefaults()
 	r.tag, r.line, r.lits, r.ended, r.depth, r.save = "", 0, 0, false, 0, false
+	r.appendMsgs, r.appendTotal = 0, 0
 	defer r.recover(&err)
 	// Empty lines between commands are skipped, as Dovecot does.
 	for {
@@ -458,6 +459,10 @@ func (r *Reader) statusItems(o *imap.StatusOptions) (mailboxID bool) {
 // date, and the literal's header (or CATENATE's opening). The message's
 // data is left for the caller; multi allows further messages.
 func (r *Reader) appendMessage(multi bool) *AppendMessage {
+	r.appendMsgs++
+	if r.appendMsgs > r.Limits.MaxAppendMessages {
+		r.fail(imap.ResponseCodeLimit, "Too many messages in one APPEND")
+	}
 	m := &AppendMessage{}
 	if r.peek() == '(' {
 		m.Flags = r.flagList()
@@ -559,7 +564,11 @@ func (r *Reader) CountURLPart(size int64) error {
 	if size > r.Limits.AppendLimit-r.catSize {
 		return &Error{Tag: r.tag, Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Message too large"}
 	}
+	if size > r.Limits.MaxAppendTotal-r.appendTotal {
+		return &Error{Tag: r.tag, Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Messages of one APPEND too large together"}
+	}
 	r.catSize += size
+	r.appendTotal += size
 	return nil
 }
 

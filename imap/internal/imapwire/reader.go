@@ -27,6 +27,14 @@ type Limits struct {
 	// MaxCatenateParts bounds the parts of one CATENATE message (RFC
 	// 4469; default 256).
 	MaxCatenateParts int
+	// MaxAppendMessages bounds the messages of one MULTIAPPEND (RFC
+	// 3502; default 1,000; BAD [LIMIT]), and MaxAppendTotal their bytes
+	// together, CATENATE parts included (default 10 times AppendLimit;
+	// as a message over AppendLimit is refused): the command is refused
+	// before the message or literal is asked for, and the server keeps
+	// none of its messages.
+	MaxAppendMessages int
+	MaxAppendTotal    int64
 	// MaxSearchDepth bounds the nesting of SEARCH keys: NOT, OR and
 	// parentheses (default 64).
 	MaxSearchDepth int
@@ -55,6 +63,10 @@ func (l *Limits) setDefaults() {
 	def(&l.MaxLiteral, literalMinus)
 	def(&l.MaxLiterals, 64<<10)
 	def(&l.AppendLimit, 50<<20)
+	def(&l.MaxAppendTotal, 10*l.AppendLimit)
+	if l.MaxAppendMessages <= 0 {
+		l.MaxAppendMessages = 1000
+	}
 	if l.MaxSearchDepth <= 0 {
 		l.MaxSearchDepth = 64
 	}
@@ -130,9 +142,13 @@ type Reader struct {
 	// bytes so far (TEXT literals and URL parts) and its parts.
 	catSize  int64
 	catParts int
-	inLit    bool       // reading a literal's data
-	pending  func() any // what next reads: the next message or part
-	last     any        // what next read
+	// appendMsgs and appendTotal count the APPEND being read: its
+	// messages and their bytes (CATENATE parts included).
+	appendMsgs  int
+	appendTotal int64
+	inLit       bool       // reading a literal's data
+	pending     func() any // what next reads: the next message or part
+	last        any        // what next read
 }
 
 // NewReader returns a Reader of br. cont is Continue.
@@ -424,6 +440,9 @@ func (r *Reader) literalHeader(kind literalKind) int64 {
 		limit, text, total = r.Limits.AppendLimit-r.catSize, "Message too large", 0
 	}
 	over := size > limit || total > r.Limits.MaxLiterals
+	if kind != litString && r.appendTotal+size > r.Limits.MaxAppendTotal {
+		over, text = true, "Messages of one APPEND too large together"
+	}
 	if nonSync {
 		if over || (!r.Limits.LiteralPlus && size > literalMinus) {
 			r.fatal(imap.ResponseCodeTooBig, text)
@@ -437,6 +456,9 @@ func (r *Reader) literalHeader(kind literalKind) int64 {
 		r.lits += size
 	case litPart:
 		r.catSize += size
+		r.appendTotal += size
+	case litMessage:
+		r.appendTotal += size
 	}
 	if !nonSync && r.Continue != nil {
 		if err := r.Continue(); err != nil {

@@ -552,3 +552,66 @@ func TestCheckBeforeArguments(t *testing.T) {
 		t.Fatalf("Check saw %q, want %q; %d continuation requests", seen, want, r.conts)
 	}
 }
+
+// TestMultiAppendLimits: a MULTIAPPEND's messages are counted (BAD
+// [LIMIT] past MaxAppendMessages) and their bytes added up, CATENATE's
+// TEXT and URL parts included (NO [TOOBIG] past MaxAppendTotal, before
+// the continuation request).
+func TestMultiAppendLimits(t *testing.T) {
+	read := func(in string, urlPart int64) (*testReader, error) {
+		r := newTestReader(in)
+		r.Limits = Limits{AppendLimit: 10, MaxAppendTotal: 25, MaxAppendMessages: 3}
+		cmd, err := r.ReadCommand()
+		if err != nil {
+			return r, err
+		}
+		m := cmd.Args.(*Append).Message
+		for m != nil {
+			if m.Catenate {
+				for {
+					p, err := r.NextPart()
+					if err != nil {
+						return r, err
+					}
+					if p == nil {
+						break
+					}
+					if p.URL != "" {
+						if err := r.CountURLPart(urlPart); err != nil {
+							return r, err
+						}
+					}
+				}
+			}
+			if m, err = r.NextMessage(); err != nil {
+				return r, err
+			}
+		}
+		return r, nil
+	}
+	for _, c := range []struct {
+		in    string
+		url   int64
+		code  imap.ResponseCode
+		conts int
+	}{
+		{"a APPEND X {8}\r\n12345678 {8}\r\n12345678 {8}\r\n12345678\r\n", 0, "", 3},
+		{"a APPEND X {8}\r\n12345678 {8}\r\n12345678 {8}\r\n12345678 {1}\r\n", 0, imap.ResponseCodeLimit, 3},
+		{"a APPEND X {9}\r\n123456789 {9}\r\n123456789 {9}\r\n", 0, imap.ResponseCodeTooBig, 2},
+		{"a APPEND X {9+}\r\n123456789 {9+}\r\n123456789 CATENATE (TEXT {8}\r\n", 0, imap.ResponseCodeTooBig, 0},
+		{"a APPEND X {9+}\r\n123456789 {9+}\r\n123456789 CATENATE (URL a)\r\n", 8, imap.ResponseCodeTooBig, 0},
+	} {
+		r, err := read(c.in, c.url)
+		var e *Error
+		switch {
+		case c.code == "" && err != nil:
+			t.Errorf("%q: %v", c.in, err)
+		case c.code != "" && (!errors.As(err, &e) || e.Code != c.code):
+			t.Errorf("%q: got %v, want [%s]", c.in, err, c.code)
+		case c.code == imap.ResponseCodeTooBig && e.Text != "Messages of one APPEND too large together":
+			t.Errorf("%q: %v", c.in, err)
+		case r.conts != c.conts:
+			t.Errorf("%q: %d continuation requests, want %d", c.in, r.conts, c.conts)
+		}
+	}
+}
