@@ -2,6 +2,7 @@ package managesieve
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -18,7 +19,11 @@ func FuzzSplitWords(f *testing.F) {
 			return
 		}
 		for _, w := range words {
-			if v, ok := strings.CutPrefix(w, "\x00"); ok {
+			if v, ok := strings.CutPrefix(w, "\x00"); ok && strings.ContainsAny(v, "\r\n\x00") {
+				if q := quote(v); q != "{"+strconv.Itoa(len(v))+"}\r\n"+v {
+					t.Fatalf("%q: word %q quoted as %q, want a literal", s, v, q)
+				}
+			} else if ok {
 				again, err := splitWords(quote(v))
 				if err != nil || len(again) != 1 || again[0] != w {
 					t.Fatalf("%q: word %q reads back as %q, %v", s, v, again, err)

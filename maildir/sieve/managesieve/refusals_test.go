@@ -119,3 +119,28 @@ func TestMalformedSASLCounted(t *testing.T) {
 		}
 	}
 }
+
+// A string the server sends back that holds a line end (NOOP's tag, sent
+// as a literal) goes out as a literal, so that it cannot end the response
+// early and pass for a response of its own.
+func TestRepliedStringsStayStrings(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.dial()
+	c.reply()
+	tag := "a\r\nBYE \"forged\""
+	c.send("NOOP {" + strconv.Itoa(len(tag)) + "+}\r\n" + tag + "\r\n")
+	var got strings.Builder
+	for !strings.HasSuffix(got.String(), "\"Done.\"\r\n") {
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", got.String(), err)
+		}
+		got.WriteString(l)
+	}
+	if want := "OK (TAG {" + strconv.Itoa(len(tag)) + "}\r\n" + tag + ") \"Done.\"\r\n"; got.String() != want {
+		t.Fatalf("NOOP reply %q, want %q", got.String(), want)
+	}
+	if r := last(c.cmd("CAPABILITY")); r != "OK" {
+		t.Fatalf("after NOOP: %q", r)
+	}
+}

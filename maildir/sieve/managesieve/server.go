@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -213,6 +214,14 @@ func (c *conn) capabilities() string {
 	return b.String()
 }
 
+// quote writes s as a ManageSieve string: quoted, or a literal when s
+// holds a CR, LF or NUL, which a quoted string cannot carry (RFC 5804
+// section 4). A value a client chose (NOOP's tag) or that echoes its
+// script (a parse error) so never ends the response line early, and
+// never passes for a response of its own.
 func quote(s string) string {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return "{" + strconv.Itoa(len(s)) + "}\r\n" + s
+	}
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
