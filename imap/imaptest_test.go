@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailagent/mailagent/auth"
 	"github.com/mailagent/mailagent/internal/interop/dovecottest"
 )
 
@@ -198,7 +199,7 @@ func TestInteropImaptest(t *testing.T) {
 
 // TestInteropImaptestStress runs imaptest's stress mode for a few
 // seconds ($MAILAGENT_IMAPTEST_STRESS to change how many): ten sessions
-// of one user send random commands, pipelined, tracking the mailbox
+// ($MAILAGENT_IMAPTEST_CLIENTS) of one user send random commands, pipelined, tracking the mailbox
 // state each is told, and every 3 s all of them CHECK and compare their
 // views (flags, keywords, modseqs, \Recent). Any "Error:" or panic of
 // imaptest fails the test, and so does a run in which no checkpoint
@@ -212,19 +213,15 @@ func TestInteropImaptest(t *testing.T) {
 func TestInteropImaptestStress(t *testing.T) {
 	t.Parallel()
 	bin, scripts := imaptestSetup(t)
-	secs := 7
-	if v := os.Getenv("MAILAGENT_IMAPTEST_STRESS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("MAILAGENT_IMAPTEST_STRESS=%q: want a number of seconds", v)
-		}
-		secs = n
-	}
+	secs := envCount(t, "MAILAGENT_IMAPTEST_STRESS", 7)
+	clients := envCount(t, "MAILAGENT_IMAPTEST_CLIENTS", 10)
 	const checkpoint = 3
 	if secs%checkpoint == 0 {
 		secs++
 	}
 	st := newTestStack(t)
+	// Every session logs in from 127.0.0.1, often at once.
+	st.auth.Throttle = auth.NewThrottle(auth.ThrottleConfig{BaseDelay: time.Nanosecond, MaxDelay: time.Nanosecond, NetworkLimit: 2 * clients})
 	opts := st.options()
 	opts.MaxConnsPerUser = 1000
 	_, addr := st.serve(opts)
@@ -233,7 +230,7 @@ func TestInteropImaptestStress(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+30)*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "host="+host, "port="+port, "user=alice@local.example", "pass="+testPassword,
-		"mbox="+mbox, "clients=10", "msgs=20", "checkpoint="+strconv.Itoa(checkpoint), "secs="+strconv.Itoa(secs))
+		"mbox="+mbox, "clients="+strconv.Itoa(clients), "msgs=20", "checkpoint="+strconv.Itoa(checkpoint), "secs="+strconv.Itoa(secs))
 	out, err := cmd.CombinedOutput()
 	t.Logf("imaptest stress output:\n%s", out)
 	for l := range strings.SplitSeq(string(out), "\n") {
@@ -249,6 +246,20 @@ func TestInteropImaptestStress(t *testing.T) {
 	if totals["Logi"] == 0 || totals["ChkP"] == 0 {
 		t.Errorf("logins %d, checkpoints %d: want both above 0", totals["Logi"], totals["ChkP"])
 	}
+}
+
+// envCount returns the positive number in the environment variable
+// name, or def when it is not set.
+func envCount(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
 }
 
 // imaptestTotals reads the counters of the "Totals:" block imaptest's
