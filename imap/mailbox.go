@@ -179,14 +179,43 @@ func (mb *mailbox) watch(ctx context.Context, ch <-chan maildir.Event) {
 
 // resync takes a Snapshot and applies it to the view.
 func (mb *mailbox) resync(ctx context.Context) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if _, err := mb.snapshotLocked(ctx); err != nil {
+		mb.srv.log.Debug("imap: mailbox resync", "mailbox", mb.key.name, "err", err)
+	}
+}
+
+// snapshotLocked takes a Snapshot and applies it to the view. Both are
+// done under mb.mu: a Snapshot taken before another change was applied
+// to the view (an expunge, a newer Snapshot) and applied after it would
+// take the view back, and sessions would be told of expunges that did
+// not happen and miss flag changes to the messages it dropped.
+func (mb *mailbox) snapshotLocked(ctx context.Context) (*maildir.Snapshot, error) {
 	snap, err := mb.folder.Snapshot(ctx)
 	if err != nil {
-		mb.srv.log.Debug("imap: mailbox resync", "mailbox", mb.key.name, "err", err)
-		return
+		return nil, err
 	}
-	mb.mu.Lock()
 	mb.syncLocked(snap)
-	mb.mu.Unlock()
+	return snap, nil
+}
+
+// currentLocked returns snap if the view is still made of its UIDs, and
+// otherwise a new Snapshot applied to the view.
+func (mb *mailbox) currentLocked(ctx context.Context, snap *maildir.Snapshot) (*maildir.Snapshot, error) {
+	if snap != nil && snap.UIDValidity == mb.uidValidity && len(snap.Messages) == len(mb.uids) {
+		same := true
+		for i := range snap.Messages {
+			if snap.Messages[i].UID != mb.uids[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return snap, nil
+		}
+	}
+	return mb.snapshotLocked(ctx)
 }
 
 // syncLocked makes the view equal to snap. Each session works out what

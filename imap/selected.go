@@ -87,22 +87,27 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	if err != nil {
 		return okStatus{}, mapError(err)
 	}
-	if snap == nil {
-		if snap, err = f.Snapshot(s.ctx); err != nil {
-			s.srv.releaseMailbox(mb)
-			return okStatus{}, mapError(err)
-		}
-	}
 	sel := &selection{mb: mb, folder: f, readOnly: a.ReadOnly, notify: make(chan struct{}, 1)}
-	if err := sel.takeRecent(s, snap.Messages); err != nil {
+	// The Snapshot the client is described from is the view's: the one
+	// the view was made from if no session changed it since, else one
+	// taken and applied under the view's lock.
+	mb.mu.Lock()
+	snap, err = mb.currentLocked(s.ctx, snap)
+	if err == nil {
+		sel.view = mb.uids
+		mb.sessions[sel] = struct{}{}
+	}
+	mb.mu.Unlock()
+	if err == nil {
+		err = sel.takeRecent(s, snap.Messages)
+	}
+	if err != nil {
+		mb.mu.Lock()
+		delete(mb.sessions, sel)
+		mb.mu.Unlock()
 		s.srv.releaseMailbox(mb)
 		return okStatus{}, mapError(err)
 	}
-	mb.mu.Lock()
-	mb.syncLocked(snap)
-	sel.view = mb.uids
-	mb.sessions[sel] = struct{}{}
-	mb.mu.Unlock()
 	s.mu.Lock()
 	s.sel = sel
 	s.mu.Unlock()
