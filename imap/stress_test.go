@@ -533,17 +533,23 @@ func (s *stressSession) untagged(l string) error {
 }
 
 // unknownSlot returns the index of a message of the view whose UID is
-// not known yet and may be u, or -1.
+// not known yet and may be u (between known UIDs below and above u), or
+// -1.
 func (s *stressSession) unknownSlot(u uint32) int {
+	slot := -1
 	for i, v := range s.view {
 		switch {
 		case v == 0:
-			return i
-		case v > u:
-			return -1
+			if slot < 0 {
+				slot = i
+			}
+		case v < u:
+			slot = -1
+		default:
+			return slot
 		}
 	}
-	return -1
+	return slot
 }
 
 func (s *stressSession) expunge(u uint32) {
