@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -73,8 +74,13 @@ func (f *Folder) storeFlags(ctx context.Context, uids []uint32, op FlagOp, flags
 			}
 			if e != nil {
 				changed = append(changed, uid)
-				if mod == 0 {
+				if mod < st.highestModSeq {
+					// First change, or a rescan (a file renamed by
+					// someone else) gave a later modseq to what it
+					// found: this operation's changes come after it.
 					mod = st.newModSeq()
+					changed = st.restamp(changed[:len(changed)-1], mod, out)
+					changed = append(changed, uid)
 				}
 				st.setModSeq(e, mod)
 			} else {
@@ -105,6 +111,24 @@ func (f *Folder) storeFlags(ctx context.Context, uids []uint32, op FlagOp, flags
 	st.mu.Unlock()
 	err = f.do(ctx, false, apply)
 	return out, failed, err
+}
+
+// restamp gives the messages uids, changed earlier in an operation,
+// its modseq mod, in out too, and returns those still in the folder.
+func (st *folderState) restamp(uids []uint32, mod uint64, out []Message) []uint32 {
+	keep := uids[:0]
+	for _, u := range uids {
+		if e := st.ents[u]; e != nil {
+			st.setModSeq(e, mod)
+			keep = append(keep, u)
+		}
+	}
+	for i := range out {
+		if slices.Contains(keep, out[i].UID) {
+			out[i].ModSeq = mod
+		}
+	}
+	return keep
 }
 
 // applyFlags computes the new info letters. Letters that are not IMAP

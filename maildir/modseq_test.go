@@ -440,3 +440,47 @@ func TestIndexLoadChecksUIDListContent(t *testing.T) {
 		t.Fatalf("UIDVALIDITY %d after the rewrite to %d (was %d)", after.UIDValidity, uv, before.UIDValidity)
 	}
 }
+
+// A store to several messages that finds one renamed by someone else
+// rescans, which gives that outside change a modseq; the store's own
+// change to the message must come after it, never below it.
+func TestModSeqStoreAfterOutsideRename(t *testing.T) {
+	ctx := context.Background()
+	in, _ := twoMessages(t)
+	ch, err := in.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := in.st.dir
+	name := fileOf(t, in, 2)
+	if err := os.Rename(filepath.Join(dir, "cur", name), filepath.Join(dir, "cur", name+"F")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := in.StoreFlags(ctx, []uint32{1, 2}, FlagsAdd, []string{FlagSeen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || !out[1].HasFlag(FlagFlagged) || !out[1].HasFlag(FlagSeen) {
+		t.Fatalf("store returned %+v", out)
+	}
+	// The outside change is told to watchers with its modseq, before
+	// the store's.
+	var outside uint64
+	for len(ch) > 0 {
+		if ev := <-ch; ev.Kind == EventFlags && slices.Equal(ev.UIDs, []uint32{2}) && outside == 0 {
+			outside = ev.ModSeq
+		}
+	}
+	if outside == 0 {
+		t.Fatal("the outside change was not told to the watcher")
+	}
+	h := highest(t, in)
+	for _, m := range out {
+		if m.ModSeq != h || m.ModSeq <= outside {
+			t.Errorf("UID %d at modseq %d after the store; the outside change was at %d, highest is %d", m.UID, m.ModSeq, outside, h)
+		}
+	}
+	if got, _ := in.ChangedSince(ctx, outside); !slices.Equal(uidsOf(got), []uint32{1, 2}) {
+		t.Errorf("changed since the outside change (%d): %v, want [1 2]", outside, uidsOf(got))
+	}
+}
