@@ -171,53 +171,18 @@ func (f *front) imapCredentials(cmd imapCommand) (user, pass string, err error) 
 // relays the session. done: the connection is finished with; relayed:
 // the relay has closed it.
 func (f *front) imapLogin(tag, user, pass string) (done, relayed bool) {
-	p := f.p
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.LoginTimeout)
-	defer cancel()
-	u, why, err := f.check(ctx, user, pass)
-	if err != nil {
-		switch why {
-		case failThrottled:
-			f.printf("* BYE Too many failed logins, try again later\r\n%s NO [UNAVAILABLE] Too many failed logins\r\n", tag)
-			return true, false
-		case failCredentials:
-			if f.printf("%s NO [AUTHENTICATIONFAILED] Authentication failed\r\n", tag) != nil {
-				return true, false
-			}
-			if f.fails >= p.opts.MaxAuthFailures {
-				f.printf("* BYE Too many failed logins\r\n")
-				return true, false
-			}
-			return false, false
-		}
-		return f.printf("%s NO [UNAVAILABLE] Authentication temporarily unavailable\r\n", tag) != nil, false
-	}
-	host, err := p.Route(ctx, u.Address)
-	var be net.Conn
-	var bbr *bufio.Reader
-	var ok string
-	if err == nil {
-		be, bbr, ok, err = p.imapBackend(ctx, host, f.raw, u.Address, pass)
-	}
-	var refused *backendRefusal
-	switch {
-	case errors.As(err, &refused):
-		p.log.Warn("proxy: backend refused the login", "proto", "imap", "user", u.Address, "backend", host, "reply", refused.line)
-		return f.printf("%s %s\r\n", tag, refused.line) != nil, false
-	case err != nil:
-		p.log.Warn("proxy: backend unavailable", "proto", "imap", "user", u.Address, "backend", host, "err", err)
-		return f.printf("%s NO [UNAVAILABLE] Mail server unavailable, try again later\r\n", tag) != nil, false
-	}
-	if f.printf("%s %s\r\n", tag, ok) != nil {
-		be.Close()
-		return true, false
-	}
-	p.log.Info("proxy: login", "proto", "imap", "user", u.Address, "remote", f.raw.RemoteAddr().String(), "backend", host)
-	s := &session{p: p, key: userKey(u.Address), client: f.nc, backend: be, bye: "* BYE Your mailbox moved; log in again\r\n"}
-	fromClient, fromBackend := pending(f.br), pending(bbr)
-	f.br, f.lr, bbr = nil, nil, nil
-	s.relay(fromClient, fromBackend)
-	return true, true
+	tagged := func(s string) string { return tag + " " + s }
+	return f.login(loginDialect{
+		proto:       "imap",
+		backend:     (*Proxy).imapBackend,
+		reply:       tagged,
+		throttled:   "* BYE Too many failed logins, try again later\r\n" + tagged("NO [UNAVAILABLE] Too many failed logins"),
+		failed:      tagged("NO [AUTHENTICATIONFAILED] Authentication failed"),
+		tooMany:     "* BYE Too many failed logins",
+		authTemp:    tagged("NO [UNAVAILABLE] Authentication temporarily unavailable"),
+		unavailable: tagged("NO [UNAVAILABLE] Mail server unavailable, try again later"),
+		moved:       "* BYE Your mailbox moved; log in again",
+	}, user, pass)
 }
 
 // backendRefusal is a backend's NO to a login the proxy accepted; line
@@ -231,40 +196,17 @@ func (e *backendRefusal) Error() string { return "proxy: backend refused: " + e.
 // x-originating-ip). It returns the connection, its reader and the
 // backend's tagged OK reply without the tag.
 func (p *Proxy) imapBackend(ctx context.Context, host string, client net.Conn, user, pass string) (net.Conn, *bufio.Reader, string, error) {
-	nc, err := p.dial(ctx, host, p.opts.Ports.IMAP, client.RemoteAddr(), client.LocalAddr(), true)
+	nc, br, err := p.backendConn(ctx, host, p.opts.Ports.IMAP, client, backendHello{
+		greeting: backendLine,
+		ok:       "* OK",
+		startTLS: "P0 STARTTLS\r\n",
+		started:  func(br *bufio.Reader) (string, error) { return imapTagged(br, "P0") },
+		tlsOK:    "OK",
+	})
 	if err != nil {
 		return nil, nil, "", err
 	}
-	fail := func(err error) (net.Conn, *bufio.Reader, string, error) {
-		nc.Close()
-		if _, ok := err.(*backendRefusal); ok {
-			return nil, nil, "", err
-		}
-		return nil, nil, "", fmt.Errorf("%w: %s: %w", ErrUnavailable, host, err)
-	}
-	br := bufio.NewReaderSize(nc, 4096)
-	greeting, err := backendLine(br)
-	if err != nil {
-		return fail(err)
-	}
-	if !strings.HasPrefix(greeting, "* OK") {
-		return fail(fmt.Errorf("greeting %q", greeting))
-	}
-	if p.opts.BackendTLS == StartTLS {
-		if _, err := io.WriteString(nc, "P0 STARTTLS\r\n"); err != nil {
-			return fail(err)
-		}
-		if line, err := imapTagged(br, "P0"); err != nil {
-			return fail(err)
-		} else if !strings.HasPrefix(line, "OK") {
-			return fail(fmt.Errorf("STARTTLS: %q", line))
-		}
-		tc, err := p.clientTLS(nc, hostOnly(host))
-		if err != nil {
-			return nil, nil, "", err
-		}
-		nc, br = tc, bufio.NewReaderSize(tc, 4096)
-	}
+	fail := func(err error) (net.Conn, *bufio.Reader, string, error) { return backendFailed(nc, host, err) }
 	ip, port := addrParts(client.RemoteAddr())
 	lip, lport := addrParts(client.LocalAddr())
 	cmds := fmt.Sprintf("P1 ID (\"x-originating-ip\" %s \"x-originating-port\" %s \"x-connected-ip\" %s \"x-connected-port\" %s)\r\n"+

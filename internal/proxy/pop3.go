@@ -133,86 +133,39 @@ func (p *Proxy) pop3Conn(nc net.Conn, implicitTLS bool) {
 	}
 }
 
+// pop3Dialect is what POP3 answers around a login the proxy relays.
+var pop3Dialect = loginDialect{
+	proto:       "pop3",
+	backend:     (*Proxy).pop3Backend,
+	reply:       func(s string) string { return s },
+	throttled:   "-ERR [SYS/TEMP] Too many failed logins, try again later",
+	failed:      "-ERR [AUTH] Authentication failed",
+	authTemp:    "-ERR [SYS/TEMP] Authentication temporarily unavailable",
+	unavailable: "-ERR [SYS/TEMP] Mail server unavailable, try again later",
+	moved:       "-ERR [SYS/TEMP] Your mailbox moved; log in again",
+}
+
 // pop3Login checks the credentials, logs in at the user's backend and
 // relays the session.
 func (f *front) pop3Login(user, pass string) (done, relayed bool) {
-	p := f.p
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.LoginTimeout)
-	defer cancel()
-	u, why, err := f.check(ctx, user, pass)
-	if err != nil {
-		switch why {
-		case failThrottled:
-			f.printf("-ERR [SYS/TEMP] Too many failed logins, try again later\r\n")
-			return true, false
-		case failCredentials:
-			if f.printf("-ERR [AUTH] Authentication failed\r\n") != nil {
-				return true, false
-			}
-			return f.fails >= p.opts.MaxAuthFailures, false
-		}
-		return f.printf("-ERR [SYS/TEMP] Authentication temporarily unavailable\r\n") != nil, false
-	}
-	host, err := p.Route(ctx, u.Address)
-	var be net.Conn
-	var bbr *bufio.Reader
-	var ok string
-	if err == nil {
-		be, bbr, ok, err = p.pop3Backend(ctx, host, f.raw, u.Address, pass)
-	}
-	var refused *backendRefusal
-	switch {
-	case errors.As(err, &refused):
-		p.log.Warn("proxy: backend refused the login", "proto", "pop3", "user", u.Address, "backend", host, "reply", refused.line)
-		return f.printf("%s\r\n", refused.line) != nil, false
-	case err != nil:
-		p.log.Warn("proxy: backend unavailable", "proto", "pop3", "user", u.Address, "backend", host, "err", err)
-		return f.printf("-ERR [SYS/TEMP] Mail server unavailable, try again later\r\n") != nil, false
-	}
-	if f.printf("%s\r\n", ok) != nil {
-		be.Close()
-		return true, false
-	}
-	p.log.Info("proxy: login", "proto", "pop3", "user", u.Address, "remote", f.raw.RemoteAddr().String(), "backend", host)
-	s := &session{p: p, key: userKey(u.Address), client: f.nc, backend: be, bye: "-ERR [SYS/TEMP] Your mailbox moved; log in again\r\n"}
-	fromClient, fromBackend := pending(f.br), pending(bbr)
-	f.br, f.lr, bbr = nil, nil, nil
-	s.relay(fromClient, fromBackend)
-	return true, true
+	return f.login(pop3Dialect, user, pass)
 }
 
 // pop3Backend connects to host's POP3 service on behalf of client and
 // logs in as user. It returns the connection, its reader and the
 // backend's +OK reply.
 func (p *Proxy) pop3Backend(ctx context.Context, host string, client net.Conn, user, pass string) (net.Conn, *bufio.Reader, string, error) {
-	nc, err := p.dial(ctx, host, p.opts.Ports.POP3, client.RemoteAddr(), client.LocalAddr(), true)
+	nc, br, err := p.backendConn(ctx, host, p.opts.Ports.POP3, client, backendHello{
+		greeting: backendLine,
+		ok:       "+OK",
+		startTLS: "STLS\r\n",
+		started:  backendLine,
+		tlsOK:    "+OK",
+	})
 	if err != nil {
 		return nil, nil, "", err
 	}
-	fail := func(err error) (net.Conn, *bufio.Reader, string, error) {
-		nc.Close()
-		if _, ok := err.(*backendRefusal); ok {
-			return nil, nil, "", err
-		}
-		return nil, nil, "", fmt.Errorf("%w: %s: %w", ErrUnavailable, host, err)
-	}
-	br := bufio.NewReaderSize(nc, 4096)
-	if line, err := backendLine(br); err != nil || !strings.HasPrefix(line, "+OK") {
-		return fail(fmt.Errorf("greeting %q: %v", line, err))
-	}
-	if p.opts.BackendTLS == StartTLS {
-		if _, err := io.WriteString(nc, "STLS\r\n"); err != nil {
-			return fail(err)
-		}
-		if line, err := backendLine(br); err != nil || !strings.HasPrefix(line, "+OK") {
-			return fail(fmt.Errorf("STLS: %q: %v", line, err))
-		}
-		tc, err := p.clientTLS(nc, hostOnly(host))
-		if err != nil {
-			return nil, nil, "", err
-		}
-		nc, br = tc, bufio.NewReaderSize(tc, 4096)
-	}
+	fail := func(err error) (net.Conn, *bufio.Reader, string, error) { return backendFailed(nc, host, err) }
 	if _, err := io.WriteString(nc, "AUTH PLAIN "+plainResponse(user, pass)+"\r\n"); err != nil {
 		return fail(err)
 	}
