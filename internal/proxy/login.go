@@ -74,12 +74,16 @@ func (f *front) login(d loginDialect, user, pass string) (done, relayed bool) {
 		p.log.Warn("proxy: backend unavailable", "proto", d.proto, "user", u.Address, "backend", host, "err", err)
 		return !say(d.unavailable), false
 	}
-	if !say(d.reply(ok)) {
+	// Filed for Kick before the client is told it is logged in, so that
+	// a move that follows the reply ends this session too.
+	s := &session{p: p, key: userKey(u.Address), client: f.nc, backend: be, bye: d.moved + "\r\n"}
+	s.register()
+	if !s.write([]byte(d.reply(ok) + "\r\n")) {
+		s.unregister()
 		be.Close()
 		return true, false
 	}
 	p.log.Info("proxy: login", "proto", d.proto, "user", u.Address, "remote", f.raw.RemoteAddr().String(), "backend", host)
-	s := &session{p: p, key: userKey(u.Address), client: f.nc, backend: be, bye: d.moved + "\r\n"}
 	fromClient, fromBackend := pending(f.br), pending(bbr)
 	f.br, f.lr, bbr = nil, nil, nil
 	s.relay(fromClient, fromBackend)

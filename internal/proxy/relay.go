@@ -70,12 +70,12 @@ func (s *session) close() {
 	s.client.Close()
 }
 
-// relay copies bytes both ways until either side ends, starting with
+// relay copies bytes both ways until either side ends (s is registered:
+// it is unregistered at the end), starting with
 // what each side's reader had buffered (commands the client pipelined
 // after its login; the backend's output after its reply): the readers
 // themselves are not kept, an idle session holds only its two buffers.
 func (s *session) relay(fromClient, fromBackend []byte) {
-	s.register()
 	defer s.unregister()
 	s.client.SetDeadline(time.Time{})
 	s.backend.SetDeadline(time.Time{})
