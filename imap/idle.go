@@ -37,9 +37,15 @@ func (c *conn) cmdIdle(cmd *imapwire.Command) (okStatus, error) {
 		case err := <-done:
 			stopping := c.endWait()
 			c.startWrite()
+			var e *imapwire.Error
 			switch {
 			case errors.Is(err, imapwire.ErrIdleNotDone):
 				return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Expected DONE"}
+			case errors.As(err, &e) && e.Close:
+				// An over-long line: answered as a command's, and what
+				// follows it is not read.
+				c.bye = "Command or literal too large, closing the connection"
+				return okStatus{}, &imap.Error{Type: e.Type, Code: e.Code, Text: e.Text}
 			case err != nil:
 				c.readFailed(err, stopping)
 				c.state = stateLogout

@@ -309,3 +309,27 @@ func TestSASLLineTooLong(t *testing.T) {
 		t.Fatalf("over-long SASL response: %q", rest)
 	}
 }
+
+// TestIdleLineTooLong: a line over the line limit while idling is
+// answered as an over-long command line, BAD [TOOBIG] and BYE, and what
+// follows it is never read as a command.
+func TestIdleLineTooLong(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	path, err := st.maildirs.UserPath("local.example", "alice")
+	must(t, err)
+	cl := dial(t, addr)
+	cl.login("alice@local.example")
+	cl.send("i1 IDLE")
+	if l := cl.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	cl.send(strings.Repeat("D", 50<<10+1) + "x1 CREATE Smuggled")
+	rest := closedWithBye(t, cl, "i1")
+	if !strings.Contains(rest, "i1 BAD [TOOBIG]") || strings.Contains(rest, "x1") {
+		t.Fatalf("over-long line in IDLE: %q", rest)
+	}
+	if _, err := os.Stat(filepath.Join(path, ".Smuggled")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("bytes after the limit run as a command: %v", err)
+	}
+}
