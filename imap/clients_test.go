@@ -598,13 +598,13 @@ starttls = no
 	putLocal(t, dirs["Ärger & Co"], "1700000000_0.1.host,FMD5=00000000000000000000000000000000:2,S", clientMessage(11, "new on client"))
 
 	inc := run("incremental sync")
-	if inc.Whole != 1 || inc.Commands["APPEND"] != 1 {
-		t.Errorf("incremental sync fetched %d messages and appended %d, want 1 and 1: %s", inc.Whole, inc.Commands["APPEND"], inc)
+	if inc.Whole != 1 || inc.BodyResp != 1 || inc.Commands["APPEND"] != 1 {
+		t.Errorf("incremental sync fetched %d messages (%d responses with a literal) and appended %d, want 1, 1 and 1: %s", inc.Whole, inc.BodyResp, inc.Commands["APPEND"], inc)
 	}
 	check("after the incremental sync")
 
 	idle := run("sync with nothing to do")
-	if idle.Whole != 0 || idle.Commands["APPEND"] != 0 || idle.Commands["UID STORE"] != 0 || idle.Commands["EXPUNGE"] != 0 {
+	if idle.BodyResp != 0 || idle.Commands["APPEND"] != 0 || idle.Commands["UID STORE"] != 0 || idle.Commands["EXPUNGE"] != 0 {
 		t.Errorf("idle sync moved something: %s", idle)
 	}
 	check("after the idle sync")
