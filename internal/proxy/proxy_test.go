@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -95,6 +97,12 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil)
+}
+
+// newFixtureWith is newFixture with the proxy's options changed by mod.
+func newFixtureWith(t testing.TB, mod func(*proxy.Options)) *fixture {
+	t.Helper()
 	net0 := mailtest.NewNetwork()
 	f := &fixture{t: t, homes: &homes{m: map[string]string{}}, addr: map[string]string{}}
 	ports := map[string]int{}
@@ -179,7 +187,7 @@ func newFixture(t testing.TB) *fixture {
 	// The backends' hash parameters: a login through the proxy does not
 	// rehash what a backend's login rehashed.
 	f.auth = &auth.Authenticator{Users: dir, Argon2: f.backends[0].Auth.Argon2}
-	p, err := proxy.New(proxy.Options{
+	opts := proxy.Options{
 		Directory:        f.homes,
 		Backends:         []string{f.backends[0].IP.String(), f.backends[1].IP.String()},
 		Auth:             f.auth,
@@ -193,7 +201,11 @@ func newFixture(t testing.TB) *fixture {
 		// once; the bound only has to outlast a loaded machine's
 		// Argon2 login at the backend under -race.
 		DialTimeout: 30 * time.Second,
-	})
+	}
+	if mod != nil {
+		mod(&opts)
+	}
+	p, err := proxy.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -630,6 +642,101 @@ func TestIMAPLiteralsOfRefusedCommands(t *testing.T) {
 		}
 		if l, err := br.ReadString('\n'); !strings.HasPrefix(l, c.want) {
 			t.Fatalf("%s: got %q %v, want %q and no continuation request", c.cmd, l, err, c.want)
+		}
+	}
+}
+
+// smtpDialog is a raw submission client of the proxy, after STARTTLS.
+type smtpDialog struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func smtpStartTLS(t *testing.T, addr string, cfg *tls.Config) *smtpDialog {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	must(t, err)
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(2 * time.Minute)) // fail rather than hang
+	d := &smtpDialog{t: t, nc: nc, br: bufio.NewReader(nc)}
+	d.reply()
+	d.cmd("EHLO laptop")
+	if r := d.cmd("STARTTLS"); !strings.HasPrefix(r, "220") {
+		t.Fatalf("STARTTLS: %s", r)
+	}
+	tc := tls.Client(nc, cfg)
+	must(t, tc.Handshake())
+	d.nc, d.br = tc, bufio.NewReader(tc)
+	d.cmd("EHLO laptop")
+	return d
+}
+
+// reply reads one reply, its last line; "EOF" when the connection ended.
+func (d *smtpDialog) reply() string {
+	d.t.Helper()
+	for {
+		l, err := d.br.ReadString('\n')
+		if err != nil {
+			if l == "" {
+				return "EOF"
+			}
+			d.t.Fatalf("reading a reply: %v", err)
+		}
+		if len(l) < 4 || l[3] != '-' {
+			return strings.TrimRight(l, "\r\n")
+		}
+	}
+}
+
+func (d *smtpDialog) cmd(s string) string {
+	d.t.Helper()
+	if _, err := io.WriteString(d.nc, s+"\r\n"); err != nil {
+		return "EOF"
+	}
+	return d.reply()
+}
+
+// Submission through the proxy counts failed logins as the backends do:
+// a wrong password or a response PLAIN cannot parse is 535, and the one
+// that reaches MaxAuthFailures is 421 and the connection's end.
+func TestSubmissionAuthFailuresCounted(t *testing.T) {
+	f := newFixture(t)
+	d := smtpStartTLS(t, f.addr["submission"], f.clientTL)
+	bad := base64.StdEncoding.EncodeToString([]byte("\x00user@b.test\x00wrong"))
+	if r := d.cmd("AUTH PLAIN " + bad); !strings.HasPrefix(r, "535 5.7.8") {
+		t.Fatalf("wrong password: %s", r)
+	}
+	if r := d.cmd("AUTH PLAIN"); !strings.HasPrefix(r, "334") {
+		t.Fatalf("AUTH PLAIN: %s", r)
+	}
+	if r := d.cmd("="); !strings.HasPrefix(r, "535 5.7.8") {
+		t.Fatalf("empty PLAIN response: %s", r)
+	}
+	if r := d.cmd("AUTH PLAIN " + bad); !strings.HasPrefix(r, "421 4.7.0") {
+		t.Fatalf("third failure: %s", r)
+	}
+	if r := d.reply(); r != "EOF" {
+		t.Fatalf("connection open after 421: %s", r)
+	}
+}
+
+// A submission client that does not log in within LoginTimeout is cut
+// off, however many commands it sends meanwhile.
+func TestSubmissionLoginTimeout(t *testing.T) {
+	f := newFixtureWith(t, func(o *proxy.Options) { o.LoginTimeout = 2 * time.Second })
+	d := smtpStartTLS(t, f.addr["submission"], f.clientTL)
+	start := time.Now()
+	for {
+		r := d.cmd("NOOP")
+		if r == "EOF" || strings.HasPrefix(r, "421") {
+			break
+		}
+		if !strings.HasPrefix(r, "250") {
+			t.Fatalf("NOOP: %s", r)
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatal("still connected a minute after the login timeout")
 		}
 	}
 }

@@ -74,8 +74,16 @@ func (p *Proxy) serveSMTP(ln net.Listener, lmtp bool) error {
 			return
 		}
 		c := &closeNotify{Conn: nc, done: make(chan struct{})}
+		var fed net.Conn = c
+		if !lmtp {
+			g := &loginGuard{Conn: c, by: time.Now().Add(p.opts.LoginTimeout)}
+			// Bounds the reads before go-smtp sets a deadline of its
+			// own (an implicit-TLS listener's handshake) as well.
+			g.SetReadDeadline(time.Time{})
+			fed = g
+		}
 		select {
-		case feed.conns <- c:
+		case feed.conns <- fed:
 			<-c.done
 		case <-feed.closed:
 			nc.Close()
@@ -203,12 +211,123 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 	if s.lmtp || mech != sasl.Plain {
 		return nil, &gosmtp.SMTPError{Code: 504, EnhancedCode: gosmtp.EnhancedCode{5, 5, 4}, Message: "Unsupported mechanism"}
 	}
-	return sasl.NewPlainServer(func(identity, username, password string) error {
+	srv := sasl.NewPlainServer(func(identity, username, password string) error {
 		if identity != "" && identity != username {
 			return &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8}, Message: "Not authorized to act as that user"}
 		}
-		return s.login(username, password)
-	}), nil
+		err := s.login(username, password)
+		if err == nil {
+			if g := guardOf(s.conn.Conn()); g != nil {
+				g.loggedIn()
+			}
+		}
+		return err
+	})
+	return &countedSASL{Server: srv, g: guardOf(s.conn.Conn()), max: s.p.opts.MaxAuthFailures}, nil
+}
+
+var (
+	errAuthFailed  = &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8}, Message: "Authentication failed"}
+	errAuthTooMany = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, closing connection"}
+)
+
+// countedSASL counts the failed logins of a submission connection, as
+// the backends and the proxy's IMAP and POP3 do: the one that reaches
+// MaxAuthFailures is answered 421 and the connection closed. A response
+// PLAIN cannot parse is such a failure (535), never go-sasl's own error
+// text, which go-smtp would send as a temporary 454.
+type countedSASL struct {
+	sasl.Server
+	g   *loginGuard
+	max int
+}
+
+func (c *countedSASL) Next(resp []byte) ([]byte, bool, error) {
+	ch, done, err := c.Server.Next(resp)
+	if err == nil {
+		return ch, done, nil
+	}
+	var se *gosmtp.SMTPError
+	if !errors.As(err, &se) {
+		se = errAuthFailed
+	}
+	if se.Code == 535 && c.g != nil && c.g.failed(c.max) {
+		return nil, true, errAuthTooMany
+	}
+	return nil, true, se
+}
+
+// loginGuard is a submission client's connection until it logs in:
+// reads end LoginTimeout after the connect, however often go-smtp
+// renews its per-command deadline (a client sending NOOPs, or a byte
+// now and then, is cut off as on the backends), and it counts failed
+// logins; the reply to the last one allowed closes it.
+type loginGuard struct {
+	net.Conn
+	mu        sync.Mutex
+	by        time.Time // zero once logged in
+	fails     int
+	closeNext bool
+}
+
+func (g *loginGuard) clamp(t time.Time) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.by.IsZero() && (t.IsZero() || t.After(g.by)) {
+		return g.by
+	}
+	return t
+}
+
+func (g *loginGuard) SetReadDeadline(t time.Time) error { return g.Conn.SetReadDeadline(g.clamp(t)) }
+
+func (g *loginGuard) SetDeadline(t time.Time) error {
+	if err := g.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return g.Conn.SetReadDeadline(g.clamp(t))
+}
+
+func (g *loginGuard) Write(b []byte) (int, error) {
+	n, err := g.Conn.Write(b)
+	g.mu.Lock()
+	closeNow := g.closeNext
+	g.mu.Unlock()
+	if closeNow {
+		g.Conn.Close()
+	}
+	return n, err
+}
+
+func (g *loginGuard) loggedIn() {
+	g.mu.Lock()
+	g.by = time.Time{}
+	g.mu.Unlock()
+}
+
+// failed counts a failed login and reports whether it is the max-th:
+// then the next write, its reply, closes the connection.
+func (g *loginGuard) failed(max int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.fails++
+	g.closeNext = g.fails >= max
+	return g.closeNext
+}
+
+// guardOf finds the loginGuard under nc (go-smtp's connection, TLS over
+// it after STARTTLS).
+func guardOf(nc net.Conn) *loginGuard {
+	for {
+		switch c := nc.(type) {
+		case *loginGuard:
+			return c
+		case *tls.Conn:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
 }
 
 // login checks the credentials here, then logs in at the user's backend.
