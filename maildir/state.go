@@ -39,8 +39,9 @@ type userState struct {
 	initOnce sync.Once
 	initErr  error
 
-	mu      sync.Mutex
-	folders map[string]*folderState // by directory
+	mu            sync.Mutex
+	folders       map[string]*folderState   // by directory
+	folderWatches map[*folderWatch]struct{} // WatchFolders (folderwatch.go)
 
 	subsMu sync.Mutex // serializes subscription and special-use changes in this process
 }
@@ -116,6 +117,7 @@ func (u *userState) forget(match func(dir string) bool) {
 
 // shutdown saves dirty indexes and stops pollers.
 func (u *userState) shutdown() {
+	u.stopFolderWatches()
 	u.mu.Lock()
 	fs := make([]*folderState, 0, len(u.folders))
 	for _, f := range u.folders {
