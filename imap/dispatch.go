@@ -124,6 +124,7 @@ func (c *conn) answer(cmd *imapwire.Command) {
 			return
 		}
 	}
+	defer c.sess.changeLock(cmd)()
 	status, err := h.fn(c, cmd)
 	// A continuation request (a later literal of APPEND) flushed and
 	// gave back the response buffer.

@@ -167,15 +167,18 @@
 //     CONDSTORE is on, else UNSEEN), sent as they happen, between commands and
 //     during IDLE. Other mailboxes are watched through maildir's change
 //     notification, so another process's delivery is seen; a filter
-//     covers the mailboxes existing at NOTIFY SET and those this
-//     server's sessions create or rename into it later (another
-//     process's new mailboxes from the next NOTIFY SET), at most 1,000
-//     (NO [LIMIT] beyond). MailboxName and
-//     SubscriptionChange: LIST responses for this server's other
-//     sessions of the user (CREATE, DELETE as \NonExistent, RENAME
-//     with OLDNAME, SUBSCRIBE, UNSUBSCRIBE). AnnotationChange,
-//     MailboxMetadataChange and ServerMetadataChange (no METADATA
-//     here) are NO [BADEVENT ...].
+//     covers the mailboxes existing at NOTIFY SET and those created or
+//     renamed into it later, at most 1,000 (NO [LIMIT] beyond).
+//     MailboxName and SubscriptionChange: LIST responses for this
+//     server's other sessions of the user (CREATE, DELETE as
+//     \NonExistent, RENAME with OLDNAME, SUBSCRIBE, UNSUBSCRIBE) and
+//     for changes made outside it (a folder made by mkdir, by Dovecot
+//     or by another node; a rename there is a deletion and a
+//     creation), which maildir's WatchFolders reports (inotify and the
+//     poll). SUBTREE compares names as the client knows them, so with
+//     NamespacePrefix "INBOX." SUBTREE INBOX covers every folder.
+//     AnnotationChange, MailboxMetadataChange and ServerMetadataChange
+//     (no METADATA here) are NO [BADEVENT ...].
 //   - RFC 2595 and RFC 8314, STARTTLS and implicit TLS. RFC 4978's
 //     COMPRESS=DEFLATE, advertised after login until compression is
 //     on; a client's partial flushes (zlib's Z_PARTIAL_FLUSH, as

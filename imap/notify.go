@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailagent/mailagent/imap/internal/imapwire"
+	"github.com/mailagent/mailagent/maildir"
 )
 
 // NOTIFY (RFC 5465): a session names mailboxes and events, and is told
@@ -18,7 +19,8 @@ import (
 // change notification, another process's delivery included, reaches
 // them; their news is an untagged STATUS. MailboxName and
 // SubscriptionChange come from this server's other sessions of the
-// same user, as LIST responses.
+// same user and from changes made outside this server (folderwatch.go),
+// as LIST responses.
 
 // maxNotifyMailboxes bounds the mailboxes one NOTIFY watches: each holds
 // a shared view and its maildir watcher while the session lasts.
@@ -244,7 +246,7 @@ func (c *conn) cmdNotify(cmd *imapwire.Command) (okStatus, error) {
 		s.watch(n, wt.name, wt.flags)
 	}
 	s.notify = n
-	s.srv.addNotifier(s.md.Path(), n)
+	s.srv.addNotifier(s.md, n)
 	for _, w := range n.watched {
 		if a.Status {
 			w.dirty.Store(true)
@@ -285,6 +287,7 @@ func (s *session) stopNotify() {
 	}
 	s.notify = nil
 	s.srv.removeNotifier(s.md.Path(), n)
+	s.srv.stopListWatch(s.md.Path())
 	for _, w := range n.watched {
 		w.mb.mu.Lock()
 		delete(w.mb.watchers, w)
@@ -457,10 +460,14 @@ func (c *conn) awaitCommand() {
 	}
 }
 
-// addNotifier registers n for the mailbox events of the Maildir at path.
-func (s *Server) addNotifier(path string, n *notifier) {
+// addNotifier registers n for the mailbox events of the Maildir md, and
+// watches md's folder list for changes made outside this server
+// (folderwatch.go).
+func (s *Server) addNotifier(md *maildir.Maildir, n *notifier) {
+	path := md.Path()
 	s.notifyMu.Lock()
 	defer s.notifyMu.Unlock()
+	s.startListWatch(md)
 	if s.notifiers == nil {
 		s.notifiers = map[string]map[*notifier]struct{}{}
 	}
@@ -479,14 +486,14 @@ func (s *Server) removeNotifier(path string, n *notifier) {
 	}
 }
 
-// mailboxEvent tells the other sessions of the Maildir at path that
-// have NOTIFY with MailboxName (or SubscriptionChange, for
-// subscription) of a change to mailbox name.
-func (s *session) mailboxEvent(ev listEvent) {
-	srv := s.srv
+// mailboxEvent tells the sessions of the Maildir at path that have
+// NOTIFY with MailboxName (or SubscriptionChange, for subscription) of a
+// change to mailbox name, but for the session from that made it (nil
+// for a change made outside this server).
+func (srv *Server) mailboxEvent(path string, ev listEvent, from *session) {
 	srv.notifyMu.Lock()
 	defer srv.notifyMu.Unlock()
-	for n := range srv.notifiers[s.md.Path()] {
+	for n := range srv.notifiers[path] {
 		if !ev.subscription && ev.attrs == "" {
 			// Created, or renamed to: watched from now on where a
 			// filter with message events covers it, for this session
@@ -503,7 +510,7 @@ func (s *session) mailboxEvent(ev listEvent) {
 				}
 			}
 		}
-		if n.s == s {
+		if from != nil && n.s == from {
 			continue // its own change: the tagged OK says it
 		}
 		for i := range n.groups {
@@ -560,8 +567,32 @@ func (s *session) mailboxChanged(cmd *imapwire.Command) {
 		return
 	}
 	if err == nil {
-		s.mailboxEvent(ev)
+		s.srv.mailboxEvent(s.md.Path(), ev, s)
 	}
+	// The change is in the watch's sets before changeLock is released,
+	// so the watch does not tell it again.
+	if w := s.srv.listWatch(s.md.Path()); w != nil {
+		w.refresh(s.ctx)
+	}
+}
+
+// mailboxChanging is changed by commands that create, delete, rename or
+// (un)subscribe mailboxes.
+var mailboxChanging = map[string]bool{"CREATE": true, "DELETE": true, "RENAME": true, "SUBSCRIBE": true, "UNSUBSCRIBE": true}
+
+// changeLock holds the Maildir's mailbox-list watch, if any, while cmd
+// changes the mailbox list (see mailboxListWatch.changing); the
+// function returned releases it.
+func (s *session) changeLock(cmd *imapwire.Command) func() {
+	if s == nil || s.md == nil || !mailboxChanging[cmd.Name] {
+		return func() {}
+	}
+	w := s.srv.listWatch(s.md.Path())
+	if w == nil {
+		return func() {}
+	}
+	w.changing.RLock()
+	return w.changing.RUnlock
 }
 
 // signal wakes the notifier's session.

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -247,4 +248,58 @@ func TestNotifyPolled(t *testing.T) {
 	// st.maildirs is another Store on the same files: another process.
 	st.deliver("alice@local.example", "Feeds", testMessage)
 	cl.waitLine(`* STATUS "Feeds" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY `)
+}
+
+// TestNotifyOutsideChanges: folders created and deleted, and
+// subscriptions changed, outside this server (mkdir and rm in the
+// Maildir, another process's Store) reach a NOTIFY session as LIST
+// responses, without a new NOTIFY SET, and a folder created outside is
+// watched for message events at once. A change made by this server's
+// own sessions is told once, not again by the watch.
+func TestNotifyOutsideChanges(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	path, err := st.maildirs.UserPath("local.example", "alice")
+	must(t, err)
+	c1 := dial(t, addr)
+	c1.login("alice@local.example")
+	c1.ok("NOTIFY SET (personal (MessageNew MessageExpunge MailboxName SubscriptionChange))")
+
+	// A folder made with mkdir behind the server's back.
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		must(t, os.MkdirAll(filepath.Join(path, ".Outside", sub), 0o700))
+	}
+	c1.waitLine(`* LIST () "." "Outside"`)
+
+	// Another process delivers into it and subscribes it.
+	other, err := maildir.New(filepath.Join(st.dir, "mail"), &maildir.Options{Hostname: "other", PollInterval: 50 * time.Millisecond})
+	must(t, err)
+	defer other.Close()
+	_, err = other.Deliver(context.Background(), path, "Outside", strings.NewReader(testMessage), &maildir.DeliverOptions{})
+	must(t, err)
+	c1.waitLine(`* STATUS "Outside" (MESSAGES 1 UIDNEXT 2 `)
+	md, err := other.Open(context.Background(), path)
+	must(t, err)
+	defer md.Close()
+	must(t, md.Subscribe(context.Background(), "Outside", true))
+	c1.waitLine(`* LIST (\Subscribed) "." "Outside"`)
+
+	// This server's own change: told once.
+	c2 := dial(t, addr)
+	c2.login("alice@local.example")
+	c2.ok("CREATE Inside")
+	// Deleted as Dovecot does: moved out of the way, then removed.
+	must(t, os.Rename(filepath.Join(path, ".Outside"), filepath.Join(st.dir, "deleted")))
+	var seen []string
+	for {
+		l := c1.line()
+		seen = append(seen, l)
+		if strings.Contains(l, `* LIST (\NonExistent) "." "Outside"`) {
+			break
+		}
+	}
+	if n := strings.Count(strings.Join(seen, "\n"), `"Inside"`); n != 1 {
+		t.Fatalf("CREATE Inside told %d times: %q", n, seen)
+	}
+	c1.ok("NOOP")
 }

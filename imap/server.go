@@ -125,7 +125,10 @@ type Server struct {
 	// (notify.go).
 	notifyMu  sync.Mutex
 	notifiers map[string]map[*notifier]struct{}
-	kept      map[string]*keptMaildir
+	// listWatches follow the folder lists of the Maildirs that have
+	// notifiers (folderwatch.go), by path.
+	listWatches map[string]*mailboxListWatch
+	kept        map[string]*keptMaildir
 
 	writeBufs sync.Pool // of *bufio.Writer, held by a connection only while it answers
 	deflaters sync.Pool // of *flate.Writer, for COMPRESS=DEFLATE, likewise
