@@ -23,8 +23,6 @@ import (
 // the RFC text behind each. Every other script must pass with no failed
 // command.
 var imaptestExceptions = map[string]string{
-	// Base protocol.
-	"fetch-envelope": "a source route (obs-route) is dropped: adl is NIL, not \"@route\"",
 	// Extensions.
 	"notify": "NOTIFY with MessageExpunge alone, or MessageNew alone, is BAD as RFC 5465 section 5 requires (imaptest expects OK)",
 }
