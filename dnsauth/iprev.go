@@ -48,6 +48,18 @@ const iprevMaxNames = 10
 // *net.Resolver. CheckIPRev returns once every lookup it started has
 // returned; it relies on r to end a lookup when ctx ends.
 func CheckIPRev(ctx context.Context, r Resolver, ip net.IP, helo string) IPRevResult {
+	return checkIPRev(ctx, r, ip, helo, lookupConcurrently)
+}
+
+// forwardAnswer is one forward lookup's answer.
+type forwardAnswer struct {
+	addrs []net.IPAddr
+	err   error
+}
+
+// checkIPRev is CheckIPRev with the forward lookups made by lookup,
+// which answers names[i] in its result's [i].
+func checkIPRev(ctx context.Context, r Resolver, ip net.IP, helo string, lookup func(context.Context, Resolver, []string) []forwardAnswer) IPRevResult {
 	res := IPRevResult{IP: ip}
 	helo = strings.ToLower(strings.TrimSuffix(helo, "."))
 	if lit, ok := strings.CutPrefix(helo, "["); ok {
@@ -72,22 +84,7 @@ func CheckIPRev(ctx context.Context, r Resolver, ip net.IP, helo string) IPRevRe
 	}
 	// The answers are read in the PTR's order once all are in, so that
 	// Names and the error kept do not depend on which answered first.
-	type answer struct {
-		addrs []net.IPAddr
-		err   error
-	}
-	answers := make([]answer, len(names))
-	if len(names) == 1 {
-		answers[0].addrs, answers[0].err = r.LookupIPAddr(ctx, names[0])
-	} else {
-		var wg sync.WaitGroup
-		for i, n := range names {
-			wg.Go(func() {
-				answers[i].addrs, answers[i].err = r.LookupIPAddr(ctx, n)
-			})
-		}
-		wg.Wait()
-	}
+	answers := lookup(ctx, r, names)
 	var tempErr error
 	for i, n := range names {
 		addrs, err := answers[i].addrs, answers[i].err
@@ -117,4 +114,22 @@ func CheckIPRev(ctx context.Context, r Resolver, ip net.IP, helo string) IPRevRe
 		res.Status = IPRevFail
 	}
 	return res
+}
+
+// lookupConcurrently looks every name up at once and returns once all
+// have answered.
+func lookupConcurrently(ctx context.Context, r Resolver, names []string) []forwardAnswer {
+	answers := make([]forwardAnswer, len(names))
+	if len(names) == 1 {
+		answers[0].addrs, answers[0].err = r.LookupIPAddr(ctx, names[0])
+		return answers
+	}
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() {
+			answers[i].addrs, answers[i].err = r.LookupIPAddr(ctx, n)
+		})
+	}
+	wg.Wait()
+	return answers
 }

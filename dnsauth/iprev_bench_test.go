@@ -14,57 +14,13 @@ import (
 // ran concurrently, making them one after the other: the baseline of
 // BenchmarkCheckIPRev.
 func checkIPRevSequential(ctx context.Context, r Resolver, ip net.IP, helo string) IPRevResult {
-	res := IPRevResult{IP: ip}
-	helo = strings.ToLower(strings.TrimSuffix(helo, "."))
-	if lit, ok := strings.CutPrefix(helo, "["); ok {
-		lit = strings.TrimPrefix(strings.TrimSuffix(lit, "]"), "ipv6:")
-		res.HELOMatch = net.ParseIP(lit).Equal(ip)
-	}
-	names, err := r.LookupAddr(ctx, ip.String())
-	switch {
-	case err != nil && isNotFound(err):
-		res.Status, res.Err = IPRevFail, err
-		return res
-	case err != nil && isTemporary(err):
-		res.Status, res.Err = IPRevTempError, err
-		return res
-	case err != nil:
-		res.Status, res.Err = IPRevPermError, err
-		return res
-	}
-	res.HasPTR = len(names) > 0
-	if len(names) > iprevMaxNames {
-		names = names[:iprevMaxNames]
-	}
-	var tempErr error
-	for _, n := range names {
-		addrs, err := r.LookupIPAddr(ctx, n)
-		if err != nil {
-			if isTemporary(err) && tempErr == nil {
-				tempErr = err
-			}
-			continue
+	return checkIPRev(ctx, r, ip, helo, func(ctx context.Context, r Resolver, names []string) []forwardAnswer {
+		answers := make([]forwardAnswer, len(names))
+		for i, n := range names {
+			answers[i].addrs, answers[i].err = r.LookupIPAddr(ctx, n)
 		}
-		for _, a := range addrs {
-			if a.IP.Equal(ip) {
-				name := strings.ToLower(strings.TrimSuffix(n, "."))
-				res.Names = append(res.Names, name)
-				if name == helo {
-					res.HELOMatch = true
-				}
-				break
-			}
-		}
-	}
-	switch {
-	case len(res.Names) > 0:
-		res.Status = IPRevPass
-	case tempErr != nil:
-		res.Status, res.Err = IPRevTempError, tempErr
-	default:
-		res.Status = IPRevFail
-	}
-	return res
+		return answers
+	})
 }
 
 // latencyResolver answers through Resolver after a fixed delay, the time
