@@ -285,7 +285,14 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	defer closeBody()
-	err = ss.d.Body(ss.ctx, msg)
+	return ss.deliverWhole(msg)
+}
+
+// deliverWhole delivers msg to every recipient or to none, ends the
+// transaction and returns its reply: the 250 naming its ID, or the
+// failure's.
+func (ss *session) deliverWhole(msg mail.Body) error {
+	err := ss.d.Body(ss.ctx, msg)
 	if err == nil {
 		err = ss.d.Commit(ss.ctx)
 	}
@@ -341,20 +348,8 @@ func (ss *session) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 	defer closeBody()
 	pd, ok := ss.d.(mail.PartialDelivery)
 	if !ok {
-		err = ss.d.Body(ss.ctx, msg)
-		if err == nil {
-			err = ss.d.Commit(ss.ctx)
-		}
-		if err != nil {
-			ss.log.Info("message not delivered", "id", ss.env.ID, "err", err)
-			ss.endTransaction()
-			return ss.reply(err)
-		}
-		ss.d = nil
-		ss.log.Info("message delivered", "id", ss.env.ID, "from", ss.env.From,
-			"rcpts", len(ss.env.Recipients), "size", msg.Len())
-		ss.endTransaction()
-		return saved
+		// One status for all, which go-smtp gives each recipient.
+		return ss.deliverWhole(msg)
 	}
 	var collected mail.StatusMap
 	pd.BodyNonAtomic(ss.ctx, &collected, msg)
