@@ -2,6 +2,7 @@ package imap
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -240,6 +241,14 @@ func (s *session) list(w *listWriter, ref string, patterns []string, options *im
 				}
 			}
 		}
+	}
+	// Runs of wildcards are made one once here rather than for each
+	// name (wildMatch would again): a 50 KiB pattern of them costs
+	// little more than a short one.
+	ref, _ = squeezeWildcards(ref)
+	patterns = slices.Clone(patterns)
+	for i, p := range patterns {
+		patterns[i], _ = squeezeWildcards(p)
 	}
 	ns := s.srv.namespace()
 	for _, e := range entries {
