@@ -292,42 +292,35 @@ func TestRefusedBeforeLiterals(t *testing.T) {
 	}
 }
 
-// TestSASLLineTooLong: a SASL response line over the line limit ends
-// the connection with BAD [TOOBIG] and BYE; the bytes after the limit
-// are never read as a command.
-func TestSASLLineTooLong(t *testing.T) {
-	st := newTestStack(t)
-	_, addr := st.serve(st.options())
-	cl := dial(t, addr)
-	cl.send("s1 AUTHENTICATE PLAIN")
-	if l := cl.line(); !strings.HasPrefix(l, "+") {
-		t.Fatalf("AUTHENTICATE: %q", l)
-	}
-	cl.send(strings.Repeat("A", 50<<10+1) + "x1 LOGIN alice@local.example " + testPassword)
-	rest := closedWithBye(t, cl, "s1")
-	if !strings.Contains(rest, "s1 BAD [TOOBIG]") || strings.Contains(rest, "x1") {
-		t.Fatalf("over-long SASL response: %q", rest)
-	}
-}
-
-// TestIdleLineTooLong: a line over the line limit while idling is
-// answered as an over-long command line, BAD [TOOBIG] and BYE, and what
-// follows it is never read as a command.
-func TestIdleLineTooLong(t *testing.T) {
+// TestLineTooLongInsideACommand: a line over the line limit inside a
+// command, an AUTHENTICATE response or the line that ends IDLE, is
+// answered as an over-long command line, BAD [TOOBIG] and BYE, and the
+// bytes after the limit are never read as a command.
+func TestLineTooLongInsideACommand(t *testing.T) {
 	st := newTestStack(t)
 	_, addr := st.serve(st.options())
 	path, err := st.maildirs.UserPath("local.example", "alice")
 	must(t, err)
-	cl := dial(t, addr)
-	cl.login("alice@local.example")
-	cl.send("i1 IDLE")
-	if l := cl.line(); !strings.HasPrefix(l, "+") {
-		t.Fatalf("IDLE: %q", l)
-	}
-	cl.send(strings.Repeat("D", 50<<10+1) + "x1 CREATE Smuggled")
-	rest := closedWithBye(t, cl, "i1")
-	if !strings.Contains(rest, "i1 BAD [TOOBIG]") || strings.Contains(rest, "x1") {
-		t.Fatalf("over-long line in IDLE: %q", rest)
+	for _, c := range []struct {
+		login bool
+		cmd   string
+		tail  string
+	}{
+		{false, "s1 AUTHENTICATE PLAIN", "x1 LOGIN alice@local.example " + testPassword},
+		{true, "s1 IDLE", "x1 CREATE Smuggled"},
+	} {
+		cl := dial(t, addr)
+		if c.login {
+			cl.login("alice@local.example")
+		}
+		cl.send(c.cmd)
+		if l := cl.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("%s: %q", c.cmd, l)
+		}
+		cl.send(strings.Repeat("A", 50<<10+1) + c.tail)
+		if rest := closedWithBye(t, cl, "s1"); !strings.Contains(rest, "s1 BAD [TOOBIG]") || strings.Contains(rest, "x1") {
+			t.Fatalf("over-long line in %s: %q", c.cmd, rest)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(path, ".Smuggled")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("bytes after the limit run as a command: %v", err)
