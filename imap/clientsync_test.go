@@ -52,16 +52,29 @@ func qresyncCache(t *testing.T, dir string) mailState {
 // whole only the two messages new on the server; a sync with nothing to
 // do fetches nothing at all. After each the cache and the server hold
 // the same folders, bytes, flags and keywords.
+//
+// It runs twice: naming folders in modified UTF-7, and after ENABLE
+// UTF8=ACCEPT in UTF-8 (as Thunderbird does since version 115).
 func TestInteropPythonQresync(t *testing.T) {
 	python := interop.Program(t, "python3")
 	t.Parallel()
+	for _, mode := range []string{"mutf7", "utf8"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			pythonQresync(t, python, mode)
+		})
+	}
+}
+
+// pythonQresync is TestInteropPythonQresync in one of its modes.
+func pythonQresync(t *testing.T, python, mode string) {
 	st, addr, proxy := fixtureServer(t)
 	host, port, _ := strings.Cut(proxy.Addr, ":")
 	cache := t.TempDir()
 	user := "alice@local.example"
 	run := func(what string) (wireTraffic, []string) {
 		t.Helper()
-		out, err := exec.Command(python, "testdata/imaplib_qresync.py", host, port, user, testPassword, cache).CombinedOutput()
+		out, err := exec.Command(python, "testdata/imaplib_qresync.py", host, port, user, testPassword, cache, mode).CombinedOutput()
 		w := proxy.Take()
 		if err != nil || !strings.HasSuffix(string(out), "OK\n") {
 			t.Fatalf("imaplib_qresync.py (%s): %v\n%s\ndialog:\n%s", what, err, out, strings.Join(w.Transcript, "\n"))
@@ -127,6 +140,10 @@ func TestInteropPythonQresync(t *testing.T) {
 	}
 	// INBOX's known UIDs are 1,3:5 (the client expunged 2 itself); the
 	// server expunged 1 there and Projects' only message.
+	newFolder := map[string]string{"utf8": "Ärger & Co.Neu & Übrig", "mutf7": "&AMQ-rger &- Co.Neu &- &ANw-brig"}[mode]
+	if !has(inc.Transcript, `C: `, `SELECT "`+newFolder+`" (CONDSTORE)`) {
+		t.Errorf("the new folder not selected by its name in %s:\n%s", mode, strings.Join(inc.Transcript, "\n"))
+	}
 	if !has(inc.Transcript, `C: `, `SELECT "INBOX" (QRESYNC (`, ` 1,3:5))`) || strings.Count(strings.Join(inc.Transcript, "\n"), "S: * VANISHED (EARLIER) 1\n") != 2 {
 		t.Errorf("not told of the server's expunges in INBOX and Projects by VANISHED (EARLIER):\n%s", strings.Join(inc.Transcript, "\n"))
 	}

@@ -1,7 +1,7 @@
 """An offline IMAP client in Python's imaplib that syncs as Thunderbird
 does with QRESYNC (RFC 7162), driven by clients_test.go.
 
-Usage: imaplib_qresync.py HOST PORT USER PASSWORD CACHE
+Usage: imaplib_qresync.py HOST PORT USER PASSWORD CACHE [utf8]
 
 CACHE is the client's directory: state.json (per folder its UIDVALIDITY,
 HIGHESTMODSEQ and per UID the flags and the file holding the message)
@@ -14,6 +14,7 @@ it does not hold are fetched whole. It prints what it learnt, one line
 each ("vanished FOLDER UIDS", "changed FOLDER UIDS", "fetched FOLDER
 UIDS", "modified FOLDER UIDS", "appended FOLDER UID", "dropped FOLDER"),
 and OK at the end; any failed expectation exits non-zero with the reason.
+With "utf8" it also enables UTF8=ACCEPT and names folders in UTF-8.
 """
 import base64
 import json
@@ -25,7 +26,9 @@ sys.dont_write_bytecode = True  # no __pycache__ in testdata
 import imaplib  # noqa: E402
 from imaplib_common import check, ok  # noqa: E402 (beside this script)
 
-host, port, user, password, cache = sys.argv[1:]
+host, port, user, password, cache = sys.argv[1:6]
+# "utf8": ENABLE UTF8=ACCEPT too, and name folders in UTF-8 (RFC 6855).
+utf8 = sys.argv[6:] == ["utf8"]
 state_file = os.path.join(cache, "state.json")
 changes_file = os.path.join(cache, "changes.json")
 msg_dir = os.path.join(cache, "msgs")
@@ -71,7 +74,9 @@ def mutf7_encode(name):
 
 
 def quoted(name):
-    return '"' + mutf7_encode(name).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if not utf8:
+        name = mutf7_encode(name)
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def uid_set(uids):
@@ -168,6 +173,9 @@ ok(M.login(user, password), "LOGIN")
 check("QRESYNC" in M.capabilities or b"QRESYNC" in ok(M.capability(), "CAPABILITY")[0], "no QRESYNC")
 data = ok(M._simple_command("ENABLE", "QRESYNC"), "ENABLE QRESYNC")
 check(any(b"QRESYNC" in d for d in take(M, "ENABLED")), "ENABLED QRESYNC")
+if utf8:
+    # imaplib's enable() switches its own encoding to UTF-8.
+    ok(M.enable("UTF8=ACCEPT"), "ENABLE UTF8=ACCEPT")
 
 # Local changes first, as a client coming back online replays them.
 changes = []
@@ -182,7 +190,10 @@ for ch in changes:
         body = ch["append"].encode()
         flags = sorted(ch.get("flags", []))
         clear(M)
-        typ, data = M.append(quoted(folder), "(" + " ".join(flags) + ")", None, body)
+        # A plain literal: imaplib's append() wraps the message itself in
+        # "UTF8 (...)" once UTF8=ACCEPT is on.
+        M.literal = body
+        typ, data = M._simple_command("APPEND", quoted(folder), "(" + " ".join(flags) + ")")
         check(typ == "OK", "APPEND: %s %r" % (typ, data))
         m = re.search(rb"APPENDUID (\d+) (\d+)", data[0])
         check(m is not None, "APPEND without APPENDUID: %r" % data)
@@ -229,10 +240,10 @@ for d in data:
     check(m is not None, "LIST line %r" % d)
     if b"\\noselect" in m.group(1).lower() or b"\\nonexistent" in m.group(1).lower():
         continue
-    name = m.group(2).decode()
+    name = m.group(2).decode("utf-8" if utf8 else "ascii")
     if name.startswith('"'):
         name = re.sub(r"\\(.)", r"\1", name[1:-1])
-    server_folders.add(mutf7_decode(name))
+    server_folders.add(name if utf8 else mutf7_decode(name))
 for gone in sorted(set(folders) - server_folders):
     for uid in list(folders[gone]["msgs"]):
         drop_msg(folders[gone], int(uid))
