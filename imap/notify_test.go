@@ -303,3 +303,55 @@ func TestNotifyOutsideChanges(t *testing.T) {
 	}
 	c1.ok("NOOP")
 }
+
+// TestNotifyOutsideChangesFilters: a mailbox named by a MAILBOXES filter
+// before it exists, and one created below a SUBTREE, both made outside
+// the server, are watched for message events once they appear; a folder
+// outside every filter is not told.
+func TestNotifyOutsideChangesFilters(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	path, err := st.maildirs.UserPath("local.example", "alice")
+	must(t, err)
+	mkfolder := func(dir string) {
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			must(t, os.MkdirAll(filepath.Join(path, dir, sub), 0o700))
+		}
+	}
+	mkfolder(".Projects")
+	c1 := dial(t, addr)
+	c1.login("alice@local.example")
+	c1.ok("NOTIFY SET (mailboxes Later (MessageNew MessageExpunge)) (subtree Projects (MessageNew MessageExpunge MailboxName))")
+	other, err := maildir.New(filepath.Join(st.dir, "mail"), &maildir.Options{Hostname: "other", PollInterval: 50 * time.Millisecond})
+	must(t, err)
+	defer other.Close()
+	deliver := func(folder string) {
+		_, err := other.Deliver(context.Background(), path, folder, strings.NewReader(testMessage), &maildir.DeliverOptions{})
+		must(t, err)
+	}
+
+	mkfolder(".Elsewhere")
+	mkfolder(".Projects.2025")
+	var seen []string
+	for {
+		l := c1.line()
+		seen = append(seen, l)
+		if strings.Contains(l, `* LIST () "." "Projects.2025"`) {
+			break
+		}
+	}
+	if has(seen, "Elsewhere") {
+		t.Fatalf("a folder outside the filters was told: %q", seen)
+	}
+	deliver("Projects.2025")
+	c1.waitLine(`* STATUS "Projects.2025" (MESSAGES 1 UIDNEXT 2 `)
+
+	// MAILBOXES without MailboxName: no LIST, but its messages are told.
+	mkfolder(".Later")
+	// The watch takes the new folder when it is told of it; a LIST of
+	// another folder created after it marks that moment.
+	mkfolder(".Projects.2026")
+	c1.waitLine(`* LIST () "." "Projects.2026"`)
+	deliver("Later")
+	c1.waitLine(`* STATUS "Later" (MESSAGES 1 UIDNEXT 2 `)
+}
