@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailagent/mailagent/internal/netaddr"
 )
 
 // ErrThrottled matches (with errors.Is) every *ThrottledError.
@@ -148,23 +149,10 @@ func networkKeys(remote net.Addr) (network, wide string) {
 	if remote == nil {
 		return "net:", ""
 	}
-	var ip netip.Addr
-	switch a := remote.(type) {
-	case *net.TCPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	case *net.UDPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	case *net.IPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	default:
-		if ap, err := netip.ParseAddrPort(remote.String()); err == nil {
-			ip = ap.Addr()
-		}
-	}
-	if !ip.IsValid() {
+	ip, ok := netaddr.IP(remote)
+	if !ok {
 		return "net:" + remote.String(), ""
 	}
-	ip = ip.Unmap().WithZone("")
 	if ip.Is6() {
 		p64, _ := ip.Prefix(64)
 		p48, _ := ip.Prefix(48)

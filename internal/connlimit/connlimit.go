@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mailagent/mailagent/internal/netaddr"
 )
 
 // The limits Acquire can refuse a connection for; a *LimitError wraps
@@ -148,30 +150,10 @@ func (l *Limiter) ActiveFrom(addr net.Addr) int {
 // /64 of its IPv6 address, zone dropped. It reports false for an address
 // without IP, such as a Unix-domain socket's.
 func ClientNetwork(addr net.Addr) (netip.Prefix, bool) {
-	var ip netip.Addr
-	switch a := addr.(type) {
-	case nil:
-		return netip.Prefix{}, false
-	case *net.TCPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	case *net.UDPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	case *net.IPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	default:
-		// Another net.Addr, e.g. of a proxy or a test: its String is
-		// host:port or a bare address when it has an IP.
-		s := a.String()
-		if ap, err := netip.ParseAddrPort(s); err == nil {
-			ip = ap.Addr()
-		} else if ip, err = netip.ParseAddr(s); err != nil {
-			return netip.Prefix{}, false
-		}
-	}
-	if !ip.IsValid() {
+	ip, ok := netaddr.IP(addr)
+	if !ok {
 		return netip.Prefix{}, false
 	}
-	ip = ip.Unmap().WithZone("")
 	bits := 64
 	if ip.Is4() {
 		bits = 32
