@@ -125,6 +125,7 @@ func FuzzSession(f *testing.F) {
 		"a CREATE &Jjo",
 		"a SELECT \"~/..\"",
 		"a IDLE\r\nDONE",
+		"a LOGIN {5}\r\nb LOGIN x {3+}\r\npw!\r\nc AUTHENTICATE PLAIN\r\n" + strings.Repeat("A", 60<<10) + "\r\nd NOOP",
 	} {
 		f.Add([]byte(s))
 	}
