@@ -19,8 +19,51 @@ func (s *session) sorted(found []*matchContext, sortBy []imapwire.SortKey) []*ma
 	for i, mc := range found {
 		sortKeysOf(mc, sortBy, keys[i*nk:(i+1)*nk])
 	}
+	// rest orders two messages whose first keys are equal.
+	rest := func(x, y int) int {
+		for k := 1; k < nk; k++ {
+			r := keys[x*nk+k].compare(&keys[y*nk+k])
+			if sortBy[k].Reverse {
+				r = -r
+			}
+			if r != 0 {
+				return r
+			}
+		}
+		return cmp.Compare(found[x].seq, found[y].seq)
+	}
+	sign := 1
+	if sortBy[0].Reverse {
+		sign = -1
+	}
 	// The first key is compared where the sort moves the messages, the
-	// others (rarely reached) in keys.
+	// others (rarely reached) in keys. A date or a size moves as 16
+	// bytes without a pointer.
+	out := make([]*matchContext, len(found))
+	if k := sortBy[0].Key; k == "ARRIVAL" || k == "DATE" || k == "SIZE" {
+		type item struct {
+			sec  int64
+			nsec int32
+			i    int32
+		}
+		items := make([]item, len(found))
+		for i := range items {
+			items[i] = item{sec: keys[i*nk].sec, nsec: int32(keys[i*nk].nsec), i: int32(i)}
+		}
+		slices.SortFunc(items, func(x, y item) int {
+			if x.sec != y.sec {
+				return sign * cmp.Compare(x.sec, y.sec)
+			}
+			if x.nsec != y.nsec {
+				return sign * cmp.Compare(x.nsec, y.nsec)
+			}
+			return rest(int(x.i), int(y.i))
+		})
+		for i, it := range items {
+			out[i] = found[it.i]
+		}
+		return out
+	}
 	type item struct {
 		first sortKey
 		i     int
@@ -30,25 +73,11 @@ func (s *session) sorted(found []*matchContext, sortBy []imapwire.SortKey) []*ma
 		items[i] = item{first: keys[i*nk], i: i}
 	}
 	slices.SortFunc(items, func(x, y item) int {
-		r := x.first.compare(&y.first)
-		if sortBy[0].Reverse {
-			r = -r
-		}
-		if r != 0 {
+		if r := sign * x.first.compare(&y.first); r != 0 {
 			return r
 		}
-		for k := 1; k < nk; k++ {
-			r := keys[x.i*nk+k].compare(&keys[y.i*nk+k])
-			if sortBy[k].Reverse {
-				r = -r
-			}
-			if r != 0 {
-				return r
-			}
-		}
-		return cmp.Compare(found[x.i].seq, found[y.i].seq)
+		return rest(x.i, y.i)
 	})
-	out := make([]*matchContext, len(found))
 	for i, it := range items {
 		out[i] = found[it.i]
 	}
