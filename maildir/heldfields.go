@@ -3,6 +3,7 @@ package maildir
 import (
 	"context"
 	"io"
+	"slices"
 )
 
 // defaultHeldFieldsMemory is Options.HeldFieldsMemory's default.
@@ -47,8 +48,22 @@ func (f *Folder) DecodedFields(ctx context.Context, uids []uint32, version byte,
 	var missUIDs []uint32
 	var missEnts []*entry
 	st.mu.Lock()
+	// Many UIDs in ascending order (a whole folder) are found by walking
+	// the list beside them, not each in the map.
+	walk := len(uids) >= len(st.list)/8 && slices.IsSorted(uids)
+	j := 0
 	for i, u := range uids {
-		e := st.ents[u]
+		var e *entry
+		if walk {
+			for j < len(st.list) && st.list[j].uid < u {
+				j++
+			}
+			if j < len(st.list) && st.list[j].uid == u {
+				e = st.list[j]
+			}
+		} else {
+			e = st.ents[u]
+		}
 		if e == nil {
 			continue
 		}

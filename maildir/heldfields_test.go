@@ -63,6 +63,10 @@ func TestDecodedFields(t *testing.T) {
 	if got := s.held.Load(); got != 4*each {
 		t.Fatalf("held %d bytes, want %d", got, 4*each)
 	}
+	// UIDs out of order (looked up one by one) get the same values.
+	if some, computed, decoded := decodedOf(t, f, []uint32{4, 1 << 30, 1}); computed != 0 || decoded != 0 || some[0] != out[3] || some[1] != "" || some[2] != out[0] {
+		t.Fatalf("UIDs out of order: computed %d, decoded %d, %q", computed, decoded, some)
+	}
 	// A second handle on the same Maildir (another session) shares them.
 	m2, err := s.Open(context.Background(), dir)
 	if err != nil {
