@@ -80,6 +80,7 @@ type conn struct {
 	sessLog    *slog.Logger     // the latest session's logger, with its ID; nil before EHLO
 	clock      *readclock.Clock // read deadlines; used by the reading side
 	authFails  int
+	rcptFails  int               // recipients refused for good (MaxRecipientErrors)
 	results    []mail.AuthResult // connect-check results, kept across STARTTLS
 	values     map[any]any       // connect-check values, likewise
 	extra      []string          // connect-check header fields

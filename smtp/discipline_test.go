@@ -461,3 +461,38 @@ func TestMalformedSASLCounted(t *testing.T) {
 		C: YQBi
 		S: 421 4.7.0`)
 }
+
+// One MX connection cannot walk the directory: after MaxRecipientErrors
+// recipients refused for good, over its transactions together, the last
+// refusal is 421 4.7.0 and the connection ends. A temporary refusal (too
+// many recipients) does not count; LMTP has no such limit.
+func TestRecipientErrorLimit(t *testing.T) {
+	st := newTestStack(t)
+	o := st.options(MX)
+	o.MaxRecipientErrors = 5
+	o.MaxRecipients = 2
+	addr, _ := st.serve(o)
+	var b strings.Builder
+	b.WriteString(greet + "C: MAIL FROM:<sender@far.example>\nS: 250\n")
+	b.WriteString("C: RCPT TO:<alice@local.example>\nS: 250\nC: RCPT TO:<alice@local.example>\nS: 250\n")
+	b.WriteString("C: RCPT TO:<alice@local.example>\nS: 452 4.5.3\n")
+	b.WriteString("C: RSET\nS: 250\nC: MAIL FROM:<sender@far.example>\nS: 250\n")
+	for i := range 3 {
+		fmt.Fprintf(&b, "C: RCPT TO:<nobody%d@local.example>\nS: 550 5.1.1\n", i)
+	}
+	b.WriteString("C: RSET\nS: 250\nC: MAIL FROM:<sender@far.example>\nS: 250\n")
+	b.WriteString("C: RCPT TO:<nobody3@local.example>\nS: 550 5.1.1\n")
+	b.WriteString("C: RCPT TO:<nobody4@local.example>\nS: 421 4.7.0\nCLOSED\n")
+	dial(t, "tcp", addr).run(b.String())
+
+	lo := st.options(LMTP)
+	lo.MaxRecipientErrors = 2
+	laddr, _ := st.serve(lo)
+	b.Reset()
+	b.WriteString("S: 220\nC: LHLO postfix.local\nS: 250\nC: MAIL FROM:<sender@far.example>\nS: 250\n")
+	for i := range 4 {
+		fmt.Fprintf(&b, "C: RCPT TO:<nobody%d@local.example>\nS: 550 5.1.1\n", i)
+	}
+	b.WriteString("C: RCPT TO:<alice@local.example>\nS: 250\n")
+	dial(t, "tcp", laddr).run(b.String())
+}

@@ -173,6 +173,13 @@ type Options struct {
 	// MaxAuthFailures ends a connection (421 4.7.0) after that many
 	// failed logins on it; default 3.
 	MaxAuthFailures int
+	// MaxRecipientErrors ends an MX or submission connection after that
+	// many recipients refused for good (5xx) on it, across its
+	// transactions, as Postfix's smtpd_hard_error_limit does: the last
+	// is answered 421 4.7.0 and the connection closed, so one connection
+	// cannot walk the directory for valid addresses. Default 20; negative
+	// for none. LMTP, whose clients are trusted by network, has none.
+	MaxRecipientErrors int
 	// SpoolDir holds messages above 1 MiB while they are received
 	// (unlinked files); default os.TempDir().
 	SpoolDir string
@@ -230,6 +237,7 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.MaxConns, 1000)
 	setDefault(&opts.MaxConnsPerIP, 20)
 	setDefault(&opts.MaxAuthFailures, 3)
+	setDefault(&opts.MaxRecipientErrors, 20)
 	if opts.now == nil {
 		opts.now = time.Now
 	}

@@ -31,6 +31,7 @@ var (
 	errAuthFailed    = &mail.Error{Code: 535, EnhancedCode: [3]int{5, 7, 8}, Message: "Authentication credentials invalid"}
 	errAuthThrottled = &mail.Error{Code: 454, EnhancedCode: [3]int{4, 7, 0}, Message: "Too many failed logins, try again later"}
 	errAuthTemp      = &mail.Error{Code: 454, EnhancedCode: [3]int{4, 7, 0}, Message: "Temporary authentication failure"}
+	errRcptTooMany   = &mail.Error{Code: 421, EnhancedCode: [3]int{4, 7, 0}, Message: "Too many refused recipients, closing connection"}
 	errAuthTooMany   = &mail.Error{Code: 421, EnhancedCode: [3]int{4, 7, 0}, Message: "Too many authentication failures, closing connection"}
 	errShuttingDown  = &mail.Error{Code: 421, EnhancedCode: [3]int{4, 3, 2}, Message: "Service shutting down"}
 	errNullSender    = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 7, 1}, Message: "Null sender not allowed for submission"}
@@ -236,6 +237,25 @@ func isNoSuchAddress(err error) bool {
 
 // Rcpt implements gosmtp.Session.
 func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	err := ss.rcpt(to, opts)
+	var e *mail.Error
+	max := ss.srv.opts.MaxRecipientErrors
+	if err == nil || max <= 0 || ss.srv.opts.Role == LMTP || !errors.As(err, &e) || e.Code < 500 {
+		return err
+	}
+	ss.c.mu.Lock()
+	ss.c.rcptFails++
+	n := ss.c.rcptFails
+	ss.c.mu.Unlock()
+	if n < max {
+		return err
+	}
+	ss.log.Info("too many refused recipients, closing the connection", "refused", n)
+	ss.c.endAfterReply()
+	return errRcptTooMany
+}
+
+func (ss *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.env == nil {
