@@ -6,35 +6,14 @@ Usage: imaplib_folders.py HOST PORT USER PASSWORD
 Prints OK at the end; any failed expectation exits non-zero with the
 reason.
 """
-import base64
 import imaplib
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in testdata
-from imaplib_common import check, ok  # noqa: E402 (beside this script)
+from imaplib_common import check, mutf7, ok  # noqa: E402 (beside this script)
 
 host, port, user, password = sys.argv[1:]
-
-
-def mutf7(name):
-    """The modified UTF-7 form of name (RFC 3501 section 5.1.3)."""
-    out, run = [], []
-
-    def flush():
-        if run:
-            b64 = base64.b64encode("".join(run).encode("utf-16-be")).decode()
-            out.append("&" + b64.rstrip("=").replace("/", ",") + "-")
-            run.clear()
-
-    for c in name:
-        if 0x20 <= ord(c) <= 0x7E:
-            flush()
-            out.append("&-" if c == "&" else c)
-        else:
-            run.append(c)
-    flush()
-    return "".join(out)
 
 
 def q(name):

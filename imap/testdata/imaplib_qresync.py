@@ -24,7 +24,7 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in testdata
 import imaplib  # noqa: E402
-from imaplib_common import check, ok  # noqa: E402 (beside this script)
+from imaplib_common import check, mutf7, ok  # noqa: E402 (beside this script)
 
 host, port, user, password, cache = sys.argv[1:6]
 # "utf8": ENABLE UTF8=ACCEPT too, and name folders in UTF-8 (RFC 6855).
@@ -54,28 +54,9 @@ def mutf7_decode(name):
     return "".join(out)
 
 
-def mutf7_encode(name):
-    out, run = [], []
-
-    def flush():
-        if run:
-            b64 = base64.b64encode("".join(run).encode("utf-16-be")).decode()
-            out.append("&" + b64.rstrip("=").replace("/", ",") + "-")
-            run.clear()
-
-    for c in name:
-        if 0x20 <= ord(c) <= 0x7E:
-            flush()
-            out.append("&-" if c == "&" else c)
-        else:
-            run.append(c)
-    flush()
-    return "".join(out)
-
-
 def quoted(name):
     if not utf8:
-        name = mutf7_encode(name)
+        name = mutf7(name)
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
