@@ -242,8 +242,12 @@ func (in *interp) str(s string) string {
 	if !in.sc.script.Require["variables"] || !strings.Contains(s, "${") {
 		return s
 	}
+	// The result is cut at four variables' worth, and so is its
+	// building: "${x}" repeated over a script of 1 MiB would otherwise
+	// expand to gigabytes before the cut.
+	limit := in.lim.MaxVarSize * 4
 	var b strings.Builder
-	for {
+	for b.Len() <= limit {
 		i := strings.Index(s, "${")
 		if i < 0 {
 			b.WriteString(s)
@@ -265,8 +269,8 @@ func (in *interp) str(s string) string {
 		s = s[i+2:]
 	}
 	out := b.String()
-	if len(out) > in.lim.MaxVarSize*4 {
-		out = out[:in.lim.MaxVarSize*4]
+	if len(out) > limit {
+		out = out[:limit]
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package sieve
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -52,5 +53,27 @@ func TestManyKeysWorkBounded(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), s, msg, Envelope{}, Options{Limits: Limits{MaxSteps: 20000}}); err == nil || !strings.Contains(err.Error(), "script ran too long") {
 		t.Fatalf("Run: %v, want the step limit", err)
+	}
+}
+
+// A string of many variable references expands to at most four
+// variables' worth, and is never built larger first: 100,000 references
+// to a 4 KiB variable would be 400 MB.
+func TestExpansionBounded(t *testing.T) {
+	script := `require "variables"; set "x" "` + strings.Repeat("a", 4096) + `"; if header :is "subject" "` + strings.Repeat("${x}", 100_000) + `" { discard; }`
+	s, err := Parse([]byte(script), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := ParseMessage([]byte("Subject: x\r\n\r\nbody\r\n"))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res, err := Run(context.Background(), s, msg, Envelope{}, Options{})
+	runtime.ReadMemStats(&after)
+	if got := canonical(res, err); got != "implicit store INBOX" {
+		t.Fatalf("Run: %q", got)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Fatalf("the run allocated %d MB", n>>20)
 	}
 }
