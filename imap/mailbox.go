@@ -45,8 +45,9 @@ type mailbox struct {
 
 // openMailbox returns the shared view of the folder name of the Maildir
 // at path, creating it (and its watcher) for the first session; then it
-// also returns the Snapshot the view was made from.
-func (s *Server) openMailbox(ctx context.Context, path, name string) (*mailbox, *maildir.Snapshot, error) {
+// also returns the Selection the view was made from, taken with claim
+// (see maildir's Folder.Select).
+func (s *Server) openMailbox(ctx context.Context, path, name string, claim bool) (*mailbox, *maildir.Selection, error) {
 	key := mailboxKey{path, name}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -70,7 +71,7 @@ func (s *Server) openMailbox(ctx context.Context, path, name string) (*mailbox, 
 		md.Close()
 		return nil, nil, err
 	}
-	snap, err := f.Snapshot(ctx)
+	fs, err := f.Select(ctx, claim)
 	if err != nil {
 		cancel()
 		md.Close()
@@ -78,16 +79,13 @@ func (s *Server) openMailbox(ctx context.Context, path, name string) (*mailbox, 
 	}
 	mb := &mailbox{
 		srv: s, key: key, refs: 1, md: md, folder: f, cancel: cancel, done: make(chan struct{}),
-		uids: make([]uint32, len(snap.Messages)), uidValidity: snap.UIDValidity,
+		uids: fs.UIDs, uidValidity: fs.UIDValidity,
 		sessions:  map[*selection]struct{}{},
 		announced: map[uint32]string{},
 	}
-	for i := range snap.Messages {
-		mb.uids[i] = snap.Messages[i].UID
-	}
 	s.mailboxes[key] = mb
 	go mb.watch(wctx, ch)
-	return mb, snap, nil
+	return mb, fs, nil
 }
 
 // releaseMailbox drops a session's reference; the last one stops the
@@ -177,60 +175,48 @@ func (mb *mailbox) watch(ctx context.Context, ch <-chan maildir.Event) {
 	}
 }
 
-// resync takes a Snapshot and applies it to the view.
+// resync takes the folder's UIDs anew and applies them to the view.
 func (mb *mailbox) resync(ctx context.Context) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	if _, err := mb.snapshotLocked(ctx); err != nil {
+	if _, err := mb.selectLocked(ctx, false); err != nil {
 		mb.srv.log.Debug("imap: mailbox resync", "mailbox", mb.key.name, "err", err)
 	}
 }
 
-// snapshotLocked takes a Snapshot and applies it to the view. Both are
-// done under mb.mu: a Snapshot taken before another change was applied
-// to the view (an expunge, a newer Snapshot) and applied after it would
-// take the view back, and sessions would be told of expunges that did
-// not happen and miss flag changes to the messages it dropped.
-func (mb *mailbox) snapshotLocked(ctx context.Context) (*maildir.Snapshot, error) {
-	snap, err := mb.folder.Snapshot(ctx)
+// selectLocked takes a Selection (claiming the Recent messages with
+// claim) and applies it to the view. Both are done under mb.mu: a
+// Selection taken before another change was applied to the view (an
+// expunge, a newer Selection) and applied after it would take the view
+// back, and sessions would be told of expunges that did not happen and
+// miss flag changes to the messages it dropped.
+func (mb *mailbox) selectLocked(ctx context.Context, claim bool) (*maildir.Selection, error) {
+	fs, err := mb.folder.Select(ctx, claim)
 	if err != nil {
 		return nil, err
 	}
-	mb.syncLocked(snap)
-	return snap, nil
+	mb.syncLocked(fs)
+	return fs, nil
 }
 
-// currentLocked returns snap if the view is still made of its UIDs, and
-// otherwise a new Snapshot applied to the view.
-func (mb *mailbox) currentLocked(ctx context.Context, snap *maildir.Snapshot) (*maildir.Snapshot, error) {
-	if snap != nil && snap.UIDValidity == mb.uidValidity && len(snap.Messages) == len(mb.uids) {
-		same := true
-		for i := range snap.Messages {
-			if snap.Messages[i].UID != mb.uids[i] {
-				same = false
-				break
-			}
-		}
-		if same {
-			return snap, nil
-		}
+// currentLocked returns fs if the view is still made of its UIDs, and
+// otherwise a new Selection (taken with claim) applied to the view.
+func (mb *mailbox) currentLocked(ctx context.Context, fs *maildir.Selection, claim bool) (*maildir.Selection, error) {
+	if fs != nil && fs.UIDValidity == mb.uidValidity && slices.Equal(fs.UIDs, mb.uids) {
+		return fs, nil
 	}
-	return mb.snapshotLocked(ctx)
+	return mb.selectLocked(ctx, claim)
 }
 
-// syncLocked makes the view equal to snap. Each session works out what
+// syncLocked makes the view equal to fs. Each session works out what
 // to tell its client from the difference (selection.poll).
-func (mb *mailbox) syncLocked(snap *maildir.Snapshot) {
-	next := make([]uint32, len(snap.Messages))
-	for i := range snap.Messages {
-		next[i] = snap.Messages[i].UID
-	}
-	if snap.UIDValidity != mb.uidValidity {
+func (mb *mailbox) syncLocked(fs *maildir.Selection) {
+	if fs.UIDValidity != mb.uidValidity {
 		clear(mb.announced)
 	}
-	mb.uidValidity = snap.UIDValidity
-	if !slices.Equal(next, mb.uids) {
-		mb.uids = next
+	mb.uidValidity = fs.UIDValidity
+	if !slices.Equal(fs.UIDs, mb.uids) {
+		mb.uids = fs.UIDs
 		mb.notifyLocked()
 	}
 }

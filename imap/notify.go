@@ -264,7 +264,7 @@ func (s *session) watch(n *notifier, name string, flags bool) *watchedMailbox {
 	if err != nil {
 		return nil // not there (yet): nothing to watch
 	}
-	mb, _, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name())
+	mb, _, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name(), false)
 	if err != nil {
 		return nil
 	}

@@ -83,31 +83,34 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	if err != nil {
 		return okStatus{}, folderError(err)
 	}
-	mb, snap, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name())
+	// One Selection (UIDs, first unseen, Recent claimed when read-write)
+	// serves the reply: no Message is built per message.
+	mb, snap, err := s.srv.openMailbox(s.ctx, s.md.Path(), f.Name(), !a.ReadOnly)
 	if err != nil {
 		return okStatus{}, mapError(err)
 	}
 	sel := &selection{mb: mb, folder: f, readOnly: a.ReadOnly, notify: make(chan struct{}, 1)}
-	// The Snapshot the client is described from is the view's: the one
+	// The Selection the client is described from is the view's: the one
 	// the view was made from if no session changed it since, else one
-	// taken and applied under the view's lock.
+	// taken and applied under the view's lock. The Recent messages either
+	// claimed are the session's.
+	var claimed []uint32
+	if snap != nil {
+		claimed = snap.Recent
+	}
 	mb.mu.Lock()
-	snap, err = mb.currentLocked(s.ctx, snap)
+	snap, err = mb.currentLocked(s.ctx, snap, !a.ReadOnly)
 	if err == nil {
 		sel.view = mb.uids
 		mb.sessions[sel] = struct{}{}
 	}
 	mb.mu.Unlock()
-	if err == nil {
-		err = sel.takeRecent(s, snap.Messages)
-	}
 	if err != nil {
-		mb.mu.Lock()
-		delete(mb.sessions, sel)
-		mb.mu.Unlock()
 		s.srv.releaseMailbox(mb)
 		return okStatus{}, mapError(err)
 	}
+	sel.addRecent(claimed)
+	sel.addRecent(snap.Recent)
 	s.mu.Lock()
 	s.sel = sel
 	s.mu.Unlock()
@@ -124,13 +127,7 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	w.Number(uint32(len(sel.view)))
 	w.Atom(" EXISTS")
 	w.End()
-	var unseen uint32
-	for i := range snap.Messages {
-		m := &snap.Messages[i]
-		if unseen == 0 && !m.HasFlag(maildir.FlagSeen) {
-			unseen = uint32(i + 1)
-		}
-	}
+	unseen := uint32(snap.FirstUnseen)
 	if !c.rev2 {
 		sel.writeRecent(w)
 		if unseen != 0 && !c.uidOnly {
@@ -151,8 +148,8 @@ func (c *conn) cmdSelect(cmd *imapwire.Command) (okStatus, error) {
 	// Modification sequences are kept for every folder (RFC 7162
 	// section 3.1.2.1).
 	w.Status("", imap.StatusResponseTypeOK, "HIGHESTMODSEQ "+itoa(snap.HighestModSeq), "Highest")
-	if st, err := f.Status(s.ctx); err == nil && st.MailboxID != "" {
-		w.Status("", imap.StatusResponseTypeOK, "MAILBOXID ("+st.MailboxID+")", "Ok") // RFC 8474
+	if snap.MailboxID != "" {
+		w.Status("", imap.StatusResponseTypeOK, "MAILBOXID ("+snap.MailboxID+")", "Ok") // RFC 8474
 	}
 	if c.rev2 {
 		// RFC 9051 section 6.3.2: the mailbox's name as LIST gives it.
@@ -403,12 +400,17 @@ func (sel *selection) takeRecent(s *session, msgs []maildir.Message) error {
 	} else {
 		uids, err = sel.folder.ClaimRecent(s.ctx)
 	}
+	sel.addRecent(uids)
+	return err
+}
+
+// addRecent adds uids to the session's \Recent messages.
+func (sel *selection) addRecent(uids []uint32) {
 	if len(uids) > 0 {
 		sel.recent = append(sel.recent, uids...)
 		slices.Sort(sel.recent)
 		sel.recent = slices.Compact(sel.recent)
 	}
-	return err
 }
 
 func (sel *selection) isRecent(uid uint32) bool {

@@ -245,6 +245,60 @@ func (f *Folder) Snapshot(ctx context.Context) (*Snapshot, error) {
 	return snap, err
 }
 
+// Selection is what opening a folder for a session needs, taken in one
+// step without a Message per message: what IMAP's SELECT answers and
+// the UIDs its sequence numbers stand for.
+type Selection struct {
+	UIDValidity   uint32
+	UIDNext       uint32
+	HighestModSeq uint64
+	// UIDs are the folder's messages in ascending order; index i is
+	// sequence number i+1.
+	UIDs []uint32
+	// FirstUnseen is the sequence number of the first message without
+	// FlagSeen, 0 when every message has it.
+	FirstUnseen int
+	// Recent are the UIDs of the Recent messages, ascending: claimed for
+	// the caller when Select was asked to claim them (see ClaimRecent).
+	Recent []uint32
+	// Keywords are the folder's known keywords, as in Snapshot.
+	Keywords []string
+	// MailboxID is the folder's RFC 8474 MAILBOXID ("" when unknown), as
+	// in Status.
+	MailboxID string
+}
+
+// Select returns the folder's Selection after one cheap sync: O(messages)
+// in a few words per message, where a Snapshot builds every Message.
+// With claim it also claims the Recent messages, as ClaimRecent does, in
+// the same step.
+func (f *Folder) Select(ctx context.Context, claim bool) (*Selection, error) {
+	var sel *Selection
+	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
+		sel = &Selection{UIDValidity: st.uidValidity, UIDNext: st.nextUID, HighestModSeq: st.highestModSeq,
+			UIDs: make([]uint32, len(st.list)), MailboxID: st.mailboxID()}
+		for i, e := range st.list {
+			sel.UIDs[i] = e.uid
+			if sel.FirstUnseen == 0 && !strings.ContainsRune(e.info, 'S') {
+				sel.FirstUnseen = i + 1
+			}
+			if e.recent {
+				sel.Recent = append(sel.Recent, e.uid)
+				if claim {
+					e.recent = false
+				}
+			}
+		}
+		for _, k := range st.keywords {
+			if k != "" {
+				sel.Keywords = append(sel.Keywords, k)
+			}
+		}
+		return nil, nil
+	})
+	return sel, err
+}
+
 // ClaimRecent returns the UIDs of the messages that are Recent, in
 // ascending order, and clears their Recent mark: the caller (an IMAP
 // session selecting the folder read-write, RFC 3501 section 2.3.2) is the

@@ -468,3 +468,65 @@ func TestRecentClaimedOnce(t *testing.T) {
 		t.Fatalf("copy claimed %v %v", got, err)
 	}
 }
+
+// TestSelectMatchesSnapshot: Select gives the UIDs, first unseen
+// message, keywords, MAILBOXID and modseq a Snapshot and Status give, and
+// claims Recent as ClaimRecent does, only when asked to.
+func TestSelectMatchesSnapshot(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, nil)
+	m := openUser(t, s)
+	in := folder(t, m, "INBOX")
+	for i := range 4 {
+		if _, err := in.Append(ctx, strings.NewReader(msg("m"+strconv.Itoa(i), 100)), []string{FlagSeen}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := in.StoreFlags(ctx, []uint32{3}, FlagsRemove, []string{FlagSeen}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.StoreFlags(ctx, []uint32{4}, FlagsAdd, []string{"Project_X"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Expunge(ctx, []uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	snap := snapshot(t, in)
+	st, err := in.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := in.Select(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uids []uint32
+	for _, msg := range snap.Messages {
+		uids = append(uids, msg.UID)
+	}
+	if !slices.Equal(sel.UIDs, uids) || !slices.Equal(sel.UIDs, []uint32{2, 3, 4}) || sel.FirstUnseen != 2 ||
+		sel.UIDValidity != snap.UIDValidity || sel.UIDNext != snap.UIDNext || sel.HighestModSeq != snap.HighestModSeq ||
+		!slices.Equal(sel.Keywords, snap.Keywords) || !slices.Equal(sel.Keywords, []string{"Project_X"}) ||
+		sel.MailboxID == "" || sel.MailboxID != st.MailboxID {
+		t.Fatalf("Select %+v, Snapshot %+v, Status %+v", sel, snap, st)
+	}
+	if !slices.Equal(sel.Recent, []uint32{2, 3, 4}) {
+		t.Fatalf("recent %v", sel.Recent)
+	}
+	// Without claim, Recent stays for the next caller; with it, once.
+	for _, want := range [][]uint32{{2, 3, 4}, nil} {
+		sel, err := in.Select(ctx, true)
+		if err != nil || !slices.Equal(sel.Recent, want) {
+			t.Fatalf("claimed %v %v, want %v", sel.Recent, err, want)
+		}
+	}
+	if got, err := in.ClaimRecent(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("claimed after Select %v %v", got, err)
+	}
+	if _, err := in.StoreFlags(ctx, []uint32{3}, FlagsAdd, []string{FlagSeen}); err != nil {
+		t.Fatal(err)
+	}
+	if sel, err := in.Select(ctx, false); err != nil || sel.FirstUnseen != 0 {
+		t.Fatalf("all seen: %+v %v", sel, err)
+	}
+}
