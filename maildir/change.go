@@ -170,7 +170,7 @@ func (st *folderState) rename(ctx context.Context, uid uint32, e *entry, next fu
 		to := filepath.Join(st.dir, "cur", e.key+infoSep+info)
 		err := os.Rename(from, to)
 		if err == nil {
-			e.info, e.inNew, e.hasInfo = info, false, true
+			st.setName(e, info, false, true)
 			st.indexDirty = true
 			return e, true, nil
 		}

@@ -206,6 +206,7 @@ func (f *folderState) parseIndex(data []byte) error {
 	f.ents = make(map[uint32]*entry, n)
 	f.byKey = make(map[string]uint32, n)
 	f.list = make([]*entry, 0, n)
+	f.digest = 0
 	var uid uint32
 	for range n {
 		d := r.uvarint()

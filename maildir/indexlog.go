@@ -155,7 +155,7 @@ func (f *folderState) applyLogRecord(p []byte) (changed, added []uint32) {
 			continue
 		}
 		if e.info != info || e.inNew {
-			e.info, e.inNew, e.hasInfo = info, false, true
+			f.setName(e, info, false, true)
 			changed = append(changed, e.uid)
 		}
 		f.setModSeq(e, mod)

@@ -209,7 +209,7 @@ func (f *folderState) mergeDiskIndex(force bool) (changed, added []uint32) {
 		}
 		if de.info != e.info {
 			changed = append(changed, e.uid)
-			e.info, e.inNew, e.hasInfo = de.info, de.inNew, de.hasInfo
+			f.setName(e, de.info, de.inNew, de.hasInfo)
 		}
 		f.setModSeq(e, de.modseq)
 	}

@@ -22,14 +22,6 @@ import (
 // Dovecot uses and skips the same name, so a crash leaves nothing listed.
 const trashedDir = ".DOVECOT-TRASHED"
 
-// dirtyWindow: two changes to a directory within one timestamp tick leave
-// the same mtime, so a directory's mtime proves nothing was missed only
-// once it is this old. Until then the recorded stamps are trusted (a later
-// change moves the mtime and is seen at once), and one more scan follows
-// when the window has passed, to catch a change hidden in the same tick as
-// a known one.
-const dirtyWindow = time.Second
-
 // userState is the shared in-memory state of one Maildir.
 type userState struct {
 	s    *Store
@@ -126,6 +118,7 @@ func (u *userState) shutdown() {
 	u.mu.Unlock()
 	for _, f := range fs {
 		f.stopWatching(ErrClosed)
+		f.stopVerify()
 		f.mu.Lock()
 		// Only changes not on disk are written here: what baseStale
 		// covers is in the log or rebuilt by one rescan at the next open.
@@ -237,7 +230,21 @@ type folderState struct {
 	newStamp    fileStamp
 	curStamp    fileStamp
 	scannedAt   int64 // unix nanoseconds of the last full scan
-	ulStamp     fileStamp
+	// ownAt is when this state last saw a change of its own in place
+	// (unix nanoseconds; see settledAt).
+	ownAt int64
+	// digest sums nameHash over the messages' file names as the state
+	// knows them; nameGen counts its changes (see window.go).
+	digest  uint64
+	nameGen uint64
+	// verifyArmed: a background check of the dirty window is arranged or
+	// running (verifyLater); verifyStopped: none is any more. vmu is held
+	// by a running check.
+	verifyArmed   bool
+	verifyStopped bool
+	verifyTimer   *time.Timer
+	vmu           sync.Mutex
+	ulStamp       fileStamp
 	// ulNext, when not 0, says dovecot-uidlist as of ulStamp names only
 	// messages of this state, all with UIDs below ulNext: what the
 	// known-file check compares the file's header and last record with.
@@ -288,6 +295,7 @@ func (f *folderState) reset() {
 	f.ents = make(map[uint32]*entry)
 	f.byKey = make(map[string]uint32)
 	f.list = nil
+	f.digest = 0
 	f.flagViews = nil
 	f.byMod = nil
 	f.expunged = nil
@@ -329,6 +337,8 @@ func (f *folderState) add(uid uint32, e *entry) {
 	e.uid = uid
 	f.ents[uid] = e
 	f.byKey[e.key] = uid
+	f.digest += f.hashOf(e)
+	f.nameGen++
 	if n := len(f.list); n == 0 || f.list[n-1].uid < uid {
 		f.list = append(f.list, e)
 	} else {
@@ -350,6 +360,8 @@ func (f *folderState) remove(uids []uint32, m uint64) {
 			if e.held != nil {
 				f.releaseHeld(e.held.size)
 			}
+			f.digest -= f.hashOf(e)
+			f.nameGen++
 			delete(f.byKey, e.key)
 			delete(f.ents, u)
 			drop[u] = true
@@ -383,7 +395,7 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 			}
 		}
 	}
-	now := time.Now().UnixNano()
+	now := f.s.opts.now().UnixNano()
 	stNew, okN := statStamp(filepath.Join(f.dir, "new"))
 	stCur, okC := statStamp(filepath.Join(f.dir, "cur"))
 	if !okN || !okC {
@@ -399,9 +411,13 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 		force = true
 	}
 	f.refreshKeywords()
-	settled := max(f.newStamp.mtime, f.curStamp.mtime) + int64(dirtyWindow)
-	scan := f.added.Swap(false) || force || fresh || stNew.mtime != f.newStamp.mtime || stCur.mtime != f.curStamp.mtime ||
-		(f.scannedAt < settled && now >= settled)
+	scan := f.added.Swap(false) || force || fresh || stNew.mtime != f.newStamp.mtime || stCur.mtime != f.curStamp.mtime
+	if settled := f.settledAt(); !scan && f.scannedAt < settled && now >= settled &&
+		(!f.verifyArmed || now >= settled+int64(verifyGrace)) {
+		// The dirty window passed and no check is on its way (or it is
+		// late): list now, and scan only if the names differ.
+		scan = !f.verifyHeld(now)
+	}
 	var events []Event
 	if !scan {
 		// Directories unchanged; the UID list may still have been
@@ -427,6 +443,7 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 	if f.indexDirty && (scan || fresh) {
 		events = append(events, f.saveIndex(ctx)...)
 	}
+	f.verifyLater()
 	return events, nil
 }
 
@@ -459,20 +476,33 @@ func (f *folderState) readdir() (map[string]listing, error) {
 			return nil, err
 		}
 		for _, n := range names {
-			if !validBase(n) {
+			base, l, ok := listed(sub, n)
+			if !ok {
 				continue
-			}
-			base, info, has := splitFilename(n)
-			if sub == "cur" && !has {
-				has, info = true, ""
 			}
 			if old, dup := out[base]; dup && !old.inNew {
 				continue // the same base twice: keep cur/'s
 			}
-			out[base] = listing{inNew: sub == "new", info: normInfo(info), hasInfo: has}
+			out[base] = l
 		}
 	}
 	return out, nil
+}
+
+// listed reads the name of a file listed in sub (new or cur): ok false
+// for what is not a message.
+func listed(sub, name string) (base string, l listing, ok bool) {
+	if !validBase(name) {
+		return "", listing{}, false
+	}
+	base, info, has := splitFilename(name)
+	if sub == "cur" && !has {
+		has, info = true, ""
+	}
+	if !sortedUnique(info) {
+		info = normInfo(info)
+	}
+	return base, listing{inNew: sub == "new", info: info, hasInfo: has}, true
 }
 
 // scan reads both directories and reconciles them with the state:
@@ -538,7 +568,7 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 				}
 				f.setModSeq(e, mod)
 			}
-			e.info, e.inNew, e.hasInfo = l.info, l.inNew, l.hasInfo
+			f.setName(e, l.info, l.inNew, l.hasInfo)
 			f.indexDirty = true
 		}
 	}
@@ -595,13 +625,14 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 		}
 	}
 	moved := f.moveNewToCur()
-	if stNew != f.newStamp || stCur != f.curStamp || f.scannedAt < max(stNew.mtime, stCur.mtime)+int64(dirtyWindow) {
+	if stNew != f.newStamp || stCur != f.curStamp || f.unsettled() {
 		f.baseStale = true // the stamps the index is valid for changed
 	}
 	f.newStamp, f.curStamp, f.scannedAt = stNew, stCur, now
 	if moved {
 		f.adoptOwnChange()
 	}
+	f.rehash() // what the listing showed, whatever path led here
 	if reset {
 		return []Event{{Kind: EventReset}}, nil
 	}
@@ -631,7 +662,7 @@ func (f *folderState) moveNewToCur() (moved bool) {
 		if err := os.Rename(from, to); err != nil {
 			continue // moved or removed meanwhile: the next scan tells
 		}
-		e.inNew, e.hasInfo = false, true
+		f.setName(e, e.info, false, true)
 		f.baseStale = true
 		moved = true
 	}
@@ -640,8 +671,8 @@ func (f *folderState) moveNewToCur() (moved bool) {
 
 // adoptOwnChange records the directories' stamps after a change made by
 // this state (a rename, an unlink, a new file), so the change does not
-// cost a rescan. A foreign change made in the same instant is hidden by
-// it; the scan that sync runs once the dirty window has passed finds it.
+// cost a rescan. A foreign change made in the same tick is hidden by it;
+// the listing once the dirty window has passed finds it (window.go).
 func (f *folderState) adoptOwnChange() {
 	f.adoptIf(true, true)
 }
@@ -664,7 +695,9 @@ func (f *folderState) adoptIf(newDir, curDir bool) {
 	if st, ok := statStamp(filepath.Join(f.dir, "cur")); ok && curDir {
 		f.curStamp = st
 	}
+	f.ownAt = max(f.ownAt, f.s.opts.now().UnixNano())
 	f.baseStale = true
+	f.verifyLater()
 }
 
 // newEntry builds the entry of a file seen in the directory listing.
