@@ -328,6 +328,18 @@ func lfLines(b string) string { return strings.ReplaceAll(b, "\r\n", "\n") }
 
 var tuidLine = regexp.MustCompile(`(?m)^X-TUID: [^\n]*\n`)
 
+// mbsyncFixture serves the fixture behind a counting proxy and writes an
+// mbsync configuration syncing it in plain text with the Maildirs below
+// local.
+func mbsyncFixture(t *testing.T) (st *testStack, addr string, proxy *wireCounter, local, conf string) {
+	t.Helper()
+	st, addr, proxy = fixtureServer(t)
+	host, port, _ := strings.Cut(proxy.Addr, ":")
+	local = filepath.Join(t.TempDir(), "local")
+	must(t, os.MkdirAll(local, 0o700))
+	return st, addr, proxy, local, mbsyncrc(t, host, port, local, "SSLType None\nAuthMechs LOGIN")
+}
+
 // TestInteropMbsyncIncremental syncs the fixture with isync's mbsync
 // (through a counting proxy, in plain text so that it can read the
 // dialog), changes both sides, syncs again and checks that only the new
@@ -338,11 +350,7 @@ var tuidLine = regexp.MustCompile(`(?m)^X-TUID: [^\n]*\n`)
 func TestInteropMbsyncIncremental(t *testing.T) {
 	mbsync := interop.Program(t, "mbsync")
 	t.Parallel()
-	st, addr, proxy := fixtureServer(t)
-	host, port, _ := strings.Cut(proxy.Addr, ":")
-	local := filepath.Join(t.TempDir(), "local")
-	must(t, os.MkdirAll(local, 0o700))
-	conf := mbsyncrc(t, host, port, local, "SSLType None\nAuthMechs LOGIN")
+	st, addr, proxy, local, conf := mbsyncFixture(t)
 	run := func(what string) wireTraffic {
 		t.Helper()
 		out, err := exec.Command(mbsync, "-c", conf, "-a").CombinedOutput()

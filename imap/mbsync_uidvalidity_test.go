@@ -23,11 +23,7 @@ import (
 func TestInteropMbsyncUIDValidity(t *testing.T) {
 	mbsync := interop.Program(t, "mbsync")
 	t.Parallel()
-	st, addr, proxy := fixtureServer(t)
-	host, port, _ := strings.Cut(proxy.Addr, ":")
-	local := filepath.Join(t.TempDir(), "local")
-	must(t, os.MkdirAll(local, 0o700))
-	conf := mbsyncrc(t, host, port, local, "SSLType None\nAuthMechs LOGIN")
+	st, addr, proxy, local, conf := mbsyncFixture(t)
 	run := func(what string) (string, error) {
 		t.Helper()
 		out, err := exec.Command(mbsync, "-c", conf, "-a").CombinedOutput()
