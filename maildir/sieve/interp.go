@@ -200,6 +200,11 @@ func (in *interp) step(p Pos) error {
 	return nil
 }
 
+// maxAddedField bounds a field addheader adds, name and value
+// (Pigeonhole's editheader_max_header_size), so that the fields a run
+// can add, each charged its copy of the header, stay small in memory.
+const maxAddedField = 2048
+
 // workPerStep is how many units of work count as one step against
 // MaxSteps: a character :matches compares, a character :regex scans
 // times its expression's length / regexWorkDivisor, a byte of an
@@ -500,6 +505,13 @@ func (in *interp) command(c *Command) error {
 		}
 		if protected(name) {
 			return nil
+		}
+		if len(name)+len(value) > maxAddedField {
+			return errAt(c.Pos, "addheader: field longer than %d bytes", maxAddedField)
+		}
+		// The header is copied whole: work in proportion to its fields.
+		if err := in.charge(int64(len(in.hdr)*64 + len(value))); err != nil {
+			return err
 		}
 		f := Field{Name: name, Value: " " + encodeValue(value)}
 		hdr := make([]Field, 0, len(in.hdr)+1)

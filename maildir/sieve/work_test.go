@@ -77,3 +77,32 @@ func TestExpansionBounded(t *testing.T) {
 		t.Fatalf("the run allocated %d MB", n>>20)
 	}
 }
+
+// addheader adds fields of at most 2,048 bytes, and each costs its copy
+// of the header, so that a script of many addheaders ends with the step
+// limit instead of holding hundreds of megabytes of header.
+func TestAddHeaderBounded(t *testing.T) {
+	msg := ParseMessage([]byte("Subject: x\r\n\r\nbody\r\n"))
+	long := `require "editheader"; addheader "X-A" "` + strings.Repeat("a", 2100) + `";`
+	s, err := Parse([]byte(long), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), s, msg, Envelope{}, Options{}); err == nil || !strings.Contains(err.Error(), "longer than 2048") {
+		t.Fatalf("a 2,100-byte field: %v", err)
+	}
+	many := `require ["editheader","variables"]; set "v" "` + strings.Repeat("b", 2000) + `";` + strings.Repeat(`addheader "X-B" "${v}";`, 40000)
+	if s, err = Parse([]byte(many), Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = Run(context.Background(), s, msg, Envelope{}, Options{})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "script ran too long") {
+		t.Fatalf("40,000 addheaders: %v, want the step limit", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 256<<20 {
+		t.Fatalf("the run allocated %d MB", n>>20)
+	}
+}
