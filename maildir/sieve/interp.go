@@ -310,7 +310,12 @@ func (in *interp) lookup(name string) (string, bool) {
 	return in.sc.vars[key], true
 }
 
-func (in *interp) setVar(name, v string) {
+// maxScopeVars bounds the variables of one scope, and the globals
+// (Pigeonhole's sieve_variables_max_scope_size), so that a script of
+// thousands of sets cannot hold hundreds of megabytes of values.
+const maxScopeVars = 255
+
+func (in *interp) setVar(p Pos, name, v string) error {
 	if len(v) > in.lim.MaxVarSize {
 		v = v[:in.lim.MaxVarSize]
 		for !utf8.ValidString(v) && len(v) > 0 {
@@ -318,15 +323,17 @@ func (in *interp) setVar(name, v string) {
 		}
 	}
 	key := lower(name)
+	m := in.sc.vars
 	if g, ok := strings.CutPrefix(key, "global."); ok {
-		in.globals[g] = v
-		return
+		key, m = g, in.globals
+	} else if in.sc.globals[key] {
+		m = in.globals
 	}
-	if in.sc.globals[key] {
-		in.globals[key] = v
-		return
+	if _, ok := m[key]; !ok && len(m) >= maxScopeVars {
+		return errAt(p, "more than %d variables", maxScopeVars)
 	}
-	in.sc.vars[key] = v
+	m[key] = v
+	return nil
 }
 
 func (in *interp) strs(ss []string) []string {
@@ -489,12 +496,14 @@ func (in *interp) command(c *Command) error {
 			if !validVarName(name) {
 				return errAt(a.pos[0].Pos, "bad variable name %q", name)
 			}
-			in.setVar(name, strings.Join(cur, " "))
+			if err := in.setVar(a.pos[0].Pos, name, strings.Join(cur, " ")); err != nil {
+				return err
+			}
 		} else {
 			in.flags = cur
 		}
 	case "set":
-		in.setVar(a.pos[0].Strs[0], modify(a, in.str(a.pos[1].Strs[0])))
+		return in.setVar(c.Pos, a.pos[0].Strs[0], modify(a, in.str(a.pos[1].Strs[0])))
 	case "vacation":
 		return in.vacation(c)
 	case "addheader":

@@ -2,6 +2,7 @@ package sieve
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -104,5 +105,31 @@ func TestAddHeaderBounded(t *testing.T) {
 	}
 	if n := after.TotalAlloc - before.TotalAlloc; n > 256<<20 {
 		t.Fatalf("the run allocated %d MB", n>>20)
+	}
+}
+
+// A scope holds at most 255 variables (Pigeonhole's
+// sieve_variables_max_scope_size): a script of thousands of distinct sets
+// of 4 KiB values fails instead of holding them all.
+func TestVariablesPerScope(t *testing.T) {
+	msg := ParseMessage([]byte("Subject: x\r\n\r\nbody\r\n"))
+	sets := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`require ["variables","fileinto"]; set "x" "` + strings.Repeat("a", 4096) + `";`)
+		for i := range n {
+			fmt.Fprintf(&b, `set "v%d" "${x}";`, i)
+		}
+		b.WriteString(`set "v0" "again"; fileinto "F";`)
+		return b.String()
+	}
+	for n, want := range map[int]string{254: "store F", 5000: "error; implicit keep"} {
+		s, err := Parse([]byte(sets(n)), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Run(context.Background(), s, msg, Envelope{}, Options{})
+		if got := canonical(res, err); got != want {
+			t.Errorf("%d variables: %q (%v), want %q", n+1, got, err, want)
+		}
 	}
 }
