@@ -97,6 +97,15 @@ func (f *folderState) recordExpunges(uids []uint32, m uint64) {
 	f.indexDirty = true
 }
 
+// expungedSet returns the UIDs of the expunge records.
+func (f *folderState) expungedSet() map[uint32]bool {
+	out := make(map[uint32]bool, len(f.expunged))
+	for _, x := range f.expunged {
+		out[x.uid] = true
+	}
+	return out
+}
+
 // changedSince returns the messages whose modseq is above m, ascending
 // UID: O(changes since m), not O(messages).
 func (f *folderState) changedSince(m uint64) []*entry {
@@ -190,12 +199,18 @@ func (f *folderState) mergeDiskIndex(force bool) (changed, added []uint32) {
 		return nil, nil
 	}
 	f.highestModSeq = max(f.highestModSeq, d.highestModSeq)
+	var gone map[uint32]bool
 	for _, de := range d.list {
 		e := f.ents[de.uid]
 		if e == nil {
+			if gone == nil {
+				gone = f.expungedSet()
+			}
 			// A message the writer saw first: taken with its modseq,
 			// so both agree on it (a scan drops it if it is gone).
-			if _, dup := f.byKey[de.key]; !dup && f.uidValidity != 0 {
+			// One expunged here is not: the writer had not noticed
+			// the expunge yet.
+			if _, dup := f.byKey[de.key]; !dup && f.uidValidity != 0 && !gone[de.uid] {
 				de.recent = false
 				f.add(de.uid, de)
 				f.setModSeq(de, de.modseq)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func uidsOf(ms []Message) []uint32 {
@@ -482,5 +483,33 @@ func TestModSeqStoreAfterOutsideRename(t *testing.T) {
 	}
 	if got, _ := in.ChangedSince(ctx, outside); !slices.Equal(uidsOf(got), []uint32{1, 2}) {
 		t.Errorf("changed since the outside change (%d): %v, want [1 2]", outside, uidsOf(got))
+	}
+}
+
+// A writer that has not noticed an expunge yet (its listing's stamps
+// hid it: a change in the same instant as its own) writes the index
+// with the expunged message still in it; the process that expunged it
+// does not take it back from there.
+func TestMergeDoesNotBringBackExpunged(t *testing.T) {
+	ctx := context.Background()
+	a, b := twoWriters(t)
+	if gone, err := a.Expunge(ctx, []uint32{1}); err != nil || len(gone) != 1 {
+		t.Fatalf("expunge: %v %v", gone, err)
+	}
+	b.st.mu.Lock()
+	b.st.adoptOwnChange() // b's own change in the same instant hides a's
+	b.st.scannedAt = time.Now().UnixNano()
+	b.st.mu.Unlock()
+	if _, err := b.Expunge(ctx, []uint32{2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := uidsOf(snapshot(t, a).Messages); !slices.Equal(got, []uint32{3}) {
+		t.Fatalf("the expunging process sees %v, want [3]", got)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := uidsOf(snapshot(t, b).Messages); !slices.Equal(got, []uint32{3}) {
+		t.Fatalf("the other process sees %v after a rescan, want [3]", got)
 	}
 }

@@ -204,13 +204,20 @@ func (f *folderState) assignUIDs(seen map[string]listing, unknown []string) (add
 		}
 	}
 	var mod uint64
+	var gone map[uint32]bool
 	for _, k := range unknown {
 		if _, ok := f.byKey[k]; ok {
 			continue
 		}
 		uid, known := recs[k]
-		if known && f.ents[uid] != nil {
-			known = false // the UID is taken by another file: give a new one
+		if known && gone == nil {
+			gone = f.expungedSet()
+		}
+		if known && (f.ents[uid] != nil || gone[uid]) {
+			// The UID is taken by another file, or was expunged (a
+			// file that came back, as Dovecot's "expunged message
+			// reappeared"): give a new one.
+			known = false
 		}
 		e, ok := f.newEntry(k, seen[k], extRecs[k])
 		if !ok {
