@@ -247,7 +247,14 @@ func (c *conn) cmdCapability(cmd *imapwire.Command) (okStatus, error) {
 	return okStatus{}, nil
 }
 
-func (c *conn) cmdNoop(cmd *imapwire.Command) (okStatus, error) { return okStatus{}, nil }
+// cmdNoop serves NOOP and CHECK: in the selected state the mailbox's
+// news, other processes' changes included, follows.
+func (c *conn) cmdNoop(cmd *imapwire.Command) (okStatus, error) {
+	if s := c.sess; c.state == stateSelected && s != nil && s.sel != nil {
+		s.sel.mb.catchUp(s.ctx, s.sel.folder)
+	}
+	return okStatus{}, nil
+}
 
 func (c *conn) cmdLogout(cmd *imapwire.Command) (okStatus, error) {
 	c.w.Status("", imap.StatusResponseTypeBye, "", "Logging out")

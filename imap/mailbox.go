@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/mailagent/mailagent/maildir"
@@ -41,7 +42,15 @@ type mailbox struct {
 	// watchers are NOTIFY's sessions watching the mailbox unselected
 	// (notify.go).
 	watchers map[*watchedMailbox]struct{}
+	// applied is the Seq of the last maildir event taken into the view;
+	// advanced is closed (and replaced) when it grows.
+	applied  uint64
+	advanced chan struct{}
 }
+
+// maxCatchUp bounds how long NOOP waits for the view to take in the
+// changes maildir has found (see catchUp).
+const maxCatchUp = 5 * time.Second
 
 // openMailbox returns the shared view of the folder name of the Maildir
 // at path, creating it (and its watcher) for the first session; then it
@@ -71,7 +80,12 @@ func (s *Server) openMailbox(ctx context.Context, path, name string, claim bool)
 		md.Close()
 		return nil, nil, err
 	}
-	fs, err := f.Select(ctx, claim)
+	// The events up to seq are in ch and in the Selection taken after.
+	seq, err := f.LastEvent(ctx)
+	var fs *maildir.Selection
+	if err == nil {
+		fs, err = f.Select(ctx, claim)
+	}
 	if err != nil {
 		cancel()
 		md.Close()
@@ -82,6 +96,8 @@ func (s *Server) openMailbox(ctx context.Context, path, name string, claim bool)
 		uids: fs.UIDs, uidValidity: fs.UIDValidity,
 		sessions:  map[*selection]struct{}{},
 		announced: map[uint32]string{},
+		applied:   seq,
+		advanced:  make(chan struct{}),
 	}
 	s.mailboxes[key] = mb
 	go mb.watch(wctx, ch)
@@ -127,10 +143,17 @@ func (s *Server) refreshMailbox(ctx context.Context, path, name string) {
 // then expunged from the view.
 func (mb *mailbox) watch(ctx context.Context, ch <-chan maildir.Event) {
 	defer close(mb.done)
+	// modseq is the highest modseq of the changes taken in: after
+	// dropped events (EventReset), the flag changes since it are found
+	// from the folder's modseqs.
+	var modseq uint64
 	for ev := range ch {
 		var flags, expunged []uint32
 		reset := false
+		var seq uint64
 		add := func(ev maildir.Event) {
+			seq = max(seq, ev.Seq)
+			modseq = max(modseq, ev.ModSeq)
 			switch ev.Kind {
 			case maildir.EventNew, maildir.EventReset:
 				reset = true
@@ -162,16 +185,62 @@ func (mb *mailbox) watch(ctx context.Context, ch <-chan maildir.Event) {
 		}
 		if reset {
 			mb.resync(ctx)
+			if modseq > 0 {
+				// The flag changes of events dropped.
+				if ms, err := mb.folder.ChangedSince(ctx, modseq); err == nil {
+					for _, m := range ms {
+						flags = append(flags, m.UID)
+						modseq = max(modseq, m.ModSeq)
+					}
+				}
+			}
 		}
 		if len(flags) > 0 {
 			mb.flagsChanged(ctx, flags)
 		}
+		mb.mu.Lock()
+		if seq > mb.applied {
+			mb.applied = seq
+			close(mb.advanced)
+			mb.advanced = make(chan struct{})
+		}
+		mb.mu.Unlock()
 	}
 	if ctx.Err() == nil {
 		mb.mu.Lock()
 		mb.uids = nil
 		mb.notifyLocked()
 		mb.mu.Unlock()
+	}
+}
+
+// catchUp has maildir look for changes made by other processes (a cheap
+// sync) and waits until the view has taken in every change found so
+// far, so that the next poll tells the client of them: NOOP and CHECK
+// (RFC 9051 section 6.1.2: a poll for updates).
+func (mb *mailbox) catchUp(ctx context.Context, f *maildir.Folder) {
+	seq, err := f.LastEvent(ctx)
+	if err != nil {
+		return
+	}
+	timer := time.NewTimer(maxCatchUp)
+	defer timer.Stop()
+	for {
+		mb.mu.Lock()
+		done, advanced := mb.applied >= seq, mb.advanced
+		mb.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-advanced:
+		case <-mb.done:
+			return
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			return
+		}
 	}
 }
 

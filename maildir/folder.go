@@ -396,6 +396,23 @@ func (f *Folder) Open(ctx context.Context, uid uint32) (*os.File, Message, error
 	}
 }
 
+// LastEvent syncs cheaply (as Snapshot does) and returns the Seq of the
+// folder's last event, 0 before any: a watcher that has received an
+// event with that Seq or a later one has been told of every change
+// applied so far, those the sync found on disk included. A watcher that
+// missed events is offered its EventReset again.
+func (f *Folder) LastEvent(ctx context.Context) (uint64, error) {
+	var seq uint64
+	err := f.do(ctx, false, func(st *folderState) ([]Event, error) {
+		st.wmu.Lock()
+		seq = st.seq
+		st.wmu.Unlock()
+		return nil, nil
+	})
+	f.st.flushMissed()
+	return seq, err
+}
+
 // Watch returns a channel of changes to the folder, closed when ctx is
 // done, the folder is deleted or renamed, or the Store is closed. Changes
 // through this Store arrive at once, others' within Options.PollInterval
