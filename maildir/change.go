@@ -155,9 +155,14 @@ func applyFlags(cur, letters string, op FlagOp) string {
 	}
 }
 
+// renameAttempts bounds the rescans of one rename whose file another
+// process keeps renaming (Dovecot, a mv) without the dovecot-uidlist
+// lock.
+const renameAttempts = 10
+
 // rename gives message uid the info letters next(current letters),
 // moving it to cur/. If another process renamed or removed the file
-// meanwhile, it rescans once and recomputes. It returns the entry when it
+// meanwhile, it rescans and recomputes. It returns the entry when it
 // changed (nil when it did not need to), and ok false when the message
 // is gone.
 func (st *folderState) rename(ctx context.Context, uid uint32, e *entry, next func(string) string) (*entry, bool, error) {
@@ -174,7 +179,7 @@ func (st *folderState) rename(ctx context.Context, uid uint32, e *entry, next fu
 			st.indexDirty = true
 			return e, true, nil
 		}
-		if !errors.Is(err, fs.ErrNotExist) || attempt > 0 {
+		if !errors.Is(err, fs.ErrNotExist) || attempt == renameAttempts-1 {
 			return nil, false, err
 		}
 		evs, err := st.sync(ctx, true)

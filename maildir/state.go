@@ -525,19 +525,9 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 	if len(missing) > 0 {
 		// A rename in progress can hide a file from one readdir: confirm
 		// with a second one before calling anything expunged.
-		again, err := f.readdir()
-		if err != nil {
+		if missing, err = f.confirmMissing(seen, missing); err != nil {
 			return nil, err
 		}
-		for k, l := range again {
-			if _, ok := seen[k]; !ok {
-				seen[k] = l
-			}
-		}
-		missing = slices.DeleteFunc(missing, func(u uint32) bool {
-			_, ok := seen[f.ents[u].key]
-			return ok
-		})
 	}
 	var events []Event
 	locked := false
@@ -548,6 +538,13 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 		}
 		defer release()
 		events, locked = evs, true
+		if len(missing) > 0 {
+			// Another mailagent renames only under this lock: a file it
+			// was renaming during both listings above is seen now.
+			if missing, err = f.confirmMissing(seen, missing); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var changed []uint32
 	var mod uint64
@@ -637,6 +634,24 @@ func (f *folderState) scan(ctx context.Context, now int64, stNew, stCur fileStam
 		return []Event{{Kind: EventReset}}, nil
 	}
 	return events, nil
+}
+
+// confirmMissing lists the directories again and returns the messages
+// of missing still not found, adding what it finds to seen.
+func (f *folderState) confirmMissing(seen map[string]listing, missing []uint32) ([]uint32, error) {
+	again, err := f.readdir()
+	if err != nil {
+		return nil, err
+	}
+	for k, l := range again {
+		if _, ok := seen[k]; !ok {
+			seen[k] = l
+		}
+	}
+	return slices.DeleteFunc(missing, func(u uint32) bool {
+		_, ok := seen[f.ents[u].key]
+		return ok
+	}), nil
 }
 
 // infoChanged reports whether a listed file's flags differ from the
