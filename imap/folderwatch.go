@@ -91,9 +91,15 @@ func (w *mailboxListWatch) refresh(ctx context.Context) (oldFolders, oldSubs map
 	if err != nil {
 		return nil, nil
 	}
+	w.mu.Lock()
+	known := w.folders
+	w.mu.Unlock()
 	fs := make(map[string]bool, len(folders))
 	for _, f := range folders {
-		if !f.NonExistent {
+		// A folder new since the last listing counts once it is
+		// complete: one another program is still creating is not
+		// opened under it (see maildir's FolderReady).
+		if !f.NonExistent && (known == nil || known[f.Name] || w.md.FolderReady(f.Name)) {
 			fs[f.Name] = true
 		}
 	}

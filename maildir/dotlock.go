@@ -31,6 +31,11 @@ func acquireDotlock(ctx context.Context, target string, pid int, host string) (*
 		if err == nil {
 			_, werr := f.WriteString(strconv.Itoa(pid) + ":" + host)
 			cerr := f.Close()
+			if werr == nil && cerr == nil {
+				// Dovecot running as the mail user watches a lock
+				// it waits for (inotify needs read access).
+				werr = chownLike(lp)
+			}
 			if werr != nil || cerr != nil {
 				os.Remove(lp)
 				return nil, fmt.Errorf("maildir: writing %s: %w", lp, errors.Join(werr, cerr))

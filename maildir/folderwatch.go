@@ -3,6 +3,7 @@ package maildir
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,9 +28,12 @@ type folderWatch struct {
 // It uses the machinery of Folder.Watch: fsnotify on the Maildir's
 // directory where available and not turned off (Options.NoWatcher), and
 // in any case a check every Options.PollInterval that reads the
-// directory's names (no stat per entry) and stats the subscriptions
-// file, which is what sees other nodes' changes on NFS. A value is sent
-// only when the folder directories' names or the subscriptions file
+// directory's names (a folder found ready is not looked at again) and
+// stats the subscriptions file, which is what sees other nodes' changes
+// on NFS. A value is sent
+// only when the folder directories' names, whether each is ready
+// (FolderReady: a folder being created is told again once its cur/,
+// new/ and tmp/ are there, by the poll) or the subscriptions file
 // differ from the last check; values coalesce (the channel holds one),
 // and the caller compares Folders and Subscriptions with what it saw.
 // The channel is closed when ctx is done or the Store is closed.
@@ -60,25 +64,37 @@ func (m *Maildir) WatchFolders(ctx context.Context) (<-chan struct{}, error) {
 	}
 	// The state the first change is measured against is taken before
 	// returning: a change made once WatchFolders has returned is seen.
-	last := m.folderSignature()
-	go m.runFolderWatch(ctx, w, last)
+	ready := map[string]bool{}
+	last := m.folderSignature(ready)
+	go m.runFolderWatch(ctx, w, last, ready)
 	return w.ch, nil
 }
 
 // folderSignature is what a change to the folder list or subscriptions
-// changes: the folder directories' names, sorted, and the subscriptions
-// file's identity, size and modification time.
-func (m *Maildir) folderSignature() string {
+// changes: the folder directories' names, sorted, each marked ready or
+// not (FolderReady; ready lists those found ready before, which are not
+// looked at again), and the subscriptions file's identity, size and
+// modification time.
+func (m *Maildir) folderSignature(ready map[string]bool) string {
 	var b strings.Builder
 	if d, err := os.Open(m.path); err == nil {
 		names, _ := d.Readdirnames(-1)
 		d.Close()
 		names = slices.DeleteFunc(names, func(n string) bool { _, ok := folderFromDirName(n); return !ok })
 		slices.Sort(names)
+		present := make(map[string]bool, len(names))
 		for _, n := range names {
+			present[n] = true
+			if !ready[n] && dirsReady(filepath.Join(m.path, n)) {
+				ready[n] = true
+			}
 			b.WriteString(n)
+			if ready[n] {
+				b.WriteByte('+')
+			}
 			b.WriteByte('/')
 		}
+		maps.DeleteFunc(ready, func(n string, _ bool) bool { return !present[n] })
 	}
 	if st, err := os.Stat(filepath.Join(m.path, subscriptionsName)); err == nil {
 		fmt.Fprintf(&b, "%d %d %d", inodeOf(st), st.Size(), st.ModTime().UnixNano())
@@ -86,7 +102,27 @@ func (m *Maildir) folderSignature() string {
 	return b.String()
 }
 
-func (m *Maildir) runFolderWatch(ctx context.Context, w *folderWatch, last string) {
+// FolderReady reports whether folder name has its cur/, new/ and tmp/
+// directories. One another program is still creating is better left
+// alone: opening it creates what it lacks, and its creator (Dovecot
+// for one) then finds the folder existing and fails.
+func (m *Maildir) FolderReady(name string) bool {
+	if name == "INBOX" {
+		return true
+	}
+	return dirsReady(folderDir(m.path, name))
+}
+
+func dirsReady(dir string) bool {
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if st, err := os.Stat(filepath.Join(dir, sub)); err != nil || !st.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Maildir) runFolderWatch(ctx context.Context, w *folderWatch, last string, ready map[string]bool) {
 	defer close(w.done)
 	defer close(w.ch)
 	defer func() {
@@ -129,7 +165,7 @@ func (m *Maildir) runFolderWatch(ctx context.Context, w *folderWatch, last strin
 			}
 			continue
 		}
-		sig := m.folderSignature()
+		sig := m.folderSignature(ready)
 		if sig == last {
 			continue
 		}
