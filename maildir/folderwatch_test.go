@@ -86,3 +86,26 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestWatchFoldersReady: a folder directory made empty is signalled, and
+// again once its cur/, new/ and tmp/ exist (which the poll sees: they
+// are not entries of the Maildir's directory); FolderReady says which.
+func TestWatchFoldersReady(t *testing.T) {
+	s := newTestStore(t, &Options{PollInterval: 20 * time.Millisecond})
+	md := openUser(t, s)
+	ch, err := md.WatchFolders(t.Context())
+	must(t, err)
+	dir := filepath.Join(md.Path(), ".Half")
+	must(t, os.Mkdir(dir, 0o700))
+	waitSignal(t, ch, "mkdir")
+	if md.FolderReady("Half") {
+		t.Fatal("an empty folder directory is ready")
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		must(t, os.Mkdir(filepath.Join(dir, sub), 0o700))
+	}
+	waitSignal(t, ch, "subdirectories")
+	if !md.FolderReady("Half") || !md.FolderReady("INBOX") {
+		t.Fatal("a complete folder is not ready")
+	}
+}
