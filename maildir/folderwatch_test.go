@@ -37,14 +37,14 @@ func TestWatchFolders(t *testing.T) {
 			s := newTestStore(t, &Options{NoWatcher: noWatcher, PollInterval: 20 * time.Millisecond})
 			md := openUser(t, s)
 			ch, err := md.WatchFolders(context.Background())
-			must(t, err)
+			folderWatchMust(t, err)
 			dir := filepath.Join(md.Path(), ".Ext")
 			for _, sub := range []string{"cur", "new", "tmp"} {
-				must(t, os.MkdirAll(filepath.Join(dir, sub), 0o700))
+				folderWatchMust(t, os.MkdirAll(filepath.Join(dir, sub), 0o700))
 			}
 			waitSignal(t, ch, "mkdir")
 			folders, err := md.Folders(context.Background())
-			must(t, err)
+			folderWatchMust(t, err)
 			found := false
 			for _, f := range folders {
 				found = found || f.Name == "Ext" && !f.NonExistent
@@ -52,11 +52,11 @@ func TestWatchFolders(t *testing.T) {
 			if !found {
 				t.Fatalf("Ext not listed after the signal: %+v", folders)
 			}
-			must(t, os.Rename(dir, filepath.Join(md.Path(), ".Ext2")))
+			folderWatchMust(t, os.Rename(dir, filepath.Join(md.Path(), ".Ext2")))
 			waitSignal(t, ch, "rename")
-			must(t, os.WriteFile(filepath.Join(md.Path(), "subscriptions"), []byte("V\t2\n\nExt2\n"), 0o600))
+			folderWatchMust(t, os.WriteFile(filepath.Join(md.Path(), "subscriptions"), []byte("V\t2\n\nExt2\n"), 0o600))
 			waitSignal(t, ch, "subscriptions")
-			must(t, os.RemoveAll(filepath.Join(md.Path(), ".Ext2")))
+			folderWatchMust(t, os.RemoveAll(filepath.Join(md.Path(), ".Ext2")))
 			waitSignal(t, ch, "rm")
 			s.Close()
 			for range ch {
@@ -74,13 +74,13 @@ func TestWatchFoldersContext(t *testing.T) {
 	md := openUser(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	ch, err := md.WatchFolders(ctx)
-	must(t, err)
+	folderWatchMust(t, err)
 	cancel()
 	for range ch {
 	}
 }
 
-func must(t testing.TB, err error) {
+func folderWatchMust(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -94,15 +94,15 @@ func TestWatchFoldersReady(t *testing.T) {
 	s := newTestStore(t, &Options{PollInterval: 20 * time.Millisecond})
 	md := openUser(t, s)
 	ch, err := md.WatchFolders(t.Context())
-	must(t, err)
+	folderWatchMust(t, err)
 	dir := filepath.Join(md.Path(), ".Half")
-	must(t, os.Mkdir(dir, 0o700))
+	folderWatchMust(t, os.Mkdir(dir, 0o700))
 	waitSignal(t, ch, "mkdir")
 	if md.FolderReady("Half") {
 		t.Fatal("an empty folder directory is ready")
 	}
 	for _, sub := range []string{"tmp", "new", "cur"} {
-		must(t, os.Mkdir(filepath.Join(dir, sub), 0o700))
+		folderWatchMust(t, os.Mkdir(filepath.Join(dir, sub), 0o700))
 	}
 	waitSignal(t, ch, "subdirectories")
 	if !md.FolderReady("Half") || !md.FolderReady("INBOX") {
