@@ -95,6 +95,42 @@ type fixture struct {
 	clientTL *tls.Config
 }
 
+// sharedPorts listens on the same port for each protocol on both
+// addresses, as the proxy expects of its backends. Other tests use the
+// same loopback addresses, so a port free on the first address may be
+// taken on the second: then every listener is closed and the choice
+// starts again.
+func sharedPorts(t testing.TB, a, b net.IP, protos ...string) (map[string]int, [2]map[string]net.Listener) {
+	t.Helper()
+	for try := 0; try < 100; try++ {
+		ports := map[string]int{}
+		lns := [2]map[string]net.Listener{{}, {}}
+		var err error
+		for _, proto := range protos {
+			var la, lb net.Listener
+			if la, err = net.Listen("tcp", net.JoinHostPort(a.String(), "0")); err != nil {
+				t.Fatal(err)
+			}
+			lns[0][proto] = la
+			ports[proto] = la.Addr().(*net.TCPAddr).Port
+			if lb, err = net.Listen("tcp", net.JoinHostPort(b.String(), fmt.Sprint(ports[proto]))); err != nil {
+				break
+			}
+			lns[1][proto] = lb
+		}
+		if err == nil {
+			return ports, lns
+		}
+		for _, m := range lns {
+			for _, ln := range m {
+				ln.Close()
+			}
+		}
+	}
+	t.Fatal("no port free on both backend addresses in 100 tries")
+	return nil, [2]map[string]net.Listener{}
+}
+
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	return newFixtureWith(t, nil)
@@ -105,11 +141,17 @@ func newFixtureWith(t testing.TB, mod func(*proxy.Options)) *fixture {
 	t.Helper()
 	net0 := mailtest.NewNetwork()
 	f := &fixture{t: t, homes: &homes{m: map[string]string{}}, addr: map[string]string{}}
-	ports := map[string]int{}
+	var servers []*mailtest.Server
+	var logs []*logBuf
 	for _, d := range []string{"a.test", "b.test"} {
 		lb := &logBuf{}
-		s := mailtest.NewServer(t, mailtest.WithDomain(d), mailtest.WithNetwork(net0),
-			mailtest.WithLogger(slog.New(slog.NewTextHandler(lb, nil))))
+		servers = append(servers, mailtest.NewServer(t, mailtest.WithDomain(d), mailtest.WithNetwork(net0),
+			mailtest.WithLogger(slog.New(slog.NewTextHandler(lb, nil)))))
+		logs = append(logs, lb)
+	}
+	ports, lns := sharedPorts(t, servers[0].IP, servers[1].IP, "imap", "pop3", "submission", "lmtp", "imaps", "pop3s")
+	for i, s := range servers {
+		lb, d := logs[i], s.Domain
 		b := &backend{Server: s, log: lb, close: map[string]func(){}}
 		f.backends = append(f.backends, b)
 		logger := slog.New(slog.NewTextHandler(lb, nil))
@@ -148,12 +190,7 @@ func newFixtureWith(t testing.TB, mod func(*proxy.Options)) *fixture {
 			stop  func(context.Context) error
 		}{{"imap", is.Serve, is.Shutdown}, {"pop3", ps.Serve, ps.Shutdown}, {"submission", sub.Serve, sub.Shutdown}, {"lmtp", lmtp.Serve, lmtp.Shutdown},
 			{"imaps", iss.Serve, iss.Shutdown}, {"pop3s", pss.Serve, pss.Shutdown}} {
-			ln, err := net.Listen("tcp", net.JoinHostPort(s.IP.String(), fmt.Sprint(ports[srv.proto])))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ports[srv.proto] = ln.Addr().(*net.TCPAddr).Port
-			ln = proxy.TrustedListener(ln, []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte(proxyIP.To4())), 32)}, time.Second)
+			ln := proxy.TrustedListener(lns[i][srv.proto], []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte(proxyIP.To4())), 32)}, time.Second)
 			go srv.serve(ln)
 			stop := sync.OnceFunc(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
