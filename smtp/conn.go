@@ -27,6 +27,7 @@ const (
 	replyTLSActive    = "502 5.5.1 Already running in TLS\r\n"
 	replyTLSSyntax    = "501 5.5.4 Syntax: STARTTLS\r\n"
 	replyShuttingDown = "421 4.3.2 Service shutting down\r\n"
+	replyJunk         = "421 4.7.0 Too many commands without a message, closing connection\r\n"
 )
 
 // conn is every accepted connection, and what go-smtp reads and writes:
@@ -81,6 +82,7 @@ type conn struct {
 	clock      *readclock.Clock // read deadlines; used by the reading side
 	authFails  int
 	rcptFails  int               // recipients refused for good (MaxRecipientErrors)
+	junk       int               // commands that deliver nothing since the last message (MaxJunkCommands)
 	results    []mail.AuthResult // connect-check results, kept across STARTTLS
 	values     map[any]any       // connect-check values, likewise
 	extra      []string          // connect-check header fields
@@ -157,6 +159,10 @@ func (c *conn) commandLocked(cmd *command, line []byte) []byte {
 		c.route = cmd.route
 	}
 	switch {
+	case c.junkLocked(cmd.verb):
+		// Told, and closed once the reply is written; go-smtp's own
+		// answer to the NOOP it gets is replaced.
+		c.replace, c.closeAfter = replyJunk, true
 	case c.draining && !c.busy && cmd.verb != "QUIT":
 		// The transaction Shutdown waited for is over: QUIT gets its
 		// 221, anything else is told the server is going away.
@@ -416,6 +422,28 @@ func (c *conn) dataVerdict() error {
 		return v
 	}
 	return nil
+}
+
+// junkLocked counts a command that delivers nothing and tells whether
+// it is one past MaxJunkCommands.
+func (c *conn) junkLocked(verb string) bool {
+	o := &c.srv.opts
+	if o.MaxJunkCommands <= 0 || o.Role == LMTP {
+		return false
+	}
+	switch verb {
+	case "NOOP", "RSET", "VRFY", "EXPN", "ETRN", "HELP":
+		c.junk++
+		return c.junk > o.MaxJunkCommands
+	}
+	return false
+}
+
+// messageAccepted starts the count of MaxJunkCommands again.
+func (c *conn) messageAccepted() {
+	c.mu.Lock()
+	c.junk = 0
+	c.mu.Unlock()
 }
 
 // endAfterReply marks the next reply as the connection's last.

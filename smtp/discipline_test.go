@@ -496,3 +496,38 @@ func TestRecipientErrorLimit(t *testing.T) {
 	b.WriteString("C: RCPT TO:<alice@local.example>\nS: 250\n")
 	dial(t, "tcp", laddr).run(b.String())
 }
+
+// TestJunkCommandLimit: commands that deliver nothing end an MX or
+// submission connection one past MaxJunkCommands, each accepted message
+// starts the count again, and LMTP has no such limit.
+func TestJunkCommandLimit(t *testing.T) {
+	st := newTestStack(t)
+	o := st.options(MX)
+	o.MaxJunkCommands = 4
+	addr, _ := st.serve(o)
+	var b strings.Builder
+	b.WriteString(greet + "C: NOOP\nS: 250\nC: RSET\nS: 250\nC: VRFY alice\nS: 252\n")
+	b.WriteString(toAlice + `
+		R: "Subject: one\r\n\r\ntext\r\n.\r\n"
+		S: 250 2.0.0
+`)
+	for range 4 {
+		b.WriteString("C: NOOP\nS: 250\n")
+	}
+	b.WriteString("C: HELP\nS: 421 4.7.0\nCLOSED\n")
+	dial(t, "tcp", addr).run(b.String())
+	if got := st.messages("alice@local.example", ""); len(got) != 1 {
+		t.Fatalf("%d messages delivered, want 1", len(got))
+	}
+
+	lo := st.options(LMTP)
+	lo.MaxJunkCommands = 2
+	laddr, _ := st.serve(lo)
+	b.Reset()
+	b.WriteString("S: 220\nC: LHLO postfix.local\nS: 250\n")
+	for range 5 {
+		b.WriteString("C: NOOP\nS: 250\nC: RSET\nS: 250\n")
+	}
+	b.WriteString("C: QUIT\nS: 221\n")
+	dial(t, "tcp", laddr).run(b.String())
+}

@@ -180,6 +180,13 @@ type Options struct {
 	// cannot walk the directory for valid addresses. Default 20; negative
 	// for none. LMTP, whose clients are trusted by network, has none.
 	MaxRecipientErrors int
+	// MaxJunkCommands ends an MX or submission connection at the
+	// command past that many NOOP, RSET, VRFY, EXPN, ETRN and HELP
+	// commands since its last accepted message (421 4.7.0), as Postfix's
+	// smtpd_junk_command_limit does, so that a client cannot hold a
+	// connection slot forever by keeping it busy with commands that
+	// deliver nothing. Default 100; negative for none. LMTP has none.
+	MaxJunkCommands int
 	// SpoolDir holds messages above 1 MiB while they are received
 	// (unlinked files); default os.TempDir().
 	SpoolDir string
@@ -238,6 +245,7 @@ func NewServer(opts Options) (*Server, error) {
 	setDefault(&opts.MaxConnsPerIP, 20)
 	setDefault(&opts.MaxAuthFailures, 3)
 	setDefault(&opts.MaxRecipientErrors, 20)
+	setDefault(&opts.MaxJunkCommands, 100)
 	if opts.now == nil {
 		opts.now = time.Now
 	}

@@ -298,6 +298,7 @@ func (ss *session) Data(r io.Reader) error {
 		// Told apart from a delivery by nothing, its ID included.
 		id := ss.env.ID
 		ss.endTransaction()
+		ss.c.messageAccepted()
 		return queuedAs(id)
 	}
 	if err != nil {
@@ -326,6 +327,7 @@ func (ss *session) deliverWhole(msg mail.Body) error {
 	id := ss.env.ID
 	ss.d = nil
 	ss.endTransaction()
+	ss.c.messageAccepted()
 	return queuedAs(id)
 }
 
