@@ -347,12 +347,16 @@ func (s *Store) ensureFolder(root, dir, name string, create bool) error {
 	if name != "INBOX" && !create {
 		return fmt.Errorf("%w: %s", ErrNoFolder, name)
 	}
-	if name != "INBOX" {
-		if err := s.ensureFolder(root, root, "INBOX", true); err != nil {
-			return err
-		}
+	if name == "INBOX" {
+		return s.mkdirDurable(dir)
 	}
-	return s.mkdirDurable(dir)
+	if err := s.checkDepth(name); err != nil {
+		return err
+	}
+	if err := s.ensureFolder(root, root, "INBOX", true); err != nil {
+		return err
+	}
+	return s.withFolderRoom(s.counterOf(root), root, func() error { return s.mkdirDurable(dir) })
 }
 
 // mkdirDurable creates dir with tmp/, new/ and cur/ and fsyncs every

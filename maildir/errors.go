@@ -35,6 +35,15 @@ var (
 	ErrClosed = errors.New("maildir: closed")
 	// ErrTooLarge is returned for a message above Options.MaxMessageSize.
 	ErrTooLarge = errors.New("maildir: message too large")
+	// ErrTooManyFolders is returned when creating a folder would take a
+	// Maildir past Options.MaxFolders. IMAP maps it to "NO [LIMIT]".
+	ErrTooManyFolders = errors.New("maildir: too many folders")
+	// ErrFolderTooDeep is returned when a folder would be created (or
+	// renamed) deeper than Options.MaxFolderDepth hierarchy levels.
+	ErrFolderTooDeep = errors.New("maildir: folder hierarchy too deep")
+	// ErrTooManySubscriptions is returned when a subscription would take
+	// the subscriptions file past MaxSubscriptions names.
+	ErrTooManySubscriptions = errors.New("maildir: too many subscriptions")
 )
 
 // NameError reports a folder name that was refused because it could escape

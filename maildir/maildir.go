@@ -168,20 +168,25 @@ func (m *Maildir) CreateFolder(ctx context.Context, name string) error {
 	if name == "INBOX" {
 		return fmt.Errorf("%w: INBOX", ErrFolderExists)
 	}
+	if err := m.store.checkDepth(name); err != nil {
+		return err
+	}
 	dir := folderDir(m.path, name)
 	if _, err := os.Stat(dir); err == nil {
 		return fmt.Errorf("%w: %s", ErrFolderExists, name)
 	}
-	if err := m.store.mkdirDurable(dir); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "maildirfolder"), nil, 0o600); err != nil {
-		return err
-	}
-	if err := chownLike(filepath.Join(dir, "maildirfolder")); err != nil {
-		return err
-	}
-	return fsyncDir(dir)
+	return m.store.withFolderRoom(&m.u.count, m.path, func() error {
+		if err := m.store.mkdirDurable(dir); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "maildirfolder"), nil, 0o600); err != nil {
+			return err
+		}
+		if err := chownLike(filepath.Join(dir, "maildirfolder")); err != nil {
+			return err
+		}
+		return fsyncDir(dir)
+	})
 }
 
 // DeleteFolder removes the folder and its messages. Its children are
@@ -273,6 +278,9 @@ func (m *Maildir) RenameFolder(ctx context.Context, oldName, newName string) err
 		if _, err := CheckName(to); err != nil {
 			return err
 		}
+		if err := m.store.checkDepth(to); err != nil {
+			return err
+		}
 		if slices.Contains(names, to) {
 			return fmt.Errorf("%w: %s", ErrFolderExists, to)
 		}
@@ -309,7 +317,24 @@ func (m *Maildir) Subscribe(ctx context.Context, name string, subscribed bool) e
 	if err != nil {
 		return err
 	}
-	return m.u.subscribe(ctx, name, subscribed)
+	if !subscribed {
+		return m.u.subscribe(ctx, name, false)
+	}
+	full := false
+	err = m.u.editSubscriptions(ctx, func(cur []string) ([]string, bool) {
+		switch {
+		case slices.Contains(cur, name):
+			return cur, false
+		case len(cur) >= maxSubscriptions:
+			full = true
+			return cur, false
+		}
+		return append(cur, name), true
+	})
+	if err == nil && full {
+		err = fmt.Errorf("%w: %d", ErrTooManySubscriptions, maxSubscriptions)
+	}
+	return err
 }
 
 // Subscriptions returns the subscribed names in file order.

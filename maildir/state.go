@@ -36,6 +36,8 @@ type userState struct {
 	folderWatches map[*folderWatch]struct{} // WatchFolders (folderwatch.go)
 
 	subsMu sync.Mutex // serializes subscription and special-use changes in this process
+
+	count folderCounter // the folders on disk, against Options.MaxFolders (limits.go)
 }
 
 func newUserState(s *Store, p string) *userState {

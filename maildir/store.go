@@ -54,6 +54,16 @@ type Options struct {
 	// (Folder.DecodedFields: IMAP's SORT and THREAD keys, a few hundred
 	// bytes per message); 0 means 256 MiB, a negative value keeps none.
 	HeldFieldsMemory int64
+	// MaxFolders bounds the folders of one Maildir, INBOX aside: a
+	// CreateFolder, or a delivery with CreateFolder, past it fails with
+	// ErrTooManyFolders. 0 means DefaultMaxFolders (10,000), a negative
+	// value no limit. Folders made by other means (mkdir, Dovecot) count
+	// but are not stopped.
+	MaxFolders int
+	// MaxFolderDepth bounds the hierarchy levels of a folder created or
+	// renamed ("a.b.c" has 3): deeper fails with ErrFolderTooDeep. 0 means
+	// DefaultMaxFolderDepth (16, as Dovecot), a negative value no limit.
+	MaxFolderDepth int
 
 	// now returns the current time, time.Now if nil; the package's
 	// tests set it.

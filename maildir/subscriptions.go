@@ -14,7 +14,9 @@ const subscriptionsName = "subscriptions"
 // escaped as \001 followed by 't', 'r', 'n', '1'.
 const subsHeader = "V\t2\n\n"
 
-// maxSubscriptions bounds what is read from a subscriptions file.
+// maxSubscriptions bounds what is read from a subscriptions file, and
+// the names Maildir.Subscribe lets it hold (existing folders or not):
+// one more is refused with ErrTooManySubscriptions.
 const maxSubscriptions = 10000
 
 func parseSubscriptions(data []byte) []string {
