@@ -209,6 +209,12 @@ func mapError(err error) error {
 		return no(imap.ResponseCodeOverQuota, "Quota exceeded")
 	case errors.Is(err, maildir.ErrTooLarge):
 		return no(imap.ResponseCodeTooBig, "Message too large")
+	case errors.Is(err, maildir.ErrTooManyFolders):
+		return no(imap.ResponseCodeLimit, "Too many mailboxes")
+	case errors.Is(err, maildir.ErrFolderTooDeep):
+		return no(imap.ResponseCodeLimit, "Mailbox hierarchy too deep")
+	case errors.Is(err, maildir.ErrTooManySubscriptions):
+		return no(imap.ResponseCodeLimit, "Too many subscriptions")
 	case errors.Is(err, maildir.ErrTooManyKeywords):
 		return no(imap.ResponseCodeLimit, "Too many keywords in mailbox")
 	case errors.Is(err, maildir.ErrInvalidFlag):
