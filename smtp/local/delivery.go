@@ -258,8 +258,9 @@ func abortSends(ctx context.Context, sends []mail.Delivery) {
 
 // stageCopy writes one copy for u and names the folder it went to
 // (which the log reports). A copy for a folder that cannot take
-// it (a bad name, or missing without Create) goes to INBOX instead, as
-// Pigeonhole's failed fileinto falls back to the implicit keep.
+// it (a bad name, missing without Create, or past the Maildir's folder
+// limits) goes to INBOX instead, as Pigeonhole's failed fileinto falls
+// back to the implicit keep.
 func (d *delivery) stageCopy(ctx context.Context, stage func(context.Context, string, string, io.Reader, *maildir.DeliverOptions) (*maildir.Staged, error), u *store.User, c Copy, body mail.Body) (*maildir.Staged, string, error) {
 	folder := c.Folder
 	inbox := folder == "" || folder == "INBOX"
@@ -280,13 +281,20 @@ func (d *delivery) stageCopy(ctx context.Context, stage func(context.Context, st
 		opts := &maildir.DeliverOptions{CreateFolder: c.Create, Quota: quotaOf(u), Flags: c.Flags}
 		st, err := stage(ctx, u.Maildir, folder, r, opts)
 		r.Close()
-		if err != nil && !inbox && (errors.Is(err, maildir.ErrInvalidName) || errors.Is(err, maildir.ErrNoFolder)) {
-			d.logger().Warn("filter's folder unusable, delivering to INBOX", "id", d.env.ID, "user", u.Address, "folder", folder, "err", err)
+		if err != nil && folder != "INBOX" && (folderLimit(err) || !inbox && (errors.Is(err, maildir.ErrInvalidName) || errors.Is(err, maildir.ErrNoFolder))) {
+			d.logger().Warn("folder unusable, delivering to INBOX", "id", d.env.ID, "user", u.Address, "folder", folder, "err", err)
 			folder, c.Create, inbox = "INBOX", true, true
 			continue
 		}
 		return st, folder, err
 	}
+}
+
+// folderLimit reports whether err is the Maildir's refusal to create
+// one more folder (or one that deep): the copy, a filter's or the keep
+// into a junk folder, goes to INBOX.
+func folderLimit(err error) bool {
+	return errors.Is(err, maildir.ErrTooManyFolders) || errors.Is(err, maildir.ErrFolderTooDeep)
 }
 
 // finalCopy is body as a final delivery stores it for mailbox: with the
