@@ -287,7 +287,8 @@ func (s *server) stackConfig(resolver dnsauth.Resolver) (stack.Config, error) {
 		Store:       stack.StoreConfig{Driver: cfg.Store.Driver, DSN: cfg.StoreDSN(), Options: *s.storeOptions()},
 		MaildirBase: cfg.Path(cfg.Maildir.Base, "mail"),
 		Maildir: maildir.Options{MaxMessageSize: cfg.Limits.MaxMessageBytes,
-			PollInterval: cfg.Maildir.PollInterval.Duration, NoWatcher: !cfg.Maildir.Watcher},
+			PollInterval: cfg.Maildir.PollInterval.Duration, NoWatcher: !cfg.Maildir.Watcher,
+			MaxFolders: cfg.Limits.MaxFolders, MaxFolderDepth: cfg.Limits.MaxFolderDepth},
 		Resolver: resolver,
 		TLS:      s.tlsCfg,
 		// One limiter for every listener: limits.max_connections and

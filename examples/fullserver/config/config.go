@@ -304,6 +304,11 @@ type Limits struct {
 	// MinPasswordLength is the fewest characters "user add" and "user
 	// passwd" accept without -force (8; 0 accepts any).
 	MinPasswordLength int `toml:"min_password_length"`
+	// MaxFolders bounds one user's folders (10,000) and MaxFolderDepth
+	// their hierarchy levels (16): IMAP CREATE and RENAME past them get
+	// NO [LIMIT], a Sieve fileinto :create delivers to INBOX.
+	MaxFolders     int `toml:"max_folders"`
+	MaxFolderDepth int `toml:"max_folder_depth"`
 }
 
 // DKIM configures signing of submitted mail.
@@ -476,6 +481,8 @@ func Default() *Config {
 			MaxConnectionsPerIP: 20,
 			MaxAuthFailures:     3,
 			MinPasswordLength:   8,
+			MaxFolders:          10000,
+			MaxFolderDepth:      16,
 			SMTPCommandTimeout:  Duration{5 * time.Minute},
 			POP3IdleTimeout:     Duration{10 * time.Minute},
 			IMAPIdleTimeout:     Duration{30 * time.Minute},
@@ -623,6 +630,7 @@ func (c *Config) Validate() error {
 		"limits.max_recipients": c.Limits.MaxRecipients, "limits.max_connections": c.Limits.MaxConnections,
 		"limits.max_connections_per_ip": c.Limits.MaxConnectionsPerIP, "limits.max_auth_failures": c.Limits.MaxAuthFailures,
 		"queue.per_destination": c.Queue.PerDestination,
+		"limits.max_folders":    c.Limits.MaxFolders, "limits.max_folder_depth": c.Limits.MaxFolderDepth,
 	} {
 		if v <= 0 {
 			bad(key, "must be positive")

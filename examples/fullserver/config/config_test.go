@@ -77,6 +77,8 @@ func TestLoadRefusesWithTheKeyName(t *testing.T) {
 		{"[store]\ndriver = \"mysql\"", "store.dsn"},
 		{"[store]\ndriver = \"postgres\"", "store.dsn"},
 		{"[limits]\nmax_recipients = 0", "limits.max_recipients"},
+		{"[limits]\nmax_folders = 0", "limits.max_folders"},
+		{"[limits]\nmax_folder_depth = -1", "limits.max_folder_depth"},
 		{"[policy]\ndmarc = \"maybe\"", "policy.dmarc"},
 		{"[queue]\nmax_age = \"forever\"", "max_age"},
 		{"[tls]\ncert_file = \"a.pem\"", "tls.cert_file"},
