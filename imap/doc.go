@@ -70,7 +70,10 @@
 // A mailbox name the store refuses (one that could leave the user's
 // Maildir: "..", "/", "\", a leading "~" or "#", control characters,
 // wildcards) is answered NO [CANNOT] with the reason, by every command
-// that takes one; LIST and LSUB patterns match nothing then.
+// that takes one; LIST and LSUB patterns match nothing then. The
+// store's per-user limits (maildir.Options.MaxFolders, 10,000 folders;
+// MaxFolderDepth, 16 levels; 10,000 subscriptions) answer CREATE,
+// RENAME and SUBSCRIBE past them NO [LIMIT], with nothing changed.
 //
 // Standards implemented:
 //   - RFC 3501, IMAP4rev1, and RFC 9051, IMAP4rev2, on one connection
