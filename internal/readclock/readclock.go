@@ -164,6 +164,15 @@ func (c *Clock) InData() bool { return c.inData }
 // LoggedIn lifts the login limit: the client has authenticated.
 func (c *Clock) LoggedIn() { c.loginBy = time.Time{} }
 
+// LoggedOut starts the login limit again at now: a client that dropped
+// its authentication (ManageSieve's UNAUTHENTICATE) is held to the same
+// time as one that never logged in.
+func (c *Clock) LoggedOut(now time.Time) {
+	if c.lim.Login > 0 {
+		c.loginBy = now.Add(c.lim.Login)
+	}
+}
+
 // ErrDraining is what a Conn's reads return once its server has asked
 // the connection to end (Conn.Draining).
 var ErrDraining = errors.New("server shutting down")

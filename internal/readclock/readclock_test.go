@@ -90,6 +90,12 @@ func TestLogin(t *testing.T) {
 	if d := c.Deadline(at(61)); !d.Equal(at(361)) || c.Cause() != Line {
 		t.Fatalf("after login: %v (%v), want %v", d, c.Cause(), at(361))
 	}
+	c.EndLine()
+	// Logged out at 500 s: the login limit runs from then.
+	c.LoggedOut(at(500))
+	if d := c.Deadline(at(510)); !d.Equal(at(560)) || c.Cause() != Login {
+		t.Fatalf("after logout: %v (%v), want %v", d, c.Cause(), at(560))
+	}
 }
 
 func TestOff(t *testing.T) {

@@ -424,6 +424,7 @@ func (c *conn) dispatch(args []string) error {
 		c.result("renamescript", c.home.rename(from, to))
 	case "UNAUTHENTICATE":
 		c.user, c.home = nil, storage{}
+		c.clock.LoggedOut(time.Now())
 		c.write(replyOK)
 	default:
 		c.write(no("", "Unknown command."))

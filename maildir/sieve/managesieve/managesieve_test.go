@@ -338,6 +338,26 @@ func TestLoginTimeout(t *testing.T) {
 	}
 }
 
+// TestLoginTimeoutAfterUnauthenticate: a client that drops its login
+// is held to the login limit again, from the UNAUTHENTICATE on.
+func TestLoginTimeoutAfterUnauthenticate(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LoginTimeout = 2 * time.Second })
+	c := e.login()
+	if r := last(c.cmd("UNAUTHENTICATE")); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("UNAUTHENTICATE: %s", r)
+	}
+	// The NOOP is answered, then the login limit ends the connection
+	// (without it, only the 30-minute idle limit would).
+	c.nc.SetReadDeadline(time.Now().Add(time.Minute))
+	r := c.cmd("NOOP")
+	if !strings.HasPrefix(last(r), "OK") {
+		t.Fatalf("NOOP: %q", r)
+	}
+	if r := c.reply(); !strings.HasPrefix(last(r), `BYE "Disconnected: no login within`) {
+		t.Fatalf("after the login limit: %q", r)
+	}
+}
+
 func TestStartTLSInjection(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.dial()
