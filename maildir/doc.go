@@ -64,7 +64,10 @@
 // derived from a message file (IMAP's MIME structure) in
 // mailagent.cache, so a message is parsed once; Folder.CachedFields does
 // the same for many messages at once (the header fields IMAP's SORT and
-// THREAD compare), in one read of the file.
+// THREAD compare), in one read of the file, and Folder.DecodedFields
+// keeps those fields decoded in memory with the folder's shared state
+// while the Maildir is open (bounded by Options.HeldFieldsMemory), so a
+// SORT or THREAD over a large folder reads no file at all.
 //
 // Standards and formats implemented:
 //   - Maildir (https://cr.yp.to/proto/maildir.html) and Maildir++ folders
