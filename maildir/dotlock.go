@@ -26,20 +26,26 @@ type dotlock struct {
 func acquireDotlock(ctx context.Context, target string, pid int, host string) (*dotlock, error) {
 	lp := target + ".lock"
 	wait := 2 * time.Millisecond
+	// The lock is written under a name of its own, then linked to its
+	// place (as Dovecot does): a process killed between creating the
+	// lock and writing its pid would otherwise leave an empty lock that
+	// no one can tell is abandoned, stopping every writer for
+	// dotlockStale.
+	tmp := lp + "." + strconv.Itoa(pid) + "." + strconv.FormatInt(time.Now().UnixNano(), 36)
+	err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+":"+host), 0o600)
+	if err == nil {
+		// Dovecot running as the mail user watches a lock it waits for
+		// (inotify needs read access).
+		err = chownLike(tmp)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("maildir: writing a lock for %s: %w", target, err)
+	}
+	defer os.Remove(tmp)
 	for {
-		f, err := os.OpenFile(lp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		err := os.Link(tmp, lp)
 		if err == nil {
-			_, werr := f.WriteString(strconv.Itoa(pid) + ":" + host)
-			cerr := f.Close()
-			if werr == nil && cerr == nil {
-				// Dovecot running as the mail user watches a lock
-				// it waits for (inotify needs read access).
-				werr = chownLike(lp)
-			}
-			if werr != nil || cerr != nil {
-				os.Remove(lp)
-				return nil, fmt.Errorf("maildir: writing %s: %w", lp, errors.Join(werr, cerr))
-			}
 			return &dotlock{path: lp}, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
