@@ -43,26 +43,67 @@ func TestCrashChild(t *testing.T) {
 	if os.Getenv("MAILDIR_CRASH_RENAME") != "" {
 		s.anon.Store(anonOff)
 	}
+	crashWorkers(func(w, i int, report func(format string, args ...any)) error {
+		n := i*4 + w
+		d, err := s.Deliver(context.Background(), dir, "INBOX", bytes.NewReader(crashBody(child, n)), nil)
+		if err == nil {
+			report("done %d %s", n, d.Key)
+		}
+		return err
+	})
+}
+
+// crashWorkers runs step in four goroutines until the process is
+// killed; each line report writes reaches the parent whole, after the
+// step it tells of is done. A failed step ends the process.
+func crashWorkers(step func(w, i int, report func(format string, args ...any)) error) {
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
+	report := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(out, format+"\n", args...)
+		out.Flush()
+		mu.Unlock()
+	}
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
-				n := i*4 + w
-				d, err := s.Deliver(context.Background(), dir, "INBOX", bytes.NewReader(crashBody(child, n)), nil)
-				if err != nil {
-					fmt.Fprintln(os.Stderr, "deliver:", err)
+				if err := step(w, i, report); err != nil {
+					fmt.Fprintln(os.Stderr, "child:", err)
 					os.Exit(3)
 				}
-				mu.Lock()
-				fmt.Fprintf(out, "done %d %s\n", n, d.Key)
-				out.Flush()
-				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// runCrashChild runs the test child of this binary with env, hands each
+// line it prints to line, and kills it with SIGKILL after kill lines.
+func runCrashChild(t *testing.T, child string, env []string, kill int, line func(fields []string)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	seen := 0
+	for sc.Scan() {
+		line(strings.Fields(sc.Text()))
+		if seen++; seen == kill {
+			cmd.Process.Kill()
+		}
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("%s ended with %v", child, err)
+	}
 }
 
 // TestCrashDelivery kills a delivering child with SIGKILL at random
@@ -80,36 +121,16 @@ func TestCrashDelivery(t *testing.T) {
 	done := map[string][]byte{} // key → expected content
 	rounds := 10
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "MAILDIR_CRASH_DIR="+dir, "MAILDIR_CRASH_CHILD="+strconv.Itoa(round))
+		env := []string{"MAILDIR_CRASH_DIR=" + dir, "MAILDIR_CRASH_CHILD=" + strconv.Itoa(round)}
 		if round >= rounds/2 {
-			cmd.Env = append(cmd.Env, "MAILDIR_CRASH_RENAME=1")
+			env = append(env, "MAILDIR_CRASH_RENAME=1")
 		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		killAfter := 1 + rand.IntN(40)
-		sc := bufio.NewScanner(stdout)
-		seen := 0
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) != 3 || f[0] != "done" {
-				continue
+		runCrashChild(t, "TestCrashChild", env, 1+rand.IntN(40), func(f []string) {
+			if len(f) == 3 && f[0] == "done" {
+				n, _ := strconv.Atoi(f[1])
+				done[f[2]] = crashBody(round, n)
 			}
-			n, _ := strconv.Atoi(f[1])
-			done[f[2]] = crashBody(round, n)
-			if seen++; seen == killAfter {
-				cmd.Process.Kill()
-			}
-		}
-		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-			t.Fatalf("round %d: child ended with %v", round, err)
-		}
+		})
 		if round == rounds/2-1 && anonWorks(dir) {
 			if left := filesIn(t, dir, "tmp"); len(left) != 0 {
 				t.Fatalf("deliveries through unnamed files left %v in tmp/", left)
