@@ -47,7 +47,20 @@
 // first sync that sees a new file (or at once by Append, Copy and Move).
 // Opening a folder reads mailagent.index, replays mailagent.index.log
 // and stats two directories; only a changed directory is read again, and
-// then without a stat per known file.
+// then without a stat per known file. A change made here (a flag change,
+// an expunge, an append) takes the directories' new stamps without a
+// listing; because another writer's change in the same tick of the clock
+// that stamps directories leaves the same mtime, the folder is listed once
+// more when that tick is surely over: 50 ms after a stamp with a
+// sub-second part (ext4, xfs, btrfs, tmpfs, NFS from those), 1 s after a
+// whole-second one (the dirty window, window.go). That listing runs in the
+// background, out of the folder's lock, and compares a digest of the
+// names with the state's: no command waits for it, a hidden change is
+// taken in and told to watchers like any other, and a sync lists by
+// itself only when no check is on its way (a folder just opened) or the
+// check is a second late. Folder.Select gives what opening a folder for a
+// session needs (UIDs, first unseen, Recent) in a few words per message,
+// where Snapshot builds every Message.
 //
 // Every message has a modification sequence (RFC 7162), raised by every
 // change: an arrival, a flag change through this package, or one made by
