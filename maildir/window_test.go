@@ -188,3 +188,52 @@ func TestWindowCheckWithoutChange(t *testing.T) {
 		t.Fatalf("seen %v", got)
 	}
 }
+
+// TestReopenAfterChangeNoListing: a folder changed here and checked after
+// its window is opened again, once every handle was closed, from its
+// index alone: no listing.
+func TestReopenAfterChangeNoListing(t *testing.T) {
+	var clock testClock
+	clock.set(time.Now())
+	ctx := context.Background()
+	s := newTestStore(t, &Options{now: clock.now, NoWatcher: true})
+	p, err := s.UserPath("example.org", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := folder(t, m, "INBOX")
+	for i := range 3 {
+		if _, err := in.Append(ctx, strings.NewReader(msg(string(rune('a'+i)), 100)), nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.add(10 * time.Second)
+	if err := in.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.StoreFlags(ctx, []uint32{2}, FlagsAdd, []string{FlagSeen}); err != nil {
+		t.Fatal(err)
+	}
+	clock.add(2 * time.Second)
+	in.st.verifyNow()
+	m.Close()
+	clock.add(time.Minute)
+	m, err = s.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	in = folder(t, m, "INBOX")
+	if got := seenUIDs(t, in); !slices.Equal(got, []uint32{2}) {
+		t.Fatalf("seen %v", got)
+	}
+	in.st.mu.Lock()
+	defer in.st.mu.Unlock()
+	if in.st.scans != 0 {
+		t.Fatalf("%d listings on opening again", in.st.scans)
+	}
+}
