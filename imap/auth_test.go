@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -115,6 +116,29 @@ func TestAuthFailures(t *testing.T) {
 	}
 	if st.delays.Load() < 3 {
 		t.Fatalf("failure delay applied %d times", st.delays.Load())
+	}
+}
+
+// TestBadBase64Counted: a SASL response that is not base64 is answered
+// BAD and counts as a failed login; the third failure ends the
+// connection.
+func TestBadBase64Counted(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	cl := dial(t, addr)
+	for i, want := range []string{"BAD", "BAD", "NO [AUTHENTICATIONFAILED]"} {
+		tag := fmt.Sprintf("b%d", i)
+		cl.send(tag + " AUTHENTICATE PLAIN")
+		if l := cl.line(); !strings.HasPrefix(l, "+") {
+			t.Fatalf("continuation %q", l)
+		}
+		cl.send("!!not base64!!")
+		if _, got := cl.until(tag); !strings.HasPrefix(got, want) {
+			t.Fatalf("bad response %d: %q, want %s", i+1, got, want)
+		}
+	}
+	if l := cl.line(); !strings.HasPrefix(l, "* BYE") {
+		t.Fatalf("after 3 failures: %q", l)
 	}
 }
 

@@ -99,6 +99,11 @@ func (c *conn) cmdAuthenticate(cmd *imapwire.Command) (okStatus, error) {
 			c.bye = "Command or literal too large, closing the connection"
 			return okStatus{}, &imap.Error{Type: e.Type, Code: e.Code, Text: e.Text}
 		case errors.As(err, &e):
+			// Not base64: BAD, as RFC 9051 says, and a failed login all
+			// the same, so that it is no free retry.
+			if refusal := c.authError("", auth.ErrMalformedResponse); c.bye != "" {
+				return okStatus{}, refusal
+			}
 			return okStatus{}, &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Invalid SASL response"}
 		case err != nil:
 			c.readFailed(err, false)

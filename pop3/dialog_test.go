@@ -318,11 +318,11 @@ func TestAUTH(t *testing.T) {
 		t.Fatalf("AUTH lists %q", got)
 	}
 	c.cmd("AUTH CRAM-MD5", "-ERR Unsupported authentication mechanism.")
-	c.cmd("AUTH PLAIN !!!", "-ERR [AUTH] Invalid base64 in the initial response.")
+	c.cmd("AUTH PLAIN !!!", replyAuthFail)
 	c.cmd("AUTH PLAIN", "+ ")
 	c.cmd("*", "-ERR Authentication cancelled.")
 	c.cmd("AUTH PLAIN", "+ ")
-	c.cmd("not base64", "-ERR [AUTH] Invalid base64 in the response.")
+	c.cmd("not base64", replyAuthFail)
 	c.cmd("AUTH PLAIN", "+ ")
 	c.cmd(plain, "+OK Logged in, maildrop has 0 messages (0 octets).")
 	c.cmd("QUIT", "+OK Logging out, 0 messages left.")
@@ -804,4 +804,15 @@ func TestTemporaryFailures(t *testing.T) {
 	c.cmd("PASS pw", replyTempFail)
 	c.cmd("QUIT", "+OK Logging out.")
 	c.eof()
+}
+
+// TestBadBase64Counted: a SASL response that is not base64 is a failed
+// login, counted towards MaxAuthFailures like a wrong password.
+func TestBadBase64Counted(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial()
+	c.cmd("AUTH PLAIN !!!", replyAuthFail)
+	c.cmd("AUTH PLAIN", "+ ")
+	c.cmd("***", replyAuthFail)
+	c.cmd("AUTH LOGIN ###", replyAuthFailLast)
 }

@@ -81,7 +81,8 @@ func (c *conn) cmdAUTH(cmd command) {
 	if len(cmd.args) == 2 {
 		r, err := decodeSASL(cmd.args[1])
 		if err != nil {
-			c.reply("-ERR [AUTH] Invalid base64 in the initial response.")
+			// A failed login like any other (counted), not a free retry.
+			c.authFailed(mech, auth.ErrMalformedResponse)
 			return
 		}
 		resp = r
@@ -126,7 +127,7 @@ func (c *conn) cmdAUTH(cmd command) {
 			return
 		}
 		if resp, err = decodeSASL(line); err != nil {
-			c.reply("-ERR [AUTH] Invalid base64 in the response.")
+			c.authFailed(mech, auth.ErrMalformedResponse)
 			return
 		}
 	}

@@ -20,7 +20,8 @@ import (
 const drainQuitWait = 10 * time.Second
 
 // Replies the connection gives itself, in place of go-smtp's reply to a
-// command it handed go-smtp instead of the client's.
+// command it handed go-smtp instead of the client's, or of a go-smtp
+// reply it corrects.
 const (
 	replyStartTLS     = "220 2.0.0 Ready to start TLS\r\n"
 	replyNoTLS        = "502 5.5.1 TLS not supported\r\n"
@@ -28,7 +29,13 @@ const (
 	replyTLSSyntax    = "501 5.5.4 Syntax: STARTTLS\r\n"
 	replyShuttingDown = "421 4.3.2 Service shutting down\r\n"
 	replyJunk         = "421 4.7.0 Too many commands without a message, closing connection\r\n"
+	replyBadBase64    = "501 5.5.2 Invalid base64 data\r\n"
+	replyAuthTooMany  = "421 4.7.0 Too many authentication failures, closing connection\r\n"
 )
+
+// goSMTPBadBase64 is go-smtp's reply to a SASL response that is not
+// base64; RFC 4954 wants 501, and it is a failed login like any other.
+var goSMTPBadBase64 = []byte("454 4.7.0 Invalid base64 data\r\n")
 
 // conn is every accepted connection, and what go-smtp reads and writes:
 // go-smtp only ever sees plaintext, because TLS (STARTTLS and implicit)
@@ -331,6 +338,11 @@ func (c *conn) filterLocked(b []byte) []byte {
 			}
 			continue
 		}
+		if bytes.Equal(line, goSMTPBadBase64) {
+			line = c.badBase64Locked()
+			code, final = replyCode(line)
+			changed = true
+		}
 		out = append(out, line...)
 		if c.ehlo {
 			c.ehlo = false
@@ -444,6 +456,21 @@ func (c *conn) messageAccepted() {
 	c.mu.Lock()
 	c.junk = 0
 	c.mu.Unlock()
+}
+
+// badBase64Locked counts a SASL response that was not base64 as a
+// failed login and gives the reply; the last one allowed ends the
+// connection.
+func (c *conn) badBase64Locked() []byte {
+	c.authFails++
+	if c.sessLog != nil {
+		c.sessLog.Info("authentication refused: response not base64", "failures", c.authFails)
+	}
+	if c.authFails >= c.srv.opts.MaxAuthFailures {
+		c.closeAfter = true
+		return []byte(replyAuthTooMany)
+	}
+	return []byte(replyBadBase64)
 }
 
 // endAfterReply marks the next reply as the connection's last.

@@ -462,6 +462,34 @@ func TestMalformedSASLCounted(t *testing.T) {
 		S: 421 4.7.0`)
 }
 
+// TestBadBase64Counted: a SASL response that is not base64 is answered
+// 501 (RFC 4954 §4) and counts as a failed login, in the AUTH line and
+// after a 334 alike; the last allowed ends the connection.
+func TestBadBase64Counted(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(Submission))
+	dial(t, "tcp", addr).run(`
+		S: 220
+		C: EHLO laptop
+		S: 250
+		C: STARTTLS
+		S: 220
+		TLS
+		C: EHLO laptop
+		S: 250
+		C: AUTH PLAIN !!!notbase64
+		S: 501 5.5.2
+		C: AUTH PLAIN
+		S: 334
+		C: ***
+		S: 501 5.5.2
+		C: AUTH LOGIN
+		S: 334
+		C: %%%
+		S: 421 4.7.0
+		CLOSED`)
+}
+
 // One MX connection cannot walk the directory: after MaxRecipientErrors
 // recipients refused for good, over its transactions together, the last
 // refusal is 421 4.7.0 and the connection ends. A temporary refusal (too

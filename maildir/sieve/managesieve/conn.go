@@ -533,8 +533,7 @@ func (c *conn) authenticate(args []string) error {
 	var resp []byte
 	if ir, ok := strArg(args, 1); ok {
 		if resp, err = base64.StdEncoding.DecodeString(ir); err != nil {
-			c.write(no("", "Bad base64."))
-			return nil
+			return c.authFailed(auth.ErrMalformedResponse) // counted like any failed login
 		}
 	}
 	for {
@@ -564,8 +563,7 @@ func (c *conn) authenticate(args []string) error {
 			return nil
 		}
 		if resp, err = base64.StdEncoding.DecodeString(s); err != nil {
-			c.write(no("", "Bad base64."))
-			return nil
+			return c.authFailed(auth.ErrMalformedResponse) // counted like any failed login
 		}
 	}
 	if user == nil {

@@ -120,6 +120,21 @@ func TestMalformedSASLCounted(t *testing.T) {
 	}
 }
 
+// TestBadBase64Counted: a response that is not base64 is a failed login,
+// counted like a wrong password.
+func TestBadBase64Counted(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.dial()
+	c.reply()
+	c.startTLS(e.client)
+	for i, ir := range []string{"!!!", "***", "%%%"} {
+		r := last(c.cmd(`AUTHENTICATE "PLAIN" "` + ir + `"`))
+		if i < 2 && r != `NO "Authentication failed."` || i == 2 && !strings.HasPrefix(r, "BYE") {
+			t.Fatalf("response %d not base64: %s", i+1, r)
+		}
+	}
+}
+
 // A string the server sends back that holds a line end (NOOP's tag, sent
 // as a literal) goes out as a literal, so that it cannot end the response
 // early and pass for a response of its own.
