@@ -122,11 +122,9 @@ func (u *userState) shutdown() {
 		f.stopWatching(ErrClosed)
 		f.stopVerify()
 		f.mu.Lock()
-		// Changes not on disk are written here, and so are the stamps
-		// and scan time of a folder listed since the index was last
-		// written whole (baseStale): without them the next open lists
-		// the folder again (hundreds of ms at 100,000 messages).
-		if f.loaded && (f.indexDirty || f.baseStale) && !f.gone {
+		// Only changes not on disk are written here: what baseStale
+		// covers is in the log or rebuilt by one rescan at the next open.
+		if f.loaded && f.indexDirty && !f.gone {
 			f.saveIndex(context.Background())
 		}
 		f.dropHeld() // the state is no longer shared: its values go
