@@ -383,7 +383,7 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNoFolder, f.name)
 	}
 	f.syncs++
-	fresh := false
+	fresh, opened := false, !f.loaded
 	if !f.loaded {
 		f.reset()
 		fresh = !f.loadIndex()
@@ -413,12 +413,19 @@ func (f *folderState) sync(ctx context.Context, force bool) ([]Event, error) {
 		force = true
 	}
 	f.refreshKeywords()
-	scan := f.added.Swap(false) || force || fresh || stNew.mtime != f.newStamp.mtime || stCur.mtime != f.curStamp.mtime
+	added := f.added.Swap(false)
+	scan := added || force || fresh || stNew.mtime != f.newStamp.mtime || stCur.mtime != f.curStamp.mtime
+	if scan && opened && !added && !force && !fresh {
+		// The index was written whole before changes logged since (its
+		// log replayed above): a listing showing the state's names
+		// takes the directories' new stamps without a scan.
+		scan = !f.verifyHeld(now, stNew, stCur)
+	}
 	if settled := f.settledAt(); !scan && f.scannedAt < settled && now >= settled &&
 		(!f.verifyArmed || now >= settled+int64(verifyGrace)) {
 		// The dirty window passed and no check is on its way (or it is
 		// late): list now, and scan only if the names differ.
-		scan = !f.verifyHeld(now)
+		scan = !f.verifyHeld(now, f.newStamp, f.curStamp)
 	}
 	var events []Event
 	if !scan {

@@ -151,12 +151,12 @@ func sortedUnique(info string) bool {
 	return true
 }
 
-// verifyHeld is the dirty window's listing run under f.mu: it reports
-// whether the folder's files are the ones the state knows, with the
-// directories' stamps unchanged, listed from now on. The caller scans
-// when it is not.
-func (f *folderState) verifyHeld(now int64) bool {
-	stN, stC := f.newStamp, f.curStamp
+// verifyHeld is a listing run under f.mu (the dirty window's, or the
+// first after the index was loaded): it reports whether the folder's
+// files are the ones the state knows, with the directories' stamps stN
+// and stC (taken before it, at now) unchanged, and then records them as
+// listed at now. The caller scans when it is not.
+func (f *folderState) verifyHeld(now int64, stN, stC fileStamp) bool {
 	sum, n, err := f.nameDigest()
 	if err != nil || sum != f.digest || n != len(f.list) {
 		return false
@@ -167,8 +167,8 @@ func (f *folderState) verifyHeld(now int64) bool {
 	if c, ok := statStamp(filepath.Join(f.dir, "cur")); !ok || c != stC {
 		return false
 	}
-	f.scannedAt = now
-	f.baseStale = true // the index's scan time is behind
+	f.newStamp, f.curStamp, f.scannedAt = stN, stC, now
+	f.baseStale = true // the index's stamps and scan time are behind
 	return true
 }
 

@@ -188,3 +188,71 @@ func TestWindowCheckWithoutChange(t *testing.T) {
 		t.Fatalf("seen %v", got)
 	}
 }
+
+// TestReopenAfterChangeNoScan: a folder changed here (a flag change, in
+// the log, not in the index's stamps) and opened again once every handle
+// was closed is listed once, with no scan: nothing new, nothing written.
+func TestReopenAfterChangeNoScan(t *testing.T) {
+	var clock testClock
+	clock.set(time.Now())
+	ctx := context.Background()
+	s := newTestStore(t, &Options{now: clock.now, NoWatcher: true})
+	p, err := s.UserPath("example.org", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := folder(t, m, "INBOX")
+	for i := range 3 {
+		if _, err := in.Append(ctx, strings.NewReader(msg(string(rune('a'+i)), 100)), nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.add(10 * time.Second)
+	if err := in.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	m, err = s.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = folder(t, m, "INBOX")
+	if _, err := in.StoreFlags(ctx, []uint32{2}, FlagsAdd, []string{FlagSeen}); err != nil {
+		t.Fatal(err)
+	}
+	clock.add(2 * time.Second)
+	in.st.verifyNow()
+	m.Close()
+	clock.add(time.Minute)
+	m, err = s.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = folder(t, m, "INBOX")
+	if got := seenUIDs(t, in); !slices.Equal(got, []uint32{2}) {
+		t.Fatalf("seen %v", got)
+	}
+	in.st.mu.Lock()
+	scans, from := in.st.scans, filepath.Join(in.st.dir, in.st.ents[3].relPath())
+	in.st.mu.Unlock()
+	if scans != 0 {
+		t.Fatalf("%d scans on opening again", scans)
+	}
+	// A rename by someone else while the Maildir is closed is found.
+	m.Close()
+	if err := os.Rename(from, from+"S"); err != nil {
+		t.Fatal(err)
+	}
+	m, err = s.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if got := seenUIDs(t, folder(t, m, "INBOX")); !slices.Equal(got, []uint32{2, 3}) {
+		t.Fatalf("seen %v after an outside rename", got)
+	}
+}
