@@ -11,6 +11,29 @@ import (
 // \Recent; EXAMINE and STATUS leave them so; the first read-write
 // SELECT takes them, and no later session sees them \Recent; a session
 // that has the mailbox selected takes the messages it is first told of.
+// TestRecentAfterExpunge: when messages a session holds \Recent are
+// expunged, an IMAP4rev1 client is told its new RECENT count after the
+// EXPUNGE responses.
+func TestRecentAfterExpunge(t *testing.T) {
+	st := newTestStack(t)
+	_, addr := st.serve(st.options())
+	a := dial(t, addr)
+	a.login("alice@local.example")
+	a.ok("CREATE box")
+	for range 3 {
+		a.ok("APPEND box {%d+}\r\n%s", len(testMessage), testMessage)
+	}
+	wantLine(t, a.ok("SELECT box"), "* 3 RECENT")
+	b := dial(t, addr)
+	b.login("alice@local.example")
+	wantLine(t, b.ok("SELECT box"), "* 0 RECENT")
+	b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+	b.ok("EXPUNGE")
+	lines := a.ok("NOOP")
+	wantLine(t, lines, "* 2 EXPUNGE")
+	wantLine(t, lines, "* 2 RECENT")
+}
+
 func TestRecent(t *testing.T) {
 	st := newTestStack(t)
 	_, addr := st.serve(st.options())

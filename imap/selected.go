@@ -299,12 +299,24 @@ func (s *session) poll(w *imapwire.Writer, allowExpunge bool) error {
 				w.End()
 			}
 		}
-		if len(cur) > len(view)-len(gone) {
+		goneRecent := false
+		for _, i := range gone {
+			goneRecent = goneRecent || sel.isRecent(view[i])
+		}
+		announced := len(cur) > len(view)-len(gone)
+		if announced {
 			if err := s.announceNew(w, cur, added); err != nil {
 				return err
 			}
 		}
 		sel.view = cur
+		if goneRecent && !announced && !s.nc.rev2 {
+			// The session's \Recent count fell with the expunges: say
+			// so, as Dovecot does, so that the RECENT counts a client
+			// holds for its sessions never add up to more than the
+			// mailbox's messages.
+			sel.writeRecent(w)
+		}
 	case len(gone) == 0 && !below:
 		if len(added) > 0 {
 			if err := s.announceNew(w, cur, added); err != nil {
