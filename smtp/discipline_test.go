@@ -559,3 +559,26 @@ func TestJunkCommandLimit(t *testing.T) {
 	b.WriteString("C: QUIT\nS: 221\n")
 	dial(t, "tcp", laddr).run(b.String())
 }
+
+// TestParamsRefused: a MAIL or RCPT parameter given twice, and SMTPUTF8
+// with a value, are refused 501 5.5.4 before go-smtp takes them; the
+// transaction goes on with a correct command.
+func TestParamsRefused(t *testing.T) {
+	st := newTestStack(t)
+	addr, _ := st.serve(st.options(MX))
+	dial(t, "tcp", addr).run(greet + `
+		C: MAIL FROM:<sender@far.example> RET=FULL RET=HDRS
+		S: 501 5.5.4
+		C: MAIL FROM:<sender@far.example> SMTPUTF8=yes
+		S: 501 5.5.4
+		C: MAIL FROM:<"odd>name"@far.example> BODY=8BITMIME body=7bit
+		S: 501 5.5.4
+		C: MAIL FROM:<sender@far.example> RET=FULL ENVID=x BODY=8BITMIME SMTPUTF8
+		S: 250
+		C: RCPT TO:<alice@local.example> NOTIFY=NEVER NOTIFY=SUCCESS
+		S: 501 5.5.4
+		C: RCPT TO:<alice@local.example> NOTIFY=NEVER ORCPT=rfc822;alice@local.example
+		S: 250
+		C: QUIT
+		S: 221`)
+}

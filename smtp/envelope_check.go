@@ -29,6 +29,7 @@ var (
 	errSenderSyntax = &mail.Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad sender address syntax"}
 	errSenderLong   = &mail.Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Sender address too long"}
 	errRcptSyntax   = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errParamSyntax  = &mail.Error{Code: 501, EnhancedCode: [3]int{5, 5, 4}, Message: "Duplicate or malformed parameter"}
 	errRcptLong     = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 1, 3}, Message: "Recipient address too long"}
 	errNeedUTF8     = &mail.Error{Code: 553, EnhancedCode: [3]int{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
 	errAuthzSyntax  = &mail.Error{Code: 501, EnhancedCode: [3]int{5, 1, 7}, Message: "Bad authorization identity syntax"}

@@ -147,8 +147,11 @@ func (s *scanner) command(line []byte) (*command, []byte) {
 		s.chunkOpen = false
 		if rest, ok := cutPrefixFold(arg, "FROM:"); ok {
 			cmd.route = hasSourceRoute(rest)
-			if hasControl(rest) {
+			switch {
+			case hasControl(rest):
 				cmd.refuse = replyLine(errSenderSyntax)
+			case !paramsWellFormed(rest):
+				cmd.refuse = replyLine(errParamSyntax)
 			}
 		}
 	case "RCPT":
@@ -158,6 +161,10 @@ func (s *scanner) command(line []byte) (*command, []byte) {
 				// go-smtp's parser would refuse some of these with a
 				// reply of its own, and pass others on: all get ours.
 				cmd.refuse = replyLine(errRcptSyntax)
+				return cmd, line
+			}
+			if !paramsWellFormed(rest) {
+				cmd.refuse = replyLine(errParamSyntax)
 				return cmd, line
 			}
 			if r, ok := s.rewritePostmaster(line, rest); ok {
@@ -209,6 +216,47 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 
 // hasSourceRoute reports whether a MAIL or RCPT path starts with an
 // at-domain list ("<@a,@b:user@c>"), which go-smtp drops without a word.
+// paramsWellFormed checks the ESMTP parameters after a MAIL or RCPT
+// path, which go-smtp lets through: no keyword twice (RFC 5321 section
+// 4.1.2 gives each one meaning once; a second RET or ORCPT would leave
+// which one counts to chance), and SMTPUTF8 without a value (RFC 6531
+// section 3.4).
+func paramsWellFormed(path string) bool {
+	rest := strings.TrimLeft(path, " \t")
+	if strings.HasPrefix(rest, "<") {
+		quoted := false
+		end := -1
+		for i := 1; i < len(rest) && end < 0; i++ {
+			switch c := rest[i]; {
+			case c == '\\' && quoted:
+				i++
+			case c == '"':
+				quoted = !quoted
+			case c == '>' && !quoted:
+				end = i
+			}
+		}
+		if end < 0 {
+			return true // go-smtp refuses the path itself
+		}
+		rest = rest[end+1:]
+	} else if i := strings.IndexAny(rest, " \t"); i >= 0 {
+		rest = rest[i:]
+	} else {
+		rest = ""
+	}
+	seen := map[string]bool{}
+	for _, p := range strings.Fields(rest) {
+		key, _, hasValue := strings.Cut(p, "=")
+		key = strings.ToUpper(key)
+		if seen[key] || key == "SMTPUTF8" && hasValue {
+			return false
+		}
+		seen[key] = true
+	}
+	return true
+}
+
 func hasSourceRoute(path string) bool {
 	path = strings.TrimSpace(path)
 	path = strings.TrimPrefix(path, "<")

@@ -311,6 +311,7 @@ func FuzzScanner(f *testing.F) {
 		"\x02DATA\r\nbody\r\n.\rx\r\n.\r\n",
 		"\x07BDAT 5\r\nab\r\nBDAT 3 LAST\r\nc\r\nQUIT\r\n",
 		"\x01AUTH PLAIN\r\nSTARTTLS\r\nDATA\r\n.\r\n",
+		"\x04MAIL FROM:<\"a>\\\"b\"@c> RET=FULL ret=HDRS SMTPUTF8=x\r\nRCPT TO:<d@e> NOTIFY=NEVER\r\n",
 	} {
 		f.Add([]byte(s))
 	}
