@@ -441,15 +441,7 @@ func TestBDAT(t *testing.T) {
 func TestMalformedSASLCounted(t *testing.T) {
 	st := newTestStack(t)
 	addr, _ := st.serve(st.options(Submission))
-	dial(t, "tcp", addr).run(`
-		S: 220
-		C: EHLO laptop
-		S: 250
-		C: STARTTLS
-		S: 220
-		TLS
-		C: EHLO laptop
-		S: 250
+	dial(t, "tcp", addr).run(tlsHello + `
 		C: AUTH PLAIN
 		S: 334
 		C: =
@@ -468,15 +460,7 @@ func TestMalformedSASLCounted(t *testing.T) {
 func TestBadBase64Counted(t *testing.T) {
 	st := newTestStack(t)
 	addr, _ := st.serve(st.options(Submission))
-	dial(t, "tcp", addr).run(`
-		S: 220
-		C: EHLO laptop
-		S: 250
-		C: STARTTLS
-		S: 220
-		TLS
-		C: EHLO laptop
-		S: 250
+	dial(t, "tcp", addr).run(tlsHello + `
 		C: AUTH PLAIN !!!notbase64
 		S: 501 5.5.2
 		C: AUTH PLAIN

@@ -195,15 +195,7 @@ func TestAuthzidControls(t *testing.T) {
 	addr, _ := st.serve(st.options(Submission))
 	c := dial(t, "tcp", addr)
 	bad := b64("alice@local.example\r\nX-Inj: 1\x00alice@local.example\x00" + testPassword)
-	c.run(`
-		S: 220
-		C: EHLO laptop
-		S: 250
-		C: STARTTLS
-		S: 220
-		TLS
-		C: EHLO laptop
-		S: 250
+	c.run(tlsHello + `
 		C: AUTH PLAIN ` + bad + `
 		S: 501 5.1.7
 		C: AUTH PLAIN ` + plainIR("alice@local.example", testPassword) + `

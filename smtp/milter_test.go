@@ -497,15 +497,7 @@ func TestMilterOneConnectionPerSession(t *testing.T) {
 		C: DATA
 		S: 354
 		R: `
-	dial(t, "tcp", addr).run(`
-		S: 220
-		C: EHLO laptop
-		S: 250
-		C: STARTTLS
-		S: 220
-		TLS
-		C: EHLO laptop
-		S: 250
+	dial(t, "tcp", addr).run(tlsHello + `
 		C: AUTH LOGIN ` + b64("alice@local.example") + `
 		S: 334 ` + b64("Password:") + `
 		C: ` + b64(testPassword) + `

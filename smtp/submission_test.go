@@ -13,9 +13,9 @@ func plainIR(user, pass string) string {
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-// tlsLogin is the script up to an authenticated session.
-func tlsLogin(user string) string {
-	return fmt.Sprintf(`
+// tlsHello is the script of a submission client up to its EHLO over
+// TLS.
+const tlsHello = `
 		S: 220
 		C: EHLO laptop
 		S: 250
@@ -23,7 +23,11 @@ func tlsLogin(user string) string {
 		S: 220
 		TLS
 		C: EHLO laptop
-		S: 250
+		S: 250`
+
+// tlsLogin is the script up to an authenticated session.
+func tlsLogin(user string) string {
+	return tlsHello + fmt.Sprintf(`
 		H: AUTH PLAIN LOGIN
 		C: AUTH PLAIN %s
 		S: 235 2.0.0`, plainIR(user, testPassword))
@@ -140,15 +144,7 @@ func TestSubmissionAuthLoginAndFailures(t *testing.T) {
 	st := newTestStack(t)
 	addr, _ := st.serve(st.options(Submission))
 	c := dial(t, "tcp", addr)
-	c.run(`
-		S: 220
-		C: EHLO laptop
-		S: 250
-		C: STARTTLS
-		S: 220
-		TLS
-		C: EHLO laptop
-		S: 250
+	c.run(tlsHello + `
 		C: AUTH LOGIN
 		S: 334 ` + b64("Username:") + `
 		C: ` + b64("alice@local.example") + `
@@ -162,15 +158,7 @@ func TestSubmissionAuthLoginAndFailures(t *testing.T) {
 		CLOSED`)
 
 	c = dial(t, "tcp", addr)
-	c.run(`
-		S: 220
-		C: EHLO laptop
-		S: 250
-		C: STARTTLS
-		S: 220
-		TLS
-		C: EHLO laptop
-		S: 250
+	c.run(tlsHello + `
 		C: AUTH LOGIN ` + b64("alice@local.example") + `
 		S: 334 ` + b64("Password:") + `
 		C: ` + b64(testPassword) + `
